@@ -1,0 +1,1 @@
+"""Adapters: one module per technology and port (PostgreSQL, filesystem, OpenAI, Exa, ...)."""

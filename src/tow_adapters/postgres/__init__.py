@@ -1,0 +1,1 @@
+"""PostgreSQL (with pgvector) adapters: the embedded server, engines, migrations and stores."""

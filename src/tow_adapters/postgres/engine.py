@@ -1,0 +1,38 @@
+"""SQLAlchemy engine for PostgreSQL through psycopg 3, with pool sizes and timeouts from config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    pool_size: int = 5
+    max_overflow: int = 10
+    pool_timeout_seconds: float = 30.0
+    connect_timeout_seconds: int = 10
+    statement_timeout_ms: int = 30_000
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """Accept the usual ``postgres://`` / ``postgresql://`` spellings and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    return database_url
+
+
+def create_engine(database_url: str, options: PoolOptions) -> sa.Engine:
+    return sa.create_engine(
+        sqlalchemy_url(database_url),
+        pool_size=options.pool_size,
+        max_overflow=options.max_overflow,
+        pool_timeout=options.pool_timeout_seconds,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": options.connect_timeout_seconds,
+            "options": f"-c statement_timeout={options.statement_timeout_ms}",
+        },
+    )

@@ -1,0 +1,78 @@
+"""Core exception hierarchy. tow_http maps each class to one HTTP status in one table.
+
+Adapters wrap vendor errors in these (``raise ... from exc``) so that nothing above the adapter
+boundary ever sees a SQLAlchemy, psycopg or SDK exception.
+"""
+
+from __future__ import annotations
+
+
+class TowError(Exception):
+    """Base of every error the core or an adapter raises on purpose; ``code`` is stable API."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(TowError):
+    """The request named a bad value; ``field`` says which one."""
+
+    code = "invalid_input"
+
+
+class NotAuthenticated(TowError):
+    code = "not_authenticated"
+
+
+class AccessDenied(TowError):
+    """Signed in, allowed to know the target exists, but not allowed to do this."""
+
+    code = "forbidden"
+
+
+class NotFound(TowError):
+    """Absent, or present but invisible to the caller (SPEC §2: never reveal existence)."""
+
+    code = "not_found"
+
+
+class Conflict(TowError):
+    code = "conflict"
+
+
+class PayloadTooLarge(TowError):
+    code = "payload_too_large"
+
+
+class RetryableError(TowError):
+    """An error the caller may retry after ``retry_after_seconds``."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class Throttled(RetryableError):
+    code = "throttled"
+
+
+class DependencyUnavailable(RetryableError):
+    """A service TOW needs (the database, a provider) cannot answer now."""
+
+    code = "dependency_unavailable"
+
+
+class NotConfigured(TowError):
+    """A feature needs configuration the operator has not given (e.g. OPENAI_API_KEY)."""
+
+    code = "not_configured"
+
+
+class SchemaOutOfDate(TowError):
+    """The database is reachable but not at the latest migration."""
+
+    code = "schema_out_of_date"

@@ -1,0 +1,1 @@
+"""The HTTP layer: Litestar app factory, routers, request/response shapes, CLI and composition root."""

@@ -1,0 +1,168 @@
+"""`tow`: the operator's command line (SPEC §12).
+
+Every command exits non-zero with one line on failure: 2 for configuration problems, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tow_core.errors import TowError
+from tow_core.readiness import require_current_schema
+from tow_http.composition import container_for
+from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+class _StopRequested(Exception):
+    """SIGINT/SIGTERM after uvicorn's graceful shutdown: unwind so the embedded PostgreSQL stops too."""
+
+
+def _raise_stop_requested(signum: int, _frame: object) -> None:
+    raise _StopRequested(signal.Signals(signum).name)
+
+
+def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
+    import uvicorn
+
+    # uvicorn shuts down gracefully on these signals, then re-raises them to the handlers it found;
+    # ours unwinds the stack instead of dying on the spot, so that `finally` blocks run.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _raise_stop_requested)
+
+    runtime = config.settings.runtime
+    with container_for(config) as container:
+        migrator = container.schema_migrator()
+        if args.migrate:
+            migrator.upgrade()
+        require_current_schema(migrator)
+        host = args.host or runtime.bind_host
+        port = args.port or runtime.bind_port
+        print(f"TOW serving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+        try:
+            uvicorn.run(
+                container.app(),
+                host=host,
+                port=port,
+                log_level=runtime.log_level,
+                proxy_headers=bool(runtime.trusted_proxy_cidrs),
+                forwarded_allow_ips=list(runtime.trusted_proxy_cidrs) or None,
+                server_header=False,
+            )
+        except _StopRequested as stop:
+            print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)
+    return 0
+
+
+def _db_upgrade(_: argparse.Namespace, config: LoadedConfig) -> int:
+    with container_for(config) as container:
+        migrator = container.schema_migrator()
+        before = migrator.schema_state()
+        after = migrator.upgrade()
+    if before.current_revision == after.current_revision:
+        print(f"database already at the latest migration ({after.current_revision})")
+    else:
+        print(f"database upgraded from {before.current_revision or 'empty'} to {after.current_revision}")
+    return 0
+
+
+def _db_status(_: argparse.Namespace, config: LoadedConfig) -> int:
+    with container_for(config) as container:
+        state = container.schema_migrator().schema_state()
+    print(f"current migration: {state.current_revision or 'none (empty database)'}")
+    print(f"latest migration:  {state.latest_revision}")
+    if state.up_to_date:
+        print("database is up to date")
+        return 0
+    print("database needs migrating: run `tow db upgrade`")
+    return EXIT_FAILURE
+
+
+def _config_check(_: argparse.Namespace, config: LoadedConfig) -> int:
+    for line in effective_config_lines(config):
+        print(line)
+    print("configuration is valid")
+    return 0
+
+
+Command = Callable[[argparse.Namespace, LoadedConfig], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tow",
+        description="TOW, the self-hosted operating workspace. Configuration: tow.yaml, .env and the environment.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="path to tow.yaml (default: $TOW_CONFIG or ./tow.yaml); .env is read from the same directory",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the web server",
+        description="Serve the API and pages. Starts the embedded PostgreSQL when DATABASE_URL is unset, "
+        "and refuses to start on a database that is not at the latest migration.",
+    )
+    serve.add_argument("--host", help="address to bind (default: runtime.bind_host)")
+    serve.add_argument("--port", type=int, help="port to bind (default: runtime.bind_port)")
+    serve.add_argument("--migrate", action="store_true", help="apply pending migrations before serving")
+    serve.set_defaults(handler=_serve, needs_app_secret=True)
+
+    db = commands.add_parser("db", help="database schema", description="Inspect or migrate the database schema.")
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    db_commands.add_parser(
+        "upgrade", help="apply pending migrations", description="Apply every pending migration (Alembic)."
+    ).set_defaults(handler=_db_upgrade, needs_app_secret=False)
+    db_commands.add_parser(
+        "status",
+        help="show the current and latest migration",
+        description="Show the applied and latest migration; exits 1 when migrations are pending.",
+    ).set_defaults(handler=_db_status, needs_app_secret=False)
+
+    config = commands.add_parser("config", help="configuration", description="Validate and show configuration.")
+    config_commands = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    config_commands.add_parser(
+        "check",
+        help="validate and print the effective configuration",
+        description="Validate tow.yaml, .env and the environment, then print every setting with its source "
+        "(default, tow.yaml, .env or environment). Secrets are masked.",
+    ).set_defaults(handler=_config_check, needs_app_secret=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config, require_app_secret=args.needs_app_secret)
+    except ConfigError as exc:
+        print(f"tow: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return args.handler(args, config)
+    except TowError as exc:
+        print(f"tow: error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"tow: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

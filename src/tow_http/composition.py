@@ -1,0 +1,73 @@
+"""The composition root: the one module that builds adapters and hands them to the app and use cases.
+
+Tests build the app through ``Container`` too, overriding providers where they need fakes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dependency_injector import containers, providers
+from litestar import Litestar
+
+from tow_adapters.postgres.embedded import EmbeddedPostgres
+from tow_adapters.postgres.engine import PoolOptions, create_engine
+from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_http.app import create_app
+from tow_http.config import LoadedConfig
+
+
+def _pool_options(config: LoadedConfig) -> PoolOptions:
+    db = config.settings.database
+    return PoolOptions(
+        pool_size=db.pool_size,
+        max_overflow=db.max_overflow,
+        pool_timeout_seconds=db.pool_timeout_seconds,
+        connect_timeout_seconds=db.connect_timeout_seconds,
+        statement_timeout_ms=db.statement_timeout_ms,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Dependency(instance_of=LoadedConfig)
+    database_url = providers.Dependency(instance_of=str)
+
+    engine = providers.Singleton(
+        create_engine, database_url, providers.Callable(_pool_options, config)
+    )
+    schema_migrator = providers.Singleton(PgSchemaMigrator, engine)
+    app: providers.Provider[Litestar] = providers.Singleton(
+        create_app,
+        settings=config.provided.settings,
+        schema_inspector=schema_migrator,
+    )
+
+
+@contextmanager
+def database_url(config: LoadedConfig) -> Iterator[str]:
+    """DATABASE_URL when set; otherwise the embedded PostgreSQL, stopped again on exit."""
+    if config.secrets.database_url:
+        yield config.secrets.database_url
+        return
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); the fallback is fine.
+        warnings.simplefilter("ignore")
+        embedded = EmbeddedPostgres(config.resolve_path(config.settings.database.embedded_data_dir))
+        url = embedded.start()
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+@contextmanager
+def container_for(config: LoadedConfig) -> Iterator[Container]:
+    """A wired container with a running database; disposes the pool and stops what it started."""
+    with database_url(config) as url:
+        container = Container(config=config, database_url=url)
+        try:
+            yield container
+        finally:
+            container.engine().dispose()
