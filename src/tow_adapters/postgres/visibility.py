@@ -1,0 +1,116 @@
+"""The one SQL visibility filter, generated from the core rule table (SPEC §2 "One predicate").
+
+``tow_core.access.READ_RULES`` / ``WRITE_RULES`` say which conditions grant each scope kind. Here each
+(scope kind, condition) pair has one SQL generator: a SELECT of the ``(organisation_id, scope_kind,
+scope_ref)`` triples that the condition grants to ``:principal_id``. The UNION of the generators the
+rule table names is the set of scopes the principal can read (or write); a record is visible iff
+its own triple is in that set. Building the SQL fails loudly if the rule table names a pair with no
+generator, so the two can never silently drift apart, and a differential property test
+(tests/contract/test_visibility_differential.py) checks they agree on random worlds.
+
+Cost: every generator starts from the principal's own memberships, group memberships and grants
+(all indexed by user id), and records are then probed by their ``(organisation_id, scope_kind,
+scope_ref)`` index, so the work grows with what the principal can see, not with invisible rows.
+Nothing is cached: a revoked grant is gone on the very next statement.
+"""
+
+# ruff: noqa: S608 -- the SQL here is assembled only from module constants and enum values, never input.
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from tow_core.access import READ_RULES, WRITE_RULES, Condition, ProjectRole, Scope, ScopeKind
+
+PRINCIPAL_PARAM = "principal_id"
+
+# Active memberships of the principal: deny by default (SPEC §2) — no membership, nothing.
+_MY_MEMBERSHIPS = (
+    "SELECT m.organisation_id, m.role FROM memberships m JOIN users u ON u.id = m.user_id "
+    f"WHERE m.user_id = :{PRINCIPAL_PARAM} AND u.is_active"
+)
+_MANAGER_ROLES = "('owner', 'admin')"
+
+
+def _roles_sql(roles: list[ProjectRole]) -> str:
+    return "(" + ", ".join(f"'{role.value}'" for role in roles) + ")"
+
+
+def _project_grant(roles: list[ProjectRole]) -> str:
+    """Projects where the principal's direct grant or a grant to one of its groups (of the same
+    organisation) has one of ``roles``; "highest of direct and group grants" falls out of the OR."""
+    return (
+        "SELECT p.organisation_id, 'project', p.id FROM my_memberships mm "
+        "JOIN projects p ON p.organisation_id = mm.organisation_id "
+        "JOIN project_grants pg ON pg.project_id = p.id "
+        f"WHERE pg.role IN {_roles_sql(roles)} AND (pg.user_id = :{PRINCIPAL_PARAM} OR pg.group_id IN ("
+        "SELECT gm.group_id FROM group_members gm JOIN groups g ON g.id = gm.group_id "
+        f"WHERE gm.user_id = :{PRINCIPAL_PARAM} AND g.organisation_id = p.organisation_id))"
+    )
+
+
+SCOPE_GENERATORS: Mapping[tuple[ScopeKind, Condition], str] = {
+    (ScopeKind.ORGANISATION, Condition.IS_MEMBER): (
+        "SELECT mm.organisation_id, 'organisation', mm.organisation_id FROM my_memberships mm"
+    ),
+    (ScopeKind.GROUP, Condition.IN_GROUP): (
+        "SELECT g.organisation_id, 'group', g.id FROM my_memberships mm "
+        "JOIN groups g ON g.organisation_id = mm.organisation_id "
+        f"JOIN group_members gm ON gm.group_id = g.id AND gm.user_id = :{PRINCIPAL_PARAM}"
+    ),
+    (ScopeKind.GROUP, Condition.IS_ORG_MANAGER): (
+        "SELECT g.organisation_id, 'group', g.id FROM my_memberships mm "
+        f"JOIN groups g ON g.organisation_id = mm.organisation_id WHERE mm.role IN {_MANAGER_ROLES}"
+    ),
+    (ScopeKind.PROJECT, Condition.IS_ORG_MANAGER): (
+        "SELECT p.organisation_id, 'project', p.id FROM my_memberships mm "
+        f"JOIN projects p ON p.organisation_id = mm.organisation_id WHERE mm.role IN {_MANAGER_ROLES}"
+    ),
+    (ScopeKind.PROJECT, Condition.PROJECT_OPEN): (
+        "SELECT p.organisation_id, 'project', p.id FROM my_memberships mm "
+        "JOIN projects p ON p.organisation_id = mm.organisation_id WHERE p.visibility = 'open'"
+    ),
+    (ScopeKind.PROJECT, Condition.PROJECT_GRANT_READS): _project_grant([r for r in ProjectRole if r.reads]),
+    (ScopeKind.PROJECT, Condition.PROJECT_GRANT_WRITES): _project_grant([r for r in ProjectRole if r.writes]),
+    (ScopeKind.USER, Condition.IS_SCOPE_USER): (
+        f"SELECT mm.organisation_id, 'user', CAST(:{PRINCIPAL_PARAM} AS bigint) FROM my_memberships mm"
+    ),
+}
+
+
+def scopes_sql(rules: Mapping[ScopeKind, tuple[Condition, ...]]) -> str:
+    """SELECT of every (organisation_id, scope_kind, scope_ref) the rules grant to :principal_id."""
+    parts = [SCOPE_GENERATORS[(kind, condition)] for kind in ScopeKind for condition in rules[kind]]
+    union = "\nUNION\n".join(parts)
+    return (
+        f"WITH my_memberships AS ({_MY_MEMBERSHIPS})\n"
+        f"SELECT * FROM (\n{union}\n) AS granted(organisation_id, scope_kind, scope_ref)"
+    )
+
+
+READABLE_SCOPES_SQL = scopes_sql(READ_RULES)
+WRITABLE_SCOPES_SQL = scopes_sql(WRITE_RULES)
+
+
+def visible_predicate(alias: str, *, write: bool = False) -> str:
+    """A WHERE-clause predicate: the row ``alias`` (with organisation_id, scope_kind, scope_ref
+    columns) is readable (or writable) by :principal_id. Bind ``principal_id`` when executing."""
+    scopes = WRITABLE_SCOPES_SQL if write else READABLE_SCOPES_SQL
+    return (
+        f"(({alias}.organisation_id, {alias}.scope_kind, {alias}.scope_ref) IN "
+        f"(SELECT organisation_id, scope_kind, scope_ref FROM ({scopes}) AS visible_scopes))"
+    )
+
+
+class PgVisibility:
+    """Answers "which scopes may this principal read/write" in SQL, from the one rule table."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def readable_scopes(self, principal_id: int, *, write: bool = False) -> frozenset[Scope]:
+        sql = WRITABLE_SCOPES_SQL if write else READABLE_SCOPES_SQL
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.text(sql), {PRINCIPAL_PARAM: principal_id}).all()
+        return frozenset(Scope(ScopeKind(kind), org, ref) for org, kind, ref in rows)
