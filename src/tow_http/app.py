@@ -6,13 +6,17 @@ from collections.abc import Sequence
 
 from litestar import Litestar, Router
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from tow_core.readiness import SchemaInspector
-from tow_http.config import Settings
+from tow_http.context import Services, provide_db, provide_signed_in
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
+from tow_http.routes.auth import auth_router, me_router
+from tow_http.routes.invites import invites_router
+from tow_http.security import BrowserSecurityMiddleware
 
 API_DESCRIPTION = """TOW's JSON API.
 
@@ -24,12 +28,19 @@ Errors always have the shape `{"error": {"code": "...", "message": "...", "field
 
 
 def create_app(
-    *, settings: Settings, schema_inspector: SchemaInspector, extra_routers: Sequence[Router] = ()
+    *, services: Services, schema_inspector: SchemaInspector, extra_routers: Sequence[Router] = ()
 ) -> Litestar:
     """Compose the area routers; ``extra_routers`` lets tests mount probes beside them."""
+    settings = services.settings
     return Litestar(
-        route_handlers=[health_router, *extra_routers],
-        dependencies={"schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False)},
+        route_handlers=[health_router, auth_router, me_router, invites_router, *extra_routers],
+        dependencies={
+            "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),
+            "services": Provide(lambda: services, sync_to_thread=False),
+            "db": Provide(provide_db),
+            "signed_in": Provide(provide_signed_in),
+        },
+        middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.runtime.max_request_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -9,14 +9,20 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import sqlalchemy as sa
 from dependency_injector import containers, providers
 from litestar import Litestar
 
+from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
+from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_core.identity import Directory
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig
+from tow_http.context import Services
+from tow_http.session_cookie import SessionCookieSigner
 
 
 def _pool_options(config: LoadedConfig) -> PoolOptions:
@@ -30,6 +36,15 @@ def _pool_options(config: LoadedConfig) -> PoolOptions:
     )
 
 
+def _transaction_factory(engine: sa.Engine):
+    @contextmanager
+    def transaction() -> Iterator[Directory]:
+        with engine.begin() as connection:
+            yield PgDirectory(connection)
+
+    return transaction
+
+
 class Container(containers.DeclarativeContainer):
     config = providers.Dependency(instance_of=LoadedConfig)
     database_url = providers.Dependency(instance_of=str)
@@ -38,9 +53,20 @@ class Container(containers.DeclarativeContainer):
         create_engine, database_url, providers.Callable(_pool_options, config)
     )
     schema_migrator = providers.Singleton(PgSchemaMigrator, engine)
+    password_hasher = providers.Singleton(Argon2PasswordHasher)
+    services = providers.Singleton(
+        Services,
+        settings=config.provided.settings,
+        transaction=providers.Callable(_transaction_factory, engine),
+        login_failures=providers.Singleton(PgLoginFailureLog, engine),
+        password_hasher=password_hasher,
+        cookie_signer=providers.Singleton(
+            SessionCookieSigner, config.provided.secrets.app_secret, config.provided.secrets.app_secret_previous
+        ),
+    )
     app: providers.Provider[Litestar] = providers.Singleton(
         create_app,
-        settings=config.provided.settings,
+        services=services,
         schema_inspector=schema_migrator,
     )
 

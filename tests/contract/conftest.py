@@ -55,3 +55,53 @@ def pytest_terminal_summary(terminalreporter):
             f"visibility differential: {STATS['worlds']} worlds, {STATS['pairs']} (user, record, read|write) "
             f"pairs compared, {STATS['disagreements']} disagreements"
         )
+
+
+SECRET = "contract-test-secret-" + "x" * 30
+
+
+@pytest.fixture
+def make_container(fresh_database_url, tmp_path):
+    """Build the real app through the composition root on a fresh, migrated database."""
+    from dependency_injector import providers
+
+    from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
+    from tow_http.composition import Container
+    from tow_http.config import load_config
+
+    built = []
+
+    def build(yaml_text: str = "", **environ: str):
+        config_path = tmp_path / f"tow{len(built)}.yaml"
+        config_path.write_text(yaml_text)
+        config = load_config(config_path, environ={"APP_SECRET": SECRET, **environ})
+        container = Container(config=config, database_url=fresh_database_url)
+        # Cheap argon2 parameters: the hasher's real parameters are pinned by its own unit tests.
+        container.password_hasher.override(providers.Object(Argon2PasswordHasher(time_cost=1, memory_cost=8,
+                                                                                 parallelism=1)))
+        container.schema_migrator().upgrade()
+        built.append(container)
+        return container
+
+    yield build
+    for container in built:
+        container.engine().dispose()
+
+
+@pytest.fixture
+def app_client(make_container):
+    from litestar.testing import TestClient
+
+    default = []
+
+    def client(container=None):
+        """A separate browser (its own cookie jar) on ``container``'s app (default: one shared container).
+
+        Not entered as a context manager: several clients share one app, and the app has no lifespan
+        work, so each request runs on its own short-lived portal."""
+        if container is None:
+            default[:] = default or [make_container()]
+            container = default[0]
+        return TestClient(container.app(), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+
+    return client

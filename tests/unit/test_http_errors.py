@@ -12,6 +12,8 @@ from tow_core import errors as core
 from tow_core.readiness import SchemaState
 from tow_http.app import create_app
 from tow_http.config import Settings
+from tow_http.context import Services
+from tow_http.session_cookie import SessionCookieSigner
 
 
 class RaisingInspector:
@@ -38,9 +40,15 @@ def echo(data: JSONBody[Echo]) -> Echo:
 
 
 def client_for(inspector: RaisingInspector | None = None, **runtime) -> TestClient:
-    settings = msgspec.convert({"runtime": runtime}, Settings)
+    services = Services(
+        settings=msgspec.convert({"runtime": runtime}, Settings),
+        transaction=lambda: pytest.fail("these routes touch no database"),
+        login_failures=None,
+        password_hasher=None,
+        cookie_signer=SessionCookieSigner("k" * 40),
+    )
     app = create_app(
-        settings=settings,
+        services=services,
         schema_inspector=inspector or RaisingInspector(),
         extra_routers=[Router(path="/api/test", route_handlers=[echo])],
     )

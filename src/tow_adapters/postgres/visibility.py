@@ -14,7 +14,6 @@ scope_ref)`` index, so the work grows with what the principal can see, not with 
 Nothing is cached: a revoked grant is gone on the very next statement.
 """
 
-# ruff: noqa: S608 -- the SQL here is assembled only from module constants and enum values, never input.
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,0 +1,387 @@
+"""PgDirectory: identity and access data in PostgreSQL, on the caller's connection (one transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from tow_core.access import OrgRole, Principal, ProjectRole, Visibility
+from tow_core.errors import Conflict
+from tow_core.identity import (
+    Grant,
+    Group,
+    Invite,
+    Member,
+    Organisation,
+    Project,
+    ProjectStatus,
+    Session,
+    User,
+    WorkflowMode,
+)
+
+# An arbitrary, fixed advisory-lock key: serialises "is this the first account?" checks.
+_REGISTRATION_LOCK = 0x70_77_01
+
+_USER_COLUMNS = "id, email, display_name, is_server_admin, is_active, password_hash"
+_PROJECT_COLUMNS = "id, organisation_id, key, name, description, lead_user_id, visibility, status"
+_INVITE_COLUMNS = "id, organisation_id, role, email, created_by, created_at, expires_at, revoked_at, used_at"
+
+
+def _user(row) -> User:
+    return User(*row)
+
+
+def _project(row) -> Project:
+    return Project(row[0], row[1], row[2], row[3], row[4], row[5], Visibility(row[6]), ProjectStatus(row[7]))
+
+
+def _invite(row) -> Invite:
+    return Invite(row[0], row[1], OrgRole(row[2]), *row[3:])
+
+
+def _grant(row) -> Grant:
+    return Grant(row[0], row[1], row[2], row[3], ProjectRole(row[4]))
+
+
+class PgDirectory:
+    def __init__(self, connection: sa.Connection) -> None:
+        self._conn = connection
+
+    def _rows(self, sql: str, **params) -> Sequence[sa.Row]:
+        return self._conn.execute(sa.text(sql), params).all()
+
+    def _row(self, sql: str, **params) -> sa.Row | None:
+        return self._conn.execute(sa.text(sql), params).first()
+
+    def _exec(self, sql: str, **params) -> int:
+        return self._conn.execute(sa.text(sql), params).rowcount
+
+    # --- users ----------------------------------------------------------------------------------
+
+    def lock_registration(self) -> None:
+        self._exec("SELECT pg_advisory_xact_lock(:key)", key=_REGISTRATION_LOCK)
+
+    def count_users(self) -> int:
+        return self._row("SELECT count(*) FROM users")[0]
+
+    def user(self, user_id: int) -> User | None:
+        row = self._row(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :id", id=user_id)
+        return _user(row) if row else None
+
+    def user_by_email(self, email: str) -> User | None:
+        row = self._row(f"SELECT {_USER_COLUMNS} FROM users WHERE email = :email", email=email)
+        return _user(row) if row else None
+
+    def add_user(self, email: str, display_name: str, password_hash: str | None, *, server_admin: bool) -> User:
+        try:
+            with self._conn.begin_nested():
+                row = self._row(
+                    "INSERT INTO users (email, display_name, password_hash, is_server_admin) "
+                    f"VALUES (:email, :name, :hash, :admin) RETURNING {_USER_COLUMNS}",
+                    email=email, name=display_name, hash=password_hash, admin=server_admin,
+                )
+        except sa.exc.IntegrityError as exc:
+            raise Conflict("an account with this email already exists", field="email") from exc
+        return _user(row)
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        self._exec("UPDATE users SET password_hash = :h WHERE id = :id", h=password_hash, id=user_id)
+
+    def set_server_admin(self, user_id: int, value: bool) -> None:
+        self._exec("UPDATE users SET is_server_admin = :v WHERE id = :id", v=value, id=user_id)
+
+    def set_active(self, user_id: int, value: bool) -> None:
+        self._exec(
+            "UPDATE users SET is_active = :v, deactivated_at = CASE WHEN :v THEN NULL ELSE now() END WHERE id = :id",
+            v=value, id=user_id,
+        )
+
+    def server_admins(self) -> Sequence[User]:
+        rows = self._rows(f"SELECT {_USER_COLUMNS} FROM users WHERE is_server_admin AND is_active ORDER BY id")
+        return [_user(r) for r in rows]
+
+    def principal(self, user_id: int) -> Principal | None:
+        """Everything the policy needs, in one round trip (SPEC §2: loaded per request, never cached)."""
+        row = self._row(
+            """
+            SELECT u.is_active, u.is_server_admin,
+              COALESCE((SELECT json_object_agg(m.organisation_id, m.role) FROM memberships m
+                        WHERE m.user_id = u.id), '{}'),
+              COALESCE((SELECT array_agg(gm.group_id) FROM group_members gm WHERE gm.user_id = u.id), '{}'),
+              COALESCE((SELECT json_object_agg(pg.project_id, pg.role) FROM project_grants pg
+                        WHERE pg.user_id = u.id), '{}'),
+              COALESCE((SELECT json_agg(json_build_array(pg.project_id, pg.role)) FROM project_grants pg
+                        JOIN group_members gm ON gm.group_id = pg.group_id AND gm.user_id = u.id
+                        JOIN groups g ON g.id = pg.group_id
+                        JOIN projects p ON p.id = pg.project_id AND p.organisation_id = g.organisation_id), '[]')
+            FROM users u WHERE u.id = :id
+            """,
+            id=user_id,
+        )
+        if row is None:
+            return None
+        active, server_admin, org_roles, group_ids, direct, via_groups = row
+        group_grants: dict[int, ProjectRole] = {}
+        for project_id, role in via_groups:
+            best = ProjectRole.highest((group_grants.get(project_id), ProjectRole(role)))
+            group_grants[project_id] = best
+        return Principal.build(
+            user_id, is_active=active, is_server_admin=server_admin,
+            org_roles={int(k): OrgRole(v) for k, v in org_roles.items()},
+            group_ids=group_ids,
+            direct_grants={int(k): ProjectRole(v) for k, v in direct.items()},
+            group_grants=group_grants,
+        )
+
+    # --- organisations and members ----------------------------------------------------------------
+
+    def add_organisation(self, name: str, workflow_mode: WorkflowMode) -> Organisation:
+        row = self._row(
+            "INSERT INTO organisations (name, workflow_mode) VALUES (:name, :mode) RETURNING id",
+            name=name, mode=workflow_mode.value,
+        )
+        return Organisation(row[0], name, workflow_mode)
+
+    def organisation(self, org_id: int) -> Organisation | None:
+        row = self._row("SELECT id, name, workflow_mode FROM organisations WHERE id = :id", id=org_id)
+        return Organisation(row[0], row[1], WorkflowMode(row[2])) if row else None
+
+    def organisations_of(self, user_id: int) -> Sequence[tuple[Organisation, OrgRole]]:
+        rows = self._rows(
+            "SELECT o.id, o.name, o.workflow_mode, m.role FROM memberships m "
+            "JOIN organisations o ON o.id = m.organisation_id WHERE m.user_id = :u ORDER BY o.id",
+            u=user_id,
+        )
+        return [(Organisation(r[0], r[1], WorkflowMode(r[2])), OrgRole(r[3])) for r in rows]
+
+    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode) -> Organisation:
+        self._exec("UPDATE organisations SET name = :n, workflow_mode = :m WHERE id = :id",
+                   n=name, m=workflow_mode.value, id=org_id)
+        return Organisation(org_id, name, workflow_mode)
+
+    def members(self, org_id: int) -> Sequence[Member]:
+        rows = self._rows(
+            "SELECT m.organisation_id, m.user_id, m.role, u.email, u.display_name, u.is_active "
+            "FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organisation_id = :o ORDER BY u.email",
+            o=org_id,
+        )
+        return [Member(r[0], r[1], OrgRole(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def set_membership(self, org_id: int, user_id: int, role: OrgRole) -> None:
+        self._exec(
+            "INSERT INTO memberships (organisation_id, user_id, role) VALUES (:o, :u, :r) "
+            "ON CONFLICT (organisation_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+            o=org_id, u=user_id, r=role.value,
+        )
+
+    def remove_membership(self, org_id: int, user_id: int) -> None:
+        """Also drops the user's groups and direct grants in that organisation, so that re-inviting
+        them later does not silently restore old access."""
+        self._exec(
+            "DELETE FROM group_members gm USING groups g WHERE gm.group_id = g.id AND g.organisation_id = :o "
+            "AND gm.user_id = :u", o=org_id, u=user_id,
+        )
+        self._exec(
+            "DELETE FROM project_grants pg USING projects p WHERE pg.project_id = p.id AND p.organisation_id = :o "
+            "AND pg.user_id = :u", o=org_id, u=user_id,
+        )
+        self._exec("DELETE FROM memberships WHERE organisation_id = :o AND user_id = :u", o=org_id, u=user_id)
+
+    def count_owners(self, org_id: int) -> int:
+        return self._row(
+            "SELECT count(*) FROM memberships m JOIN users u ON u.id = m.user_id "
+            "WHERE m.organisation_id = :o AND m.role = 'owner' AND u.is_active", o=org_id,
+        )[0]
+
+    # --- groups -----------------------------------------------------------------------------------
+
+    def _group_name_conflict(self, exc: sa.exc.IntegrityError) -> Conflict:
+        return Conflict("a group with this name already exists in the organisation", field="name")
+
+    def add_group(self, org_id: int, name: str) -> Group:
+        try:
+            with self._conn.begin_nested():
+                row = self._row("INSERT INTO groups (organisation_id, name) VALUES (:o, :n) RETURNING id",
+                                o=org_id, n=name)
+        except sa.exc.IntegrityError as exc:
+            raise self._group_name_conflict(exc) from exc
+        return Group(row[0], org_id, name, ())
+
+    def group(self, group_id: int) -> Group | None:
+        row = self._row(
+            "SELECT g.id, g.organisation_id, g.name, "
+            "COALESCE(array_agg(gm.user_id ORDER BY gm.user_id) FILTER (WHERE gm.user_id IS NOT NULL), '{}') "
+            "FROM groups g LEFT JOIN group_members gm ON gm.group_id = g.id WHERE g.id = :id GROUP BY g.id",
+            id=group_id,
+        )
+        return Group(row[0], row[1], row[2], tuple(row[3])) if row else None
+
+    def groups(self, org_id: int) -> Sequence[Group]:
+        rows = self._rows(
+            "SELECT g.id, g.organisation_id, g.name, "
+            "COALESCE(array_agg(gm.user_id ORDER BY gm.user_id) FILTER (WHERE gm.user_id IS NOT NULL), '{}') "
+            "FROM groups g LEFT JOIN group_members gm ON gm.group_id = g.id WHERE g.organisation_id = :o "
+            "GROUP BY g.id ORDER BY lower(g.name)",
+            o=org_id,
+        )
+        return [Group(r[0], r[1], r[2], tuple(r[3])) for r in rows]
+
+    def rename_group(self, group_id: int, name: str) -> Group:
+        try:
+            with self._conn.begin_nested():
+                self._exec("UPDATE groups SET name = :n WHERE id = :id", n=name, id=group_id)
+        except sa.exc.IntegrityError as exc:
+            raise self._group_name_conflict(exc) from exc
+        return self.group(group_id)
+
+    def delete_group(self, group_id: int) -> None:
+        self._exec("DELETE FROM groups WHERE id = :id", id=group_id)
+
+    def add_group_member(self, group_id: int, user_id: int) -> None:
+        self._exec("INSERT INTO group_members (group_id, user_id) VALUES (:g, :u) ON CONFLICT DO NOTHING",
+                   g=group_id, u=user_id)
+
+    def remove_group_member(self, group_id: int, user_id: int) -> None:
+        self._exec("DELETE FROM group_members WHERE group_id = :g AND user_id = :u", g=group_id, u=user_id)
+
+    # --- projects and grants ------------------------------------------------------------------------
+
+    def add_project(self, project: Project) -> Project:
+        try:
+            with self._conn.begin_nested():
+                row = self._row(
+                    "INSERT INTO projects (organisation_id, key, name, description, lead_user_id, visibility, status) "
+                    f"VALUES (:o, :k, :n, :d, :l, :v, :s) RETURNING {_PROJECT_COLUMNS}",
+                    o=project.organisation_id, k=project.key, n=project.name, d=project.description,
+                    l=project.lead_user_id, v=project.visibility.value, s=project.status.value,
+                )
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"project key {project.key} is already used in this organisation", field="key") from exc
+        return _project(row)
+
+    def project(self, project_id: int) -> Project | None:
+        row = self._row(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = :id", id=project_id)
+        return _project(row) if row else None
+
+    def projects(self, org_id: int) -> Sequence[Project]:
+        rows = self._rows(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE organisation_id = :o ORDER BY key", o=org_id)
+        return [_project(r) for r in rows]
+
+    def update_project(self, project: Project) -> Project:
+        self._exec(
+            "UPDATE projects SET name = :n, description = :d, lead_user_id = :l, visibility = :v, status = :s "
+            "WHERE id = :id",
+            n=project.name, d=project.description, l=project.lead_user_id, v=project.visibility.value,
+            s=project.status.value, id=project.id,
+        )
+        return project
+
+    def grants(self, project_id: int) -> Sequence[Grant]:
+        rows = self._rows(
+            "SELECT id, project_id, user_id, group_id, role FROM project_grants WHERE project_id = :p ORDER BY id",
+            p=project_id,
+        )
+        return [_grant(r) for r in rows]
+
+    def grant(self, grant_id: int) -> Grant | None:
+        row = self._row("SELECT id, project_id, user_id, group_id, role FROM project_grants WHERE id = :id",
+                        id=grant_id)
+        return _grant(row) if row else None
+
+    def put_grant(self, project_id: int, *, user_id: int | None, group_id: int | None, role: ProjectRole) -> Grant:
+        holder = "user_id" if user_id is not None else "group_id"
+        row = self._row(
+            "INSERT INTO project_grants (project_id, user_id, group_id, role) VALUES (:p, :u, :g, :r) "
+            f"ON CONFLICT (project_id, {holder}) WHERE {holder} IS NOT NULL DO UPDATE SET role = EXCLUDED.role "
+            "RETURNING id, project_id, user_id, group_id, role",
+            p=project_id, u=user_id, g=group_id, r=role.value,
+        )
+        return _grant(row)
+
+    def delete_grant(self, grant_id: int) -> None:
+        self._exec("DELETE FROM project_grants WHERE id = :id", id=grant_id)
+
+    # --- invites ------------------------------------------------------------------------------------
+
+    def add_invite(self, org_id: int, token_hash: str, role: OrgRole, email: str | None, created_by: int,
+                   expires_at: datetime) -> Invite:
+        row = self._row(
+            "INSERT INTO invites (organisation_id, token_hash, role, email, created_by, expires_at) "
+            f"VALUES (:o, :t, :r, :e, :c, :x) RETURNING {_INVITE_COLUMNS}",
+            o=org_id, t=token_hash, r=role.value, e=email, c=created_by, x=expires_at,
+        )
+        return _invite(row)
+
+    def invite(self, invite_id: int) -> Invite | None:
+        row = self._row(f"SELECT {_INVITE_COLUMNS} FROM invites WHERE id = :id", id=invite_id)
+        return _invite(row) if row else None
+
+    def invite_by_token_hash(self, token_hash: str, *, for_update: bool = False) -> Invite | None:
+        lock = " FOR UPDATE" if for_update else ""  # one acceptance per invite, even when raced
+        row = self._row(f"SELECT {_INVITE_COLUMNS} FROM invites WHERE token_hash = :t{lock}", t=token_hash)
+        return _invite(row) if row else None
+
+    def invites(self, org_id: int) -> Sequence[Invite]:
+        rows = self._rows(f"SELECT {_INVITE_COLUMNS} FROM invites WHERE organisation_id = :o ORDER BY id DESC",
+                          o=org_id)
+        return [_invite(r) for r in rows]
+
+    def mark_invite_revoked(self, invite_id: int, now: datetime) -> None:
+        self._exec("UPDATE invites SET revoked_at = :now WHERE id = :id", now=now, id=invite_id)
+
+    def mark_invite_used(self, invite_id: int, user_id: int, now: datetime) -> None:
+        self._exec("UPDATE invites SET used_at = :now, used_by = :u WHERE id = :id", now=now, u=user_id, id=invite_id)
+
+    # --- sessions -----------------------------------------------------------------------------------
+
+    def add_session(self, session: Session) -> None:
+        self._exec(
+            "INSERT INTO sessions (token_hash, user_id, active_organisation_id, expires_at) VALUES (:t, :u, :o, :x)",
+            t=session.token_hash, u=session.user_id, o=session.active_organisation_id, x=session.expires_at,
+        )
+
+    def live_session(self, token_hash: str, now: datetime) -> Session | None:
+        row = self._row(
+            "SELECT token_hash, user_id, active_organisation_id, expires_at FROM sessions "
+            "WHERE token_hash = :t AND revoked_at IS NULL AND expires_at > :now",
+            t=token_hash, now=now,
+        )
+        return Session(*row) if row else None
+
+    def set_session_organisation(self, token_hash: str, org_id: int) -> None:
+        self._exec("UPDATE sessions SET active_organisation_id = :o WHERE token_hash = :t", o=org_id, t=token_hash)
+
+    def revoke_session(self, token_hash: str, now: datetime) -> None:
+        self._exec("UPDATE sessions SET revoked_at = :now WHERE token_hash = :t AND revoked_at IS NULL",
+                   now=now, t=token_hash)
+
+    def revoke_user_sessions(self, user_id: int, now: datetime) -> int:
+        return self._exec("UPDATE sessions SET revoked_at = :now WHERE user_id = :u AND revoked_at IS NULL",
+                          now=now, u=user_id)
+
+
+class PgLoginFailureLog:
+    """Failed sign-ins, written in their own transaction (see LoginFailureLog)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def record(self, subject_kind: str, subject: str, now: datetime) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO login_failures (subject_kind, subject, failed_at) VALUES (:k, :s, :now)"),
+                         {"k": subject_kind, "s": subject, "now": now})
+
+    def since(self, subject_kind: str, subject: str, since: datetime) -> Sequence[datetime]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT failed_at FROM login_failures WHERE subject_kind = :k AND subject = :s AND failed_at > :since "
+                "ORDER BY failed_at DESC LIMIT 100"), {"k": subject_kind, "s": subject, "since": since}).all()
+        return [r[0] for r in rows]
+
+    def clear(self, subject_kind: str, subject: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM login_failures WHERE subject_kind = :k AND subject = :s"),
+                         {"k": subject_kind, "s": subject})

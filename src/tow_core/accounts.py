@@ -1,0 +1,225 @@
+"""Builtin accounts: first-run registration, invites, sign-in with throttling, sessions (SPEC §1, §3).
+
+Rules:
+- The first account on a fresh server becomes server admin and owner of the first organisation it
+  names. After that, joining needs a valid invite.
+- Sign-in errors are generic ("email or password is wrong") whether or not the email exists, and an
+  unknown email costs one password verification too. Failures are throttled per account and per
+  client IP (OWASP Authentication Cheat Sheet); a throttled attempt is refused before any check.
+- Sessions are rows (revocable at once: logout, sign out everywhere, deactivation) identified by the
+  SHA-256 of the random token in the signed cookie. Signing in always creates a new session, so a
+  session id planted before login is never promoted (session fixation).
+- Invites store only the token's hash; expired, revoked, used and email-mismatched invites are
+  refused with distinct errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tow_core.access import OrgRole, Principal, can_administer_org, is_org_owner
+from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
+from tow_core.identity import (
+    Directory,
+    Invite,
+    InviteState,
+    LoginFailureLog,
+    Organisation,
+    Session,
+    User,
+    WorkflowMode,
+    clean_name,
+    normalise_email,
+)
+from tow_core.passwords import PasswordHasher, check_password_policy
+
+GENERIC_LOGIN_ERROR = "email or password is wrong"
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottlePolicy:
+    window: timedelta = timedelta(minutes=15)
+    max_failures_per_account: int = 5
+    max_failures_per_ip: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class InvitePolicy:
+    default_lifetime: timedelta = timedelta(days=7)
+    max_lifetime: timedelta = timedelta(days=30)
+
+
+def register_first_account(
+    directory: Directory, hasher: PasswordHasher, *, email: str, display_name: str, password: str,
+    organisation_name: str,
+) -> tuple[User, Organisation]:
+    """Create the first user (server admin) and the first organisation (owned by them)."""
+    email = normalise_email(email)
+    display_name = clean_name(display_name, "display_name")
+    organisation_name = clean_name(organisation_name, "organisation_name")
+    check_password_policy(password)
+    directory.lock_registration()  # two simultaneous first registrations: only one wins
+    if directory.count_users() > 0:
+        raise AccessDenied("this server already has accounts: ask an organisation admin for an invite")
+    user = directory.add_user(email, display_name, hasher.hash(password), server_admin=True)
+    organisation = directory.add_organisation(organisation_name, WorkflowMode.ORGANIZATION)
+    directory.set_membership(organisation.id, user.id, OrgRole.OWNER)
+    return user, organisation
+
+
+def _usable_invite(directory: Directory, token_hash: str, now: datetime, email: str | None) -> Invite:
+    invite = directory.invite_by_token_hash(token_hash, for_update=True)
+    if invite is None:
+        raise NotFound("invite not found: check the link, or ask for a new invite")
+    state = invite.state(now)
+    if state is InviteState.EXPIRED:
+        raise Conflict("this invite has expired: ask an organisation admin for a new one", field="token")
+    if state is InviteState.REVOKED:
+        raise Conflict("this invite was revoked: ask an organisation admin for a new one", field="token")
+    if state is InviteState.USED:
+        raise Conflict("this invite has already been used", field="token")
+    if invite.email is not None and invite.email != email:
+        raise AccessDenied("this invite is for a different email address")
+    return invite
+
+
+def register_with_invite(
+    directory: Directory, hasher: PasswordHasher, *, token_hash: str, email: str, display_name: str,
+    password: str, now: datetime,
+) -> tuple[User, Invite]:
+    """A new person registers through an invite and joins its organisation with its role."""
+    email = normalise_email(email)
+    display_name = clean_name(display_name, "display_name")
+    check_password_policy(password)
+    invite = _usable_invite(directory, token_hash, now, email)
+    if directory.user_by_email(email) is not None:
+        raise Conflict("an account with this email exists: sign in, then accept the invite", field="email")
+    user = directory.add_user(email, display_name, hasher.hash(password), server_admin=False)
+    directory.set_membership(invite.organisation_id, user.id, invite.role)
+    directory.mark_invite_used(invite.id, user.id, now)
+    return user, invite
+
+
+def accept_invite(directory: Directory, principal: Principal, *, token_hash: str, now: datetime) -> Invite:
+    """A signed-in user joins the invite's organisation (an existing membership is never downgraded)."""
+    user = directory.user(principal.user_id)
+    assert user is not None
+    invite = _usable_invite(directory, token_hash, now, user.email)
+    current = principal.org_roles.get(invite.organisation_id)
+    if current is None or _rank(invite.role) > _rank(current):
+        directory.set_membership(invite.organisation_id, user.id, invite.role)
+    directory.mark_invite_used(invite.id, user.id, now)
+    return invite
+
+
+def _rank(role: OrgRole) -> int:
+    return {OrgRole.MEMBER: 1, OrgRole.ADMIN: 2, OrgRole.OWNER: 3}[role]
+
+
+def create_invite(
+    directory: Directory, principal: Principal, *, org_id: int, token_hash: str, role: OrgRole,
+    email: str | None, now: datetime, lifetime: timedelta | None = None, policy: InvitePolicy = InvitePolicy(),
+) -> Invite:
+    """Owners/admins invite; only owners may invite owners."""
+    _require_org_admin(directory, principal, org_id)
+    if role is OrgRole.OWNER and not is_org_owner(principal, org_id):
+        raise AccessDenied("only an owner may invite another owner")
+    lifetime = lifetime or policy.default_lifetime
+    if lifetime <= timedelta(0) or lifetime > policy.max_lifetime:
+        raise InvalidInput(f"expiry must be within {policy.max_lifetime.days} days", field="expires_in_hours")
+    bound_email = normalise_email(email) if email else None
+    return directory.add_invite(org_id, token_hash, role, bound_email, principal.user_id, now + lifetime)
+
+
+def revoke_invite(
+    directory: Directory, principal: Principal, *, org_id: int, invite_id: int, now: datetime
+) -> None:
+    _require_org_admin(directory, principal, org_id)
+    invite = directory.invite(invite_id)
+    if invite is None or invite.organisation_id != org_id:
+        raise NotFound("invite not found")
+    if invite.state(now) is not InviteState.PENDING:
+        raise Conflict(f"invite is already {invite.state(now).value}")
+    directory.mark_invite_revoked(invite_id, now)
+
+
+def list_invites(directory: Directory, principal: Principal, *, org_id: int) -> list[Invite]:
+    _require_org_admin(directory, principal, org_id)
+    return list(directory.invites(org_id))
+
+
+def _require_org_admin(directory: Directory, principal: Principal, org_id: int) -> None:
+    if principal.org_roles.get(org_id) is None or not principal.is_active:
+        raise NotFound("organisation not found")
+    if not can_administer_org(principal, org_id):
+        raise AccessDenied("only organisation owners and admins may do this")
+
+
+def check_throttle(failures: LoginFailureLog, *, email: str, client_ip: str, now: datetime,
+                   policy: ThrottlePolicy = ThrottlePolicy()) -> None:
+    """Raise Throttled (with the seconds until the oldest counted failure leaves the window)."""
+    since = now - policy.window
+    for kind, subject, limit in (
+        ("account", email, policy.max_failures_per_account),
+        ("ip", client_ip, policy.max_failures_per_ip),
+    ):
+        recent = sorted(failures.since(kind, subject, since))
+        if len(recent) >= limit:
+            oldest_counted = recent[-limit]
+            retry_after = max(1, int((oldest_counted + policy.window - now).total_seconds()) + 1)
+            raise Throttled("too many failed sign-ins: wait before trying again", retry_after_seconds=retry_after)
+
+
+def authenticate(
+    directory: Directory, failures: LoginFailureLog, hasher: PasswordHasher, *, email: str, password: str,
+    client_ip: str, now: datetime, policy: ThrottlePolicy = ThrottlePolicy(),
+) -> User:
+    """Check email + password; generic error; throttled per account and per client IP."""
+    subject = email.strip().lower()
+    check_throttle(failures, email=subject, client_ip=client_ip, now=now, policy=policy)
+    user = directory.user_by_email(subject)
+    if user is None or user.password_hash is None:
+        hasher.dummy_verify(password)
+        ok = False
+    else:
+        ok = hasher.verify(user.password_hash, password) and user.is_active
+    if not ok or user is None:
+        failures.record("account", subject, now)
+        failures.record("ip", client_ip, now)
+        raise NotAuthenticated(GENERIC_LOGIN_ERROR)
+    if user.password_hash is not None and hasher.needs_rehash(user.password_hash):
+        directory.set_password_hash(user.id, hasher.hash(password))
+    failures.clear("account", subject)
+    return user
+
+
+def start_session(
+    directory: Directory, *, user: User, token_hash: str, now: datetime, lifetime: timedelta,
+) -> Session:
+    """A new session row for a fresh token; the active organisation is the user's first."""
+    organisations = directory.organisations_of(user.id)
+    active = organisations[0][0].id if organisations else None
+    session = Session(token_hash, user.id, active, now + lifetime)
+    directory.add_session(session)
+    return session
+
+
+def resolve_session(directory: Directory, *, token_hash: str, now: datetime) -> tuple[Session, Principal]:
+    """The live session and a freshly loaded principal, or NotAuthenticated (revoked, expired,
+    deactivated user). Loaded on every request: revocation is immediate."""
+    session = directory.live_session(token_hash, now)
+    principal = directory.principal(session.user_id) if session else None
+    if session is None or principal is None or not principal.is_active:
+        raise NotAuthenticated("sign in first: your session is missing, expired or revoked")
+    return session, principal
+
+
+def switch_organisation(directory: Directory, principal: Principal, *, token_hash: str, org_id: int) -> None:
+    if org_id not in principal.org_roles:
+        raise NotFound("organisation not found")
+    directory.set_session_organisation(token_hash, org_id)
+
+
+def sign_out_everywhere(directory: Directory, principal: Principal, *, now: datetime) -> int:
+    return directory.revoke_user_sessions(principal.user_id, now)

@@ -1,0 +1,223 @@
+"""People, organisations, groups, projects, grants, invites and sessions (SPEC §1–§3) and the port
+through which use cases read and change them.
+
+Entities validate their own fields; use cases in ``tow_core.accounts`` and ``tow_core.administration``
+decide who may change what, using ``tow_core.access``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from tow_core.access import OrgRole, Principal, ProjectAccess, ProjectRole, Visibility
+from tow_core.errors import InvalidInput
+
+# Deliberately loose (RFC 5322 is not worth enforcing): one @, a dot in the domain, no spaces.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+PROJECT_KEY = re.compile(r"^[A-Z0-9]{2,10}$")
+
+
+def normalise_email(email: str, field: str = "email") -> str:
+    """Emails are unique case-insensitively (SPEC §1): store and compare them lower-cased."""
+    cleaned = email.strip().lower()
+    if len(cleaned) > 320 or not _EMAIL.match(cleaned):
+        raise InvalidInput(f"{field} is not a valid email address", field=field)
+    return cleaned
+
+
+def clean_name(value: str, field: str, *, max_length: int = 200) -> str:
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidInput(f"{field} must not be empty", field=field)
+    if len(cleaned) > max_length:
+        raise InvalidInput(f"{field} is longer than {max_length} characters", field=field)
+    return cleaned
+
+
+def check_project_key(key: str) -> str:
+    if not PROJECT_KEY.fullmatch(key):
+        raise InvalidInput("key must be 2–10 upper-case letters or digits, e.g. APP", field="key")
+    return key
+
+
+class WorkflowMode(StrEnum):
+    FOUNDER = "founder"
+    ORGANIZATION = "organization"
+
+
+class ProjectStatus(StrEnum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    display_name: str
+    is_server_admin: bool
+    is_active: bool
+    password_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    id: int
+    name: str
+    workflow_mode: WorkflowMode
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    organisation_id: int
+    user_id: int
+    role: OrgRole
+    email: str
+    display_name: str
+    is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: int
+    organisation_id: int
+    name: str
+    member_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    organisation_id: int
+    key: str
+    name: str
+    description: str
+    lead_user_id: int | None
+    visibility: Visibility
+    status: ProjectStatus
+
+    @property
+    def access(self) -> ProjectAccess:
+        return ProjectAccess(self.id, self.organisation_id, self.visibility)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    id: int
+    project_id: int
+    user_id: int | None
+    group_id: int | None
+    role: ProjectRole
+
+
+class InviteState(StrEnum):
+    PENDING = "pending"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    USED = "used"
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    id: int
+    organisation_id: int
+    role: OrgRole
+    email: str | None
+    created_by: int | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    used_at: datetime | None
+
+    def state(self, now: datetime) -> InviteState:
+        if self.used_at is not None:
+            return InviteState.USED
+        if self.revoked_at is not None:
+            return InviteState.REVOKED
+        if now >= self.expires_at:
+            return InviteState.EXPIRED
+        return InviteState.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token_hash: str
+    user_id: int
+    active_organisation_id: int | None
+    expires_at: datetime
+
+
+class Directory(Protocol):
+    """Persistence of identity and access data, inside the caller's unit of work (one transaction)."""
+
+    # users
+    def lock_registration(self) -> None: ...
+    def count_users(self) -> int: ...
+    def user(self, user_id: int) -> User | None: ...
+    def user_by_email(self, email: str) -> User | None: ...
+    def add_user(self, email: str, display_name: str, password_hash: str | None, *, server_admin: bool) -> User: ...
+    def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
+    def set_server_admin(self, user_id: int, value: bool) -> None: ...
+    def set_active(self, user_id: int, value: bool) -> None: ...
+    def server_admins(self) -> Sequence[User]: ...
+    def principal(self, user_id: int) -> Principal | None: ...
+
+    # organisations and members
+    def add_organisation(self, name: str, workflow_mode: WorkflowMode) -> Organisation: ...
+    def organisation(self, org_id: int) -> Organisation | None: ...
+    def organisations_of(self, user_id: int) -> Sequence[tuple[Organisation, OrgRole]]: ...
+    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode) -> Organisation: ...
+    def members(self, org_id: int) -> Sequence[Member]: ...
+    def set_membership(self, org_id: int, user_id: int, role: OrgRole) -> None: ...
+    def remove_membership(self, org_id: int, user_id: int) -> None: ...
+    def count_owners(self, org_id: int) -> int: ...
+
+    # groups
+    def add_group(self, org_id: int, name: str) -> Group: ...
+    def group(self, group_id: int) -> Group | None: ...
+    def groups(self, org_id: int) -> Sequence[Group]: ...
+    def rename_group(self, group_id: int, name: str) -> Group: ...
+    def delete_group(self, group_id: int) -> None: ...
+    def add_group_member(self, group_id: int, user_id: int) -> None: ...
+    def remove_group_member(self, group_id: int, user_id: int) -> None: ...
+
+    # projects and grants
+    def add_project(self, project: Project) -> Project: ...
+    def project(self, project_id: int) -> Project | None: ...
+    def projects(self, org_id: int) -> Sequence[Project]: ...
+    def update_project(self, project: Project) -> Project: ...
+    def grants(self, project_id: int) -> Sequence[Grant]: ...
+    def grant(self, grant_id: int) -> Grant | None: ...
+    def put_grant(self, project_id: int, *, user_id: int | None, group_id: int | None, role: ProjectRole) -> Grant: ...
+    def delete_grant(self, grant_id: int) -> None: ...
+
+    # invites
+    def add_invite(
+        self, org_id: int, token_hash: str, role: OrgRole, email: str | None, created_by: int, expires_at: datetime
+    ) -> Invite: ...
+    def invite(self, invite_id: int) -> Invite | None: ...
+    def invite_by_token_hash(self, token_hash: str, *, for_update: bool = False) -> Invite | None: ...
+    def invites(self, org_id: int) -> Sequence[Invite]: ...
+    def mark_invite_revoked(self, invite_id: int, now: datetime) -> None: ...
+    def mark_invite_used(self, invite_id: int, user_id: int, now: datetime) -> None: ...
+
+    # sessions
+    def add_session(self, session: Session) -> None: ...
+    def live_session(self, token_hash: str, now: datetime) -> Session | None: ...
+    def set_session_organisation(self, token_hash: str, org_id: int) -> None: ...
+    def revoke_session(self, token_hash: str, now: datetime) -> None: ...
+    def revoke_user_sessions(self, user_id: int, now: datetime) -> int: ...
+
+
+class LoginFailureLog(Protocol):
+    """Failed sign-ins per subject ("account" email or client "ip"). Writes commit on their own, so a
+    refused sign-in still counts although the request that made it fails."""
+
+    def record(self, subject_kind: str, subject: str, now: datetime) -> None: ...
+    def since(self, subject_kind: str, subject: str, since: datetime) -> Sequence[datetime]: ...
+    def clear(self, subject_kind: str, subject: str) -> None: ...

@@ -1,0 +1,114 @@
+"""Per-request plumbing: the services the composition root hands to the app, one transaction per
+request, and the signed-in principal resolved from the session cookie on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from anyio import to_thread
+from litestar import Request
+from litestar.datastructures import Cookie
+
+from tow_core.access import Principal
+from tow_core.accounts import resolve_session
+from tow_core.errors import NotAuthenticated
+from tow_core.identity import Directory, LoginFailureLog, Session
+from tow_core.passwords import PasswordHasher
+from tow_http.config import Settings
+from tow_http.session_cookie import SessionCookieSigner
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the HTTP layer needs, built by the composition root (tests override pieces of it)."""
+
+    settings: Settings
+    transaction: Callable[[], AbstractContextManager[Directory]]
+    login_failures: LoginFailureLog
+    password_hasher: PasswordHasher
+    cookie_signer: SessionCookieSigner
+    clock: Callable[[], datetime] = utc_now
+
+    @property
+    def session_lifetime(self) -> timedelta:
+        return timedelta(seconds=self.settings.security.session_max_age_seconds)
+
+
+@dataclass(frozen=True)
+class Db:
+    """The request's unit of work: everything done through ``directory`` commits together or not at all."""
+
+    directory: Directory
+    now: datetime
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    directory: Directory
+    principal: Principal
+    session: Session
+    now: datetime
+
+
+async def provide_db(services: Services) -> AsyncGenerator[Db, None]:
+    """One transaction per request: committed when the handler returns, rolled back when it raises."""
+    transaction = services.transaction()
+    directory = await to_thread.run_sync(transaction.__enter__)
+    try:
+        yield Db(directory, services.clock())
+    except BaseException as exc:
+        await to_thread.run_sync(transaction.__exit__, type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        await to_thread.run_sync(transaction.__exit__, None, None, None)
+
+
+def session_token(request: Request, services: Services) -> tuple[str, bool] | None:
+    """The verified token from the session cookie and whether it was signed with APP_SECRET_PREVIOUS."""
+    raw = request.cookies.get(services.settings.security.session_cookie_name)
+    verified = services.cookie_signer.verify(raw) if raw else None
+    return (verified.token, verified.signed_with_previous) if verified else None
+
+
+async def provide_signed_in(request: Request, services: Services, db: Db) -> SignedIn:
+    """The caller's principal, loaded fresh from the database (revocation is immediate), or 401."""
+    token = session_token(request, services)
+    if token is None:
+        raise NotAuthenticated("sign in first")
+    token_value, signed_with_previous = token
+    token_hash = services.cookie_signer.token_hash(token_value)
+    session, principal = await to_thread.run_sync(
+        lambda: resolve_session(db.directory, token_hash=token_hash, now=db.now)
+    )
+    if signed_with_previous:  # planned APP_SECRET rotation: re-issue under the new secret
+        request.state.reissue_session_cookie = token_value
+    return SignedIn(db.directory, principal, session, db.now)
+
+
+def session_cookie(services: Services, token: str) -> Cookie:
+    security = services.settings.security
+    return Cookie(
+        key=security.session_cookie_name,
+        value=services.cookie_signer.sign(token),
+        max_age=security.session_max_age_seconds,
+        path="/",
+        httponly=True,
+        secure=security.session_cookie_secure,
+        samesite="lax",
+    )
+
+
+def expired_session_cookie(services: Services) -> Cookie:
+    security = services.settings.security
+    return Cookie(
+        key=security.session_cookie_name, value="", max_age=0, path="/", httponly=True,
+        secure=security.session_cookie_secure, samesite="lax",
+    )

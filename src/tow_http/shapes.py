@@ -1,0 +1,39 @@
+"""msgspec response shapes shared by several routers, and the small mappers from core types."""
+
+from __future__ import annotations
+
+import msgspec
+
+from tow_core.identity import Directory
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base for request bodies: unknown fields are an error naming the field."""
+
+
+class MembershipOut(msgspec.Struct):
+    organisation_id: int
+    organisation_name: str
+    role: str
+    workflow_mode: str
+
+
+class MeOut(msgspec.Struct):
+    id: int
+    email: str
+    display_name: str
+    is_server_admin: bool
+    active_organisation_id: int | None
+    memberships: list[MembershipOut]
+
+
+def me_out(directory: Directory, user_id: int, active_organisation_id: int | None) -> MeOut:
+    user = directory.user(user_id)
+    assert user is not None
+    memberships = [
+        MembershipOut(org.id, org.name, role.value, org.workflow_mode.value)
+        for org, role in directory.organisations_of(user_id)
+    ]
+    if active_organisation_id is None and memberships:
+        active_organisation_id = memberships[0].organisation_id
+    return MeOut(user.id, user.email, user.display_name, user.is_server_admin, active_organisation_id, memberships)
