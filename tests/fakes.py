@@ -184,6 +184,12 @@ class InMemoryDirectory:
             del self._grants[grant_id]
         self._memberships.pop((org_id, user_id), None)
 
+    def lock_owners(self, org_id: int) -> None:
+        """Single-threaded fake: nothing to serialise."""
+
+    def lock_server_admins(self) -> None:
+        """Single-threaded fake: nothing to serialise."""
+
     def count_owners(self, org_id: int) -> int:
         return sum(
             1 for (o, u), role in self._memberships.items()

@@ -217,6 +217,8 @@ def _guard_owner_role(
     if changes_owner and not is_org_owner(principal, org_id):
         raise AccessDenied("only an owner may grant or remove the owner role")
     loses_owner = target.role is OrgRole.OWNER and new_role is not OrgRole.OWNER
+    if loses_owner:
+        directory.lock_owners(org_id)  # two owners demoting each other at once: the second sees the first
     if loses_owner and target.is_active and directory.count_owners(org_id) <= 1:
         raise Conflict("the organisation must keep at least one active owner: make someone else owner first")
 
@@ -430,6 +432,8 @@ def set_server_admin(directory: Directory, principal: Principal, user_id: int, v
         raise NotFound("user not found")
     if value and not user.is_active:
         raise Conflict("a deactivated user cannot become server admin", field="user_id")
+    if not value:
+        directory.lock_server_admins()  # two admins revoking each other at once: the second sees the first
     if not value and user.is_server_admin and user.is_active and len(directory.server_admins()) <= 1:
         raise Conflict("the server must keep at least one server admin: make someone else server admin first")
     directory.set_server_admin(user_id, bool(value))

@@ -14,8 +14,11 @@ from tow_core.readiness import SchemaInspector
 from tow_http.context import Services, provide_db, provide_signed_in
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
+from tow_http.routes.access import access_router, server_admins_router
 from tow_http.routes.auth import auth_router, me_router
 from tow_http.routes.invites import invites_router
+from tow_http.routes.organisations import organisations_router
+from tow_http.routes.projects import projects_router
 from tow_http.security import BrowserSecurityMiddleware
 
 API_DESCRIPTION = """TOW's JSON API.
@@ -33,7 +36,10 @@ def create_app(
     """Compose the area routers; ``extra_routers`` lets tests mount probes beside them."""
     settings = services.settings
     return Litestar(
-        route_handlers=[health_router, auth_router, me_router, invites_router, *extra_routers],
+        route_handlers=[
+            health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
+            access_router, server_admins_router, *extra_routers,
+        ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),
             "services": Provide(lambda: services, sync_to_thread=False),

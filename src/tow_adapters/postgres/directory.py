@@ -22,8 +22,10 @@ from tow_core.identity import (
     WorkflowMode,
 )
 
-# An arbitrary, fixed advisory-lock key: serialises "is this the first account?" checks.
+# Arbitrary, fixed advisory-lock keys (transaction-scoped) for "is this the first/last ...?" checks.
 _REGISTRATION_LOCK = 0x70_77_01
+_SERVER_ADMINS_LOCK = 0x70_77_02
+_OWNERS_LOCK_CLASS = 0x70_77_03
 
 _USER_COLUMNS = "id, email, display_name, is_server_admin, is_active, password_hash"
 _PROJECT_COLUMNS = "id, organisation_id, key, name, description, lead_user_id, visibility, status"
@@ -44,6 +46,12 @@ def _invite(row) -> Invite:
 
 def _grant(row) -> Grant:
     return Grant(row[0], row[1], row[2], row[3], ProjectRole(row[4]))
+
+
+def _raise_unless_unique_violation(exc: sa.exc.IntegrityError) -> None:
+    """Only a unique violation (SQLSTATE 23505) means "already exists"; anything else is a bug to surface."""
+    if getattr(exc.orig, "sqlstate", None) != "23505":
+        raise exc
 
 
 class PgDirectory:
@@ -84,6 +92,7 @@ class PgDirectory:
                     email=email, name=display_name, hash=password_hash, admin=server_admin,
                 )
         except sa.exc.IntegrityError as exc:
+            _raise_unless_unique_violation(exc)
             raise Conflict("an account with this email already exists", field="email") from exc
         return _user(row)
 
@@ -98,6 +107,12 @@ class PgDirectory:
             "UPDATE users SET is_active = :v, deactivated_at = CASE WHEN :v THEN NULL ELSE now() END WHERE id = :id",
             v=value, id=user_id,
         )
+
+    def lock_server_admins(self) -> None:
+        self._exec("SELECT pg_advisory_xact_lock(:key)", key=_SERVER_ADMINS_LOCK)
+
+    def lock_owners(self, org_id: int) -> None:
+        self._exec("SELECT pg_advisory_xact_lock(:cls, :org)", cls=_OWNERS_LOCK_CLASS, org=org_id)
 
     def server_admins(self) -> Sequence[User]:
         rows = self._rows(f"SELECT {_USER_COLUMNS} FROM users WHERE is_server_admin AND is_active ORDER BY id")
@@ -198,7 +213,8 @@ class PgDirectory:
 
     # --- groups -----------------------------------------------------------------------------------
 
-    def _group_name_conflict(self, exc: sa.exc.IntegrityError) -> Conflict:
+    @staticmethod
+    def _group_name_conflict(_: sa.exc.IntegrityError) -> Conflict:
         return Conflict("a group with this name already exists in the organisation", field="name")
 
     def add_group(self, org_id: int, name: str) -> Group:
@@ -207,6 +223,7 @@ class PgDirectory:
                 row = self._row("INSERT INTO groups (organisation_id, name) VALUES (:o, :n) RETURNING id",
                                 o=org_id, n=name)
         except sa.exc.IntegrityError as exc:
+            _raise_unless_unique_violation(exc)
             raise self._group_name_conflict(exc) from exc
         return Group(row[0], org_id, name, ())
 
@@ -234,8 +251,11 @@ class PgDirectory:
             with self._conn.begin_nested():
                 self._exec("UPDATE groups SET name = :n WHERE id = :id", n=name, id=group_id)
         except sa.exc.IntegrityError as exc:
+            _raise_unless_unique_violation(exc)
             raise self._group_name_conflict(exc) from exc
-        return self.group(group_id)
+        group = self.group(group_id)
+        assert group is not None, "rename_group is called for existing groups only"
+        return group
 
     def delete_group(self, group_id: int) -> None:
         self._exec("DELETE FROM groups WHERE id = :id", id=group_id)
@@ -259,6 +279,7 @@ class PgDirectory:
                     l=project.lead_user_id, v=project.visibility.value, s=project.status.value,
                 )
         except sa.exc.IntegrityError as exc:
+            _raise_unless_unique_violation(exc)
             raise Conflict(f"project key {project.key} is already used in this organisation", field="key") from exc
         return _project(row)
 
