@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from anyio import to_thread
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
 
 from tow_core.access import Principal
 from tow_core.accounts import resolve_session
@@ -58,7 +59,7 @@ class SignedIn:
     now: datetime
 
 
-async def provide_db(services: Services) -> AsyncGenerator[Db, None]:
+async def provide_db(services: NamedDependency[Services]) -> AsyncGenerator[Db, None]:
     """One transaction per request: committed when the handler returns, rolled back when it raises."""
     transaction = services.transaction()
     directory = await to_thread.run_sync(transaction.__enter__)
@@ -71,14 +72,14 @@ async def provide_db(services: Services) -> AsyncGenerator[Db, None]:
         await to_thread.run_sync(transaction.__exit__, None, None, None)
 
 
-def session_token(request: Request, services: Services) -> tuple[str, bool] | None:
+def session_token(request: Request, services: NamedDependency[Services]) -> tuple[str, bool] | None:
     """The verified token from the session cookie and whether it was signed with APP_SECRET_PREVIOUS."""
     raw = request.cookies.get(services.settings.security.session_cookie_name)
     verified = services.cookie_signer.verify(raw) if raw else None
     return (verified.token, verified.signed_with_previous) if verified else None
 
 
-async def provide_signed_in(request: Request, services: Services, db: Db) -> SignedIn:
+async def provide_signed_in(request: Request, services: NamedDependency[Services], db: NamedDependency[Db]) -> SignedIn:
     """The caller's principal, loaded fresh from the database (revocation is immediate), or 401."""
     token = session_token(request, services)
     if token is None:
@@ -93,7 +94,7 @@ async def provide_signed_in(request: Request, services: Services, db: Db) -> Sig
     return SignedIn(db.directory, principal, session, db.now)
 
 
-def session_cookie(services: Services, token: str) -> Cookie:
+def session_cookie(services: NamedDependency[Services], token: str) -> Cookie:
     security = services.settings.security
     return Cookie(
         key=security.session_cookie_name,
@@ -106,9 +107,14 @@ def session_cookie(services: Services, token: str) -> Cookie:
     )
 
 
-def expired_session_cookie(services: Services) -> Cookie:
+def expired_session_cookie(services: NamedDependency[Services]) -> Cookie:
     security = services.settings.security
     return Cookie(
-        key=security.session_cookie_name, value="", max_age=0, path="/", httponly=True,
-        secure=security.session_cookie_secure, samesite="lax",
+        key=security.session_cookie_name,
+        value="",
+        max_age=0,
+        path="/",
+        httponly=True,
+        secure=security.session_cookie_secure,
+        samesite="lax",
     )

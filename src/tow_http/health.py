@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Request, Router, get
+from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
 from tow_core.readiness import SchemaInspector, require_current_schema
@@ -22,7 +23,7 @@ async def health() -> dict[str, str]:
     ),
     sync_to_thread=True,
 )
-def ready(schema_inspector: SkipValidation[SchemaInspector]) -> dict[str, str]:
+def ready(schema_inspector: NamedDependency[SkipValidation[SchemaInspector]]) -> dict[str, str]:
     state = require_current_schema(schema_inspector)
     return {"status": "ready", "schema_revision": state.latest_revision}
 

@@ -34,6 +34,7 @@ def me_out(directory: Directory, user_id: int, active_organisation_id: int | Non
         MembershipOut(org.id, org.name, role.value, org.workflow_mode.value)
         for org, role in directory.organisations_of(user_id)
     ]
-    if active_organisation_id is None and memberships:
-        active_organisation_id = memberships[0].organisation_id
+    member_of = [m.organisation_id for m in memberships]
+    if active_organisation_id not in member_of:  # never, or no longer, a member: fall back
+        active_organisation_id = member_of[0] if member_of else None
     return MeOut(user.id, user.email, user.display_name, user.is_server_admin, active_organisation_id, memberships)

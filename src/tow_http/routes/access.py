@@ -10,7 +10,8 @@ from typing import Annotated
 
 import msgspec
 from litestar import Router, delete, get, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from tow_core import administration
@@ -96,8 +97,9 @@ def parse_scope(org_id: int, text: str) -> Scope:
     """``KIND:REF`` inside the organisation named by the path; an organisation scope must name that one."""
     match = _SCOPE.fullmatch(text)
     if match is None:
-        raise InvalidInput("scope must be KIND:ID with KIND one of organisation, group, project, user "
-                           "(e.g. project:12)", field="scope")
+        raise InvalidInput(
+            "scope must be KIND:ID with KIND one of organisation, group, project, user (e.g. project:12)", field="scope"
+        )
     kind, ref = ScopeKind(match[1]), int(match[2])
     if kind is ScopeKind.ORGANISATION and ref != org_id:
         raise NotFound("scope not found")
@@ -110,8 +112,12 @@ def _decision(condition: Condition | None, reason: str) -> DecisionOut:
 
 def explanation_out(explanation: AccessExplanation) -> ExplanationOut:
     scope = f"{explanation.scope.kind.value}:{explanation.scope.ref_id}"
-    return ExplanationOut(explanation.user_id, scope, _decision(explanation.read, explanation.read_reason),
-                          _decision(explanation.write, explanation.write_reason))
+    return ExplanationOut(
+        explanation.user_id,
+        scope,
+        _decision(explanation.read, explanation.read_reason),
+        _decision(explanation.write, explanation.write_reason),
+    )
 
 
 def user_out(user: User) -> UserOut:
@@ -128,13 +134,15 @@ def _reviewed_user(user: ReviewedUser) -> ReviewedUserOut:
 
 
 def _reviewed_grant(reviewed: ReviewedGrant) -> ReviewedGrantOut:
-    return ReviewedGrantOut(grant_out(reviewed.grant), _group_ref(reviewed.group),
-                            [_reviewed_user(u) for u in reviewed.users])
+    return ReviewedGrantOut(
+        grant_out(reviewed.grant), _group_ref(reviewed.group), [_reviewed_user(u) for u in reviewed.users]
+    )
 
 
 def _deactivated(held: DeactivatedGrant) -> DeactivatedGrantOut:
-    return DeactivatedGrantOut(held.project.id, held.project.key, grant_out(held.grant), _group_ref(held.group),
-                               _reviewed_user(held.user))
+    return DeactivatedGrantOut(
+        held.project.id, held.project.key, grant_out(held.grant), _group_ref(held.group), _reviewed_user(held.user)
+    )
 
 
 def review_out(review: AccessReview) -> AccessReviewOut:
@@ -142,8 +150,10 @@ def review_out(review: AccessReview) -> AccessReviewOut:
         organisation_out(review.organisation),
         [member_out(m) for m in review.managers],
         [user_out(u) for u in review.server_admins],
-        [ReviewedProjectOut(project_out(rp.project), [_reviewed_grant(g) for g in rp.grants])
-         for rp in review.restricted_projects],
+        [
+            ReviewedProjectOut(project_out(rp.project), [_reviewed_grant(g) for g in rp.grants])
+            for rp in review.restricted_projects
+        ],
         [_deactivated(d) for d in review.deactivated_grants],
     )
 
@@ -155,8 +165,8 @@ def review_out(review: AccessReview) -> AccessReviewOut:
     "/organisations/{org_id:int}/access/explain",
     summary="Why can a user read or write a scope?",
     description="Answers, for read and for write, the rule that grants access (`rule`, e.g. `project_open`, "
-    "`project_grant_reads`, `is_org_manager`) and a sentence saying where it comes from (\"granted viewer through "
-    "group Design\"), or why access is denied. `scope` is `KIND:ID` with KIND one of `organisation`, `group`, "
+    '`project_grant_reads`, `is_org_manager`) and a sentence saying where it comes from ("granted viewer through '
+    'group Design"), or why access is denied. `scope` is `KIND:ID` with KIND one of `organisation`, `group`, '
     "`project`, `user` (a user's private scope); a malformed scope is 422 on `scope`. `user_id` defaults to you. "
     "Owners/admins may ask about anyone; any member about themselves (403 otherwise). A group or project of "
     "another organisation, or a project you cannot read, is 404.\n\n"
@@ -165,13 +175,18 @@ def review_out(review: AccessReview) -> AccessReviewOut:
     sync_to_thread=True,
 )
 def explain_access(
-    org_id: int, scope_text: Annotated[str, Parameter(query="scope", description="KIND:ID, e.g. project:12")],
-    signed_in: SignedIn, user_id: int | None = None,
+    org_id: int,
+    scope_text: Annotated[str, QueryParameter(name="scope", description="KIND:ID, e.g. project:12")],
+    signed_in: NamedDependency[SignedIn],
+    user_id: int | None = None,
 ) -> ExplanationOut:
     # ``scope`` is Litestar's reserved name for the ASGI scope, hence the alias.
     explanation = administration.explain_access(
-        signed_in.directory, signed_in.principal, org_id=org_id,
-        user_id=signed_in.principal.user_id if user_id is None else user_id, scope=parse_scope(org_id, scope_text),
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        user_id=signed_in.principal.user_id if user_id is None else user_id,
+        scope=parse_scope(org_id, scope_text),
     )
     return explanation_out(explanation)
 
@@ -184,16 +199,15 @@ def explain_access(
     "held by a deactivated user. Open projects are not listed: every member reads and writes them.",
     sync_to_thread=True,
 )
-def access_review(org_id: int, signed_in: SignedIn) -> AccessReviewOut:
+def access_review(org_id: int, signed_in: NamedDependency[SignedIn]) -> AccessReviewOut:
     return review_out(administration.access_review(signed_in.directory, signed_in.principal, org_id=org_id))
 
 
 # --- server admins ----------------------------------------------------------------------------
 
 
-@get("/server/admins", summary="Server admins", description="Server admins only (403 otherwise).",
-     sync_to_thread=True)
-def list_server_admins(signed_in: SignedIn) -> list[UserOut]:
+@get("/server/admins", summary="Server admins", description="Server admins only (403 otherwise).", sync_to_thread=True)
+def list_server_admins(signed_in: NamedDependency[SignedIn]) -> list[UserOut]:
     return [user_out(u) for u in administration.list_server_admins(signed_in.directory, signed_in.principal)]
 
 
@@ -204,22 +218,22 @@ def list_server_admins(signed_in: SignedIn) -> list[UserOut]:
     "it grants **no** organisation role. 409 for a deactivated user; 404 for an unknown one. Idempotent.",
     sync_to_thread=True,
 )
-def grant_server_admin(user_id: int, signed_in: SignedIn) -> UserOut:
+def grant_server_admin(user_id: int, signed_in: NamedDependency[SignedIn]) -> UserOut:
     return user_out(administration.set_server_admin(signed_in.directory, signed_in.principal, user_id, True))
 
 
 @delete(
     "/server/admins/{user_id:int}",
     summary="Revoke server admin",
-    description="Server admins only. Never the last active server admin (409: make someone else server admin "
-    "first).",
+    description="Server admins only. Never the last active server admin (409: make someone else server admin first).",
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def revoke_server_admin(user_id: int, signed_in: SignedIn) -> None:
+def revoke_server_admin(user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.set_server_admin(signed_in.directory, signed_in.principal, user_id, False)
 
 
 access_router = Router(path="/api", route_handlers=[explain_access, access_review], tags=["access"])
-server_admins_router = Router(path="/api", route_handlers=[list_server_admins, grant_server_admin,
-                                                           revoke_server_admin], tags=["server"])
+server_admins_router = Router(
+    path="/api", route_handlers=[list_server_admins, grant_server_admin, revoke_server_admin], tags=["server"]
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from anyio import to_thread
 from litestar import Request, Response, Router, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -47,17 +48,22 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _signed_in_response(services: Services, db: Db, user: User, body: object, status: int) -> Response:
+def _signed_in_response(
+    services: NamedDependency[Services], db: NamedDependency[Db], user: User, body: object, status: int
+) -> Response:
     token = services.cookie_signer.new_token()  # a new id at every sign-in (session fixation)
     accounts.start_session(
-        db.directory, user=user, token_hash=services.cookie_signer.token_hash(token), now=db.now,
+        db.directory,
+        user=user,
+        token_hash=services.cookie_signer.token_hash(token),
+        now=db.now,
         lifetime=services.session_lifetime,
     )
     return Response(body, status_code=status, cookies=[session_cookie(services, token)])
 
 
 @get("/setup", summary="Is this a fresh server?", sync_to_thread=True)
-def setup(db: Db, services: Services) -> SetupOut:
+def setup(db: NamedDependency[Db], services: NamedDependency[Services]) -> SetupOut:
     """`needs_first_account` is true until the first account exists (then registration needs an invite)."""
     return SetupOut(db.directory.count_users() == 0, services.settings.auth.mode)
 
@@ -70,10 +76,16 @@ def setup(db: Db, services: Services) -> SetupOut:
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def register_first(data: JSONBody[FirstAccountIn], db: Db, services: Services) -> Response:
+def register_first(
+    data: JSONBody[FirstAccountIn], db: NamedDependency[Db], services: NamedDependency[Services]
+) -> Response:
     user, _ = accounts.register_first_account(
-        db.directory, services.password_hasher, email=data.email, display_name=data.display_name,
-        password=data.password, organisation_name=data.organisation_name,
+        db.directory,
+        services.password_hasher,
+        email=data.email,
+        display_name=data.display_name,
+        password=data.password,
+        organisation_name=data.organisation_name,
     )
     return _signed_in_response(services, db, user, me_out(db.directory, user.id, None), HTTP_201_CREATED)
 
@@ -86,13 +98,19 @@ def register_first(data: JSONBody[FirstAccountIn], db: Db, services: Services) -
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def register(data: JSONBody[RegisterIn], db: Db, services: Services) -> Response:
+def register(data: JSONBody[RegisterIn], db: NamedDependency[Db], services: NamedDependency[Services]) -> Response:
     user, invite = accounts.register_with_invite(
-        db.directory, services.password_hasher, token_hash=services.cookie_signer.token_hash(data.invite_token),
-        email=data.email, display_name=data.display_name, password=data.password, now=db.now,
+        db.directory,
+        services.password_hasher,
+        token_hash=services.cookie_signer.token_hash(data.invite_token),
+        email=data.email,
+        display_name=data.display_name,
+        password=data.password,
+        now=db.now,
     )
-    return _signed_in_response(services, db, user, me_out(db.directory, user.id, invite.organisation_id),
-                               HTTP_201_CREATED)
+    return _signed_in_response(
+        services, db, user, me_out(db.directory, user.id, invite.organisation_id), HTTP_201_CREATED
+    )
 
 
 @post(
@@ -102,11 +120,18 @@ def register(data: JSONBody[RegisterIn], db: Db, services: Services) -> Response
     "account or 20 from one client IP within 15 minutes, 429 with `Retry-After`. A new session id is issued.",
     status_code=HTTP_200_OK,
 )
-async def login(data: JSONBody[LoginIn], request: Request, db: Db, services: Services) -> Response:
+async def login(
+    data: JSONBody[LoginIn], request: Request, db: NamedDependency[Db], services: NamedDependency[Services]
+) -> Response:
     def sign_in() -> Response:
         user = accounts.authenticate(
-            db.directory, services.login_failures, services.password_hasher, email=data.email,
-            password=data.password, client_ip=client_ip(request), now=db.now,
+            db.directory,
+            services.login_failures,
+            services.password_hasher,
+            email=data.email,
+            password=data.password,
+            client_ip=client_ip(request),
+            now=db.now,
         )
         return _signed_in_response(services, db, user, me_out(db.directory, user.id, None), HTTP_200_OK)
 
@@ -114,7 +139,7 @@ async def login(data: JSONBody[LoginIn], request: Request, db: Db, services: Ser
 
 
 @post("/logout", summary="Sign out this browser", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
-def logout(request: Request, db: Db, services: Services) -> Response[None]:
+def logout(request: Request, db: NamedDependency[Db], services: NamedDependency[Services]) -> Response[None]:
     """Revokes this session server-side (the cookie stops working even if kept) and clears the cookie."""
     token = session_token(request, services)
     if token is not None:
@@ -129,13 +154,13 @@ def logout(request: Request, db: Db, services: Services) -> Response[None]:
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def logout_everywhere(signed_in: SignedIn, services: Services) -> Response[None]:
+def logout_everywhere(signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response[None]:
     accounts.sign_out_everywhere(signed_in.directory, signed_in.principal, now=signed_in.now)
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(services)])
 
 
 @get("/me", summary="The signed-in user and their organisations", sync_to_thread=True)
-def me(signed_in: SignedIn) -> MeOut:
+def me(signed_in: NamedDependency[SignedIn]) -> MeOut:
     return me_out(signed_in.directory, signed_in.principal.user_id, signed_in.session.active_organisation_id)
 
 
@@ -145,13 +170,14 @@ def me(signed_in: SignedIn) -> MeOut:
     description="The session's active organisation; 404 for organisations you are not a member of.",
     sync_to_thread=True,
 )
-def switch_organisation(data: JSONBody[ActiveOrganisationIn], signed_in: SignedIn) -> MeOut:
+def switch_organisation(data: JSONBody[ActiveOrganisationIn], signed_in: NamedDependency[SignedIn]) -> MeOut:
     accounts.switch_organisation(
         signed_in.directory, signed_in.principal, token_hash=signed_in.session.token_hash, org_id=data.organisation_id
     )
     return me_out(signed_in.directory, signed_in.principal.user_id, data.organisation_id)
 
 
-auth_router = Router(path="/api/auth", route_handlers=[setup, register_first, register, login, logout,
-                                                       logout_everywhere], tags=["auth"])
+auth_router = Router(
+    path="/api/auth", route_handlers=[setup, register_first, register, login, logout, logout_everywhere], tags=["auth"]
+)
 me_router = Router(path="/api", route_handlers=[me, switch_organisation], tags=["me"])

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 from litestar import Router, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -43,8 +44,15 @@ class AcceptIn(Strict):
 
 
 def invite_out(invite: Invite, now: datetime) -> InviteOut:
-    return InviteOut(invite.id, invite.organisation_id, invite.role.value, invite.email, invite.state(now).value,
-                     invite.created_at, invite.expires_at)
+    return InviteOut(
+        invite.id,
+        invite.organisation_id,
+        invite.role.value,
+        invite.email,
+        invite.state(now).value,
+        invite.created_at,
+        invite.expires_at,
+    )
 
 
 @post(
@@ -56,18 +64,26 @@ def invite_out(invite: Invite, now: datetime) -> InviteOut:
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def create_invite(org_id: int, data: JSONBody[InviteIn], signed_in: SignedIn, services: Services) -> CreatedInviteOut:
+def create_invite(
+    org_id: int, data: JSONBody[InviteIn], signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]
+) -> CreatedInviteOut:
     token = services.cookie_signer.new_token()
     invite = accounts.create_invite(
-        signed_in.directory, signed_in.principal, org_id=org_id, token_hash=services.cookie_signer.token_hash(token),
-        role=data.role, email=data.email, now=signed_in.now, lifetime=timedelta(hours=data.expires_in_hours),
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        token_hash=services.cookie_signer.token_hash(token),
+        role=data.role,
+        email=data.email,
+        now=signed_in.now,
+        lifetime=timedelta(hours=data.expires_in_hours),
     )
     base = services.settings.runtime.public_app_url.rstrip("/")
     return CreatedInviteOut(invite_out(invite, signed_in.now), token, f"{base}/invite/{token}")
 
 
 @get("/organisations/{org_id:int}/invites", summary="List invites (owners/admins)", sync_to_thread=True)
-def list_invites(org_id: int, signed_in: SignedIn) -> list[InviteOut]:
+def list_invites(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[InviteOut]:
     invites = accounts.list_invites(signed_in.directory, signed_in.principal, org_id=org_id)
     return [invite_out(i, signed_in.now) for i in invites]
 
@@ -79,9 +95,10 @@ def list_invites(org_id: int, signed_in: SignedIn) -> list[InviteOut]:
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def revoke_invite(org_id: int, invite_id: int, signed_in: SignedIn) -> None:
-    accounts.revoke_invite(signed_in.directory, signed_in.principal, org_id=org_id, invite_id=invite_id,
-                           now=signed_in.now)
+def revoke_invite(org_id: int, invite_id: int, signed_in: NamedDependency[SignedIn]) -> None:
+    accounts.revoke_invite(
+        signed_in.directory, signed_in.principal, org_id=org_id, invite_id=invite_id, now=signed_in.now
+    )
 
 
 @post(
@@ -92,13 +109,18 @@ def revoke_invite(org_id: int, invite_id: int, signed_in: SignedIn) -> None:
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
-def accept_invite(data: JSONBody[AcceptIn], signed_in: SignedIn, services: Services) -> MeOut:
+def accept_invite(
+    data: JSONBody[AcceptIn], signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]
+) -> MeOut:
     invite = accounts.accept_invite(
-        signed_in.directory, signed_in.principal, token_hash=services.cookie_signer.token_hash(data.token),
+        signed_in.directory,
+        signed_in.principal,
+        token_hash=services.cookie_signer.token_hash(data.token),
         now=signed_in.now,
     )
     return me_out(signed_in.directory, signed_in.principal.user_id, invite.organisation_id)
 
 
-invites_router = Router(path="/api", route_handlers=[create_invite, list_invites, revoke_invite, accept_invite],
-                        tags=["invites"])
+invites_router = Router(
+    path="/api", route_handlers=[create_invite, list_invites, revoke_invite, accept_invite], tags=["invites"]
+)

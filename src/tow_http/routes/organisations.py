@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Router, delete, get, patch, post, put
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -89,16 +90,23 @@ def group_out(group: Group) -> GroupOut:
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def create_organisation(data: JSONBody[OrganisationIn], signed_in: SignedIn) -> OrganisationOut:
+def create_organisation(data: JSONBody[OrganisationIn], signed_in: NamedDependency[SignedIn]) -> OrganisationOut:
     organisation = administration.create_organisation(
-        signed_in.directory, signed_in.principal, name=data.name, workflow_mode=data.workflow_mode,
+        signed_in.directory,
+        signed_in.principal,
+        name=data.name,
+        workflow_mode=data.workflow_mode,
     )
     return organisation_out(organisation)
 
 
-@get("/organisations/{org_id:int}", summary="An organisation", description=f"Any member. {_NOT_VISIBLE}",
-     sync_to_thread=True)
-def get_organisation(org_id: int, signed_in: SignedIn) -> OrganisationOut:
+@get(
+    "/organisations/{org_id:int}",
+    summary="An organisation",
+    description=f"Any member. {_NOT_VISIBLE}",
+    sync_to_thread=True,
+)
+def get_organisation(org_id: int, signed_in: NamedDependency[SignedIn]) -> OrganisationOut:
     return organisation_out(administration.get_organisation(signed_in.directory, signed_in.principal, org_id=org_id))
 
 
@@ -109,9 +117,14 @@ def get_organisation(org_id: int, signed_in: SignedIn) -> OrganisationOut:
     f"framing only; it never rewrites data. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
-def update_organisation(org_id: int, data: JSONBody[OrganisationPatch], signed_in: SignedIn) -> OrganisationOut:
+def update_organisation(
+    org_id: int, data: JSONBody[OrganisationPatch], signed_in: NamedDependency[SignedIn]
+) -> OrganisationOut:
     organisation = administration.update_organisation(
-        signed_in.directory, signed_in.principal, org_id=org_id, name=unset_to_none(data.name),
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        name=unset_to_none(data.name),
         workflow_mode=unset_to_none(data.workflow_mode),
     )
     return organisation_out(organisation)
@@ -120,11 +133,14 @@ def update_organisation(org_id: int, data: JSONBody[OrganisationPatch], signed_i
 # --- members ----------------------------------------------------------------------------------
 
 
-@get("/organisations/{org_id:int}/members", summary="Members and their roles",
-     description=f"Any member. {_NOT_VISIBLE}", sync_to_thread=True)
-def list_members(org_id: int, signed_in: SignedIn) -> list[MemberOut]:
-    return [member_out(m) for m in administration.list_members(signed_in.directory, signed_in.principal,
-                                                                org_id=org_id)]
+@get(
+    "/organisations/{org_id:int}/members",
+    summary="Members and their roles",
+    description=f"Any member. {_NOT_VISIBLE}",
+    sync_to_thread=True,
+)
+def list_members(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[MemberOut]:
+    return [member_out(m) for m in administration.list_members(signed_in.directory, signed_in.principal, org_id=org_id)]
 
 
 @patch(
@@ -135,9 +151,15 @@ def list_members(org_id: int, signed_in: SignedIn) -> list[MemberOut]:
     f"the user is not a member of this organisation. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
-def change_member_role(org_id: int, user_id: int, data: JSONBody[MemberRoleIn], signed_in: SignedIn) -> MemberOut:
+def change_member_role(
+    org_id: int, user_id: int, data: JSONBody[MemberRoleIn], signed_in: NamedDependency[SignedIn]
+) -> MemberOut:
     member = administration.change_member_role(
-        signed_in.directory, signed_in.principal, org_id=org_id, user_id=user_id, role=data.role,
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        user_id=user_id,
+        role=data.role,
     )
     return member_out(member)
 
@@ -151,16 +173,20 @@ def change_member_role(org_id: int, user_id: int, data: JSONBody[MemberRoleIn], 
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def remove_member(org_id: int, user_id: int, signed_in: SignedIn) -> None:
+def remove_member(org_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.remove_member(signed_in.directory, signed_in.principal, org_id=org_id, user_id=user_id)
 
 
 # --- groups -----------------------------------------------------------------------------------
 
 
-@get("/organisations/{org_id:int}/groups", summary="Groups and who is in them",
-     description=f"Any member. {_NOT_VISIBLE}", sync_to_thread=True)
-def list_groups(org_id: int, signed_in: SignedIn) -> list[GroupOut]:
+@get(
+    "/organisations/{org_id:int}/groups",
+    summary="Groups and who is in them",
+    description=f"Any member. {_NOT_VISIBLE}",
+    sync_to_thread=True,
+)
+def list_groups(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[GroupOut]:
     return [group_out(g) for g in administration.list_groups(signed_in.directory, signed_in.principal, org_id=org_id)]
 
 
@@ -172,7 +198,7 @@ def list_groups(org_id: int, signed_in: SignedIn) -> list[GroupOut]:
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def create_group(org_id: int, data: JSONBody[GroupIn], signed_in: SignedIn) -> GroupOut:
+def create_group(org_id: int, data: JSONBody[GroupIn], signed_in: NamedDependency[SignedIn]) -> GroupOut:
     group = administration.create_group(signed_in.directory, signed_in.principal, org_id=org_id, name=data.name)
     return group_out(group)
 
@@ -183,9 +209,13 @@ def create_group(org_id: int, data: JSONBody[GroupIn], signed_in: SignedIn) -> G
     description="Owners and admins. 404 for a group that is not in this organisation; 409 for a name in use.",
     sync_to_thread=True,
 )
-def rename_group(org_id: int, group_id: int, data: JSONBody[GroupIn], signed_in: SignedIn) -> GroupOut:
+def rename_group(org_id: int, group_id: int, data: JSONBody[GroupIn], signed_in: NamedDependency[SignedIn]) -> GroupOut:
     group = administration.rename_group(
-        signed_in.directory, signed_in.principal, org_id=org_id, group_id=group_id, name=data.name,
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        group_id=group_id,
+        name=data.name,
     )
     return group_out(group)
 
@@ -198,7 +228,7 @@ def rename_group(org_id: int, group_id: int, data: JSONBody[GroupIn], signed_in:
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def delete_group(org_id: int, group_id: int, signed_in: SignedIn) -> None:
+def delete_group(org_id: int, group_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.delete_group(signed_in.directory, signed_in.principal, org_id=org_id, group_id=group_id)
 
 
@@ -209,9 +239,13 @@ def delete_group(org_id: int, group_id: int, signed_in: SignedIn) -> None:
     "`user_id`); the group must be in it (404).",
     sync_to_thread=True,
 )
-def add_group_member(org_id: int, group_id: int, user_id: int, signed_in: SignedIn) -> GroupOut:
+def add_group_member(org_id: int, group_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> GroupOut:
     group = administration.add_group_member(
-        signed_in.directory, signed_in.principal, org_id=org_id, group_id=group_id, user_id=user_id,
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        group_id=group_id,
+        user_id=user_id,
     )
     return group_out(group)
 
@@ -224,18 +258,31 @@ def add_group_member(org_id: int, group_id: int, user_id: int, signed_in: Signed
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def remove_group_member(org_id: int, group_id: int, user_id: int, signed_in: SignedIn) -> None:
+def remove_group_member(org_id: int, group_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.remove_group_member(
-        signed_in.directory, signed_in.principal, org_id=org_id, group_id=group_id, user_id=user_id,
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        group_id=group_id,
+        user_id=user_id,
     )
 
 
 organisations_router = Router(
     path="/api",
     route_handlers=[
-        create_organisation, get_organisation, update_organisation,
-        list_members, change_member_role, remove_member,
-        list_groups, create_group, rename_group, delete_group, add_group_member, remove_group_member,
+        create_organisation,
+        get_organisation,
+        update_organisation,
+        list_members,
+        change_member_role,
+        remove_member,
+        list_groups,
+        create_group,
+        rename_group,
+        delete_group,
+        add_group_member,
+        remove_group_member,
     ],
     tags=["organisations"],
 )

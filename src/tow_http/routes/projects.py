@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Router, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -15,7 +16,7 @@ from tow_http.routes.organisations import unset_to_none
 from tow_http.shapes import Strict
 
 VISIBILITY_RULES = (
-    "**Visibility.** `open`: every member of the organisation can **read AND write** the project — \"open\" "
+    '**Visibility.** `open`: every member of the organisation can **read AND write** the project — "open" '
     "means writable by all, not just visible to all; a grant on an open project can raise a member to lead/admin "
     "but never lower anyone below member. `restricted`: only users granted directly or through a group, plus "
     "organisation owners/admins, can read it; grantees whose role writes (member, lead, admin — not viewer), "
@@ -70,8 +71,16 @@ class GrantOut(msgspec.Struct):
 
 
 def project_out(project: Project) -> ProjectOut:
-    return ProjectOut(project.id, project.organisation_id, project.key, project.name, project.description,
-                      project.lead_user_id, project.visibility.value, project.status.value)
+    return ProjectOut(
+        project.id,
+        project.organisation_id,
+        project.key,
+        project.name,
+        project.description,
+        project.lead_user_id,
+        project.visibility.value,
+        project.status.value,
+    )
 
 
 def grant_out(grant: Grant) -> GrantOut:
@@ -85,11 +94,12 @@ def grant_out(grant: Grant) -> GrantOut:
     "/organisations/{org_id:int}/projects",
     summary="Projects you can read",
     description="Any member; lists only the projects you can read (every open project, restricted ones you are "
-    "granted, all of them for owners/admins). Optional `status` filter (`active` / `archived`).\n\n"
-    + VISIBILITY_RULES,
+    "granted, all of them for owners/admins). Optional `status` filter (`active` / `archived`).\n\n" + VISIBILITY_RULES,
     sync_to_thread=True,
 )
-def list_projects(org_id: int, signed_in: SignedIn, status: ProjectStatus | None = None) -> list[ProjectOut]:
+def list_projects(
+    org_id: int, signed_in: NamedDependency[SignedIn], status: ProjectStatus | None = None
+) -> list[ProjectOut]:
     projects = administration.list_projects(signed_in.directory, signed_in.principal, org_id=org_id, status=status)
     return [project_out(p) for p in projects]
 
@@ -103,10 +113,16 @@ def list_projects(org_id: int, signed_in: SignedIn, status: ProjectStatus | None
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def create_project(org_id: int, data: JSONBody[ProjectIn], signed_in: SignedIn) -> ProjectOut:
+def create_project(org_id: int, data: JSONBody[ProjectIn], signed_in: NamedDependency[SignedIn]) -> ProjectOut:
     project = administration.create_project(
-        signed_in.directory, signed_in.principal, org_id=org_id, key=data.key, name=data.name,
-        visibility=data.visibility, description=data.description, lead_user_id=data.lead_user_id,
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        key=data.key,
+        name=data.name,
+        visibility=data.visibility,
+        description=data.description,
+        lead_user_id=data.lead_user_id,
     )
     return project_out(project)
 
@@ -117,9 +133,8 @@ def create_project(org_id: int, data: JSONBody[ProjectIn], signed_in: SignedIn) 
     description="404 unless the project is in this organisation and you can read it.\n\n" + VISIBILITY_RULES,
     sync_to_thread=True,
 )
-def get_project(org_id: int, project_id: int, signed_in: SignedIn) -> ProjectOut:
-    project = administration.get_project(signed_in.directory, signed_in.principal, org_id=org_id,
-                                         project_id=project_id)
+def get_project(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn]) -> ProjectOut:
+    project = administration.get_project(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id)
     return project_out(project)
 
 
@@ -133,12 +148,20 @@ def get_project(org_id: int, project_id: int, signed_in: SignedIn) -> ProjectOut
     + VISIBILITY_RULES,
     sync_to_thread=True,
 )
-def update_project(org_id: int, project_id: int, data: JSONBody[ProjectPatch], signed_in: SignedIn) -> ProjectOut:
+def update_project(
+    org_id: int, project_id: int, data: JSONBody[ProjectPatch], signed_in: NamedDependency[SignedIn]
+) -> ProjectOut:
     lead = administration.UNCHANGED if data.lead_user_id is msgspec.UNSET else data.lead_user_id
     project = administration.update_project(
-        signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id,
-        name=unset_to_none(data.name), description=unset_to_none(data.description), lead_user_id=lead,
-        visibility=unset_to_none(data.visibility), status=unset_to_none(data.status),
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        project_id=project_id,
+        name=unset_to_none(data.name),
+        description=unset_to_none(data.description),
+        lead_user_id=lead,
+        visibility=unset_to_none(data.visibility),
+        status=unset_to_none(data.status),
     )
     return project_out(project)
 
@@ -153,9 +176,8 @@ def update_project(org_id: int, project_id: int, data: JSONBody[ProjectPatch], s
     "their direct grant and all their groups' grants; organisation owners/admins act as project admins.",
     sync_to_thread=True,
 )
-def list_grants(org_id: int, project_id: int, signed_in: SignedIn) -> list[GrantOut]:
-    grants = administration.list_grants(signed_in.directory, signed_in.principal, org_id=org_id,
-                                        project_id=project_id)
+def list_grants(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn]) -> list[GrantOut]:
+    grants = administration.list_grants(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id)
     return [grant_out(g) for g in grants]
 
 
@@ -171,10 +193,15 @@ def list_grants(org_id: int, project_id: int, signed_in: SignedIn) -> list[Grant
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
-def put_grant(org_id: int, project_id: int, data: JSONBody[GrantIn], signed_in: SignedIn) -> GrantOut:
+def put_grant(org_id: int, project_id: int, data: JSONBody[GrantIn], signed_in: NamedDependency[SignedIn]) -> GrantOut:
     grant = administration.put_grant(
-        signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id, role=data.role,
-        user_id=data.user_id, group_id=data.group_id,
+        signed_in.directory,
+        signed_in.principal,
+        org_id=org_id,
+        project_id=project_id,
+        role=data.role,
+        user_id=data.user_id,
+        group_id=data.group_id,
     )
     return grant_out(grant)
 
@@ -187,9 +214,10 @@ def put_grant(org_id: int, project_id: int, data: JSONBody[GrantIn], signed_in: 
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def remove_grant(org_id: int, project_id: int, grant_id: int, signed_in: SignedIn) -> None:
-    administration.remove_grant(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id,
-                                grant_id=grant_id)
+def remove_grant(org_id: int, project_id: int, grant_id: int, signed_in: NamedDependency[SignedIn]) -> None:
+    administration.remove_grant(
+        signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id, grant_id=grant_id
+    )
 
 
 projects_router = Router(
