@@ -19,7 +19,9 @@ from tow_core.errors import InvalidInput
 
 # Deliberately loose (RFC 5322 is not worth enforcing): one @, a dot in the domain, no spaces.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-PROJECT_KEY = re.compile(r"^[A-Z0-9]{2,10}$")
+# SPEC §2: 2–10 upper-case letters/digits; at least one letter, so that "APP-42" style ticket IDs can
+# always be told apart from numbers and dates in running text (see records.DISPLAY_ID_PATTERN).
+PROJECT_KEY = re.compile(r"^(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,10}$")
 
 
 def normalise_email(email: str, field: str = "email") -> str:
@@ -41,7 +43,8 @@ def clean_name(value: str, field: str, *, max_length: int = 200) -> str:
 
 def check_project_key(key: str) -> str:
     if not PROJECT_KEY.fullmatch(key):
-        raise InvalidInput("key must be 2–10 upper-case letters or digits, e.g. APP", field="key")
+        raise InvalidInput("key must be 2–10 upper-case letters or digits with at least one letter, e.g. APP",
+                           field="key")
     return key
 
 

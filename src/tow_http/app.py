@@ -19,6 +19,7 @@ from tow_http.routes.auth import auth_router, me_router
 from tow_http.routes.invites import invites_router
 from tow_http.routes.organisations import organisations_router
 from tow_http.routes.projects import projects_router
+from tow_http.routes.records import records_router
 from tow_http.security import BrowserSecurityMiddleware
 
 API_DESCRIPTION = """TOW's JSON API.
@@ -38,7 +39,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
-            access_router, server_admins_router, *extra_routers,
+            access_router, server_admins_router, records_router, *extra_routers,
         ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),

@@ -18,10 +18,10 @@ from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
-from tow_core.identity import Directory
+from tow_adapters.postgres.records import PgRecordStore
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig
-from tow_http.context import Services
+from tow_http.context import Services, Stores
 from tow_http.session_cookie import SessionCookieSigner
 
 
@@ -38,9 +38,9 @@ def _pool_options(config: LoadedConfig) -> PoolOptions:
 
 def _transaction_factory(engine: sa.Engine):
     @contextmanager
-    def transaction() -> Iterator[Directory]:
+    def transaction() -> Iterator[Stores]:
         with engine.begin() as connection:
-            yield PgDirectory(connection)
+            yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection))
 
     return transaction
 

@@ -19,6 +19,7 @@ from tow_core.accounts import resolve_session
 from tow_core.errors import NotAuthenticated
 from tow_core.identity import Directory, LoginFailureLog, Session
 from tow_core.passwords import PasswordHasher
+from tow_core.records import RecordStore
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -28,11 +29,19 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True)
+class Stores:
+    """The ports one transaction works through; all of them commit together or not at all."""
+
+    directory: Directory
+    records: RecordStore
+
+
+@dataclass(frozen=True)
 class Services:
     """What the HTTP layer needs, built by the composition root (tests override pieces of it)."""
 
     settings: Settings
-    transaction: Callable[[], AbstractContextManager[Directory]]
+    transaction: Callable[[], AbstractContextManager[Stores]]
     login_failures: LoginFailureLog
     password_hasher: PasswordHasher
     cookie_signer: SessionCookieSigner
@@ -45,15 +54,17 @@ class Services:
 
 @dataclass(frozen=True)
 class Db:
-    """The request's unit of work: everything done through ``directory`` commits together or not at all."""
+    """The request's unit of work: everything done through its stores commits together or not at all."""
 
     directory: Directory
+    records: RecordStore
     now: datetime
 
 
 @dataclass(frozen=True)
 class SignedIn:
     directory: Directory
+    records: RecordStore
     principal: Principal
     session: Session
     now: datetime
@@ -62,9 +73,9 @@ class SignedIn:
 async def provide_db(services: NamedDependency[Services]) -> AsyncGenerator[Db, None]:
     """One transaction per request: committed when the handler returns, rolled back when it raises."""
     transaction = services.transaction()
-    directory = await to_thread.run_sync(transaction.__enter__)
+    stores = await to_thread.run_sync(transaction.__enter__)
     try:
-        yield Db(directory, services.clock())
+        yield Db(stores.directory, stores.records, services.clock())
     except BaseException as exc:
         await to_thread.run_sync(transaction.__exit__, type(exc), exc, exc.__traceback__)
         raise
@@ -72,7 +83,7 @@ async def provide_db(services: NamedDependency[Services]) -> AsyncGenerator[Db, 
         await to_thread.run_sync(transaction.__exit__, None, None, None)
 
 
-def session_token(request: Request, services: NamedDependency[Services]) -> tuple[str, bool] | None:
+def session_token(request: Request, services: Services) -> tuple[str, bool] | None:
     """The verified token from the session cookie and whether it was signed with APP_SECRET_PREVIOUS."""
     raw = request.cookies.get(services.settings.security.session_cookie_name)
     verified = services.cookie_signer.verify(raw) if raw else None
@@ -91,10 +102,10 @@ async def provide_signed_in(request: Request, services: NamedDependency[Services
     )
     if signed_with_previous:  # planned APP_SECRET rotation: re-issue under the new secret
         request.state.reissue_session_cookie = token_value
-    return SignedIn(db.directory, principal, session, db.now)
+    return SignedIn(db.directory, db.records, principal, session, db.now)
 
 
-def session_cookie(services: NamedDependency[Services], token: str) -> Cookie:
+def session_cookie(services: Services, token: str) -> Cookie:
     security = services.settings.security
     return Cookie(
         key=security.session_cookie_name,

@@ -48,7 +48,14 @@ def engine(fresh_database_url) -> Iterator[sa.Engine]:
 
 
 def pytest_terminal_summary(terminalreporter):
+    from tests.contract.test_records_leak import LEAK_STATS
     from tests.contract.test_visibility_differential import STATS
+
+    if LEAK_STATS["worlds"]:
+        terminalreporter.write_line(
+            f"records leak test: {LEAK_STATS['worlds']} worlds, {LEAK_STATS['checks']} (user, path, record) checks, "
+            f"{LEAK_STATS['leaks']} leaks"
+        )
 
     if STATS["worlds"]:
         terminalreporter.write_line(
