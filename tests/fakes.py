@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tow_core.access import OrgRole, Principal, ProjectRole
+from tow_core.audit import AuditEntry, AuditQuery
 from tow_core.errors import Conflict
 from tow_core.identity import (
     Grant,
@@ -71,11 +72,29 @@ class InMemoryDirectory:
         self._grants: dict[int, Grant] = {}
         self._invites: dict[int, _InviteRow] = {}
         self._sessions: dict[str, _SessionRow] = {}
+        self.audit_log: list[AuditEntry] = []
 
     def _next_id(self, table: str) -> int:
         return next(self._ids[table])
 
     # --- users ----------------------------------------------------------------------------------
+
+    # --- audit log --------------------------------------------------------------------------------
+
+    def audit(self, entry: AuditEntry) -> None:
+        self.audit_log.append(replace(entry, id=len(self.audit_log) + 1, created_at=self._clock()))
+
+    def audit_entries(self, org_id, query: AuditQuery, *, cursor, limit):
+        matching = [
+            e for e in reversed(self.audit_log)
+            if e.organisation_id == org_id
+            and (not query.actions or e.action in query.actions)
+            and query.actor_id in (None, e.actor_id)
+            and query.target in (None, e.target)
+            and (cursor is None or e.id < int(cursor))
+        ]
+        page = matching[:limit]
+        return page, (str(page[-1].id) if len(matching) > limit else None)
 
     def lock_registration(self) -> None:
         """A no-op: the fake is used from one thread (PgDirectory takes an advisory transaction lock)."""

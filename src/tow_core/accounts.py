@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tow_core.access import OrgRole, Principal, can_administer_org, is_org_owner
+from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
 from tow_core.identity import (
     Directory,
@@ -65,6 +66,8 @@ def register_first_account(
     user = directory.add_user(email, display_name, hasher.hash(password), server_admin=True)
     organisation = directory.add_organisation(organisation_name, WorkflowMode.ORGANIZATION)
     directory.set_membership(organisation.id, user.id, OrgRole.OWNER)
+    directory.audit(AuditEntry(organisation.id, user.id, AuditAction.MEMBER_JOINED, f"user:{user.id}",
+                               {"role": OrgRole.OWNER.value, "via": "first account"}))
     return user, organisation
 
 
@@ -98,6 +101,7 @@ def register_with_invite(
     user = directory.add_user(email, display_name, hasher.hash(password), server_admin=False)
     directory.set_membership(invite.organisation_id, user.id, invite.role)
     directory.mark_invite_used(invite.id, user.id, now)
+    _joined(directory, invite, user.id, "invite (new account)")
     return user, invite
 
 
@@ -109,8 +113,14 @@ def accept_invite(directory: Directory, principal: Principal, *, token_hash: str
     current = principal.org_roles.get(invite.organisation_id)
     if current is None or _rank(invite.role) > _rank(current):
         directory.set_membership(invite.organisation_id, user.id, invite.role)
+        _joined(directory, invite, user.id, "invite (existing account)")
     directory.mark_invite_used(invite.id, user.id, now)
     return invite
+
+
+def _joined(directory: Directory, invite: Invite, user_id: int, via: str) -> None:
+    directory.audit(AuditEntry(invite.organisation_id, user_id, AuditAction.MEMBER_JOINED, f"user:{user_id}",
+                               {"role": invite.role.value, "via": via, "invite_id": invite.id}))
 
 
 def _rank(role: OrgRole) -> int:
@@ -129,7 +139,10 @@ def create_invite(
     if lifetime <= timedelta(0) or lifetime > policy.max_lifetime:
         raise InvalidInput(f"expiry must be within {policy.max_lifetime.days} days", field="expires_in_hours")
     bound_email = normalise_email(email) if email else None
-    return directory.add_invite(org_id, token_hash, role, bound_email, principal.user_id, now + lifetime)
+    invite = directory.add_invite(org_id, token_hash, role, bound_email, principal.user_id, now + lifetime)
+    directory.audit(AuditEntry(org_id, principal.user_id, AuditAction.INVITE_CREATED, f"invite:{invite.id}",
+                               {"role": role.value, "email": bound_email}))
+    return invite
 
 
 def revoke_invite(
@@ -142,6 +155,7 @@ def revoke_invite(
     if invite.state(now) is not InviteState.PENDING:
         raise Conflict(f"invite is already {invite.state(now).value}")
     directory.mark_invite_revoked(invite_id, now)
+    directory.audit(AuditEntry(org_id, principal.user_id, AuditAction.INVITE_REVOKED, f"invite:{invite_id}", {}))
 
 
 def list_invites(directory: Directory, principal: Principal, *, org_id: int) -> list[Invite]:

@@ -51,6 +51,7 @@ from tow_core.access import (
     is_org_owner,
     is_server_admin,
 )
+from tow_core.audit import AuditAction, AuditEntry, AuditQuery, require_audit_reader
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from tow_core.identity import (
     PROJECT_KEY,
@@ -166,6 +167,11 @@ def _without_secrets(user: User) -> User:
 # --- organisations ----------------------------------------------------------------------------
 
 
+def _audit(directory: Directory, principal: Principal, org_id: int | None, action: AuditAction, target: str,
+           **details: object) -> None:
+    directory.audit(AuditEntry(org_id, principal.user_id, action, target, details))
+
+
 def create_organisation(
     directory: Directory, principal: Principal, *, name: str,
     workflow_mode: WorkflowMode | str = WorkflowMode.ORGANIZATION,
@@ -175,6 +181,8 @@ def create_organisation(
     mode = _enum(WorkflowMode, workflow_mode, "workflow_mode")
     organisation = directory.add_organisation(clean_name(name, "name"), mode)
     directory.set_membership(organisation.id, principal.user_id, OrgRole.OWNER)
+    _audit(directory, principal, organisation.id, AuditAction.MEMBER_JOINED, f"user:{principal.user_id}",
+           role=OrgRole.OWNER.value, via="organisation created")
     return organisation
 
 
@@ -233,6 +241,8 @@ def change_member_role(
     target = _existing_member(directory, org_id, user_id)
     _guard_owner_role(directory, principal, org_id, target, new_role)
     directory.set_membership(org_id, user_id, new_role)
+    _audit(directory, principal, org_id, AuditAction.MEMBER_ROLE_CHANGED, f"user:{user_id}",
+           old=target.role.value, new=new_role.value)
     return replace(target, role=new_role)
 
 
@@ -245,6 +255,7 @@ def remove_member(directory: Directory, principal: Principal, *, org_id: int, us
     target = _existing_member(directory, org_id, user_id)
     _guard_owner_role(directory, principal, org_id, target, None)
     directory.remove_membership(org_id, user_id)
+    _audit(directory, principal, org_id, AuditAction.MEMBER_REMOVED, f"user:{user_id}", role=target.role.value)
 
 
 # --- groups -----------------------------------------------------------------------------------
@@ -259,7 +270,9 @@ def list_groups(directory: Directory, principal: Principal, *, org_id: int) -> l
 def create_group(directory: Directory, principal: Principal, *, org_id: int, name: str) -> Group:
     """Owners/admins; names are unique in the organisation, case-insensitively (Conflict)."""
     _require_manager(principal, org_id)
-    return directory.add_group(org_id, clean_name(name, "name"))
+    group = directory.add_group(org_id, clean_name(name, "name"))
+    _audit(directory, principal, org_id, AuditAction.GROUP_CREATED, f"group:{group.id}", name=group.name)
+    return group
 
 
 def rename_group(directory: Directory, principal: Principal, *, org_id: int, group_id: int, name: str) -> Group:
@@ -272,8 +285,10 @@ def rename_group(directory: Directory, principal: Principal, *, org_id: int, gro
 def delete_group(directory: Directory, principal: Principal, *, org_id: int, group_id: int) -> None:
     """Owners/admins; the group's project grants go with it, at once."""
     _require_manager(principal, org_id)
-    _org_group(directory, org_id, group_id)
+    group = _org_group(directory, org_id, group_id)
     directory.delete_group(group_id)
+    _audit(directory, principal, org_id, AuditAction.GROUP_DELETED, f"group:{group_id}", name=group.name,
+           member_ids=list(group.member_ids))
 
 
 def add_group_member(
@@ -284,6 +299,7 @@ def add_group_member(
     _org_group(directory, org_id, group_id)
     _named_member(directory, org_id, user_id, "user_id")
     directory.add_group_member(group_id, user_id)
+    _audit(directory, principal, org_id, AuditAction.GROUP_MEMBER_ADDED, f"group:{group_id}", user_id=user_id)
     return _org_group(directory, org_id, group_id)
 
 
@@ -296,6 +312,7 @@ def remove_group_member(
     if user_id not in group.member_ids:
         raise NotFound("this user is not in the group")
     directory.remove_group_member(group_id, user_id)
+    _audit(directory, principal, org_id, AuditAction.GROUP_MEMBER_REMOVED, f"group:{group_id}", user_id=user_id)
     return _org_group(directory, org_id, group_id)
 
 
@@ -334,7 +351,10 @@ def create_project(
         0, org_id, _project_key(key), clean_name(name, "name"), _description(description),
         _lead(directory, org_id, lead_user_id), _enum(Visibility, visibility, "visibility"), ProjectStatus.ACTIVE,
     )
-    return directory.add_project(project)
+    created = directory.add_project(project)
+    _audit(directory, principal, org_id, AuditAction.PROJECT_CREATED, f"project:{created.id}", key=created.key,
+           visibility=created.visibility.value)
+    return created
 
 
 def list_projects(
@@ -374,7 +394,15 @@ def update_project(
         changes["visibility"] = _enum(Visibility, visibility, "visibility")
     if status is not None:
         changes["status"] = _enum(ProjectStatus, status, "status")
-    return directory.update_project(replace(project, **changes))
+    updated = directory.update_project(replace(project, **changes))
+    target = f"project:{project.id}"
+    if updated.visibility is not project.visibility:
+        _audit(directory, principal, org_id, AuditAction.PROJECT_VISIBILITY_CHANGED, target,
+               old=project.visibility.value, new=updated.visibility.value)
+    if updated.status is not project.status:
+        _audit(directory, principal, org_id, AuditAction.PROJECT_STATUS_CHANGED, target,
+               old=project.status.value, new=updated.status.value)
+    return updated
 
 
 # --- grants -----------------------------------------------------------------------------------
@@ -400,7 +428,11 @@ def put_grant(
         _named_member(directory, org_id, user_id, "user_id")
     else:
         _org_group(directory, org_id, group_id)
-    return directory.put_grant(project.id, user_id=user_id, group_id=group_id, role=new_role)
+    grant = directory.put_grant(project.id, user_id=user_id, group_id=group_id, role=new_role)
+    holder = f"user:{user_id}" if user_id is not None else f"group:{group_id}"
+    _audit(directory, principal, org_id, AuditAction.GRANT_SET, f"project:{project.id}", holder=holder,
+           role=new_role.value)
+    return grant
 
 
 def remove_grant(
@@ -412,6 +444,9 @@ def remove_grant(
     if grant is None or grant.project_id != project.id:
         raise NotFound("grant not found")
     directory.delete_grant(grant_id)
+    holder = f"user:{grant.user_id}" if grant.user_id is not None else f"group:{grant.group_id}"
+    _audit(directory, principal, org_id, AuditAction.GRANT_REMOVED, f"project:{project.id}", holder=holder,
+           role=grant.role.value)
 
 
 # --- server admins ----------------------------------------------------------------------------
@@ -437,6 +472,8 @@ def set_server_admin(directory: Directory, principal: Principal, user_id: int, v
     if not value and user.is_server_admin and user.is_active and len(directory.server_admins()) <= 1:
         raise Conflict("the server must keep at least one server admin: make someone else server admin first")
     directory.set_server_admin(user_id, bool(value))
+    action = AuditAction.SERVER_ADMIN_GRANTED if value else AuditAction.SERVER_ADMIN_REVOKED
+    _audit(directory, principal, None, action, f"user:{user_id}")
     return _without_secrets(replace(user, is_server_admin=bool(value)))
 
 
@@ -649,3 +686,18 @@ def access_review(directory: Directory, principal: Principal, *, org_id: int) ->
         tuple(rp for rp in projects if rp.project.visibility is Visibility.RESTRICTED),
         deactivated,
     )
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+
+def list_audit(
+    directory: Directory, principal: Principal, *, org_id: int | None, query: AuditQuery, cursor: str | None,
+    limit: int,
+) -> tuple[list[AuditEntry], str | None]:
+    """Owners/admins list their organisation's audit log, newest first; server admins list the server
+    level (``org_id`` None). Filters: actions, actor, target, time range."""
+    require_audit_reader(principal, org_id)
+    if not 1 <= limit <= 200:
+        raise InvalidInput("limit must be from 1 to 200", field="limit")
+    return directory.audit_entries(org_id, query, cursor=cursor, limit=limit)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from tow_core.access import OrgRole, Principal, ProjectAccess, ProjectRole, Visibility
+from tow_core.audit import AuditEntry, AuditQuery
 from tow_core.errors import InvalidInput
 
 # Deliberately loose (RFC 5322 is not worth enforcing): one @, a dot in the domain, no spaces.
@@ -214,6 +215,14 @@ class Directory(Protocol):
     def invites(self, org_id: int) -> Sequence[Invite]: ...
     def mark_invite_revoked(self, invite_id: int, now: datetime) -> None: ...
     def mark_invite_used(self, invite_id: int, user_id: int, now: datetime) -> None: ...
+
+    # audit log (written in the same transaction as the change it describes)
+    def audit(self, entry: AuditEntry) -> None: ...
+    def audit_entries(
+        self, org_id: int | None, query: AuditQuery, *, cursor: str | None, limit: int
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Newest first; the second value is the cursor of the next page (None on the last)."""
+        ...
 
     # sessions
     def add_session(self, session: Session) -> None: ...

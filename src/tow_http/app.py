@@ -15,6 +15,7 @@ from tow_http.context import Services, provide_db, provide_signed_in
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
 from tow_http.routes.access import access_router, server_admins_router
+from tow_http.routes.audit import audit_router
 from tow_http.routes.auth import auth_router, me_router
 from tow_http.routes.invites import invites_router
 from tow_http.routes.organisations import organisations_router
@@ -39,7 +40,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
-            access_router, server_admins_router, records_router, *extra_routers,
+            access_router, server_admins_router, records_router, audit_router, *extra_routers,
         ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),

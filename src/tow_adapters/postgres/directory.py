@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from tow_core.access import OrgRole, Principal, ProjectRole, Visibility
-from tow_core.errors import Conflict
+from tow_core.audit import AuditAction, AuditEntry, AuditQuery
+from tow_core.errors import Conflict, InvalidInput
 from tow_core.identity import (
     Grant,
     Group,
@@ -46,6 +48,12 @@ def _invite(row) -> Invite:
 
 def _grant(row) -> Grant:
     return Grant(row[0], row[1], row[2], row[3], ProjectRole(row[4]))
+
+
+def _cursor_id(cursor: str) -> int:
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise InvalidInput("cursor is not one this server issued", field="cursor")
+    return int(cursor)
 
 
 def _raise_unless_unique_violation(exc: sa.exc.IntegrityError) -> None:
@@ -355,6 +363,42 @@ class PgDirectory:
 
     def mark_invite_used(self, invite_id: int, user_id: int, now: datetime) -> None:
         self._exec("UPDATE invites SET used_at = :now, used_by = :u WHERE id = :id", now=now, u=user_id, id=invite_id)
+
+    # --- audit log -----------------------------------------------------------------------------------
+
+    def audit(self, entry: AuditEntry) -> None:
+        self._exec(
+            "INSERT INTO audit_log (organisation_id, actor_id, action, target, details) "
+            "VALUES (:org, :actor, :action, :target, CAST(:details AS jsonb))",
+            org=entry.organisation_id, actor=entry.actor_id, action=entry.action.value, target=entry.target,
+            details=json.dumps(dict(entry.details), default=str),
+        )
+
+    def audit_entries(
+        self, org_id: int | None, query: AuditQuery, *, cursor: str | None, limit: int
+    ) -> tuple[list[AuditEntry], str | None]:
+        conditions = ["organisation_id IS NULL" if org_id is None else "organisation_id = :org"]
+        params: dict = {"org": org_id, "limit": limit + 1}
+        if query.actions:
+            conditions.append("action = ANY(:actions)")
+            params["actions"] = sorted(a.value for a in query.actions)
+        for column, value, op in (("actor_id", query.actor_id, "="), ("target", query.target, "="),
+                                  ("created_at", query.since, ">="), ("created_at", query.until, "<")):
+            if value is not None:
+                name = f"p_{column}_{len(params)}"
+                conditions.append(f"{column} {op} :{name}")
+                params[name] = value
+        if cursor is not None:
+            conditions.append("id < :after")
+            params["after"] = _cursor_id(cursor)
+        rows = self._rows(
+            "SELECT id, organisation_id, actor_id, action, target, details, created_at FROM audit_log "
+            f"WHERE {' AND '.join(conditions)} ORDER BY id DESC LIMIT :limit",
+            **params,
+        )
+        entries = [AuditEntry(r[1], r[2], AuditAction(r[3]), r[4], r[5], r[0], r[6]) for r in rows[:limit]]
+        next_cursor = str(entries[-1].id) if len(rows) > limit else None
+        return entries, next_cursor
 
     # --- sessions -----------------------------------------------------------------------------------
 
