@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from tow_core.access import (
     Principal,
@@ -64,10 +64,24 @@ class Workspace:
     directory: Directory
     principal: Principal
     org_id: int
+    history: RecordHistory | None = None  # None: records alone, no doc/ticket history or tree rules
 
     def require_member(self) -> None:
         if not self.principal.is_active or self.org_id not in self.principal.org_roles:
             raise NotFound("organisation not found")
+
+
+class RecordHistory(Protocol):
+    """What docs and tickets keep and check on every create and update, whatever API made it
+    (``tow_core.record_history``): doc revisions, the ticket activity log, and rules that span several
+    records (a parent, a doc's sub-pages). Runs in the saving transaction after the store wrote the
+    record, so raising undoes the whole change."""
+
+    def created(self, ws: Workspace, record: Record) -> None: ...
+
+    def changed(self, ws: Workspace, before: Record, after: Record) -> Record:
+        """``after`` as finally stored: a doc may have moved into its parent's scope, sub-pages with it."""
+        ...
 
 
 def clean_text(value: str, field: str, *, max_length: int, required: bool = False) -> str:
@@ -153,6 +167,8 @@ def create_record(
     )
     record = ws.records.add(new, ws.records.allocate_number(ws.org_id, new.prefix))
     ws.records.set_references(ws.org_id, record.id, references_in(record.title, record.body))
+    if ws.history is not None:
+        ws.history.created(ws, record)
     return record
 
 
@@ -206,6 +222,8 @@ def update_record(ws: Workspace, display_id: DisplayId, *, expected_version: int
     saved = ws.records.save(updated, expected_version=expected_version)
     if change.title is not None or change.body is not None:
         ws.records.set_references(ws.org_id, saved.id, references_in(saved.title, saved.body))
+    if ws.history is not None:
+        saved = ws.history.changed(ws, locked, saved)
     return saved
 
 

@@ -17,8 +17,17 @@ from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.engine import PoolOptions, create_engine
+from tow_adapters.postgres.history import (
+    PgDocRevisions,
+    PgRecordTree,
+    PgTicketActivity,
+    PgTicketComments,
+    PgTicketLinks,
+)
+from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
+from tow_core.record_history import RecordKeeping
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig
 from tow_http.context import Services, Stores
@@ -40,7 +49,13 @@ def _transaction_factory(engine: sa.Engine):
     @contextmanager
     def transaction() -> Iterator[Stores]:
         with engine.begin() as connection:
-            yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection))
+            history = RecordKeeping(
+                revisions=PgDocRevisions(connection), tree=PgRecordTree(connection),
+                activity=PgTicketActivity(connection), comments=PgTicketComments(connection),
+                links=PgTicketLinks(connection),
+            )
+            yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
+                         memory_diffs=PgMemoryDiffStore(connection))
 
     return transaction
 

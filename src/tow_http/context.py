@@ -18,7 +18,9 @@ from tow_core.access import Principal
 from tow_core.accounts import resolve_session
 from tow_core.errors import NotAuthenticated
 from tow_core.identity import Directory, LoginFailureLog, Session
+from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
+from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
@@ -34,6 +36,8 @@ class Stores:
 
     directory: Directory
     records: RecordStore
+    history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
+    memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class Db:
 
     directory: Directory
     records: RecordStore
+    history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
+    memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
     now: datetime
 
 
@@ -65,6 +71,8 @@ class Db:
 class SignedIn:
     directory: Directory
     records: RecordStore
+    history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
+    memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
     principal: Principal
     session: Session
     now: datetime
@@ -75,7 +83,8 @@ async def provide_db(services: NamedDependency[Services]) -> AsyncGenerator[Db, 
     transaction = services.transaction()
     stores = await to_thread.run_sync(transaction.__enter__)
     try:
-        yield Db(stores.directory, stores.records, services.clock())
+        yield Db(directory=stores.directory, records=stores.records, history=stores.history,
+                 memory_diffs=stores.memory_diffs, now=services.clock())
     except BaseException as exc:
         await to_thread.run_sync(transaction.__exit__, type(exc), exc, exc.__traceback__)
         raise
@@ -102,7 +111,8 @@ async def provide_signed_in(request: Request, services: NamedDependency[Services
     )
     if signed_with_previous:  # planned APP_SECRET rotation: re-issue under the new secret
         request.state.reissue_session_cookie = token_value
-    return SignedIn(db.directory, db.records, principal, session, db.now)
+    return SignedIn(directory=db.directory, records=db.records, history=db.history, memory_diffs=db.memory_diffs,
+                    principal=principal, session=session, now=db.now)
 
 
 def session_cookie(services: Services, token: str) -> Cookie:

@@ -143,7 +143,7 @@ def hit_out(hit: SearchHit) -> SearchHitOut:
 
 
 def workspace(signed_in: SignedIn, org_id: int) -> Workspace:
-    return Workspace(signed_in.records, signed_in.directory, signed_in.principal, org_id)
+    return Workspace(signed_in.records, signed_in.directory, signed_in.principal, org_id, history=signed_in.history)
 
 
 def record_query(ws: Workspace, types: list[RecordType] | None, statuses: list[str] | None,

@@ -1,0 +1,333 @@
+"""Memory diffs over HTTP: propose, list, read, approve and reject reviewed changes to memory (SPEC §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from tow_core import knowledge, memory_diffs
+from tow_core.errors import InvalidInput
+from tow_core.memory_diffs import (
+    ArchiveItems,
+    CreateItem,
+    DiffSource,
+    DiffStatus,
+    DiffView,
+    ItemRef,
+    MemoryDesk,
+    MemoryDiff,
+    Operation,
+    OperationOutcome,
+    SupersedeItems,
+    UpdateItem,
+    stale_target_reason,
+    visible_operation,
+)
+from tow_core.records import DisplayId, Record
+from tow_http.context import SignedIn
+from tow_http.routes.records import Cursor, Limit, ScopeIn, ScopeOut, scope_out, workspace
+from tow_http.shapes import Strict
+
+Statuses = Annotated[list[DiffStatus] | None, QueryParameter(name="status", description="repeat to allow several")]
+
+RULES = """
+**Operations**: `create` (title, body, fields incl. `memory_type`), `update` (an item's `item` display ID and
+the `base_version` you saw, plus the title/body/fields to change), `supersede` (`items` replaced `by` an existing
+item's display ID, or `by_operation`: the index of a create operation earlier in this diff) and `archive`
+(`items`). Each existing item is named with the version the proposal is based on, and may be the target of
+one operation only.
+
+**Who**: anyone who can write the diff's `scope` may propose (on an **open** project every member can write);
+a diff is readable exactly when its scope is — otherwise 404. Approving or rejecting needs write access to the
+diff's scope *and* to every item it changes; an item you cannot read makes the review fail with 404 naming
+nothing about it.
+
+**Approval** applies everything in one transaction. An operation whose item changed since the proposal (other
+version, or no longer active) is refused as stale: if every operation is stale the answer is 409 and nothing
+changes; if some apply the diff becomes `partially_applied` with a per-operation `outcomes` list; otherwise
+`approved`. Only `pending` diffs can be decided (else 409). Items a diff creates take its scope and cite its
+`source_id` in `source_references`.
+
+Memory reaches `active` only through an approved diff or a direct edit (the records API); AI-produced changes
+always arrive as pending diffs.
+
+**Before/after**: each operation shows the current values of the items it touches next to the proposed ones —
+only for items you can read; other operations show `visible: false` and no detail.
+"""
+
+
+# --- input shapes ------------------------------------------------------------------------------------
+
+
+class TargetIn(Strict):
+    item: str
+    base_version: int
+
+
+class OperationIn(Strict, tag_field="op"):
+    """Base of the operation shapes; ``op`` names the kind."""
+
+
+class CreateIn(OperationIn, tag="create"):
+    title: str
+    body: str = ""
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class UpdateIn(OperationIn, tag="update"):
+    item: str
+    base_version: int
+    title: str | None = None
+    body: str | None = None
+    fields: dict[str, Any] | None = None
+
+
+class SupersedeIn(OperationIn, tag="supersede"):
+    items: list[TargetIn]
+    by: str | None = None
+    by_operation: int | None = None
+
+
+class ArchiveIn(OperationIn, tag="archive"):
+    items: list[TargetIn]
+
+
+class DiffIn(Strict):
+    scope: ScopeIn
+    operations: list[CreateIn | UpdateIn | SupersedeIn | ArchiveIn]
+    source: DiffSource = DiffSource.MANUAL
+    source_id: str | None = None
+    rationale: str = ""
+
+
+class ReviewIn(Strict):
+    note: str = ""
+
+
+# --- output shapes -----------------------------------------------------------------------------------
+
+
+class ItemChangeOut(msgspec.Struct):
+    display_id: str | None  # None: an item this diff will create
+    base_version: int | None
+    current_version: int | None
+    stale: str | None  # while pending: why this change could no longer apply
+    before: dict[str, Any] | None  # the item's current values of what changes
+    after: dict[str, Any]
+
+
+class OperationOut(msgspec.Struct):
+    index: int
+    op: str
+    visible: bool
+    changes: list[ItemChangeOut]
+
+
+class OutcomeOut(msgspec.Struct):
+    index: int
+    result: str
+    reason: str | None
+    display_ids: list[str]
+
+
+class DiffSummaryOut(msgspec.Struct):
+    id: int
+    organisation_id: int
+    scope: ScopeOut
+    source: str
+    source_id: str | None
+    rationale: str
+    author_id: int | None
+    status: str
+    created_at: datetime
+    reviewer_id: int | None
+    decided_at: datetime | None
+    operation_count: int
+
+
+class DiffOut(msgspec.Struct):
+    id: int
+    organisation_id: int
+    scope: ScopeOut
+    source: str
+    source_id: str | None
+    rationale: str
+    author_id: int | None
+    status: str
+    created_at: datetime
+    reviewer_id: int | None
+    decided_at: datetime | None
+    review_note: str
+    operations: list[OperationOut]
+    outcomes: list[OutcomeOut]
+
+
+class DiffPageOut(msgspec.Struct):
+    items: list[DiffSummaryOut]
+    next_cursor: str | None
+
+
+# --- mappers -----------------------------------------------------------------------------------------
+
+
+def _ref(target: TargetIn) -> ItemRef:
+    return ItemRef(DisplayId.parse(target.item), target.base_version)
+
+
+def operation_in(data: CreateIn | UpdateIn | SupersedeIn | ArchiveIn) -> Operation:
+    if isinstance(data, CreateIn):
+        return CreateItem(data.title, data.body, data.fields)
+    if isinstance(data, UpdateIn):
+        return UpdateItem(ItemRef(DisplayId.parse(data.item), data.base_version), data.title, data.body, data.fields)
+    items = tuple(_ref(t) for t in data.items)
+    if isinstance(data, ArchiveIn):
+        return ArchiveItems(items)
+    if (data.by is None) == (data.by_operation is None):
+        raise InvalidInput("a supersede operation names exactly one of `by` and `by_operation`", field="by")
+    return SupersedeItems(items, data.by_operation if data.by is None else DisplayId.parse(data.by))
+
+
+def _summary_fields(diff: MemoryDiff) -> tuple:
+    return (diff.id, diff.organisation_id, scope_out(diff.scope), diff.source.value,
+            None if diff.source_id is None else str(diff.source_id), diff.rationale, diff.author_id,
+            diff.status.value, diff.created_at, diff.reviewer_id, diff.decided_at)
+
+
+def summary_out(diff: MemoryDiff) -> DiffSummaryOut:
+    return DiffSummaryOut(*_summary_fields(diff), len(diff.operations))
+
+
+def diff_out(view: DiffView) -> DiffOut:
+    diff, items = view.diff, view.readable_items
+    visible = [visible_operation(op, items) for op in diff.operations]
+    created = {o.index: o.display_ids[0] for o in diff.outcomes if isinstance(diff.operations[o.index], CreateItem)}
+    operations = [
+        OperationOut(i, op.kind, shown, _changes(i, op, items, created, diff.status) if shown else [])
+        for i, (op, shown) in enumerate(zip(diff.operations, visible, strict=True))
+    ]
+    outcomes = [_outcome_out(o, visible[o.index]) for o in diff.outcomes]
+    return DiffOut(*_summary_fields(diff), diff.review_note, operations, outcomes)
+
+
+def _outcome_out(outcome: OperationOutcome, visible: bool) -> OutcomeOut:
+    if not visible:  # says that it applied or not, never which item or why
+        return OutcomeOut(outcome.index, outcome.result.value, None, [])
+    return OutcomeOut(outcome.index, outcome.result.value, outcome.reason, [str(i) for i in outcome.display_ids])
+
+
+def _changes(index: int, op: Operation, items: Mapping[DisplayId, Record], created: dict[int, DisplayId],
+             status: DiffStatus) -> list[ItemChangeOut]:
+    if isinstance(op, CreateItem):
+        made = created.get(index)
+        return [ItemChangeOut(None if made is None else str(made), None, None, None, None,
+                              {"title": op.title, "body": op.body, "fields": dict(op.fields or {})})]
+    changes = []
+    for ref in op.targets:
+        item = items[ref.display_id]
+        stale = stale_target_reason(ref, item) if status is DiffStatus.PENDING else None
+        before, after = _before_after(op, item, created)
+        changes.append(ItemChangeOut(str(ref.display_id), ref.base_version, item.version, stale, before, after))
+    return changes
+
+
+def _before_after(op: Operation, item: Record, created: Mapping[int, DisplayId]
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    if isinstance(op, UpdateItem):
+        before: dict[str, Any] = {"title": item.title} if op.title is not None else {}
+        after: dict[str, Any] = {"title": op.title} if op.title is not None else {}
+        if op.body is not None:
+            before["body"], after["body"] = item.body, op.body
+        if op.fields:
+            before["fields"] = {name: item.fields.get(name) for name in op.fields}
+            after["fields"] = dict(op.fields)
+        return before, after
+    before = {"title": item.title, "status": item.status}
+    if isinstance(op, SupersedeItems):
+        by = op.by if isinstance(op.by, DisplayId) else created.get(op.by, f"the item operation {op.by} creates")
+        return before, {"status": "superseded", "superseded_by": str(by)}
+    return before, {"status": "archived"}
+
+
+def desk(signed_in: SignedIn, org_id: int) -> MemoryDesk:
+    return MemoryDesk(workspace(signed_in, org_id), signed_in.memory_diffs)
+
+
+# --- routes ------------------------------------------------------------------------------------------
+
+BASE = "/organisations/{org_id:int}/memory-diffs"
+
+
+@post(BASE, summary="Propose a memory diff", description=RULES, status_code=HTTP_201_CREATED, sync_to_thread=True)
+def propose_diff(org_id: int, data: JSONBody[DiffIn], signed_in: NamedDependency[SignedIn]) -> DiffOut:
+    d = desk(signed_in, org_id)
+    d.ws.require_member()
+    scope, project = knowledge.resolve_scope(d.ws, data.scope.kind, data.scope.id)
+    view = memory_diffs.propose_diff(
+        d, scope=scope, project=project, operations=[operation_in(o) for o in data.operations],
+        source=data.source, source_id=None if data.source_id is None else DisplayId.parse(data.source_id),
+        rationale=data.rationale,
+    )
+    return diff_out(view)
+
+
+@get(
+    BASE,
+    summary="List memory diffs you can read",
+    description="The review queue: pending first, then newest first, filtered by `status` (repeat for several), "
+    "with cursor pagination. Only diffs whose scope you can read are returned or counted.",
+    sync_to_thread=True,
+)
+def list_diffs(
+    org_id: int, signed_in: NamedDependency[SignedIn], statuses: Statuses = None, cursor: Cursor = None,
+    limit: Limit = 50,
+) -> DiffPageOut:
+    page = memory_diffs.list_diffs(desk(signed_in, org_id), frozenset(statuses or ()), cursor=cursor, limit=limit)
+    return DiffPageOut([summary_out(d) for d in page.items], page.next_cursor)
+
+
+@get(f"{BASE}/{{diff_id:int}}", summary="A memory diff with before/after", description=RULES, sync_to_thread=True)
+def get_diff(org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn]) -> DiffOut:
+    return diff_out(memory_diffs.get_diff(desk(signed_in, org_id), diff_id))
+
+
+@post(
+    f"{BASE}/{{diff_id:int}}/approve",
+    summary="Approve a pending memory diff",
+    description=RULES,
+    status_code=HTTP_200_OK,
+    sync_to_thread=True,
+)
+def approve_diff(
+    org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn], data: JSONBody[ReviewIn | None] = None
+) -> DiffOut:
+    note = data.note if data is not None else ""
+    return diff_out(memory_diffs.approve_diff(desk(signed_in, org_id), diff_id, now=signed_in.now, note=note))
+
+
+@post(
+    f"{BASE}/{{diff_id:int}}/reject",
+    summary="Reject a pending memory diff",
+    description="Nothing in memory changes; the reviewer, time and optional `note` are recorded. Same access "
+    "rules as approval.\n" + RULES,
+    status_code=HTTP_200_OK,
+    sync_to_thread=True,
+)
+def reject_diff(
+    org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn], data: JSONBody[ReviewIn | None] = None
+) -> DiffOut:
+    note = data.note if data is not None else ""
+    return diff_out(memory_diffs.reject_diff(desk(signed_in, org_id), diff_id, now=signed_in.now, note=note))
+
+
+memory_diffs_router = Router(
+    path="/api",
+    route_handlers=[propose_diff, list_diffs, get_diff, approve_diff, reject_diff],
+    tags=["memory diffs"],
+)
