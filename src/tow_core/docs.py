@@ -27,14 +27,17 @@ from datetime import datetime
 from typing import Protocol
 
 from tow_core.access import Scope, ScopeKind, can_write_scope
+from tow_core.audit import AuditAction
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from tow_core.knowledge import (
     RecordChange,
     Workspace,
+    audit_record,
     get_record,
     project_access_of,
     project_filter,
     resolve_scope,
+    scope_label,
     update_record,
 )
 from tow_core.records import DisplayId, Record, RecordSummary, RecordType
@@ -187,7 +190,9 @@ def _move_descendants(ws: Workspace, tree: RecordTree, root: Record) -> None:
     for page in tree.descendants_for_update(ws.org_id, root.id):
         if not _can_write(ws, page.scope):  # never names the page: the caller may not know it exists
             raise AccessDenied("a sub-page below this page is in a scope you cannot change, so nothing moved")
-        ws.records.save(replace(page, scope=root.scope), expected_version=page.version)
+        moved = ws.records.save(replace(page, scope=root.scope), expected_version=page.version)
+        audit_record(ws, AuditAction.RECORD_SCOPE_MOVED, moved, old=scope_label(page.scope),
+                     new=scope_label(moved.scope), via=f"parent {root.display_id}")
 
 
 # --- use cases ------------------------------------------------------------------------------------------
@@ -233,6 +238,7 @@ def delete_doc(ws: Workspace, tree: RecordTree, display_id: DisplayId) -> None:
     if tree.has_children(ws.org_id, locked.id):
         raise Conflict(f"{display_id} has sub-pages: move or delete them first")
     tree.delete(ws.org_id, locked.id)
+    audit_record(ws, AuditAction.RECORD_DELETED, locked, scope=scope_label(locked.scope))
 
 
 def doc_tree(ws: Workspace, tree: RecordTree, project_key: str | None) -> list[TreeNode]:

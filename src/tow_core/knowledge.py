@@ -30,6 +30,7 @@ from tow_core.access import (
     can_read_scope,
     can_write_scope,
 )
+from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, InvalidInput, NotFound
 from tow_core.identity import Directory
 from tow_core.records import (
@@ -217,9 +218,14 @@ def update_record(ws: Workspace, display_id: DisplayId, *, expected_version: int
         updated = replace(updated, body=clean_text(change.body, "body", max_length=MAX_BODY))
     if change.fields is not None:
         updated = replace(updated, fields=validated_fields(locked.type, change.fields, locked.fields))
-    if locked.type is RecordType.SNAPSHOT and change.status == "active" and locked.status != "active":
-        _supersede_active_snapshots(ws, updated)
+    activating = locked.type is RecordType.SNAPSHOT and change.status == "active" and locked.status != "active"
+    superseded = _supersede_active_snapshots(ws, updated) if activating else []
     saved = ws.records.save(updated, expected_version=expected_version)
+    if saved.scope != locked.scope:
+        audit_record(ws, AuditAction.RECORD_SCOPE_MOVED, saved, old=scope_label(locked.scope),
+                     new=scope_label(saved.scope))
+    if activating:
+        audit_record(ws, AuditAction.SNAPSHOT_ACTIVATED, saved, superseded=superseded)
     if change.title is not None or change.body is not None:
         ws.records.set_references(ws.org_id, saved.id, references_in(saved.title, saved.body))
     if ws.history is not None:
@@ -227,12 +233,26 @@ def update_record(ws: Workspace, display_id: DisplayId, *, expected_version: int
     return saved
 
 
-def _supersede_active_snapshots(ws: Workspace, activating: Record) -> None:
-    """Activating a snapshot supersedes the active one of the same snapshot type and scope (SPEC §4)."""
+def _supersede_active_snapshots(ws: Workspace, activating: Record) -> list[str]:
+    """Activating a snapshot supersedes the active one of the same snapshot type and scope (SPEC §4);
+    returns the display IDs it superseded."""
     snapshot_type = activating.fields["snapshot_type"]
+    superseded = []
     for previous in ws.records.active_snapshots_for_update(ws.org_id, snapshot_type, activating.scope):
         if previous.id != activating.id:
             ws.records.save(replace(previous, status="superseded"), expected_version=previous.version)
+            superseded.append(str(previous.display_id))
+    return superseded
+
+
+def scope_label(scope: Scope) -> str:
+    return f"{scope.kind.value}:{scope.ref_id}"
+
+
+def audit_record(ws: Workspace, action: AuditAction, record: Record, **details: object) -> None:
+    """An audit entry about a record: its display ID and type, never its text."""
+    ws.directory.audit(AuditEntry(ws.org_id, ws.principal.user_id, action, str(record.display_id),
+                                  {"type": record.type.value, **details}))
 
 
 def _limit(limit: int) -> int:

@@ -43,6 +43,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
 from tow_core.access import ProjectAccess, Scope, can_read_scope, can_write_scope
+from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from tow_core.knowledge import (
     MAX_BODY,
@@ -427,6 +428,7 @@ def reject_diff(desk: MemoryDesk, diff_id: int, *, now: datetime, note: str = ""
     """Decide a pending diff as rejected; no item changes."""
     diff, items = _reviewable(desk, diff_id)
     saved = desk.diffs.save_decision(diff.decide(reviewer_id=desk.ws.principal.user_id, at=now, note=note))
+    _audit_decision(desk, saved)
     return DiffView(saved, items)
 
 
@@ -444,7 +446,21 @@ def approve_diff(desk: MemoryDesk, diff_id: int, *, now: datetime, note: str = "
                 for index, (op, reason) in enumerate(zip(diff.operations, reasons, strict=True))]
     decided = diff.decide(reviewer_id=desk.ws.principal.user_id, at=now, note=note, outcomes=outcomes)
     saved = desk.diffs.save_decision(decided)
+    _audit_decision(desk, saved)
     return DiffView(saved, _visible_items(desk.ws, saved))
+
+
+_DECISION_ACTIONS = {
+    DiffStatus.APPROVED: AuditAction.MEMORY_DIFF_APPROVED,
+    DiffStatus.PARTIALLY_APPLIED: AuditAction.MEMORY_DIFF_PARTIALLY_APPLIED,
+    DiffStatus.REJECTED: AuditAction.MEMORY_DIFF_REJECTED,
+}
+
+
+def _audit_decision(desk: MemoryDesk, diff: MemoryDiff) -> None:
+    ws = desk.ws
+    ws.directory.audit(AuditEntry(ws.org_id, ws.principal.user_id, _DECISION_ACTIONS[diff.status],
+                                  f"memory_diff:{diff.id}", {"operations": len(diff.operations)}))
 
 
 def _reviewable(desk: MemoryDesk, diff_id: int) -> tuple[MemoryDiff, dict[DisplayId, Record]]:

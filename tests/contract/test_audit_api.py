@@ -65,3 +65,34 @@ def test_server_admin_changes_are_in_the_server_log(app_client):
     assert [(e["action"], e["target"]) for e in entries] == [
         ("server_admin.revoked", f"user:{bob_id}"), ("server_admin.granted", f"user:{bob_id}")]
     assert all(e["organisation_id"] is None for e in entries)
+
+
+def test_record_deletes_scope_moves_diff_decisions_and_snapshot_activations_are_audited(app_client):
+    ada = app_client()
+    ada_id = ada.post("/api/auth/register-first", json=FIRST).json()["id"]
+    org = ada.get("/api/me").json()["active_organisation_id"]
+    records = f"/api/organisations/{org}/records"
+    doc = ada.post(records, json={"type": "doc", "scope": {"kind": "organisation"}, "title": "Draft"}).json()
+    moved = ada.patch(f"{records}/{doc['display_id']}",
+                      json={"version": 1, "scope": {"kind": "user", "id": ada_id}})
+    assert moved.status_code == 200
+    assert ada.delete(f"/api/organisations/{org}/docs/{doc['display_id']}").status_code == 204
+    snap = ada.post(records, json={"type": "snapshot", "scope": {"kind": "organisation"}, "title": "State",
+                                   "fields": {"snapshot_type": "current_company_state"}}).json()
+    assert ada.patch(f"{records}/{snap['display_id']}", json={"version": 1, "status": "active"}).status_code == 200
+    diff = ada.post(f"/api/organisations/{org}/memory-diffs", json={
+        "scope": {"kind": "organisation"}, "source": "manual", "rationale": "from the kickoff",
+        "operations": [{"op": "create", "title": "We ship weekly", "fields": {"memory_type": "commitment"}}],
+    })
+    assert diff.status_code == 201, diff.text
+    approved = ada.post(f"/api/organisations/{org}/memory-diffs/{diff.json()['id']}/approve", json={})
+    assert approved.status_code == 200, approved.text
+
+    log = ada.get(f"/api/organisations/{org}/audit").json()["items"]
+    by_action = {e["action"]: e for e in log}
+    assert by_action["record.scope_moved"]["target"] == doc["display_id"]
+    assert by_action["record.scope_moved"]["details"]["new"] == f"user:{ada_id}"
+    assert by_action["record.deleted"]["target"] == doc["display_id"]
+    assert by_action["snapshot.activated"]["target"] == snap["display_id"]
+    assert by_action["memory_diff.approved"]["target"] == f"memory_diff:{diff.json()['id']}"
+    assert "Draft" not in str(log)  # identifiers only, never record text
