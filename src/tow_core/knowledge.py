@@ -219,7 +219,12 @@ def update_record(ws: Workspace, display_id: DisplayId, *, expected_version: int
     if change.fields is not None:
         updated = replace(updated, fields=validated_fields(locked.type, change.fields, locked.fields))
     activating = locked.type is RecordType.SNAPSHOT and change.status == "active" and locked.status != "active"
-    superseded = _supersede_active_snapshots(ws, updated) if activating else []
+    # One active snapshot per (snapshot type, scope): activating one, or moving/retyping an active one,
+    # supersedes the active one it would otherwise sit beside.
+    placement = (updated.scope, updated.fields.get("snapshot_type"))
+    relocated = placement != (locked.scope, locked.fields.get("snapshot_type"))
+    takes_over = updated.type is RecordType.SNAPSHOT and updated.status == "active" and (activating or relocated)
+    superseded = _supersede_active_snapshots(ws, updated) if takes_over else []
     saved = ws.records.save(updated, expected_version=expected_version)
     if saved.scope != locked.scope:
         audit_record(ws, AuditAction.RECORD_SCOPE_MOVED, saved, old=scope_label(locked.scope),

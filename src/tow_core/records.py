@@ -108,7 +108,7 @@ TRANSITIONS: Mapping[RecordType, Mapping[str, frozenset[str]]] = MappingProxyTyp
     RecordType.SNAPSHOT: MappingProxyType({
         "generating": frozenset({"pending_review", "failed"}),
         "pending_review": frozenset({"active"}),
-        "active": frozenset({"superseded"}),  # only by activating a newer snapshot of the same type/scope
+        "active": frozenset(),  # superseded only by activating a newer one of the same type and scope
         "superseded": frozenset(),
         "failed": frozenset(),
     }),
