@@ -17,6 +17,7 @@ from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.engine import PoolOptions, create_engine
+from tow_adapters.postgres.engine import transaction as transaction_on
 from tow_adapters.postgres.history import (
     PgDocRevisions,
     PgRecordTree,
@@ -48,7 +49,7 @@ def _pool_options(config: LoadedConfig) -> PoolOptions:
 def _transaction_factory(engine: sa.Engine):
     @contextmanager
     def transaction() -> Iterator[Stores]:
-        with engine.begin() as connection:
+        with transaction_on(engine) as connection:
             history = RecordKeeping(
                 revisions=PgDocRevisions(connection), tree=PgRecordTree(connection),
                 activity=PgTicketActivity(connection), comments=PgTicketComments(connection),

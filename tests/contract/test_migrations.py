@@ -84,3 +84,35 @@ def test_serve_refuses_an_unmigrated_database_naming_the_command(tmp_path, monke
     assert cli(tmp_path, monkeypatch, fresh_database_url, "serve") == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "run `tow db upgrade`" in err
+
+
+def test_a_deadlocked_transaction_becomes_a_conflict_to_retry(engine):
+    """Two transactions locking two rows in opposite order: PostgreSQL aborts one; it must surface as a
+    core Conflict (HTTP 409), not a vendor error (500)."""
+    import threading
+
+    from tow_adapters.postgres.engine import transaction
+    from tow_core.errors import Conflict
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE pair (id int PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO pair VALUES (1), (2)"))
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def lock(first: int, second: int) -> None:
+        try:
+            with transaction(engine) as conn:
+                conn.execute(sa.text("SELECT 1 FROM pair WHERE id = :i FOR UPDATE"), {"i": first})
+                barrier.wait(timeout=10)
+                conn.execute(sa.text("SELECT 1 FROM pair WHERE id = :i FOR UPDATE"), {"i": second})
+            outcomes.append("committed")
+        except Conflict as exc:
+            outcomes.append(exc.message)
+
+    threads = [threading.Thread(target=lock, args=pair) for pair in ((1, 2), (2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes)[0] == "committed" and "try again" in sorted(outcomes)[1], outcomes

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+
+from tow_core.errors import Conflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +40,21 @@ def create_engine(database_url: str, options: PoolOptions) -> sa.Engine:
             "options": f"-c statement_timeout={options.statement_timeout_ms}",
         },
     )
+
+
+# SQLSTATEs of transactions PostgreSQL aborted because of a concurrent one (deadlock, serialization).
+_CONCURRENCY_SQLSTATES = {"40P01": "a deadlock with a concurrent change", "40001": "a concurrent change"}
+
+
+@contextmanager
+def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One transaction; when PostgreSQL aborts it for a concurrent change (e.g. two people moving pages
+    under each other), the caller gets a core Conflict to retry instead of a vendor error (a 500)."""
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except sa.exc.DBAPIError as exc:
+        reason = _CONCURRENCY_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
+        if reason is None:
+            raise
+        raise Conflict(f"this change collided with {reason}: nothing was saved, try again") from exc
