@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from anyio import to_thread
@@ -57,25 +57,22 @@ class Services:
 
 
 @dataclass(frozen=True)
-class Db:
+class Db(Stores):
     """The request's unit of work: everything done through its stores commits together or not at all."""
 
-    directory: Directory
-    records: RecordStore
-    history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
-    memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
     now: datetime
 
 
 @dataclass(frozen=True)
-class SignedIn:
-    directory: Directory
-    records: RecordStore
-    history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
-    memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
+class SignedIn(Db):
+    """The request's unit of work plus who is asking, loaded fresh for this request."""
+
     principal: Principal
     session: Session
-    now: datetime
+
+
+def _stores_of(stores: Stores) -> dict[str, object]:
+    return {f.name: getattr(stores, f.name) for f in fields(Stores)}
 
 
 async def provide_db(services: NamedDependency[Services]) -> AsyncGenerator[Db, None]:
@@ -83,8 +80,7 @@ async def provide_db(services: NamedDependency[Services]) -> AsyncGenerator[Db, 
     transaction = services.transaction()
     stores = await to_thread.run_sync(transaction.__enter__)
     try:
-        yield Db(directory=stores.directory, records=stores.records, history=stores.history,
-                 memory_diffs=stores.memory_diffs, now=services.clock())
+        yield Db(**_stores_of(stores), now=services.clock())
     except BaseException as exc:
         await to_thread.run_sync(transaction.__exit__, type(exc), exc, exc.__traceback__)
         raise
@@ -111,8 +107,7 @@ async def provide_signed_in(request: Request, services: NamedDependency[Services
     )
     if signed_with_previous:  # planned APP_SECRET rotation: re-issue under the new secret
         request.state.reissue_session_cookie = token_value
-    return SignedIn(directory=db.directory, records=db.records, history=db.history, memory_diffs=db.memory_diffs,
-                    principal=principal, session=session, now=db.now)
+    return SignedIn(**_stores_of(db), now=db.now, principal=principal, session=session)
 
 
 def session_cookie(services: Services, token: str) -> Cookie:
