@@ -1,0 +1,131 @@
+"""Ports to the AI and web providers (SPEC §6). Core types only cross them; adapters own the vendors.
+
+Every call carries an ``EgressContext`` so that the adapter boundary can write the data-egress ledger:
+who acted, for which organisation, why, and the display IDs of every record whose content is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol
+
+
+class EgressPurpose(StrEnum):
+    CHAT = "chat"
+    EXTRACTION = "extraction"
+    SNAPSHOT = "snapshot"
+    EMBEDDING = "embedding"
+    WEB_SEARCH = "web_search"
+    WEB_FETCH = "web_fetch"
+
+
+@dataclass(frozen=True, slots=True)
+class EgressContext:
+    """Why data leaves the deployment and on whose behalf; never the content itself."""
+
+    purpose: EgressPurpose
+    acting_user_id: int | None  # None: background work not started by a person (e.g. re-embedding)
+    organisation_id: int | None
+    record_display_ids: tuple[str, ...] = ()
+
+
+# --- reasoning (OpenAI Responses API in the adapter) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InputMessage:
+    role: Literal["user", "assistant", "developer"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """The answer to an earlier ``ToolCall``, sent back to the model in the next round."""
+
+    call_id: str
+    output: str
+
+
+InputItem = InputMessage | ToolCall | ToolOutput
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters_json_schema: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningRequest:
+    instructions: str
+    input_items: Sequence[InputItem]
+    tools: Sequence[ToolSpec] = ()
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None  # None: configured
+    fast: bool = False  # use the configured fast model instead of the reasoning model
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningResult:
+    output_text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+
+
+class ReasoningModel(Protocol):
+    def respond(self, request: ReasoningRequest, context: EgressContext) -> ReasoningResult: ...
+
+
+# --- embeddings -------------------------------------------------------------------------------------
+
+
+class EmbeddingModel(Protocol):
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str], context: EgressContext) -> list[list[float]]:
+        """One vector of ``dimension`` floats per text, in order."""
+        ...
+
+
+# --- web tools (Exa in the adapter) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebResult:
+    url: str
+    title: str
+    snippet: str = ""
+    published: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebPage:
+    url: str
+    title: str
+    text: str
+
+
+class WebSearch(Protocol):
+    def search(self, query: str, limit: int, context: EgressContext) -> list[WebResult]: ...
+
+    def fetch(self, url: str, context: EgressContext) -> WebPage: ...
