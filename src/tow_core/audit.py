@@ -41,6 +41,9 @@ class AuditAction(StrEnum):
     MEMORY_DIFF_PARTIALLY_APPLIED = "memory_diff.partially_applied"
     MEMORY_DIFF_REJECTED = "memory_diff.rejected"
     SNAPSHOT_ACTIVATED = "snapshot.activated"
+    EXPORT_REQUESTED = "export.requested"
+    EXPORT_DOWNLOADED = "export.downloaded"
+    ORGANISATION_IMPORTED = "organisation.imported"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,18 +6,22 @@ Tests build the app through ``Container`` too, overriding providers where they n
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from dependency_injector import containers, providers
 from litestar import Litestar
 
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
+from tow_adapters.fs_export_files import FsExportFiles
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.engine import transaction as transaction_on
+from tow_adapters.postgres.export_source import PgExportSource, export_snapshot
+from tow_adapters.postgres.exports import PgExportStore
 from tow_adapters.postgres.history import (
     PgDocRevisions,
     PgRecordTree,
@@ -25,13 +29,18 @@ from tow_adapters.postgres.history import (
     PgTicketComments,
     PgTicketLinks,
 )
+from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
+from tow_core.exports import EXPORT_JOB
+from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig
 from tow_http.context import Services, Stores
+from tow_http.job_worker import JobWorker, export_handler, export_sweep
 from tow_http.session_cookie import SessionCookieSigner
 
 
@@ -56,9 +65,35 @@ def _transaction_factory(engine: sa.Engine):
                 links=PgTicketLinks(connection),
             )
             yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
-                         memory_diffs=PgMemoryDiffStore(connection))
+                         memory_diffs=PgMemoryDiffStore(connection), jobs=PgJobQueue(connection),
+                         exports=PgExportStore(connection), organisation_import=PgOrganisationImport(connection))
 
     return transaction
+
+
+def _export_files(config: LoadedConfig) -> FsExportFiles:
+    return FsExportFiles(config.resolve_path(config.settings.exports.export_storage_path))
+
+
+def build_job_worker(engine: sa.Engine, services: Services, files: FsExportFiles,
+                     clock: Callable[[], datetime] | None = None) -> JobWorker:
+    """The worker with every handler this deployment has (exports; later agent runs). Tests pass a clock."""
+    jobs, exports = services.settings.jobs, services.settings.exports
+    clock = clock or services.clock
+
+    @contextmanager
+    def snapshot(exported_at):
+        with export_snapshot(engine) as connection:
+            yield PgExportSource(connection, exported_at=exported_at)
+
+    handle_export = export_handler(transaction=services.transaction, snapshot=snapshot, files=files,
+                                   clock=clock, retention=timedelta(hours=exports.retention_hours))
+    return JobWorker(
+        PgJobLeases(engine), {EXPORT_JOB: handle_export},
+        policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
+        poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
+        periodic=[export_sweep(transaction=services.transaction, files=files)],
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -70,6 +105,7 @@ class Container(containers.DeclarativeContainer):
     )
     schema_migrator = providers.Singleton(PgSchemaMigrator, engine)
     password_hasher = providers.Singleton(Argon2PasswordHasher)
+    export_files = providers.Singleton(_export_files, config)
     services = providers.Singleton(
         Services,
         settings=config.provided.settings,
@@ -79,7 +115,9 @@ class Container(containers.DeclarativeContainer):
         cookie_signer=providers.Singleton(
             SessionCookieSigner, config.provided.secrets.app_secret, config.provided.secrets.app_secret_previous
         ),
+        export_files=export_files,
     )
+    job_worker = providers.Singleton(build_job_worker, engine, services, export_files)
     app: providers.Provider[Litestar] = providers.Singleton(
         create_app,
         services=services,

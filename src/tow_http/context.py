@@ -17,7 +17,10 @@ from litestar.di import NamedDependency
 from tow_core.access import Principal
 from tow_core.accounts import resolve_session
 from tow_core.errors import NotAuthenticated
+from tow_core.exports import ExportFiles, ExportStore
 from tow_core.identity import Directory, LoginFailureLog, Session
+from tow_core.imports import OrganisationImport
+from tow_core.jobs import JobQueue
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
@@ -38,6 +41,9 @@ class Stores:
     records: RecordStore
     history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
     memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
+    jobs: JobQueue  # background jobs, queued with the change that asks for them
+    exports: ExportStore  # export requests (SPEC §5)
+    organisation_import: OrganisationImport  # restores an organisation export
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Services:
     password_hasher: PasswordHasher
     cookie_signer: SessionCookieSigner
     clock: Callable[[], datetime] = utc_now
+    export_files: ExportFiles | None = None  # where finished exports are read from for download
 
     @property
     def session_lifetime(self) -> timedelta:

@@ -1,0 +1,359 @@
+"""PgOrganisationImport: restores an organisation export (docs/export-format.md) on the caller's
+transaction — everything or, on the first problem, nothing (the caller's transaction rolls back).
+
+Order: decode and type-check the whole file (``decode_organisation_export``), check every
+cross-reference by JSON path (``_check``), then insert. Deployment ids are new; display IDs, record
+numbers, sequences, versions and timestamps are kept, so re-exporting the imported organisation yields
+the same document apart from ``exported_at``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from tow_adapters.export_format import (
+    OrganisationExport,
+    RecordIn,
+    ScopeIn,
+    decode_organisation_export,
+)
+from tow_core.errors import Conflict, InvalidInput
+from tow_core.identity import normalise_email
+from tow_core.imports import IMPORT_MAX_BYTES, ImportReport
+from tow_core.records import PREFIXES, TICKET_PREFIX, TRANSITIONS, RecordType, validated_fields
+
+# Record fields that name other rows: in a file they hold a display ID or an email, in the database an id.
+_RECORD_ID_FIELDS = ("parent_id",)
+_USER_ID_FIELDS = ("assignee_id", "owner_id")
+
+
+def _refuse(path: str, reason: str) -> InvalidInput:
+    return InvalidInput(f"{path}: {reason}", field=path)
+
+
+def _display_id_parts(display_id: str) -> tuple[str, int]:
+    prefix, number = display_id.rsplit("-", 1)
+    return prefix, int(number)
+
+
+class _Check:
+    """Cross-reference checks, in file order, each failing with the offending path."""
+
+    def __init__(self, doc: OrganisationExport) -> None:
+        self.doc = doc
+        self.people = self._unique("$.people", (p.email for p in doc.people), "email")
+        self.groups = self._unique("$.groups", (g.name.lower() for g in doc.groups), "name")
+        self.projects = self._unique("$.projects", (p.key for p in doc.projects), "key")
+        self.records = self._unique("$.records", (r.display_id for r in doc.records), "display_id")
+        self.sequences = dict(zip(self._unique("$.sequences", (s.prefix for s in doc.sequences), "prefix"),
+                                  (s.last_number for s in doc.sequences), strict=True))
+
+    @staticmethod
+    def _unique(path: str, values: Iterable[str], key: str) -> list[str]:
+        seen: list[str] = []
+        known: set[str] = set()
+        for index, value in enumerate(values):
+            if value in known:
+                raise _refuse(f"{path}[{index}]" + (f".{key}" if key else ""), f"{value!r} appears twice")
+            known.add(value)
+            seen.append(value)
+        return seen
+
+    def person(self, path: str, email: str | None) -> None:
+        if email is not None and email not in self._people:
+            raise _refuse(path, f"{email!r} is not in $.people")
+
+    def run(self) -> None:
+        self._people = set(self.people)
+        self._groups, self._projects, self._records = set(self.groups), set(self.projects), set(self.records)
+        for index, person in enumerate(self.doc.people):
+            path = f"$.people[{index}].email"
+            try:
+                if normalise_email(person.email) != person.email:
+                    raise _refuse(path, "emails are stored lower-case and trimmed")
+            except InvalidInput as exc:
+                raise _refuse(path, exc.message) from exc
+        for index, member in enumerate(self.doc.members):
+            self.person(f"$.members[{index}].user", member.user)
+        self._unique("$.members", (m.user for m in self.doc.members), "user")
+        if not any(m.role == "owner" for m in self.doc.members):
+            raise _refuse("$.members", "an organisation needs at least one owner")
+        for index, group in enumerate(self.doc.groups):
+            for position, email in enumerate(group.members):
+                self.person(f"$.groups[{index}].members[{position}]", email)
+            self._unique(f"$.groups[{index}].members", group.members, "")
+        for index, project in enumerate(self.doc.projects):
+            self._project(f"$.projects[{index}]", project)
+        for index, record in enumerate(self.doc.records):
+            self._record(f"$.records[{index}]", record)
+        for index, diff in enumerate(self.doc.memory_diffs):
+            path = f"$.memory_diffs[{index}]"
+            self._scope(f"{path}.scope", diff.scope)
+            self.person(f"{path}.author", diff.author)
+            self.person(f"{path}.reviewer", diff.reviewer)
+            if (diff.status == "pending") != (diff.decided_at is None):
+                raise _refuse(f"{path}.decided_at", "set exactly when the diff is no longer pending")
+
+    def _project(self, path: str, project) -> None:
+        self.person(f"{path}.lead", project.lead)
+        holders: set[tuple[str, str]] = set()
+        for position, grant in enumerate(project.grants):
+            grant_path = f"{path}.grants[{position}]"
+            if (grant.user is None) == (grant.group is None):
+                raise _refuse(grant_path, "a grant names exactly one of user and group")
+            if grant.user is not None:
+                self.person(f"{grant_path}.user", grant.user)
+            elif grant.group is not None and grant.group.lower() not in self._groups:
+                raise _refuse(f"{grant_path}.group", f"{grant.group!r} is not in $.groups")
+            holder = ("user", grant.user) if grant.user is not None else ("group", str(grant.group).lower())
+            if holder in holders:
+                raise _refuse(grant_path, "a second grant for the same holder")
+            holders.add(holder)
+
+    def _scope(self, path: str, scope: ScopeIn) -> None:
+        named = {"group": scope.group, "project": scope.project, "user": scope.user}
+        for kind, value in named.items():
+            if (value is not None) != (kind == scope.kind):
+                raise _refuse(f"{path}.{kind}", f"a {scope.kind} scope " +
+                              ("names its " + kind if kind == scope.kind else f"has no {kind}"))
+        if scope.kind == "user":
+            raise _refuse(f"{path}.kind", "private records are never part of an organisation export")
+        if scope.kind == "group" and str(scope.group).lower() not in self._groups:
+            raise _refuse(f"{path}.group", f"{scope.group!r} is not in $.groups")
+        if scope.kind == "project" and scope.project not in self._projects:
+            raise _refuse(f"{path}.project", f"{scope.project!r} is not in $.projects")
+
+    def _record(self, path: str, record: RecordIn) -> None:
+        prefix, number = _display_id_parts(record.display_id)
+        record_type = RecordType(record.type)
+        expected = PREFIXES.get(record_type)
+        if expected is not None and prefix != expected:
+            raise _refuse(f"{path}.display_id", f"a {record.type} is numbered {expected}-n")
+        if record_type is RecordType.TICKET and prefix != TICKET_PREFIX and prefix not in self._projects:
+            raise _refuse(f"{path}.display_id", f"tickets are numbered {TICKET_PREFIX}-n or with a project key")
+        if number > self.sequences.get(prefix, 0):
+            raise _refuse(f"{path}.display_id", f"number above the last one $.sequences gives for {prefix}")
+        self._scope(f"{path}.scope", record.scope)
+        if record.status not in TRANSITIONS[record_type]:
+            raise _refuse(f"{path}.status", f"{record.status!r} is not a status of a {record.type}")
+        self.person(f"{path}.author", record.author)
+        self._fields(f"{path}.fields", record)
+        for position, target in enumerate(record.references):
+            self._target(f"{path}.references[{position}]", target, record.display_id)
+        for position, revision in enumerate(record.revisions):
+            self.person(f"{path}.revisions[{position}].replaced_by", revision.replaced_by)
+        for position, comment in enumerate(record.comments):
+            self.person(f"{path}.comments[{position}].author", comment.author)
+        for position, entry in enumerate(record.activity):
+            self.person(f"{path}.activity[{position}].actor", entry.actor)
+        for position, link in enumerate(record.links):
+            self._target(f"{path}.links[{position}].target", link.target, record.display_id)
+            self.person(f"{path}.links[{position}].created_by", link.created_by)
+
+    def _target(self, path: str, target: str, source: str) -> None:
+        if target not in self._records:
+            raise _refuse(path, f"{target} is not in $.records")
+        if target == source:
+            raise _refuse(path, "a record cannot point at itself")
+
+    def _fields(self, path: str, record: RecordIn) -> None:
+        as_ids = dict(record.fields)
+        for name in _RECORD_ID_FIELDS:
+            value = as_ids.get(name)
+            if value is not None:
+                if not isinstance(value, str) or value not in self._records:
+                    raise _refuse(f"{path}.{name}", "must be the display ID of a record in $.records")
+                as_ids[name] = 1  # stands in for the id it will get
+        for name in _USER_ID_FIELDS:
+            value = as_ids.get(name)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise _refuse(f"{path}.{name}", "must be the email of someone in $.people")
+                self.person(f"{path}.{name}", value)
+                as_ids[name] = 1
+        try:
+            validated_fields(RecordType(record.type), as_ids)
+        except InvalidInput as exc:
+            raise _refuse(f"{path}.{exc.field}" if exc.field else path, exc.message) from exc
+
+
+class PgOrganisationImport:
+    def __init__(self, connection: sa.Connection) -> None:
+        self._conn = connection
+
+    def _exec(self, sql: str, params: Any = None) -> sa.CursorResult:
+        return self._conn.execute(sa.text(sql), params if params is not None else {})
+
+    def _many(self, sql: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._conn.execute(sa.text(sql), rows)
+
+    def restore(self, data: bytes) -> ImportReport:
+        if len(data) > IMPORT_MAX_BYTES:
+            raise InvalidInput(f"$: the file is larger than the import limit of {IMPORT_MAX_BYTES} bytes", field="$")
+        doc = decode_organisation_export(data)
+        check = _Check(doc)
+        check.run()
+        try:
+            return self._insert(doc)
+        except sa.exc.IntegrityError as exc:  # a constraint the checks above do not cover
+            reason = str(exc.orig).splitlines()[0] if exc.orig else "a database constraint"
+            raise InvalidInput(f"$: refused by the database: {reason}", field="$") from exc
+
+    def _insert(self, doc: OrganisationExport) -> ImportReport:
+        org = doc.organisation
+        self._exec("LOCK TABLE organisations IN SHARE ROW EXCLUSIVE MODE")  # two imports of one name
+        if self._exec("SELECT 1 FROM organisations WHERE lower(name) = lower(:n)", {"n": org.name}).first():
+            raise Conflict(f"an organisation named {org.name!r} already exists: an import never merges",
+                           field="$.organisation.name")
+        counts: Counter[str] = Counter()
+        users = self._people(doc, counts)
+        org_id = self._exec(
+            "INSERT INTO organisations (name, workflow_mode, created_at) VALUES (:n, :w, :c) RETURNING id",
+            {"n": org.name, "w": org.workflow_mode, "c": org.created_at},
+        ).scalar_one()
+        self._many("INSERT INTO memberships (organisation_id, user_id, role, created_at) VALUES (:o, :u, :r, :c)",
+                   [{"o": org_id, "u": users[m.user], "r": m.role, "c": m.joined_at} for m in doc.members])
+        counts["members"] = len(doc.members)
+        groups = self._groups(doc, org_id, users)
+        counts["groups"] = len(groups)
+        projects = self._projects(doc, org_id, users, groups, counts)
+        records = self._records(doc, org_id, users, groups, projects, counts)
+        self._memory_diffs(doc, org_id, users, groups, projects)
+        counts["memory_diffs"] = len(doc.memory_diffs)
+        self._many("INSERT INTO record_sequences (organisation_id, prefix, last_number) VALUES (:o, :p, :n)",
+                   [{"o": org_id, "p": s.prefix, "n": s.last_number} for s in doc.sequences])
+        counts["records"] = len(records)
+        counts["attachments"] = 0
+        return ImportReport(org_id, org.name, dict(counts))
+
+    def _people(self, doc: OrganisationExport, counts: Counter[str]) -> dict[str, int]:
+        emails = [p.email for p in doc.people]
+        existing = dict(self._exec("SELECT email, id FROM users WHERE email = ANY(:e)", {"e": emails}).all())
+        # No password: an imported person signs in once an operator sets one (README "Exports and import").
+        self._many("INSERT INTO users (email, display_name, password_hash, is_active) VALUES (:e, :d, NULL, :a)",
+                   [{"e": p.email, "d": p.display_name, "a": p.active} for p in doc.people if p.email not in existing])
+        counts["people_matched"] = len(existing)
+        counts["people_created"] = len(emails) - len(existing)
+        return dict(self._exec("SELECT email, id FROM users WHERE email = ANY(:e)", {"e": emails}).all())
+
+    def _groups(self, doc: OrganisationExport, org_id: int, users: dict[str, int]) -> dict[str, int]:
+        groups: dict[str, int] = {}
+        for group in doc.groups:
+            groups[group.name.lower()] = self._exec(
+                "INSERT INTO groups (organisation_id, name, created_at) VALUES (:o, :n, :c) RETURNING id",
+                {"o": org_id, "n": group.name, "c": group.created_at},
+            ).scalar_one()
+            self._many("INSERT INTO group_members (group_id, user_id) VALUES (:g, :u)",
+                       [{"g": groups[group.name.lower()], "u": users[e]} for e in group.members])
+        return groups
+
+    def _projects(self, doc: OrganisationExport, org_id: int, users: dict[str, int], groups: dict[str, int],
+                  counts: Counter[str]) -> dict[str, int]:
+        projects: dict[str, int] = {}
+        for project in doc.projects:
+            projects[project.key] = self._exec(
+                "INSERT INTO projects (organisation_id, key, name, description, lead_user_id, visibility, status, "
+                "created_at) VALUES (:o, :k, :n, :d, :l, :v, :s, :c) RETURNING id",
+                {"o": org_id, "k": project.key, "n": project.name, "d": project.description,
+                 "l": users.get(project.lead) if project.lead else None, "v": project.visibility,
+                 "s": project.status, "c": project.created_at},
+            ).scalar_one()
+            self._many(
+                "INSERT INTO project_grants (project_id, user_id, group_id, role, created_at) "
+                "VALUES (:p, :u, :g, :r, :c)",
+                [{"p": projects[project.key], "u": users[g.user] if g.user else None,
+                  "g": groups[g.group.lower()] if g.group else None, "r": g.role, "c": g.created_at}
+                 for g in project.grants],
+            )
+            counts["grants"] += len(project.grants)
+        counts["projects"] = len(projects)
+        return projects
+
+    @staticmethod
+    def _scope_ref(scope: ScopeIn, org_id: int, groups: dict[str, int], projects: dict[str, int]) -> int:
+        if scope.kind == "group":
+            return groups[str(scope.group).lower()]
+        if scope.kind == "project":
+            return projects[str(scope.project)]
+        return org_id
+
+    def _records(self, doc: OrganisationExport, org_id: int, users: dict[str, int], groups: dict[str, int],
+                 projects: dict[str, int], counts: Counter[str]) -> dict[str, int]:
+        def user(email: str | None) -> int | None:
+            return users[email] if email is not None else None
+
+        def stored_fields(record: RecordIn) -> str:
+            fields = dict(record.fields)
+            for name in _RECORD_ID_FIELDS:
+                if name in fields:
+                    fields[name] = None  # set below, once every record has its id
+            for name in _USER_ID_FIELDS:
+                if name in fields:
+                    fields[name] = user(fields[name])
+            return json.dumps(fields)
+
+        rows = []
+        for record in doc.records:
+            prefix, number = _display_id_parts(record.display_id)
+            rows.append({
+                "o": org_id, "t": record.type, "p": prefix, "n": number, "k": record.scope.kind,
+                "ref": self._scope_ref(record.scope, org_id, groups, projects), "title": record.title,
+                "body": record.body, "s": record.status, "a": user(record.author), "f": stored_fields(record),
+                "c": record.created_at, "u": record.updated_at, "v": record.version,
+            })
+        self._many(
+            "INSERT INTO records (organisation_id, type, prefix, number, scope_kind, scope_ref, title, body, status, "
+            "author_id, fields, created_at, updated_at, version) VALUES (:o, :t, :p, :n, :k, :ref, :title, :body, "
+            ":s, :a, CAST(:f AS jsonb), :c, :u, :v)",
+            rows,
+        )
+        ids = {f"{p}-{n}": i for i, p, n in self._exec(
+            "SELECT id, prefix, number FROM records WHERE organisation_id = :o", {"o": org_id}).all()}
+        parents, references, revisions, comments, activity, links = [], [], [], [], [], []
+        for record in doc.records:
+            rid = ids[record.display_id]
+            for name in _RECORD_ID_FIELDS:
+                if record.fields.get(name) is not None:
+                    parents.append({"id": rid, "name": name, "v": json.dumps(ids[record.fields[name]])})
+            references += [{"s": rid, "t": ids[t]} for t in record.references]
+            revisions += [{"r": rid, "v": x.version, "t": x.title, "b": x.body, "s": x.saved_at,
+                           "by": user(x.replaced_by), "at": x.replaced_at} for x in record.revisions]
+            comments += [{"r": rid, "a": user(x.author), "b": x.body, "c": x.created_at, "u": x.updated_at}
+                         for x in record.comments]
+            activity += [{"r": rid, "a": user(x.actor), "at": x.at, "f": x.field, "old": json.dumps(x.old_value),
+                          "new": json.dumps(x.new_value), "ai": x.ai_applied} for x in record.activity]
+            links += [{"o": org_id, "s": rid, "t": ids[x.target], "k": x.kind, "by": user(x.created_by),
+                       "c": x.created_at} for x in record.links]
+        self._many("UPDATE records SET fields = jsonb_set(fields, ARRAY[:name], CAST(:v AS jsonb)) WHERE id = :id",
+                   parents)
+        self._many("INSERT INTO record_references (source_id, target_id) VALUES (:s, :t)", references)
+        self._many("INSERT INTO doc_revisions (record_id, version, title, body, saved_at, replaced_by, replaced_at) "
+                   "VALUES (:r, :v, :t, :b, :s, :by, :at)", revisions)
+        self._many("INSERT INTO ticket_comments (record_id, author_id, body, created_at, updated_at) "
+                   "VALUES (:r, :a, :b, :c, :u)", comments)
+        self._many("INSERT INTO ticket_activity (record_id, actor_id, at, field, old_value, new_value, ai_applied) "
+                   "VALUES (:r, :a, :at, :f, CAST(:old AS jsonb), CAST(:new AS jsonb), :ai)", activity)
+        self._many("INSERT INTO ticket_links (organisation_id, source_id, target_id, kind, created_by, created_at) "
+                   "VALUES (:o, :s, :t, :k, :by, :c)", links)
+        counts.update(references=len(references), revisions=len(revisions), comments=len(comments),
+                      activity=len(activity), links=len(links))
+        return ids
+
+    def _memory_diffs(self, doc: OrganisationExport, org_id: int, users: dict[str, int], groups: dict[str, int],
+                      projects: dict[str, int]) -> None:
+        self._many(
+            "INSERT INTO memory_diffs (organisation_id, scope_kind, scope_ref, source, source_display_id, rationale, "
+            "author_id, operations, status, reviewer_id, decided_at, review_note, outcomes, created_at) VALUES "
+            "(:o, :k, :ref, :src, :sid, :why, :a, CAST(:ops AS jsonb), :s, :rev, :d, :note, CAST(:out AS jsonb), :c)",
+            [{"o": org_id, "k": d.scope.kind, "ref": self._scope_ref(d.scope, org_id, groups, projects),
+              "src": d.source, "sid": d.source_display_id, "why": d.rationale,
+              "a": users[d.author] if d.author else None, "ops": json.dumps(d.operations), "s": d.status,
+              "rev": users[d.reviewer] if d.reviewer else None, "d": d.decided_at, "note": d.review_note,
+              "out": json.dumps(d.outcomes), "c": d.created_at} for d in doc.memory_diffs],
+        )
