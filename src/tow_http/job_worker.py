@@ -109,6 +109,10 @@ class JobWorker:
             self._thread.join(timeout)
             self._thread = None
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def request_stop(self) -> None:
         """Ask the loop to stop after the job in hand (from a signal handler)."""
         self._stop.set()
