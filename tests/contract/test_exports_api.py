@@ -134,3 +134,15 @@ def test_exports_are_deleted_after_the_retention_time(world, tmp_path):
     drain(world, clock=lambda: now + timedelta(hours=48, seconds=1))
     assert list((tmp_path / "exports").iterdir()) == []
     assert world.bob.get(f"/api/exports/{export['id']}").status_code == 404
+
+
+def test_tow_worker_once_runs_the_queued_exports(world, tmp_path, fresh_database_url, capsys):
+    from tests.contract.conftest import SECRET
+    from tow_http import cli
+
+    export = request(world, world.bob)
+    (tmp_path / ".env").write_text(f"APP_SECRET={SECRET}\nDATABASE_URL={fresh_database_url}\n")
+    assert cli.main(["--config", str(tmp_path / "tow0.yaml"), "worker", "--once"]) == 0
+    assert "ran 1 job(s)" in capsys.readouterr().out
+    assert world.bob.get(f"/api/exports/{export['id']}").json()["status"] == "completed"
+    assert download(world.bob, export).status_code == 200

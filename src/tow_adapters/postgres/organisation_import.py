@@ -32,6 +32,14 @@ _RECORD_ID_FIELDS = ("parent_id",)
 _USER_ID_FIELDS = ("assignee_id", "owner_id")
 
 
+_BATCH = 1000
+
+
+def _batches(items: list[RecordIn]) -> Iterable[list[RecordIn]]:
+    for start in range(0, len(items), _BATCH):
+        yield items[start:start + _BATCH]
+
+
 def _refuse(path: str, reason: str) -> InvalidInput:
     return InvalidInput(f"{path}: {reason}", field=path)
 
@@ -229,6 +237,8 @@ class PgOrganisationImport:
         self._many("INSERT INTO record_sequences (organisation_id, prefix, last_number) VALUES (:o, :p, :n)",
                    [{"o": org_id, "p": s.prefix, "n": s.last_number} for s in doc.sequences])
         counts["records"] = len(records)
+        for section in ("references", "revisions", "comments", "activity", "links", "grants"):
+            counts.setdefault(section, 0)
         counts["attachments"] = 0
         return ImportReport(org_id, org.name, dict(counts))
 
@@ -285,6 +295,8 @@ class PgOrganisationImport:
 
     def _records(self, doc: OrganisationExport, org_id: int, users: dict[str, int], groups: dict[str, int],
                  projects: dict[str, int], counts: Counter[str]) -> dict[str, int]:
+        """Records first (batch by batch, so only one batch of rows is built at a time), then, once every
+        record has its id, what points at records: parents, references, revisions, comments, activity, links."""
         def user(email: str | None) -> int | None:
             return users[email] if email is not None else None
 
@@ -298,51 +310,55 @@ class PgOrganisationImport:
                     fields[name] = user(fields[name])
             return json.dumps(fields)
 
-        rows = []
-        for record in doc.records:
-            prefix, number = _display_id_parts(record.display_id)
-            rows.append({
-                "o": org_id, "t": record.type, "p": prefix, "n": number, "k": record.scope.kind,
-                "ref": self._scope_ref(record.scope, org_id, groups, projects), "title": record.title,
-                "body": record.body, "s": record.status, "a": user(record.author), "f": stored_fields(record),
-                "c": record.created_at, "u": record.updated_at, "v": record.version,
-            })
-        self._many(
-            "INSERT INTO records (organisation_id, type, prefix, number, scope_kind, scope_ref, title, body, status, "
-            "author_id, fields, created_at, updated_at, version) VALUES (:o, :t, :p, :n, :k, :ref, :title, :body, "
-            ":s, :a, CAST(:f AS jsonb), :c, :u, :v)",
-            rows,
-        )
+        for batch in _batches(doc.records):
+            rows = []
+            for record in batch:
+                prefix, number = _display_id_parts(record.display_id)
+                rows.append({
+                    "o": org_id, "t": record.type, "p": prefix, "n": number, "k": record.scope.kind,
+                    "ref": self._scope_ref(record.scope, org_id, groups, projects), "title": record.title,
+                    "body": record.body, "s": record.status, "a": user(record.author), "f": stored_fields(record),
+                    "c": record.created_at, "u": record.updated_at, "v": record.version,
+                })
+            self._many(
+                "INSERT INTO records (organisation_id, type, prefix, number, scope_kind, scope_ref, title, body, "
+                "status, author_id, fields, created_at, updated_at, version) VALUES (:o, :t, :p, :n, :k, :ref, "
+                ":title, :body, :s, :a, CAST(:f AS jsonb), :c, :u, :v)",
+                rows,
+            )
         ids = {f"{p}-{n}": i for i, p, n in self._exec(
             "SELECT id, prefix, number FROM records WHERE organisation_id = :o", {"o": org_id}).all()}
-        parents, references, revisions, comments, activity, links = [], [], [], [], [], []
-        for record in doc.records:
-            rid = ids[record.display_id]
-            for name in _RECORD_ID_FIELDS:
-                if record.fields.get(name) is not None:
-                    parents.append({"id": rid, "name": name, "v": json.dumps(ids[record.fields[name]])})
-            references += [{"s": rid, "t": ids[t]} for t in record.references]
-            revisions += [{"r": rid, "v": x.version, "t": x.title, "b": x.body, "s": x.saved_at,
-                           "by": user(x.replaced_by), "at": x.replaced_at} for x in record.revisions]
-            comments += [{"r": rid, "a": user(x.author), "b": x.body, "c": x.created_at, "u": x.updated_at}
-                         for x in record.comments]
-            activity += [{"r": rid, "a": user(x.actor), "at": x.at, "f": x.field, "old": json.dumps(x.old_value),
-                          "new": json.dumps(x.new_value), "ai": x.ai_applied} for x in record.activity]
-            links += [{"o": org_id, "s": rid, "t": ids[x.target], "k": x.kind, "by": user(x.created_by),
-                       "c": x.created_at} for x in record.links]
-        self._many("UPDATE records SET fields = jsonb_set(fields, ARRAY[:name], CAST(:v AS jsonb)) WHERE id = :id",
-                   parents)
-        self._many("INSERT INTO record_references (source_id, target_id) VALUES (:s, :t)", references)
-        self._many("INSERT INTO doc_revisions (record_id, version, title, body, saved_at, replaced_by, replaced_at) "
-                   "VALUES (:r, :v, :t, :b, :s, :by, :at)", revisions)
-        self._many("INSERT INTO ticket_comments (record_id, author_id, body, created_at, updated_at) "
-                   "VALUES (:r, :a, :b, :c, :u)", comments)
-        self._many("INSERT INTO ticket_activity (record_id, actor_id, at, field, old_value, new_value, ai_applied) "
-                   "VALUES (:r, :a, :at, :f, CAST(:old AS jsonb), CAST(:new AS jsonb), :ai)", activity)
-        self._many("INSERT INTO ticket_links (organisation_id, source_id, target_id, kind, created_by, created_at) "
-                   "VALUES (:o, :s, :t, :k, :by, :c)", links)
-        counts.update(references=len(references), revisions=len(revisions), comments=len(comments),
-                      activity=len(activity), links=len(links))
+        for batch in _batches(doc.records):
+            parents, references, revisions, comments, activity, links = [], [], [], [], [], []
+            for record in batch:
+                rid = ids[record.display_id]
+                for name in _RECORD_ID_FIELDS:
+                    if record.fields.get(name) is not None:
+                        parents.append({"id": rid, "name": name, "v": json.dumps(ids[record.fields[name]])})
+                references += [{"s": rid, "t": ids[t]} for t in record.references]
+                revisions += [{"r": rid, "v": x.version, "t": x.title, "b": x.body, "s": x.saved_at,
+                               "by": user(x.replaced_by), "at": x.replaced_at} for x in record.revisions]
+                comments += [{"r": rid, "a": user(x.author), "b": x.body, "c": x.created_at, "u": x.updated_at}
+                             for x in record.comments]
+                activity += [{"r": rid, "a": user(x.actor), "at": x.at, "f": x.field,
+                              "old": json.dumps(x.old_value), "new": json.dumps(x.new_value), "ai": x.ai_applied}
+                             for x in record.activity]
+                links += [{"o": org_id, "s": rid, "t": ids[x.target], "k": x.kind, "by": user(x.created_by),
+                           "c": x.created_at} for x in record.links]
+            self._many("UPDATE records SET fields = jsonb_set(fields, ARRAY[:name], CAST(:v AS jsonb)) "
+                       "WHERE id = :id", parents)
+            self._many("INSERT INTO record_references (source_id, target_id) VALUES (:s, :t)", references)
+            self._many("INSERT INTO doc_revisions (record_id, version, title, body, saved_at, replaced_by, "
+                       "replaced_at) VALUES (:r, :v, :t, :b, :s, :by, :at)", revisions)
+            self._many("INSERT INTO ticket_comments (record_id, author_id, body, created_at, updated_at) "
+                       "VALUES (:r, :a, :b, :c, :u)", comments)
+            self._many("INSERT INTO ticket_activity (record_id, actor_id, at, field, old_value, new_value, "
+                       "ai_applied) VALUES (:r, :a, :at, :f, CAST(:old AS jsonb), CAST(:new AS jsonb), :ai)",
+                       activity)
+            self._many("INSERT INTO ticket_links (organisation_id, source_id, target_id, kind, created_by, "
+                       "created_at) VALUES (:o, :s, :t, :k, :by, :c)", links)
+            counts.update(references=len(references), revisions=len(revisions), comments=len(comments),
+                          activity=len(activity), links=len(links))
         return ids
 
     def _memory_diffs(self, doc: OrganisationExport, org_id: int, users: dict[str, int], groups: dict[str, int],
