@@ -100,11 +100,10 @@ def run_export(url: str, out_dir: str) -> dict:
 def run_import(url: str, file: str) -> dict:
     engine = create_engine(url, PoolOptions())
     PgSchemaMigrator(engine).upgrade()
-    data = Path(file).read_bytes()
     tracemalloc.start()
     start = time.perf_counter()
-    with engine.begin() as conn:
-        report = PgOrganisationImport(conn).restore(data)
+    with engine.begin() as conn, Path(file).open("rb") as stream:
+        report = PgOrganisationImport(conn).restore(stream)
     seconds = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     engine.dispose()

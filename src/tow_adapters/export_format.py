@@ -7,6 +7,7 @@ key; the first problem is reported with its JSON path (``$.records[12].scope.kin
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -148,36 +149,42 @@ class MemoryDiffIn(_Strict):
     created_at: datetime
 
 
-class OrganisationExport(_Strict):
+class AttachmentIn(_Strict):
+    """Reserved: attachment metadata arrives with the uploads work (an import refuses any item)."""
+
+
+class ExportHeader(_Strict):
     format: Literal["tow-export"]
     version: Literal[1]
     kind: Literal["organisation"]
     exported_at: datetime
     organisation: OrganisationIn
-    people: list[PersonIn]
-    members: list[MemberIn]
-    groups: list[GroupIn]
-    projects: list[ProjectIn]
-    sequences: list[SequenceIn]
-    records: list[RecordIn]
-    memory_diffs: list[MemoryDiffIn]
-    # Attachment metadata arrives with the uploads work; until then an export's section is empty and an
-    # import refuses anything in it rather than silently dropping files.
-    attachments: Annotated[list[Any], Meta(max_length=0)]
 
+
+# The array members of an organisation export and the type of their items, in file order.
+SECTIONS: dict[str, type] = {
+    "people": PersonIn, "members": MemberIn, "groups": GroupIn, "projects": ProjectIn, "sequences": SequenceIn,
+    "records": RecordIn, "memory_diffs": MemoryDiffIn, "attachments": AttachmentIn,
+}
+HEADER_KEYS = tuple(ExportHeader.__struct_fields__)
 
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 
 
-def decode_organisation_export(data: bytes) -> OrganisationExport:
-    """Decode and type-check a whole file; InvalidInput names the first offending JSON path."""
+def decode_at(raw: bytes, type_: type, path: str) -> Any:
+    """Decode one value found at ``path``; InvalidInput names the offending path inside it."""
     try:
-        return msgspec.json.decode(data, type=OrganisationExport, strict=True)
+        return msgspec.json.decode(raw, type=type_, strict=True)
     except msgspec.ValidationError as exc:
         message = str(exc)
         match = _PATH.search(message)
-        path = match.group(1) if match else "$"
-        reason = _PATH.sub("", message)
-        raise InvalidInput(f"{path}: {reason}", field=path) from exc
+        where = path + (match.group(1)[1:] if match else "")
+        raise InvalidInput(f"{where}: {_PATH.sub('', message)}", field=where) from exc
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"$: not valid JSON ({exc})", field="$") from exc
+        raise InvalidInput(f"{path}: not valid JSON ({exc})", field=path) from exc
+
+
+def decode_header(raw_members: dict[str, bytes]) -> ExportHeader:
+    """The top-level scalar members, decoded together so that errors carry their ``$.`` path."""
+    raw = b"{" + b",".join(json.dumps(k).encode() + b":" + v for k, v in raw_members.items()) + b"}"
+    return decode_at(raw, ExportHeader, "$")

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from tow_core.access import Principal, is_server_admin
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied
 from tow_core.identity import Directory
 
-# The file is decoded in memory (msgspec structs, about 2-3x the file's size): bound it.
-IMPORT_MAX_BYTES = 1024 * 1024 * 1024
+# The largest request body the import API accepts. The import streams the file (memory holds one
+# batch of records, not the file), so this bounds the temporary copy on disk, not memory.
+IMPORT_MAX_BYTES = 4 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +36,18 @@ class ImportReport:
 
 
 class OrganisationImport(Protocol):
-    """Restores one organisation export on the caller's transaction."""
+    """Restores one organisation export on the caller's transaction, reading ``file`` (seekable) as a
+    stream, possibly more than once."""
 
-    def restore(self, data: bytes) -> ImportReport: ...
+    def restore(self, file: BinaryIO) -> ImportReport: ...
 
 
 def import_organisation(directory: Directory, importer: OrganisationImport, principal: Principal | None, *,
-                        data: bytes) -> ImportReport:
+                        file: BinaryIO) -> ImportReport:
     """Restore ``data``; ``principal`` is None for the operator's command line."""
     if principal is not None and not is_server_admin(principal):
         raise AccessDenied("only server admins import organisations")
-    report = importer.restore(data)
+    report = importer.restore(file)
     directory.audit(AuditEntry(report.organisation_id, principal.user_id if principal else None,
                                AuditAction.ORGANISATION_IMPORTED, f"organisation:{report.organisation_id}",
                                dict(report.counts)))

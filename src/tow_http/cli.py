@@ -107,18 +107,15 @@ def _worker(args: argparse.Namespace, config: LoadedConfig) -> int:
 
 
 def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
-    from tow_core.imports import IMPORT_MAX_BYTES, import_organisation
+    from tow_core.imports import import_organisation
 
     path: Path = args.file
     if not path.is_file():
         raise TowError(f"{path} is not a file")
-    if path.stat().st_size > IMPORT_MAX_BYTES:
-        raise TowError(f"{path} is larger than the import limit of {IMPORT_MAX_BYTES} bytes")
-    data = path.read_bytes()
-    with container_for(config) as container:
+    with container_for(config) as container, path.open("rb") as file:
         require_current_schema(container.schema_migrator())
         with container.services().transaction() as stores:
-            report = import_organisation(stores.directory, stores.organisation_import, None, data=data)
+            report = import_organisation(stores.directory, stores.organisation_import, None, file=file)
     print(f"imported organisation {report.organisation_name!r} as id {report.organisation_id}")
     for name, count in sorted(report.counts.items()):
         print(f"  {name}: {count}")

@@ -124,7 +124,7 @@ def counts(container: Container) -> dict[str, int]:
 
 def restore(container: Container, data: bytes):
     with container.services().transaction() as stores:
-        return import_organisation(stores.directory, stores.organisation_import, None, data=data)
+        return import_organisation(stores.directory, stores.organisation_import, None, file=io.BytesIO(data))
 
 
 def without_export_time(document: dict) -> dict:

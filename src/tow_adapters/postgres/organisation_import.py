@@ -1,43 +1,58 @@
 """PgOrganisationImport: restores an organisation export (docs/export-format.md) on the caller's
 transaction — everything or, on the first problem, nothing (the caller's transaction rolls back).
 
-Order: decode and type-check the whole file (``decode_organisation_export``), check every
-cross-reference by JSON path (``_check``), then insert. Deployment ids are new; display IDs, record
-numbers, sequences, versions and timestamps are kept, so re-exporting the imported organisation yields
-the same document apart from ``exported_at``.
+The file is streamed (``tow_adapters.json_stream``), never loaded whole: memory holds the small
+sections (people, members, groups, projects, sequences), the set of display IDs and the id of each
+record, and one batch of ``_BATCH`` records at a time. It is read three times (the file must be
+seekable):
+1. every member and item is decoded and type-checked (msgspec); the small sections are kept and
+   cross-checked; the display IDs are collected. The first problem is reported with its JSON path.
+2. the organisation, people, members, groups and projects are inserted; then each record and memory
+   diff is cross-checked (scope, people, fields, references, links all point at what the file holds)
+   and inserted, batch by batch.
+3. what points at records — parents, references, revisions, comments, activity, links — is inserted
+   once every record has its id.
+Deployment ids are new; display IDs, record numbers, sequences, versions and timestamps are kept, so
+re-exporting the imported organisation yields the same document apart from ``exported_at``.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
 from tow_adapters.export_format import (
-    OrganisationExport,
+    HEADER_KEYS,
+    SECTIONS,
+    ExportHeader,
+    GroupIn,
+    MemberIn,
+    MemoryDiffIn,
+    PersonIn,
+    ProjectIn,
     RecordIn,
     ScopeIn,
-    decode_organisation_export,
+    SequenceIn,
+    decode_at,
+    decode_header,
 )
+from tow_adapters.json_stream import read_object
 from tow_core.errors import Conflict, InvalidInput
 from tow_core.identity import normalise_email
-from tow_core.imports import IMPORT_MAX_BYTES, ImportReport
+from tow_core.imports import ImportReport
 from tow_core.records import PREFIXES, TICKET_PREFIX, TRANSITIONS, RecordType, validated_fields
 
 # Record fields that name other rows: in a file they hold a display ID or an email, in the database an id.
 _RECORD_ID_FIELDS = ("parent_id",)
 _USER_ID_FIELDS = ("assignee_id", "owner_id")
-
-
 _BATCH = 1000
-
-
-def _batches(items: list[RecordIn]) -> Iterable[list[RecordIn]]:
-    for start in range(0, len(items), _BATCH):
-        yield items[start:start + _BATCH]
+# One record with its whole history: far above anything TOW writes, and what bounds memory per item.
+MAX_ITEM_BYTES = 64 * 1024 * 1024
+_STREAMED = frozenset({"records", "memory_diffs", "attachments"})
 
 
 def _refuse(path: str, reason: str) -> InvalidInput:
@@ -49,17 +64,93 @@ def _display_id_parts(display_id: str) -> tuple[str, int]:
     return prefix, int(number)
 
 
-class _Check:
-    """Cross-reference checks, in file order, each failing with the offending path."""
+def _batches(items: Iterable[Any]) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
-    def __init__(self, doc: OrganisationExport) -> None:
-        self.doc = doc
-        self.people = self._unique("$.people", (p.email for p in doc.people), "email")
-        self.groups = self._unique("$.groups", (g.name.lower() for g in doc.groups), "name")
-        self.projects = self._unique("$.projects", (p.key for p in doc.projects), "key")
-        self.records = self._unique("$.records", (r.display_id for r in doc.records), "display_id")
-        self.sequences = dict(zip(self._unique("$.sequences", (s.prefix for s in doc.sequences), "prefix"),
-                                  (s.last_number for s in doc.sequences), strict=True))
+
+def _members(file: BinaryIO) -> Iterator[tuple[str, bytes | Iterator[bytes]]]:
+    file.seek(0)
+    return read_object(file, frozenset(SECTIONS), max_item_bytes=MAX_ITEM_BYTES)
+
+
+def _section(file: BinaryIO, name: str) -> Iterator[tuple[str, Any]]:
+    """(path, decoded item) of one array section, streamed (pass 2 and 3: already type-checked)."""
+    for key, value in _members(file):
+        if key == name and not isinstance(value, bytes):
+            for index, raw in enumerate(value):
+                path = f"$.{name}[{index}]"
+                yield path, decode_at(raw, SECTIONS[name], path)
+            return
+
+
+class _Scan:
+    """Pass 1: decode and type-check everything; keep the small sections and the display IDs."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.small: dict[str, list[Any]] = {}
+        self.display_ids: set[str] = set()
+        self.counts: Counter[str] = Counter()
+        raw_header: dict[str, bytes] = {}
+        for key, value in _members(file):
+            if key in raw_header or key in self.small or key in self.counts:
+                raise _refuse(f"$.{key}", "appears twice")
+            if key in HEADER_KEYS and isinstance(value, bytes):
+                raw_header[key] = value
+            elif key in SECTIONS and not isinstance(value, bytes):
+                self._section(key, value)
+            elif key in SECTIONS:
+                decode_at(value, list[SECTIONS[key]], f"$.{key}")  # not an array: say what it is
+            else:
+                raise _refuse("$", f"Object contains unknown field `{key}`")
+        self.header: ExportHeader = decode_header(raw_header)
+        for key in SECTIONS:
+            if key not in self.small and key not in self.counts and key not in _STREAMED:
+                raise _refuse("$", f"Object missing required field `{key}`")
+        for key in _STREAMED:
+            if key not in self.counts:
+                raise _refuse("$", f"Object missing required field `{key}`")
+
+    def _section(self, key: str, items: Iterator[bytes]) -> None:
+        kept: list[Any] = []
+        self.counts[key] = 0
+        for index, raw in enumerate(items):
+            path = f"$.{key}[{index}]"
+            item = decode_at(raw, SECTIONS[key], path)
+            self.counts[key] += 1
+            if key == "attachments":
+                raise _refuse(path, "attachments are not supported by this version of TOW")
+            if key == "records":
+                if item.display_id in self.display_ids:
+                    raise _refuse(f"{path}.display_id", f"{item.display_id!r} appears twice")
+                self.display_ids.add(item.display_id)
+            elif key not in _STREAMED:
+                kept.append(item)
+        if key not in _STREAMED:
+            self.small[key] = kept
+
+
+class _Check:
+    """Cross-reference checks, each failing with the offending path."""
+
+    def __init__(self, scan: _Scan) -> None:
+        self.people: list[PersonIn] = scan.small["people"]
+        self.members: list[MemberIn] = scan.small["members"]
+        self.groups: list[GroupIn] = scan.small["groups"]
+        self.projects: list[ProjectIn] = scan.small["projects"]
+        self.sequence_list: list[SequenceIn] = scan.small["sequences"]
+        self._people = set(self._unique("$.people", (p.email for p in self.people), "email"))
+        self._groups = set(self._unique("$.groups", (g.name.lower() for g in self.groups), "name"))
+        self._projects = set(self._unique("$.projects", (p.key for p in self.projects), "key"))
+        self.sequences = dict(zip(self._unique("$.sequences", (s.prefix for s in self.sequence_list), "prefix"),
+                                  (s.last_number for s in self.sequence_list), strict=True))
+        self._records = scan.display_ids
 
     @staticmethod
     def _unique(path: str, values: Iterable[str], key: str) -> list[str]:
@@ -76,36 +167,32 @@ class _Check:
         if email is not None and email not in self._people:
             raise _refuse(path, f"{email!r} is not in $.people")
 
-    def run(self) -> None:
-        self._people = set(self.people)
-        self._groups, self._projects, self._records = set(self.groups), set(self.projects), set(self.records)
-        for index, person in enumerate(self.doc.people):
+    def small_sections(self) -> None:
+        for index, person in enumerate(self.people):
             path = f"$.people[{index}].email"
             try:
                 if normalise_email(person.email) != person.email:
                     raise _refuse(path, "emails are stored lower-case and trimmed")
             except InvalidInput as exc:
                 raise _refuse(path, exc.message) from exc
-        for index, member in enumerate(self.doc.members):
+        for index, member in enumerate(self.members):
             self.person(f"$.members[{index}].user", member.user)
-        self._unique("$.members", (m.user for m in self.doc.members), "user")
-        if not any(m.role == "owner" for m in self.doc.members):
+        self._unique("$.members", (m.user for m in self.members), "user")
+        if not any(m.role == "owner" for m in self.members):
             raise _refuse("$.members", "an organisation needs at least one owner")
-        for index, group in enumerate(self.doc.groups):
+        for index, group in enumerate(self.groups):
             for position, email in enumerate(group.members):
                 self.person(f"$.groups[{index}].members[{position}]", email)
             self._unique(f"$.groups[{index}].members", group.members, "")
-        for index, project in enumerate(self.doc.projects):
+        for index, project in enumerate(self.projects):
             self._project(f"$.projects[{index}]", project)
-        for index, record in enumerate(self.doc.records):
-            self._record(f"$.records[{index}]", record)
-        for index, diff in enumerate(self.doc.memory_diffs):
-            path = f"$.memory_diffs[{index}]"
-            self._scope(f"{path}.scope", diff.scope)
-            self.person(f"{path}.author", diff.author)
-            self.person(f"{path}.reviewer", diff.reviewer)
-            if (diff.status == "pending") != (diff.decided_at is None):
-                raise _refuse(f"{path}.decided_at", "set exactly when the diff is no longer pending")
+
+    def memory_diff(self, path: str, diff: MemoryDiffIn) -> None:
+        self._scope(f"{path}.scope", diff.scope)
+        self.person(f"{path}.author", diff.author)
+        self.person(f"{path}.reviewer", diff.reviewer)
+        if (diff.status == "pending") != (diff.decided_at is None):
+            raise _refuse(f"{path}.decided_at", "set exactly when the diff is no longer pending")
 
     def _project(self, path: str, project) -> None:
         self.person(f"{path}.lead", project.lead)
@@ -136,7 +223,7 @@ class _Check:
         if scope.kind == "project" and scope.project not in self._projects:
             raise _refuse(f"{path}.project", f"{scope.project!r} is not in $.projects")
 
-    def _record(self, path: str, record: RecordIn) -> None:
+    def record(self, path: str, record: RecordIn) -> None:
         prefix, number = _display_id_parts(record.display_id)
         record_type = RecordType(record.type)
         expected = PREFIXES.get(record_type)
@@ -201,60 +288,57 @@ class PgOrganisationImport:
         if rows:
             self._conn.execute(sa.text(sql), rows)
 
-    def restore(self, data: bytes) -> ImportReport:
-        if len(data) > IMPORT_MAX_BYTES:
-            raise InvalidInput(f"$: the file is larger than the import limit of {IMPORT_MAX_BYTES} bytes", field="$")
-        doc = decode_organisation_export(data)
-        check = _Check(doc)
-        check.run()
+    def restore(self, file: BinaryIO) -> ImportReport:
+        scan = _Scan(file)
+        check = _Check(scan)
+        check.small_sections()
         try:
-            return self._insert(doc)
+            return self._insert(file, scan, check)
         except sa.exc.IntegrityError as exc:  # a constraint the checks above do not cover
             reason = str(exc.orig).splitlines()[0] if exc.orig else "a database constraint"
             raise InvalidInput(f"$: refused by the database: {reason}", field="$") from exc
 
-    def _insert(self, doc: OrganisationExport) -> ImportReport:
-        org = doc.organisation
+    def _insert(self, file: BinaryIO, scan: _Scan, check: _Check) -> ImportReport:
+        org = scan.header.organisation
         self._exec("LOCK TABLE organisations IN SHARE ROW EXCLUSIVE MODE")  # two imports of one name
         if self._exec("SELECT 1 FROM organisations WHERE lower(name) = lower(:n)", {"n": org.name}).first():
             raise Conflict(f"an organisation named {org.name!r} already exists: an import never merges",
                            field="$.organisation.name")
         counts: Counter[str] = Counter()
-        users = self._people(doc, counts)
+        users = self._people(check.people, counts)
         org_id = self._exec(
             "INSERT INTO organisations (name, workflow_mode, created_at) VALUES (:n, :w, :c) RETURNING id",
             {"n": org.name, "w": org.workflow_mode, "c": org.created_at},
         ).scalar_one()
         self._many("INSERT INTO memberships (organisation_id, user_id, role, created_at) VALUES (:o, :u, :r, :c)",
-                   [{"o": org_id, "u": users[m.user], "r": m.role, "c": m.joined_at} for m in doc.members])
-        counts["members"] = len(doc.members)
-        groups = self._groups(doc, org_id, users)
+                   [{"o": org_id, "u": users[m.user], "r": m.role, "c": m.joined_at} for m in check.members])
+        counts["members"] = len(check.members)
+        groups = self._groups(check.groups, org_id, users)
         counts["groups"] = len(groups)
-        projects = self._projects(doc, org_id, users, groups, counts)
-        records = self._records(doc, org_id, users, groups, projects, counts)
-        self._memory_diffs(doc, org_id, users, groups, projects)
-        counts["memory_diffs"] = len(doc.memory_diffs)
+        projects = self._projects(check.projects, org_id, users, groups, counts)
+        ids = self._records(file, check, org_id, users, groups, projects, counts)
+        self._memory_diffs(file, check, org_id, users, groups, projects, counts)
+        self._history(file, org_id, users, ids, counts)
         self._many("INSERT INTO record_sequences (organisation_id, prefix, last_number) VALUES (:o, :p, :n)",
-                   [{"o": org_id, "p": s.prefix, "n": s.last_number} for s in doc.sequences])
-        counts["records"] = len(records)
-        for section in ("references", "revisions", "comments", "activity", "links", "grants"):
-            counts.setdefault(section, 0)
+                   [{"o": org_id, "p": s.prefix, "n": s.last_number} for s in check.sequence_list])
         counts["attachments"] = 0
+        for section in ("grants", "memory_diffs", "references", "revisions", "comments", "activity", "links"):
+            counts.setdefault(section, 0)
         return ImportReport(org_id, org.name, dict(counts))
 
-    def _people(self, doc: OrganisationExport, counts: Counter[str]) -> dict[str, int]:
-        emails = [p.email for p in doc.people]
+    def _people(self, people: list[PersonIn], counts: Counter[str]) -> dict[str, int]:
+        emails = [p.email for p in people]
         existing = dict(self._exec("SELECT email, id FROM users WHERE email = ANY(:e)", {"e": emails}).all())
         # No password: an imported person signs in once an operator sets one (README "Exports and import").
         self._many("INSERT INTO users (email, display_name, password_hash, is_active) VALUES (:e, :d, NULL, :a)",
-                   [{"e": p.email, "d": p.display_name, "a": p.active} for p in doc.people if p.email not in existing])
+                   [{"e": p.email, "d": p.display_name, "a": p.active} for p in people if p.email not in existing])
         counts["people_matched"] = len(existing)
         counts["people_created"] = len(emails) - len(existing)
         return dict(self._exec("SELECT email, id FROM users WHERE email = ANY(:e)", {"e": emails}).all())
 
-    def _groups(self, doc: OrganisationExport, org_id: int, users: dict[str, int]) -> dict[str, int]:
+    def _groups(self, groups_in: list[GroupIn], org_id: int, users: dict[str, int]) -> dict[str, int]:
         groups: dict[str, int] = {}
-        for group in doc.groups:
+        for group in groups_in:
             groups[group.name.lower()] = self._exec(
                 "INSERT INTO groups (organisation_id, name, created_at) VALUES (:o, :n, :c) RETURNING id",
                 {"o": org_id, "n": group.name, "c": group.created_at},
@@ -263,10 +347,10 @@ class PgOrganisationImport:
                        [{"g": groups[group.name.lower()], "u": users[e]} for e in group.members])
         return groups
 
-    def _projects(self, doc: OrganisationExport, org_id: int, users: dict[str, int], groups: dict[str, int],
+    def _projects(self, projects_in: list[ProjectIn], org_id: int, users: dict[str, int], groups: dict[str, int],
                   counts: Counter[str]) -> dict[str, int]:
         projects: dict[str, int] = {}
-        for project in doc.projects:
+        for project in projects_in:
             projects[project.key] = self._exec(
                 "INSERT INTO projects (organisation_id, key, name, description, lead_user_id, visibility, status, "
                 "created_at) VALUES (:o, :k, :n, :d, :l, :v, :s, :c) RETURNING id",
@@ -293,32 +377,29 @@ class PgOrganisationImport:
             return projects[str(scope.project)]
         return org_id
 
-    def _records(self, doc: OrganisationExport, org_id: int, users: dict[str, int], groups: dict[str, int],
+    def _records(self, file: BinaryIO, check: _Check, org_id: int, users: dict[str, int], groups: dict[str, int],
                  projects: dict[str, int], counts: Counter[str]) -> dict[str, int]:
-        """Records first (batch by batch, so only one batch of rows is built at a time), then, once every
-        record has its id, what points at records: parents, references, revisions, comments, activity, links."""
-        def user(email: str | None) -> int | None:
-            return users[email] if email is not None else None
-
+        """Pass 2: check and insert every record, batch by batch; returns display ID -> new id."""
         def stored_fields(record: RecordIn) -> str:
             fields = dict(record.fields)
             for name in _RECORD_ID_FIELDS:
                 if name in fields:
-                    fields[name] = None  # set below, once every record has its id
+                    fields[name] = None  # set in pass 3, once every record has its id
             for name in _USER_ID_FIELDS:
-                if name in fields:
-                    fields[name] = user(fields[name])
+                if fields.get(name) is not None:
+                    fields[name] = users[fields[name]]
             return json.dumps(fields)
 
-        for batch in _batches(doc.records):
+        for batch in _batches(_section(file, "records")):
             rows = []
-            for record in batch:
+            for path, record in batch:
+                check.record(path, record)
                 prefix, number = _display_id_parts(record.display_id)
                 rows.append({
                     "o": org_id, "t": record.type, "p": prefix, "n": number, "k": record.scope.kind,
                     "ref": self._scope_ref(record.scope, org_id, groups, projects), "title": record.title,
-                    "body": record.body, "s": record.status, "a": user(record.author), "f": stored_fields(record),
-                    "c": record.created_at, "u": record.updated_at, "v": record.version,
+                    "body": record.body, "s": record.status, "a": users.get(record.author) if record.author else None,
+                    "f": stored_fields(record), "c": record.created_at, "u": record.updated_at, "v": record.version,
                 })
             self._many(
                 "INSERT INTO records (organisation_id, type, prefix, number, scope_kind, scope_ref, title, body, "
@@ -326,11 +407,19 @@ class PgOrganisationImport:
                 ":title, :body, :s, :a, CAST(:f AS jsonb), :c, :u, :v)",
                 rows,
             )
-        ids = {f"{p}-{n}": i for i, p, n in self._exec(
+            counts["records"] += len(rows)
+        return {f"{p}-{n}": i for i, p, n in self._exec(
             "SELECT id, prefix, number FROM records WHERE organisation_id = :o", {"o": org_id}).all()}
-        for batch in _batches(doc.records):
+
+    def _history(self, file: BinaryIO, org_id: int, users: dict[str, int], ids: dict[str, int],
+                 counts: Counter[str]) -> None:
+        """Pass 3: everything that points at records."""
+        def user(email: str | None) -> int | None:
+            return users[email] if email is not None else None
+
+        for batch in _batches(_section(file, "records")):
             parents, references, revisions, comments, activity, links = [], [], [], [], [], []
-            for record in batch:
+            for _, record in batch:
                 rid = ids[record.display_id]
                 for name in _RECORD_ID_FIELDS:
                     if record.fields.get(name) is not None:
@@ -359,17 +448,21 @@ class PgOrganisationImport:
                        "created_at) VALUES (:o, :s, :t, :k, :by, :c)", links)
             counts.update(references=len(references), revisions=len(revisions), comments=len(comments),
                           activity=len(activity), links=len(links))
-        return ids
 
-    def _memory_diffs(self, doc: OrganisationExport, org_id: int, users: dict[str, int], groups: dict[str, int],
-                      projects: dict[str, int]) -> None:
-        self._many(
-            "INSERT INTO memory_diffs (organisation_id, scope_kind, scope_ref, source, source_display_id, rationale, "
-            "author_id, operations, status, reviewer_id, decided_at, review_note, outcomes, created_at) VALUES "
-            "(:o, :k, :ref, :src, :sid, :why, :a, CAST(:ops AS jsonb), :s, :rev, :d, :note, CAST(:out AS jsonb), :c)",
-            [{"o": org_id, "k": d.scope.kind, "ref": self._scope_ref(d.scope, org_id, groups, projects),
-              "src": d.source, "sid": d.source_display_id, "why": d.rationale,
-              "a": users[d.author] if d.author else None, "ops": json.dumps(d.operations), "s": d.status,
-              "rev": users[d.reviewer] if d.reviewer else None, "d": d.decided_at, "note": d.review_note,
-              "out": json.dumps(d.outcomes), "c": d.created_at} for d in doc.memory_diffs],
-        )
+    def _memory_diffs(self, file: BinaryIO, check: _Check, org_id: int, users: dict[str, int],
+                      groups: dict[str, int], projects: dict[str, int], counts: Counter[str]) -> None:
+        for batch in _batches(_section(file, "memory_diffs")):
+            for path, diff in batch:
+                check.memory_diff(path, diff)
+            self._many(
+                "INSERT INTO memory_diffs (organisation_id, scope_kind, scope_ref, source, source_display_id, "
+                "rationale, author_id, operations, status, reviewer_id, decided_at, review_note, outcomes, "
+                "created_at) VALUES (:o, :k, :ref, :src, :sid, :why, :a, CAST(:ops AS jsonb), :s, :rev, :d, "
+                ":note, CAST(:out AS jsonb), :c)",
+                [{"o": org_id, "k": d.scope.kind, "ref": self._scope_ref(d.scope, org_id, groups, projects),
+                  "src": d.source, "sid": d.source_display_id, "why": d.rationale,
+                  "a": users[d.author] if d.author else None, "ops": json.dumps(d.operations), "s": d.status,
+                  "rev": users[d.reviewer] if d.reviewer else None, "d": d.decided_at, "note": d.review_note,
+                  "out": json.dumps(d.outcomes), "c": d.created_at} for _, d in batch],
+            )
+            counts["memory_diffs"] += len(batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import BinaryIO, Literal
@@ -24,6 +25,7 @@ from tow_http.context import Services, SignedIn
 from tow_http.shapes import Strict
 
 _CHUNK_BYTES = 64 * 1024
+_SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
 class ExportCreate(Strict):
@@ -132,13 +134,16 @@ def download_export(export_id: int, signed_in: NamedDependency[SignedIn],
 async def import_organisation(request: Request, signed_in: NamedDependency[SignedIn]) -> ImportOut:
     if not is_server_admin(signed_in.principal):  # before reading a possibly large body
         raise AccessDenied("only server admins import organisations")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > IMPORT_MAX_BYTES:
-            raise PayloadTooLarge(f"an import file is at most {IMPORT_MAX_BYTES} bytes")
-    report = await to_thread.run_sync(lambda: imports.import_organisation(
-        signed_in.directory, signed_in.organisation_import, signed_in.principal, data=bytes(body)))
+    # The import streams the file (more than once), so the body is spooled to a temporary file.
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES) as file:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > IMPORT_MAX_BYTES:
+                raise PayloadTooLarge(f"an import file is at most {IMPORT_MAX_BYTES} bytes")
+            file.write(chunk)
+        report = await to_thread.run_sync(lambda: imports.import_organisation(
+            signed_in.directory, signed_in.organisation_import, signed_in.principal, file=file))
     return ImportOut(report.organisation_id, report.organisation_name, dict(report.counts))
 
 
