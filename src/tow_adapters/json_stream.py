@@ -11,6 +11,7 @@ checks them; this module only finds where values start and end and refuses what 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -18,7 +19,9 @@ from tow_core.errors import InvalidInput
 
 _CHUNK = 256 * 1024
 _WHITESPACE = b" \t\r\n"
-_SCALAR_END = b" \t\r\n,]}"
+_SCALAR_END_AT = re.compile(rb"[ \t\r\n,\]}]")
+_IN_STRING = re.compile(rb'["\\]')
+_STRUCTURAL = re.compile(rb'["\[\]{}]')
 
 
 def _malformed(offset: int, reason: str) -> InvalidInput:
@@ -67,50 +70,64 @@ class _Reader:
         self._pos += 1
 
     def value(self, path: str) -> bytes:
-        """The raw text of the next complete value."""
+        """The raw text of the next complete value. Scanning jumps between structural bytes (quotes,
+        backslashes, brackets) with compiled patterns, so its cost follows their number, not the bytes."""
         self.peek()
-        start, scan = self._pos, self._pos
-        depth, in_string, escaped = 0, False, False
-        first = self._buf[start]
+        start = scan = self._pos
+        depth, in_string = 0, False
+        scalar = self._buf[start] not in b'"[{'
         while True:
-            while scan < len(self._buf):
-                byte = self._buf[scan]
-                if first not in b'"[{':  # a number, true, false or null: ends at a delimiter
-                    if byte in _SCALAR_END:
-                        return self._take(start, scan)
-                elif in_string:
-                    if escaped:
-                        escaped = False
-                    elif byte == 0x5C:  # backslash
-                        escaped = True
-                    elif byte == 0x22:  # quote
-                        in_string = False
-                        if depth == 0:
-                            return self._take(start, scan + 1)
-                elif byte == 0x22:
-                    in_string = True
-                elif byte in b"[{":
-                    depth += 1
-                elif byte in b"]}":
-                    depth -= 1
-                    if depth == 0:
-                        return self._take(start, scan + 1)
-                    if depth < 0:
-                        raise _malformed(self._consumed + scan, "unbalanced brackets")
-                scan += 1
+            end, scan, depth, in_string = self._scan(start, scan, depth, in_string, scalar)
+            if end is not None:
+                return self._take(start, end)
             if scan - start > self._max_item:
                 raise InvalidInput(f"{path}: larger than the {self._max_item} bytes one item may have", field=path)
             # Keep the partial value: shift the buffer so that it starts at ``start``.
-            shift = start
-            self._consumed += shift
-            self._buf, self._pos, start, scan = self._buf[shift:], 0, 0, scan - shift
+            self._consumed += start
+            self._buf, self._pos, scan, start = self._buf[start:], 0, scan - start, 0
             chunk = b"" if self._eof else self._file.read(self._chunk)
             if not chunk:
                 self._eof = True
-                if depth == 0 and not in_string and first not in b'"[{':
-                    return self._take(start, scan)
+                if scalar:
+                    return self._take(start, len(self._buf))
                 raise _malformed(self.offset + scan, "unexpected end of file")
             self._buf += chunk
+
+    def _scan(self, start: int, scan: int, depth: int, in_string: bool, scalar: bool
+              ) -> tuple[int | None, int, int, bool]:
+        """Advance over the buffer: (end of the value or None, where to resume, depth, in a string)."""
+        buf = self._buf
+        if scalar:
+            match = _SCALAR_END_AT.search(buf, scan)
+            return (match.start(), match.start(), 0, False) if match else (None, len(buf), 0, False)
+        while True:
+            if in_string:
+                match = _IN_STRING.search(buf, scan)
+                if match is None:
+                    return None, len(buf), depth, True
+                if match.group() == b"\\":
+                    if match.end() >= len(buf):  # the escaped byte is in the next chunk
+                        return None, match.start(), depth, True
+                    scan = match.end() + 1
+                    continue
+                scan, in_string = match.end(), False
+                if depth == 0:
+                    return scan, scan, 0, False
+                continue
+            match = _STRUCTURAL.search(buf, scan)
+            if match is None:
+                return None, len(buf), depth, False
+            byte, scan = match.group(), match.end()
+            if byte == b'"':
+                in_string = True
+            elif byte in (b"[", b"{"):
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    return scan, scan, 0, False
+                if depth < 0:
+                    raise _malformed(self._consumed + scan, "unbalanced brackets")
 
     def _take(self, start: int, end: int) -> bytes:
         self._pos = end

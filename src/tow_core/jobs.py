@@ -2,8 +2,9 @@
 
 A job is queued in the same transaction as the change that asks for it (so a request and its job
 commit together), then claimed by one worker at a time under a lease. Rules:
-- a claimed job is leased for ``lease_seconds``; a worker that crashes simply stops renewing nothing —
-  once the lease expires the job is claimable again (at-least-once delivery: handlers are idempotent);
+- a claimed job is leased for ``lease_seconds`` and the worker renews the lease while it works (a
+  heartbeat every third of it); a worker that crashes stops renewing, and once the lease expires the
+  job is claimable again (at-least-once delivery: handlers are idempotent);
 - a failed attempt is retried after ``retry_delay(attempts)`` until ``max_attempts`` attempts were
   made, then the job is ``failed`` with the last error;
 - completing or failing needs the claim (job id and attempt number): a worker whose lease expired and
@@ -78,6 +79,10 @@ class JobLeases(Protocol):
 
     def complete(self, job: Job, *, now: datetime) -> bool:
         """False when the claim was lost (the lease expired and another worker holds the job)."""
+        ...
+
+    def extend(self, job: Job, *, now: datetime, policy: RetryPolicy) -> bool:
+        """Renew the lease of a job still being worked on (a heartbeat); False when the claim was lost."""
         ...
 
     def fail(self, job: Job, error: str, *, now: datetime, policy: RetryPolicy) -> JobStatus | None:

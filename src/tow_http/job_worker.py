@@ -55,19 +55,38 @@ class JobWorker:
         if job is None:
             return None
         handler = self._handlers.get(job.kind)
+        heartbeat = self._heartbeat(job)
         try:
             if handler is None:
                 raise TowError(f"no handler for jobs of kind {job.kind!r}")
             handler(job)
         except Exception as exc:
+            heartbeat.set()
             error = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"
             outcome = self._leases.fail(job, error, now=self._clock(), policy=self._policy)
             log.warning("job %s (%s) attempt %s failed: %s -> %s", job.id, job.kind, job.attempts, error,
                         outcome.value if outcome else "claim lost")
         else:
+            heartbeat.set()
             if not self._leases.complete(job, now=self._clock()):
                 log.warning("job %s (%s) finished after its lease was lost", job.id, job.kind)
         return job
+
+    def _heartbeat(self, job: Job) -> threading.Event:
+        """Renew the job's lease every third of it until the returned event is set, so that a long job
+        (a large export) is not claimed by another worker while this one is still on it."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self._policy.lease_seconds / 3):
+                try:
+                    if not self._leases.extend(job, now=self._clock(), policy=self._policy):
+                        return
+                except Exception:  # a missed beat is not fatal: the lease still has two thirds left
+                    log.exception("renewing the lease of job %s failed", job.id)
+
+        threading.Thread(target=beat, name=f"tow-job-{job.id}-lease", daemon=True).start()
+        return done
 
     def run_periodic(self, *, force: bool = False) -> None:
         now = self._clock()

@@ -82,6 +82,14 @@ class PgJobLeases:
         with self._engine.begin() as conn:
             return self._finish(conn, job, JobStatus.COMPLETED, now, None)
 
+    def extend(self, job: Job, *, now: datetime, policy: RetryPolicy) -> bool:
+        with self._engine.begin() as conn:
+            return conn.execute(
+                sa.text("UPDATE jobs SET lease_expires_at = :lease "
+                        "WHERE id = :id AND status = 'running' AND attempts = :attempts"),
+                {"lease": now + timedelta(seconds=policy.lease_seconds), "id": job.id, "attempts": job.attempts},
+            ).rowcount == 1
+
     def fail(self, job: Job, error: str, *, now: datetime, policy: RetryPolicy) -> JobStatus | None:
         with self._engine.begin() as conn:
             if policy.gives_up_after(job.attempts):
