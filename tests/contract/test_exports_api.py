@@ -146,3 +146,15 @@ def test_tow_worker_once_runs_the_queued_exports(world, tmp_path, fresh_database
     assert "ran 1 job(s)" in capsys.readouterr().out
     assert world.bob.get(f"/api/exports/{export['id']}").json()["status"] == "completed"
     assert download(world.bob, export).status_code == 200
+
+
+def test_an_export_that_cannot_be_written_fails_without_leaking_internals(make_container, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    world = World(make_container(f"jobs:\n  max_attempts: 1\nexports:\n  export_storage_path: {blocked}\n"))
+    export = request(world, world.bob)
+    drain(world)
+    shown = world.bob.get(f"/api/exports/{export['id']}").json()
+    assert shown["status"] == "failed" and shown["download_url"] is None
+    assert "request a new one" in shown["error"] and str(blocked) not in shown["error"]
+    assert download(world.bob, export).status_code == 409

@@ -21,6 +21,7 @@ from tow_core.access import is_server_admin
 from tow_core.errors import AccessDenied, NotFound, PayloadTooLarge
 from tow_core.exports import ExportRequest
 from tow_core.imports import IMPORT_MAX_BYTES
+from tow_core.jobs import JobStatus
 from tow_http.context import Services, SignedIn
 from tow_http.shapes import Strict
 
@@ -57,7 +58,10 @@ class ImportOut(msgspec.Struct):
 
 def export_out(request: ExportRequest) -> ExportOut:
     ready = request.file_name is not None
-    return ExportOut(request.id, request.organisation_id, request.kind.value, request.status.value, request.error,
+    # The job's own error text is for operators (it may name internals); requesters get what to do.
+    error = ("the export failed; request a new one, or ask an administrator to check the server log "
+             f"(job {request.job_id})") if request.status is JobStatus.FAILED else None
+    return ExportOut(request.id, request.organisation_id, request.kind.value, request.status.value, error,
                      request.size_bytes, request.created_at, request.completed_at, request.expires_at,
                      f"/api/exports/{request.id}/download" if ready else None)
 
