@@ -42,6 +42,10 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def _unavailable(exc: OSError) -> DependencyUnavailable:
+    return DependencyUnavailable(f"the upload store could not write: {exc.strerror or exc}", retry_after_seconds=30)
+
+
 class FsUploadStore:
     def __init__(self, root: Path, *, chunk_size: int = 64 * 1024) -> None:
         self.root = Path(root).resolve()
@@ -67,29 +71,50 @@ class FsUploadStore:
 
     def put(self, chunks: Iterable[bytes], *, max_bytes: int) -> StoredFile:
         storage_name = secrets.token_hex(16)
-        directory = self._shard(storage_name)
-        temp = directory / f".tmp-{secrets.token_hex(16)}"
-        digest, size = hashlib.sha256(), 0
         try:
-            with open(temp, "xb") as out:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:  # checked per chunk as it arrives, before it is written
-                        raise PayloadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes "
-                                              "(uploads.upload_max_bytes)")
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.rename(temp, directory / storage_name)
-            _fsync_directory(directory)
+            directory = self._shard(storage_name)
+            temp = directory / f".tmp-{secrets.token_hex(16)}"
+            out = open(temp, "xb")  # noqa: SIM115 (closed below, on every path)
         except OSError as exc:
-            raise DependencyUnavailable(f"the upload store could not write: {exc.strerror}",
-                                        retry_after_seconds=30) from exc
+            raise _unavailable(exc) from exc
+        try:
+            with out:
+                size, digest = self._copy(chunks, out, max_bytes)
+            self._publish(temp, directory / storage_name)
         finally:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)  # after a successful rename the temp name is already gone
-        return StoredFile(storage_name, size, digest.hexdigest())
+                os.unlink(temp)  # after a successful rename the temporary name is already gone
+        return StoredFile(storage_name, size, digest)
+
+    @staticmethod
+    def _copy(chunks: Iterable[bytes], out: BinaryIO, max_bytes: int) -> tuple[int, str]:
+        """Errors raised by ``chunks`` (a client that went away) pass through unchanged; file errors
+        become DependencyUnavailable."""
+        digest, size = hashlib.sha256(), 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:  # checked per chunk as it arrives, before it is written
+                raise PayloadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes "
+                                      "(uploads.upload_max_bytes)")
+            digest.update(chunk)
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise _unavailable(exc) from exc
+        try:
+            out.flush()
+            os.fsync(out.fileno())
+        except OSError as exc:
+            raise _unavailable(exc) from exc
+        return size, digest.hexdigest()
+
+    @staticmethod
+    def _publish(temp: Path, final: Path) -> None:
+        try:
+            os.rename(temp, final)
+            _fsync_directory(final.parent)
+        except OSError as exc:
+            raise _unavailable(exc) from exc
 
     # --- reading --------------------------------------------------------------------------------------
 
