@@ -314,3 +314,21 @@ def test_size_limit_plus_one_byte_is_413_and_nothing_is_kept(make_container, app
         assert response.json()["error"]["code"] == "payload_too_large"
         assert (rows(), len(everything_on_disk())) == (1, 1), "a refused upload left something behind"
     assert client.post(url, files={"file": ("fits", b"x" * 1000)}).status_code == 201
+
+
+def test_uploading_into_an_organisation_you_are_not_in_is_not_found_and_stores_nothing(world):
+    before_files, before_rows = stored_files(world), row_count(world)
+    outsider_org = world.ada.post("/api/organisations", json={"name": "Outside"}).json()["id"]
+    response = world.bob.post(f"/api/organisations/{outsider_org}/uploads", params={"filename": "x"}, content=b"x")
+    assert response.status_code == 404
+    assert world.client().post(f"{world.base}/uploads", content=b"x").status_code == 401  # not signed in
+    assert stored_files(world) == before_files and row_count(world) == before_rows
+
+
+def test_every_upload_route_is_described_in_openapi(world):
+    paths = world.ada.get("/api/openapi.json").json()["paths"]
+    ours = {p: ops for p, ops in paths.items() if any(w in p.split("/") for w in ("uploads", "avatar", "logo", "attachments"))}
+    assert len(ours) >= 8
+    for path, operations in ours.items():
+        for method, operation in operations.items():
+            assert operation.get("description"), f"{method.upper()} {path} has no description"

@@ -257,7 +257,8 @@ def set_avatar(data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
     return _image_or_none(attachments.set_avatar(desk(signed_in, services), _store(services)[1], data.upload_id))
 
 
-@delete("/me/avatar", summary="Remove your profile image", status_code=204, sync_to_thread=True)
+@delete("/me/avatar", summary="Remove your profile image",
+        description="The image becomes a plain unattached file of yours again.", status_code=204, sync_to_thread=True)
 def clear_avatar(signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
     attachments.set_avatar(desk(signed_in, services), _store(services)[1], None)
 
