@@ -1,4 +1,6 @@
-"""FsUploadStore, the file-system adapter of the UploadStore port (SPEC §5): atomic, limited, contained."""
+"""The UploadStore port's behaviour, run against FsUploadStore and the in-memory fake (SPEC §5):
+server-generated names, size and SHA-256, limit enforced while reading, nothing kept on failure, and no
+name the store did not generate accepted. File-system specifics (sharding, temp files) are FsUploadStore's."""
 
 from __future__ import annotations
 
@@ -7,20 +9,33 @@ import re
 
 import pytest
 
+from tests.fake_uploads import InMemoryUploadStore
 from tow_adapters.fs_upload_store import FsUploadStore
 from tow_core.errors import InvalidInput, NotFound, PayloadTooLarge
 
 
-def all_files(store: FsUploadStore) -> list[str]:
+@pytest.fixture(params=["fs", "memory"])
+def store(request, tmp_path):
+    return FsUploadStore(tmp_path / "root") if request.param == "fs" else InMemoryUploadStore()
+
+
+def all_files(store) -> list[str]:
+    if isinstance(store, InMemoryUploadStore):
+        return sorted(store.files)
     return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
 
 
-def test_put_writes_under_a_sharded_server_name_with_size_and_sha256(tmp_path):
+def test_fs_layout_is_sharded_by_the_server_name(tmp_path):
     store = FsUploadStore(tmp_path / "root")
+    stored = store.put([b"x"], max_bytes=1)
+    assert all_files(store) == [f"{stored.storage_name[:2]}/{stored.storage_name[2:4]}/{stored.storage_name}"]
+
+
+def test_put_writes_under_a_server_name_with_size_and_sha256(store):
     stored = store.put([b"hello ", b"world"], max_bytes=11)
     assert re.fullmatch(r"[0-9a-f]{32}", stored.storage_name)
     assert (stored.size_bytes, stored.sha256) == (11, hashlib.sha256(b"hello world").hexdigest())
-    assert all_files(store) == [f"{stored.storage_name[:2]}/{stored.storage_name[2:4]}/{stored.storage_name}"]
+    assert len(all_files(store)) == 1
     with store.open(stored.storage_name) as content:
         assert content.read() == b"hello world"
     assert store.exists(stored.storage_name)
@@ -32,8 +47,7 @@ def test_put_writes_under_a_sharded_server_name_with_size_and_sha256(tmp_path):
         store.open(stored.storage_name)
 
 
-def test_one_byte_over_the_limit_keeps_nothing_and_stops_reading(tmp_path):
-    store = FsUploadStore(tmp_path / "root")
+def test_one_byte_over_the_limit_keeps_nothing_and_stops_reading(store):
     pulled = []
 
     def body():
@@ -46,8 +60,7 @@ def test_one_byte_over_the_limit_keeps_nothing_and_stops_reading(tmp_path):
     assert all_files(store) == [] and len(pulled) == 6  # refused at the chunk that crossed the limit
 
 
-def test_a_failing_body_keeps_nothing(tmp_path):
-    store = FsUploadStore(tmp_path / "root")
+def test_a_failing_body_keeps_nothing(store):
 
     def body():
         yield b"partial"
@@ -60,8 +73,7 @@ def test_a_failing_body_keeps_nothing(tmp_path):
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "ab/cd/" + "a" * 32, "A" * 32, "a" * 31, "",
                                   "a" * 32 + "/..", ".tmp-" + "a" * 32, "%2e%2e" + "a" * 26])
-def test_names_the_store_did_not_generate_are_refused_on_every_operation(tmp_path, name):
-    store = FsUploadStore(tmp_path / "root")
+def test_names_the_store_did_not_generate_are_refused_on_every_operation(store, name):
     for operation in (store.open, store.exists, store.delete, store.quarantine):
         with pytest.raises(InvalidInput):
             operation(name)
