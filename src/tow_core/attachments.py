@@ -233,8 +233,10 @@ def set_project_logo(desk: UploadDesk, images: RasterImageInspector, org_id: int
 
 
 def current_image(desk: UploadDesk, purpose: UploadPurpose, subject_id: int) -> Upload:
-    """The subject's avatar or logo, if the caller may read it (404 when there is none or it is hidden)."""
+    """The subject's avatar or logo, if the caller may read it. "None set" and "hidden from you" are the
+    same 404, so nobody learns whether a stranger has a profile image."""
     current = desk.uploads.current_image(purpose, subject_id)
-    if current is None:
-        raise NotFound(f"no {purpose.value.replace('_', ' ')} set")
-    return readable_upload(desk, current.id)
+    readable = None if current is None else desk.uploads.readable(desk.principal.user_id, current.id)
+    if readable is None or not desk.principal.is_active:
+        raise NotFound(f"no {purpose.value.replace('_', ' ')} found")
+    return readable
