@@ -334,3 +334,29 @@ def test_every_upload_route_is_described_in_openapi(world):
     for path, operations in ours.items():
         for method, operation in operations.items():
             assert operation.get("description"), f"{method.upper()} {path} has no description"
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_nothing(world):
+    """ASGI-level: the body stops with http.disconnect; the answer is a clean 4xx and nothing is kept."""
+    import anyio
+
+    before_files, before_rows = stored_files(world), row_count(world)
+    app = world.container.app()
+    cookie = "; ".join(f"{k}={v}" for k, v in world.ada.cookies.items())
+    messages = [{"type": "http.request", "body": b"x" * 1000, "more_body": True}, {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": f"{world.base}/uploads", "raw_path": f"{world.base}/uploads".encode(),
+             "query_string": b"filename=cut.bin", "root_path": "", "server": ("127.0.0.1", 8000),
+             "client": ("127.0.0.1", 5555), "headers": [(b"host", b"127.0.0.1:8000"), (b"cookie", cookie.encode())]}
+    anyio.run(app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert 400 <= start["status"] < 500
+    assert stored_files(world) == before_files and row_count(world) == before_rows

@@ -17,6 +17,7 @@ from anyio import from_thread, to_thread
 from litestar import Request, Response, Router, delete, get, head, post, put
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
+from litestar.exceptions import InternalServerException
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
@@ -82,6 +83,9 @@ def _pull(stream: AsyncIterator[bytes], *, max_bytes: float) -> Iterator[bytes]:
             chunk = from_thread.run(stream.__anext__)
         except StopAsyncIteration:
             return
+        except InternalServerException as exc:  # Litestar's "client disconnected prematurely": not our bug
+            raise InvalidInput("the upload was interrupted before the body was complete; nothing was kept",
+                               field="body") from exc
         received += len(chunk)
         if received > max_bytes:
             raise PayloadTooLarge(f"the request is larger than the upload limit of {int(max_bytes)} bytes")
