@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from tow_core.errors import AiNotConfigured, WebSearchNotConfigured
+
 
 class EgressPurpose(StrEnum):
     CHAT = "chat"
@@ -129,3 +131,27 @@ class WebSearch(Protocol):
     def search(self, query: str, limit: int, context: EgressContext) -> list[WebResult]: ...
 
     def fetch(self, url: str, context: EgressContext) -> WebPage: ...
+
+
+# --- AI switched off ----------------------------------------------------------------------------------
+# The composition root hands these out when the operator has not configured a provider: the ports stay
+# in place, so callers need no special case, and the refusal names what to set (SPEC §6).
+
+AI_NOT_CONFIGURED_MESSAGE = "AI is not configured: set OPENAI_API_KEY"
+WEB_SEARCH_NOT_CONFIGURED_MESSAGE = "web search is not configured: set EXA_API_KEY"
+
+
+class UnconfiguredReasoningModel:
+    def respond(self, request: ReasoningRequest, context: EgressContext) -> ReasoningResult:
+        raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
+
+
+class UnconfiguredWebSearch:
+    """Without EXA_API_KEY the web tools still exist; each call answers a configuration error that the
+    tool layer passes to the model and the user (``str(error)`` / ``error.message`` is the text)."""
+
+    def search(self, query: str, limit: int, context: EgressContext) -> list[WebResult]:
+        raise WebSearchNotConfigured(WEB_SEARCH_NOT_CONFIGURED_MESSAGE)
+
+    def fetch(self, url: str, context: EgressContext) -> WebPage:
+        raise WebSearchNotConfigured(WEB_SEARCH_NOT_CONFIGURED_MESSAGE)

@@ -22,6 +22,7 @@ from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
+from tow_http.ai_services import AiServices
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -50,6 +51,7 @@ class Services:
     password_hasher: PasswordHasher
     cookie_signer: SessionCookieSigner
     clock: Callable[[], datetime] = utc_now
+    ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
 
     @property
     def session_lifetime(self) -> timedelta:
