@@ -11,8 +11,14 @@ class InMemoryEgressLedger:
     def __init__(self) -> None:
         self.rows: list[EgressEntry] = []
 
-    def record(self, entry: EgressEntry) -> None:
+    def record(self, entry: EgressEntry) -> int:
         self.rows.append(replace(entry, id=len(self.rows) + 1))
+        return len(self.rows)
+
+    def complete(self, entry_id: int, *, request_bytes: int, response_bytes: int, duration_ms: int,
+                 outcome: str) -> None:
+        self.rows[entry_id - 1] = replace(self.rows[entry_id - 1], request_bytes=request_bytes,
+                                          response_bytes=response_bytes, duration_ms=duration_ms, outcome=outcome)
 
     def entries(self, org_id: int, query: EgressQuery, *, cursor: str | None, limit: int):
         matching = [

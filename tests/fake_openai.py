@@ -10,7 +10,8 @@ Scripting, per test:
   default answer is the text "ok");
 - ``queue_failure(status, headers=..., body=...)`` — the next request (either API) fails like this,
   e.g. ``queue_failure(429, headers={"Retry-After": "2"})``;
-- ``queue_delay(seconds)`` — the next request answers only after a pause (for timeouts).
+- ``queue_delay(seconds)`` — the next request answers only after a pause (for timeouts);
+- ``queue_hold()`` — the next request waits until the test releases it (to look at the world mid-call).
 Embeddings are ``bag_of_words_vector(text, dimensions)`` from ``tests.semantic_vectors``.
 """
 
@@ -54,12 +55,20 @@ class _Delay:
     seconds: float
 
 
+@dataclass
+class Hold:
+    """Keeps the next request open until the test calls ``release.set()``; ``arrived`` tells when it came."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
 class FakeOpenAIServer:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
         self._responses: deque[dict[str, Any]] = deque()
-        self._interruptions: deque[_Failure | _Delay] = deque()
+        self._interruptions: deque[_Failure | _Delay | Hold] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -91,6 +100,11 @@ class FakeOpenAIServer:
     def queue_delay(self, seconds: float) -> None:
         self._interruptions.append(_Delay(seconds))
 
+    def queue_hold(self) -> Hold:
+        hold = Hold()
+        self._interruptions.append(hold)
+        return hold
+
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
 
@@ -107,6 +121,9 @@ class FakeOpenAIServer:
             interruption = self._interruptions.popleft() if self._interruptions else None
         if isinstance(interruption, _Delay):
             time.sleep(interruption.seconds)
+        elif isinstance(interruption, Hold):
+            interruption.arrived.set()
+            interruption.release.wait(timeout=30)
         elif isinstance(interruption, _Failure):
             error = interruption.body or {"error": {"message": f"scripted {interruption.status}", "type": "server_error",
                                                     "code": None}}

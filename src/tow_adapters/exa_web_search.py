@@ -3,7 +3,8 @@
 Calls go through exa-py's ``Exa.request`` with the JSON body built here (the same ``/search`` and
 ``/contents`` bodies ``Exa.search``/``Exa.get_contents`` send): that way the ledger's request byte count
 is the exact body exa-py puts on the wire. The response byte count is the compact JSON of what came
-back. The approved-provider rule is checked before anything is sent; every call leaves one ledger row.
+back. The approved-provider rule is checked before anything is sent; every call leaves one ledger row,
+written ``in_flight`` before the request and completed after it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from exa_py import Exa
 from exa_py.errors import ExaTimeoutError
 
 from tow_core.ai import EgressContext, WebPage, WebResult
-from tow_core.egress import EgressLedger, ProviderEndpoint, egress_entry, is_approved, refusal
+from tow_core.egress import (
+    OUTCOME_IN_FLIGHT,
+    EgressLedger,
+    ProviderEndpoint,
+    egress_entry,
+    is_approved,
+    refusal,
+)
 from tow_core.errors import DependencyUnavailable, InvalidInput, NotFound, Throttled, TowError
 
 EXA_PROVIDER = "exa"
@@ -66,6 +74,7 @@ class ExaWebSearch:
             self._record(model, context, "provider_not_approved", 0, 0, 0)
             raise refusal(self.endpoint)
         request_bytes = len(json.dumps(body).encode())
+        entry_id = self._record(model, context, OUTCOME_IN_FLIGHT, 0, 0, 0)
         started = time.monotonic()
         outcome, response_bytes, error, data = "ok", 0, None, {}
         try:
@@ -77,14 +86,15 @@ class ExaWebSearch:
             outcome, error = "connection_error", _unavailable(f"Exa cannot be reached at {self.endpoint.base_url}", exc)
         except ValueError as exc:  # exa-py's error for a non-2xx answer or a non-JSON body
             outcome, error = _status_error(str(exc))
-        self._record(model, context, outcome, request_bytes, response_bytes, round((time.monotonic() - started) * 1000))
+        self._ledger.complete(entry_id, request_bytes=request_bytes, response_bytes=response_bytes,
+                              duration_ms=round((time.monotonic() - started) * 1000), outcome=outcome)
         if error is not None:
             raise error
         return data
 
     def _record(self, model: str, context: EgressContext, outcome: str, request_bytes: int, response_bytes: int,
-                duration_ms: int) -> None:
-        self._ledger.record(egress_entry(self.endpoint, model, context, request_bytes=request_bytes,
+                duration_ms: int) -> int:
+        return self._ledger.record(egress_entry(self.endpoint, model, context, request_bytes=request_bytes,
                                          response_bytes=response_bytes, duration_ms=duration_ms, outcome=outcome))
 
 

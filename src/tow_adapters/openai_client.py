@@ -9,7 +9,8 @@ Structural guarantees, pinned by ``tests/unit/test_openai_boundary.py``:
 - nothing in ``src/`` names the Conversations, Assistants, Threads or Vector Stores APIs.
 
 Retries are ours, not the SDK's (``max_retries=0``): every HTTP attempt must leave exactly one ledger
-row, which the SDK's hidden retries would not. 429, 5xx, timeouts and connection errors are retried
+row — written ``in_flight`` before the attempt, completed after it — which the SDK's hidden retries
+would not. 429, 5xx, timeouts and connection errors are retried
 with exponential backoff and jitter, honouring ``Retry-After`` / ``retry-after-ms`` when the server
 sends them.
 """
@@ -27,7 +28,14 @@ from typing import Any
 import openai
 
 from tow_core.ai import EgressContext
-from tow_core.egress import EgressLedger, ProviderEndpoint, egress_entry, is_approved, refusal
+from tow_core.egress import (
+    OUTCOME_IN_FLIGHT,
+    EgressLedger,
+    ProviderEndpoint,
+    egress_entry,
+    is_approved,
+    refusal,
+)
 from tow_core.errors import AiNotConfigured, DependencyUnavailable, InvalidInput, Throttled, TowError
 
 OPENAI_PROVIDER = "openai"
@@ -104,6 +112,7 @@ class OpenAIGateway:
             self._record(model, context, _Attempt("provider_not_approved", 0, 0), duration_ms=0)
             raise refusal(self.endpoint)
         for attempt_number in range(1, self._options.max_attempts + 1):
+            entry_id = self._record(model, context, _Attempt(OUTCOME_IN_FLIGHT, 0, 0), duration_ms=0)
             started = time.monotonic()
             try:
                 raw = send()
@@ -118,7 +127,8 @@ class OpenAIGateway:
                 attempt = _Attempt("connection_error", _request_bytes(exc), 0, retryable=True,
                                    error=DependencyUnavailable(
                                        f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
-            self._record(model, context, attempt, duration_ms=round((time.monotonic() - started) * 1000))
+            self._ledger.complete(entry_id, request_bytes=attempt.request_bytes, response_bytes=attempt.response_bytes,
+                                  duration_ms=round((time.monotonic() - started) * 1000), outcome=attempt.outcome)
             if attempt.error is None:
                 return raw.parse()
             if not attempt.retryable or attempt_number == self._options.max_attempts:
@@ -151,8 +161,8 @@ class OpenAIGateway:
                 f"OpenAI answered {status}: try again later", retry_after_seconds=30))
         return _Attempt(outcome, request_bytes, response_bytes, error=_permanent_error(status, exc))
 
-    def _record(self, model: str, context: EgressContext, attempt: _Attempt, *, duration_ms: int) -> None:
-        self._ledger.record(egress_entry(
+    def _record(self, model: str, context: EgressContext, attempt: _Attempt, *, duration_ms: int) -> int:
+        return self._ledger.record(egress_entry(
             self.endpoint, model, context, request_bytes=attempt.request_bytes,
             response_bytes=attempt.response_bytes, duration_ms=duration_ms, outcome=attempt.outcome,
         ))

@@ -4,9 +4,11 @@ Every outbound call to an AI or web provider leaves one ledger entry: which prov
 which model, why (purpose), on whose behalf, for which organisation, the display IDs of every record
 whose content was sent, byte counts, duration and outcome. Never the content itself.
 
-Entries are written by the adapter that makes the call, in their own short transaction, so that a
-failed call still leaves its entry and a rolled-back user transaction cannot erase the fact that data
-left the deployment. Owners and admins of an organisation list its entries.
+Entries are written by the adapter that makes the call, in their own short transactions: an
+``in_flight`` entry before anything is sent, completed with the outcome afterwards. So a failed call
+still leaves its entry, a process that dies mid-call leaves an ``in_flight`` one, and a rolled-back
+user transaction cannot erase the fact that data left the deployment. Owners and admins of an
+organisation list its entries.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from tow_core.ai import EgressContext, EgressPurpose
 from tow_core.errors import AccessDenied, InvalidInput, NotFound, ProviderNotApproved
 
 OUTCOME_OK = "ok"
+# Written before the request is sent and replaced by the real outcome when it ends: a row left
+# "in_flight" means the process stopped mid-call, and the data may have left.
+OUTCOME_IN_FLIGHT = "in_flight"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +75,13 @@ class EgressQuery:
 
 
 class EgressLedger(Protocol):
-    def record(self, entry: EgressEntry) -> None:
-        """Persist ``entry`` durably and independently of any caller's transaction."""
+    def record(self, entry: EgressEntry) -> int:
+        """Persist ``entry`` durably and independently of any caller's transaction; its id."""
+        ...
+
+    def complete(self, entry_id: int, *, request_bytes: int, response_bytes: int, duration_ms: int,
+                 outcome: str) -> None:
+        """Fill in how an ``in_flight`` entry ended (again in its own transaction)."""
         ...
 
     def entries(

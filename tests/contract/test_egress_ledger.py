@@ -3,6 +3,8 @@ OpenAI and Exa servers, the ledger in PostgreSQL, and its listing over HTTP (own
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tow_core.ai import EgressContext, EgressPurpose, InputMessage, ReasoningRequest
@@ -61,6 +63,26 @@ def test_every_provider_request_has_exactly_one_ledger_row_naming_its_records_an
     assert {i["base_url"] for i in openai_rows} == {fake_openai.base_url}
     assert all(i["organisation_id"] == org and i["duration_ms"] >= 0 for i in items)
     assert "Ship every Tuesday" not in str(items)  # never the content
+
+
+def test_the_row_is_written_before_the_request_is_sent(make_container, app_client, ai_environ, fake_openai):
+    """A process that dies mid-call must still leave the fact that data left: the row exists, in_flight,
+    while the provider holds the request, and is completed when it answers."""
+    container = make_container(**ai_environ)
+    ada, ada_id, *_rest, org, _other = sign_up_team(app_client, container)
+    hold = fake_openai.queue_hold()
+    context = EgressContext(EgressPurpose.EMBEDDING, ada_id, org, ("DOC-8",))
+    call = threading.Thread(target=lambda: container.embedding_model().embed(["held"], context))
+    call.start()
+    try:
+        assert hold.arrived.wait(timeout=30)
+        [row] = ada.get(f"/api/organisations/{org}/egress").json()["items"]
+        assert (row["outcome"], row["record_display_ids"]) == ("in_flight", ["DOC-8"])
+    finally:
+        hold.release.set()
+        call.join(timeout=30)
+    [row] = ada.get(f"/api/organisations/{org}/egress").json()["items"]
+    assert row["outcome"] == "ok" and row["request_bytes"] == fake_openai.requests[0].body_bytes
 
 
 def test_a_provider_not_on_the_approved_list_is_refused_and_the_refusal_recorded(

@@ -23,22 +23,34 @@ class PgEgressLedger:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    def record(self, entry: EgressEntry) -> None:
+    def record(self, entry: EgressEntry) -> int:
+        return self._write(
+            f"INSERT INTO egress_ledger ({_COLUMNS}) VALUES (:provider, :base_url, :model, :purpose, :user, :org, "
+            ":records, :request_bytes, :response_bytes, :duration_ms, :outcome) RETURNING id",
+            dict(provider=entry.provider, base_url=entry.base_url, model=entry.model, purpose=entry.purpose.value,
+                 user=entry.acting_user_id, org=entry.organisation_id, records=list(entry.record_display_ids),
+                 request_bytes=entry.request_bytes, response_bytes=entry.response_bytes,
+                 duration_ms=entry.duration_ms, outcome=entry.outcome),
+        )
+
+    def complete(self, entry_id: int, *, request_bytes: int, response_bytes: int, duration_ms: int,
+                 outcome: str) -> None:
+        self._write(
+            "UPDATE egress_ledger SET request_bytes = :request_bytes, response_bytes = :response_bytes, "
+            "duration_ms = :duration_ms, outcome = :outcome WHERE id = :id RETURNING id",
+            dict(id=entry_id, request_bytes=request_bytes, response_bytes=response_bytes, duration_ms=duration_ms,
+                 outcome=outcome),
+        )
+
+    def _write(self, sql: str, params: dict[str, object]) -> int:
+        """One statement in its own transaction on its own pooled connection, never the caller's."""
         try:
             with self._engine.begin() as connection:
-                connection.execute(
-                    sa.text(
-                        f"INSERT INTO egress_ledger ({_COLUMNS}) VALUES (:provider, :base_url, :model, :purpose, "
-                        ":user, :org, :records, :request_bytes, :response_bytes, :duration_ms, :outcome)"
-                    ),
-                    dict(provider=entry.provider, base_url=entry.base_url, model=entry.model,
-                         purpose=entry.purpose.value, user=entry.acting_user_id, org=entry.organisation_id,
-                         records=list(entry.record_display_ids), request_bytes=entry.request_bytes,
-                         response_bytes=entry.response_bytes, duration_ms=entry.duration_ms, outcome=entry.outcome),
-                )
+                return connection.execute(sa.text(sql), params).scalar_one()
         except sa.exc.OperationalError as exc:
             raise DependencyUnavailable(
-                "the data-egress ledger cannot be written (database unavailable)", retry_after_seconds=5
+                "the data-egress ledger cannot be written (database unavailable): nothing was sent",
+                retry_after_seconds=5,
             ) from exc
 
     def entries(
