@@ -91,6 +91,7 @@ class FakeExaServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes: avoid delayed-ACK stalls
 
             def log_message(self, *args: object) -> None:
                 pass

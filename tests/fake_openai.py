@@ -180,6 +180,7 @@ class FakeOpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes: avoid delayed-ACK stalls
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass

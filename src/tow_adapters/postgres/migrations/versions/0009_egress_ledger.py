@@ -33,7 +33,10 @@ def upgrade() -> None:
             duration_ms integer NOT NULL CHECK (duration_ms >= 0),
             outcome text NOT NULL            -- 'ok' or the error code the call ended with
         );
+        -- The listing's filters (newest first within an organisation): all, by user, by purpose, by record.
         CREATE INDEX egress_ledger_org_idx ON egress_ledger (organisation_id, id DESC);
+        CREATE INDEX egress_ledger_org_user_idx ON egress_ledger (organisation_id, acting_user_id, id DESC);
+        CREATE INDEX egress_ledger_org_purpose_idx ON egress_ledger (organisation_id, purpose, id DESC);
         CREATE INDEX egress_ledger_records_idx ON egress_ledger USING gin (record_display_ids);
         """
     )
