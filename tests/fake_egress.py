@@ -20,7 +20,7 @@ class InMemoryEgressLedger:
         self.rows[entry_id - 1] = replace(self.rows[entry_id - 1], request_bytes=request_bytes,
                                           response_bytes=response_bytes, duration_ms=duration_ms, outcome=outcome)
 
-    def entries(self, org_id: int, query: EgressQuery, *, cursor: str | None, limit: int):
+    def entries(self, org_id: int | None, query: EgressQuery, *, cursor: str | None, limit: int):
         matching = [
             e for e in reversed(self.rows)
             if e.organisation_id == org_id

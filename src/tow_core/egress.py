@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from tow_core.access import Principal, can_administer_org
+from tow_core.access import Principal, can_administer_org, is_server_admin
 from tow_core.ai import EgressContext, EgressPurpose
 from tow_core.errors import AccessDenied, InvalidInput, NotFound, ProviderNotApproved
 
@@ -85,9 +85,10 @@ class EgressLedger(Protocol):
         ...
 
     def entries(
-        self, org_id: int, query: EgressQuery, *, cursor: str | None, limit: int
+        self, org_id: int | None, query: EgressQuery, *, cursor: str | None, limit: int
     ) -> tuple[list[EgressEntry], str | None]:
-        """The organisation's entries, newest first, and the cursor of the next page (None: last page)."""
+        """The organisation's entries (``None``: those made for no organisation), newest first, and the
+        cursor of the next page (None: last page)."""
         ...
 
 
@@ -123,13 +124,18 @@ def egress_purpose(value: str | None) -> EgressPurpose | None:
 
 
 def list_egress(
-    ledger: EgressLedger, principal: Principal, *, org_id: int, query: EgressQuery, cursor: str | None, limit: int
+    ledger: EgressLedger, principal: Principal, *, org_id: int | None, query: EgressQuery, cursor: str | None,
+    limit: int,
 ) -> tuple[list[EgressEntry], str | None]:
     """Owners/admins list their organisation's ledger, newest first; members get AccessDenied and
-    non-members NotFound (an organisation's existence is not revealed to outsiders)."""
-    if not principal.is_active or org_id not in principal.org_roles:
+    non-members NotFound (an organisation's existence is not revealed to outsiders). Calls made for no
+    organisation (``org_id`` None: server-level background work) are listed by server admins only."""
+    if org_id is None:
+        if not is_server_admin(principal):
+            raise AccessDenied("only server admins read the server-level data-egress ledger")
+    elif not principal.is_active or org_id not in principal.org_roles:
         raise NotFound("organisation not found")
-    if not can_administer_org(principal, org_id):
+    elif not can_administer_org(principal, org_id):
         raise AccessDenied("only organisation owners and admins read the data-egress ledger")
     if not 1 <= limit <= 200:
         raise InvalidInput("limit must be from 1 to 200", field="limit")

@@ -137,6 +137,13 @@ def test_owners_and_admins_list_and_filter_the_ledger_members_get_403_outsiders_
     ada.patch(f"/api/organisations/{org}/members/{bob_id}", json={"role": "member"})
     assert bob.get(url).status_code == 403  # demotion takes effect on the very next request
 
+    # Work done for no organisation is listed to server admins only.
+    embed(["e"], EgressContext(EgressPurpose.EMBEDDING, None, None, ("DOC-77",)))
+    server = ada.get("/api/server/egress").json()["items"]
+    assert [i["record_display_ids"] for i in server] == [["DOC-77"]]
+    assert bob.get("/api/server/egress").status_code == 403
+    assert "DOC-77" not in ada.get(url).text
+
 
 def test_without_keys_ai_is_disabled_cleanly(make_container, app_client):
     container = make_container()

@@ -54,9 +54,9 @@ class PgEgressLedger:
             ) from exc
 
     def entries(
-        self, org_id: int, query: EgressQuery, *, cursor: str | None, limit: int
+        self, org_id: int | None, query: EgressQuery, *, cursor: str | None, limit: int
     ) -> tuple[list[EgressEntry], str | None]:
-        conditions = ["organisation_id = :org"]
+        conditions = ["organisation_id IS NULL" if org_id is None else "organisation_id = :org"]
         params: dict[str, object] = {"org": org_id, "limit": limit + 1}
         if query.acting_user_id is not None:
             conditions.append("acting_user_id = :user")

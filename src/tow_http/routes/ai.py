@@ -81,10 +81,26 @@ def organisation_egress(
     org_id: int, services: NamedDependency[Services], signed_in: NamedDependency[SignedIn], user_id: UserId = None,
     purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> EgressPageOut:
+    return _page(services, signed_in, org_id, user_id, purpose, record, cursor, limit)
+
+
+def _page(services: Services, signed_in: SignedIn, org_id: int | None, user_id: int | None, purpose: str | None,
+          record: str | None, cursor: str | None, limit: int) -> EgressPageOut:
     query = EgressQuery(acting_user_id=user_id, purpose=egress_purpose(purpose), record_display_id=record)
     entries, next_cursor = list_egress(ai_of(services).egress_ledger, signed_in.principal, org_id=org_id,
                                        query=query, cursor=cursor, limit=limit)
     return EgressPageOut([entry_out(e) for e in entries], next_cursor)
 
 
-ai_router = Router(path="/api", route_handlers=[ai_status, organisation_egress], tags=["ai"])
+@get("/server/egress", summary="Data-egress ledger of work done for no organisation (server admins)",
+     sync_to_thread=True,
+     description="Calls made for no organisation (e.g. background re-embedding started by no one); same fields "
+     "and filters as the organisation ledger. Server admins only.")
+def server_egress(
+    services: NamedDependency[Services], signed_in: NamedDependency[SignedIn], user_id: UserId = None,
+    purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,
+) -> EgressPageOut:
+    return _page(services, signed_in, None, user_id, purpose, record, cursor, limit)
+
+
+ai_router = Router(path="/api", route_handlers=[ai_status, organisation_egress, server_egress], tags=["ai"])
