@@ -10,6 +10,7 @@ Scripting, per test:
   default answer is the text "ok");
 - ``queue_failure(status, headers=..., body=...)`` — the next request (either API) fails like this,
   e.g. ``queue_failure(429, headers={"Retry-After": "2"})``;
+- ``queue_raw(status, text)`` — the next request gets a non-JSON (HTML) answer;
 - ``queue_delay(seconds)`` — the next request answers only after a pause (for timeouts);
 - ``queue_hold()`` — the next request waits until the test releases it (to look at the world mid-call).
 Embeddings are ``bag_of_words_vector(text, dimensions)`` from ``tests.semantic_vectors``.
@@ -51,6 +52,14 @@ class _Failure:
 
 
 @dataclass
+class _Raw:
+    """A non-JSON answer, as a misconfigured proxy in front of the provider would give."""
+
+    status: int
+    text: str
+
+
+@dataclass
 class _Delay:
     seconds: float
 
@@ -68,7 +77,7 @@ class FakeOpenAIServer:
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
         self._responses: deque[dict[str, Any]] = deque()
-        self._interruptions: deque[_Failure | _Delay | Hold] = deque()
+        self._interruptions: deque[_Failure | _Delay | Hold | _Raw] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -97,6 +106,9 @@ class FakeOpenAIServer:
     def queue_failure(self, status: int, headers: dict[str, str] | None = None, body: dict | None = None) -> None:
         self._interruptions.append(_Failure(status, headers or {}, body))
 
+    def queue_raw(self, status: int, text: str) -> None:
+        self._interruptions.append(_Raw(status, text))
+
     def queue_delay(self, seconds: float) -> None:
         self._interruptions.append(_Delay(seconds))
 
@@ -124,6 +136,8 @@ class FakeOpenAIServer:
         elif isinstance(interruption, Hold):
             interruption.arrived.set()
             interruption.release.wait(timeout=30)
+        elif isinstance(interruption, _Raw):
+            return interruption.status, {"content-type": "text/html"}, interruption
         elif isinstance(interruption, _Failure):
             error = interruption.body or {"error": {"message": f"scripted {interruption.status}", "type": "server_error",
                                                     "code": None}}
@@ -198,7 +212,7 @@ class FakeOpenAIServer:
                 with fake._lock:
                     fake.requests.append(recorded)
                 status, headers, answer = fake._answer(path, body)
-                payload = json.dumps(answer).encode()
+                payload = answer.text.encode() if isinstance(answer, _Raw) else json.dumps(answer).encode()
                 recorded.response_bytes = len(payload)
                 try:
                     self.send_response(status)

@@ -116,7 +116,11 @@ class OpenAIGateway:
             started = time.monotonic()
             try:
                 raw = send()
+                result = raw.parse()
                 attempt = _Attempt("ok", len(raw.http_request.content or b""), len(raw.content))
+                if isinstance(result, str | bytes):  # the SDK hands back non-JSON bodies (e.g. a proxy's page)
+                    attempt = _Attempt("invalid_response", attempt.request_bytes, attempt.response_bytes,
+                                       error=self._unreadable())
             except openai.APIStatusError as exc:
                 attempt = self._status_attempt(exc)
             except openai.APITimeoutError as exc:
@@ -127,10 +131,12 @@ class OpenAIGateway:
                 attempt = _Attempt("connection_error", _request_bytes(exc), 0, retryable=True,
                                    error=DependencyUnavailable(
                                        f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
+            except (openai.OpenAIError, ValueError):  # an answer that is not the protocol's shape
+                attempt = _Attempt("invalid_response", 0, 0, error=self._unreadable())
             self._ledger.complete(entry_id, request_bytes=attempt.request_bytes, response_bytes=attempt.response_bytes,
                                   duration_ms=round((time.monotonic() - started) * 1000), outcome=attempt.outcome)
             if attempt.error is None:
-                return raw.parse()
+                return result
             if not attempt.retryable or attempt_number == self._options.max_attempts:
                 raise attempt.error
             delay = self._delay(attempt_number, attempt.retry_after_seconds)
@@ -138,6 +144,12 @@ class OpenAIGateway:
                 raise attempt.error
             self._sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _unreadable(self) -> DependencyUnavailable:
+        return DependencyUnavailable(
+            f"the answer from {self.endpoint.base_url} is not an OpenAI API response: check ai.openai_base_url",
+            retry_after_seconds=60,
+        )
 
     def _delay(self, attempt_number: int, retry_after: float | None) -> float | None:
         """Seconds to wait before the next attempt, or None when the server asks for longer than we wait."""

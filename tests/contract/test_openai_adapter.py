@@ -190,6 +190,15 @@ def test_a_timeout_becomes_dependency_unavailable_after_its_retries(fake_openai)
     assert all(row.request_bytes > 0 and row.response_bytes == 0 for row in harness.ledger.rows)
 
 
+def test_an_answer_that_is_not_the_protocol_is_dependency_unavailable(harness, fake_openai):
+    fake_openai.queue_raw(200, "<html>Welcome to the corporate proxy</html>")
+    with pytest.raises(DependencyUnavailable, match="not an OpenAI API response"):
+        harness.embedder.embed(["a"], EMBED)
+    fake_openai.queue_raw(502, "<html>Bad gateway</html>")  # retried like any 5xx
+    assert harness.embedder.embed(["a"], EMBED)[0] == pytest.approx(bag_of_words_vector("a", 64))
+    assert harness.ledger.outcomes == ["invalid_response", "http_502", "ok"]
+
+
 def test_a_refused_key_is_a_configuration_error_and_is_not_retried(harness, fake_openai):
     fake_openai.queue_failure(401, body={"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
     with pytest.raises(AiNotConfigured, match="OPENAI_API_KEY"):

@@ -49,7 +49,7 @@ class PgEgressLedger:
                 return connection.execute(sa.text(sql), params).scalar_one()
         except sa.exc.OperationalError as exc:
             raise DependencyUnavailable(
-                "the data-egress ledger cannot be written (database unavailable): nothing was sent",
+                "the data-egress ledger cannot be written (database unavailable)",
                 retry_after_seconds=5,
             ) from exc
 
