@@ -80,6 +80,10 @@ class ExaWebSearch:
         try:
             data = self._exa.request(path, dict(body))
             response_bytes = len(json.dumps(data, separators=(",", ":")).encode())
+            if not isinstance(data, dict):
+                outcome, error, data = "invalid_response", DependencyUnavailable(
+                    f"the answer from {self.endpoint.base_url} is not an Exa API response: check ai.exa_base_url",
+                    retry_after_seconds=60), {}
         except ExaTimeoutError as exc:
             outcome, error = "timeout", _unavailable("Exa did not answer in time", exc)
         except requests.RequestException as exc:
