@@ -23,6 +23,7 @@ from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_core.uploads import RasterImageInspector, UploadRecords, UploadStore
+from tow_http.ai_services import AiServices
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -54,6 +55,7 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     upload_store: UploadStore | None = None  # None only in tests that never touch uploads
     images: RasterImageInspector | None = None
+    ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
 
     @property
     def session_lifetime(self) -> timedelta:
