@@ -15,6 +15,7 @@ from tow_http.context import Services, provide_db, provide_signed_in
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
 from tow_http.routes.access import access_router, server_admins_router
+from tow_http.routes.ai import ai_router
 from tow_http.routes.audit import audit_router
 from tow_http.routes.auth import auth_router, me_router
 from tow_http.routes.docs import docs_router
@@ -25,6 +26,7 @@ from tow_http.routes.organisations import organisations_router
 from tow_http.routes.projects import projects_router
 from tow_http.routes.records import records_router
 from tow_http.routes.tickets import tickets_router
+from tow_http.routes.uploads import uploads_router
 from tow_http.security import BrowserSecurityMiddleware
 
 API_DESCRIPTION = """TOW's JSON API.
@@ -45,7 +47,7 @@ def create_app(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
-            memory_diffs_router, exports_router, *extra_routers,
+            memory_diffs_router, uploads_router, ai_router, exports_router, *extra_routers,
         ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),

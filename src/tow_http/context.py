@@ -25,6 +25,8 @@ from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
+from tow_core.uploads import RasterImageInspector, UploadRecords, UploadStore
+from tow_http.ai_services import AiServices
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -41,6 +43,7 @@ class Stores:
     records: RecordStore
     history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
     memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
+    uploads: UploadRecords  # upload rows; the bytes are in Services.upload_store (SPEC §5)
     jobs: JobQueue  # background jobs, queued with the change that asks for them
     exports: ExportStore  # export requests (SPEC §5)
     organisation_import: OrganisationImport  # restores an organisation export
@@ -56,6 +59,9 @@ class Services:
     password_hasher: PasswordHasher
     cookie_signer: SessionCookieSigner
     clock: Callable[[], datetime] = utc_now
+    upload_store: UploadStore | None = None  # None only in tests that never touch uploads
+    images: RasterImageInspector | None = None
+    ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
     export_files: ExportFiles | None = None  # where finished exports are read from for download
 
     @property
