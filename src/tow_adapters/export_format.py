@@ -150,7 +150,14 @@ class MemoryDiffIn(_Strict):
 
 
 class AttachmentIn(_Strict):
-    """Reserved: attachment metadata arrives with the uploads work (an import refuses any item)."""
+    record: DisplayIdText
+    original_name: Annotated[str, Meta(min_length=1, max_length=255)]
+    size_bytes: Annotated[int, Meta(ge=0)]
+    sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+    image_format: Literal["png", "jpeg", "gif", "webp"] | None
+    uploader: Email | None
+    created_at: datetime
+    content_base64: str | None
 
 
 class ExportHeader(_Strict):

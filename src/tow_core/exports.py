@@ -57,6 +57,7 @@ class ExportRequest:
     created_at: datetime
     completed_at: datetime | None
     expires_at: datetime
+    include_attachment_contents: bool = False
 
     @property
     def download_name(self) -> str:
@@ -67,7 +68,7 @@ class ExportStore(Protocol):
     """Export requests, on the caller's transaction."""
 
     def add(self, *, org_id: int, requested_by: int, kind: ExportKind, job_id: int, now: datetime,
-            expires_at: datetime) -> ExportRequest: ...
+            expires_at: datetime, include_attachment_contents: bool) -> ExportRequest: ...
     def get(self, export_id: int) -> ExportRequest | None: ...
     def by_job(self, job_id: int) -> ExportRequest | None: ...
     def of_requester(self, user_id: int, *, limit: int) -> list[ExportRequest]: ...
@@ -105,16 +106,18 @@ def _require_member(principal: Principal, org_id: int) -> None:
 
 
 def request_export(directory: Directory, exports: ExportStore, jobs: JobQueue, principal: Principal, *,
-                   org_id: int, kind: ExportKind, now: datetime, retention: timedelta) -> ExportRequest:
-    """Queue an export: members their own, owners/admins also the organisation's."""
+                   org_id: int, kind: ExportKind, now: datetime, retention: timedelta,
+                   include_attachment_contents: bool = False) -> ExportRequest:
+    """Queue an export: members their own, owners/admins also the organisation's; attachment contents
+    (base64 in the file) only when asked for, metadata always."""
     _require_member(principal, org_id)
     if kind is ExportKind.ORGANISATION and not can_administer_org(principal, org_id):
         raise AccessDenied("only organisation owners and admins export the whole organisation", field="kind")
     job_id = jobs.enqueue(NewJob(EXPORT_JOB, {}, principal.user_id, org_id), now=now)
     request = exports.add(org_id=org_id, requested_by=principal.user_id, kind=kind, job_id=job_id, now=now,
-                          expires_at=now + retention)
+                          expires_at=now + retention, include_attachment_contents=include_attachment_contents)
     directory.audit(AuditEntry(org_id, principal.user_id, AuditAction.EXPORT_REQUESTED, f"export:{request.id}",
-                               {"kind": kind.value}))
+                               {"kind": kind.value, "attachment_contents": include_attachment_contents}))
     return request
 
 

@@ -116,7 +116,9 @@ def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
     with container_for(config) as container, path.open("rb") as file:
         require_current_schema(container.schema_migrator())
         with container.services().transaction() as stores:
-            report = import_organisation(stores.directory, stores.organisation_import, None, file=file)
+            services = container.services()
+            report = import_organisation(stores.directory, stores.organisation_import, None, file=file,
+                                         upload_store=services.upload_store, images=services.images)
     print(f"imported organisation {report.organisation_name!r} as id {report.organisation_id}")
     for name, count in sorted(report.counts.items()):
         print(f"  {name}: {count}")

@@ -101,7 +101,8 @@ def build_job_worker(engine: sa.Engine, services: Services, files: FsExportFiles
     @contextmanager
     def snapshot(exported_at):
         with export_snapshot(engine) as connection:
-            yield PgExportSource(connection, exported_at=exported_at)
+            yield PgExportSource(connection, exported_at=exported_at,
+                                 open_upload=services.upload_store.open if services.upload_store else None)
 
     handle_export = export_handler(transaction=services.transaction, snapshot=snapshot, files=files,
                                    clock=clock, retention=timedelta(hours=exports.retention_hours))

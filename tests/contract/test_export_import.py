@@ -5,6 +5,7 @@ export — refused with the offending JSON path and leaving the database unchang
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import json
@@ -59,7 +60,8 @@ def build_rich_organisation(world: World) -> None:
     world.create(ada, type="doc", scope={"kind": "organisation"}, title="Chapter", body="child",
                  fields={"parent_id": handbook["id"]})
     world.create(ada, type="doc", scope={"kind": "group", "id": group}, title="Reviewer notes", body="group")
-    world.create(ada, type="doc", scope={"kind": "user", "id": world.ada_id}, title="Ada private", body="p")
+    private = world.create(ada, type="doc", scope={"kind": "user", "id": world.ada_id}, title="Ada private",
+                           body="p")
     ops = world.create(ada, type="ticket", scope=world.scope("OPS"), title="Rotate keys", body="per DOC-1",
                        fields={"assignee_id": world.bob_id, "priority": 2})
     other = world.create(world.cy, type="ticket", scope={"kind": "organisation"}, title="Org task", body="")
@@ -80,10 +82,26 @@ def build_rich_organisation(world: World) -> None:
     ada.post(f"{base}/memory-diffs", json={
         "scope": world.scope("OPS"), "source": "manual", "rationale": "pending one",
         "operations": [{"op": "create", "title": "Pending fact", "body": "", "fields": {"memory_type": "fact"}}]})
+    for record, name, content in ((handbook, "notes.txt", b"release notes\n"), (ops, "diagram.png", png()),
+                                  (private, "mine.txt", b"private")):
+        upload = ada.post(f"/api/organisations/{world.org}/uploads", params={"filename": name}, content=content,
+                          headers={"content-type": "application/octet-stream"})
+        assert upload.status_code == 201, upload.text
+        attached = ada.put(f"{base}/records/{record['display_id']}/attachments/{upload.json()['id']}")
+        assert attached.status_code == 200, attached.text
+
+
+def png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (3, 2), (200, 10, 10)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def organisation_export(world: World, client) -> bytes:
-    export = client.post(f"{world.base}/exports", json={"kind": "organisation"}).json()
+    export = client.post(f"{world.base}/exports", json={"kind": "organisation",
+                                                         "include_attachment_contents": True}).json()
     c = world.container
     build_job_worker(c.engine(), c.services(), c.export_files()).drain()
     response = client.get(f"/api/exports/{export['id']}/download")
@@ -124,7 +142,9 @@ def counts(container: Container) -> dict[str, int]:
 
 def restore(container: Container, data: bytes):
     with container.services().transaction() as stores:
-        return import_organisation(stores.directory, stores.organisation_import, None, file=io.BytesIO(data))
+        services = container.services()
+        return import_organisation(stores.directory, stores.organisation_import, None, file=io.BytesIO(data),
+                                   upload_store=services.upload_store, images=services.images)
 
 
 def without_export_time(document: dict) -> dict:
@@ -144,6 +164,9 @@ def test_the_export_has_every_kind_of_history(exported):
     assert by_id["OPS-1"]["references"] == ["DOC-1"]
     assert by_id["RSK-1"]["fields"]["owner_id"] == "cy@example.com"
     assert {d["status"] for d in document["memory_diffs"]} == {"approved", "pending"}
+    attachments = [(a["record"], a["original_name"], a["image_format"], base64.b64decode(a["content_base64"]))
+                   for a in document["attachments"]]
+    assert attachments == [("DOC-1", "notes.txt", None, b"release notes\n"), ("OPS-1", "diagram.png", "png", png())]
     assert document["groups"][0] == {"name": "Reviewers", "created_at": document["groups"][0]["created_at"],
                                      "members": ["bob@example.com"]}
 
@@ -156,6 +179,7 @@ def test_round_trip_through_the_api_and_set_password(exported, target, monkeypat
     assert report["organisation_name"] == "Acme"
     assert report["counts"]["records"] == len(json.loads(exported)["records"])
     assert report["counts"]["people_created"] == 3
+    assert (report["counts"]["attachments"], report["counts"]["attachments_without_content"]) == (2, 0)
     org = report["organisation_id"]
     # Imported people have no password until an operator sets one.
     monkeypatch.setattr("sys.stdin", io.StringIO("a brand new password\n"))
@@ -167,6 +191,10 @@ def test_round_trip_through_the_api_and_set_password(exported, target, monkeypat
     world.container, world.org = container, org
     again = organisation_export(world, ada)
     assert without_export_time(json.loads(again)) == without_export_time(json.loads(exported))
+    # Attachments came back with their contents, readable by who can read their record.
+    listed = ada.get(f"/api/organisations/{org}/records/OPS-1/attachments").json()
+    assert [u["name"] for u in listed] == ["diagram.png"]
+    assert ada.get(f"/api/uploads/{listed[0]['id']}/content").content == png()
     # Numbering continues where the source left off.
     assert world.create(ada, type="doc", scope={"kind": "organisation"}, title="New", body="")["display_id"] == "DOC-5"
     audit = root.get(f"/api/organisations/{org}/audit").status_code
@@ -275,7 +303,15 @@ def tampered(draw, original: dict):
     if kind == "duplicate":
         records.append(copy.deepcopy(records[index]))
         return document, f"$.records[{len(records) - 1}].display_id", True
-    victim = draw(st.sampled_from(["reference", "scope_group", "author", "member", "grant_group"]))
+    victim = draw(st.sampled_from(["reference", "scope_group", "author", "member", "grant_group", "content",
+                                   "attachment_record"]))
+    if victim == "content":
+        attachment = draw(st.integers(0, len(document["attachments"]) - 1))
+        document["attachments"][attachment]["content_base64"] = base64.b64encode(b"evil").decode()
+        return document, f"$.attachments[{attachment}].size_bytes", True
+    if victim == "attachment_record":
+        document["attachments"][0]["record"] = "DOC-999"
+        return document, "$.attachments[0].record", True
     if victim == "reference":
         records[index]["references"].append("DOC-999")
         return document, f"$.records[{index}].references[{len(records[index]['references']) - 1}]", True

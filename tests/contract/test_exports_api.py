@@ -158,3 +158,15 @@ def test_an_export_that_cannot_be_written_fails_without_leaking_internals(make_c
     assert shown["status"] == "failed" and shown["download_url"] is None
     assert "request a new one" in shown["error"] and str(blocked) not in shown["error"]
     assert download(world.bob, export).status_code == 409
+
+
+def test_a_member_export_lists_only_attachments_of_records_the_member_can_read(world):
+    for display_id, name in (("DOC-1", "open.txt"), ("DOC-2", "pentest.txt")):  # Handbook, Pen test plan (SEC)
+        upload = world.ada.post(f"{world.base}/uploads", params={"filename": name}, content=name.encode(),
+                                headers={"content-type": "application/octet-stream"}).json()
+        assert world.ada.put(f"{world.base}/records/{display_id}/attachments/{upload['id']}").status_code == 200
+    export = world.bob.post(f"{world.base}/exports", json={"include_attachment_contents": True}).json()
+    drain(world)
+    attachments = download(world.bob, export).json()["attachments"]
+    assert [(a["record"], a["original_name"], a["content_base64"]) for a in attachments] == [
+        ("DOC-1", "open.txt", "b3Blbi50eHQ=")]

@@ -15,10 +15,11 @@ records by display ID (docs/export-format.md). Which rows are exported is one SQ
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import base64
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
@@ -125,6 +126,17 @@ class _Rows:
             "ORDER BY d.created_at, d.id"
         )
 
+    def attachments_sql(self) -> str:
+        """Files attached to exported records (never avatars or logos); the storage name is for reading
+        the content and is not written to the file."""
+        return (
+            "SELECT json_build_object('record', r.prefix || '-' || r.number, 'original_name', u.original_name, "
+            "'size_bytes', u.size_bytes, 'sha256', u.sha256, 'image_format', u.image_format, "
+            f"'uploader', {_email('u.uploader_id')}, 'created_at', u.created_at), u.storage_name "
+            f"FROM uploads u JOIN records r ON r.id = u.record_id WHERE u.purpose = 'file' AND {self.record} "
+            "ORDER BY r.prefix, r.number, u.created_at, u.id"
+        )
+
     def people_sql(self) -> str:
         """Everyone an organisation export names: members, group members, leads, grantees, and the
         authors, assignees, owners, reviewers and actors of the exported rows."""
@@ -146,7 +158,9 @@ class _Rows:
             f"UNION SELECT x.actor_id FROM ticket_activity x {history} "
             f"UNION SELECT x.created_by FROM ticket_links x JOIN records r ON r.id = x.source_id WHERE {self.record} "
             f"UNION SELECT d.author_id FROM memory_diffs d WHERE {self.diff} "
-            f"UNION SELECT d.reviewer_id FROM memory_diffs d WHERE {self.diff}) "
+            f"UNION SELECT d.reviewer_id FROM memory_diffs d WHERE {self.diff} "
+            f"UNION SELECT u.uploader_id FROM uploads u JOIN records r ON r.id = u.record_id "
+            f"WHERE u.purpose = 'file' AND {self.record}) "
             "SELECT json_build_object('email', u.email, 'display_name', u.display_name, 'active', u.is_active) "
             "FROM users u WHERE u.id IN (SELECT id FROM named) ORDER BY u.email"
         )
@@ -179,12 +193,20 @@ _SEQUENCES = (
 _ORGANISATION = "SELECT name, workflow_mode, created_at FROM organisations WHERE id = :org"
 
 
-class PgExportSource:
-    """Reads one export's content on ``connection`` (use ``export_snapshot``)."""
+# Larger attachments are exported as metadata only (``content_base64: null``): one file, base64-encoded,
+# is the most an export holds in memory at a time, and an import reads items of at most 64 MiB.
+EMBED_MAX_BYTES = 32 * 1024 * 1024
 
-    def __init__(self, connection: sa.Connection, *, exported_at: datetime) -> None:
+
+class PgExportSource:
+    """Reads one export's content on ``connection`` (use ``export_snapshot``); ``open_upload`` reads an
+    attachment's bytes by storage name (the upload store) when contents are requested."""
+
+    def __init__(self, connection: sa.Connection, *, exported_at: datetime,
+                 open_upload: Callable[[str], BinaryIO] | None = None) -> None:
         self._conn = connection
         self._exported_at = exported_at
+        self._open_upload = open_upload
 
     def _stream(self, sql: str, **params: Any) -> Iterator[Mapping[str, Any]]:
         result = self._conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
@@ -192,6 +214,17 @@ class PgExportSource:
         )
         for (item,) in result:
             yield item
+
+    def _attachments(self, sql: str, with_contents: bool, **params: Any) -> Iterator[Mapping[str, Any]]:
+        result = self._conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
+            sa.text(sql), params
+        )
+        for item, storage_name in result:
+            content = None
+            if with_contents and self._open_upload is not None and item["size_bytes"] <= EMBED_MAX_BYTES:
+                with self._open_upload(storage_name) as file:
+                    content = base64.b64encode(file.read()).decode("ascii")
+            yield {**item, "content_base64": content}
 
     def header(self, request: ExportRequest) -> Mapping[str, Any]:
         name, workflow_mode, created_at = self._conn.execute(
@@ -220,5 +253,4 @@ class PgExportSource:
             yield "sequences", self._stream(_SEQUENCES, **params)
         yield "records", self._stream(rows.records_sql(), **params)
         yield "memory_diffs", self._stream(rows.memory_diffs_sql(), **params)
-        if request.kind is ExportKind.ORGANISATION:
-            yield "attachments", iter(())  # attachment metadata arrives with the uploads work (issue 5 items 1-3)
+        yield "attachments", self._attachments(rows.attachments_sql(), request.include_attachment_contents, **params)

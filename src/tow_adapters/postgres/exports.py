@@ -14,14 +14,15 @@ from tow_core.jobs import JobStatus
 
 _SELECT = (
     "SELECT e.id, e.organisation_id, e.requested_by, e.kind, e.job_id, j.status, j.error, e.file_name, e.size_bytes, "
-    "e.created_at, e.completed_at, e.expires_at FROM exports e JOIN jobs j ON j.id = e.job_id"
+    "e.created_at, e.completed_at, e.expires_at, e.include_attachment_contents FROM exports e "
+    "JOIN jobs j ON j.id = e.job_id"
 )
 
 
 def _request(row: sa.Row) -> ExportRequest:
-    id_, org, by, kind, job_id, status, error, file_name, size, created, completed, expires = row
+    id_, org, by, kind, job_id, status, error, file_name, size, created, completed, expires, contents = row
     return ExportRequest(id_, org, by, ExportKind(kind), job_id, JobStatus(status), error, file_name, size, created,
-                         completed, expires)
+                         completed, expires, contents)
 
 
 class PgExportStore:
@@ -33,11 +34,13 @@ class PgExportStore:
         return _request(row) if row else None
 
     def add(self, *, org_id: int, requested_by: int, kind: ExportKind, job_id: int, now: datetime,
-            expires_at: datetime) -> ExportRequest:
+            expires_at: datetime, include_attachment_contents: bool) -> ExportRequest:
         export_id = self._conn.execute(
-            sa.text("INSERT INTO exports (organisation_id, requested_by, kind, job_id, created_at, expires_at) "
-                    "VALUES (:org, :by, :kind, :job, :now, :expires) RETURNING id"),
-            {"org": org_id, "by": requested_by, "kind": kind.value, "job": job_id, "now": now, "expires": expires_at},
+            sa.text("INSERT INTO exports (organisation_id, requested_by, kind, job_id, created_at, expires_at, "
+                    "include_attachment_contents) VALUES (:org, :by, :kind, :job, :now, :expires, :contents) "
+                    "RETURNING id"),
+            {"org": org_id, "by": requested_by, "kind": kind.value, "job": job_id, "now": now, "expires": expires_at,
+             "contents": include_attachment_contents},
         ).scalar_one()
         request = self.get(export_id)
         assert request is not None

@@ -18,7 +18,12 @@ re-exporting the imported organisation yields the same document apart from ``exp
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import io
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
@@ -28,6 +33,7 @@ import sqlalchemy as sa
 from tow_adapters.export_format import (
     HEADER_KEYS,
     SECTIONS,
+    AttachmentIn,
     ExportHeader,
     GroupIn,
     MemberIn,
@@ -45,6 +51,7 @@ from tow_core.errors import Conflict, InvalidInput
 from tow_core.identity import normalise_email
 from tow_core.imports import ImportReport
 from tow_core.records import PREFIXES, TICKET_PREFIX, TRANSITIONS, RecordType, validated_fields
+from tow_core.uploads import RasterImageInspector, UploadStore, sanitise_filename
 
 # Record fields that name other rows: in a file they hold a display ID or an email, in the database an id.
 _RECORD_ID_FIELDS = ("parent_id",)
@@ -124,8 +131,6 @@ class _Scan:
             path = f"$.{key}[{index}]"
             item = decode_at(raw, SECTIONS[key], path)
             self.counts[key] += 1
-            if key == "attachments":
-                raise _refuse(path, "attachments are not supported by this version of TOW")
             if key == "records":
                 if item.display_id in self.display_ids:
                     raise _refuse(f"{path}.display_id", f"{item.display_id!r} appears twice")
@@ -186,6 +191,13 @@ class _Check:
             self._unique(f"$.groups[{index}].members", group.members, "")
         for index, project in enumerate(self.projects):
             self._project(f"$.projects[{index}]", project)
+
+    def attachment(self, path: str, attachment: AttachmentIn) -> None:
+        if attachment.record not in self._records:
+            raise _refuse(f"{path}.record", f"{attachment.record} is not in $.records")
+        self.person(f"{path}.uploader", attachment.uploader)
+        if sanitise_filename(attachment.original_name) != attachment.original_name:
+            raise _refuse(f"{path}.original_name", "not a name TOW would have kept (unsafe characters)")
 
     def memory_diff(self, path: str, diff: MemoryDiffIn) -> None:
         self._scope(f"{path}.scope", diff.scope)
@@ -277,6 +289,32 @@ class _Check:
             raise _refuse(f"{path}.{exc.field}" if exc.field else path, exc.message) from exc
 
 
+class _Files:
+    """Attachment contents on their way into the upload store; remembers what it wrote."""
+
+    def __init__(self, store: UploadStore | None, images: RasterImageInspector | None, written: list[str]) -> None:
+        self._store, self._images, self.written = store, images, written
+
+    def store(self, path: str, attachment: AttachmentIn) -> str:
+        try:
+            content = base64.b64decode(attachment.content_base64 or "", validate=True)
+        except binascii.Error as exc:
+            raise _refuse(f"{path}.content_base64", "not valid base64") from exc
+        if len(content) != attachment.size_bytes:
+            raise _refuse(f"{path}.size_bytes", f"the content has {len(content)} bytes")
+        if hashlib.sha256(content).hexdigest() != attachment.sha256:
+            raise _refuse(f"{path}.sha256", "does not match the content")
+        claimed = attachment.image_format  # shown inline when set: it must really be that image
+        if claimed is not None and self._images is not None and (
+                self._images.raster_format(io.BytesIO(content)) != claimed):
+            raise _refuse(f"{path}.image_format", f"the content is not a {claimed} image")
+        if self._store is None:
+            raise _refuse(path, "this deployment has no upload store to restore attachment contents into")
+        stored = self._store.put([content], max_bytes=len(content))
+        self.written.append(stored.storage_name)
+        return stored.storage_name
+
+
 class PgOrganisationImport:
     def __init__(self, connection: sa.Connection) -> None:
         self._conn = connection
@@ -288,17 +326,23 @@ class PgOrganisationImport:
         if rows:
             self._conn.execute(sa.text(sql), rows)
 
-    def restore(self, file: BinaryIO) -> ImportReport:
+    def restore(self, file: BinaryIO, *, upload_store: UploadStore | None = None,
+                images: RasterImageInspector | None = None) -> ImportReport:
         scan = _Scan(file)
         check = _Check(scan)
         check.small_sections()
+        written: list[str] = []
         try:
-            return self._insert(file, scan, check)
+            return self._insert(file, scan, check, _Files(upload_store, images, written))
         except sa.exc.IntegrityError as exc:  # a constraint the checks above do not cover
             reason = str(exc.orig).splitlines()[0] if exc.orig else "a database constraint"
             raise InvalidInput(f"$: refused by the database: {reason}", field="$") from exc
+        finally:
+            if written and sys.exc_info()[0] is not None:  # the transaction rolls back: so do the files
+                for storage_name in written:
+                    upload_store.delete(storage_name)  # type: ignore[union-attr]
 
-    def _insert(self, file: BinaryIO, scan: _Scan, check: _Check) -> ImportReport:
+    def _insert(self, file: BinaryIO, scan: _Scan, check: _Check, files: _Files) -> ImportReport:
         org = scan.header.organisation
         self._exec("LOCK TABLE organisations IN SHARE ROW EXCLUSIVE MODE")  # two imports of one name
         if self._exec("SELECT 1 FROM organisations WHERE lower(name) = lower(:n)", {"n": org.name}).first():
@@ -319,9 +363,11 @@ class PgOrganisationImport:
         ids = self._records(file, check, org_id, users, groups, projects, counts)
         self._memory_diffs(file, check, org_id, users, groups, projects, counts)
         self._history(file, org_id, users, ids, counts)
+        self._attachments(file, check, org_id, users, ids, files, counts)
         self._many("INSERT INTO record_sequences (organisation_id, prefix, last_number) VALUES (:o, :p, :n)",
                    [{"o": org_id, "p": s.prefix, "n": s.last_number} for s in check.sequence_list])
-        counts["attachments"] = 0
+        for section in ("attachments", "attachments_without_content"):
+            counts.setdefault(section, 0)
         for section in ("grants", "memory_diffs", "references", "revisions", "comments", "activity", "links"):
             counts.setdefault(section, 0)
         return ImportReport(org_id, org.name, dict(counts))
@@ -448,6 +494,25 @@ class PgOrganisationImport:
                        "created_at) VALUES (:o, :s, :t, :k, :by, :c)", links)
             counts.update(references=len(references), revisions=len(revisions), comments=len(comments),
                           activity=len(activity), links=len(links))
+
+    def _attachments(self, file: BinaryIO, check: _Check, org_id: int, users: dict[str, int],
+                     ids: dict[str, int], files: _Files, counts: Counter[str]) -> None:
+        """Each attachment's content, once checked, goes to the upload store; then its row."""
+        for path, attachment in _section(file, "attachments"):
+            check.attachment(path, attachment)
+            if attachment.content_base64 is None:
+                counts["attachments_without_content"] += 1
+                continue
+            stored = files.store(path, attachment)
+            self._exec(
+                "INSERT INTO uploads (organisation_id, uploader_id, storage_name, original_name, size_bytes, sha256, "
+                "image_format, purpose, record_id, created_at) VALUES (:o, :u, :s, :n, :size, :sha, :img, 'file', "
+                ":r, :c)",
+                {"o": org_id, "u": users[attachment.uploader] if attachment.uploader else None, "s": stored,
+                 "n": attachment.original_name, "size": attachment.size_bytes, "sha": attachment.sha256,
+                 "img": attachment.image_format, "r": ids[attachment.record], "c": attachment.created_at},
+            )
+            counts["attachments"] += 1
 
     def _memory_diffs(self, file: BinaryIO, check: _Check, org_id: int, users: dict[str, int],
                       groups: dict[str, int], projects: dict[str, int], counts: Counter[str]) -> None:

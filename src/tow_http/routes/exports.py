@@ -31,6 +31,7 @@ _SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 class ExportCreate(Strict):
     kind: Literal["member", "organisation"] = "member"
+    include_attachment_contents: bool = False  # base64 in the file; metadata is always included
 
 
 class ExportOut(msgspec.Struct):
@@ -43,6 +44,7 @@ class ExportOut(msgspec.Struct):
     created_at: datetime
     completed_at: datetime | None
     expires_at: datetime
+    include_attachment_contents: bool
     download_url: str | None
 
 
@@ -63,14 +65,16 @@ def export_out(request: ExportRequest) -> ExportOut:
              f"(job {request.job_id})") if request.status is JobStatus.FAILED else None
     return ExportOut(request.id, request.organisation_id, request.kind.value, request.status.value, error,
                      request.size_bytes, request.created_at, request.completed_at, request.expires_at,
-                     f"/api/exports/{request.id}/download" if ready else None)
+                     request.include_attachment_contents, f"/api/exports/{request.id}/download" if ready else None)
 
 
 @post("/organisations/{org_id:int}/exports", status_code=HTTP_202_ACCEPTED, sync_to_thread=True,
       summary="Request an export (a background job)",
       description="`kind: member` (any member): every record and memory diff you can read — including your "
       "private records — with history. `kind: organisation` (owners/admins): members, groups, projects, grants "
-      "and every non-private record with history, memory diffs and attachments. Poll `GET /api/exports/{id}` "
+      "and every non-private record with history, memory diffs and attachments. Attachment metadata is always "
+      "included; `include_attachment_contents: true` also embeds each file (base64, files up to 32 MiB). "
+      "Poll `GET /api/exports/{id}` "
       "until `status` is `completed`, then download. Files are deleted after `exports.retention_hours`. "
       "Format: docs/export-format.md.")
 def request_export(org_id: int, data: JSONBody[ExportCreate], signed_in: NamedDependency[SignedIn],
@@ -78,7 +82,7 @@ def request_export(org_id: int, data: JSONBody[ExportCreate], signed_in: NamedDe
     request = export_rules.request_export(
         signed_in.directory, signed_in.exports, signed_in.jobs, signed_in.principal, org_id=org_id,
         kind=export_rules.parse_kind(data.kind), now=signed_in.now,
-        retention=_retention(services),
+        retention=_retention(services), include_attachment_contents=data.include_attachment_contents,
     )
     return export_out(request)
 
@@ -135,7 +139,8 @@ def download_export(export_id: int, signed_in: NamedDependency[SignedIn],
       "no owner. Refused (422, `field` = the first offending JSON path, nothing kept) when the file is malformed "
       "or tampered with; 409 when an organisation of that name exists. People are matched by email or created "
       "without a password (see README, 'Exports and import'). Also: `tow import FILE`.")
-async def import_organisation(request: Request, signed_in: NamedDependency[SignedIn]) -> ImportOut:
+async def import_organisation(request: Request, signed_in: NamedDependency[SignedIn],
+                              services: NamedDependency[Services]) -> ImportOut:
     if not is_server_admin(signed_in.principal):  # before reading a possibly large body
         raise AccessDenied("only server admins import organisations")
     # The import streams the file (more than once), so the body is spooled to a temporary file.
@@ -147,7 +152,8 @@ async def import_organisation(request: Request, signed_in: NamedDependency[Signe
                 raise PayloadTooLarge(f"an import file is at most {IMPORT_MAX_BYTES} bytes")
             file.write(chunk)
         report = await to_thread.run_sync(lambda: imports.import_organisation(
-            signed_in.directory, signed_in.organisation_import, signed_in.principal, file=file))
+            signed_in.directory, signed_in.organisation_import, signed_in.principal, file=file,
+            upload_store=services.upload_store, images=services.images))
     return ImportOut(report.organisation_id, report.organisation_name, dict(report.counts))
 
 

@@ -47,6 +47,7 @@ def upgrade() -> None:
             organisation_id bigint NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
             requested_by bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
             kind text NOT NULL CHECK (kind IN ('member', 'organisation')),
+            include_attachment_contents boolean NOT NULL DEFAULT false,
             job_id bigint NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
             file_name text CHECK (file_name ~ '^[a-z0-9-]+\\.json$'),
             size_bytes bigint,
