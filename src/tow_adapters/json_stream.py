@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import msgspec
+
 from tow_core.errors import InvalidInput
 
 _CHUNK = 256 * 1024
@@ -74,6 +76,8 @@ class _Reader:
         backslashes, brackets) with compiled patterns, so its cost follows their number, not the bytes."""
         self.peek()
         start = scan = self._pos
+        if (fast := self._one_line_value(start)) is not None:
+            return fast
         depth, in_string = 0, False
         scalar = self._buf[start] not in b'"[{'
         while True:
@@ -92,6 +96,22 @@ class _Reader:
                     return self._take(start, len(self._buf))
                 raise _malformed(self.offset + scan, "unexpected end of file")
             self._buf += chunk
+
+    def _one_line_value(self, start: int) -> bytes | None:
+        """Fast path for files written one item per line (as TOW writes them): JSON strings cannot hold a
+        raw newline, so if the rest of the line (minus a trailing comma) is one complete JSON value, that
+        is the value. Anything else (several values on a line, pretty-printed items) takes the scan."""
+        end = self._buf.find(b"\n", start)
+        if end < 0 or self._buf[start] not in b"[{":
+            return None
+        candidate = self._buf[start:end].rstrip(b" \t\r")
+        if candidate.endswith(b","):
+            candidate = candidate[:-1].rstrip(b" \t\r")
+        try:
+            msgspec.json.decode(candidate, type=msgspec.Raw)
+        except msgspec.DecodeError:
+            return None
+        return self._take(start, start + len(candidate))
 
     def _scan(self, start: int, scan: int, depth: int, in_string: bool, scalar: bool
               ) -> tuple[int | None, int, int, bool]:
