@@ -100,8 +100,8 @@ class _FormFile:
         self.name = ""
         self._events = self._parse(body, boundary)
         for event in self._events:  # advance to the file part's headers
-            if isinstance(event, MultipartSegment) and event.name == FILE_FIELD and event.filename is not None:
-                self.name = event.filename
+            if isinstance(event, MultipartSegment) and event.name == FILE_FIELD:
+                self.name = event.filename or ""  # a nameless file still uploads (as "upload")
                 return
         raise InvalidInput(f"the form has no file field named `{FILE_FIELD}`", field=FILE_FIELD)
 
