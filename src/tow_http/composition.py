@@ -16,6 +16,7 @@ from litestar import Litestar
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.embedded import EmbeddedPostgres
+from tow_adapters.postgres.embeddings import PgEmbeddingQueue, PgEmbeddingSpaces, PgSemanticIndex
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.engine import transaction as transaction_on
 from tow_adapters.postgres.history import (
@@ -56,7 +57,7 @@ def _transaction_factory(engine: sa.Engine):
                 links=PgTicketLinks(connection),
             )
             yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
-                         memory_diffs=PgMemoryDiffStore(connection))
+                         memory_diffs=PgMemoryDiffStore(connection), semantic=PgSemanticIndex(connection))
 
     return transaction
 
@@ -70,12 +71,17 @@ class Container(containers.DeclarativeContainer):
     )
     schema_migrator = providers.Singleton(PgSchemaMigrator, engine)
     password_hasher = providers.Singleton(Argon2PasswordHasher)
+    # The EmbeddingModel port; None means AI is not configured (search falls back to keyword, no worker).
+    embedding_model = providers.Object(None)
+    embedding_queue = providers.Singleton(PgEmbeddingQueue, engine)
+    embedding_spaces = providers.Singleton(PgEmbeddingSpaces, engine)
     services = providers.Singleton(
         Services,
         settings=config.provided.settings,
         transaction=providers.Callable(_transaction_factory, engine),
         login_failures=providers.Singleton(PgLoginFailureLog, engine),
         password_hasher=password_hasher,
+        embedding_model=embedding_model,
         cookie_signer=providers.Singleton(
             SessionCookieSigner, config.provided.secrets.app_secret, config.provided.secrets.app_secret_previous
         ),

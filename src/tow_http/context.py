@@ -16,12 +16,14 @@ from litestar.di import NamedDependency
 
 from tow_core.access import Principal
 from tow_core.accounts import resolve_session
+from tow_core.ai import EmbeddingModel
 from tow_core.errors import NotAuthenticated
 from tow_core.identity import Directory, LoginFailureLog, Session
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
+from tow_core.semantic_search import SemanticIndex
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -38,6 +40,7 @@ class Stores:
     records: RecordStore
     history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
     memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
+    semantic: SemanticIndex  # nearest readable records by embedding (SPEC §7)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Services:
     password_hasher: PasswordHasher
     cookie_signer: SessionCookieSigner
     clock: Callable[[], datetime] = utc_now
+    embedding_model: EmbeddingModel | None = None  # None: AI not configured; search falls back to keyword
 
     @property
     def session_lifetime(self) -> timedelta:
