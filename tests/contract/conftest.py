@@ -49,6 +49,7 @@ def engine(fresh_database_url) -> Iterator[sa.Engine]:
 
 def pytest_terminal_summary(terminalreporter):
     from tests.contract.test_records_leak import LEAK_STATS
+    from tests.contract.test_semantic_recall import RECALL_STATS
     from tests.contract.test_visibility_differential import STATS
 
     if LEAK_STATS["worlds"]:
@@ -62,6 +63,9 @@ def pytest_terminal_summary(terminalreporter):
             f"visibility differential: {STATS['worlds']} worlds, {STATS['pairs']} (user, record, read|write) "
             f"pairs compared, {STATS['disagreements']} disagreements"
         )
+
+    for line in RECALL_STATS:
+        terminalreporter.write_line(line)
 
 
 SECRET = "contract-test-secret-" + "x" * 30

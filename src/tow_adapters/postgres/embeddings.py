@@ -285,13 +285,18 @@ class PgSemanticIndex:
                         f"hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"):
             self._conn.execute(sa.text(f"SET LOCAL {setting}"))
         dim = int(space.dim)
-        # relaxed_order returns candidates slightly out of order: the MATERIALIZED candidates are
-        # re-ordered exactly, on full-precision vectors, per record (its nearest chunk).
+        # The visibility check is a per-candidate EXISTS that ``OFFSET 0`` keeps from being turned into a
+        # join: the HNSW scan then streams candidates in distance order, each checked against the one
+        # visibility predicate as it comes, and the iterative scan continues until ``fetch`` readable
+        # chunks are found (pgvector 0.8 "iterative index scans"). As a join, PostgreSQL tends to build
+        # the readable set first and sort it, which is the exact scan at index prices.
+        # relaxed_order returns candidates slightly out of order: they are re-ordered exactly, on the
+        # full-precision vectors, per record (its nearest chunk).
         return self._hydrate(
             "SELECT c.record_id, min(c.distance) AS distance FROM ("
-            "  SELECT e.record_id, e.embedding <=> CAST(:vec AS vector) AS distance "
-            "  FROM embedding_chunks e JOIN records r ON r.id = e.record_id "
-            f"  WHERE e.space_id = {int(space.id)} AND r.organisation_id = :org AND {_VISIBLE}{filters} "
+            "  SELECT e.record_id, e.embedding <=> CAST(:vec AS vector) AS distance FROM embedding_chunks e "
+            f"  WHERE e.space_id = {int(space.id)} AND EXISTS (SELECT 1 FROM records r WHERE r.id = e.record_id "
+            f"    AND r.organisation_id = :org AND {_VISIBLE}{filters} OFFSET 0) "
             f"  ORDER BY CAST(e.embedding AS halfvec({dim})) <=> CAST(CAST(:vec AS vector) AS halfvec({dim})) "
             f"  LIMIT {fetch}) AS c "
             "GROUP BY c.record_id ORDER BY distance, c.record_id LIMIT :k"
