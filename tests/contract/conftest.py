@@ -50,7 +50,7 @@ def engine(fresh_database_url) -> Iterator[sa.Engine]:
 def pytest_terminal_summary(terminalreporter):
     from tests.contract.test_records_leak import LEAK_STATS
     from tests.contract.test_semantic_recall import RECALL_STATS
-    from tests.contract.test_visibility_differential import STATS
+    from tests.contract.test_visibility_differential import SEARCH_STATS, STATS
 
     if LEAK_STATS["worlds"]:
         terminalreporter.write_line(
@@ -64,6 +64,11 @@ def pytest_terminal_summary(terminalreporter):
             f"pairs compared, {STATS['disagreements']} disagreements"
         )
 
+    if SEARCH_STATS["worlds"]:
+        terminalreporter.write_line(
+            f"search differential: {SEARCH_STATS['worlds']} worlds, {SEARCH_STATS['searches']} semantic/hybrid "
+            f"searches, {SEARCH_STATS['leaks']} unreadable results, {SEARCH_STATS['missing']} readable records missed"
+        )
     for line in RECALL_STATS:
         terminalreporter.write_line(line)
 
