@@ -3,7 +3,7 @@
 Loads N synthetic records (default 100,000) into one organisation on the embedded PostgreSQL: spread
 over 1,000 restricted projects, with 200 colleagues holding random grants, and one chunk vector per
 record (default 1,536 dimensions) drawn around 100 cluster centres, all bulk-loaded with COPY (binary
-COPY for the vectors). Four users read about 50 %, 10 %, 1 % and 0.1 % of the records through project
+COPY for the vectors). Six users read about 50 %, 10 %, 5 %, 2 %, 1 % and 0.1 % of the records through project
 grants. Then:
 
 - builds the production HNSW index (``halfvec`` expression, cosine) and, for comparison, a plain
@@ -51,7 +51,8 @@ PROJECTS = 1_000
 COLLEAGUES = 200
 CLUSTERS = 100
 K = 10
-SELECTIVITIES = {"50 %": 500, "10 %": 100, "1 %": 10, "0.1 %": 1}  # label -> projects granted (of 1,000)
+# label -> projects granted (of 1,000); 5 % and 2 % place the exact-scan threshold
+SELECTIVITIES = {"50 %": 500, "10 %": 100, "5 %": 50, "2 %": 20, "1 %": 10, "0.1 %": 1}
 SYLLABLES = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "vu", "ze", "bo", "da", "fe", "gi", "ho", "ju"]
 
 
@@ -79,15 +80,16 @@ class QueryVectors:
 
 def setup(conn: sa.Connection, rng: random.Random) -> None:
     conn.execute(sa.text("INSERT INTO organisations (id, name) VALUES (1, 'Bench')"))
-    users = [{"id": u, "email": f"u{u}@example.com"} for u in range(1, 5 + COLLEAGUES)]
+    first_colleague = len(SELECTIVITIES) + 1
+    users = [{"id": u, "email": f"u{u}@example.com"} for u in range(1, first_colleague + COLLEAGUES)]
     conn.execute(sa.text("INSERT INTO users (id, email, display_name) VALUES (:id, :email, 'u')"), users)
     conn.execute(sa.text("INSERT INTO memberships (organisation_id, user_id, role) VALUES (1, :id, 'member')"), users)
     conn.execute(sa.text("INSERT INTO projects (id, organisation_id, key, name, visibility) "
                          "SELECT p, 1, 'P' || p, 'project ' || p, 'restricted' FROM generate_series(1, :n) p"),
                  {"n": PROJECTS})
-    grants = [{"p": p, "u": u} for u, count in zip(range(1, 5), SELECTIVITIES.values(), strict=True)
-              for p in range(1, count + 1)]
-    grants += [{"p": p, "u": u} for u in range(5, 5 + COLLEAGUES) for p in rng.sample(range(1, PROJECTS + 1), 20)]
+    grants = [{"p": p, "u": u} for u, count in enumerate(SELECTIVITIES.values(), start=1) for p in range(1, count + 1)]
+    grants += [{"p": p, "u": u} for u in range(first_colleague, first_colleague + COLLEAGUES)
+               for p in rng.sample(range(1, PROJECTS + 1), 20)]
     conn.execute(sa.text("INSERT INTO project_grants (project_id, user_id, role) VALUES (:p, :u, 'viewer')"), grants)
 
 
@@ -264,7 +266,8 @@ def main() -> None:
         finally:
             engine.dispose()
             server.stop()
-    print(f"search bench: {args.records:,} records × {args.dim} dims, {PROJECTS} projects, {COLLEAGUES + 4} users, "
+    users = COLLEAGUES + len(SELECTIVITIES)
+    print(f"search bench: {args.records:,} records × {args.dim} dims, {PROJECTS} projects, {users} users, "
           f"{args.queries} queries per selectivity, k={K} ({platform.machine()}, Python {platform.python_version()})")
     print(f"load (COPY records + binary COPY vectors): {load_seconds:.1f} s; "
           f"embedding_chunks total {table / 2**20:.0f} MiB")

@@ -119,8 +119,7 @@ def test_the_index_path_streams_from_the_hnsw_index_with_the_visibility_check_pe
     (iterative scan), not sort the readable set: EXPLAIN names the index and no join to records."""
     engine, space, queries = corpus
     with engine.begin() as conn:
-        index = PgSemanticIndex(conn, exact_scan_below=0)
-        sql = index._index_sql(space, "", K)
+        sql = PgSemanticIndex._index_sql(space, "", K * 4)
         plan = "\n".join(conn.execute(sa.text("EXPLAIN " + sql), {
             "org": 1, "vec": vector_literal(bag_of_words_vector(queries[0], DIM)), "text": queries[0], "k": K,
             "headline": "", "principal_id": 1}).scalars())
