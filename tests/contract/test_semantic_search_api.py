@@ -149,3 +149,12 @@ def test_a_provider_failure_is_retried_later_and_search_degrades_to_keyword(ai_w
     w.model.fail_next = 1
     page = search(w, w.ada, "retry", mode="hybrid")
     assert (page["mode"], page["fallback_reason"]) == ("keyword", "embedding_unavailable")
+
+
+def test_openapi_documents_the_modes_and_the_fallback(make_container):
+    world = World(make_container())
+    doc = world.ada.get("/api/openapi.json").json()
+    search_op = doc["paths"]["/api/organisations/{org_id}/search"]["get"]
+    assert "reciprocal rank" in search_op["description"] and "fallback_reason" in search_op["description"]
+    mode = next(p for p in search_op["parameters"] if p["name"] == "mode")
+    assert "hybrid" in mode["description"]
