@@ -36,9 +36,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres import embeddings as pg_embeddings
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.embedded import EmbeddedPostgres
-from tow_adapters.postgres.embeddings import EXACT_SCAN_BELOW, PgSemanticIndex, index_name
+from tow_adapters.postgres.embeddings import PgSemanticIndex, index_name
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
@@ -164,8 +165,8 @@ def timed(engine: sa.Engine, fn):
         return result, time.perf_counter() - started
 
 
-def semantic(conn, user, space, vector, text, k=K, below=EXACT_SCAN_BELOW, plans=None):
-    index = PgSemanticIndex(conn, exact_scan_below=below)
+def semantic(conn, user, space, vector, text, k=K, below=None, plans=None):
+    index = PgSemanticIndex(conn, exact_scan_below=pg_embeddings.EXACT_SCAN_BELOW if below is None else below)
     hits = index.nearest_readable(user, 1, space, vector, text, RecordQuery(), k)
     if plans is not None:
         plans.add(index.last_plan)
@@ -188,7 +189,7 @@ def measure(engine: sa.Engine, queries: list[tuple[str, list[float]]], dim: int)
     exact = 10**9  # an exact-scan threshold no visible set reaches: the exact oracle
     rows = []
     for user, label in enumerate(SELECTIVITIES, start=1):
-        stats = {k: [] for k in ("semantic", "keyword", "hybrid", "exact", "index", "r_sem", "r_hyb")}
+        stats = {k: [] for k in ("semantic", "keyword", "hybrid", "exact", "index", "r_sem", "r_hyb", "r_idx")}
         short, plans = 0, set()
         with engine.connect() as conn:
             readable = conn.execute(sa.text("SELECT count(*) FROM records r WHERE r.scope_ref IN "
@@ -200,8 +201,9 @@ def measure(engine: sa.Engine, queries: list[tuple[str, list[float]]], dim: int)
             stats["semantic"].append(t)
             oracle, t = timed(engine, lambda c, v=vector, q=text, u=user: semantic(c, u, space, v, q, below=exact))
             stats["exact"].append(t)
-            _, t = timed(engine, lambda c, v=vector, q=text, u=user: semantic(c, u, space, v, q, below=0))
+            forced, t = timed(engine, lambda c, v=vector, q=text, u=user: semantic(c, u, space, v, q, below=0))
             stats["index"].append(t)
+            stats["r_idx"].append(recall(forced, oracle))
             short += len(hits) < min(K, readable)
             stats["r_sem"].append(recall(hits, oracle))
             _, t = timed(engine, lambda c, q=text, u=user: keyword(c, u, q))
@@ -230,7 +232,13 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1536)
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--exact-below", type=int, help="try another exact-scan threshold (readable records)")
+    parser.add_argument("--ef-search-min", type=int, help="try another minimum hnsw.ef_search")
     args = parser.parse_args()
+    if args.exact_below is not None:
+        pg_embeddings.EXACT_SCAN_BELOW = args.exact_below
+    if args.ef_search_min is not None:
+        pg_embeddings.EF_SEARCH_MIN = args.ef_search_min
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="tow-bench-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -273,13 +281,15 @@ def main() -> None:
           f"embedding_chunks total {table / 2**20:.0f} MiB")
     for kind, (seconds, size) in builds.items():
         print(f"HNSW index on {kind:7}: build {seconds:6.1f} s, size {size / 2**20:7.1f} MiB")
-    print(f"exact-scan threshold in use: below {EXACT_SCAN_BELOW} readable records")
+    print(f"exact-scan threshold: below {pg_embeddings.EXACT_SCAN_BELOW} readable records; "
+          f"hnsw.ef_search ≥ {pg_embeddings.EF_SEARCH_MIN}; iterative scan max {pg_embeddings.MAX_SCAN_TUPLES} tuples")
     print("selectivity | readable | plan | semantic p50/p95 ms | keyword p50/p95 | hybrid p50/p95 | "
-          "exact p50/p95 | index p50/p95 | recall@10 sem / hyb | short pages")
+          "exact p50/p95 | index p50/p95 | recall@10 sem / hyb / index forced | short pages")
     for r in rows:
         print(f"{r['label']:>6} | {r['readable']:>7} | {r['plans']} | {ms(r['semantic'])} | {ms(r['keyword'])} | "
               f"{ms(r['hybrid'])} | {ms(r['exact'])} | {ms(r['index'])} | "
-              f"{statistics.mean(r['r_sem']):.3f} / {statistics.mean(r['r_hyb']):.3f} | {r['short']}")
+              f"{statistics.mean(r['r_sem']):.3f} / {statistics.mean(r['r_hyb']):.3f} / "
+              f"{statistics.mean(r['r_idx']):.3f} | {r['short']}")
 
 
 if __name__ == "__main__":

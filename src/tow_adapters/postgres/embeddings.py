@@ -34,12 +34,20 @@ _CURRENT = (
 _SPACES_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tow.embedding_spaces'))"
 
 # Below this many readable records an exact scan of their vectors beats the HNSW index and is exact by
-# construction. Measured with bench/search.py (BENCHMARKS.md, "Semantic search"): the exact scan of
-# 1,000 records × 1536 dims takes about as long as one iterative index scan.
-EXACT_SCAN_BELOW = 2_000
+# construction. Measured with bench/search.py (BENCHMARKS.md, "Semantic search", 1536 dims): the exact
+# scan and the filtered index scan cost about the same at 1,500-3,000 readable records (30k and 100k
+# records), and below that the index's recall also drops as readable records get sparse.
+EXACT_SCAN_BELOW = 3_000
 # Chunks fetched from the index per wanted record: docs have several chunks, and the fetched chunks
-# must still cover k distinct records (if not, the exact scan answers instead).
+# must still cover k distinct records (if not, the exact scan answers instead). At least
+# MIN_CANDIDATES: the iterative scan returns readable chunks roughly (relaxed_order) nearest first, and
+# re-ordering a deeper candidate list exactly raises recall (BENCHMARKS.md: 40 → 100 candidates took
+# recall@10 at 2-5 % selectivity of 100k records from 0.92-0.94 to ≥ 0.95).
 CHUNKS_PER_RECORD = 4
+MIN_CANDIDATES = 100
+# The HNSW candidate list (hnsw.ef_search) at least this long: with a filter, a longer list keeps recall
+# up when the readable records are a small share of the index (BENCHMARKS.md).
+EF_SEARCH_MIN = 100
 # pgvector 0.8 iterative scans stop after this many tuples; a filter so selective that they do not
 # find k readable records is answered by the exact scan (a short page is never returned).
 MAX_SCAN_TUPLES = 40_000
@@ -222,9 +230,9 @@ class PgEmbeddingSpaces:
 class PgSemanticIndex:
     """Runs on the request's connection (one transaction per request)."""
 
-    def __init__(self, connection: sa.Connection, *, exact_scan_below: int = EXACT_SCAN_BELOW) -> None:
+    def __init__(self, connection: sa.Connection, *, exact_scan_below: int | None = None) -> None:
         self._conn = connection
-        self._exact_scan_below = exact_scan_below
+        self._exact_scan_below = EXACT_SCAN_BELOW if exact_scan_below is None else exact_scan_below
         self.last_plan = ""  # "exact" or "index" (+ "→exact" after a short index scan); for tests and bench
 
     def active_space(self) -> EmbeddingSpace | None:
@@ -244,8 +252,9 @@ class PgSemanticIndex:
         if readable < self._exact_scan_below:
             self.last_plan = "exact"
             return self._exact(space, filters, params)
-        fetch = min(1000, k * CHUNKS_PER_RECORD)
-        with self._settings("hnsw.iterative_scan = relaxed_order", f"hnsw.ef_search = {min(1000, max(100, 2 * fetch))}",
+        fetch = min(1000, max(MIN_CANDIDATES, k * CHUNKS_PER_RECORD))
+        ef_search = min(1000, max(EF_SEARCH_MIN, 2 * fetch))
+        with self._settings("hnsw.iterative_scan = relaxed_order", f"hnsw.ef_search = {ef_search}",
                             f"hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"):
             hits = self._run(self._index_sql(space, filters, fetch), params)
         self.last_plan = "index"
