@@ -17,7 +17,6 @@ from tow_core.readiness import require_current_schema
 from tow_http import embeddings_cli
 from tow_http.composition import container_for
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
-from tow_http.embeddings_cli import embedding_worker
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -45,7 +44,7 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         if args.migrate:
             migrator.upgrade()
         require_current_schema(migrator)
-        worker = embedding_worker(container)  # None without an embedding model
+        worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
         if worker is not None:
             worker.start()  # refuses a configured dimension other than the recorded one
         host = args.host or runtime.bind_host
