@@ -214,3 +214,28 @@ def test_migrate_is_resumable_keeps_search_on_the_old_vectors_and_switches_at_th
     assert new.dim == 32 and chunk_count(engine, old.id) == 0 and chunk_count(engine, new.id) == 30
     assert cli_env("worker", dim=64) == cli.EXIT_FAILURE  # the old configuration is refused now
     assert "dimension 32" in capsys.readouterr().err
+
+
+def test_serve_runs_an_embedding_worker_while_it_serves_and_stops_it_after(cli_env, make_container, monkeypatch):
+    import uvicorn
+
+    container = make_container()
+    engine = container.engine()
+    seed(engine, 5)
+    seen_while_serving = []
+
+    def serve_briefly(app, **options):  # stands in for uvicorn: waits for the worker, then "shuts down"
+        for _ in range(200):
+            if not outbox(engine):
+                break
+            threading.Event().wait(0.05)
+        seen_while_serving.append(chunk_count(engine))
+
+    monkeypatch.setattr(uvicorn, "run", serve_briefly)
+    assert cli_env("serve") == 0
+    assert seen_while_serving == [5]
+    embedded = sum(len(m.texts) for m in cli_env.made)
+    assert embedded == 5
+    seed(engine, 1, start=6)  # after the server stopped, nothing embeds it
+    threading.Event().wait(0.5)
+    assert sum(len(m.texts) for m in cli_env.made) == 5 and outbox(engine) == {6: 1}
