@@ -9,11 +9,13 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tow_core.errors import TowError
 from tow_core.readiness import require_current_schema
+from tow_http import embeddings_cli
 from tow_http.composition import container_for
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
 from tow_http.upload_commands import add_upload_commands
@@ -44,12 +46,15 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         if args.migrate:
             migrator.upgrade()
         require_current_schema(migrator)
+        embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
+        if embedding_worker is not None:
+            embedding_worker.start()  # refuses a configured dimension other than the recorded one
         host = args.host or runtime.bind_host
         port = args.port or runtime.bind_port
         print(f"TOW serving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
-        worker = None if args.no_worker else container.job_worker()
-        if worker is not None:
-            worker.start()  # background jobs (exports) run beside the web server
+        job_worker = None if args.no_worker else container.job_worker()
+        if job_worker is not None:
+            job_worker.start()  # background jobs (exports) run beside the web server
         try:
             uvicorn.run(
                 container.app(),
@@ -63,8 +68,9 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         except _StopRequested as stop:
             print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)
         finally:
-            if worker is not None:
-                worker.stop()
+            for running in (job_worker, embedding_worker):
+                if running is not None:
+                    running.stop()
     return 0
 
 
@@ -93,17 +99,30 @@ def _db_status(_: argparse.Namespace, config: LoadedConfig) -> int:
 
 
 def _worker(args: argparse.Namespace, config: LoadedConfig) -> int:
+    """Background jobs (exports) and, when an embedding model is configured, embeddings."""
+    stop = threading.Event()
     with container_for(config) as container:
         require_current_schema(container.schema_migrator())
-        worker = container.job_worker()
+        job_worker = container.job_worker()
         if args.once:
-            print(f"ran {worker.drain()} job(s); none left due")
+            print(f"ran {job_worker.drain()} job(s); none left due")
             return 0
+        embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(stop_signal, lambda _signum, _frame: worker.request_stop())
-        print("TOW job worker running (Ctrl-C to stop after the job in hand)", flush=True)
-        worker.run_until_stopped()
-        print("TOW job worker stopped", flush=True)
+            signal.signal(stop_signal, lambda *_: stop.set())
+        if embedding_worker is not None:
+            embedding_worker.start()  # refuses a configured dimension other than the recorded one
+        job_worker.start()
+        also = " and embedding records" if embedding_worker is not None else ""
+        print(f"TOW worker: running background jobs{also} (Ctrl-C to stop after the work in hand)", flush=True)
+        while not stop.wait(1.0) and (embedding_worker is None or embedding_worker.error is None):
+            pass
+        job_worker.stop()
+        if embedding_worker is not None:
+            embedding_worker.stop()
+            if embedding_worker.error is not None:
+                raise embedding_worker.error
+    print("TOW worker stopped", flush=True)
     return 0
 
 
@@ -186,14 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser(
         "worker",
-        help="run background jobs (exports)",
-        description="Claim and run background jobs from the database queue until SIGINT/SIGTERM (the job in hand "
-        "is finished first). `tow serve` runs the same worker in-process unless --no-worker. Polls every "
-        "jobs.poll_interval_seconds; a job whose worker died is retried once its lease (jobs.lease_seconds) "
-        "expires, at most jobs.max_attempts times.",
+        help="run background workers (jobs such as exports; embeddings when AI is configured)",
+        description="Claim and run background jobs from the database queue, and embed changed records when an "
+        "embedding model is configured, until SIGINT/SIGTERM (the work in hand is finished first). Run as many as "
+        "you like, on any machine with the same database: they share the work through PostgreSQL. `tow serve` "
+        "runs the job worker in-process unless --no-worker. Jobs are polled every jobs.poll_interval_seconds; a "
+        "job whose worker died is retried once its lease (jobs.lease_seconds) expires, at most jobs.max_attempts "
+        "times.",
     )
-    worker.add_argument("--once", action="store_true", help="run every job that is due, then exit")
-    worker.set_defaults(handler=_worker, needs_app_secret=True)
+    worker.add_argument("--once", action="store_true",
+                        help="run every background job that is due (not embeddings), then exit")
+    worker.set_defaults(handler=_worker, needs_app_secret=False)
 
     import_command = commands.add_parser(
         "import",
@@ -237,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default, tow.yaml, .env or environment). Secrets are masked.",
     ).set_defaults(handler=_config_check, needs_app_secret=True)
     add_upload_commands(commands)
+    embeddings_cli.add_commands(commands)
     return parser
 
 

@@ -25,6 +25,7 @@ from tow_adapters.pillow_images import PillowRasterImageInspector
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.egress import PgEgressLedger
 from tow_adapters.postgres.embedded import EmbeddedPostgres
+from tow_adapters.postgres.embeddings import PgEmbeddingQueue, PgEmbeddingSpaces, PgSemanticIndex
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.engine import transaction as transaction_on
 from tow_adapters.postgres.export_source import PgExportSource, export_snapshot
@@ -55,7 +56,7 @@ from tow_core.record_history import RecordKeeping
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig
-from tow_http.context import Services, Stores
+from tow_http.context import Services, Stores, utc_now
 from tow_http.job_worker import JobWorker, export_handler, export_sweep
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -83,7 +84,7 @@ def _transaction_factory(engine: sa.Engine):
             yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
                          memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection),
                          jobs=PgJobQueue(connection), exports=PgExportStore(connection),
-                         organisation_import=PgOrganisationImport(connection))
+                         organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection))
 
     return transaction
 
@@ -92,25 +93,28 @@ def _export_files(config: LoadedConfig) -> FsExportFiles:
     return FsExportFiles(config.resolve_path(config.settings.exports.export_storage_path))
 
 
-def build_job_worker(engine: sa.Engine, services: Services, files: FsExportFiles,
+def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFiles,
+                     upload_store: FsUploadStore | None = None,
                      clock: Callable[[], datetime] | None = None) -> JobWorker:
-    """The worker with every handler this deployment has (exports; later agent runs). Tests pass a clock."""
-    jobs, exports = services.settings.jobs, services.settings.exports
-    clock = clock or services.clock
+    """The worker with every handler this deployment has (exports; later agent runs). Tests pass a clock.
+    Needs no APP_SECRET: it serves no sessions."""
+    jobs, exports = config.settings.jobs, config.settings.exports
+    clock = clock or utc_now
+    transaction = _transaction_factory(engine)
 
     @contextmanager
     def snapshot(exported_at):
         with export_snapshot(engine) as connection:
             yield PgExportSource(connection, exported_at=exported_at,
-                                 open_upload=services.upload_store.open if services.upload_store else None)
+                                 open_upload=upload_store.open if upload_store else None)
 
-    handle_export = export_handler(transaction=services.transaction, snapshot=snapshot, files=files,
+    handle_export = export_handler(transaction=transaction, snapshot=snapshot, files=files,
                                    clock=clock, retention=timedelta(hours=exports.retention_hours))
     return JobWorker(
         PgJobLeases(engine), {EXPORT_JOB: handle_export},
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
-        periodic=[export_sweep(transaction=services.transaction, files=files)],
+        periodic=[export_sweep(transaction=transaction, files=files)],
     )
 
 
@@ -187,6 +191,8 @@ class Container(containers.DeclarativeContainer):
         AiServices, reasoning_model=reasoning_model, embedding_model=embedding_model, web_search=web_search,
         egress_ledger=egress_ledger, status=providers.Callable(_ai_status, config),
     )
+    embedding_queue = providers.Singleton(PgEmbeddingQueue, engine)
+    embedding_spaces = providers.Singleton(PgEmbeddingSpaces, engine)
     export_files = providers.Singleton(_export_files, config)
     services = providers.Singleton(
         Services,
@@ -194,6 +200,7 @@ class Container(containers.DeclarativeContainer):
         transaction=providers.Callable(_transaction_factory, engine),
         login_failures=providers.Singleton(PgLoginFailureLog, engine),
         password_hasher=password_hasher,
+        embedding_model=embedding_model,
         cookie_signer=providers.Singleton(
             SessionCookieSigner, config.provided.secrets.app_secret, config.provided.secrets.app_secret_previous
         ),
@@ -202,7 +209,7 @@ class Container(containers.DeclarativeContainer):
         ai=ai_services,
         export_files=export_files,
     )
-    job_worker = providers.Singleton(build_job_worker, engine, services, export_files)
+    job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
     app: providers.Provider[Litestar] = providers.Singleton(
         create_app,
         services=services,

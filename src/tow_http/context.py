@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 
 from tow_core.access import Principal
 from tow_core.accounts import resolve_session
+from tow_core.ai import EmbeddingModel
 from tow_core.errors import NotAuthenticated
 from tow_core.exports import ExportFiles, ExportStore
 from tow_core.identity import Directory, LoginFailureLog, Session
@@ -25,6 +26,7 @@ from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
+from tow_core.semantic_search import SemanticIndex
 from tow_core.uploads import RasterImageInspector, UploadRecords, UploadStore
 from tow_http.ai_services import AiServices
 from tow_http.config import Settings
@@ -44,6 +46,7 @@ class Stores:
     history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
     memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
     uploads: UploadRecords  # upload rows; the bytes are in Services.upload_store (SPEC §5)
+    semantic: SemanticIndex  # nearest readable records by embedding (SPEC §7)
     jobs: JobQueue  # background jobs, queued with the change that asks for them
     exports: ExportStore  # export requests (SPEC §5)
     organisation_import: OrganisationImport  # restores an organisation export
@@ -62,6 +65,7 @@ class Services:
     upload_store: UploadStore | None = None  # None only in tests that never touch uploads
     images: RasterImageInspector | None = None
     ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
+    embedding_model: EmbeddingModel | None = None  # None: AI not configured; search falls back to keyword
     export_files: ExportFiles | None = None  # where finished exports are read from for download
 
     @property
@@ -108,18 +112,25 @@ def session_token(request: Request, services: Services) -> tuple[str, bool] | No
     return (verified.token, verified.signed_with_previous) if verified else None
 
 
-async def provide_signed_in(request: Request, services: NamedDependency[Services], db: NamedDependency[Db]) -> SignedIn:
-    """The caller's principal, loaded fresh from the database (revocation is immediate), or 401."""
+def authenticate(
+    request: Request, services: Services, directory: Directory, now: datetime
+) -> tuple[Session, Principal]:
+    """The caller's session and principal, loaded fresh from ``directory`` (revocation is immediate), or 401.
+    Also used on its own by routes that must not hold a transaction open while they stream a body."""
     token = session_token(request, services)
     if token is None:
         raise NotAuthenticated("sign in first")
     token_value, signed_with_previous = token
     token_hash = services.cookie_signer.token_hash(token_value)
-    session, principal = await to_thread.run_sync(
-        lambda: resolve_session(db.directory, token_hash=token_hash, now=db.now)
-    )
+    session, principal = resolve_session(directory, token_hash=token_hash, now=now)
     if signed_with_previous:  # planned APP_SECRET rotation: re-issue under the new secret
         request.state.reissue_session_cookie = token_value
+    return session, principal
+
+
+async def provide_signed_in(request: Request, services: NamedDependency[Services], db: NamedDependency[Db]) -> SignedIn:
+    """The caller's principal, loaded fresh from the database (revocation is immediate), or 401."""
+    session, principal = await to_thread.run_sync(lambda: authenticate(request, services, db.directory, db.now))
     return SignedIn(**_stores_of(db), now=db.now, principal=principal, session=session)
 
 

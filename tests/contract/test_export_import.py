@@ -104,7 +104,7 @@ def organisation_export(world: World, client) -> bytes:
     export = client.post(f"{world.base}/exports", json={"kind": "organisation",
                                                          "include_attachment_contents": True}).json()
     c = world.container
-    build_job_worker(c.engine(), c.services(), c.export_files()).drain()
+    build_job_worker(c.engine(), c.config(), c.export_files(), c.upload_store()).drain()
     response = client.get(f"/api/exports/{export['id']}/download")
     assert response.status_code == 200, response.text
     return response.content

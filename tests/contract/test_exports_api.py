@@ -27,7 +27,8 @@ def world(make_container, tmp_path):
 
 def drain(world: World, clock=None) -> int:
     container = world.container
-    return build_job_worker(container.engine(), container.services(), container.export_files(), clock=clock).drain()
+    return build_job_worker(container.engine(), container.config(), container.export_files(),
+                            container.upload_store(), clock=clock).drain()
 
 
 def request(world: World, client, kind: str = "member") -> dict:
