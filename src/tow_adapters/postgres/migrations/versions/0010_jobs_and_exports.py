@@ -1,7 +1,7 @@
 """The background job queue and export requests (issue 5, SPEC §5).
 
-Revision ID: 0008
-Revises: 0010 (re-chained after merging main; written against 0006)
+Revision ID: 0010
+Revises: 0009
 
 - ``jobs``: a PostgreSQL-backed queue. Workers claim with ``FOR UPDATE SKIP LOCKED`` (many workers,
   no double claims) and hold a lease (``lease_expires_at``); a job whose lease expired — its worker
@@ -14,8 +14,8 @@ Revises: 0010 (re-chained after merging main; written against 0006)
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0010"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
