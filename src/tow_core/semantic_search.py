@@ -26,7 +26,7 @@ from typing import Protocol
 from tow_core import knowledge
 from tow_core.ai import EgressContext, EgressPurpose, EmbeddingModel
 from tow_core.embeddings import EmbeddingSpace
-from tow_core.errors import DependencyUnavailable, InvalidInput
+from tow_core.errors import InvalidInput, RetryableError
 from tow_core.knowledge import Workspace
 from tow_core.records import RecordQuery, SearchHit
 
@@ -110,6 +110,6 @@ def _semantic(ws: Workspace, text: str, query: RecordQuery, *, limit: int, embed
     context = EgressContext(EgressPurpose.EMBEDDING, ws.principal.user_id, ws.org_id)
     try:
         [vector] = embedder.embed([text], context)
-    except DependencyUnavailable:
+    except RetryableError:  # an outage or rate limiting (Throttled): keyword search still answers
         return [], FallbackReason.EMBEDDING_UNAVAILABLE
     return index.nearest_readable(ws.principal.user_id, ws.org_id, space, vector, text, query, limit), None
