@@ -93,6 +93,35 @@ def test_a_rate_limited_query_embedding_degrades_to_keyword_search_and_says_so(t
     assert (page["mode"], page["fallback_reason"], ids(page)) == ("keyword", "embedding_unavailable", [doc])
 
 
+def signed_in_as_ada(container) -> object:
+    """Ada's browser on another app over the same database (a restarted or differently configured server)."""
+    from litestar.testing import TestClient
+
+    client = TestClient(container.app(), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+    signed_in = client.post("/api/auth/login", json={"email": "ada@example.com", "password": "correct horse battery"})
+    assert signed_in.status_code == 200, signed_in.text
+    return client
+
+
+def test_a_refused_key_or_a_provider_no_longer_approved_degrades_search_instead_of_failing_it(
+    make_container, ai_environ, fake_openai
+):
+    w = World(make_container(DIM_64, **ai_environ))
+    doc = w.create(w.ada, type="doc", scope={"kind": "organisation"}, title="Release process",
+                   body="We release every Tuesday.")["display_id"]
+    drain(w.container)
+    fake_openai.queue_failure(401, body={"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
+    page = search(w, w.ada, "release")
+    assert (page["mode"], page["fallback_reason"], ids(page)) == ("keyword", "embedding_unavailable", [doc])
+
+    sent = len(fake_openai.requests)
+    unapproved = make_container(DIM_64, **{**ai_environ, "APPROVED_PROVIDERS": "exa"})  # OpenAI struck off
+    page = search(w, signed_in_as_ada(unapproved), "release", mode="semantic")
+    assert (page["mode"], page["fallback_reason"], ids(page)) == ("keyword", "embedding_unavailable", [doc])
+    assert len(fake_openai.requests) == sent  # refused before anything left
+    assert ledger(unapproved.engine())[-1].outcome == "provider_not_approved"
+
+
 def _title_of_text(text: str) -> str:
     """Embedded texts start with the record's title (``tow_core.embeddings.chunk_texts``)."""
     return text.split("\n\n", 1)[0]
