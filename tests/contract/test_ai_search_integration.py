@@ -198,8 +198,8 @@ def test_migrate_with_the_real_adapter_sends_the_new_dimension_switches_vectors_
     w = World(make_container(DIM_64, **ai_environ))
     doc = w.create(w.ada, type="doc", scope={"kind": "organisation"}, title="Release process",
                    body="We release every Tuesday.")["display_id"]
-    w.create(w.ada, type="memory", scope={"kind": "organisation"}, title="Coffee", body="Descaled on Fridays.",
-             fields=FACT)
+    memory = w.create(w.ada, type="memory", scope={"kind": "organisation"}, title="Coffee",
+                      body="Descaled on Fridays.", fields=FACT)["display_id"]
     drain(w.container)
     before = len(fake_openai.requests)
 
@@ -213,19 +213,18 @@ def test_migrate_with_the_real_adapter_sends_the_new_dimension_switches_vectors_
             "SELECT s.dim, s.model, vector_dims(c.embedding) FROM embedding_chunks c "
             "JOIN embedding_spaces s ON s.id = c.space_id")).all()
     assert set(spaces) == {(32, "text-embedding-3-large", 32)} and len(spaces) == 2
+    migration_rows = ledger(w.container.engine())[before:]  # one row per request, naming what it carried
+    assert [(r.purpose, r.organisation_id, r.acting_user_id, r.model, r.outcome) for r in migration_rows] == [
+        ("embedding", w.org, None, "text-embedding-3-large", "ok")] * len(migration_requests)
+    assert sorted(d for r in migration_rows for d in r.record_display_ids) == sorted([doc, memory])
 
     # A server still running the old configuration answers keyword search and says why, it does not fail.
     stale = search(w, w.ada, "release", mode="semantic")
     assert (stale["mode"], stale["fallback_reason"], ids(stale)) == ("keyword", "embeddings_not_ready", [doc])
     # Restarted with the new configuration, semantic search uses the new vectors.
-    migrated = World.__new__(World)
-    migrated.__dict__.update(w.__dict__)
-    migrated.container = make_container("ai:\n  embedding_dim: 32\n  openai_embedding_model: text-embedding-3-large\n",
-                                        **ai_environ)
-    ada = migrated.client()
-    assert ada.post("/api/auth/login", json={"email": "ada@example.com",
-                                             "password": "correct horse battery"}).status_code == 200
-    page = search(migrated, ada, "when do we release", mode="semantic")
+    restarted = make_container("ai:\n  embedding_dim: 32\n  openai_embedding_model: text-embedding-3-large\n",
+                               **ai_environ)
+    page = search(w, signed_in_as_ada(restarted), "when do we release", mode="semantic")
     assert page["mode"] == "semantic" and ids(page)[0] == doc
     assert fake_openai.requests[-1].body["dimensions"] == 32
 
