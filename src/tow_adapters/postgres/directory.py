@@ -8,6 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.engine import SqlStore
 from tow_core.access import OrgRole, Principal, ProjectRole, Visibility
 from tow_core.audit import AuditAction, AuditEntry, AuditQuery
 from tow_core.errors import Conflict, InvalidInput
@@ -62,15 +63,7 @@ def _raise_unless_unique_violation(exc: sa.exc.IntegrityError) -> None:
         raise exc
 
 
-class PgDirectory:
-    def __init__(self, connection: sa.Connection) -> None:
-        self._conn = connection
-
-    def _rows(self, sql: str, **params) -> Sequence[sa.Row]:
-        return self._conn.execute(sa.text(sql), params).all()
-
-    def _row(self, sql: str, **params) -> sa.Row | None:
-        return self._conn.execute(sa.text(sql), params).first()
+class PgDirectory(SqlStore):
 
     def _exec(self, sql: str, **params) -> int:
         return self._conn.execute(sa.text(sql), params).rowcount

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -58,3 +58,16 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         if reason is None:
             raise
         raise Conflict(f"this change collided with {reason}: nothing was saved, try again") from exc
+
+
+class SqlStore:
+    """A store over one connection (the request's transaction), with the two query helpers all stores use."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._conn = connection
+
+    def _rows(self, sql: str, **params) -> Sequence[sa.Row]:
+        return self._conn.execute(sa.text(sql), params).all()
+
+    def _row(self, sql: str, **params) -> sa.Row | None:
+        return self._conn.execute(sa.text(sql), params).first()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.records import _COLUMNS, _SUMMARY_COLUMNS, _record, _summary
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.docs import Ancestor, Revision, TreeNode
@@ -28,22 +29,11 @@ _MAX_DEPTH = 1000
 _UNIQUE_VIOLATION = "23505"
 
 
-class _Pg:
-    def __init__(self, connection: sa.Connection) -> None:
-        self._conn = connection
-
-    def _rows(self, sql: str, **params) -> Sequence[sa.Row]:
-        return self._conn.execute(sa.text(sql), params).all()
-
-    def _row(self, sql: str, **params) -> sa.Row | None:
-        return self._conn.execute(sa.text(sql), params).first()
-
-
 def _after(after_id: int | None) -> tuple[str, dict]:
     return ("", {}) if after_id is None else (" AND x.id > :after_id", {"after_id": after_id})
 
 
-class PgDocRevisions(_Pg):
+class PgDocRevisions(SqlStore):
     def add(self, before: Record, *, replaced_by: int) -> None:
         self._conn.execute(
             sa.text("INSERT INTO doc_revisions (record_id, version, title, body, saved_at, replaced_by) "
@@ -62,7 +52,7 @@ class PgDocRevisions(_Pg):
         return [Revision(*row) for row in rows]
 
 
-class PgRecordTree(_Pg):
+class PgRecordTree(SqlStore):
     def ancestors(self, principal_id: int, org_id: int, record_id: int) -> list[Ancestor]:
         rows = self._rows(
             "WITH RECURSIVE up(id, depth) AS ("
@@ -106,7 +96,7 @@ class PgRecordTree(_Pg):
             raise NotFound("record not found")
 
 
-class PgTicketActivity(_Pg):
+class PgTicketActivity(SqlStore):
     def add(self, record_id: int, actor_id: int, changes: Sequence[FieldChange], *, ai_applied: bool) -> None:
         if not changes:
             return
@@ -131,7 +121,7 @@ class PgTicketActivity(_Pg):
 _COMMENT_COLUMNS = "x.id, x.record_id, x.author_id, x.body, x.created_at, x.updated_at"
 
 
-class PgTicketComments(_Pg):
+class PgTicketComments(SqlStore):
     def add(self, record_id: int, author_id: int, body: str) -> Comment:
         return Comment(*self._row(
             f"INSERT INTO ticket_comments AS x (record_id, author_id, body) VALUES (:id, :author, :body) "
@@ -159,7 +149,7 @@ class PgTicketComments(_Pg):
         return [Comment(*row) for row in rows]
 
 
-class PgTicketLinks(_Pg):
+class PgTicketLinks(SqlStore):
     def add(self, org_id: int, source_id: int, target_id: int, kind: LinkKind, created_by: int) -> int:
         try:
             with self._conn.begin_nested():

@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.access import Scope, ScopeKind
 from tow_core.errors import Conflict, InvalidInput
@@ -130,12 +131,7 @@ def _bad_cursor() -> InvalidInput:
     return InvalidInput("cursor is not one this server issued; start again without it", field="cursor")
 
 
-class PgMemoryDiffStore:
-    def __init__(self, connection: sa.Connection) -> None:
-        self._conn = connection
-
-    def _row(self, sql: str, **params) -> sa.Row | None:
-        return self._conn.execute(sa.text(sql), params).first()
+class PgMemoryDiffStore(SqlStore):
 
     @contextmanager
     def _writing(self) -> Iterator[None]:

@@ -12,13 +12,14 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.access import Scope, ScopeKind
 from tow_core.errors import Conflict, InvalidInput, NotFound
@@ -142,15 +143,7 @@ def _display_id_in(text: str) -> DisplayId | None:
     return DisplayId(match.group(1), int(match.group(2))) if match else None
 
 
-class PgRecordStore:
-    def __init__(self, connection: sa.Connection) -> None:
-        self._conn = connection
-
-    def _rows(self, sql: str, **params) -> Sequence[sa.Row]:
-        return self._conn.execute(sa.text(sql), params).all()
-
-    def _row(self, sql: str, **params) -> sa.Row | None:
-        return self._conn.execute(sa.text(sql), params).first()
+class PgRecordStore(SqlStore):
 
     @contextmanager
     def _writing(self, what: str) -> Iterator[None]:

@@ -9,10 +9,9 @@ revoked grant hides an attachment on the very next statement.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 
+from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.errors import Conflict, InvalidInput, NotFound
 from tow_core.uploads import NewUpload, Upload, UploadPurpose
@@ -55,15 +54,7 @@ def _upload(row: sa.Row) -> Upload:
                   created)
 
 
-class PgUploadRecords:
-    def __init__(self, connection: sa.Connection) -> None:
-        self._conn = connection
-
-    def _rows(self, sql: str, **params) -> Sequence[sa.Row]:
-        return self._conn.execute(sa.text(sql), params).all()
-
-    def _row(self, sql: str, **params) -> sa.Row | None:
-        return self._conn.execute(sa.text(sql), params).first()
+class PgUploadRecords(SqlStore):
 
     def _write(self, sql: str, what: str, **params) -> Upload:
         try:
