@@ -30,7 +30,7 @@ from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.record_history import RecordKeeping
 from tow_http.app import create_app
-from tow_http.config import LoadedConfig
+from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, Stores
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -79,6 +79,7 @@ class Container(containers.DeclarativeContainer):
         cookie_signer=providers.Singleton(
             SessionCookieSigner, config.provided.secrets.app_secret, config.provided.secrets.app_secret_previous
         ),
+        configuration=providers.Callable(effective_config_entries, config),
     )
     app: providers.Provider[Litestar] = providers.Singleton(
         create_app,

@@ -50,6 +50,8 @@ class Services:
     password_hasher: PasswordHasher
     cookie_signer: SessionCookieSigner
     clock: Callable[[], datetime] = utc_now
+    # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
+    configuration: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def session_lifetime(self) -> timedelta:
