@@ -121,6 +121,13 @@ def join_page(request: Request, db: NamedDependency[Db], services: NamedDependen
     return page(request, "join.html", token=token, user=user)
 
 
+@get("/invite/{token:str}", sync_to_thread=True, include_in_schema=False)
+def invite_link(request: Request, token: str, db: NamedDependency[Db], services: NamedDependency[Services]
+                ) -> Response:
+    """The invite URL the API hands out (``{public_app_url}/invite/{token}``)."""
+    return page(request, "join.html", token=token, user=_signed_in_user(request, db, services))
+
+
 @post("/join", sync_to_thread=True, include_in_schema=False)
 def join_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
                 services: NamedDependency[Services]) -> Response:
@@ -148,4 +155,4 @@ def switch_organisation(request: Request, form: NamedDependency[Form], signed_in
 
 
 AUTH_PAGES = [home, welcome, setup_page, setup_submit, login_page, login_submit, logout, logout_everywhere,
-              join_page, join_submit, switch_organisation]
+              join_page, invite_link, join_submit, switch_organisation]

@@ -119,7 +119,8 @@ def _services(request: Request) -> Services:
 def redirect(request: Request, url: str) -> Response:
     """After a successful form: 303 for plain forms; for HTMX a 200 with HX-Redirect (it follows it)."""
     if request.headers.get("hx-request"):
-        return Response(None, status_code=200, headers={"HX-Redirect": url, **PAGE_HEADERS})
+        # Without the #fragment: assigning the current URL plus a fragment would only scroll, not reload.
+        return Response(None, status_code=200, headers={"HX-Redirect": url.partition("#")[0], **PAGE_HEADERS})
     return Redirect(url, status_code=303, headers=PAGE_HEADERS)
 
 
