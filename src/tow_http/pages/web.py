@@ -13,10 +13,10 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, PermissionDeniedException
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 from markupsafe import Markup
@@ -195,7 +195,7 @@ def _message_response(request: Request, status: int, message: str, headers: dict
 
 
 def handle_tow_error(request: Request, exc: core.TowError) -> Response:
-    if isinstance(exc, core.NotAuthenticated):
+    if isinstance(exc, core.NotAuthenticated) and request.method == "GET":  # a page: go and sign in first
         target = "/login?" + urlencode({"next": request.url.path})
         return redirect(request, target)
     headers = {"Retry-After": str(exc.retry_after_seconds)} if isinstance(exc, core.RetryableError) else {}

@@ -7,6 +7,7 @@ package when it is missing. Without it these tests fail loudly rather than skip.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -19,6 +20,8 @@ import uvicorn
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Chromium and HTMX log 4xx answers (a wrong password, a used invite): expected, shown to the user.
+EXPECTED_CONSOLE_ERRORS = re.compile(r"Failed to load resource|Response Status Error Code")
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
@@ -83,7 +86,7 @@ def new_page(browser, live_server):
         page = context.new_page()
         page.problems = []
         page.on("console", lambda m: page.problems.append(m.text)
-                if m.type == "error" and "Failed to load resource" not in m.text else None)
+                if m.type == "error" and not EXPECTED_CONSOLE_ERRORS.search(m.text) else None)
         page.on("pageerror", lambda e: page.problems.append(str(e)))
         page.set_default_timeout(10_000)
         return page
