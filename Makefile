@@ -31,7 +31,12 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check --output-format concise src tests bench
 	$(BIN)/lint-imports
 
-test: lint
+# The browser tests (tests/contract/browser) drive Debian's Chromium; a browser is never downloaded
+# (no `playwright install`). Installed with apt when missing (CI runs as root).
+/usr/bin/chromium:
+	apt-get update && apt-get install -y chromium
+
+test: lint /usr/bin/chromium
 	$(BIN)/python -m pytest
 
 nightly: $(VENV)/.installed-dev

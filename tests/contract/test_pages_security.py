@@ -1,0 +1,151 @@
+"""The browser pages' protections, attacked over HTTP: CSRF tokens bound to the session, the
+Content-Security-Policy, no inline script, safe redirects, 404 for what you cannot see, masked secrets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.contract.conftest import SECRET
+
+PASSWORD = "correct horse battery"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def token_of(client, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    return TOKEN.search(response.text).group(1)
+
+
+def set_up(client) -> None:
+    token = token_of(client, "/setup")
+    response = client.post("/setup", follow_redirects=False, data={"csrf_token": token, "organisation_name": "Acme", "display_name": "Ada",
+                                           "email": "ada@example.com", "password": PASSWORD})
+    assert response.status_code == 303, response.text
+
+
+def doc_count(client) -> int:
+    return client.get("/api/organisations/1/records/count?type=doc").json()["count"]
+
+
+def test_forms_without_the_sessions_token_are_refused_and_change_nothing(app_client):
+    ada = app_client()
+    set_up(ada)
+    good = token_of(ada, "/o/1/docs")
+    attempts = [{}, {"csrf_token": ""}, {"csrf_token": "forged"}, {"csrf_token": good + "x"}]
+    for extra in attempts:
+        response = ada.post("/o/1/records", follow_redirects=False, data={"type": "doc", "title": "forged", **extra})
+        assert response.status_code == 403
+        assert "did not come from this site" in response.text
+    assert doc_count(ada) == 0
+
+    # A token from another session (another user's page) does not work in this one ...
+    eve = app_client()
+    eve_token = token_of(eve, "/login")  # an anonymous token bound to Eve's own form cookie
+    assert ada.post("/o/1/records", follow_redirects=False, data={"type": "doc", "title": "x", "csrf_token": eve_token}).status_code == 403
+    # ... and a session's token dies with the session: sign out, sign in, the old token is refused.
+    assert ada.post("/logout", follow_redirects=False, data={"csrf_token": good}).status_code == 303
+    login_token = token_of(ada, "/login")
+    ada.post("/login", follow_redirects=False, data={"csrf_token": login_token, "email": "ada@example.com", "password": PASSWORD})
+    assert ada.post("/o/1/records", follow_redirects=False, data={"type": "doc", "title": "x", "csrf_token": good}).status_code == 403
+    fresh = token_of(ada, "/o/1/docs")
+    assert ada.post("/o/1/records", follow_redirects=False, data={"type": "doc", "title": "ok", "csrf_token": fresh}).status_code == 303
+    assert doc_count(ada) == 1
+
+
+def test_sign_in_form_needs_its_own_form_cookie(app_client):
+    ada = app_client()
+    set_up(ada)
+    stranger = app_client()
+    token = token_of(stranger, "/login")
+    stranger.cookies.clear()  # a forged cross-site login form has the token but not the browser's cookie
+    response = stranger.post("/login", follow_redirects=False, data={"csrf_token": token, "email": "ada@example.com", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "tow_session" not in response.headers.get("set-cookie", "")
+
+
+def test_cross_site_form_posts_are_refused_before_any_handler(app_client):
+    ada = app_client()
+    set_up(ada)
+    token = token_of(ada, "/o/1/docs")
+    response = ada.post("/o/1/records", follow_redirects=False, data={"type": "doc", "title": "x", "csrf_token": token},
+                        headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert doc_count(ada) == 0
+
+
+@pytest.mark.parametrize("path", ["/setup", "/login", "/o/1/memory", "/o/1/docs", "/o/1/tickets?view=board",
+                                  "/o/1/decisions", "/o/1/risks", "/o/1/snapshots", "/o/1/search?q=release",
+                                  "/o/1/memory-diffs", "/o/1/settings", "/o/1/settings/access",
+                                  "/o/1/settings/audit", "/server", "/o/1/r/DOC-404"])
+def test_every_page_has_a_strict_csp_and_no_inline_script_or_style(app_client, path):
+    client = app_client()
+    if path not in ("/setup", "/login"):
+        set_up(client)
+    response = client.get(path)
+    assert response.status_code in (200, 404)
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    html = response.text
+    assert re.findall(r"<script(?![^>]*\ssrc=)[^>]*>", html) == []
+    assert " style=" not in html and "<style" not in html and " on" + "click=" not in html
+    assert re.search(r'src="(https?:)?//', html) is None  # nothing from a CDN
+
+
+def test_pages_send_strangers_to_sign_in_and_only_to_local_next_pages(app_client):
+    ada = app_client()
+    set_up(ada)
+    anonymous = app_client()
+    response = anonymous.get("/o/1/docs", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=%2Fo%2F1%2Fdocs"
+    for target, expected in [("//evil.example/x", "/o/1/memory"), ("https://evil.example", "/o/1/memory"),
+                             ("/o/1/docs", "/o/1/docs")]:
+        browser = app_client()
+        token = token_of(browser, "/login")
+        response = browser.post("/login", follow_redirects=False, data={"csrf_token": token, "email": "ada@example.com",
+                                                "password": PASSWORD, "next": target})
+        assert response.headers["location"] == expected
+
+
+def test_other_organisations_and_records_are_404_pages(app_client, make_container):
+    ada = app_client()
+    set_up(ada)
+    token = token_of(ada, "/o/1/docs")
+    ada.post("/o/1/records", follow_redirects=False, data={"type": "doc", "title": "Secret plan", "body": "x", "scope": "user",
+                                   "csrf_token": token})
+    invite = ada.post("/api/organisations/1/invites", json={"role": "member"}).json()["token"]
+    bob = app_client()
+    join_token = token_of(bob, f"/invite/{invite}")
+    bob.post("/join", follow_redirects=False, data={"csrf_token": join_token, "token": invite, "email": "bob@example.com",
+                            "display_name": "Bob", "password": PASSWORD})
+    for path in ["/o/1/r/DOC-1", "/o/2/docs", "/o/1/docs?project=NOPE"]:
+        response = bob.get(path)
+        assert response.status_code == 404, path
+        assert "Secret plan" not in response.text and "Traceback" not in response.text
+    assert "Secret plan" not in bob.get("/o/1/docs").text
+    assert "Secret plan" not in bob.get("/o/1/search?q=secret").text
+    assert bob.get("/server").status_code == 404
+    assert bob.get("/o/1/settings/access").status_code == 403
+
+
+def test_server_settings_show_sources_and_mask_secrets(app_client):
+    ada = app_client()
+    set_up(ada)
+    html = ada.get("/server").text
+    assert "APP_SECRET" in html and SECRET not in html and "characters)" in html
+    assert "runtime.public_app_url" in html and "default" in html
+
+
+def test_bad_form_input_is_a_message_not_a_stack_trace(app_client):
+    ada = app_client()
+    set_up(ada)
+    token = token_of(ada, "/o/1/docs")
+    response = ada.post("/o/1/records", follow_redirects=False, data={"type": "doc", "title": "", "csrf_token": token})
+    assert response.status_code == 422 and "title" in response.text and "Traceback" not in response.text
+    htmx = ada.post("/o/1/records", follow_redirects=False, data={"type": "nonsense", "title": "x", "csrf_token": token},
+                    headers={"HX-Request": "true", "HX-Trigger": "new-record-form"})
+    assert htmx.status_code == 422 and htmx.headers["hx-retarget"] == "#new-record-form-error"
+    assert "unknown record type" in htmx.text
