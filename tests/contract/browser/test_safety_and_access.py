@@ -7,7 +7,6 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.contract.browser.conftest import SCREENSHOTS
 from tests.contract.browser.test_workspace_flows import PASSWORD, set_up_server, shot
 
 HOSTILE = """# Notes
@@ -24,6 +23,7 @@ def test_sign_in_messages_wrong_password_and_throttling(new_page):
     ada.locator(".user-menu summary").click()
     ada.get_by_role("button", name="Sign out", exact=True).click()
     expect(ada.get_by_role("status")).to_contain_text("You are signed out")
+    shot(ada, "sign-in")
 
     ada.get_by_label("Email").fill("ada@example.com")
     ada.get_by_label("Password").fill("not the password")
@@ -84,6 +84,7 @@ def test_hostile_markdown_stays_inert_and_invisible_records_are_404(new_page):
 def test_keyboard_only_setup_and_sign_in(new_page):
     page = new_page()
     page.goto("/setup")
+    shot(page, "setup")
     page.keyboard.press("Tab")
     expect(page.locator(".skip-link")).to_be_focused()
     for value in ("Acme", "Ada", "ada@example.com", PASSWORD):
@@ -97,18 +98,3 @@ def test_keyboard_only_setup_and_sign_in(new_page):
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("none", "")
     assert page.problems == []
-
-
-def test_narrow_screen_pages(new_page):
-    wide = new_page()
-    set_up_server(wide)
-    org_path = re.search(r"/o/\d+", wide.url).group(0)
-    wide.goto(f"{org_path}/docs")
-    shot(wide, "docs-1280")
-    phone = new_page(width=390, height=844)
-    phone.context.add_cookies(wide.context.cookies())
-    for path, name in ((f"{org_path}/docs", "docs-390"), (f"{org_path}/memory-diffs", "memory-diffs-390")):
-        phone.goto(path)
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways scrolling
-        shot(phone, name)
-    assert (SCREENSHOTS / "docs-390.png").exists()

@@ -182,4 +182,12 @@ def test_doc_memory_diff_and_search(new_page):
     ada.goto(f"{org_path}/tickets?project=APP&view=board")
     expect(ada.get_by_role("region", name="in progress")).to_contain_text("APP-1")
     shot(ada, "tickets-board")
-    assert ada.problems == []
+
+    # The same pages on a 390 px phone: no sideways scrolling.
+    phone = new_page(width=390, height=844)
+    phone.context.add_cookies(ada.context.cookies())
+    for path, name in ((f"{org_path}/r/DOC-2", "doc-390"), (f"{org_path}/memory-diffs/1", "memory-diff-390")):
+        phone.goto(path)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 391, path
+        shot(phone, name)
+    assert ada.problems == [] and phone.problems == []
