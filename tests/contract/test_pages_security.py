@@ -149,3 +149,30 @@ def test_bad_form_input_is_a_message_not_a_stack_trace(app_client):
                     headers={"HX-Request": "true", "HX-Trigger": "new-record-form"})
     assert htmx.status_code == 422 and htmx.headers["hx-retarget"] == "#new-record-form-error"
     assert "unknown record type" in htmx.text
+
+
+def test_a_signed_in_member_accepts_an_invite_and_switches_organisation(app_client):
+    ada = app_client()
+    set_up(ada)
+    acme_invite = ada.post("/api/organisations/1/invites", json={"role": "member"}).json()["token"]
+    bob = app_client()
+    bob.post("/join", follow_redirects=False, data={"csrf_token": token_of(bob, f"/invite/{acme_invite}"),
+                                                    "token": acme_invite, "email": "bob@example.com",
+                                                    "display_name": "Bob", "password": PASSWORD})
+    beta = ada.post("/api/organisations", json={"name": "Beta"}).json()["id"]
+    beta_invite = ada.post(f"/api/organisations/{beta}/invites", json={"role": "admin"}).json()["token"]
+
+    page = bob.get(f"/invite/{beta_invite}")
+    assert "signed in as <strong>Bob</strong>" in page.text and "Accept the invite" in page.text
+    token = TOKEN.search(page.text).group(1)
+    accepted = bob.post("/join", follow_redirects=False, data={"csrf_token": token, "token": beta_invite})
+    assert accepted.headers["location"] == f"/o/{beta}/memory"
+    switcher = bob.get(f"/o/{beta}/memory").text
+    assert "Acme (member)" in switcher and "Beta (admin)" in switcher
+    again = bob.post("/join", follow_redirects=False, data={"csrf_token": token, "token": beta_invite},
+                     headers={"HX-Request": "true", "HX-Trigger": "join-form"})
+    assert again.status_code == 409 and "used" in again.text  # a used invite says so, in the form
+    moved = bob.post("/switch-organisation", follow_redirects=False,
+                     data={"csrf_token": token, "organisation_id": "1"})
+    assert moved.headers["location"] == "/o/1/memory"
+    assert bob.get("/api/me").json()["active_organisation_id"] == 1
