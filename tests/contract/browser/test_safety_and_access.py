@@ -98,3 +98,25 @@ def test_keyboard_only_setup_and_sign_in(new_page):
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("none", "")
     assert page.problems == []
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+    .map(e => e.outerHTML)"""
+
+
+def test_every_form_control_on_the_main_pages_has_a_label(new_page):
+    ada = new_page()
+    set_up_server(ada)
+    org_path = re.search(r"/o/\d+", ada.url).group(0)
+    ada.goto(f"{org_path}/docs")
+    ada.get_by_label("Title").fill("Labelled")
+    ada.get_by_role("button", name="Create").click()
+    expect(ada.locator(".page-head h1")).to_contain_text("Labelled")
+    for path in ("/memory", "/memory-diffs", "/docs", "/r/DOC-1", "/r/DOC-1?edit=1", "/tickets", "/decisions",
+                 "/risks", "/snapshots", "/search?q=labelled", "/settings", "/settings/audit"):
+        ada.goto(org_path + path)
+        assert ada.evaluate(UNLABELLED) == [], path
+    for path in ("/server", "/login"):
+        ada.goto(path)
+        assert ada.evaluate(UNLABELLED) == [], path
