@@ -176,3 +176,47 @@ def test_a_signed_in_member_accepts_an_invite_and_switches_organisation(app_clie
                      data={"csrf_token": token, "organisation_id": "1"})
     assert moved.headers["location"] == "/o/1/memory"
     assert bob.get("/api/me").json()["active_organisation_id"] == 1
+
+
+def test_snapshots_are_reviewed_then_activated_and_supersede_the_active_one(app_client):
+    ada = app_client()
+    set_up(ada)
+    token = token_of(ada, "/o/1/snapshots")
+    for title in ("State in May", "State in June"):
+        created = ada.post("/o/1/records", follow_redirects=False,
+                           data={"csrf_token": token, "type": "snapshot", "title": title, "body": "All good.",
+                                 "snapshot_type": "current_company_state", "scope": "organisation"})
+        assert created.status_code == 303
+    page = ada.get("/o/1/r/SNP-1").text
+    assert "pending review" in page and ">Activate</button>" in page
+    for display_id in ("SNP-1", "SNP-2"):
+        version = ada.get(f"/api/organisations/1/records/{display_id}").json()["version"]
+        activated = ada.post(f"/o/1/r/{display_id}/status", follow_redirects=False,
+                             data={"csrf_token": token, "status": "active", "version": str(version)})
+        assert activated.status_code == 303
+    assert ada.get("/api/organisations/1/records/SNP-1").json()["status"] == "superseded"
+    assert ada.get("/api/organisations/1/records/SNP-2").json()["status"] == "active"
+    # An activated snapshot's text can no longer be edited: the page says why.
+    edit = ada.post("/o/1/r/SNP-2", follow_redirects=False,
+                    data={"csrf_token": token, "title": "Rewritten", "body": "x", "version": "2"})
+    assert edit.status_code == 422 and "only be edited before it is activated" in edit.text
+
+
+def test_risks_and_decisions_keep_their_typed_fields_and_stale_edits_are_refused(app_client):
+    ada = app_client()
+    set_up(ada)
+    token = token_of(ada, "/o/1/risks")
+    ada.post("/o/1/records", follow_redirects=False,
+             data={"csrf_token": token, "type": "risk", "title": "Vendor lock-in", "severity": "4",
+                   "likelihood": "2", "mitigation": "Keep exports working", "scope": "organisation"})
+    risk = ada.get("/api/organisations/1/records/RSK-1").json()
+    assert risk["fields"]["severity"] == 4 and risk["fields"]["mitigation"] == "Keep exports working"
+    bad = ada.post("/o/1/records", follow_redirects=False,
+                   data={"csrf_token": token, "type": "risk", "title": "x", "severity": "high"})
+    assert bad.status_code == 422 and "Severity (1–5) must be a whole number" in bad.text
+    ada.post("/o/1/r/RSK-1", follow_redirects=False,
+             data={"csrf_token": token, "title": "Vendor lock-in (cloud)", "body": "", "version": "1"})
+    stale = ada.post("/o/1/r/RSK-1", follow_redirects=False,
+                     data={"csrf_token": token, "title": "Someone else's edit", "body": "", "version": "1"})
+    assert stale.status_code == 409
+    assert ada.get("/api/organisations/1/records/RSK-1").json()["title"] == "Vendor lock-in (cloud)"
