@@ -220,3 +220,30 @@ def test_risks_and_decisions_keep_their_typed_fields_and_stale_edits_are_refused
                      data={"csrf_token": token, "title": "Someone else's edit", "body": "", "version": "1"})
     assert stale.status_code == 409
     assert ada.get("/api/organisations/1/records/RSK-1").json()["title"] == "Vendor lock-in (cloud)"
+
+
+def test_docs_move_with_their_sub_pages_become_private_and_archive(app_client):
+    ada = app_client()
+    set_up(ada)
+    ada.post("/api/organisations/1/projects", json={"key": "APP", "name": "App", "visibility": "open"})
+    token = token_of(ada, "/o/1/docs")
+    ada.post("/o/1/records", follow_redirects=False,
+             data={"csrf_token": token, "type": "doc", "title": "Handbook", "scope": "organisation"})
+    ada.post("/o/1/records", follow_redirects=False,
+             data={"csrf_token": token, "type": "doc", "title": "Holidays", "scope": "organisation",
+                   "parent_id": str(ada.get("/api/organisations/1/records/DOC-1").json()["id"])})
+    moved = ada.post("/o/1/r/DOC-1/move", follow_redirects=False,
+                     data={"csrf_token": token, "scope": "project:1", "version": "1"})
+    assert moved.status_code == 303
+    for display_id in ("DOC-1", "DOC-2"):
+        assert ada.get(f"/api/organisations/1/records/{display_id}").json()["scope"]["kind"] == "project"
+    assert "Project APP" in ada.get("/o/1/r/DOC-2").text and "App" in ada.get("/o/1/r/DOC-2").text
+    version = ada.get("/api/organisations/1/records/DOC-1").json()["version"]
+    ada.post("/o/1/r/DOC-1/move", follow_redirects=False,
+             data={"csrf_token": token, "scope": "user", "version": str(version)})
+    assert ada.get("/api/organisations/1/records/DOC-2").json()["scope"]["kind"] == "user"
+    version = ada.get("/api/organisations/1/records/DOC-2").json()["version"]
+    ada.post("/o/1/r/DOC-2/status", follow_redirects=False,
+             data={"csrf_token": token, "status": "archived", "version": str(version)})
+    assert ada.get("/api/organisations/1/records/DOC-2").json()["status"] == "archived"
+    assert ">Holidays<" not in ada.get("/o/1/docs?status=active").text

@@ -67,6 +67,13 @@ def add_group_member(request: Request, org_id: int, group_id: int, form: NamedDe
     return redirect(request, _settings_link(org_id, "groups"))
 
 
+def _org_role(value: str) -> OrgRole:
+    try:
+        return OrgRole(value)
+    except ValueError as exc:
+        raise InvalidInput("role must be owner, admin or member", field="role") from exc
+
+
 @post(f"{SETTINGS}/invites", sync_to_thread=True, include_in_schema=False)
 def create_invite(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services]) -> Response:
@@ -74,10 +81,7 @@ def create_invite(request: Request, org_id: int, form: NamedDependency[Form], si
     token = services.cookie_signer.new_token()
     hours = form.integer("expires_in_hours", "expiry in hours") or 7 * 24
     email = form.get("email").strip() or None
-    try:
-        role = OrgRole(form.get("role", "member"))
-    except ValueError as exc:
-        raise InvalidInput("role must be owner, admin or member", field="role") from exc
+    role = _org_role(form.get("role", "member"))
     invite = accounts.create_invite(
         signed_in.directory, signed_in.principal, org_id=org_id, token_hash=services.cookie_signer.token_hash(token),
         role=role, email=email, now=signed_in.now, lifetime=timedelta(hours=hours))

@@ -159,10 +159,7 @@ def create_record(request: Request, org_id: int, form: NamedDependency[Form], si
                   ) -> Response:
     ws = workspace(signed_in, org_id)
     ws.require_member()
-    try:
-        record_type = RecordType(form.get("type"))
-    except ValueError as exc:
-        raise InvalidInput("unknown record type", field="type") from exc
+    record_type = _record_type(form.get("type"))
     scope, project = knowledge.resolve_scope(ws, *parse_scope(form, signed_in))
     fields = fields_from(form, record_type)
     parent = form.integer("parent_id", "parent page")
@@ -171,6 +168,13 @@ def create_record(request: Request, org_id: int, form: NamedDependency[Form], si
     record = knowledge.create_record(ws, record_type=record_type, scope=scope, project=project,
                                      title=form.get("title"), body=form.get("body"), fields=fields)
     return redirect(request, _record_link(org_id, str(record.display_id), form.get("project")))
+
+
+def _record_type(value: str) -> RecordType:
+    try:
+        return RecordType(value)
+    except ValueError as exc:
+        raise InvalidInput("unknown record type", field="type") from exc
 
 
 def _record_link(org_id: int, display_id: str, project: str = "") -> str:
