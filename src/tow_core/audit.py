@@ -41,6 +41,9 @@ class AuditAction(StrEnum):
     MEMORY_DIFF_PARTIALLY_APPLIED = "memory_diff.partially_applied"
     MEMORY_DIFF_REJECTED = "memory_diff.rejected"
     SNAPSHOT_ACTIVATED = "snapshot.activated"
+    UPLOAD_ATTACHED = "upload.attached"
+    UPLOAD_DETACHED = "upload.detached"
+    UPLOAD_DELETED = "upload.deleted"
 
 
 @dataclass(frozen=True, slots=True)

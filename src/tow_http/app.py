@@ -26,6 +26,7 @@ from tow_http.routes.organisations import organisations_router
 from tow_http.routes.projects import projects_router
 from tow_http.routes.records import records_router
 from tow_http.routes.tickets import tickets_router
+from tow_http.routes.uploads import uploads_router
 from tow_http.security import BrowserSecurityMiddleware
 
 API_DESCRIPTION = """TOW's JSON API.
@@ -46,7 +47,7 @@ def create_app(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
-            memory_diffs_router, pages_router, static_router, *extra_routers,
+            memory_diffs_router, uploads_router, pages_router, static_router, *extra_routers,
         ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),

@@ -16,6 +16,7 @@ from tow_core.errors import TowError
 from tow_core.readiness import require_current_schema
 from tow_http.composition import container_for
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
+from tow_http.upload_commands import add_upload_commands
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate tow.yaml, .env and the environment, then print every setting with its source "
         "(default, tow.yaml, .env or environment). Secrets are masked.",
     ).set_defaults(handler=_config_check, needs_app_secret=True)
+    add_upload_commands(commands)
     return parser
 
 

@@ -14,6 +14,8 @@ from dependency_injector import containers, providers
 from litestar import Litestar
 
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
+from tow_adapters.fs_upload_store import FsUploadStore
+from tow_adapters.pillow_images import PillowRasterImageInspector
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.engine import PoolOptions, create_engine
@@ -28,6 +30,7 @@ from tow_adapters.postgres.history import (
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
+from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.record_history import RecordKeeping
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig, effective_config_entries
@@ -56,7 +59,7 @@ def _transaction_factory(engine: sa.Engine):
                 links=PgTicketLinks(connection),
             )
             yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
-                         memory_diffs=PgMemoryDiffStore(connection))
+                         memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection))
 
     return transaction
 
@@ -70,6 +73,9 @@ class Container(containers.DeclarativeContainer):
     )
     schema_migrator = providers.Singleton(PgSchemaMigrator, engine)
     password_hasher = providers.Singleton(Argon2PasswordHasher)
+    upload_store = providers.Singleton(
+        FsUploadStore, providers.Callable(lambda c: c.resolve_path(c.settings.uploads.upload_storage_path), config)
+    )
     services = providers.Singleton(
         Services,
         settings=config.provided.settings,
@@ -79,6 +85,8 @@ class Container(containers.DeclarativeContainer):
         cookie_signer=providers.Singleton(
             SessionCookieSigner, config.provided.secrets.app_secret, config.provided.secrets.app_secret_previous
         ),
+        upload_store=upload_store,
+        images=providers.Singleton(PillowRasterImageInspector),
         configuration=providers.Callable(effective_config_entries, config),
     )
     app: providers.Provider[Litestar] = providers.Singleton(
@@ -114,3 +122,9 @@ def container_for(config: LoadedConfig) -> Iterator[Container]:
             yield container
         finally:
             container.engine().dispose()
+
+
+def upload_row_names(container: Container) -> set[str]:
+    """Every storage name an upload row points at (for `tow uploads verify`)."""
+    with transaction_on(container.engine()) as connection:
+        return PgUploadRecords(connection).storage_names()

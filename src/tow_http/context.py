@@ -22,6 +22,7 @@ from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
+from tow_core.uploads import RasterImageInspector, UploadRecords, UploadStore
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -38,6 +39,7 @@ class Stores:
     records: RecordStore
     history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
     memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
+    uploads: UploadRecords  # upload rows; the bytes are in Services.upload_store (SPEC §5)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Services:
     password_hasher: PasswordHasher
     cookie_signer: SessionCookieSigner
     clock: Callable[[], datetime] = utc_now
+    upload_store: UploadStore | None = None  # None only in tests that never touch uploads
+    images: RasterImageInspector | None = None
     # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
     configuration: tuple[tuple[str, str, str], ...] = ()
 

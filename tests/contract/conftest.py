@@ -51,6 +51,8 @@ def pytest_terminal_summary(terminalreporter):
     from tests.contract.test_records_leak import LEAK_STATS
     from tests.contract.test_visibility_differential import STATS
 
+    _upload_summary(terminalreporter)
+
     if LEAK_STATS["worlds"]:
         terminalreporter.write_line(
             f"records leak test: {LEAK_STATS['worlds']} worlds, {LEAK_STATS['checks']} (user, path, record) checks, "
@@ -62,6 +64,27 @@ def pytest_terminal_summary(terminalreporter):
             f"visibility differential: {STATS['worlds']} worlds, {STATS['pairs']} (user, record, read|write) "
             f"pairs compared, {STATS['disagreements']} disagreements"
         )
+
+
+def _upload_summary(terminalreporter) -> None:
+    from tests.contract.test_upload_crash import KILL_STATS
+    from tests.contract.test_upload_hostile_names import HOSTILE_STATS
+    from tests.contract.test_uploads_leak import UPLOAD_LEAK_STATS
+
+    if HOSTILE_STATS["names"]:
+        terminalreporter.write_line(f"upload hostile names: {HOSTILE_STATS['names']} tried, "
+                                    f"{HOSTILE_STATS['outside_writes']} writes outside the upload root")
+    if KILL_STATS["runs"]:
+        k = KILL_STATS
+        terminalreporter.write_line(
+            f"upload crash test: {k['runs']} uploads, {k['kills']} SIGKILLs mid-upload "
+            f"({k['between_file_and_row']} aimed between durable file and row commit), {k['completed']} completed "
+            f"first; afterwards {k['orphans']} orphan and {k['partials']} partial files quarantined, "
+            "0 partial files visible, 0 rows without their file")
+    if UPLOAD_LEAK_STATS["worlds"]:
+        s = UPLOAD_LEAK_STATS
+        terminalreporter.write_line(f"upload leak test: {s['worlds']} worlds, {s['checks']} (user, upload) checks, "
+                                    f"{s['leaks']} leaks")
 
 
 SECRET = "contract-test-secret-" + "x" * 30

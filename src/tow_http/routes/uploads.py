@@ -1,0 +1,335 @@
+"""Uploads over HTTP (SPEC §5): upload (raw body or multipart form), metadata, download, attach/detach,
+a record's attachments, avatars and logos, delete. Rules live in ``tow_core.attachments``.
+
+The request body is streamed straight into the upload store from a worker thread (``_pull`` hands it
+over chunk by chunk), so memory stays flat whatever the size and the limit is enforced as bytes arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import unquote
+
+import msgspec
+from anyio import from_thread, to_thread
+from litestar import Request, Response, Router, delete, get, head, post, put
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+from litestar.exceptions import InternalServerException
+from litestar.params import JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED
+from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
+
+from tow_core import attachments
+from tow_core.attachments import UploadDesk
+from tow_core.errors import InvalidInput, NotConfigured, NotFound, PayloadTooLarge
+from tow_core.records import DisplayId
+from tow_core.uploads import RasterImageInspector, Upload, UploadPurpose, UploadStore
+from tow_http.context import Services, SignedIn
+from tow_http.downloads import download_response, head_response
+from tow_http.shapes import Strict
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers allowed on top of the file itself
+FILE_FIELD = "file"
+
+
+class UploadOut(msgspec.Struct):
+    id: int
+    organisation_id: int
+    uploader_id: int | None
+    name: str
+    size_bytes: int
+    sha256: str
+    content_type: str
+    image: bool
+    purpose: str
+    subject_id: int | None
+    record_id: int | None
+    created_at: datetime
+    download_url: str
+
+
+class ImageIn(Strict):
+    upload_id: int
+
+
+def upload_out(upload: Upload) -> UploadOut:
+    return UploadOut(upload.id, upload.organisation_id, upload.uploader_id, upload.original_name, upload.size_bytes,
+                     upload.sha256, upload.media_type, upload.inline, upload.purpose.value, upload.subject_id,
+                     upload.record_id, upload.created_at, f"/api/uploads/{upload.id}/content")
+
+
+def _store(services: Services) -> tuple[UploadStore, RasterImageInspector]:
+    if services.upload_store is None or services.images is None:
+        raise NotConfigured("uploads are not configured")
+    return services.upload_store, services.images
+
+
+def desk(signed_in: SignedIn, services: Services) -> UploadDesk:
+    return UploadDesk(signed_in.principal, signed_in.uploads, _store(services)[0], signed_in.records,
+                      signed_in.directory, signed_in.now)
+
+
+# --- receiving a body ---------------------------------------------------------------------------------
+
+
+def _pull(stream: AsyncIterator[bytes], *, max_bytes: float) -> Iterator[bytes]:
+    """The request body, read from the event loop on demand by a worker thread; at most ``max_bytes``."""
+    received = 0
+    while True:
+        try:
+            chunk = from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+        except InternalServerException as exc:  # Litestar's "client disconnected prematurely": not our bug
+            raise InvalidInput("the upload was interrupted before the body was complete; nothing was kept",
+                               field="body") from exc
+        received += len(chunk)
+        if received > max_bytes:
+            raise PayloadTooLarge(f"the request is larger than the upload limit of {int(max_bytes)} bytes")
+        if chunk:
+            yield chunk
+
+
+class _FormFile:
+    """The first file part of a multipart/form-data body, streamed (parsed as it arrives, RFC 7578)."""
+
+    def __init__(self, body: Iterator[bytes], boundary: str) -> None:
+        self.name = ""
+        self._events = self._parse(body, boundary)
+        for event in self._events:  # advance to the file part's headers
+            if isinstance(event, MultipartSegment) and event.name == FILE_FIELD and event.filename is not None:
+                self.name = event.filename
+                return
+        raise InvalidInput(f"the form has no file field named `{FILE_FIELD}`", field=FILE_FIELD)
+
+    @staticmethod
+    def _parse(body: Iterator[bytes], boundary: str) -> Iterator[object]:
+        try:
+            with PushMultipartParser(boundary, max_segment_count=16) as parser:
+                for chunk in body:
+                    yield from parser.parse(chunk)
+        except MultipartError as exc:
+            raise InvalidInput(f"the multipart body is malformed: {exc}", field=FILE_FIELD) from exc
+
+    def chunks(self) -> Iterator[bytes]:
+        for event in self._events:
+            if event is None:  # end of the file part; the rest of the form is ignored
+                return
+            if isinstance(event, bytes | bytearray):
+                yield bytes(event)
+
+
+def _receive(request: Request, filename: str | None, max_bytes: int) -> tuple[str, Iterator[bytes]]:
+    """(client file name, body chunks) for a raw body or a multipart form."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes (uploads.upload_max_bytes)")
+    media_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if media_type == "multipart/form-data":
+        boundary = options.get("boundary")
+        if not boundary:
+            raise InvalidInput("multipart/form-data needs a boundary", field="content-type")
+        form = _FormFile(_pull(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD), boundary)
+        return form.name, form.chunks()
+    header_name = request.headers.get("x-filename")
+    name = filename if filename is not None else unquote(header_name) if header_name else ""
+    return name, _pull(request.stream(), max_bytes=max_bytes)
+
+
+Filename = Annotated[str | None, QueryParameter(
+    name="filename", description="the file's name (kept as metadata after sanitising); or the `X-Filename` "
+    "header, percent-encoded UTF-8. Ignored for multipart forms, which carry their own.")]
+
+
+@post(
+    "/organisations/{org_id:int}/uploads",
+    summary="Upload a file",
+    description="Send the file as the raw request body (any content type; name in `?filename=` or "
+    "`X-Filename`), or as `multipart/form-data` with the file in a field named `file` (browser forms). "
+    "The body is streamed to disk; more than `uploads.upload_max_bytes` is refused with 413 and nothing is "
+    "kept. The stored name is generated by the server; your file name is sanitised and kept as metadata. The "
+    "new upload is yours alone until you attach it to a record.",
+    status_code=HTTP_201_CREATED,
+    request_max_body_size=None,  # enforced while streaming, against uploads.upload_max_bytes
+)
+async def create_upload(org_id: int, request: Request, signed_in: NamedDependency[SignedIn],
+                        services: NamedDependency[Services], filename: Filename = None) -> UploadOut:
+    _, images = _store(services)
+    max_bytes = services.settings.uploads.upload_max_bytes
+    signed_in_desk = desk(signed_in, services)
+    signed_in_desk.require_member(org_id)  # before reading a single byte of the body
+
+    def run() -> Upload:
+        name, chunks = _receive(request, filename, max_bytes)
+        return attachments.upload_file(signed_in_desk, images, org_id=org_id, chunks=chunks, original_name=name,
+                                       max_bytes=max_bytes)
+
+    return upload_out(await to_thread.run_sync(run))
+
+
+@get("/uploads/{upload_id:int}", summary="An upload's metadata",
+     description="404 unless you may read it: attached → whoever reads the record; otherwise its uploader; "
+     "avatars → members of an organisation you share; logos → who sees the organisation or project; server "
+     "admins read any.", sync_to_thread=True)
+def get_upload(upload_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> UploadOut:
+    return upload_out(attachments.readable_upload(desk(signed_in, services), upload_id))
+
+
+def _download(upload_id: int, request: Request, signed_in: SignedIn, services: Services) -> Response:
+    upload, reader = attachments.open_download(desk(signed_in, services), upload_id)
+    return download_response(upload, reader, request.headers.get("range"))
+
+
+DOWNLOAD_DESCRIPTION = (
+    "Streams the file, checked against the current permissions on every request. Sent as an attachment with a "
+    "server-chosen Content-Type (only verified PNG/JPEG/GIF/WebP images are `inline`), `nosniff` and "
+    "`Cache-Control: private`. One `Range: bytes=…` gives 206 (416 when outside the file); HEAD gives the headers."
+)
+
+
+@get("/uploads/{upload_id:int}/content", summary="Download an upload", description=DOWNLOAD_DESCRIPTION,
+     sync_to_thread=True)
+def download_upload(upload_id: int, request: Request, signed_in: NamedDependency[SignedIn],
+                    services: NamedDependency[Services]) -> Response:
+    return _download(upload_id, request, signed_in, services)
+
+
+@head("/uploads/{upload_id:int}/content", summary="Download headers of an upload", description=DOWNLOAD_DESCRIPTION,
+      sync_to_thread=True)
+def head_upload(upload_id: int, request: Request, signed_in: NamedDependency[SignedIn],
+                services: NamedDependency[Services]) -> Response[None]:
+    upload = attachments.readable_upload(desk(signed_in, services), upload_id)
+    return head_response(upload, request.headers.get("range"))
+
+
+@delete("/uploads/{upload_id:int}", summary="Delete an upload",
+        description="Its uploader, an owner/admin of its organisation, or a server admin. The file is removed "
+        "after the deletion commits. Audited.", sync_to_thread=True)
+def delete_upload(upload_id: int, signed_in: NamedDependency[SignedIn],
+                  services: NamedDependency[Services]) -> Response[None]:
+    store, _ = _store(services)
+    deleted = attachments.delete_upload(desk(signed_in, services), upload_id)
+    # Runs after the response is sent, i.e. after the transaction committed; if it never runs, the file is an
+    # orphan that `tow uploads verify --repair` finds. Deleting it before the commit could leave a row without
+    # its file.
+    return Response(None, status_code=204, background=BackgroundTask(store.delete, deleted.storage_name))
+
+
+RECORD = "/organisations/{org_id:int}/records/{display_id:str}/attachments"
+
+
+@get(RECORD, summary="A record's attachments",
+     description="404 unless you can read the record; then every upload attached to it.", sync_to_thread=True)
+def list_attachments(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn],
+                     services: NamedDependency[Services]) -> list[UploadOut]:
+    found = attachments.record_attachments(desk(signed_in, services), org_id, DisplayId.parse(display_id))
+    return [upload_out(u) for u in found]
+
+
+@put(RECORD + "/{upload_id:int}", summary="Attach an upload to a record",
+     description="Needs write access to the record (and to the record it was attached to before). From then "
+     "on the upload is readable exactly by those who can read the record. Audited.", sync_to_thread=True)
+def attach_upload(org_id: int, display_id: str, upload_id: int, signed_in: NamedDependency[SignedIn],
+                  services: NamedDependency[Services]) -> UploadOut:
+    return upload_out(attachments.attach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id))
+
+
+@delete(RECORD + "/{upload_id:int}", summary="Detach an upload from a record",
+        description="Needs write access to the record; the upload becomes its uploader's alone again. Audited.",
+        status_code=200, sync_to_thread=True)
+def detach_upload(org_id: int, display_id: str, upload_id: int, signed_in: NamedDependency[SignedIn],
+                  services: NamedDependency[Services]) -> UploadOut:
+    return upload_out(attachments.detach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id))
+
+
+# --- avatars and logos --------------------------------------------------------------------------------
+
+IMAGE_NOTE = ("`upload_id` names an upload of yours that decodes as a PNG, JPEG, GIF or WebP image (checked by "
+              "content, never by name). The previous image becomes a plain file of its uploader again.")
+
+
+def _image_or_none(upload: Upload | None) -> UploadOut | None:
+    return upload_out(upload) if upload else None
+
+
+@put("/me/avatar", summary="Set your profile image", description=IMAGE_NOTE, sync_to_thread=True)
+def set_avatar(data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
+               services: NamedDependency[Services]) -> UploadOut | None:
+    return _image_or_none(attachments.set_avatar(desk(signed_in, services), _store(services)[1], data.upload_id))
+
+
+@delete("/me/avatar", summary="Remove your profile image",
+        description="The image becomes a plain unattached file of yours again.", status_code=204, sync_to_thread=True)
+def clear_avatar(signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
+    attachments.set_avatar(desk(signed_in, services), _store(services)[1], None)
+
+
+@get("/users/{user_id:int}/avatar", summary="A user's profile image",
+     description="Readable by members of an organisation you both belong to (404 otherwise).", sync_to_thread=True)
+def get_avatar(user_id: int, request: Request, signed_in: NamedDependency[SignedIn],
+               services: NamedDependency[Services]) -> Response:
+    upload = attachments.current_image(desk(signed_in, services), UploadPurpose.AVATAR, user_id)
+    return _download(upload.id, request, signed_in, services)
+
+
+ORG_LOGO = "/organisations/{org_id:int}/logo"
+
+
+@put(ORG_LOGO, summary="Set the organisation logo", description="Owners and admins. " + IMAGE_NOTE,
+     sync_to_thread=True)
+def set_org_logo(org_id: int, data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
+                 services: NamedDependency[Services]) -> UploadOut | None:
+    return _image_or_none(attachments.set_organisation_logo(desk(signed_in, services), _store(services)[1], org_id,
+                                                            data.upload_id))
+
+
+@delete(ORG_LOGO, summary="Remove the organisation logo", description="Owners and admins.", status_code=204,
+        sync_to_thread=True)
+def clear_org_logo(org_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
+    attachments.set_organisation_logo(desk(signed_in, services), _store(services)[1], org_id, None)
+
+
+@get(ORG_LOGO, summary="The organisation logo", description="Members of the organisation.", sync_to_thread=True)
+def get_org_logo(org_id: int, request: Request, signed_in: NamedDependency[SignedIn],
+                 services: NamedDependency[Services]) -> Response:
+    upload = attachments.current_image(desk(signed_in, services), UploadPurpose.ORGANISATION_LOGO, org_id)
+    return _download(upload.id, request, signed_in, services)
+
+
+PROJECT_LOGO = "/organisations/{org_id:int}/projects/{project_id:int}/logo"
+
+
+@put(PROJECT_LOGO, summary="Set a project logo", description="Needs the project's manage permission. " + IMAGE_NOTE,
+     sync_to_thread=True)
+def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
+                     services: NamedDependency[Services]) -> UploadOut | None:
+    return _image_or_none(attachments.set_project_logo(desk(signed_in, services), _store(services)[1], org_id,
+                                                       project_id, data.upload_id))
+
+
+@delete(PROJECT_LOGO, summary="Remove a project logo", description="Needs the project's manage permission.",
+        status_code=204, sync_to_thread=True)
+def clear_project_logo(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn],
+                       services: NamedDependency[Services]) -> None:
+    attachments.set_project_logo(desk(signed_in, services), _store(services)[1], org_id, project_id, None)
+
+
+@get(PROJECT_LOGO, summary="A project logo", description="Whoever can see the project.", sync_to_thread=True)
+def get_project_logo(org_id: int, project_id: int, request: Request, signed_in: NamedDependency[SignedIn],
+                     services: NamedDependency[Services]) -> Response:
+    upload = attachments.current_image(desk(signed_in, services), UploadPurpose.PROJECT_LOGO, project_id)
+    if upload.organisation_id != org_id:
+        raise NotFound("project not found")
+    return _download(upload.id, request, signed_in, services)
+
+
+uploads_router = Router(
+    path="/api",
+    route_handlers=[create_upload, get_upload, download_upload, head_upload, delete_upload, list_attachments,
+                    attach_upload, detach_upload, set_avatar, clear_avatar, get_avatar, set_org_logo, clear_org_logo,
+                    get_org_logo, set_project_logo, clear_project_logo, get_project_logo],
+    tags=["uploads"],
+)
