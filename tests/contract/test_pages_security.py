@@ -247,3 +247,26 @@ def test_docs_move_with_their_sub_pages_become_private_and_archive(app_client):
              data={"csrf_token": token, "status": "archived", "version": str(version)})
     assert ada.get("/api/organisations/1/records/DOC-2").json()["status"] == "archived"
     assert ">Holidays<" not in ada.get("/o/1/docs?status=active").text
+
+
+def test_file_attach_form_checks_its_token_before_storing_a_byte(app_client, tmp_path):
+    ada = app_client()
+    set_up(ada)
+    token = token_of(ada, "/o/1/decisions")
+    ada.post("/o/1/records", follow_redirects=False,
+             data={"csrf_token": token, "type": "decision", "title": "Keep files", "scope": "organisation"})
+    files = {"file": ("plan.txt", b"secret plan " * 1000, "text/plain")}
+    for data in ({}, {"csrf_token": "forged"}, {"csrf_token": token_of(app_client(), "/login")}):
+        refused = ada.post("/o/1/r/DEC-1/attachments", follow_redirects=False, data=data, files=files)
+        assert refused.status_code == 403
+    stored = [p for p in (tmp_path / "var" / "uploads").rglob("*") if p.is_file()]
+    assert stored == []
+    assert ada.get("/api/organisations/1/records/DEC-1/attachments").json() == []
+
+    accepted = ada.post("/o/1/r/DEC-1/attachments", follow_redirects=False, data={"csrf_token": token},
+                        files=files)
+    assert accepted.status_code == 303
+    [attached] = ada.get("/api/organisations/1/records/DEC-1/attachments").json()
+    assert attached["name"] == "plan.txt"
+    assert ada.get(attached["download_url"]).content == b"secret plan " * 1000
+    assert len([p for p in (tmp_path / "var" / "uploads").rglob("*") if p.is_file()]) == 1  # where files go

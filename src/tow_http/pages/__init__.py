@@ -14,6 +14,7 @@ from tow_http.pages.admin_pages import ADMIN_PAGES
 from tow_http.pages.auth_pages import AUTH_PAGES
 from tow_http.pages.memory_pages import MEMORY_PAGES
 from tow_http.pages.record_pages import RECORD_PAGES
+from tow_http.pages.upload_pages import UPLOAD_PAGES
 from tow_http.pages.web import (
     PAGE_EXCEPTION_HANDLERS,
     SERVICES_STATE_KEY,
@@ -24,7 +25,7 @@ from tow_http.pages.web import (
 
 pages_router = Router(
     path="/",
-    route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *RECORD_PAGES],
+    route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *UPLOAD_PAGES, *RECORD_PAGES],
     dependencies={"form": Provide(provide_form)},
     exception_handlers=PAGE_EXCEPTION_HANDLERS,
     include_in_schema=False,

@@ -25,8 +25,9 @@ from tow_core.records import (
     RecordQuery,
     RecordType,
 )
-from tow_http.context import SignedIn
+from tow_http.context import Services, SignedIn
 from tow_http.pages.markdown import render_markdown
+from tow_http.pages.upload_pages import record_files
 from tow_http.pages.web import Form, Shell, page, redirect, shell_for
 from tow_http.routes.records import snippet_html, workspace
 
@@ -206,7 +207,7 @@ def _people(signed_in: SignedIn, org_id: int) -> dict[int, str]:
 
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
 def record_page(request: Request, org_id: int, display_id: str, signed_in: NamedDependency[SignedIn],
-                project: str | None = None, edit: bool = False) -> Response:
+                services: NamedDependency[Services], project: str | None = None, edit: bool = False) -> Response:
     ws = workspace(signed_in, org_id)
     record = knowledge.get_record(ws, DisplayId.parse(display_id))
     shell = shell_for(signed_in, org_id, project, SECTION_OF[record.type])
@@ -215,7 +216,8 @@ def record_page(request: Request, org_id: int, display_id: str, signed_in: Named
                 fields=FORM_FIELDS[record.type], scopes=scope_choices(signed_in, shell),
                 scope_label=scope_name(shell, record.scope, signed_in), people=_people(signed_in, org_id),
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
-                **_extras(signed_in, ws, record))
+                files=record_files(signed_in, services, org_id, record.display_id),
+                uploads_enabled=services.upload_store is not None, **_extras(signed_in, ws, record))
 
 
 def _version(form: Form) -> int:

@@ -49,8 +49,17 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["markdown"] = lambda text: Markup(render_markdown(text))  # noqa: S704 - escaped by markdown-it
     env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    env.filters["filesize"] = _file_size
     env.filters["label"] = lambda value: str(value).replace("_", " ")
     return env
+
+
+def _file_size(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def template_config() -> TemplateConfig:
