@@ -62,8 +62,8 @@ def live_server(make_container) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")  # not session: Playwright's sync API holds an event loop while it runs, which
+def browser():                   # would break later tests that start their own (asyncio.run)
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
