@@ -7,9 +7,11 @@ who acted, for which organisation, why, and the display IDs of every record whos
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal, Protocol
+
+from tow_core.errors import AiNotConfigured, WebSearchNotConfigured
 
 
 class EgressPurpose(StrEnum):
@@ -29,6 +31,16 @@ class EgressContext:
     acting_user_id: int | None  # None: background work not started by a person (e.g. re-embedding)
     organisation_id: int | None
     record_display_ids: tuple[str, ...] = ()
+    # Optional, for embedding calls: the display ID of the record each text comes from, one per text.
+    # When given, each batch request's ledger row names only the records in that batch.
+    text_record_ids: tuple[str, ...] = ()
+
+    def for_texts(self, indices: range) -> EgressContext:
+        """The context of a request that sends only the texts at ``indices``."""
+        if not self.text_record_ids:
+            return self
+        sent = tuple(dict.fromkeys(self.text_record_ids[i] for i in indices))
+        return replace(self, record_display_ids=sent, text_record_ids=())
 
 
 # --- reasoning (OpenAI Responses API in the adapter) ---------------------------------------------------
@@ -129,3 +141,27 @@ class WebSearch(Protocol):
     def search(self, query: str, limit: int, context: EgressContext) -> list[WebResult]: ...
 
     def fetch(self, url: str, context: EgressContext) -> WebPage: ...
+
+
+# --- AI switched off ----------------------------------------------------------------------------------
+# The composition root hands these out when the operator has not configured a provider: the ports stay
+# in place, so callers need no special case, and the refusal names what to set (SPEC §6).
+
+AI_NOT_CONFIGURED_MESSAGE = "AI is not configured: set OPENAI_API_KEY"
+WEB_SEARCH_NOT_CONFIGURED_MESSAGE = "web search is not configured: set EXA_API_KEY"
+
+
+class UnconfiguredReasoningModel:
+    def respond(self, request: ReasoningRequest, context: EgressContext) -> ReasoningResult:
+        raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
+
+
+class UnconfiguredWebSearch:
+    """Without EXA_API_KEY the web tools still exist; each call answers a configuration error that the
+    tool layer passes to the model and the user (``str(error)`` / ``error.message`` is the text)."""
+
+    def search(self, query: str, limit: int, context: EgressContext) -> list[WebResult]:
+        raise WebSearchNotConfigured(WEB_SEARCH_NOT_CONFIGURED_MESSAGE)
+
+    def fetch(self, url: str, context: EgressContext) -> WebPage:
+        raise WebSearchNotConfigured(WEB_SEARCH_NOT_CONFIGURED_MESSAGE)

@@ -1,9 +1,10 @@
 """Use cases over uploads (SPEC §5): upload, read, download, attach, detach, delete, avatars and logos.
 
 Rules:
-- Uploading needs membership of the organisation the upload is made in. The bytes are written and
-  made durable before the row is added (see ``tow_core.uploads``); if adding the row fails, the file
-  is removed again.
+- Uploading needs membership of the organisation the upload is made in, checked before the first byte
+  is read and again when the row is added. The bytes are written and made durable (``receive_file``,
+  outside any transaction) before the row is added (``record_upload``); if adding the row fails, the
+  file is removed again.
 - Reading (metadata, download, a record's attachment list) goes through ``UploadRecords.*_readable``,
   which decides visibility in SQL; anything the caller may not read is "not found" (404).
 - Attaching an upload to a record, or detaching it, needs write access to that record (and, when
@@ -41,6 +42,7 @@ from tow_core.records import DisplayId, Record, RecordStore
 from tow_core.uploads import (
     NewUpload,
     RasterImageInspector,
+    StoredFile,
     Upload,
     UploadPurpose,
     UploadRecords,
@@ -69,20 +71,50 @@ class UploadDesk:
                                         f"upload:{upload.id}", details))
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedFile:
+    """A file durably in the store, not yet recorded: what ``record_upload`` turns into a row."""
+
+    stored: StoredFile
+    image_format: str | None
+
+
+def receive_file(principal: Principal, store: UploadStore, images: RasterImageInspector, *, org_id: int,
+                 chunks: Iterable[bytes], max_bytes: int) -> ReceivedFile:
+    """Stream ``chunks`` (at most ``max_bytes``) into the store, for a member of ``org_id``. Needs no
+    transaction: the HTTP layer holds no database connection while a slow client uploads."""
+    if not principal.is_active or org_id not in principal.org_roles:
+        raise NotFound("organisation not found")  # before reading a single byte
+    stored = store.put(chunks, max_bytes=max_bytes)
+    try:
+        with store.open(stored.storage_name) as content:
+            return ReceivedFile(stored, images.raster_format(content))
+    except BaseException:
+        store.delete(stored.storage_name)
+        raise
+
+
+def record_upload(desk: UploadDesk, *, org_id: int, received: ReceivedFile, original_name: str) -> Upload:
+    """Add the row of a received file as an unattached upload of the caller (membership checked again:
+    it may have been revoked while the file streamed). If this fails, the file is removed; if the
+    transaction then fails to commit, the caller removes it (a file without a row is harmless, the
+    reverse is not — and a kill between the two leaves an orphan for ``tow uploads verify``)."""
+    try:
+        desk.require_member(org_id)
+        stored = received.stored
+        return desk.uploads.add(NewUpload(org_id, desk.principal.user_id, stored.storage_name,
+                                          sanitise_filename(original_name), stored.size_bytes, stored.sha256,
+                                          received.image_format))
+    except BaseException:
+        desk.store.delete(received.stored.storage_name)
+        raise
+
+
 def upload_file(desk: UploadDesk, images: RasterImageInspector, *, org_id: int, chunks: Iterable[bytes],
                 original_name: str, max_bytes: int) -> Upload:
-    """Store ``chunks`` (at most ``max_bytes``) as a new unattached upload of the caller in ``org_id``."""
-    desk.require_member(org_id)
-    name = sanitise_filename(original_name)
-    stored = desk.store.put(chunks, max_bytes=max_bytes)
-    try:
-        with desk.store.open(stored.storage_name) as content:
-            image_format = images.raster_format(content)
-        return desk.uploads.add(NewUpload(org_id, desk.principal.user_id, stored.storage_name, name,
-                                          stored.size_bytes, stored.sha256, image_format))
-    except BaseException:
-        desk.store.delete(stored.storage_name)  # no row: do not leave the file behind either
-        raise
+    """``receive_file`` then ``record_upload``, in the caller's transaction (scripts, tests, imports)."""
+    received = receive_file(desk.principal, desk.store, images, org_id=org_id, chunks=chunks, max_bytes=max_bytes)
+    return record_upload(desk, org_id=org_id, received=received, original_name=original_name)
 
 
 def readable_upload(desk: UploadDesk, upload_id: int) -> Upload:

@@ -76,3 +76,21 @@ class SchemaOutOfDate(TowError):
     """The database is reachable but not at the latest migration."""
 
     code = "schema_out_of_date"
+
+
+class AiNotConfigured(NotConfigured):
+    """OPENAI_API_KEY is unset: AI-only actions are refused, everything else keeps working (SPEC §6)."""
+
+    code = "ai_not_configured"
+
+
+class WebSearchNotConfigured(NotConfigured):
+    """EXA_API_KEY is unset; the tool layer passes this message on to the model and the user."""
+
+    code = "web_search_not_configured"
+
+
+class ProviderNotApproved(NotConfigured):
+    """The configured provider or base URL is not in ``ai.approved_providers``: no data was sent."""
+
+    code = "provider_not_approved"

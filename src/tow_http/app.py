@@ -17,6 +17,7 @@ from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
 from tow_http.pages import SERVICES_STATE_KEY, pages_router, static_router, template_config
 from tow_http.routes.access import access_router, server_admins_router
+from tow_http.routes.ai import ai_router
 from tow_http.routes.audit import audit_router
 from tow_http.routes.auth import auth_router, me_router
 from tow_http.routes.docs import docs_router
@@ -47,7 +48,7 @@ def create_app(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
-            memory_diffs_router, uploads_router, pages_router, static_router, *extra_routers,
+            memory_diffs_router, uploads_router, ai_router, pages_router, static_router, *extra_routers,
         ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),

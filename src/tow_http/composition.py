@@ -14,9 +14,14 @@ from dependency_injector import containers, providers
 from litestar import Litestar
 
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
+from tow_adapters.exa_web_search import EXA_OFFICIAL_HOST, EXA_PROVIDER, ExaWebSearch
 from tow_adapters.fs_upload_store import FsUploadStore
+from tow_adapters.openai_client import OPENAI_OFFICIAL_HOST, OPENAI_PROVIDER, OpenAIGateway, OpenAIOptions
+from tow_adapters.openai_embeddings import OpenAIEmbeddingModel
+from tow_adapters.openai_reasoning import OpenAIReasoningModel, ReasoningModels
 from tow_adapters.pillow_images import PillowRasterImageInspector
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
+from tow_adapters.postgres.egress import PgEgressLedger
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.engine import transaction as transaction_on
@@ -31,7 +36,15 @@ from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.uploads import PgUploadRecords
+from tow_core.ai import (
+    AI_NOT_CONFIGURED_MESSAGE,
+    WEB_SEARCH_NOT_CONFIGURED_MESSAGE,
+    UnconfiguredReasoningModel,
+    UnconfiguredWebSearch,
+)
+from tow_core.egress import EgressLedger, ProviderEndpoint, is_approved
 from tow_core.record_history import RecordKeeping
+from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, Stores
@@ -64,6 +77,58 @@ def _transaction_factory(engine: sa.Engine):
     return transaction
 
 
+# --- AI (SPEC §6): real adapters when the keys are set, the core's "unconfigured" ones otherwise ---------
+
+
+def _openai_gateway(config: LoadedConfig, ledger: EgressLedger) -> OpenAIGateway | None:
+    if not config.secrets.openai_api_key:
+        return None
+    ai = config.settings.ai
+    options = OpenAIOptions(config.secrets.openai_api_key, ai.openai_base_url, ai.request_timeout_seconds)
+    return OpenAIGateway(options, ledger, ai.approved_providers)
+
+
+def _reasoning_model(config: LoadedConfig, gateway: OpenAIGateway | None):
+    if gateway is None:
+        return UnconfiguredReasoningModel()
+    ai = config.settings.ai
+    return OpenAIReasoningModel(
+        gateway, ReasoningModels(ai.openai_reasoning_model, ai.openai_fast_model, ai.openai_reasoning_effort)
+    )
+
+
+def _embedding_model(config: LoadedConfig, gateway: OpenAIGateway | None) -> OpenAIEmbeddingModel | None:
+    """None without OPENAI_API_KEY: search then falls back to keyword search and says so."""
+    if gateway is None:
+        return None
+    return OpenAIEmbeddingModel(gateway, config.settings.ai.openai_embedding_model, config.settings.ai.embedding_dim)
+
+
+def _web_search(config: LoadedConfig, ledger: EgressLedger):
+    if not config.secrets.exa_api_key:
+        return UnconfiguredWebSearch()
+    ai = config.settings.ai
+    return ExaWebSearch(config.secrets.exa_api_key, ai.exa_base_url, ai.request_timeout_seconds, ledger,
+                        ai.approved_providers)
+
+
+def _ai_status(config: LoadedConfig) -> AiStatus:
+    ai, secrets = config.settings.ai, config.secrets
+    openai_endpoint = ProviderEndpoint(OPENAI_PROVIDER, ai.openai_base_url.rstrip("/"), OPENAI_OFFICIAL_HOST)
+    exa_endpoint = ProviderEndpoint(EXA_PROVIDER, ai.exa_base_url.rstrip("/"), EXA_OFFICIAL_HOST)
+    return AiStatus(
+        configured=bool(secrets.openai_api_key),
+        message=None if secrets.openai_api_key else AI_NOT_CONFIGURED_MESSAGE,
+        openai_base_url=openai_endpoint.base_url, openai_approved=is_approved(openai_endpoint, ai.approved_providers),
+        reasoning_model=ai.openai_reasoning_model, fast_model=ai.openai_fast_model,
+        reasoning_effort=ai.openai_reasoning_effort, embedding_model=ai.openai_embedding_model,
+        embedding_dim=ai.embedding_dim, web_search_configured=bool(secrets.exa_api_key),
+        web_search_message=None if secrets.exa_api_key else WEB_SEARCH_NOT_CONFIGURED_MESSAGE,
+        exa_base_url=exa_endpoint.base_url, exa_approved=is_approved(exa_endpoint, ai.approved_providers),
+        approved_providers=ai.approved_providers,
+    )
+
+
 class Container(containers.DeclarativeContainer):
     config = providers.Dependency(instance_of=LoadedConfig)
     database_url = providers.Dependency(instance_of=str)
@@ -76,6 +141,15 @@ class Container(containers.DeclarativeContainer):
     upload_store = providers.Singleton(
         FsUploadStore, providers.Callable(lambda c: c.resolve_path(c.settings.uploads.upload_storage_path), config)
     )
+    egress_ledger = providers.Singleton(PgEgressLedger, engine)
+    openai_gateway = providers.Singleton(_openai_gateway, config, egress_ledger)
+    reasoning_model = providers.Singleton(_reasoning_model, config, openai_gateway)
+    embedding_model = providers.Singleton(_embedding_model, config, openai_gateway)  # None without OPENAI_API_KEY
+    web_search = providers.Singleton(_web_search, config, egress_ledger)
+    ai_services = providers.Singleton(
+        AiServices, reasoning_model=reasoning_model, embedding_model=embedding_model, web_search=web_search,
+        egress_ledger=egress_ledger, status=providers.Callable(_ai_status, config),
+    )
     services = providers.Singleton(
         Services,
         settings=config.provided.settings,
@@ -87,6 +161,7 @@ class Container(containers.DeclarativeContainer):
         ),
         upload_store=upload_store,
         images=providers.Singleton(PillowRasterImageInspector),
+        ai=ai_services,
         configuration=providers.Callable(effective_config_entries, config),
     )
     app: providers.Provider[Litestar] = providers.Singleton(

@@ -60,6 +60,7 @@ class AiSettings(_Section):
     max_tool_rounds: Annotated[int, Meta(ge=1, le=50)] = 8
     request_timeout_seconds: Annotated[float, Meta(gt=0, le=600)] = 60.0
     approved_providers: tuple[str, ...] = ("openai", "exa")
+    exa_base_url: str = "https://api.exa.ai"
 
 
 class SecuritySettings(_Section):
@@ -279,6 +280,7 @@ def _check_url(path: str, value: str) -> None:
 def _check_consistency(settings: Settings, secrets: Secrets) -> None:
     _check_url("runtime.public_app_url", settings.runtime.public_app_url)
     _check_url("ai.openai_base_url", settings.ai.openai_base_url)
+    _check_url("ai.exa_base_url", settings.ai.exa_base_url)
     for origin in settings.runtime.cors_allowed_origins:
         _check_url("runtime.cors_allowed_origins", origin)
     for cidr in settings.runtime.trusted_proxy_cidrs:

@@ -23,6 +23,7 @@ from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_core.uploads import RasterImageInspector, UploadRecords, UploadStore
+from tow_http.ai_services import AiServices
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -54,6 +55,7 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     upload_store: UploadStore | None = None  # None only in tests that never touch uploads
     images: RasterImageInspector | None = None
+    ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
     # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
     configuration: tuple[tuple[str, str, str], ...] = ()
 
@@ -101,18 +103,25 @@ def session_token(request: Request, services: Services) -> tuple[str, bool] | No
     return (verified.token, verified.signed_with_previous) if verified else None
 
 
-async def provide_signed_in(request: Request, services: NamedDependency[Services], db: NamedDependency[Db]) -> SignedIn:
-    """The caller's principal, loaded fresh from the database (revocation is immediate), or 401."""
+def authenticate(
+    request: Request, services: Services, directory: Directory, now: datetime
+) -> tuple[Session, Principal]:
+    """The caller's session and principal, loaded fresh from ``directory`` (revocation is immediate), or 401.
+    Also used on its own by routes that must not hold a transaction open while they stream a body."""
     token = session_token(request, services)
     if token is None:
         raise NotAuthenticated("sign in first")
     token_value, signed_with_previous = token
     token_hash = services.cookie_signer.token_hash(token_value)
-    session, principal = await to_thread.run_sync(
-        lambda: resolve_session(db.directory, token_hash=token_hash, now=db.now)
-    )
+    session, principal = resolve_session(directory, token_hash=token_hash, now=now)
     if signed_with_previous:  # planned APP_SECRET rotation: re-issue under the new secret
         request.state.reissue_session_cookie = token_value
+    return session, principal
+
+
+async def provide_signed_in(request: Request, services: NamedDependency[Services], db: NamedDependency[Db]) -> SignedIn:
+    """The caller's principal, loaded fresh from the database (revocation is immediate), or 401."""
+    session, principal = await to_thread.run_sync(lambda: authenticate(request, services, db.directory, db.now))
     return SignedIn(**_stores_of(db), now=db.now, principal=principal, session=session)
 
 

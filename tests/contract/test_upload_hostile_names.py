@@ -96,8 +96,8 @@ def test_hostile_names_over_http_in_query_header_and_form(http_world: World):
     root = world.container.upload_store().root
     sandbox = root.parent
     url = f"{world.base}/uploads"
-    encodable = hostile_names.filter(lambda n: n.encode("utf-8", "surrogatepass") and "\ud800" not in n
-                                     and not any(0xD800 <= ord(c) <= 0xDFFF for c in n))
+    # Lone surrogates cannot be sent as UTF-8 at all; every other hostile name can.
+    encodable = hostile_names.filter(lambda n: not any(0xD800 <= ord(c) <= 0xDFFF for c in n))
 
     @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(name=encodable, how=st.sampled_from(["query", "header", "form"]))

@@ -336,17 +336,17 @@ def test_every_upload_route_is_described_in_openapi(world):
             assert operation.get("description"), f"{method.upper()} {path} has no description"
 
 
-def test_a_client_that_disconnects_mid_upload_leaves_nothing(world):
-    """ASGI-level: the body stops with http.disconnect; the answer is a clean 4xx and nothing is kept."""
+def asgi_upload(world, messages: list, on_receive=None) -> tuple[int, bytes]:
+    """Drive the app at the ASGI level, so the test controls exactly how the body arrives."""
     import anyio
 
-    before_files, before_rows = stored_files(world), row_count(world)
     app = world.container.app()
     cookie = "; ".join(f"{k}={v}" for k, v in world.ada.cookies.items())
-    messages = [{"type": "http.request", "body": b"x" * 1000, "more_body": True}, {"type": "http.disconnect"}]
     sent = []
 
     async def receive():
+        if on_receive:
+            on_receive()
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
     async def send(message):
@@ -358,5 +358,23 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing(world):
              "client": ("127.0.0.1", 5555), "headers": [(b"host", b"127.0.0.1:8000"), (b"cookie", cookie.encode())]}
     anyio.run(app, scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
-    assert 400 <= start["status"] < 500
+    return start["status"], b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_nothing(world):
+    before_files, before_rows = stored_files(world), row_count(world)
+    status, _ = asgi_upload(world, [{"type": "http.request", "body": b"x" * 1000, "more_body": True},
+                                    {"type": "http.disconnect"}])
+    assert 400 <= status < 500
     assert stored_files(world) == before_files and row_count(world) == before_rows
+
+
+def test_no_database_connection_is_held_while_the_body_streams(world):
+    """A slow client must not pin a pooled connection: 15 of them would otherwise stall everyone."""
+    pool = world.container.engine().pool
+    checked_out = []
+    body = [{"type": "http.request", "body": b"y" * 100, "more_body": True} for _ in range(5)]
+    status, response = asgi_upload(world, [*body, {"type": "http.request", "body": b"", "more_body": False}],
+                                   on_receive=lambda: checked_out.append(pool.checkedout()))
+    assert status == 201, response
+    assert checked_out and max(checked_out) == 0, checked_out

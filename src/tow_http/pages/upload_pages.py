@@ -2,8 +2,9 @@
 Downloads use the upload routes' own link (``/api/uploads/{id}/content``), which checks access on every
 request and sends files as attachments.
 
-The file is streamed from the multipart body to the upload store like the JSON route does; the form's
-CSRF token comes before the file in the body and is checked before a single file byte is stored.
+The file is streamed from the multipart body to the upload store like the JSON route does (with no
+database connection held meanwhile); the form's CSRF token comes before the file in the body and is
+checked before a single file byte is stored.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from litestar.exceptions import PermissionDeniedException
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
 from tow_core import attachments, knowledge
-from tow_core.access import can_write_scope
+from tow_core.access import Principal, can_write_scope
+from tow_core.attachments import UploadDesk
 from tow_core.errors import AccessDenied, InvalidInput
 from tow_core.records import DisplayId
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, authenticate
 from tow_http.pages.csrf import FIELD, token_is_valid
 from tow_http.pages.web import Form, redirect
-from tow_http.routes.records import workspace
 from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, _pull, _store, desk
 
 CSRF_REFUSED = "this form expired or did not come from this site: reload the page and send it again"
@@ -77,29 +78,49 @@ def _file_after_token(body: Iterator[bytes], boundary: str, token_ok: Callable[[
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/attachments", include_in_schema=False, request_max_body_size=None)
-async def attach_file(request: Request, org_id: int, display_id: str, signed_in: NamedDependency[SignedIn],
-                      services: NamedDependency[Services], project: str = "") -> Response:
-    _, images = _store(services)
+async def attach_file(request: Request, org_id: int, display_id: str, services: NamedDependency[Services],
+                      project: str = "") -> Response:
+    """Like the upload route, no database connection is held while the body streams: check in a short
+    transaction that the caller may change the record, stream, then record and attach in a second one."""
+    store, images = _store(services)
     max_bytes = services.settings.uploads.upload_max_bytes
-    upload_desk = desk(signed_in, services)
     did = DisplayId.parse(display_id)
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     if media_type != "multipart/form-data" or not options.get("boundary"):
         raise InvalidInput("send the file with the page's form", field=FILE_FIELD)
 
-    def run() -> None:
-        ws = workspace(signed_in, org_id)
-        record = knowledge.get_record(ws, did)  # 404 before reading the body
-        if not can_write_scope(ws.principal, record.scope, knowledge.project_access_of(ws, record.scope)):
-            raise AccessDenied(f"you can read but not change {did}")
+    def may_change_record() -> Principal:
+        with services.transaction() as stores:
+            _, principal = authenticate(request, services, stores.directory, services.clock())
+            ws = knowledge.Workspace(stores.records, stores.directory, principal, org_id)
+            record = knowledge.get_record(ws, did)  # 404 before reading a byte of the body
+            if not can_write_scope(principal, record.scope, knowledge.project_access_of(ws, record.scope)):
+                raise AccessDenied(f"you can read but not change {did}")
+            return principal
+
+    def receive(principal: Principal) -> tuple[str, attachments.ReceivedFile]:
         body = _pull(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
         name, chunks = _file_after_token(body, options["boundary"],
                                          lambda token: token_is_valid(request, services, token))
-        upload = attachments.upload_file(upload_desk, images, org_id=org_id, chunks=chunks, original_name=name,
-                                         max_bytes=max_bytes)
-        attachments.attach(upload_desk, org_id, did, upload.id)
+        return name, attachments.receive_file(principal, store, images, org_id=org_id, chunks=chunks,
+                                              max_bytes=max_bytes)
 
-    await to_thread.run_sync(run)
+    def record_and_attach(name: str, received: attachments.ReceivedFile) -> None:
+        try:
+            with services.transaction() as stores:
+                now = services.clock()
+                _, fresh = authenticate(request, services, stores.directory, now)  # revoked meanwhile: 401
+                upload_desk = UploadDesk(fresh, stores.uploads, store, stores.records, stores.directory, now)
+                upload = attachments.record_upload(upload_desk, org_id=org_id, received=received,
+                                                   original_name=name)
+                attachments.attach(upload_desk, org_id, did, upload.id)
+        except BaseException:
+            store.delete(received.stored.storage_name)  # not committed: no row names it
+            raise
+
+    principal = await to_thread.run_sync(may_change_record)
+    name, received = await to_thread.run_sync(receive, principal)
+    await to_thread.run_sync(record_and_attach, name, received)
     suffix = f"?project={project}" if project else ""
     return redirect(request, f"/o/{org_id}/r/{display_id}{suffix}")
 

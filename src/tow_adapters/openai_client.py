@@ -1,0 +1,237 @@
+"""The one module that talks to OpenAI (SPEC §6): client construction, the only two API calls TOW
+makes (Responses and Embeddings), retries, error wrapping, the approved-provider rule and the
+data-egress ledger.
+
+Structural guarantees, pinned by ``tests/unit/test_openai_boundary.py``:
+- no other module under ``src/`` imports ``openai`` or touches the client;
+- ``create_response`` is the only caller of ``responses.create`` and always sends ``store=False``
+  (the keyword is fixed here and cannot be passed in), so OpenAI keeps no conversation state;
+- nothing in ``src/`` names the Conversations, Assistants, Threads or Vector Stores APIs.
+
+Retries are ours, not the SDK's (``max_retries=0``): every HTTP attempt must leave exactly one ledger
+row — written ``in_flight`` before the attempt, completed after it — which the SDK's hidden retries
+would not. 429, 5xx, timeouts and connection errors are retried
+with exponential backoff and jitter, honouring ``Retry-After`` / ``retry-after-ms`` when the server
+sends them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import openai
+
+from tow_core.ai import EgressContext
+from tow_core.egress import (
+    OUTCOME_IN_FLIGHT,
+    EgressLedger,
+    ProviderEndpoint,
+    egress_entry,
+    is_approved,
+    refusal,
+)
+from tow_core.errors import AiNotConfigured, DependencyUnavailable, InvalidInput, Throttled, TowError
+
+OPENAI_PROVIDER = "openai"
+OPENAI_OFFICIAL_HOST = "api.openai.com"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIOptions:
+    api_key: str
+    base_url: str
+    timeout_seconds: float
+    max_attempts: int = 4
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 20.0
+    # A server asking us to wait longer than this is answered with Throttled instead of a blocked request.
+    max_retry_after_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What one HTTP attempt did, for the ledger and the retry decision."""
+
+    outcome: str
+    request_bytes: int
+    response_bytes: int
+    retryable: bool = False
+    retry_after_seconds: float | None = None
+    error: TowError | None = None
+
+
+def build_openai_client(options: OpenAIOptions) -> openai.OpenAI:
+    """The one ``openai.OpenAI`` TOW builds. SDK retries are off: ``OpenAIGateway`` retries itself."""
+    return openai.OpenAI(
+        api_key=options.api_key, base_url=options.base_url, timeout=options.timeout_seconds, max_retries=0
+    )
+
+
+class OpenAIGateway:
+    """Every OpenAI call goes through here; each HTTP attempt leaves one egress-ledger row."""
+
+    def __init__(
+        self, options: OpenAIOptions, ledger: EgressLedger, approved_providers: Sequence[str], *,
+        sleep: Callable[[float], None] = time.sleep, jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._options = options
+        self._client = build_openai_client(options)
+        self._ledger = ledger
+        self._approved_providers = tuple(approved_providers)
+        self._sleep = sleep
+        self._jitter = jitter
+        self.endpoint = ProviderEndpoint(OPENAI_PROVIDER, options.base_url.rstrip("/"), OPENAI_OFFICIAL_HOST)
+
+    def create_response(self, *, model: str, params: Mapping[str, Any], context: EgressContext) -> Any:
+        """One Responses API call. ``store=False`` is set here, after ``params``, so no caller can
+        override it; ``params`` naming ``store`` at all is a programming error."""
+        if "store" in params:
+            raise ValueError("store is fixed to False by the gateway and must not be passed")
+        return self._call(
+            model, context, lambda: self._client.responses.with_raw_response.create(model=model, **params, store=False)
+        )
+
+    def create_embeddings(self, *, model: str, texts: Sequence[str], dimensions: int, context: EgressContext) -> Any:
+        return self._call(
+            model, context,
+            lambda: self._client.embeddings.with_raw_response.create(
+                model=model, input=list(texts), dimensions=dimensions, encoding_format="float"
+            ),
+        )
+
+    # --- the one call path --------------------------------------------------------------------------
+
+    def _call(self, model: str, context: EgressContext, send: Callable[[], Any]) -> Any:
+        if not is_approved(self.endpoint, self._approved_providers):
+            self._record(model, context, _Attempt("provider_not_approved", 0, 0), duration_ms=0)
+            raise refusal(self.endpoint)
+        for attempt_number in range(1, self._options.max_attempts + 1):
+            entry_id = self._record(model, context, _Attempt(OUTCOME_IN_FLIGHT, 0, 0), duration_ms=0)
+            started = time.monotonic()
+            try:
+                raw = send()
+                result = raw.parse()
+                attempt = _Attempt("ok", len(raw.http_request.content or b""), len(raw.content))
+                if isinstance(result, str | bytes):  # the SDK hands back non-JSON bodies (e.g. a proxy's page)
+                    attempt = _Attempt("invalid_response", attempt.request_bytes, attempt.response_bytes,
+                                       error=self._unreadable())
+            except openai.APIStatusError as exc:
+                attempt = self._status_attempt(exc)
+            except openai.APITimeoutError as exc:
+                attempt = _Attempt("timeout", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
+                    f"OpenAI did not answer within {self._options.timeout_seconds:g} s "
+                    f"({self.endpoint.base_url})", retry_after_seconds=30))
+            except openai.APIConnectionError as exc:
+                attempt = _Attempt("connection_error", _request_bytes(exc), 0, retryable=True,
+                                   error=DependencyUnavailable(
+                                       f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
+            except (openai.OpenAIError, ValueError):  # an answer that is not the protocol's shape
+                attempt = _Attempt("invalid_response", 0, 0, error=self._unreadable())
+            self._ledger.complete(entry_id, request_bytes=attempt.request_bytes, response_bytes=attempt.response_bytes,
+                                  duration_ms=round((time.monotonic() - started) * 1000), outcome=attempt.outcome)
+            if attempt.error is None:
+                return result
+            if not attempt.retryable or attempt_number == self._options.max_attempts:
+                raise attempt.error
+            delay = self._delay(attempt_number, attempt.retry_after_seconds)
+            if delay is None:
+                raise attempt.error
+            self._sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _unreadable(self) -> DependencyUnavailable:
+        return DependencyUnavailable(
+            f"the answer from {self.endpoint.base_url} is not an OpenAI API response: check ai.openai_base_url",
+            retry_after_seconds=60,
+        )
+
+    def _delay(self, attempt_number: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before the next attempt, or None when the server asks for longer than we wait."""
+        if retry_after is not None:
+            return retry_after if retry_after <= self._options.max_retry_after_seconds else None
+        ceiling = min(self._options.backoff_cap_seconds, self._options.backoff_base_seconds * 2 ** (attempt_number - 1))
+        return ceiling / 2 + self._jitter() * ceiling / 2  # "equal jitter": spread retries, keep a floor
+
+    def _status_attempt(self, exc: openai.APIStatusError) -> _Attempt:
+        status = exc.status_code
+        request_bytes = len(exc.response.request.content or b"")
+        response_bytes = len(exc.response.content or b"")
+        retry_after = retry_after_seconds(exc.response.headers)
+        outcome = f"http_{status}"
+        if status == 429 and _error_code(exc.body) != "insufficient_quota":
+            wait = math.ceil(retry_after) if retry_after is not None else 30
+            return _Attempt(outcome, request_bytes, response_bytes, True, retry_after, Throttled(
+                f"OpenAI is rate limiting TOW: try again in {wait} s", retry_after_seconds=max(1, wait)))
+        if status >= 500 or status == 408:
+            return _Attempt(outcome, request_bytes, response_bytes, True, retry_after, DependencyUnavailable(
+                f"OpenAI answered {status}: try again later", retry_after_seconds=30))
+        return _Attempt(outcome, request_bytes, response_bytes, error=_permanent_error(status, exc))
+
+    def _record(self, model: str, context: EgressContext, attempt: _Attempt, *, duration_ms: int) -> int:
+        return self._ledger.record(egress_entry(
+            self.endpoint, model, context, request_bytes=attempt.request_bytes,
+            response_bytes=attempt.response_bytes, duration_ms=duration_ms, outcome=attempt.outcome,
+        ))
+
+
+def _permanent_error(status: int, exc: openai.APIStatusError) -> TowError:
+    reason = _error_message(exc.body) or exc.message
+    if status in (401, 403):
+        return AiNotConfigured(f"OpenAI refused the credentials ({status}): check OPENAI_API_KEY ({reason})")
+    if status == 429:
+        return DependencyUnavailable(f"OpenAI refused: the account's quota is exhausted ({reason})",
+                                     retry_after_seconds=3600)
+    if status == 404:
+        return AiNotConfigured(f"OpenAI answered 404: check the ai.openai_* model names and base URL ({reason})")
+    return InvalidInput(f"OpenAI rejected the request ({status}): {reason}")
+
+
+def _request_bytes(exc: openai.APIConnectionError) -> int:
+    try:
+        return len(exc.request.content or b"")
+    except Exception:  # noqa: BLE001 - a streamed or unread request body: nothing measurable was sent
+        return 0
+
+
+def _error_field(body: object, name: str) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get(name), str):
+            return error[name]
+    return None
+
+
+def _error_code(body: object) -> str | None:
+    return _error_field(body, "code")
+
+
+def _error_message(body: object) -> str | None:
+    return _error_field(body, "message")
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """``retry-after-ms`` (OpenAI's), else ``Retry-After`` in seconds or as an HTTP date (RFC 9110 §10.2.3)."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+

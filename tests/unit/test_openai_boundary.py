@@ -1,0 +1,59 @@
+"""SPEC §6, structurally: one module talks to OpenAI, every Responses call sets store=False, and no code
+uses the Conversations, Assistants, Threads or Vector Stores APIs (nor server-side conversation state)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+CENTRAL = SRC / "tow_adapters" / "openai_client.py"
+FORBIDDEN_NAMES = {"conversations", "conversation", "assistants", "threads", "vector_stores", "previous_response_id"}
+
+
+def trees() -> dict[Path, ast.AST]:
+    return {path: ast.parse(path.read_text(), filename=str(path)) for path in SRC.rglob("*.py")}
+
+
+def test_only_the_central_module_imports_the_openai_sdk_or_touches_its_endpoints():
+    offenders = []
+    for path, tree in trees().items():
+        for node in ast.walk(tree):
+            imported = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            )
+            if path != CENTRAL and any(name.split(".")[0] == "openai" for name in imported):
+                offenders.append(f"{path.relative_to(SRC)} imports openai")
+            if path != CENTRAL and isinstance(node, ast.Attribute) and node.attr in ("responses", "embeddings"):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno} touches .{node.attr}")
+    assert not offenders, offenders
+
+
+def test_every_responses_call_sets_store_false_as_a_fixed_keyword():
+    calls = [
+        node for node in ast.walk(ast.parse(CENTRAL.read_text()))
+        if isinstance(node, ast.Call) and "responses" in ast.unparse(node.func) and ast.unparse(node.func).endswith(
+            ".create")
+    ]
+    assert len(calls) == 1, "exactly one Responses call site"
+    store = [k for k in calls[0].keywords if k.arg == "store"]
+    assert len(store) == 1 and isinstance(store[0].value, ast.Constant) and store[0].value.value is False
+    # store comes after **params, so nothing in params can override it (and params naming it is refused).
+    assert calls[0].keywords[-1].arg == "store"
+
+
+def test_no_code_names_conversation_assistant_thread_or_vector_store_apis():
+    offenders = []
+    for path, tree in trees().items():
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Attribute):
+                names.append(node.attr)
+            elif isinstance(node, ast.keyword) and node.arg:
+                names.append(node.arg)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names.append(node.value)
+            offenders += [f"{path.relative_to(SRC)}:{getattr(node, 'lineno', '?')} {n}" for n in names
+                          if n in FORBIDDEN_NAMES]
+    assert not offenders, offenders
