@@ -137,6 +137,8 @@ def test_server_settings_show_sources_and_mask_secrets(app_client):
     html = ada.get("/server").text
     assert "APP_SECRET" in html and SECRET not in html and "characters)" in html
     assert "runtime.public_app_url" in html and "default" in html
+    assert "<dt>Configured</dt><dd>no" in html  # no OPENAI_API_KEY in this test server
+    assert "AI is not configured on this server" in ada.get("/o/1/search").text
 
 
 def test_bad_form_input_is_a_message_not_a_stack_trace(app_client):

@@ -157,7 +157,8 @@ def server_settings(request: Request, signed_in: NamedDependency[SignedIn], serv
     admins = administration.list_server_admins(signed_in.directory, signed_in.principal)
     orgs = signed_in.directory.organisations_of(signed_in.principal.user_id)
     home = f"/o/{orgs[0][0].id}/memory" if orgs else "/welcome"
-    return page(request, "server.html", configuration=services.configuration, admins=admins, home=home)
+    return page(request, "server.html", configuration=services.configuration, admins=admins, home=home,
+                ai=services.ai.status if services.ai else None)
 
 
 ADMIN_PAGES = [settings_page, change_role, create_group, add_group_member, create_invite, revoke_invite,

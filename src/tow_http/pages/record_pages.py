@@ -292,8 +292,9 @@ def preview(org_id: int, form: NamedDependency[Form], signed_in: NamedDependency
 
 
 @get("/o/{org_id:int}/search", sync_to_thread=True, include_in_schema=False)
-def search_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn], q: str = "",
-                project: str | None = None, cursor: str | None = None) -> Response:
+def search_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
+                services: NamedDependency[Services], q: str = "", project: str | None = None,
+                cursor: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "search")
     hits, next_cursor = [], None
     if q.strip():
@@ -303,6 +304,7 @@ def search_page(request: Request, org_id: int, signed_in: NamedDependency[Signed
         hits = [(h, Markup(snippet_html(h.snippet))) for h in found.items]  # noqa: S704 - escaped, then <mark>
         next_cursor = found.next_cursor
     return page(request, "search.html", shell=shell, q=q, hits=hits, next_cursor=next_cursor,
+                ai=services.ai.status if services.ai else None,
                 section_of={t.value: s for t, s in SECTION_OF.items()})
 
 
