@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tow_core.errors import TowError
 from tow_core.readiness import require_current_schema
+from tow_http import embeddings_cli
 from tow_http.composition import container_for
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
 from tow_http.upload_commands import add_upload_commands
@@ -44,6 +45,9 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         if args.migrate:
             migrator.upgrade()
         require_current_schema(migrator)
+        worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
+        if worker is not None:
+            worker.start()  # refuses a configured dimension other than the recorded one
         host = args.host or runtime.bind_host
         port = args.port or runtime.bind_port
         print(f"TOW serving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
@@ -59,6 +63,9 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
             )
         except _StopRequested as stop:
             print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)
+        finally:
+            if worker is not None:
+                worker.stop()
     return 0
 
 
@@ -141,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default, tow.yaml, .env or environment). Secrets are masked.",
     ).set_defaults(handler=_config_check, needs_app_secret=True)
     add_upload_commands(commands)
+    embeddings_cli.add_commands(commands)
     return parser
 
 

@@ -23,6 +23,7 @@ from tow_adapters.pillow_images import PillowRasterImageInspector
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.egress import PgEgressLedger
 from tow_adapters.postgres.embedded import EmbeddedPostgres
+from tow_adapters.postgres.embeddings import PgEmbeddingQueue, PgEmbeddingSpaces, PgSemanticIndex
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.engine import transaction as transaction_on
 from tow_adapters.postgres.history import (
@@ -72,7 +73,8 @@ def _transaction_factory(engine: sa.Engine):
                 links=PgTicketLinks(connection),
             )
             yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
-                         memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection))
+                         memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection),
+                         semantic=PgSemanticIndex(connection))
 
     return transaction
 
@@ -150,12 +152,15 @@ class Container(containers.DeclarativeContainer):
         AiServices, reasoning_model=reasoning_model, embedding_model=embedding_model, web_search=web_search,
         egress_ledger=egress_ledger, status=providers.Callable(_ai_status, config),
     )
+    embedding_queue = providers.Singleton(PgEmbeddingQueue, engine)
+    embedding_spaces = providers.Singleton(PgEmbeddingSpaces, engine)
     services = providers.Singleton(
         Services,
         settings=config.provided.settings,
         transaction=providers.Callable(_transaction_factory, engine),
         login_failures=providers.Singleton(PgLoginFailureLog, engine),
         password_hasher=password_hasher,
+        embedding_model=embedding_model,
         cookie_signer=providers.Singleton(
             SessionCookieSigner, config.provided.secrets.app_secret, config.provided.secrets.app_secret_previous
         ),

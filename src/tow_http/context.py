@@ -16,12 +16,14 @@ from litestar.di import NamedDependency
 
 from tow_core.access import Principal
 from tow_core.accounts import resolve_session
+from tow_core.ai import EmbeddingModel
 from tow_core.errors import NotAuthenticated
 from tow_core.identity import Directory, LoginFailureLog, Session
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
+from tow_core.semantic_search import SemanticIndex
 from tow_core.uploads import RasterImageInspector, UploadRecords, UploadStore
 from tow_http.ai_services import AiServices
 from tow_http.config import Settings
@@ -41,6 +43,7 @@ class Stores:
     history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
     memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
     uploads: UploadRecords  # upload rows; the bytes are in Services.upload_store (SPEC §5)
+    semantic: SemanticIndex  # nearest readable records by embedding (SPEC §7)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Services:
     upload_store: UploadStore | None = None  # None only in tests that never touch uploads
     images: RasterImageInspector | None = None
     ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
+    embedding_model: EmbeddingModel | None = None  # None: AI not configured; search falls back to keyword
     # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
     configuration: tuple[tuple[str, str, str], ...] = ()
 

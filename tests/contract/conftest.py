@@ -49,7 +49,8 @@ def engine(fresh_database_url) -> Iterator[sa.Engine]:
 
 def pytest_terminal_summary(terminalreporter):
     from tests.contract.test_records_leak import LEAK_STATS
-    from tests.contract.test_visibility_differential import STATS
+    from tests.contract.test_semantic_recall import RECALL_STATS
+    from tests.contract.test_visibility_differential import SEARCH_STATS, STATS
 
     _upload_summary(terminalreporter)
 
@@ -64,6 +65,14 @@ def pytest_terminal_summary(terminalreporter):
             f"visibility differential: {STATS['worlds']} worlds, {STATS['pairs']} (user, record, read|write) "
             f"pairs compared, {STATS['disagreements']} disagreements"
         )
+
+    if SEARCH_STATS["worlds"]:
+        terminalreporter.write_line(
+            f"search differential: {SEARCH_STATS['worlds']} worlds, {SEARCH_STATS['searches']} semantic/hybrid "
+            f"searches, {SEARCH_STATS['leaks']} unreadable results, {SEARCH_STATS['missing']} readable records missed"
+        )
+    for line in RECALL_STATS:
+        terminalreporter.write_line(line)
 
 
 def _upload_summary(terminalreporter) -> None:

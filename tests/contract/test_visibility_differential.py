@@ -233,3 +233,93 @@ def test_sql_filter_equals_pure_policy_on_many_worlds(migrated_engine, request):
         check_world(migrated_engine, world, revocations)
 
     run()
+
+
+# --- semantic and hybrid search: nothing unreadable, ever, and nothing readable missing ------------------
+
+SEARCH_STATS = {"worlds": 0, "searches": 0, "leaks": 0, "missing": 0}
+SEARCH_DIM = 16
+WORDS = ["alpha", "beta", "gamma", "delta"]
+
+
+@pytest.fixture(scope="module")
+def search_space(migrated_engine):
+    from tow_adapters.postgres.embeddings import PgEmbeddingSpaces
+
+    return PgEmbeddingSpaces(migrated_engine).record_first("bag-of-words", SEARCH_DIM)
+
+
+def load_searchable(world: World, conn: sa.Connection, space) -> None:
+    """The world's records as real records with one vector each (titles from a four-word vocabulary)."""
+    from tests.semantic_vectors import bag_of_words_vector
+    from tow_adapters.postgres.embeddings import vector_literal
+
+    for record_id, scope in world.records.items():
+        title = f"{WORDS[record_id % 4]} {WORDS[(record_id // 4) % 4]}"
+        conn.execute(sa.text(
+            "INSERT INTO records (id, organisation_id, type, prefix, number, scope_kind, scope_ref, title, status) "
+            "VALUES (:id, :org, 'decision', 'DEC', :id, :kind, :ref, :title, 'active')"),
+            {"id": record_id, "org": scope.organisation_id, "kind": scope.kind.value, "ref": scope.ref_id,
+             "title": title})
+        conn.execute(sa.text(
+            "INSERT INTO embedding_chunks (space_id, record_id, chunk, content_hash, embedding) "
+            "VALUES (:space, :id, 0, 'h', CAST(:v AS vector))"),
+            {"space": space.id, "id": record_id, "v": vector_literal(bag_of_words_vector(title, SEARCH_DIM))})
+
+
+def compare_search(world: World, conn: sa.Connection, space) -> None:
+    """For every user and organisation: semantic search with k ≥ every record (index path and exact
+    path) answers exactly the readable records; hybrid search answers exactly them too."""
+    from tests.fake_embeddings import FakeEmbeddingModel
+    from tests.semantic_vectors import bag_of_words_vector
+    from tow_adapters.postgres.directory import PgDirectory
+    from tow_adapters.postgres.embeddings import PgSemanticIndex
+    from tow_adapters.postgres.records import PgRecordStore
+    from tow_core import semantic_search
+    from tow_core.knowledge import Workspace
+    from tow_core.records import RecordQuery
+
+    embedder = FakeEmbeddingModel(SEARCH_DIM, "bag-of-words")
+    k = len(world.records)
+    for user in world.active:
+        principal = world.principal(user)
+        for org in world.orgs:
+            readable = {rid for rid, scope in world.records.items() if scope.organisation_id == org
+                        and can_read_scope(principal, scope, world.project_access(scope))}
+            answers = []
+            for threshold in (0, 10**6):  # the index path (with its fallback) and the exact path
+                index = PgSemanticIndex(conn, exact_scan_below=threshold)
+                hits = index.nearest_readable(user, org, space, bag_of_words_vector("alpha", SEARCH_DIM), "alpha",
+                                              RecordQuery(), k)
+                answers.append({h.summary.id for h in hits})
+            if principal.is_active and org in principal.org_roles:
+                ws = Workspace(PgRecordStore(conn), PgDirectory(conn), principal, org)
+                result = semantic_search.search(ws, "alpha", RecordQuery(), mode=semantic_search.SearchMode.HYBRID,
+                                                cursor=None, limit=200, embedder=embedder,
+                                                index=PgSemanticIndex(conn))
+                assert result.mode is semantic_search.SearchMode.HYBRID
+                answers.append({h.summary.id for h in result.hits})
+            for found in answers:
+                SEARCH_STATS["searches"] += 1
+                SEARCH_STATS["leaks"] += len(found - readable)
+                SEARCH_STATS["missing"] += len(readable - found)
+                assert found == readable, f"user {user}, org {org}: leaked {found - readable}, missing {readable - found}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(world=worlds(), revocations=REVOCATIONS)
+def test_semantic_and_hybrid_search_return_exactly_the_readable_records(migrated_engine, search_space, world,
+                                                                       revocations):
+    with migrated_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            load(world, conn)
+            load_searchable(world, conn, search_space)
+            compare_search(world, conn, search_space)
+            for kind, pick in revocations:
+                revoke(world, conn, kind, pick)
+                compare_search(world, conn, search_space)  # the very next search sees the revocation
+            SEARCH_STATS["worlds"] += 1
+        finally:
+            transaction.rollback()

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from tow_core import knowledge
+from tow_core import knowledge, semantic_search
 from tow_core.access import Scope
 from tow_core.errors import InvalidInput
 from tow_core.knowledge import RecordChange, Workspace
@@ -26,13 +26,19 @@ from tow_core.records import (
     RecordType,
     SearchHit,
 )
-from tow_http.context import SignedIn
+from tow_core.semantic_search import SearchMode
+from tow_http.context import Services, SignedIn
 from tow_http.shapes import Strict
 
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200, description="page size (1–200)")]
 Cursor = Annotated[str | None, QueryParameter(name="cursor", description="from the previous page's next_cursor")]
 Types = Annotated[list[RecordType] | None, QueryParameter(name="type", description="repeat to allow several")]
 Statuses = Annotated[list[str] | None, QueryParameter(name="status", description="repeat to allow several")]
+Mode = Annotated[
+    SearchMode | None,
+    QueryParameter(name="mode", description="keyword | semantic | hybrid (default: hybrid with AI configured, "
+                   "else keyword)"),
+]
 ProjectKey = Annotated[
     str | None, QueryParameter(name="project", description="a project key: only that project's records")
 ]
@@ -109,9 +115,10 @@ class SearchHitOut(msgspec.Struct):
 
 
 class SearchPageOut(msgspec.Struct):
-    mode: str
+    mode: str  # the mode that answered
     items: list[SearchHitOut]
     next_cursor: str | None
+    fallback_reason: str | None = None  # why semantic/hybrid was answered by keyword search
 
 
 def scope_out(scope: Scope) -> ScopeOut:
@@ -278,21 +285,32 @@ def record_references(org_id: int, display_id: str, signed_in: NamedDependency[S
 
 @get(
     f"{BASE}/search",
-    summary="Keyword search",
-    description="PostgreSQL full-text search over every record type (title weighs more than body), permission-"
-    "filtered inside the same SQL statement, following `project` and `status`/`type` filters, best first, "
-    "with a cursor. `snippet_html` is escaped text with the matched words in `<mark>`. `mode` is `keyword` "
-    "(semantic and hybrid search arrive with AI configuration).",
+    summary="Search: keyword, semantic or hybrid",
+    description="Searches every record type you can read — the permission filter runs inside the same SQL "
+    "statement as the ranking — following `project` and `status`/`type` filters, best first.\n\n"
+    "`mode`: `keyword` is PostgreSQL full-text search (title weighs more than body; pageable with `cursor`); "
+    "`semantic` ranks by embedding similarity (docs are split into overlapping chunks; a record ranks by its "
+    "nearest chunk; `rank` is the cosine similarity); `hybrid` fuses both rankings by reciprocal rank (k = 60; "
+    "`rank` is the fused score). Semantic and hybrid answer one page of the top `limit` (no cursor). Default: "
+    "`hybrid` when an embedding model is configured, else `keyword`.\n\n"
+    "When semantic or hybrid cannot run, the answer is keyword search and says why: `mode` is `keyword` and "
+    "`fallback_reason` is `ai_not_configured` (no OPENAI_API_KEY), `embeddings_not_ready` (nothing embedded yet "
+    "with the configured model) or `embedding_unavailable` (the provider failed). Records changed in the last "
+    "moments may not be embedded yet (`tow embeddings status` shows the backlog); a deleted, moved or no longer "
+    "readable record is never returned. `snippet_html` is escaped text with matched words in `<mark>`.",
     sync_to_thread=True,
 )
 def search(
-    org_id: int, signed_in: NamedDependency[SignedIn], q: str, types: Types = None, statuses: Statuses = None,
-    project: ProjectKey = None, cursor: Cursor = None, limit: Limit = 20,
+    org_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services], q: str,
+    types: Types = None, statuses: Statuses = None, project: ProjectKey = None, cursor: Cursor = None,
+    limit: Limit = 20, mode: Mode = None,
 ) -> SearchPageOut:
     ws = workspace(signed_in, org_id)
     ws.require_member()
-    page = knowledge.search_records(ws, q, record_query(ws, types, statuses, project), cursor=cursor, limit=limit)
-    return SearchPageOut("keyword", [hit_out(h) for h in page.items], page.next_cursor)
+    result = semantic_search.search(ws, q, record_query(ws, types, statuses, project), mode=mode, cursor=cursor,
+                                    limit=limit, embedder=services.embedding_model, index=signed_in.semantic)
+    return SearchPageOut(result.mode.value, [hit_out(h) for h in result.hits], result.next_cursor,
+                         result.fallback_reason.value if result.fallback_reason else None)
 
 
 @get(

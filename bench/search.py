@@ -1,0 +1,296 @@
+"""Benchmark: semantic, keyword and hybrid search at several selectivities (issue 6; not in the test suite).
+
+Loads N synthetic records (default 100,000) into one organisation on the embedded PostgreSQL: spread
+over 1,000 restricted projects, with 200 colleagues holding random grants, and one chunk vector per
+record (default 1,536 dimensions) drawn around 100 cluster centres, all bulk-loaded with COPY (binary
+COPY for the vectors). Six users read about 50 %, 10 %, 5 %, 2 %, 1 % and 0.1 % of the records through project
+grants. Then:
+
+- builds the production HNSW index (``halfvec`` expression, cosine) and, for comparison, a plain
+  ``vector`` HNSW index: build time and size of each;
+- per selectivity, for Q queries (a cluster centre plus noise; words of that cluster): p50/p95 latency
+  of semantic (``PgSemanticIndex``, exact scan below the threshold, iterative index scan above),
+  keyword (``PgRecordStore.search_readable``) and hybrid (the ``semantic_search.search`` use case),
+  recall@10 of semantic and hybrid against exact oracles, and short pages;
+- per selectivity, the latency of the exact scan and of the index scan forced, to place the
+  exact-scan threshold (``EXACT_SCAN_BELOW`` in ``tow_adapters/postgres/embeddings.py``).
+
+Run: ``.venv/bin/python bench/search.py [--records N] [--dim D] [--queries Q]``; 100k × 1536 takes
+several minutes on 2 cores (most of it building the two HNSW indexes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import random
+import statistics
+import struct
+import sys
+import tempfile
+import time
+import warnings
+from array import array
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tow_adapters.postgres import embeddings as pg_embeddings
+from tow_adapters.postgres.directory import PgDirectory
+from tow_adapters.postgres.embedded import EmbeddedPostgres
+from tow_adapters.postgres.embeddings import PgSemanticIndex, index_name
+from tow_adapters.postgres.engine import PoolOptions, create_engine
+from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.records import PgRecordStore
+from tow_core import semantic_search
+from tow_core.embeddings import EmbeddingSpace
+from tow_core.knowledge import Workspace
+from tow_core.records import RecordQuery
+
+PROJECTS = 1_000
+COLLEAGUES = 200
+CLUSTERS = 100
+K = 10
+# label -> projects granted (of 1,000); 5 % and 2 % place the exact-scan threshold
+SELECTIVITIES = {"50 %": 500, "10 %": 100, "5 %": 50, "2 %": 20, "1 %": 10, "0.1 %": 1}
+SYLLABLES = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "vu", "ze", "bo", "da", "fe", "gi", "ho", "ju"]
+
+
+def word(n: int) -> str:
+    out = ""
+    for _ in range(3):
+        out += SYLLABLES[n % len(SYLLABLES)]
+        n //= len(SYLLABLES)
+    return out
+
+
+def cluster_words(cluster: int) -> list[str]:
+    return [word(cluster * 40 + j) for j in range(40)]
+
+
+class QueryVectors:
+    """The embedding port for the bench: the query text's precomputed vector."""
+
+    def __init__(self, dim: int) -> None:
+        self.dimension, self.model_name, self.vectors = dim, "bench", {}
+
+    def embed(self, texts, context):
+        return [self.vectors[t] for t in texts]
+
+
+def setup(conn: sa.Connection, rng: random.Random) -> None:
+    conn.execute(sa.text("INSERT INTO organisations (id, name) VALUES (1, 'Bench')"))
+    first_colleague = len(SELECTIVITIES) + 1
+    users = [{"id": u, "email": f"u{u}@example.com"} for u in range(1, first_colleague + COLLEAGUES)]
+    conn.execute(sa.text("INSERT INTO users (id, email, display_name) VALUES (:id, :email, 'u')"), users)
+    conn.execute(sa.text("INSERT INTO memberships (organisation_id, user_id, role) VALUES (1, :id, 'member')"), users)
+    conn.execute(sa.text("INSERT INTO projects (id, organisation_id, key, name, visibility) "
+                         "SELECT p, 1, 'P' || p, 'project ' || p, 'restricted' FROM generate_series(1, :n) p"),
+                 {"n": PROJECTS})
+    grants = [{"p": p, "u": u} for u, count in enumerate(SELECTIVITIES.values(), start=1) for p in range(1, count + 1)]
+    grants += [{"p": p, "u": u} for u in range(first_colleague, first_colleague + COLLEAGUES)
+               for p in rng.sample(range(1, PROJECTS + 1), 20)]
+    conn.execute(sa.text("INSERT INTO project_grants (project_id, user_id, role) VALUES (:p, :u, 'viewer')"), grants)
+
+
+def load(raw, n: int, dim: int, rng: random.Random) -> tuple[list[list[float]], float]:
+    centres = [[rng.gauss(0, 1) for _ in range(dim)] for _ in range(CLUSTERS)]
+    noise_pool = [[rng.gauss(0, 0.6) for _ in range(dim)] for _ in range(64)]
+    started = time.perf_counter()
+    cur = raw.cursor()
+    texts = {}
+    with cur.copy("COPY records (id, organisation_id, type, prefix, number, scope_kind, scope_ref, title, body, "
+                  "status, fields) FROM STDIN") as copy:
+        for i in range(1, n + 1):
+            vocabulary = cluster_words(i % CLUSTERS)
+            title = " ".join(rng.sample(vocabulary, 4))
+            body = " ".join(rng.choices(vocabulary, k=40))
+            texts[i] = (title, body)
+            copy.write_row((i, 1, "memory", "MEM", i, "project", 1 + i % PROJECTS, title, body, "active",
+                            '{"memory_type": "fact"}'))
+    cur.execute("TRUNCATE embedding_outbox")  # vectors are loaded directly below
+    cur.execute("INSERT INTO embedding_spaces (id, model, dim, state, activated_at) "
+                "VALUES (1, 'bench', %s, 'active', now())", (dim,))
+    with cur.copy("COPY embedding_chunks (space_id, record_id, chunk, content_hash, embedding) "
+                  "FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+        for i in range(1, n + 1):
+            centre, noise = centres[i % CLUSTERS], noise_pool[rng.randrange(64)]
+            shift = rng.randrange(dim)  # a rotated noise vector: cheap, and different per record
+            floats = array("f", [c + e for c, e in zip(centre, noise[shift:] + noise[:shift], strict=True)])
+            if sys.byteorder == "little":
+                floats.byteswap()
+            title, body = texts[i]
+            digest = hashlib.md5(  # noqa: S324 - the content hash PostgreSQL's md5() computes, not security
+                f"{title}\n{body}".encode()).hexdigest().encode()
+            vector = struct.pack(">hh", dim, 0) + floats.tobytes()
+            copy.write(struct.pack(">hiiiqiii", 5, 4, 1, 8, i, 4, 0, len(digest)) + digest
+                       + struct.pack(">i", len(vector)) + vector)
+        copy.write(struct.pack(">h", -1))
+    raw.commit()
+    return centres, time.perf_counter() - started
+
+
+def build_index(conn: sa.Connection, kind: str, dim: int) -> tuple[float, int, str]:
+    name = index_name(1) if kind == "halfvec" else "bench_vector_hnsw"
+    expression = f"(CAST(embedding AS halfvec({dim}))) halfvec_cosine_ops" if kind == "halfvec" \
+        else f"(CAST(embedding AS vector({dim}))) vector_cosine_ops"
+    started = time.perf_counter()
+    conn.execute(sa.text(f"CREATE INDEX {name} ON embedding_chunks USING hnsw ({expression}) WHERE space_id = 1"))
+    elapsed = time.perf_counter() - started
+    size = conn.execute(sa.text("SELECT pg_relation_size(CAST(:n AS regclass))"), {"n": name}).scalar()
+    return elapsed, size, name
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def recall(found: list, oracle: list) -> float:
+    """Tie-aware recall@k: a hit counts when it is in the oracle or as near as the oracle's k-th."""
+    if not oracle:
+        return 1.0
+    cutoff = min(h.rank for h in oracle) - 1e-6
+    oracle_ids = {h.summary.id for h in oracle}
+    good = sum(1 for h in found if h.summary.id in oracle_ids or h.rank >= cutoff)
+    return min(good, len(oracle)) / len(oracle)
+
+
+def timed(engine: sa.Engine, fn):
+    with engine.begin() as conn:
+        started = time.perf_counter()
+        result = fn(conn)
+        return result, time.perf_counter() - started
+
+
+def semantic(conn, user, space, vector, text, k=K, below=None, plans=None):
+    index = PgSemanticIndex(conn, exact_scan_below=pg_embeddings.EXACT_SCAN_BELOW if below is None else below)
+    hits = index.nearest_readable(user, 1, space, vector, text, RecordQuery(), k)
+    if plans is not None:
+        plans.add(index.last_plan)
+    return hits
+
+
+def keyword(conn, user, text, k=K):
+    return PgRecordStore(conn).search_readable(user, 1, text, RecordQuery(), cursor=None, limit=k).items
+
+
+def hybrid(conn, user, text, embedder):
+    ws = Workspace(PgRecordStore(conn), PgDirectory(conn), PgDirectory(conn).principal(user), 1)
+    return semantic_search.search(ws, text, RecordQuery(), mode=semantic_search.SearchMode.HYBRID, cursor=None,
+                                  limit=K, embedder=embedder, index=PgSemanticIndex(conn)).hits
+
+
+def measure(engine: sa.Engine, queries: list[tuple[str, list[float]]], dim: int) -> list[dict]:
+    space = EmbeddingSpace(1, "bench", dim)
+    embedder = QueryVectors(dim)
+    exact = 10**9  # an exact-scan threshold no visible set reaches: the exact oracle
+    rows = []
+    for user, label in enumerate(SELECTIVITIES, start=1):
+        stats = {k: [] for k in ("semantic", "keyword", "hybrid", "exact", "index", "r_sem", "r_hyb", "r_idx")}
+        short, plans = 0, set()
+        with engine.connect() as conn:
+            readable = conn.execute(sa.text("SELECT count(*) FROM records r WHERE r.scope_ref IN "
+                                            "(SELECT project_id FROM project_grants WHERE user_id = :u)"),
+                                    {"u": user}).scalar()
+        for text, vector in queries:
+            embedder.vectors[text] = vector
+            hits, t = timed(engine, lambda c, v=vector, q=text, u=user, p=plans: semantic(c, u, space, v, q, plans=p))
+            stats["semantic"].append(t)
+            oracle, t = timed(engine, lambda c, v=vector, q=text, u=user: semantic(c, u, space, v, q, below=exact))
+            stats["exact"].append(t)
+            forced, t = timed(engine, lambda c, v=vector, q=text, u=user: semantic(c, u, space, v, q, below=0))
+            stats["index"].append(t)
+            stats["r_idx"].append(recall(forced, oracle))
+            short += len(hits) < min(K, readable)
+            stats["r_sem"].append(recall(hits, oracle))
+            _, t = timed(engine, lambda c, q=text, u=user: keyword(c, u, q))
+            stats["keyword"].append(t)
+            fused, t = timed(engine, lambda c, q=text, u=user: hybrid(c, u, q, embedder))
+            stats["hybrid"].append(t)
+            # The hybrid oracle: the same fusion over the exact semantic ranking.
+            kw_depth, _ = timed(engine, lambda c, q=text, u=user: keyword(c, u, q, k=semantic_search.HYBRID_DEPTH))
+            sem_depth, _ = timed(engine, lambda c, v=vector, q=text, u=user: semantic(
+                c, u, space, v, q, k=semantic_search.HYBRID_DEPTH, below=exact))
+            exact_fused = semantic_search.reciprocal_rank_fusion([kw_depth, sem_depth], limit=K)
+            fused_ids, oracle_ids = {h.summary.id for h in fused}, {h.summary.id for h in exact_fused}
+            stats["r_hyb"].append(len(fused_ids & oracle_ids) / max(1, len(oracle_ids)))
+        rows.append({"label": label, "readable": readable, "short": short, "plans": "/".join(sorted(plans)),
+                     **stats})
+    return rows
+
+
+def ms(samples: list[float]) -> str:
+    return f"{1000 * statistics.median(samples):.1f}/{1000 * percentile(samples, 0.95):.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=1536)
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--exact-below", type=int, help="try another exact-scan threshold (readable records)")
+    parser.add_argument("--ef-search-min", type=int, help="try another minimum hnsw.ef_search")
+    args = parser.parse_args()
+    if args.exact_below is not None:
+        pg_embeddings.EXACT_SCAN_BELOW = args.exact_below
+    if args.ef_search_min is not None:
+        pg_embeddings.EF_SEARCH_MIN = args.ef_search_min
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory(prefix="tow-bench-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = EmbeddedPostgres(Path(tmp) / "pg")
+        url = server.start("bench")
+        engine = create_engine(url, PoolOptions(statement_timeout_ms=3_600_000))
+        try:
+            PgSchemaMigrator(engine).upgrade()
+            with engine.begin() as conn:
+                setup(conn, rng)
+            raw = engine.raw_connection()
+            try:
+                centres, load_seconds = load(raw.driver_connection, args.records, args.dim, rng)
+            finally:
+                raw.close()
+            builds = {}
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("SET maintenance_work_mem = '2GB'"))
+                conn.execute(sa.text("ANALYZE"))
+                for kind in ("vector", "halfvec"):
+                    seconds, size, name = build_index(conn, kind, args.dim)
+                    builds[kind] = (seconds, size)
+                    if kind == "vector":
+                        conn.execute(sa.text(f"DROP INDEX {name}"))
+                table = conn.execute(sa.text("SELECT pg_total_relation_size('embedding_chunks')")).scalar()
+            queries = []
+            for _ in range(args.queries):
+                cluster = rng.randrange(CLUSTERS)
+                noise = [rng.gauss(0, 0.6) for _ in range(args.dim)]
+                queries.append((" ".join(rng.sample(cluster_words(cluster), 2)),
+                                [c + e for c, e in zip(centres[cluster], noise, strict=True)]))
+            rows = measure(engine, queries, args.dim)
+        finally:
+            engine.dispose()
+            server.stop()
+    users = COLLEAGUES + len(SELECTIVITIES)
+    print(f"search bench: {args.records:,} records × {args.dim} dims, {PROJECTS} projects, {users} users, "
+          f"{args.queries} queries per selectivity, k={K} ({platform.machine()}, Python {platform.python_version()})")
+    print(f"load (COPY records + binary COPY vectors): {load_seconds:.1f} s; "
+          f"embedding_chunks total {table / 2**20:.0f} MiB")
+    for kind, (seconds, size) in builds.items():
+        print(f"HNSW index on {kind:7}: build {seconds:6.1f} s, size {size / 2**20:7.1f} MiB")
+    print(f"exact-scan threshold: below {pg_embeddings.EXACT_SCAN_BELOW} readable records; "
+          f"hnsw.ef_search ≥ {pg_embeddings.EF_SEARCH_MIN}; iterative scan max {pg_embeddings.MAX_SCAN_TUPLES} tuples")
+    print("selectivity | readable | plan | semantic p50/p95 ms | keyword p50/p95 | hybrid p50/p95 | "
+          "exact p50/p95 | index p50/p95 | recall@10 sem / hyb / index forced | short pages")
+    for r in rows:
+        print(f"{r['label']:>6} | {r['readable']:>7} | {r['plans']} | {ms(r['semantic'])} | {ms(r['keyword'])} | "
+              f"{ms(r['hybrid'])} | {ms(r['exact'])} | {ms(r['index'])} | "
+              f"{statistics.mean(r['r_sem']):.3f} / {statistics.mean(r['r_hyb']):.3f} / "
+              f"{statistics.mean(r['r_idx']):.3f} | {r['short']}")
+
+
+if __name__ == "__main__":
+    main()

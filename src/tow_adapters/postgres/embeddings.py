@@ -1,0 +1,331 @@
+"""Embeddings in PostgreSQL + pgvector: the outbox queue, the vector spaces and the semantic index.
+
+- ``PgEmbeddingQueue`` claims outbox rows with ``FOR UPDATE SKIP LOCKED`` and a lease, each call in
+  its own short transaction, so any number of workers (threads, processes, machines) share the queue.
+- ``PgEmbeddingSpaces`` records spaces, stores chunk vectors for a record's current text only, and
+  runs the migration bookkeeping. Each space has a partial HNSW index over ``embedding::halfvec(N)``:
+  half the memory of a ``vector`` index and up to 4,000 dimensions instead of 2,000; the final order
+  is always computed on the full-precision vectors (BENCHMARKS.md: "Semantic search").
+- ``PgSemanticIndex`` answers "the k nearest records this principal can read" in one statement that
+  joins the record row and applies ``visible_predicate`` (SPEC §2 "One predicate"; §7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from tow_adapters.postgres.records import _HEADLINE_OPTIONS, _SUMMARY_COLUMNS, _query_filters, _summary
+from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
+from tow_core.embeddings import EmbeddingJob, EmbeddingSpace, EmbeddingStatus, RecordText
+from tow_core.errors import InvalidInput
+from tow_core.records import RecordQuery, RecordType, SearchHit
+
+_VISIBLE = visible_predicate("r")
+_CONTENT_HASH = "md5(r.title || chr(10) || r.body)"
+# "the record has vectors of its current text in space :space" (chunk 0 exists for every record)
+_CURRENT = (
+    "EXISTS (SELECT 1 FROM embedding_chunks c WHERE c.space_id = {space} AND c.record_id = r.id AND c.chunk = 0 "
+    f"AND c.content_hash = {_CONTENT_HASH})"
+)
+_SPACES_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tow.embedding_spaces'))"
+
+# Below this many readable records an exact scan of their vectors beats the HNSW index and is exact by
+# construction. Measured with bench/search.py (BENCHMARKS.md, "Semantic search", 1536 dims): the exact
+# scan and the filtered index scan cost about the same at 1,500-3,000 readable records (30k and 100k
+# records), and below that the index's recall also drops as readable records get sparse.
+EXACT_SCAN_BELOW = 3_000
+# Chunks fetched from the index per wanted record: docs have several chunks, and the fetched chunks
+# must still cover k distinct records (if not, the exact scan answers instead). At least
+# MIN_CANDIDATES: the iterative scan returns readable chunks roughly (relaxed_order) nearest first, and
+# re-ordering a deeper candidate list exactly raises recall (BENCHMARKS.md: 40 → 100 candidates took
+# recall@10 at 2-5 % selectivity of 100k records from 0.92-0.94 to ≥ 0.95).
+CHUNKS_PER_RECORD = 4
+MIN_CANDIDATES = 100
+# The HNSW candidate list (hnsw.ef_search) at least this long: with a filter, a longer list keeps recall
+# up when the readable records are a small share of the index (BENCHMARKS.md).
+EF_SEARCH_MIN = 100
+# pgvector 0.8 iterative scans stop after this many tuples; a filter so selective that they do not
+# find k readable records is answered by the exact scan (a short page is never returned).
+MAX_SCAN_TUPLES = 40_000
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(repr(float(v)) for v in vector) + "]"
+
+
+def index_name(space_id: int) -> str:
+    return f"embedding_chunks_hnsw_{int(space_id)}"
+
+
+def _space(row: sa.Row | None) -> EmbeddingSpace | None:
+    return EmbeddingSpace(row[0], row[1], row[2]) if row else None
+
+
+def _create_index(conn: sa.Connection, space: EmbeddingSpace) -> None:
+    # Ids and dimensions are integers from our own table: safe to format into DDL.
+    conn.execute(sa.text(
+        f"CREATE INDEX IF NOT EXISTS {index_name(space.id)} ON embedding_chunks USING hnsw "
+        f"((CAST(embedding AS halfvec({int(space.dim)}))) halfvec_cosine_ops) WHERE space_id = {int(space.id)}"
+    ))
+
+
+def _drop_space(conn: sa.Connection, space_id: int) -> None:
+    conn.execute(sa.text(f"DROP INDEX IF EXISTS {index_name(space_id)}"))
+    conn.execute(sa.text("DELETE FROM embedding_spaces WHERE id = :id"), {"id": space_id})  # chunks cascade
+
+
+class PgEmbeddingQueue:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def claim(self, limit: int, lease_seconds: int, max_attempts: int) -> list[EmbeddingJob]:
+        with self._engine.begin() as conn:
+            rows = conn.execute(sa.text(
+                "UPDATE embedding_outbox AS o SET leased_until = clock_timestamp() + make_interval(secs => :lease), "
+                "attempts = o.attempts + 1 WHERE o.record_id IN ("
+                "  SELECT record_id FROM embedding_outbox WHERE available_at <= clock_timestamp() "
+                "  AND (leased_until IS NULL OR leased_until < clock_timestamp()) AND attempts < :max_attempts "
+                "  ORDER BY available_at, record_id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+                "RETURNING o.record_id, o.generation, o.attempts"
+            ), {"lease": lease_seconds, "max_attempts": max_attempts, "limit": limit}).all()
+        return [EmbeddingJob(*row) for row in rows]
+
+    def finish(self, job: EmbeddingJob) -> None:
+        with self._engine.begin() as conn:
+            done = conn.execute(sa.text("DELETE FROM embedding_outbox WHERE record_id = :id AND generation = :gen"),
+                                {"id": job.record_id, "gen": job.generation}).rowcount
+            if not done:  # changed while we worked: due again, for whoever claims it next
+                conn.execute(sa.text("UPDATE embedding_outbox SET leased_until = NULL WHERE record_id = :id"),
+                             {"id": job.record_id})
+
+    def fail(self, job: EmbeddingJob, error: str, retry_in_seconds: int) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(
+                "UPDATE embedding_outbox SET leased_until = NULL, last_error = left(:error, 1000), "
+                "available_at = CASE WHEN generation = :gen "
+                "THEN clock_timestamp() + make_interval(secs => :delay) ELSE available_at END WHERE record_id = :id"
+            ), {"id": job.record_id, "gen": job.generation, "error": error, "delay": retry_in_seconds})
+
+
+class PgEmbeddingSpaces:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def _one(self, sql: str, **params: Any) -> sa.Row | None:
+        with self._engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).first()
+
+    def active(self) -> EmbeddingSpace | None:
+        return _space(self._one("SELECT id, model, dim FROM embedding_spaces WHERE state = 'active'"))
+
+    def migrating(self) -> EmbeddingSpace | None:
+        return _space(self._one("SELECT id, model, dim FROM embedding_spaces WHERE state = 'migrating'"))
+
+    def record_first(self, model: str, dim: int) -> EmbeddingSpace:
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(_SPACES_LOCK))
+            row = conn.execute(sa.text("SELECT id, model, dim FROM embedding_spaces WHERE state = 'active'")).first()
+            if row is not None:
+                return _space(row)
+            space = _space(conn.execute(sa.text(
+                "INSERT INTO embedding_spaces (model, dim, state, activated_at) VALUES (:model, :dim, 'active', now()) "
+                "RETURNING id, model, dim"), {"model": model, "dim": dim}).first())
+            _create_index(conn, space)
+            return space
+
+    def texts(self, record_ids: Sequence[int]) -> list[RecordText]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT r.id, r.organisation_id, r.prefix || '-' || r.number, r.type, r.title, r.body, "
+                f"{_CONTENT_HASH} FROM records r WHERE r.id = ANY(CAST(:ids AS bigint[])) ORDER BY r.id"
+            ), {"ids": list(record_ids)}).all()
+        return [RecordText(r[0], r[1], r[2], RecordType(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def store(self, space: EmbeddingSpace, record: RecordText, vectors: Sequence[Sequence[float]]) -> bool:
+        with self._engine.begin() as conn:
+            # The row lock orders this with a concurrent edit of the record and with another worker
+            # storing the same record: vectors are only ever written for the text the record has now.
+            current = conn.execute(sa.text(f"SELECT {_CONTENT_HASH} FROM records r WHERE r.id = :id FOR NO KEY UPDATE"),
+                                   {"id": record.record_id}).first()
+            if current is None or current[0] != record.content_hash:
+                return False
+            conn.execute(sa.text("DELETE FROM embedding_chunks WHERE space_id = :space AND record_id = :id"),
+                         {"space": space.id, "id": record.record_id})
+            conn.execute(sa.text(
+                "INSERT INTO embedding_chunks (space_id, record_id, chunk, content_hash, embedding) "
+                "SELECT :space, :id, t.ord - 1, :hash, CAST(t.v AS vector) "
+                "FROM unnest(CAST(:vectors AS text[])) WITH ORDINALITY AS t(v, ord)"
+            ), {"space": space.id, "id": record.record_id, "hash": record.content_hash,
+                "vectors": [vector_literal(v) for v in vectors]})
+            return True
+
+    def start_migration(self, model: str, dim: int) -> EmbeddingSpace:
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(_SPACES_LOCK))
+            existing = _space(conn.execute(
+                sa.text("SELECT id, model, dim FROM embedding_spaces WHERE state = 'migrating'")).first())
+            if existing is not None and (existing.model, existing.dim) == (model, dim):
+                return existing
+            if existing is not None:  # a migration to something else was left unfinished: replaced
+                _drop_space(conn, existing.id)
+            space = _space(conn.execute(sa.text(
+                "INSERT INTO embedding_spaces (model, dim, state) VALUES (:model, :dim, 'migrating') "
+                "RETURNING id, model, dim"), {"model": model, "dim": dim}).first())
+            _create_index(conn, space)
+            return space
+
+    def not_current(self, space: EmbeddingSpace, limit: int) -> list[int]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                f"SELECT r.id FROM records r WHERE NOT {_CURRENT.format(space=':space')} ORDER BY r.id LIMIT :limit"
+            ), {"space": space.id, "limit": limit}).all()
+        return [r[0] for r in rows]
+
+    def switch_to(self, space: EmbeddingSpace) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(_SPACES_LOCK))
+            old = conn.execute(sa.text(
+                "UPDATE embedding_spaces SET state = 'retired' WHERE state = 'active' RETURNING id")).scalar()
+            switched = conn.execute(sa.text(
+                "UPDATE embedding_spaces SET state = 'active', activated_at = now() "
+                "WHERE id = :id AND state = 'migrating'"), {"id": space.id}).rowcount
+            if not switched:
+                raise InvalidInput(f"embedding space {space.id} is not being migrated to", field="space")
+            # Edits that raced the last batch: the trigger queued them for the old space's workers;
+            # queue them again so the workers (now on the new space) re-embed them.
+            conn.execute(sa.text(
+                f"INSERT INTO embedding_outbox AS o (record_id) SELECT r.id FROM records r WHERE NOT "
+                f"{_CURRENT.format(space=':space')} ON CONFLICT (record_id) DO UPDATE SET "
+                "generation = o.generation + 1, available_at = clock_timestamp(), attempts = 0, last_error = NULL"
+            ), {"space": space.id})
+        if old is not None:
+            # After the switch committed: searches that still hold the old space (read FOR KEY SHARE by
+            # PgSemanticIndex) finish first, later ones use the new space.
+            with self._engine.begin() as conn:
+                _drop_space(conn, old)
+
+    def status(self, max_attempts: int) -> EmbeddingStatus:
+        active, migrating = self.active(), self.migrating()
+        row = self._one(
+            "SELECT (SELECT count(*) FROM records), "
+            f"(SELECT count(*) FROM records r WHERE {_CURRENT.format(space=':a')}), "
+            "(SELECT count(*) FROM embedding_chunks WHERE space_id = :a), "
+            "count(*) FILTER (WHERE attempts < :max AND available_at <= now() "
+            "  AND (leased_until IS NULL OR leased_until < now())), "
+            "count(*) FILTER (WHERE leased_until >= now()), "
+            "count(*) FILTER (WHERE attempts < :max AND available_at > now() "
+            "  AND (leased_until IS NULL OR leased_until < now())), "
+            "count(*) FILTER (WHERE attempts >= :max AND (leased_until IS NULL OR leased_until < now())), "
+            f"(SELECT count(*) FROM records r WHERE {_CURRENT.format(space=':m')}) "
+            "FROM embedding_outbox",
+            a=active.id if active else -1, m=migrating.id if migrating else -1, max=max_attempts,
+        )
+        return EmbeddingStatus(active, migrating, *row)
+
+
+class PgSemanticIndex:
+    """Runs on the request's connection (one transaction per request)."""
+
+    def __init__(self, connection: sa.Connection, *, exact_scan_below: int | None = None) -> None:
+        self._conn = connection
+        self._exact_scan_below = EXACT_SCAN_BELOW if exact_scan_below is None else exact_scan_below
+        self.last_plan = ""  # "exact" or "index" (+ "→exact" after a short index scan); for tests and bench
+
+    def active_space(self) -> EmbeddingSpace | None:
+        # KEY SHARE: a migration's switch does not wait for searches, but dropping the retired space
+        # waits until searches that chose it have finished.
+        return _space(self._conn.execute(sa.text(
+            "SELECT id, model, dim FROM embedding_spaces WHERE state = 'active' FOR KEY SHARE")).first())
+
+    def nearest_readable(self, principal_id: int, org_id: int, space: EmbeddingSpace, vector: Sequence[float],
+                         text: str, query: RecordQuery, k: int) -> list[SearchHit]:
+        if len(vector) != space.dim:
+            raise InvalidInput(f"the query vector has {len(vector)} dimensions, the index {space.dim}")
+        filters, params = _query_filters(query)
+        params.update({"org": org_id, "vec": vector_literal(vector), "text": text, "k": k,
+                       "headline": _HEADLINE_OPTIONS, PRINCIPAL_PARAM: principal_id})
+        readable = self._readable_count(filters, params, cap=self._exact_scan_below)
+        if readable < self._exact_scan_below:
+            self.last_plan = "exact"
+            return self._exact(space, filters, params)
+        fetch = min(1000, max(MIN_CANDIDATES, k * CHUNKS_PER_RECORD))
+        ef_search = min(1000, max(EF_SEARCH_MIN, 2 * fetch))
+        with self._settings("hnsw.iterative_scan = relaxed_order", f"hnsw.ef_search = {ef_search}",
+                            f"hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"):
+            hits = self._run(self._index_sql(space, filters, fetch), params)
+        self.last_plan = "index"
+        if len(hits) < k:  # the iterative scan gave up before k readable records: the exact scan answers
+            self.last_plan = "index→exact"
+            hits = self._exact(space, filters, params)
+        return hits
+
+    @contextmanager
+    def _settings(self, *settings: str) -> Iterator[None]:
+        """``SET LOCAL`` for the statements inside only: the savepoint is rolled back afterwards (the
+        results are already read), which undoes the settings and nothing else."""
+        savepoint = self._conn.begin_nested()
+        try:
+            for setting in settings:
+                self._conn.execute(sa.text(f"SET LOCAL {setting}"))
+            yield
+        finally:
+            savepoint.rollback()
+
+    def _exact(self, space: EmbeddingSpace, filters: str, params: dict[str, Any]) -> list[SearchHit]:
+        # The readable set is small here, but PostgreSQL cannot know it from the visibility predicate's
+        # estimate and hash-joins whole tables (measured: 170 ms for 100 readable records of 100k).
+        # Without hash and merge joins it walks readable scopes → records (scope index) → their chunks
+        # (record index): cost follows the readable set.
+        with self._settings("enable_hashjoin = off", "enable_mergejoin = off"):
+            return self._run(self._exact_sql(space, filters), params)
+
+    def _readable_count(self, filters: str, params: dict[str, Any], *, cap: int) -> int:
+        """How many records the caller can read here, counted no further than ``cap`` (cheap)."""
+        return self._conn.execute(sa.text(
+            f"SELECT count(*) FROM (SELECT 1 FROM records r WHERE r.organisation_id = :org AND {_VISIBLE}{filters} "
+            "LIMIT :cap) AS readable"), {**params, "cap": cap}).scalar()
+
+    def _run(self, sql: str, params: dict[str, Any]) -> list[SearchHit]:
+        rows = self._conn.execute(sa.text(sql), params).all()
+        return [SearchHit(_summary(row), row[10], row[9]) for row in rows]
+
+    @staticmethod
+    def _hydrate(ranked: str) -> str:
+        """Summary, similarity and snippet of the ranked records, nearest first (same statement)."""
+        return (
+            f"SELECT {_SUMMARY_COLUMNS}, CAST(1 - ranked.distance AS float8), "
+            "ts_headline('english', r.title || ' — ' || r.body, websearch_to_tsquery('english', :text), :headline) "
+            f"FROM ({ranked}) AS ranked JOIN records r ON r.id = ranked.record_id ORDER BY ranked.distance, r.id"
+        )
+
+    def _exact_sql(self, space: EmbeddingSpace, filters: str) -> str:
+        return self._hydrate(
+            "SELECT e.record_id, min(e.embedding <=> CAST(:vec AS vector)) AS distance "
+            "FROM records r JOIN embedding_chunks e ON e.record_id = r.id "
+            f"WHERE e.space_id = {int(space.id)} AND r.organisation_id = :org AND {_VISIBLE}{filters} "
+            "GROUP BY e.record_id ORDER BY distance, e.record_id LIMIT :k"
+        )
+
+    @staticmethod
+    def _index_sql(space: EmbeddingSpace, filters: str, fetch: int) -> str:
+        dim = int(space.dim)
+        # The visibility check is a per-candidate EXISTS that ``OFFSET 0`` keeps from being turned into a
+        # join: the HNSW scan then streams candidates in distance order, each checked against the one
+        # visibility predicate as it comes, and the iterative scan continues until ``fetch`` readable
+        # chunks are found (pgvector 0.8 "iterative index scans"). As a join, PostgreSQL tends to build
+        # the readable set first and sort it, which is the exact scan at index prices.
+        # relaxed_order returns candidates slightly out of order: they are re-ordered exactly, on the
+        # full-precision vectors, per record (its nearest chunk).
+        return PgSemanticIndex._hydrate(
+            "SELECT c.record_id, min(c.distance) AS distance FROM ("
+            "  SELECT e.record_id, e.embedding <=> CAST(:vec AS vector) AS distance FROM embedding_chunks e "
+            f"  WHERE e.space_id = {int(space.id)} AND EXISTS (SELECT 1 FROM records r WHERE r.id = e.record_id "
+            f"    AND r.organisation_id = :org AND {_VISIBLE}{filters} OFFSET 0) "
+            f"  ORDER BY CAST(e.embedding AS halfvec({dim})) <=> CAST(CAST(:vec AS vector) AS halfvec({dim})) "
+            f"  LIMIT {fetch}) AS c "
+            "GROUP BY c.record_id ORDER BY distance, c.record_id LIMIT :k"
+        )

@@ -1,0 +1,143 @@
+"""`tow worker` and `tow embeddings status|migrate` (SPEC §6, §12)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from tow_core import embeddings
+from tow_core.errors import NotConfigured
+from tow_core.readiness import require_current_schema
+from tow_http.composition import Container, container_for
+from tow_http.config import LoadedConfig
+from tow_http.embedding_worker import EmbeddingWorker
+
+AI_NOT_CONFIGURED = "no embedding model is configured: set OPENAI_API_KEY (and ai.* in tow.yaml)"
+
+
+def embedding_worker(container: Container) -> EmbeddingWorker | None:
+    """A worker for the configured model, or None when AI is not configured."""
+    model = container.embedding_model()
+    if model is None:
+        return None
+    return EmbeddingWorker(container.embedding_queue(), container.embedding_spaces(), model)
+
+
+def _worker(_: argparse.Namespace, config: LoadedConfig) -> int:
+    stop = threading.Event()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stop.set())
+    with container_for(config) as container:
+        require_current_schema(container.schema_migrator())
+        worker = embedding_worker(container)
+        if worker is None:
+            raise NotConfigured(AI_NOT_CONFIGURED)
+        worker.start()
+        print("TOW worker: embedding records (Ctrl-C to stop)", flush=True)
+        while not stop.wait(1.0) and worker.error is None:
+            pass
+        worker.stop()
+        if worker.error is not None:
+            raise worker.error
+    print(f"TOW worker stopped after {worker.embedded} records", flush=True)
+    return 0
+
+
+def _status(_: argparse.Namespace, config: LoadedConfig) -> int:
+    with container_for(config) as container:
+        require_current_schema(container.schema_migrator())
+        status = container.embedding_spaces().status(embeddings.MAX_ATTEMPTS)
+    space = status.space
+    described = f"{space.model}, {space.dim} dimensions" if space else "none yet (recorded at first use)"
+    print(f"embedding space: {described}")
+    share = f" ({100 * status.embedded / status.records:.1f} %)" if status.records else ""
+    print(f"coverage:        {status.embedded} of {status.records} records embedded{share}, {status.chunks} chunks")
+    print(f"backlog:         {status.due} due, {status.leased} being embedded, {status.retrying} waiting to retry, "
+          f"{status.failed} failed after {embeddings.MAX_ATTEMPTS} attempts")
+    if status.migrating is not None:
+        m = status.migrating
+        print(f"migration:       to {m.model}, {m.dim} dimensions: {status.migrated} of {status.records} records "
+              f"(resume with `tow embeddings migrate --dim {m.dim} --model {m.model}`)")
+    return 0
+
+
+def progress_printer(out=sys.stderr, clock: Callable[[], float] = time.monotonic) -> Callable[[int, int], None]:
+    """One line per batch: counts, share and an ETA from the rate of this run."""
+    started: list[tuple[float, int]] = []
+
+    def show(done: int, total: int) -> None:
+        now = clock()
+        if not started:
+            started.append((now, done))
+        t0, d0 = started[0]
+        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
+        eta = f", ETA {int((total - done) / rate)} s" if rate else ""
+        share = 100 * done / total if total else 100.0
+        print(f"\rre-embedding: {done}/{total} records ({share:.0f} %){eta}   ", end="", file=out, flush=True)
+
+    return show
+
+
+def with_embedding(config: LoadedConfig, dim: int, model: str | None) -> LoadedConfig:
+    ai = msgspec.structs.replace(config.settings.ai, embedding_dim=dim,
+                                 openai_embedding_model=model or config.settings.ai.openai_embedding_model)
+    return LoadedConfig(msgspec.structs.replace(config.settings, ai=ai), config.secrets, config.sources,
+                        config.base_dir)
+
+
+def _dimension(text: str) -> int:
+    value = int(text)
+    if not 8 <= value <= 4000:  # the bounds of ai.embedding_dim
+        raise argparse.ArgumentTypeError("must be from 8 to 4000")
+    return value
+
+
+def _migrate(args: argparse.Namespace, config: LoadedConfig) -> int:
+    target = with_embedding(config, args.dim, args.model)
+    with container_for(target) as container:
+        require_current_schema(container.schema_migrator())
+        model = container.embedding_model()
+        if model is None:
+            raise NotConfigured(AI_NOT_CONFIGURED)
+        outcome = embeddings.migrate(container.embedding_spaces(), model, batch_size=args.batch_size,
+                                     progress=progress_printer())
+    space = outcome.space
+    if not outcome.switched:
+        print(f"embedding space is now {space.model} with {space.dim} dimensions (nothing to re-embed)")
+    else:
+        print(f"\nswitched to {space.model} with {space.dim} dimensions after re-embedding {outcome.embedded_now} "
+              f"records in this run; now set ai.embedding_dim: {space.dim} and ai.openai_embedding_model: "
+              f"{space.model} in tow.yaml and restart `tow serve` and `tow worker`")
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    commands.add_parser(
+        "worker", help="run background workers (embeddings)",
+        description="Embed changed records from the outbox until stopped (SIGINT/SIGTERM). Run as many as you "
+        "like, on any machine with the same database: they share the work through PostgreSQL.",
+    ).set_defaults(handler=_worker, needs_app_secret=False)
+    group = commands.add_parser("embeddings", help="embedding vectors for semantic search",
+                                description="Inspect the embeddings or migrate them to another model/dimension.")
+    sub = group.add_subparsers(dest="embeddings_command", metavar="COMMAND", required=True)
+    sub.add_parser(
+        "status", help="show backlog and coverage",
+        description="Show the recorded embedding model and dimension, how many records are embedded, the "
+        "outbox backlog (due, in progress, retrying, failed) and any unfinished migration.",
+    ).set_defaults(handler=_status, needs_app_secret=False)
+    migrate = sub.add_parser(
+        "migrate", help="re-embed everything with another dimension/model",
+        description="Re-embed every record into a new vector space with DIM dimensions (and MODEL), while search "
+        "keeps serving the current vectors; switch atomically at the end. Resumable: interrupt it and run it "
+        "again to continue. Afterwards set ai.embedding_dim (and ai.openai_embedding_model) to the new values.",
+    )
+    migrate.add_argument("--dim", type=_dimension, required=True, help="the new embedding dimension (1-4000)")
+    migrate.add_argument("--model", help="the new embedding model (default: ai.openai_embedding_model)")
+    migrate.add_argument("--batch-size", type=int, default=64, help="records per embedding request (default 64)")
+    migrate.set_defaults(handler=_migrate, needs_app_secret=False)
