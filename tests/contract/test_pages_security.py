@@ -272,3 +272,39 @@ def test_file_attach_form_checks_its_token_before_storing_a_byte(app_client, tmp
     assert attached["name"] == "plan.txt"
     assert ada.get(attached["download_url"]).content == b"secret plan " * 1000
     assert len([p for p in (tmp_path / "var" / "uploads").rglob("*") if p.is_file()]) == 1  # where files go
+
+
+def test_search_page_says_when_semantic_search_cannot_run(app_client):
+    plain = app_client()
+    set_up(plain)
+    token = token_of(plain, "/o/1/docs")
+    plain.post("/o/1/records", follow_redirects=False,
+               data={"csrf_token": token, "type": "doc", "title": "Release process", "body": "Every Tuesday."})
+    keyword = plain.get("/o/1/search", params={"q": "tuesday", "mode": "hybrid"}).text
+    assert "Results by keyword search" in keyword and "AI is not configured on this server, so these" in keyword
+    assert "DOC-1" in keyword
+    assert plain.get("/o/1/search", params={"q": "x", "mode": "psychic"}).status_code == 422
+
+
+def test_search_page_uses_semantic_and_hybrid_search_when_an_embedding_model_is_configured(app_client,
+                                                                                         make_container):
+    from dependency_injector import providers
+
+    from tests.fake_embeddings import FakeEmbeddingModel
+    from tow_http.embedding_worker import EmbeddingWorker
+
+    container = make_container()
+    model = FakeEmbeddingModel(dimension=64)
+    container.embedding_model.override(providers.Object(model))
+    ada = app_client(container)
+    set_up(ada)
+    token = token_of(ada, "/o/1/docs")
+    ada.post("/o/1/records", follow_redirects=False,
+             data={"csrf_token": token, "type": "doc", "title": "Release process", "body": "Every Tuesday."})
+    not_ready = ada.get("/o/1/search", params={"q": "release", "mode": "semantic"}).text
+    assert "Nothing has been embedded for semantic search yet" in not_ready
+    EmbeddingWorker(container.embedding_queue(), container.embedding_spaces(), model).run_once()
+    semantic = ada.get("/o/1/search", params={"q": "release process", "mode": "semantic"}).text
+    assert "Results by semantic search" in semantic and "DOC-1" in semantic and "keyword results" not in semantic
+    hybrid = ada.get("/o/1/search", params={"q": "release"}).text  # the default with AI configured
+    assert "Results by hybrid search" in hybrid and "AI is not configured" not in hybrid

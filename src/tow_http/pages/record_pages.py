@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from markupsafe import Markup
 
-from tow_core import administration, docs, knowledge, tickets
+from tow_core import administration, docs, knowledge, semantic_search, tickets
 from tow_core.access import Scope, ScopeKind
 from tow_core.errors import InvalidInput
 from tow_core.records import (
@@ -25,6 +25,7 @@ from tow_core.records import (
     RecordQuery,
     RecordType,
 )
+from tow_core.semantic_search import FallbackReason, SearchMode
 from tow_http.context import Services, SignedIn
 from tow_http.pages.markdown import render_markdown
 from tow_http.pages.upload_pages import record_files
@@ -291,21 +292,42 @@ def preview(org_id: int, form: NamedDependency[Form], signed_in: NamedDependency
 # --- search ------------------------------------------------------------------------------------
 
 
+FALLBACK_NOTICES = {
+    FallbackReason.AI_NOT_CONFIGURED: "AI is not configured on this server, so these are keyword results: a server "
+    "admin sets OPENAI_API_KEY to turn on semantic and hybrid search.",
+    FallbackReason.EMBEDDINGS_NOT_READY: "Nothing has been embedded for semantic search yet, so these are keyword "
+    "results (`tow embeddings status` shows the backlog).",
+    FallbackReason.EMBEDDING_UNAVAILABLE: "The AI provider did not answer, so these are keyword results; try again "
+    "in a moment.",
+}
+
+
+def _mode(value: str) -> SearchMode | None:
+    try:
+        return SearchMode(value) if value else None
+    except ValueError as exc:
+        raise InvalidInput("mode must be keyword, semantic or hybrid", field="mode") from exc
+
+
 @get("/o/{org_id:int}/search", sync_to_thread=True, include_in_schema=False)
 def search_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
                 services: NamedDependency[Services], q: str = "", project: str | None = None,
-                cursor: str | None = None) -> Response:
+                cursor: str | None = None, mode: str = "") -> Response:
+    """Keyword, semantic or hybrid search (default: hybrid with AI configured, else keyword), through the
+    same use case as /api/.../search; when semantic search cannot run, the page says why."""
     shell = shell_for(signed_in, org_id, project, "search")
-    hits, next_cursor = [], None
+    hits, next_cursor, answered, notice = [], None, None, None
     if q.strip():
         ws = workspace(signed_in, org_id)
         query = RecordQuery(project_id=shell.project.id if shell.project else None)
-        found = knowledge.search_records(ws, q, query, cursor=cursor, limit=20)
-        hits = [(h, Markup(snippet_html(h.snippet))) for h in found.items]  # noqa: S704 - escaped, then <mark>
-        next_cursor = found.next_cursor
-    return page(request, "search.html", shell=shell, q=q, hits=hits, next_cursor=next_cursor,
-                ai=services.ai.status if services.ai else None,
-                section_of={t.value: s for t, s in SECTION_OF.items()})
+        result = semantic_search.search(ws, q, query, mode=_mode(mode), cursor=cursor or None, limit=20,
+                                        embedder=services.embedding_model, index=signed_in.semantic)
+        hits = [(h, Markup(snippet_html(h.snippet))) for h in result.hits]  # noqa: S704 - escaped, then <mark>
+        next_cursor, answered = result.next_cursor, result.mode.value
+        notice = FALLBACK_NOTICES.get(result.fallback_reason) if result.fallback_reason else None
+    return page(request, "search.html", shell=shell, q=q, hits=hits, next_cursor=next_cursor, mode=mode,
+                answered=answered, notice=notice, ai_configured=services.embedding_model is not None,
+                modes=[m.value for m in SearchMode], section_of={t.value: s for t, s in SECTION_OF.items()})
 
 
 RECORD_PAGES = [record_list, create_record, record_page, save_record, change_status, move_doc, add_comment,
