@@ -59,6 +59,7 @@ def live_server(make_container) -> Iterator[LiveServer]:
     port = _free_port()
     container = make_container(f"runtime:\n  public_app_url: http://127.0.0.1:{port}\n")
     with LiveServer(container.app(), port) as server:
+        server.container = container  # tests run background work (jobs, embeddings) through it
         yield server
 
 
