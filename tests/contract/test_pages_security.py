@@ -308,3 +308,25 @@ def test_search_page_uses_semantic_and_hybrid_search_when_an_embedding_model_is_
     assert "Results by semantic search" in semantic and "DOC-1" in semantic and "keyword results" not in semantic
     hybrid = ada.get("/o/1/search", params={"q": "release"}).text  # the default with AI configured
     assert "Results by hybrid search" in hybrid and "AI is not configured" not in hybrid
+
+
+def test_expired_and_revoked_invites_say_so_in_the_join_form(app_client, make_container):
+    from datetime import UTC, datetime, timedelta
+
+    ada = app_client()
+    set_up(ada)
+    expiring = ada.post("/api/organisations/1/invites", json={"role": "member", "expires_in_hours": 1}).json()
+    revoked = ada.post("/api/organisations/1/invites", json={"role": "member"}).json()
+    ada.delete(f"/api/organisations/1/invites/{revoked['invite']['id']}")
+
+    later = make_container()  # the same database, two hours on
+    later.services.add_kwargs(clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    for invite, message in ((expiring, "this invite has expired"), (revoked, "this invite was revoked")):
+        bob = app_client(later)
+        token = token_of(bob, f"/invite/{invite['token']}")
+        answer = bob.post("/join", follow_redirects=False,
+                          data={"csrf_token": token, "token": invite["token"], "email": "bob@example.com",
+                                "display_name": "Bob", "password": PASSWORD},
+                          headers={"HX-Request": "true", "HX-Trigger": "join-form"})
+        assert answer.status_code == 409 and message in answer.text
+        assert answer.headers["hx-retarget"] == "#join-form-error"
