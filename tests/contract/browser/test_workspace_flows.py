@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from playwright.sync_api import Page, expect
@@ -24,6 +25,9 @@ def set_up_server(page: Page) -> None:
 
 
 def shot(page: Page, name: str) -> None:
+    """Save docs/screenshots/<name>.png when asked (`make screenshots`), so test runs leave the tree clean."""
+    if not os.environ.get("TOW_SCREENSHOTS"):
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
