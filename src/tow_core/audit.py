@@ -44,6 +44,9 @@ class AuditAction(StrEnum):
     UPLOAD_ATTACHED = "upload.attached"
     UPLOAD_DETACHED = "upload.detached"
     UPLOAD_DELETED = "upload.deleted"
+    EXPORT_REQUESTED = "export.requested"
+    EXPORT_DOWNLOADED = "export.downloaded"
+    ORGANISATION_IMPORTED = "organisation.imported"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from tow_http.routes.ai import ai_router
 from tow_http.routes.audit import audit_router
 from tow_http.routes.auth import auth_router, me_router
 from tow_http.routes.docs import docs_router
+from tow_http.routes.exports import exports_router
 from tow_http.routes.invites import invites_router
 from tow_http.routes.memory_diffs import memory_diffs_router
 from tow_http.routes.organisations import organisations_router
@@ -48,7 +49,8 @@ def create_app(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
-            memory_diffs_router, uploads_router, ai_router, pages_router, static_router, *extra_routers,
+            memory_diffs_router, uploads_router, ai_router, exports_router, pages_router, static_router,
+            *extra_routers,
         ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),

@@ -9,6 +9,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -45,12 +46,15 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         if args.migrate:
             migrator.upgrade()
         require_current_schema(migrator)
-        worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
-        if worker is not None:
-            worker.start()  # refuses a configured dimension other than the recorded one
+        embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
+        if embedding_worker is not None:
+            embedding_worker.start()  # refuses a configured dimension other than the recorded one
         host = args.host or runtime.bind_host
         port = args.port or runtime.bind_port
         print(f"TOW serving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+        job_worker = None if args.no_worker else container.job_worker()
+        if job_worker is not None:
+            job_worker.start()  # background jobs (exports) run beside the web server
         try:
             uvicorn.run(
                 container.app(),
@@ -64,8 +68,9 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         except _StopRequested as stop:
             print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)
         finally:
-            if worker is not None:
-                worker.stop()
+            for running in (job_worker, embedding_worker):
+                if running is not None:
+                    running.stop()
     return 0
 
 
@@ -91,6 +96,74 @@ def _db_status(_: argparse.Namespace, config: LoadedConfig) -> int:
         return 0
     print("database needs migrating: run `tow db upgrade`")
     return EXIT_FAILURE
+
+
+def _worker(args: argparse.Namespace, config: LoadedConfig) -> int:
+    """Background jobs (exports) and, when an embedding model is configured, embeddings."""
+    stop = threading.Event()
+    with container_for(config) as container:
+        require_current_schema(container.schema_migrator())
+        job_worker = container.job_worker()
+        if args.once:
+            print(f"ran {job_worker.drain()} job(s); none left due")
+            return 0
+        embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, lambda *_: stop.set())
+        if embedding_worker is not None:
+            embedding_worker.start()  # refuses a configured dimension other than the recorded one
+        job_worker.start()
+        also = " and embedding records" if embedding_worker is not None else ""
+        print(f"TOW worker: running background jobs{also} (Ctrl-C to stop after the work in hand)", flush=True)
+        while not stop.wait(1.0) and (embedding_worker is None or embedding_worker.error is None):
+            pass
+        job_worker.stop()
+        if embedding_worker is not None:
+            embedding_worker.stop()
+            if embedding_worker.error is not None:
+                raise embedding_worker.error
+    print("TOW worker stopped", flush=True)
+    return 0
+
+
+def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
+    from tow_core.imports import import_organisation
+
+    path: Path = args.file
+    if not path.is_file():
+        raise TowError(f"{path} is not a file")
+    with container_for(config) as container, path.open("rb") as file:
+        require_current_schema(container.schema_migrator())
+        with container.services().transaction() as stores:
+            services = container.services()
+            report = import_organisation(stores.directory, stores.organisation_import, None, file=file,
+                                         upload_store=services.upload_store, images=services.images)
+    print(f"imported organisation {report.organisation_name!r} as id {report.organisation_id}")
+    for name, count in sorted(report.counts.items()):
+        print(f"  {name}: {count}")
+    return 0
+
+
+def _set_password(args: argparse.Namespace, config: LoadedConfig) -> int:
+    import getpass
+
+    from tow_core.errors import NotFound
+    from tow_core.identity import normalise_email
+    from tow_core.passwords import check_password_policy
+
+    email = normalise_email(args.email)
+    password = getpass.getpass("new password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    check_password_policy(password)
+    with container_for(config) as container:
+        require_current_schema(container.schema_migrator())
+        password_hash = container.password_hasher().hash(password)
+        with container.services().transaction() as stores:
+            user = stores.directory.user_by_email(email)
+            if user is None:
+                raise NotFound(f"no account with email {email}")
+            stores.directory.set_password_hash(user.id, password_hash)
+    print(f"password set for {email}")
+    return 0
 
 
 def _config_check(_: argparse.Namespace, config: LoadedConfig) -> int:
@@ -126,7 +199,45 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: runtime.bind_host)")
     serve.add_argument("--port", type=int, help="port to bind (default: runtime.bind_port)")
     serve.add_argument("--migrate", action="store_true", help="apply pending migrations before serving")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not run background jobs in this process (run `tow worker` separately)")
     serve.set_defaults(handler=_serve, needs_app_secret=True)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run background workers (jobs such as exports; embeddings when AI is configured)",
+        description="Claim and run background jobs from the database queue, and embed changed records when an "
+        "embedding model is configured, until SIGINT/SIGTERM (the work in hand is finished first). Run as many as "
+        "you like, on any machine with the same database: they share the work through PostgreSQL. `tow serve` "
+        "runs the job worker in-process unless --no-worker. Jobs are polled every jobs.poll_interval_seconds; a "
+        "job whose worker died is retried once its lease (jobs.lease_seconds) expires, at most jobs.max_attempts "
+        "times.",
+    )
+    worker.add_argument("--once", action="store_true",
+                        help="run every background job that is due (not embeddings), then exit")
+    worker.set_defaults(handler=_worker, needs_app_secret=False)
+
+    import_command = commands.add_parser(
+        "import",
+        help="restore an organisation export",
+        description="Restore an organisation export (docs/export-format.md) into this deployment, in one "
+        "transaction: a malformed or tampered file is refused with the first offending JSON path and nothing is "
+        "kept. The organisation's name must not be taken. People are matched by email or created without a "
+        "password (set one with `tow users set-password`). Prints what was imported.",
+    )
+    import_command.add_argument("file", type=Path, metavar="FILE", help="an organisation export (.json)")
+    import_command.set_defaults(handler=_import, needs_app_secret=True)
+
+    users = commands.add_parser("users", help="accounts", description="Operator commands for accounts.")
+    users_commands = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
+    set_password = users_commands.add_parser(
+        "set-password",
+        help="set an account's password",
+        description="Set the password of the account with EMAIL (e.g. someone created by `tow import`, who has "
+        "none). Reads the password from the terminal, or the first line of standard input when piped.",
+    )
+    set_password.add_argument("email", metavar="EMAIL")
+    set_password.set_defaults(handler=_set_password, needs_app_secret=True)
 
     db = commands.add_parser("db", help="database schema", description="Inspect or migrate the database schema.")
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)

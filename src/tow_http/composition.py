@@ -6,8 +6,9 @@ Tests build the app through ``Container`` too, overriding providers where they n
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from dependency_injector import containers, providers
@@ -15,6 +16,7 @@ from litestar import Litestar
 
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_adapters.exa_web_search import EXA_OFFICIAL_HOST, EXA_PROVIDER, ExaWebSearch
+from tow_adapters.fs_export_files import FsExportFiles
 from tow_adapters.fs_upload_store import FsUploadStore
 from tow_adapters.openai_client import OPENAI_OFFICIAL_HOST, OPENAI_PROVIDER, OpenAIGateway, OpenAIOptions
 from tow_adapters.openai_embeddings import OpenAIEmbeddingModel
@@ -26,6 +28,8 @@ from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.embeddings import PgEmbeddingQueue, PgEmbeddingSpaces, PgSemanticIndex
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.engine import transaction as transaction_on
+from tow_adapters.postgres.export_source import PgExportSource, export_snapshot
+from tow_adapters.postgres.exports import PgExportStore
 from tow_adapters.postgres.history import (
     PgDocRevisions,
     PgRecordTree,
@@ -33,8 +37,10 @@ from tow_adapters.postgres.history import (
     PgTicketComments,
     PgTicketLinks,
 )
+from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.ai import (
@@ -44,11 +50,14 @@ from tow_core.ai import (
     UnconfiguredWebSearch,
 )
 from tow_core.egress import EgressLedger, ProviderEndpoint, is_approved
+from tow_core.exports import EXPORT_JOB
+from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig, effective_config_entries
-from tow_http.context import Services, Stores
+from tow_http.context import Services, Stores, utc_now
+from tow_http.job_worker import JobWorker, export_handler, export_sweep
 from tow_http.session_cookie import SessionCookieSigner
 
 
@@ -74,9 +83,39 @@ def _transaction_factory(engine: sa.Engine):
             )
             yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
                          memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection),
-                         semantic=PgSemanticIndex(connection))
+                         jobs=PgJobQueue(connection), exports=PgExportStore(connection),
+                         organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection))
 
     return transaction
+
+
+def _export_files(config: LoadedConfig) -> FsExportFiles:
+    return FsExportFiles(config.resolve_path(config.settings.exports.export_storage_path))
+
+
+def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFiles,
+                     upload_store: FsUploadStore | None = None,
+                     clock: Callable[[], datetime] | None = None) -> JobWorker:
+    """The worker with every handler this deployment has (exports; later agent runs). Tests pass a clock.
+    Needs no APP_SECRET: it serves no sessions."""
+    jobs, exports = config.settings.jobs, config.settings.exports
+    clock = clock or utc_now
+    transaction = _transaction_factory(engine)
+
+    @contextmanager
+    def snapshot(exported_at):
+        with export_snapshot(engine) as connection:
+            yield PgExportSource(connection, exported_at=exported_at,
+                                 open_upload=upload_store.open if upload_store else None)
+
+    handle_export = export_handler(transaction=transaction, snapshot=snapshot, files=files,
+                                   clock=clock, retention=timedelta(hours=exports.retention_hours))
+    return JobWorker(
+        PgJobLeases(engine), {EXPORT_JOB: handle_export},
+        policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
+        poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
+        periodic=[export_sweep(transaction=transaction, files=files)],
+    )
 
 
 # --- AI (SPEC §6): real adapters when the keys are set, the core's "unconfigured" ones otherwise ---------
@@ -154,6 +193,7 @@ class Container(containers.DeclarativeContainer):
     )
     embedding_queue = providers.Singleton(PgEmbeddingQueue, engine)
     embedding_spaces = providers.Singleton(PgEmbeddingSpaces, engine)
+    export_files = providers.Singleton(_export_files, config)
     services = providers.Singleton(
         Services,
         settings=config.provided.settings,
@@ -167,8 +207,10 @@ class Container(containers.DeclarativeContainer):
         upload_store=upload_store,
         images=providers.Singleton(PillowRasterImageInspector),
         ai=ai_services,
+        export_files=export_files,
         configuration=providers.Callable(effective_config_entries, config),
     )
+    job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
     app: providers.Provider[Litestar] = providers.Singleton(
         create_app,
         services=services,

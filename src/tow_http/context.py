@@ -18,7 +18,10 @@ from tow_core.access import Principal
 from tow_core.accounts import resolve_session
 from tow_core.ai import EmbeddingModel
 from tow_core.errors import NotAuthenticated
+from tow_core.exports import ExportFiles, ExportStore
 from tow_core.identity import Directory, LoginFailureLog, Session
+from tow_core.imports import OrganisationImport
+from tow_core.jobs import JobQueue
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
@@ -44,6 +47,9 @@ class Stores:
     memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
     uploads: UploadRecords  # upload rows; the bytes are in Services.upload_store (SPEC §5)
     semantic: SemanticIndex  # nearest readable records by embedding (SPEC §7)
+    jobs: JobQueue  # background jobs, queued with the change that asks for them
+    exports: ExportStore  # export requests (SPEC §5)
+    organisation_import: OrganisationImport  # restores an organisation export
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class Services:
     images: RasterImageInspector | None = None
     ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
     embedding_model: EmbeddingModel | None = None  # None: AI not configured; search falls back to keyword
+    export_files: ExportFiles | None = None  # where finished exports are read from for download
     # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
     configuration: tuple[tuple[str, str, str], ...] = ()
 

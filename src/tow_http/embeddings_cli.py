@@ -1,11 +1,9 @@
-"""`tow worker` and `tow embeddings status|migrate` (SPEC §6, §12)."""
+"""`tow embeddings status|migrate` and the embedding worker `tow worker` runs (SPEC §6, §12)."""
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 
@@ -27,26 +25,6 @@ def embedding_worker(container: Container) -> EmbeddingWorker | None:
     if model is None:
         return None
     return EmbeddingWorker(container.embedding_queue(), container.embedding_spaces(), model)
-
-
-def _worker(_: argparse.Namespace, config: LoadedConfig) -> int:
-    stop = threading.Event()
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop_signal, lambda *_: stop.set())
-    with container_for(config) as container:
-        require_current_schema(container.schema_migrator())
-        worker = embedding_worker(container)
-        if worker is None:
-            raise NotConfigured(AI_NOT_CONFIGURED)
-        worker.start()
-        print("TOW worker: embedding records (Ctrl-C to stop)", flush=True)
-        while not stop.wait(1.0) and worker.error is None:
-            pass
-        worker.stop()
-        if worker.error is not None:
-            raise worker.error
-    print(f"TOW worker stopped after {worker.embedded} records", flush=True)
-    return 0
 
 
 def _status(_: argparse.Namespace, config: LoadedConfig) -> int:
@@ -118,11 +96,6 @@ def _migrate(args: argparse.Namespace, config: LoadedConfig) -> int:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    commands.add_parser(
-        "worker", help="run background workers (embeddings)",
-        description="Embed changed records from the outbox until stopped (SIGINT/SIGTERM). Run as many as you "
-        "like, on any machine with the same database: they share the work through PostgreSQL.",
-    ).set_defaults(handler=_worker, needs_app_secret=False)
     group = commands.add_parser("embeddings", help="embedding vectors for semantic search",
                                 description="Inspect the embeddings or migrate them to another model/dimension.")
     sub = group.add_subparsers(dest="embeddings_command", metavar="COMMAND", required=True)

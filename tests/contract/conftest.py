@@ -53,6 +53,7 @@ def pytest_terminal_summary(terminalreporter):
     from tests.contract.test_visibility_differential import SEARCH_STATS, STATS
 
     _upload_summary(terminalreporter)
+    _export_summary(terminalreporter)
 
     if LEAK_STATS["worlds"]:
         terminalreporter.write_line(
@@ -73,6 +74,20 @@ def pytest_terminal_summary(terminalreporter):
         )
     for line in RECALL_STATS:
         terminalreporter.write_line(line)
+
+
+def _export_summary(terminalreporter) -> None:
+    from tests.contract.test_export_import import TAMPER_STATS
+    from tests.contract.test_member_export_differential import STATS as EXPORT_STATS
+
+    if EXPORT_STATS["worlds"]:
+        terminalreporter.write_line(
+            f"member export differential: {EXPORT_STATS['worlds']} worlds, {EXPORT_STATS['exports']} member exports, "
+            f"{EXPORT_STATS['leaks']} unreadable display IDs named")
+    if TAMPER_STATS["tried"]:
+        terminalreporter.write_line(
+            f"import tampering: {TAMPER_STATS['tried']} mutated exports, {TAMPER_STATS['refused']} refused with the "
+            f"offending path, {TAMPER_STATS['changed_database']} left the database changed")
 
 
 def _upload_summary(terminalreporter) -> None:

@@ -3,13 +3,13 @@
 No foreign keys on purpose: the ledger is an append-only record of what left the deployment, and it
 must keep that fact even if the organisation, user or records named in it are deleted later.
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 """
 
 from alembic import op
 
-revision = "0009"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """Embeddings of records for semantic search: spaces, chunk vectors and the embedding outbox (issue 6).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 
 - ``embedding_spaces``: the (model, dimension) vectors are made in. One is ``active`` (searched and kept
   current by the workers); during ``tow embeddings migrate`` one more is ``migrating`` (being filled
@@ -24,8 +24,8 @@ Revises: 0009
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,71 @@
+"""FsExportFiles: export files on the backend filesystem under ``exports.export_storage_path``.
+
+Writes are atomic: a temporary file in the same directory, flushed and fsynced, then renamed over
+the final name (POSIX ``rename`` is atomic within a filesystem), so a crash mid-export never leaves a
+partial file under a name the database could point at. Names are server-generated; any name with a
+path separator or not ending in ``.json`` is refused, so no caller can reach outside the directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from tow_core.errors import InvalidInput, NotFound
+
+_SAFE_NAME = re.compile(r"^[a-z0-9-]+\.json$")
+_WRITE_BUFFER_BYTES = 1024 * 1024
+
+
+class FsExportFiles:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def _path(self, name: str) -> Path:
+        if not _SAFE_NAME.fullmatch(name):
+            raise InvalidInput(f"{name!r} is not an export file name")
+        return self._root / name
+
+    @contextlib.contextmanager
+    def writing(self, name: str) -> Iterator[TextIO]:
+        final = self._path(name)
+        self._root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temporary = tempfile.mkstemp(dir=self._root, prefix=".partial-", suffix=".tmp")
+        try:
+            with open(fd, "w", encoding="utf-8", buffering=_WRITE_BUFFER_BYTES) as out:
+                yield out
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        _fsync_directory(self._root)
+
+    def open(self, name: str) -> BinaryIO:
+        try:
+            return open(self._path(name), "rb")  # noqa: SIM115 - the caller streams and closes it
+        except FileNotFoundError as exc:
+            raise NotFound("export file not found") from exc
+
+    def size(self, name: str) -> int:
+        return self._path(name).stat().st_size
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(name).unlink()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

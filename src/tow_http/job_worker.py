@@ -1,0 +1,166 @@
+"""The background job worker: claims jobs from the PostgreSQL queue and runs the handler of their kind.
+
+``JobWorker.start()`` runs it on a daemon thread (``tow serve`` does this beside the web server);
+``stop()`` asks it to finish the job in hand and joins it. ``tow worker`` runs the same loop in the
+foreground, ``tow worker --once`` drains what is due and exits. Between jobs the worker also runs
+its periodic tasks (the export retention sweep) at most every ``periodic_interval_seconds``.
+
+Delivery is at least once: a worker that dies mid-job leaves a lease that expires, and the job is
+claimed again (see ``tow_core.jobs``). Handlers therefore make their work idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+
+from tow_core.errors import TowError
+from tow_core.exports import (
+    ExportFiles,
+    ExportRequest,
+    ExportSource,
+    produce_export,
+    sweep_expired,
+)
+from tow_core.jobs import Job, JobLeases, RetryPolicy
+from tow_http.context import Stores
+
+log = logging.getLogger("tow.jobs")
+
+JobHandler = Callable[[Job], None]
+PeriodicTask = Callable[[datetime], object]
+
+
+class JobWorker:
+    def __init__(self, leases: JobLeases, handlers: Mapping[str, JobHandler], *, policy: RetryPolicy,
+                 poll_interval_seconds: float, clock: Callable[[], datetime],
+                 periodic: Sequence[PeriodicTask] = (), periodic_interval_seconds: float = 60.0) -> None:
+        self._leases = leases
+        self._handlers = dict(handlers)
+        self._policy = policy
+        self._poll_interval = poll_interval_seconds
+        self._clock = clock
+        self._periodic = tuple(periodic)
+        self._periodic_interval = timedelta(seconds=periodic_interval_seconds)
+        self._last_periodic: datetime | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> Job | None:
+        """Claim one due job and run it; None when nothing was due."""
+        job = self._leases.claim(now=self._clock(), policy=self._policy)
+        if job is None:
+            return None
+        handler = self._handlers.get(job.kind)
+        heartbeat = self._heartbeat(job)
+        try:
+            if handler is None:
+                raise TowError(f"no handler for jobs of kind {job.kind!r}")
+            handler(job)
+        except Exception as exc:
+            heartbeat.set()
+            error = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"
+            outcome = self._leases.fail(job, error, now=self._clock(), policy=self._policy)
+            log.warning("job %s (%s) attempt %s failed: %s -> %s", job.id, job.kind, job.attempts, error,
+                        outcome.value if outcome else "claim lost")
+        else:
+            heartbeat.set()
+            if not self._leases.complete(job, now=self._clock()):
+                log.warning("job %s (%s) finished after its lease was lost", job.id, job.kind)
+        return job
+
+    def _heartbeat(self, job: Job) -> threading.Event:
+        """Renew the job's lease every third of it until the returned event is set, so that a long job
+        (a large export) is not claimed by another worker while this one is still on it."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self._policy.lease_seconds / 3):
+                try:
+                    if not self._leases.extend(job, now=self._clock(), policy=self._policy):
+                        return
+                except Exception:  # a missed beat is not fatal: the lease still has two thirds left
+                    log.exception("renewing the lease of job %s failed", job.id)
+
+        threading.Thread(target=beat, name=f"tow-job-{job.id}-lease", daemon=True).start()
+        return done
+
+    def run_periodic(self, *, force: bool = False) -> None:
+        now = self._clock()
+        if not force and self._last_periodic is not None and now - self._last_periodic < self._periodic_interval:
+            return
+        self._last_periodic = now
+        for task in self._periodic:
+            task(now)
+
+    def drain(self) -> int:
+        """Run the periodic tasks, then every due job until none is left; returns how many jobs ran."""
+        self.run_periodic(force=True)
+        handled = 0
+        while self.run_once() is not None:
+            handled += 1
+        return handled
+
+    def run_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_periodic()
+                if self.run_once() is not None:
+                    continue
+            except Exception:  # the database restarting must not kill the worker: log, wait, retry
+                log.exception("job worker loop failed; retrying after the poll interval")
+            self._stop.wait(self._poll_interval)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run_until_stopped, name="tow-job-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Finish the job in hand, then stop. Safe to call twice."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the job in hand (from a signal handler)."""
+        self._stop.set()
+
+
+def export_handler(*, transaction: Callable[[], AbstractContextManager[Stores]],
+                   snapshot: Callable[[datetime], AbstractContextManager[ExportSource]], files: ExportFiles,
+                   clock: Callable[[], datetime], retention: timedelta) -> JobHandler:
+    """Streams an export to its file, then records it as ready (the job completes right after)."""
+
+    def handle(job: Job) -> None:
+        with transaction() as stores:
+            request: ExportRequest | None = stores.exports.by_job(job.id)
+        if request is None or request.file_name is not None:  # swept, or already done by a lost lease
+            return
+        with snapshot(clock()) as source:
+            file_name, size = produce_export(request, source, files)
+        with transaction() as stores:
+            now = clock()
+            stores.exports.mark_ready(request.id, file_name=file_name, size_bytes=size, now=now,
+                                      expires_at=now + retention)
+
+    return handle
+
+
+def export_sweep(*, transaction: Callable[[], AbstractContextManager[Stores]], files: ExportFiles) -> PeriodicTask:
+    def sweep(now: datetime) -> int:
+        with transaction() as stores:
+            return sweep_expired(stores.exports, files, now=now)
+
+    return sweep
+

@@ -1,0 +1,161 @@
+"""Exports and imports over HTTP (SPEC §5): request, list, download; server admins import."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import BinaryIO, Literal
+
+import msgspec
+from anyio import to_thread
+from litestar import Request, Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.response import Stream
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from tow_core import exports as export_rules
+from tow_core import imports
+from tow_core.access import is_server_admin
+from tow_core.errors import AccessDenied, NotFound, PayloadTooLarge
+from tow_core.exports import ExportRequest
+from tow_core.imports import IMPORT_MAX_BYTES
+from tow_core.jobs import JobStatus
+from tow_http.context import Services, SignedIn
+from tow_http.shapes import Strict
+
+_CHUNK_BYTES = 64 * 1024
+_SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+class ExportCreate(Strict):
+    kind: Literal["member", "organisation"] = "member"
+    include_attachment_contents: bool = False  # base64 in the file; metadata is always included
+
+
+class ExportOut(msgspec.Struct):
+    id: int
+    organisation_id: int
+    kind: str
+    status: str
+    error: str | None
+    size_bytes: int | None
+    created_at: datetime
+    completed_at: datetime | None
+    expires_at: datetime
+    include_attachment_contents: bool
+    download_url: str | None
+
+
+class ExportListOut(msgspec.Struct):
+    items: list[ExportOut]
+
+
+class ImportOut(msgspec.Struct):
+    organisation_id: int
+    organisation_name: str
+    counts: dict[str, int]
+
+
+def export_out(request: ExportRequest) -> ExportOut:
+    ready = request.file_name is not None
+    # The job's own error text is for operators (it may name internals); requesters get what to do.
+    error = ("the export failed; request a new one, or ask an administrator to check the server log "
+             f"(job {request.job_id})") if request.status is JobStatus.FAILED else None
+    return ExportOut(request.id, request.organisation_id, request.kind.value, request.status.value, error,
+                     request.size_bytes, request.created_at, request.completed_at, request.expires_at,
+                     request.include_attachment_contents, f"/api/exports/{request.id}/download" if ready else None)
+
+
+@post("/organisations/{org_id:int}/exports", status_code=HTTP_202_ACCEPTED, sync_to_thread=True,
+      summary="Request an export (a background job)",
+      description="`kind: member` (any member): every record and memory diff you can read — including your "
+      "private records — with history. `kind: organisation` (owners/admins): members, groups, projects, grants "
+      "and every non-private record with history, memory diffs and attachments. Attachment metadata is always "
+      "included; `include_attachment_contents: true` also embeds each file (base64, files up to 32 MiB). "
+      "Poll `GET /api/exports/{id}` "
+      "until `status` is `completed`, then download. Files are deleted after `exports.retention_hours`. "
+      "Format: docs/export-format.md.")
+def request_export(org_id: int, data: JSONBody[ExportCreate], signed_in: NamedDependency[SignedIn],
+                   services: NamedDependency[Services]) -> ExportOut:
+    request = export_rules.request_export(
+        signed_in.directory, signed_in.exports, signed_in.jobs, signed_in.principal, org_id=org_id,
+        kind=export_rules.parse_kind(data.kind), now=signed_in.now,
+        retention=_retention(services), include_attachment_contents=data.include_attachment_contents,
+    )
+    return export_out(request)
+
+
+def _retention(services: Services) -> timedelta:
+    return timedelta(hours=services.settings.exports.retention_hours)
+
+
+@get("/exports", sync_to_thread=True, summary="Your exports, newest first",
+     description="Only exports you requested; anyone else's are never listed.")
+def list_exports(signed_in: NamedDependency[SignedIn]) -> ExportListOut:
+    return ExportListOut([export_out(r) for r in export_rules.list_own_exports(signed_in.exports,
+                                                                               signed_in.principal)])
+
+
+@get("/exports/{export_id:int}", sync_to_thread=True, summary="One of your exports",
+     description="404 for exports you did not request, or no longer have the access they needed.")
+def show_export(export_id: int, signed_in: NamedDependency[SignedIn]) -> ExportOut:
+    return export_out(export_rules.own_export(signed_in.exports, signed_in.principal, export_id))
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    with file:
+        while chunk := file.read(_CHUNK_BYTES):
+            yield chunk
+
+
+@get("/exports/{export_id:int}/download", sync_to_thread=True, summary="Download one of your exports",
+     description="Streams the JSON file as an attachment. Only its requester can download it (others get 404), "
+     "409 while it is not completed. Every download is in the audit log.")
+def download_export(export_id: int, signed_in: NamedDependency[SignedIn],
+                    services: NamedDependency[Services]) -> Stream:
+    request = export_rules.export_for_download(signed_in.directory, signed_in.exports, signed_in.principal,
+                                               export_id=export_id)
+    if services.export_files is None or request.file_name is None:
+        raise NotFound("export file not found")
+    file = services.export_files.open(request.file_name)
+    return Stream(
+        _chunks(file),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{request.download_name}"',
+            "Cache-Control": "private, no-store",
+            "Content-Length": str(request.size_bytes),
+        },
+    )
+
+
+@post("/server/imports", status_code=HTTP_201_CREATED, request_max_body_size=IMPORT_MAX_BYTES,
+      summary="Import an organisation export (server admins)",
+      description="The request body is an organisation export file (docs/export-format.md). Restores the "
+      "organisation — members, groups, projects, grants, records with their display IDs and history — in one "
+      "transaction, and answers with counts. Server admins only: the organisation does not exist yet, so it has "
+      "no owner. Refused (422, `field` = the first offending JSON path, nothing kept) when the file is malformed "
+      "or tampered with; 409 when an organisation of that name exists. People are matched by email or created "
+      "without a password (see README, 'Exports and import'). Also: `tow import FILE`.")
+async def import_organisation(request: Request, signed_in: NamedDependency[SignedIn],
+                              services: NamedDependency[Services]) -> ImportOut:
+    if not is_server_admin(signed_in.principal):  # before reading a possibly large body
+        raise AccessDenied("only server admins import organisations")
+    # The import streams the file (more than once), so the body is spooled to a temporary file.
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES) as file:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > IMPORT_MAX_BYTES:
+                raise PayloadTooLarge(f"an import file is at most {IMPORT_MAX_BYTES} bytes")
+            file.write(chunk)
+        report = await to_thread.run_sync(lambda: imports.import_organisation(
+            signed_in.directory, signed_in.organisation_import, signed_in.principal, file=file,
+            upload_store=services.upload_store, images=services.images))
+    return ImportOut(report.organisation_id, report.organisation_name, dict(report.counts))
+
+
+exports_router = Router(path="/api", route_handlers=[request_export, list_exports, show_export, download_export,
+                                                     import_organisation], tags=["exports"])
