@@ -330,3 +330,22 @@ def test_expired_and_revoked_invites_say_so_in_the_join_form(app_client, make_co
                           headers={"HX-Request": "true", "HX-Trigger": "join-form"})
         assert answer.status_code == 409 and message in answer.text
         assert answer.headers["hx-retarget"] == "#join-form-error"
+
+
+def test_members_request_their_own_exports_only(app_client):
+    ada = app_client()
+    set_up(ada)
+    invite = ada.post("/api/organisations/1/invites", json={"role": "member"}).json()["token"]
+    bob = app_client()
+    bob.post("/join", follow_redirects=False, data={"csrf_token": token_of(bob, f"/invite/{invite}"),
+                                                    "token": invite, "email": "bob@example.com",
+                                                    "display_name": "Bob", "password": PASSWORD})
+    page = bob.get("/o/1/exports").text
+    assert 'value="organisation"' not in page  # not offered to members ...
+    token = TOKEN.search(page).group(1)
+    refused = bob.post("/o/1/exports", follow_redirects=False, data={"csrf_token": token, "kind": "organisation"})
+    assert refused.status_code == 403  # ... and refused when forged
+    assert bob.post("/o/1/exports", follow_redirects=False,
+                    data={"csrf_token": token, "kind": "member"}).status_code == 303
+    assert "queued" in bob.get("/o/1/exports").text
+    assert "queued" not in ada.get("/o/1/exports").text  # exports are their requester's alone
