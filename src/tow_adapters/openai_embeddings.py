@@ -61,10 +61,14 @@ def request_batches(
 
 
 class OpenAIEmbeddingModel:
-    def __init__(self, gateway: OpenAIGateway, model: str, dimension: int) -> None:
+    def __init__(self, gateway: OpenAIGateway, model: str, dimension: int, *,
+                 max_inputs_per_request: int = MAX_INPUTS_PER_REQUEST,
+                 max_tokens_per_request: int = MAX_TOKENS_PER_REQUEST) -> None:
+        """The per-request limits default to OpenAI's; tests lower them to see records split across requests."""
         self._gateway = gateway
         self._model = model
         self._dimension = dimension
+        self._limits = {"max_inputs": max_inputs_per_request, "max_tokens": max_tokens_per_request}
 
     @property
     def model_name(self) -> str:
@@ -78,7 +82,7 @@ class OpenAIEmbeddingModel:
         if context.text_record_ids and len(context.text_record_ids) != len(texts):
             raise ValueError("text_record_ids must name one record per text")
         vectors: list[list[float]] = []
-        for batch in request_batches(texts):
+        for batch in request_batches(texts, **self._limits):
             sent = range(len(vectors), len(vectors) + len(batch))
             response = self._gateway.create_embeddings(
                 model=self._model, texts=batch, dimensions=self._dimension, context=context.for_texts(sent)

@@ -10,7 +10,8 @@ Rules:
   rankings; a record found by both ranks above one found by either alone.
 - Without an embedding model (AI not configured), or before anything has been embedded, semantic
   and hybrid answer keyword results and say why (``fallback_reason``); the default mode is hybrid
-  when a model is configured and keyword otherwise. A provider outage degrades the same way.
+  when a model is configured and keyword otherwise. A provider outage, rate limiting, a refused key or
+  a provider removed from ``ai.approved_providers`` degrade the same way.
 - Semantic and hybrid answer one page (``limit`` ≤ 200); cursors page keyword results only.
 - The query text is sent to the embedding model on behalf of the caller (egress ledger: purpose
   embedding, the acting user, no record IDs — no record content is sent).
@@ -26,7 +27,7 @@ from typing import Protocol
 from tow_core import knowledge
 from tow_core.ai import EgressContext, EgressPurpose, EmbeddingModel
 from tow_core.embeddings import EmbeddingSpace
-from tow_core.errors import DependencyUnavailable, InvalidInput
+from tow_core.errors import InvalidInput, NotConfigured, RetryableError
 from tow_core.knowledge import Workspace
 from tow_core.records import RecordQuery, SearchHit
 
@@ -110,6 +111,8 @@ def _semantic(ws: Workspace, text: str, query: RecordQuery, *, limit: int, embed
     context = EgressContext(EgressPurpose.EMBEDDING, ws.principal.user_id, ws.org_id)
     try:
         [vector] = embedder.embed([text], context)
-    except DependencyUnavailable:
+    except (RetryableError, NotConfigured):
+        # An outage, rate limiting, a refused key or a provider no longer approved: the reader still gets
+        # keyword results (and the reason); the egress ledger and `tow embeddings status` show the cause.
         return [], FallbackReason.EMBEDDING_UNAVAILABLE
     return index.nearest_readable(ws.principal.user_id, ws.org_id, space, vector, text, query, limit), None

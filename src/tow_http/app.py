@@ -71,4 +71,8 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin(path="/")],
         ),
         debug=False,
+        # Litestar's default logging config starts a QueueListener thread per app instance that is only
+        # stopped at interpreter exit; TOW logs through the standard `logging` tree the CLI configures
+        # (tow_http.errors logs unhandled errors itself), so Litestar must not reconfigure logging.
+        logging_config=None,
     )

@@ -295,7 +295,8 @@ def record_references(org_id: int, display_id: str, signed_in: NamedDependency[S
     "`hybrid` when an embedding model is configured, else `keyword`.\n\n"
     "When semantic or hybrid cannot run, the answer is keyword search and says why: `mode` is `keyword` and "
     "`fallback_reason` is `ai_not_configured` (no OPENAI_API_KEY), `embeddings_not_ready` (nothing embedded yet "
-    "with the configured model) or `embedding_unavailable` (the provider failed). Records changed in the last "
+    "with the configured model) or `embedding_unavailable` (the provider failed, is rate limiting, refused the "
+    "key or is no longer in `ai.approved_providers`). Records changed in the last "
     "moments may not be embedded yet (`tow embeddings status` shows the backlog); a deleted, moved or no longer "
     "readable record is never returned. `snippet_html` is escaped text with matched words in `<mark>`.",
     sync_to_thread=True,
