@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint unit contract nightly bench clean-venv
+.PHONY: run test lint unit contract nightly bench clean-venv screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "TOW needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -31,7 +31,16 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check --output-format concise src tests bench
 	$(BIN)/lint-imports
 
-test: lint
+# The browser tests (tests/contract/browser) drive Debian's Chromium; a browser is never downloaded
+# (no `playwright install`). Installed with apt when missing (CI runs as root).
+/usr/bin/chromium:
+	apt-get update && apt-get install -y chromium
+
+# Re-take docs/screenshots/*.png (shown in README.md) from the browser tests.
+screenshots: $(VENV)/.installed-dev /usr/bin/chromium
+	TOW_SCREENSHOTS=1 $(BIN)/python -m pytest tests/contract/browser -q
+
+test: lint /usr/bin/chromium
 	$(BIN)/python -m pytest
 
 nightly: $(VENV)/.installed-dev

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -14,6 +15,7 @@ from tow_core.readiness import SchemaInspector
 from tow_http.context import Services, provide_db, provide_signed_in
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
+from tow_http.pages import SERVICES_STATE_KEY, pages_router, static_router, template_config
 from tow_http.routes.access import access_router, server_admins_router
 from tow_http.routes.ai import ai_router
 from tow_http.routes.audit import audit_router
@@ -47,7 +49,8 @@ def create_app(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
-            memory_diffs_router, uploads_router, ai_router, exports_router, *extra_routers,
+            memory_diffs_router, uploads_router, ai_router, exports_router, pages_router, static_router,
+            *extra_routers,
         ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),
@@ -57,6 +60,8 @@ def create_app(
         },
         middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services)],
         exception_handlers=EXCEPTION_HANDLERS,
+        template_config=template_config(),
+        state=State({SERVICES_STATE_KEY: services}),
         request_max_body_size=settings.runtime.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title=settings.runtime.app_name,

@@ -55,7 +55,7 @@ from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
-from tow_http.config import LoadedConfig
+from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, Stores, utc_now
 from tow_http.job_worker import JobWorker, export_handler, export_sweep
 from tow_http.session_cookie import SessionCookieSigner
@@ -208,6 +208,7 @@ class Container(containers.DeclarativeContainer):
         images=providers.Singleton(PillowRasterImageInspector),
         ai=ai_services,
         export_files=export_files,
+        configuration=providers.Callable(effective_config_entries, config),
     )
     job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
     app: providers.Provider[Litestar] = providers.Singleton(

@@ -387,3 +387,13 @@ def effective_config_lines(config: LoadedConfig) -> list[str]:
         value = getattr(config.secrets, name.lower())
         lines.append(f"{name} = {mask_secret(name, value)}  ({config.sources.get(name, 'unset')})")
     return lines
+
+
+def effective_config_entries(config: LoadedConfig) -> tuple[tuple[str, str, str], ...]:
+    """``(key, shown value, source)`` for every setting and secret, secrets masked: the server settings page."""
+    entries = []
+    for line in effective_config_lines(config):
+        key, _, rest = line.partition(" = ")
+        value, _, source = rest.rpartition("  (")
+        entries.append((key, value, source.removesuffix(")")))
+    return tuple(entries)

@@ -67,6 +67,8 @@ class Services:
     ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
     embedding_model: EmbeddingModel | None = None  # None: AI not configured; search falls back to keyword
     export_files: ExportFiles | None = None  # where finished exports are read from for download
+    # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
+    configuration: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def session_lifetime(self) -> timedelta:

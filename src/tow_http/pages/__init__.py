@@ -1,0 +1,39 @@
+"""The browser UI: server-rendered pages (Jinja2 + HTMX) in the same process as the JSON API.
+
+Pages call the same ``tow_core`` use cases as ``tow_http.routes`` with the same session cookie and
+``SignedIn`` context; they never call the JSON API over HTTP.
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+from litestar.static_files import create_static_files_router
+
+from tow_http.pages.admin_pages import ADMIN_PAGES
+from tow_http.pages.auth_pages import AUTH_PAGES
+from tow_http.pages.export_pages import EXPORT_PAGES
+from tow_http.pages.memory_pages import MEMORY_PAGES
+from tow_http.pages.record_pages import RECORD_PAGES
+from tow_http.pages.upload_pages import UPLOAD_PAGES
+from tow_http.pages.web import (
+    PAGE_EXCEPTION_HANDLERS,
+    SERVICES_STATE_KEY,
+    STATIC,
+    provide_form,
+    template_config,
+)
+
+pages_router = Router(
+    path="/",
+    route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *UPLOAD_PAGES, *EXPORT_PAGES, *RECORD_PAGES],
+    dependencies={"form": Provide(provide_form)},
+    exception_handlers=PAGE_EXCEPTION_HANDLERS,
+    include_in_schema=False,
+)
+
+# HTMX is vendored (src/tow_http/static/htmx.min.js, from the npm package htmx.org 2.0.11): no CDN.
+static_router = create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False,
+                                           send_as_attachment=False)
+
+__all__ = ["SERVICES_STATE_KEY", "pages_router", "static_router", "template_config"]

@@ -1,0 +1,144 @@
+"""Files on records in the browser (SPEC §5): attach a file to a record you can write, detach it.
+Downloads use the upload routes' own link (``/api/uploads/{id}/content``), which checks access on every
+request and sends files as attachments.
+
+The file is streamed from the multipart body to the upload store like the JSON route does (with no
+database connection held meanwhile); the form's CSRF token comes before the file in the body and is
+checked before a single file byte is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from anyio import to_thread
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.exceptions import PermissionDeniedException
+from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
+
+from tow_core import attachments, knowledge
+from tow_core.access import Principal, can_write_scope
+from tow_core.attachments import UploadDesk
+from tow_core.errors import AccessDenied, InvalidInput
+from tow_core.records import DisplayId
+from tow_http.context import Services, SignedIn, authenticate
+from tow_http.pages.csrf import FIELD, token_is_valid
+from tow_http.pages.web import Form, redirect
+from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, _pull, _store, desk
+
+CSRF_REFUSED = "this form expired or did not come from this site: reload the page and send it again"
+
+
+def _events(body: Iterator[bytes], boundary: str) -> Iterator[object]:
+    try:
+        with PushMultipartParser(boundary, max_segment_count=16) as parser:
+            for chunk in body:
+                yield from parser.parse(chunk)
+    except MultipartError as exc:
+        raise InvalidInput(f"the form could not be read: {exc}", field=FILE_FIELD) from exc
+
+
+def _field_text(events: Iterator[object], limit: int = 200) -> str:
+    """The rest of a small text field: its bytes up to the end-of-part event (None)."""
+    data = b""
+    for event in events:
+        if event is None:
+            break
+        if isinstance(event, bytes | bytearray) and len(data) <= limit:
+            data += bytes(event)
+    return data[:limit].decode("ascii", "replace")
+
+
+def _file_after_token(body: Iterator[bytes], boundary: str, token_ok: Callable[[str], bool]
+                      ) -> tuple[str, Iterator[bytes]]:
+    """(file name, file chunks) once the CSRF field that precedes the file has been verified."""
+    events = _events(body, boundary)
+    token = ""
+    for event in events:
+        if not isinstance(event, MultipartSegment):
+            continue
+        if event.name == FIELD:
+            token = _field_text(events)
+        elif event.name == FILE_FIELD and event.filename is not None:
+            if not token_ok(token):
+                raise PermissionDeniedException(CSRF_REFUSED)
+            if not event.filename:
+                raise InvalidInput("choose a file to attach", field=FILE_FIELD)
+
+            def chunks() -> Iterator[bytes]:
+                for part in events:
+                    if part is None:
+                        return
+                    if isinstance(part, bytes | bytearray):
+                        yield bytes(part)
+
+            return event.filename, chunks()
+    raise InvalidInput("the form has no file to attach", field=FILE_FIELD)
+
+
+@post("/o/{org_id:int}/r/{display_id:str}/attachments", include_in_schema=False, request_max_body_size=None)
+async def attach_file(request: Request, org_id: int, display_id: str, services: NamedDependency[Services],
+                      project: str = "") -> Response:
+    """Like the upload route, no database connection is held while the body streams: check in a short
+    transaction that the caller may change the record, stream, then record and attach in a second one."""
+    store, images = _store(services)
+    max_bytes = services.settings.uploads.upload_max_bytes
+    did = DisplayId.parse(display_id)
+    media_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if media_type != "multipart/form-data" or not options.get("boundary"):
+        raise InvalidInput("send the file with the page's form", field=FILE_FIELD)
+
+    def may_change_record() -> Principal:
+        with services.transaction() as stores:
+            _, principal = authenticate(request, services, stores.directory, services.clock())
+            ws = knowledge.Workspace(stores.records, stores.directory, principal, org_id)
+            record = knowledge.get_record(ws, did)  # 404 before reading a byte of the body
+            if not can_write_scope(principal, record.scope, knowledge.project_access_of(ws, record.scope)):
+                raise AccessDenied(f"you can read but not change {did}")
+            return principal
+
+    def receive(principal: Principal) -> tuple[str, attachments.ReceivedFile]:
+        body = _pull(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
+        name, chunks = _file_after_token(body, options["boundary"],
+                                         lambda token: token_is_valid(request, services, token))
+        return name, attachments.receive_file(principal, store, images, org_id=org_id, chunks=chunks,
+                                              max_bytes=max_bytes)
+
+    def record_and_attach(name: str, received: attachments.ReceivedFile) -> None:
+        try:
+            with services.transaction() as stores:
+                now = services.clock()
+                _, fresh = authenticate(request, services, stores.directory, now)  # revoked meanwhile: 401
+                upload_desk = UploadDesk(fresh, stores.uploads, store, stores.records, stores.directory, now)
+                upload = attachments.record_upload(upload_desk, org_id=org_id, received=received,
+                                                   original_name=name)
+                attachments.attach(upload_desk, org_id, did, upload.id)
+        except BaseException:
+            store.delete(received.stored.storage_name)  # not committed: no row names it
+            raise
+
+    principal = await to_thread.run_sync(may_change_record)
+    name, received = await to_thread.run_sync(receive, principal)
+    await to_thread.run_sync(record_and_attach, name, received)
+    suffix = f"?project={project}" if project else ""
+    return redirect(request, f"/o/{org_id}/r/{display_id}{suffix}")
+
+
+@post("/o/{org_id:int}/r/{display_id:str}/attachments/{upload_id:int}/detach", sync_to_thread=True,
+      include_in_schema=False)
+def detach_file(request: Request, org_id: int, display_id: str, upload_id: int, form: NamedDependency[Form],
+                signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response:
+    attachments.detach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id)
+    suffix = f"?project={form.get('project')}" if form.get("project") else ""
+    return redirect(request, f"/o/{org_id}/r/{display_id}{suffix}")
+
+
+def record_files(signed_in: SignedIn, services: Services, org_id: int, display_id: DisplayId) -> list:
+    """The record's attachments for its page; empty when this server has no upload store."""
+    if services.upload_store is None:
+        return []
+    return attachments.record_attachments(desk(signed_in, services), org_id, display_id)
+
+
+UPLOAD_PAGES = [attach_file, detach_file]

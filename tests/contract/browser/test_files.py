@@ -1,0 +1,46 @@
+"""Files on records in Chromium: attach from the record page, download, detach; outsiders get nothing."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.contract.browser.test_workspace_flows import set_up_server, shot
+
+CONTENT = b"quarterly numbers\n" + bytes(range(256)) * 64  # binary, 16 KiB and a bit
+
+
+def test_attach_download_and_detach_a_file(new_page, tmp_path):
+    ada = new_page()
+    set_up_server(ada)
+    org_path = re.search(r"/o/\d+", ada.url).group(0)
+    ada.goto(f"{org_path}/decisions")
+    ada.get_by_label("Title").fill("Use PostgreSQL")
+    ada.get_by_role("button", name="Create").click()
+    expect(ada.locator(".page-head h1")).to_contain_text("DEC-1")
+
+    source = tmp_path / "numbers <Q3>.bin"
+    source.write_bytes(CONTENT)
+    ada.get_by_label("Attach a file").set_input_files(str(source))
+    ada.get_by_role("button", name="Upload").click()
+    link = ada.locator("#files a", has_text="numbers")
+    expect(link).to_be_visible()
+    shot(ada, "record-files")
+
+    with ada.expect_download() as download_info:
+        link.click()
+    download = download_info.value
+    saved = tmp_path / "downloaded"
+    download.save_as(saved)
+    assert saved.read_bytes() == CONTENT
+
+    href = link.get_attribute("href")
+    # A stranger's browser, signed in to nothing, gets no bytes.
+    stranger = new_page()
+    response = stranger.request.get(href)
+    assert response.status == 401 and CONTENT[:20] not in response.body()
+
+    ada.get_by_role("button", name=re.compile("Detach numbers")).click()
+    expect(ada.locator("#files")).to_contain_text("No files.")
+    assert ada.problems == []
