@@ -1,6 +1,6 @@
 # The two commands that matter on a fresh machine (see README.md):
 #   make run    set up and run TOW on its embedded PostgreSQL at http://127.0.0.1:8000
-#   make test   set up and run every test (ruff, import-linter contracts, unit and contract tests)
+#   make test   set up and run every test (ruff, import-linter contracts, unit, contract and browser tests)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
