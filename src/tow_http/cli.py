@@ -18,6 +18,7 @@ from tow_core.readiness import require_current_schema
 from tow_http import embeddings_cli
 from tow_http.composition import container_for
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
+from tow_http.ops_commands import add_ops_commands
 from tow_http.upload_commands import add_upload_commands
 
 EXIT_FAILURE = 1
@@ -146,23 +147,17 @@ def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
 
 def _set_password(args: argparse.Namespace, config: LoadedConfig) -> int:
     import getpass
+    from datetime import UTC, datetime
 
-    from tow_core.errors import NotFound
-    from tow_core.identity import normalise_email
-    from tow_core.passwords import check_password_policy
+    from tow_core.operator_accounts import reset_password_from_shell
 
-    email = normalise_email(args.email)
     password = getpass.getpass("new password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    check_password_policy(password)
     with container_for(config) as container:
         require_current_schema(container.schema_migrator())
-        password_hash = container.password_hasher().hash(password)
         with container.services().transaction() as stores:
-            user = stores.directory.user_by_email(email)
-            if user is None:
-                raise NotFound(f"no account with email {email}")
-            stores.directory.set_password_hash(user.id, password_hash)
-    print(f"password set for {email}")
+            signed_out = reset_password_from_shell(stores.directory, container.password_hasher(), email=args.email,
+                                                   password=password, now=datetime.now(UTC))
+    print(f"password set for {args.email.strip().lower()}; {signed_out} session(s) signed out")
     return 0
 
 
@@ -232,12 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     users_commands = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
     set_password = users_commands.add_parser(
         "set-password",
-        help="set an account's password",
+        aliases=["reset-password"],
+        help="set or reset an account's password and sign it out everywhere",
         description="Set the password of the account with EMAIL (e.g. someone created by `tow import`, who has "
-        "none). Reads the password from the terminal, or the first line of standard input when piped.",
+        "none, or someone who forgot theirs) and revoke all its sessions. Reads the password from the terminal, "
+        "or the first line of standard input when piped.",
     )
     set_password.add_argument("email", metavar="EMAIL")
     set_password.set_defaults(handler=_set_password, needs_app_secret=True)
+    add_ops_commands(commands, users_commands)  # backup, restore, users create-admin|list-admins
 
     db = commands.add_parser("db", help="database schema", description="Inspect or migrate the database schema.")
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)

@@ -15,6 +15,7 @@ from dependency_injector import containers, providers
 from litestar import Litestar
 
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
+from tow_adapters.backup_archive import TarBackupArchive
 from tow_adapters.exa_web_search import EXA_OFFICIAL_HOST, EXA_PROVIDER, ExaWebSearch
 from tow_adapters.fs_export_files import FsExportFiles
 from tow_adapters.fs_upload_store import FsUploadStore
@@ -22,6 +23,7 @@ from tow_adapters.openai_client import OPENAI_OFFICIAL_HOST, OPENAI_PROVIDER, Op
 from tow_adapters.openai_embeddings import OpenAIEmbeddingModel
 from tow_adapters.openai_reasoning import OpenAIReasoningModel, ReasoningModels
 from tow_adapters.pillow_images import PillowRasterImageInspector
+from tow_adapters.postgres.backup import PgBackupDatabase
 from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
 from tow_adapters.postgres.egress import PgEgressLedger
 from tow_adapters.postgres.embedded import EmbeddedPostgres
@@ -210,6 +212,8 @@ class Container(containers.DeclarativeContainer):
         export_files=export_files,
         configuration=providers.Callable(effective_config_entries, config),
     )
+    backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
+    backup_archive = providers.Singleton(TarBackupArchive)
     job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
     app: providers.Provider[Litestar] = providers.Singleton(
         create_app,
