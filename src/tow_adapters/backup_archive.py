@@ -77,7 +77,7 @@ def _add(tar: tarfile.TarFile, name: str, path: Path) -> dict[str, Any]:
     with path.open("rb") as file:
         info = tarfile.TarInfo(name)
         info.size = os.fstat(file.fileno()).st_size
-        info.mode = 0o600
+        info.mode, info.mtime = 0o600, int(os.fstat(file.fileno()).st_mtime)
         reader = _HashingReader(file)
         tar.addfile(info, reader)  # type: ignore[arg-type]  # duck-typed: tarfile only calls read()
     return {"name": name, "size": info.size, "sha256": reader.digest.hexdigest()}
@@ -121,7 +121,8 @@ def _member_target(name: str) -> tuple[str, PurePosixPath] | None:
     parts = path.parts
     if len(parts) < 2 or parts[0] not in _TREES or not all(_SAFE_PART.fullmatch(p) and p not in (".", "..")
                                                            for p in parts[1:]):
-        raise InvalidInput(f"the backup holds an unexpected member {name!r}: not a TOW backup", field="file")
+        raise InvalidInput(f"the archive holds an unexpected member {name!r}: not a TOW backup; nothing was "
+                           "changed", field="file")
     return parts[0], PurePosixPath(*parts[1:])
 
 
