@@ -206,3 +206,53 @@ def test_a_damaged_archive_is_refused_before_anything_changes(source, embedded_p
         assert table_count(target_url) == 0, damage
         assert sorted(p.name for p in target_config.parent.iterdir()) == ["tow.yaml"], damage  # no file touched
         assert not (tmp_path / "evil").exists()
+
+
+def test_a_backup_from_an_older_schema_is_migrated_and_one_from_a_newer_tow_is_refused(
+        embedded_postgres, tmp_path, monkeypatch, capsys):
+    from alembic import command
+    from alembic.config import Config
+
+    from tow_adapters.postgres.migrator import MIGRATIONS_DIR, PgSchemaMigrator
+
+    old_config, old_url = fresh_target(embedded_postgres, tmp_path, "old")
+    engine = sa.create_engine(old_url)
+    alembic_config = Config()
+    alembic_config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        alembic_config.attributes["connection"] = conn
+        command.upgrade(alembic_config, "0009")
+        conn.execute(sa.text("INSERT INTO organisations (name) VALUES ('Older Acme')"))
+    engine.dispose()
+    archive = tmp_path / "old.tar.gz"
+    assert tow(old_config, old_url, monkeypatch, "backup", "--output", str(archive)) == 0
+
+    future = tmp_path / "future.tar"
+    _rewrite(archive, future, lambda name, data: data if name != "manifest.json" else
+             json.dumps({**json.loads(data), "schema_revision": "9999"}).encode())
+    target_config, target_url = fresh_target(embedded_postgres, tmp_path, "newer")
+    capsys.readouterr()
+    assert tow(target_config, target_url, monkeypatch, "restore", str(future)) == 1
+    assert "newer TOW (schema revision 9999)" in capsys.readouterr().err
+    assert table_count(target_url) == 0
+
+    assert tow(target_config, target_url, monkeypatch, "restore", str(archive)) == 0
+    engine = sa.create_engine(target_url)
+    latest = PgSchemaMigrator(engine).latest_revision()
+    assert f"migrated the schema from 0009 to {latest}" in capsys.readouterr().out
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM organisations")).scalars().all() == ["Older Acme"]
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == latest
+    finally:
+        engine.dispose()
+
+
+def test_missing_postgres_tools_are_named(monkeypatch):
+    from tow_adapters.postgres import backup
+    from tow_core.errors import NotConfigured
+
+    monkeypatch.setattr(backup, "_bundled_bin_dir", lambda: None)
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(NotConfigured, match="pg_restore was not found.*PATH"):
+        backup.find_postgres_tool("pg_restore")
