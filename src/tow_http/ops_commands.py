@@ -27,6 +27,9 @@ Consistency: the database is dumped first, in one snapshot; the files are copied
 is safe because an upload's file is written (and fsynced) before its row commits, so every row in the
 dump has its file on disk by the time the files are copied. Files uploaded during the backup may be
 included without a row: they are orphans, which `tow uploads verify` reports and --repair moves aside.
+The one gap: an upload deleted between the dump and the copy of its file (its file is removed once the
+delete has committed) leaves the backup with a row but no file; after a restore `tow uploads verify`
+names it as missing. Back up at a quiet hour to make that unlikely.
 
 The archive is gzip-compressed when FILE ends in .gz or .tgz, plain tar otherwise. It is written to a
 temporary file beside FILE and renamed when complete, with mode 0600: it holds every record and file.
@@ -38,7 +41,7 @@ Restore a `tow backup` archive. Stop `tow serve` and every `tow worker` first.
 
 1. Every member is checked against the manifest's SHA-256 first: a tampered, truncated or foreign
    archive is refused and nothing is changed. A backup from a newer TOW (unknown schema revision) is
-   refused too.
+   refused too. The checksums detect damage, not forgery: restore only archives you made.
 2. The database must be empty (no tables), unless --yes: then its contents are dropped and replaced.
 3. The dump is restored with pg_restore in one transaction; the upload and export files are unpacked
    into new directories beside the current ones, then swapped in. Directories that held files before
