@@ -77,7 +77,7 @@ def main() -> None:
     print(f"tow backup/restore of {args.records:,} records and {args.files} upload files of 256 KiB "
           f"({platform.machine()}, Python {platform.python_version()}, {sys.platform})")
     print(f"  backup:  {backup_seconds:.1f} s, archive {mib(archive_size)}")
-    print(f"  restore: {restore_seconds:.1f} s (verify, pg_restore, unpack and swap, migrate check)")
+    print(f"  restore: {restore_seconds:.1f} s (verify, unpack, pg_restore to SQL + psql, swap, migrate check)")
 
 
 if __name__ == "__main__":
