@@ -15,12 +15,15 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 ORPHAN_EXPORT_GRACE = timedelta(hours=1)
+
+log = logging.getLogger("tow.housekeeping")
 
 
 class UploadDeletionOutbox(Protocol):
@@ -44,13 +47,20 @@ class FileRemover(Protocol):
 
 
 def delete_queued_upload_files(outbox: UploadDeletionOutbox, files: FileRemover, *, limit: int = 500) -> int:
-    """Delete the files of deleted uploads (file first, outbox entry second); returns how many."""
-    names = outbox.queued(limit=limit)
-    for name in names:
+    """Delete the files of deleted uploads (file first, outbox entry second); returns how many went.
+    A file that cannot be deleted (permissions, a failing disk) stays queued for the next run without
+    holding up the others."""
+    deleted = 0
+    for name in outbox.queued(limit=limit):
         if not outbox.still_referenced(name):
-            files.delete(name)
+            try:
+                files.delete(name)
+            except OSError as exc:
+                log.warning("could not delete the file of deleted upload %s (kept queued): %s", name, exc)
+                continue
         outbox.done(name)
-    return len(names)
+        deleted += 1
+    return deleted
 
 
 class FinishedJobs(Protocol):

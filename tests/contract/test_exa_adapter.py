@@ -75,13 +75,11 @@ def test_429_and_5xx_are_retried_with_backoff_and_jitter_one_ledger_row_per_atte
 
 
 def test_exhausted_retries_raise_the_wrapped_error(exa, fake_exa, ledger, sleeps):
-    for _ in range(4):
-        fake_exa.queue_failure(429)
+    fake_exa.queue_failure(429, times=4)
     with pytest.raises(Throttled):
         exa.search("pgvector", 3, SEARCH)
     assert ledger.outcomes == ["http_429"] * 4 and sleeps == [0.375, 0.75, 1.5]
-    for _ in range(4):
-        fake_exa.queue_failure(502)
+    fake_exa.queue_failure(502, times=4)
     with pytest.raises(DependencyUnavailable, match="Exa answered 502"):
         exa.fetch("https://example.com/cooking", FETCH)
     assert ledger.outcomes[4:] == ["http_502"] * 4
