@@ -1,7 +1,8 @@
 """A local Exa-compatible HTTP server for tests: ``POST /search`` and ``POST /contents``.
 
 Records every request; scripted with ``add_page(url, title, text)`` (the corpus that search returns,
-ranked by shared words with the query, and that contents fetches) and ``queue_failure(status)``.
+ranked by shared words with the query, and that contents fetches) and ``queue_failure(status, times=n)``
+(scripted 429/5xx answers, consumed in order, for the retry tests).
 A request without the ``x-api-key`` header is a violation that fails the test at fixture teardown.
 """
 
@@ -51,8 +52,9 @@ class FakeExaServer:
     def add_page(self, url: str, title: str, text: str) -> None:
         self.pages[url] = (title, text)
 
-    def queue_failure(self, status: int) -> None:
-        self._failures.append(status)
+    def queue_failure(self, status: int, *, times: int = 1) -> None:
+        """The next ``times`` requests are answered ``status`` (429, 500, 502, ...) with an error body."""
+        self._failures.extend([status] * times)
 
     def _answer(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
         if not {k.lower() for k in headers} >= {"x-api-key"}:

@@ -13,12 +13,16 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from tow_core.errors import InvalidInput, NotFound
+from tow_core.housekeeping import StoredExportFile
 
 _SAFE_NAME = re.compile(r"^[a-z0-9-]+\.json$")
+_TEMPORARY_PREFIX, _TEMPORARY_SUFFIX = ".partial-", ".tmp"
+_TEMPORARY_NAME = re.compile(r"^\.partial-[A-Za-z0-9_]+\.tmp$")  # what tempfile.mkstemp makes of them
 _WRITE_BUFFER_BYTES = 1024 * 1024
 
 
@@ -35,7 +39,7 @@ class FsExportFiles:
     def writing(self, name: str) -> Iterator[TextIO]:
         final = self._path(name)
         self._root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temporary = tempfile.mkstemp(dir=self._root, prefix=".partial-", suffix=".tmp")
+        fd, temporary = tempfile.mkstemp(dir=self._root, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY_SUFFIX)
         try:
             with open(fd, "w", encoding="utf-8", buffering=_WRITE_BUFFER_BYTES) as out:
                 yield out
@@ -60,6 +64,22 @@ class FsExportFiles:
     def delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(name).unlink()
+
+
+    def stored(self) -> Iterator[StoredExportFile]:
+        """Every export file and temporary file in the directory (anything else is not ours to touch)."""
+        if not self._root.is_dir():
+            return
+        for path in sorted(self._root.iterdir()):
+            temporary = bool(_TEMPORARY_NAME.fullmatch(path.name))
+            if (temporary or _SAFE_NAME.fullmatch(path.name)) and path.is_file():
+                yield StoredExportFile(path.name, datetime.fromtimestamp(path.stat().st_mtime, UTC), temporary)
+
+    def remove(self, file: StoredExportFile) -> None:
+        if not (_TEMPORARY_NAME if file.temporary else _SAFE_NAME).fullmatch(file.name):
+            raise InvalidInput(f"{file.name!r} is not an export file name")
+        with contextlib.suppress(FileNotFoundError):
+            (self._root / file.name).unlink()
 
 
 def _fsync_directory(directory: Path) -> None:

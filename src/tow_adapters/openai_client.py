@@ -10,9 +10,9 @@ Structural guarantees, pinned by ``tests/unit/test_openai_boundary.py``:
 
 Retries are ours, not the SDK's (``max_retries=0``): every HTTP attempt must leave exactly one ledger
 row — written ``in_flight`` before the attempt, completed after it — which the SDK's hidden retries
-would not. 429, 5xx, timeouts and connection errors are retried
-with exponential backoff and jitter, honouring ``Retry-After`` / ``retry-after-ms`` when the server
-sends them.
+would not. 429, 5xx, timeouts and connection errors are retried by ``tow_adapters.http_retry`` (the
+policy the Exa adapter shares) with exponential backoff and jitter, honouring ``Retry-After`` /
+``retry-after-ms`` when the server sends them.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
 
+from tow_adapters.http_retry import Attempt, RetryPolicy, call_with_retries, retry_after_seconds
 from tow_core.ai import EgressContext
 from tow_core.egress import (
     OUTCOME_IN_FLIGHT,
@@ -54,18 +54,6 @@ class OpenAIOptions:
     max_retry_after_seconds: float = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Attempt:
-    """What one HTTP attempt did, for the ledger and the retry decision."""
-
-    outcome: str
-    request_bytes: int
-    response_bytes: int
-    retryable: bool = False
-    retry_after_seconds: float | None = None
-    error: TowError | None = None
-
-
 def build_openai_client(options: OpenAIOptions) -> openai.OpenAI:
     """The one ``openai.OpenAI`` TOW builds. SDK retries are off: ``OpenAIGateway`` retries itself."""
     return openai.OpenAI(
@@ -86,6 +74,8 @@ class OpenAIGateway:
         self._approved_providers = tuple(approved_providers)
         self._sleep = sleep
         self._jitter = jitter
+        self._policy = RetryPolicy(options.max_attempts, options.backoff_base_seconds, options.backoff_cap_seconds,
+                                   options.max_retry_after_seconds)
         self.endpoint = ProviderEndpoint(OPENAI_PROVIDER, options.base_url.rstrip("/"), OPENAI_OFFICIAL_HOST)
 
     def create_response(self, *, model: str, params: Mapping[str, Any], context: EgressContext) -> Any:
@@ -109,41 +99,32 @@ class OpenAIGateway:
 
     def _call(self, model: str, context: EgressContext, send: Callable[[], Any]) -> Any:
         if not is_approved(self.endpoint, self._approved_providers):
-            self._record(model, context, _Attempt("provider_not_approved", 0, 0), duration_ms=0)
+            self._record(model, context, Attempt("provider_not_approved", 0, 0), duration_ms=0)
             raise refusal(self.endpoint)
-        for attempt_number in range(1, self._options.max_attempts + 1):
-            entry_id = self._record(model, context, _Attempt(OUTCOME_IN_FLIGHT, 0, 0), duration_ms=0)
-            started = time.monotonic()
-            try:
-                raw = send()
-                result = raw.parse()
-                attempt = _Attempt("ok", len(raw.http_request.content or b""), len(raw.content))
-                if isinstance(result, str | bytes):  # the SDK hands back non-JSON bodies (e.g. a proxy's page)
-                    attempt = _Attempt("invalid_response", attempt.request_bytes, attempt.response_bytes,
-                                       error=self._unreadable())
-            except openai.APIStatusError as exc:
-                attempt = self._status_attempt(exc)
-            except openai.APITimeoutError as exc:
-                attempt = _Attempt("timeout", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
-                    f"OpenAI did not answer within {self._options.timeout_seconds:g} s "
-                    f"({self.endpoint.base_url})", retry_after_seconds=30))
-            except openai.APIConnectionError as exc:
-                attempt = _Attempt("connection_error", _request_bytes(exc), 0, retryable=True,
-                                   error=DependencyUnavailable(
-                                       f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
-            except (openai.OpenAIError, ValueError):  # an answer that is not the protocol's shape
-                attempt = _Attempt("invalid_response", 0, 0, error=self._unreadable())
-            self._ledger.complete(entry_id, request_bytes=attempt.request_bytes, response_bytes=attempt.response_bytes,
-                                  duration_ms=round((time.monotonic() - started) * 1000), outcome=attempt.outcome)
-            if attempt.error is None:
-                return result
-            if not attempt.retryable or attempt_number == self._options.max_attempts:
-                raise attempt.error
-            delay = self._delay(attempt_number, attempt.retry_after_seconds)
-            if delay is None:
-                raise attempt.error
-            self._sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return call_with_retries(
+            lambda: self._attempt(send), begin=lambda: self._record(model, context, Attempt(OUTCOME_IN_FLIGHT, 0, 0),
+                                                                      duration_ms=0),
+            ledger=self._ledger, policy=self._policy, sleep=self._sleep, jitter=self._jitter)
+
+    def _attempt(self, send: Callable[[], Any]) -> Attempt:
+        try:
+            raw = send()
+            result = raw.parse()
+        except openai.APIStatusError as exc:
+            return self._status_attempt(exc)
+        except openai.APITimeoutError as exc:
+            return Attempt("timeout", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
+                f"OpenAI did not answer within {self._options.timeout_seconds:g} s "
+                f"({self.endpoint.base_url})", retry_after_seconds=30))
+        except openai.APIConnectionError as exc:
+            return Attempt("connection_error", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
+                f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
+        except (openai.OpenAIError, ValueError):  # an answer that is not the protocol's shape
+            return Attempt("invalid_response", 0, 0, error=self._unreadable())
+        sizes = len(raw.http_request.content or b""), len(raw.content)
+        if isinstance(result, str | bytes):  # the SDK hands back non-JSON bodies (e.g. a proxy's page)
+            return Attempt("invalid_response", *sizes, error=self._unreadable())
+        return Attempt("ok", *sizes, result=result)
 
     def _unreadable(self) -> DependencyUnavailable:
         return DependencyUnavailable(
@@ -151,14 +132,7 @@ class OpenAIGateway:
             retry_after_seconds=60,
         )
 
-    def _delay(self, attempt_number: int, retry_after: float | None) -> float | None:
-        """Seconds to wait before the next attempt, or None when the server asks for longer than we wait."""
-        if retry_after is not None:
-            return retry_after if retry_after <= self._options.max_retry_after_seconds else None
-        ceiling = min(self._options.backoff_cap_seconds, self._options.backoff_base_seconds * 2 ** (attempt_number - 1))
-        return ceiling / 2 + self._jitter() * ceiling / 2  # "equal jitter": spread retries, keep a floor
-
-    def _status_attempt(self, exc: openai.APIStatusError) -> _Attempt:
+    def _status_attempt(self, exc: openai.APIStatusError) -> Attempt:
         status = exc.status_code
         request_bytes = len(exc.response.request.content or b"")
         response_bytes = len(exc.response.content or b"")
@@ -166,14 +140,14 @@ class OpenAIGateway:
         outcome = f"http_{status}"
         if status == 429 and _error_code(exc.body) != "insufficient_quota":
             wait = math.ceil(retry_after) if retry_after is not None else 30
-            return _Attempt(outcome, request_bytes, response_bytes, True, retry_after, Throttled(
+            return Attempt(outcome, request_bytes, response_bytes, True, retry_after, Throttled(
                 f"OpenAI is rate limiting TOW: try again in {wait} s", retry_after_seconds=max(1, wait)))
         if status >= 500 or status == 408:
-            return _Attempt(outcome, request_bytes, response_bytes, True, retry_after, DependencyUnavailable(
+            return Attempt(outcome, request_bytes, response_bytes, True, retry_after, DependencyUnavailable(
                 f"OpenAI answered {status}: try again later", retry_after_seconds=30))
-        return _Attempt(outcome, request_bytes, response_bytes, error=_permanent_error(status, exc))
+        return Attempt(outcome, request_bytes, response_bytes, error=_permanent_error(status, exc))
 
-    def _record(self, model: str, context: EgressContext, attempt: _Attempt, *, duration_ms: int) -> int:
+    def _record(self, model: str, context: EgressContext, attempt: Attempt, *, duration_ms: int) -> int:
         return self._ledger.record(egress_entry(
             self.endpoint, model, context, request_bytes=attempt.request_bytes,
             response_bytes=attempt.response_bytes, duration_ms=duration_ms, outcome=attempt.outcome,
@@ -213,25 +187,3 @@ def _error_code(body: object) -> str | None:
 
 def _error_message(body: object) -> str | None:
     return _error_field(body, "message")
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """``retry-after-ms`` (OpenAI's), else ``Retry-After`` in seconds or as an HTTP date (RFC 9110 §10.2.3)."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-

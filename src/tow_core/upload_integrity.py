@@ -2,7 +2,8 @@
 a missing file").
 
 - An *orphan file* has no row: an upload killed between writing its file and committing its row, or
-  the files of deleted uploads and records. Harmless (nobody can reach it), but it takes space.
+  the file of a deleted upload the job worker has not deleted yet (``tow_core.housekeeping``). Harmless
+  (nobody can reach it), but it takes space.
 - A *partial file* is a temporary file of a write that never finished (the process was killed).
 - A *missing file* is a row whose file is gone: the one thing that must never happen; it can only be
   caused from outside TOW (a deleted or unrestored upload directory), so it is reported, not "fixed".

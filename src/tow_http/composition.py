@@ -39,6 +39,7 @@ from tow_adapters.postgres.history import (
     PgTicketComments,
     PgTicketLinks,
 )
+from tow_adapters.postgres.housekeeping import PgFinishedJobs, PgUploadDeletionOutbox, recorded_export_file_names
 from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
@@ -53,13 +54,22 @@ from tow_core.ai import (
 )
 from tow_core.egress import EgressLedger, ProviderEndpoint, is_approved
 from tow_core.exports import EXPORT_JOB
+from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, Stores, utc_now
-from tow_http.job_worker import JobWorker, export_handler, export_sweep
+from tow_http.job_worker import (
+    JobWorker,
+    PeriodicTask,
+    export_handler,
+    export_sweep,
+    finished_job_purge,
+    orphan_export_file_sweep,
+    upload_file_deletion_sweep,
+)
 from tow_http.session_cookie import SessionCookieSigner
 
 
@@ -116,8 +126,29 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
         PgJobLeases(engine), {EXPORT_JOB: handle_export},
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
-        periodic=[export_sweep(transaction=transaction, files=files)],
+        periodic=[export_sweep(transaction=transaction, files=files),
+                  *housekeeping_tasks(engine, files, upload_store, retention=timedelta(hours=exports.retention_hours))],
     )
+
+
+def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: FsUploadStore | None, *,
+                       retention: timedelta) -> list[PeriodicTask]:
+    """The worker's housekeeping (``tow_core.housekeeping``), each task in its own transaction."""
+
+    @contextmanager
+    def on(store):
+        with transaction_on(engine) as connection:
+            yield store(connection)
+
+    def recorded_names() -> set[str]:
+        with transaction_on(engine) as connection:
+            return recorded_export_file_names(connection)
+
+    tasks = [finished_job_purge(jobs=lambda: on(PgFinishedJobs), retention=retention),
+             orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE)]
+    if upload_store is not None:
+        tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
+    return tasks
 
 
 # --- AI (SPEC §6): real adapters when the keys are set, the core's "unconfigured" ones otherwise ---------

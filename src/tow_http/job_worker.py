@@ -3,7 +3,9 @@
 ``JobWorker.start()`` runs it on a daemon thread (``tow serve`` does this beside the web server);
 ``stop()`` asks it to finish the job in hand and joins it. ``tow worker`` runs the same loop in the
 foreground, ``tow worker --once`` drains what is due and exits. Between jobs the worker also runs
-its periodic tasks (the export retention sweep) at most every ``periodic_interval_seconds``.
+its periodic tasks (the export retention sweep and the housekeeping of ``tow_core.housekeeping``:
+deleting the files of deleted uploads, purging finished jobs, deleting orphan export files)
+at most every ``periodic_interval_seconds``.
 
 Delivery is at least once: a worker that dies mid-job leaves a lease that expires, and the job is
 claimed again (see ``tow_core.jobs``). Handlers therefore make their work idempotent.
@@ -24,6 +26,15 @@ from tow_core.exports import (
     ExportSource,
     produce_export,
     sweep_expired,
+)
+from tow_core.housekeeping import (
+    ExportDirectory,
+    FileRemover,
+    FinishedJobs,
+    UploadDeletionOutbox,
+    delete_orphan_export_files,
+    delete_queued_upload_files,
+    purge_finished_jobs,
 )
 from tow_core.jobs import Job, JobLeases, RetryPolicy
 from tow_http.context import Stores
@@ -164,3 +175,33 @@ def export_sweep(*, transaction: Callable[[], AbstractContextManager[Stores]], f
 
     return sweep
 
+
+
+def upload_file_deletion_sweep(*, outbox: Callable[[], AbstractContextManager[UploadDeletionOutbox]],
+                               files: FileRemover) -> PeriodicTask:
+    """Deletes the files of uploads whose deletion committed; the outbox entry goes in the same
+    transaction that locked it, after the file is gone."""
+
+    def sweep(now: datetime) -> int:
+        with outbox() as queued:
+            return delete_queued_upload_files(queued, files)
+
+    return sweep
+
+
+def finished_job_purge(*, jobs: Callable[[], AbstractContextManager[FinishedJobs]],
+                       retention: timedelta) -> PeriodicTask:
+    def purge(now: datetime) -> int:
+        with jobs() as finished:
+            return purge_finished_jobs(finished, now=now, retention=retention)
+
+    return purge
+
+
+def orphan_export_file_sweep(*, recorded_names: Callable[[], set[str]], directory: ExportDirectory,
+                             grace: timedelta) -> PeriodicTask:
+    def sweep(now: datetime) -> list[str]:
+        # Names are read before the directory is listed: a file recorded in between is younger than grace.
+        return delete_orphan_export_files(directory, recorded_names(), now=now, grace=grace)
+
+    return sweep

@@ -12,7 +12,9 @@ from tow_http.config import LoadedConfig
 VERIFY_DESCRIPTION = """\
 Compare the files under uploads.upload_storage_path with the upload rows in the database and report:
   orphan files   files no row points at (an upload killed between writing its file and committing
-                 its row, or the files of deleted uploads and records) — unreachable, only wasting space;
+                 its row) — unreachable, only wasting space. The files of deleted uploads, records and
+                 organisations are not orphans for long: the job worker deletes them after the deletion
+                 commits (they show here only if no worker has run since);
   partial files  temporary files of writes that never finished (a killed upload) — never visible;
   missing files  rows whose file is gone — only possible if files were removed or not restored from
                  outside TOW; restore the upload directory from the backup taken with the database.

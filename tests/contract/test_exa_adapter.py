@@ -27,10 +27,16 @@ def ledger():
 
 
 @pytest.fixture
-def exa(fake_exa, ledger):
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def exa(fake_exa, ledger, sleeps):
     fake_exa.add_page("https://example.com/pgvector", "pgvector 0.8 released", "Iterative index scans for filtered search.")
     fake_exa.add_page("https://example.com/cooking", "Sourdough at home", "Flour, water, salt and patience.")
-    return ExaWebSearch("exa-key", fake_exa.base_url, 5.0, ledger, (fake_exa.base_url,))
+    return ExaWebSearch("exa-key", fake_exa.base_url, 5.0, ledger, (fake_exa.base_url,), sleep=sleeps.append,
+                        jitter=lambda: 0.5)
 
 
 def test_search_returns_core_results_and_sends_the_key(exa, fake_exa, ledger):
@@ -57,21 +63,42 @@ def test_fetch_returns_the_page_text_and_names_the_records_sent(exa, fake_exa, l
     assert len(ledger.rows) == len(fake_exa.requests) == 2  # the refused URL never left
 
 
-def test_provider_errors_are_wrapped_and_recorded(exa, fake_exa, ledger):
+def test_429_and_5xx_are_retried_with_backoff_and_jitter_one_ledger_row_per_attempt(exa, fake_exa, ledger, sleeps):
     fake_exa.queue_failure(429)
+    fake_exa.queue_failure(500)
+    results = exa.search("pgvector", 3, SEARCH)
+    assert [r.url for r in results] == ["https://example.com/pgvector"]
+    assert len(fake_exa.requests) == 3 and ledger.outcomes == ["http_429", "http_500", "ok"]
+    assert all(row.request_bytes == fake_exa.requests[0].body_bytes for row in ledger.rows)
+    # The OpenAI gateway's policy: 0.5 s doubling, "equal jitter" (0.5 → three quarters of the ceiling).
+    assert sleeps == [0.375, 0.75]
+
+
+def test_exhausted_retries_raise_the_wrapped_error(exa, fake_exa, ledger, sleeps):
+    fake_exa.queue_failure(429, times=4)
     with pytest.raises(Throttled):
         exa.search("pgvector", 3, SEARCH)
-    fake_exa.queue_failure(502)
-    with pytest.raises(DependencyUnavailable):
+    assert ledger.outcomes == ["http_429"] * 4 and sleeps == [0.375, 0.75, 1.5]
+    fake_exa.queue_failure(502, times=4)
+    with pytest.raises(DependencyUnavailable, match="Exa answered 502"):
+        exa.fetch("https://example.com/cooking", FETCH)
+    assert ledger.outcomes[4:] == ["http_502"] * 4
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_a_request_exa_refuses_is_not_retried(exa, fake_exa, ledger, sleeps, status):
+    fake_exa.queue_failure(status)
+    with pytest.raises((InvalidInput, DependencyUnavailable)):
         exa.search("pgvector", 3, SEARCH)
-    assert ledger.outcomes == ["http_429", "http_502"]
+    assert ledger.outcomes == [f"http_{status}"] and sleeps == [] and len(fake_exa.requests) == 1
 
 
-def test_an_unreachable_exa_is_dependency_unavailable(ledger):
-    exa = ExaWebSearch("exa-key", "http://127.0.0.1:9", 2.0, ledger, ("http://127.0.0.1:9",))
+def test_an_unreachable_exa_is_retried_then_dependency_unavailable(ledger, sleeps):
+    exa = ExaWebSearch("exa-key", "http://127.0.0.1:9", 2.0, ledger, ("http://127.0.0.1:9",), sleep=sleeps.append,
+                       jitter=lambda: 0.0)
     with pytest.raises(DependencyUnavailable, match="cannot be reached"):
         exa.search("anything", 3, SEARCH)
-    assert ledger.outcomes == ["connection_error"]
+    assert ledger.outcomes == ["connection_error"] * 4 and sleeps == [0.25, 0.5, 1.0]
 
 
 def test_an_unapproved_exa_endpoint_is_refused_and_recorded(fake_exa, ledger):

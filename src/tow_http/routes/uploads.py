@@ -234,9 +234,9 @@ def delete_upload(upload_id: int, signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services]) -> Response[None]:
     store, _ = _store(services)
     deleted = attachments.delete_upload(desk(signed_in, services), upload_id)
-    # Runs after the response is sent, i.e. after the transaction committed; if it never runs, the file is an
-    # orphan that `tow uploads verify --repair` finds. Deleting it before the commit could leave a row without
-    # its file.
+    # Runs after the response is sent, i.e. after the transaction committed, so the file goes at once; if it
+    # never runs, the deletion outbox the row's deletion filled (migration 0011) has the job worker delete it.
+    # Deleting it before the commit could leave a row without its file.
     return Response(None, status_code=204, background=BackgroundTask(store.delete, deleted.storage_name))
 
 
