@@ -272,3 +272,12 @@ def current_image(desk: UploadDesk, purpose: UploadPurpose, subject_id: int) -> 
     if readable is None or not desk.principal.is_active:
         raise NotFound(f"no {purpose.value.replace('_', ' ')} found")
     return readable
+
+
+def visible_images(principal: Principal, uploads: UploadRecords, purpose: UploadPurpose,
+                   subject_ids: Iterable[int]) -> dict[int, int]:
+    """Subject id → upload id of each avatar/logo among ``subject_ids`` the caller may read (for pages
+    showing them; "none set" and "hidden from you" are both simply absent)."""
+    if not principal.is_active:
+        return {}
+    return uploads.readable_images(principal.user_id, purpose, subject_ids)
