@@ -6,8 +6,9 @@ project, and possibly one server admin. For every user, every upload read path (
 metadata, download and HEAD path —, a record's attachment listing, and ``readable_images``, the avatars
 and logos the pages show) must return exactly what the oracle says: attached → the pure policy
 ``can_read_scope`` on the record; unattached → its uploader; avatar → an organisation both users
-share; logos → the pure policy on the organisation / project scope; server admins → all; inactive users → nothing. Random revocations follow, and everything is
-checked again on the very next statements.
+share; logos → the pure policy on the organisation / project scope; server admins → all; inactive
+users → nothing. Random revocations follow, and everything is checked again on the very next
+statements.
 """
 
 from __future__ import annotations
