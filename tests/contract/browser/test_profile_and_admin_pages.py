@@ -59,10 +59,15 @@ def test_avatar_logo_ticket_fields_egress_ledger_and_import(new_page, live_serve
     expect(ada.locator(".fields")).to_contain_text("2026-12-31")
     expect(ada.locator(".fields")).to_contain_text("ops, security")
     ada.get_by_role("link", name="Edit").click()
+    expect(ada.get_by_label("Due date")).to_have_value("2026-12-31")
+    ada.get_by_label("Due date").fill("2027-01-15")
+    ada.get_by_role("button", name="Save").click()
+    expect(ada.locator("#activity")).to_contain_text("due date 2026-12-31 → 2027-01-15")
+    shot(ada, "ticket-fields")
+    ada.get_by_role("link", name="Edit").click()
     ada.get_by_label("Assignee").select_option(label="Nobody")
     ada.get_by_role("button", name="Save").click()
-    expect(ada.locator("#activity")).to_contain_text("assignee id")
-    shot(ada, "ticket-fields")
+    expect(ada.locator("#activity")).to_contain_text("assignee id Ada → —")
 
     # The data-egress ledger (calls recorded as the AI adapters would), filtered by purpose.
     org_id = int(org_path.rsplit("/", 1)[1])
