@@ -268,3 +268,24 @@ def test_tickets_get_an_assignee_a_due_date_and_labels_and_lose_them_again(app_c
     ada.post("/o/1/r/TKT-1", follow_redirects=False,
              data={"csrf_token": token, "title": "Renew the certificate", "body": "", "version": "3"})
     assert ada.get("/api/organisations/1/records/TKT-1").json()["fields"]["assignee_id"] == bob_id
+
+
+def test_logo_forms_refuse_people_without_the_right_before_reading_the_image(app_client, make_container, tmp_path):
+    """Refused before the body is read: a member sending a too-large "logo" gets 403, not 413 (which
+    would mean the server had streamed it up to the upload limit)."""
+    container = make_container("uploads:\n  upload_max_bytes: 2000\n")
+    ada = app_client(container)
+    set_up(ada)
+    ada.post("/api/organisations/1/projects", json={"key": "OPS", "name": "Ops", "visibility": "open"})
+    bob, _ = join(app_client, ada, container)
+    token = token_of(bob, "/o/1/settings")
+    big = {"file": ("logo.png", b"x" * 200_000, "image/png")}
+    assert bob.post("/o/1/settings/logo", follow_redirects=False, data={"csrf_token": token},
+                    files=big).status_code == 403
+    assert bob.post("/o/1/settings/projects/1/logo", follow_redirects=False, data={"csrf_token": token},
+                    files=big).status_code == 403
+    # The owner's too-large image is refused by size, and nothing is kept.
+    owner_token = token_of(ada, "/o/1/settings")
+    assert ada.post("/o/1/settings/logo", follow_redirects=False, data={"csrf_token": owner_token},
+                    files=big).status_code == 413
+    assert stored_files(tmp_path) == []

@@ -21,7 +21,7 @@ from tow_core import attachments
 from tow_core.access import Principal, can_manage_project
 from tow_core.attachments import UploadDesk
 from tow_core.errors import InvalidInput
-from tow_core.identity import Project
+from tow_core.identity import Directory, Project
 from tow_core.uploads import RasterImageInspector, UploadPurpose
 from tow_http.context import Services, SignedIn, authenticate
 from tow_http.pages.csrf import token_is_valid
@@ -31,6 +31,8 @@ from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, desk, pull_b
 
 # Sets (an upload id) or clears (None) one image, in the transaction that recorded the upload.
 ApplyImage = Callable[[UploadDesk, RasterImageInspector, int | None], object]
+# Refuses (AccessDenied/NotFound) before a byte of the image is read; the use case checks again after.
+MayChange = Callable[[Directory, Principal], None]
 
 PROFILE = "/o/{org_id:int}/profile"
 ORG_LOGO = "/o/{org_id:int}/settings/logo"
@@ -49,7 +51,12 @@ def _project_logo(org_id: int, project_id: int) -> ApplyImage:
     return lambda d, images, upload_id: attachments.set_project_logo(d, images, org_id, project_id, upload_id)
 
 
-async def _receive_image(request: Request, services: Services, org_id: int, apply: ApplyImage) -> None:
+def _anyone(directory: Directory, principal: Principal) -> None:
+    """Everyone may change their own profile image."""
+
+
+async def _receive_image(request: Request, services: Services, org_id: int, apply: ApplyImage,
+                         may_change: MayChange = _anyone) -> None:
     """Stream the form's image into the store, then record it and apply it in one transaction."""
     store, images = upload_services(services)
     max_bytes = services.settings.uploads.upload_max_bytes
@@ -59,7 +66,9 @@ async def _receive_image(request: Request, services: Services, org_id: int, appl
 
     def signed_in_principal() -> Principal:
         with services.transaction() as stores:
-            return authenticate(request, services, stores.directory, services.clock())[1]
+            principal = authenticate(request, services, stores.directory, services.clock())[1]
+            may_change(stores.directory, principal)
+            return principal
 
     def receive(principal: Principal) -> tuple[str, attachments.ReceivedFile]:
         body = pull_body(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
@@ -127,7 +136,8 @@ def clear_avatar(request: Request, org_id: int, form: NamedDependency[Form], sig
 @post(ORG_LOGO, include_in_schema=False, request_max_body_size=None)
 async def set_org_logo(request: Request, org_id: int, services: NamedDependency[Services], project: str = ""
                        ) -> Response:
-    await _receive_image(request, services, org_id, _org_logo(org_id))
+    await _receive_image(request, services, org_id, _org_logo(org_id),
+                         lambda _, principal: attachments.require_organisation_logo_rights(principal, org_id))
     return redirect(request, _with_project(f"/o/{org_id}/settings", project) + "#logo")
 
 
@@ -141,7 +151,9 @@ def clear_org_logo(request: Request, org_id: int, form: NamedDependency[Form], s
 @post(PROJECT_LOGO, include_in_schema=False, request_max_body_size=None)
 async def set_project_logo(request: Request, org_id: int, project_id: int, services: NamedDependency[Services],
                            project: str = "") -> Response:
-    await _receive_image(request, services, org_id, _project_logo(org_id, project_id))
+    await _receive_image(request, services, org_id, _project_logo(org_id, project_id),
+                         lambda directory, principal: attachments.require_project_logo_rights(
+                             directory, principal, org_id, project_id))
     return redirect(request, _with_project(f"/o/{org_id}/settings", project) + f"#project-{project_id}")
 
 
