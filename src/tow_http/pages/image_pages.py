@@ -11,6 +11,7 @@ is refused with a message and nothing is kept.
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from anyio import to_thread
 from litestar import Request, Response, get, post
@@ -102,8 +103,9 @@ def _clear(signed_in: SignedIn, services: Services, apply: ApplyImage) -> None:
     apply(desk(signed_in, services), upload_services(services)[1], None)
 
 
-def _with_project(url: str, form_or_query: str) -> str:
-    return f"{url}?project={form_or_query}" if form_or_query else url
+def _with_project(url: str, project_key: str) -> str:
+    """Back to ``url`` keeping the picked project (from the form or the form's action URL)."""
+    return f"{url}?{urlencode({'project': project_key})}" if project_key else url
 
 
 # --- your profile image -----------------------------------------------------------------------------
