@@ -246,6 +246,8 @@ def test_tickets_get_an_assignee_a_due_date_and_labels_and_lose_them_again(app_c
     assert fields["labels"] == ["ops", "security"]
     shown = ada.get("/o/1/r/TKT-1").text
     assert "<dd>Bob</dd>" in shown and "2026-12-31" in shown
+    board = ada.get("/o/1/tickets?view=board").text
+    assert '<span class="meta">Bob · due 2026-12-31</span>' in board
     edit_form = ada.get("/o/1/r/TKT-1?edit=1").text
     assert f'<option value="{bob_id}" selected>Bob</option>' in edit_form and 'value="ops, security"' in edit_form
 
