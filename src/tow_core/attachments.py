@@ -231,6 +231,25 @@ def _replace_image(desk: UploadDesk, upload: Upload | None, purpose: UploadPurpo
     return desk.uploads.set_purpose(upload.id, purpose, subject_id)
 
 
+def require_organisation_logo_rights(principal: Principal, org_id: int) -> None:
+    """Who may change the organisation logo (also checked before a page streams an image)."""
+    if not principal.is_active or org_id not in principal.org_roles:
+        raise NotFound("organisation not found")
+    if not can_administer_org(principal, org_id):
+        raise AccessDenied("only organisation owners and admins change the logo")
+
+
+def require_project_logo_rights(directory: Directory, principal: Principal, org_id: int, project_id: int) -> None:
+    """Who may change a project logo (also checked before a page streams an image)."""
+    if not principal.is_active or org_id not in principal.org_roles:
+        raise NotFound("organisation not found")
+    project = directory.project(project_id)
+    if project is None or project.organisation_id != org_id or not can_read_project(principal, project.access):
+        raise NotFound("project not found")
+    if not can_manage_project(principal, project.access):
+        raise AccessDenied("changing the project logo needs the project's manage permission")
+
+
 def set_avatar(desk: UploadDesk, images: RasterImageInspector, upload_id: int | None) -> Upload | None:
     """Set (or with ``None`` clear) the caller's profile image."""
     upload = None if upload_id is None else _verified_image(desk, images, upload_id)
@@ -240,9 +259,7 @@ def set_avatar(desk: UploadDesk, images: RasterImageInspector, upload_id: int | 
 def set_organisation_logo(desk: UploadDesk, images: RasterImageInspector, org_id: int,
                           upload_id: int | None) -> Upload | None:
     """Set or clear the organisation's logo: owners and admins only."""
-    desk.require_member(org_id)
-    if not can_administer_org(desk.principal, org_id):
-        raise AccessDenied("only organisation owners and admins change the logo")
+    require_organisation_logo_rights(desk.principal, org_id)
     upload = None if upload_id is None else _verified_image(desk, images, upload_id)
     if upload is not None and upload.organisation_id != org_id:
         raise NotFound("upload not found")
@@ -252,12 +269,7 @@ def set_organisation_logo(desk: UploadDesk, images: RasterImageInspector, org_id
 def set_project_logo(desk: UploadDesk, images: RasterImageInspector, org_id: int, project_id: int,
                      upload_id: int | None) -> Upload | None:
     """Set or clear a project's logo: needs the project's manage permission."""
-    desk.require_member(org_id)
-    project = desk.directory.project(project_id)
-    if project is None or project.organisation_id != org_id or not can_read_project(desk.principal, project.access):
-        raise NotFound("project not found")
-    if not can_manage_project(desk.principal, project.access):
-        raise AccessDenied("changing the project logo needs the project's manage permission")
+    require_project_logo_rights(desk.directory, desk.principal, org_id, project_id)
     upload = None if upload_id is None else _verified_image(desk, images, upload_id)
     if upload is not None and upload.organisation_id != org_id:
         raise NotFound("upload not found")
@@ -272,3 +284,12 @@ def current_image(desk: UploadDesk, purpose: UploadPurpose, subject_id: int) -> 
     if readable is None or not desk.principal.is_active:
         raise NotFound(f"no {purpose.value.replace('_', ' ')} found")
     return readable
+
+
+def visible_images(principal: Principal, uploads: UploadRecords, purpose: UploadPurpose,
+                   subject_ids: Iterable[int]) -> dict[int, int]:
+    """Subject id → upload id of each avatar/logo among ``subject_ids`` the caller may read (for pages
+    showing them; "none set" and "hidden from you" are both simply absent)."""
+    if not principal.is_active:
+        return {}
+    return uploads.readable_images(principal.user_id, purpose, subject_ids)

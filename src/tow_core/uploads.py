@@ -168,6 +168,11 @@ class UploadRecords(Protocol):
         """The subject's current avatar/logo row, locked until commit."""
         ...
 
+    def readable_images(self, principal_id: int, purpose: UploadPurpose, subject_ids: Iterable[int]) -> dict[int, int]:
+        """Subject id → id of its current avatar/logo, for those the principal may read (no lock: for
+        pages that show images, not for changing them)."""
+        ...
+
     def delete(self, upload_id: int) -> None: ...
 
     def storage_names(self) -> set[str]:

@@ -3,11 +3,12 @@
 The random worlds of test_visibility_differential get records in all four scopes, one attachment per
 record, one unattached file per user, an avatar for some users, a logo per organisation and per
 project, and possibly one server admin. For every user, every upload read path (``readable`` — the
-metadata, download and HEAD path — and a record's attachment listing) must return exactly what the
-oracle says: attached → the pure policy ``can_read_scope`` on the record; unattached → its uploader;
-avatar → an organisation both users share; logos → the pure policy on the organisation / project
-scope; server admins → all; inactive users → nothing. Random revocations follow, and everything is
-checked again on the very next statements.
+metadata, download and HEAD path —, a record's attachment listing, and ``readable_images``, the avatars
+and logos the pages show) must return exactly what the oracle says: attached → the pure policy
+``can_read_scope`` on the record; unattached → its uploader; avatar → an organisation both users
+share; logos → the pure policy on the organisation / project scope; server admins → all; inactive
+users → nothing. Random revocations follow, and everything is checked again on the very next
+statements.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.access import Scope, can_read_scope
+from tow_core.uploads import UploadPurpose
 
 UPLOAD_LEAK_STATS: dict = {"worlds": 0, "checks": 0, "leaks": 0, "by_path": Counter()}
 
@@ -120,6 +122,11 @@ def check(store: PgUploadRecords, uploads: Uploads) -> None:
             listed = {u.id for u in store.attachments_readable(user, record)}
             want = {row["id"] for row in uploads.rows if row["r"] == record and uploads.readable_by(user, row)}
             expect("attachments_readable", listed, want, f"user {user}, record {record}")
+        for purpose in (UploadPurpose.AVATAR, UploadPurpose.ORGANISATION_LOGO, UploadPurpose.PROJECT_LOGO):
+            images = [row for row in uploads.rows if row["p"] == purpose.value]
+            shown = store.readable_images(user, purpose, [row["subj"] for row in images] + [999_999])
+            want = {row["subj"]: row["id"] for row in images if uploads.readable_by(user, row)}
+            expect("readable_images", shown, want, f"user {user}, {purpose.value}s")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

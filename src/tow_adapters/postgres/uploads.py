@@ -9,6 +9,8 @@ revoked grant hides an attachment on the very next statement.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import sqlalchemy as sa
 
 from tow_adapters.postgres.engine import SqlStore
@@ -107,6 +109,17 @@ class PgUploadRecords(SqlStore):
         row = self._row(f"SELECT {_COLUMNS} FROM uploads u WHERE u.purpose = :purpose AND u.subject_id = :subject "
                         "FOR UPDATE", purpose=purpose.value, subject=subject_id)
         return _upload(row) if row else None
+
+    def readable_images(self, principal_id: int, purpose: UploadPurpose, subject_ids: Iterable[int]) -> dict[int, int]:
+        wanted = sorted(set(subject_ids))
+        if not wanted:
+            return {}
+        rows = self._conn.execute(
+            sa.text(f"SELECT u.subject_id, u.id FROM uploads u WHERE u.purpose = :purpose "
+                    f"AND u.subject_id IN :subjects AND {UPLOAD_READABLE}").bindparams(
+                        sa.bindparam("subjects", expanding=True)),
+            {"purpose": purpose.value, "subjects": wanted, PRINCIPAL_PARAM: principal_id}).all()
+        return {subject: upload_id for subject, upload_id in rows}
 
     def delete(self, upload_id: int) -> None:
         self._conn.execute(sa.text("DELETE FROM uploads WHERE id = :id"), {"id": upload_id})

@@ -12,7 +12,10 @@ from litestar.static_files import create_static_files_router
 
 from tow_http.pages.admin_pages import ADMIN_PAGES
 from tow_http.pages.auth_pages import AUTH_PAGES
+from tow_http.pages.egress_pages import EGRESS_PAGES
 from tow_http.pages.export_pages import EXPORT_PAGES
+from tow_http.pages.image_pages import IMAGE_PAGES
+from tow_http.pages.import_pages import IMPORT_PAGES
 from tow_http.pages.memory_pages import MEMORY_PAGES
 from tow_http.pages.record_pages import RECORD_PAGES
 from tow_http.pages.upload_pages import UPLOAD_PAGES
@@ -26,7 +29,8 @@ from tow_http.pages.web import (
 
 pages_router = Router(
     path="/",
-    route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *UPLOAD_PAGES, *EXPORT_PAGES, *RECORD_PAGES],
+    route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *UPLOAD_PAGES, *EXPORT_PAGES, *IMAGE_PAGES,
+                   *EGRESS_PAGES, *IMPORT_PAGES, *RECORD_PAGES],
     dependencies={"form": Provide(provide_form)},
     exception_handlers=PAGE_EXCEPTION_HANDLERS,
     include_in_schema=False,

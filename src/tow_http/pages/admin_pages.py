@@ -15,6 +15,7 @@ from tow_core.access import OrgRole, ProjectRole, Visibility
 from tow_core.audit import AuditQuery, audit_actions
 from tow_core.errors import InvalidInput
 from tow_http.context import Services, SignedIn
+from tow_http.pages.image_pages import managed_project_ids, member_avatars
 from tow_http.pages.web import Form, page, redirect, shell_for
 
 SETTINGS = "/o/{org_id:int}/settings"
@@ -25,8 +26,8 @@ def _settings_link(org_id: int, anchor: str = "") -> str:
 
 
 @get(SETTINGS, sync_to_thread=True, include_in_schema=False)
-def settings_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn], project: str | None = None
-                  ) -> Response:
+def settings_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
+                  services: NamedDependency[Services], project: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "settings")
     d, p = signed_in.directory, signed_in.principal
     members = administration.list_members(d, p, org_id=org_id)
@@ -38,7 +39,10 @@ def settings_page(request: Request, org_id: int, signed_in: NamedDependency[Sign
     return page(request, "settings.html", shell=shell, members=members, groups=groups, invites=invites,
                 projects=projects, grants=grants, now=signed_in.now, org_roles=[r.value for r in OrgRole],
                 project_roles=[r.value for r in ProjectRole], visibilities=[v.value for v in Visibility],
-                names={m.user_id: m.display_name for m in members}, group_names={g.id: g.name for g in groups})
+                names={m.user_id: m.display_name for m in members}, group_names={g.id: g.name for g in groups},
+                avatars=member_avatars(signed_in, [m.user_id for m in members]),
+                managed_projects=managed_project_ids(signed_in, projects),
+                uploads_enabled=services.upload_store is not None)
 
 
 @post(f"{SETTINGS}/members/{{user_id:int}}/role", sync_to_thread=True, include_in_schema=False)

@@ -55,6 +55,14 @@ class FormField:
     choices: tuple[str, ...] = ()
     number: bool = False
     long_text: bool = False
+    person: bool = False  # a member of the organisation (a user id); empty means nobody
+    date: bool = False  # an ISO date (YYYY-MM-DD); empty means none
+    labels: bool = False  # comma-separated short texts; empty means none
+
+    @property
+    def clearable(self) -> bool:
+        """Fields whose empty input means "none" (and so clears them) rather than "leave as it is"."""
+        return self.person or self.date or self.labels
 
 
 FORM_FIELDS: dict[RecordType, tuple[FormField, ...]] = {
@@ -62,12 +70,16 @@ FORM_FIELDS: dict[RecordType, tuple[FormField, ...]] = {
                         FormField("importance", "Importance (1–5)", number=True)),
     RecordType.DOC: (),
     RecordType.TICKET: (FormField("ticket_type", "Ticket type", TICKET_TYPES),
-                        FormField("priority", "Priority (1 highest – 4)", number=True)),
+                        FormField("priority", "Priority (1 highest – 4)", number=True),
+                        FormField("assignee_id", "Assignee", person=True),
+                        FormField("due_date", "Due date", date=True),
+                        FormField("labels", "Labels (comma-separated)", labels=True)),
     RecordType.DECISION: (FormField("consequences", "Consequences", long_text=True),
                           FormField("alternatives", "Alternatives considered", long_text=True)),
     RecordType.RISK: (FormField("severity", "Severity (1–5)", number=True),
                       FormField("likelihood", "Likelihood (1–5)", number=True),
-                      FormField("mitigation", "Mitigation", long_text=True)),
+                      FormField("mitigation", "Mitigation", long_text=True),
+                      FormField("owner_id", "Owner", person=True)),
     RecordType.SNAPSHOT: (FormField("snapshot_type", "Snapshot type", SNAPSHOT_TYPES),),
 }
 TICKET_COLUMNS = ("backlog", "todo", "in_progress", "blocked", "in_review", "done")
@@ -76,10 +88,18 @@ TICKET_COLUMNS = ("backlog", "todo", "in_progress", "blocked", "in_review", "don
 def fields_from(form: Form, record_type: RecordType) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for spec in FORM_FIELDS[record_type]:
-        raw = form.get(spec.name).strip()
-        if raw == "":
+        if spec.name not in form.values:
             continue
-        values[spec.name] = form.integer(spec.name, spec.label) if spec.number else raw
+        raw = form.get(spec.name).strip()
+        if spec.labels:
+            values[spec.name] = [label.strip() for label in raw.split(",") if label.strip()]
+        elif raw == "":
+            if spec.clearable:
+                values[spec.name] = None
+        elif spec.person:
+            values[spec.name] = form.integer(spec.name, spec.label)
+        else:
+            values[spec.name] = form.integer(spec.name, spec.label) if spec.number else raw
     return values
 
 
@@ -146,6 +166,7 @@ def _list_page(request: Request, signed_in: SignedIn, org_id: int, section: str,
                 record_type=record_type.value, records=records.items, next_cursor=records.next_cursor,
                 status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
                 tree=tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(signed_in, shell),
+                people=_people(signed_in, org_id),
                 default_scope=default_scope(shell), scope_name=lambda s: scope_name(shell, s, signed_in))
 
 

@@ -25,7 +25,7 @@ from tow_core.records import DisplayId
 from tow_http.context import Services, SignedIn, authenticate
 from tow_http.pages.csrf import FIELD, token_is_valid
 from tow_http.pages.web import Form, redirect
-from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, _pull, _store, desk
+from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, desk, pull_body, upload_services
 
 CSRF_REFUSED = "this form expired or did not come from this site: reload the page and send it again"
 
@@ -50,9 +50,10 @@ def _field_text(events: Iterator[object], limit: int = 200) -> str:
     return data[:limit].decode("ascii", "replace")
 
 
-def _file_after_token(body: Iterator[bytes], boundary: str, token_ok: Callable[[str], bool]
+def file_after_token(body: Iterator[bytes], boundary: str, token_ok: Callable[[str], bool]
                       ) -> tuple[str, Iterator[bytes]]:
-    """(file name, file chunks) once the CSRF field that precedes the file has been verified."""
+    """(file name, file chunks) once the CSRF field that precedes the file has been verified (the page
+    forms put it first, so not a byte of the file is stored for a forged form)."""
     events = _events(body, boundary)
     token = ""
     for event in events:
@@ -82,7 +83,7 @@ async def attach_file(request: Request, org_id: int, display_id: str, services: 
                       project: str = "") -> Response:
     """Like the upload route, no database connection is held while the body streams: check in a short
     transaction that the caller may change the record, stream, then record and attach in a second one."""
-    store, images = _store(services)
+    store, images = upload_services(services)
     max_bytes = services.settings.uploads.upload_max_bytes
     did = DisplayId.parse(display_id)
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
@@ -99,8 +100,8 @@ async def attach_file(request: Request, org_id: int, display_id: str, services: 
             return principal
 
     def receive(principal: Principal) -> tuple[str, attachments.ReceivedFile]:
-        body = _pull(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
-        name, chunks = _file_after_token(body, options["boundary"],
+        body = pull_body(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
+        name, chunks = file_after_token(body, options["boundary"],
                                          lambda token: token_is_valid(request, services, token))
         return name, attachments.receive_file(principal, store, images, org_id=org_id, chunks=chunks,
                                               max_bytes=max_bytes)

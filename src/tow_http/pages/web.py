@@ -21,10 +21,11 @@ from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 from markupsafe import Markup
 
-from tow_core import administration
+from tow_core import administration, attachments
 from tow_core import errors as core
 from tow_core.access import OrgRole, Visibility
 from tow_core.identity import Organisation, Project, User
+from tow_core.uploads import UploadPurpose
 from tow_http.context import Services, SignedIn, session_token
 from tow_http.errors import status_for
 from tow_http.pages.csrf import FIELD, form_token, token_is_valid
@@ -80,6 +81,14 @@ class Shell:
     projects: list[Project]
     project: Project | None  # the picked project; None means "All projects"
     section: str = ""
+    # Upload ids of the images this user may see (absent: none set), shown via /api/uploads/{id}/content.
+    avatar_id: int | None = None
+    logo_id: int | None = None
+    project_logos: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def project_logo_id(self) -> int | None:
+        return self.project_logos.get(self.project.id) if self.project else None
 
     @property
     def manages_org(self) -> bool:
@@ -107,8 +116,14 @@ def shell_for(signed_in: SignedIn, org_id: int, project_key: str | None, section
         picked = next((p for p in projects if p.key == project_key.upper()), None)
         if picked is None:  # unknown and invisible projects look the same
             raise core.NotFound(f"project {project_key} not found")
+    def images(purpose: UploadPurpose, subject_ids: list[int]) -> dict[int, int]:
+        return attachments.visible_images(signed_in.principal, signed_in.uploads, purpose, subject_ids)
+
     return Shell(user, list(signed_in.directory.organisations_of(user.id)), organisation,
-                 signed_in.principal.org_roles[org_id], projects, picked, section)
+                 signed_in.principal.org_roles[org_id], projects, picked, section,
+                 avatar_id=images(UploadPurpose.AVATAR, [user.id]).get(user.id),
+                 logo_id=images(UploadPurpose.ORGANISATION_LOGO, [org_id]).get(org_id),
+                 project_logos=images(UploadPurpose.PROJECT_LOGO, [p.id for p in projects]))
 
 
 # --- rendering ----------------------------------------------------------------------------------

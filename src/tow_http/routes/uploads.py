@@ -1,7 +1,7 @@
 """Uploads over HTTP (SPEC §5): upload (raw body or multipart form), metadata, download, attach/detach,
 a record's attachments, avatars and logos, delete. Rules live in ``tow_core.attachments``.
 
-The request body is streamed straight into the upload store from a worker thread (``_pull`` hands it
+The request body is streamed straight into the upload store from a worker thread (``pull_body`` hands it
 over chunk by chunk), so memory stays flat whatever the size and the limit is enforced as bytes arrive.
 """
 
@@ -62,21 +62,21 @@ def upload_out(upload: Upload) -> UploadOut:
                      upload.record_id, upload.created_at, f"/api/uploads/{upload.id}/content")
 
 
-def _store(services: Services) -> tuple[UploadStore, RasterImageInspector]:
+def upload_services(services: Services) -> tuple[UploadStore, RasterImageInspector]:
     if services.upload_store is None or services.images is None:
         raise NotConfigured("uploads are not configured")
     return services.upload_store, services.images
 
 
 def desk(signed_in: SignedIn, services: Services) -> UploadDesk:
-    return UploadDesk(signed_in.principal, signed_in.uploads, _store(services)[0], signed_in.records,
+    return UploadDesk(signed_in.principal, signed_in.uploads, upload_services(services)[0], signed_in.records,
                       signed_in.directory, signed_in.now)
 
 
 # --- receiving a body ---------------------------------------------------------------------------------
 
 
-def _pull(stream: AsyncIterator[bytes], *, max_bytes: float) -> Iterator[bytes]:
+def pull_body(stream: AsyncIterator[bytes], *, max_bytes: float) -> Iterator[bytes]:
     """The request body, read from the event loop on demand by a worker thread; at most ``max_bytes``."""
     received = 0
     while True:
@@ -133,11 +133,11 @@ def _receive(request: Request, filename: str | None, max_bytes: int) -> tuple[st
         boundary = options.get("boundary")
         if not boundary:
             raise InvalidInput("multipart/form-data needs a boundary", field="content-type")
-        form = _FormFile(_pull(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD), boundary)
+        form = _FormFile(pull_body(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD), boundary)
         return form.name, form.chunks()
     header_name = request.headers.get("x-filename")
     name = filename if filename is not None else unquote(header_name) if header_name else ""
-    return name, _pull(request.stream(), max_bytes=max_bytes)
+    return name, pull_body(request.stream(), max_bytes=max_bytes)
 
 
 Filename = Annotated[str | None, QueryParameter(
@@ -161,7 +161,7 @@ async def create_upload(org_id: int, request: Request, services: NamedDependency
                         filename: Filename = None) -> UploadOut:
     # No request-wide transaction here: a slow client must not hold a pooled database connection while
     # it uploads. Authenticate in a short transaction, stream with none, record in a second one.
-    store, images = _store(services)
+    store, images = upload_services(services)
     max_bytes = services.settings.uploads.upload_max_bytes
     principal = await to_thread.run_sync(_principal, request, services)
 
@@ -232,7 +232,7 @@ def head_upload(upload_id: int, request: Request, signed_in: NamedDependency[Sig
         "after the deletion commits. Audited.", sync_to_thread=True)
 def delete_upload(upload_id: int, signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services]) -> Response[None]:
-    store, _ = _store(services)
+    store, _ = upload_services(services)
     deleted = attachments.delete_upload(desk(signed_in, services), upload_id)
     # Runs after the response is sent, i.e. after the transaction committed, so the file goes at once; if it
     # never runs, the deletion outbox the row's deletion filled (migration 0011) has the job worker delete it.
@@ -280,13 +280,14 @@ def _image_or_none(upload: Upload | None) -> UploadOut | None:
 @put("/me/avatar", summary="Set your profile image", description=IMAGE_NOTE, sync_to_thread=True)
 def set_avatar(data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
                services: NamedDependency[Services]) -> UploadOut | None:
-    return _image_or_none(attachments.set_avatar(desk(signed_in, services), _store(services)[1], data.upload_id))
+    images = upload_services(services)[1]
+    return _image_or_none(attachments.set_avatar(desk(signed_in, services), images, data.upload_id))
 
 
 @delete("/me/avatar", summary="Remove your profile image",
         description="The image becomes a plain unattached file of yours again.", status_code=204, sync_to_thread=True)
 def clear_avatar(signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
-    attachments.set_avatar(desk(signed_in, services), _store(services)[1], None)
+    attachments.set_avatar(desk(signed_in, services), upload_services(services)[1], None)
 
 
 @get("/users/{user_id:int}/avatar", summary="A user's profile image",
@@ -304,14 +305,15 @@ ORG_LOGO = "/organisations/{org_id:int}/logo"
      sync_to_thread=True)
 def set_org_logo(org_id: int, data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
                  services: NamedDependency[Services]) -> UploadOut | None:
-    return _image_or_none(attachments.set_organisation_logo(desk(signed_in, services), _store(services)[1], org_id,
+    images = upload_services(services)[1]
+    return _image_or_none(attachments.set_organisation_logo(desk(signed_in, services), images, org_id,
                                                             data.upload_id))
 
 
 @delete(ORG_LOGO, summary="Remove the organisation logo", description="Owners and admins.", status_code=204,
         sync_to_thread=True)
 def clear_org_logo(org_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
-    attachments.set_organisation_logo(desk(signed_in, services), _store(services)[1], org_id, None)
+    attachments.set_organisation_logo(desk(signed_in, services), upload_services(services)[1], org_id, None)
 
 
 @get(ORG_LOGO, summary="The organisation logo", description="Members of the organisation.", sync_to_thread=True)
@@ -328,7 +330,7 @@ PROJECT_LOGO = "/organisations/{org_id:int}/projects/{project_id:int}/logo"
      sync_to_thread=True)
 def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
                      services: NamedDependency[Services]) -> UploadOut | None:
-    return _image_or_none(attachments.set_project_logo(desk(signed_in, services), _store(services)[1], org_id,
+    return _image_or_none(attachments.set_project_logo(desk(signed_in, services), upload_services(services)[1], org_id,
                                                        project_id, data.upload_id))
 
 
@@ -336,7 +338,7 @@ def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], sign
         status_code=204, sync_to_thread=True)
 def clear_project_logo(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn],
                        services: NamedDependency[Services]) -> None:
-    attachments.set_project_logo(desk(signed_in, services), _store(services)[1], org_id, project_id, None)
+    attachments.set_project_logo(desk(signed_in, services), upload_services(services)[1], org_id, project_id, None)
 
 
 @get(PROJECT_LOGO, summary="A project logo", description="Whoever can see the project.", sync_to_thread=True)

@@ -1,0 +1,180 @@
+"""Avatars and logos in the browser (SPEC §5): a user sets or clears their profile image on their
+profile page; owners/admins the organisation logo (organisation settings); project managers a project
+logo (project settings). The same use cases as ``PUT /api/me/avatar`` and the logo routes.
+
+A page form sends the image itself (multipart, CSRF token first). Like the attach form, the file is
+streamed to the upload store with no database connection held; then one transaction records the
+upload and makes it the image — so a file that is not a PNG/JPEG/GIF/WebP image (judged by content)
+is refused with a message and nothing is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from anyio import to_thread
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from multipart import parse_options_header
+
+from tow_core import attachments
+from tow_core.access import Principal, can_manage_project
+from tow_core.attachments import UploadDesk
+from tow_core.errors import InvalidInput
+from tow_core.identity import Directory, Project
+from tow_core.uploads import RasterImageInspector, UploadPurpose
+from tow_http.context import Services, SignedIn, authenticate
+from tow_http.pages.csrf import token_is_valid
+from tow_http.pages.upload_pages import file_after_token
+from tow_http.pages.web import Form, page, redirect, shell_for
+from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, desk, pull_body, upload_services
+
+# Sets (an upload id) or clears (None) one image, in the transaction that recorded the upload.
+ApplyImage = Callable[[UploadDesk, RasterImageInspector, int | None], object]
+# Refuses (AccessDenied/NotFound) before a byte of the image is read; the use case checks again after.
+MayChange = Callable[[Directory, Principal], None]
+
+PROFILE = "/o/{org_id:int}/profile"
+ORG_LOGO = "/o/{org_id:int}/settings/logo"
+PROJECT_LOGO = "/o/{org_id:int}/settings/projects/{project_id:int}/logo"
+
+
+def _avatar(d: UploadDesk, images: RasterImageInspector, upload_id: int | None) -> object:
+    return attachments.set_avatar(d, images, upload_id)
+
+
+def _org_logo(org_id: int) -> ApplyImage:
+    return lambda d, images, upload_id: attachments.set_organisation_logo(d, images, org_id, upload_id)
+
+
+def _project_logo(org_id: int, project_id: int) -> ApplyImage:
+    return lambda d, images, upload_id: attachments.set_project_logo(d, images, org_id, project_id, upload_id)
+
+
+def _anyone(directory: Directory, principal: Principal) -> None:
+    """Everyone may change their own profile image."""
+
+
+async def _receive_image(request: Request, services: Services, org_id: int, apply: ApplyImage,
+                         may_change: MayChange = _anyone) -> None:
+    """Stream the form's image into the store, then record it and apply it in one transaction."""
+    store, images = upload_services(services)
+    max_bytes = services.settings.uploads.upload_max_bytes
+    media_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if media_type != "multipart/form-data" or not options.get("boundary"):
+        raise InvalidInput("send the image with the page's form", field=FILE_FIELD)
+
+    def signed_in_principal() -> Principal:
+        with services.transaction() as stores:
+            principal = authenticate(request, services, stores.directory, services.clock())[1]
+            may_change(stores.directory, principal)
+            return principal
+
+    def receive(principal: Principal) -> tuple[str, attachments.ReceivedFile]:
+        body = pull_body(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
+        name, chunks = file_after_token(body, options["boundary"],
+                                        lambda token: token_is_valid(request, services, token))
+        return name, attachments.receive_file(principal, store, images, org_id=org_id, chunks=chunks,
+                                              max_bytes=max_bytes)
+
+    def record_and_apply(name: str, received: attachments.ReceivedFile) -> None:
+        try:
+            with services.transaction() as stores:
+                now = services.clock()
+                _, fresh = authenticate(request, services, stores.directory, now)  # revoked meanwhile: 401
+                upload_desk = UploadDesk(fresh, stores.uploads, store, stores.records, stores.directory, now)
+                if received.image_format is None:  # say so before keeping a row for it
+                    raise InvalidInput("that file is not a PNG, JPEG, GIF or WebP image (judged by its content, "
+                                       "not its name); choose an image", field=FILE_FIELD)
+                upload = attachments.record_upload(upload_desk, org_id=org_id, received=received,
+                                                   original_name=name)
+                apply(upload_desk, images, upload.id)
+        except BaseException:
+            store.delete(received.stored.storage_name)  # not committed: no row names it
+            raise
+
+    principal = await to_thread.run_sync(signed_in_principal)
+    name, received = await to_thread.run_sync(receive, principal)
+    await to_thread.run_sync(record_and_apply, name, received)
+
+
+def _clear(signed_in: SignedIn, services: Services, apply: ApplyImage) -> None:
+    apply(desk(signed_in, services), upload_services(services)[1], None)
+
+
+def _with_project(url: str, project_key: str) -> str:
+    """Back to ``url`` keeping the picked project (from the form or the form's action URL)."""
+    return f"{url}?{urlencode({'project': project_key})}" if project_key else url
+
+
+# --- your profile image -----------------------------------------------------------------------------
+
+
+@get(PROFILE, sync_to_thread=True, include_in_schema=False)
+def profile_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
+                 services: NamedDependency[Services], project: str | None = None) -> Response:
+    shell = shell_for(signed_in, org_id, project, "profile")
+    return page(request, "profile.html", shell=shell, uploads_enabled=services.upload_store is not None)
+
+
+@post(f"{PROFILE}/avatar", include_in_schema=False, request_max_body_size=None)
+async def set_avatar(request: Request, org_id: int, services: NamedDependency[Services], project: str = ""
+                     ) -> Response:
+    await _receive_image(request, services, org_id, _avatar)
+    return redirect(request, _with_project(f"/o/{org_id}/profile", project))
+
+
+@post(f"{PROFILE}/avatar/clear", sync_to_thread=True, include_in_schema=False)
+def clear_avatar(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
+                 services: NamedDependency[Services]) -> Response:
+    _clear(signed_in, services, _avatar)
+    return redirect(request, _with_project(f"/o/{org_id}/profile", form.get("project")))
+
+
+# --- organisation and project logos -----------------------------------------------------------------
+
+
+@post(ORG_LOGO, include_in_schema=False, request_max_body_size=None)
+async def set_org_logo(request: Request, org_id: int, services: NamedDependency[Services], project: str = ""
+                       ) -> Response:
+    await _receive_image(request, services, org_id, _org_logo(org_id),
+                         lambda _, principal: attachments.require_organisation_logo_rights(principal, org_id))
+    return redirect(request, _with_project(f"/o/{org_id}/settings", project) + "#logo")
+
+
+@post(f"{ORG_LOGO}/clear", sync_to_thread=True, include_in_schema=False)
+def clear_org_logo(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
+                   services: NamedDependency[Services]) -> Response:
+    _clear(signed_in, services, _org_logo(org_id))
+    return redirect(request, _with_project(f"/o/{org_id}/settings", form.get("project")) + "#logo")
+
+
+@post(PROJECT_LOGO, include_in_schema=False, request_max_body_size=None)
+async def set_project_logo(request: Request, org_id: int, project_id: int, services: NamedDependency[Services],
+                           project: str = "") -> Response:
+    await _receive_image(request, services, org_id, _project_logo(org_id, project_id),
+                         lambda directory, principal: attachments.require_project_logo_rights(
+                             directory, principal, org_id, project_id))
+    return redirect(request, _with_project(f"/o/{org_id}/settings", project) + f"#project-{project_id}")
+
+
+@post(f"{PROJECT_LOGO}/clear", sync_to_thread=True, include_in_schema=False)
+def clear_project_logo(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
+                       signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response:
+    _clear(signed_in, services, _project_logo(org_id, project_id))
+    return redirect(request, _with_project(f"/o/{org_id}/settings", form.get("project")) + f"#project-{project_id}")
+
+
+def member_avatars(signed_in: SignedIn, user_ids: list[int]) -> dict[int, int]:
+    """User id → upload id of the avatars the member list shows."""
+    return attachments.visible_images(signed_in.principal, signed_in.uploads, UploadPurpose.AVATAR, user_ids)
+
+
+def managed_project_ids(signed_in: SignedIn, projects: list[Project]) -> set[int]:
+    """Projects whose settings offer the logo form (the use case decides again when it is sent)."""
+    return {p.id for p in projects if can_manage_project(signed_in.principal, p.access)}
+
+
+IMAGE_PAGES = [profile_page, set_avatar, clear_avatar, set_org_logo, clear_org_logo, set_project_logo,
+               clear_project_logo]
