@@ -12,9 +12,10 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.local_http_server import LocalHttpServer
 from tests.semantic_vectors import words
 
 
@@ -26,28 +27,18 @@ class ExaRequest:
     body_bytes: int
 
 
-class FakeExaServer:
+class FakeExaServer(LocalHttpServer):
     def __init__(self) -> None:
         self.requests: list[ExaRequest] = []
         self.violations: list[str] = []
         self.pages: dict[str, tuple[str, str]] = {}
         self._failures: deque[int] = deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler_class())
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakeExaServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.origin
 
     def add_page(self, url: str, title: str, text: str) -> None:
         self.pages[url] = (title, text)

@@ -26,9 +26,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.local_http_server import LocalHttpServer
 from tests.semantic_vectors import bag_of_words_vector, words
 
 FORBIDDEN_PATH_PARTS = ("assistants", "threads", "vector_stores", "conversations")
@@ -72,7 +73,7 @@ class Hold:
     release: threading.Event = field(default_factory=threading.Event)
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LocalHttpServer):
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
@@ -80,21 +81,11 @@ class FakeOpenAIServer:
         self._interruptions: deque[_Failure | _Delay | Hold | _Raw] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler_class())
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def start(self) -> FakeOpenAIServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.origin}/v1"
 
     # --- scripting ------------------------------------------------------------------------------
 

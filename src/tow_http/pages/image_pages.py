@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from anyio import to_thread
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from multipart import parse_options_header
 
 from tow_core import attachments
 from tow_core.access import Principal, can_manage_project
@@ -24,11 +22,10 @@ from tow_core.attachments import UploadDesk
 from tow_core.errors import InvalidInput
 from tow_core.identity import Directory, Project
 from tow_core.uploads import RasterImageInspector, UploadPurpose
-from tow_http.context import Services, SignedIn, authenticate
-from tow_http.pages.csrf import token_is_valid
-from tow_http.pages.upload_pages import file_after_token
+from tow_http.context import Services, SignedIn, Stores
+from tow_http.pages.upload_pages import store_form_file
 from tow_http.pages.web import Form, page, redirect, shell_for
-from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, desk, pull_body, upload_services
+from tow_http.routes.uploads import FILE_FIELD, desk, upload_services
 
 # Sets (an upload id) or clears (None) one image, in the transaction that recorded the upload.
 ApplyImage = Callable[[UploadDesk, RasterImageInspector, int | None], object]
@@ -59,44 +56,19 @@ def _anyone(directory: Directory, principal: Principal) -> None:
 async def _receive_image(request: Request, services: Services, org_id: int, apply: ApplyImage,
                          may_change: MayChange = _anyone) -> None:
     """Stream the form's image into the store, then record it and apply it in one transaction."""
-    store, images = upload_services(services)
-    max_bytes = services.settings.uploads.upload_max_bytes
-    media_type, options = parse_options_header(request.headers.get("content-type", ""))
-    if media_type != "multipart/form-data" or not options.get("boundary"):
-        raise InvalidInput("send the image with the page's form", field=FILE_FIELD)
+    images = upload_services(services)[1]
 
-    def signed_in_principal() -> Principal:
-        with services.transaction() as stores:
-            principal = authenticate(request, services, stores.directory, services.clock())[1]
-            may_change(stores.directory, principal)
-            return principal
+    def check(stores: Stores, principal: Principal) -> None:
+        may_change(stores.directory, principal)
 
-    def receive(principal: Principal) -> tuple[str, attachments.ReceivedFile]:
-        body = pull_body(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
-        name, chunks = file_after_token(body, options["boundary"],
-                                        lambda token: token_is_valid(request, services, token))
-        return name, attachments.receive_file(principal, store, images, org_id=org_id, chunks=chunks,
-                                              max_bytes=max_bytes)
+    def keep(upload_desk: UploadDesk, name: str, received: attachments.ReceivedFile) -> None:
+        if received.image_format is None:  # say so before keeping a row for it
+            raise InvalidInput("that file is not a PNG, JPEG, GIF or WebP image (judged by its content, "
+                               "not its name); choose an image", field=FILE_FIELD)
+        upload = attachments.record_upload(upload_desk, org_id=org_id, received=received, original_name=name)
+        apply(upload_desk, images, upload.id)
 
-    def record_and_apply(name: str, received: attachments.ReceivedFile) -> None:
-        try:
-            with services.transaction() as stores:
-                now = services.clock()
-                _, fresh = authenticate(request, services, stores.directory, now)  # revoked meanwhile: 401
-                upload_desk = UploadDesk(fresh, stores.uploads, store, stores.records, stores.directory, now)
-                if received.image_format is None:  # say so before keeping a row for it
-                    raise InvalidInput("that file is not a PNG, JPEG, GIF or WebP image (judged by its content, "
-                                       "not its name); choose an image", field=FILE_FIELD)
-                upload = attachments.record_upload(upload_desk, org_id=org_id, received=received,
-                                                   original_name=name)
-                apply(upload_desk, images, upload.id)
-        except BaseException:
-            store.delete(received.stored.storage_name)  # not committed: no row names it
-            raise
-
-    principal = await to_thread.run_sync(signed_in_principal)
-    name, received = await to_thread.run_sync(receive, principal)
-    await to_thread.run_sync(record_and_apply, name, received)
+    await store_form_file(request, services, org_id, noun="image", check=check, keep=keep)
 
 
 def _clear(signed_in: SignedIn, services: Services, apply: ApplyImage) -> None:

@@ -22,7 +22,7 @@ from tow_core.access import Principal, can_write_scope
 from tow_core.attachments import UploadDesk
 from tow_core.errors import AccessDenied, InvalidInput
 from tow_core.records import DisplayId
-from tow_http.context import Services, SignedIn, authenticate
+from tow_http.context import Services, SignedIn, Stores, authenticate
 from tow_http.pages.csrf import FIELD, token_is_valid
 from tow_http.pages.web import Form, redirect
 from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, desk, pull_body, upload_services
@@ -78,50 +78,68 @@ def file_after_token(body: Iterator[bytes], boundary: str, token_ok: Callable[[s
     raise InvalidInput("the form has no file to attach", field=FILE_FIELD)
 
 
-@post("/o/{org_id:int}/r/{display_id:str}/attachments", include_in_schema=False, request_max_body_size=None)
-async def attach_file(request: Request, org_id: int, display_id: str, services: NamedDependency[Services],
-                      project: str = "") -> Response:
-    """Like the upload route, no database connection is held while the body streams: check in a short
-    transaction that the caller may change the record, stream, then record and attach in a second one."""
+# Checks, in a short transaction, that the signed-in caller may send this file (raises if not).
+CheckCaller = Callable[[Stores, Principal], None]
+# Records the received file as an upload and puts it to use, in the transaction that commits both.
+KeepFile = Callable[[UploadDesk, str, attachments.ReceivedFile], None]
+
+
+async def store_form_file(request: Request, services: Services, org_id: int, *, noun: str,
+                          check: CheckCaller, keep: KeepFile) -> None:
+    """A file sent with a page form, with no database connection held while the body streams (like the
+    upload route): ``check`` the caller in a short transaction (refused before a byte is read), stream the
+    file into the store after the form's CSRF token, then ``keep`` it in a second transaction with the
+    caller authenticated afresh. A file that is not kept is deleted again: no row names it."""
     store, images = upload_services(services)
     max_bytes = services.settings.uploads.upload_max_bytes
-    did = DisplayId.parse(display_id)
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     if media_type != "multipart/form-data" or not options.get("boundary"):
-        raise InvalidInput("send the file with the page's form", field=FILE_FIELD)
+        raise InvalidInput(f"send the {noun} with the page's form", field=FILE_FIELD)
 
-    def may_change_record() -> Principal:
+    def checked_caller() -> Principal:
         with services.transaction() as stores:
             _, principal = authenticate(request, services, stores.directory, services.clock())
-            ws = knowledge.Workspace(stores.records, stores.directory, principal, org_id)
-            record = knowledge.get_record(ws, did)  # 404 before reading a byte of the body
-            if not can_write_scope(principal, record.scope, knowledge.project_access_of(ws, record.scope)):
-                raise AccessDenied(f"you can read but not change {did}")
+            check(stores, principal)
             return principal
 
     def receive(principal: Principal) -> tuple[str, attachments.ReceivedFile]:
         body = pull_body(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
         name, chunks = file_after_token(body, options["boundary"],
-                                         lambda token: token_is_valid(request, services, token))
+                                        lambda token: token_is_valid(request, services, token))
         return name, attachments.receive_file(principal, store, images, org_id=org_id, chunks=chunks,
                                               max_bytes=max_bytes)
 
-    def record_and_attach(name: str, received: attachments.ReceivedFile) -> None:
+    def record_and_keep(name: str, received: attachments.ReceivedFile) -> None:
         try:
             with services.transaction() as stores:
                 now = services.clock()
                 _, fresh = authenticate(request, services, stores.directory, now)  # revoked meanwhile: 401
-                upload_desk = UploadDesk(fresh, stores.uploads, store, stores.records, stores.directory, now)
-                upload = attachments.record_upload(upload_desk, org_id=org_id, received=received,
-                                                   original_name=name)
-                attachments.attach(upload_desk, org_id, did, upload.id)
+                keep(UploadDesk(fresh, stores.uploads, store, stores.records, stores.directory, now), name, received)
         except BaseException:
             store.delete(received.stored.storage_name)  # not committed: no row names it
             raise
 
-    principal = await to_thread.run_sync(may_change_record)
+    principal = await to_thread.run_sync(checked_caller)
     name, received = await to_thread.run_sync(receive, principal)
-    await to_thread.run_sync(record_and_attach, name, received)
+    await to_thread.run_sync(record_and_keep, name, received)
+
+
+@post("/o/{org_id:int}/r/{display_id:str}/attachments", include_in_schema=False, request_max_body_size=None)
+async def attach_file(request: Request, org_id: int, display_id: str, services: NamedDependency[Services],
+                      project: str = "") -> Response:
+    did = DisplayId.parse(display_id)
+
+    def may_change_record(stores: Stores, principal: Principal) -> None:
+        ws = knowledge.Workspace(stores.records, stores.directory, principal, org_id)
+        record = knowledge.get_record(ws, did)  # 404 before reading a byte of the body
+        if not can_write_scope(principal, record.scope, knowledge.project_access_of(ws, record.scope)):
+            raise AccessDenied(f"you can read but not change {did}")
+
+    def attach(upload_desk: UploadDesk, name: str, received: attachments.ReceivedFile) -> None:
+        upload = attachments.record_upload(upload_desk, org_id=org_id, received=received, original_name=name)
+        attachments.attach(upload_desk, org_id, did, upload.id)
+
+    await store_form_file(request, services, org_id, noun="file", check=may_change_record, keep=attach)
     suffix = f"?project={project}" if project else ""
     return redirect(request, f"/o/{org_id}/r/{display_id}{suffix}")
 
