@@ -66,6 +66,13 @@ class DependencyUnavailable(RetryableError):
     code = "dependency_unavailable"
 
 
+class DatabaseBusy(DependencyUnavailable):
+    """Every pooled database connection stayed in use for the configured wait
+    (``database.pool_timeout_seconds``): answered at once so that clients retry, instead of queueing."""
+
+    code = "database_busy"
+
+
 class NotConfigured(TowError):
     """A feature needs configuration the operator has not given (e.g. OPENAI_API_KEY)."""
 

@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from tow_core.readiness import SchemaInspector
-from tow_http.context import Services, provide_db, provide_signed_in
+from tow_http.context import Services, provide_caller
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
 from tow_http.pages import SERVICES_STATE_KEY, pages_router, static_router, template_config
@@ -55,8 +55,8 @@ def create_app(
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),
             "services": Provide(lambda: services, sync_to_thread=False),
-            "db": Provide(provide_db),
-            "signed_in": Provide(provide_signed_in),
+            # No request-wide transaction: handlers run in one (tow_http.context.in_unit_of_work).
+            "caller": Provide(provide_caller, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services)],
         exception_handlers=EXCEPTION_HANDLERS,

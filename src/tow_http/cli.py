@@ -65,6 +65,7 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
                 proxy_headers=bool(runtime.trusted_proxy_cidrs),
                 forwarded_allow_ips=list(runtime.trusted_proxy_cidrs) or None,
                 server_header=False,
+                timeout_graceful_shutdown=runtime.shutdown_grace_seconds,
             )
         except _StopRequested as stop:
             print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)

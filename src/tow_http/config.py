@@ -47,6 +47,8 @@ class RuntimeSettings(_Section):
     trusted_proxy_cidrs: tuple[str, ...] = ()
     max_request_body_bytes: Annotated[int, Meta(ge=1024, le=1024 * MiB)] = 2 * MiB
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # On SIGTERM/SIGINT, requests in flight get this long to finish; then they are cancelled and it exits.
+    shutdown_grace_seconds: Annotated[float, Meta(gt=0, le=600)] = 10.0
 
 
 class AiSettings(_Section):
@@ -89,7 +91,8 @@ class DatabaseSettings(_Section):
     embedded_data_dir: str = "./var/pgdata"
     pool_size: Annotated[int, Meta(ge=1, le=200)] = 5
     max_overflow: Annotated[int, Meta(ge=0, le=200)] = 10
-    pool_timeout_seconds: Annotated[float, Meta(gt=0, le=300)] = 30.0
+    # How long a request waits for a pooled connection before 503 database_busy (with Retry-After).
+    pool_timeout_seconds: Annotated[float, Meta(gt=0, le=30)] = 0.5
     connect_timeout_seconds: Annotated[int, Meta(ge=1, le=300)] = 10
     statement_timeout_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 30_000
 

@@ -4,12 +4,14 @@ request, and the signed-in principal resolved from the session cookie on every r
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+import functools
+import inspect
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-from anyio import to_thread
 from litestar import Request
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
@@ -31,6 +33,8 @@ from tow_core.uploads import RasterImageInspector, UploadRecords, UploadStore
 from tow_http.ai_services import AiServices
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
+
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -94,17 +98,12 @@ def _stores_of(stores: Stores) -> dict[str, object]:
     return {f.name: getattr(stores, f.name) for f in fields(Stores)}
 
 
-async def provide_db(services: NamedDependency[Services]) -> AsyncGenerator[Db, None]:
-    """One transaction per request: committed when the handler returns, rolled back when it raises."""
-    transaction = services.transaction()
-    stores = await to_thread.run_sync(transaction.__enter__)
-    try:
-        yield Db(**_stores_of(stores), now=services.clock())
-    except BaseException as exc:
-        await to_thread.run_sync(transaction.__exit__, type(exc), exc, exc.__traceback__)
-        raise
-    else:
-        await to_thread.run_sync(transaction.__exit__, None, None, None)
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who the session cookie says is asking: its signature checked against APP_SECRET, nothing loaded yet.
+    A request without a validly signed cookie is refused here, before it takes a database connection."""
+
+    token_hash: str
 
 
 def session_token(request: Request, services: Services) -> tuple[str, bool] | None:
@@ -114,26 +113,83 @@ def session_token(request: Request, services: Services) -> tuple[str, bool] | No
     return (verified.token, verified.signed_with_previous) if verified else None
 
 
-def authenticate(
-    request: Request, services: Services, directory: Directory, now: datetime
-) -> tuple[Session, Principal]:
-    """The caller's session and principal, loaded fresh from ``directory`` (revocation is immediate), or 401.
-    Also used on its own by routes that must not hold a transaction open while they stream a body."""
+def caller_of(request: Request, services: Services) -> Caller:
+    """The caller named by the session cookie, or 401 (checked without touching the database)."""
     token = session_token(request, services)
     if token is None:
         raise NotAuthenticated("sign in first")
     token_value, signed_with_previous = token
-    token_hash = services.cookie_signer.token_hash(token_value)
-    session, principal = resolve_session(directory, token_hash=token_hash, now=now)
     if signed_with_previous:  # planned APP_SECRET rotation: re-issue under the new secret
         request.state.reissue_session_cookie = token_value
+    return Caller(services.cookie_signer.token_hash(token_value))
+
+
+def provide_caller(request: Request, services: NamedDependency[Services]) -> Caller:
+    return caller_of(request, services)
+
+
+def signed_in_on(stores: Stores, caller: Caller, now: datetime) -> SignedIn:
+    """The caller's session and principal, loaded fresh through ``stores`` (revocation is immediate), or 401."""
+    session, principal = resolve_session(stores.directory, token_hash=caller.token_hash, now=now)
+    return SignedIn(**_stores_of(stores), now=now, principal=principal, session=session)
+
+
+def authenticate(
+    request: Request, services: Services, directory: Directory, now: datetime
+) -> tuple[Session, Principal]:
+    """The caller's session and principal, loaded fresh from ``directory``, or 401. For routes that
+    must not hold a transaction open while they stream a body: they authenticate in short transactions."""
+    session, principal = resolve_session(directory, token_hash=caller_of(request, services).token_hash, now=now)
     return session, principal
 
 
-async def provide_signed_in(request: Request, services: NamedDependency[Services], db: NamedDependency[Db]) -> SignedIn:
-    """The caller's principal, loaded fresh from the database (revocation is immediate), or 401."""
-    session, principal = await to_thread.run_sync(lambda: authenticate(request, services, db.directory, db.now))
-    return SignedIn(**_stores_of(db), now=db.now, principal=principal, session=session)
+_UNIT_OF_WORK_PARAMETERS = ("signed_in", "db")
+
+
+def in_unit_of_work(handler: Callable[..., T]) -> Callable[..., T]:
+    """Runs a synchronous handler inside the request's unit of work, entered, used and left on the one
+    worker thread that runs the handler (``sync_to_thread=True``): a pooled connection is never shared
+    between threads, and it is held only while the handler runs (issue 11: a transaction entered on one
+    thread and left on another, while a handler still used it, crashed the process).
+
+    The handler asks for ``db: Db`` (a transaction) or ``signed_in: SignedIn`` (a transaction plus the
+    caller's principal). The wrapper asks Litestar for ``caller`` instead (the verified cookie: a request
+    without one is refused before any connection is taken) and ``services``.
+    """
+    signature = inspect.signature(handler)
+    wanted = [name for name in _UNIT_OF_WORK_PARAMETERS if name in signature.parameters]
+    if not wanted:
+        raise TypeError(f"{handler.__name__} takes neither signed_in nor db")
+    has_services = "services" in signature.parameters
+    parameters = [p for p in signature.parameters.values() if p.name not in _UNIT_OF_WORK_PARAMETERS]
+    annotations = {k: v for k, v in handler.__annotations__.items() if k not in _UNIT_OF_WORK_PARAMETERS}
+    added = {"caller": NamedDependency[Caller]} if "signed_in" in wanted else {}
+    if not has_services:
+        added["services"] = NamedDependency[Services]
+    for name, annotation in added.items():
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation))
+        annotations[name] = annotation
+
+    @functools.wraps(handler)
+    def run(**kwargs: Any) -> T:
+        services: Services = kwargs["services"] if has_services else kwargs.pop("services")
+        caller: Caller | None = kwargs.pop("caller", None)
+        with services.transaction() as stores:
+            now = services.clock()
+            if "db" in wanted:
+                kwargs["db"] = Db(**_stores_of(stores), now=now)
+            if caller is not None:
+                kwargs["signed_in"] = signed_in_on(stores, caller, now)
+            return handler(**kwargs)
+
+    run.__signature__ = signature.replace(parameters=_ordered(parameters))  # type: ignore[attr-defined]
+    run.__annotations__ = annotations
+    return run
+
+
+def _ordered(parameters: list[inspect.Parameter]) -> list[inspect.Parameter]:
+    """Positional parameters first, then keyword-only ones (what ``inspect.Signature`` requires)."""
+    return sorted(parameters, key=lambda p: p.kind == inspect.Parameter.KEYWORD_ONLY)
 
 
 def session_cookie(services: Services, token: str) -> Cookie:

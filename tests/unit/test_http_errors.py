@@ -69,6 +69,7 @@ def client_for(inspector: RaisingInspector | None = None, **runtime) -> TestClie
             core.DependencyUnavailable("db down", retry_after_seconds=5), 503, "dependency_unavailable", "5",
             id="dependency-503",
         ),
+        pytest.param(core.DatabaseBusy("pool", retry_after_seconds=1), 503, "database_busy", "1", id="busy-503"),
         pytest.param(core.SchemaOutOfDate("migrate"), 503, "schema_out_of_date", "30", id="schema-503"),
         pytest.param(core.NotConfigured("no key"), 503, "not_configured", None, id="not-configured-503"),
         pytest.param(core.TowError("other"), 400, "error", None, id="base-400"),

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from tow_core.errors import Conflict
+from tow_core.errors import Conflict, DatabaseBusy, DependencyUnavailable
 
 
 @dataclass(frozen=True, slots=True)
 class PoolOptions:
     pool_size: int = 5
     max_overflow: int = 10
-    pool_timeout_seconds: float = 30.0
+    pool_timeout_seconds: float = 0.5
     connect_timeout_seconds: int = 10
     statement_timeout_ms: int = 30_000
 
@@ -46,18 +46,55 @@ def create_engine(database_url: str, options: PoolOptions) -> sa.Engine:
 _CONCURRENCY_SQLSTATES = {"40P01": "a deadlock with a concurrent change", "40001": "a concurrent change"}
 
 
+# How long a client should wait before retrying when the pool or the server is out of connections.
+BUSY_RETRY_AFTER_SECONDS = 1
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+
 @contextmanager
 def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """One transaction; when PostgreSQL aborts it for a concurrent change (e.g. two people moving pages
-    under each other), the caller gets a core Conflict to retry instead of a vendor error (a 500)."""
+    """One transaction on one pooled connection, returned to the pool on exit.
+
+    Vendor errors become core ones: PostgreSQL aborting it for a concurrent change (two people moving
+    pages under each other) is a Conflict to retry; no connection freeing up within the pool's wait
+    (``database.pool_timeout_seconds``) is DatabaseBusy, and PostgreSQL unreachable or cancelling a
+    statement is DependencyUnavailable — both 503 with Retry-After instead of a 500 or a long hang."""
     try:
-        with engine.begin() as connection:
-            yield connection
+        connection = engine.connect()
+    except sa.exc.TimeoutError as exc:  # QueuePool: every connection stayed in use for pool_timeout
+        raise DatabaseBusy("the server is busy: every database connection is in use; try again in a moment",
+                           retry_after_seconds=BUSY_RETRY_AFTER_SECONDS) from exc
+    except sa.exc.OperationalError as exc:
+        raise _unavailable(exc) from exc
+    with connection, _vendor_errors_wrapped(), connection.begin():
+        yield connection
+
+
+@contextmanager
+def _vendor_errors_wrapped() -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.OperationalError as exc:  # connection lost, statement_timeout, server shutting down
+        if _concurrency_reason(exc) is None:
+            raise _unavailable(exc) from exc
+        raise _conflict(exc) from exc
     except sa.exc.DBAPIError as exc:
-        reason = _CONCURRENCY_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
-        if reason is None:
+        if _concurrency_reason(exc) is None:
             raise
-        raise Conflict(f"this change collided with {reason}: nothing was saved, try again") from exc
+        raise _conflict(exc) from exc
+
+
+def _concurrency_reason(exc: sa.exc.DBAPIError) -> str | None:
+    return _CONCURRENCY_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
+
+
+def _conflict(exc: sa.exc.DBAPIError) -> Conflict:
+    return Conflict(f"this change collided with {_concurrency_reason(exc)}: nothing was saved, try again")
+
+
+def _unavailable(exc: sa.exc.OperationalError) -> DependencyUnavailable:
+    return DependencyUnavailable("the database is unavailable or did not answer in time; try again shortly",
+                                 retry_after_seconds=UNAVAILABLE_RETRY_AFTER_SECONDS)
 
 
 class SqlStore:

@@ -10,6 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from tow_adapters.postgres.engine import transaction
 from tow_core.errors import DependencyUnavailable, NotConfigured
 from tow_core.readiness import SchemaState
 
@@ -28,8 +29,8 @@ class PgSchemaMigrator:
         return head
 
     def schema_state(self) -> SchemaState:
-        try:
-            with self._engine.connect() as conn:
+        try:  # pool exhausted → DatabaseBusy, unreachable → DependencyUnavailable (both 503 on /api/ready)
+            with transaction(self._engine) as conn:
                 current = MigrationContext.configure(conn).get_current_revision()
         except sa.exc.SQLAlchemyError as exc:
             raise DependencyUnavailable(

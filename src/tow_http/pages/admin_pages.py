@@ -14,7 +14,7 @@ from tow_core import accounts, administration
 from tow_core.access import OrgRole, ProjectRole, Visibility
 from tow_core.audit import AuditQuery, audit_actions
 from tow_core.errors import InvalidInput
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.pages.image_pages import managed_project_ids, member_avatars
 from tow_http.pages.web import Form, page, redirect, shell_for
 
@@ -26,6 +26,7 @@ def _settings_link(org_id: int, anchor: str = "") -> str:
 
 
 @get(SETTINGS, sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def settings_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services], project: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "settings")
@@ -46,6 +47,7 @@ def settings_page(request: Request, org_id: int, signed_in: NamedDependency[Sign
 
 
 @post(f"{SETTINGS}/members/{{user_id:int}}/role", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def change_role(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
                 signed_in: NamedDependency[SignedIn]) -> Response:
     administration.change_member_role(signed_in.directory, signed_in.principal, org_id=org_id, user_id=user_id,
@@ -54,6 +56,7 @@ def change_role(request: Request, org_id: int, user_id: int, form: NamedDependen
 
 
 @post(f"{SETTINGS}/groups", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def create_group(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]
                  ) -> Response:
     administration.create_group(signed_in.directory, signed_in.principal, org_id=org_id, name=form.get("name"))
@@ -61,6 +64,7 @@ def create_group(request: Request, org_id: int, form: NamedDependency[Form], sig
 
 
 @post(f"{SETTINGS}/groups/{{group_id:int}}/members", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def add_group_member(request: Request, org_id: int, group_id: int, form: NamedDependency[Form],
                      signed_in: NamedDependency[SignedIn]) -> Response:
     user_id = form.integer("user_id", "member")
@@ -79,6 +83,7 @@ def _org_role(value: str) -> OrgRole:
 
 
 @post(f"{SETTINGS}/invites", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def create_invite(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services]) -> Response:
     """Shows the invite link once, in the page that asked for it: only its hash is stored."""
@@ -94,6 +99,7 @@ def create_invite(request: Request, org_id: int, form: NamedDependency[Form], si
 
 
 @post(f"{SETTINGS}/invites/{{invite_id:int}}/revoke", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def revoke_invite(request: Request, org_id: int, invite_id: int, form: NamedDependency[Form],
                   signed_in: NamedDependency[SignedIn]) -> Response:
     accounts.revoke_invite(signed_in.directory, signed_in.principal, org_id=org_id, invite_id=invite_id,
@@ -102,6 +108,7 @@ def revoke_invite(request: Request, org_id: int, invite_id: int, form: NamedDepe
 
 
 @post(f"{SETTINGS}/projects", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def create_project(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]
                    ) -> Response:
     administration.create_project(
@@ -111,6 +118,7 @@ def create_project(request: Request, org_id: int, form: NamedDependency[Form], s
 
 
 @post(f"{SETTINGS}/projects/{{project_id:int}}/grants", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def put_grant(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
               signed_in: NamedDependency[SignedIn]) -> Response:
     holder = form.get("holder")  # "user:5" or "group:2"
@@ -125,6 +133,7 @@ def put_grant(request: Request, org_id: int, project_id: int, form: NamedDepende
 
 @post(f"{SETTINGS}/projects/{{project_id:int}}/grants/{{grant_id:int}}/remove", sync_to_thread=True,
       include_in_schema=False)
+@in_unit_of_work
 def remove_grant(request: Request, org_id: int, project_id: int, grant_id: int, form: NamedDependency[Form],
                  signed_in: NamedDependency[SignedIn]) -> Response:
     administration.remove_grant(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id,
@@ -133,6 +142,7 @@ def remove_grant(request: Request, org_id: int, project_id: int, grant_id: int, 
 
 
 @get(f"{SETTINGS}/access", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def access_review(request: Request, org_id: int, signed_in: NamedDependency[SignedIn], project: str | None = None
                   ) -> Response:
     shell = shell_for(signed_in, org_id, project, "settings")
@@ -141,6 +151,7 @@ def access_review(request: Request, org_id: int, signed_in: NamedDependency[Sign
 
 
 @get(f"{SETTINGS}/audit", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def audit_log(request: Request, org_id: int, signed_in: NamedDependency[SignedIn], project: str | None = None,
               action: str | None = None, cursor: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "settings")
@@ -153,6 +164,7 @@ def audit_log(request: Request, org_id: int, signed_in: NamedDependency[SignedIn
 
 
 @get("/server", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def server_settings(request: Request, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]
                     ) -> Response:
     """Server admins: every configuration value with where it came from, secrets masked."""

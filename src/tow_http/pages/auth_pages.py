@@ -8,7 +8,15 @@ from litestar.di import NamedDependency
 from tow_core import accounts
 from tow_core.errors import NotAuthenticated
 from tow_core.identity import User
-from tow_http.context import Db, Services, SignedIn, expired_session_cookie, session_cookie, session_token
+from tow_http.context import (
+    Db,
+    Services,
+    SignedIn,
+    expired_session_cookie,
+    in_unit_of_work,
+    session_cookie,
+    session_token,
+)
 from tow_http.pages.web import Form, page, redirect, with_cookies
 from tow_http.routes.auth import client_ip
 from tow_http.shapes import me_out
@@ -33,6 +41,7 @@ def safe_next(target: str) -> str | None:
 
 
 @get("/", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def home(request: Request, db: NamedDependency[Db], services: NamedDependency[Services]) -> Response:
     if db.directory.count_users() == 0:
         return redirect(request, "/setup")
@@ -45,6 +54,7 @@ def home(request: Request, db: NamedDependency[Db], services: NamedDependency[Se
 
 
 @get("/welcome", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def welcome(request: Request, signed_in: NamedDependency[SignedIn]) -> Response:
     """Signed in but a member of no organisation (removed from all of them): say so."""
     user = signed_in.directory.user(signed_in.principal.user_id)
@@ -52,6 +62,7 @@ def welcome(request: Request, signed_in: NamedDependency[SignedIn]) -> Response:
 
 
 @get("/setup", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def setup_page(request: Request, db: NamedDependency[Db]) -> Response:
     if db.directory.count_users() > 0:
         return redirect(request, "/login")
@@ -59,6 +70,7 @@ def setup_page(request: Request, db: NamedDependency[Db]) -> Response:
 
 
 @post("/setup", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def setup_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
                  services: NamedDependency[Services]) -> Response:
     user, organisation = accounts.register_first_account(
@@ -69,6 +81,7 @@ def setup_submit(request: Request, form: NamedDependency[Form], db: NamedDepende
 
 
 @get("/login", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def login_page(request: Request, db: NamedDependency[Db], next: str = "") -> Response:  # noqa: A002 - URL name
     if db.directory.count_users() == 0:
         return redirect(request, "/setup")
@@ -76,6 +89,7 @@ def login_page(request: Request, db: NamedDependency[Db], next: str = "") -> Res
 
 
 @post("/login", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def login_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
                  services: NamedDependency[Services]) -> Response:
     user = accounts.authenticate(
@@ -86,6 +100,7 @@ def login_submit(request: Request, form: NamedDependency[Form], db: NamedDepende
 
 
 @post("/logout", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def logout(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
            services: NamedDependency[Services]) -> Response:
     token = session_token(request, services)
@@ -95,6 +110,7 @@ def logout(request: Request, form: NamedDependency[Form], db: NamedDependency[Db
 
 
 @post("/logout-everywhere", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def logout_everywhere(request: Request, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
                       services: NamedDependency[Services]) -> Response:
     accounts.sign_out_everywhere(signed_in.directory, signed_in.principal, now=signed_in.now)
@@ -114,6 +130,7 @@ def _signed_in_user(request: Request, db: Db, services: Services) -> User | None
 
 
 @get("/join", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def join_page(request: Request, db: NamedDependency[Db], services: NamedDependency[Services],
               token: str = "") -> Response:
     """The link an invite is sent as: register with it, or accept it when already signed in."""
@@ -122,6 +139,7 @@ def join_page(request: Request, db: NamedDependency[Db], services: NamedDependen
 
 
 @get("/invite/{token:str}", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def invite_link(request: Request, token: str, db: NamedDependency[Db], services: NamedDependency[Services]
                 ) -> Response:
     """The invite URL the API hands out (``{public_app_url}/invite/{token}``)."""
@@ -129,6 +147,7 @@ def invite_link(request: Request, token: str, db: NamedDependency[Db], services:
 
 
 @post("/join", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def join_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
                 services: NamedDependency[Services]) -> Response:
     token_hash = services.cookie_signer.token_hash(form.required("token", "the invite code"))
@@ -146,6 +165,7 @@ def join_submit(request: Request, form: NamedDependency[Form], db: NamedDependen
 
 
 @post("/switch-organisation", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def switch_organisation(request: Request, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]
                         ) -> Response:
     org_id = form.integer("organisation_id", "organisation") or 0

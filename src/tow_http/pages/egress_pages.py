@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from tow_core.ai import EgressPurpose
 from tow_core.egress import EgressQuery, egress_purpose, list_egress
 from tow_core.errors import InvalidInput
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.pages.web import page, shell_for
 from tow_http.routes.ai import ai_of
 
@@ -27,6 +27,7 @@ def _user_filter(value: str) -> int | None:
 
 
 @get("/o/{org_id:int}/settings/egress", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def egress_ledger(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services], project: str | None = None, user_id: str = "",
                   purpose: str = "", record: str = "", cursor: str | None = None) -> Response:

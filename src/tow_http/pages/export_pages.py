@@ -10,11 +10,12 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
 from tow_core import exports as export_rules
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.pages.web import Form, page, redirect, shell_for
 
 
 @get("/o/{org_id:int}/exports", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def exports_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn], project: str | None = None
                  ) -> Response:
     shell = shell_for(signed_in, org_id, project, "exports")
@@ -25,6 +26,7 @@ def exports_page(request: Request, org_id: int, signed_in: NamedDependency[Signe
 
 
 @post("/o/{org_id:int}/exports", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def request_export(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
                    services: NamedDependency[Services]) -> Response:
     export_rules.request_export(

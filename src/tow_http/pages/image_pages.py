@@ -22,7 +22,7 @@ from tow_core.attachments import UploadDesk
 from tow_core.errors import InvalidInput
 from tow_core.identity import Directory, Project
 from tow_core.uploads import RasterImageInspector, UploadPurpose
-from tow_http.context import Services, SignedIn, Stores
+from tow_http.context import Services, SignedIn, Stores, in_unit_of_work
 from tow_http.pages.upload_pages import store_form_file
 from tow_http.pages.web import Form, page, redirect, shell_for
 from tow_http.routes.uploads import FILE_FIELD, desk, upload_services
@@ -84,6 +84,7 @@ def _with_project(url: str, project_key: str) -> str:
 
 
 @get(PROFILE, sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def profile_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
                  services: NamedDependency[Services], project: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "profile")
@@ -98,6 +99,7 @@ async def set_avatar(request: Request, org_id: int, services: NamedDependency[Se
 
 
 @post(f"{PROFILE}/avatar/clear", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def clear_avatar(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
                  services: NamedDependency[Services]) -> Response:
     _clear(signed_in, services, _avatar)
@@ -116,6 +118,7 @@ async def set_org_logo(request: Request, org_id: int, services: NamedDependency[
 
 
 @post(f"{ORG_LOGO}/clear", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def clear_org_logo(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
                    services: NamedDependency[Services]) -> Response:
     _clear(signed_in, services, _org_logo(org_id))
@@ -132,6 +135,7 @@ async def set_project_logo(request: Request, org_id: int, project_id: int, servi
 
 
 @post(f"{PROJECT_LOGO}/clear", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def clear_project_logo(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
                        signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response:
     _clear(signed_in, services, _project_logo(org_id, project_id))

@@ -23,7 +23,7 @@ from tow_core import imports
 from tow_core.access import Principal
 from tow_core.errors import Conflict, InvalidInput, PayloadTooLarge
 from tow_core.imports import IMPORT_MAX_BYTES
-from tow_http.context import Services, SignedIn, authenticate
+from tow_http.context import Services, SignedIn, authenticate, in_unit_of_work
 from tow_http.errors import status_for
 from tow_http.pages.csrf import token_is_valid
 from tow_http.pages.upload_pages import file_after_token
@@ -46,6 +46,7 @@ def _server_admin(principal: Principal) -> None:
 
 
 @get(IMPORT_PAGE, sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def import_form(request: Request, signed_in: NamedDependency[SignedIn]) -> Response:
     _server_admin(signed_in.principal)
     return page(request, "import.html", home=_home(signed_in.directory.organisations_of(signed_in.principal.user_id)),

@@ -9,13 +9,14 @@ from litestar.exceptions import NotFoundException
 from tow_core import knowledge, memory_diffs
 from tow_core.memory_diffs import CreateItem, DiffSource, DiffStatus
 from tow_core.records import MEMORY_TYPES, DisplayId
-from tow_http.context import SignedIn
+from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.pages.record_pages import default_scope, parse_scope, scope_choices
 from tow_http.pages.web import Form, page, redirect, shell_for
 from tow_http.routes.memory_diffs import desk, diff_out, summary_out
 
 
 @get("/o/{org_id:int}/memory-diffs", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def diff_list(request: Request, org_id: int, signed_in: NamedDependency[SignedIn], project: str | None = None,
               status: str = "pending", cursor: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "memory")
@@ -28,6 +29,7 @@ def diff_list(request: Request, org_id: int, signed_in: NamedDependency[SignedIn
 
 
 @post("/o/{org_id:int}/memory-diffs", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def propose(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]
             ) -> Response:
     """A diff with one new memory item, as a person proposes it for review."""
@@ -47,6 +49,7 @@ def propose(request: Request, org_id: int, form: NamedDependency[Form], signed_i
 
 
 @get("/o/{org_id:int}/memory-diffs/{diff_id:int}", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def diff_page(request: Request, org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn],
               project: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "memory")
@@ -56,6 +59,7 @@ def diff_page(request: Request, org_id: int, diff_id: int, signed_in: NamedDepen
 
 
 @post("/o/{org_id:int}/memory-diffs/{diff_id:int}/{decision:str}", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def decide(request: Request, org_id: int, diff_id: int, decision: str, form: NamedDependency[Form],
            signed_in: NamedDependency[SignedIn]) -> Response:
     if decision not in ("approve", "reject"):

@@ -26,7 +26,7 @@ from tow_core.records import (
     RecordType,
 )
 from tow_core.semantic_search import FallbackReason, SearchMode
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.pages.markdown import render_markdown
 from tow_http.pages.upload_pages import record_files
 from tow_http.pages.web import Form, Shell, page, redirect, shell_for
@@ -171,6 +171,7 @@ def _list_page(request: Request, signed_in: SignedIn, org_id: int, section: str,
 
 
 @get("/o/{org_id:int}/{section:str}", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def record_list(request: Request, org_id: int, section: str, signed_in: NamedDependency[SignedIn],
                 project: str | None = None, status: str | None = None, cursor: str | None = None,
                 view: str = "list") -> Response:
@@ -178,6 +179,7 @@ def record_list(request: Request, org_id: int, section: str, signed_in: NamedDep
 
 
 @post("/o/{org_id:int}/records", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def create_record(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]
                   ) -> Response:
     ws = workspace(signed_in, org_id)
@@ -228,6 +230,7 @@ def _people(signed_in: SignedIn, org_id: int) -> dict[int, str]:
 
 
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def record_page(request: Request, org_id: int, display_id: str, signed_in: NamedDependency[SignedIn],
                 services: NamedDependency[Services], project: str | None = None, edit: bool = False) -> Response:
     ws = workspace(signed_in, org_id)
@@ -250,6 +253,7 @@ def _version(form: Form) -> int:
 
 
 @post("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def save_record(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
                 signed_in: NamedDependency[SignedIn]) -> Response:
     ws = workspace(signed_in, org_id)
@@ -263,6 +267,7 @@ def save_record(request: Request, org_id: int, display_id: str, form: NamedDepen
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/status", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def change_status(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
                   signed_in: NamedDependency[SignedIn]) -> Response:
     ws = workspace(signed_in, org_id)
@@ -273,6 +278,7 @@ def change_status(request: Request, org_id: int, display_id: str, form: NamedDep
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/move", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def move_doc(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
              signed_in: NamedDependency[SignedIn]) -> Response:
     """Move a doc (with its sub-pages) to another scope; "Private" makes it private to you."""
@@ -287,6 +293,7 @@ def move_doc(request: Request, org_id: int, display_id: str, form: NamedDependen
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/comments", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def add_comment(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
                 signed_in: NamedDependency[SignedIn]) -> Response:
     tickets.add_comment(workspace(signed_in, org_id), signed_in.history.comments, DisplayId.parse(display_id),
@@ -295,6 +302,7 @@ def add_comment(request: Request, org_id: int, display_id: str, form: NamedDepen
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/links", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def add_link(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
              signed_in: NamedDependency[SignedIn]) -> Response:
     tickets.add_link(workspace(signed_in, org_id), signed_in.history.links, DisplayId.parse(display_id),
@@ -303,6 +311,7 @@ def add_link(request: Request, org_id: int, display_id: str, form: NamedDependen
 
 
 @post("/o/{org_id:int}/preview", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def preview(org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]) -> Response:
     """The editor's live Markdown preview (HTMX): exactly what the page will show after saving."""
     workspace(signed_in, org_id).require_member()
@@ -331,6 +340,7 @@ def _mode(value: str) -> SearchMode | None:
 
 
 @get("/o/{org_id:int}/search", sync_to_thread=True, include_in_schema=False)
+@in_unit_of_work
 def search_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
                 services: NamedDependency[Services], q: str = "", project: str | None = None,
                 cursor: str | None = None, mode: str = "") -> Response:

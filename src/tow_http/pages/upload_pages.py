@@ -22,7 +22,7 @@ from tow_core.access import Principal, can_write_scope
 from tow_core.attachments import UploadDesk
 from tow_core.errors import AccessDenied, InvalidInput
 from tow_core.records import DisplayId
-from tow_http.context import Services, SignedIn, Stores, authenticate
+from tow_http.context import Services, SignedIn, Stores, authenticate, in_unit_of_work
 from tow_http.pages.csrf import FIELD, token_is_valid
 from tow_http.pages.web import Form, redirect
 from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, desk, pull_body, upload_services
@@ -146,6 +146,7 @@ async def attach_file(request: Request, org_id: int, display_id: str, services: 
 
 @post("/o/{org_id:int}/r/{display_id:str}/attachments/{upload_id:int}/detach", sync_to_thread=True,
       include_in_schema=False)
+@in_unit_of_work
 def detach_file(request: Request, org_id: int, display_id: str, upload_id: int, form: NamedDependency[Form],
                 signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response:
     attachments.detach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id)

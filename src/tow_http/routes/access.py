@@ -19,7 +19,7 @@ from tow_core.access import Condition, Scope, ScopeKind
 from tow_core.administration import AccessExplanation, AccessReview, DeactivatedGrant, ReviewedGrant, ReviewedUser
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.identity import Group, User
-from tow_http.context import SignedIn
+from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.routes.organisations import MemberOut, OrganisationOut, member_out, organisation_out
 from tow_http.routes.projects import GrantOut, ProjectOut, grant_out, project_out
 
@@ -174,6 +174,7 @@ def review_out(review: AccessReview) -> AccessReviewOut:
     "record's **scope**, which is what decides access to a record.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def explain_access(
     org_id: int,
     scope_text: Annotated[str, QueryParameter(name="scope", description="KIND:ID, e.g. project:12")],
@@ -199,6 +200,7 @@ def explain_access(
     "held by a deactivated user. Open projects are not listed: every member reads and writes them.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def access_review(org_id: int, signed_in: NamedDependency[SignedIn]) -> AccessReviewOut:
     return review_out(administration.access_review(signed_in.directory, signed_in.principal, org_id=org_id))
 
@@ -207,6 +209,7 @@ def access_review(org_id: int, signed_in: NamedDependency[SignedIn]) -> AccessRe
 
 
 @get("/server/admins", summary="Server admins", description="Server admins only (403 otherwise).", sync_to_thread=True)
+@in_unit_of_work
 def list_server_admins(signed_in: NamedDependency[SignedIn]) -> list[UserOut]:
     return [user_out(u) for u in administration.list_server_admins(signed_in.directory, signed_in.principal)]
 
@@ -218,6 +221,7 @@ def list_server_admins(signed_in: NamedDependency[SignedIn]) -> list[UserOut]:
     "it grants **no** organisation role. 409 for a deactivated user; 404 for an unknown one. Idempotent.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def grant_server_admin(user_id: int, signed_in: NamedDependency[SignedIn]) -> UserOut:
     return user_out(administration.set_server_admin(signed_in.directory, signed_in.principal, user_id, True))
 
@@ -229,6 +233,7 @@ def grant_server_admin(user_id: int, signed_in: NamedDependency[SignedIn]) -> Us
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def revoke_server_admin(user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.set_server_admin(signed_in.directory, signed_in.principal, user_id, False)
 

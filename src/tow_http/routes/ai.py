@@ -14,7 +14,7 @@ from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE
 from tow_core.egress import EgressEntry, EgressQuery, egress_purpose, list_egress
 from tow_core.errors import AiNotConfigured
 from tow_http.ai_services import AiServices, AiStatus
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, in_unit_of_work
 
 UserId = Annotated[int | None, QueryParameter(name="user_id", description="only calls made on behalf of this user")]
 Purpose = Annotated[
@@ -64,10 +64,11 @@ def ai_of(services: Services) -> AiServices:
     return services.ai
 
 
-@get("/ai/status", summary="Which AI features are on (signed-in users)", sync_to_thread=False,
+@get("/ai/status", summary="Which AI features are on (signed-in users)", sync_to_thread=True,
      description="Whether OPENAI_API_KEY and EXA_API_KEY are set (never their values), the models and "
      "embedding dimension in use, where data would be sent and whether ai.approved_providers allows it. "
      "Without OPENAI_API_KEY, AI-only endpoints answer 503 `ai_not_configured` and search is keyword-only.")
+@in_unit_of_work
 def ai_status(services: NamedDependency[Services], signed_in: NamedDependency[SignedIn]) -> AiStatus:
     return ai_of(services).status
 
@@ -77,6 +78,7 @@ def ai_status(services: NamedDependency[Services], signed_in: NamedDependency[Si
      "provider, base URL, model, purpose, acting user, the display IDs of the records whose content was sent, "
      "byte counts, duration and outcome (`ok` or the error, including refused calls to unapproved "
      "providers). Never the content. Members get 403; other organisations' ids 404.")
+@in_unit_of_work
 def organisation_egress(
     org_id: int, services: NamedDependency[Services], signed_in: NamedDependency[SignedIn], user_id: UserId = None,
     purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,
@@ -96,6 +98,7 @@ def _page(services: Services, signed_in: SignedIn, org_id: int | None, user_id: 
      sync_to_thread=True,
      description="Calls made for no organisation (e.g. background re-embedding started by no one); same fields "
      "and filters as the organisation ledger. Server admins only.")
+@in_unit_of_work
 def server_egress(
     services: NamedDependency[Services], signed_in: NamedDependency[SignedIn], user_id: UserId = None,
     purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,

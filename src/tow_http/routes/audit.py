@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 
 from tow_core import administration
 from tow_core.audit import AuditEntry, AuditQuery, audit_actions
-from tow_http.context import SignedIn
+from tow_http.context import SignedIn, in_unit_of_work
 
 Actions = Annotated[list[str] | None, QueryParameter(name="action", description="e.g. grant.removed; repeatable")]
 ActorId = Annotated[int | None, QueryParameter(name="actor_id")]
@@ -61,6 +61,7 @@ DESCRIPTION = (
 
 @get("/organisations/{org_id:int}/audit", summary="Organisation audit log (owners/admins)",
      description=DESCRIPTION, sync_to_thread=True)
+@in_unit_of_work
 def organisation_audit(
     org_id: int, signed_in: NamedDependency[SignedIn], actions: Actions = None, actor_id: ActorId = None,
     target: Target = None, since: Since = None, until: Until = None, cursor: Cursor = None, limit: Limit = 50,
@@ -70,6 +71,7 @@ def organisation_audit(
 
 @get("/server/audit", summary="Server audit log (server admins)",
      description="Server-level changes (server admin granted or revoked). " + DESCRIPTION, sync_to_thread=True)
+@in_unit_of_work
 def server_audit(
     signed_in: NamedDependency[SignedIn], actions: Actions = None, actor_id: ActorId = None, target: Target = None,
     since: Since = None, until: Until = None, cursor: Cursor = None, limit: Limit = 50,

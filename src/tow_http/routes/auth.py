@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import msgspec
-from anyio import to_thread
 from litestar import Request, Response, Router, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -11,7 +10,15 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from tow_core import accounts
 from tow_core.identity import User
-from tow_http.context import Db, Services, SignedIn, expired_session_cookie, session_cookie, session_token
+from tow_http.context import (
+    Db,
+    Services,
+    SignedIn,
+    expired_session_cookie,
+    in_unit_of_work,
+    session_cookie,
+    session_token,
+)
 from tow_http.shapes import MeOut, Strict, me_out
 
 
@@ -63,6 +70,7 @@ def _signed_in_response(
 
 
 @get("/setup", summary="Is this a fresh server?", sync_to_thread=True)
+@in_unit_of_work
 def setup(db: NamedDependency[Db], services: NamedDependency[Services]) -> SetupOut:
     """`needs_first_account` is true until the first account exists (then registration needs an invite)."""
     return SetupOut(db.directory.count_users() == 0, services.settings.auth.mode)
@@ -76,6 +84,7 @@ def setup(db: NamedDependency[Db], services: NamedDependency[Services]) -> Setup
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def register_first(
     data: JSONBody[FirstAccountIn], db: NamedDependency[Db], services: NamedDependency[Services]
 ) -> Response:
@@ -98,6 +107,7 @@ def register_first(
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def register(data: JSONBody[RegisterIn], db: NamedDependency[Db], services: NamedDependency[Services]) -> Response:
     user, invite = accounts.register_with_invite(
         db.directory,
@@ -119,26 +129,26 @@ def register(data: JSONBody[RegisterIn], db: NamedDependency[Db], services: Name
     description="Email + password. The error never says whether the email exists. After 5 failures for an "
     "account or 20 from one client IP within 15 minutes, 429 with `Retry-After`. A new session id is issued.",
     status_code=HTTP_200_OK,
+    sync_to_thread=True,
 )
-async def login(
+@in_unit_of_work
+def login(
     data: JSONBody[LoginIn], request: Request, db: NamedDependency[Db], services: NamedDependency[Services]
 ) -> Response:
-    def sign_in() -> Response:
-        user = accounts.authenticate(
-            db.directory,
-            services.login_failures,
-            services.password_hasher,
-            email=data.email,
-            password=data.password,
-            client_ip=client_ip(request),
-            now=db.now,
-        )
-        return _signed_in_response(services, db, user, me_out(db.directory, user.id, None), HTTP_200_OK)
-
-    return await to_thread.run_sync(sign_in)
+    user = accounts.authenticate(
+        db.directory,
+        services.login_failures,
+        services.password_hasher,
+        email=data.email,
+        password=data.password,
+        client_ip=client_ip(request),
+        now=db.now,
+    )
+    return _signed_in_response(services, db, user, me_out(db.directory, user.id, None), HTTP_200_OK)
 
 
 @post("/logout", summary="Sign out this browser", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
+@in_unit_of_work
 def logout(request: Request, db: NamedDependency[Db], services: NamedDependency[Services]) -> Response[None]:
     """Revokes this session server-side (the cookie stops working even if kept) and clears the cookie."""
     token = session_token(request, services)
@@ -154,12 +164,14 @@ def logout(request: Request, db: NamedDependency[Db], services: NamedDependency[
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def logout_everywhere(signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response[None]:
     accounts.sign_out_everywhere(signed_in.directory, signed_in.principal, now=signed_in.now)
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(services)])
 
 
 @get("/me", summary="The signed-in user and their organisations", sync_to_thread=True)
+@in_unit_of_work
 def me(signed_in: NamedDependency[SignedIn]) -> MeOut:
     return me_out(signed_in.directory, signed_in.principal.user_id, signed_in.session.active_organisation_id)
 
@@ -170,6 +182,7 @@ def me(signed_in: NamedDependency[SignedIn]) -> MeOut:
     description="The session's active organisation; 404 for organisations you are not a member of.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def switch_organisation(data: JSONBody[ActiveOrganisationIn], signed_in: NamedDependency[SignedIn]) -> MeOut:
     accounts.switch_organisation(
         signed_in.directory, signed_in.principal, token_hash=signed_in.session.token_hash, org_id=data.organisation_id

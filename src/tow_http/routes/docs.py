@@ -18,7 +18,7 @@ from tow_core import docs
 from tow_core.docs import Crumb, Revision, TreeNode
 from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId
-from tow_http.context import SignedIn
+from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.routes.records import BASE, ProjectKey, RecordOut, ScopeIn, ScopeOut, scope_out, with_etag, workspace
 from tow_http.shapes import Strict
 
@@ -93,6 +93,7 @@ def optional_version(request: Request, body_version: int | None = None) -> int |
     "with the version it was, when it was saved, and who replaced it when. 404 unless you can read the doc.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def list_revisions(
     org_id: int, display_id: str, signed_in: NamedDependency[SignedIn], before_version: BeforeVersion = None,
     limit: RevisionLimit = 50,
@@ -109,6 +110,7 @@ def list_revisions(
     "Only docs you can read appear.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def doc_tree(org_id: int, signed_in: NamedDependency[SignedIn], project: ProjectKey = None) -> list[TreeNodeOut]:
     ws = workspace(signed_in, org_id)
     return [tree_out(n) for n in docs.doc_tree(ws, signed_in.history.tree, project)]
@@ -121,6 +123,7 @@ def doc_tree(org_id: int, signed_in: NamedDependency[SignedIn], project: Project
     "\"…\", never by its title.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def doc_breadcrumbs(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> BreadcrumbsOut:
     crumbs = docs.breadcrumbs(workspace(signed_in, org_id), signed_in.history.tree, DisplayId.parse(display_id))
     return BreadcrumbsOut([crumb_out(c) for c in crumbs], " / ".join(c.title for c in crumbs))
@@ -135,6 +138,7 @@ def doc_breadcrumbs(org_id: int, display_id: str, signed_in: NamedDependency[Sig
     status_code=200,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def move_scope(
     org_id: int, display_id: str, data: JSONBody[MoveScopeIn], request: Request, signed_in: NamedDependency[SignedIn]
 ) -> Response[RecordOut]:
@@ -150,6 +154,7 @@ def move_scope(
     status_code=200,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def make_private(org_id: int, display_id: str, request: Request, signed_in: NamedDependency[SignedIn]
                  ) -> Response[RecordOut]:
     record = docs.make_private(workspace(signed_in, org_id), DisplayId.parse(display_id),
@@ -164,6 +169,7 @@ def make_private(org_id: int, display_id: str, request: Request, signed_in: Name
     "a doc with sub-pages is refused (409): move or delete them first.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def delete_doc(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> None:
     docs.delete_doc(workspace(signed_in, org_id), signed_in.history.tree, DisplayId.parse(display_id))
 

@@ -17,12 +17,12 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from tow_core import exports as export_rules
 from tow_core import imports
-from tow_core.access import is_server_admin
+from tow_core.access import Principal, is_server_admin
 from tow_core.errors import AccessDenied, NotFound, PayloadTooLarge
 from tow_core.exports import ExportRequest
 from tow_core.imports import IMPORT_MAX_BYTES
 from tow_core.jobs import JobStatus
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, Stores, authenticate, caller_of, in_unit_of_work
 from tow_http.shapes import Strict
 
 _CHUNK_BYTES = 64 * 1024
@@ -77,6 +77,7 @@ def export_out(request: ExportRequest) -> ExportOut:
       "Poll `GET /api/exports/{id}` "
       "until `status` is `completed`, then download. Files are deleted after `exports.retention_hours`. "
       "Format: docs/export-format.md.")
+@in_unit_of_work
 def request_export(org_id: int, data: JSONBody[ExportCreate], signed_in: NamedDependency[SignedIn],
                    services: NamedDependency[Services]) -> ExportOut:
     request = export_rules.request_export(
@@ -93,6 +94,7 @@ def _retention(services: Services) -> timedelta:
 
 @get("/exports", sync_to_thread=True, summary="Your exports, newest first",
      description="Only exports you requested; anyone else's are never listed.")
+@in_unit_of_work
 def list_exports(signed_in: NamedDependency[SignedIn]) -> ExportListOut:
     return ExportListOut([export_out(r) for r in export_rules.list_own_exports(signed_in.exports,
                                                                                signed_in.principal)])
@@ -100,6 +102,7 @@ def list_exports(signed_in: NamedDependency[SignedIn]) -> ExportListOut:
 
 @get("/exports/{export_id:int}", sync_to_thread=True, summary="One of your exports",
      description="404 for exports you did not request, or no longer have the access they needed.")
+@in_unit_of_work
 def show_export(export_id: int, signed_in: NamedDependency[SignedIn]) -> ExportOut:
     return export_out(export_rules.own_export(signed_in.exports, signed_in.principal, export_id))
 
@@ -113,6 +116,7 @@ def _chunks(file: BinaryIO) -> Iterator[bytes]:
 @get("/exports/{export_id:int}/download", sync_to_thread=True, summary="Download one of your exports",
      description="Streams the JSON file as an attachment. Only its requester can download it (others get 404), "
      "409 while it is not completed. Every download is in the audit log.")
+@in_unit_of_work
 def download_export(export_id: int, signed_in: NamedDependency[SignedIn],
                     services: NamedDependency[Services]) -> Stream:
     request = export_rules.export_for_download(signed_in.directory, signed_in.exports, signed_in.principal,
@@ -139,10 +143,27 @@ def download_export(export_id: int, signed_in: NamedDependency[SignedIn],
       "no owner. Refused (422, `field` = the first offending JSON path, nothing kept) when the file is malformed "
       "or tampered with; 409 when an organisation of that name exists. People are matched by email or created "
       "without a password (see README, 'Exports and import'). Also: `tow import FILE`.")
-async def import_organisation(request: Request, signed_in: NamedDependency[SignedIn],
-                              services: NamedDependency[Services]) -> ImportOut:
-    if not is_server_admin(signed_in.principal):  # before reading a possibly large body
-        raise AccessDenied("only server admins import organisations")
+async def import_organisation(request: Request, services: NamedDependency[Services]) -> ImportOut:
+    # No transaction while the body arrives: a slow client must not hold a pooled connection. The caller
+    # is checked in a short transaction before a byte is read, and again in the one that imports.
+    def admin_principal(stores: Stores) -> Principal:
+        _, principal = authenticate(request, services, stores.directory, services.clock())
+        if not is_server_admin(principal):
+            raise AccessDenied("only server admins import organisations")
+        return principal
+
+    def check_caller() -> None:
+        with services.transaction() as stores:
+            admin_principal(stores)
+
+    def restore(file: BinaryIO) -> imports.ImportReport:
+        with services.transaction() as stores:
+            return imports.import_organisation(
+                stores.directory, stores.organisation_import, admin_principal(stores), file=file,
+                upload_store=services.upload_store, images=services.images)
+
+    caller_of(request, services)  # no valid cookie: 401 without a connection
+    await to_thread.run_sync(check_caller)
     # The import streams the file (more than once), so the body is spooled to a temporary file.
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES) as file:
         received = 0
@@ -151,9 +172,7 @@ async def import_organisation(request: Request, signed_in: NamedDependency[Signe
             if received > IMPORT_MAX_BYTES:
                 raise PayloadTooLarge(f"an import file is at most {IMPORT_MAX_BYTES} bytes")
             file.write(chunk)
-        report = await to_thread.run_sync(lambda: imports.import_organisation(
-            signed_in.directory, signed_in.organisation_import, signed_in.principal, file=file,
-            upload_store=services.upload_store, images=services.images))
+        report = await to_thread.run_sync(restore, file)
     return ImportOut(report.organisation_id, report.organisation_name, dict(report.counts))
 
 

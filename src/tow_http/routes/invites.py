@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from tow_core import accounts
 from tow_core.access import OrgRole
 from tow_core.identity import Invite
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.shapes import MeOut, Strict, me_out
 
 
@@ -64,6 +64,7 @@ def invite_out(invite: Invite, now: datetime) -> InviteOut:
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def create_invite(
     org_id: int, data: JSONBody[InviteIn], signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]
 ) -> CreatedInviteOut:
@@ -83,6 +84,7 @@ def create_invite(
 
 
 @get("/organisations/{org_id:int}/invites", summary="List invites (owners/admins)", sync_to_thread=True)
+@in_unit_of_work
 def list_invites(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[InviteOut]:
     invites = accounts.list_invites(signed_in.directory, signed_in.principal, org_id=org_id)
     return [invite_out(i, signed_in.now) for i in invites]
@@ -95,6 +97,7 @@ def list_invites(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[Invi
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def revoke_invite(org_id: int, invite_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     accounts.revoke_invite(
         signed_in.directory, signed_in.principal, org_id=org_id, invite_id=invite_id, now=signed_in.now
@@ -109,6 +112,7 @@ def revoke_invite(org_id: int, invite_id: int, signed_in: NamedDependency[Signed
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def accept_invite(
     data: JSONBody[AcceptIn], signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]
 ) -> MeOut:

@@ -31,7 +31,7 @@ from tow_core.memory_diffs import (
     visible_operation,
 )
 from tow_core.records import DisplayId, Record
-from tow_http.context import SignedIn
+from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.routes.records import Cursor, Limit, ScopeIn, ScopeOut, scope_out, workspace
 from tow_http.shapes import Strict
 
@@ -265,6 +265,7 @@ BASE = "/organisations/{org_id:int}/memory-diffs"
 
 
 @post(BASE, summary="Propose a memory diff", description=RULES, status_code=HTTP_201_CREATED, sync_to_thread=True)
+@in_unit_of_work
 def propose_diff(org_id: int, data: JSONBody[DiffIn], signed_in: NamedDependency[SignedIn]) -> DiffOut:
     d = desk(signed_in, org_id)
     d.ws.require_member()
@@ -284,6 +285,7 @@ def propose_diff(org_id: int, data: JSONBody[DiffIn], signed_in: NamedDependency
     "with cursor pagination. Only diffs whose scope you can read are returned or counted.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def list_diffs(
     org_id: int, signed_in: NamedDependency[SignedIn], statuses: Statuses = None, cursor: Cursor = None,
     limit: Limit = 50,
@@ -293,6 +295,7 @@ def list_diffs(
 
 
 @get(f"{BASE}/{{diff_id:int}}", summary="A memory diff with before/after", description=RULES, sync_to_thread=True)
+@in_unit_of_work
 def get_diff(org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn]) -> DiffOut:
     return diff_out(memory_diffs.get_diff(desk(signed_in, org_id), diff_id))
 
@@ -304,6 +307,7 @@ def get_diff(org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn]) ->
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def approve_diff(
     org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn], data: JSONBody[ReviewIn | None] = None
 ) -> DiffOut:
@@ -319,6 +323,7 @@ def approve_diff(
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def reject_diff(
     org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn], data: JSONBody[ReviewIn | None] = None
 ) -> DiffOut:

@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from tow_core import administration
 from tow_core.access import OrgRole
 from tow_core.identity import Group, Member, Organisation, WorkflowMode
-from tow_http.context import SignedIn
+from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.shapes import Strict
 
 _NOT_VISIBLE = (
@@ -90,6 +90,7 @@ def group_out(group: Group) -> GroupOut:
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def create_organisation(data: JSONBody[OrganisationIn], signed_in: NamedDependency[SignedIn]) -> OrganisationOut:
     organisation = administration.create_organisation(
         signed_in.directory,
@@ -106,6 +107,7 @@ def create_organisation(data: JSONBody[OrganisationIn], signed_in: NamedDependen
     description=f"Any member. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def get_organisation(org_id: int, signed_in: NamedDependency[SignedIn]) -> OrganisationOut:
     return organisation_out(administration.get_organisation(signed_in.directory, signed_in.principal, org_id=org_id))
 
@@ -117,6 +119,7 @@ def get_organisation(org_id: int, signed_in: NamedDependency[SignedIn]) -> Organ
     f"framing only; it never rewrites data. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def update_organisation(
     org_id: int, data: JSONBody[OrganisationPatch], signed_in: NamedDependency[SignedIn]
 ) -> OrganisationOut:
@@ -139,6 +142,7 @@ def update_organisation(
     description=f"Any member. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def list_members(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[MemberOut]:
     return [member_out(m) for m in administration.list_members(signed_in.directory, signed_in.principal, org_id=org_id)]
 
@@ -151,6 +155,7 @@ def list_members(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[Memb
     f"the user is not a member of this organisation. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def change_member_role(
     org_id: int, user_id: int, data: JSONBody[MemberRoleIn], signed_in: NamedDependency[SignedIn]
 ) -> MemberOut:
@@ -173,6 +178,7 @@ def change_member_role(
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def remove_member(org_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.remove_member(signed_in.directory, signed_in.principal, org_id=org_id, user_id=user_id)
 
@@ -186,6 +192,7 @@ def remove_member(org_id: int, user_id: int, signed_in: NamedDependency[SignedIn
     description=f"Any member. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def list_groups(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[GroupOut]:
     return [group_out(g) for g in administration.list_groups(signed_in.directory, signed_in.principal, org_id=org_id)]
 
@@ -198,6 +205,7 @@ def list_groups(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[Group
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def create_group(org_id: int, data: JSONBody[GroupIn], signed_in: NamedDependency[SignedIn]) -> GroupOut:
     group = administration.create_group(signed_in.directory, signed_in.principal, org_id=org_id, name=data.name)
     return group_out(group)
@@ -209,6 +217,7 @@ def create_group(org_id: int, data: JSONBody[GroupIn], signed_in: NamedDependenc
     description="Owners and admins. 404 for a group that is not in this organisation; 409 for a name in use.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def rename_group(org_id: int, group_id: int, data: JSONBody[GroupIn], signed_in: NamedDependency[SignedIn]) -> GroupOut:
     group = administration.rename_group(
         signed_in.directory,
@@ -228,6 +237,7 @@ def rename_group(org_id: int, group_id: int, data: JSONBody[GroupIn], signed_in:
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def delete_group(org_id: int, group_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.delete_group(signed_in.directory, signed_in.principal, org_id=org_id, group_id=group_id)
 
@@ -239,6 +249,7 @@ def delete_group(org_id: int, group_id: int, signed_in: NamedDependency[SignedIn
     "`user_id`); the group must be in it (404).",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def add_group_member(org_id: int, group_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> GroupOut:
     group = administration.add_group_member(
         signed_in.directory,
@@ -258,6 +269,7 @@ def add_group_member(org_id: int, group_id: int, user_id: int, signed_in: NamedD
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def remove_group_member(org_id: int, group_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.remove_group_member(
         signed_in.directory,

@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from tow_core import administration
 from tow_core.access import ProjectRole, Visibility
 from tow_core.identity import Grant, Project, ProjectStatus
-from tow_http.context import SignedIn
+from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.routes.organisations import unset_to_none
 from tow_http.shapes import Strict
 
@@ -97,6 +97,7 @@ def grant_out(grant: Grant) -> GrantOut:
     "granted, all of them for owners/admins). Optional `status` filter (`active` / `archived`).\n\n" + VISIBILITY_RULES,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def list_projects(
     org_id: int, signed_in: NamedDependency[SignedIn], status: ProjectStatus | None = None
 ) -> list[ProjectOut]:
@@ -113,6 +114,7 @@ def list_projects(
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def create_project(org_id: int, data: JSONBody[ProjectIn], signed_in: NamedDependency[SignedIn]) -> ProjectOut:
     project = administration.create_project(
         signed_in.directory,
@@ -133,6 +135,7 @@ def create_project(org_id: int, data: JSONBody[ProjectIn], signed_in: NamedDepen
     description="404 unless the project is in this organisation and you can read it.\n\n" + VISIBILITY_RULES,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def get_project(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn]) -> ProjectOut:
     project = administration.get_project(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id)
     return project_out(project)
@@ -148,6 +151,7 @@ def get_project(org_id: int, project_id: int, signed_in: NamedDependency[SignedI
     + VISIBILITY_RULES,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def update_project(
     org_id: int, project_id: int, data: JSONBody[ProjectPatch], signed_in: NamedDependency[SignedIn]
 ) -> ProjectOut:
@@ -176,6 +180,7 @@ def update_project(
     "their direct grant and all their groups' grants; organisation owners/admins act as project admins.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def list_grants(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn]) -> list[GrantOut]:
     grants = administration.list_grants(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id)
     return [grant_out(g) for g in grants]
@@ -193,6 +198,7 @@ def list_grants(org_id: int, project_id: int, signed_in: NamedDependency[SignedI
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def put_grant(org_id: int, project_id: int, data: JSONBody[GrantIn], signed_in: NamedDependency[SignedIn]) -> GrantOut:
     grant = administration.put_grant(
         signed_in.directory,
@@ -214,6 +220,7 @@ def put_grant(org_id: int, project_id: int, data: JSONBody[GrantIn], signed_in: 
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def remove_grant(org_id: int, project_id: int, grant_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     administration.remove_grant(
         signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id, grant_id=grant_id

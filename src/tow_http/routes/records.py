@@ -27,7 +27,7 @@ from tow_core.records import (
     SearchHit,
 )
 from tow_core.semantic_search import SearchMode
-from tow_http.context import Services, SignedIn
+from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.shapes import Strict
 
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200, description="page size (1–200)")]
@@ -190,6 +190,7 @@ BASE = "/organisations/{org_id:int}"
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def create_record(org_id: int, data: JSONBody[RecordIn], signed_in: NamedDependency[SignedIn]) -> Response[RecordOut]:
     ws = workspace(signed_in, org_id)
     ws.require_member()
@@ -207,6 +208,7 @@ def create_record(org_id: int, data: JSONBody[RecordIn], signed_in: NamedDepende
     "with cursor pagination. Only records you can read are ever counted or returned.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def list_records(
     org_id: int, signed_in: NamedDependency[SignedIn], types: Types = None, statuses: Statuses = None,
     project: ProjectKey = None, cursor: Cursor = None, limit: Limit = 50,
@@ -218,6 +220,7 @@ def list_records(
 
 
 @get(f"{BASE}/records/count", summary="Count records you can read (same filters as the list)", sync_to_thread=True)
+@in_unit_of_work
 def count_records(
     org_id: int, signed_in: NamedDependency[SignedIn], types: Types = None, statuses: Statuses = None,
     project: ProjectKey = None,
@@ -233,6 +236,7 @@ def count_records(
     description="404 when it does not exist or you cannot read it. The `ETag` is its version.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def get_record(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> Response[RecordOut]:
     return with_etag(knowledge.get_record(workspace(signed_in, org_id), DisplayId.parse(display_id)))
 
@@ -245,6 +249,7 @@ def get_record(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn
     "`scope` needs write access to both scopes. A snapshot's text is editable only before activation.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def update_record(
     org_id: int, display_id: str, data: JSONBody[RecordPatch], request: Request, signed_in: NamedDependency[SignedIn]
 ) -> Response[RecordOut]:
@@ -268,6 +273,7 @@ def update_record(
     description="Only citing records you can read are listed.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def record_backlinks(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> list[SummaryOut]:
     return [summary_out(s) for s in knowledge.backlinks(workspace(signed_in, org_id), DisplayId.parse(display_id))]
 
@@ -279,6 +285,7 @@ def record_backlinks(org_id: int, display_id: str, signed_in: NamedDependency[Si
     "someone who cannot read it.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def record_references(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> list[SummaryOut]:
     return [summary_out(s) for s in knowledge.references(workspace(signed_in, org_id), DisplayId.parse(display_id))]
 
@@ -301,6 +308,7 @@ def record_references(org_id: int, display_id: str, signed_in: NamedDependency[S
     "readable record is never returned. `snippet_html` is escaped text with matched words in `<mark>`.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def search(
     org_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services], q: str,
     types: Types = None, statuses: Statuses = None, project: ProjectKey = None, cursor: Cursor = None,
@@ -320,6 +328,7 @@ def search(
     description="`q=APP-42` finds that record, `q=Onboard` records whose title starts with it; readable only.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def lookup(org_id: int, q: str, signed_in: NamedDependency[SignedIn], limit: Limit = 20) -> list[SummaryOut]:
     return [summary_out(s) for s in knowledge.lookup(workspace(signed_in, org_id), q, limit=limit)]
 

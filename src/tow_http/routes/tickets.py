@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_201_CREATED
 from tow_core import tickets
 from tow_core.records import DisplayId
 from tow_core.tickets import ActivityEntry, Comment, Link
-from tow_http.context import SignedIn
+from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.routes.records import BASE, SummaryOut, summary_out, workspace
 from tow_http.shapes import Strict
 
@@ -78,6 +78,7 @@ def link_out(link: Link) -> LinkOut:
 
 @get(f"{TICKET}/comments", summary="A ticket's comments", description="Oldest first; for the ticket's readers.",
      sync_to_thread=True)
+@in_unit_of_work
 def list_comments(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn], after: After = None,
                   limit: Limit = 200) -> list[CommentOut]:
     found = tickets.list_comments(workspace(signed_in, org_id), signed_in.history.comments,
@@ -87,6 +88,7 @@ def list_comments(org_id: int, display_id: str, signed_in: NamedDependency[Signe
 
 @post(f"{TICKET}/comments", summary="Comment on a ticket", description="Needs write access to the ticket's scope.",
       status_code=HTTP_201_CREATED, sync_to_thread=True)
+@in_unit_of_work
 def add_comment(org_id: int, display_id: str, data: JSONBody[CommentIn], signed_in: NamedDependency[SignedIn]
                 ) -> CommentOut:
     return comment_out(tickets.add_comment(workspace(signed_in, org_id), signed_in.history.comments,
@@ -95,6 +97,7 @@ def add_comment(org_id: int, display_id: str, data: JSONBody[CommentIn], signed_
 
 @patch(f"{TICKET}/comments/{{comment_id:int}}", summary="Edit your comment",
        description="Only the comment's author, while they can write the ticket (else 403).", sync_to_thread=True)
+@in_unit_of_work
 def edit_comment(org_id: int, display_id: str, comment_id: int, data: JSONBody[CommentIn],
                  signed_in: NamedDependency[SignedIn]) -> CommentOut:
     return comment_out(tickets.edit_comment(workspace(signed_in, org_id), signed_in.history.comments,
@@ -103,6 +106,7 @@ def edit_comment(org_id: int, display_id: str, comment_id: int, data: JSONBody[C
 
 @delete(f"{TICKET}/comments/{{comment_id:int}}", summary="Delete your comment",
         description="Only the comment's author, while they can write the ticket (else 403).", sync_to_thread=True)
+@in_unit_of_work
 def delete_comment(org_id: int, display_id: str, comment_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     tickets.delete_comment(workspace(signed_in, org_id), signed_in.history.comments, DisplayId.parse(display_id),
                            comment_id)
@@ -115,6 +119,7 @@ def delete_comment(org_id: int, display_id: str, comment_id: int, signed_in: Nam
     "date, parent — with who, when, old → new and `ai_applied`, oldest first, whichever API made the change.",
     sync_to_thread=True,
 )
+@in_unit_of_work
 def ticket_activity(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn], after: After = None,
                     limit: Limit = 200) -> list[ActivityOut]:
     entries = tickets.activity_log(workspace(signed_in, org_id), signed_in.history.activity,
@@ -124,6 +129,7 @@ def ticket_activity(org_id: int, display_id: str, signed_in: NamedDependency[Sig
 
 @get(f"{TICKET}/links", summary="A ticket's links",
      description="Outgoing and incoming; only links whose other ticket you can read.", sync_to_thread=True)
+@in_unit_of_work
 def list_links(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> list[LinkOut]:
     found = tickets.list_links(workspace(signed_in, org_id), signed_in.history.links, DisplayId.parse(display_id))
     return [link_out(link) for link in found]
@@ -137,6 +143,7 @@ def list_links(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
+@in_unit_of_work
 def add_link(org_id: int, display_id: str, data: JSONBody[LinkIn], signed_in: NamedDependency[SignedIn]) -> LinkOut:
     return link_out(tickets.add_link(workspace(signed_in, org_id), signed_in.history.links,
                                      DisplayId.parse(display_id), data.kind, data.target))
@@ -144,6 +151,7 @@ def add_link(org_id: int, display_id: str, data: JSONBody[LinkIn], signed_in: Na
 
 @delete(f"{TICKET}/links/{{link_id:int}}", summary="Remove a link",
         description="Needs write access to this ticket; 404 unless you can read the other end.", sync_to_thread=True)
+@in_unit_of_work
 def delete_link(org_id: int, display_id: str, link_id: int, signed_in: NamedDependency[SignedIn]) -> None:
     tickets.delete_link(workspace(signed_in, org_id), signed_in.history.links, DisplayId.parse(display_id), link_id)
 

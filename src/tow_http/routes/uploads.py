@@ -28,7 +28,7 @@ from tow_core.attachments import UploadDesk
 from tow_core.errors import InvalidInput, NotConfigured, NotFound, PayloadTooLarge
 from tow_core.records import DisplayId
 from tow_core.uploads import RasterImageInspector, Upload, UploadPurpose, UploadStore
-from tow_http.context import Services, SignedIn, authenticate
+from tow_http.context import Services, SignedIn, authenticate, in_unit_of_work
 from tow_http.downloads import download_response, head_response
 from tow_http.shapes import Strict
 
@@ -196,6 +196,7 @@ def _principal(request: Request, services: Services) -> Principal:
      description="404 unless you may read it: attached → whoever reads the record; otherwise its uploader; "
      "avatars → members of an organisation you share; logos → who sees the organisation or project; server "
      "admins read any.", sync_to_thread=True)
+@in_unit_of_work
 def get_upload(upload_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> UploadOut:
     return upload_out(attachments.readable_upload(desk(signed_in, services), upload_id))
 
@@ -214,6 +215,7 @@ DOWNLOAD_DESCRIPTION = (
 
 @get("/uploads/{upload_id:int}/content", summary="Download an upload", description=DOWNLOAD_DESCRIPTION,
      sync_to_thread=True)
+@in_unit_of_work
 def download_upload(upload_id: int, request: Request, signed_in: NamedDependency[SignedIn],
                     services: NamedDependency[Services]) -> Response:
     return _download(upload_id, request, signed_in, services)
@@ -221,6 +223,7 @@ def download_upload(upload_id: int, request: Request, signed_in: NamedDependency
 
 @head("/uploads/{upload_id:int}/content", summary="Download headers of an upload", description=DOWNLOAD_DESCRIPTION,
       sync_to_thread=True)
+@in_unit_of_work
 def head_upload(upload_id: int, request: Request, signed_in: NamedDependency[SignedIn],
                 services: NamedDependency[Services]) -> Response[None]:
     upload = attachments.readable_upload(desk(signed_in, services), upload_id)
@@ -230,6 +233,7 @@ def head_upload(upload_id: int, request: Request, signed_in: NamedDependency[Sig
 @delete("/uploads/{upload_id:int}", summary="Delete an upload",
         description="Its uploader, an owner/admin of its organisation, or a server admin. The file is removed "
         "after the deletion commits. Audited.", sync_to_thread=True)
+@in_unit_of_work
 def delete_upload(upload_id: int, signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services]) -> Response[None]:
     store, _ = upload_services(services)
@@ -245,6 +249,7 @@ RECORD = "/organisations/{org_id:int}/records/{display_id:str}/attachments"
 
 @get(RECORD, summary="A record's attachments",
      description="404 unless you can read the record; then every upload attached to it.", sync_to_thread=True)
+@in_unit_of_work
 def list_attachments(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn],
                      services: NamedDependency[Services]) -> list[UploadOut]:
     found = attachments.record_attachments(desk(signed_in, services), org_id, DisplayId.parse(display_id))
@@ -254,6 +259,7 @@ def list_attachments(org_id: int, display_id: str, signed_in: NamedDependency[Si
 @put(RECORD + "/{upload_id:int}", summary="Attach an upload to a record",
      description="Needs write access to the record (and to the record it was attached to before). From then "
      "on the upload is readable exactly by those who can read the record. Audited.", sync_to_thread=True)
+@in_unit_of_work
 def attach_upload(org_id: int, display_id: str, upload_id: int, signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services]) -> UploadOut:
     return upload_out(attachments.attach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id))
@@ -262,6 +268,7 @@ def attach_upload(org_id: int, display_id: str, upload_id: int, signed_in: Named
 @delete(RECORD + "/{upload_id:int}", summary="Detach an upload from a record",
         description="Needs write access to the record; the upload becomes its uploader's alone again. Audited.",
         status_code=200, sync_to_thread=True)
+@in_unit_of_work
 def detach_upload(org_id: int, display_id: str, upload_id: int, signed_in: NamedDependency[SignedIn],
                   services: NamedDependency[Services]) -> UploadOut:
     return upload_out(attachments.detach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id))
@@ -278,6 +285,7 @@ def _image_or_none(upload: Upload | None) -> UploadOut | None:
 
 
 @put("/me/avatar", summary="Set your profile image", description=IMAGE_NOTE, sync_to_thread=True)
+@in_unit_of_work
 def set_avatar(data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
                services: NamedDependency[Services]) -> UploadOut | None:
     images = upload_services(services)[1]
@@ -286,12 +294,14 @@ def set_avatar(data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
 
 @delete("/me/avatar", summary="Remove your profile image",
         description="The image becomes a plain unattached file of yours again.", status_code=204, sync_to_thread=True)
+@in_unit_of_work
 def clear_avatar(signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
     attachments.set_avatar(desk(signed_in, services), upload_services(services)[1], None)
 
 
 @get("/users/{user_id:int}/avatar", summary="A user's profile image",
      description="Readable by members of an organisation you both belong to (404 otherwise).", sync_to_thread=True)
+@in_unit_of_work
 def get_avatar(user_id: int, request: Request, signed_in: NamedDependency[SignedIn],
                services: NamedDependency[Services]) -> Response:
     upload = attachments.current_image(desk(signed_in, services), UploadPurpose.AVATAR, user_id)
@@ -303,6 +313,7 @@ ORG_LOGO = "/organisations/{org_id:int}/logo"
 
 @put(ORG_LOGO, summary="Set the organisation logo", description="Owners and admins. " + IMAGE_NOTE,
      sync_to_thread=True)
+@in_unit_of_work
 def set_org_logo(org_id: int, data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
                  services: NamedDependency[Services]) -> UploadOut | None:
     images = upload_services(services)[1]
@@ -312,11 +323,13 @@ def set_org_logo(org_id: int, data: JSONBody[ImageIn], signed_in: NamedDependenc
 
 @delete(ORG_LOGO, summary="Remove the organisation logo", description="Owners and admins.", status_code=204,
         sync_to_thread=True)
+@in_unit_of_work
 def clear_org_logo(org_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
     attachments.set_organisation_logo(desk(signed_in, services), upload_services(services)[1], org_id, None)
 
 
 @get(ORG_LOGO, summary="The organisation logo", description="Members of the organisation.", sync_to_thread=True)
+@in_unit_of_work
 def get_org_logo(org_id: int, request: Request, signed_in: NamedDependency[SignedIn],
                  services: NamedDependency[Services]) -> Response:
     upload = attachments.current_image(desk(signed_in, services), UploadPurpose.ORGANISATION_LOGO, org_id)
@@ -328,6 +341,7 @@ PROJECT_LOGO = "/organisations/{org_id:int}/projects/{project_id:int}/logo"
 
 @put(PROJECT_LOGO, summary="Set a project logo", description="Needs the project's manage permission. " + IMAGE_NOTE,
      sync_to_thread=True)
+@in_unit_of_work
 def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
                      services: NamedDependency[Services]) -> UploadOut | None:
     return _image_or_none(attachments.set_project_logo(desk(signed_in, services), upload_services(services)[1], org_id,
@@ -336,12 +350,14 @@ def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], sign
 
 @delete(PROJECT_LOGO, summary="Remove a project logo", description="Needs the project's manage permission.",
         status_code=204, sync_to_thread=True)
+@in_unit_of_work
 def clear_project_logo(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn],
                        services: NamedDependency[Services]) -> None:
     attachments.set_project_logo(desk(signed_in, services), upload_services(services)[1], org_id, project_id, None)
 
 
 @get(PROJECT_LOGO, summary="A project logo", description="Whoever can see the project.", sync_to_thread=True)
+@in_unit_of_work
 def get_project_logo(org_id: int, project_id: int, request: Request, signed_in: NamedDependency[SignedIn],
                      services: NamedDependency[Services]) -> Response:
     upload = attachments.current_image(desk(signed_in, services), UploadPurpose.PROJECT_LOGO, project_id)
