@@ -126,7 +126,7 @@ async def login(
     def sign_in() -> Response:
         user = accounts.authenticate(
             db.directory,
-            services.login_failures,
+            services.sign_in_log,
             services.password_hasher,
             email=data.email,
             password=data.password,
