@@ -384,23 +384,35 @@ class InMemoryDirectory:
         return len(rows)
 
 
-class InMemoryLoginFailureLog:
-    """The ``LoginFailureLog`` port over a list (PgLoginFailureLog: newest first, at most 100)."""
+class InMemorySignInLog:
+    """The ``SignInLog`` port over a list and a dict; same semantics as ``PgSignInLog`` (forgetting is not
+    batched here: nothing else would see the difference)."""
 
     def __init__(self) -> None:
-        self._failures: list[tuple[str, str, datetime]] = []
+        self._failures: list[tuple[str, str, datetime]] = []  # (email, client_ip, failed_at)
+        self._successes: dict[tuple[int, str], datetime] = {}  # (user_id, client_ip) → last success
 
-    def record(self, subject_kind: str, subject: str, now: datetime) -> None:
-        if subject_kind not in ("account", "ip"):
-            raise ValueError(f"unknown subject kind {subject_kind!r}")
-        self._failures.append((subject_kind, subject, now))
+    def record_failure(self, email: str, client_ip: str, now: datetime, *, forget_before: datetime) -> None:
+        self._failures = [f for f in self._failures if f[2] >= forget_before] + [(email, client_ip, now)]
 
-    def since(self, subject_kind: str, subject: str, since: datetime) -> Sequence[datetime]:
-        found = [at for k, s, at in self._failures if (k, s) == (subject_kind, subject) and at > since]
-        return sorted(found, reverse=True)[:100]
+    def recent_failures(
+        self, since: datetime, *, limit: int, email: str | None = None, client_ip: str | None = None
+    ) -> Sequence[datetime]:
+        found = [at for e, ip, at in self._failures
+                 if at > since and email in (None, e) and client_ip in (None, ip)]
+        return sorted(found, reverse=True)[:limit]
 
-    def clear(self, subject_kind: str, subject: str) -> None:
-        self._failures = [f for f in self._failures if (f[0], f[1]) != (subject_kind, subject)]
+    def clear_failures(self, email: str, client_ip: str) -> None:
+        self._failures = [f for f in self._failures if (f[0], f[1]) != (email, client_ip)]
+
+    def record_success(self, user_id: int, client_ip: str, now: datetime, *, forget_before: datetime) -> None:
+        previous = self._successes.get((user_id, client_ip))
+        self._successes[(user_id, client_ip)] = max(now, previous) if previous else now
+        self._successes = {key: at for key, at in self._successes.items() if at >= forget_before}
+
+    def signed_in_from(self, user_id: int, client_ip: str, since: datetime) -> bool:
+        at = self._successes.get((user_id, client_ip))
+        return at is not None and at > since
 
 
 class FakePasswordHasher:

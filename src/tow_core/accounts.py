@@ -4,8 +4,15 @@ Rules:
 - The first account on a fresh server becomes server admin and owner of the first organisation it
   names. After that, joining needs a valid invite.
 - Sign-in errors are generic ("email or password is wrong") whether or not the email exists, and an
-  unknown email costs one password verification too. Failures are throttled per account and per
-  client IP (OWASP Authentication Cheat Sheet); a throttled attempt is refused before any check.
+  unknown email costs one password verification too.
+- Sign-in throttling a stranger cannot turn into a lockout (OWASP Authentication Cheat Sheet, "Account
+  Lockout"; issue 11): within 15 minutes, at most 5 failures for one account from one client address
+  and 20 from one address across accounts; and 100 for one account from all addresses together, except
+  from an address that signed in to that account successfully within the last 30 days. So a stranger's
+  failures throttle the stranger's own address, never the owner's usual one. A throttled attempt is
+  refused (``Throttled``, with the seconds until it would be allowed) before the password is checked;
+  unknown emails count and are throttled exactly like accounts. A success forgets that (account,
+  address) pair's failures only. An IPv6 client counts by its /64, see ``client_network``.
 - Sessions are rows (revocable at once: logout, sign out everywhere, deactivation) identified by the
   SHA-256 of the random token in the signed cookie. Signing in always creates a new session, so a
   session id planted before login is never promoted (session fixation).
@@ -15,6 +22,8 @@ Rules:
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,9 +34,9 @@ from tow_core.identity import (
     Directory,
     Invite,
     InviteState,
-    LoginFailureLog,
     Organisation,
     Session,
+    SignInLog,
     User,
     WorkflowMode,
     clean_name,
@@ -40,9 +49,13 @@ GENERIC_LOGIN_ERROR = "email or password is wrong"
 
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
+    """Sign-in limits: failures counted within ``window`` (see the module's rules)."""
+
     window: timedelta = timedelta(minutes=15)
-    max_failures_per_account: int = 5
+    max_failures_per_account_and_ip: int = 5
     max_failures_per_ip: int = 20
+    max_failures_per_account: int = 100  # from addresses the account has not recently signed in from
+    known_address_for: timedelta = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,41 +183,74 @@ def _require_org_admin(directory: Directory, principal: Principal, org_id: int) 
         raise AccessDenied("only organisation owners and admins may do this")
 
 
-def check_throttle(failures: LoginFailureLog, *, email: str, client_ip: str, now: datetime,
+def client_network(client_ip: str) -> str:
+    """The address throttling counts for a client: an IPv4 address as is (an IPv4-mapped IPv6 one as
+    its IPv4), an IPv6 address as its /64 — one network (RFC 4291 §2.5.1), inside which privacy
+    addresses change daily (RFC 8981) and an attacker has 2^64 addresses to rotate through; anything
+    unparseable (no client) as given."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def check_throttle(log: SignInLog, *, email: str, client_ip: str, user_id: int | None, now: datetime,
                    policy: ThrottlePolicy = ThrottlePolicy()) -> None:
-    """Raise Throttled (with the seconds until the oldest counted failure leaves the window)."""
+    """Raise Throttled when a limit that applies is reached, with the seconds until none is.
+    ``email`` is normalised, ``client_ip`` a ``client_network``; ``user_id`` is None for unknown emails."""
     since = now - policy.window
-    for kind, subject, limit in (
-        ("account", email, policy.max_failures_per_account),
-        ("ip", client_ip, policy.max_failures_per_ip),
-    ):
-        recent = sorted(failures.since(kind, subject, since))
-        if len(recent) >= limit:
-            oldest_counted = recent[-limit]
-            retry_after = max(1, int((oldest_counted + policy.window - now).total_seconds()) + 1)
-            raise Throttled("too many failed sign-ins: wait before trying again", retry_after_seconds=retry_after)
+
+    def wait(limit: int, **subject: str) -> int:
+        return _wait(log.recent_failures(since, limit=limit, **subject), limit, policy, now)
+
+    waits = [wait(policy.max_failures_per_account_and_ip, email=email, client_ip=client_ip),
+             wait(policy.max_failures_per_ip, client_ip=client_ip)]
+    account_wait = wait(policy.max_failures_per_account, email=email)
+    if account_wait and not _known_address(log, user_id, client_ip, now, policy):
+        waits.append(account_wait)
+    if max(waits):
+        raise Throttled("too many failed sign-ins: wait before trying again", retry_after_seconds=max(waits))
+
+
+def _wait(recent: Sequence[datetime], limit: int, policy: ThrottlePolicy, now: datetime) -> int:
+    """0 below the limit; else the seconds until the oldest counted failure leaves the window."""
+    if len(recent) < limit:
+        return 0
+    oldest_counted = sorted(recent, reverse=True)[limit - 1]
+    return max(1, int((oldest_counted + policy.window - now).total_seconds()) + 1)
+
+
+def _known_address(log: SignInLog, user_id: int | None, client_ip: str, now: datetime,
+                   policy: ThrottlePolicy) -> bool:
+    return user_id is not None and log.signed_in_from(user_id, client_ip, now - policy.known_address_for)
 
 
 def authenticate(
-    directory: Directory, failures: LoginFailureLog, hasher: PasswordHasher, *, email: str, password: str,
+    directory: Directory, log: SignInLog, hasher: PasswordHasher, *, email: str, password: str,
     client_ip: str, now: datetime, policy: ThrottlePolicy = ThrottlePolicy(),
 ) -> User:
-    """Check email + password; generic error; throttled per account and per client IP."""
-    subject = email.strip().lower()
-    check_throttle(failures, email=subject, client_ip=client_ip, now=now, policy=policy)
+    """Check email + password; generic error; throttled as the module's rules say."""
+    subject, network = email.strip().lower(), client_network(client_ip)
     user = directory.user_by_email(subject)
+    check_throttle(log, email=subject, client_ip=network, user_id=user.id if user else None, now=now,
+                   policy=policy)
     if user is None or user.password_hash is None:
         hasher.dummy_verify(password)
         ok = False
     else:
         ok = hasher.verify(user.password_hash, password) and user.is_active
     if not ok or user is None:
-        failures.record("account", subject, now)
-        failures.record("ip", client_ip, now)
+        log.record_failure(subject, network, now, forget_before=now - policy.window)
         raise NotAuthenticated(GENERIC_LOGIN_ERROR)
     if user.password_hash is not None and hasher.needs_rehash(user.password_hash):
         directory.set_password_hash(user.id, hasher.hash(password))
-    failures.clear("account", subject)
+    log.clear_failures(subject, network)
+    log.record_success(user.id, network, now, forget_before=now - policy.known_address_for)
     return user
 
 

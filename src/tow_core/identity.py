@@ -232,10 +232,33 @@ class Directory(Protocol):
     def revoke_user_sessions(self, user_id: int, now: datetime) -> int: ...
 
 
-class LoginFailureLog(Protocol):
-    """Failed sign-ins per subject ("account" email or client "ip"). Writes commit on their own, so a
-    refused sign-in still counts although the request that made it fails."""
+class SignInLog(Protocol):
+    """What sign-in throttling remembers (``tow_core.accounts``): each failure by the lower-cased email
+    as typed (an account or not) and the client address; the last success by (user, client address).
+    Writes commit on their own, so a refused sign-in still counts although the request that made it fails.
+    Writes also forget what no longer counts (IP addresses are personal data; an attacker's failures
+    must not fill the disk)."""
 
-    def record(self, subject_kind: str, subject: str, now: datetime) -> None: ...
-    def since(self, subject_kind: str, subject: str, since: datetime) -> Sequence[datetime]: ...
-    def clear(self, subject_kind: str, subject: str) -> None: ...
+    def record_failure(self, email: str, client_ip: str, now: datetime, *, forget_before: datetime) -> None:
+        """Also deletes failures from before ``forget_before`` (a bounded batch per call)."""
+        ...
+
+    def recent_failures(
+        self, since: datetime, *, limit: int, email: str | None = None, client_ip: str | None = None
+    ) -> Sequence[datetime]:
+        """Failures after ``since`` for this email and/or this address (both given: that pair), newest
+        first, at most ``limit``."""
+        ...
+
+    def clear_failures(self, email: str, client_ip: str) -> None:
+        """Forget the failures of this (email, address) pair only."""
+        ...
+
+    def record_success(self, user_id: int, client_ip: str, now: datetime, *, forget_before: datetime) -> None:
+        """Remember that ``user_id`` signed in from ``client_ip`` at ``now``; also deletes successes from
+        before ``forget_before`` (a bounded batch per call)."""
+        ...
+
+    def signed_in_from(self, user_id: int, client_ip: str, since: datetime) -> bool:
+        """Whether ``user_id`` signed in successfully from ``client_ip`` after ``since``."""
+        ...

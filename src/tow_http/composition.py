@@ -24,7 +24,7 @@ from tow_adapters.openai_embeddings import OpenAIEmbeddingModel
 from tow_adapters.openai_reasoning import OpenAIReasoningModel, ReasoningModels
 from tow_adapters.pillow_images import PillowRasterImageInspector
 from tow_adapters.postgres.backup import PgBackupDatabase
-from tow_adapters.postgres.directory import PgDirectory, PgLoginFailureLog
+from tow_adapters.postgres.directory import PgDirectory, PgSignInLog
 from tow_adapters.postgres.egress import PgEgressLedger
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.embeddings import PgEmbeddingQueue, PgEmbeddingSpaces, PgSemanticIndex
@@ -231,7 +231,7 @@ class Container(containers.DeclarativeContainer):
         Services,
         settings=config.provided.settings,
         transaction=providers.Callable(_transaction_factory, engine),
-        login_failures=providers.Singleton(PgLoginFailureLog, engine),
+        sign_in_log=providers.Singleton(PgSignInLog, engine),
         password_hasher=password_hasher,
         embedding_model=embedding_model,
         cookie_signer=providers.Singleton(

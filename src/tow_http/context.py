@@ -21,7 +21,7 @@ from tow_core.accounts import resolve_session
 from tow_core.ai import EmbeddingModel
 from tow_core.errors import NotAuthenticated
 from tow_core.exports import ExportFiles, ExportStore
-from tow_core.identity import Directory, LoginFailureLog, Session
+from tow_core.identity import Directory, Session, SignInLog
 from tow_core.imports import OrganisationImport
 from tow_core.jobs import JobQueue
 from tow_core.memory_diffs import MemoryDiffStore
@@ -62,7 +62,7 @@ class Services:
 
     settings: Settings
     transaction: Callable[[], AbstractContextManager[Stores]]
-    login_failures: LoginFailureLog
+    sign_in_log: SignInLog
     password_hasher: PasswordHasher
     cookie_signer: SessionCookieSigner
     clock: Callable[[], datetime] = utc_now

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
+from litestar.testing import TestClient
 
 from tow_http.session_cookie import SessionCookieSigner
 
@@ -73,10 +76,10 @@ def test_login_errors_are_generic_and_the_session_id_rotates(app_client):
     assert relogin.cookies[COOKIE] != first_cookie
 
 
-def test_login_is_throttled_per_account_with_retry_after(app_client):
+def test_login_is_throttled_per_account_and_address_with_retry_after(app_client):
     client = app_client()
     bootstrap(client)
-    attacker = app_client()
+    attacker = app_client()  # the same address ("testclient") as the owner's
     for _ in range(5):
         assert attacker.post("/api/auth/login", json={"email": FIRST["email"], "password": "guess guess"}).status_code == 401
     throttled = attacker.post("/api/auth/login", json={"email": FIRST["email"], "password": FIRST["password"]})
@@ -93,6 +96,61 @@ def test_login_is_throttled_per_client_ip_across_accounts(app_client):
         attacker.post("/api/auth/login", json={"email": f"user{n}@example.com", "password": "guess guess"})
     throttled = attacker.post("/api/auth/login", json={"email": FIRST["email"], "password": FIRST["password"]})
     assert throttled.status_code == 429 and throttled.headers["retry-after"]
+
+
+class FromAddress:
+    """The app as reached from ``host``: Litestar's TestClient says every client is "testclient"."""
+
+    def __init__(self, app, host: str) -> None:
+        self.app, self.host = app, host
+
+    async def __call__(self, scope, receive, send):
+        await self.app({**scope, "client": (self.host, 50000)}, receive, send)
+
+
+def client_at(container, host: str) -> TestClient:
+    return TestClient(FromAddress(container.app(), host), base_url="http://127.0.0.1:8000",
+                      raise_server_exceptions=False)
+
+
+def login(client, email: str = FIRST["email"], password: str = "a wrong guess"):
+    return client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+def test_a_strangers_failures_from_many_addresses_never_lock_the_owner_out_of_their_usual_address(make_container):
+    container = make_container()
+    home = client_at(container, "198.51.100.7")
+    bootstrap(home)
+    assert login(home, password=FIRST["password"]).status_code == 200  # the owner's usual address
+    answers = [login(client_at(container, f"203.0.113.{n}")).status_code for n in range(1, 21) for _ in range(5)]
+    assert answers == [401] * 100  # 5 from each of 20 addresses: the per-account count is reached
+    stranger = client_at(container, "203.0.113.1")
+    own_address = login(stranger, password=FIRST["password"])
+    assert own_address.status_code == 429 and own_address.json()["error"]["code"] == "throttled"
+    hotel = login(client_at(container, "192.0.2.44"), password=FIRST["password"])  # the owner, never seen there
+    assert hotel.status_code == 429 and 1 <= int(hotel.headers["retry-after"]) <= 15 * 60
+    assert login(home, password=FIRST["password"]).status_code == 200
+    # The sign-in page follows the same rule: the usual address gets in, the stranger's does not.
+    for client, expected in ((home, 303), (stranger, 429)):
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+        page = client.post("/login", follow_redirects=False,
+                           data={"csrf_token": token, "email": FIRST["email"], "password": FIRST["password"]})
+        assert page.status_code == expected, page.text
+
+
+def test_throttled_sign_ins_never_reveal_whether_an_email_exists(make_container):
+    container = make_container()
+    bootstrap(client_at(container, "198.51.100.7"))
+    seen = {}
+    for email, address in (("ada@example.com", "203.0.113.1"), ("nobody@example.com", "203.0.113.2")):
+        stranger = client_at(container, address)
+        answers = [login(stranger, email) for _ in range(7)]
+        seen[email] = [(a.status_code, a.json()) for a in answers]
+        assert [a.status_code for a in answers] == [401] * 5 + [429] * 2
+        assert all(a.headers["retry-after"] for a in answers[5:])
+    assert seen["ada@example.com"] == seen["nobody@example.com"]
+    with container.engine().connect() as conn:  # each refused attempt before the limit counts, nothing more
+        assert conn.execute(sa.text("SELECT count(*) FROM login_failures")).scalar_one() == 10
 
 
 def test_logout_revokes_the_session_server_side(app_client):

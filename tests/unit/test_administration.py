@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.fakes import FakePasswordHasher, InMemoryDirectory, InMemoryLoginFailureLog
+from tests.fakes import FakePasswordHasher, InMemoryDirectory, InMemorySignInLog
 from tow_core import administration as adm
 from tow_core.access import Condition, OrgRole, Principal, ProjectRole, Scope, Visibility
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound
@@ -863,12 +863,12 @@ def test_fake_sessions_invites_and_hashers() -> None:
     d.mark_invite_used(invite.id, user.id, now)
     assert d.invite_by_token_hash("h").used_at == now and d.invite_used_by(invite.id) == user.id
 
-    log = InMemoryLoginFailureLog()
-    log.record("account", "a", now)
-    log.record("account", "a", now - timedelta(hours=1))
-    assert log.since("account", "a", now - timedelta(minutes=1)) == [now]
-    log.clear("account", "a")
-    assert log.since("account", "a", now - timedelta(days=1)) == []
+    log = InMemorySignInLog()  # the whole port's behaviour: tests/contract/test_sign_in_log.py
+    log.record_failure("a", "ip", now - timedelta(hours=1), forget_before=now - timedelta(days=1))
+    log.record_failure("a", "ip", now, forget_before=now - timedelta(days=1))
+    assert log.recent_failures(now - timedelta(minutes=1), limit=5, email="a") == [now]
+    log.clear_failures("a", "ip")
+    assert log.recent_failures(now - timedelta(days=1), limit=5, email="a") == []
 
     hasher, newer = FakePasswordHasher(), FakePasswordHasher(prefix="fake2$")
     stored = hasher.hash("correct horse")

@@ -58,7 +58,7 @@ def test_without_openai_api_key_ai_actions_answer_503_ai_not_configured():
                       exa_base_url="", exa_approved=True, approved_providers=())
     services = Services(
         settings=msgspec.convert({}, Settings), transaction=lambda: pytest.fail("no database here"),
-        login_failures=None, password_hasher=None, cookie_signer=SessionCookieSigner("k" * 40),
+        sign_in_log=None, password_hasher=None, cookie_signer=SessionCookieSigner("k" * 40),
         ai=AiServices(UnconfiguredReasoningModel(), None, UnconfiguredWebSearch(), InMemoryEgressLedger(), status),
     )
     app = create_app(services=services, schema_inspector=None, extra_routers=[Router(path="/api/probe", route_handlers=[reason])])

@@ -25,7 +25,7 @@ def boom() -> None:
 
 def app():
     services = Services(settings=msgspec.convert({}, Settings), transaction=lambda: pytest.fail("no database"),
-                        login_failures=None, password_hasher=None, cookie_signer=SessionCookieSigner("k" * 40))
+                        sign_in_log=None, password_hasher=None, cookie_signer=SessionCookieSigner("k" * 40))
     return create_app(services=services, schema_inspector=RaisingInspector(),
                       extra_routers=[Router(path="/api/test", route_handlers=[boom])])
 

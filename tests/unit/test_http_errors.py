@@ -43,7 +43,7 @@ def client_for(inspector: RaisingInspector | None = None, **runtime) -> TestClie
     services = Services(
         settings=msgspec.convert({"runtime": runtime}, Settings),
         transaction=lambda: pytest.fail("these routes touch no database"),
-        login_failures=None,
+        sign_in_log=None,
         password_hasher=None,
         cookie_signer=SessionCookieSigner("k" * 40),
     )

@@ -421,25 +421,55 @@ class PgDirectory(SqlStore):
                           now=now, u=user_id)
 
 
-class PgLoginFailureLog:
-    """Failed sign-ins, written in their own transaction (see LoginFailureLog)."""
+class PgSignInLog:
+    """The ``SignInLog`` port over ``login_failures`` and ``login_successes`` (migration 0012); each write
+    in its own transaction. Forgetting takes at most ``_FORGET_BATCH`` old rows per write and skips rows
+    another writer is deleting, so concurrent sign-ins never wait on (or deadlock over) the same old rows;
+    as every write forgets up to that many, the tables stay bounded by what still counts."""
+
+    _FORGET_BATCH = 100
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    def record(self, subject_kind: str, subject: str, now: datetime) -> None:
+    def record_failure(self, email: str, client_ip: str, now: datetime, *, forget_before: datetime) -> None:
         with self._engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO login_failures (subject_kind, subject, failed_at) VALUES (:k, :s, :now)"),
-                         {"k": subject_kind, "s": subject, "now": now})
+            conn.execute(sa.text("INSERT INTO login_failures (email, client_ip, failed_at) VALUES (:e, :ip, :now)"),
+                         {"e": email, "ip": client_ip, "now": now})
+            conn.execute(sa.text(
+                "DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures WHERE failed_at < :before "
+                "LIMIT :n FOR UPDATE SKIP LOCKED)"), {"before": forget_before, "n": self._FORGET_BATCH})
 
-    def since(self, subject_kind: str, subject: str, since: datetime) -> Sequence[datetime]:
+    def recent_failures(
+        self, since: datetime, *, limit: int, email: str | None = None, client_ip: str | None = None
+    ) -> Sequence[datetime]:
+        subjects = {name: value for name, value in (("email", email), ("client_ip", client_ip)) if value is not None}
+        where = " ".join(f"AND {name} = :{name}" for name in subjects)  # fixed names; each has its index
         with self._engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT failed_at FROM login_failures WHERE subject_kind = :k AND subject = :s AND failed_at > :since "
-                "ORDER BY failed_at DESC LIMIT 100"), {"k": subject_kind, "s": subject, "since": since}).all()
+            rows = conn.execute(sa.text(f"SELECT failed_at FROM login_failures WHERE failed_at > :since {where} "
+                                        "ORDER BY failed_at DESC LIMIT :n"),
+                                {"since": since, "n": limit, **subjects}).all()
         return [r[0] for r in rows]
 
-    def clear(self, subject_kind: str, subject: str) -> None:
+    def clear_failures(self, email: str, client_ip: str) -> None:
         with self._engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM login_failures WHERE subject_kind = :k AND subject = :s"),
-                         {"k": subject_kind, "s": subject})
+            conn.execute(sa.text("DELETE FROM login_failures WHERE email = :e AND client_ip = :ip"),
+                         {"e": email, "ip": client_ip})
+
+    def record_success(self, user_id: int, client_ip: str, now: datetime, *, forget_before: datetime) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO login_successes (user_id, client_ip, last_success_at) VALUES (:u, :ip, :now) "
+                "ON CONFLICT (user_id, client_ip) DO UPDATE "
+                "SET last_success_at = GREATEST(login_successes.last_success_at, EXCLUDED.last_success_at)"),
+                {"u": user_id, "ip": client_ip, "now": now})
+            conn.execute(sa.text(
+                "DELETE FROM login_successes WHERE (user_id, client_ip) IN (SELECT user_id, client_ip "
+                "FROM login_successes WHERE last_success_at < :before LIMIT :n FOR UPDATE SKIP LOCKED)"),
+                {"before": forget_before, "n": self._FORGET_BATCH})
+
+    def signed_in_from(self, user_id: int, client_ip: str, since: datetime) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT EXISTS (SELECT 1 FROM login_successes WHERE user_id = :u AND client_ip = :ip "
+                "AND last_success_at > :since)"), {"u": user_id, "ip": client_ip, "since": since}).scalar_one()

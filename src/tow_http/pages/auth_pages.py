@@ -93,7 +93,7 @@ def login_page(request: Request, db: NamedDependency[Db], next: str = "") -> Res
 def login_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
                  services: NamedDependency[Services]) -> Response:
     user = accounts.authenticate(
-        db.directory, services.login_failures, services.password_hasher, email=form.get("email"),
+        db.directory, services.sign_in_log, services.password_hasher, email=form.get("email"),
         password=form.get("password"), client_ip=client_ip(request), now=db.now)
     cookie = _start_session(services, db, user)
     return with_cookies(redirect(request, safe_next(form.get("next")) or _home_of(db, user.id)), [cookie])

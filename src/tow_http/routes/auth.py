@@ -126,8 +126,14 @@ def register(data: JSONBody[RegisterIn], db: NamedDependency[Db], services: Name
 @post(
     "/login",
     summary="Sign in",
-    description="Email + password. The error never says whether the email exists. After 5 failures for an "
-    "account or 20 from one client IP within 15 minutes, 429 with `Retry-After`. A new session id is issued.",
+    description="Email + password. The error never says whether the email exists. Failures are throttled "
+    "(429 with `Retry-After`, the seconds until a try is allowed again; refused before the password is checked) "
+    "when, within the last 15 minutes, there were 5 failures for this email from this client address, or 20 from "
+    "this address for any emails, or 100 for this email from all addresses together - the last limit does not "
+    "apply from an address that signed in to this account successfully within the last 30 days, so other "
+    "people's failures cannot lock you out of your usual address. Unknown emails are counted and throttled the "
+    "same way. An IPv6 client counts by its /64. A successful sign-in forgets this address's failures for this "
+    "account. A new session id is issued.",
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
@@ -137,7 +143,7 @@ def login(
 ) -> Response:
     user = accounts.authenticate(
         db.directory,
-        services.login_failures,
+        services.sign_in_log,
         services.password_hasher,
         email=data.email,
         password=data.password,

@@ -31,7 +31,7 @@ def test_sign_in_messages_wrong_password_and_throttling(new_page):
     expect(ada.locator("#login-form-error")).to_contain_text("email or password is wrong")
     expect(ada.get_by_label("Email")).to_have_value("ada@example.com")
 
-    for _ in range(5):  # five failures for one account, then 429
+    for _ in range(5):  # five failures for one account from this address, then 429
         ada.get_by_role("button", name="Sign in").click()
         ada.wait_for_timeout(100)
     expect(ada.locator("#login-form-error")).to_contain_text(re.compile(r"try again in \d+ seconds"))
