@@ -62,7 +62,7 @@ def needs_sign_in(signed_in: NamedDependency[SignedIn]) -> dict:
 @pytest.fixture
 def app_and_transactions():
     transactions = RecordingTransactions()
-    services = Services(settings=msgspec.convert({}, Settings), transaction=transactions, login_failures=None,
+    services = Services(settings=msgspec.convert({}, Settings), transaction=transactions, sign_in_log=None,
                         password_hasher=None, cookie_signer=SessionCookieSigner("k" * 40))
     app = create_app(services=services, schema_inspector=None,
                      extra_routers=[Router(path="/t", route_handlers=[uses_db, needs_sign_in])])
