@@ -1,13 +1,14 @@
-"""Per-request plumbing: the services the composition root hands to the app, one transaction per
-request, and the signed-in principal resolved from the session cookie on every request.
+"""Per-request plumbing: the services the composition root hands to the app, the caller named by the
+verified session cookie (no database needed to refuse a missing or forged one), and the request's unit
+of work — one transaction, with the principal loaded fresh in it, on the handler's own thread.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -134,13 +135,14 @@ def signed_in_on(stores: Stores, caller: Caller, now: datetime) -> SignedIn:
     return SignedIn(**_stores_of(stores), now=now, principal=principal, session=session)
 
 
-def authenticate(
-    request: Request, services: Services, directory: Directory, now: datetime
-) -> tuple[Session, Principal]:
-    """The caller's session and principal, loaded fresh from ``directory``, or 401. For routes that
-    must not hold a transaction open while they stream a body: they authenticate in short transactions."""
-    session, principal = resolve_session(directory, token_hash=caller_of(request, services).token_hash, now=now)
-    return session, principal
+@contextmanager
+def signed_in_transaction(request: Request, services: Services) -> Iterator[SignedIn]:
+    """A unit of work with the caller's principal, for handlers that stream a body and so must not hold a
+    connection meanwhile: they open short ones themselves, in a worker thread. The cookie is checked
+    before the connection is taken."""
+    caller = caller_of(request, services)
+    with services.transaction() as stores:
+        yield signed_in_on(stores, caller, services.clock())
 
 
 _UNIT_OF_WORK_PARAMETERS = ("signed_in", "db")

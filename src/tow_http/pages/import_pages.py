@@ -23,7 +23,7 @@ from tow_core import imports
 from tow_core.access import Principal
 from tow_core.errors import Conflict, InvalidInput, PayloadTooLarge
 from tow_core.imports import IMPORT_MAX_BYTES
-from tow_http.context import Services, SignedIn, authenticate, in_unit_of_work
+from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction
 from tow_http.errors import status_for
 from tow_http.pages.csrf import token_is_valid
 from tow_http.pages.upload_pages import file_after_token
@@ -75,10 +75,9 @@ async def import_upload(request: Request, services: NamedDependency[Services]) -
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
 
     def admin() -> tuple[Principal, str]:
-        with services.transaction() as stores:
-            _, principal = authenticate(request, services, stores.directory, services.clock())
-            _server_admin(principal)
-            return principal, _home(stores.directory.organisations_of(principal.user_id))
+        with signed_in_transaction(request, services) as signed_in:
+            _server_admin(signed_in.principal)
+            return signed_in.principal, _home(signed_in.directory.organisations_of(signed_in.principal.user_id))
 
     principal, home = await to_thread.run_sync(admin)
     declared = request.headers.get("content-length", "")
@@ -94,10 +93,9 @@ async def import_upload(request: Request, services: NamedDependency[Services]) -
         _spool(chunks, file, limit)
 
     def restore(file: BinaryIO) -> imports.ImportReport:
-        with services.transaction() as stores:
-            _, fresh = authenticate(request, services, stores.directory, services.clock())  # revoked meanwhile
-            return imports.import_organisation(stores.directory, stores.organisation_import, fresh, file=file,
-                                               upload_store=services.upload_store, images=services.images)
+        with signed_in_transaction(request, services) as fresh:  # revoked meanwhile: 401
+            return imports.import_organisation(fresh.directory, fresh.organisation_import, fresh.principal,
+                                               file=file, upload_store=services.upload_store, images=services.images)
 
     with tempfile.TemporaryFile(prefix="tow-import-") as file:
         await to_thread.run_sync(receive, file)

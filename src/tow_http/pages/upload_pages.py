@@ -22,7 +22,7 @@ from tow_core.access import Principal, can_write_scope
 from tow_core.attachments import UploadDesk
 from tow_core.errors import AccessDenied, InvalidInput
 from tow_core.records import DisplayId
-from tow_http.context import Services, SignedIn, Stores, authenticate, in_unit_of_work
+from tow_http.context import Services, SignedIn, Stores, in_unit_of_work, signed_in_transaction
 from tow_http.pages.csrf import FIELD, token_is_valid
 from tow_http.pages.web import Form, redirect
 from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, desk, pull_body, upload_services
@@ -97,10 +97,9 @@ async def store_form_file(request: Request, services: Services, org_id: int, *, 
         raise InvalidInput(f"send the {noun} with the page's form", field=FILE_FIELD)
 
     def checked_caller() -> Principal:
-        with services.transaction() as stores:
-            _, principal = authenticate(request, services, stores.directory, services.clock())
-            check(stores, principal)
-            return principal
+        with signed_in_transaction(request, services) as signed_in:
+            check(signed_in, signed_in.principal)
+            return signed_in.principal
 
     def receive(principal: Principal) -> tuple[str, attachments.ReceivedFile]:
         body = pull_body(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
@@ -111,10 +110,9 @@ async def store_form_file(request: Request, services: Services, org_id: int, *, 
 
     def record_and_keep(name: str, received: attachments.ReceivedFile) -> None:
         try:
-            with services.transaction() as stores:
-                now = services.clock()
-                _, fresh = authenticate(request, services, stores.directory, now)  # revoked meanwhile: 401
-                keep(UploadDesk(fresh, stores.uploads, store, stores.records, stores.directory, now), name, received)
+            with signed_in_transaction(request, services) as fresh:  # revoked meanwhile: 401
+                keep(UploadDesk(fresh.principal, fresh.uploads, store, fresh.records, fresh.directory, fresh.now),
+                     name, received)
         except BaseException:
             store.delete(received.stored.storage_name)  # not committed: no row names it
             raise

@@ -22,7 +22,7 @@ from tow_core.errors import AccessDenied, NotFound, PayloadTooLarge
 from tow_core.exports import ExportRequest
 from tow_core.imports import IMPORT_MAX_BYTES
 from tow_core.jobs import JobStatus
-from tow_http.context import Services, SignedIn, Stores, authenticate, caller_of, in_unit_of_work
+from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction
 from tow_http.shapes import Strict
 
 _CHUNK_BYTES = 64 * 1024
@@ -146,23 +146,21 @@ def download_export(export_id: int, signed_in: NamedDependency[SignedIn],
 async def import_organisation(request: Request, services: NamedDependency[Services]) -> ImportOut:
     # No transaction while the body arrives: a slow client must not hold a pooled connection. The caller
     # is checked in a short transaction before a byte is read, and again in the one that imports.
-    def admin_principal(stores: Stores) -> Principal:
-        _, principal = authenticate(request, services, stores.directory, services.clock())
-        if not is_server_admin(principal):
+    def admin(signed_in: SignedIn) -> Principal:
+        if not is_server_admin(signed_in.principal):
             raise AccessDenied("only server admins import organisations")
-        return principal
+        return signed_in.principal
 
     def check_caller() -> None:
-        with services.transaction() as stores:
-            admin_principal(stores)
+        with signed_in_transaction(request, services) as signed_in:
+            admin(signed_in)
 
     def restore(file: BinaryIO) -> imports.ImportReport:
-        with services.transaction() as stores:
+        with signed_in_transaction(request, services) as signed_in:
             return imports.import_organisation(
-                stores.directory, stores.organisation_import, admin_principal(stores), file=file,
+                signed_in.directory, signed_in.organisation_import, admin(signed_in), file=file,
                 upload_store=services.upload_store, images=services.images)
 
-    caller_of(request, services)  # no valid cookie: 401 without a connection
     await to_thread.run_sync(check_caller)
     # The import streams the file (more than once), so the body is spooled to a temporary file.
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES) as file:

@@ -28,7 +28,7 @@ from tow_core.attachments import UploadDesk
 from tow_core.errors import InvalidInput, NotConfigured, NotFound, PayloadTooLarge
 from tow_core.records import DisplayId
 from tow_core.uploads import RasterImageInspector, Upload, UploadPurpose, UploadStore
-from tow_http.context import Services, SignedIn, authenticate, in_unit_of_work
+from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction
 from tow_http.downloads import download_response, head_response
 from tow_http.shapes import Strict
 
@@ -172,11 +172,9 @@ async def create_upload(org_id: int, request: Request, services: NamedDependency
 
     def record(name: str, received: attachments.ReceivedFile) -> Upload:
         try:
-            with services.transaction() as stores:
-                now = services.clock()
-                _, fresh = authenticate(request, services, stores.directory, now)
-                desk = UploadDesk(fresh, stores.uploads, store, stores.records, stores.directory, now)
-                return attachments.record_upload(desk, org_id=org_id, received=received, original_name=name)
+            with signed_in_transaction(request, services) as fresh:  # revoked meanwhile: 401
+                return attachments.record_upload(desk(fresh, services), org_id=org_id, received=received,
+                                                 original_name=name)
         except BaseException:
             store.delete(received.stored.storage_name)  # not committed: no row names it
             raise
@@ -188,8 +186,8 @@ async def create_upload(org_id: int, request: Request, services: NamedDependency
 
 
 def _principal(request: Request, services: Services) -> Principal:
-    with services.transaction() as stores:
-        return authenticate(request, services, stores.directory, services.clock())[1]
+    with signed_in_transaction(request, services) as signed_in:
+        return signed_in.principal
 
 
 @get("/uploads/{upload_id:int}", summary="An upload's metadata",
