@@ -24,6 +24,11 @@ class InvalidInput(TowError):
     code = "invalid_input"
 
 
+class MalformedInput(InvalidInput):
+    """The request could not be read as input at all — nested too deep, a NUL character in text — as opposed
+    to a readable value the rules refuse; ``field`` says where."""
+
+
 class NotAuthenticated(TowError):
     code = "not_authenticated"
 

@@ -30,6 +30,7 @@ log = logging.getLogger("tow.http")
 
 # Most specific class first: the first isinstance match wins.
 STATUS_FOR_ERROR: tuple[tuple[type[core.TowError], int], ...] = (
+    (core.MalformedInput, HTTP_400_BAD_REQUEST),  # like Litestar's own decoding errors
     (core.InvalidInput, HTTP_422_UNPROCESSABLE_ENTITY),
     (core.NotAuthenticated, HTTP_401_UNAUTHORIZED),
     (core.AccessDenied, HTTP_403_FORBIDDEN),

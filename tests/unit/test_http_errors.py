@@ -58,6 +58,7 @@ def client_for(inspector: RaisingInspector | None = None, **runtime) -> TestClie
 @pytest.mark.parametrize(
     ("error", "status", "code", "retry_after"),
     [
+        pytest.param(core.MalformedInput("nul", field="title"), 400, "invalid_input", None, id="malformed-input-400"),
         pytest.param(core.InvalidInput("bad", field="title"), 422, "invalid_input", None, id="invalid-input-422"),
         pytest.param(core.NotAuthenticated("sign in"), 401, "not_authenticated", None, id="not-authenticated-401"),
         pytest.param(core.AccessDenied("no"), 403, "forbidden", None, id="access-denied-403"),
