@@ -15,6 +15,7 @@ from tow_core.readiness import SchemaInspector
 from tow_http.context import Services, provide_caller
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
+from tow_http.input_guard import GuardedRequest, InputGuardMiddleware
 from tow_http.pages import SERVICES_STATE_KEY, pages_router, static_router, template_config
 from tow_http.routes.access import access_router, server_admins_router
 from tow_http.routes.ai import ai_router
@@ -58,7 +59,8 @@ def create_app(
             # No request-wide transaction: handlers run in one (tow_http.context.in_unit_of_work).
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
-        middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services)],
+        middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services), InputGuardMiddleware],
+        request_class=GuardedRequest,  # deep JSON, NUL and huge integers refused before decoding reaches a handler
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=template_config(),
         state=State({SERVICES_STATE_KEY: services}),

@@ -109,6 +109,10 @@ def test_hostile_names_over_http_in_query_header_and_form(http_world: World):
         else:
             response = world.ada.post(url, files={"file": (name, b"f")})
         HOSTILE_STATS["names"] += 1
+        if "\x00" in name and how != "form":  # text with NUL is refused at the edge (tow_http.input_guard)
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["field"] == {"query": "filename", "header": "x-filename"}[how]
+            return
         assert response.status_code == 201, response.text
         kept = response.json()["name"]
         assert_safe(kept)
