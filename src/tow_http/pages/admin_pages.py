@@ -18,6 +18,8 @@ from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.pages.image_pages import managed_project_ids, member_avatars
 from tow_http.pages.web import Form, page, redirect, shell_for
 
+MAX_INVITE_HOURS = accounts.InvitePolicy().max_lifetime // timedelta(hours=1)
+
 SETTINGS = "/o/{org_id:int}/settings"
 
 
@@ -88,7 +90,7 @@ def create_invite(request: Request, org_id: int, form: NamedDependency[Form], si
                   services: NamedDependency[Services]) -> Response:
     """Shows the invite link once, in the page that asked for it: only its hash is stored."""
     token = services.cookie_signer.new_token()
-    hours = form.integer("expires_in_hours", "expiry in hours") or 7 * 24
+    hours = form.integer("expires_in_hours", "expiry in hours", minimum=1, maximum=MAX_INVITE_HOURS) or 7 * 24
     email = form.get("email").strip() or None
     role = _org_role(form.get("role", "member"))
     invite = accounts.create_invite(

@@ -28,6 +28,7 @@ from tow_core.identity import Organisation, Project, User
 from tow_core.uploads import UploadPurpose
 from tow_http.context import Services, SignedIn, session_token
 from tow_http.errors import status_for
+from tow_http.input_guard import BIGINT_MAX, BIGINT_MIN
 from tow_http.pages.csrf import FIELD, form_token, token_is_valid
 from tow_http.pages.markdown import render_markdown
 
@@ -175,14 +176,20 @@ class Form:
             raise core.InvalidInput(f"{label or name.replace('_', ' ')} is required", field=name)
         return value
 
-    def integer(self, name: str, label: str | None = None) -> int | None:
+    def integer(self, name: str, label: str | None = None, *, minimum: int = BIGINT_MIN,
+                maximum: int = BIGINT_MAX) -> int | None:
+        """The field as a whole number from ``minimum`` to ``maximum`` (by default what a bigint column holds)."""
         value = self.get(name).strip()
         if not value:
             return None
+        label = label or name.replace("_", " ")
         try:
-            return int(value)
+            number = int(value)
         except ValueError as exc:
-            raise core.InvalidInput(f"{label or name.replace('_', ' ')} must be a whole number", field=name) from exc
+            raise core.InvalidInput(f"{label} must be a whole number", field=name) from exc
+        if not minimum <= number <= maximum:
+            raise core.InvalidInput(f"{label} must be from {minimum} to {maximum}", field=name)
+        return number
 
 
 async def provide_form(request: Request, services: NamedDependency[Services]) -> Form:

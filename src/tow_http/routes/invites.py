@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
 import msgspec
 from litestar import Router, delete, get, post
@@ -16,11 +17,14 @@ from tow_core.identity import Invite
 from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.shapes import MeOut, Strict, me_out
 
+# Bounded here, not only by the core's policy: a larger number overflows the date arithmetic before it.
+MAX_INVITE_HOURS = accounts.InvitePolicy().max_lifetime // timedelta(hours=1)
+
 
 class InviteIn(Strict):
     role: OrgRole = OrgRole.MEMBER
     email: str | None = None
-    expires_in_hours: int = msgspec.field(default=7 * 24)
+    expires_in_hours: Annotated[int, msgspec.Meta(ge=1, le=MAX_INVITE_HOURS)] = 7 * 24
 
 
 class InviteOut(msgspec.Struct):
