@@ -36,6 +36,8 @@ def _raise_stop_requested(signum: int, _frame: object) -> None:
 def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
     import uvicorn
 
+    from tow_http.http_protocol import EnvelopeH11Protocol
+
     # uvicorn shuts down gracefully on these signals, then re-raises them to the handlers it found;
     # ours unwinds the stack instead of dying on the spot, so that `finally` blocks run.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -66,6 +68,7 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
                 forwarded_allow_ips=list(runtime.trusted_proxy_cidrs) or None,
                 server_header=False,
                 timeout_graceful_shutdown=runtime.shutdown_grace_seconds,
+                http=EnvelopeH11Protocol,  # requests h11 cannot parse get the JSON error envelope too
             )
         except _StopRequested as stop:
             print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)
