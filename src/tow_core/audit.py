@@ -46,6 +46,7 @@ class AuditAction(StrEnum):
     UPLOAD_DELETED = "upload.deleted"
     EXPORT_REQUESTED = "export.requested"
     EXPORT_DOWNLOADED = "export.downloaded"
+    EXPORT_DOWNLOAD_REFUSED = "export.download_refused"  # the requester's access shrank since the export
     ORGANISATION_IMPORTED = "organisation.imported"
 
 

@@ -7,11 +7,17 @@ Rules:
   projects, grants and every non-private record with its history, memory diffs and attachments;
 - an export runs as a background job and streams to a file (``write_document``: one item at a time,
   never the whole document in memory), renamed into place only when complete;
-- only the requester lists or downloads it — anyone else gets "not found" — and only while they still
-  hold the access the export needed (a member removed from the organisation, or an admin demoted,
-  can no longer download what they exported before);
+- only the requester lists or downloads it — anyone else gets "not found" — and only while they could
+  still read everything it holds (SPEC §2 "immediate revocation", exports included). The file records
+  the scopes of every row it holds (``ExportRequest.scopes``), read in the same snapshot as its content;
+  each download checks every one of them with the one read policy (``can_read_scope``) against the
+  principal loaded for that request. A requester removed from the organisation or deactivated, an
+  admin demoted (organisation export), or one who left a group, lost a project grant (direct or via a
+  group) or whose open project became restricted — so that any scope the file holds is no longer
+  readable — is refused (``Refusal``, "not found" with the reason, and audited); access that grew
+  changes nothing. Their own exports stay listed, with the reason instead of a download link;
 - it is deleted, file and row, ``retention_hours`` after it completed (``sweep_expired``);
-- requests and downloads are written to the audit log in the same transaction.
+- requests, downloads and refused downloads are written to the audit log in the same transaction.
 
 The file format is documented in docs/export-format.md; ``FORMAT`` and ``VERSION`` head every file.
 """
@@ -27,7 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, BinaryIO, Protocol, TextIO
 
-from tow_core.access import Principal, can_administer_org
+from tow_core.access import Principal, ProjectAccess, Scope, ScopeKind, can_administer_org, can_read_scope
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from tow_core.identity import Directory
@@ -58,10 +64,59 @@ class ExportRequest:
     completed_at: datetime | None
     expires_at: datetime
     include_attachment_contents: bool = False
+    # The scope of every record and memory diff the file holds, read in the file's own snapshot; None
+    # until the file is written (and for files written before TOW recorded them).
+    scopes: frozenset[Scope] | None = None
 
     @property
     def download_name(self) -> str:
         return f"tow-{self.kind.value}-export-{self.organisation_id}-{self.id}.json"
+
+    def refusal(self, principal: Principal, projects: Mapping[int, ProjectAccess]) -> Refusal | None:
+        """Why its requester may no longer download it, or None while they may. ``projects``: the
+        organisation's projects by id, as they are now (visibility included)."""
+        org_id = self.organisation_id
+        if not principal.is_active or org_id not in principal.org_roles:
+            return Refusal.LEFT_ORGANISATION
+        if self.kind is ExportKind.ORGANISATION and not can_administer_org(principal, org_id):
+            return Refusal.NO_LONGER_MANAGER
+        if self.file_name is None:  # nothing written yet: the file will record what it holds
+            return None
+        if self.scopes is None:
+            return Refusal.NOT_RECORDED
+        if not all(_still_reads(principal, scope, projects) for scope in self.scopes):
+            return Refusal.ACCESS_SHRANK
+        return None
+
+
+class Refusal(StrEnum):
+    """Why an export's requester may no longer download it; the value is what the audit log records."""
+
+    LEFT_ORGANISATION = "left_organisation"
+    NO_LONGER_MANAGER = "no_longer_owner_or_admin"
+    ACCESS_SHRANK = "access_shrank"
+    NOT_RECORDED = "access_not_recorded"
+
+    @property
+    def message(self) -> str:
+        return f"{_REFUSAL_REASONS[self]}; request a new one"
+
+
+_REFUSAL_REASONS = {
+    Refusal.LEFT_ORGANISATION: "you are no longer a member of this organisation",
+    Refusal.NO_LONGER_MANAGER: "an organisation export is for its owners and admins, and you no longer are one",
+    Refusal.ACCESS_SHRANK: "your access changed since this export was made: it holds records you can no longer "
+                           "read",
+    Refusal.NOT_RECORDED: "this export was made before TOW recorded what each export holds, so it cannot show "
+                          "that you may still read all of it",
+}
+
+
+def _still_reads(principal: Principal, scope: Scope, projects: Mapping[int, ProjectAccess]) -> bool:
+    if scope.kind is not ScopeKind.PROJECT:
+        return can_read_scope(principal, scope)
+    project = projects.get(scope.ref_id)
+    return project is not None and can_read_scope(principal, scope, project)
 
 
 class ExportStore(Protocol):
@@ -72,8 +127,8 @@ class ExportStore(Protocol):
     def get(self, export_id: int) -> ExportRequest | None: ...
     def by_job(self, job_id: int) -> ExportRequest | None: ...
     def of_requester(self, user_id: int, *, limit: int) -> list[ExportRequest]: ...
-    def mark_ready(self, export_id: int, *, file_name: str, size_bytes: int, now: datetime,
-                   expires_at: datetime) -> None: ...
+    def mark_ready(self, export_id: int, *, file_name: str, size_bytes: int, scopes: frozenset[Scope],
+                   now: datetime, expires_at: datetime) -> None: ...
     def expired(self, now: datetime, *, limit: int) -> list[ExportRequest]: ...
     def delete(self, export_id: int) -> None: ...
 
@@ -95,6 +150,16 @@ class ExportSource(Protocol):
 
     def header(self, request: ExportRequest) -> Mapping[str, Any]: ...
     def sections(self, request: ExportRequest) -> Iterator[Section]: ...
+    def scopes(self, request: ExportRequest) -> frozenset[Scope]:
+        """The scope of every record and memory diff ``sections`` yields (the same rows)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenExport:
+    file_name: str
+    size_bytes: int
+    scopes: frozenset[Scope]  # read in the same snapshot as the content
 
 
 # --- requesting, listing, downloading --------------------------------------------------------------
@@ -128,34 +193,60 @@ def parse_kind(value: str) -> ExportKind:
         raise InvalidInput("kind must be member or organisation", field="kind") from exc
 
 
-def still_entitled(principal: Principal, request: ExportRequest) -> bool:
-    """The requester still holds the access the export needed."""
-    if not principal.is_active or request.organisation_id not in principal.org_roles:
-        return False
-    return request.kind is ExportKind.MEMBER or can_administer_org(principal, request.organisation_id)
+@dataclass(frozen=True, slots=True)
+class OwnExport:
+    """One of the caller's exports, and why they may no longer download it (None while they may)."""
+
+    request: ExportRequest
+    refusal: Refusal | None
 
 
-def own_export(exports: ExportStore, principal: Principal, export_id: int) -> ExportRequest:
-    """The caller's own export; anyone else's, or one they are no longer entitled to, is not found."""
+def _projects(directory: Directory, org_id: int) -> dict[int, ProjectAccess]:
+    return {p.id: p.access for p in directory.projects(org_id)}
+
+
+def own_export(directory: Directory, exports: ExportStore, principal: Principal, export_id: int) -> OwnExport:
+    """The caller's own export; anyone else's is not found."""
     request = exports.get(export_id)
-    if request is None or request.requested_by != principal.user_id or not still_entitled(principal, request):
+    if request is None or request.requested_by != principal.user_id:
         raise NotFound("export not found")
-    return request
+    return OwnExport(request, request.refusal(principal, _projects(directory, request.organisation_id)))
 
 
-def list_own_exports(exports: ExportStore, principal: Principal, *, limit: int = 100) -> list[ExportRequest]:
-    return exports.of_requester(principal.user_id, limit=limit)
+def list_own_exports(directory: Directory, exports: ExportStore, principal: Principal, *, limit: int = 100
+                     ) -> list[OwnExport]:
+    requests = exports.of_requester(principal.user_id, limit=limit)
+    projects = {org_id: _projects(directory, org_id) for org_id in {r.organisation_id for r in requests}}
+    return [OwnExport(r, r.refusal(principal, projects[r.organisation_id])) for r in requests]
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A download the caller may make, or the error it is refused with. The refusal is returned, not
+    raised, so that its audit entry commits with the caller's transaction."""
+
+    request: ExportRequest
+    refused: NotFound | None = None
 
 
 def export_for_download(directory: Directory, exports: ExportStore, principal: Principal, *,
-                        export_id: int) -> ExportRequest:
-    """The caller's completed export, with the download audited in the same transaction."""
-    request = own_export(exports, principal, export_id)
+                        export_id: int) -> Download:
+    """The caller's completed export, with the download — or its refusal — audited in the same transaction."""
+    own = own_export(directory, exports, principal, export_id)
+    request = own.request
+    if own.refusal is not None:
+        _audit(directory, principal, request, AuditAction.EXPORT_DOWNLOAD_REFUSED, reason=own.refusal.value)
+        return Download(request, NotFound(f"export {request.id}: {own.refusal.message}"))
     if request.status is not JobStatus.COMPLETED or request.file_name is None:
         raise Conflict(f"export {export_id} is {request.status.value}, not ready for download")
-    directory.audit(AuditEntry(request.organisation_id, principal.user_id, AuditAction.EXPORT_DOWNLOADED,
-                               f"export:{request.id}", {"kind": request.kind.value, "size_bytes": request.size_bytes}))
-    return request
+    _audit(directory, principal, request, AuditAction.EXPORT_DOWNLOADED, size_bytes=request.size_bytes)
+    return Download(request)
+
+
+def _audit(directory: Directory, principal: Principal, request: ExportRequest, action: AuditAction,
+           **details: Any) -> None:
+    directory.audit(AuditEntry(request.organisation_id, principal.user_id, action, f"export:{request.id}",
+                               {"kind": request.kind.value, **details}))
 
 
 # --- producing and expiring -----------------------------------------------------------------------
@@ -191,13 +282,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def produce_export(request: ExportRequest, source: ExportSource, files: ExportFiles) -> tuple[str, int]:
-    """Stream the export to a new file; returns its name and size."""
+def produce_export(request: ExportRequest, source: ExportSource, files: ExportFiles) -> WrittenExport:
+    """Stream the export to a new file; returns its name, size and the scopes of what it holds."""
     name = new_file_name(request)
+    scopes = source.scopes(request)
     with files.writing(name) as out:
         write_document({"format": FORMAT, "version": VERSION, **source.header(request)},
                        source.sections(request), out)
-    return name, files.size(name)
+    return WrittenExport(name, files.size(name), scopes)
 
 
 def sweep_expired(exports: ExportStore, files: ExportFiles, *, now: datetime, limit: int = 500) -> int:

@@ -5,7 +5,13 @@ Rules:
   SQL; a record the caller cannot read is "not found" (404), never "forbidden".
 - Writes are decided by the pure policy (``can_write_scope``) on the record's scope. Moving a record
   to another scope needs write access to both the old and the new scope. A scope names objects of
-  the record's organisation only: a group, project or user elsewhere is "not found".
+  the record's organisation only: a group, project or user elsewhere is "not found", an organisation
+  scope whose id is not the record's organisation is refused (422, ``scope_id``).
+- Fields naming ids (``records.Names``) are checked for every id a create or update adds: a person
+  field (a risk's ``owner_id``, a ticket's ``assignee_id``) names a member of the organisation (422
+  naming the field); each of a memory item's ``source_references`` is a record the writer can read in
+  the organisation (422 naming the field, the same answer for one that does not exist, so nothing is
+  learned). Ids kept from before are not checked again (a former member may stay a risk's owner).
 - Tickets are numbered with their project's key (``APP-42``) or ``TKT`` outside projects; every other
   type with its fixed prefix. Numbers are per organisation and gap-free.
 - Updates carry the version the editor loaded; a stale version is a Conflict naming the current one,
@@ -34,9 +40,11 @@ from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, InvalidInput, NotFound
 from tow_core.identity import Directory
 from tow_core.records import (
+    FIELD_SPECS,
     PREFIXES,
     TICKET_PREFIX,
     DisplayId,
+    Names,
     NewRecord,
     Page,
     Record,
@@ -102,6 +110,9 @@ def resolve_scope(ws: Workspace, kind: str, ref: int | None) -> tuple[Scope, Pro
     except ValueError as exc:
         raise InvalidInput("scope must be organisation, group, project or user", field="scope") from exc
     if scope_kind is ScopeKind.ORGANISATION:
+        if ref is not None and ref != ws.org_id:
+            raise InvalidInput(f"an organisation scope's id must be this organisation's ({ws.org_id}), or left out",
+                               field="scope_id")
         return Scope.organisation(ws.org_id), None
     if ref is None:
         raise InvalidInput(f"a {scope_kind.value} scope needs its id", field="scope_id")
@@ -126,6 +137,36 @@ def project_access_of(ws: Workspace, scope: Scope) -> ProjectAccess | None:
         return None
     project = ws.directory.project(scope.ref_id)
     return project.access if project is not None else None
+
+
+def check_named_ids(ws: Workspace, record_type: RecordType, fields: Mapping[str, Any],
+                    previous: Mapping[str, Any]) -> None:
+    """Every id that ``fields`` (all or some of a record's fields) adds to ``previous`` names what its
+    field says (``records.Names``) — else InvalidInput naming the field."""
+    for name, spec in FIELD_SPECS[record_type].items():
+        if spec.names is Names.MEMBER:
+            _check_member(ws, name, fields.get(name), previous.get(name))
+        elif spec.names is Names.READABLE_RECORDS:
+            _check_readable(ws, name, fields.get(name) or (), previous.get(name) or ())
+
+
+def _check_member(ws: Workspace, name: str, user_id: Any, before: Any) -> None:
+    if user_id is None or user_id == before:
+        return
+    if not any(m.user_id == user_id for m in ws.directory.members(ws.org_id)):
+        raise InvalidInput(f"{name} must name a member of the organisation", field=name)
+
+
+def _check_readable(ws: Workspace, name: str, display_ids: Any, before: Any) -> None:
+    kept = {str(DisplayId.parse(d)) for d in before}
+    for text in display_ids:
+        display_id = DisplayId.parse(text)
+        if str(display_id) in kept:
+            continue
+        # One answer for a record that does not exist and one the writer cannot read (SPEC §2).
+        if ws.records.readable_by_display_id(ws.principal.user_id, ws.org_id, display_id) is None:
+            raise InvalidInput(f"{name}: {display_id} is not a record you can read in this organisation",
+                               field=name)
 
 
 def _require_write(ws: Workspace, scope: Scope, project: ProjectAccess | None, what: str) -> None:
@@ -166,6 +207,7 @@ def create_record(
         author_id=ws.principal.user_id,
         fields=validated_fields(record_type, fields or {}),
     )
+    check_named_ids(ws, record_type, new.fields, {})
     record = ws.records.add(new, ws.records.allocate_number(ws.org_id, new.prefix))
     ws.records.set_references(ws.org_id, record.id, references_in(record.title, record.body))
     if ws.history is not None:
@@ -218,6 +260,7 @@ def update_record(ws: Workspace, display_id: DisplayId, *, expected_version: int
         updated = replace(updated, body=clean_text(change.body, "body", max_length=MAX_BODY))
     if change.fields is not None:
         updated = replace(updated, fields=validated_fields(locked.type, change.fields, locked.fields))
+        check_named_ids(ws, locked.type, updated.fields, locked.fields)
     activating = locked.type is RecordType.SNAPSHOT and change.status == "active" and locked.status != "active"
     # One active snapshot per (snapshot type, scope): activating one, or moving/retyping an active one,
     # supersedes the active one it would otherwise sit beside.

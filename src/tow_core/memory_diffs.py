@@ -13,6 +13,9 @@ Rules:
 - Proposing needs write access to the diff's scope. Every item the diff names (targets and a supersede's
   replacement) must be a memory item the proposer can read (else "not found"), active, and at the
   version the proposal names (else Conflict): a proposal is always based on what its author saw.
+- Every record an operation newly cites in ``source_references`` must be one the proposer can read in
+  the organisation — and, since approval writes the items as the reviewer, one the reviewer can read
+  too (``knowledge.check_named_ids``: 422 naming the field, the same for a record that does not exist).
 - A diff is readable exactly when its scope is readable (the store filters with the one visibility
   predicate); otherwise it is "not found". Operations on items the caller cannot read are shown without
   any detail (``visible_operation``).
@@ -50,6 +53,7 @@ from tow_core.knowledge import (
     MAX_TITLE,
     RecordChange,
     Workspace,
+    check_named_ids,
     clean_text,
     create_record,
     project_access_of,
@@ -370,6 +374,7 @@ def propose_diff(
     items = _readable_items(ws, checked)
     for op in checked:
         _check_against_current(op, items)
+        _check_citations(ws, op, items)
     diff = desk.diffs.add(NewMemoryDiff(
         ws.org_id, scope, DiffSource(source), source_id,
         clean_text(rationale, "rationale", max_length=MAX_RATIONALE), ws.principal.user_id, checked,
@@ -394,6 +399,13 @@ def _check_against_current(op: Operation, items: Mapping[DisplayId, Record]) -> 
         raise Conflict(f"{reason}: reload and propose again", field="base_version")
     if isinstance(op, UpdateItem) and op.fields:
         validated_fields(RecordType.MEMORY, op.fields, items[op.target.display_id].fields)
+
+
+def _check_citations(ws: Workspace, op: Operation, items: Mapping[DisplayId, Record]) -> None:
+    if isinstance(op, CreateItem):
+        check_named_ids(ws, RecordType.MEMORY, op.fields or {}, {})
+    elif isinstance(op, UpdateItem) and op.fields:
+        check_named_ids(ws, RecordType.MEMORY, op.fields, items[op.target.display_id].fields)
 
 
 def get_diff(desk: MemoryDesk, diff_id: int) -> DiffView:

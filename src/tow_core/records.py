@@ -205,11 +205,20 @@ def _fail(name: str) -> Any:
     raise InvalidInput(f"{name} must be a list of display IDs", field=name)
 
 
+class Names(StrEnum):
+    """What a field's ids must name (SPEC §2 "every ID is checked"); ``knowledge`` checks each id a write
+    adds, where it can see the organisation and the writer."""
+
+    MEMBER = "member"  # a user id: a member of the record's organisation
+    READABLE_RECORDS = "readable_records"  # display IDs: each a record the writer can read there
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     check: Callable[[str, Any], Any]
     default: Any = None
     required: bool = False
+    names: Names | None = None
 
 
 FIELD_SPECS: Mapping[RecordType, Mapping[str, FieldSpec]] = MappingProxyType({
@@ -218,7 +227,7 @@ FIELD_SPECS: Mapping[RecordType, Mapping[str, FieldSpec]] = MappingProxyType({
         "confidence": FieldSpec(_number(0, 1, integer=False), 1.0),
         "importance": FieldSpec(_number(1, 5, integer=True), 3),
         "tags": FieldSpec(_labels, ()),
-        "source_references": FieldSpec(_display_ids, ()),
+        "source_references": FieldSpec(_display_ids, (), names=Names.READABLE_RECORDS),
         "valid_from": FieldSpec(_optional(_iso_datetime)),
         "valid_until": FieldSpec(_optional(_iso_datetime)),
         "superseded_by": FieldSpec(_optional(_text(40))),
@@ -230,7 +239,7 @@ FIELD_SPECS: Mapping[RecordType, Mapping[str, FieldSpec]] = MappingProxyType({
     RecordType.TICKET: MappingProxyType({
         "ticket_type": FieldSpec(_choice(TICKET_TYPES), "task"),
         "priority": FieldSpec(_number(1, 4, integer=True), 3),
-        "assignee_id": FieldSpec(_optional(_user_id)),
+        "assignee_id": FieldSpec(_optional(_user_id), names=Names.MEMBER),
         "labels": FieldSpec(_labels, ()),
         "due_date": FieldSpec(_optional(_iso_date)),
         "parent_id": FieldSpec(_optional(_user_id)),
@@ -245,7 +254,7 @@ FIELD_SPECS: Mapping[RecordType, Mapping[str, FieldSpec]] = MappingProxyType({
         "severity": FieldSpec(_number(1, 5, integer=True), 3),
         "likelihood": FieldSpec(_number(1, 5, integer=True), 3),
         "mitigation": FieldSpec(_text(), ""),
-        "owner_id": FieldSpec(_optional(_user_id)),
+        "owner_id": FieldSpec(_optional(_user_id), names=Names.MEMBER),
     }),
     RecordType.SNAPSHOT: MappingProxyType({
         "snapshot_type": FieldSpec(_choice(SNAPSHOT_TYPES), required=True),

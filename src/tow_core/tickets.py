@@ -14,7 +14,8 @@ Rules:
   be deleted (by writers of the ticket it is viewed from), only when the caller can read its other end.
   ``relates_to`` is symmetric: A relates_to B is the same link as B relates_to A.
 - ``fields.parent_id`` names a ticket of the same organisation the caller can read (else 404), never the
-  ticket itself nor one of its sub-tickets (422); ``assignee_id`` names a member of the organisation (422).
+  ticket itself nor one of its sub-tickets (422); ``assignee_id`` names a member of the organisation (422,
+  checked with every field that names ids by ``knowledge.check_named_ids``).
 """
 
 from __future__ import annotations
@@ -152,11 +153,6 @@ def _check_fields(ws: Workspace, tree: RecordTree, record: Record, before: Recor
     fields, previous = record.fields, before.fields if before is not None else {}
     if fields.get("parent_id") != previous.get("parent_id"):
         checked_parent(ws, tree, record)
-    assignee = fields.get("assignee_id")
-    if assignee is not None and assignee != previous.get("assignee_id") and not any(
-        m.user_id == assignee for m in ws.directory.members(ws.org_id)
-    ):
-        raise InvalidInput("assignee_id must name a member of the organisation", field="assignee_id")
 
 
 def on_created(ws: Workspace, tree: RecordTree, activity: TicketActivity, record: Record) -> None:

@@ -159,11 +159,11 @@ def export_handler(*, transaction: Callable[[], AbstractContextManager[Stores]],
         if request is None or request.file_name is not None:  # swept, or already done by a lost lease
             return
         with snapshot(clock()) as source:
-            file_name, size = produce_export(request, source, files)
+            written = produce_export(request, source, files)
         with transaction() as stores:
             now = clock()
-            stores.exports.mark_ready(request.id, file_name=file_name, size_bytes=size, now=now,
-                                      expires_at=now + retention)
+            stores.exports.mark_ready(request.id, file_name=written.file_name, size_bytes=written.size_bytes,
+                                      scopes=written.scopes, now=now, expires_at=now + retention)
 
     return handle
 

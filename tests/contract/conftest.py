@@ -84,6 +84,11 @@ def _export_summary(terminalreporter) -> None:
         terminalreporter.write_line(
             f"member export differential: {EXPORT_STATS['worlds']} worlds, {EXPORT_STATS['exports']} member exports, "
             f"{EXPORT_STATS['leaks']} unreadable display IDs named")
+    if EXPORT_STATS["revoked_worlds"]:
+        terminalreporter.write_line(
+            f"export revocation differential: {EXPORT_STATS['revoked_worlds']} revoked worlds, "
+            f"{EXPORT_STATS['refused']} downloads refused, {EXPORT_STATS['downloads_leaking']} allowed downloads "
+            "holding a record no longer readable")
     if TAMPER_STATS["tried"]:
         terminalreporter.write_line(
             f"import tampering: {TAMPER_STATS['tried']} mutated exports, {TAMPER_STATS['refused']} refused with the "

@@ -171,3 +171,162 @@ def test_a_member_export_lists_only_attachments_of_records_the_member_can_read(w
     attachments = download(world.bob, export).json()["attachments"]
     assert [(a["record"], a["original_name"], a["content_base64"]) for a in attachments] == [
         ("DOC-1", "open.txt", "b3Blbi50eHQ=")]
+
+
+# --- SPEC §2 immediate revocation, exports included: a file is refused once its requester's access shrinks ---
+
+
+def group_with(world: World, name: str, *members: int) -> int:
+    group = world.ada.post(f"{world.base}/groups", json={"name": name})
+    assert group.status_code == 201, group.text
+    for user_id in members:
+        assert world.ada.put(f"{world.base}/groups/{group.json()['id']}/members/{user_id}").status_code == 200
+    return group.json()["id"]
+
+
+def assert_refused(world: World, client, export: dict, reason: str, because: str) -> None:
+    """Refused on every path that shows the export, with the reason, and audited; the file is not sent."""
+    response = download(client, export)
+    assert response.status_code == 404, response.text
+    message = response.json()["error"]["message"]
+    assert because in message and "request a new one" in message and "content-disposition" not in response.headers
+    shown = client.get(f"/api/exports/{export['id']}").json()
+    assert shown["download_url"] is None and because in shown["refused"]
+    listed = {e["id"]: e for e in client.get("/api/exports").json()["items"]}[export["id"]]
+    assert listed["download_url"] is None and listed["refused"] == shown["refused"]
+    refusals = world.ada.get(f"{world.base}/audit?action=export.download_refused").json()["items"]
+    assert refusals[0]["target"] == f"export:{export['id']}" and refusals[0]["details"]["reason"] == reason
+
+
+def test_an_export_made_in_a_group_is_refused_once_its_requester_leaves_the_group(world):
+    red = group_with(world, "Red", world.cy_id)
+    plans = world.create(world.ada, type="doc", scope={"kind": "group", "id": red}, title="Red plans", body="red")
+    assert world.cy.get(f"{world.base}/records/{plans['display_id']}").status_code == 200
+    export = request(world, world.cy)
+    drain(world)
+    assert "Red plans" in titles(download(world.cy, export).json())
+    assert world.ada.delete(f"{world.base}/groups/{red}/members/{world.cy_id}").status_code in (200, 204)
+    assert world.cy.get(f"{world.base}/records/{plans['display_id']}").status_code == 404  # gone for her ...
+    assert_refused(world, world.cy, export, "access_shrank", "your access changed")  # ... and so is the file
+    page = world.cy.get(f"/o/{world.org}/exports").text
+    assert "Not downloadable: your access changed" in page and f"/api/exports/{export['id']}/download" not in page
+    again = request(world, world.cy)
+    drain(world)
+    response = download(world.cy, again)
+    assert response.status_code == 200 and "Red plans" not in titles(response.json())
+
+
+def test_an_export_is_refused_once_a_direct_project_grant_is_revoked(world):
+    export = request(world, world.bob)  # Bob is a viewer of the restricted APP
+    drain(world)
+    assert "APP ships monthly" in titles(download(world.bob, export).json())
+    grants = world.ada.get(f"{world.base}/projects/{world.projects['APP']}/grants").json()
+    grant = next(g for g in grants if g["user_id"] == world.bob_id)
+    assert world.ada.delete(f"{world.base}/projects/{world.projects['APP']}/grants/{grant['id']}").status_code in (
+        200, 204)
+    assert_refused(world, world.bob, export, "access_shrank", "your access changed")
+
+
+def test_an_export_is_refused_once_a_grant_through_a_group_is_revoked(world):
+    blue = group_with(world, "Blue", world.cy_id)
+    grant = world.ada.post(f"{world.base}/projects/{world.projects['SEC']}/grants",
+                           json={"group_id": blue, "role": "viewer"}).json()
+    export = request(world, world.cy)
+    drain(world)
+    assert "Pen test plan" in titles(download(world.cy, export).json())
+    world.ada.delete(f"{world.base}/projects/{world.projects['SEC']}/grants/{grant['id']}")
+    assert_refused(world, world.cy, export, "access_shrank", "your access changed")
+
+
+def test_an_export_is_refused_once_an_open_project_becomes_restricted(world):
+    world.create(world.ada, type="doc", scope=world.scope("OPS"), title="Runbook", body="ops")
+    export = request(world, world.cy)
+    drain(world)
+    assert "Runbook" in titles(download(world.cy, export).json())
+    patched = world.ada.patch(f"{world.base}/projects/{world.projects['OPS']}", json={"visibility": "restricted"})
+    assert patched.status_code == 200, patched.text
+    assert_refused(world, world.cy, export, "access_shrank", "your access changed")
+
+
+def test_exports_are_refused_once_the_requesters_organisation_role_is_lowered(world):
+    assert world.ada.patch(f"{world.base}/members/{world.cy_id}", json={"role": "admin"}).status_code == 200
+    mine, whole = request(world, world.cy), request(world, world.cy, "organisation")
+    drain(world)
+    assert "Pen test plan" in titles(download(world.cy, mine).json())  # an admin reads every project
+    assert download(world.cy, whole).status_code == 200
+    assert world.ada.patch(f"{world.base}/members/{world.cy_id}", json={"role": "member"}).status_code == 200
+    assert_refused(world, world.cy, whole, "no_longer_owner_or_admin", "owners and admins")
+    assert_refused(world, world.cy, mine, "access_shrank", "your access changed")
+
+
+def test_an_export_is_refused_once_its_requester_is_removed_from_the_organisation(world):
+    export = request(world, world.cy)
+    drain(world)
+    assert world.ada.delete(f"{world.base}/members/{world.cy_id}").status_code in (200, 204)
+    response = download(world.cy, export)
+    assert response.status_code == 404 and "no longer a member" in response.json()["error"]["message"]
+    assert world.cy.get(f"/api/exports/{export['id']}").json()["download_url"] is None
+    refusals = world.ada.get(f"{world.base}/audit?action=export.download_refused").json()["items"]
+    assert [(e["actor_id"], e["details"]["reason"]) for e in refusals] == [(world.cy_id, "left_organisation")]
+
+
+def test_an_export_still_downloads_when_its_requesters_access_grew_or_shrank_outside_it(world):
+    empty = group_with(world, "Empty", world.bob_id)  # a group without records
+    export = request(world, world.bob)
+    drain(world)
+    world.ada.post(f"{world.base}/projects/{world.projects['SEC']}/grants", json={"user_id": world.bob_id,
+                                                                                  "role": "member"})
+    world.ada.patch(f"{world.base}/members/{world.bob_id}", json={"role": "admin"})
+    world.ada.delete(f"{world.base}/groups/{empty}/members/{world.bob_id}")  # held nothing of Empty's
+    response = download(world.bob, export)
+    assert response.status_code == 200 and world.bob.get(f"/api/exports/{export['id']}").json()["refused"] is None
+    assert titles(response.json()) == {"Handbook", "APP ships monthly", "Bob's own notes"}  # what it held
+
+
+def test_the_access_an_export_needs_is_read_when_its_file_is_written_not_when_it_is_requested(world):
+    """The worker writes the file later than the request: access gained in between is in the file, so
+    it must be what the download is checked against — or the file would outlive that access."""
+    green = group_with(world, "Green")
+    world.create(world.ada, type="doc", scope={"kind": "group", "id": green}, title="Green plans", body="g")
+    export = request(world, world.cy)  # not in Green yet
+    world.ada.put(f"{world.base}/groups/{green}/members/{world.cy_id}")
+    drain(world)
+    assert "Green plans" in titles(download(world.cy, export).json())
+    world.ada.delete(f"{world.base}/groups/{green}/members/{world.cy_id}")
+    assert_refused(world, world.cy, export, "access_shrank", "your access changed")
+    # ... and access lost before the file is written is simply not in it.
+    before = request(world, world.bob)
+    grants = world.ada.get(f"{world.base}/projects/{world.projects['APP']}/grants").json()
+    world.ada.delete(f"{world.base}/projects/{world.projects['APP']}/grants/{grants[0]['id']}")
+    drain(world)
+    response = download(world.bob, before)
+    assert response.status_code == 200 and "APP ships monthly" not in titles(response.json())
+
+
+def test_an_export_written_before_its_access_was_recorded_is_refused(world):
+    export = request(world, world.bob)
+    drain(world)
+    world.sql("UPDATE exports SET scopes = NULL WHERE id = :id", id=export["id"])  # as migration 0013 left it
+    assert_refused(world, world.bob, export, "access_not_recorded", "before TOW recorded")
+
+
+def test_an_export_holding_only_a_memory_diff_of_a_group_is_refused_once_its_requester_leaves_it(world):
+    violet = group_with(world, "Violet", world.cy_id)
+    proposed = world.cy.post(f"{world.base}/memory-diffs", json={
+        "scope": {"kind": "group", "id": violet}, "rationale": "violet only",
+        "operations": [{"op": "create", "title": "Violet ships soon", "fields": {"memory_type": "fact"}}]})
+    assert proposed.status_code == 201, proposed.text
+    export = request(world, world.cy)
+    drain(world)
+    document = download(world.cy, export).json()
+    assert [d["rationale"] for d in document["memory_diffs"]] == ["violet only"]  # no Violet record, one diff
+    world.ada.delete(f"{world.base}/groups/{violet}/members/{world.cy_id}")
+    assert_refused(world, world.cy, export, "access_shrank", "your access changed")
+
+
+def test_openapi_says_an_export_is_refused_once_access_shrinks(world):
+    paths = world.ada.get("/api/openapi.json").json()["paths"]
+    download_doc = paths["/api/exports/{export_id}/download"]["get"]["description"]
+    assert "left a group" in download_doc and "request a new export" in download_doc
+    assert "refused" in paths["/api/exports/{export_id}"]["get"]["description"]
+    assert "access shrinks" in paths["/api/organisations/{org_id}/exports"]["post"]["description"]

@@ -250,3 +250,33 @@ def test_bad_proposals_are_named_and_the_queue_pages(world):
     assert seen == [(i, "pending") for i in reversed(ids[:-1])] + [(ids[-1], "rejected")]
     bad = ada.get(f"/api/organisations/{org}/memory-diffs", params={"cursor": "garbage"})
     assert bad.status_code == 422
+
+
+def test_citations_in_a_diff_must_be_records_its_proposer_and_reviewer_can_read(world):
+    ada, bob, org, projects = world["ada"], world["bob"], world["org"], world["projects"]
+    url = f"/api/organisations/{org}/memory-diffs"
+    secret = ada.post(f"/api/organisations/{org}/records", json={
+        "type": "doc", "scope": {"kind": "project", "id": projects["SEC"]}, "title": "Pen test"}).json()["display_id"]
+    known = item(ada, org, "We ship weekly")["display_id"]
+
+    def create_citing(source):
+        return [{"op": "create", "title": "A fact", "fields": {"memory_type": "fact", "source_references": [source]}}]
+
+    answers = []
+    for source in (secret, "DOC-99"):  # a record Bob cannot read; one that does not exist
+        response = propose(bob, org, create_citing(source), expect=422)
+        assert response["error"]["field"] == "source_references"
+        answers.append(response["error"]["message"].replace(source, "X"))
+    assert answers[0] == answers[1]  # nothing tells them apart
+    update = [{"op": "update", "item": known, "base_version": 1, "fields": {"source_references": [secret]}}]
+    assert propose(bob, org, update, expect=422)["error"]["field"] == "source_references"
+    assert propose(bob, org, [{"op": "create", "title": "x", "fields": {"memory_type": "fact"}}],
+                   scope={"kind": "project", "id": projects["SEC"]}, expect=404)  # unchanged: scope unreadable
+
+    # Ada can read SEC and proposes; Bob (who can write the organisation scope) cannot apply it, Ada can.
+    diff = propose(ada, org, create_citing(secret))
+    refused = bob.post(f"{url}/{diff['id']}/approve")
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "source_references"
+    assert ada.get(f"{url}/{diff['id']}").json()["status"] == "pending"  # nothing applied
+    approved = ada.post(f"{url}/{diff['id']}/approve")
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"

@@ -227,3 +227,115 @@ def test_activating_a_snapshot_supersedes_the_previous_active_one_of_its_type_an
     activate(week2)
     status = {r["title"]: r["status"] for r in ada.get(base, params={"type": "snapshot"}).json()["items"]}
     assert status == {"Week 1": "superseded", "Week 2": "active", "State": "active", "APP week": "active"}
+
+
+# --- SPEC §2 "every ID is checked": ids named in a body belong to the record's organisation ------------------
+
+
+def other_organisation(world, app_client):
+    """Eve belongs only to Other, which has a doc of its own (DOC-1 there)."""
+    ada, eve = world["ada"], app_client()
+    other = ada.post("/api/organisations", json={"name": "Other"}).json()["id"]
+    token = ada.post(f"/api/organisations/{other}/invites", json={}).json()["token"]
+    eve_id = eve.post("/api/auth/register", json={"invite_token": token, "email": "eve@example.com",
+                                                  "display_name": "Eve", "password": "another good password"}).json()["id"]
+    create(ada, other, type="doc", scope={"kind": "organisation"}, title="Other's doc")
+    return other, eve_id
+
+
+def refused(response, field: str) -> str:
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    return response.json()["error"]["message"]
+
+
+def test_a_risk_owner_must_be_a_member_of_the_organisation(world, app_client):
+    ada, org, bob_id = world["ada"], world["org"], world["bob_id"]
+    _, eve_id = other_organisation(world, app_client)
+    url = f"/api/organisations/{org}/records"
+    for owner in (eve_id, 10**9):  # a user of another organisation; no user at all
+        body = {"type": "risk", "scope": {"kind": "organisation"}, "title": "Vendor lock-in",
+                "fields": {"owner_id": owner}}
+        assert "member of the organisation" in refused(ada.post(url, json=body), "owner_id")
+    risk = create(ada, org, type="risk", scope={"kind": "organisation"}, title="Vendor lock-in",
+                  fields={"owner_id": bob_id})
+    assert risk["fields"]["owner_id"] == bob_id
+    patched = ada.patch(f"{url}/{risk['display_id']}", json={"version": 1, "fields": {"owner_id": eve_id}})
+    refused(patched, "owner_id")
+    assert ada.get(f"{url}/{risk['display_id']}").json()["fields"]["owner_id"] == bob_id
+    ticket = {"type": "ticket", "scope": {"kind": "organisation"}, "title": "x", "fields": {"assignee_id": eve_id}}
+    refused(ada.post(url, json=ticket), "assignee_id")  # the same rule for a ticket's assignee, on create too
+    # An owner who left stays the owner of what they owned: ids kept from before are not checked again.
+    ada.delete(f"/api/organisations/{org}/members/{bob_id}")
+    kept = ada.patch(f"{url}/{risk['display_id']}", json={"version": 1, "fields": {"severity": 5}})
+    assert kept.status_code == 200 and kept.json()["fields"]["owner_id"] == bob_id
+
+
+def test_a_risk_owner_from_the_page_form_is_checked_the_same_way(world, app_client):
+    from tests.contract.test_pages_security import token_of
+
+    ada, org = world["ada"], world["org"]
+    _, eve_id = other_organisation(world, app_client)
+    form = {"csrf_token": token_of(ada, f"/o/{org}/risks"), "type": "risk", "title": "Key person leaves",
+            "scope": "organisation", "severity": "3", "likelihood": "3", "mitigation": "", "owner_id": str(eve_id)}
+    response = ada.post(f"/o/{org}/records", follow_redirects=False, data=form)
+    assert response.status_code == 422 and "owner_id must name a member of the organisation" in response.text
+    assert ada.get(f"/api/organisations/{org}/records", params={"type": "risk"}).json()["items"] == []
+
+
+def test_an_organisation_scope_naming_another_organisation_is_refused(world, app_client):
+    ada, org = world["ada"], world["org"]
+    other, _ = other_organisation(world, app_client)
+    url = f"/api/organisations/{org}/records"
+    foreign = {"kind": "organisation", "id": other}
+    refused(ada.post(url, json={"type": "doc", "scope": foreign, "title": "Where?"}), "scope_id")
+    refused(ada.post(url, json={"type": "doc", "scope": {"kind": "organisation", "id": 10**9}, "title": "x"}),
+            "scope_id")
+    doc = create(ada, org, type="doc", scope={"kind": "organisation", "id": org}, title="Here")  # its own id: fine
+    refused(ada.patch(f"{url}/{doc['display_id']}", json={"version": 1, "scope": foreign}), "scope_id")
+    diff = ada.post(f"/api/organisations/{org}/memory-diffs", json={
+        "scope": foreign, "operations": [{"op": "create", "title": "x", "fields": {"memory_type": "fact"}}]})
+    refused(diff, "scope_id")
+    assert ada.get(f"/api/organisations/{other}/records").json()["items"][0]["title"] == "Other's doc"  # untouched
+
+
+def test_source_references_must_be_records_the_writer_can_read_and_never_tell_which_exist(world):
+    ada, bob, org, p = world["ada"], world["bob"], world["org"], world["projects"]
+    handbook = create(ada, org, type="doc", scope={"kind": "organisation"}, title="Handbook")  # DOC-1
+    secret = create(ada, org, type="doc", scope={"kind": "project", "id": p["SEC"]}, title="Pen test")  # DOC-2
+    plan = create(ada, org, type="doc", scope={"kind": "project", "id": p["APP"]}, title="APP plan")  # DOC-3
+    url = f"/api/organisations/{org}/records"
+
+    def memory(client, *sources):
+        return client.post(url, json={"type": "memory", "scope": {"kind": "organisation"}, "title": "A fact",
+                                      "fields": {"memory_type": "fact", "source_references": list(sources)}})
+
+    unreadable = refused(memory(bob, secret["display_id"]), "source_references")
+    missing = refused(memory(bob, "DOC-99"), "source_references")
+    assert unreadable == missing.replace("DOC-99", secret["display_id"])  # one answer for both
+    assert memory(ada, secret["display_id"]).status_code == 201  # Ada reads SEC
+    item = memory(bob, handbook["display_id"], plan["display_id"])
+    assert item.status_code == 201 and item.json()["fields"]["source_references"] == ["DOC-1", "DOC-3"]
+    mem = item.json()["display_id"]
+    adding = bob.patch(f"{url}/{mem}", json={"version": 1, "fields": {"source_references": ["DOC-1", "DOC-2"]}})
+    refused(adding, "source_references")
+    # A citation that became unreadable later (Bob loses APP) does not block editing what cites it ...
+    grant = next(g for g in ada.get(f"/api/organisations/{org}/projects/{p['APP']}/grants").json()
+                 if g["user_id"] == world["bob_id"])
+    ada.delete(f"/api/organisations/{org}/projects/{p['APP']}/grants/{grant['id']}")
+    edited = bob.patch(f"{url}/{mem}", json={"version": 1, "title": "A fact, retitled",
+                                               "fields": {"source_references": ["DOC-3", "DOC-1"]}})
+    assert edited.status_code == 200, edited.text
+    # ... but citing it again once dropped is adding it, and is refused.
+    dropped = bob.patch(f"{url}/{mem}", json={"version": 2, "fields": {"source_references": ["DOC-1"]}})
+    assert dropped.status_code == 200
+    refused(bob.patch(f"{url}/{mem}", json={"version": 3, "fields": {"source_references": ["DOC-1", "DOC-3"]}}),
+            "source_references")
+
+
+def test_openapi_says_which_ids_in_a_body_are_checked(world):
+    paths = world["ada"].get("/api/openapi.json").json()["paths"]
+    create_doc = paths["/api/organisations/{org_id}/records"]["post"]["description"]
+    assert "owner_id" in create_doc and "source_references" in create_doc and "scope_id" in create_doc
+    assert "source_references" in paths["/api/organisations/{org_id}/records/{display_id}"]["patch"]["description"]
+    assert "source_references" in paths["/api/organisations/{org_id}/memory-diffs"]["post"]["description"]

@@ -11,6 +11,10 @@ records by display ID (docs/export-format.md). Which rows are exported is one SQ
 - member export: ``visible_predicate`` for the requester (which includes their private scope). Links,
   references and parents pointing at rows the requester cannot read are left out (a parent becomes
   ``null``), so a member export never names a record its requester cannot read.
+
+``scopes`` lists the scopes of exactly those record and memory diff rows (the same conditions): every
+other item of a file (attachments, references, links, parents, people) belongs to, or is filtered by,
+one of them, so a requester who can still read each scope can still read everything the file holds.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
+from tow_core.access import Scope
 from tow_core.exports import ExportKind, ExportRequest, Section
 
 BATCH_ROWS = 1000
@@ -116,6 +121,12 @@ class _Rows:
             f"FROM records r WHERE {self.record} ORDER BY r.prefix, r.number"
         )
 
+    def scopes_sql(self) -> str:
+        return (
+            f"SELECT r.scope_kind, r.scope_ref FROM records r WHERE {self.record} "
+            f"UNION SELECT d.scope_kind, d.scope_ref FROM memory_diffs d WHERE {self.diff}"
+        )
+
     def memory_diffs_sql(self) -> str:
         return (
             f"SELECT json_build_object('scope', {_scope('d')}, 'source', d.source, "
@@ -198,6 +209,10 @@ _ORGANISATION = "SELECT name, workflow_mode, created_at FROM organisations WHERE
 EMBED_MAX_BYTES = 32 * 1024 * 1024
 
 
+def _params(request: ExportRequest) -> dict[str, Any]:
+    return {"org": request.organisation_id, PRINCIPAL_PARAM: request.requested_by}
+
+
 class PgExportSource:
     """Reads one export's content on ``connection`` (use ``export_snapshot``); ``open_upload`` reads an
     attachment's bytes by storage name (the upload store) when contents are requested."""
@@ -208,17 +223,18 @@ class PgExportSource:
         self._exported_at = exported_at
         self._open_upload = open_upload
 
+    def _streamed(self, sql: str, params: Mapping[str, Any]) -> sa.CursorResult:
+        """A server-side cursor for this one statement (Connection.execution_options would change the
+        caller's connection for every later statement, DML included)."""
+        return self._conn.execute(sa.text(sql).execution_options(stream_results=True, yield_per=BATCH_ROWS), params)
+
     def _stream(self, sql: str, **params: Any) -> Iterator[Mapping[str, Any]]:
-        result = self._conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
-            sa.text(sql), params
-        )
+        result = self._streamed(sql, params)
         for (item,) in result:
             yield item
 
     def _attachments(self, sql: str, with_contents: bool, **params: Any) -> Iterator[Mapping[str, Any]]:
-        result = self._conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
-            sa.text(sql), params
-        )
+        result = self._streamed(sql, params)
         for item, storage_name in result:
             content = None
             if with_contents and self._open_upload is not None and item["size_bytes"] <= EMBED_MAX_BYTES:
@@ -242,9 +258,13 @@ class PgExportSource:
             header["requested_by"] = {"email": email, "display_name": display_name}
         return header
 
+    def scopes(self, request: ExportRequest) -> frozenset[Scope]:
+        rows = self._conn.execute(sa.text(_Rows(request.kind).scopes_sql()), _params(request)).all()
+        return frozenset(Scope(kind, request.organisation_id, ref) for kind, ref in rows)
+
     def sections(self, request: ExportRequest) -> Iterator[Section]:
         rows = _Rows(request.kind)
-        params = {"org": request.organisation_id, PRINCIPAL_PARAM: request.requested_by}
+        params = _params(request)
         if request.kind is ExportKind.ORGANISATION:
             yield "people", self._stream(rows.people_sql(), **params)
             yield "members", self._stream(_MEMBERS, **params)

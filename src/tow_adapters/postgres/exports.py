@@ -1,28 +1,36 @@
-"""PgExportStore: export requests (migration 0008), on the caller's connection.
+"""PgExportStore: export requests (migrations 0010 and 0013_export_access), on the caller's connection.
 
-An export's status and error are its job's (joined, never copied), so they cannot disagree.
+An export's status and error are its job's (joined, never copied), so they cannot disagree. The scopes a
+file holds are stored as a JSON array of ``[kind, ref_id]`` pairs (the organisation is the export's).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import sqlalchemy as sa
 
+from tow_core.access import Scope
 from tow_core.exports import ExportKind, ExportRequest
 from tow_core.jobs import JobStatus
 
 _SELECT = (
     "SELECT e.id, e.organisation_id, e.requested_by, e.kind, e.job_id, j.status, j.error, e.file_name, e.size_bytes, "
-    "e.created_at, e.completed_at, e.expires_at, e.include_attachment_contents FROM exports e "
+    "e.created_at, e.completed_at, e.expires_at, e.include_attachment_contents, e.scopes FROM exports e "
     "JOIN jobs j ON j.id = e.job_id"
 )
 
 
 def _request(row: sa.Row) -> ExportRequest:
-    id_, org, by, kind, job_id, status, error, file_name, size, created, completed, expires, contents = row
+    id_, org, by, kind, job_id, status, error, file_name, size, created, completed, expires, contents, scopes = row
+    held = None if scopes is None else frozenset(Scope(kind_, org, ref) for kind_, ref in scopes)
     return ExportRequest(id_, org, by, ExportKind(kind), job_id, JobStatus(status), error, file_name, size, created,
-                         completed, expires, contents)
+                         completed, expires, contents, held)
+
+
+def _scopes_json(scopes: frozenset[Scope]) -> str:
+    return json.dumps(sorted([s.kind.value, s.ref_id] for s in scopes))
 
 
 class PgExportStore:
@@ -59,12 +67,13 @@ class PgExportStore:
         ).all()
         return [_request(r) for r in rows]
 
-    def mark_ready(self, export_id: int, *, file_name: str, size_bytes: int, now: datetime,
-                   expires_at: datetime) -> None:
+    def mark_ready(self, export_id: int, *, file_name: str, size_bytes: int, scopes: frozenset[Scope],
+                   now: datetime, expires_at: datetime) -> None:
         self._conn.execute(
-            sa.text("UPDATE exports SET file_name = :name, size_bytes = :size, completed_at = :now, "
-                    "expires_at = :expires WHERE id = :id"),
-            {"name": file_name, "size": size_bytes, "now": now, "expires": expires_at, "id": export_id},
+            sa.text("UPDATE exports SET file_name = :name, size_bytes = :size, scopes = CAST(:scopes AS jsonb), "
+                    "completed_at = :now, expires_at = :expires WHERE id = :id"),
+            {"name": file_name, "size": size_bytes, "scopes": _scopes_json(scopes), "now": now, "expires": expires_at,
+             "id": export_id},
         )
 
     def expired(self, now: datetime, *, limit: int) -> list[ExportRequest]:

@@ -1,6 +1,7 @@
 """Exports in the browser (SPEC §5): request one (a background job), watch its status, download it.
 The same use cases as ``/api/exports``; the download link is that route's, which lets only the
-requester download and records every download in the audit log."""
+requester download and records every download in the audit log. An export whose requester's access
+shrank since it was made shows why instead of a download link."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from tow_http.pages.web import Form, page, redirect, shell_for
 def exports_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn], project: str | None = None
                  ) -> Response:
     shell = shell_for(signed_in, org_id, project, "exports")
-    mine = [e for e in export_rules.list_own_exports(signed_in.exports, signed_in.principal)
-            if e.organisation_id == org_id]
+    mine = [e for e in export_rules.list_own_exports(signed_in.directory, signed_in.exports, signed_in.principal)
+            if e.request.organisation_id == org_id]
     return page(request, "exports.html", shell=shell, exports=mine,
-                working=any(e.status.value in ("queued", "running") for e in mine))
+                working=any(e.request.status.value in ("queued", "running") for e in mine))
 
 
 @post("/o/{org_id:int}/exports", sync_to_thread=True, include_in_schema=False)

@@ -9,7 +9,7 @@ from typing import BinaryIO, Literal
 
 import msgspec
 from anyio import to_thread
-from litestar import Request, Router, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Stream
@@ -19,10 +19,11 @@ from tow_core import exports as export_rules
 from tow_core import imports
 from tow_core.access import Principal, is_server_admin
 from tow_core.errors import AccessDenied, NotFound, PayloadTooLarge
-from tow_core.exports import ExportRequest
+from tow_core.exports import OwnExport
 from tow_core.imports import IMPORT_MAX_BYTES
 from tow_core.jobs import JobStatus
 from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction
+from tow_http.errors import handle_tow_error
 from tow_http.shapes import Strict
 
 _CHUNK_BYTES = 64 * 1024
@@ -46,6 +47,8 @@ class ExportOut(msgspec.Struct):
     expires_at: datetime
     include_attachment_contents: bool
     download_url: str | None
+    # Why you can no longer download it (your access shrank since it was made); null while you can.
+    refused: str | None = None
 
 
 class ExportListOut(msgspec.Struct):
@@ -58,14 +61,16 @@ class ImportOut(msgspec.Struct):
     counts: dict[str, int]
 
 
-def export_out(request: ExportRequest) -> ExportOut:
-    ready = request.file_name is not None
+def export_out(own: OwnExport) -> ExportOut:
+    request = own.request
+    ready = request.file_name is not None and own.refusal is None
     # The job's own error text is for operators (it may name internals); requesters get what to do.
     error = ("the export failed; request a new one, or ask an administrator to check the server log "
              f"(job {request.job_id})") if request.status is JobStatus.FAILED else None
     return ExportOut(request.id, request.organisation_id, request.kind.value, request.status.value, error,
                      request.size_bytes, request.created_at, request.completed_at, request.expires_at,
-                     request.include_attachment_contents, f"/api/exports/{request.id}/download" if ready else None)
+                     request.include_attachment_contents, f"/api/exports/{request.id}/download" if ready else None,
+                     None if own.refusal is None else own.refusal.message)
 
 
 @post("/organisations/{org_id:int}/exports", status_code=HTTP_202_ACCEPTED, sync_to_thread=True,
@@ -76,7 +81,9 @@ def export_out(request: ExportRequest) -> ExportOut:
       "included; `include_attachment_contents: true` also embeds each file (base64, files up to 32 MiB). "
       "Poll `GET /api/exports/{id}` "
       "until `status` is `completed`, then download. Files are deleted after `exports.retention_hours`. "
-      "Format: docs/export-format.md.")
+      "The file can be downloaded only while you can still read everything it holds: once your access shrinks "
+      "(removed from the organisation, no longer owner/admin, left a group, lost a project grant, a project "
+      "became restricted) it is refused and you request a new one. Format: docs/export-format.md.")
 @in_unit_of_work
 def request_export(org_id: int, data: JSONBody[ExportCreate], signed_in: NamedDependency[SignedIn],
                    services: NamedDependency[Services]) -> ExportOut:
@@ -85,7 +92,7 @@ def request_export(org_id: int, data: JSONBody[ExportCreate], signed_in: NamedDe
         kind=export_rules.parse_kind(data.kind), now=signed_in.now,
         retention=_retention(services), include_attachment_contents=data.include_attachment_contents,
     )
-    return export_out(request)
+    return export_out(OwnExport(request, None))
 
 
 def _retention(services: Services) -> timedelta:
@@ -93,18 +100,21 @@ def _retention(services: Services) -> timedelta:
 
 
 @get("/exports", sync_to_thread=True, summary="Your exports, newest first",
-     description="Only exports you requested; anyone else's are never listed.")
+     description="Only exports you requested; anyone else's are never listed. An export you can no longer "
+     "download because your access shrank since it was made has `download_url: null` and `refused` saying why.")
 @in_unit_of_work
 def list_exports(signed_in: NamedDependency[SignedIn]) -> ExportListOut:
-    return ExportListOut([export_out(r) for r in export_rules.list_own_exports(signed_in.exports,
-                                                                               signed_in.principal)])
+    return ExportListOut([export_out(r) for r in export_rules.list_own_exports(
+        signed_in.directory, signed_in.exports, signed_in.principal)])
 
 
 @get("/exports/{export_id:int}", sync_to_thread=True, summary="One of your exports",
-     description="404 for exports you did not request, or no longer have the access they needed.")
+     description="404 for exports you did not request. `refused` (with `download_url: null`) says why you can "
+     "no longer download it: your access shrank since it was made; request a new one.")
 @in_unit_of_work
 def show_export(export_id: int, signed_in: NamedDependency[SignedIn]) -> ExportOut:
-    return export_out(export_rules.own_export(signed_in.exports, signed_in.principal, export_id))
+    return export_out(export_rules.own_export(signed_in.directory, signed_in.exports, signed_in.principal,
+                                              export_id))
 
 
 def _chunks(file: BinaryIO) -> Iterator[bytes]:
@@ -115,22 +125,29 @@ def _chunks(file: BinaryIO) -> Iterator[bytes]:
 
 @get("/exports/{export_id:int}/download", sync_to_thread=True, summary="Download one of your exports",
      description="Streams the JSON file as an attachment. Only its requester can download it (others get 404), "
-     "409 while it is not completed. Every download is in the audit log.")
+     "409 while it is not completed. 404 naming the reason once the requester can no longer read everything the "
+     "file holds — removed from the organisation, no longer owner/admin (organisation export), left a group, "
+     "lost a project grant, a project became restricted — checked on every download against the access of that "
+     "moment: request a new export. Every download and every refused download is in the audit log.")
 @in_unit_of_work
-def download_export(export_id: int, signed_in: NamedDependency[SignedIn],
-                    services: NamedDependency[Services]) -> Stream:
-    request = export_rules.export_for_download(signed_in.directory, signed_in.exports, signed_in.principal,
-                                               export_id=export_id)
-    if services.export_files is None or request.file_name is None:
+def download_export(request: Request, export_id: int, signed_in: NamedDependency[SignedIn],
+                    services: NamedDependency[Services]) -> Response:
+    download = export_rules.export_for_download(signed_in.directory, signed_in.exports, signed_in.principal,
+                                                export_id=export_id)
+    if download.refused is not None:
+        # Answered through the error table instead of raised, so that the refusal's audit entry commits.
+        return handle_tow_error(request, download.refused)
+    export = download.request
+    if services.export_files is None or export.file_name is None:
         raise NotFound("export file not found")
-    file = services.export_files.open(request.file_name)
+    file = services.export_files.open(export.file_name)
     return Stream(
         _chunks(file),
         media_type="application/json",
         headers={
-            "Content-Disposition": f'attachment; filename="{request.download_name}"',
+            "Content-Disposition": f'attachment; filename="{export.download_name}"',
             "Cache-Control": "private, no-store",
-            "Content-Length": str(request.size_bytes),
+            "Content-Length": str(export.size_bytes),
         },
     )
 

@@ -55,6 +55,11 @@ changes; if some apply the diff becomes `partially_applied` with a per-operation
 `approved`. Only `pending` diffs can be decided (else 409). Items a diff creates take its scope and cite its
 `source_id` in `source_references`.
 
+**Citations**: every display ID an operation adds to `source_references` must be a record you can read in the
+organisation — the proposer when proposing, the reviewer when approving (who writes the items) — else 422 with
+`field: source_references`, the same answer whether the record does not exist or you may not read it. An
+organisation `scope` is this organisation: an `id` naming another one is refused (422, `field: scope_id`).
+
 Memory reaches `active` only through an approved diff or a direct edit (the records API); AI-produced changes
 always arrive as pending diffs.
 

@@ -184,8 +184,12 @@ BASE = "/organisations/{org_id:int}"
     summary="Create a record",
     description="Types: memory, doc, ticket, decision, risk, snapshot. `scope` is {kind: organisation|group|"
     "project|user, id}; you need write access to it (on an **open** project every member can write). "
+    "An organisation scope's `id`, if given, must be this organisation's (else 422, `field: scope_id`). "
     "Type-specific `fields` are validated by name (e.g. ticket: ticket_type, priority 1–4, assignee_id, labels, "
-    "due_date, parent_id). Tickets get their project's key (APP-42) or TKT-n; others MEM/DOC/DEC/RSK/SNP-n. "
+    "due_date, parent_id). Ids they name are checked (422 naming the field): a ticket's `assignee_id` and a "
+    "risk's `owner_id` must be members of this organisation; each of a memory item's `source_references` must be "
+    "a record you can read here — the same answer whether it does not exist or you may not read it. "
+    "Tickets get their project's key (APP-42) or TKT-n; others MEM/DOC/DEC/RSK/SNP-n. "
     "Display IDs written in the title or body become references.",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
@@ -246,7 +250,9 @@ def get_record(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn
     summary="Update a record",
     description="Send the version you loaded (`If-Match: \"3\"` or `version`); if someone saved since, 409 names "
     "the current version and nothing changes. Status moves follow the type's lifecycle. Moving to another "
-    "`scope` needs write access to both scopes. A snapshot's text is editable only before activation.",
+    "`scope` needs write access to both scopes. A snapshot's text is editable only before activation. Ids the "
+    "update adds to `fields` are checked as on create (`assignee_id`, `owner_id`: members; `source_references`: "
+    "records you can read; 422 naming the field); ids kept from before are not checked again.",
     sync_to_thread=True,
 )
 @in_unit_of_work
