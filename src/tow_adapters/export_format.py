@@ -181,7 +181,7 @@ _PATH = re.compile(r" - at `(\$[^`]*)`$")
 def decode_at(raw: bytes, type_: type, path: str) -> Any:
     """Decode one value found at ``path``; InvalidInput names the offending path inside it."""
     try:
-        return msgspec.json.decode(raw, type=type_, strict=True)
+        decoded = msgspec.json.decode(raw, type=type_, strict=True)
     except msgspec.ValidationError as exc:
         message = str(exc)
         match = _PATH.search(message)
@@ -189,6 +189,21 @@ def decode_at(raw: bytes, type_: type, path: str) -> Any:
         raise InvalidInput(f"{where}: {_PATH.sub('', message)}", field=where) from exc
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"{path}: not valid JSON ({exc})", field=path) from exc
+    if b"\\u0000" in raw:  # only then can a decoded text hold NUL, which PostgreSQL cannot store
+        _refuse_nul(msgspec.json.decode(raw), path)
+    return decoded
+
+
+def _refuse_nul(value: Any, path: str) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput(f"{path}: text must not contain NUL (\\u0000)", field=path)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path)
+            _refuse_nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{path}[{index}]")
 
 
 def decode_header(raw_members: dict[str, bytes]) -> ExportHeader:

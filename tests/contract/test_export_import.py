@@ -279,8 +279,13 @@ def _wrong_type(value):
 @st.composite
 def tampered(draw, original: dict):
     document = copy.deepcopy(original)
-    kind = draw(st.sampled_from(["wrong_type", "missing_key", "unknown_key", "dangling", "duplicate"]))
+    kind = draw(st.sampled_from(["wrong_type", "missing_key", "unknown_key", "dangling", "duplicate", "nul"]))
     paths = list(_paths(document))
+    if kind == "nul":  # PostgreSQL cannot store U+0000: refused at the text that holds it, not a 500
+        path = draw(st.sampled_from([p for p, v in paths if isinstance(v, str)]))
+        parent = _parent(document, path)
+        parent[path[-1]] = parent[path[-1]][:1] + "\x00" + parent[path[-1]][1:]
+        return document, json_path(path), False
     if kind in ("wrong_type", "missing_key"):
         candidates = [p for p, _ in paths if isinstance(p[-1], str) or kind == "wrong_type"]
         if kind == "wrong_type":  # old_value/new_value are any JSON: no type to get wrong
