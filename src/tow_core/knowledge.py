@@ -75,6 +75,16 @@ class Workspace:
     org_id: int
     history: RecordHistory | None = None  # None: records alone, no doc/ticket history or tree rules
 
+    @classmethod
+    def for_member(cls, records: RecordStore, directory: Directory, principal: Principal, org_id: int, *,
+                   history: RecordHistory | None = None) -> Workspace:
+        """The caller's workspace in ``org_id``; NotFound unless they are an active member of it (SPEC §2:
+        deny by default, without revealing that the organisation exists). Every front door gets its
+        workspace here, so no handler checks membership itself."""
+        workspace = cls(records, directory, principal, org_id, history=history)
+        workspace.require_member()
+        return workspace
+
     def require_member(self) -> None:
         if not self.principal.is_active or self.org_id not in self.principal.org_roles:
             raise NotFound("organisation not found")

@@ -34,7 +34,6 @@ def propose(request: Request, org_id: int, form: NamedDependency[Form], signed_i
             ) -> Response:
     """A diff with one new memory item, as a person proposes it for review."""
     d = desk(signed_in, org_id)
-    d.ws.require_member()
     scope, project = knowledge.resolve_scope(d.ws, *parse_scope(form, signed_in))
     fields = {"memory_type": form.get("memory_type")}
     importance = form.integer("importance", "importance")

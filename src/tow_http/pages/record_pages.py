@@ -183,7 +183,6 @@ def record_list(request: Request, org_id: int, section: str, signed_in: NamedDep
 def create_record(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]
                   ) -> Response:
     ws = workspace(signed_in, org_id)
-    ws.require_member()
     record_type = _record_type(form.get("type"))
     scope, project = knowledge.resolve_scope(ws, *parse_scope(form, signed_in))
     fields = fields_from(form, record_type)
@@ -257,7 +256,6 @@ def _version(form: Form) -> int:
 def save_record(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
                 signed_in: NamedDependency[SignedIn]) -> Response:
     ws = workspace(signed_in, org_id)
-    ws.require_member()
     did = DisplayId.parse(display_id)
     current = knowledge.get_record(ws, did)
     change = knowledge.RecordChange(title=form.get("title"), body=form.get("body"),
@@ -271,7 +269,6 @@ def save_record(request: Request, org_id: int, display_id: str, form: NamedDepen
 def change_status(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
                   signed_in: NamedDependency[SignedIn]) -> Response:
     ws = workspace(signed_in, org_id)
-    ws.require_member()
     change = knowledge.RecordChange(status=form.required("status"))
     knowledge.update_record(ws, DisplayId.parse(display_id), expected_version=_version(form), change=change)
     return redirect(request, _record_link(org_id, display_id, form.get("project")))
@@ -314,7 +311,7 @@ def add_link(request: Request, org_id: int, display_id: str, form: NamedDependen
 @in_unit_of_work
 def preview(org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]) -> Response:
     """The editor's live Markdown preview (HTMX): exactly what the page will show after saving."""
-    workspace(signed_in, org_id).require_member()
+    workspace(signed_in, org_id)  # members only: NotFound otherwise
     html = render_markdown(form.get("body")) or "<p class=\"muted\">Nothing to preview yet.</p>"
     return Response(Markup(html), media_type="text/html")  # noqa: S704 - rendered with raw HTML escaped
 

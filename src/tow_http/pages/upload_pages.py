@@ -128,7 +128,7 @@ async def attach_file(request: Request, org_id: int, display_id: str, services: 
     did = DisplayId.parse(display_id)
 
     def may_change_record(stores: Stores, principal: Principal) -> None:
-        ws = knowledge.Workspace(stores.records, stores.directory, principal, org_id)
+        ws = knowledge.Workspace.for_member(stores.records, stores.directory, principal, org_id)
         record = knowledge.get_record(ws, did)  # 404 before reading a byte of the body
         if not can_write_scope(principal, record.scope, knowledge.project_access_of(ws, record.scope)):
             raise AccessDenied(f"you can read but not change {did}")

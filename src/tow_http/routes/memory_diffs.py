@@ -273,7 +273,6 @@ BASE = "/organisations/{org_id:int}/memory-diffs"
 @in_unit_of_work
 def propose_diff(org_id: int, data: JSONBody[DiffIn], signed_in: NamedDependency[SignedIn]) -> DiffOut:
     d = desk(signed_in, org_id)
-    d.ws.require_member()
     scope, project = knowledge.resolve_scope(d.ws, data.scope.kind, data.scope.id)
     view = memory_diffs.propose_diff(
         d, scope=scope, project=project, operations=[operation_in(o) for o in data.operations],

@@ -150,7 +150,8 @@ def hit_out(hit: SearchHit) -> SearchHitOut:
 
 
 def workspace(signed_in: SignedIn, org_id: int) -> Workspace:
-    return Workspace(signed_in.records, signed_in.directory, signed_in.principal, org_id, history=signed_in.history)
+    return Workspace.for_member(signed_in.records, signed_in.directory, signed_in.principal, org_id,
+                                history=signed_in.history)
 
 
 def record_query(ws: Workspace, types: list[RecordType] | None, statuses: list[str] | None,
@@ -197,7 +198,6 @@ BASE = "/organisations/{org_id:int}"
 @in_unit_of_work
 def create_record(org_id: int, data: JSONBody[RecordIn], signed_in: NamedDependency[SignedIn]) -> Response[RecordOut]:
     ws = workspace(signed_in, org_id)
-    ws.require_member()
     scope, project = knowledge.resolve_scope(ws, data.scope.kind, data.scope.id)
     record = knowledge.create_record(
         ws, record_type=data.type, scope=scope, project=project, title=data.title, body=data.body, fields=data.fields
@@ -218,7 +218,6 @@ def list_records(
     project: ProjectKey = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> RecordPageOut:
     ws = workspace(signed_in, org_id)
-    ws.require_member()
     page = knowledge.list_records(ws, record_query(ws, types, statuses, project), cursor=cursor, limit=limit)
     return RecordPageOut([record_out(r) for r in page.items], page.next_cursor)
 
@@ -230,7 +229,6 @@ def count_records(
     project: ProjectKey = None,
 ) -> CountOut:
     ws = workspace(signed_in, org_id)
-    ws.require_member()
     return CountOut(knowledge.count_records(ws, record_query(ws, types, statuses, project)))
 
 
@@ -260,7 +258,6 @@ def update_record(
     org_id: int, display_id: str, data: JSONBody[RecordPatch], request: Request, signed_in: NamedDependency[SignedIn]
 ) -> Response[RecordOut]:
     ws = workspace(signed_in, org_id)
-    ws.require_member()
     version = expected_version(request, data)
     scope = None if data.scope is msgspec.UNSET else knowledge.resolve_scope(ws, data.scope.kind, data.scope.id)
     change = RecordChange(
@@ -321,7 +318,6 @@ def search(
     limit: Limit = 20, mode: Mode = None,
 ) -> SearchPageOut:
     ws = workspace(signed_in, org_id)
-    ws.require_member()
     result = semantic_search.search(ws, q, record_query(ws, types, statuses, project), mode=mode, cursor=cursor,
                                     limit=limit, embedder=services.embedding_model, index=signed_in.semantic)
     return SearchPageOut(result.mode.value, [hit_out(h) for h in result.hits], result.next_cursor,
