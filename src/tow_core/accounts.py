@@ -31,11 +31,15 @@ from tow_core.access import OrgRole, Principal, can_administer_org, is_org_owner
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
 from tow_core.identity import (
+    Accounts,
+    AuditTrail,
     Directory,
+    Invitations,
     Invite,
     InviteState,
     Organisation,
     Session,
+    Sessions,
     SignInLog,
     User,
     WorkflowMode,
@@ -84,7 +88,7 @@ def register_first_account(
     return user, organisation
 
 
-def _usable_invite(directory: Directory, token_hash: str, now: datetime, email: str | None) -> Invite:
+def _usable_invite(directory: Invitations, token_hash: str, now: datetime, email: str | None) -> Invite:
     invite = directory.invite_by_token_hash(token_hash, for_update=True)
     if invite is None:
         raise NotFound("invite not found: check the link, or ask for a new invite")
@@ -131,7 +135,7 @@ def accept_invite(directory: Directory, principal: Principal, *, token_hash: str
     return invite
 
 
-def _joined(directory: Directory, invite: Invite, user_id: int, via: str) -> None:
+def _joined(directory: AuditTrail, invite: Invite, user_id: int, via: str) -> None:
     directory.audit(AuditEntry(invite.organisation_id, user_id, AuditAction.MEMBER_JOINED, f"user:{user_id}",
                                {"role": invite.role.value, "via": via, "invite_id": invite.id}))
 
@@ -231,7 +235,7 @@ def _known_address(log: SignInLog, user_id: int | None, client_ip: str, now: dat
 
 
 def authenticate(
-    directory: Directory, log: SignInLog, hasher: PasswordHasher, *, email: str, password: str,
+    directory: Accounts, log: SignInLog, hasher: PasswordHasher, *, email: str, password: str,
     client_ip: str, now: datetime, policy: ThrottlePolicy = ThrottlePolicy(),
 ) -> User:
     """Check email + password; generic error; throttled as the module's rules say."""
@@ -275,11 +279,11 @@ def resolve_session(directory: Directory, *, token_hash: str, now: datetime) -> 
     return session, principal
 
 
-def switch_organisation(directory: Directory, principal: Principal, *, token_hash: str, org_id: int) -> None:
+def switch_organisation(directory: Sessions, principal: Principal, *, token_hash: str, org_id: int) -> None:
     if org_id not in principal.org_roles:
         raise NotFound("organisation not found")
     directory.set_session_organisation(token_hash, org_id)
 
 
-def sign_out_everywhere(directory: Directory, principal: Principal, *, now: datetime) -> int:
+def sign_out_everywhere(directory: Sessions, principal: Principal, *, now: datetime) -> int:
     return directory.revoke_user_sessions(principal.user_id, now)

@@ -37,7 +37,7 @@ from tow_core.access import (
 )
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, InvalidInput, NotFound
-from tow_core.identity import Directory
+from tow_core.identity import Directory, ProjectGrants
 from tow_core.records import DisplayId, Record, RecordStore
 from tow_core.uploads import (
     NewUpload,
@@ -239,7 +239,7 @@ def require_organisation_logo_rights(principal: Principal, org_id: int) -> None:
         raise AccessDenied("only organisation owners and admins change the logo")
 
 
-def require_project_logo_rights(directory: Directory, principal: Principal, org_id: int, project_id: int) -> None:
+def require_project_logo_rights(directory: ProjectGrants, principal: Principal, org_id: int, project_id: int) -> None:
     """Who may change a project logo (also checked before a page streams an image)."""
     if not principal.is_active or org_id not in principal.org_roles:
         raise NotFound("organisation not found")

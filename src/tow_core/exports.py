@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, Protocol, TextIO
 from tow_core.access import Principal, ProjectAccess, Scope, ScopeKind, can_administer_org, can_read_scope
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from tow_core.identity import Directory
+from tow_core.identity import AuditTrail, Directory, ProjectGrants
 from tow_core.jobs import JobQueue, JobStatus, NewJob
 
 FORMAT = "tow-export"
@@ -170,7 +170,7 @@ def _require_member(principal: Principal, org_id: int) -> None:
         raise NotFound("organisation not found")
 
 
-def request_export(directory: Directory, exports: ExportStore, jobs: JobQueue, principal: Principal, *,
+def request_export(directory: AuditTrail, exports: ExportStore, jobs: JobQueue, principal: Principal, *,
                    org_id: int, kind: ExportKind, now: datetime, retention: timedelta,
                    include_attachment_contents: bool = False) -> ExportRequest:
     """Queue an export: members their own, owners/admins also the organisation's; attachment contents
@@ -201,7 +201,7 @@ class OwnExport:
     refusal: Refusal | None
 
 
-def _projects(directory: Directory, org_id: int) -> dict[int, ProjectAccess]:
+def _projects(directory: ProjectGrants, org_id: int) -> dict[int, ProjectAccess]:
     return {p.id: p.access for p in directory.projects(org_id)}
 
 
@@ -243,7 +243,7 @@ def export_for_download(directory: Directory, exports: ExportStore, principal: P
     return Download(request)
 
 
-def _audit(directory: Directory, principal: Principal, request: ExportRequest, action: AuditAction,
+def _audit(directory: AuditTrail, principal: Principal, request: ExportRequest, action: AuditAction,
            **details: Any) -> None:
     directory.audit(AuditEntry(request.organisation_id, principal.user_id, action, f"export:{request.id}",
                                {"kind": request.kind.value, **details}))

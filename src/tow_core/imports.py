@@ -23,7 +23,7 @@ from typing import BinaryIO, Protocol
 from tow_core.access import Principal, is_server_admin
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied
-from tow_core.identity import Directory
+from tow_core.identity import AuditTrail
 from tow_core.uploads import RasterImageInspector, UploadStore
 
 # The largest request body the import API accepts. The import streams the file (memory holds one
@@ -46,7 +46,7 @@ class OrganisationImport(Protocol):
                 images: RasterImageInspector | None) -> ImportReport: ...
 
 
-def import_organisation(directory: Directory, importer: OrganisationImport, principal: Principal | None, *,
+def import_organisation(directory: AuditTrail, importer: OrganisationImport, principal: Principal | None, *,
                         file: BinaryIO, upload_store: UploadStore | None = None,
                         images: RasterImageInspector | None = None) -> ImportReport:
     """Restore ``file``; ``principal`` is None for the operator's command line. Attachment contents go

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import Conflict, NotFound
-from tow_core.identity import Directory, User, clean_name, normalise_email
+from tow_core.identity import Accounts, AuditTrail, Directory, User, clean_name, normalise_email
 from tow_core.passwords import PasswordHasher, check_password_policy
 
 FROM_SHELL = "tow users create-admin"
@@ -59,12 +59,12 @@ def create_admin_from_shell(
     return AdminOutcome(replace(user, is_server_admin=True, password_hash=None), created=False)
 
 
-def _audit_granted(directory: Directory, user: User, *, created: bool) -> None:
+def _audit_granted(directory: AuditTrail, user: User, *, created: bool) -> None:
     directory.audit(AuditEntry(None, None, AuditAction.SERVER_ADMIN_GRANTED, f"user:{user.id}",
                                {"via": FROM_SHELL, "account_created": created}))
 
 
-def server_admins_for_operator(directory: Directory) -> list[User]:
+def server_admins_for_operator(directory: Accounts) -> list[User]:
     """The active server admins, password hashes stripped."""
     return [replace(u, password_hash=None) for u in directory.server_admins()]
 

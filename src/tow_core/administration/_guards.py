@@ -19,10 +19,14 @@ from tow_core.access import (
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, InvalidInput, NotFound
 from tow_core.identity import (
+    AuditTrail,
     Directory,
     Group,
+    GroupRoster,
     Member,
+    Memberships,
     Project,
+    ProjectGrants,
     User,
 )
 
@@ -69,14 +73,14 @@ def _enum(kind: type[_E], value: object, field: str) -> _E:
         raise InvalidInput(f"{field} must be one of: {allowed}", field=field) from None
 
 
-def _org_group(directory: Directory, org_id: int, group_id: int) -> Group:
+def _org_group(directory: GroupRoster, org_id: int, group_id: int) -> Group:
     group = directory.group(group_id)
     if group is None or group.organisation_id != org_id:
         raise NotFound("group not found")
     return group
 
 
-def _org_project(directory: Directory, org_id: int, project_id: int) -> Project:
+def _org_project(directory: ProjectGrants, org_id: int, project_id: int) -> Project:
     project = directory.project(project_id)
     if project is None or project.organisation_id != org_id:
         raise NotFound("project not found")
@@ -99,7 +103,7 @@ def _managed_project(directory: Directory, principal: Principal, org_id: int, pr
     return project
 
 
-def _find_member(directory: Directory, org_id: int, user_id: int) -> Member | None:
+def _find_member(directory: Memberships, org_id: int, user_id: int) -> Member | None:
     return next((m for m in directory.members(org_id) if m.user_id == user_id), None)
 
 
@@ -122,6 +126,6 @@ def _without_secrets(user: User) -> User:
     return replace(user, password_hash=None)
 
 
-def _audit(directory: Directory, principal: Principal, org_id: int | None, action: AuditAction, target: str,
+def _audit(directory: AuditTrail, principal: Principal, org_id: int | None, action: AuditAction, target: str,
            **details: object) -> None:
     directory.audit(AuditEntry(org_id, principal.user_id, action, target, details))

@@ -9,14 +9,14 @@ from tow_core.access import (
 from tow_core.audit import AuditEntry, AuditQuery, require_audit_reader
 from tow_core.errors import InvalidInput
 from tow_core.identity import (
-    Directory,
+    AuditTrail,
 )
 
 # --- audit log --------------------------------------------------------------------------------
 
 
 def list_audit(
-    directory: Directory, principal: Principal, *, org_id: int | None, query: AuditQuery, cursor: str | None,
+    directory: AuditTrail, principal: Principal, *, org_id: int | None, query: AuditQuery, cursor: str | None,
     limit: int,
 ) -> tuple[list[AuditEntry], str | None]:
     """Owners/admins list their organisation's audit log, newest first; server admins list the server

@@ -18,13 +18,14 @@ from tow_core.errors import NotFound
 from tow_core.identity import (
     Directory,
     Group,
+    GroupRoster,
     clean_name,
 )
 
 # --- groups -----------------------------------------------------------------------------------
 
 
-def list_groups(directory: Directory, principal: Principal, *, org_id: int) -> list[Group]:
+def list_groups(directory: GroupRoster, principal: Principal, *, org_id: int) -> list[Group]:
     """Any member sees the groups and who is in them."""
     _require_member(principal, org_id)
     return list(directory.groups(org_id))

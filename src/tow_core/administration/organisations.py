@@ -22,8 +22,10 @@ from tow_core.administration._guards import (
 from tow_core.audit import AuditAction
 from tow_core.errors import AccessDenied, Conflict, NotFound
 from tow_core.identity import (
+    Accounts,
     Directory,
     Member,
+    Memberships,
     Organisation,
     User,
     WorkflowMode,
@@ -45,7 +47,7 @@ def create_organisation(
     return organisation
 
 
-def get_organisation(directory: Directory, principal: Principal, *, org_id: int) -> Organisation:
+def get_organisation(directory: Memberships, principal: Principal, *, org_id: int) -> Organisation:
     """Any active member; NotFound for everyone else, server admins included."""
     _require_member(principal, org_id)
     organisation = directory.organisation(org_id)
@@ -69,14 +71,14 @@ def update_organisation(
 # --- members ----------------------------------------------------------------------------------
 
 
-def list_members(directory: Directory, principal: Principal, *, org_id: int) -> list[Member]:
+def list_members(directory: Memberships, principal: Principal, *, org_id: int) -> list[Member]:
     """Any member sees the organisation's members and their roles."""
     _require_member(principal, org_id)
     return list(directory.members(org_id))
 
 
 def _guard_owner_role(
-    directory: Directory, principal: Principal, org_id: int, target: Member, new_role: OrgRole | None,
+    directory: Memberships, principal: Principal, org_id: int, target: Member, new_role: OrgRole | None,
 ) -> None:
     """Only an owner grants or removes the owner role; the last active owner keeps it (SPEC §1).
     ``new_role`` None means the target leaves the organisation."""
@@ -121,7 +123,7 @@ def remove_member(directory: Directory, principal: Principal, *, org_id: int, us
 # --- server admins ----------------------------------------------------------------------------
 
 
-def list_server_admins(directory: Directory, principal: Principal) -> list[User]:
+def list_server_admins(directory: Accounts, principal: Principal) -> list[User]:
     """Server admins see the active server admins (password hashes stripped)."""
     _require_server_admin(principal)
     return [_without_secrets(u) for u in directory.server_admins()]

@@ -31,6 +31,7 @@ from tow_core.identity import (
     Directory,
     Grant,
     Project,
+    ProjectGrants,
     ProjectStatus,
     check_project_key,
     clean_name,
@@ -78,7 +79,7 @@ def create_project(
 
 
 def list_projects(
-    directory: Directory, principal: Principal, *, org_id: int, status: ProjectStatus | str | None = None,
+    directory: ProjectGrants, principal: Principal, *, org_id: int, status: ProjectStatus | str | None = None,
 ) -> list[Project]:
     """The projects the caller reads (open ones, granted restricted ones; all for owners/admins)."""
     _require_member(principal, org_id)
