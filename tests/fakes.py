@@ -3,8 +3,9 @@
 ``InMemoryDirectory`` mirrors ``tow_adapters.postgres.directory.PgDirectory`` method by method, including
 what the schema does on its own (unique indexes → ``Conflict`` where PgDirectory maps them, cascades on
 delete, the principal query). Where PostgreSQL would raise a raw integrity error that PgDirectory does
-not translate (a foreign key to a missing row, a grant naming both a user and a group), the fake raises
-``ValueError``: in both cases that is a bug in the calling use case, never a user error.
+not translate (a CHECK constraint, a foreign key to a missing row, a grant naming both a user and a
+group), the fake raises ``ValueError``: in both cases that is a bug in the calling use case, never a user
+error. tests/contract/test_directory.py runs the same suite against both.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 
 from tow_core.access import OrgRole, Principal, ProjectRole
 from tow_core.audit import AuditEntry, AuditQuery
-from tow_core.errors import Conflict
+from tow_core.errors import Conflict, InvalidInput
 from tow_core.identity import (
     Grant,
     Group,
@@ -30,10 +31,15 @@ from tow_core.identity import (
     WorkflowMode,
 )
 
-# The CHECK constraints of migration 0002 that PgDirectory turns into Conflict (they fail inside its
-# begin_nested() blocks, and psycopg's CheckViolation is an IntegrityError). PostgreSQL's "$" matches only
-# at the very end of the string, hence fullmatch here.
+# CHECK constraints of migration 0002 (PgDirectory lets them surface as IntegrityError: only unique
+# violations become Conflict). PostgreSQL's "$" matches only at the very end of the string, hence fullmatch.
 _PG_PROJECT_KEY = re.compile(r"[A-Z0-9]{2,10}")
+_PG_NAME_LENGTH = range(1, 201)
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{what} violates a CHECK constraint or names a missing row")
 
 
 def _now() -> datetime:
@@ -85,12 +91,16 @@ class InMemoryDirectory:
         self.audit_log.append(replace(entry, id=len(self.audit_log) + 1, created_at=self._clock()))
 
     def audit_entries(self, org_id, query: AuditQuery, *, cursor, limit):
+        if cursor is not None and (not cursor.isdigit() or len(cursor) > 18):  # as PgDirectory validates it
+            raise InvalidInput("cursor is not one this server issued", field="cursor")
         matching = [
             e for e in reversed(self.audit_log)
             if e.organisation_id == org_id
             and (not query.actions or e.action in query.actions)
             and query.actor_id in (None, e.actor_id)
             and query.target in (None, e.target)
+            and (query.since is None or e.created_at >= query.since)
+            and (query.until is None or e.created_at < query.until)
             and (cursor is None or e.id < int(cursor))
         ]
         page = matching[:limit]
@@ -109,8 +119,9 @@ class InMemoryDirectory:
         return next((u for u in self._users.values() if u.email == email), None)
 
     def add_user(self, email: str, display_name: str, password_hash: str | None, *, server_admin: bool) -> User:
-        bad_check = email != email.lower() or not 3 <= len(email) <= 320 or not 1 <= len(display_name) <= 200
-        if bad_check or any(u.email.lower() == email.lower() for u in self._users.values()):
+        _check(email == email.lower() and 3 <= len(email) <= 320 and len(display_name) in _PG_NAME_LENGTH,
+               "the user")
+        if any(u.email == email for u in self._users.values()):
             raise Conflict("an account with this email already exists", field="email")
         user = User(self._next_id("users"), email, display_name, server_admin, True, password_hash)
         self._users[user.id] = user
@@ -221,7 +232,8 @@ class InMemoryDirectory:
         taken = any(
             o == org_id and n.lower() == name.lower() and g != except_id for g, (o, n) in self._groups.items()
         )
-        if taken or not 1 <= len(name) <= 200:
+        _check(len(name) in _PG_NAME_LENGTH, "the group name")
+        if taken:
             raise Conflict("a group with this name already exists in the organisation", field="name")
 
     def add_group(self, org_id: int, name: str) -> Group:
@@ -272,7 +284,8 @@ class InMemoryDirectory:
         taken = any(
             p.organisation_id == project.organisation_id and p.key == project.key for p in self._projects.values()
         )
-        if taken or not _PG_PROJECT_KEY.fullmatch(project.key) or not 1 <= len(project.name) <= 200:
+        _check(bool(_PG_PROJECT_KEY.fullmatch(project.key)) and len(project.name) in _PG_NAME_LENGTH, "the project")
+        if taken:
             raise Conflict(f"project key {project.key} is already used in this organisation", field="key")
         stored = replace(project, id=self._next_id("projects"))
         self._projects[stored.id] = stored
@@ -324,6 +337,8 @@ class InMemoryDirectory:
                    expires_at: datetime) -> Invite:
         if any(row.token_hash == token_hash for row in self._invites.values()):
             raise ValueError("invite token hash already exists")
+        _check(org_id in self._orgs and created_by in (None, *self._users) and (email is None or email == email.lower()),
+               "the invite")
         invite = Invite(self._next_id("invites"), org_id, OrgRole(role), email, created_by, self._clock(),
                         expires_at, None, None)
         self._invites[invite.id] = _InviteRow(invite, token_hash)
@@ -359,6 +374,8 @@ class InMemoryDirectory:
     def add_session(self, session: Session) -> None:
         if session.token_hash in self._sessions:
             raise ValueError("session token hash already exists")
+        _check(session.user_id in self._users and session.active_organisation_id in (None, *self._orgs),
+               "the session")
         self._sessions[session.token_hash] = _SessionRow(session)
 
     def live_session(self, token_hash: str, now: datetime) -> Session | None:

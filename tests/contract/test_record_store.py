@@ -1,8 +1,10 @@
-"""PgRecordStore on a real PostgreSQL: numbers, writes with optimistic concurrency, keyset pages,
-keyword search, references and lookup — and that none of them tells a reader about records it may not read.
+"""The ``RecordStore`` port's behaviour, against its in-memory fake (``InMemoryRecordStore``) and
+``PgRecordStore`` on a real PostgreSQL: numbers, writes with optimistic concurrency, keyset pages, keyword
+search, references and lookup — and that none of them tells a reader about records it may not read.
 
-Each test runs in one transaction that is rolled back; the concurrency test commits on purpose, in an
-organisation of its own.
+The world is built through the ``Directory`` port (``InMemoryDirectory`` / ``PgDirectory``). On PostgreSQL
+each test runs in one transaction that is rolled back; the concurrency test commits on purpose, in an
+organisation of its own. Postgres-only tests say why in their first line.
 """
 
 from __future__ import annotations
@@ -11,15 +13,20 @@ import base64
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
+from tests.fake_records import InMemoryRecordStore
+from tests.fakes import InMemoryDirectory
+from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
-from tow_core.access import Scope
+from tow_core.access import OrgRole, ProjectRole, Scope, Visibility
 from tow_core.errors import Conflict, InvalidInput, NotFound
+from tow_core.identity import Project, ProjectStatus, WorkflowMode
 from tow_core.records import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -52,49 +59,65 @@ def conn(store_engine):
             transaction.rollback()
 
 
-def _id(conn, sql: str, **params) -> int:
-    return conn.execute(sa.text(sql + " RETURNING id"), params).scalar_one()
-
-
 class Org:
     """One organisation: an admin, two members (alice is granted the restricted project APP, bob is not),
-    an outsider, a restricted project APP and an open project WEB."""
+    an outsider, a restricted project APP and an open project WEB — built through the Directory port."""
 
-    def __init__(self, conn) -> None:
-        self.conn = conn
-        self.store = PgRecordStore(conn)
-        self.id = _id(conn, "INSERT INTO organisations (name) VALUES ('acme')")
+    def __init__(self, directory, store, touch) -> None:
+        self.directory, self.store, self._touch = directory, store, touch
+        self.id = self.organisation("acme")
         self.admin, self.alice, self.bob, self.outsider = (self.user(name) for name in ("admin", "alice", "bob", "out"))
-        for user, role in ((self.admin, "admin"), (self.alice, "member"), (self.bob, "member")):
-            conn.execute(sa.text("INSERT INTO memberships (organisation_id, user_id, role) VALUES (:o, :u, :r)"),
-                         {"o": self.id, "u": user, "r": role})
-        self.app = _id(conn, "INSERT INTO projects (organisation_id, key, name, visibility) "
-                             "VALUES (:o, 'APP', 'App', 'restricted')", o=self.id)
-        self.web = _id(conn, "INSERT INTO projects (organisation_id, key, name, visibility) "
-                             "VALUES (:o, 'WEB', 'Web', 'open')", o=self.id)
-        conn.execute(sa.text("INSERT INTO project_grants (project_id, user_id, role) VALUES (:p, :u, 'viewer')"),
-                     {"p": self.app, "u": self.alice})
+        for user, role in ((self.admin, OrgRole.ADMIN), (self.alice, OrgRole.MEMBER), (self.bob, OrgRole.MEMBER)):
+            directory.set_membership(self.id, user, role)
+        self.app = self.project("APP", "App", Visibility.RESTRICTED)
+        self.web = self.project("WEB", "Web", Visibility.OPEN)
+        directory.put_grant(self.app, user_id=self.alice, group_id=None, role=ProjectRole.VIEWER)
+
+    def organisation(self, name: str) -> int:
+        return self.directory.add_organisation(name, WorkflowMode.ORGANIZATION).id
 
     def user(self, name: str) -> int:
-        return _id(self.conn, "INSERT INTO users (email, display_name) VALUES (:e, :n)",
-                   e=f"{name}-{time.monotonic_ns()}@example.com", n=name)
+        return self.directory.add_user(f"{name}-{time.monotonic_ns()}@example.com", name, None,
+                                       server_admin=False).id
+
+    def project(self, key: str, name: str, visibility: Visibility) -> int:
+        return self.directory.add_project(Project(0, self.id, key, name, "", None, visibility,
+                                                  ProjectStatus.ACTIVE)).id
 
     def add(self, title: str, body: str = "", *, type: RecordType = RecordType.DOC, prefix: str = "DOC",
-            scope: Scope | None = None, status: str = "active", fields=None):
-        new = NewRecord(self.id, type, prefix, scope or Scope.organisation(self.id), title, body, status, self.admin,
+            scope: Scope | None = None, status: str = "active", fields=None, org_id: int | None = None):
+        org_id = org_id or self.id
+        new = NewRecord(org_id, type, prefix, scope or Scope.organisation(org_id), title, body, status, self.admin,
                         fields or {})
-        record = self.store.add(new, self.store.allocate_number(self.id, prefix))
-        self.store.set_references(self.id, record.id, references_in(title, body))
+        record = self.store.add(new, self.store.allocate_number(org_id, prefix))
+        self.store.set_references(org_id, record.id, references_in(title, body))
         return record
 
     def touch(self, record, at: str) -> None:
-        self.conn.execute(sa.text("UPDATE records SET updated_at = CAST(:at AS timestamptz) WHERE id = :id"),
-                          {"at": at, "id": record.id})
+        """Set ``updated_at`` behind the port's back (to build ties and orders the clock would not)."""
+        self._touch(record, datetime.fromisoformat(at).replace(tzinfo=UTC))
 
 
-@pytest.fixture
-def org(conn) -> Org:
-    return Org(conn)
+def _fake_touch(store: InMemoryRecordStore):
+    def touch(record, at: datetime) -> None:
+        store.rows[record.id] = replace(store.rows[record.id], updated_at=at)
+    return touch
+
+
+def _sql_touch(conn):
+    def touch(record, at: datetime) -> None:
+        conn.execute(sa.text("UPDATE records SET updated_at = :at WHERE id = :id"), {"at": at, "id": record.id})
+    return touch
+
+
+@pytest.fixture(params=["fake", "postgres"])
+def org(request) -> Org:
+    if request.param == "fake":
+        directory = InMemoryDirectory()
+        store = InMemoryRecordStore(directory)
+        return Org(directory, store, _fake_touch(store))
+    conn = request.getfixturevalue("conn")
+    return Org(PgDirectory(conn), PgRecordStore(conn), _sql_touch(conn))
 
 
 def ids(items) -> list[int]:
@@ -132,7 +155,7 @@ def test_add_then_read_back_by_id_display_id_and_for_update(org):
 def test_reads_deny_outsiders_other_organisations_and_other_users_private_records(org):
     shared = org.add("Shared")
     private = org.add("Alice's notes", scope=Scope.private(org.id, org.alice))
-    other_org = _id(org.conn, "INSERT INTO organisations (name) VALUES ('other')")
+    other_org = org.organisation("other")
     assert org.store.readable(org.outsider, org.id, shared.id) is None
     assert org.store.readable(org.admin, other_org, shared.id) is None
     assert org.store.for_update(other_org, shared.id) is None
@@ -172,17 +195,45 @@ def test_save_of_a_missing_record_is_not_found_and_bad_values_are_invalid_input(
     assert org.store.readable(org.admin, org.id, record.id) == record
 
 
+def test_save_stores_only_the_mutable_parts_and_only_in_the_records_organisation(org):
+    record = org.add("Kept", "body")
+    other_org = org.organisation("other")
+    with pytest.raises(NotFound):  # the id exists, but not in that organisation
+        org.store.save(replace(record, organisation_id=other_org, scope=Scope.organisation(other_org)),
+                       expected_version=1)
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    saved = org.store.save(replace(record, type=RecordType.RISK, display_id=DisplayId("RSK", 9), author_id=org.bob,
+                                   created_at=later, updated_at=later, version=7, title="Changed"),
+                           expected_version=1)
+    assert (saved.type, saved.display_id, saved.author_id, saved.created_at) == (
+        record.type, record.display_id, record.author_id, record.created_at)
+    assert (saved.version, saved.title) == (2, "Changed") and saved.updated_at != later
+    assert org.store.readable(org.admin, org.id, record.id) == saved
+
+
+def test_add_refuses_what_the_schema_refuses_and_keeps_nothing(org):
+    def new(title="Fine", author=org.admin, prefix="DOC"):
+        return NewRecord(org.id, RecordType.DOC, prefix, Scope.organisation(org.id), title, "", "active", author, {})
+
+    for bad in (new(title=""), new(title="x" * 501), new(author=10**12), new(prefix="doc")):
+        with pytest.raises(InvalidInput):
+            org.store.add(bad, org.store.allocate_number(org.id, bad.prefix))
+    with pytest.raises(InvalidInput) as wrong_scope:
+        org.store.add(replace(new(), scope=Scope.organisation(org.id + 1)), 50)
+    assert wrong_scope.value.field == "scope"
+    assert org.store.count_readable(org.admin, org.id, RecordQuery()) == 0
+
+
 # --- lists and counts --------------------------------------------------------------------------------
 
 
 def test_list_walks_every_page_newest_first_without_duplicates_or_gaps(org):
     records = [org.add(f"Record {i}") for i in range(9)]
-    for record, at in zip(records, ["2026-01-02", "2026-01-05", "2026-01-05", "2026-01-01", "2026-01-05",
-                                    "2026-01-03", "2026-01-03", "2026-01-04", "2026-01-02"], strict=True):
+    touched = list(zip(records, ["2026-01-02", "2026-01-05", "2026-01-05", "2026-01-01", "2026-01-05",
+                                 "2026-01-03", "2026-01-03", "2026-01-04", "2026-01-02"], strict=True))
+    for record, at in touched:
         org.touch(record, at)
-    expected = org.conn.execute(sa.text(
-        "SELECT id FROM records WHERE organisation_id = :o ORDER BY updated_at DESC, id DESC"), {"o": org.id}
-    ).scalars().all()
+    expected = [r.id for r, _ in sorted(touched, key=lambda t: (t[1], t[0].id), reverse=True)]  # updated_at, id DESC
     pages = walk(lambda **kw: org.store.list_readable(org.bob, org.id, RecordQuery(), **kw), 2)
     assert [len(p) for p in pages] == [2, 2, 2, 2, 1]
     assert [i for page in pages for i in ids(page)] == expected
@@ -224,6 +275,36 @@ def test_a_malformed_cursor_is_invalid_input(org, cursor):
     with pytest.raises(InvalidInput) as refused:
         org.store.search_readable(org.bob, org.id, "word", RecordQuery(), cursor=cursor, limit=2)
     assert refused.value.field == "cursor"
+
+
+def test_a_limit_below_one_is_invalid_input(org):
+    org.add("Something to find")
+    reads = (lambda: org.store.list_readable(org.bob, org.id, RecordQuery(), cursor=None, limit=0),
+             lambda: org.store.search_readable(org.bob, org.id, "something", RecordQuery(), cursor=None, limit=0),
+             lambda: org.store.lookup_readable(org.bob, org.id, "Some", limit=0))
+    for read in reads:
+        with pytest.raises(InvalidInput) as refused:
+            read()
+        assert refused.value.field == "limit"
+
+
+def test_active_snapshots_for_update_are_one_type_in_exactly_one_scope_whoever_may_read_them(org):
+    def snapshot(title, snapshot_type="daily_summary", scope=None, status="active"):
+        return org.add(title, type=RecordType.SNAPSHOT, prefix="SNP", scope=scope, status=status,
+                       fields={"snapshot_type": snapshot_type})
+
+    first, second = snapshot("First"), snapshot("Second")
+    snapshot("Pending", status="pending_review")
+    snapshot("Weekly", "weekly_review")
+    in_app, bobs = snapshot("In APP", scope=Scope.project(org.id, org.app)), snapshot("Bob's", scope=Scope.private(
+        org.id, org.bob))
+    org.add("A doc", fields={"snapshot_type": "daily_summary"})  # not a snapshot
+    assert org.store.active_snapshots_for_update(org.id, "daily_summary", Scope.organisation(org.id)) == [first, second]
+    assert org.store.active_snapshots_for_update(org.id, "daily_summary", Scope.project(org.id, org.app)) == [in_app]
+    assert org.store.active_snapshots_for_update(org.id, "daily_summary", Scope.private(org.id, org.bob)) == [bobs]
+    assert org.store.active_snapshots_for_update(org.id, "cto_state", Scope.organisation(org.id)) == []
+    other_org = org.organisation("other")
+    assert org.store.active_snapshots_for_update(other_org, "daily_summary", Scope.organisation(other_org)) == []
 
 
 # --- keyword search ------------------------------------------------------------------------------------
@@ -275,6 +356,14 @@ def test_an_empty_or_stop_word_only_search_is_refused(org, text):
     assert refused.value.field == "q"
 
 
+def test_postgres_search_matches_english_word_forms(conn):
+    """Postgres-only: stemming is PostgreSQL's English dictionary (the fake matches whole words only)."""
+    org = Org(PgDirectory(conn), PgRecordStore(conn), _sql_touch(conn))
+    migrating = org.add("Migrating the billing service")
+    page = org.store.search_readable(org.bob, org.id, "migrations", RecordQuery(), cursor=None, limit=5)
+    assert ids(page.items) == [migrating.id]
+
+
 # --- references, backlinks and lookup ----------------------------------------------------------------
 
 
@@ -286,10 +375,8 @@ def test_references_and_backlinks_resolve_in_the_organisation_and_follow_visibil
     assert citing.display_id == DisplayId("DOC", 2)
     risky = org.add("Launch risk", "Blocks APP-1; background in DOC-1.", type=RecordType.RISK, prefix="RSK",
                     scope=Scope.project(org.id, org.app))
-    other_org = _id(org.conn, "INSERT INTO organisations (name) VALUES ('other')")
-    org.conn.execute(sa.text("INSERT INTO records (organisation_id, type, prefix, number, scope_kind, scope_ref, title,"
-                             " status) VALUES (:o, 'doc', 'DOC', 1, 'organisation', :o, 'Elsewhere', 'active')"),
-                     {"o": other_org})
+    other_org = org.organisation("other")
+    org.add("Elsewhere", org_id=other_org)  # DOC-1 of another organisation
 
     def refs(user, record):
         return ids(org.store.references_readable(user, org.id, record.id))
@@ -309,6 +396,21 @@ def test_references_and_backlinks_resolve_in_the_organisation_and_follow_visibil
     assert refs(org.alice, citing) == []
     org.store.set_references(other_org, citing.id, [DisplayId("DOC", 1)])  # not this organisation's record
     assert refs(org.alice, citing) == []
+
+
+def test_references_resolve_when_set_and_a_call_naming_another_organisation_changes_nothing(org):
+    citing = org.add("Plan", "Depends on DOC-2.")  # DOC-1, citing a number not handed out yet
+    later = org.add("Later")  # DOC-2
+
+    def refs():
+        return ids(org.store.references_readable(org.admin, org.id, citing.id))
+
+    assert refs() == []  # kept out when set, not picked up by a record that appears afterwards
+    org.store.set_references(org.id, citing.id, [DisplayId("DOC", 2)])
+    assert refs() == [later.id]
+    org.store.set_references(org.organisation("other"), citing.id, [])  # not that organisation's record
+    assert refs() == [later.id]
+    assert ids(org.store.backlinks_readable(org.admin, org.id, later.id)) == [citing.id]
 
 
 def test_a_record_citing_a_restricted_ticket_reveals_nothing_about_it(org):
@@ -359,8 +461,9 @@ def test_lookup_by_display_id_or_literal_title_prefix(org):
 
 
 def test_numbers_are_gap_free_and_unique_when_raced_with_rollbacks(store_engine):
+    """Postgres-only: racing real transactions (the fake is single-threaded and has no rollback)."""
     with store_engine.begin() as setup:
-        org_id = _id(setup, "INSERT INTO organisations (name) VALUES ('race')")
+        org_id = PgDirectory(setup).add_organisation("race", WorkflowMode.ORGANIZATION).id
     start = threading.Barrier(THREADS)
     committed: list[int] = []
     errors: list[BaseException] = []

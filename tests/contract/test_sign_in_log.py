@@ -14,10 +14,10 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LONG_AGO = T0 - timedelta(days=365)
 
 
-@pytest.fixture(params=["postgres", "memory"])
+@pytest.fixture(params=["fake", "postgres"])
 def world(request):
     """(log, two user ids)."""
-    if request.param == "memory":
+    if request.param == "fake":
         return InMemorySignInLog(), (1, 2)
     engine = request.getfixturevalue("make_container")().engine()
     with engine.begin() as conn:

@@ -226,7 +226,8 @@ class PgRecordStore(SqlStore):
                         field="version")
 
     def set_references(self, org_id: int, record_id: int, targets: list[DisplayId]) -> None:
-        self._conn.execute(sa.text("DELETE FROM record_references WHERE source_id = :id"), {"id": record_id})
+        self._conn.execute(sa.text("DELETE FROM record_references ref USING records s WHERE ref.source_id = s.id "
+                                   "AND s.id = :id AND s.organisation_id = :org"), {"id": record_id, "org": org_id})
         if not targets:
             return
         # Targets resolve inside the source's organisation only; unknown IDs and the record itself drop out.
