@@ -10,7 +10,7 @@ items. Then, for every user, each path must return exactly what the pure policy 
 allows — both directions, no more and no less:
 
 - memory diffs: ``PgMemoryDiffStore.readable`` (also asked from the wrong organisation), every page of
-  ``list_readable`` (with and without a status filter), and ``memory_diffs.get_diff`` (its readable
+  ``list_readable`` (with and without a status filter), and ``memory_review.get_diff`` (its readable
   items are exactly the named items the caller can read);
 - ticket links: ``PgTicketLinks.readable`` for every ticket (only links whose other end is readable,
   with the right direction), by link id, and ``tickets.list_links`` (404 for an unreadable ticket);
@@ -55,7 +55,13 @@ from tow_core import docs, tickets
 from tow_core.access import Scope, can_read_scope
 from tow_core.errors import NotFound
 from tow_core.knowledge import Workspace
-from tow_core.memory_diffs import DiffStatus, MemoryDesk, get_diff
+from tow_core.memory_diffs import (
+    DiffStatus,
+)
+from tow_core.memory_review import (
+    MemoryDesk,
+    get_diff,
+)
 from tow_core.records import DisplayId
 
 STATS: dict = {"worlds": 0, "checks": 0, "leaks": 0}

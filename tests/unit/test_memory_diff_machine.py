@@ -30,15 +30,17 @@ from tow_core.memory_diffs import (
     DiffSource,
     DiffStatus,
     ItemRef,
-    MemoryDesk,
     OutcomeResult,
     SupersedeItems,
     UpdateItem,
+    stale_reason,
+)
+from tow_core.memory_review import (
+    MemoryDesk,
     approve_diff,
     list_diffs,
     propose_diff,
     reject_diff,
-    stale_reason,
 )
 from tow_core.records import RecordType
 

@@ -6,7 +6,7 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 
-from tow_core import knowledge, memory_diffs
+from tow_core import knowledge, memory_review
 from tow_core.memory_diffs import CreateItem, DiffSource, DiffStatus
 from tow_core.records import MEMORY_TYPES, DisplayId
 from tow_http.context import SignedIn, in_unit_of_work
@@ -21,7 +21,7 @@ def diff_list(request: Request, org_id: int, signed_in: NamedDependency[SignedIn
               status: str = "pending", cursor: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "memory")
     statuses = frozenset({DiffStatus(status)}) if status in set(DiffStatus) else frozenset()
-    found = memory_diffs.list_diffs(desk(signed_in, org_id), statuses, cursor=cursor, limit=50)
+    found = memory_review.list_diffs(desk(signed_in, org_id), statuses, cursor=cursor, limit=50)
     return page(request, "diffs.html", shell=shell, diffs=[summary_out(d) for d in found.items],
                 next_cursor=found.next_cursor, status=status, statuses=[s.value for s in DiffStatus],
                 memory_types=[(t, t.replace("_", " ")) for t in MEMORY_TYPES], scopes=scope_choices(signed_in, shell),
@@ -40,7 +40,7 @@ def propose(request: Request, org_id: int, form: NamedDependency[Form], signed_i
     if importance is not None:
         fields["importance"] = importance
     source_id = form.get("source_id").strip()
-    view = memory_diffs.propose_diff(
+    view = memory_review.propose_diff(
         d, scope=scope, project=project, operations=[CreateItem(form.get("title"), form.get("body"), fields)],
         source=DiffSource.DOC if source_id.upper().startswith("DOC-") else DiffSource.MANUAL,
         source_id=DisplayId.parse(source_id) if source_id else None, rationale=form.get("rationale"))
@@ -52,7 +52,7 @@ def propose(request: Request, org_id: int, form: NamedDependency[Form], signed_i
 def diff_page(request: Request, org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn],
               project: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "memory")
-    diff = diff_out(memory_diffs.get_diff(desk(signed_in, org_id), diff_id))
+    diff = diff_out(memory_review.get_diff(desk(signed_in, org_id), diff_id))
     people = {m.user_id: m.display_name for m in signed_in.directory.members(org_id)}
     return page(request, "diff.html", shell=shell, diff=diff, people=people)
 
@@ -66,9 +66,9 @@ def decide(request: Request, org_id: int, diff_id: int, decision: str, form: Nam
     d = desk(signed_in, org_id)
     note = form.get("note")
     if decision == "approve":
-        memory_diffs.approve_diff(d, diff_id, now=signed_in.now, note=note)
+        memory_review.approve_diff(d, diff_id, now=signed_in.now, note=note)
     else:
-        memory_diffs.reject_diff(d, diff_id, now=signed_in.now, note=note)
+        memory_review.reject_diff(d, diff_id, now=signed_in.now, note=note)
     return redirect(request, f"/o/{org_id}/memory-diffs/{diff_id}")
 
 

@@ -12,16 +12,14 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from tow_core import knowledge, memory_diffs
+from tow_core import knowledge, memory_review
 from tow_core.errors import InvalidInput
 from tow_core.memory_diffs import (
     ArchiveItems,
     CreateItem,
     DiffSource,
     DiffStatus,
-    DiffView,
     ItemRef,
-    MemoryDesk,
     MemoryDiff,
     Operation,
     OperationOutcome,
@@ -30,6 +28,7 @@ from tow_core.memory_diffs import (
     stale_target_reason,
     visible_operation,
 )
+from tow_core.memory_review import DiffView, MemoryDesk
 from tow_core.records import DisplayId, Record
 from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.routes.records import Cursor, Limit, ScopeIn, ScopeOut, scope_out, workspace
@@ -274,7 +273,7 @@ BASE = "/organisations/{org_id:int}/memory-diffs"
 def propose_diff(org_id: int, data: JSONBody[DiffIn], signed_in: NamedDependency[SignedIn]) -> DiffOut:
     d = desk(signed_in, org_id)
     scope, project = knowledge.resolve_scope(d.ws, data.scope.kind, data.scope.id)
-    view = memory_diffs.propose_diff(
+    view = memory_review.propose_diff(
         d, scope=scope, project=project, operations=[operation_in(o) for o in data.operations],
         source=data.source, source_id=None if data.source_id is None else DisplayId.parse(data.source_id),
         rationale=data.rationale,
@@ -294,14 +293,14 @@ def list_diffs(
     org_id: int, signed_in: NamedDependency[SignedIn], statuses: Statuses = None, cursor: Cursor = None,
     limit: Limit = 50,
 ) -> DiffPageOut:
-    page = memory_diffs.list_diffs(desk(signed_in, org_id), frozenset(statuses or ()), cursor=cursor, limit=limit)
+    page = memory_review.list_diffs(desk(signed_in, org_id), frozenset(statuses or ()), cursor=cursor, limit=limit)
     return DiffPageOut([summary_out(d) for d in page.items], page.next_cursor)
 
 
 @get(f"{BASE}/{{diff_id:int}}", summary="A memory diff with before/after", description=RULES, sync_to_thread=True)
 @in_unit_of_work
 def get_diff(org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn]) -> DiffOut:
-    return diff_out(memory_diffs.get_diff(desk(signed_in, org_id), diff_id))
+    return diff_out(memory_review.get_diff(desk(signed_in, org_id), diff_id))
 
 
 @post(
@@ -316,7 +315,7 @@ def approve_diff(
     org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn], data: JSONBody[ReviewIn | None] = None
 ) -> DiffOut:
     note = data.note if data is not None else ""
-    return diff_out(memory_diffs.approve_diff(desk(signed_in, org_id), diff_id, now=signed_in.now, note=note))
+    return diff_out(memory_review.approve_diff(desk(signed_in, org_id), diff_id, now=signed_in.now, note=note))
 
 
 @post(
@@ -332,7 +331,7 @@ def reject_diff(
     org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn], data: JSONBody[ReviewIn | None] = None
 ) -> DiffOut:
     note = data.note if data is not None else ""
-    return diff_out(memory_diffs.reject_diff(desk(signed_in, org_id), diff_id, now=signed_in.now, note=note))
+    return diff_out(memory_review.reject_diff(desk(signed_in, org_id), diff_id, now=signed_in.now, note=note))
 
 
 memory_diffs_router = Router(
