@@ -283,7 +283,7 @@ def validated_fields(record_type: RecordType, given: Mapping[str, Any], current:
             raise InvalidInput(f"{name} is required for a {record_type.value}", field=name)
         else:
             value = list(spec.default) if isinstance(spec.default, tuple) else spec.default
-        merged[name] = value if value is None and not spec.required else spec.check(name, value)
+        merged[name] = spec.check(name, value)  # None only where the check allows it (_optional)
     return merged
 
 
