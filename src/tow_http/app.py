@@ -12,25 +12,25 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from tow_core.readiness import SchemaInspector
+from tow_http.accounts.api import auth_router, me_router
+from tow_http.administration.access_api import access_router, server_admins_router
+from tow_http.administration.audit_api import audit_router
+from tow_http.administration.invites_api import invites_router
+from tow_http.administration.organisations_api import organisations_router
+from tow_http.administration.projects_api import projects_router
+from tow_http.ai.api import ai_router
 from tow_http.context import Services, provide_caller
 from tow_http.errors import EXCEPTION_HANDLERS
+from tow_http.exports.api import exports_router
 from tow_http.health import health_router
 from tow_http.input_guard import GuardedRequest, InputGuardMiddleware
+from tow_http.memory.api import memory_diffs_router
 from tow_http.pages import SERVICES_STATE_KEY, pages_router, static_router, template_config
-from tow_http.routes.access import access_router, server_admins_router
-from tow_http.routes.ai import ai_router
-from tow_http.routes.audit import audit_router
-from tow_http.routes.auth import auth_router, me_router
-from tow_http.routes.docs import docs_router
-from tow_http.routes.exports import exports_router
-from tow_http.routes.invites import invites_router
-from tow_http.routes.memory_diffs import memory_diffs_router
-from tow_http.routes.organisations import organisations_router
-from tow_http.routes.projects import projects_router
-from tow_http.routes.records import records_router
-from tow_http.routes.tickets import tickets_router
-from tow_http.routes.uploads import uploads_router
+from tow_http.records.api import records_router
+from tow_http.records.docs_api import docs_router
+from tow_http.records.tickets_api import tickets_router
 from tow_http.security import BrowserSecurityMiddleware
+from tow_http.uploads.api import uploads_router
 
 API_DESCRIPTION = """TOW's JSON API.
 

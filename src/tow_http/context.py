@@ -19,12 +19,14 @@ from litestar.di import NamedDependency
 
 from tow_core.access import Principal
 from tow_core.accounts import resolve_session
-from tow_core.ai import EmbeddingModel
-from tow_core.errors import NotAuthenticated
+from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, EmbeddingModel
+from tow_core.attachments import UploadDesk
+from tow_core.errors import AiNotConfigured, NotAuthenticated, NotConfigured
 from tow_core.exports import ExportFiles, ExportStore
 from tow_core.identity import Directory, Session, SignInLog
 from tow_core.imports import OrganisationImport
 from tow_core.jobs import JobQueue
+from tow_core.knowledge import Workspace
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
 from tow_core.record_history import RecordKeeping
@@ -218,3 +220,30 @@ def expired_session_cookie(services: NamedDependency[Services]) -> Cookie:
         secure=security.session_cookie_secure,
         samesite="lax",
     )
+
+
+def client_ip(request: Request) -> str:
+    """The peer address; behind trusted proxies uvicorn has already replaced it with X-Forwarded-For."""
+    return request.client.host if request.client else "unknown"
+
+
+def workspace(signed_in: SignedIn, org_id: int) -> Workspace:
+    return Workspace.for_member(signed_in.records, signed_in.directory, signed_in.principal, org_id,
+                                history=signed_in.history)
+
+
+def ai_of(services: Services) -> AiServices:
+    if services.ai is None:  # an app composed without AI at all (some unit tests)
+        raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
+    return services.ai
+
+
+def upload_services(services: Services) -> tuple[UploadStore, RasterImageInspector]:
+    if services.upload_store is None or services.images is None:
+        raise NotConfigured("uploads are not configured")
+    return services.upload_store, services.images
+
+
+def upload_desk(signed_in: SignedIn, services: Services) -> UploadDesk:
+    return UploadDesk(signed_in.principal, signed_in.uploads, upload_services(services)[0], signed_in.records,
+                      signed_in.directory, signed_in.now)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import msgspec
+from typing import Annotated
 
+import msgspec
+from litestar.params import QueryParameter
+
+from tow_core.access import Scope
 from tow_core.identity import Directory
 
 
@@ -38,3 +42,26 @@ def me_out(directory: Directory, user_id: int, active_organisation_id: int | Non
     if active_organisation_id not in member_of:  # never, or no longer, a member: fall back
         active_organisation_id = member_of[0] if member_of else None
     return MeOut(user.id, user.email, user.display_name, user.is_server_admin, active_organisation_id, memberships)
+
+
+# --- shared by several areas: scopes and paging -------------------------------------------------
+
+
+Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200, description="page size (1–200)")]
+
+
+Cursor = Annotated[str | None, QueryParameter(name="cursor", description="from the previous page's next_cursor")]
+
+
+class ScopeIn(Strict):
+    kind: str
+    id: int | None = None
+
+
+class ScopeOut(msgspec.Struct):
+    kind: str
+    id: int
+
+
+def scope_out(scope: Scope) -> ScopeOut:
+    return ScopeOut(scope.kind.value, scope.ref_id)

@@ -220,7 +220,7 @@ def test_server_admins_import_an_export_file_from_the_server_settings(app_client
     again = ada.post("/server/import", follow_redirects=False, data={"csrf_token": token}, files=files)
     assert again.status_code == 409 and "Nothing was imported" in again.text
 
-    from tow_http.pages import import_pages
+    from tow_http.exports import import_pages
     monkeypatch.setattr(import_pages, "IMPORT_PAGE_MAX_BYTES", 1000)
     too_big = ada.post("/server/import", follow_redirects=False, data={"csrf_token": token},
                        files={"file": ("export.json", b" " * 5000 + exported, "application/json")})

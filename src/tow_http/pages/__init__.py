@@ -10,15 +10,12 @@ from litestar import Router
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
-from tow_http.pages.admin_pages import ADMIN_PAGES
-from tow_http.pages.auth_pages import AUTH_PAGES
-from tow_http.pages.egress_pages import EGRESS_PAGES
-from tow_http.pages.export_pages import EXPORT_PAGES
-from tow_http.pages.image_pages import IMAGE_PAGES
-from tow_http.pages.import_pages import IMPORT_PAGES
-from tow_http.pages.memory_pages import MEMORY_PAGES
-from tow_http.pages.record_pages import RECORD_PAGES
-from tow_http.pages.upload_pages import UPLOAD_PAGES
+from tow_http.accounts.pages import AUTH_PAGES
+from tow_http.administration.pages import ADMIN_PAGES
+from tow_http.ai.pages import EGRESS_PAGES
+from tow_http.exports.import_pages import IMPORT_PAGES
+from tow_http.exports.pages import EXPORT_PAGES
+from tow_http.memory.pages import MEMORY_PAGES
 from tow_http.pages.web import (
     PAGE_EXCEPTION_HANDLERS,
     SERVICES_STATE_KEY,
@@ -26,6 +23,9 @@ from tow_http.pages.web import (
     provide_form,
     template_config,
 )
+from tow_http.records.pages import RECORD_PAGES
+from tow_http.uploads.image_pages import IMAGE_PAGES
+from tow_http.uploads.pages import UPLOAD_PAGES
 
 pages_router = Router(
     path="/",

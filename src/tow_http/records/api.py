@@ -2,180 +2,38 @@
 
 from __future__ import annotations
 
-import html
-from datetime import datetime
-from typing import Annotated, Any
-
 import msgspec
 from litestar import Request, Response, Router, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
 from tow_core import knowledge, semantic_search
-from tow_core.access import Scope
-from tow_core.errors import InvalidInput
-from tow_core.knowledge import RecordChange, Workspace
+from tow_core.knowledge import RecordChange
 from tow_core.records import (
-    HIGHLIGHT_END,
-    HIGHLIGHT_START,
     DisplayId,
-    Record,
-    RecordQuery,
-    RecordSummary,
-    RecordType,
-    SearchHit,
 )
-from tow_core.semantic_search import SearchMode
-from tow_http.context import Services, SignedIn, in_unit_of_work
-from tow_http.shapes import Strict
-
-Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200, description="page size (1–200)")]
-Cursor = Annotated[str | None, QueryParameter(name="cursor", description="from the previous page's next_cursor")]
-Types = Annotated[list[RecordType] | None, QueryParameter(name="type", description="repeat to allow several")]
-Statuses = Annotated[list[str] | None, QueryParameter(name="status", description="repeat to allow several")]
-Mode = Annotated[
-    SearchMode | None,
-    QueryParameter(name="mode", description="keyword | semantic | hybrid (default: hybrid with AI configured, "
-                   "else keyword)"),
-]
-ProjectKey = Annotated[
-    str | None, QueryParameter(name="project", description="a project key: only that project's records")
-]
-
-
-class ScopeIn(Strict):
-    kind: str
-    id: int | None = None
-
-
-class ScopeOut(msgspec.Struct):
-    kind: str
-    id: int
-
-
-class RecordIn(Strict):
-    type: RecordType
-    scope: ScopeIn
-    title: str
-    body: str = ""
-    fields: dict[str, Any] = msgspec.field(default_factory=dict)
-
-
-class RecordPatch(Strict):
-    version: int | msgspec.UnsetType = msgspec.UNSET
-    title: str | msgspec.UnsetType = msgspec.UNSET
-    body: str | msgspec.UnsetType = msgspec.UNSET
-    status: str | msgspec.UnsetType = msgspec.UNSET
-    fields: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    scope: ScopeIn | msgspec.UnsetType = msgspec.UNSET
-
-
-class RecordOut(msgspec.Struct):
-    id: int
-    display_id: str
-    type: str
-    organisation_id: int
-    scope: ScopeOut
-    title: str
-    body: str
-    status: str
-    author_id: int | None
-    created_at: datetime
-    updated_at: datetime
-    version: int
-    fields: dict[str, Any]
-
-
-class SummaryOut(msgspec.Struct):
-    display_id: str
-    type: str
-    title: str
-    status: str
-    scope: ScopeOut
-
-
-class RecordPageOut(msgspec.Struct):
-    items: list[RecordOut]
-    next_cursor: str | None
-
-
-class CountOut(msgspec.Struct):
-    count: int
-
-
-class SearchHitOut(msgspec.Struct):
-    display_id: str
-    type: str
-    title: str
-    status: str
-    scope: ScopeOut
-    snippet_html: str
-    rank: float
-
-
-class SearchPageOut(msgspec.Struct):
-    mode: str  # the mode that answered
-    items: list[SearchHitOut]
-    next_cursor: str | None
-    fallback_reason: str | None = None  # why semantic/hybrid was answered by keyword search
-
-
-def scope_out(scope: Scope) -> ScopeOut:
-    return ScopeOut(scope.kind.value, scope.ref_id)
-
-
-def record_out(record: Record) -> RecordOut:
-    return RecordOut(
-        record.id, str(record.display_id), record.type.value, record.organisation_id, scope_out(record.scope),
-        record.title, record.body, record.status, record.author_id, record.created_at, record.updated_at,
-        record.version, dict(record.fields),
-    )
-
-
-def summary_out(summary: RecordSummary) -> SummaryOut:
-    return SummaryOut(str(summary.display_id), summary.type.value, summary.title, summary.status,
-                      scope_out(summary.scope))
-
-
-def snippet_html(snippet: str) -> str:
-    """Escape user text first, then turn the store's highlight markers into <mark> tags."""
-    return html.escape(snippet).replace(HIGHLIGHT_START, "<mark>").replace(HIGHLIGHT_END, "</mark>")
-
-
-def hit_out(hit: SearchHit) -> SearchHitOut:
-    s = hit.summary
-    return SearchHitOut(str(s.display_id), s.type.value, s.title, s.status, scope_out(s.scope),
-                        snippet_html(hit.snippet), hit.rank)
-
-
-def workspace(signed_in: SignedIn, org_id: int) -> Workspace:
-    return Workspace.for_member(signed_in.records, signed_in.directory, signed_in.principal, org_id,
-                                history=signed_in.history)
-
-
-def record_query(ws: Workspace, types: list[RecordType] | None, statuses: list[str] | None,
-                 project: str | None) -> RecordQuery:
-    return RecordQuery(frozenset(types or ()), frozenset(statuses or ()), knowledge.project_filter(ws, project))
-
-
-def expected_version(request: Request, data: RecordPatch) -> int:
-    """The version the editor loaded: ``If-Match: "3"`` or ``"version": 3`` in the body."""
-    header = request.headers.get("if-match")
-    if header:
-        try:
-            return int(header.removeprefix("W/").strip('"'))
-        except ValueError as exc:
-            raise InvalidInput("If-Match must be the record's version, e.g. \"3\"", field="If-Match") from exc
-    if data.version is msgspec.UNSET:
-        raise InvalidInput("send the version you loaded (body `version` or If-Match) so edits never "
-                           "overwrite each other silently", field="version")
-    return data.version
-
-
-def with_etag(record: Record, status_code: int = 200) -> Response[RecordOut]:
-    return Response(record_out(record), status_code=status_code, headers={"ETag": f'"{record.version}"'})
-
+from tow_http.context import Services, SignedIn, in_unit_of_work, workspace
+from tow_http.records.shapes import (
+    CountOut,
+    Mode,
+    ProjectKey,
+    RecordIn,
+    RecordOut,
+    RecordPageOut,
+    RecordPatch,
+    SearchPageOut,
+    Statuses,
+    SummaryOut,
+    Types,
+    expected_version,
+    hit_out,
+    record_out,
+    record_query,
+    summary_out,
+    with_etag,
+)
+from tow_http.shapes import Cursor, Limit
 
 BASE = "/organisations/{org_id:int}"
 

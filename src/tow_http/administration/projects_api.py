@@ -11,8 +11,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from tow_core import administration
 from tow_core.access import ProjectRole, Visibility
 from tow_core.identity import Grant, Project, ProjectStatus
+from tow_http.administration.organisations_api import unset_to_none
 from tow_http.context import SignedIn, in_unit_of_work
-from tow_http.routes.organisations import unset_to_none
 from tow_http.shapes import Strict
 
 VISIBILITY_RULES = (

@@ -15,7 +15,7 @@ from tow_core.access import OrgRole, ProjectRole, Visibility
 from tow_core.audit import AuditQuery, audit_actions
 from tow_core.errors import InvalidInput
 from tow_http.context import Services, SignedIn, in_unit_of_work
-from tow_http.pages.image_pages import managed_project_ids, member_avatars
+from tow_http.pages.images import managed_project_ids, member_avatars
 from tow_http.pages.web import Form, page, redirect, shell_for
 
 MAX_INVITE_HOURS = accounts.InvitePolicy().max_lifetime // timedelta(hours=1)

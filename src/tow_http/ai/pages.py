@@ -11,9 +11,8 @@ from litestar.di import NamedDependency
 from tow_core.ai import EgressPurpose
 from tow_core.egress import EgressQuery, egress_purpose, list_egress
 from tow_core.errors import InvalidInput
-from tow_http.context import Services, SignedIn, in_unit_of_work
+from tow_http.context import Services, SignedIn, ai_of, in_unit_of_work
 from tow_http.pages.web import page, shell_for
-from tow_http.routes.ai import ai_of
 
 PAGE_SIZE = 50
 

@@ -14,6 +14,7 @@ from tow_http.context import (
     Db,
     Services,
     SignedIn,
+    client_ip,
     expired_session_cookie,
     in_unit_of_work,
     session_cookie,
@@ -48,11 +49,6 @@ class ActiveOrganisationIn(Strict):
 class SetupOut(msgspec.Struct):
     needs_first_account: bool
     auth_mode: str
-
-
-def client_ip(request: Request) -> str:
-    """The peer address; behind trusted proxies uvicorn has already replaced it with X-Forwarded-For."""
-    return request.client.host if request.client else "unknown"
 
 
 def _signed_in_response(

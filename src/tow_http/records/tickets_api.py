@@ -17,8 +17,9 @@ from litestar.status_codes import HTTP_201_CREATED
 from tow_core import tickets
 from tow_core.records import DisplayId
 from tow_core.tickets import ActivityEntry, Comment, Link
-from tow_http.context import SignedIn, in_unit_of_work
-from tow_http.routes.records import BASE, SummaryOut, summary_out, workspace
+from tow_http.context import SignedIn, in_unit_of_work, workspace
+from tow_http.records.api import BASE
+from tow_http.records.shapes import SummaryOut, summary_out
 from tow_http.shapes import Strict
 
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500, description="page size (1–500)")]

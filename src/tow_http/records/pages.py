@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from markupsafe import Markup
 
-from tow_core import administration, docs, knowledge, semantic_search, tickets
+from tow_core import docs, knowledge, semantic_search, tickets
 from tow_core.access import Scope, ScopeKind
 from tow_core.errors import InvalidInput
 from tow_core.records import (
@@ -26,11 +26,12 @@ from tow_core.records import (
     RecordType,
 )
 from tow_core.semantic_search import FallbackReason, SearchMode
-from tow_http.context import Services, SignedIn, in_unit_of_work
+from tow_http.context import Services, SignedIn, in_unit_of_work, workspace
+from tow_http.pages.images import record_files
 from tow_http.pages.markdown import render_markdown
-from tow_http.pages.upload_pages import record_files
+from tow_http.pages.scopes import default_scope, parse_scope, scope_choices
 from tow_http.pages.web import Form, Shell, page, redirect, shell_for
-from tow_http.routes.records import snippet_html, workspace
+from tow_http.records.shapes import snippet_html
 
 # URL section -> the record type it lists, its heading and a one-line description.
 SECTIONS: dict[str, tuple[RecordType, str, str]] = {
@@ -104,33 +105,6 @@ def fields_from(form: Form, record_type: RecordType) -> dict[str, Any]:
 
 
 # --- scopes in forms ---------------------------------------------------------------------------
-
-
-def scope_choices(signed_in: SignedIn, shell: Shell) -> list[tuple[str, str]]:
-    """Where a new record can go: value ("organisation", "project:3", "group:2", "user") and label."""
-    choices = [("organisation", f"Organisation — {shell.org.name}")]
-    choices += [(f"project:{p.id}", f"Project {p.key} — {p.name}") for p in shell.projects]
-    groups = administration.list_groups(signed_in.directory, signed_in.principal, org_id=shell.org.id)
-    mine = signed_in.principal.group_ids
-    choices += [(f"group:{g.id}", f"Group — {g.name}") for g in groups if g.id in mine]
-    choices.append(("user", "Private — only you"))
-    return choices
-
-
-def default_scope(shell: Shell) -> str:
-    return f"project:{shell.project.id}" if shell.project else "organisation"
-
-
-def parse_scope(form: Form, signed_in: SignedIn) -> tuple[str, int | None]:
-    raw = form.get("scope", "organisation")
-    kind, _, ref = raw.partition(":")
-    if kind == "user":
-        return "user", signed_in.principal.user_id
-    if kind == "organisation":
-        return "organisation", None
-    if not ref.isdigit():
-        raise InvalidInput("choose where the record goes", field="scope")
-    return kind, int(ref)
 
 
 def scope_name(shell: Shell, scope: Scope, signed_in: SignedIn) -> str:

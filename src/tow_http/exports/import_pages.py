@@ -25,10 +25,9 @@ from tow_core.errors import Conflict, InvalidInput, PayloadTooLarge
 from tow_core.imports import IMPORT_MAX_BYTES
 from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction
 from tow_http.errors import status_for
+from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, file_after_token, pull_body
 from tow_http.pages.csrf import token_is_valid
-from tow_http.pages.upload_pages import file_after_token
 from tow_http.pages.web import page
-from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, pull_body
 
 IMPORT_PAGE = "/server/import"
 # The same bound as the API's: it limits the temporary copy on disk, not memory.

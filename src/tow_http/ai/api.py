@@ -10,11 +10,9 @@ from litestar import Router, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE
 from tow_core.egress import EgressEntry, EgressQuery, egress_purpose, list_egress
-from tow_core.errors import AiNotConfigured
-from tow_http.ai_services import AiServices, AiStatus
-from tow_http.context import Services, SignedIn, in_unit_of_work
+from tow_http.ai_services import AiStatus
+from tow_http.context import Services, SignedIn, ai_of, in_unit_of_work
 
 UserId = Annotated[int | None, QueryParameter(name="user_id", description="only calls made on behalf of this user")]
 Purpose = Annotated[
@@ -56,12 +54,6 @@ def entry_out(entry: EgressEntry) -> EgressEntryOut:
         entry.acting_user_id, entry.organisation_id, list(entry.record_display_ids), entry.request_bytes,
         entry.response_bytes, entry.duration_ms, entry.outcome,
     )
-
-
-def ai_of(services: Services) -> AiServices:
-    if services.ai is None:  # an app composed without AI at all (some unit tests)
-        raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
-    return services.ai
 
 
 @get("/ai/status", summary="Which AI features are on (signed-in users)", sync_to_thread=True,

@@ -7,33 +7,30 @@ over chunk by chunk), so memory stays flat whatever the size and the limit is en
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import unquote
 
 import msgspec
-from anyio import from_thread, to_thread
+from anyio import to_thread
 from litestar import Request, Response, Router, delete, get, head, post, put
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
-from litestar.exceptions import InternalServerException
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
 from tow_core import attachments
 from tow_core.access import Principal
-from tow_core.attachments import UploadDesk
-from tow_core.errors import InvalidInput, NotConfigured, NotFound, PayloadTooLarge
+from tow_core.errors import InvalidInput, NotFound, PayloadTooLarge
 from tow_core.records import DisplayId
-from tow_core.uploads import RasterImageInspector, Upload, UploadPurpose, UploadStore
-from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction
+from tow_core.uploads import Upload, UploadPurpose
+from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction, upload_services
+from tow_http.context import upload_desk as desk
 from tow_http.downloads import download_response, head_response
+from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, pull_body
 from tow_http.shapes import Strict
-
-MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers allowed on top of the file itself
-FILE_FIELD = "file"
 
 
 class UploadOut(msgspec.Struct):
@@ -62,36 +59,7 @@ def upload_out(upload: Upload) -> UploadOut:
                      upload.record_id, upload.created_at, f"/api/uploads/{upload.id}/content")
 
 
-def upload_services(services: Services) -> tuple[UploadStore, RasterImageInspector]:
-    if services.upload_store is None or services.images is None:
-        raise NotConfigured("uploads are not configured")
-    return services.upload_store, services.images
-
-
-def desk(signed_in: SignedIn, services: Services) -> UploadDesk:
-    return UploadDesk(signed_in.principal, signed_in.uploads, upload_services(services)[0], signed_in.records,
-                      signed_in.directory, signed_in.now)
-
-
 # --- receiving a body ---------------------------------------------------------------------------------
-
-
-def pull_body(stream: AsyncIterator[bytes], *, max_bytes: float) -> Iterator[bytes]:
-    """The request body, read from the event loop on demand by a worker thread; at most ``max_bytes``."""
-    received = 0
-    while True:
-        try:
-            chunk = from_thread.run(stream.__anext__)
-        except StopAsyncIteration:
-            return
-        except InternalServerException as exc:  # Litestar's "client disconnected prematurely": not our bug
-            raise InvalidInput("the upload was interrupted before the body was complete; nothing was kept",
-                               field="body") from exc
-        received += len(chunk)
-        if received > max_bytes:
-            raise PayloadTooLarge(f"the request is larger than the upload limit of {int(max_bytes)} bytes")
-        if chunk:
-            yield chunk
 
 
 class _FormFile:

@@ -12,13 +12,13 @@ from tow_http.context import (
     Db,
     Services,
     SignedIn,
+    client_ip,
     expired_session_cookie,
     in_unit_of_work,
     session_cookie,
     session_token,
 )
 from tow_http.pages.web import Form, page, redirect, with_cookies
-from tow_http.routes.auth import client_ip
 from tow_http.shapes import me_out
 
 

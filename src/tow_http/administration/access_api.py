@@ -19,9 +19,9 @@ from tow_core.access import Condition, Scope, ScopeKind
 from tow_core.administration import AccessExplanation, AccessReview, DeactivatedGrant, ReviewedGrant, ReviewedUser
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.identity import Group, User
+from tow_http.administration.organisations_api import MemberOut, OrganisationOut, member_out, organisation_out
+from tow_http.administration.projects_api import GrantOut, ProjectOut, grant_out, project_out
 from tow_http.context import SignedIn, in_unit_of_work
-from tow_http.routes.organisations import MemberOut, OrganisationOut, member_out, organisation_out
-from tow_http.routes.projects import GrantOut, ProjectOut, grant_out, project_out
 
 _SCOPE = re.compile(r"(organisation|group|project|user):([0-9]{1,18})")
 

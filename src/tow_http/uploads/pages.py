@@ -9,74 +9,30 @@ checked before a single file byte is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from anyio import to_thread
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
-from litestar.exceptions import PermissionDeniedException
-from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
+from multipart import parse_options_header
 
 from tow_core import attachments, knowledge
 from tow_core.access import Principal, can_write_scope
 from tow_core.attachments import UploadDesk
 from tow_core.errors import AccessDenied, InvalidInput
 from tow_core.records import DisplayId
-from tow_http.context import Services, SignedIn, Stores, in_unit_of_work, signed_in_transaction
-from tow_http.pages.csrf import FIELD, token_is_valid
+from tow_http.context import (
+    Services,
+    SignedIn,
+    Stores,
+    in_unit_of_work,
+    signed_in_transaction,
+    upload_desk,
+    upload_services,
+)
+from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, file_after_token, pull_body
+from tow_http.pages.csrf import token_is_valid
 from tow_http.pages.web import Form, redirect
-from tow_http.routes.uploads import FILE_FIELD, MULTIPART_OVERHEAD, desk, pull_body, upload_services
-
-CSRF_REFUSED = "this form expired or did not come from this site: reload the page and send it again"
-
-
-def _events(body: Iterator[bytes], boundary: str) -> Iterator[object]:
-    try:
-        with PushMultipartParser(boundary, max_segment_count=16) as parser:
-            for chunk in body:
-                yield from parser.parse(chunk)
-    except MultipartError as exc:
-        raise InvalidInput(f"the form could not be read: {exc}", field=FILE_FIELD) from exc
-
-
-def _field_text(events: Iterator[object], limit: int = 200) -> str:
-    """The rest of a small text field: its bytes up to the end-of-part event (None)."""
-    data = b""
-    for event in events:
-        if event is None:
-            break
-        if isinstance(event, bytes | bytearray) and len(data) <= limit:
-            data += bytes(event)
-    return data[:limit].decode("ascii", "replace")
-
-
-def file_after_token(body: Iterator[bytes], boundary: str, token_ok: Callable[[str], bool]
-                      ) -> tuple[str, Iterator[bytes]]:
-    """(file name, file chunks) once the CSRF field that precedes the file has been verified (the page
-    forms put it first, so not a byte of the file is stored for a forged form)."""
-    events = _events(body, boundary)
-    token = ""
-    for event in events:
-        if not isinstance(event, MultipartSegment):
-            continue
-        if event.name == FIELD:
-            token = _field_text(events)
-        elif event.name == FILE_FIELD and event.filename is not None:
-            if not token_ok(token):
-                raise PermissionDeniedException(CSRF_REFUSED)
-            if not event.filename:
-                raise InvalidInput("choose a file to attach", field=FILE_FIELD)
-
-            def chunks() -> Iterator[bytes]:
-                for part in events:
-                    if part is None:
-                        return
-                    if isinstance(part, bytes | bytearray):
-                        yield bytes(part)
-
-            return event.filename, chunks()
-    raise InvalidInput("the form has no file to attach", field=FILE_FIELD)
-
 
 # Checks, in a short transaction, that the signed-in caller may send this file (raises if not).
 CheckCaller = Callable[[Stores, Principal], None]
@@ -147,16 +103,9 @@ async def attach_file(request: Request, org_id: int, display_id: str, services: 
 @in_unit_of_work
 def detach_file(request: Request, org_id: int, display_id: str, upload_id: int, form: NamedDependency[Form],
                 signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response:
-    attachments.detach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id)
+    attachments.detach(upload_desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id)
     suffix = f"?project={form.get('project')}" if form.get("project") else ""
     return redirect(request, f"/o/{org_id}/r/{display_id}{suffix}")
-
-
-def record_files(signed_in: SignedIn, services: Services, org_id: int, display_id: DisplayId) -> list:
-    """The record's attachments for its page; empty when this server has no upload store."""
-    if services.upload_store is None:
-        return []
-    return attachments.record_attachments(desk(signed_in, services), org_id, display_id)
 
 
 UPLOAD_PAGES = [attach_file, detach_file]

@@ -17,15 +17,15 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
 from tow_core import attachments
-from tow_core.access import Principal, can_manage_project
+from tow_core.access import Principal
 from tow_core.attachments import UploadDesk
 from tow_core.errors import InvalidInput
-from tow_core.identity import Directory, Project
-from tow_core.uploads import RasterImageInspector, UploadPurpose
-from tow_http.context import Services, SignedIn, Stores, in_unit_of_work
-from tow_http.pages.upload_pages import store_form_file
+from tow_core.identity import Directory
+from tow_core.uploads import RasterImageInspector
+from tow_http.context import Services, SignedIn, Stores, in_unit_of_work, upload_desk, upload_services
+from tow_http.multipart import FILE_FIELD
 from tow_http.pages.web import Form, page, redirect, shell_for
-from tow_http.routes.uploads import FILE_FIELD, desk, upload_services
+from tow_http.uploads.pages import store_form_file
 
 # Sets (an upload id) or clears (None) one image, in the transaction that recorded the upload.
 ApplyImage = Callable[[UploadDesk, RasterImageInspector, int | None], object]
@@ -72,7 +72,7 @@ async def _receive_image(request: Request, services: Services, org_id: int, appl
 
 
 def _clear(signed_in: SignedIn, services: Services, apply: ApplyImage) -> None:
-    apply(desk(signed_in, services), upload_services(services)[1], None)
+    apply(upload_desk(signed_in, services), upload_services(services)[1], None)
 
 
 def _with_project(url: str, project_key: str) -> str:
@@ -140,16 +140,6 @@ def clear_project_logo(request: Request, org_id: int, project_id: int, form: Nam
                        signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response:
     _clear(signed_in, services, _project_logo(org_id, project_id))
     return redirect(request, _with_project(f"/o/{org_id}/settings", form.get("project")) + f"#project-{project_id}")
-
-
-def member_avatars(signed_in: SignedIn, user_ids: list[int]) -> dict[int, int]:
-    """User id → upload id of the avatars the member list shows."""
-    return attachments.visible_images(signed_in.principal, signed_in.uploads, UploadPurpose.AVATAR, user_ids)
-
-
-def managed_project_ids(signed_in: SignedIn, projects: list[Project]) -> set[int]:
-    """Projects whose settings offer the logo form (the use case decides again when it is sent)."""
-    return {p.id for p in projects if can_manage_project(signed_in.principal, p.access)}
 
 
 IMAGE_PAGES = [profile_page, set_avatar, clear_avatar, set_org_logo, clear_org_logo, set_project_logo,

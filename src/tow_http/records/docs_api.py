@@ -18,9 +18,10 @@ from tow_core import docs
 from tow_core.docs import Crumb, Revision, TreeNode
 from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId
-from tow_http.context import SignedIn, in_unit_of_work
-from tow_http.routes.records import BASE, ProjectKey, RecordOut, ScopeIn, ScopeOut, scope_out, with_etag, workspace
-from tow_http.shapes import Strict
+from tow_http.context import SignedIn, in_unit_of_work, workspace
+from tow_http.records.api import BASE
+from tow_http.records.shapes import ProjectKey, RecordOut, with_etag
+from tow_http.shapes import ScopeIn, ScopeOut, Strict, scope_out
 
 RevisionLimit = Annotated[int, QueryParameter(name="limit", ge=1, le=200, description="page size (1–200)")]
 BeforeVersion = Annotated[

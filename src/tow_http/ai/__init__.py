@@ -1,0 +1,1 @@
+"""AI status and the data-egress ledger (SPEC §6) — API and pages."""

@@ -1,0 +1,1 @@
+"""Exports and organisation import (SPEC §5) — API and pages."""

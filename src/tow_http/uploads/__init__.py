@@ -1,0 +1,1 @@
+"""Uploads, attachments, profile images and logos (SPEC §5) — API and pages."""
