@@ -10,9 +10,9 @@ from tow_core import knowledge, memory_review
 from tow_core.memory_diffs import CreateItem, DiffSource, DiffStatus
 from tow_core.records import MEMORY_TYPES, DisplayId
 from tow_http.context import SignedIn, in_unit_of_work
-from tow_http.pages.record_pages import default_scope, parse_scope, scope_choices
+from tow_http.memory.shapes import desk, diff_out, summary_out
+from tow_http.pages.scopes import default_scope, parse_scope, scope_choices
 from tow_http.pages.web import Form, page, redirect, shell_for
-from tow_http.routes.memory_diffs import desk, diff_out, summary_out
 
 
 @get("/o/{org_id:int}/memory-diffs", sync_to_thread=True, include_in_schema=False)

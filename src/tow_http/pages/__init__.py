@@ -1,6 +1,6 @@
 """The browser UI: server-rendered pages (Jinja2 + HTMX) in the same process as the JSON API.
 
-Pages call the same ``tow_core`` use cases as ``tow_http.routes`` with the same session cookie and
+Pages call the same ``tow_core`` use cases as the API routes (``tow_http.<area>.api``) with the same session cookie and
 ``SignedIn`` context; they never call the JSON API over HTTP.
 """
 
