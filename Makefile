@@ -31,14 +31,14 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check --output-format concise src tests bench
 	$(BIN)/lint-imports
 
-# The browser tests (tests/contract/browser) drive Debian's Chromium; a browser is never downloaded
+# The browser tests (tests/e2e/browser) drive Debian's Chromium; a browser is never downloaded
 # (no `playwright install`). Installed with apt when missing (CI runs as root).
 /usr/bin/chromium:
 	apt-get update && apt-get install -y chromium
 
 # Re-take docs/screenshots/*.png (shown in README.md) from the browser tests.
 screenshots: $(VENV)/.installed-dev /usr/bin/chromium
-	TOW_SCREENSHOTS=1 $(BIN)/python -m pytest tests/contract/browser -q
+	TOW_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e/browser -q
 
 test: lint /usr/bin/chromium
 	$(BIN)/python -m pytest

@@ -11,4 +11,74 @@ def pytest_addoption(parser):
 
 
 # Fake OpenAI/Exa servers and the environment pointing TOW at them (tests/ai_fixtures.py).
-pytest_plugins = ["tests.ai_fixtures"]
+# The embedded PostgreSQL and the app built on it (tests/postgres_fixtures.py), for tests/contract and tests/e2e.
+pytest_plugins = ["tests.ai_fixtures", "tests.postgres_fixtures"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.contract.test_records_leak import LEAK_STATS
+    from tests.contract.test_semantic_recall import RECALL_STATS
+    from tests.contract.test_visibility_differential import SEARCH_STATS, STATS
+
+    _upload_summary(terminalreporter)
+    _export_summary(terminalreporter)
+
+    if LEAK_STATS["worlds"]:
+        terminalreporter.write_line(
+            f"records leak test: {LEAK_STATS['worlds']} worlds, {LEAK_STATS['checks']} (user, path, record) checks, "
+            f"{LEAK_STATS['leaks']} leaks"
+        )
+
+    if STATS["worlds"]:
+        terminalreporter.write_line(
+            f"visibility differential: {STATS['worlds']} worlds, {STATS['pairs']} (user, record, read|write) "
+            f"pairs compared, {STATS['disagreements']} disagreements"
+        )
+
+    if SEARCH_STATS["worlds"]:
+        terminalreporter.write_line(
+            f"search differential: {SEARCH_STATS['worlds']} worlds, {SEARCH_STATS['searches']} semantic/hybrid "
+            f"searches, {SEARCH_STATS['leaks']} unreadable results, {SEARCH_STATS['missing']} readable records missed"
+        )
+    for line in RECALL_STATS:
+        terminalreporter.write_line(line)
+
+
+def _export_summary(terminalreporter) -> None:
+    from tests.contract.test_member_export_differential import STATS as EXPORT_STATS
+    from tests.e2e.test_export_import import TAMPER_STATS
+
+    if EXPORT_STATS["worlds"]:
+        terminalreporter.write_line(
+            f"member export differential: {EXPORT_STATS['worlds']} worlds, {EXPORT_STATS['exports']} member exports, "
+            f"{EXPORT_STATS['leaks']} unreadable display IDs named")
+    if EXPORT_STATS["revoked_worlds"]:
+        terminalreporter.write_line(
+            f"export revocation differential: {EXPORT_STATS['revoked_worlds']} revoked worlds, "
+            f"{EXPORT_STATS['refused']} downloads refused, {EXPORT_STATS['downloads_leaking']} allowed downloads "
+            "holding a record no longer readable")
+    if TAMPER_STATS["tried"]:
+        terminalreporter.write_line(
+            f"import tampering: {TAMPER_STATS['tried']} mutated exports, {TAMPER_STATS['refused']} refused with the "
+            f"offending path, {TAMPER_STATS['changed_database']} left the database changed")
+
+
+def _upload_summary(terminalreporter) -> None:
+    from tests.contract.test_uploads_leak import UPLOAD_LEAK_STATS
+    from tests.e2e.test_upload_crash import KILL_STATS
+    from tests.e2e.test_upload_hostile_names import HOSTILE_STATS
+
+    if HOSTILE_STATS["names"]:
+        terminalreporter.write_line(f"upload hostile names: {HOSTILE_STATS['names']} tried, "
+                                    f"{HOSTILE_STATS['outside_writes']} writes outside the upload root")
+    if KILL_STATS["runs"]:
+        k = KILL_STATS
+        terminalreporter.write_line(
+            f"upload crash test: {k['runs']} uploads, {k['kills']} SIGKILLs mid-upload "
+            f"({k['between_file_and_row']} aimed between durable file and row commit), {k['completed']} completed "
+            f"first; afterwards {k['orphans']} orphan and {k['partials']} partial files quarantined, "
+            "0 partial files visible, 0 rows without their file")
+    if UPLOAD_LEAK_STATS["worlds"]:
+        s = UPLOAD_LEAK_STATS
+        terminalreporter.write_line(f"upload leak test: {s['worlds']} worlds, {s['checks']} (user, upload) checks, "
+                                    f"{s['leaks']} leaks")

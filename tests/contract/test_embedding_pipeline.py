@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from dependency_injector import providers
 
-from tests.contract.conftest import SECRET
 from tests.fake_embeddings import FakeEmbeddingModel
+from tests.postgres_fixtures import SECRET
 from tests.semantic_vectors import bag_of_words_vector
 from tow_core import embeddings
 from tow_core.records import RecordQuery

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.contract.org_world import World
+from tests.e2e.org_world import World
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.upload_integrity import verify_uploads
 from tow_http.composition import build_job_worker, upload_row_names

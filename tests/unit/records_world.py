@@ -1,5 +1,5 @@
 """One organisation over the in-memory fakes, for the docs and tickets unit tests: the same people and
-projects as tests/contract/org_world.py, so a rule reads the same in both suites.
+projects as tests/e2e/org_world.py, so a rule reads the same in both suites.
 
 Ada owns Acme; Bob and Cy are plain members; Bob is in group Eng. Project APP is restricted with Bob as
 viewer, OPS is open, SEC is restricted without Bob or Cy. Oscar owns Other, an organisation of his own.

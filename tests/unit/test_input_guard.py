@@ -1,6 +1,6 @@
 """The checks behind tow_http.input_guard on their own: the depth scan agrees with the real nesting of
 random JSON full of brackets, quotes and backslashes inside strings; the h11 refusal names its header.
-(Over the real app: tests/contract/test_hostile_input.py.)"""
+(Over the real app: tests/e2e/test_hostile_input.py.)"""
 
 from __future__ import annotations
 

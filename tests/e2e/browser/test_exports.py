@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.contract.browser.test_workspace_flows import set_up_server, shot
+from tests.e2e.browser.test_workspace_flows import set_up_server, shot
 
 
 def test_request_an_export_and_download_it(new_page, live_server, tmp_path):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.contract.conftest import SECRET
+from tests.postgres_fixtures import SECRET
 
 PASSWORD = "correct horse battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

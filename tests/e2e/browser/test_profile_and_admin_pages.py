@@ -8,7 +8,7 @@ import re
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.contract.browser.test_workspace_flows import set_up_server, shot
+from tests.e2e.browser.test_workspace_flows import set_up_server, shot
 from tow_core.ai import EgressPurpose
 from tow_core.egress import EgressEntry
 

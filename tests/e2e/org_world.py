@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from dependency_injector import providers
 from litestar.testing import TestClient
 
-from tests.contract.conftest import SECRET
+from tests.postgres_fixtures import SECRET
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_http.composition import Container
 from tow_http.config import load_config

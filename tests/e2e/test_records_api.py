@@ -272,7 +272,7 @@ def test_a_risk_owner_must_be_a_member_of_the_organisation(world, app_client):
 
 
 def test_a_risk_owner_from_the_page_form_is_checked_the_same_way(world, app_client):
-    from tests.contract.test_pages_security import token_of
+    from tests.e2e.test_pages_security import token_of
 
     ada, org = world["ada"], world["org"]
     _, eve_id = other_organisation(world, app_client)

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from dependency_injector import providers
 
-from tests.contract.conftest import SECRET
-from tests.contract.org_world import World
+from tests.e2e.org_world import World
+from tests.postgres_fixtures import SECRET
 from tow_adapters.openai_embeddings import OpenAIEmbeddingModel
 from tow_http import cli, embeddings_cli
 

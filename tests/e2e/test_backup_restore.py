@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from dependency_injector import providers
 from litestar.testing import TestClient
 
-from tests.contract.conftest import SECRET
-from tests.contract.org_world import FIRST, World
+from tests.e2e.org_world import FIRST, World
+from tests.postgres_fixtures import SECRET
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_http.cli import main
 from tow_http.composition import Container, build_job_worker

@@ -12,7 +12,7 @@ import re
 
 from PIL import Image
 
-from tests.contract.test_pages_security import PASSWORD, set_up, token_of
+from tests.e2e.test_pages_security import PASSWORD, set_up, token_of
 from tow_core.ai import EgressPurpose
 from tow_core.egress import EgressEntry
 
@@ -174,8 +174,8 @@ def test_the_egress_ledger_page_lists_and_filters_for_owners_and_admins_only(app
 
 
 def _export_of_another_server(embedded_postgres, tmp_path) -> bytes:
-    from tests.contract.org_world import World
-    from tests.contract.test_export_import import container_on, organisation_export
+    from tests.e2e.org_world import World
+    from tests.e2e.test_export_import import container_on, organisation_export
 
     source, _ = container_on(embedded_postgres, tmp_path / "source", f"pages_src_{os.getpid()}")
     try:

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from tests.contract.conftest import SECRET
-from tests.contract.test_auth_api import bootstrap, invite, register
+from tests.e2e.test_auth_api import bootstrap, invite, register
+from tests.postgres_fixtures import SECRET
 
 API = "/api"
 HUGE = str(10**30)

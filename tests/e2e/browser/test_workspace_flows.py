@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.contract.browser.conftest import SCREENSHOTS
+from tests.e2e.browser.conftest import SCREENSHOTS
 
 PASSWORD = "correct horse battery"
 

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.contract.browser.test_workspace_flows import set_up_server, shot
+from tests.e2e.browser.test_workspace_flows import set_up_server, shot
 
 CONTENT = b"quarterly numbers\n" + bytes(range(256)) * 64  # binary, 16 KiB and a bit
 

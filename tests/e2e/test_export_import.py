@@ -18,8 +18,8 @@ from dependency_injector import providers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.contract.conftest import SECRET
-from tests.contract.org_world import World
+from tests.e2e.org_world import World
+from tests.postgres_fixtures import SECRET
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_core.errors import Conflict, InvalidInput
 from tow_core.imports import import_organisation

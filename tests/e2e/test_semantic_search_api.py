@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from dependency_injector import providers
 
-from tests.contract.org_world import World
+from tests.e2e.org_world import World
 from tests.fake_embeddings import FakeEmbeddingModel
 from tow_core.ai import EgressPurpose
 from tow_http.embedding_worker import EmbeddingWorker

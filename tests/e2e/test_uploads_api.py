@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from tests.contract.org_world import shared_world
+from tests.e2e.org_world import shared_world
 
 
 @pytest.fixture(scope="module")

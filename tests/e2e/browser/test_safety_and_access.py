@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.contract.browser.test_workspace_flows import PASSWORD, set_up_server, shot
+from tests.e2e.browser.test_workspace_flows import PASSWORD, set_up_server, shot
 
 HOSTILE = """# Notes
 <script>window.pwned = 1</script>

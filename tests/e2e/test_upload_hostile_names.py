@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.contract.org_world import World, shared_world
+from tests.e2e.org_world import World, shared_world
 from tests.unit.test_upload_names import assert_safe, hostile_names
 from tow_adapters.fs_upload_store import FsUploadStore
 from tow_adapters.pillow_images import PillowRasterImageInspector

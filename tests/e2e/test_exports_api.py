@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.contract.org_world import World
+from tests.e2e.org_world import World
 from tow_http.composition import build_job_worker
 
 
@@ -138,7 +138,7 @@ def test_exports_are_deleted_after_the_retention_time(world, tmp_path):
 
 
 def test_tow_worker_once_runs_the_queued_exports(world, tmp_path, fresh_database_url, capsys):
-    from tests.contract.conftest import SECRET
+    from tests.postgres_fixtures import SECRET
     from tow_http import cli
 
     export = request(world, world.bob)

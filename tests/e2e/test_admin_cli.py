@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from tests.contract.conftest import SECRET
-from tests.contract.org_world import FIRST, World
+from tests.e2e.org_world import FIRST, World
+from tests.postgres_fixtures import SECRET
 from tow_http.cli import main
 
 ADMIN_PASSWORD = "a long operator password"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contract.org_world import shared_world
+from tests.e2e.org_world import shared_world
 
 
 @pytest.fixture(scope="module")

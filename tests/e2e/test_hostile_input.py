@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import uvicorn
 from litestar.testing import TestClient
 
-from tests.contract.org_world import FIRST, World, shared_world
+from tests.e2e.org_world import FIRST, World, shared_world
 from tow_http.http_protocol import EnvelopeH11Protocol
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
