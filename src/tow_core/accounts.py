@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tow_core.access import OrgRole, Principal, can_administer_org, is_org_owner
@@ -37,6 +37,7 @@ from tow_core.identity import (
     Invitations,
     Invite,
     InviteState,
+    Memberships,
     Organisation,
     Session,
     Sessions,
@@ -287,3 +288,32 @@ def switch_organisation(directory: Sessions, principal: Principal, *, token_hash
 
 def sign_out_everywhere(directory: Sessions, principal: Principal, *, now: datetime) -> int:
     return directory.revoke_user_sessions(principal.user_id, now)
+
+
+def needs_first_account(directory: Accounts) -> bool:
+    """True on a fresh server, until the first account exists (then joining needs an invite)."""
+    return directory.count_users() == 0
+
+
+def sign_out(directory: Sessions, *, token_hash: str, now: datetime) -> None:
+    """Revoke this browser's session server-side: its cookie stops working even if it is kept."""
+    directory.revoke_session(token_hash, now)
+
+
+def current_user(directory: Accounts, principal: Principal) -> User:
+    """The signed-in person's own account, without its password hash."""
+    user = directory.user(principal.user_id)
+    assert user is not None  # resolve_session only returns principals of existing users
+    return replace(user, password_hash=None)
+
+
+def own_organisations(directory: Memberships, principal: Principal) -> list[tuple[Organisation, OrgRole]]:
+    """The organisations the signed-in person belongs to, with their role in each."""
+    return list(directory.organisations_of(principal.user_id))
+
+
+def account_overview(directory: Directory, user_id: int) -> tuple[User, list[tuple[Organisation, OrgRole]]]:
+    """An account (without its password hash) and its organisations with roles: what "me" shows."""
+    user = directory.user(user_id)
+    assert user is not None  # called for the signed-in or just-registered user only
+    return replace(user, password_hash=None), list(directory.organisations_of(user_id))

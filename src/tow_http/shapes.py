@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar.params import QueryParameter
 
+from tow_core import accounts
 from tow_core.access import Scope
 from tow_core.identity import Directory
 
@@ -32,11 +33,10 @@ class MeOut(msgspec.Struct):
 
 
 def me_out(directory: Directory, user_id: int, active_organisation_id: int | None) -> MeOut:
-    user = directory.user(user_id)
-    assert user is not None
+    """The "me" answer for ``user_id`` (signed in or just registered), read through ``accounts``."""
+    user, organisations = accounts.account_overview(directory, user_id)
     memberships = [
-        MembershipOut(org.id, org.name, role.value, org.workflow_mode.value)
-        for org, role in directory.organisations_of(user_id)
+        MembershipOut(org.id, org.name, role.value, org.workflow_mode.value) for org, role in organisations
     ]
     member_of = [m.organisation_id for m in memberships]
     if active_organisation_id not in member_of:  # never, or no longer, a member: fall back

@@ -385,3 +385,28 @@ def test_switching_organisation_needs_a_membership_there(server, acme):
     accounts.switch_organisation(server.directory, server.principal(people["mia"]), token_hash=session.token_hash,
                                  org_id=other)
     assert server.resolve(session)[0].active_organisation_id == other
+
+
+def test_a_fresh_server_needs_its_first_account_until_it_exists(server):
+    assert accounts.needs_first_account(server.directory)
+    server.first()
+    assert not accounts.needs_first_account(server.directory)
+
+
+def test_signing_out_revokes_only_this_browsers_session(server, acme):
+    ada = server.directory.user_by_email("ada@example.com")
+    here, elsewhere = server.session(ada), server.session(ada)
+    accounts.sign_out(server.directory, token_hash=here.token_hash, now=NOW)
+    with pytest.raises(NotAuthenticated):
+        server.resolve(here)
+    assert server.resolve(elsewhere)[1].user_id == ada.id
+
+
+def test_own_account_and_organisations_are_shown_without_the_password_hash(server, acme):
+    ada = server.directory.user_by_email("ada@example.com")
+    me = accounts.current_user(server.directory, server.principal(ada.id))
+    overview, organisations = accounts.account_overview(server.directory, ada.id)
+    assert me.password_hash is None and overview.password_hash is None
+    assert (me.email, overview.email) == ("ada@example.com", "ada@example.com")
+    assert [(org.name, role) for org, role in organisations] == [("Acme", OrgRole.OWNER)]
+    assert accounts.own_organisations(server.directory, server.principal(ada.id)) == organisations

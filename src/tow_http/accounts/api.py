@@ -69,7 +69,7 @@ def _signed_in_response(
 @in_unit_of_work
 def setup(db: NamedDependency[Db], services: NamedDependency[Services]) -> SetupOut:
     """`needs_first_account` is true until the first account exists (then registration needs an invite)."""
-    return SetupOut(db.directory.count_users() == 0, services.settings.auth.mode)
+    return SetupOut(accounts.needs_first_account(db.directory), services.settings.auth.mode)
 
 
 @post(
@@ -155,7 +155,7 @@ def logout(request: Request, db: NamedDependency[Db], services: NamedDependency[
     """Revokes this session server-side (the cookie stops working even if kept) and clears the cookie."""
     token = session_token(request, services)
     if token is not None:
-        db.directory.revoke_session(services.cookie_signer.token_hash(token[0]), db.now)
+        accounts.sign_out(db.directory, token_hash=services.cookie_signer.token_hash(token[0]), now=db.now)
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(services)])
 
 

@@ -6,6 +6,7 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
 from tow_core import accounts
+from tow_core.access import Principal
 from tow_core.errors import NotAuthenticated
 from tow_core.identity import User
 from tow_http.context import (
@@ -43,7 +44,7 @@ def safe_next(target: str) -> str | None:
 @get("/", sync_to_thread=True, include_in_schema=False)
 @in_unit_of_work
 def home(request: Request, db: NamedDependency[Db], services: NamedDependency[Services]) -> Response:
-    if db.directory.count_users() == 0:
+    if accounts.needs_first_account(db.directory):
         return redirect(request, "/setup")
     token = session_token(request, services)
     if token is None:
@@ -57,14 +58,13 @@ def home(request: Request, db: NamedDependency[Db], services: NamedDependency[Se
 @in_unit_of_work
 def welcome(request: Request, signed_in: NamedDependency[SignedIn]) -> Response:
     """Signed in but a member of no organisation (removed from all of them): say so."""
-    user = signed_in.directory.user(signed_in.principal.user_id)
-    return page(request, "welcome.html", user=user)
+    return page(request, "welcome.html", user=accounts.current_user(signed_in.directory, signed_in.principal))
 
 
 @get("/setup", sync_to_thread=True, include_in_schema=False)
 @in_unit_of_work
 def setup_page(request: Request, db: NamedDependency[Db]) -> Response:
-    if db.directory.count_users() > 0:
+    if not accounts.needs_first_account(db.directory):
         return redirect(request, "/login")
     return page(request, "setup.html")
 
@@ -83,7 +83,7 @@ def setup_submit(request: Request, form: NamedDependency[Form], db: NamedDepende
 @get("/login", sync_to_thread=True, include_in_schema=False)
 @in_unit_of_work
 def login_page(request: Request, db: NamedDependency[Db], next: str = "") -> Response:  # noqa: A002 - URL name
-    if db.directory.count_users() == 0:
+    if accounts.needs_first_account(db.directory):
         return redirect(request, "/setup")
     return page(request, "login.html", next=safe_next(next) or "")
 
@@ -105,7 +105,7 @@ def logout(request: Request, form: NamedDependency[Form], db: NamedDependency[Db
            services: NamedDependency[Services]) -> Response:
     token = session_token(request, services)
     if token is not None:
-        db.directory.revoke_session(services.cookie_signer.token_hash(token[0]), db.now)
+        accounts.sign_out(db.directory, token_hash=services.cookie_signer.token_hash(token[0]), now=db.now)
     return with_cookies(redirect(request, "/login?signed_out=1"), [expired_session_cookie(services)])
 
 
@@ -117,7 +117,7 @@ def logout_everywhere(request: Request, form: NamedDependency[Form], signed_in: 
     return with_cookies(redirect(request, "/login?signed_out=1"), [expired_session_cookie(services)])
 
 
-def _signed_in_user(request: Request, db: Db, services: Services) -> User | None:
+def _signed_in(request: Request, db: Db, services: Services) -> tuple[User, Principal] | None:
     token = session_token(request, services)
     if token is None:
         return None
@@ -126,7 +126,12 @@ def _signed_in_user(request: Request, db: Db, services: Services) -> User | None
             db.directory, token_hash=services.cookie_signer.token_hash(token[0]), now=db.now)
     except NotAuthenticated:  # an expired or revoked session joins as a new account, like no session
         return None
-    return db.directory.user(principal.user_id)
+    return accounts.current_user(db.directory, principal), principal
+
+
+def _signed_in_user(request: Request, db: Db, services: Services) -> User | None:
+    signed_in = _signed_in(request, db, services)
+    return signed_in[0] if signed_in else None
 
 
 @get("/join", sync_to_thread=True, include_in_schema=False)
@@ -151,10 +156,9 @@ def invite_link(request: Request, token: str, db: NamedDependency[Db], services:
 def join_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
                 services: NamedDependency[Services]) -> Response:
     token_hash = services.cookie_signer.token_hash(form.required("token", "the invite code"))
-    current = _signed_in_user(request, db, services)
+    current = _signed_in(request, db, services)
     if current is not None:
-        principal = db.directory.principal(current.id)
-        assert principal is not None
+        _, principal = current
         invite = accounts.accept_invite(db.directory, principal, token_hash=token_hash, now=db.now)
         return redirect(request, f"/o/{invite.organisation_id}/memory")
     user, invite = accounts.register_with_invite(

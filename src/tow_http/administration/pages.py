@@ -16,7 +16,7 @@ from tow_core.audit import AuditQuery, audit_actions
 from tow_core.errors import InvalidInput
 from tow_http.context import Services, SignedIn, in_unit_of_work
 from tow_http.pages.images import managed_project_ids, member_avatars
-from tow_http.pages.web import Form, page, redirect, shell_for
+from tow_http.pages.web import Form, member_names, page, redirect, shell_for
 
 MAX_INVITE_HOURS = accounts.InvitePolicy().max_lifetime // timedelta(hours=1)
 
@@ -160,7 +160,7 @@ def audit_log(request: Request, org_id: int, signed_in: NamedDependency[SignedIn
     query = AuditQuery(actions=audit_actions([action] if action else None))
     entries, next_cursor = administration.list_audit(signed_in.directory, signed_in.principal, org_id=org_id,
                                                      query=query, cursor=cursor, limit=100)
-    names = {m.user_id: m.display_name for m in signed_in.directory.members(org_id)}
+    names = member_names(signed_in, org_id)
     return page(request, "audit.html", shell=shell, entries=entries, next_cursor=next_cursor, action=action or "",
                 names=names)
 
@@ -173,7 +173,7 @@ def server_settings(request: Request, signed_in: NamedDependency[SignedIn], serv
     if not signed_in.principal.is_server_admin:
         raise NotFoundException("no such page")  # like every invisible thing: it does not exist for you
     admins = administration.list_server_admins(signed_in.directory, signed_in.principal)
-    orgs = signed_in.directory.organisations_of(signed_in.principal.user_id)
+    orgs = accounts.own_organisations(signed_in.directory, signed_in.principal)
     home = f"/o/{orgs[0][0].id}/memory" if orgs else "/welcome"
     return page(request, "server.html", configuration=services.configuration, admins=admins, home=home,
                 ai=services.ai.status if services.ai else None)

@@ -12,7 +12,7 @@ from tow_core.ai import EgressPurpose
 from tow_core.egress import EgressQuery, egress_purpose, list_egress
 from tow_core.errors import InvalidInput
 from tow_http.context import Services, SignedIn, ai_of, in_unit_of_work
-from tow_http.pages.web import page, shell_for
+from tow_http.pages.web import member_names, page, shell_for
 
 PAGE_SIZE = 50
 
@@ -35,7 +35,7 @@ def egress_ledger(request: Request, org_id: int, signed_in: NamedDependency[Sign
                         record_display_id=record.strip().upper() or None)
     entries, next_cursor = list_egress(ai_of(services).egress_ledger, signed_in.principal, org_id=org_id,
                                        query=query, cursor=cursor or None, limit=PAGE_SIZE)
-    names = {m.user_id: m.display_name for m in signed_in.directory.members(org_id)}
+    names = member_names(signed_in, org_id)
     return page(request, "egress.html", shell=shell, entries=entries, next_cursor=next_cursor, names=names,
                 purposes=[p.value for p in EgressPurpose], user_id=user_id.strip(), purpose=purpose,
                 record=record.strip().upper(), paged=cursor is not None)

@@ -19,7 +19,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from multipart import parse_options_header
 
-from tow_core import imports
+from tow_core import accounts, imports
 from tow_core.access import Principal
 from tow_core.errors import Conflict, InvalidInput, PayloadTooLarge
 from tow_core.imports import IMPORT_MAX_BYTES
@@ -48,7 +48,8 @@ def _server_admin(principal: Principal) -> None:
 @in_unit_of_work
 def import_form(request: Request, signed_in: NamedDependency[SignedIn]) -> Response:
     _server_admin(signed_in.principal)
-    return page(request, "import.html", home=_home(signed_in.directory.organisations_of(signed_in.principal.user_id)),
+    home = _home(accounts.own_organisations(signed_in.directory, signed_in.principal))
+    return page(request, "import.html", home=home,
                 limit=IMPORT_PAGE_MAX_BYTES, report=None, error=None)
 
 
@@ -76,7 +77,7 @@ async def import_upload(request: Request, services: NamedDependency[Services]) -
     def admin() -> tuple[Principal, str]:
         with signed_in_transaction(request, services) as signed_in:
             _server_admin(signed_in.principal)
-            return signed_in.principal, _home(signed_in.directory.organisations_of(signed_in.principal.user_id))
+            return signed_in.principal, _home(accounts.own_organisations(signed_in.directory, signed_in.principal))
 
     principal, home = await to_thread.run_sync(admin)
     declared = request.headers.get("content-length", "")

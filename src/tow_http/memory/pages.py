@@ -12,7 +12,7 @@ from tow_core.records import MEMORY_TYPES, DisplayId
 from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.memory.shapes import desk, diff_out, summary_out
 from tow_http.pages.scopes import default_scope, parse_scope, scope_choices
-from tow_http.pages.web import Form, page, redirect, shell_for
+from tow_http.pages.web import Form, member_names, page, redirect, shell_for
 
 
 @get("/o/{org_id:int}/memory-diffs", sync_to_thread=True, include_in_schema=False)
@@ -53,7 +53,7 @@ def diff_page(request: Request, org_id: int, diff_id: int, signed_in: NamedDepen
               project: str | None = None) -> Response:
     shell = shell_for(signed_in, org_id, project, "memory")
     diff = diff_out(memory_review.get_diff(desk(signed_in, org_id), diff_id))
-    people = {m.user_id: m.display_name for m in signed_in.directory.members(org_id)}
+    people = member_names(signed_in, org_id)
     return page(request, "diff.html", shell=shell, diff=diff, people=people)
 
 

@@ -21,7 +21,7 @@ from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 from markupsafe import Markup
 
-from tow_core import administration, attachments
+from tow_core import accounts, administration, attachments
 from tow_core import errors as core
 from tow_core.access import OrgRole, Visibility
 from tow_core.identity import Organisation, Project, User
@@ -109,8 +109,7 @@ class Shell:
 
 def shell_for(signed_in: SignedIn, org_id: int, project_key: str | None, section: str = "") -> Shell:
     organisation = administration.get_organisation(signed_in.directory, signed_in.principal, org_id=org_id)
-    user = signed_in.directory.user(signed_in.principal.user_id)
-    assert user is not None  # resolve_session only returns principals of existing users
+    user = accounts.current_user(signed_in.directory, signed_in.principal)
     projects = administration.list_projects(signed_in.directory, signed_in.principal, org_id=org_id)
     picked = None
     if project_key:
@@ -120,11 +119,17 @@ def shell_for(signed_in: SignedIn, org_id: int, project_key: str | None, section
     def images(purpose: UploadPurpose, subject_ids: list[int]) -> dict[int, int]:
         return attachments.visible_images(signed_in.principal, signed_in.uploads, purpose, subject_ids)
 
-    return Shell(user, list(signed_in.directory.organisations_of(user.id)), organisation,
+    return Shell(user, accounts.own_organisations(signed_in.directory, signed_in.principal), organisation,
                  signed_in.principal.org_roles[org_id], projects, picked, section,
                  avatar_id=images(UploadPurpose.AVATAR, [user.id]).get(user.id),
                  logo_id=images(UploadPurpose.ORGANISATION_LOGO, [org_id]).get(org_id),
                  project_logos=images(UploadPurpose.PROJECT_LOGO, [p.id for p in projects]))
+
+
+def member_names(signed_in: SignedIn, org_id: int) -> dict[int, str]:
+    """User id → display name of the organisation's members, for pages that name people."""
+    members = administration.list_members(signed_in.directory, signed_in.principal, org_id=org_id)
+    return {m.user_id: m.display_name for m in members}
 
 
 # --- rendering ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from markupsafe import Markup
 
-from tow_core import docs, knowledge, semantic_search, tickets
+from tow_core import administration, docs, knowledge, semantic_search, tickets
 from tow_core.access import Scope, ScopeKind
 from tow_core.errors import InvalidInput
 from tow_core.records import (
@@ -30,7 +30,7 @@ from tow_http.context import Services, SignedIn, in_unit_of_work, workspace
 from tow_http.pages.images import record_files
 from tow_http.pages.markdown import render_markdown
 from tow_http.pages.scopes import default_scope, parse_scope, scope_choices
-from tow_http.pages.web import Form, Shell, page, redirect, shell_for
+from tow_http.pages.web import Form, Shell, member_names, page, redirect, shell_for
 from tow_http.records.shapes import snippet_html
 
 # URL section -> the record type it lists, its heading and a one-line description.
@@ -114,8 +114,9 @@ def scope_name(shell: Shell, scope: Scope, signed_in: SignedIn) -> str:
         project = next((p for p in shell.projects if p.id == scope.ref_id), None)
         return f"Project {project.key}" if project else "Project"
     if scope.kind is ScopeKind.GROUP:
-        group = signed_in.directory.group(scope.ref_id)
-        return f"Group {group.name}" if group else "Group"
+        names = {g.id: g.name for g in administration.list_groups(signed_in.directory, signed_in.principal,
+                                                                   org_id=scope.organisation_id)}
+        return f"Group {names[scope.ref_id]}" if scope.ref_id in names else "Group"
     return "Private"
 
 
@@ -199,7 +200,7 @@ def _extras(signed_in: SignedIn, ws: knowledge.Workspace, record: Record) -> dic
 
 
 def _people(signed_in: SignedIn, org_id: int) -> dict[int, str]:
-    return {m.user_id: m.display_name for m in signed_in.directory.members(org_id)}
+    return member_names(signed_in, org_id)
 
 
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
