@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from tow_core.identity import Directory
+from tow_core.knowledge import MAX_BODY, MAX_TITLE
+from tow_core.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Base for request bodies: unknown fields are an error naming the field."""
+
+
+# --- constrained inputs ---------------------------------------------------------------------------
+# The rules the core applies to text, stated where the body is decoded so that the OpenAPI document says
+# them and a violation is a 400 naming the field. Patterns are written for every regex dialect that reads
+# them (Python's re here, the JSON Schema engines of clients): `\s` misses U+001C–U+001F outside Python,
+# although str.strip() removes them, so they are spelled out; and no `$`, which Python also matches before a
+# final newline.
+_SPACE = r"\s\x1c-\x1f"
+END = r"(?![\s\S])"
+NOT_BLANK = f"[^{_SPACE}]"  # something str.strip() leaves
+# Ids and versions are PostgreSQL bigints, but no sequence gets near 2**53: the bound clients can rely on is the
+# one every JSON number reader holds exactly (JavaScript's Number.MAX_SAFE_INTEGER); larger bounds are compared
+# as floats by JSON Schema validators, so 2**63 - 1 and 2**63 + 191 look the same to them.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_SAFE_INTEGER)]
+Version = Annotated[int, msgspec.Meta(ge=1, le=MAX_SAFE_INTEGER, description="the version you loaded")]
+# identity.clean_name: not only whitespace, at most 200 characters
+Name = Annotated[str, msgspec.Meta(max_length=200, pattern=NOT_BLANK,
+                                   description="1–200 characters, not only spaces")]
+# identity.normalise_email: one @, a dot in the domain, no spaces; at most 320 characters
+Email = Annotated[str, msgspec.Meta(max_length=320, pattern=f"^[^@{_SPACE}]{{1,64}}@[^@{_SPACE}]+[.][^@{_SPACE}]+{END}",
+                                    description="an email address, e.g. ada@example.com")]
+# passwords.check_password_policy (NIST SP 800-63B: length, not composition)
+Password = Annotated[str, msgspec.Meta(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH,
+                                       pattern=NOT_BLANK,
+                                       description=f"{MIN_PASSWORD_LENGTH}–{MAX_PASSWORD_LENGTH} characters, "
+                                                   "not only spaces")]
+# knowledge.clean_text(required=True) drops control characters, then something must be left
+VISIBLE = r"[^\s\x00-\x1f]"
+Title = Annotated[str, msgspec.Meta(max_length=MAX_TITLE, pattern=VISIBLE,
+                                    description=f"1–{MAX_TITLE} characters, not only spaces")]
+Body = Annotated[str, msgspec.Meta(max_length=MAX_BODY)]
+# records.DisplayId.parse: a project key or type prefix, a dash, a number (DOC-7, APP-42)
+DISPLAY_ID = f"^(?=[A-Z0-9]*[A-Z])[A-Z0-9]{{2,10}}-[1-9][0-9]{{0,17}}{END}"
+DisplayIdText = Annotated[str, msgspec.Meta(pattern=DISPLAY_ID, description="a display ID, e.g. DOC-7 or APP-42")]
 
 
 class MembershipOut(msgspec.Struct):

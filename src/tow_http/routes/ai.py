@@ -10,7 +10,7 @@ from litestar import Router, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE
+from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, EgressPurpose
 from tow_core.egress import EgressEntry, EgressQuery, egress_purpose, list_egress
 from tow_core.errors import AiNotConfigured
 from tow_http.ai_services import AiServices, AiStatus
@@ -18,7 +18,7 @@ from tow_http.context import Services, SignedIn
 
 UserId = Annotated[int | None, QueryParameter(name="user_id", description="only calls made on behalf of this user")]
 Purpose = Annotated[
-    str | None,
+    EgressPurpose | None,
     QueryParameter(name="purpose", description="chat, extraction, snapshot, embedding, web_search or web_fetch"),
 ]
 Record = Annotated[

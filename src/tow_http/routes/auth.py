@@ -12,21 +12,21 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from tow_core import accounts
 from tow_core.identity import User
 from tow_http.context import Db, Services, SignedIn, expired_session_cookie, session_cookie, session_token
-from tow_http.shapes import MeOut, Strict, me_out
+from tow_http.shapes import Email, Id, MeOut, Name, Password, Strict, me_out
 
 
 class FirstAccountIn(Strict):
-    email: str
-    display_name: str
-    password: str
-    organisation_name: str
+    email: Email
+    display_name: Name
+    password: Password
+    organisation_name: Name
 
 
 class RegisterIn(Strict):
     invite_token: str
-    email: str
-    display_name: str
-    password: str
+    email: Email
+    display_name: Name
+    password: Password
 
 
 class LoginIn(Strict):
@@ -35,7 +35,7 @@ class LoginIn(Strict):
 
 
 class ActiveOrganisationIn(Strict):
-    organisation_id: int
+    organisation_id: Id
 
 
 class SetupOut(msgspec.Struct):

@@ -20,7 +20,7 @@ from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId
 from tow_http.context import SignedIn
 from tow_http.routes.records import BASE, ProjectKey, RecordOut, ScopeIn, ScopeOut, scope_out, with_etag, workspace
-from tow_http.shapes import Strict
+from tow_http.shapes import Strict, Version
 
 RevisionLimit = Annotated[int, QueryParameter(name="limit", ge=1, le=200, description="page size (1–200)")]
 BeforeVersion = Annotated[
@@ -30,7 +30,7 @@ BeforeVersion = Annotated[
 
 class MoveScopeIn(Strict):
     scope: ScopeIn
-    version: int | None = None
+    version: Version | None = None
 
 
 class RevisionOut(msgspec.Struct):

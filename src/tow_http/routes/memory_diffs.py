@@ -15,6 +15,9 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tow_core import knowledge, memory_diffs
 from tow_core.errors import InvalidInput
 from tow_core.memory_diffs import (
+    MAX_NOTE,
+    MAX_OPERATIONS,
+    MAX_RATIONALE,
     ArchiveItems,
     CreateItem,
     DiffSource,
@@ -32,8 +35,8 @@ from tow_core.memory_diffs import (
 )
 from tow_core.records import DisplayId, Record
 from tow_http.context import SignedIn
-from tow_http.routes.records import Cursor, Limit, ScopeIn, ScopeOut, scope_out, workspace
-from tow_http.shapes import Strict
+from tow_http.routes.records import Cursor, Limit, ScopeIn, ScopeOut, memory_fields, scope_out, workspace
+from tow_http.shapes import Body, DisplayIdText, Strict, Title, Version
 
 Statuses = Annotated[list[DiffStatus] | None, QueryParameter(name="status", description="repeat to allow several")]
 
@@ -66,9 +69,14 @@ only for items you can read; other operations show `visible: false` and no detai
 # --- input shapes ------------------------------------------------------------------------------------
 
 
+MemoryFields = Annotated[dict[str, Any], msgspec.Meta(extra_json_schema={"extra": memory_fields()})]
+OperationIndex = Annotated[int, msgspec.Meta(ge=0, le=MAX_OPERATIONS - 1, description="the index of a create "
+                                             "operation before this one")]
+
+
 class TargetIn(Strict):
-    item: str
-    base_version: int
+    item: DisplayIdText
+    base_version: Version
 
 
 class OperationIn(Strict, tag_field="op"):
@@ -76,39 +84,40 @@ class OperationIn(Strict, tag_field="op"):
 
 
 class CreateIn(OperationIn, tag="create"):
-    title: str
-    body: str = ""
-    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    title: Title
+    body: Body = ""
+    fields: MemoryFields = msgspec.field(default_factory=dict)
 
 
 class UpdateIn(OperationIn, tag="update"):
-    item: str
-    base_version: int
-    title: str | None = None
-    body: str | None = None
-    fields: dict[str, Any] | None = None
+    item: DisplayIdText
+    base_version: Version
+    title: Title | None = None
+    body: Body | None = None
+    fields: MemoryFields | None = None
 
 
 class SupersedeIn(OperationIn, tag="supersede"):
-    items: list[TargetIn]
-    by: str | None = None
-    by_operation: int | None = None
+    items: Annotated[list[TargetIn], msgspec.Meta(min_length=1)]
+    by: DisplayIdText | None = None
+    by_operation: OperationIndex | None = None
 
 
 class ArchiveIn(OperationIn, tag="archive"):
-    items: list[TargetIn]
+    items: Annotated[list[TargetIn], msgspec.Meta(min_length=1)]
 
 
 class DiffIn(Strict):
     scope: ScopeIn
-    operations: list[CreateIn | UpdateIn | SupersedeIn | ArchiveIn]
+    operations: Annotated[list[CreateIn | UpdateIn | SupersedeIn | ArchiveIn],
+                          msgspec.Meta(min_length=1, max_length=MAX_OPERATIONS)]
     source: DiffSource = DiffSource.MANUAL
-    source_id: str | None = None
-    rationale: str = ""
+    source_id: DisplayIdText | None = None
+    rationale: Annotated[str, msgspec.Meta(max_length=MAX_RATIONALE)] = ""
 
 
 class ReviewIn(Strict):
-    note: str = ""
+    note: Annotated[str, msgspec.Meta(max_length=MAX_NOTE)] = ""
 
 
 # --- output shapes -----------------------------------------------------------------------------------

@@ -13,12 +13,15 @@ from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from tow_core import knowledge, semantic_search
-from tow_core.access import Scope
+from tow_core.access import Scope, ScopeKind
 from tow_core.errors import InvalidInput
 from tow_core.knowledge import RecordChange, Workspace
 from tow_core.records import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
+    MEMORY_TYPES,
+    SNAPSHOT_TYPES,
+    TICKET_TYPES,
     DisplayId,
     Record,
     RecordQuery,
@@ -28,7 +31,7 @@ from tow_core.records import (
 )
 from tow_core.semantic_search import SearchMode
 from tow_http.context import Services, SignedIn
-from tow_http.shapes import Strict
+from tow_http.shapes import DISPLAY_ID, MAX_SAFE_INTEGER, NOT_BLANK, Body, Id, Strict, Title, Version
 
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200, description="page size (1–200)")]
 Cursor = Annotated[str | None, QueryParameter(name="cursor", description="from the previous page's next_cursor")]
@@ -45,8 +48,53 @@ ProjectKey = Annotated[
 
 
 class ScopeIn(Strict):
-    kind: str
-    id: int | None = None
+    kind: ScopeKind
+    id: Id | None = None  # required for every kind but organisation
+
+
+def _fields_schema(*types: str) -> dict[str, Any]:
+    """The JSON Schema of `fields` for these record types (records.FIELD_SPECS): which names a record takes
+    depends on its type, so a name of another type is a 422 naming it; each value's own bounds are here."""
+    def one_of(*values: str) -> dict[str, Any]:
+        return {"type": "string", "enum": list(values)}
+
+    def integer(low: int, high: int = MAX_SAFE_INTEGER) -> dict[str, Any]:
+        return {"type": "integer", "minimum": low, "maximum": high}
+
+    def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"oneOf": [schema, {"type": "null"}]}
+
+    labels = {"type": "array", "maxItems": 50, "items": {"type": "string", "maxLength": 64, "pattern": NOT_BLANK}}
+    text = {"type": "string", "maxLength": 20_000}
+    by_type = {
+        "memory": {"memory_type": one_of(*MEMORY_TYPES), "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                   "importance": integer(1, 5), "tags": labels,
+                   "source_references": {"type": "array", "items": {"type": "string", "pattern": DISPLAY_ID}},
+                   "valid_from": nullable({"type": "string", "format": "date-time"}),
+                   "valid_until": nullable({"type": "string", "format": "date-time"}),
+                   "superseded_by": nullable({"type": "string", "maxLength": 40})},
+        "doc": {"parent_id": nullable(integer(1)), "tags": labels},
+        "ticket": {"ticket_type": one_of(*TICKET_TYPES), "priority": integer(1, 4), "assignee_id": nullable(integer(1)),
+                   "labels": labels, "due_date": nullable({"type": "string", "format": "date"}),
+                   "parent_id": nullable(integer(1))},
+        "decision": {name: text for name in ("context", "decision", "consequences", "alternatives")},
+        "risk": {"severity": integer(1, 5), "likelihood": integer(1, 5), "mitigation": text,
+                 "owner_id": nullable(integer(1))},
+        "snapshot": {"snapshot_type": one_of(*SNAPSHOT_TYPES),
+                     "generated_by": nullable({"type": "string", "maxLength": 200})},
+    }
+    properties = {name: schema for kind in types for name, schema in by_type[kind].items()}
+    return {"properties": properties, "additionalProperties": False}
+
+
+def memory_fields() -> dict[str, Any]:
+    return _fields_schema("memory")
+
+
+FIELDS_DESCRIPTION = ("Type-specific fields: memory (memory_type required), doc, ticket, decision, risk, snapshot "
+                      "(snapshot_type required); see SPEC §4.")
+Fields = Annotated[dict[str, Any], msgspec.Meta(description=FIELDS_DESCRIPTION, extra_json_schema={
+    "extra": _fields_schema("memory", "doc", "ticket", "decision", "risk", "snapshot")})]
 
 
 class ScopeOut(msgspec.Struct):
@@ -57,17 +105,17 @@ class ScopeOut(msgspec.Struct):
 class RecordIn(Strict):
     type: RecordType
     scope: ScopeIn
-    title: str
-    body: str = ""
-    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    title: Title
+    body: Body = ""
+    fields: Fields = msgspec.field(default_factory=dict)
 
 
 class RecordPatch(Strict):
-    version: int | msgspec.UnsetType = msgspec.UNSET
-    title: str | msgspec.UnsetType = msgspec.UNSET
-    body: str | msgspec.UnsetType = msgspec.UNSET
+    version: Version | msgspec.UnsetType = msgspec.UNSET
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    body: Body | msgspec.UnsetType = msgspec.UNSET
     status: str | msgspec.UnsetType = msgspec.UNSET
-    fields: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    fields: Fields | msgspec.UnsetType = msgspec.UNSET
     scope: ScopeIn | msgspec.UnsetType = msgspec.UNSET
 
 

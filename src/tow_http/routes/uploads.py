@@ -30,7 +30,7 @@ from tow_core.records import DisplayId
 from tow_core.uploads import RasterImageInspector, Upload, UploadPurpose, UploadStore
 from tow_http.context import Services, SignedIn, authenticate
 from tow_http.downloads import download_response, head_response
-from tow_http.shapes import Strict
+from tow_http.shapes import Id, Strict
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers allowed on top of the file itself
 FILE_FIELD = "file"
@@ -53,7 +53,7 @@ class UploadOut(msgspec.Struct):
 
 
 class ImageIn(Strict):
-    upload_id: int
+    upload_id: Id
 
 
 def upload_out(upload: Upload) -> UploadOut:
