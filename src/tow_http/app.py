@@ -15,6 +15,7 @@ from tow_core.readiness import SchemaInspector
 from tow_http.context import Services, provide_db, provide_signed_in
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.health import health_router
+from tow_http.methods import allow_every_method
 from tow_http.openapi import ClosedStructs, components, document_api
 from tow_http.pages import SERVICES_STATE_KEY, pages_router, static_router, template_config
 from tow_http.routes.access import access_router, server_admins_router
@@ -83,4 +84,5 @@ def create_app(
         logging_config=None,
     )
     document_api(app)  # error statuses, sign-in and access of every operation (tow_http/openapi.py)
+    allow_every_method(app)
     return app

@@ -112,3 +112,11 @@ def test_constraints_the_server_enforces_are_declared(document):
     record = dict(operations(document))["GET /api/organisations/{org_id}/records/{display_id}"]
     display_id = next(p for p in record["parameters"] if p["name"] == "display_id")
     assert display_id["schema"]["pattern"].startswith("^")
+
+
+def test_405_and_options_name_every_method_of_the_resource(client):
+    refused = client.request("PATCH", "/api/me/avatar")
+    assert refused.status_code == 405 and refused.json()["error"]["code"] == "method_not_allowed"
+    assert set(refused.headers["allow"].split(", ")) == {"DELETE", "PUT", "OPTIONS"}
+    options = client.request("OPTIONS", "/api/organisations/1/invites")  # Litestar listed POST only
+    assert set(options.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
