@@ -25,6 +25,8 @@ from tow_http.exports.api import exports_router
 from tow_http.health import health_router
 from tow_http.input_guard import GuardedRequest, InputGuardMiddleware
 from tow_http.memory.api import memory_diffs_router
+from tow_http.methods import allow_every_method
+from tow_http.openapi import ClosedStructs, components, document_api
 from tow_http.pages import SERVICES_STATE_KEY, pages_router, static_router, template_config
 from tow_http.records.api import records_router
 from tow_http.records.docs_api import docs_router
@@ -35,9 +37,12 @@ from tow_http.uploads.api import uploads_router
 API_DESCRIPTION = """TOW's JSON API.
 
 Errors always have the shape `{"error": {"code": "...", "message": "...", "field": "..."}}`
-(`field` only when one input value was wrong). Statuses: 400/422 bad input, 401 not signed in,
-403 signed in but not allowed, 404 not found *or not visible to you*, 409 conflict, 413 too large,
-429 throttled, 503 a dependency is unavailable (with `Retry-After`).
+(`ErrorEnvelope`; `field` only when one input value was wrong). Statuses: 400 the request does not match
+this document, 422 well-formed but refused by a rule, 401 not signed in, 403 signed in but not allowed
+(or a cross-site request), 404 not found *or not visible to you*, 405 method not allowed (with `Allow`),
+409 conflict, 413 too large, 429 throttled, 503 a dependency is unavailable (with `Retry-After`). Each
+operation lists the statuses it can answer; `x-tow-access` marks those only organisation owners/admins,
+project managers or server admins may use. Signed-in operations need the `session` cookie.
 """
 
 
@@ -46,7 +51,7 @@ def create_app(
 ) -> Litestar:
     """Compose the area routers; ``extra_routers`` lets tests mount probes beside them."""
     settings = services.settings
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
@@ -61,6 +66,7 @@ def create_app(
         },
         middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services), InputGuardMiddleware],
         request_class=GuardedRequest,  # deep JSON, NUL and huge integers refused before decoding reaches a handler
+        plugins=[ClosedStructs()],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=template_config(),
         state=State({SERVICES_STATE_KEY: services}),
@@ -71,6 +77,7 @@ def create_app(
             description=API_DESCRIPTION,
             path="/api/docs",
             render_plugins=[SwaggerRenderPlugin(path="/")],
+            components=components(settings.security.session_cookie_name),
         ),
         debug=False,
         # Litestar's default logging config starts a QueueListener thread per app instance that is only
@@ -78,3 +85,6 @@ def create_app(
         # (tow_http.errors logs unhandled errors itself), so Litestar must not reconfigure logging.
         logging_config=None,
     )
+    document_api(app)  # error statuses, sign-in and access of every operation (tow_http/openapi.py)
+    allow_every_method(app)
+    return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import (
@@ -59,20 +60,34 @@ _CODE_FOR_HTTP_STATUS = {
 }
 
 
+class ErrorDetail(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    code: str  # stable, e.g. not_found, invalid_input, throttled
+    message: str  # for people; may change
+    field: str | msgspec.UnsetType = msgspec.UNSET  # the input value that was wrong, when it was one
+
+
+class ErrorEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+    """Every error TOW answers, whatever the status (the OpenAPI document's ``ErrorEnvelope``)."""
+
+    error: ErrorDetail
+
+
+def status_for_class(cls: type[core.TowError]) -> int:
+    return next(status for base, status in STATUS_FOR_ERROR if issubclass(cls, base))
+
+
 def status_for(exc: core.TowError) -> int:
-    return next(status for cls, status in STATUS_FOR_ERROR if isinstance(exc, cls))
+    return status_for_class(type(exc))
 
 
 def error_response(
     status: int, code: str, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
-) -> Response[dict]:
-    body: dict[str, str] = {"code": code, "message": message}
-    if field:
-        body["field"] = field
-    return Response({"error": body}, status_code=status, media_type=MediaType.JSON, headers=headers or {})
+) -> Response[ErrorEnvelope]:
+    body = ErrorEnvelope(ErrorDetail(code, message, field or msgspec.UNSET))
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers or {})
 
 
-def handle_tow_error(_: Request, exc: core.TowError) -> Response[dict]:
+def handle_tow_error(_: Request, exc: core.TowError) -> Response[ErrorEnvelope]:
     headers = {}
     if isinstance(exc, core.RetryableError):
         headers["Retry-After"] = str(exc.retry_after_seconds)
@@ -81,14 +96,14 @@ def handle_tow_error(_: Request, exc: core.TowError) -> Response[dict]:
     return error_response(status_for(exc), exc.code, exc.message, field=exc.field, headers=headers)
 
 
-def handle_validation_error(_: Request, exc: ValidationException) -> Response[dict]:
+def handle_validation_error(request: Request, exc: ValidationException) -> Response[ErrorEnvelope]:
     """Litestar's request decoding errors: name the offending field and why."""
     problems = [p for p in (exc.extra or []) if isinstance(p, dict)]
     if problems:
         first = problems[0]
         message = str(first.get("message") or exc.detail)
         field = _field_of(str(first.get("key") or ""), message)
-        return error_response(HTTP_400_BAD_REQUEST, "invalid_input", message, field=field)
+        return error_response(HTTP_400_BAD_REQUEST, "invalid_input", message, field=_public_name(request, field))
     return error_response(HTTP_400_BAD_REQUEST, "invalid_input", exc.detail)
 
 
@@ -101,14 +116,25 @@ def _field_of(key: str, message: str) -> str | None:
     return ".".join(parts) or None
 
 
-def handle_http_exception(request: Request, exc: HTTPException) -> Response[dict]:
+def _public_name(request: Request, field: str | None) -> str | None:
+    """A parameter as the client names it (``?scope=``), not as the handler does (``scope_text``)."""
+    if not field:
+        return field
+    head, dot, rest = field.partition(".")
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(head)
+    definition = getattr(parameter, "kwarg_definition", None)
+    alias = next((a for a in (getattr(definition, n, None) for n in ("name", "query", "header")) if a), None)
+    return f"{alias}{dot}{rest}" if alias else field
+
+
+def handle_http_exception(request: Request, exc: HTTPException) -> Response[ErrorEnvelope]:
     if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         return handle_unexpected(request, exc)
     code = _CODE_FOR_HTTP_STATUS.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, exc.detail, headers=dict(exc.headers or {}))
 
 
-def handle_unexpected(request: Request, exc: Exception) -> Response[dict]:
+def handle_unexpected(request: Request, exc: Exception) -> Response[ErrorEnvelope]:
     """A bug: log it with the traceback, answer without one."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(

@@ -213,8 +213,10 @@ def test_bad_proposals_are_named_and_the_queue_pages(world):
     item(ada, org, "A fact")
     ada.post(f"/api/organisations/{org}/records", json={"type": "doc", "scope": {"kind": "organisation"},
                                                          "title": "Not memory"})
+    empty = ada.post(f"/api/organisations/{org}/memory-diffs", json={"scope": {"kind": "organisation"},
+                                                                    "operations": []})
+    assert empty.status_code == 400 and empty.json()["error"]["field"] == "operations"  # documented: 1 to 100
     cases = [
-        ([], "operations"),
         ([{"op": "create", "title": "x"}], "memory_type"),
         ([{"op": "create", "title": "x", "fields": {"memory_type": "fact", "superseded_by": "MEM-1"}}],
          "superseded_by"),

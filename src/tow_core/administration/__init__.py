@@ -29,7 +29,7 @@ Rules:
 
 from __future__ import annotations
 
-from tow_core.administration._guards import UNCHANGED, Unchanged
+from tow_core.administration._guards import MAX_DESCRIPTION_LENGTH, UNCHANGED, Unchanged
 from tow_core.administration.access_explanation import (
     AccessExplanation,
     AccessReview,
@@ -72,6 +72,7 @@ from tow_core.administration.projects import (
 )
 
 __all__ = [
+    "MAX_DESCRIPTION_LENGTH",
     "AccessExplanation",
     "AccessReview",
     "DeactivatedGrant",

@@ -20,21 +20,21 @@ from tow_http.context import (
     session_cookie,
     session_token,
 )
-from tow_http.shapes import MeOut, Strict, me_out
+from tow_http.shapes import Email, Id, MeOut, Name, Password, Strict, me_out
 
 
 class FirstAccountIn(Strict):
-    email: str
-    display_name: str
-    password: str
-    organisation_name: str
+    email: Email
+    display_name: Name
+    password: Password
+    organisation_name: Name
 
 
 class RegisterIn(Strict):
     invite_token: str
-    email: str
-    display_name: str
-    password: str
+    email: Email
+    display_name: Name
+    password: Password
 
 
 class LoginIn(Strict):
@@ -43,7 +43,7 @@ class LoginIn(Strict):
 
 
 class ActiveOrganisationIn(Strict):
-    organisation_id: int
+    organisation_id: Id
 
 
 class SetupOut(msgspec.Struct):

@@ -22,8 +22,11 @@ from tow_core.identity import Group, User
 from tow_http.administration.organisations_api import MemberOut, OrganisationOut, member_out, organisation_out
 from tow_http.administration.projects_api import GrantOut, ProjectOut, grant_out, project_out
 from tow_http.context import SignedIn, in_unit_of_work
+from tow_http.shapes import END
 
 _SCOPE = re.compile(r"(organisation|group|project|user):([0-9]{1,18})")
+ScopeText = Annotated[str, QueryParameter(name="scope", description="KIND:ID, e.g. project:12",
+                                          pattern=f"^{_SCOPE.pattern}{END}")]
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -177,7 +180,7 @@ def review_out(review: AccessReview) -> AccessReviewOut:
 @in_unit_of_work
 def explain_access(
     org_id: int,
-    scope_text: Annotated[str, QueryParameter(name="scope", description="KIND:ID, e.g. project:12")],
+    scope_text: ScopeText,
     signed_in: NamedDependency[SignedIn],
     user_id: int | None = None,
 ) -> ExplanationOut:

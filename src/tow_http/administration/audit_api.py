@@ -11,14 +11,21 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from tow_core import administration
-from tow_core.audit import AuditEntry, AuditQuery, audit_actions
+from tow_core.audit import AuditAction, AuditEntry, AuditQuery, audit_actions
 from tow_http.context import SignedIn, in_unit_of_work
 
-Actions = Annotated[list[str] | None, QueryParameter(name="action", description="e.g. grant.removed; repeatable")]
+Actions = Annotated[list[AuditAction] | None, QueryParameter(name="action",
+                                                            description="e.g. grant.removed; repeatable")]
 ActorId = Annotated[int | None, QueryParameter(name="actor_id")]
 Target = Annotated[str | None, QueryParameter(name="target", description='e.g. "project:3", "user:12", "DOC-7"')]
-Since = Annotated[datetime | None, QueryParameter(name="since")]
-Until = Annotated[datetime | None, QueryParameter(name="until")]
+# Decoded by msgspec, which also reads a number as Unix seconds: the document says so.
+_INSTANT = {"oneOf": [{"type": "string", "format": "date-time"},
+                      {"type": "number", "minimum": -62135596800, "maximum": 253402300799},  # years 1–9999
+                      {"type": "null"}]}
+Since = Annotated[datetime | None, QueryParameter(name="since", description="RFC 3339 date-time or Unix seconds",
+                                                  schema_extra=_INSTANT)]
+Until = Annotated[datetime | None, QueryParameter(name="until", description="RFC 3339 date-time or Unix seconds",
+                                                  schema_extra=_INSTANT)]
 Cursor = Annotated[str | None, QueryParameter(name="cursor")]
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=200)]
 

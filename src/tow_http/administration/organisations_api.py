@@ -12,7 +12,7 @@ from tow_core import administration
 from tow_core.access import OrgRole
 from tow_core.identity import Group, Member, Organisation, WorkflowMode
 from tow_http.context import SignedIn, in_unit_of_work
-from tow_http.shapes import Strict
+from tow_http.shapes import Name, Strict
 
 _NOT_VISIBLE = (
     "404 when you are not an active member of the organisation (server admins included: server admin grants no "
@@ -24,12 +24,12 @@ _NOT_VISIBLE = (
 
 
 class OrganisationIn(Strict):
-    name: str
+    name: Name
     workflow_mode: WorkflowMode = WorkflowMode.ORGANIZATION
 
 
 class OrganisationPatch(Strict):
-    name: str | msgspec.UnsetType = msgspec.UNSET
+    name: Name | msgspec.UnsetType = msgspec.UNSET
     workflow_mode: WorkflowMode | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -52,7 +52,7 @@ class MemberRoleIn(Strict):
 
 
 class GroupIn(Strict):
-    name: str
+    name: Name
 
 
 class GroupOut(msgspec.Struct):

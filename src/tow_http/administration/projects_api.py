@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import Router, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -10,10 +12,16 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from tow_core import administration
 from tow_core.access import ProjectRole, Visibility
+from tow_core.administration import MAX_DESCRIPTION_LENGTH
 from tow_core.identity import Grant, Project, ProjectStatus
 from tow_http.administration.organisations_api import unset_to_none
 from tow_http.context import SignedIn, in_unit_of_work
-from tow_http.shapes import Strict
+from tow_http.shapes import END, Id, Name, Strict
+
+# identity.check_project_key: 2–10 upper-case letters or digits, at least one letter
+Key = Annotated[str, msgspec.Meta(min_length=2, max_length=10, pattern=f"^[A-Z0-9]*[A-Z][A-Z0-9]*{END}",
+                                  description="2–10 upper-case letters or digits, at least one letter, e.g. APP")]
+Description = Annotated[str, msgspec.Meta(max_length=MAX_DESCRIPTION_LENGTH)]
 
 VISIBILITY_RULES = (
     '**Visibility.** `open`: every member of the organisation can **read AND write** the project — "open" '
@@ -30,17 +38,17 @@ VISIBILITY_RULES = (
 
 
 class ProjectIn(Strict):
-    key: str
-    name: str
+    key: Key
+    name: Name
     visibility: Visibility
-    description: str = ""
-    lead_user_id: int | None = None
+    description: Description = ""
+    lead_user_id: Id | None = None
 
 
 class ProjectPatch(Strict):
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    description: str | msgspec.UnsetType = msgspec.UNSET
-    lead_user_id: int | None | msgspec.UnsetType = msgspec.UNSET  # null clears the lead
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    lead_user_id: Id | None | msgspec.UnsetType = msgspec.UNSET  # null clears the lead
     visibility: Visibility | msgspec.UnsetType = msgspec.UNSET
     status: ProjectStatus | msgspec.UnsetType = msgspec.UNSET
 
@@ -58,8 +66,8 @@ class ProjectOut(msgspec.Struct):
 
 class GrantIn(Strict):
     role: ProjectRole
-    user_id: int | None = None
-    group_id: int | None = None
+    user_id: Id | None = None
+    group_id: Id | None = None
 
 
 class GrantOut(msgspec.Struct):

@@ -10,13 +10,14 @@ from litestar import Router, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from tow_core.ai import EgressPurpose
 from tow_core.egress import EgressEntry, EgressQuery, egress_purpose, list_egress
 from tow_http.ai_services import AiStatus
 from tow_http.context import Services, SignedIn, ai_of, in_unit_of_work
 
 UserId = Annotated[int | None, QueryParameter(name="user_id", description="only calls made on behalf of this user")]
 Purpose = Annotated[
-    str | None,
+    EgressPurpose | None,
     QueryParameter(name="purpose", description="chat, extraction, snapshot, embedding, web_search or web_fetch"),
 ]
 Record = Annotated[

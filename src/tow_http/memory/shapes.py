@@ -11,6 +11,9 @@ from litestar.params import QueryParameter
 
 from tow_core.errors import InvalidInput
 from tow_core.memory_diffs import (
+    MAX_NOTE,
+    MAX_OPERATIONS,
+    MAX_RATIONALE,
     ArchiveItems,
     CreateItem,
     DiffSource,
@@ -27,7 +30,7 @@ from tow_core.memory_diffs import (
 from tow_core.memory_review import DiffView, MemoryDesk
 from tow_core.records import DisplayId, Record
 from tow_http.context import SignedIn, workspace
-from tow_http.shapes import ScopeIn, ScopeOut, Strict, scope_out
+from tow_http.shapes import Body, DisplayIdText, ScopeIn, ScopeOut, Strict, Title, Version, memory_fields, scope_out
 
 Statuses = Annotated[list[DiffStatus] | None, QueryParameter(name="status", description="repeat to allow several")]
 
@@ -65,9 +68,14 @@ only for items you can read; other operations show `visible: false` and no detai
 # --- input shapes ------------------------------------------------------------------------------------
 
 
+MemoryFields = Annotated[dict[str, Any], msgspec.Meta(extra_json_schema={"extra": memory_fields()})]
+OperationIndex = Annotated[int, msgspec.Meta(ge=0, le=MAX_OPERATIONS - 1, description="the index of a create "
+                                             "operation before this one")]
+
+
 class TargetIn(Strict):
-    item: str
-    base_version: int
+    item: DisplayIdText
+    base_version: Version
 
 
 class OperationIn(Strict, tag_field="op"):
@@ -75,39 +83,40 @@ class OperationIn(Strict, tag_field="op"):
 
 
 class CreateIn(OperationIn, tag="create"):
-    title: str
-    body: str = ""
-    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    title: Title
+    body: Body = ""
+    fields: MemoryFields = msgspec.field(default_factory=dict)
 
 
 class UpdateIn(OperationIn, tag="update"):
-    item: str
-    base_version: int
-    title: str | None = None
-    body: str | None = None
-    fields: dict[str, Any] | None = None
+    item: DisplayIdText
+    base_version: Version
+    title: Title | None = None
+    body: Body | None = None
+    fields: MemoryFields | None = None
 
 
 class SupersedeIn(OperationIn, tag="supersede"):
-    items: list[TargetIn]
-    by: str | None = None
-    by_operation: int | None = None
+    items: Annotated[list[TargetIn], msgspec.Meta(min_length=1)]
+    by: DisplayIdText | None = None
+    by_operation: OperationIndex | None = None
 
 
 class ArchiveIn(OperationIn, tag="archive"):
-    items: list[TargetIn]
+    items: Annotated[list[TargetIn], msgspec.Meta(min_length=1)]
 
 
 class DiffIn(Strict):
     scope: ScopeIn
-    operations: list[CreateIn | UpdateIn | SupersedeIn | ArchiveIn]
+    operations: Annotated[list[CreateIn | UpdateIn | SupersedeIn | ArchiveIn],
+                          msgspec.Meta(min_length=1, max_length=MAX_OPERATIONS)]
     source: DiffSource = DiffSource.MANUAL
-    source_id: str | None = None
-    rationale: str = ""
+    source_id: DisplayIdText | None = None
+    rationale: Annotated[str, msgspec.Meta(max_length=MAX_RATIONALE)] = ""
 
 
 class ReviewIn(Strict):
-    note: str = ""
+    note: Annotated[str, msgspec.Meta(max_length=MAX_NOTE)] = ""
 
 
 # --- output shapes -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from tow_core.records import DisplayId
 from tow_http.context import SignedIn, in_unit_of_work, workspace
 from tow_http.records.api import BASE
 from tow_http.records.shapes import ProjectKey, RecordOut, with_etag
-from tow_http.shapes import ScopeIn, ScopeOut, Strict, scope_out
+from tow_http.shapes import ScopeIn, ScopeOut, Strict, Version, scope_out
 
 RevisionLimit = Annotated[int, QueryParameter(name="limit", ge=1, le=200, description="page size (1–200)")]
 BeforeVersion = Annotated[
@@ -31,7 +31,7 @@ BeforeVersion = Annotated[
 
 class MoveScopeIn(Strict):
     scope: ScopeIn
-    version: int | None = None
+    version: Version | None = None
 
 
 class RevisionOut(msgspec.Struct):

@@ -23,7 +23,7 @@ from tow_core.records import (
     SearchHit,
 )
 from tow_core.semantic_search import SearchMode
-from tow_http.shapes import ScopeIn, ScopeOut, Strict, scope_out
+from tow_http.shapes import Body, Fields, ScopeIn, ScopeOut, Strict, Title, Version, scope_out
 
 Types = Annotated[list[RecordType] | None, QueryParameter(name="type", description="repeat to allow several")]
 Statuses = Annotated[list[str] | None, QueryParameter(name="status", description="repeat to allow several")]
@@ -40,17 +40,17 @@ ProjectKey = Annotated[
 class RecordIn(Strict):
     type: RecordType
     scope: ScopeIn
-    title: str
-    body: str = ""
-    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    title: Title
+    body: Body = ""
+    fields: Fields = msgspec.field(default_factory=dict)
 
 
 class RecordPatch(Strict):
-    version: int | msgspec.UnsetType = msgspec.UNSET
-    title: str | msgspec.UnsetType = msgspec.UNSET
-    body: str | msgspec.UnsetType = msgspec.UNSET
+    version: Version | msgspec.UnsetType = msgspec.UNSET
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    body: Body | msgspec.UnsetType = msgspec.UNSET
     status: str | msgspec.UnsetType = msgspec.UNSET
-    fields: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    fields: Fields | msgspec.UnsetType = msgspec.UNSET
     scope: ScopeIn | msgspec.UnsetType = msgspec.UNSET
 
 

@@ -16,11 +16,11 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from tow_core import tickets
 from tow_core.records import DisplayId
-from tow_core.tickets import ActivityEntry, Comment, Link
+from tow_core.tickets import MAX_COMMENT, ActivityEntry, Comment, Link, LinkKind
 from tow_http.context import SignedIn, in_unit_of_work, workspace
 from tow_http.records.api import BASE
 from tow_http.records.shapes import SummaryOut, summary_out
-from tow_http.shapes import Strict
+from tow_http.shapes import VISIBLE, DisplayIdText, Strict
 
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500, description="page size (1–500)")]
 After = Annotated[int | None, QueryParameter(name="after", description="only entries after this id (the last "
@@ -29,7 +29,7 @@ TICKET = f"{BASE}/records/{{display_id:str}}"
 
 
 class CommentIn(Strict):
-    body: str
+    body: Annotated[str, msgspec.Meta(max_length=MAX_COMMENT, pattern=VISIBLE)]
 
 
 class CommentOut(msgspec.Struct):
@@ -51,8 +51,8 @@ class ActivityOut(msgspec.Struct):
 
 
 class LinkIn(Strict):
-    kind: str
-    target: str
+    kind: LinkKind
+    target: DisplayIdText
 
 
 class LinkOut(msgspec.Struct):

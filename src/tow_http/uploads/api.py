@@ -30,7 +30,7 @@ from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_tran
 from tow_http.context import upload_desk as desk
 from tow_http.downloads import download_response, head_response
 from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, pull_body
-from tow_http.shapes import Strict
+from tow_http.shapes import Id, Strict
 
 
 class UploadOut(msgspec.Struct):
@@ -50,7 +50,7 @@ class UploadOut(msgspec.Struct):
 
 
 class ImageIn(Strict):
-    upload_id: int
+    upload_id: Id
 
 
 def upload_out(upload: Upload) -> UploadOut:
