@@ -294,7 +294,8 @@ def _inputs(handler: HTTPRouteHandler) -> set[str]:
 
 
 def needs_session(handler: HTTPRouteHandler, known: Answers) -> bool:
-    return "signed_in" in handler.parsed_fn_signature.parameters or known.signed_in
+    # ``caller``: the verified session cookie that ``in_unit_of_work`` asks for in place of ``signed_in``
+    return bool({"signed_in", "caller"} & handler.parsed_fn_signature.parameters.keys()) or known.signed_in
 
 
 def statuses_of(handler: HTTPRouteHandler, known: Answers) -> set[int]:
@@ -310,7 +311,7 @@ def statuses_of(handler: HTTPRouteHandler, known: Answers) -> set[int]:
     statuses |= {404} if _path_parameters(handler) else set()
     statuses |= {413} if body else set()
     statuses |= {416} if known.ranges else set()
-    statuses |= {503} if parameters & {"db", "signed_in"} or signed_in else set()
+    statuses |= {503} if parameters & {"db", "signed_in", "services"} or signed_in else set()
     return statuses
 
 

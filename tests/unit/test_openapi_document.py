@@ -20,7 +20,7 @@ METHODS = ("get", "put", "post", "delete", "patch", "head")
 @pytest.fixture(scope="module")
 def client():
     services = Services(settings=msgspec.convert({}, Settings), transaction=lambda: pytest.fail("no database"),
-                        login_failures=None, password_hasher=None, cookie_signer=SessionCookieSigner("k" * 40))
+                        sign_in_log=None, password_hasher=None, cookie_signer=SessionCookieSigner("k" * 40))
     with TestClient(create_app(services=services, schema_inspector=RaisingInspector())) as client:
         yield client
 
