@@ -22,6 +22,7 @@ def pytest_terminal_summary(terminalreporter):
 
     _upload_summary(terminalreporter)
     _export_summary(terminalreporter)
+    _conformance_summary(terminalreporter)
 
     if LEAK_STATS["worlds"]:
         terminalreporter.write_line(
@@ -42,6 +43,17 @@ def pytest_terminal_summary(terminalreporter):
         )
     for line in RECALL_STATS:
         terminalreporter.write_line(line)
+
+
+def _conformance_summary(terminalreporter) -> None:
+    from tests.e2e.test_openapi_conformance import CONFORMANCE_STATS
+
+    for role, run in CONFORMANCE_STATS.items():
+        failures = ", ".join(f"{check} {count}" for check, count in sorted(run["failures"].items())) or "none"
+        terminalreporter.write_line(
+            f"openapi conformance ({role}): {run['cases']} cases over {run['operations']} operations in "
+            f"{run['seconds']:.0f} s, {run['responses_5xx']} responses >= 500, failures: {failures}; "
+            f"member 2xx on restricted operations: {run['member_successes']}")
 
 
 def _export_summary(terminalreporter) -> None:

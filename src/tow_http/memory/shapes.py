@@ -69,7 +69,8 @@ only for items you can read; other operations show `visible: false` and no detai
 
 
 MemoryFields = Annotated[dict[str, Any], msgspec.Meta(extra_json_schema={"extra": memory_fields()})]
-OperationIndex = Annotated[int, msgspec.Meta(ge=0, le=MAX_OPERATIONS - 1, description="the index of a create "
+# gt=-1, not ge=0: Litestar 2.25 leaves a bound of 0 out of the OpenAPI document
+OperationIndex = Annotated[int, msgspec.Meta(gt=-1, le=MAX_OPERATIONS - 1, description="the index of a create "
                                              "operation before this one")]
 
 
