@@ -12,7 +12,7 @@
 
 ``GuardedRequest`` checks what a handler decodes (``request.json()``, ``request.form()``); the middleware
 checks what the router already split (path parameters, the query string, headers). Both raise
-``MalformedInput`` (400; an integer too large is ``InvalidInput``, 422), which the one error table answers:
+``MalformedInput`` (400, like a value outside what the OpenAPI document declares), which the one error table answers:
 the JSON envelope on the API, a page message on the pages (their exception handlers apply: the route is known
 by then).
 """
@@ -27,7 +27,7 @@ from litestar import Request
 from litestar.datastructures import FormMultiDict
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from tow_core.errors import InvalidInput, MalformedInput
+from tow_core.errors import MalformedInput
 
 MAX_JSON_DEPTH = 64
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
@@ -73,8 +73,8 @@ def refuse_unstorable(value: Any, field: str) -> None:
         return
     elif isinstance(value, int):
         if not BIGINT_MIN <= value <= BIGINT_MAX:
-            # 422 like any value the rules refuse (issue 11: a huge id gets 404 or 422, never 500)
-            raise InvalidInput(f"{field} is outside the 64-bit integer range", field=field)
+            # 400 like a value beyond the bound the OpenAPI document declares (issue 11: never a 500)
+            raise MalformedInput(f"{field} is outside the 64-bit integer range", field=field)
     elif isinstance(value, dict):
         for key, item in value.items():
             if NUL in key:

@@ -1,6 +1,6 @@
 """What the OpenAPI document says about errors, sign-in and access: one explicit table, applied to every API
 operation when the app is composed (SPEC §10; checked against the running server by
-tests/contract/test_openapi_conformance.py, which runs schemathesis over every operation).
+tests/e2e/test_openapi_conformance.py, which runs schemathesis over every operation).
 
 Every error response is ``ErrorEnvelope`` (tow_http/errors.py). Which statuses an operation declares:
 
