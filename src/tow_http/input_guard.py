@@ -9,6 +9,9 @@
 - **Integers outside PostgreSQL's bigint** in JSON bodies: no id, version or count is larger, and a
   free-form field holding one breaks every query that casts it (``fields ->> 'parent_id'``).
 - **Control characters in header values**, which RFC 9110 §5.5 does not allow (HTAB aside).
+- **JSON of another type than the OpenAPI document declares** (``0`` for a boolean, ``"5"`` for an
+  integer): Litestar converts bodies as leniently as query strings, so without this the server accepted
+  what its document calls invalid (schemathesis, tests/e2e/test_openapi_conformance.py).
 
 ``GuardedRequest`` checks what a handler decodes (``request.json()``, ``request.form()``); the middleware
 checks what the router already split (path parameters, the query string, headers). Both raise
@@ -23,6 +26,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+import msgspec
 from litestar import Request
 from litestar.datastructures import FormMultiDict
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -98,6 +102,7 @@ class GuardedRequest(Request):
         # NUL only arrives escaped (msgspec refuses a raw control byte in a string); big integers need digits.
         if b"\\u0000" in body or _LONG_DIGITS.search(body):
             refuse_unstorable(value, "body")
+        refuse_loose_types(value, self)
         return value
 
     async def form(self) -> FormMultiDict:
@@ -107,6 +112,31 @@ class GuardedRequest(Request):
                 raise MalformedInput(f"{key.replace(NUL, '')} contains a NUL character, which text cannot hold",
                                      field=key.replace(NUL, "") or "form")
         return data
+
+
+def refuse_loose_types(value: Any, request: Request) -> None:
+    """The handler's body, decoded with msgspec's strict rules (JSON types as they are, no coercion)."""
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return
+    try:
+        msgspec.convert(_integral_floats_as_ints(value), data.annotation, strict=True, str_keys=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)  # "Expected `bool`, got `int` - at `$.a.b`", "Object missing required field `x`"
+        where, named = re.search(r" - at `\$\.?([^`]*)`$", message), re.search(r"field `([^`]+)`", message)
+        parts = [match.group(1) for match in (where, named) if match and match.group(1)]
+        raise MalformedInput(message, field=".".join(parts) or "body") from exc
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """``5.0`` is the integer 5 in JSON Schema (and to Litestar), not a float msgspec's strict rules refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    return value
 
 
 def refuse_hostile_request_line(scope: Scope) -> None:

@@ -153,3 +153,21 @@ def test_openapi_document_is_served_with_the_error_contract():
         doc = client.get("/api/openapi.json").json()
     assert "/api/health" in doc["paths"] and "/api/ready" in doc["paths"]
     assert "404 not found *or not visible to you*" in doc["info"]["description"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    pytest.param({"name": "a", "count": "1"}, "count", id="a-string-for-an-integer"),
+    pytest.param({"name": 5, "count": 1}, "name", id="a-number-for-a-string"),
+    pytest.param({"name": "a", "count": True}, "count", id="a-boolean-for-an-integer"),
+    pytest.param({"name": "a", "count": 1.5}, "count", id="a-fraction-for-an-integer"),
+])
+def test_bodies_are_decoded_with_json_types_as_the_openapi_document_declares(body, field):
+    with client_for() as client:
+        response = client.post("/api/test/echo", json=body)
+    assert response.status_code == 400 and response.json()["error"]["field"] == field
+
+
+def test_an_integral_number_is_an_integer_as_in_json_schema():
+    with client_for() as client:
+        response = client.post("/api/test/echo", json={"name": "a", "count": 2.0})
+    assert response.status_code == 201 and response.json() == {"name": "a", "count": 2}
