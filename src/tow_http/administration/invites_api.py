@@ -15,7 +15,7 @@ from tow_core import accounts
 from tow_core.access import OrgRole
 from tow_core.identity import Invite
 from tow_http.context import Services, SignedIn, in_unit_of_work
-from tow_http.shapes import MeOut, Strict, me_out
+from tow_http.shapes import Email, MeOut, Strict, me_out
 
 # Bounded here, not only by the core's policy: a larger number overflows the date arithmetic before it.
 MAX_INVITE_HOURS = accounts.InvitePolicy().max_lifetime // timedelta(hours=1)
@@ -23,7 +23,7 @@ MAX_INVITE_HOURS = accounts.InvitePolicy().max_lifetime // timedelta(hours=1)
 
 class InviteIn(Strict):
     role: OrgRole = OrgRole.MEMBER
-    email: str | None = None
+    email: Email | None = None
     expires_in_hours: Annotated[int, msgspec.Meta(ge=1, le=MAX_INVITE_HOURS)] = 7 * 24
 
 
