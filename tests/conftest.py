@@ -52,7 +52,8 @@ def _conformance_summary(terminalreporter) -> None:
         failures = ", ".join(f"{check} {count}" for check, count in sorted(run["failures"].items())) or "none"
         terminalreporter.write_line(
             f"openapi conformance ({role}): {run['cases']} cases over {run['operations']} operations in "
-            f"{run['seconds']:.0f} s, {run['responses_5xx']} responses >= 500, failures: {failures}; "
+            f"{run['seconds']:.0f} s, {run['responses_2xx']} answered 2xx, {run['responses_5xx']} >= 500, "
+            f"failures: {failures}; "
             f"member 2xx on restricted operations: {run['member_successes']}")
 
 

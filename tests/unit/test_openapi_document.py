@@ -1,5 +1,5 @@
 """The OpenAPI document's error contract (tow_http/openapi.py), read from the served document. Whether the
-server keeps it is schemathesis' job: tests/contract/test_openapi_conformance.py."""
+server keeps it is schemathesis' job: tests/e2e/test_openapi_conformance.py."""
 
 from __future__ import annotations
 
