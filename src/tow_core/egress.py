@@ -139,6 +139,6 @@ def list_egress(
         raise AccessDenied("only organisation owners and admins read the data-egress ledger")
     if not 1 <= limit <= 200:
         raise InvalidInput("limit must be from 1 to 200", field="limit")
-    if cursor is not None and not (cursor.isdigit() and len(cursor) <= 18):
+    if cursor is not None and not (cursor.isdecimal() and len(cursor) <= 18):
         raise InvalidInput("cursor is not one this endpoint returned", field="cursor")
     return ledger.entries(org_id, query, cursor=cursor, limit=limit)

@@ -39,6 +39,8 @@ def test_access_changes_are_audited_and_only_managers_read_them(app_client):
     assert [e["action"] for e in grants_only.json()["items"]] == ["grant.removed", "grant.set"]
     first_page = ada.get(f"/api/organisations/{org}/audit", params={"limit": 4}).json()
     second_page = ada.get(f"/api/organisations/{org}/audit", params={"limit": 4, "cursor": first_page["next_cursor"]})
+    for cursor in ("garbage", "²"):  # "²".isdigit(), but int("²") fails: was a 500
+        assert ada.get(f"/api/organisations/{org}/audit", params={"cursor": cursor}).status_code == 422
     assert [e["id"] for e in second_page.json()["items"]] == [e["id"] for e in log["items"][4:8]]
     bad = ada.get(f"/api/organisations/{org}/audit", params={"action": "grant.exploded"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "action"  # not a documented action

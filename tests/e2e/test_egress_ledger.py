@@ -126,7 +126,8 @@ def test_owners_and_admins_list_and_filter_the_ledger_members_get_403_outsiders_
     assert [i["record_display_ids"] for i in second["items"]] == [["DOC-1"]] and second["next_cursor"] is None
     bad = ada.get(url, params={"purpose": "gossip"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "purpose"  # not a documented purpose
-    assert ada.get(url, params={"cursor": "not-a-cursor"}).status_code == 422
+    for cursor in ("not-a-cursor", "²"):  # "²".isdigit(), but int("²") fails: was a 500 (schemathesis, nightly)
+        assert ada.get(url, params={"cursor": cursor}).status_code == 422
 
     assert bob.get(url).status_code == 403 and bob.get(url).json()["error"]["code"] == "forbidden"
     assert bob.get(f"/api/organisations/{other}/egress").status_code == 404

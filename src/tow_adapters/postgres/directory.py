@@ -52,7 +52,7 @@ def _grant(row) -> Grant:
 
 
 def _cursor_id(cursor: str) -> int:
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not cursor.isdecimal() or len(cursor) > 18:
         raise InvalidInput("cursor is not one this server issued", field="cursor")
     return int(cursor)
 

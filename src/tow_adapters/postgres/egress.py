@@ -68,7 +68,7 @@ class PgEgressLedger:
             conditions.append("record_display_ids @> ARRAY[CAST(:record AS text)]")
             params["record"] = query.record_display_id.upper()
         if cursor is not None:
-            if not cursor.isdigit() or len(cursor) > 18:
+            if not cursor.isdecimal() or len(cursor) > 18:
                 raise InvalidInput("cursor is not one this server issued", field="cursor")
             conditions.append("id < :after")
             params["after"] = int(cursor)

@@ -125,7 +125,7 @@ def put_grant(request: Request, org_id: int, project_id: int, form: NamedDepende
               signed_in: NamedDependency[SignedIn]) -> Response:
     holder = form.get("holder")  # "user:5" or "group:2"
     kind, _, ref = holder.partition(":")
-    if kind not in ("user", "group") or not ref.isdigit():
+    if kind not in ("user", "group") or not ref.isdecimal():
         raise InvalidInput("choose a member or a group to grant", field="holder")
     administration.put_grant(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id,
                              role=form.get("role"), user_id=int(ref) if kind == "user" else None,

@@ -20,7 +20,7 @@ PAGE_SIZE = 50
 def _user_filter(value: str) -> int | None:
     if not value.strip():
         return None
-    if not value.strip().isdigit():
+    if not value.strip().isdecimal():
         raise InvalidInput("choose a member to filter by", field="user_id")
     return int(value)
 

@@ -81,7 +81,7 @@ async def import_upload(request: Request, services: NamedDependency[Services]) -
 
     principal, home = await to_thread.run_sync(admin)
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+    if declared.isdecimal() and int(declared) > limit + MULTIPART_OVERHEAD:
         raise PayloadTooLarge(f"the export file is larger than the import limit of {limit} bytes; import it with "
                               "`tow import FILE` on the server instead")
     if media_type != "multipart/form-data" or not options.get("boundary"):

@@ -30,6 +30,6 @@ def parse_scope(form: Form, signed_in: SignedIn) -> tuple[str, int | None]:
         return "user", signed_in.principal.user_id
     if kind == "organisation":
         return "organisation", None
-    if not ref.isdigit():
+    if not ref.isdecimal():
         raise InvalidInput("choose where the record goes", field="scope")
     return kind, int(ref)

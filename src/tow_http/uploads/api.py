@@ -94,7 +94,7 @@ class _FormFile:
 def _receive(request: Request, filename: str | None, max_bytes: int) -> tuple[str, Iterator[bytes]]:
     """(client file name, body chunks) for a raw body or a multipart form."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
+    if declared and declared.isdecimal() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
         raise PayloadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes (uploads.upload_max_bytes)")
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     if media_type == "multipart/form-data":
