@@ -22,10 +22,10 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 # --- constrained inputs ---------------------------------------------------------------------------
 # The rules the core applies to text, stated where the body is decoded so that the OpenAPI document says
 # them and a violation is a 400 naming the field. Patterns are written for every regex dialect that reads
-# them (Python's re here, the JSON Schema engines of clients): `\s` misses U+001C–U+001F outside Python,
-# although str.strip() removes them, so they are spelled out; and no `$`, which Python also matches before a
-# final newline.
-_SPACE = r"\s\x1c-\x1f"
+# them (Python's re here, ECMA-262 for JSON Schema): `\s` is not the same set in both (ECMA-262 leaves out
+# U+001C–U+001F and U+0085, which str.strip() removes, and adds U+FEFF, which it keeps), so whitespace is the
+# very characters str.isspace() names; and no `$`, which Python also matches before a final newline.
+_SPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # U+3000 is the last
 END = r"(?![\s\S])"
 NOT_BLANK = f"[^{_SPACE}]"  # something str.strip() leaves
 # Ids and versions are PostgreSQL bigints, but no sequence gets near 2**53: the bound clients can rely on is the
@@ -47,7 +47,7 @@ Password = Annotated[str, msgspec.Meta(min_length=MIN_PASSWORD_LENGTH, max_lengt
                                        description=f"{MIN_PASSWORD_LENGTH}–{MAX_PASSWORD_LENGTH} characters, "
                                                    "not only spaces")]
 # knowledge.clean_text(required=True) drops control characters, then something must be left
-VISIBLE = r"[^\s\x00-\x1f]"
+VISIBLE = f"[^{_SPACE}\\x00-\\x1f]"
 Title = Annotated[str, msgspec.Meta(max_length=MAX_TITLE, pattern=VISIBLE,
                                     description=f"1–{MAX_TITLE} characters, not only spaces")]
 Body = Annotated[str, msgspec.Meta(max_length=MAX_BODY)]

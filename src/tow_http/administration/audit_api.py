@@ -20,7 +20,7 @@ ActorId = Annotated[int | None, QueryParameter(name="actor_id")]
 Target = Annotated[str | None, QueryParameter(name="target", description='e.g. "project:3", "user:12", "DOC-7"')]
 # Decoded by msgspec, which also reads a number as Unix seconds: the document says so.
 _INSTANT = {"oneOf": [{"type": "string", "format": "date-time"},
-                      {"type": "number", "minimum": -62135596800, "maximum": 253402300799},  # years 1–9999
+                      {"type": "number", "minimum": -62135596800, "exclusiveMaximum": 253402300800},  # years 1–9999
                       {"type": "null"}]}
 Since = Annotated[datetime | None, QueryParameter(name="since", description="RFC 3339 date-time or Unix seconds",
                                                   schema_extra=_INSTANT)]
