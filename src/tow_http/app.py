@@ -42,7 +42,8 @@ this document, 422 well-formed but refused by a rule, 401 not signed in, 403 sig
 (or a cross-site request), 404 not found *or not visible to you*, 405 method not allowed (with `Allow`),
 409 conflict, 413 too large, 429 throttled, 503 a dependency is unavailable (with `Retry-After`). Each
 operation lists the statuses it can answer; `x-tow-access` marks those only organisation owners/admins,
-project managers or server admins may use. Signed-in operations need the `session` cookie.
+project managers or server admins may use. Signed-in operations need the `session` cookie. Bodies are
+read with JSON's types as declared (`0` is not `false`); text may not contain U+0000 (400).
 """
 
 
