@@ -19,7 +19,7 @@ from tow_http.administration.invites_api import invites_router
 from tow_http.administration.organisations_api import organisations_router
 from tow_http.administration.projects_api import projects_router
 from tow_http.ai.api import ai_router
-from tow_http.context import Services, provide_caller
+from tow_http.context import Services, caller_of
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.exports.api import exports_router
 from tow_http.health import health_router
@@ -63,7 +63,7 @@ def create_app(
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),
             "services": Provide(lambda: services, sync_to_thread=False),
             # No request-wide transaction: handlers run in one (tow_http.context.in_unit_of_work).
-            "caller": Provide(provide_caller, sync_to_thread=False),
+            "caller": Provide(caller_of, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services), InputGuardMiddleware],
         request_class=GuardedRequest,  # deep JSON, NUL and huge integers refused before decoding reaches a handler

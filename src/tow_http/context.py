@@ -116,7 +116,7 @@ def session_token(request: Request, services: Services) -> tuple[str, bool] | No
     return (verified.token, verified.signed_with_previous) if verified else None
 
 
-def caller_of(request: Request, services: Services) -> Caller:
+def caller_of(request: Request, services: NamedDependency[Services]) -> Caller:
     """The caller named by the session cookie, or 401 (checked without touching the database)."""
     token = session_token(request, services)
     if token is None:
@@ -125,10 +125,6 @@ def caller_of(request: Request, services: Services) -> Caller:
     if signed_with_previous:  # planned APP_SECRET rotation: re-issue under the new secret
         request.state.reissue_session_cookie = token_value
     return Caller(services.cookie_signer.token_hash(token_value))
-
-
-def provide_caller(request: Request, services: NamedDependency[Services]) -> Caller:
-    return caller_of(request, services)
 
 
 def signed_in_on(stores: Stores, caller: Caller, now: datetime) -> SignedIn:
@@ -197,29 +193,18 @@ def _ordered(parameters: list[inspect.Parameter]) -> list[inspect.Parameter]:
 
 
 def session_cookie(services: Services, token: str) -> Cookie:
-    security = services.settings.security
-    return Cookie(
-        key=security.session_cookie_name,
-        value=services.cookie_signer.sign(token),
-        max_age=security.session_max_age_seconds,
-        path="/",
-        httponly=True,
-        secure=security.session_cookie_secure,
-        samesite="lax",
-    )
+    lifetime = services.settings.security.session_max_age_seconds
+    return _session_cookie(services, services.cookie_signer.sign(token), lifetime)
 
 
 def expired_session_cookie(services: NamedDependency[Services]) -> Cookie:
+    return _session_cookie(services, "", 0)
+
+
+def _session_cookie(services: Services, value: str, max_age: int) -> Cookie:
     security = services.settings.security
-    return Cookie(
-        key=security.session_cookie_name,
-        value="",
-        max_age=0,
-        path="/",
-        httponly=True,
-        secure=security.session_cookie_secure,
-        samesite="lax",
-    )
+    return Cookie(key=security.session_cookie_name, value=value, max_age=max_age, path="/", httponly=True,
+                  secure=security.session_cookie_secure, samesite="lax")
 
 
 def client_ip(request: Request) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from tow_adapters.postgres.engine import SqlStore
+from tow_adapters.postgres.engine import SqlStore, transaction
 from tow_core.access import OrgRole, Principal, ProjectRole, Visibility
 from tow_core.audit import AuditAction, AuditEntry, AuditQuery
 from tow_core.errors import Conflict, InvalidInput
@@ -423,7 +423,8 @@ class PgDirectory(SqlStore):
 
 class PgSignInLog:
     """The ``SignInLog`` port over ``login_failures`` and ``login_successes`` (migration 0012); each write
-    in its own transaction. Forgetting takes at most ``_FORGET_BATCH`` old rows per write and skips rows
+    in its own transaction (``engine.transaction``: a held pool is DatabaseBusy, not a 500). Forgetting
+    takes at most ``_FORGET_BATCH`` old rows per write and skips rows
     another writer is deleting, so concurrent sign-ins never wait on (or deadlock over) the same old rows;
     as every write forgets up to that many, the tables stay bounded by what still counts."""
 
@@ -433,7 +434,7 @@ class PgSignInLog:
         self._engine = engine
 
     def record_failure(self, email: str, client_ip: str, now: datetime, *, forget_before: datetime) -> None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(sa.text("INSERT INTO login_failures (email, client_ip, failed_at) VALUES (:e, :ip, :now)"),
                          {"e": email, "ip": client_ip, "now": now})
             conn.execute(sa.text(
@@ -445,19 +446,19 @@ class PgSignInLog:
     ) -> Sequence[datetime]:
         subjects = {name: value for name, value in (("email", email), ("client_ip", client_ip)) if value is not None}
         where = " ".join(f"AND {name} = :{name}" for name in subjects)  # fixed names; each has its index
-        with self._engine.connect() as conn:
+        with transaction(self._engine) as conn:
             rows = conn.execute(sa.text(f"SELECT failed_at FROM login_failures WHERE failed_at > :since {where} "
                                         "ORDER BY failed_at DESC LIMIT :n"),
                                 {"since": since, "n": limit, **subjects}).all()
         return [r[0] for r in rows]
 
     def clear_failures(self, email: str, client_ip: str) -> None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(sa.text("DELETE FROM login_failures WHERE email = :e AND client_ip = :ip"),
                          {"e": email, "ip": client_ip})
 
     def record_success(self, user_id: int, client_ip: str, now: datetime, *, forget_before: datetime) -> None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(sa.text(
                 "INSERT INTO login_successes (user_id, client_ip, last_success_at) VALUES (:u, :ip, :now) "
                 "ON CONFLICT (user_id, client_ip) DO UPDATE "
@@ -469,7 +470,7 @@ class PgSignInLog:
                 {"before": forget_before, "n": self._FORGET_BATCH})
 
     def signed_in_from(self, user_id: int, client_ip: str, since: datetime) -> bool:
-        with self._engine.connect() as conn:
+        with transaction(self._engine) as conn:
             return conn.execute(sa.text(
                 "SELECT EXISTS (SELECT 1 FROM login_successes WHERE user_id = :u AND client_ip = :ip "
                 "AND last_success_at > :since)"), {"u": user_id, "ip": client_ip, "since": since}).scalar_one()

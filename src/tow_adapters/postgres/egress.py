@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.engine import transaction
 from tow_core.ai import EgressPurpose
 from tow_core.egress import EgressEntry, EgressQuery
-from tow_core.errors import DependencyUnavailable, InvalidInput
+from tow_core.errors import InvalidInput
 
 _COLUMNS = (
     "provider, base_url, model, purpose, acting_user_id, organisation_id, record_display_ids, "
@@ -43,15 +44,10 @@ class PgEgressLedger:
         )
 
     def _write(self, sql: str, params: dict[str, object]) -> int:
-        """One statement in its own transaction on its own pooled connection, never the caller's."""
-        try:
-            with self._engine.begin() as connection:
-                return connection.execute(sa.text(sql), params).scalar_one()
-        except sa.exc.OperationalError as exc:
-            raise DependencyUnavailable(
-                "the data-egress ledger cannot be written (database unavailable)",
-                retry_after_seconds=5,
-            ) from exc
+        """One statement in its own transaction on its own pooled connection, never the caller's; a database
+        that is down or busy is DependencyUnavailable / DatabaseBusy (``engine.transaction``)."""
+        with transaction(self._engine) as connection:
+            return connection.execute(sa.text(sql), params).scalar_one()
 
     def entries(
         self, org_id: int | None, query: EgressQuery, *, cursor: str | None, limit: int
@@ -72,7 +68,7 @@ class PgEgressLedger:
                 raise InvalidInput("cursor is not one this server issued", field="cursor")
             conditions.append("id < :after")
             params["after"] = int(cursor)
-        with self._engine.connect() as connection:
+        with transaction(self._engine) as connection:
             rows = connection.execute(
                 sa.text(
                     f"SELECT {_COLUMNS}, id, created_at FROM egress_ledger WHERE {' AND '.join(conditions)} "

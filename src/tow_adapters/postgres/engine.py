@@ -65,7 +65,7 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         raise DatabaseBusy("the server is busy: every database connection is in use; try again in a moment",
                            retry_after_seconds=BUSY_RETRY_AFTER_SECONDS) from exc
     except sa.exc.OperationalError as exc:
-        raise _unavailable(exc) from exc
+        raise _unavailable() from exc
     with connection, _vendor_errors_wrapped(), connection.begin():
         yield connection
 
@@ -74,25 +74,16 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
 def _vendor_errors_wrapped() -> Iterator[None]:
     try:
         yield
-    except sa.exc.OperationalError as exc:  # connection lost, statement_timeout, server shutting down
-        if _concurrency_reason(exc) is None:
-            raise _unavailable(exc) from exc
-        raise _conflict(exc) from exc
     except sa.exc.DBAPIError as exc:
-        if _concurrency_reason(exc) is None:
-            raise
-        raise _conflict(exc) from exc
+        reason = _CONCURRENCY_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
+        if reason is not None:
+            raise Conflict(f"this change collided with {reason}: nothing was saved, try again") from exc
+        if isinstance(exc, sa.exc.OperationalError):  # connection lost, statement_timeout, server shutting down
+            raise _unavailable() from exc
+        raise
 
 
-def _concurrency_reason(exc: sa.exc.DBAPIError) -> str | None:
-    return _CONCURRENCY_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
-
-
-def _conflict(exc: sa.exc.DBAPIError) -> Conflict:
-    return Conflict(f"this change collided with {_concurrency_reason(exc)}: nothing was saved, try again")
-
-
-def _unavailable(exc: sa.exc.OperationalError) -> DependencyUnavailable:
+def _unavailable() -> DependencyUnavailable:
     return DependencyUnavailable("the database is unavailable or did not answer in time; try again shortly",
                                  retry_after_seconds=UNAVAILABLE_RETRY_AFTER_SECONDS)
 

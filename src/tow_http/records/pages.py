@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,17 +108,22 @@ def fields_from(form: Form, record_type: RecordType) -> dict[str, Any]:
 # --- scopes in forms ---------------------------------------------------------------------------
 
 
-def scope_name(shell: Shell, scope: Scope, signed_in: SignedIn) -> str:
-    if scope.kind is ScopeKind.ORGANISATION:
-        return "Organisation"
-    if scope.kind is ScopeKind.PROJECT:
-        project = next((p for p in shell.projects if p.id == scope.ref_id), None)
-        return f"Project {project.key}" if project else "Project"
-    if scope.kind is ScopeKind.GROUP:
-        names = {g.id: g.name for g in administration.list_groups(signed_in.directory, signed_in.principal,
-                                                                   org_id=scope.organisation_id)}
-        return f"Group {names[scope.ref_id]}" if scope.ref_id in names else "Group"
-    return "Private"
+def scope_namer(shell: Shell, signed_in: SignedIn) -> Callable[[Scope], str]:
+    """Names the scopes a page shows; the organisation's groups are read once per page, not once per row."""
+    groups = {g.id: g.name for g in administration.list_groups(signed_in.directory, signed_in.principal,
+                                                                org_id=shell.org.id)}
+    projects = {p.id: p.key for p in shell.projects}
+
+    def name(scope: Scope) -> str:
+        if scope.kind is ScopeKind.ORGANISATION:
+            return "Organisation"
+        if scope.kind is ScopeKind.PROJECT:
+            return f"Project {projects[scope.ref_id]}" if scope.ref_id in projects else "Project"
+        if scope.kind is ScopeKind.GROUP:
+            return f"Group {groups[scope.ref_id]}" if scope.ref_id in groups else "Group"
+        return "Private"
+
+    return name
 
 
 # --- lists -------------------------------------------------------------------------------------
@@ -142,7 +148,7 @@ def _list_page(request: Request, signed_in: SignedIn, org_id: int, section: str,
                 status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
                 tree=tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(signed_in, shell),
                 people=_people(signed_in, org_id),
-                default_scope=default_scope(shell), scope_name=lambda s: scope_name(shell, s, signed_in))
+                default_scope=default_scope(shell), scope_name=scope_namer(shell, signed_in))
 
 
 @get("/o/{org_id:int}/{section:str}", sync_to_thread=True, include_in_schema=False)
@@ -213,7 +219,7 @@ def record_page(request: Request, org_id: int, display_id: str, signed_in: Named
     return page(request, "record.html", shell=shell, record=record, editing=edit,
                 next_statuses=sorted(TRANSITIONS[record.type][record.status]),
                 fields=FORM_FIELDS[record.type], scopes=scope_choices(signed_in, shell),
-                scope_label=scope_name(shell, record.scope, signed_in), people=_people(signed_in, org_id),
+                scope_label=scope_namer(shell, signed_in)(record.scope), people=_people(signed_in, org_id),
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
                 files=record_files(signed_in, services, org_id, record.display_id),
                 uploads_enabled=services.upload_store is not None, **_extras(signed_in, ws, record))
