@@ -19,7 +19,8 @@ from tow_http.administration.invites_api import invites_router
 from tow_http.administration.organisations_api import organisations_router
 from tow_http.administration.projects_api import projects_router
 from tow_http.ai.api import ai_router
-from tow_http.context import Services, caller_of
+from tow_http.bootstrap import use_cases
+from tow_http.context import Services, caller_of, session_cookies
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.exports.api import exports_router
 from tow_http.health import health_router
@@ -47,6 +48,13 @@ read with JSON's types as declared (`0` is not `false`); text may not contain U+
 """
 
 
+def _constant(value: object):
+    def provide() -> object:
+        return value
+
+    return provide
+
+
 def create_app(
     *, services: Services, schema_inspector: SchemaInspector, extra_routers: Sequence[Router] = ()
 ) -> Litestar:
@@ -64,6 +72,11 @@ def create_app(
             "services": Provide(lambda: services, sync_to_thread=False),
             # No request-wide transaction: handlers run in one (tow_http.context.in_unit_of_work).
             "caller": Provide(caller_of, sync_to_thread=False),
+            "session_cookies": Provide(_constant(session_cookies(services)), sync_to_thread=False),
+            "settings": Provide(_constant(settings), sync_to_thread=False),
+            # Each handler asks for the one use case object it calls (tow_http.bootstrap); each opens its own unit
+            # of work on the handler's thread.
+            **{name: Provide(_constant(case), sync_to_thread=False) for name, case in use_cases(services).items()},
         },
         middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services), InputGuardMiddleware],
         request_class=GuardedRequest,  # deep JSON, NUL and huge integers refused before decoding reaches a handler
@@ -86,6 +99,7 @@ def create_app(
         # (tow_http.errors logs unhandled errors itself), so Litestar must not reconfigure logging.
         logging_config=None,
     )
-    document_api(app)  # error statuses, sign-in and access of every operation (tow_http/openapi.py)
+    # error statuses, sign-in and access of every operation (tow_http/openapi.py)
+    document_api(app, use_case_names=frozenset(use_cases(services)))
     allow_every_method(app)
     return app

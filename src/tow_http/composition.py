@@ -57,10 +57,11 @@ from tow_core.exports import EXPORT_JOB
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
+from tow_core.unit_of_work import Stores
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig, effective_config_entries
-from tow_http.context import Services, Stores, utc_now
+from tow_http.context import Services, utc_now
 from tow_http.job_worker import (
     JobWorker,
     PeriodicTask,

@@ -22,17 +22,12 @@ from tow_core.accounts import resolve_session
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, EmbeddingModel
 from tow_core.attachments import UploadDesk
 from tow_core.errors import AiNotConfigured, NotAuthenticated, NotConfigured
-from tow_core.exports import ExportFiles, ExportStore
-from tow_core.identity import Directory, Session, SignInLog
-from tow_core.imports import OrganisationImport
-from tow_core.jobs import JobQueue
+from tow_core.exports import ExportFiles
+from tow_core.identity import Session, SignInLog
 from tow_core.knowledge import Workspace
-from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.passwords import PasswordHasher
-from tow_core.record_history import RecordKeeping
-from tow_core.records import RecordStore
-from tow_core.semantic_search import SemanticIndex
-from tow_core.uploads import RasterImageInspector, UploadRecords, UploadStore
+from tow_core.unit_of_work import SessionCredential, Stores, Transactions
+from tow_core.uploads import RasterImageInspector, UploadStore
 from tow_http.ai_services import AiServices
 from tow_http.config import Settings
 from tow_http.session_cookie import SessionCookieSigner
@@ -42,21 +37,6 @@ T = TypeVar("T")
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Stores:
-    """The ports one transaction works through; all of them commit together or not at all."""
-
-    directory: Directory
-    records: RecordStore
-    history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
-    memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
-    uploads: UploadRecords  # upload rows; the bytes are in Services.upload_store (SPEC §5)
-    semantic: SemanticIndex  # nearest readable records by embedding (SPEC §7)
-    jobs: JobQueue  # background jobs, queued with the change that asks for them
-    exports: ExportStore  # export requests (SPEC §5)
-    organisation_import: OrganisationImport  # restores an organisation export
 
 
 @dataclass(frozen=True)
@@ -76,6 +56,11 @@ class Services:
     export_files: ExportFiles | None = None  # where finished exports are read from for download
     # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
     configuration: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def transactions(self) -> Transactions:
+        """How use cases open their unit of work (tow_core.unit_of_work)."""
+        return Transactions(self.transaction, self.clock)
 
     @property
     def session_lifetime(self) -> timedelta:
@@ -101,18 +86,14 @@ def _stores_of(stores: Stores) -> dict[str, object]:
     return {f.name: getattr(stores, f.name) for f in fields(Stores)}
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who the session cookie says is asking: its signature checked against APP_SECRET, nothing loaded yet.
-    A request without a validly signed cookie is refused here, before it takes a database connection."""
-
-    token_hash: str
+Caller = SessionCredential  # the verified cookie, nothing loaded yet (tow_core.unit_of_work)
 
 
-def session_token(request: Request, services: Services) -> tuple[str, bool] | None:
+def session_token(request: Request, services: Services | SessionCookies) -> tuple[str, bool] | None:
     """The verified token from the session cookie and whether it was signed with APP_SECRET_PREVIOUS."""
+    signer = services.signer if isinstance(services, SessionCookies) else services.cookie_signer
     raw = request.cookies.get(services.settings.security.session_cookie_name)
-    verified = services.cookie_signer.verify(raw) if raw else None
+    verified = signer.verify(raw) if raw else None
     return (verified.token, verified.signed_with_previous) if verified else None
 
 
@@ -192,19 +173,46 @@ def _ordered(parameters: list[inspect.Parameter]) -> list[inspect.Parameter]:
     return sorted(parameters, key=lambda p: p.kind == inspect.Parameter.KEYWORD_ONLY)
 
 
+@dataclass(frozen=True)
+class SessionCookies:
+    """The session cookie at the edge: read and verified from a request, issued after sign-in, expired on
+    sign-out. Handlers that set or clear it ask for ``session_cookies: NamedDependency[SessionCookies]``."""
+
+    settings: Settings
+    signer: SessionCookieSigner
+
+    def issue(self, token: str) -> Cookie:
+        return self._cookie(self.signer.sign(token), self.settings.security.session_max_age_seconds)
+
+    def expired(self) -> Cookie:
+        return self._cookie("", 0)
+
+    def credential(self, request: Request) -> SessionCredential | None:
+        """The credential the request's cookie carries, if its signature verifies (no database)."""
+        token = session_token(request, self)
+        return SessionCredential(self.signer.token_hash(token[0])) if token else None
+
+    def token(self, request: Request) -> str | None:
+        """The verified raw session token (sign-in pages hand it to use cases that replace it)."""
+        token = session_token(request, self)
+        return token[0] if token else None
+
+    def _cookie(self, value: str, max_age: int) -> Cookie:
+        security = self.settings.security
+        return Cookie(key=security.session_cookie_name, value=value, max_age=max_age, path="/", httponly=True,
+                      secure=security.session_cookie_secure, samesite="lax")
+
+
+def session_cookies(services: Services) -> SessionCookies:
+    return SessionCookies(services.settings, services.cookie_signer)
+
+
 def session_cookie(services: Services, token: str) -> Cookie:
-    lifetime = services.settings.security.session_max_age_seconds
-    return _session_cookie(services, services.cookie_signer.sign(token), lifetime)
+    return session_cookies(services).issue(token)
 
 
 def expired_session_cookie(services: NamedDependency[Services]) -> Cookie:
-    return _session_cookie(services, "", 0)
-
-
-def _session_cookie(services: Services, value: str, max_age: int) -> Cookie:
-    security = services.settings.security
-    return Cookie(key=security.session_cookie_name, value=value, max_age=max_age, path="/", httponly=True,
-                  secure=security.session_cookie_secure, samesite="lax")
+    return session_cookies(services).expired()
 
 
 def client_ip(request: Request) -> str:

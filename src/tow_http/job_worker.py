@@ -37,7 +37,7 @@ from tow_core.housekeeping import (
     purge_finished_jobs,
 )
 from tow_core.jobs import Job, JobLeases, RetryPolicy
-from tow_http.context import Stores
+from tow_core.unit_of_work import Stores
 
 log = logging.getLogger("tow.jobs")
 

@@ -299,7 +299,7 @@ def needs_session(handler: HTTPRouteHandler, known: Answers) -> bool:
     return bool({"signed_in", "caller"} & handler.parsed_fn_signature.parameters.keys()) or known.signed_in
 
 
-def statuses_of(handler: HTTPRouteHandler, known: Answers) -> set[int]:
+def statuses_of(handler: HTTPRouteHandler, known: Answers, use_case_names: frozenset[str] = frozenset()) -> set[int]:
     """Every error status ``handler`` can answer: see the module docstring."""
     parameters = set(handler.parsed_fn_signature.parameters)
     inputs = _inputs(handler)
@@ -312,22 +312,23 @@ def statuses_of(handler: HTTPRouteHandler, known: Answers) -> set[int]:
     statuses |= {404} if _path_parameters(handler) else set()
     statuses |= {413} if body else set()
     statuses |= {416} if known.ranges else set()
-    statuses |= {503} if parameters & {"db", "signed_in", "services"} or signed_in else set()
+    # a use case opens a unit of work: a held pool or an unreachable database is 503
+    statuses |= {503} if parameters & ({"db", "signed_in", "services"} | use_case_names) or signed_in else set()
     return statuses
 
 
-def document_api(app: Litestar) -> None:
+def document_api(app: Litestar, use_case_names: frozenset[str] = frozenset()) -> None:
     """Declare on every API operation of ``app`` what it can answer (before the document is generated)."""
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
         for handler in route.route_handlers:
             if handler.resolve_include_in_schema():
-                _document(handler, ANSWERS.get(handler.handler_name, Answers()))
+                _document(handler, ANSWERS.get(handler.handler_name, Answers()), use_case_names)
 
 
-def _document(handler: HTTPRouteHandler, known: Answers) -> None:
-    errors = {status: error_response(status) for status in sorted(statuses_of(handler, known))}
+def _document(handler: HTTPRouteHandler, known: Answers, use_case_names: frozenset[str]) -> None:
+    errors = {status: error_response(status) for status in sorted(statuses_of(handler, known, use_case_names))}
     handler.responses = {**errors, **(handler.responses or {})}
     if needs_session(handler, known):
         handler.security = [{SESSION_SCHEME: []}]

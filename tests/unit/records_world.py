@@ -23,6 +23,7 @@ from tests.fake_history import (
     rolled_back_on_error,
 )
 from tests.fake_records import InMemoryRecordStore
+from tests.fake_unit_of_work import fake_transactions, signed_in
 from tests.fakes import InMemoryDirectory
 from tow_core import knowledge
 from tow_core.access import OrgRole, ProjectRole, Scope, Visibility
@@ -30,6 +31,7 @@ from tow_core.identity import Project, ProjectStatus, WorkflowMode
 from tow_core.knowledge import RecordChange, Workspace
 from tow_core.record_history import RecordKeeping
 from tow_core.records import Record, RecordType
+from tow_core.unit_of_work import SessionCredential, Transactions
 
 T = TypeVar("T")
 
@@ -93,10 +95,23 @@ class World:
         return Workspace.for_member(self.records, self.directory, principal, org_id or self.org,
                                     history=self.keeping)
 
+    @property
+    def transactions(self) -> Transactions:
+        """Use case objects' unit of work over this world's fakes (rolled back when a call raises)."""
+        return fake_transactions(self.clock, rollback=self._tables, directory=self.directory, records=self.records,
+                                 history=self.keeping)
+
+    def credential(self, name: str) -> SessionCredential:
+        """A signed-in session for ``name``, as the front door hands it to a use case object."""
+        return signed_in(self.directory, self.ids[name], self.clock())
+
+    @property
+    def _tables(self) -> tuple[object, ...]:
+        return self.records, self.directory, self.revisions, self.activity, self.comments, self.links
+
     def do(self, name: str, use_case: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``use_case(workspace of name, *args, **kwargs)`` in one transaction."""
-        with rolled_back_on_error(self.records, self.directory, self.revisions, self.activity, self.comments,
-                                  self.links):
+        with rolled_back_on_error(*self._tables):
             return use_case(self.ws(name), *args, **kwargs)
 
     def create(self, name: str, record_type: RecordType, title: str, scope: Scope, *, body: str = "",

@@ -369,3 +369,33 @@ def test_someone_outside_the_organisation_sees_no_tree(w):
     outsider = Workspace(w.records, w.directory, w.directory.principal(w.ids["oscar"]), w.org)
     with pytest.raises(NotFound):
         docs.doc_tree(outsider, w.tree, None)
+
+
+# --- the use case object front doors call (tow_core.use_cases.docs) ----------------------------------
+
+
+def test_doc_use_cases_load_the_caller_fresh_check_membership_and_commit_or_roll_back_as_one(w):
+    from tow_core.errors import NotAuthenticated
+    from tow_core.unit_of_work import SessionCredential
+    from tow_core.use_cases.docs import DocUseCases
+
+    use_cases = DocUseCases(w.transactions)
+    plan = doc(w, "Plan", w.project("OPS"))
+    child = doc(w, "Child", w.project("OPS"), parent=plan)
+    ada, oscar = w.credential("ada"), w.credential("oscar")
+
+    assert [n.summary.title for n in use_cases.tree(ada, w.org, None)] == ["Plan"]
+    with pytest.raises(NotFound):  # not a member of Acme: the organisation is not found
+        use_cases.tree(oscar, w.org, None)
+    with pytest.raises(NotAuthenticated):  # a token no session has
+        use_cases.tree(SessionCredential("forged"), w.org, None)
+
+    with pytest.raises(Conflict):  # has a sub-page: refused, and nothing of the attempt remains
+        use_cases.delete(ada, w.org, plan.display_id)
+    assert w.now(plan) and w.now(child)
+
+    moved = use_cases.make_private(ada, w.org, plan.display_id, version=None)
+    assert moved.scope == w.private("ada") and w.now(child).scope == w.private("ada")
+    w.directory.set_active(w.ids["ada"], False)  # deactivated: the next call is refused (revocation is immediate)
+    with pytest.raises(NotAuthenticated):
+        use_cases.breadcrumbs(ada, w.org, plan.display_id)

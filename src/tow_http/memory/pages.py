@@ -24,7 +24,7 @@ def diff_list(request: Request, org_id: int, signed_in: NamedDependency[SignedIn
     found = memory_review.list_diffs(desk(signed_in, org_id), statuses, cursor=cursor, limit=50)
     return page(request, "diffs.html", shell=shell, diffs=[summary_out(d) for d in found.items],
                 next_cursor=found.next_cursor, status=status, statuses=[s.value for s in DiffStatus],
-                memory_types=[(t, t.replace("_", " ")) for t in MEMORY_TYPES], scopes=scope_choices(signed_in, shell),
+                memory_types=[(t, t.replace("_", " ")) for t in MEMORY_TYPES], scopes=scope_choices(shell),
                 default_scope=default_scope(shell))
 
 
@@ -34,7 +34,7 @@ def propose(request: Request, org_id: int, form: NamedDependency[Form], signed_i
             ) -> Response:
     """A diff with one new memory item, as a person proposes it for review."""
     d = desk(signed_in, org_id)
-    scope, project = knowledge.resolve_scope(d.ws, *parse_scope(form, signed_in))
+    scope, project = knowledge.resolve_scope(d.ws, *parse_scope(form, signed_in.principal.user_id))
     fields = {"memory_type": form.get("memory_type")}
     importance = form.integer("importance", "importance")
     if importance is not None:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from tow_core import administration
+from collections.abc import Callable
+
+from tow_core.access import Scope, ScopeKind
 from tow_core.errors import InvalidInput
-from tow_http.context import SignedIn
 from tow_http.pages.web import Form, Shell
 
 
-def scope_choices(signed_in: SignedIn, shell: Shell) -> list[tuple[str, str]]:
+def scope_choices(shell: Shell) -> list[tuple[str, str]]:
     """Where a new record can go: value ("organisation", "project:3", "group:2", "user") and label."""
     choices = [("organisation", f"Organisation — {shell.org.name}")]
     choices += [(f"project:{p.id}", f"Project {p.key} — {p.name}") for p in shell.projects]
-    groups = administration.list_groups(signed_in.directory, signed_in.principal, org_id=shell.org.id)
-    mine = signed_in.principal.group_ids
-    choices += [(f"group:{g.id}", f"Group — {g.name}") for g in groups if g.id in mine]
+    choices += [(f"group:{g.id}", f"Group — {g.name}") for g in shell.groups if g.id in shell.own_group_ids]
     choices.append(("user", "Private — only you"))
     return choices
 
@@ -23,11 +22,29 @@ def default_scope(shell: Shell) -> str:
     return f"project:{shell.project.id}" if shell.project else "organisation"
 
 
-def parse_scope(form: Form, signed_in: SignedIn) -> tuple[str, int | None]:
+def scope_namer(shell: Shell) -> Callable[[Scope], str]:
+    """Names the scopes a page shows, from the groups and projects its frame already read."""
+    groups = {g.id: g.name for g in shell.groups}
+    projects = {p.id: p.key for p in shell.projects}
+
+    def name(scope: Scope) -> str:
+        if scope.kind is ScopeKind.ORGANISATION:
+            return "Organisation"
+        if scope.kind is ScopeKind.PROJECT:
+            return f"Project {projects[scope.ref_id]}" if scope.ref_id in projects else "Project"
+        if scope.kind is ScopeKind.GROUP:
+            return f"Group {groups[scope.ref_id]}" if scope.ref_id in groups else "Group"
+        return "Private"
+
+    return name
+
+
+def parse_scope(form: Form, user_id: int) -> tuple[str, int | None]:
+    """The form's ``scope`` choice as (kind, id); "user" is the private scope of ``user_id``, the signed-in person."""
     raw = form.get("scope", "organisation")
     kind, _, ref = raw.partition(":")
     if kind == "user":
-        return "user", signed_in.principal.user_id
+        return "user", user_id
     if kind == "organisation":
         return "organisation", None
     if not ref.isdecimal():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,11 +21,11 @@ from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 from markupsafe import Markup
 
-from tow_core import accounts, administration, attachments
+from tow_core import administration
 from tow_core import errors as core
-from tow_core.access import OrgRole, Visibility
-from tow_core.identity import Organisation, Project, User
-from tow_core.uploads import UploadPurpose
+from tow_core.access import Visibility
+from tow_core.unit_of_work import Acting, Stores
+from tow_core.use_cases.frame import Frame, frame_of
 from tow_http.context import Services, SignedIn, session_token
 from tow_http.errors import status_for
 from tow_http.input_guard import BIGINT_MAX, BIGINT_MIN
@@ -73,27 +73,22 @@ def template_config() -> TemplateConfig:
 
 @dataclass(frozen=True)
 class Shell:
-    """The frame around every signed-in page: organisation switcher, project picker, user menu."""
+    """The frame around every signed-in page (``tow_core.use_cases.frame``) and the section it shows:
+    organisation switcher, project picker, user menu."""
 
-    user: User
-    memberships: list[tuple[Organisation, OrgRole]]
-    org: Organisation
-    role: OrgRole
-    projects: list[Project]
-    project: Project | None  # the picked project; None means "All projects"
+    frame: Frame
     section: str = ""
-    # Upload ids of the images this user may see (absent: none set), shown via /api/uploads/{id}/content.
-    avatar_id: int | None = None
-    logo_id: int | None = None
-    project_logos: Mapping[int, int] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:  # user, org, role, projects, project, groups, avatar_id ...
+        return getattr(self.frame, name)
 
     @property
     def project_logo_id(self) -> int | None:
-        return self.project_logos.get(self.project.id) if self.project else None
+        return self.frame.project_logos.get(self.project.id) if self.project else None
 
     @property
     def manages_org(self) -> bool:
-        return self.role.manages_org
+        return self.frame.role.manages_org
 
     @property
     def open_project_warning(self) -> bool:
@@ -108,22 +103,10 @@ class Shell:
 
 
 def shell_for(signed_in: SignedIn, org_id: int, project_key: str | None, section: str = "") -> Shell:
-    organisation = administration.get_organisation(signed_in.directory, signed_in.principal, org_id=org_id)
-    user = accounts.current_user(signed_in.directory, signed_in.principal)
-    projects = administration.list_projects(signed_in.directory, signed_in.principal, org_id=org_id)
-    picked = None
-    if project_key:
-        picked = next((p for p in projects if p.key == project_key.upper()), None)
-        if picked is None:  # unknown and invisible projects look the same
-            raise core.NotFound(f"project {project_key} not found")
-    def images(purpose: UploadPurpose, subject_ids: list[int]) -> dict[int, int]:
-        return attachments.visible_images(signed_in.principal, signed_in.uploads, purpose, subject_ids)
-
-    return Shell(user, accounts.own_organisations(signed_in.directory, signed_in.principal), organisation,
-                 signed_in.principal.org_roles[org_id], projects, picked, section,
-                 avatar_id=images(UploadPurpose.AVATAR, [user.id]).get(user.id),
-                 logo_id=images(UploadPurpose.ORGANISATION_LOGO, [org_id]).get(org_id),
-                 project_logos=images(UploadPurpose.PROJECT_LOGO, [p.id for p in projects]))
+    """Transitional (issue 12): pages not yet moved to a page use case build the frame from their bag."""
+    acting = Acting(Stores(**{f.name: getattr(signed_in, f.name) for f in fields(Stores)}), signed_in.principal,
+                    signed_in.session, signed_in.now)
+    return Shell(frame_of(acting, org_id, project_key), section)
 
 
 def member_names(signed_in: SignedIn, org_id: int) -> dict[int, str]:

@@ -14,11 +14,11 @@ from litestar import Request, Response, Router, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
-from tow_core import docs
 from tow_core.docs import Crumb, Revision, TreeNode
 from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId
-from tow_http.context import SignedIn, in_unit_of_work, workspace
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.docs import DocUseCases
 from tow_http.records.api import BASE
 from tow_http.records.shapes import ProjectKey, RecordOut, with_etag
 from tow_http.shapes import ScopeIn, ScopeOut, Strict, Version, scope_out
@@ -94,13 +94,11 @@ def optional_version(request: Request, body_version: int | None = None) -> int |
     "with the version it was, when it was saved, and who replaced it when. 404 unless you can read the doc.",
     sync_to_thread=True,
 )
-@in_unit_of_work
 def list_revisions(
-    org_id: int, display_id: str, signed_in: NamedDependency[SignedIn], before_version: BeforeVersion = None,
-    limit: RevisionLimit = 50,
+    org_id: int, display_id: str, caller: NamedDependency[SessionCredential], docs: NamedDependency[DocUseCases],
+    before_version: BeforeVersion = None, limit: RevisionLimit = 50,
 ) -> list[RevisionOut]:
-    revisions = docs.list_revisions(workspace(signed_in, org_id), signed_in.history.revisions,
-                                    DisplayId.parse(display_id), before_version=before_version, limit=limit)
+    revisions = docs.revisions(caller, org_id, DisplayId.parse(display_id), before_version=before_version, limit=limit)
     return [revision_out(r) for r in revisions]
 
 
@@ -111,10 +109,9 @@ def list_revisions(
     "Only docs you can read appear.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def doc_tree(org_id: int, signed_in: NamedDependency[SignedIn], project: ProjectKey = None) -> list[TreeNodeOut]:
-    ws = workspace(signed_in, org_id)
-    return [tree_out(n) for n in docs.doc_tree(ws, signed_in.history.tree, project)]
+def doc_tree(org_id: int, caller: NamedDependency[SessionCredential], docs: NamedDependency[DocUseCases],
+             project: ProjectKey = None) -> list[TreeNodeOut]:
+    return [tree_out(n) for n in docs.tree(caller, org_id, project)]
 
 
 @get(
@@ -124,9 +121,9 @@ def doc_tree(org_id: int, signed_in: NamedDependency[SignedIn], project: Project
     "\"…\", never by its title.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def doc_breadcrumbs(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> BreadcrumbsOut:
-    crumbs = docs.breadcrumbs(workspace(signed_in, org_id), signed_in.history.tree, DisplayId.parse(display_id))
+def doc_breadcrumbs(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+                    docs: NamedDependency[DocUseCases]) -> BreadcrumbsOut:
+    crumbs = docs.breadcrumbs(caller, org_id, DisplayId.parse(display_id))
     return BreadcrumbsOut([crumb_out(c) for c in crumbs], " / ".join(c.title for c in crumbs))
 
 
@@ -139,12 +136,12 @@ def doc_breadcrumbs(org_id: int, display_id: str, signed_in: NamedDependency[Sig
     status_code=200,
     sync_to_thread=True,
 )
-@in_unit_of_work
 def move_scope(
-    org_id: int, display_id: str, data: JSONBody[MoveScopeIn], request: Request, signed_in: NamedDependency[SignedIn]
+    org_id: int, display_id: str, data: JSONBody[MoveScopeIn], request: Request,
+    caller: NamedDependency[SessionCredential], docs: NamedDependency[DocUseCases],
 ) -> Response[RecordOut]:
-    record = docs.move_scope(workspace(signed_in, org_id), DisplayId.parse(display_id), data.scope.kind,
-                             data.scope.id, version=optional_version(request, data.version))
+    record = docs.move_scope(caller, org_id, DisplayId.parse(display_id), data.scope.kind, data.scope.id,
+                             version=optional_version(request, data.version))
     return with_etag(record)
 
 
@@ -155,11 +152,9 @@ def move_scope(
     status_code=200,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def make_private(org_id: int, display_id: str, request: Request, signed_in: NamedDependency[SignedIn]
-                 ) -> Response[RecordOut]:
-    record = docs.make_private(workspace(signed_in, org_id), DisplayId.parse(display_id),
-                               version=optional_version(request))
+def make_private(org_id: int, display_id: str, request: Request, caller: NamedDependency[SessionCredential],
+                 docs: NamedDependency[DocUseCases]) -> Response[RecordOut]:
+    record = docs.make_private(caller, org_id, DisplayId.parse(display_id), version=optional_version(request))
     return with_etag(record)
 
 
@@ -170,9 +165,9 @@ def make_private(org_id: int, display_id: str, request: Request, signed_in: Name
     "a doc with sub-pages is refused (409): move or delete them first.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def delete_doc(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> None:
-    docs.delete_doc(workspace(signed_in, org_id), signed_in.history.tree, DisplayId.parse(display_id))
+def delete_doc(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+               docs: NamedDependency[DocUseCases]) -> None:
+    docs.delete(caller, org_id, DisplayId.parse(display_id))
 
 
 docs_router = Router(

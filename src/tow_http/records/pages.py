@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +12,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from markupsafe import Markup
 
-from tow_core import administration, docs, knowledge, semantic_search, tickets
-from tow_core.access import Scope, ScopeKind
+from tow_core import docs, knowledge, semantic_search, tickets
 from tow_core.errors import InvalidInput
 from tow_core.records import (
     MEMORY_TYPES,
@@ -30,8 +28,8 @@ from tow_core.semantic_search import FallbackReason, SearchMode
 from tow_http.context import Services, SignedIn, in_unit_of_work, workspace
 from tow_http.pages.images import record_files
 from tow_http.pages.markdown import render_markdown
-from tow_http.pages.scopes import default_scope, parse_scope, scope_choices
-from tow_http.pages.web import Form, Shell, member_names, page, redirect, shell_for
+from tow_http.pages.scopes import default_scope, parse_scope, scope_choices, scope_namer
+from tow_http.pages.web import Form, member_names, page, redirect, shell_for
 from tow_http.records.shapes import snippet_html
 
 # URL section -> the record type it lists, its heading and a one-line description.
@@ -108,24 +106,6 @@ def fields_from(form: Form, record_type: RecordType) -> dict[str, Any]:
 # --- scopes in forms ---------------------------------------------------------------------------
 
 
-def scope_namer(shell: Shell, signed_in: SignedIn) -> Callable[[Scope], str]:
-    """Names the scopes a page shows; the organisation's groups are read once per page, not once per row."""
-    groups = {g.id: g.name for g in administration.list_groups(signed_in.directory, signed_in.principal,
-                                                                org_id=shell.org.id)}
-    projects = {p.id: p.key for p in shell.projects}
-
-    def name(scope: Scope) -> str:
-        if scope.kind is ScopeKind.ORGANISATION:
-            return "Organisation"
-        if scope.kind is ScopeKind.PROJECT:
-            return f"Project {projects[scope.ref_id]}" if scope.ref_id in projects else "Project"
-        if scope.kind is ScopeKind.GROUP:
-            return f"Group {groups[scope.ref_id]}" if scope.ref_id in groups else "Group"
-        return "Private"
-
-    return name
-
-
 # --- lists -------------------------------------------------------------------------------------
 
 
@@ -146,9 +126,9 @@ def _list_page(request: Request, signed_in: SignedIn, org_id: int, section: str,
     return page(request, "records.html", shell=shell, section=section, heading=heading, description=description,
                 record_type=record_type.value, records=records.items, next_cursor=records.next_cursor,
                 status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
-                tree=tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(signed_in, shell),
+                tree=tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(shell),
                 people=_people(signed_in, org_id),
-                default_scope=default_scope(shell), scope_name=scope_namer(shell, signed_in))
+                default_scope=default_scope(shell), scope_name=scope_namer(shell))
 
 
 @get("/o/{org_id:int}/{section:str}", sync_to_thread=True, include_in_schema=False)
@@ -165,7 +145,7 @@ def create_record(request: Request, org_id: int, form: NamedDependency[Form], si
                   ) -> Response:
     ws = workspace(signed_in, org_id)
     record_type = _record_type(form.get("type"))
-    scope, project = knowledge.resolve_scope(ws, *parse_scope(form, signed_in))
+    scope, project = knowledge.resolve_scope(ws, *parse_scope(form, signed_in.principal.user_id))
     fields = fields_from(form, record_type)
     parent = form.integer("parent_id", "parent page")
     if record_type is RecordType.DOC and parent is not None:
@@ -218,8 +198,8 @@ def record_page(request: Request, org_id: int, display_id: str, signed_in: Named
     shell = shell_for(signed_in, org_id, project, SECTION_OF[record.type])
     return page(request, "record.html", shell=shell, record=record, editing=edit,
                 next_statuses=sorted(TRANSITIONS[record.type][record.status]),
-                fields=FORM_FIELDS[record.type], scopes=scope_choices(signed_in, shell),
-                scope_label=scope_namer(shell, signed_in)(record.scope), people=_people(signed_in, org_id),
+                fields=FORM_FIELDS[record.type], scopes=scope_choices(shell),
+                scope_label=scope_namer(shell)(record.scope), people=_people(signed_in, org_id),
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
                 files=record_files(signed_in, services, org_id, record.display_id),
                 uploads_enabled=services.upload_store is not None, **_extras(signed_in, ws, record))
@@ -261,7 +241,7 @@ def move_doc(request: Request, org_id: int, display_id: str, form: NamedDependen
              signed_in: NamedDependency[SignedIn]) -> Response:
     """Move a doc (with its sub-pages) to another scope; "Private" makes it private to you."""
     ws = workspace(signed_in, org_id)
-    kind, ref = parse_scope(form, signed_in)
+    kind, ref = parse_scope(form, signed_in.principal.user_id)
     did = DisplayId.parse(display_id)
     if kind == "user":
         docs.make_private(ws, did, version=_version(form))

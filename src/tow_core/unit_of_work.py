@@ -1,0 +1,107 @@
+"""The unit of work every use case runs in, and who it runs as.
+
+A use case object (``tow_core.use_cases``) is built once by the composition root with a ``Transactions``
+and the other ports it needs. Each call takes the acting credential and plain inputs, opens **one** unit
+of work, loads the principal fresh inside it (revocation is immediate, SPEC §2), checks membership and
+permission, does its work and returns plain domain values; everything it wrote commits together or not at
+all. The JSON API, the pages, the CLI and (next) the MCP server and AI tools call the same objects, so a new
+front door cannot skip a rule.
+
+A unit of work is entered, used and left on the caller's thread: front doors call use cases from one
+worker thread per request (issue 11: a transaction shared between threads crashed the process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from tow_core.access import Principal
+from tow_core.accounts import resolve_session
+from tow_core.exports import ExportStore
+from tow_core.identity import Directory, Session
+from tow_core.imports import OrganisationImport
+from tow_core.jobs import JobQueue
+from tow_core.knowledge import Workspace
+from tow_core.memory_diffs import MemoryDiffStore
+from tow_core.record_history import RecordKeeping
+from tow_core.records import RecordStore
+from tow_core.semantic_search import SemanticIndex
+from tow_core.uploads import UploadRecords
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The ports one transaction works through; all of them commit together or not at all."""
+
+    directory: Directory
+    records: RecordStore
+    history: RecordKeeping  # doc revisions and tree, ticket activity, comments and links
+    memory_diffs: MemoryDiffStore  # proposed memory changes under review (SPEC §4)
+    uploads: UploadRecords  # upload rows; the bytes are in the UploadStore (SPEC §5)
+    semantic: SemanticIndex  # nearest readable records by embedding (SPEC §7)
+    jobs: JobQueue  # background jobs, queued with the change that asks for them
+    exports: ExportStore  # export requests (SPEC §5)
+    organisation_import: OrganisationImport  # restores an organisation export
+
+
+class UnitOfWork(Protocol):
+    """Opens one transaction: commits when the block ends normally, rolls back when it raises. A held pool
+    raises ``DatabaseBusy``, an unreachable database ``DependencyUnavailable``."""
+
+    def __call__(self) -> AbstractContextManager[Stores]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCredential:
+    """Who a front door says is asking: the hash of a session token whose cookie signature it verified.
+    Nothing is loaded yet; the use case resolves it inside its unit of work."""
+
+    token_hash: str
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Inside one unit of work: its stores, the principal loaded fresh for it, and the one "now" it uses."""
+
+    stores: Stores
+    principal: Principal
+    session: Session
+    now: datetime
+
+    def workspace(self, org_id: int) -> Workspace:
+        """The principal's workspace in ``org_id``: NotFound unless they are an active member of it."""
+        return Workspace.for_member(self.stores.records, self.stores.directory, self.principal, org_id,
+                                    history=self.stores.history)
+
+
+@dataclass(frozen=True)
+class Unattended:
+    """A unit of work no signed-in person acts in (sign-in, first account, accepting an invite)."""
+
+    stores: Stores
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Transactions:
+    """How use cases open their unit of work; the composition root gives every use case object the same one."""
+
+    unit_of_work: UnitOfWork
+    clock: Callable[[], datetime]
+
+    @contextmanager
+    def acting_as(self, credential: SessionCredential) -> Iterator[Acting]:
+        """One unit of work as the credential's principal, or NotAuthenticated (expired, revoked, deactivated)."""
+        with self.unit_of_work() as stores:
+            now = self.clock()
+            session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
+            yield Acting(stores, principal, session, now)
+
+    @contextmanager
+    def unattended(self) -> Iterator[Unattended]:
+        with self.unit_of_work() as stores:
+            yield Unattended(stores, self.clock())

@@ -1,0 +1,80 @@
+"""What every signed-in page of one organisation shows around its content: who is signed in, their
+organisations, this organisation and their role in it, the projects they read (and the one picked), the
+organisation's groups (for naming scopes and offering them in forms) and the images they may see.
+
+A page's use case builds it in the same unit of work as the content (``Framed``), so frame and content
+agree and a page costs one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from tow_core import accounts, administration, attachments
+from tow_core.access import OrgRole
+from tow_core.errors import NotFound
+from tow_core.identity import Group, Organisation, Project, User
+from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.uploads import UploadPurpose
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Frame:
+    user: User
+    memberships: list[tuple[Organisation, OrgRole]]
+    org: Organisation
+    role: OrgRole
+    projects: list[Project]  # the ones the user reads
+    project: Project | None  # the picked project; None means "All projects"
+    groups: list[Group]  # the organisation's groups (every member sees them)
+    own_group_ids: frozenset[int]  # the groups the user is in (where they may file group records)
+    # Upload ids of the images this user may see (absent: none set).
+    avatar_id: int | None = None
+    logo_id: int | None = None
+    project_logos: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Framed(Generic[T]):
+    """A page's content with its frame, read in one unit of work."""
+
+    frame: Frame
+    content: T
+
+
+def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
+    """The frame for ``org_id``; NotFound unless the user is a member, or for a project they cannot read
+    (an unknown project and an invisible one look the same)."""
+    directory, principal = acting.stores.directory, acting.principal
+    organisation = administration.get_organisation(directory, principal, org_id=org_id)
+    user = accounts.current_user(directory, principal)
+    projects = administration.list_projects(directory, principal, org_id=org_id)
+    picked = None
+    if project_key:
+        picked = next((p for p in projects if p.key == project_key.upper()), None)
+        if picked is None:
+            raise NotFound(f"project {project_key} not found")
+
+    def images(purpose: UploadPurpose, subject_ids: list[int]) -> dict[int, int]:
+        return attachments.visible_images(principal, acting.stores.uploads, purpose, subject_ids)
+
+    return Frame(user, accounts.own_organisations(directory, principal), organisation, principal.org_roles[org_id],
+                 projects, picked, administration.list_groups(directory, principal, org_id=org_id),
+                 frozenset(principal.group_ids),
+                 avatar_id=images(UploadPurpose.AVATAR, [user.id]).get(user.id),
+                 logo_id=images(UploadPurpose.ORGANISATION_LOGO, [org_id]).get(org_id),
+                 project_logos=images(UploadPurpose.PROJECT_LOGO, [p.id for p in projects]))
+
+
+@dataclass(frozen=True)
+class FrameUseCases:
+    """For pages that show only the frame (a form with nothing else read)."""
+
+    transactions: Transactions
+
+    def frame(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Frame:
+        with self.transactions.acting_as(credential) as acting:
+            return frame_of(acting, org_id, project_key)

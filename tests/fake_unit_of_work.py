@@ -1,0 +1,51 @@
+"""A unit of work over in-memory fakes, for use case objects (``tow_core.use_cases``) in unit tests.
+
+Stores a test does not give are stand-ins that fail loudly when touched, so a use case reaching for a
+port the test did not expect is a failing test, not a silent ``None``."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import datetime, timedelta
+
+from tests.fake_history import rolled_back_on_error
+from tow_core.identity import Session
+from tow_core.unit_of_work import SessionCredential, Stores, Transactions, UnitOfWork
+
+
+class NotInThisTest:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> object:
+        raise AssertionError(f"this test's unit of work has no {self._name} store (asked for .{attribute})")
+
+
+def fake_unit_of_work(*, rollback: tuple[object, ...] = (), **stores: object) -> UnitOfWork:
+    """Yields ``Stores`` of the given fakes; when the block raises, every fake in ``rollback`` is restored."""
+    unknown = set(stores) - {f.name for f in fields(Stores)}
+    if unknown:
+        raise TypeError(f"Stores has no {sorted(unknown)}")
+
+    @contextmanager
+    def unit_of_work() -> Iterator[Stores]:
+        with rolled_back_on_error(*rollback):
+            yield Stores(**{f.name: stores.get(f.name, NotInThisTest(f.name)) for f in fields(Stores)})
+
+    return unit_of_work
+
+
+def fake_transactions(clock: Callable[[], datetime], *, rollback: tuple[object, ...] = (),
+                      **stores: object) -> Transactions:
+    return Transactions(fake_unit_of_work(rollback=rollback, **stores), clock)
+
+
+def signed_in(directory, user_id: int, now: datetime, *, lifetime: timedelta = timedelta(days=1)
+              ) -> SessionCredential:
+    """A live session for ``user_id`` in the fake ``directory``; its credential, as a verified cookie gives."""
+    token_hash = secrets.token_hex(16)
+    directory.add_session(Session(token_hash, user_id, None, now + lifetime))
+    return SessionCredential(token_hash)
