@@ -6,6 +6,7 @@ from here too."""
 from __future__ import annotations
 
 from tow_core.use_cases.docs import DocUseCases
+from tow_core.use_cases.operator import OperatorUseCases
 from tow_http.context import Services
 
 
@@ -14,3 +15,8 @@ def use_cases(services: Services) -> dict[str, object]:
     return {
         "docs": DocUseCases(transactions),
     }
+
+
+def operator_use_cases(services: Services) -> OperatorUseCases:
+    """For `tow users ...` at the server's shell (not served over HTTP)."""
+    return OperatorUseCases(services.transactions, services.password_hasher)

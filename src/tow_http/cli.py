@@ -16,6 +16,7 @@ from pathlib import Path
 from tow_core.errors import TowError
 from tow_core.readiness import require_current_schema
 from tow_http import embeddings_cli
+from tow_http.bootstrap import operator_use_cases
 from tow_http.composition import container_for
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
 from tow_http.ops_commands import add_ops_commands
@@ -151,16 +152,11 @@ def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
 
 def _set_password(args: argparse.Namespace, config: LoadedConfig) -> int:
     import getpass
-    from datetime import UTC, datetime
-
-    from tow_core.operator_accounts import reset_password_from_shell
 
     password = getpass.getpass("new password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     with container_for(config) as container:
         require_current_schema(container.schema_migrator())
-        with container.services().transaction() as stores:
-            signed_out = reset_password_from_shell(stores.directory, container.password_hasher(), email=args.email,
-                                                   password=password, now=datetime.now(UTC))
+        signed_out = operator_use_cases(container.services()).reset_password(email=args.email, password=password)
     print(f"password set for {args.email.strip().lower()}; {signed_out} session(s) signed out")
     return 0
 

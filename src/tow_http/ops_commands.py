@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tow_core.errors import Conflict, InvalidInput, NotFound
-from tow_core.operator_accounts import create_admin_from_shell, server_admins_for_operator
 from tow_core.readiness import require_current_schema
+from tow_http.bootstrap import operator_use_cases
 from tow_http.composition import container_for
 from tow_http.config import LoadedConfig
 
@@ -180,12 +180,8 @@ def _read_new_password(from_stdin: bool) -> str:
 def _create_admin(args: argparse.Namespace, config: LoadedConfig) -> int:
     with container_for(config) as container:
         require_current_schema(container.schema_migrator())
-        hasher = container.password_hasher()
-        with container.services().transaction() as stores:
-            outcome = create_admin_from_shell(
-                stores.directory, hasher, email=args.email, display_name=args.name,
-                read_password=lambda: _read_new_password(args.password_stdin),
-            )
+        outcome = operator_use_cases(container.services()).create_admin(
+            email=args.email, display_name=args.name, read_password=lambda: _read_new_password(args.password_stdin))
     user = outcome.user
     if outcome.created:
         print(f"created {user.email} (id {user.id}) as the first server admin: sign in and create an organisation")
@@ -197,8 +193,7 @@ def _create_admin(args: argparse.Namespace, config: LoadedConfig) -> int:
 def _list_admins(_: argparse.Namespace, config: LoadedConfig) -> int:
     with container_for(config) as container:
         require_current_schema(container.schema_migrator())
-        with container.services().transaction() as stores:
-            admins = server_admins_for_operator(stores.directory)
+        admins = operator_use_cases(container.services()).server_admins()
     if not admins:
         print("no active server admin: create one with `tow users create-admin EMAIL`")
         return 1
