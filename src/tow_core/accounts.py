@@ -317,3 +317,23 @@ def account_overview(directory: Directory, user_id: int) -> tuple[User, list[tup
     user = directory.user(user_id)
     assert user is not None  # called for the signed-in or just-registered user only
     return replace(user, password_hash=None), list(directory.organisations_of(user_id))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOverview:
+    """What "me" shows: the account (without its password hash), its organisations with roles, and the
+    active one."""
+
+    user: User
+    memberships: list[tuple[Organisation, OrgRole]]
+    active_organisation_id: int | None
+
+
+def overview(directory: Directory, user_id: int, active_organisation_id: int | None) -> AccountOverview:
+    """``user_id``'s account overview; an organisation they are not (or no longer) a member of is never the
+    active one: their first organisation is, or none."""
+    user, memberships = account_overview(directory, user_id)
+    member_of = [organisation.id for organisation, _ in memberships]
+    if active_organisation_id not in member_of:
+        active_organisation_id = member_of[0] if member_of else None
+    return AccountOverview(user, memberships, active_organisation_id)

@@ -5,6 +5,7 @@ from here too."""
 
 from __future__ import annotations
 
+from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_http.context import Services
@@ -14,6 +15,8 @@ def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     return {
         "docs": DocUseCases(transactions),
+        "accounts": AccountUseCases(transactions, services.sign_in_log, services.password_hasher,
+                                    services.cookie_signer, services.session_lifetime),
     }
 
 

@@ -74,14 +74,17 @@ class MeOut(msgspec.Struct):
 
 def me_out(directory: Directory, user_id: int, active_organisation_id: int | None) -> MeOut:
     """The "me" answer for ``user_id`` (signed in or just registered), read through ``accounts``."""
-    user, organisations = accounts.account_overview(directory, user_id)
+    return me_of(accounts.overview(directory, user_id, active_organisation_id))
+
+
+def me_of(account: accounts.AccountOverview) -> MeOut:
+    """The "me" answer for an account overview a use case read (``tow_core.accounts.overview``)."""
     memberships = [
-        MembershipOut(org.id, org.name, role.value, org.workflow_mode.value) for org, role in organisations
+        MembershipOut(org.id, org.name, role.value, org.workflow_mode.value) for org, role in account.memberships
     ]
-    member_of = [m.organisation_id for m in memberships]
-    if active_organisation_id not in member_of:  # never, or no longer, a member: fall back
-        active_organisation_id = member_of[0] if member_of else None
-    return MeOut(user.id, user.email, user.display_name, user.is_server_admin, active_organisation_id, memberships)
+    user = account.user
+    return MeOut(user.id, user.email, user.display_name, user.is_server_admin, account.active_organisation_id,
+                 memberships)
 
 
 # --- shared by several areas: scopes and paging -------------------------------------------------

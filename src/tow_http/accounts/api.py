@@ -8,19 +8,11 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from tow_core import accounts
-from tow_core.identity import User
-from tow_http.context import (
-    Db,
-    Services,
-    SignedIn,
-    client_ip,
-    expired_session_cookie,
-    in_unit_of_work,
-    session_cookie,
-    session_token,
-)
-from tow_http.shapes import Email, Id, MeOut, Name, Password, Strict, me_out
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.accounts import AccountUseCases, SignedInAs
+from tow_http.config import Settings
+from tow_http.context import SessionCookies, client_ip
+from tow_http.shapes import Email, Id, MeOut, Name, Password, Strict, me_of
 
 
 class FirstAccountIn(Strict):
@@ -51,25 +43,14 @@ class SetupOut(msgspec.Struct):
     auth_mode: str
 
 
-def _signed_in_response(
-    services: NamedDependency[Services], db: NamedDependency[Db], user: User, body: object, status: int
-) -> Response:
-    token = services.cookie_signer.new_token()  # a new id at every sign-in (session fixation)
-    accounts.start_session(
-        db.directory,
-        user=user,
-        token_hash=services.cookie_signer.token_hash(token),
-        now=db.now,
-        lifetime=services.session_lifetime,
-    )
-    return Response(body, status_code=status, cookies=[session_cookie(services, token)])
+def _signed_in_response(session_cookies: SessionCookies, signed_in: SignedInAs, status: int) -> Response:
+    return Response(me_of(signed_in.account), status_code=status, cookies=[session_cookies.issue(signed_in.token)])
 
 
 @get("/setup", summary="Is this a fresh server?", sync_to_thread=True)
-@in_unit_of_work
-def setup(db: NamedDependency[Db], services: NamedDependency[Services]) -> SetupOut:
+def setup(accounts: NamedDependency[AccountUseCases], settings: NamedDependency[Settings]) -> SetupOut:
     """`needs_first_account` is true until the first account exists (then registration needs an invite)."""
-    return SetupOut(accounts.needs_first_account(db.directory), services.settings.auth.mode)
+    return SetupOut(accounts.needs_first_account(), settings.auth.mode)
 
 
 @post(
@@ -80,19 +61,11 @@ def setup(db: NamedDependency[Db], services: NamedDependency[Services]) -> Setup
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def register_first(
-    data: JSONBody[FirstAccountIn], db: NamedDependency[Db], services: NamedDependency[Services]
-) -> Response:
-    user, _ = accounts.register_first_account(
-        db.directory,
-        services.password_hasher,
-        email=data.email,
-        display_name=data.display_name,
-        password=data.password,
-        organisation_name=data.organisation_name,
-    )
-    return _signed_in_response(services, db, user, me_out(db.directory, user.id, None), HTTP_201_CREATED)
+def register_first(data: JSONBody[FirstAccountIn], accounts: NamedDependency[AccountUseCases],
+                   session_cookies: NamedDependency[SessionCookies]) -> Response:
+    signed_in = accounts.first_account(email=data.email, display_name=data.display_name, password=data.password,
+                                       organisation_name=data.organisation_name)
+    return _signed_in_response(session_cookies, signed_in, HTTP_201_CREATED)
 
 
 @post(
@@ -103,20 +76,11 @@ def register_first(
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def register(data: JSONBody[RegisterIn], db: NamedDependency[Db], services: NamedDependency[Services]) -> Response:
-    user, invite = accounts.register_with_invite(
-        db.directory,
-        services.password_hasher,
-        token_hash=services.cookie_signer.token_hash(data.invite_token),
-        email=data.email,
-        display_name=data.display_name,
-        password=data.password,
-        now=db.now,
-    )
-    return _signed_in_response(
-        services, db, user, me_out(db.directory, user.id, invite.organisation_id), HTTP_201_CREATED
-    )
+def register(data: JSONBody[RegisterIn], accounts: NamedDependency[AccountUseCases],
+             session_cookies: NamedDependency[SessionCookies]) -> Response:
+    signed_in = accounts.register(invite_token=data.invite_token, email=data.email, display_name=data.display_name,
+                                  password=data.password)
+    return _signed_in_response(session_cookies, signed_in, HTTP_201_CREATED)
 
 
 @post(
@@ -133,30 +97,18 @@ def register(data: JSONBody[RegisterIn], db: NamedDependency[Db], services: Name
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def login(
-    data: JSONBody[LoginIn], request: Request, db: NamedDependency[Db], services: NamedDependency[Services]
-) -> Response:
-    user = accounts.authenticate(
-        db.directory,
-        services.sign_in_log,
-        services.password_hasher,
-        email=data.email,
-        password=data.password,
-        client_ip=client_ip(request),
-        now=db.now,
-    )
-    return _signed_in_response(services, db, user, me_out(db.directory, user.id, None), HTTP_200_OK)
+def login(data: JSONBody[LoginIn], request: Request, accounts: NamedDependency[AccountUseCases],
+          session_cookies: NamedDependency[SessionCookies]) -> Response:
+    signed_in = accounts.sign_in(email=data.email, password=data.password, client_ip=client_ip(request))
+    return _signed_in_response(session_cookies, signed_in, HTTP_200_OK)
 
 
 @post("/logout", summary="Sign out this browser", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
-@in_unit_of_work
-def logout(request: Request, db: NamedDependency[Db], services: NamedDependency[Services]) -> Response[None]:
+def logout(request: Request, accounts: NamedDependency[AccountUseCases],
+           session_cookies: NamedDependency[SessionCookies]) -> Response[None]:
     """Revokes this session server-side (the cookie stops working even if kept) and clears the cookie."""
-    token = session_token(request, services)
-    if token is not None:
-        accounts.sign_out(db.directory, token_hash=services.cookie_signer.token_hash(token[0]), now=db.now)
-    return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(services)])
+    accounts.sign_out(session_cookies.credential(request))
+    return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[session_cookies.expired()])
 
 
 @post(
@@ -166,16 +118,15 @@ def logout(request: Request, db: NamedDependency[Db], services: NamedDependency[
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def logout_everywhere(signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> Response[None]:
-    accounts.sign_out_everywhere(signed_in.directory, signed_in.principal, now=signed_in.now)
-    return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[expired_session_cookie(services)])
+def logout_everywhere(caller: NamedDependency[SessionCredential], accounts: NamedDependency[AccountUseCases],
+                      session_cookies: NamedDependency[SessionCookies]) -> Response[None]:
+    accounts.sign_out_everywhere(caller)
+    return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[session_cookies.expired()])
 
 
 @get("/me", summary="The signed-in user and their organisations", sync_to_thread=True)
-@in_unit_of_work
-def me(signed_in: NamedDependency[SignedIn]) -> MeOut:
-    return me_out(signed_in.directory, signed_in.principal.user_id, signed_in.session.active_organisation_id)
+def me(caller: NamedDependency[SessionCredential], accounts: NamedDependency[AccountUseCases]) -> MeOut:
+    return me_of(accounts.me(caller))
 
 
 @put(
@@ -184,12 +135,9 @@ def me(signed_in: NamedDependency[SignedIn]) -> MeOut:
     description="The session's active organisation; 404 for organisations you are not a member of.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def switch_organisation(data: JSONBody[ActiveOrganisationIn], signed_in: NamedDependency[SignedIn]) -> MeOut:
-    accounts.switch_organisation(
-        signed_in.directory, signed_in.principal, token_hash=signed_in.session.token_hash, org_id=data.organisation_id
-    )
-    return me_out(signed_in.directory, signed_in.principal.user_id, data.organisation_id)
+def switch_organisation(data: JSONBody[ActiveOrganisationIn], caller: NamedDependency[SessionCredential],
+                        accounts: NamedDependency[AccountUseCases]) -> MeOut:
+    return me_of(accounts.switch_organisation(caller, data.organisation_id))
 
 
 auth_router = Router(

@@ -5,34 +5,16 @@ from __future__ import annotations
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
-from tow_core import accounts
-from tow_core.access import Principal
-from tow_core.errors import NotAuthenticated
-from tow_core.identity import User
-from tow_http.context import (
-    Db,
-    Services,
-    SignedIn,
-    client_ip,
-    expired_session_cookie,
-    in_unit_of_work,
-    session_cookie,
-    session_token,
-)
+from tow_core.accounts import AccountOverview
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.accounts import AccountUseCases
+from tow_http.context import SessionCookies, client_ip
 from tow_http.pages.web import Form, page, redirect, with_cookies
-from tow_http.shapes import me_out
 
 
-def _start_session(services: Services, db: Db, user: User):
-    token = services.cookie_signer.new_token()  # a new session id at every sign-in (session fixation)
-    accounts.start_session(db.directory, user=user, token_hash=services.cookie_signer.token_hash(token),
-                           now=db.now, lifetime=services.session_lifetime)
-    return session_cookie(services, token)
-
-
-def _home_of(db: Db, user_id: int, active: int | None = None) -> str:
-    me = me_out(db.directory, user_id, active)
-    return f"/o/{me.active_organisation_id}/memory" if me.active_organisation_id else "/welcome"
+def _home_of(account: AccountOverview) -> str:
+    active = account.active_organisation_id
+    return f"/o/{active}/memory" if active else "/welcome"
 
 
 def safe_next(target: str) -> str | None:
@@ -42,139 +24,104 @@ def safe_next(target: str) -> str | None:
 
 
 @get("/", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def home(request: Request, db: NamedDependency[Db], services: NamedDependency[Services]) -> Response:
-    if accounts.needs_first_account(db.directory):
+def home(request: Request, accounts: NamedDependency[AccountUseCases],
+         session_cookies: NamedDependency[SessionCookies]) -> Response:
+    home = accounts.home(session_cookies.credential(request))
+    if home.needs_first_account:
         return redirect(request, "/setup")
-    token = session_token(request, services)
-    if token is None:
+    if home.account is None:
         return redirect(request, "/login")
-    session, principal = accounts.resolve_session(
-        db.directory, token_hash=services.cookie_signer.token_hash(token[0]), now=db.now)
-    return redirect(request, _home_of(db, principal.user_id, session.active_organisation_id))
+    return redirect(request, _home_of(home.account))
 
 
 @get("/welcome", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def welcome(request: Request, signed_in: NamedDependency[SignedIn]) -> Response:
+def welcome(request: Request, caller: NamedDependency[SessionCredential],
+            accounts: NamedDependency[AccountUseCases]) -> Response:
     """Signed in but a member of no organisation (removed from all of them): say so."""
-    return page(request, "welcome.html", user=accounts.current_user(signed_in.directory, signed_in.principal))
+    return page(request, "welcome.html", user=accounts.current_user(caller))
 
 
 @get("/setup", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def setup_page(request: Request, db: NamedDependency[Db]) -> Response:
-    if not accounts.needs_first_account(db.directory):
+def setup_page(request: Request, accounts: NamedDependency[AccountUseCases]) -> Response:
+    if not accounts.needs_first_account():
         return redirect(request, "/login")
     return page(request, "setup.html")
 
 
 @post("/setup", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def setup_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
-                 services: NamedDependency[Services]) -> Response:
-    user, organisation = accounts.register_first_account(
-        db.directory, services.password_hasher, email=form.get("email"), display_name=form.get("display_name"),
-        password=form.get("password"), organisation_name=form.get("organisation_name"))
-    cookie = _start_session(services, db, user)
-    return with_cookies(redirect(request, f"/o/{organisation.id}/memory"), [cookie])
+def setup_submit(request: Request, form: NamedDependency[Form], accounts: NamedDependency[AccountUseCases],
+                 session_cookies: NamedDependency[SessionCookies]) -> Response:
+    signed_in = accounts.first_account(email=form.get("email"), display_name=form.get("display_name"),
+                                       password=form.get("password"),
+                                       organisation_name=form.get("organisation_name"))
+    return with_cookies(redirect(request, f"/o/{signed_in.account.active_organisation_id}/memory"),
+                        [session_cookies.issue(signed_in.token)])
 
 
 @get("/login", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def login_page(request: Request, db: NamedDependency[Db], next: str = "") -> Response:  # noqa: A002 - URL name
-    if accounts.needs_first_account(db.directory):
+def login_page(request: Request, accounts: NamedDependency[AccountUseCases],
+               next: str = "") -> Response:  # noqa: A002 - URL name
+    if accounts.needs_first_account():
         return redirect(request, "/setup")
     return page(request, "login.html", next=safe_next(next) or "")
 
 
 @post("/login", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def login_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
-                 services: NamedDependency[Services]) -> Response:
-    user = accounts.authenticate(
-        db.directory, services.sign_in_log, services.password_hasher, email=form.get("email"),
-        password=form.get("password"), client_ip=client_ip(request), now=db.now)
-    cookie = _start_session(services, db, user)
-    return with_cookies(redirect(request, safe_next(form.get("next")) or _home_of(db, user.id)), [cookie])
+def login_submit(request: Request, form: NamedDependency[Form], accounts: NamedDependency[AccountUseCases],
+                 session_cookies: NamedDependency[SessionCookies]) -> Response:
+    signed_in = accounts.sign_in(email=form.get("email"), password=form.get("password"),
+                                 client_ip=client_ip(request))
+    return with_cookies(redirect(request, safe_next(form.get("next")) or _home_of(signed_in.account)),
+                        [session_cookies.issue(signed_in.token)])
 
 
 @post("/logout", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def logout(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
-           services: NamedDependency[Services]) -> Response:
-    token = session_token(request, services)
-    if token is not None:
-        accounts.sign_out(db.directory, token_hash=services.cookie_signer.token_hash(token[0]), now=db.now)
-    return with_cookies(redirect(request, "/login?signed_out=1"), [expired_session_cookie(services)])
+def logout(request: Request, form: NamedDependency[Form], accounts: NamedDependency[AccountUseCases],
+           session_cookies: NamedDependency[SessionCookies]) -> Response:
+    accounts.sign_out(session_cookies.credential(request))
+    return with_cookies(redirect(request, "/login?signed_out=1"), [session_cookies.expired()])
 
 
 @post("/logout-everywhere", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def logout_everywhere(request: Request, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn],
-                      services: NamedDependency[Services]) -> Response:
-    accounts.sign_out_everywhere(signed_in.directory, signed_in.principal, now=signed_in.now)
-    return with_cookies(redirect(request, "/login?signed_out=1"), [expired_session_cookie(services)])
-
-
-def _signed_in(request: Request, db: Db, services: Services) -> tuple[User, Principal] | None:
-    token = session_token(request, services)
-    if token is None:
-        return None
-    try:
-        _, principal = accounts.resolve_session(
-            db.directory, token_hash=services.cookie_signer.token_hash(token[0]), now=db.now)
-    except NotAuthenticated:  # an expired or revoked session joins as a new account, like no session
-        return None
-    return accounts.current_user(db.directory, principal), principal
-
-
-def _signed_in_user(request: Request, db: Db, services: Services) -> User | None:
-    signed_in = _signed_in(request, db, services)
-    return signed_in[0] if signed_in else None
+def logout_everywhere(request: Request, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+                      accounts: NamedDependency[AccountUseCases],
+                      session_cookies: NamedDependency[SessionCookies]) -> Response:
+    accounts.sign_out_everywhere(caller)
+    return with_cookies(redirect(request, "/login?signed_out=1"), [session_cookies.expired()])
 
 
 @get("/join", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def join_page(request: Request, db: NamedDependency[Db], services: NamedDependency[Services],
-              token: str = "") -> Response:
+def join_page(request: Request, accounts: NamedDependency[AccountUseCases],
+              session_cookies: NamedDependency[SessionCookies], token: str = "") -> Response:
     """The link an invite is sent as: register with it, or accept it when already signed in."""
-    user = _signed_in_user(request, db, services)
+    user = accounts.invited_user(session_cookies.credential(request))
     return page(request, "join.html", token=token, user=user)
 
 
 @get("/invite/{token:str}", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def invite_link(request: Request, token: str, db: NamedDependency[Db], services: NamedDependency[Services]
-                ) -> Response:
+def invite_link(request: Request, token: str, accounts: NamedDependency[AccountUseCases],
+                session_cookies: NamedDependency[SessionCookies]) -> Response:
     """The invite URL the API hands out (``{public_app_url}/invite/{token}``)."""
-    return page(request, "join.html", token=token, user=_signed_in_user(request, db, services))
+    return page(request, "join.html", token=token, user=accounts.invited_user(session_cookies.credential(request)))
 
 
 @post("/join", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def join_submit(request: Request, form: NamedDependency[Form], db: NamedDependency[Db],
-                services: NamedDependency[Services]) -> Response:
-    token_hash = services.cookie_signer.token_hash(form.required("token", "the invite code"))
-    current = _signed_in(request, db, services)
-    if current is not None:
-        _, principal = current
-        invite = accounts.accept_invite(db.directory, principal, token_hash=token_hash, now=db.now)
-        return redirect(request, f"/o/{invite.organisation_id}/memory")
-    user, invite = accounts.register_with_invite(
-        db.directory, services.password_hasher, token_hash=token_hash, email=form.get("email"),
-        display_name=form.get("display_name"), password=form.get("password"), now=db.now)
-    cookie = _start_session(services, db, user)
-    return with_cookies(redirect(request, f"/o/{invite.organisation_id}/memory"), [cookie])
+def join_submit(request: Request, form: NamedDependency[Form], accounts: NamedDependency[AccountUseCases],
+                session_cookies: NamedDependency[SessionCookies]) -> Response:
+    joined = accounts.join(session_cookies.credential(request), invite_token=form.required("token", "the invite code"),
+                           email=form.get("email"), display_name=form.get("display_name"),
+                           password=form.get("password"))
+    response = redirect(request, f"/o/{joined.organisation_id}/memory")
+    if joined.signed_in is None:
+        return response
+    return with_cookies(response, [session_cookies.issue(joined.signed_in.token)])
 
 
 @post("/switch-organisation", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def switch_organisation(request: Request, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]
-                        ) -> Response:
+def switch_organisation(request: Request, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+                        accounts: NamedDependency[AccountUseCases]) -> Response:
     org_id = form.integer("organisation_id", "organisation") or 0
-    accounts.switch_organisation(signed_in.directory, signed_in.principal,
-                                 token_hash=signed_in.session.token_hash, org_id=org_id)
+    accounts.switch_organisation(caller, org_id)
     return redirect(request, f"/o/{org_id}/memory")
 
 
