@@ -5,7 +5,9 @@ from here too."""
 
 from __future__ import annotations
 
+from tow_core.use_cases.ai import AiUseCases
 from tow_core.use_cases.docs import DocUseCases
+from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_http.context import Services
 
 
@@ -13,4 +15,6 @@ def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     return {
         "docs": DocUseCases(transactions),
+        "memory": MemoryReviewUseCases(transactions),
+        "ai": AiUseCases(transactions, *((services.ai.egress_ledger, services.ai.status) if services.ai else ())),
     }
