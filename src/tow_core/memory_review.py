@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tow_core.access import ProjectAccess, Scope, can_read_scope, can_write_scope
 from tow_core.audit import AuditAction, AuditEntry
@@ -36,6 +37,8 @@ from tow_core.memory_diffs import (
     check_operations,
     referenced_ids,
     stale_reason,
+    stale_target_reason,
+    visible_operation,
 )
 from tow_core.records import DisplayId, Page, Record, RecordType, validated_fields
 
@@ -238,3 +241,121 @@ def _change(op: Operation, created: Mapping[int, DisplayId]) -> RecordChange:
         by = created[op.by] if isinstance(op.by, int) else op.by
         return RecordChange(status="superseded", fields={"superseded_by": str(by)})
     return RecordChange(status="archived")
+
+
+# --- what a caller is shown of a diff ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiffSummary:
+    """A diff in a list: who proposed what where and how it was decided, never an operation's detail."""
+
+    id: int
+    organisation_id: int
+    scope: Scope
+    source: DiffSource
+    source_id: DisplayId | None
+    rationale: str
+    author_id: int | None
+    status: DiffStatus
+    created_at: datetime
+    reviewer_id: int | None
+    decided_at: datetime | None
+    operation_count: int
+
+    @classmethod
+    def of(cls, diff: MemoryDiff) -> DiffSummary:
+        return cls(diff.id, diff.organisation_id, diff.scope, diff.source, diff.source_id, diff.rationale,
+                   diff.author_id, diff.status, diff.created_at, diff.reviewer_id, diff.decided_at,
+                   len(diff.operations))
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """One item an operation touches: its current values of what changes (None: an item the diff creates)
+    next to the proposed ones, and (while pending) why the change could no longer apply."""
+
+    display_id: DisplayId | None  # None: an item this diff will create and has not yet
+    base_version: int | None
+    current_version: int | None
+    stale: str | None
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ShownOperation:
+    index: int
+    kind: str
+    visible: bool  # False: it touches an item the caller cannot read, so no change is shown
+    changes: tuple[ItemChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShownOutcome:
+    index: int
+    result: OutcomeResult
+    reason: str | None
+    display_ids: tuple[DisplayId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShownDiff:
+    """A diff as its reader may see it: operations on items they cannot read carry no detail, and their
+    outcomes say only whether they applied — never which item or why (SPEC §4)."""
+
+    summary: DiffSummary
+    review_note: str
+    operations: tuple[ShownOperation, ...]
+    outcomes: tuple[ShownOutcome, ...]
+
+
+def shown(view: DiffView) -> ShownDiff:
+    """What the caller whose readable items are ``view.readable_items`` is shown of ``view.diff``."""
+    diff, items = view.diff, view.readable_items
+    visible = [visible_operation(op, items) for op in diff.operations]
+    created = {o.index: o.display_ids[0] for o in diff.outcomes if isinstance(diff.operations[o.index], CreateItem)}
+    operations = tuple(
+        ShownOperation(i, op.kind, seen, _changes(i, op, items, created, diff.status) if seen else ())
+        for i, (op, seen) in enumerate(zip(diff.operations, visible, strict=True))
+    )
+    outcomes = tuple(_shown_outcome(o, visible[o.index]) for o in diff.outcomes)
+    return ShownDiff(DiffSummary.of(diff), diff.review_note, operations, outcomes)
+
+
+def _shown_outcome(outcome: OperationOutcome, visible: bool) -> ShownOutcome:
+    if not visible:  # says that it applied or not, never which item or why
+        return ShownOutcome(outcome.index, outcome.result, None, ())
+    return ShownOutcome(outcome.index, outcome.result, outcome.reason, outcome.display_ids)
+
+
+def _changes(index: int, op: Operation, items: Mapping[DisplayId, Record], created: Mapping[int, DisplayId],
+             status: DiffStatus) -> tuple[ItemChange, ...]:
+    if isinstance(op, CreateItem):
+        return (ItemChange(created.get(index), None, None, None, None,
+                           {"title": op.title, "body": op.body, "fields": dict(op.fields or {})}),)
+    changes = []
+    for ref in op.targets:
+        item = items[ref.display_id]
+        stale = stale_target_reason(ref, item) if status is DiffStatus.PENDING else None
+        before, after = _before_after(op, item, created)
+        changes.append(ItemChange(ref.display_id, ref.base_version, item.version, stale, before, after))
+    return tuple(changes)
+
+
+def _before_after(op: Operation, item: Record, created: Mapping[int, DisplayId]
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    if isinstance(op, UpdateItem):
+        before: dict[str, Any] = {"title": item.title} if op.title is not None else {}
+        after: dict[str, Any] = {"title": op.title} if op.title is not None else {}
+        if op.body is not None:
+            before["body"], after["body"] = item.body, op.body
+        if op.fields:
+            before["fields"] = {name: item.fields.get(name) for name in op.fields}
+            after["fields"] = dict(op.fields)
+        return before, after
+    before = {"title": item.title, "status": item.status}
+    if isinstance(op, SupersedeItems):
+        by = op.by if isinstance(op.by, DisplayId) else created.get(op.by, f"the item operation {op.by} creates")
+        return before, {"status": "superseded", "superseded_by": str(by)}
+    return before, {"status": "archived"}

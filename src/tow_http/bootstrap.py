@@ -6,7 +6,9 @@ from here too."""
 from __future__ import annotations
 
 from tow_core.use_cases.accounts import AccountUseCases
+from tow_core.use_cases.ai import AiUseCases
 from tow_core.use_cases.docs import DocUseCases
+from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_http.context import Services
 
@@ -17,6 +19,8 @@ def use_cases(services: Services) -> dict[str, object]:
         "docs": DocUseCases(transactions),
         "accounts": AccountUseCases(transactions, services.sign_in_log, services.password_hasher,
                                     services.cookie_signer, services.session_lifetime),
+        "memory": MemoryReviewUseCases(transactions),
+        "ai": AiUseCases(transactions, *((services.ai.egress_ledger, services.ai.status) if services.ai else ())),
     }
 
 

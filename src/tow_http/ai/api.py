@@ -11,9 +11,10 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from tow_core.ai import EgressPurpose
-from tow_core.egress import EgressEntry, EgressQuery, egress_purpose, list_egress
+from tow_core.egress import EgressEntry
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.ai import AiUseCases, EgressPage
 from tow_http.ai_services import AiStatus
-from tow_http.context import Services, SignedIn, ai_of, in_unit_of_work
 
 UserId = Annotated[int | None, QueryParameter(name="user_id", description="only calls made on behalf of this user")]
 Purpose = Annotated[
@@ -61,9 +62,8 @@ def entry_out(entry: EgressEntry) -> EgressEntryOut:
      description="Whether OPENAI_API_KEY and EXA_API_KEY are set (never their values), the models and "
      "embedding dimension in use, where data would be sent and whether ai.approved_providers allows it. "
      "Without OPENAI_API_KEY, AI-only endpoints answer 503 `ai_not_configured` and search is keyword-only.")
-@in_unit_of_work
-def ai_status(services: NamedDependency[Services], signed_in: NamedDependency[SignedIn]) -> AiStatus:
-    return ai_of(services).status
+def ai_status(caller: NamedDependency[SessionCredential], ai: NamedDependency[AiUseCases[AiStatus]]) -> AiStatus:
+    return ai.status(caller)
 
 
 @get("/organisations/{org_id:int}/egress", summary="Data-egress ledger (owners/admins)", sync_to_thread=True,
@@ -71,32 +71,28 @@ def ai_status(services: NamedDependency[Services], signed_in: NamedDependency[Si
      "provider, base URL, model, purpose, acting user, the display IDs of the records whose content was sent, "
      "byte counts, duration and outcome (`ok` or the error, including refused calls to unapproved "
      "providers). Never the content. Members get 403; other organisations' ids 404.")
-@in_unit_of_work
 def organisation_egress(
-    org_id: int, services: NamedDependency[Services], signed_in: NamedDependency[SignedIn], user_id: UserId = None,
-    purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,
+    org_id: int, caller: NamedDependency[SessionCredential], ai: NamedDependency[AiUseCases[AiStatus]],
+    user_id: UserId = None, purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> EgressPageOut:
-    return _page(services, signed_in, org_id, user_id, purpose, record, cursor, limit)
+    return page_out(ai.egress(caller, org_id, user_id=user_id, purpose=purpose, record=record, cursor=cursor,
+                              limit=limit))
 
 
-def _page(services: Services, signed_in: SignedIn, org_id: int | None, user_id: int | None, purpose: str | None,
-          record: str | None, cursor: str | None, limit: int) -> EgressPageOut:
-    query = EgressQuery(acting_user_id=user_id, purpose=egress_purpose(purpose), record_display_id=record)
-    entries, next_cursor = list_egress(ai_of(services).egress_ledger, signed_in.principal, org_id=org_id,
-                                       query=query, cursor=cursor, limit=limit)
-    return EgressPageOut([entry_out(e) for e in entries], next_cursor)
+def page_out(page: EgressPage) -> EgressPageOut:
+    return EgressPageOut([entry_out(e) for e in page.entries], page.next_cursor)
 
 
 @get("/server/egress", summary="Data-egress ledger of work done for no organisation (server admins)",
      sync_to_thread=True,
      description="Calls made for no organisation (e.g. background re-embedding started by no one); same fields "
      "and filters as the organisation ledger. Server admins only.")
-@in_unit_of_work
 def server_egress(
-    services: NamedDependency[Services], signed_in: NamedDependency[SignedIn], user_id: UserId = None,
+    caller: NamedDependency[SessionCredential], ai: NamedDependency[AiUseCases[AiStatus]], user_id: UserId = None,
     purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> EgressPageOut:
-    return _page(services, signed_in, None, user_id, purpose, record, cursor, limit)
+    return page_out(ai.egress(caller, None, user_id=user_id, purpose=purpose, record=record, cursor=cursor,
+                              limit=limit))
 
 
 ai_router = Router(path="/api", route_handlers=[ai_status, organisation_egress, server_egress], tags=["ai"])

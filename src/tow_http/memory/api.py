@@ -7,9 +7,9 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from tow_core import knowledge, memory_review
 from tow_core.records import DisplayId
-from tow_http.context import SignedIn, in_unit_of_work
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_http.memory.shapes import (
     RULES,
     DiffIn,
@@ -17,7 +17,6 @@ from tow_http.memory.shapes import (
     DiffPageOut,
     ReviewIn,
     Statuses,
-    desk,
     diff_out,
     operation_in,
     summary_out,
@@ -30,16 +29,12 @@ BASE = "/organisations/{org_id:int}/memory-diffs"
 
 
 @post(BASE, summary="Propose a memory diff", description=RULES, status_code=HTTP_201_CREATED, sync_to_thread=True)
-@in_unit_of_work
-def propose_diff(org_id: int, data: JSONBody[DiffIn], signed_in: NamedDependency[SignedIn]) -> DiffOut:
-    d = desk(signed_in, org_id)
-    scope, project = knowledge.resolve_scope(d.ws, data.scope.kind, data.scope.id)
-    view = memory_review.propose_diff(
-        d, scope=scope, project=project, operations=[operation_in(o) for o in data.operations],
-        source=data.source, source_id=None if data.source_id is None else DisplayId.parse(data.source_id),
-        rationale=data.rationale,
-    )
-    return diff_out(view)
+def propose_diff(org_id: int, data: JSONBody[DiffIn], caller: NamedDependency[SessionCredential],
+                 memory: NamedDependency[MemoryReviewUseCases]) -> DiffOut:
+    operations = [operation_in(o) for o in data.operations]
+    source_id = None if data.source_id is None else DisplayId.parse(data.source_id)
+    return diff_out(memory.propose(caller, org_id, data.scope.kind, data.scope.id, operations, source=data.source,
+                                   source_id=source_id, rationale=data.rationale))
 
 
 @get(
@@ -49,19 +44,18 @@ def propose_diff(org_id: int, data: JSONBody[DiffIn], signed_in: NamedDependency
     "with cursor pagination. Only diffs whose scope you can read are returned or counted.",
     sync_to_thread=True,
 )
-@in_unit_of_work
 def list_diffs(
-    org_id: int, signed_in: NamedDependency[SignedIn], statuses: Statuses = None, cursor: Cursor = None,
-    limit: Limit = 50,
+    org_id: int, caller: NamedDependency[SessionCredential], memory: NamedDependency[MemoryReviewUseCases],
+    statuses: Statuses = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> DiffPageOut:
-    page = memory_review.list_diffs(desk(signed_in, org_id), frozenset(statuses or ()), cursor=cursor, limit=limit)
+    page = memory.list_diffs(caller, org_id, frozenset(statuses or ()), cursor=cursor, limit=limit)
     return DiffPageOut([summary_out(d) for d in page.items], page.next_cursor)
 
 
 @get(f"{BASE}/{{diff_id:int}}", summary="A memory diff with before/after", description=RULES, sync_to_thread=True)
-@in_unit_of_work
-def get_diff(org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn]) -> DiffOut:
-    return diff_out(memory_review.get_diff(desk(signed_in, org_id), diff_id))
+def get_diff(org_id: int, diff_id: int, caller: NamedDependency[SessionCredential],
+             memory: NamedDependency[MemoryReviewUseCases]) -> DiffOut:
+    return diff_out(memory.get(caller, org_id, diff_id))
 
 
 @post(
@@ -71,12 +65,12 @@ def get_diff(org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn]) ->
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
-@in_unit_of_work
 def approve_diff(
-    org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn], data: JSONBody[ReviewIn | None] = None
+    org_id: int, diff_id: int, caller: NamedDependency[SessionCredential],
+    memory: NamedDependency[MemoryReviewUseCases], data: JSONBody[ReviewIn | None] = None,
 ) -> DiffOut:
     note = data.note if data is not None else ""
-    return diff_out(memory_review.approve_diff(desk(signed_in, org_id), diff_id, now=signed_in.now, note=note))
+    return diff_out(memory.approve(caller, org_id, diff_id, note=note))
 
 
 @post(
@@ -87,12 +81,12 @@ def approve_diff(
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
-@in_unit_of_work
 def reject_diff(
-    org_id: int, diff_id: int, signed_in: NamedDependency[SignedIn], data: JSONBody[ReviewIn | None] = None
+    org_id: int, diff_id: int, caller: NamedDependency[SessionCredential],
+    memory: NamedDependency[MemoryReviewUseCases], data: JSONBody[ReviewIn | None] = None,
 ) -> DiffOut:
     note = data.note if data is not None else ""
-    return diff_out(memory_review.reject_diff(desk(signed_in, org_id), diff_id, now=signed_in.now, note=note))
+    return diff_out(memory.reject(caller, org_id, diff_id, note=note))
 
 
 memory_diffs_router = Router(

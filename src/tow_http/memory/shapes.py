@@ -1,8 +1,7 @@
-"""The memory-diff JSON shapes, their mappers and the desk the use cases take, shared by the API and pages."""
+"""The memory-diff JSON shapes and their mappers, shared by the API and pages."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,17 +18,12 @@ from tow_core.memory_diffs import (
     DiffSource,
     DiffStatus,
     ItemRef,
-    MemoryDiff,
     Operation,
-    OperationOutcome,
     SupersedeItems,
     UpdateItem,
-    stale_target_reason,
-    visible_operation,
 )
-from tow_core.memory_review import DiffView, MemoryDesk
-from tow_core.records import DisplayId, Record
-from tow_http.context import SignedIn, workspace
+from tow_core.memory_review import DiffSummary, ItemChange, ShownDiff
+from tow_core.records import DisplayId
 from tow_http.shapes import Body, DisplayIdText, ScopeIn, ScopeOut, Strict, Title, Version, memory_fields, scope_out
 
 Statuses = Annotated[list[DiffStatus] | None, QueryParameter(name="status", description="repeat to allow several")]
@@ -203,66 +197,25 @@ def operation_in(data: CreateIn | UpdateIn | SupersedeIn | ArchiveIn) -> Operati
     return SupersedeItems(items, data.by_operation if data.by is None else DisplayId.parse(data.by))
 
 
-def _summary_fields(diff: MemoryDiff) -> tuple:
+def summary_out(diff: DiffSummary) -> DiffSummaryOut:
+    return DiffSummaryOut(*_summary_fields(diff), diff.operation_count)
+
+
+def _summary_fields(diff: DiffSummary) -> tuple:
     return (diff.id, diff.organisation_id, scope_out(diff.scope), diff.source.value,
             None if diff.source_id is None else str(diff.source_id), diff.rationale, diff.author_id,
             diff.status.value, diff.created_at, diff.reviewer_id, diff.decided_at)
 
 
-def summary_out(diff: MemoryDiff) -> DiffSummaryOut:
-    return DiffSummaryOut(*_summary_fields(diff), len(diff.operations))
+def diff_out(diff: ShownDiff) -> DiffOut:
+    """The diff as the use case already redacted it (``memory_review.shown``)."""
+    operations = [OperationOut(o.index, o.kind, o.visible, [_change_out(c) for c in o.changes])
+                  for o in diff.operations]
+    outcomes = [OutcomeOut(o.index, o.result.value, o.reason, [str(i) for i in o.display_ids]) for o in diff.outcomes]
+    return DiffOut(*_summary_fields(diff.summary), diff.review_note, operations, outcomes)
 
 
-def diff_out(view: DiffView) -> DiffOut:
-    diff, items = view.diff, view.readable_items
-    visible = [visible_operation(op, items) for op in diff.operations]
-    created = {o.index: o.display_ids[0] for o in diff.outcomes if isinstance(diff.operations[o.index], CreateItem)}
-    operations = [
-        OperationOut(i, op.kind, shown, _changes(i, op, items, created, diff.status) if shown else [])
-        for i, (op, shown) in enumerate(zip(diff.operations, visible, strict=True))
-    ]
-    outcomes = [_outcome_out(o, visible[o.index]) for o in diff.outcomes]
-    return DiffOut(*_summary_fields(diff), diff.review_note, operations, outcomes)
-
-
-def _outcome_out(outcome: OperationOutcome, visible: bool) -> OutcomeOut:
-    if not visible:  # says that it applied or not, never which item or why
-        return OutcomeOut(outcome.index, outcome.result.value, None, [])
-    return OutcomeOut(outcome.index, outcome.result.value, outcome.reason, [str(i) for i in outcome.display_ids])
-
-
-def _changes(index: int, op: Operation, items: Mapping[DisplayId, Record], created: dict[int, DisplayId],
-             status: DiffStatus) -> list[ItemChangeOut]:
-    if isinstance(op, CreateItem):
-        made = created.get(index)
-        return [ItemChangeOut(None if made is None else str(made), None, None, None, None,
-                              {"title": op.title, "body": op.body, "fields": dict(op.fields or {})})]
-    changes = []
-    for ref in op.targets:
-        item = items[ref.display_id]
-        stale = stale_target_reason(ref, item) if status is DiffStatus.PENDING else None
-        before, after = _before_after(op, item, created)
-        changes.append(ItemChangeOut(str(ref.display_id), ref.base_version, item.version, stale, before, after))
-    return changes
-
-
-def _before_after(op: Operation, item: Record, created: Mapping[int, DisplayId]
-                  ) -> tuple[dict[str, Any], dict[str, Any]]:
-    if isinstance(op, UpdateItem):
-        before: dict[str, Any] = {"title": item.title} if op.title is not None else {}
-        after: dict[str, Any] = {"title": op.title} if op.title is not None else {}
-        if op.body is not None:
-            before["body"], after["body"] = item.body, op.body
-        if op.fields:
-            before["fields"] = {name: item.fields.get(name) for name in op.fields}
-            after["fields"] = dict(op.fields)
-        return before, after
-    before = {"title": item.title, "status": item.status}
-    if isinstance(op, SupersedeItems):
-        by = op.by if isinstance(op.by, DisplayId) else created.get(op.by, f"the item operation {op.by} creates")
-        return before, {"status": "superseded", "superseded_by": str(by)}
-    return before, {"status": "archived"}
-
-
-def desk(signed_in: SignedIn, org_id: int) -> MemoryDesk:
-    return MemoryDesk(workspace(signed_in, org_id), signed_in.memory_diffs)
+def _change_out(change: ItemChange) -> ItemChangeOut:
+    return ItemChangeOut(None if change.display_id is None else str(change.display_id), change.base_version,
+                         change.current_version, change.stale, None if change.before is None else dict(change.before),
+                         dict(change.after))
