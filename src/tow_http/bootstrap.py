@@ -6,6 +6,7 @@ from here too."""
 from __future__ import annotations
 
 from tow_core.use_cases.docs import DocUseCases
+from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.context import Services
 
 
@@ -13,4 +14,6 @@ def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     return {
         "docs": DocUseCases(transactions),
+        "uploads": UploadUseCases(transactions, services.upload_store, services.images,
+                                  services.settings.uploads.upload_max_bytes),
     }
