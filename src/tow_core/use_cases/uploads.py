@@ -87,9 +87,8 @@ class UploadUseCases:
 
     @contextmanager
     def _desk(self, credential: SessionCredential) -> Iterator[UploadDesk]:
-        store, _ = self._ports()
         with self.transactions.acting_as(credential) as acting:
-            yield desk_of(acting, store)
+            yield desk_of(acting, self._ports()[0])
 
     # --- receiving a file: two short units of work, none while the body streams ----------------------
 
@@ -209,11 +208,10 @@ class UploadUseCases:
         """Delete the upload's row, then — once that has committed — its file. Should removing the file fail,
         the deletion outbox the row's deletion filled has the job worker remove it; removing it before the
         commit could leave a row without its file."""
-        store, _ = self._ports()
         with self._desk(credential) as desk:
             deleted = attachments.delete_upload(desk, upload_id)
         with suppress(OSError):  # the outbox has it (migration 0011)
-            store.delete(deleted.storage_name)
+            desk.store.delete(deleted.storage_name)
         return deleted
 
     def set_avatar(self, credential: SessionCredential, upload_id: int | None) -> Upload | None:
