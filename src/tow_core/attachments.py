@@ -152,6 +152,12 @@ def _locked_readable(desk: UploadDesk, upload_id: int) -> Upload:
     return locked
 
 
+def require_attach_rights(desk: UploadDesk, org_id: int, display_id: DisplayId) -> None:
+    """Who may attach a file to the record: a member who can write it (404 unless they can read it). Also
+    checked before a page streams a file to attach; ``attach`` checks again when the row is changed."""
+    _require_record_write(desk, _readable_record(desk, org_id, display_id))
+
+
 def record_attachments(desk: UploadDesk, org_id: int, display_id: DisplayId) -> list[Upload]:
     """The record's attachments, if the caller can read the record (404 otherwise)."""
     record = _readable_record(desk, org_id, display_id)

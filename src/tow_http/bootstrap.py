@@ -10,6 +10,7 @@ from tow_core.use_cases.ai import AiUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
+from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.context import Services
 
 
@@ -21,6 +22,8 @@ def use_cases(services: Services) -> dict[str, object]:
                                     services.cookie_signer, services.session_lifetime),
         "memory": MemoryReviewUseCases(transactions),
         "ai": AiUseCases(transactions, *((services.ai.egress_ledger, services.ai.status) if services.ai else ())),
+        "uploads": UploadUseCases(transactions, services.upload_store, services.images,
+                                  services.settings.uploads.upload_max_bytes),
     }
 
 

@@ -186,7 +186,7 @@ ANSWERS: dict[str, Answers] = {
     "approve_diff": answers(AccessDenied, Conflict, InvalidInput),
     "reject_diff": answers(AccessDenied, Conflict, InvalidInput),
     # uploads
-    "create_upload": answers(InvalidInput, PayloadTooLarge, body=_UPLOAD_BODY, signed_in=True),
+    "create_upload": answers(InvalidInput, PayloadTooLarge, body=_UPLOAD_BODY),
     "get_upload": answers(),
     "download_upload": answers(ranges=True),
     "head_upload": answers(ranges=True),

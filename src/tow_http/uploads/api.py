@@ -1,5 +1,6 @@
 """Uploads over HTTP (SPEC §5): upload (raw body or multipart form), metadata, download, attach/detach,
-a record's attachments, avatars and logos, delete. Rules live in ``tow_core.attachments``.
+a record's attachments, avatars and logos, delete. Each handler calls one method of ``UploadUseCases``
+(``tow_core.use_cases.uploads``); the rules live in ``tow_core.attachments``.
 
 The request body is streamed straight into the upload store from a worker thread (``pull_body`` hands it
 over chunk by chunk), so memory stays flat whatever the size and the limit is enforced as bytes arrive.
@@ -9,25 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, BinaryIO
 from urllib.parse import unquote
 
 import msgspec
 from anyio import to_thread
 from litestar import Request, Response, Router, delete, get, head, post, put
-from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
-from tow_core import attachments
-from tow_core.access import Principal
-from tow_core.errors import InvalidInput, NotFound, PayloadTooLarge
+from tow_core.errors import InvalidInput, PayloadTooLarge
 from tow_core.records import DisplayId
-from tow_core.uploads import Upload, UploadPurpose
-from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction, upload_services
-from tow_http.context import upload_desk as desk
+from tow_core.unit_of_work import SessionCredential
+from tow_core.uploads import Upload
+from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.downloads import download_response, head_response
 from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, pull_body
 from tow_http.shapes import Id, Strict
@@ -92,7 +90,8 @@ class _FormFile:
 
 
 def _receive(request: Request, filename: str | None, max_bytes: int) -> tuple[str, Iterator[bytes]]:
-    """(client file name, body chunks) for a raw body or a multipart form."""
+    """(client file name, body chunks) for a raw body or a multipart form: the use case opens the body this
+    way once the caller may upload, with its limit of ``max_bytes``."""
     declared = request.headers.get("content-length")
     if declared and declared.isdecimal() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
         raise PayloadTooLarge(f"the upload is larger than the limit of {max_bytes} bytes (uploads.upload_max_bytes)")
@@ -125,50 +124,27 @@ Filename = Annotated[str | None, QueryParameter(
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,  # enforced while streaming, against uploads.upload_max_bytes
 )
-async def create_upload(org_id: int, request: Request, services: NamedDependency[Services],
-                        filename: Filename = None) -> UploadOut:
-    # No request-wide transaction here: a slow client must not hold a pooled database connection while
-    # it uploads. Authenticate in a short transaction, stream with none, record in a second one.
-    store, images = upload_services(services)
-    max_bytes = services.settings.uploads.upload_max_bytes
-    principal = await to_thread.run_sync(_principal, request, services)
+async def create_upload(org_id: int, request: Request, caller: NamedDependency[SessionCredential],
+                        uploads: NamedDependency[UploadUseCases], filename: Filename = None) -> UploadOut:
+    # On a worker thread: the use case checks access in a short unit of work, opens the body (no unit of work
+    # held while it streams) and records the upload in a second.
+    def body(max_bytes: int) -> tuple[str, Iterator[bytes]]:
+        return _receive(request, filename, max_bytes)
 
-    def receive() -> tuple[str, attachments.ReceivedFile]:
-        name, chunks = _receive(request, filename, max_bytes)
-        return name, attachments.receive_file(principal, store, images, org_id=org_id, chunks=chunks,
-                                              max_bytes=max_bytes)
-
-    def record(name: str, received: attachments.ReceivedFile) -> Upload:
-        try:
-            with signed_in_transaction(request, services) as fresh:  # revoked meanwhile: 401
-                return attachments.record_upload(desk(fresh, services), org_id=org_id, received=received,
-                                                 original_name=name)
-        except BaseException:
-            store.delete(received.stored.storage_name)  # not committed: no row names it
-            raise
-
-    if not principal.is_active or org_id not in principal.org_roles:
-        raise NotFound("organisation not found")  # before reading a single byte of the body
-    name, received = await to_thread.run_sync(receive)
-    return upload_out(await to_thread.run_sync(record, name, received))
-
-
-def _principal(request: Request, services: Services) -> Principal:
-    with signed_in_transaction(request, services) as signed_in:
-        return signed_in.principal
+    return upload_out(await to_thread.run_sync(uploads.upload, caller, org_id, body))
 
 
 @get("/uploads/{upload_id:int}", summary="An upload's metadata",
      description="404 unless you may read it: attached → whoever reads the record; otherwise its uploader; "
      "avatars → members of an organisation you share; logos → who sees the organisation or project; server "
      "admins read any.", sync_to_thread=True)
-@in_unit_of_work
-def get_upload(upload_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> UploadOut:
-    return upload_out(attachments.readable_upload(desk(signed_in, services), upload_id))
+def get_upload(upload_id: int, caller: NamedDependency[SessionCredential],
+               uploads: NamedDependency[UploadUseCases]) -> UploadOut:
+    return upload_out(uploads.get(caller, upload_id))
 
 
-def _download(upload_id: int, request: Request, signed_in: SignedIn, services: Services) -> Response:
-    upload, reader = attachments.open_download(desk(signed_in, services), upload_id)
+def _download(found: tuple[Upload, BinaryIO], request: Request) -> Response:
+    upload, reader = found
     return download_response(upload, reader, request.headers.get("range"))
 
 
@@ -181,33 +157,25 @@ DOWNLOAD_DESCRIPTION = (
 
 @get("/uploads/{upload_id:int}/content", summary="Download an upload", description=DOWNLOAD_DESCRIPTION,
      sync_to_thread=True)
-@in_unit_of_work
-def download_upload(upload_id: int, request: Request, signed_in: NamedDependency[SignedIn],
-                    services: NamedDependency[Services]) -> Response:
-    return _download(upload_id, request, signed_in, services)
+def download_upload(upload_id: int, request: Request, caller: NamedDependency[SessionCredential],
+                    uploads: NamedDependency[UploadUseCases]) -> Response:
+    return _download(uploads.download(caller, upload_id), request)
 
 
 @head("/uploads/{upload_id:int}/content", summary="Download headers of an upload", description=DOWNLOAD_DESCRIPTION,
       sync_to_thread=True)
-@in_unit_of_work
-def head_upload(upload_id: int, request: Request, signed_in: NamedDependency[SignedIn],
-                services: NamedDependency[Services]) -> Response[None]:
-    upload = attachments.readable_upload(desk(signed_in, services), upload_id)
-    return head_response(upload, request.headers.get("range"))
+def head_upload(upload_id: int, request: Request, caller: NamedDependency[SessionCredential],
+                uploads: NamedDependency[UploadUseCases]) -> Response[None]:
+    return head_response(uploads.get(caller, upload_id), request.headers.get("range"))
 
 
 @delete("/uploads/{upload_id:int}", summary="Delete an upload",
         description="Its uploader, an owner/admin of its organisation, or a server admin. The file is removed "
         "after the deletion commits. Audited.", sync_to_thread=True)
-@in_unit_of_work
-def delete_upload(upload_id: int, signed_in: NamedDependency[SignedIn],
-                  services: NamedDependency[Services]) -> Response[None]:
-    store, _ = upload_services(services)
-    deleted = attachments.delete_upload(desk(signed_in, services), upload_id)
-    # Runs after the response is sent, i.e. after the transaction committed, so the file goes at once; if it
-    # never runs, the deletion outbox the row's deletion filled (migration 0011) has the job worker delete it.
-    # Deleting it before the commit could leave a row without its file.
-    return Response(None, status_code=204, background=BackgroundTask(store.delete, deleted.storage_name))
+def delete_upload(upload_id: int, caller: NamedDependency[SessionCredential],
+                  uploads: NamedDependency[UploadUseCases]) -> Response[None]:
+    uploads.delete(caller, upload_id)  # the row, then (committed) the file
+    return Response(None, status_code=204)
 
 
 RECORD = "/organisations/{org_id:int}/records/{display_id:str}/attachments"
@@ -215,29 +183,25 @@ RECORD = "/organisations/{org_id:int}/records/{display_id:str}/attachments"
 
 @get(RECORD, summary="A record's attachments",
      description="404 unless you can read the record; then every upload attached to it.", sync_to_thread=True)
-@in_unit_of_work
-def list_attachments(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn],
-                     services: NamedDependency[Services]) -> list[UploadOut]:
-    found = attachments.record_attachments(desk(signed_in, services), org_id, DisplayId.parse(display_id))
-    return [upload_out(u) for u in found]
+def list_attachments(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+                     uploads: NamedDependency[UploadUseCases]) -> list[UploadOut]:
+    return [upload_out(u) for u in uploads.attachments_of(caller, org_id, DisplayId.parse(display_id))]
 
 
 @put(RECORD + "/{upload_id:int}", summary="Attach an upload to a record",
      description="Needs write access to the record (and to the record it was attached to before). From then "
      "on the upload is readable exactly by those who can read the record. Audited.", sync_to_thread=True)
-@in_unit_of_work
-def attach_upload(org_id: int, display_id: str, upload_id: int, signed_in: NamedDependency[SignedIn],
-                  services: NamedDependency[Services]) -> UploadOut:
-    return upload_out(attachments.attach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id))
+def attach_upload(org_id: int, display_id: str, upload_id: int, caller: NamedDependency[SessionCredential],
+                  uploads: NamedDependency[UploadUseCases]) -> UploadOut:
+    return upload_out(uploads.attach(caller, org_id, DisplayId.parse(display_id), upload_id))
 
 
 @delete(RECORD + "/{upload_id:int}", summary="Detach an upload from a record",
         description="Needs write access to the record; the upload becomes its uploader's alone again. Audited.",
         status_code=200, sync_to_thread=True)
-@in_unit_of_work
-def detach_upload(org_id: int, display_id: str, upload_id: int, signed_in: NamedDependency[SignedIn],
-                  services: NamedDependency[Services]) -> UploadOut:
-    return upload_out(attachments.detach(desk(signed_in, services), org_id, DisplayId.parse(display_id), upload_id))
+def detach_upload(org_id: int, display_id: str, upload_id: int, caller: NamedDependency[SessionCredential],
+                  uploads: NamedDependency[UploadUseCases]) -> UploadOut:
+    return upload_out(uploads.detach(caller, org_id, DisplayId.parse(display_id), upload_id))
 
 
 # --- avatars and logos --------------------------------------------------------------------------------
@@ -251,27 +215,22 @@ def _image_or_none(upload: Upload | None) -> UploadOut | None:
 
 
 @put("/me/avatar", summary="Set your profile image", description=IMAGE_NOTE, sync_to_thread=True)
-@in_unit_of_work
-def set_avatar(data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
-               services: NamedDependency[Services]) -> UploadOut | None:
-    images = upload_services(services)[1]
-    return _image_or_none(attachments.set_avatar(desk(signed_in, services), images, data.upload_id))
+def set_avatar(data: JSONBody[ImageIn], caller: NamedDependency[SessionCredential],
+               uploads: NamedDependency[UploadUseCases]) -> UploadOut | None:
+    return _image_or_none(uploads.set_avatar(caller, data.upload_id))
 
 
 @delete("/me/avatar", summary="Remove your profile image",
         description="The image becomes a plain unattached file of yours again.", status_code=204, sync_to_thread=True)
-@in_unit_of_work
-def clear_avatar(signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
-    attachments.set_avatar(desk(signed_in, services), upload_services(services)[1], None)
+def clear_avatar(caller: NamedDependency[SessionCredential], uploads: NamedDependency[UploadUseCases]) -> None:
+    uploads.set_avatar(caller, None)
 
 
 @get("/users/{user_id:int}/avatar", summary="A user's profile image",
      description="Readable by members of an organisation you both belong to (404 otherwise).", sync_to_thread=True)
-@in_unit_of_work
-def get_avatar(user_id: int, request: Request, signed_in: NamedDependency[SignedIn],
-               services: NamedDependency[Services]) -> Response:
-    upload = attachments.current_image(desk(signed_in, services), UploadPurpose.AVATAR, user_id)
-    return _download(upload.id, request, signed_in, services)
+def get_avatar(user_id: int, request: Request, caller: NamedDependency[SessionCredential],
+               uploads: NamedDependency[UploadUseCases]) -> Response:
+    return _download(uploads.avatar(caller, user_id), request)
 
 
 ORG_LOGO = "/organisations/{org_id:int}/logo"
@@ -279,27 +238,22 @@ ORG_LOGO = "/organisations/{org_id:int}/logo"
 
 @put(ORG_LOGO, summary="Set the organisation logo", description="Owners and admins. " + IMAGE_NOTE,
      sync_to_thread=True)
-@in_unit_of_work
-def set_org_logo(org_id: int, data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
-                 services: NamedDependency[Services]) -> UploadOut | None:
-    images = upload_services(services)[1]
-    return _image_or_none(attachments.set_organisation_logo(desk(signed_in, services), images, org_id,
-                                                            data.upload_id))
+def set_org_logo(org_id: int, data: JSONBody[ImageIn], caller: NamedDependency[SessionCredential],
+                 uploads: NamedDependency[UploadUseCases]) -> UploadOut | None:
+    return _image_or_none(uploads.set_organisation_logo(caller, org_id, data.upload_id))
 
 
 @delete(ORG_LOGO, summary="Remove the organisation logo", description="Owners and admins.", status_code=204,
         sync_to_thread=True)
-@in_unit_of_work
-def clear_org_logo(org_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]) -> None:
-    attachments.set_organisation_logo(desk(signed_in, services), upload_services(services)[1], org_id, None)
+def clear_org_logo(org_id: int, caller: NamedDependency[SessionCredential],
+                   uploads: NamedDependency[UploadUseCases]) -> None:
+    uploads.set_organisation_logo(caller, org_id, None)
 
 
 @get(ORG_LOGO, summary="The organisation logo", description="Members of the organisation.", sync_to_thread=True)
-@in_unit_of_work
-def get_org_logo(org_id: int, request: Request, signed_in: NamedDependency[SignedIn],
-                 services: NamedDependency[Services]) -> Response:
-    upload = attachments.current_image(desk(signed_in, services), UploadPurpose.ORGANISATION_LOGO, org_id)
-    return _download(upload.id, request, signed_in, services)
+def get_org_logo(org_id: int, request: Request, caller: NamedDependency[SessionCredential],
+                 uploads: NamedDependency[UploadUseCases]) -> Response:
+    return _download(uploads.organisation_logo(caller, org_id), request)
 
 
 PROJECT_LOGO = "/organisations/{org_id:int}/projects/{project_id:int}/logo"
@@ -307,29 +261,22 @@ PROJECT_LOGO = "/organisations/{org_id:int}/projects/{project_id:int}/logo"
 
 @put(PROJECT_LOGO, summary="Set a project logo", description="Needs the project's manage permission. " + IMAGE_NOTE,
      sync_to_thread=True)
-@in_unit_of_work
-def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], signed_in: NamedDependency[SignedIn],
-                     services: NamedDependency[Services]) -> UploadOut | None:
-    return _image_or_none(attachments.set_project_logo(desk(signed_in, services), upload_services(services)[1], org_id,
-                                                       project_id, data.upload_id))
+def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], caller: NamedDependency[SessionCredential],
+                     uploads: NamedDependency[UploadUseCases]) -> UploadOut | None:
+    return _image_or_none(uploads.set_project_logo(caller, org_id, project_id, data.upload_id))
 
 
 @delete(PROJECT_LOGO, summary="Remove a project logo", description="Needs the project's manage permission.",
         status_code=204, sync_to_thread=True)
-@in_unit_of_work
-def clear_project_logo(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn],
-                       services: NamedDependency[Services]) -> None:
-    attachments.set_project_logo(desk(signed_in, services), upload_services(services)[1], org_id, project_id, None)
+def clear_project_logo(org_id: int, project_id: int, caller: NamedDependency[SessionCredential],
+                       uploads: NamedDependency[UploadUseCases]) -> None:
+    uploads.set_project_logo(caller, org_id, project_id, None)
 
 
 @get(PROJECT_LOGO, summary="A project logo", description="Whoever can see the project.", sync_to_thread=True)
-@in_unit_of_work
-def get_project_logo(org_id: int, project_id: int, request: Request, signed_in: NamedDependency[SignedIn],
-                     services: NamedDependency[Services]) -> Response:
-    upload = attachments.current_image(desk(signed_in, services), UploadPurpose.PROJECT_LOGO, project_id)
-    if upload.organisation_id != org_id:
-        raise NotFound("project not found")
-    return _download(upload.id, request, signed_in, services)
+def get_project_logo(org_id: int, project_id: int, request: Request, caller: NamedDependency[SessionCredential],
+                     uploads: NamedDependency[UploadUseCases]) -> Response:
+    return _download(uploads.project_logo(caller, org_id, project_id), request)
 
 
 uploads_router = Router(
