@@ -6,6 +6,9 @@ from here too."""
 from __future__ import annotations
 
 from tow_core.use_cases.docs import DocUseCases
+from tow_core.use_cases.record_pages import RecordPageUseCases
+from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.tickets import TicketUseCases
 from tow_http.context import Services
 
 
@@ -13,4 +16,7 @@ def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     return {
         "docs": DocUseCases(transactions),
+        "records": RecordUseCases(transactions, services.embedding_model),
+        "tickets": TicketUseCases(transactions),
+        "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model),
     }
