@@ -332,7 +332,18 @@ def count_records(ws: Workspace, query: RecordQuery) -> int:
 def search_records(ws: Workspace, text: str, query: RecordQuery, *, cursor: str | None, limit: int
                    ) -> Page[SearchHit]:
     ws.require_member()
-    text = clean_text(text, "q", max_length=500, required=True)
+    return keyword_search(ws, search_text(text), query, cursor=cursor, limit=limit)
+
+
+def search_text(text: str) -> str:
+    """A search query as searched: control characters stripped, trimmed, 1–500 characters (InvalidInput on ``q``)."""
+    return clean_text(text, "q", max_length=500, required=True)
+
+
+def keyword_search(ws: Workspace, text: str, query: RecordQuery, *, cursor: str | None, limit: int
+                   ) -> Page[SearchHit]:
+    """Full-text search of what the caller reads, for a member's workspace (``Workspace.for_member``) and a
+    query already cleaned by ``search_text``: neither is checked again."""
     return ws.records.search_readable(ws.principal.user_id, ws.org_id, text, query, cursor=cursor,
                                       limit=_limit(limit))
 

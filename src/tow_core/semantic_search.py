@@ -1,7 +1,7 @@
 """Search in three modes — keyword, semantic, hybrid — over what the caller may read (SPEC §7).
 
 Rules:
-- ``keyword``: PostgreSQL full-text search (``knowledge.search_records``), pageable with a cursor.
+- ``keyword``: PostgreSQL full-text search (``knowledge.keyword_search``), pageable with a cursor.
 - ``semantic``: the ``limit`` records nearest to the query's embedding among those the caller can
   read, filtered by the same type/status/project filters. The index adapter applies the visibility
   predicate in the same statement as the nearest-neighbour ordering and guarantees the contract: the
@@ -81,23 +81,24 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[SearchHit]], *, limit: in
 
 def search(ws: Workspace, text: str, query: RecordQuery, *, mode: SearchMode | None, cursor: str | None, limit: int,
            embedder: EmbeddingModel | None, index: SemanticIndex) -> SearchResult:
-    ws.require_member()
+    """Search in ``mode`` (or the default). ``ws`` is a member's workspace (``Workspace.for_member`` checked
+    membership, once); the query is cleaned once here (``knowledge.search_text``) and every ranking uses it."""
     chosen = mode or (SearchMode.HYBRID if embedder is not None else SearchMode.KEYWORD)
     if chosen is SearchMode.KEYWORD:
-        page = knowledge.search_records(ws, text, query, cursor=cursor, limit=limit)
+        page = knowledge.keyword_search(ws, knowledge.search_text(text), query, cursor=cursor, limit=limit)
         return SearchResult(chosen, page.items, page.next_cursor)
     if cursor is not None:
         raise InvalidInput("cursor paging is for mode=keyword; semantic and hybrid search answer one page",
                            field="cursor")
-    text = knowledge.clean_text(text, "q", max_length=500, required=True)
+    text = knowledge.search_text(text)
     semantic, reason = _semantic(ws, text, query, limit=max(limit, HYBRID_DEPTH) if chosen is SearchMode.HYBRID
                                  else limit, embedder=embedder, index=index)
     if reason is not None:
-        page = knowledge.search_records(ws, text, query, cursor=None, limit=limit)
+        page = knowledge.keyword_search(ws, text, query, cursor=None, limit=limit)
         return SearchResult(SearchMode.KEYWORD, page.items, page.next_cursor, reason)
     if chosen is SearchMode.SEMANTIC:
         return SearchResult(chosen, tuple(semantic))
-    keyword = knowledge.search_records(ws, text, query, cursor=None, limit=max(limit, HYBRID_DEPTH))
+    keyword = knowledge.keyword_search(ws, text, query, cursor=None, limit=max(limit, HYBRID_DEPTH))
     return SearchResult(chosen, tuple(reciprocal_rank_fusion([keyword.items, semantic], limit=limit)))
 
 

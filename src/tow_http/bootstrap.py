@@ -10,6 +10,9 @@ from tow_core.use_cases.ai import AiUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
+from tow_core.use_cases.record_pages import RecordPageUseCases
+from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.tickets import TicketUseCases
 from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.context import Services
 
@@ -24,6 +27,9 @@ def use_cases(services: Services) -> dict[str, object]:
         "ai": AiUseCases(transactions, *((services.ai.egress_ledger, services.ai.status) if services.ai else ())),
         "uploads": UploadUseCases(transactions, services.upload_store, services.images,
                                   services.settings.uploads.upload_max_bytes),
+        "records": RecordUseCases(transactions, services.embedding_model),
+        "tickets": TicketUseCases(transactions),
+        "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model),
     }
 
 

@@ -39,9 +39,9 @@ def scope_namer(shell: Shell) -> Callable[[Scope], str]:
     return name
 
 
-def parse_scope(form: Form, user_id: int | None) -> tuple[str, int | None]:
+def parse_scope(form: Form, user_id: int | None = None) -> tuple[str, int | None]:
     """The form's ``scope`` choice as (kind, id); "user" is the private scope of ``user_id``, the signed-in person
-    (None: left for the use case to name, as the caller's own)."""
+    (None: ``("user", None)``, for a use case that fills in who is signed in)."""
     raw = form.get("scope", "organisation")
     kind, _, ref = raw.partition(":")
     if kind == "user":

@@ -8,12 +8,9 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
-from tow_core import knowledge, semantic_search
-from tow_core.knowledge import RecordChange
-from tow_core.records import (
-    DisplayId,
-)
-from tow_http.context import Services, SignedIn, in_unit_of_work, workspace
+from tow_core.records import DisplayId
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.records import RecordUseCases
 from tow_http.records.shapes import (
     CountOut,
     Mode,
@@ -29,7 +26,6 @@ from tow_http.records.shapes import (
     expected_version,
     hit_out,
     record_out,
-    record_query,
     summary_out,
     with_etag,
 )
@@ -53,13 +49,10 @@ BASE = "/organisations/{org_id:int}"
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def create_record(org_id: int, data: JSONBody[RecordIn], signed_in: NamedDependency[SignedIn]) -> Response[RecordOut]:
-    ws = workspace(signed_in, org_id)
-    scope, project = knowledge.resolve_scope(ws, data.scope.kind, data.scope.id)
-    record = knowledge.create_record(
-        ws, record_type=data.type, scope=scope, project=project, title=data.title, body=data.body, fields=data.fields
-    )
+def create_record(org_id: int, data: JSONBody[RecordIn], caller: NamedDependency[SessionCredential],
+                  records: NamedDependency[RecordUseCases]) -> Response[RecordOut]:
+    record = records.create(caller, org_id, record_type=data.type, scope=(data.scope.kind, data.scope.id),
+                            title=data.title, body=data.body, fields=data.fields)
     return with_etag(record, HTTP_201_CREATED)
 
 
@@ -70,24 +63,22 @@ def create_record(org_id: int, data: JSONBody[RecordIn], signed_in: NamedDepende
     "with cursor pagination. Only records you can read are ever counted or returned.",
     sync_to_thread=True,
 )
-@in_unit_of_work
 def list_records(
-    org_id: int, signed_in: NamedDependency[SignedIn], types: Types = None, statuses: Statuses = None,
-    project: ProjectKey = None, cursor: Cursor = None, limit: Limit = 50,
+    org_id: int, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],
+    types: Types = None, statuses: Statuses = None, project: ProjectKey = None, cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> RecordPageOut:
-    ws = workspace(signed_in, org_id)
-    page = knowledge.list_records(ws, record_query(ws, types, statuses, project), cursor=cursor, limit=limit)
+    page = records.list_records(caller, org_id, types=types, statuses=statuses, project=project, cursor=cursor,
+                                limit=limit)
     return RecordPageOut([record_out(r) for r in page.items], page.next_cursor)
 
 
 @get(f"{BASE}/records/count", summary="Count records you can read (same filters as the list)", sync_to_thread=True)
-@in_unit_of_work
 def count_records(
-    org_id: int, signed_in: NamedDependency[SignedIn], types: Types = None, statuses: Statuses = None,
-    project: ProjectKey = None,
+    org_id: int, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],
+    types: Types = None, statuses: Statuses = None, project: ProjectKey = None,
 ) -> CountOut:
-    ws = workspace(signed_in, org_id)
-    return CountOut(knowledge.count_records(ws, record_query(ws, types, statuses, project)))
+    return CountOut(records.count(caller, org_id, types=types, statuses=statuses, project=project))
 
 
 @get(
@@ -96,9 +87,9 @@ def count_records(
     description="404 when it does not exist or you cannot read it. The `ETag` is its version.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def get_record(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> Response[RecordOut]:
-    return with_etag(knowledge.get_record(workspace(signed_in, org_id), DisplayId.parse(display_id)))
+def get_record(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+               records: NamedDependency[RecordUseCases]) -> Response[RecordOut]:
+    return with_etag(records.get(caller, org_id, DisplayId.parse(display_id)))
 
 
 @patch(
@@ -111,21 +102,20 @@ def get_record(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn
     "records you can read; 422 naming the field); ids kept from before are not checked again.",
     sync_to_thread=True,
 )
-@in_unit_of_work
 def update_record(
-    org_id: int, display_id: str, data: JSONBody[RecordPatch], request: Request, signed_in: NamedDependency[SignedIn]
+    org_id: int, display_id: str, data: JSONBody[RecordPatch], request: Request,
+    caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],
 ) -> Response[RecordOut]:
-    ws = workspace(signed_in, org_id)
     version = expected_version(request, data)
-    scope = None if data.scope is msgspec.UNSET else knowledge.resolve_scope(ws, data.scope.kind, data.scope.id)
-    change = RecordChange(
+    record = records.update(
+        caller, org_id, DisplayId.parse(display_id), version=version,
         title=None if data.title is msgspec.UNSET else data.title,
         body=None if data.body is msgspec.UNSET else data.body,
         status=None if data.status is msgspec.UNSET else data.status,
         fields=None if data.fields is msgspec.UNSET else data.fields,
-        scope=scope,
+        scope=None if data.scope is msgspec.UNSET else (data.scope.kind, data.scope.id),
     )
-    return with_etag(knowledge.update_record(ws, DisplayId.parse(display_id), expected_version=version, change=change))
+    return with_etag(record)
 
 
 @get(
@@ -134,9 +124,9 @@ def update_record(
     description="Only citing records you can read are listed.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def record_backlinks(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> list[SummaryOut]:
-    return [summary_out(s) for s in knowledge.backlinks(workspace(signed_in, org_id), DisplayId.parse(display_id))]
+def record_backlinks(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+                     records: NamedDependency[RecordUseCases]) -> list[SummaryOut]:
+    return [summary_out(s) for s in records.backlinks(caller, org_id, DisplayId.parse(display_id))]
 
 
 @get(
@@ -146,9 +136,9 @@ def record_backlinks(org_id: int, display_id: str, signed_in: NamedDependency[Si
     "someone who cannot read it.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def record_references(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> list[SummaryOut]:
-    return [summary_out(s) for s in knowledge.references(workspace(signed_in, org_id), DisplayId.parse(display_id))]
+def record_references(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+                      records: NamedDependency[RecordUseCases]) -> list[SummaryOut]:
+    return [summary_out(s) for s in records.references(caller, org_id, DisplayId.parse(display_id))]
 
 
 @get(
@@ -169,15 +159,13 @@ def record_references(org_id: int, display_id: str, signed_in: NamedDependency[S
     "readable record is never returned. `snippet_html` is escaped text with matched words in `<mark>`.",
     sync_to_thread=True,
 )
-@in_unit_of_work
 def search(
-    org_id: int, signed_in: NamedDependency[SignedIn], services: NamedDependency[Services], q: str,
+    org_id: int, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases], q: str,
     types: Types = None, statuses: Statuses = None, project: ProjectKey = None, cursor: Cursor = None,
     limit: Limit = 20, mode: Mode = None,
 ) -> SearchPageOut:
-    ws = workspace(signed_in, org_id)
-    result = semantic_search.search(ws, q, record_query(ws, types, statuses, project), mode=mode, cursor=cursor,
-                                    limit=limit, embedder=services.embedding_model, index=signed_in.semantic)
+    result = records.search(caller, org_id, q, types=types, statuses=statuses, project=project, mode=mode,
+                            cursor=cursor, limit=limit)
     return SearchPageOut(result.mode.value, [hit_out(h) for h in result.hits], result.next_cursor,
                          result.fallback_reason.value if result.fallback_reason else None)
 
@@ -188,9 +176,9 @@ def search(
     description="`q=APP-42` finds that record, `q=Onboard` records whose title starts with it; readable only.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def lookup(org_id: int, q: str, signed_in: NamedDependency[SignedIn], limit: Limit = 20) -> list[SummaryOut]:
-    return [summary_out(s) for s in knowledge.lookup(workspace(signed_in, org_id), q, limit=limit)]
+def lookup(org_id: int, q: str, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],
+           limit: Limit = 20) -> list[SummaryOut]:
+    return [summary_out(s) for s in records.lookup(caller, org_id, q, limit=limit)]
 
 
 records_router = Router(

@@ -12,7 +12,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from markupsafe import Markup
 
-from tow_core import docs, knowledge, semantic_search, tickets
 from tow_core.errors import InvalidInput
 from tow_core.records import (
     MEMORY_TYPES,
@@ -20,16 +19,16 @@ from tow_core.records import (
     TICKET_TYPES,
     TRANSITIONS,
     DisplayId,
-    Record,
-    RecordQuery,
     RecordType,
 )
 from tow_core.semantic_search import FallbackReason, SearchMode
-from tow_http.context import Services, SignedIn, in_unit_of_work, workspace
-from tow_http.pages.images import record_files
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.record_pages import RecordPageUseCases
+from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.tickets import TicketUseCases
 from tow_http.pages.markdown import render_markdown
 from tow_http.pages.scopes import default_scope, parse_scope, scope_choices, scope_namer
-from tow_http.pages.web import Form, member_names, page, redirect, shell_for
+from tow_http.pages.web import Form, Shell, page, redirect
 from tow_http.records.shapes import snippet_html
 
 # URL section -> the record type it lists, its heading and a one-line description.
@@ -103,55 +102,41 @@ def fields_from(form: Form, record_type: RecordType) -> dict[str, Any]:
     return values
 
 
-# --- scopes in forms ---------------------------------------------------------------------------
-
-
 # --- lists -------------------------------------------------------------------------------------
 
-
-def _list_page(request: Request, signed_in: SignedIn, org_id: int, section: str, project: str | None,
-               status: str | None, cursor: str | None, view: str = "list") -> Response:
-    if section not in SECTIONS:
-        raise NotFoundException(f"no page {section}")
-    record_type, heading, description = SECTIONS[section]
-    shell = shell_for(signed_in, org_id, project, section)
-    ws = workspace(signed_in, org_id)
-    statuses = frozenset({status}) if status else frozenset()
-    query = RecordQuery(frozenset({record_type}), statuses, shell.project.id if shell.project else None)
-    limit = 200 if view == "board" else 50
-    records = knowledge.list_records(ws, query, cursor=cursor, limit=limit)
-    tree = docs.doc_tree(ws, signed_in.history.tree, shell.project.key if shell.project else None) \
-        if record_type is RecordType.DOC else []
-    columns = {c: [r for r in records.items if r.status == c] for c in TICKET_COLUMNS}
-    return page(request, "records.html", shell=shell, section=section, heading=heading, description=description,
-                record_type=record_type.value, records=records.items, next_cursor=records.next_cursor,
-                status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
-                tree=tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(shell),
-                people=_people(signed_in, org_id),
-                default_scope=default_scope(shell), scope_name=scope_namer(shell))
+Caller = NamedDependency[SessionCredential]
+Pages = NamedDependency[RecordPageUseCases]
 
 
 @get("/o/{org_id:int}/{section:str}", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def record_list(request: Request, org_id: int, section: str, signed_in: NamedDependency[SignedIn],
+def record_list(request: Request, org_id: int, section: str, caller: Caller, record_pages: Pages,
                 project: str | None = None, status: str | None = None, cursor: str | None = None,
                 view: str = "list") -> Response:
-    return _list_page(request, signed_in, org_id, section, project, status, cursor, view)
+    if section not in SECTIONS:
+        raise NotFoundException(f"no page {section}")
+    record_type, heading, description = SECTIONS[section]
+    framed = record_pages.record_list(caller, org_id, project, record_type, status=status, cursor=cursor,
+                                      limit=200 if view == "board" else 50)
+    shell, found = Shell(framed.frame, section), framed.content
+    columns = {c: [r for r in found.records if r.status == c] for c in TICKET_COLUMNS}
+    return page(request, "records.html", shell=shell, section=section, heading=heading, description=description,
+                record_type=record_type.value, records=found.records, next_cursor=found.next_cursor,
+                status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
+                tree=found.tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(shell),
+                people=found.people, default_scope=default_scope(shell), scope_name=scope_namer(shell))
 
 
 @post("/o/{org_id:int}/records", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def create_record(request: Request, org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]
+def create_record(request: Request, org_id: int, form: NamedDependency[Form], caller: Caller, record_pages: Pages
                   ) -> Response:
-    ws = workspace(signed_in, org_id)
     record_type = _record_type(form.get("type"))
-    scope, project = knowledge.resolve_scope(ws, *parse_scope(form, signed_in.principal.user_id))
+    scope = parse_scope(form)  # the private choice is the signed-in person's: the use case fills them in
     fields = fields_from(form, record_type)
     parent = form.integer("parent_id", "parent page")
     if record_type is RecordType.DOC and parent is not None:
         fields["parent_id"] = parent
-    record = knowledge.create_record(ws, record_type=record_type, scope=scope, project=project,
-                                     title=form.get("title"), body=form.get("body"), fields=fields)
+    record = record_pages.create(caller, org_id, record_type=record_type, scope=scope, title=form.get("title"),
+                                 body=form.get("body"), fields=fields)
     return redirect(request, _record_link(org_id, str(record.display_id), form.get("project")))
 
 
@@ -169,40 +154,23 @@ def _record_link(org_id: int, display_id: str, project: str = "") -> str:
 
 # --- one record --------------------------------------------------------------------------------
 
-
-def _extras(signed_in: SignedIn, ws: knowledge.Workspace, record: Record) -> dict[str, Any]:
-    display_id = record.display_id
-    extras: dict[str, Any] = {
-        "backlinks": knowledge.backlinks(ws, display_id), "references": knowledge.references(ws, display_id),
-    }
-    if record.type is RecordType.DOC:
-        extras["crumbs"] = docs.breadcrumbs(ws, signed_in.history.tree, display_id)
-        extras["revisions"] = docs.list_revisions(ws, signed_in.history.revisions, display_id, limit=20)
-    if record.type is RecordType.TICKET:
-        extras["comments"] = tickets.list_comments(ws, signed_in.history.comments, display_id)
-        extras["activity"] = tickets.activity_log(ws, signed_in.history.activity, display_id)
-        extras["links"] = tickets.list_links(ws, signed_in.history.links, display_id)
-    return extras
-
-
-def _people(signed_in: SignedIn, org_id: int) -> dict[int, str]:
-    return member_names(signed_in, org_id)
+_EXTRAS = ("crumbs", "revisions", "comments", "activity", "links")  # the template asks whether each is defined
 
 
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def record_page(request: Request, org_id: int, display_id: str, signed_in: NamedDependency[SignedIn],
-                services: NamedDependency[Services], project: str | None = None, edit: bool = False) -> Response:
-    ws = workspace(signed_in, org_id)
-    record = knowledge.get_record(ws, DisplayId.parse(display_id))
-    shell = shell_for(signed_in, org_id, project, SECTION_OF[record.type])
+def record_page(request: Request, org_id: int, display_id: str, caller: Caller, record_pages: Pages,
+                project: str | None = None, edit: bool = False) -> Response:
+    framed = record_pages.record(caller, org_id, DisplayId.parse(display_id), project)
+    view, record = framed.content, framed.content.record
+    shell = Shell(framed.frame, SECTION_OF[record.type])
+    extras = {name: getattr(view, name) for name in _EXTRAS if getattr(view, name) is not None}
     return page(request, "record.html", shell=shell, record=record, editing=edit,
                 next_statuses=sorted(TRANSITIONS[record.type][record.status]),
                 fields=FORM_FIELDS[record.type], scopes=scope_choices(shell),
-                scope_label=scope_namer(shell)(record.scope), people=_people(signed_in, org_id),
+                scope_label=scope_namer(shell)(record.scope), people=view.people,
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
-                files=record_files(signed_in, services, org_id, record.display_id),
-                uploads_enabled=services.upload_store is not None, **_extras(signed_in, ws, record))
+                files=view.files, uploads_enabled=view.uploads_enabled, backlinks=view.backlinks,
+                references=view.references, **extras)
 
 
 def _version(form: Form) -> int:
@@ -213,66 +181,48 @@ def _version(form: Form) -> int:
 
 
 @post("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def save_record(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
-                signed_in: NamedDependency[SignedIn]) -> Response:
-    ws = workspace(signed_in, org_id)
-    did = DisplayId.parse(display_id)
-    current = knowledge.get_record(ws, did)
-    change = knowledge.RecordChange(title=form.get("title"), body=form.get("body"),
-                                    fields=fields_from(form, current.type) or None)
-    knowledge.update_record(ws, did, expected_version=_version(form), change=change)
+def save_record(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
+                record_pages: Pages) -> Response:
+    record_pages.save(caller, org_id, DisplayId.parse(display_id), version=_version(form), title=form.get("title"),
+                      body=form.get("body"), fields_for=lambda record_type: fields_from(form, record_type) or None)
     return redirect(request, _record_link(org_id, display_id, form.get("project")))
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/status", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def change_status(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
-                  signed_in: NamedDependency[SignedIn]) -> Response:
-    ws = workspace(signed_in, org_id)
-    change = knowledge.RecordChange(status=form.required("status"))
-    knowledge.update_record(ws, DisplayId.parse(display_id), expected_version=_version(form), change=change)
+def change_status(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
+                  records: NamedDependency[RecordUseCases]) -> Response:
+    records.update(caller, org_id, DisplayId.parse(display_id), version=_version(form),
+                   status=form.required("status"))
     return redirect(request, _record_link(org_id, display_id, form.get("project")))
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/move", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def move_doc(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
-             signed_in: NamedDependency[SignedIn]) -> Response:
+def move_doc(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
+             record_pages: Pages) -> Response:
     """Move a doc (with its sub-pages) to another scope; "Private" makes it private to you."""
-    ws = workspace(signed_in, org_id)
-    kind, ref = parse_scope(form, signed_in.principal.user_id)
-    did = DisplayId.parse(display_id)
-    if kind == "user":
-        docs.make_private(ws, did, version=_version(form))
-    else:
-        docs.move_scope(ws, did, kind, ref, version=_version(form))
+    record_pages.move_doc(caller, org_id, DisplayId.parse(display_id), parse_scope(form), version=_version(form))
     return redirect(request, _record_link(org_id, display_id, form.get("project")))
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/comments", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def add_comment(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
-                signed_in: NamedDependency[SignedIn]) -> Response:
-    tickets.add_comment(workspace(signed_in, org_id), signed_in.history.comments, DisplayId.parse(display_id),
-                        form.get("body"))
+def add_comment(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
+                tickets: NamedDependency[TicketUseCases]) -> Response:
+    tickets.add_comment(caller, org_id, DisplayId.parse(display_id), form.get("body"))
     return redirect(request, _record_link(org_id, display_id, form.get("project")) + "#comments")
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/links", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def add_link(request: Request, org_id: int, display_id: str, form: NamedDependency[Form],
-             signed_in: NamedDependency[SignedIn]) -> Response:
-    tickets.add_link(workspace(signed_in, org_id), signed_in.history.links, DisplayId.parse(display_id),
-                     form.get("kind"), form.required("target", "the record to link"))
+def add_link(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
+             tickets: NamedDependency[TicketUseCases]) -> Response:
+    tickets.add_link(caller, org_id, DisplayId.parse(display_id), form.get("kind"),
+                     form.required("target", "the record to link"))
     return redirect(request, _record_link(org_id, display_id, form.get("project")) + "#links")
 
 
 @post("/o/{org_id:int}/preview", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def preview(org_id: int, form: NamedDependency[Form], signed_in: NamedDependency[SignedIn]) -> Response:
+def preview(org_id: int, form: NamedDependency[Form], caller: Caller, record_pages: Pages) -> Response:
     """The editor's live Markdown preview (HTMX): exactly what the page will show after saving."""
-    workspace(signed_in, org_id)  # members only: NotFound otherwise
+    record_pages.require_member(caller, org_id)  # members only: NotFound otherwise
     html = render_markdown(form.get("body")) or "<p class=\"muted\">Nothing to preview yet.</p>"
     return Response(Markup(html), media_type="text/html")  # noqa: S704 - rendered with raw HTML escaped
 
@@ -298,24 +248,20 @@ def _mode(value: str) -> SearchMode | None:
 
 
 @get("/o/{org_id:int}/search", sync_to_thread=True, include_in_schema=False)
-@in_unit_of_work
-def search_page(request: Request, org_id: int, signed_in: NamedDependency[SignedIn],
-                services: NamedDependency[Services], q: str = "", project: str | None = None,
-                cursor: str | None = None, mode: str = "") -> Response:
+def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pages, q: str = "",
+                project: str | None = None, cursor: str | None = None, mode: str = "") -> Response:
     """Keyword, semantic or hybrid search (default: hybrid with AI configured, else keyword), through the
     same use case as /api/.../search; when semantic search cannot run, the page says why."""
-    shell = shell_for(signed_in, org_id, project, "search")
+    framed = record_pages.search(caller, org_id, project, q, mode=_mode(mode) if q.strip() else None,
+                                 cursor=cursor or None)
+    result = framed.content.result
     hits, next_cursor, answered, notice = [], None, None, None
-    if q.strip():
-        ws = workspace(signed_in, org_id)
-        query = RecordQuery(project_id=shell.project.id if shell.project else None)
-        result = semantic_search.search(ws, q, query, mode=_mode(mode), cursor=cursor or None, limit=20,
-                                        embedder=services.embedding_model, index=signed_in.semantic)
+    if result is not None:
         hits = [(h, Markup(snippet_html(h.snippet))) for h in result.hits]  # noqa: S704 - escaped, then <mark>
         next_cursor, answered = result.next_cursor, result.mode.value
         notice = FALLBACK_NOTICES.get(result.fallback_reason) if result.fallback_reason else None
-    return page(request, "search.html", shell=shell, q=q, hits=hits, next_cursor=next_cursor, mode=mode,
-                answered=answered, notice=notice, ai_configured=services.embedding_model is not None,
+    return page(request, "search.html", shell=Shell(framed.frame, "search"), q=q, hits=hits, next_cursor=next_cursor,
+                mode=mode, answered=answered, notice=notice, ai_configured=framed.content.ai_configured,
                 modes=[m.value for m in SearchMode], section_of={t.value: s for t, s in SECTION_OF.items()})
 
 

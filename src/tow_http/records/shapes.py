@@ -10,14 +10,11 @@ import msgspec
 from litestar import Request, Response
 from litestar.params import QueryParameter
 
-from tow_core import knowledge
 from tow_core.errors import InvalidInput
-from tow_core.knowledge import Workspace
 from tow_core.records import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     Record,
-    RecordQuery,
     RecordSummary,
     RecordType,
     SearchHit,
@@ -126,11 +123,6 @@ def hit_out(hit: SearchHit) -> SearchHitOut:
     s = hit.summary
     return SearchHitOut(str(s.display_id), s.type.value, s.title, s.status, scope_out(s.scope),
                         snippet_html(hit.snippet), hit.rank)
-
-
-def record_query(ws: Workspace, types: list[RecordType] | None, statuses: list[str] | None,
-                 project: str | None) -> RecordQuery:
-    return RecordQuery(frozenset(types or ()), frozenset(statuses or ()), knowledge.project_filter(ws, project))
 
 
 def expected_version(request: Request, data: RecordPatch) -> int:

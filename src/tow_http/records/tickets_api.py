@@ -14,10 +14,10 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from tow_core import tickets
 from tow_core.records import DisplayId
 from tow_core.tickets import MAX_COMMENT, ActivityEntry, Comment, Link, LinkKind
-from tow_http.context import SignedIn, in_unit_of_work, workspace
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.tickets import TicketUseCases
 from tow_http.records.api import BASE
 from tow_http.records.shapes import SummaryOut, summary_out
 from tow_http.shapes import VISIBLE, DisplayIdText, Strict
@@ -79,38 +79,32 @@ def link_out(link: Link) -> LinkOut:
 
 @get(f"{TICKET}/comments", summary="A ticket's comments", description="Oldest first; for the ticket's readers.",
      sync_to_thread=True)
-@in_unit_of_work
-def list_comments(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn], after: After = None,
-                  limit: Limit = 200) -> list[CommentOut]:
-    found = tickets.list_comments(workspace(signed_in, org_id), signed_in.history.comments,
-                                  DisplayId.parse(display_id), after_id=after, limit=limit)
+def list_comments(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+                  tickets: NamedDependency[TicketUseCases], after: After = None, limit: Limit = 200
+                  ) -> list[CommentOut]:
+    found = tickets.comments(caller, org_id, DisplayId.parse(display_id), after=after, limit=limit)
     return [comment_out(c) for c in found]
 
 
 @post(f"{TICKET}/comments", summary="Comment on a ticket", description="Needs write access to the ticket's scope.",
       status_code=HTTP_201_CREATED, sync_to_thread=True)
-@in_unit_of_work
-def add_comment(org_id: int, display_id: str, data: JSONBody[CommentIn], signed_in: NamedDependency[SignedIn]
-                ) -> CommentOut:
-    return comment_out(tickets.add_comment(workspace(signed_in, org_id), signed_in.history.comments,
-                                           DisplayId.parse(display_id), data.body))
+def add_comment(org_id: int, display_id: str, data: JSONBody[CommentIn], caller: NamedDependency[SessionCredential],
+                tickets: NamedDependency[TicketUseCases]) -> CommentOut:
+    return comment_out(tickets.add_comment(caller, org_id, DisplayId.parse(display_id), data.body))
 
 
 @patch(f"{TICKET}/comments/{{comment_id:int}}", summary="Edit your comment",
        description="Only the comment's author, while they can write the ticket (else 403).", sync_to_thread=True)
-@in_unit_of_work
 def edit_comment(org_id: int, display_id: str, comment_id: int, data: JSONBody[CommentIn],
-                 signed_in: NamedDependency[SignedIn]) -> CommentOut:
-    return comment_out(tickets.edit_comment(workspace(signed_in, org_id), signed_in.history.comments,
-                                            DisplayId.parse(display_id), comment_id, data.body))
+                 caller: NamedDependency[SessionCredential], tickets: NamedDependency[TicketUseCases]) -> CommentOut:
+    return comment_out(tickets.edit_comment(caller, org_id, DisplayId.parse(display_id), comment_id, data.body))
 
 
 @delete(f"{TICKET}/comments/{{comment_id:int}}", summary="Delete your comment",
         description="Only the comment's author, while they can write the ticket (else 403).", sync_to_thread=True)
-@in_unit_of_work
-def delete_comment(org_id: int, display_id: str, comment_id: int, signed_in: NamedDependency[SignedIn]) -> None:
-    tickets.delete_comment(workspace(signed_in, org_id), signed_in.history.comments, DisplayId.parse(display_id),
-                           comment_id)
+def delete_comment(org_id: int, display_id: str, comment_id: int, caller: NamedDependency[SessionCredential],
+                   tickets: NamedDependency[TicketUseCases]) -> None:
+    tickets.delete_comment(caller, org_id, DisplayId.parse(display_id), comment_id)
 
 
 @get(
@@ -120,19 +114,18 @@ def delete_comment(org_id: int, display_id: str, comment_id: int, signed_in: Nam
     "date, parent — with who, when, old → new and `ai_applied`, oldest first, whichever API made the change.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def ticket_activity(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn], after: After = None,
-                    limit: Limit = 200) -> list[ActivityOut]:
-    entries = tickets.activity_log(workspace(signed_in, org_id), signed_in.history.activity,
-                                   DisplayId.parse(display_id), after_id=after, limit=limit)
+def ticket_activity(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+                    tickets: NamedDependency[TicketUseCases], after: After = None, limit: Limit = 200
+                    ) -> list[ActivityOut]:
+    entries = tickets.activity(caller, org_id, DisplayId.parse(display_id), after=after, limit=limit)
     return [activity_out(e) for e in entries]
 
 
 @get(f"{TICKET}/links", summary="A ticket's links",
      description="Outgoing and incoming; only links whose other ticket you can read.", sync_to_thread=True)
-@in_unit_of_work
-def list_links(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn]) -> list[LinkOut]:
-    found = tickets.list_links(workspace(signed_in, org_id), signed_in.history.links, DisplayId.parse(display_id))
+def list_links(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+               tickets: NamedDependency[TicketUseCases]) -> list[LinkOut]:
+    found = tickets.links(caller, org_id, DisplayId.parse(display_id))
     return [link_out(link) for link in found]
 
 
@@ -144,17 +137,16 @@ def list_links(org_id: int, display_id: str, signed_in: NamedDependency[SignedIn
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def add_link(org_id: int, display_id: str, data: JSONBody[LinkIn], signed_in: NamedDependency[SignedIn]) -> LinkOut:
-    return link_out(tickets.add_link(workspace(signed_in, org_id), signed_in.history.links,
-                                     DisplayId.parse(display_id), data.kind, data.target))
+def add_link(org_id: int, display_id: str, data: JSONBody[LinkIn], caller: NamedDependency[SessionCredential],
+             tickets: NamedDependency[TicketUseCases]) -> LinkOut:
+    return link_out(tickets.add_link(caller, org_id, DisplayId.parse(display_id), data.kind, data.target))
 
 
 @delete(f"{TICKET}/links/{{link_id:int}}", summary="Remove a link",
         description="Needs write access to this ticket; 404 unless you can read the other end.", sync_to_thread=True)
-@in_unit_of_work
-def delete_link(org_id: int, display_id: str, link_id: int, signed_in: NamedDependency[SignedIn]) -> None:
-    tickets.delete_link(workspace(signed_in, org_id), signed_in.history.links, DisplayId.parse(display_id), link_id)
+def delete_link(org_id: int, display_id: str, link_id: int, caller: NamedDependency[SessionCredential],
+                tickets: NamedDependency[TicketUseCases]) -> None:
+    tickets.delete_link(caller, org_id, DisplayId.parse(display_id), link_id)
 
 
 tickets_router = Router(

@@ -1,0 +1,154 @@
+"""The knowledge pages' use cases: a record list or board, one record with everything its page shows, the
+search page, and the forms only pages send (rules in ``tow_core.knowledge``, ``docs``, ``tickets``,
+``attachments`` and ``semantic_search``). Each page reads its frame and content in one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tow_core import administration, attachments, docs, knowledge, tickets
+from tow_core.ai import EmbeddingModel
+from tow_core.attachments import UploadDesk
+from tow_core.docs import Crumb, Revision, TreeNode
+from tow_core.records import DisplayId, Record, RecordQuery, RecordSummary, RecordType
+from tow_core.semantic_search import SearchMode, SearchResult
+from tow_core.tickets import ActivityEntry, Comment, Link
+from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.uploads import Upload, UploadStore
+from tow_core.use_cases.frame import Framed, frame_of
+from tow_core.use_cases.records import ScopeChoice, create_in, search_in
+
+PRIVATE = "user"  # a form's private-scope choice: the signed-in person's own scope
+
+
+@dataclass(frozen=True)
+class RecordList:
+    records: tuple[Record, ...]
+    next_cursor: str | None
+    tree: list[TreeNode]  # docs only: the doc tree of the picked project (or all)
+    people: dict[int, str]  # member id → display name
+
+
+@dataclass(frozen=True)
+class RecordView:
+    record: Record
+    people: dict[int, str]
+    backlinks: list[RecordSummary]
+    references: list[RecordSummary]
+    files: list[Upload]  # empty when this server has no upload store
+    uploads_enabled: bool
+    crumbs: list[Crumb] | None = None  # docs
+    revisions: list[Revision] | None = None  # docs
+    comments: list[Comment] | None = None  # tickets
+    activity: list[ActivityEntry] | None = None  # tickets
+    links: list[Link] | None = None  # tickets
+
+
+@dataclass(frozen=True)
+class SearchView:
+    result: SearchResult | None  # None: nothing asked yet
+    ai_configured: bool
+
+
+def people_of(acting: Acting, org_id: int) -> dict[int, str]:
+    """Member id → display name, for pages that name people."""
+    members = administration.list_members(acting.stores.directory, acting.principal, org_id=org_id)
+    return {m.user_id: m.display_name for m in members}
+
+
+def _own(acting: Acting, scope: ScopeChoice) -> ScopeChoice:
+    kind, ref = scope
+    return (kind, acting.principal.user_id) if kind == PRIVATE else (kind, ref)
+
+
+@dataclass(frozen=True)
+class RecordPageUseCases:
+    transactions: Transactions
+    upload_store: UploadStore | None = None  # None: this server takes no uploads (the page shows no files)
+    embedding_model: EmbeddingModel | None = None  # None: AI not configured; search answers keyword results
+
+    def record_list(self, credential: SessionCredential, org_id: int, project_key: str | None,
+                    record_type: RecordType, *, status: str | None, cursor: str | None, limit: int
+                    ) -> Framed[RecordList]:
+        """One type's records (newest first, of the picked project if any, with ``status`` if given)."""
+        with self.transactions.acting_as(credential) as acting:
+            frame = frame_of(acting, org_id, project_key)
+            ws = acting.workspace(org_id)
+            query = RecordQuery(frozenset({record_type}), frozenset({status}) if status else frozenset(),
+                                frame.project.id if frame.project else None)
+            page = knowledge.list_records(ws, query, cursor=cursor, limit=limit)
+            tree = docs.doc_tree(ws, acting.stores.history.tree, frame.project.key if frame.project else None) \
+                if record_type is RecordType.DOC else []
+            return Framed(frame, RecordList(page.items, page.next_cursor, list(tree), people_of(acting, org_id)))
+
+    def record(self, credential: SessionCredential, org_id: int, display_id: DisplayId, project_key: str | None
+               ) -> Framed[RecordView]:
+        """A readable record with its citations, files, and a doc's crumbs and revisions or a ticket's
+        comments, activity and links."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            record = knowledge.get_record(ws, display_id)
+            frame = frame_of(acting, org_id, project_key)
+            people = people_of(acting, org_id)
+            files = [] if self.upload_store is None else list(attachments.record_attachments(
+                UploadDesk(acting.principal, acting.stores.uploads, self.upload_store, acting.stores.records,
+                           acting.stores.directory, acting.now), org_id, record.display_id))
+            did, history = record.display_id, acting.stores.history
+            extras: dict[str, Any] = {}
+            if record.type is RecordType.DOC:
+                extras["crumbs"] = list(docs.breadcrumbs(ws, history.tree, did))
+                extras["revisions"] = list(docs.list_revisions(ws, history.revisions, did, limit=20))
+            if record.type is RecordType.TICKET:
+                extras["comments"] = list(tickets.list_comments(ws, history.comments, did))
+                extras["activity"] = list(tickets.activity_log(ws, history.activity, did))
+                extras["links"] = list(tickets.list_links(ws, history.links, did))
+            view = RecordView(record, people, list(knowledge.backlinks(ws, did)), list(knowledge.references(ws, did)),
+                              files, self.upload_store is not None, **extras)
+            return Framed(frame, view)
+
+    def create(self, credential: SessionCredential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,
+               title: str, body: str, fields: Mapping[str, Any]) -> Record:
+        """The create form: as ``RecordUseCases.create``; the scope ``("user", None)`` is the caller's own."""
+        with self.transactions.acting_as(credential) as acting:
+            return create_in(acting.workspace(org_id), record_type=record_type, scope=_own(acting, scope),
+                             title=title, body=body, fields=fields)
+
+    def save(self, credential: SessionCredential, org_id: int, display_id: DisplayId, *, version: int, title: str,
+             body: str, fields_for: Callable[[RecordType], Mapping[str, Any] | None]) -> Record:
+        """The edit form: title, body and the type-specific fields the form decodes for the record's type
+        (``fields_for``; None leaves them as they are)."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            current = knowledge.get_record(ws, display_id)
+            change = knowledge.RecordChange(title=title, body=body, fields=fields_for(current.type))
+            return knowledge.update_record(ws, display_id, expected_version=version, change=change)
+
+    def move_doc(self, credential: SessionCredential, org_id: int, display_id: DisplayId, scope: ScopeChoice, *,
+                 version: int) -> Record:
+        """Move a doc (with its sub-pages) to another scope; the private choice makes it private to the caller."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            kind, ref = _own(acting, scope)
+            if kind == PRIVATE:
+                return docs.make_private(ws, display_id, version=version)
+            return docs.move_scope(ws, display_id, kind, ref, version=version)
+
+    def require_member(self, credential: SessionCredential, org_id: int) -> None:
+        """For what only members get and nothing is read for (the editor's preview): NotFound otherwise."""
+        with self.transactions.acting_as(credential) as acting:
+            acting.workspace(org_id)
+
+    def search(self, credential: SessionCredential, org_id: int, project_key: str | None, text: str, *,
+               mode: SearchMode | None, cursor: str | None) -> Framed[SearchView]:
+        """The search page: nothing searched for a blank query; else as ``RecordUseCases.search`` over the
+        picked project (20 hits)."""
+        with self.transactions.acting_as(credential) as acting:
+            frame = frame_of(acting, org_id, project_key)
+            result = None
+            if text.strip():
+                query = RecordQuery(project_id=frame.project.id if frame.project else None)
+                result = search_in(acting, acting.workspace(org_id), self.embedding_model, text, query, mode=mode,
+                                   cursor=cursor, limit=20)
+            return Framed(frame, SearchView(result, self.embedding_model is not None))
