@@ -5,7 +5,10 @@ from here too."""
 
 from __future__ import annotations
 
+from tow_core.use_cases.admin_pages import AdminPageUseCases
 from tow_core.use_cases.docs import DocUseCases
+from tow_core.use_cases.organisations import OrganisationUseCases
+from tow_core.use_cases.projects import ProjectUseCases
 from tow_http.context import Services
 
 
@@ -13,4 +16,8 @@ def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     return {
         "docs": DocUseCases(transactions),
+        "organisations": OrganisationUseCases(transactions, services.cookie_signer),
+        "projects": ProjectUseCases(transactions),
+        "admin_pages": AdminPageUseCases(transactions, services.upload_store is not None, services.configuration,
+                                         services.ai.status if services.ai else None),
     }
