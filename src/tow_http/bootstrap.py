@@ -5,10 +5,8 @@ from here too."""
 
 from __future__ import annotations
 
-from tow_core.use_cases.admin_pages import AdminPageUseCases
+from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_core.use_cases.docs import DocUseCases
-from tow_core.use_cases.organisations import OrganisationUseCases
-from tow_core.use_cases.projects import ProjectUseCases
 from tow_http.context import Services
 
 

@@ -19,7 +19,7 @@ from tow_core.administration import AccessExplanation, AccessReview, Deactivated
 from tow_core.errors import InvalidInput
 from tow_core.identity import Group, User
 from tow_core.unit_of_work import SessionCredential
-from tow_core.use_cases.projects import ProjectUseCases
+from tow_core.use_cases.administration import ProjectUseCases
 from tow_http.administration.organisations_api import MemberOut, OrganisationOut, member_out, organisation_out
 from tow_http.administration.projects_api import GrantOut, ProjectOut, grant_out, project_out
 from tow_http.shapes import END

@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 
 from tow_core.audit import AuditAction, AuditEntry, AuditQuery, audit_actions
 from tow_core.unit_of_work import SessionCredential
-from tow_core.use_cases.organisations import OrganisationUseCases
+from tow_core.use_cases.administration import OrganisationUseCases
 
 Actions = Annotated[list[AuditAction] | None, QueryParameter(name="action",
                                                             description="e.g. grant.removed; repeatable")]

@@ -15,7 +15,7 @@ from tow_core import accounts
 from tow_core.access import OrgRole
 from tow_core.identity import Invite, InviteState
 from tow_core.unit_of_work import SessionCredential
-from tow_core.use_cases.organisations import JoinedAccount, OrganisationUseCases
+from tow_core.use_cases.administration import JoinedAccount, OrganisationUseCases
 from tow_http.config import Settings
 from tow_http.shapes import Email, MembershipOut, MeOut, Strict
 

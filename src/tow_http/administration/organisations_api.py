@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from tow_core.access import OrgRole
 from tow_core.identity import Group, Member, Organisation, WorkflowMode
 from tow_core.unit_of_work import SessionCredential
-from tow_core.use_cases.organisations import OrganisationUseCases
+from tow_core.use_cases.administration import OrganisationUseCases
 from tow_http.shapes import Name, Strict
 
 _NOT_VISIBLE = (

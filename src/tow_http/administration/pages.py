@@ -13,9 +13,7 @@ from tow_core import accounts
 from tow_core.access import OrgRole, ProjectRole, Visibility
 from tow_core.errors import InvalidInput
 from tow_core.unit_of_work import SessionCredential
-from tow_core.use_cases.admin_pages import AdminPageUseCases
-from tow_core.use_cases.organisations import OrganisationUseCases
-from tow_core.use_cases.projects import ProjectUseCases
+from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_http.config import Settings
 from tow_http.pages.web import Form, Shell, page, redirect
 

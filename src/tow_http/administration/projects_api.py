@@ -15,7 +15,7 @@ from tow_core.access import ProjectRole, Visibility
 from tow_core.administration import MAX_DESCRIPTION_LENGTH
 from tow_core.identity import Grant, Project, ProjectStatus
 from tow_core.unit_of_work import SessionCredential
-from tow_core.use_cases.projects import ProjectUseCases
+from tow_core.use_cases.administration import ProjectUseCases
 from tow_http.administration.organisations_api import unset_to_none
 from tow_http.shapes import END, Id, Name, Strict
 
