@@ -6,6 +6,7 @@ from here too."""
 from __future__ import annotations
 
 from tow_core.use_cases.accounts import AccountUseCases
+from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_core.use_cases.ai import AiUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
@@ -30,6 +31,10 @@ def use_cases(services: Services) -> dict[str, object]:
         "records": RecordUseCases(transactions, services.embedding_model),
         "tickets": TicketUseCases(transactions),
         "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model),
+        "organisations": OrganisationUseCases(transactions, services.cookie_signer),
+        "projects": ProjectUseCases(transactions),
+        "admin_pages": AdminPageUseCases(transactions, services.upload_store is not None, services.configuration,
+                                         services.ai.status if services.ai else None),
     }
 
 

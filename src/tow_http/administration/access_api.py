@@ -14,14 +14,14 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from tow_core import administration
-from tow_core.access import Condition, Scope, ScopeKind
+from tow_core.access import Condition, ScopeKind
 from tow_core.administration import AccessExplanation, AccessReview, DeactivatedGrant, ReviewedGrant, ReviewedUser
-from tow_core.errors import InvalidInput, NotFound
+from tow_core.errors import InvalidInput
 from tow_core.identity import Group, User
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.administration import ProjectUseCases
 from tow_http.administration.organisations_api import MemberOut, OrganisationOut, member_out, organisation_out
 from tow_http.administration.projects_api import GrantOut, ProjectOut, grant_out, project_out
-from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.shapes import END
 
 _SCOPE = re.compile(r"(organisation|group|project|user):([0-9]{1,18})")
@@ -96,17 +96,14 @@ class AccessReviewOut(msgspec.Struct):
 # --- mappers ----------------------------------------------------------------------------------
 
 
-def parse_scope(org_id: int, text: str) -> Scope:
-    """``KIND:REF`` inside the organisation named by the path; an organisation scope must name that one."""
+def parse_scope(text: str) -> tuple[ScopeKind, int]:
+    """``KIND:REF``, inside the organisation named by the path (the use case checks that)."""
     match = _SCOPE.fullmatch(text)
     if match is None:
         raise InvalidInput(
             "scope must be KIND:ID with KIND one of organisation, group, project, user (e.g. project:12)", field="scope"
         )
-    kind, ref = ScopeKind(match[1]), int(match[2])
-    if kind is ScopeKind.ORGANISATION and ref != org_id:
-        raise NotFound("scope not found")
-    return Scope(kind, org_id, ref)
+    return ScopeKind(match[1]), int(match[2])
 
 
 def _decision(condition: Condition | None, reason: str) -> DecisionOut:
@@ -177,22 +174,13 @@ def review_out(review: AccessReview) -> AccessReviewOut:
     "record's **scope**, which is what decides access to a record.",
     sync_to_thread=True,
 )
-@in_unit_of_work
 def explain_access(
-    org_id: int,
-    scope_text: ScopeText,
-    signed_in: NamedDependency[SignedIn],
-    user_id: int | None = None,
+    org_id: int, scope_text: ScopeText, caller: NamedDependency[SessionCredential],
+    projects: NamedDependency[ProjectUseCases], user_id: int | None = None,
 ) -> ExplanationOut:
     # ``scope`` is Litestar's reserved name for the ASGI scope, hence the alias.
-    explanation = administration.explain_access(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        user_id=signed_in.principal.user_id if user_id is None else user_id,
-        scope=parse_scope(org_id, scope_text),
-    )
-    return explanation_out(explanation)
+    kind, ref = parse_scope(scope_text)
+    return explanation_out(projects.explain_access(caller, org_id, kind, ref, user_id=user_id))
 
 
 @get(
@@ -203,18 +191,20 @@ def explain_access(
     "held by a deactivated user. Open projects are not listed: every member reads and writes them.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def access_review(org_id: int, signed_in: NamedDependency[SignedIn]) -> AccessReviewOut:
-    return review_out(administration.access_review(signed_in.directory, signed_in.principal, org_id=org_id))
+def access_review(
+    org_id: int, caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+) -> AccessReviewOut:
+    return review_out(projects.access_review(caller, org_id))
 
 
 # --- server admins ----------------------------------------------------------------------------
 
 
 @get("/server/admins", summary="Server admins", description="Server admins only (403 otherwise).", sync_to_thread=True)
-@in_unit_of_work
-def list_server_admins(signed_in: NamedDependency[SignedIn]) -> list[UserOut]:
-    return [user_out(u) for u in administration.list_server_admins(signed_in.directory, signed_in.principal)]
+def list_server_admins(
+    caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+) -> list[UserOut]:
+    return [user_out(u) for u in projects.server_admins(caller)]
 
 
 @put(
@@ -224,9 +214,10 @@ def list_server_admins(signed_in: NamedDependency[SignedIn]) -> list[UserOut]:
     "it grants **no** organisation role. 409 for a deactivated user; 404 for an unknown one. Idempotent.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def grant_server_admin(user_id: int, signed_in: NamedDependency[SignedIn]) -> UserOut:
-    return user_out(administration.set_server_admin(signed_in.directory, signed_in.principal, user_id, True))
+def grant_server_admin(
+    user_id: int, caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+) -> UserOut:
+    return user_out(projects.set_server_admin(caller, user_id, True))
 
 
 @delete(
@@ -236,9 +227,10 @@ def grant_server_admin(user_id: int, signed_in: NamedDependency[SignedIn]) -> Us
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def revoke_server_admin(user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
-    administration.set_server_admin(signed_in.directory, signed_in.principal, user_id, False)
+def revoke_server_admin(
+    user_id: int, caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+) -> None:
+    projects.set_server_admin(caller, user_id, False)
 
 
 access_router = Router(path="/api", route_handlers=[explain_access, access_review], tags=["access"])

@@ -10,9 +10,9 @@ from litestar import Router, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from tow_core import administration
 from tow_core.audit import AuditAction, AuditEntry, AuditQuery, audit_actions
-from tow_http.context import SignedIn, in_unit_of_work
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.administration import OrganisationUseCases
 
 Actions = Annotated[list[AuditAction] | None, QueryParameter(name="action",
                                                             description="e.g. grant.removed; repeatable")]
@@ -51,11 +51,10 @@ def entry_out(entry: AuditEntry) -> AuditEntryOut:
                          dict(entry.details), entry.created_at)
 
 
-def _page(signed_in: SignedIn, org_id: int | None, actions, actor_id, target, since, until, cursor, limit):
+def _page(organisations: OrganisationUseCases, caller: SessionCredential, org_id: int | None, actions, actor_id,
+          target, since, until, cursor, limit) -> AuditPageOut:
     query = AuditQuery(audit_actions(actions), actor_id, target, since, until)
-    entries, next_cursor = administration.list_audit(
-        signed_in.directory, signed_in.principal, org_id=org_id, query=query, cursor=cursor, limit=limit
-    )
+    entries, next_cursor = organisations.audit(caller, org_id, query, cursor=cursor, limit=limit)
     return AuditPageOut([entry_out(e) for e in entries], next_cursor)
 
 
@@ -68,22 +67,22 @@ DESCRIPTION = (
 
 @get("/organisations/{org_id:int}/audit", summary="Organisation audit log (owners/admins)",
      description=DESCRIPTION, sync_to_thread=True)
-@in_unit_of_work
 def organisation_audit(
-    org_id: int, signed_in: NamedDependency[SignedIn], actions: Actions = None, actor_id: ActorId = None,
+    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    actions: Actions = None, actor_id: ActorId = None,
     target: Target = None, since: Since = None, until: Until = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> AuditPageOut:
-    return _page(signed_in, org_id, actions, actor_id, target, since, until, cursor, limit)
+    return _page(organisations, caller, org_id, actions, actor_id, target, since, until, cursor, limit)
 
 
 @get("/server/audit", summary="Server audit log (server admins)",
      description="Server-level changes (server admin granted or revoked). " + DESCRIPTION, sync_to_thread=True)
-@in_unit_of_work
 def server_audit(
-    signed_in: NamedDependency[SignedIn], actions: Actions = None, actor_id: ActorId = None, target: Target = None,
+    caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    actions: Actions = None, actor_id: ActorId = None, target: Target = None,
     since: Since = None, until: Until = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> AuditPageOut:
-    return _page(signed_in, None, actions, actor_id, target, since, until, cursor, limit)
+    return _page(organisations, caller, None, actions, actor_id, target, since, until, cursor, limit)
 
 
 audit_router = Router(path="/api", route_handlers=[organisation_audit, server_audit], tags=["audit"])

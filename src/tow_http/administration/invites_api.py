@@ -13,9 +13,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from tow_core import accounts
 from tow_core.access import OrgRole
-from tow_core.identity import Invite
-from tow_http.context import Services, SignedIn, in_unit_of_work
-from tow_http.shapes import Email, MeOut, Strict, me_out
+from tow_core.identity import Invite, InviteState
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.administration import JoinedAccount, OrganisationUseCases
+from tow_http.config import Settings
+from tow_http.shapes import Email, MembershipOut, MeOut, Strict
 
 # Bounded here, not only by the core's policy: a larger number overflows the date arithmetic before it.
 MAX_INVITE_HOURS = accounts.InvitePolicy().max_lifetime // timedelta(hours=1)
@@ -47,16 +49,26 @@ class AcceptIn(Strict):
     token: str
 
 
-def invite_out(invite: Invite, now: datetime) -> InviteOut:
+def invite_out(invite: Invite, state: InviteState) -> InviteOut:
     return InviteOut(
         invite.id,
         invite.organisation_id,
         invite.role.value,
         invite.email,
-        invite.state(now).value,
+        state.value,
         invite.created_at,
         invite.expires_at,
     )
+
+
+def joined_out(joined: JoinedAccount) -> MeOut:
+    """The "me" answer after joining: the organisation just joined is the active one."""
+    user = joined.user
+    memberships = [MembershipOut(org.id, org.name, role.value, org.workflow_mode.value)
+                   for org, role in joined.organisations]
+    member_of = [m.organisation_id for m in memberships]
+    active = joined.organisation_id if joined.organisation_id in member_of else (member_of[0] if member_of else None)
+    return MeOut(user.id, user.email, user.display_name, user.is_server_admin, active, memberships)
 
 
 @post(
@@ -68,30 +80,22 @@ def invite_out(invite: Invite, now: datetime) -> InviteOut:
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-@in_unit_of_work
 def create_invite(
-    org_id: int, data: JSONBody[InviteIn], signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]
+    org_id: int, data: JSONBody[InviteIn], caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases], settings: NamedDependency[Settings],
 ) -> CreatedInviteOut:
-    token = services.cookie_signer.new_token()
-    invite = accounts.create_invite(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        token_hash=services.cookie_signer.token_hash(token),
-        role=data.role,
-        email=data.email,
-        now=signed_in.now,
-        lifetime=timedelta(hours=data.expires_in_hours),
-    )
-    base = services.settings.runtime.public_app_url.rstrip("/")
-    return CreatedInviteOut(invite_out(invite, signed_in.now), token, f"{base}/invite/{token}")
+    created = organisations.create_invite(caller, org_id, role=data.role, email=data.email,
+                                          lifetime=timedelta(hours=data.expires_in_hours))
+    base = settings.runtime.public_app_url.rstrip("/")
+    return CreatedInviteOut(invite_out(created.invite, created.state), created.token,
+                            f"{base}/invite/{created.token}")
 
 
 @get("/organisations/{org_id:int}/invites", summary="List invites (owners/admins)", sync_to_thread=True)
-@in_unit_of_work
-def list_invites(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[InviteOut]:
-    invites = accounts.list_invites(signed_in.directory, signed_in.principal, org_id=org_id)
-    return [invite_out(i, signed_in.now) for i in invites]
+def list_invites(
+    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+) -> list[InviteOut]:
+    return [invite_out(i.invite, i.state) for i in organisations.invites(caller, org_id)]
 
 
 @delete(
@@ -101,11 +105,11 @@ def list_invites(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[Invi
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def revoke_invite(org_id: int, invite_id: int, signed_in: NamedDependency[SignedIn]) -> None:
-    accounts.revoke_invite(
-        signed_in.directory, signed_in.principal, org_id=org_id, invite_id=invite_id, now=signed_in.now
-    )
+def revoke_invite(
+    org_id: int, invite_id: int, caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> None:
+    organisations.revoke_invite(caller, org_id, invite_id)
 
 
 @post(
@@ -116,17 +120,11 @@ def revoke_invite(org_id: int, invite_id: int, signed_in: NamedDependency[Signed
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
-@in_unit_of_work
 def accept_invite(
-    data: JSONBody[AcceptIn], signed_in: NamedDependency[SignedIn], services: NamedDependency[Services]
+    data: JSONBody[AcceptIn], caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
 ) -> MeOut:
-    invite = accounts.accept_invite(
-        signed_in.directory,
-        signed_in.principal,
-        token_hash=services.cookie_signer.token_hash(data.token),
-        now=signed_in.now,
-    )
-    return me_out(signed_in.directory, signed_in.principal.user_id, invite.organisation_id)
+    return joined_out(organisations.accept_invite(caller, data.token))
 
 
 invites_router = Router(

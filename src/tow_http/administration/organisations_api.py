@@ -8,10 +8,10 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from tow_core import administration
 from tow_core.access import OrgRole
 from tow_core.identity import Group, Member, Organisation, WorkflowMode
-from tow_http.context import SignedIn, in_unit_of_work
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.administration import OrganisationUseCases
 from tow_http.shapes import Name, Strict
 
 _NOT_VISIBLE = (
@@ -90,15 +90,11 @@ def group_out(group: Group) -> GroupOut:
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def create_organisation(data: JSONBody[OrganisationIn], signed_in: NamedDependency[SignedIn]) -> OrganisationOut:
-    organisation = administration.create_organisation(
-        signed_in.directory,
-        signed_in.principal,
-        name=data.name,
-        workflow_mode=data.workflow_mode,
-    )
-    return organisation_out(organisation)
+def create_organisation(
+    data: JSONBody[OrganisationIn], caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> OrganisationOut:
+    return organisation_out(organisations.create_organisation(caller, name=data.name, workflow_mode=data.workflow_mode))
 
 
 @get(
@@ -107,9 +103,10 @@ def create_organisation(data: JSONBody[OrganisationIn], signed_in: NamedDependen
     description=f"Any member. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def get_organisation(org_id: int, signed_in: NamedDependency[SignedIn]) -> OrganisationOut:
-    return organisation_out(administration.get_organisation(signed_in.directory, signed_in.principal, org_id=org_id))
+def get_organisation(
+    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+) -> OrganisationOut:
+    return organisation_out(organisations.organisation(caller, org_id))
 
 
 @patch(
@@ -119,16 +116,12 @@ def get_organisation(org_id: int, signed_in: NamedDependency[SignedIn]) -> Organ
     f"framing only; it never rewrites data. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
-@in_unit_of_work
 def update_organisation(
-    org_id: int, data: JSONBody[OrganisationPatch], signed_in: NamedDependency[SignedIn]
+    org_id: int, data: JSONBody[OrganisationPatch], caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
 ) -> OrganisationOut:
-    organisation = administration.update_organisation(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        name=unset_to_none(data.name),
-        workflow_mode=unset_to_none(data.workflow_mode),
+    organisation = organisations.update_organisation(
+        caller, org_id, name=unset_to_none(data.name), workflow_mode=unset_to_none(data.workflow_mode)
     )
     return organisation_out(organisation)
 
@@ -142,9 +135,10 @@ def update_organisation(
     description=f"Any member. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def list_members(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[MemberOut]:
-    return [member_out(m) for m in administration.list_members(signed_in.directory, signed_in.principal, org_id=org_id)]
+def list_members(
+    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+) -> list[MemberOut]:
+    return [member_out(m) for m in organisations.members(caller, org_id)]
 
 
 @patch(
@@ -155,18 +149,11 @@ def list_members(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[Memb
     f"the user is not a member of this organisation. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
-@in_unit_of_work
 def change_member_role(
-    org_id: int, user_id: int, data: JSONBody[MemberRoleIn], signed_in: NamedDependency[SignedIn]
+    org_id: int, user_id: int, data: JSONBody[MemberRoleIn], caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
 ) -> MemberOut:
-    member = administration.change_member_role(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        user_id=user_id,
-        role=data.role,
-    )
-    return member_out(member)
+    return member_out(organisations.change_member_role(caller, org_id, user_id, data.role))
 
 
 @delete(
@@ -178,9 +165,11 @@ def change_member_role(
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def remove_member(org_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
-    administration.remove_member(signed_in.directory, signed_in.principal, org_id=org_id, user_id=user_id)
+def remove_member(
+    org_id: int, user_id: int, caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> None:
+    organisations.remove_member(caller, org_id, user_id)
 
 
 # --- groups -----------------------------------------------------------------------------------
@@ -192,9 +181,10 @@ def remove_member(org_id: int, user_id: int, signed_in: NamedDependency[SignedIn
     description=f"Any member. {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def list_groups(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[GroupOut]:
-    return [group_out(g) for g in administration.list_groups(signed_in.directory, signed_in.principal, org_id=org_id)]
+def list_groups(
+    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+) -> list[GroupOut]:
+    return [group_out(g) for g in organisations.groups(caller, org_id)]
 
 
 @post(
@@ -205,10 +195,11 @@ def list_groups(org_id: int, signed_in: NamedDependency[SignedIn]) -> list[Group
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def create_group(org_id: int, data: JSONBody[GroupIn], signed_in: NamedDependency[SignedIn]) -> GroupOut:
-    group = administration.create_group(signed_in.directory, signed_in.principal, org_id=org_id, name=data.name)
-    return group_out(group)
+def create_group(
+    org_id: int, data: JSONBody[GroupIn], caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> GroupOut:
+    return group_out(organisations.create_group(caller, org_id, data.name))
 
 
 @patch(
@@ -217,16 +208,11 @@ def create_group(org_id: int, data: JSONBody[GroupIn], signed_in: NamedDependenc
     description="Owners and admins. 404 for a group that is not in this organisation; 409 for a name in use.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def rename_group(org_id: int, group_id: int, data: JSONBody[GroupIn], signed_in: NamedDependency[SignedIn]) -> GroupOut:
-    group = administration.rename_group(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        group_id=group_id,
-        name=data.name,
-    )
-    return group_out(group)
+def rename_group(
+    org_id: int, group_id: int, data: JSONBody[GroupIn], caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> GroupOut:
+    return group_out(organisations.rename_group(caller, org_id, group_id, data.name))
 
 
 @delete(
@@ -237,9 +223,11 @@ def rename_group(org_id: int, group_id: int, data: JSONBody[GroupIn], signed_in:
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def delete_group(org_id: int, group_id: int, signed_in: NamedDependency[SignedIn]) -> None:
-    administration.delete_group(signed_in.directory, signed_in.principal, org_id=org_id, group_id=group_id)
+def delete_group(
+    org_id: int, group_id: int, caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> None:
+    organisations.delete_group(caller, org_id, group_id)
 
 
 @put(
@@ -249,16 +237,11 @@ def delete_group(org_id: int, group_id: int, signed_in: NamedDependency[SignedIn
     "`user_id`); the group must be in it (404).",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def add_group_member(org_id: int, group_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> GroupOut:
-    group = administration.add_group_member(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        group_id=group_id,
-        user_id=user_id,
-    )
-    return group_out(group)
+def add_group_member(
+    org_id: int, group_id: int, user_id: int, caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> GroupOut:
+    return group_out(organisations.add_group_member(caller, org_id, group_id, user_id))
 
 
 @delete(
@@ -269,15 +252,11 @@ def add_group_member(org_id: int, group_id: int, user_id: int, signed_in: NamedD
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def remove_group_member(org_id: int, group_id: int, user_id: int, signed_in: NamedDependency[SignedIn]) -> None:
-    administration.remove_group_member(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        group_id=group_id,
-        user_id=user_id,
-    )
+def remove_group_member(
+    org_id: int, group_id: int, user_id: int, caller: NamedDependency[SessionCredential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> None:
+    organisations.remove_group_member(caller, org_id, group_id, user_id)
 
 
 organisations_router = Router(

@@ -14,8 +14,9 @@ from tow_core import administration
 from tow_core.access import ProjectRole, Visibility
 from tow_core.administration import MAX_DESCRIPTION_LENGTH
 from tow_core.identity import Grant, Project, ProjectStatus
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.administration import ProjectUseCases
 from tow_http.administration.organisations_api import unset_to_none
-from tow_http.context import SignedIn, in_unit_of_work
 from tow_http.shapes import END, Id, Name, Strict
 
 # identity.check_project_key: 2–10 upper-case letters or digits, at least one letter
@@ -105,12 +106,11 @@ def grant_out(grant: Grant) -> GrantOut:
     "granted, all of them for owners/admins). Optional `status` filter (`active` / `archived`).\n\n" + VISIBILITY_RULES,
     sync_to_thread=True,
 )
-@in_unit_of_work
 def list_projects(
-    org_id: int, signed_in: NamedDependency[SignedIn], status: ProjectStatus | None = None
+    org_id: int, caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+    status: ProjectStatus | None = None,
 ) -> list[ProjectOut]:
-    projects = administration.list_projects(signed_in.directory, signed_in.principal, org_id=org_id, status=status)
-    return [project_out(p) for p in projects]
+    return [project_out(p) for p in projects.projects(caller, org_id, status=status)]
 
 
 @post(
@@ -122,18 +122,12 @@ def list_projects(
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def create_project(org_id: int, data: JSONBody[ProjectIn], signed_in: NamedDependency[SignedIn]) -> ProjectOut:
-    project = administration.create_project(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        key=data.key,
-        name=data.name,
-        visibility=data.visibility,
-        description=data.description,
-        lead_user_id=data.lead_user_id,
-    )
+def create_project(
+    org_id: int, data: JSONBody[ProjectIn], caller: NamedDependency[SessionCredential],
+    projects: NamedDependency[ProjectUseCases],
+) -> ProjectOut:
+    project = projects.create_project(caller, org_id, key=data.key, name=data.name, visibility=data.visibility,
+                                      description=data.description, lead_user_id=data.lead_user_id)
     return project_out(project)
 
 
@@ -143,10 +137,11 @@ def create_project(org_id: int, data: JSONBody[ProjectIn], signed_in: NamedDepen
     description="404 unless the project is in this organisation and you can read it.\n\n" + VISIBILITY_RULES,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def get_project(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn]) -> ProjectOut:
-    project = administration.get_project(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id)
-    return project_out(project)
+def get_project(
+    org_id: int, project_id: int, caller: NamedDependency[SessionCredential],
+    projects: NamedDependency[ProjectUseCases],
+) -> ProjectOut:
+    return project_out(projects.project(caller, org_id, project_id))
 
 
 @patch(
@@ -159,21 +154,14 @@ def get_project(org_id: int, project_id: int, signed_in: NamedDependency[SignedI
     + VISIBILITY_RULES,
     sync_to_thread=True,
 )
-@in_unit_of_work
 def update_project(
-    org_id: int, project_id: int, data: JSONBody[ProjectPatch], signed_in: NamedDependency[SignedIn]
+    org_id: int, project_id: int, data: JSONBody[ProjectPatch], caller: NamedDependency[SessionCredential],
+    projects: NamedDependency[ProjectUseCases],
 ) -> ProjectOut:
     lead = administration.UNCHANGED if data.lead_user_id is msgspec.UNSET else data.lead_user_id
-    project = administration.update_project(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        project_id=project_id,
-        name=unset_to_none(data.name),
-        description=unset_to_none(data.description),
-        lead_user_id=lead,
-        visibility=unset_to_none(data.visibility),
-        status=unset_to_none(data.status),
+    project = projects.update_project(
+        caller, org_id, project_id, name=unset_to_none(data.name), description=unset_to_none(data.description),
+        lead_user_id=lead, visibility=unset_to_none(data.visibility), status=unset_to_none(data.status),
     )
     return project_out(project)
 
@@ -188,10 +176,11 @@ def update_project(
     "their direct grant and all their groups' grants; organisation owners/admins act as project admins.",
     sync_to_thread=True,
 )
-@in_unit_of_work
-def list_grants(org_id: int, project_id: int, signed_in: NamedDependency[SignedIn]) -> list[GrantOut]:
-    grants = administration.list_grants(signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id)
-    return [grant_out(g) for g in grants]
+def list_grants(
+    org_id: int, project_id: int, caller: NamedDependency[SessionCredential],
+    projects: NamedDependency[ProjectUseCases],
+) -> list[GrantOut]:
+    return [grant_out(g) for g in projects.grants(caller, org_id, project_id)]
 
 
 @post(
@@ -206,17 +195,12 @@ def list_grants(org_id: int, project_id: int, signed_in: NamedDependency[SignedI
     status_code=HTTP_200_OK,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def put_grant(org_id: int, project_id: int, data: JSONBody[GrantIn], signed_in: NamedDependency[SignedIn]) -> GrantOut:
-    grant = administration.put_grant(
-        signed_in.directory,
-        signed_in.principal,
-        org_id=org_id,
-        project_id=project_id,
-        role=data.role,
-        user_id=data.user_id,
-        group_id=data.group_id,
-    )
+def put_grant(
+    org_id: int, project_id: int, data: JSONBody[GrantIn], caller: NamedDependency[SessionCredential],
+    projects: NamedDependency[ProjectUseCases],
+) -> GrantOut:
+    grant = projects.put_grant(caller, org_id, project_id, role=data.role, user_id=data.user_id,
+                               group_id=data.group_id)
     return grant_out(grant)
 
 
@@ -228,11 +212,11 @@ def put_grant(org_id: int, project_id: int, data: JSONBody[GrantIn], signed_in: 
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-@in_unit_of_work
-def remove_grant(org_id: int, project_id: int, grant_id: int, signed_in: NamedDependency[SignedIn]) -> None:
-    administration.remove_grant(
-        signed_in.directory, signed_in.principal, org_id=org_id, project_id=project_id, grant_id=grant_id
-    )
+def remove_grant(
+    org_id: int, project_id: int, grant_id: int, caller: NamedDependency[SessionCredential],
+    projects: NamedDependency[ProjectUseCases],
+) -> None:
+    projects.remove_grant(caller, org_id, project_id, grant_id)
 
 
 projects_router = Router(
