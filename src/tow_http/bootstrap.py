@@ -5,7 +5,10 @@ from here too."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tow_core.use_cases.docs import DocUseCases
+from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
 from tow_http.context import Services
 
 
@@ -13,4 +16,7 @@ def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     return {
         "docs": DocUseCases(transactions),
+        "exports": ExportUseCases(transactions, services.export_files,
+                                  timedelta(hours=services.settings.exports.retention_hours)),
+        "imports": ImportUseCases(transactions, services.upload_store, services.images),
     }
