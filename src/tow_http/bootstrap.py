@@ -5,10 +5,13 @@ from here too."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_core.use_cases.ai import AiUseCases
 from tow_core.use_cases.docs import DocUseCases
+from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
@@ -35,6 +38,9 @@ def use_cases(services: Services) -> dict[str, object]:
         "projects": ProjectUseCases(transactions),
         "admin_pages": AdminPageUseCases(transactions, services.upload_store is not None, services.configuration,
                                          services.ai.status if services.ai else None),
+        "exports": ExportUseCases(transactions, services.export_files,
+                                  timedelta(hours=services.settings.exports.retention_hours)),
+        "imports": ImportUseCases(transactions, services.upload_store, services.images),
     }
 
 

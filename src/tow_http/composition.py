@@ -57,7 +57,8 @@ from tow_core.exports import EXPORT_JOB
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
-from tow_core.unit_of_work import Stores
+from tow_core.unit_of_work import Stores, Transactions
+from tow_core.use_cases.exports import ExportJobs
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig, effective_config_entries
@@ -65,8 +66,6 @@ from tow_http.context import Services, utc_now
 from tow_http.job_worker import (
     JobWorker,
     PeriodicTask,
-    export_handler,
-    export_sweep,
     finished_job_purge,
     orphan_export_file_sweep,
     upload_file_deletion_sweep,
@@ -121,13 +120,13 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
             yield PgExportSource(connection, exported_at=exported_at,
                                  open_upload=upload_store.open if upload_store else None)
 
-    handle_export = export_handler(transaction=transaction, snapshot=snapshot, files=files,
-                                   clock=clock, retention=timedelta(hours=exports.retention_hours))
+    export_jobs = ExportJobs(Transactions(transaction, clock), snapshot, files,
+                             retention=timedelta(hours=exports.retention_hours))
     return JobWorker(
-        PgJobLeases(engine), {EXPORT_JOB: handle_export},
+        PgJobLeases(engine), {EXPORT_JOB: export_jobs.run},
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
-        periodic=[export_sweep(transaction=transaction, files=files),
+        periodic=[export_jobs.sweep,
                   *housekeeping_tasks(engine, files, upload_store, retention=timedelta(hours=exports.retention_hours))],
     )
 

@@ -2,7 +2,8 @@
 
 ``JobWorker.start()`` runs it on a daemon thread (``tow serve`` does this beside the web server);
 ``stop()`` asks it to finish the job in hand and joins it. ``tow worker`` runs the same loop in the
-foreground, ``tow worker --once`` drains what is due and exits. Between jobs the worker also runs
+foreground, ``tow worker --once`` drains what is due and exits. It only schedules: what a job or a task
+does is the core's (exports: ``tow_core.use_cases.exports.ExportJobs``). Between jobs the worker also runs
 its periodic tasks (the export retention sweep and the housekeeping of ``tow_core.housekeeping``:
 deleting the files of deleted uploads, purging finished jobs, deleting orphan export files)
 at most every ``periodic_interval_seconds``.
@@ -20,13 +21,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from tow_core.errors import TowError
-from tow_core.exports import (
-    ExportFiles,
-    ExportRequest,
-    ExportSource,
-    produce_export,
-    sweep_expired,
-)
 from tow_core.housekeeping import (
     ExportDirectory,
     FileRemover,
@@ -37,7 +31,6 @@ from tow_core.housekeeping import (
     purge_finished_jobs,
 )
 from tow_core.jobs import Job, JobLeases, RetryPolicy
-from tow_core.unit_of_work import Stores
 
 log = logging.getLogger("tow.jobs")
 
@@ -146,35 +139,6 @@ class JobWorker:
     def request_stop(self) -> None:
         """Ask the loop to stop after the job in hand (from a signal handler)."""
         self._stop.set()
-
-
-def export_handler(*, transaction: Callable[[], AbstractContextManager[Stores]],
-                   snapshot: Callable[[datetime], AbstractContextManager[ExportSource]], files: ExportFiles,
-                   clock: Callable[[], datetime], retention: timedelta) -> JobHandler:
-    """Streams an export to its file, then records it as ready (the job completes right after)."""
-
-    def handle(job: Job) -> None:
-        with transaction() as stores:
-            request: ExportRequest | None = stores.exports.by_job(job.id)
-        if request is None or request.file_name is not None:  # swept, or already done by a lost lease
-            return
-        with snapshot(clock()) as source:
-            written = produce_export(request, source, files)
-        with transaction() as stores:
-            now = clock()
-            stores.exports.mark_ready(request.id, file_name=written.file_name, size_bytes=written.size_bytes,
-                                      scopes=written.scopes, now=now, expires_at=now + retention)
-
-    return handle
-
-
-def export_sweep(*, transaction: Callable[[], AbstractContextManager[Stores]], files: ExportFiles) -> PeriodicTask:
-    def sweep(now: datetime) -> int:
-        with transaction() as stores:
-            return sweep_expired(stores.exports, files, now=now)
-
-    return sweep
-
 
 
 def upload_file_deletion_sweep(*, outbox: Callable[[], AbstractContextManager[UploadDeletionOutbox]],

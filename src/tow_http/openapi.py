@@ -213,8 +213,7 @@ ANSWERS: dict[str, Answers] = {
     "list_exports": answers(),
     "show_export": answers(),
     "download_export": answers(Conflict),
-    "import_organisation": answers(Conflict, InvalidInput, PayloadTooLarge, access=_SERVER, body=_IMPORT_BODY,
-                                  signed_in=True),  # authenticates itself: no transaction while the file arrives
+    "import_organisation": answers(Conflict, InvalidInput, PayloadTooLarge, access=_SERVER, body=_IMPORT_BODY),
 }
 
 # One description and example per status; the operation's own description says when it applies.

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import BinaryIO, Literal
 
 import msgspec
-from anyio import to_thread
+from anyio import from_thread, to_thread
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from tow_core import exports as export_rules
-from tow_core import imports
-from tow_core.access import Principal, is_server_admin
-from tow_core.errors import AccessDenied, NotFound, PayloadTooLarge
 from tow_core.exports import OwnExport
 from tow_core.imports import IMPORT_MAX_BYTES
 from tow_core.jobs import JobStatus
-from tow_http.context import Services, SignedIn, in_unit_of_work, signed_in_transaction
-from tow_http.errors import handle_tow_error
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
 from tow_http.shapes import Strict
 
 _CHUNK_BYTES = 64 * 1024
-_SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
 class ExportCreate(Strict):
@@ -84,37 +78,26 @@ def export_out(own: OwnExport) -> ExportOut:
       "The file can be downloaded only while you can still read everything it holds: once your access shrinks "
       "(removed from the organisation, no longer owner/admin, left a group, lost a project grant, a project "
       "became restricted) it is refused and you request a new one. Format: docs/export-format.md.")
-@in_unit_of_work
-def request_export(org_id: int, data: JSONBody[ExportCreate], signed_in: NamedDependency[SignedIn],
-                   services: NamedDependency[Services]) -> ExportOut:
-    request = export_rules.request_export(
-        signed_in.directory, signed_in.exports, signed_in.jobs, signed_in.principal, org_id=org_id,
-        kind=export_rules.parse_kind(data.kind), now=signed_in.now,
-        retention=_retention(services), include_attachment_contents=data.include_attachment_contents,
-    )
-    return export_out(OwnExport(request, None))
-
-
-def _retention(services: Services) -> timedelta:
-    return timedelta(hours=services.settings.exports.retention_hours)
+def request_export(org_id: int, data: JSONBody[ExportCreate], caller: NamedDependency[SessionCredential],
+                   exports: NamedDependency[ExportUseCases]) -> ExportOut:
+    return export_out(exports.request(caller, org_id, data.kind,
+                                      include_attachment_contents=data.include_attachment_contents))
 
 
 @get("/exports", sync_to_thread=True, summary="Your exports, newest first",
      description="Only exports you requested; anyone else's are never listed. An export you can no longer "
      "download because your access shrank since it was made has `download_url: null` and `refused` saying why.")
-@in_unit_of_work
-def list_exports(signed_in: NamedDependency[SignedIn]) -> ExportListOut:
-    return ExportListOut([export_out(r) for r in export_rules.list_own_exports(
-        signed_in.directory, signed_in.exports, signed_in.principal)])
+def list_exports(caller: NamedDependency[SessionCredential], exports: NamedDependency[ExportUseCases]
+                 ) -> ExportListOut:
+    return ExportListOut([export_out(r) for r in exports.mine(caller)])
 
 
 @get("/exports/{export_id:int}", sync_to_thread=True, summary="One of your exports",
      description="404 for exports you did not request. `refused` (with `download_url: null`) says why you can "
      "no longer download it: your access shrank since it was made; request a new one.")
-@in_unit_of_work
-def show_export(export_id: int, signed_in: NamedDependency[SignedIn]) -> ExportOut:
-    return export_out(export_rules.own_export(signed_in.directory, signed_in.exports, signed_in.principal,
-                                              export_id))
+def show_export(export_id: int, caller: NamedDependency[SessionCredential],
+                exports: NamedDependency[ExportUseCases]) -> ExportOut:
+    return export_out(exports.get(caller, export_id))
 
 
 def _chunks(file: BinaryIO) -> Iterator[bytes]:
@@ -129,20 +112,11 @@ def _chunks(file: BinaryIO) -> Iterator[bytes]:
      "file holds — removed from the organisation, no longer owner/admin (organisation export), left a group, "
      "lost a project grant, a project became restricted — checked on every download against the access of that "
      "moment: request a new export. Every download and every refused download is in the audit log.")
-@in_unit_of_work
-def download_export(request: Request, export_id: int, signed_in: NamedDependency[SignedIn],
-                    services: NamedDependency[Services]) -> Response:
-    download = export_rules.export_for_download(signed_in.directory, signed_in.exports, signed_in.principal,
-                                                export_id=export_id)
-    if download.refused is not None:
-        # Answered through the error table instead of raised, so that the refusal's audit entry commits.
-        return handle_tow_error(request, download.refused)
-    export = download.request
-    if services.export_files is None or export.file_name is None:
-        raise NotFound("export file not found")
-    file = services.export_files.open(export.file_name)
+def download_export(export_id: int, caller: NamedDependency[SessionCredential],
+                    exports: NamedDependency[ExportUseCases]) -> Response:
+    export = exports.download(caller, export_id)  # a refusal is raised after its audit entry committed
     return Stream(
-        _chunks(file),
+        _chunks(export.file),
         media_type="application/json",
         headers={
             "Content-Disposition": f'attachment; filename="{export.download_name}"',
@@ -150,6 +124,18 @@ def download_export(request: Request, export_id: int, signed_in: NamedDependency
             "Content-Length": str(export.size_bytes),
         },
     )
+
+
+def _body(request: Request) -> Iterator[bytes]:
+    """The request body, read from the event loop on demand by the worker thread the import runs on (the use
+    case bounds it: ``IMPORT_MAX_BYTES``). Not ``multipart.pull_body``: that module imports the pages."""
+    stream = request.stream()
+    while True:
+        try:
+            chunk = from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+        yield chunk
 
 
 @post("/server/imports", status_code=HTTP_201_CREATED, request_max_body_size=IMPORT_MAX_BYTES,
@@ -160,34 +146,11 @@ def download_export(request: Request, export_id: int, signed_in: NamedDependency
       "no owner. Refused (422, `field` = the first offending JSON path, nothing kept) when the file is malformed "
       "or tampered with; 409 when an organisation of that name exists. People are matched by email or created "
       "without a password (see README, 'Exports and import'). Also: `tow import FILE`.")
-async def import_organisation(request: Request, services: NamedDependency[Services]) -> ImportOut:
-    # No transaction while the body arrives: a slow client must not hold a pooled connection. The caller
-    # is checked in a short transaction before a byte is read, and again in the one that imports.
-    def admin(signed_in: SignedIn) -> Principal:
-        if not is_server_admin(signed_in.principal):
-            raise AccessDenied("only server admins import organisations")
-        return signed_in.principal
-
-    def check_caller() -> None:
-        with signed_in_transaction(request, services) as signed_in:
-            admin(signed_in)
-
-    def restore(file: BinaryIO) -> imports.ImportReport:
-        with signed_in_transaction(request, services) as signed_in:
-            return imports.import_organisation(
-                signed_in.directory, signed_in.organisation_import, admin(signed_in), file=file,
-                upload_store=services.upload_store, images=services.images)
-
-    await to_thread.run_sync(check_caller)
-    # The import streams the file (more than once), so the body is spooled to a temporary file.
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES) as file:
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > IMPORT_MAX_BYTES:
-                raise PayloadTooLarge(f"an import file is at most {IMPORT_MAX_BYTES} bytes")
-            file.write(chunk)
-        report = await to_thread.run_sync(restore, file)
+async def import_organisation(request: Request, caller: NamedDependency[SessionCredential],
+                              imports: NamedDependency[ImportUseCases]) -> ImportOut:
+    # No transaction while the body arrives: the use case checks the caller before a byte is read, spools
+    # the body (read from a worker thread) and imports in a second, short unit of work.
+    report = await to_thread.run_sync(imports.import_organisation, caller, _body(request))
     return ImportOut(report.organisation_id, report.organisation_name, dict(report.counts))
 
 
