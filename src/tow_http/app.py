@@ -28,7 +28,7 @@ from tow_http.input_guard import GuardedRequest, InputGuardMiddleware
 from tow_http.memory.api import memory_diffs_router
 from tow_http.methods import allow_every_method
 from tow_http.openapi import ClosedStructs, components, document_api
-from tow_http.pages import SERVICES_STATE_KEY, pages_router, static_router, template_config
+from tow_http.pages import COOKIES_STATE_KEY, pages_router, static_router, template_config
 from tow_http.records.api import records_router
 from tow_http.records.docs_api import docs_router
 from tow_http.records.tickets_api import tickets_router
@@ -60,6 +60,7 @@ def create_app(
 ) -> Litestar:
     """Compose the area routers; ``extra_routers`` lets tests mount probes beside them."""
     settings = services.settings
+    cookies = session_cookies(services)
     app = Litestar(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
@@ -69,21 +70,19 @@ def create_app(
         ],
         dependencies={
             "schema_inspector": Provide(lambda: schema_inspector, sync_to_thread=False),
-            "services": Provide(lambda: services, sync_to_thread=False),
-            # No request-wide transaction: handlers run in one (tow_http.context.in_unit_of_work).
             "caller": Provide(caller_of, sync_to_thread=False),
-            "session_cookies": Provide(_constant(session_cookies(services)), sync_to_thread=False),
+            "session_cookies": Provide(_constant(cookies), sync_to_thread=False),
             "settings": Provide(_constant(settings), sync_to_thread=False),
             # Each handler asks for the one use case object it calls (tow_http.bootstrap); each opens its own unit
             # of work on the handler's thread.
             **{name: Provide(_constant(case), sync_to_thread=False) for name, case in use_cases(services).items()},
         },
-        middleware=[DefineMiddleware(BrowserSecurityMiddleware, services=services), InputGuardMiddleware],
+        middleware=[DefineMiddleware(BrowserSecurityMiddleware, session_cookies=cookies), InputGuardMiddleware],
         request_class=GuardedRequest,  # deep JSON, NUL and huge integers refused before decoding reaches a handler
         plugins=[ClosedStructs()],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=template_config(),
-        state=State({SERVICES_STATE_KEY: services}),
+        state=State({COOKIES_STATE_KEY: cookies}),
         request_max_body_size=settings.runtime.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title=settings.runtime.app_name,

@@ -46,4 +46,4 @@ def use_cases(services: Services) -> dict[str, object]:
 
 def operator_use_cases(services: Services) -> OperatorUseCases:
     """For `tow users ...` at the server's shell (not served over HTTP)."""
-    return OperatorUseCases(services.transactions, services.password_hasher)
+    return OperatorUseCases(services.transactions, services.password_hasher, services.upload_store, services.images)

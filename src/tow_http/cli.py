@@ -133,17 +133,12 @@ def _worker(args: argparse.Namespace, config: LoadedConfig) -> int:
 
 
 def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
-    from tow_core.imports import import_organisation
-
     path: Path = args.file
     if not path.is_file():
         raise TowError(f"{path} is not a file")
     with container_for(config) as container, path.open("rb") as file:
         require_current_schema(container.schema_migrator())
-        with container.services().transaction() as stores:
-            services = container.services()
-            report = import_organisation(stores.directory, stores.organisation_import, None, file=file,
-                                         upload_store=services.upload_store, images=services.images)
+        report = operator_use_cases(container.services()).import_organisation(file)
     print(f"imported organisation {report.organisation_name!r} as id {report.organisation_id}")
     for name, count in sorted(report.counts.items()):
         print(f"  {name}: {count}")

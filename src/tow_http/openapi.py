@@ -82,15 +82,14 @@ class Answers:
     access: Access | None = None
     ranges: bool = False  # a file download: 206 for one byte range, 416 outside the file
     body: RequestBody | None = None  # a body the handler streams itself (Litestar cannot see it)
-    signed_in: bool = False  # authenticates itself instead of through the `signed_in` dependency
     # parameter -> the bounds the use case checks itself (422), as Schema attributes
     parameters: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
 
 def answers(*raises: type[TowError], access: Access | None = None, ranges: bool = False,
-            body: RequestBody | None = None, signed_in: bool = False,
+            body: RequestBody | None = None,
             parameters: Mapping[str, Mapping[str, object]] | None = None) -> Answers:
-    return Answers(raises, access, ranges, body, signed_in, parameters or {})
+    return Answers(raises, access, ranges, body, parameters or {})
 
 
 def _query_text(max_length: int) -> Mapping[str, object]:
@@ -294,8 +293,8 @@ def _inputs(handler: HTTPRouteHandler) -> set[str]:
 
 
 def needs_session(handler: HTTPRouteHandler, known: Answers) -> bool:
-    # ``caller``: the verified session cookie that ``in_unit_of_work`` asks for in place of ``signed_in``
-    return bool({"signed_in", "caller"} & handler.parsed_fn_signature.parameters.keys()) or known.signed_in
+    # ``caller``: the verified session cookie a signed-in handler passes to its use case
+    return "caller" in handler.parsed_fn_signature.parameters
 
 
 def statuses_of(handler: HTTPRouteHandler, known: Answers, use_case_names: frozenset[str] = frozenset()) -> set[int]:
@@ -312,7 +311,7 @@ def statuses_of(handler: HTTPRouteHandler, known: Answers, use_case_names: froze
     statuses |= {413} if body else set()
     statuses |= {416} if known.ranges else set()
     # a use case opens a unit of work: a held pool or an unreachable database is 503
-    statuses |= {503} if parameters & ({"db", "signed_in", "services"} | use_case_names) or signed_in else set()
+    statuses |= {503} if parameters & use_case_names or signed_in else set()
     return statuses
 
 

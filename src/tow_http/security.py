@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from tow_http.context import Services, session_cookie
+from tow_http.context import SessionCookies
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = (
@@ -40,10 +40,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class BrowserSecurityMiddleware:
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, session_cookies: SessionCookies) -> None:
         self.app = app
-        self.services = services
-        runtime = services.settings.runtime
+        self.session_cookies = session_cookies
+        runtime = session_cookies.settings.runtime
         configured = (runtime.public_app_url, *runtime.cors_allowed_origins)
         self.allowed_origins = {origin_of(url) for url in configured}
 
@@ -76,7 +76,7 @@ class BrowserSecurityMiddleware:
                 headers.extend(SECURITY_HEADERS)
                 reissue = scope.get("state", {}).get("reissue_session_cookie")
                 if reissue:
-                    cookie = session_cookie(self.services, reissue).to_header(header="")
+                    cookie = self.session_cookies.issue(reissue).to_header(header="")
                     headers.append((b"set-cookie", cookie.strip().encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)

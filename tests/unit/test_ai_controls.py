@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 from litestar import Router, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.testing import TestClient
 
 from tests.fake_egress import InMemoryEgressLedger
@@ -61,7 +61,9 @@ def test_without_openai_api_key_ai_actions_answer_503_ai_not_configured():
         sign_in_log=None, password_hasher=None, cookie_signer=SessionCookieSigner("k" * 40),
         ai=AiServices(UnconfiguredReasoningModel(), None, UnconfiguredWebSearch(), InMemoryEgressLedger(), status),
     )
-    app = create_app(services=services, schema_inspector=None, extra_routers=[Router(path="/api/probe", route_handlers=[reason])])
+    probe = Router(path="/api/probe", route_handlers=[reason],
+                   dependencies={"services": Provide(lambda: services, sync_to_thread=False)})
+    app = create_app(services=services, schema_inspector=None, extra_routers=[probe])
     response = TestClient(app).get("/api/probe/reason")
     assert response.status_code == 503
     assert response.json() == {"error": {"code": "ai_not_configured",

@@ -23,7 +23,7 @@ from tow_core.use_cases.exports import ImportAttempt, ImportForm, ImportUseCases
 from tow_http.errors import status_for
 from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, file_after_token, pull_body
 from tow_http.pages.csrf import token_is_valid
-from tow_http.pages.web import SERVICES_STATE_KEY, page
+from tow_http.pages.web import page, session_cookies_of
 
 IMPORT_PAGE = "/server/import"
 # The same bound as the API's: it limits the temporary copy on disk, not memory.
@@ -47,7 +47,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 def _token_ok(request: Request, token: str) -> bool:
-    return token_is_valid(request, request.app.state[SERVICES_STATE_KEY], token)
+    return token_is_valid(request, session_cookies_of(request), token)
 
 
 def _file_of(request: Request, limit: int) -> Iterator[bytes]:

@@ -1,7 +1,7 @@
 """The browser UI: server-rendered pages (Jinja2 + HTMX) in the same process as the JSON API.
 
-Pages call the same ``tow_core`` use cases as the API routes (``tow_http.<area>.api``) with the same session cookie and
-``SignedIn`` context; they never call the JSON API over HTTP.
+Pages call the same use case objects (``tow_core.use_cases``) as the API routes, with the same session cookie;
+they never call the JSON API over HTTP.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from tow_http.exports.import_pages import IMPORT_PAGES
 from tow_http.exports.pages import EXPORT_PAGES
 from tow_http.memory.pages import MEMORY_PAGES
 from tow_http.pages.web import (
+    COOKIES_STATE_KEY,
     PAGE_EXCEPTION_HANDLERS,
-    SERVICES_STATE_KEY,
     STATIC,
     provide_form,
     template_config,
@@ -40,4 +40,4 @@ pages_router = Router(
 static_router = create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False,
                                            send_as_attachment=False)
 
-__all__ = ["SERVICES_STATE_KEY", "pages_router", "static_router", "template_config"]
+__all__ = ["COOKIES_STATE_KEY", "pages_router", "static_router", "template_config"]

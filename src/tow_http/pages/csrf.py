@@ -14,37 +14,37 @@ import hmac
 from litestar import Request
 from litestar.datastructures import Cookie
 
-from tow_http.context import Services, session_token
+from tow_http.context import SessionCookies, session_token
 
 FORM_COOKIE = "tow_form"
 FIELD = "csrf_token"
 
 
-def _mac(services: Services, purpose: str, seed: str) -> str:
-    return services.cookie_signer.sign_value(purpose, seed).rpartition(".")[2]
+def _mac(cookies: SessionCookies, purpose: str, seed: str) -> str:
+    return cookies.signer.sign_value(purpose, seed).rpartition(".")[2]
 
 
-def _seed(request: Request, services: Services) -> tuple[str, str] | None:
-    token = session_token(request, services)
+def _seed(request: Request, cookies: SessionCookies) -> tuple[str, str] | None:
+    token = session_token(request, cookies)
     if token is not None:
-        return "csrf-session", services.cookie_signer.token_hash(token[0])
+        return "csrf-session", cookies.signer.token_hash(token[0])
     anonymous = request.cookies.get(FORM_COOKIE, "")
     return ("csrf-anonymous", anonymous) if anonymous.isascii() and 20 <= len(anonymous) <= 100 else None
 
 
-def form_token(request: Request, services: Services) -> tuple[str, Cookie | None]:
+def form_token(request: Request, cookies: SessionCookies) -> tuple[str, Cookie | None]:
     """The token for this browser's forms and, when it has no seed yet, the cookie that creates one."""
-    seed = _seed(request, services)
+    seed = _seed(request, cookies)
     if seed is not None:
-        return _mac(services, *seed), None
-    fresh = services.cookie_signer.new_token()
+        return _mac(cookies, *seed), None
+    fresh = cookies.signer.new_token()
     cookie = Cookie(key=FORM_COOKIE, value=fresh, path="/", httponly=True, samesite="strict",
-                    secure=services.settings.security.session_cookie_secure)
-    return _mac(services, "csrf-anonymous", fresh), cookie
+                    secure=cookies.settings.security.session_cookie_secure)
+    return _mac(cookies, "csrf-anonymous", fresh), cookie
 
 
-def token_is_valid(request: Request, services: Services, submitted: str) -> bool:
-    seed = _seed(request, services)
+def token_is_valid(request: Request, cookies: SessionCookies, submitted: str) -> bool:
+    seed = _seed(request, cookies)
     return seed is not None and bool(submitted) and hmac.compare_digest(
-        _mac(services, *seed).encode(), submitted.encode("utf-8", "replace")
+        _mac(cookies, *seed).encode(), submitted.encode("utf-8", "replace")
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,12 +21,10 @@ from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 from markupsafe import Markup
 
-from tow_core import administration
 from tow_core import errors as core
 from tow_core.access import Visibility
-from tow_core.unit_of_work import Acting, Stores
-from tow_core.use_cases.frame import Frame, frame_of
-from tow_http.context import Services, SignedIn, session_token
+from tow_core.use_cases.frame import Frame
+from tow_http.context import SessionCookies, session_token
 from tow_http.errors import status_for
 from tow_http.input_guard import BIGINT_MAX, BIGINT_MIN
 from tow_http.pages.csrf import FIELD, form_token, token_is_valid
@@ -42,7 +40,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-SERVICES_STATE_KEY = "tow_services"  # create_app puts the Services here for exception handlers
+COOKIES_STATE_KEY = "tow_session_cookies"  # create_app puts the SessionCookies here (CSRF, error pages)
 PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-store"}
 
 
@@ -102,31 +100,18 @@ class Shell:
         return f"{base}?{urlencode(query, doseq=True)}" if query else base
 
 
-def shell_for(signed_in: SignedIn, org_id: int, project_key: str | None, section: str = "") -> Shell:
-    """Transitional (issue 12): pages not yet moved to a page use case build the frame from their bag."""
-    acting = Acting(Stores(**{f.name: getattr(signed_in, f.name) for f in fields(Stores)}), signed_in.principal,
-                    signed_in.session, signed_in.now)
-    return Shell(frame_of(acting, org_id, project_key), section)
-
-
-def member_names(signed_in: SignedIn, org_id: int) -> dict[int, str]:
-    """User id → display name of the organisation's members, for pages that name people."""
-    members = administration.list_members(signed_in.directory, signed_in.principal, org_id=org_id)
-    return {m.user_id: m.display_name for m in members}
-
-
 # --- rendering ----------------------------------------------------------------------------------
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Template:
     """A page from ``template`` with this browser's CSRF token for its forms."""
-    token, cookie = form_token(request, _services(request))
+    token, cookie = form_token(request, session_cookies_of(request))
     return Template(template_name=template, context={"csrf_token": token, "csrf_field": FIELD, **context},
                     status_code=status_code, headers=PAGE_HEADERS, cookies=[cookie] if cookie else [])
 
 
-def _services(request: Request) -> Services:
-    return request.app.state[SERVICES_STATE_KEY]
+def session_cookies_of(request: Request) -> SessionCookies:
+    return request.app.state[COOKIES_STATE_KEY]
 
 
 def redirect(request: Request, url: str) -> Response:
@@ -180,7 +165,7 @@ class Form:
         return number
 
 
-async def provide_form(request: Request, services: NamedDependency[Services]) -> Form:
+async def provide_form(request: Request, session_cookies: NamedDependency[SessionCookies]) -> Form:
     """The posted form, refused (403) unless it carries this browser's CSRF token."""
     data = await request.form()
     values: dict[str, list[str]] = {}
@@ -188,7 +173,7 @@ async def provide_form(request: Request, services: NamedDependency[Services]) ->
         if isinstance(value, str):
             values.setdefault(key, []).append(value)
     submitted = values.get(FIELD, [""])[0]
-    if not token_is_valid(request, services, submitted):
+    if not token_is_valid(request, session_cookies, submitted):
         raise PermissionDeniedException("this form expired or did not come from this site: reload the page and "
                                         "send it again")
     return Form(values)
@@ -207,7 +192,7 @@ def _message_response(request: Request, status: int, message: str, headers: dict
         headers.update({"HX-Retarget": target, "HX-Reswap": "innerHTML"})
         return Template(template_name="_message.html", context={"message": message, "status": status},
                         status_code=status, headers=headers)
-    signed_in = session_token(request, _services(request)) is not None
+    signed_in = session_token(request, session_cookies_of(request)) is not None
     return Template(template_name="error.html",
                     context={"message": message, "status": status, "signed_in": signed_in},
                     status_code=status, headers=headers)

@@ -23,7 +23,7 @@ from tow_core.unit_of_work import SessionCredential
 from tow_core.use_cases.uploads import FileBody, UploadUseCases
 from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, file_after_token, pull_body
 from tow_http.pages.csrf import token_is_valid
-from tow_http.pages.web import SERVICES_STATE_KEY, Form, redirect
+from tow_http.pages.web import Form, redirect, session_cookies_of
 
 
 def form_file(request: Request, *, noun: str) -> FileBody:
@@ -32,11 +32,11 @@ def form_file(request: Request, *, noun: str) -> FileBody:
     media_type, options = parse_options_header(request.headers.get("content-type", ""))
     if media_type != "multipart/form-data" or not options.get("boundary"):
         raise InvalidInput(f"send the {noun} with the page's form", field=FILE_FIELD)
-    services = request.app.state[SERVICES_STATE_KEY]  # the CSRF token's key, as page() uses it
+    cookies = session_cookies_of(request)  # the CSRF token's key, as page() uses it
 
     def body(max_bytes: int) -> tuple[str, Iterator[bytes]]:
         stream = pull_body(request.stream(), max_bytes=max_bytes + MULTIPART_OVERHEAD)
-        return file_after_token(stream, options["boundary"], lambda token: token_is_valid(request, services, token))
+        return file_after_token(stream, options["boundary"], lambda token: token_is_valid(request, cookies, token))
 
     return body
 
