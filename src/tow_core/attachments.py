@@ -30,7 +30,6 @@ from typing import BinaryIO
 from tow_core.access import (
     Principal,
     can_administer_org,
-    can_manage_project,
     can_read_project,
     can_write_scope,
     is_server_admin,
@@ -252,7 +251,7 @@ def require_project_logo_rights(directory: ProjectGrants, principal: Principal, 
     project = directory.project(project_id)
     if project is None or project.organisation_id != org_id or not can_read_project(principal, project.access):
         raise NotFound("project not found")
-    if not can_manage_project(principal, project.access):
+    if not project.managed_by(principal):
         raise AccessDenied("changing the project logo needs the project's manage permission")
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from tow_core.access import OrgRole, Principal, ProjectAccess, ProjectRole, Visibility
+from tow_core.access import OrgRole, Principal, ProjectAccess, ProjectRole, Visibility, can_manage_project
 from tow_core.audit import AuditEntry, AuditQuery
 from tow_core.errors import InvalidInput
 
@@ -85,6 +85,16 @@ class Member:
     display_name: str
     is_active: bool
 
+    def changes_owner_role(self, new_role: OrgRole | None) -> bool:
+        """Whether moving this member to ``new_role`` (None: leaving) grants or takes the owner role: only an
+        owner may do that (SPEC §1)."""
+        return self.role is not new_role and OrgRole.OWNER in (self.role, new_role)
+
+    def would_leave_no_owner(self, new_role: OrgRole | None, active_owners: int) -> bool:
+        """Whether the move takes the organisation's last active owner away (SPEC §1: refused)."""
+        loses_owner = self.role is OrgRole.OWNER and new_role is not OrgRole.OWNER
+        return loses_owner and self.is_active and active_owners <= 1
+
 
 @dataclass(frozen=True, slots=True)
 class Group:
@@ -108,6 +118,10 @@ class Project:
     @property
     def access(self) -> ProjectAccess:
         return ProjectAccess(self.id, self.organisation_id, self.visibility)
+
+    def managed_by(self, principal: Principal) -> bool:
+        """Its leads and admins, and the organisation's owners and admins, manage it (settings, grants, logo)."""
+        return can_manage_project(principal, self.access)
 
 
 @dataclass(frozen=True, slots=True)

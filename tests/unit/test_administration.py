@@ -875,3 +875,23 @@ def test_fake_sessions_invites_and_hashers() -> None:
     assert hasher.verify(stored, "correct horse") and not hasher.verify(stored, "wrong")
     assert newer.verify(stored, "correct horse") and newer.needs_rehash(stored) and not hasher.needs_rehash(stored)
     assert not hasher.verify("garbage", "x") and hasher.dummy_verify("x") is False and hasher.dummy_calls == 1
+
+
+# --- invariants on the entities that own them -------------------------------------------------------
+
+
+def test_a_member_knows_when_a_role_change_touches_the_owner_role_and_when_it_would_leave_no_owner():
+    from tow_core.identity import Member
+
+    owner = Member(1, 7, OrgRole.OWNER, "o@example.com", "O", is_active=True)
+    admin = Member(1, 8, OrgRole.ADMIN, "a@example.com", "A", is_active=True)
+    assert owner.changes_owner_role(OrgRole.ADMIN) and owner.changes_owner_role(None)
+    assert admin.changes_owner_role(OrgRole.OWNER) and not admin.changes_owner_role(OrgRole.MEMBER)
+    assert not owner.changes_owner_role(OrgRole.OWNER)
+    assert owner.would_leave_no_owner(OrgRole.MEMBER, active_owners=1)
+    assert owner.would_leave_no_owner(None, active_owners=1)
+    assert not owner.would_leave_no_owner(OrgRole.MEMBER, active_owners=2)
+    assert not owner.would_leave_no_owner(OrgRole.OWNER, active_owners=1)
+    deactivated = Member(1, 9, OrgRole.OWNER, "d@example.com", "D", is_active=False)  # not counted as active
+    assert not deactivated.would_leave_no_owner(None, active_owners=1)
+    assert not admin.would_leave_no_owner(None, active_owners=1)

@@ -12,7 +12,6 @@ from tow_core.access import (
     OrgRole,
     Principal,
     can_administer_org,
-    can_manage_project,
     can_read_project,
     is_server_admin,
 )
@@ -98,7 +97,7 @@ def _readable_project(directory: Directory, principal: Principal, org_id: int, p
 
 def _managed_project(directory: Directory, principal: Principal, org_id: int, project_id: int) -> Project:
     project = _readable_project(directory, principal, org_id, project_id)
-    if not can_manage_project(principal, project.access):
+    if not project.managed_by(principal):
         raise AccessDenied("only the project's leads/admins and organisation owners/admins may manage it")
     return project
 

@@ -82,13 +82,12 @@ def _guard_owner_role(
 ) -> None:
     """Only an owner grants or removes the owner role; the last active owner keeps it (SPEC §1).
     ``new_role`` None means the target leaves the organisation."""
-    changes_owner = target.role is not new_role and OrgRole.OWNER in (target.role, new_role)
-    if changes_owner and not is_org_owner(principal, org_id):
+    if target.changes_owner_role(new_role) and not is_org_owner(principal, org_id):
         raise AccessDenied("only an owner may grant or remove the owner role")
-    loses_owner = target.role is OrgRole.OWNER and new_role is not OrgRole.OWNER
-    if loses_owner:
-        directory.lock_owners(org_id)  # two owners demoting each other at once: the second sees the first
-    if loses_owner and target.is_active and directory.count_owners(org_id) <= 1:
+    if target.role is not OrgRole.OWNER or new_role is OrgRole.OWNER:
+        return
+    directory.lock_owners(org_id)  # two owners demoting each other at once: the second sees the first
+    if target.would_leave_no_owner(new_role, directory.count_owners(org_id)):
         raise Conflict("the organisation must keep at least one active owner: make someone else owner first")
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from tow_core import accounts, administration, attachments
-from tow_core.access import OrgRole, ProjectRole, Scope, ScopeKind, Visibility, can_manage_project, is_server_admin
+from tow_core.access import OrgRole, ProjectRole, Scope, ScopeKind, Visibility, is_server_admin
 from tow_core.administration import UNCHANGED, AccessExplanation, AccessReview, Unchanged
 from tow_core.audit import AuditEntry, AuditQuery, audit_actions
 from tow_core.errors import NotFound
@@ -322,7 +322,7 @@ class AdminPageUseCases:
             grants = {pr.id: administration.list_grants(d, p, org_id=org_id, project_id=pr.id) for pr in projects}
             avatars = attachments.visible_images(p, acting.stores.uploads, UploadPurpose.AVATAR,
                                                  [m.user_id for m in members])
-            managed = frozenset(pr.id for pr in projects if can_manage_project(p, pr.access))
+            managed = frozenset(pr.id for pr in projects if pr.managed_by(p))
             return Framed(frame, SettingsPage(members, groups, invites, projects, grants, dict(avatars), managed,
                                               self.uploads_enabled, acting.now))
 

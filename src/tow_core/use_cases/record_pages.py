@@ -135,7 +135,7 @@ class RecordPageUseCases:
                 return docs.make_private(ws, display_id, version=version)
             return docs.move_scope(ws, display_id, kind, ref, version=version)
 
-    def require_member(self, credential: SessionCredential, org_id: int) -> None:
+    def allow_preview(self, credential: SessionCredential, org_id: int) -> None:
         """For what only members get and nothing is read for (the editor's preview): NotFound otherwise."""
         with self.transactions.acting_as(credential) as acting:
             acting.workspace(org_id)

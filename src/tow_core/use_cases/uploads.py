@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 from tow_core import attachments
-from tow_core.access import Principal, can_manage_project
+from tow_core.access import Principal
 from tow_core.attachments import ReceivedFile, UploadDesk
 from tow_core.errors import InvalidInput, NotConfigured, NotFound
 from tow_core.identity import Project
@@ -65,7 +65,7 @@ def member_avatars(acting: Acting, user_ids: Iterable[int]) -> dict[int, int]:
 
 def managed_project_ids(principal: Principal, projects: Iterable[Project]) -> set[int]:
     """Projects whose settings offer the logo form (``set_project_logo`` decides again when it is sent)."""
-    return {p.id for p in projects if can_manage_project(principal, p.access)}
+    return {p.id for p in projects if p.managed_by(principal)}
 
 
 def record_files(acting: Acting, store: UploadStore | None, org_id: int, display_id: DisplayId) -> list[Upload]:

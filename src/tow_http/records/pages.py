@@ -222,7 +222,7 @@ def add_link(request: Request, org_id: int, display_id: str, form: NamedDependen
 @post("/o/{org_id:int}/preview", sync_to_thread=True, include_in_schema=False)
 def preview(org_id: int, form: NamedDependency[Form], caller: Caller, record_pages: Pages) -> Response:
     """The editor's live Markdown preview (HTMX): exactly what the page will show after saving."""
-    record_pages.require_member(caller, org_id)  # members only: NotFound otherwise
+    record_pages.allow_preview(caller, org_id)  # members only: NotFound otherwise
     html = render_markdown(form.get("body")) or "<p class=\"muted\">Nothing to preview yet.</p>"
     return Response(Markup(html), media_type="text/html")  # noqa: S704 - rendered with raw HTML escaped
 
