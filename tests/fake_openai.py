@@ -2,12 +2,13 @@
 
 Speaks the two APIs TOW uses — ``POST /v1/responses`` and ``POST /v1/embeddings`` — and records every
 request. It enforces the data controls of SPEC §6 as *violations* that fail the test at fixture
-teardown: a Responses request without ``"store": false``, or any request to an assistants, threads,
+teardown: a Responses request without ``"store": false`` or with a ``previous_response_id``, or any request to an assistants, threads,
 vector_stores or conversations path.
 
 Scripting, per test:
-- ``queue_response(text=..., function_calls=[...])`` — the next Responses answers, in order (the
-  default answer is the text "ok");
+- ``queue_response(text=..., function_calls=[...], reasoning=...)`` — the next Responses answers, in
+  order (the default answer is the text "ok"); ``reasoning`` is the encrypted content of a reasoning item
+  put first in the output (its ``encrypted_content`` only when the request asked for it with ``include``);
 - ``queue_failure(status, headers=..., body=...)`` — the next request (either API) fails like this,
   e.g. ``queue_failure(429, headers={"Retry-After": "2"})``;
 - ``queue_raw(status, text)`` — the next request gets a non-JSON (HTML) answer;
@@ -90,9 +91,10 @@ class FakeOpenAIServer(LocalHttpServer):
     # --- scripting ------------------------------------------------------------------------------
 
     def queue_response(self, text: str = "", function_calls: list[tuple[str, dict[str, Any]]] = (),
-                       input_tokens: int = 11, output_tokens: int = 7) -> None:
+                       input_tokens: int = 11, output_tokens: int = 7, reasoning: str | None = None) -> None:
         """``function_calls``: (name, arguments) pairs; each gets a fresh ``call_id``."""
-        self._responses.append({"text": text, "calls": list(function_calls), "usage": (input_tokens, output_tokens)})
+        self._responses.append({"text": text, "calls": list(function_calls), "usage": (input_tokens, output_tokens),
+                                "reasoning": reasoning})
 
     def queue_failure(self, status: int, headers: dict[str, str] | None = None, body: dict | None = None) -> None:
         self._interruptions.append(_Failure(status, headers or {}, body))
@@ -120,6 +122,9 @@ class FakeOpenAIServer(LocalHttpServer):
         if path == "/v1/responses" and (not isinstance(body, dict) or body.get("store") is not False):
             self.violations.append(f"Responses request without store=false: {str(body)[:200]}")
             return 400, {}, {"error": {"message": "store must be false in TOW", "code": "store_not_false"}}
+        if path == "/v1/responses" and "previous_response_id" in body:
+            self.violations.append(f"Responses request with previous_response_id: {str(body)[:200]}")
+            return 400, {}, {"error": {"message": "nothing is stored to refer to", "code": "previous_response_id"}}
         with self._lock:
             interruption = self._interruptions.popleft() if self._interruptions else None
         if isinstance(interruption, _Delay):
@@ -144,6 +149,10 @@ class FakeOpenAIServer(LocalHttpServer):
         with self._lock:
             script = self._responses.popleft() if self._responses else {"text": "ok", "calls": [], "usage": (11, 7)}
         output: list[dict[str, Any]] = []
+        if script.get("reasoning"):
+            asked = "reasoning.encrypted_content" in (body.get("include") or ())
+            output.append({"type": "reasoning", "id": f"rs_{next(self._ids)}", "summary": [],
+                           "encrypted_content": script["reasoning"] if asked else None})
         if script["text"]:
             output.append({"type": "message", "id": f"msg_{next(self._ids)}", "status": "completed",
                            "role": "assistant",

@@ -1,6 +1,9 @@
 """OpenAIReasoningModel: core ``ReasoningRequest`` ↔ the OpenAI Responses API (through the gateway).
 
 Only the mapping lives here; the call itself (store=false, retries, ledger) is ``OpenAIGateway``'s.
+The ledger row of a call names the records the request says it carries (``request.record_display_ids``)
+besides the context's. Reasoning items go out without their provider ids (nothing is kept at OpenAI to
+refer to), and ``previous_response_id`` is never sent: each request carries the whole conversation.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from tow_core.ai import (
     EgressContext,
     InputItem,
     InputMessage,
+    ReasoningItem,
     ReasoningRequest,
     ReasoningResult,
     ToolCall,
@@ -37,6 +41,9 @@ def input_item(item: InputItem) -> dict[str, Any]:
         return {"type": "function_call", "call_id": item.call_id, "name": item.name, "arguments": item.arguments_json}
     if isinstance(item, ToolOutput):
         return {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+    if isinstance(item, ReasoningItem):
+        return {"type": "reasoning", "encrypted_content": item.encrypted_content,
+                "summary": [{"type": "summary_text", "text": text} for text in item.summary]}
     raise TypeError(f"not an input item: {item!r}")
 
 
@@ -56,7 +63,16 @@ def response_params(request: ReasoningRequest, models: ReasoningModels) -> tuple
     }
     if request.tools:
         params["tools"] = [function_tool(tool) for tool in request.tools]
+    if request.include_reasoning:
+        params["include"] = ["reasoning.encrypted_content"]
     return model, params
+
+
+def _reasoning_item(item: Any) -> ReasoningItem | None:
+    encrypted = getattr(item, "encrypted_content", None)
+    if not encrypted:  # without its encrypted content a reasoning item cannot be resent under store=false
+        return None
+    return ReasoningItem(encrypted, tuple(part.text for part in getattr(item, "summary", None) or ()))
 
 
 def reasoning_result(response: Any) -> ReasoningResult:
@@ -70,12 +86,17 @@ def reasoning_result(response: Any) -> ReasoningResult:
         for item in response.output or ()
         if getattr(item, "type", None) == "function_call"
     )
+    reasoning = tuple(
+        kept for item in response.output or ()
+        if getattr(item, "type", None) == "reasoning" and (kept := _reasoning_item(item)) is not None
+    )
     usage = response.usage
     return ReasoningResult(
         output_text=response.output_text or "",
         tool_calls=calls,
         usage=Usage(usage.input_tokens, usage.output_tokens) if usage else Usage(),
         model=response.model or "",
+        reasoning_items=reasoning,
     )
 
 
@@ -86,4 +107,5 @@ class OpenAIReasoningModel:
 
     def respond(self, request: ReasoningRequest, context: EgressContext) -> ReasoningResult:
         model, params = response_params(request, self._models)
-        return reasoning_result(self._gateway.create_response(model=model, params=params, context=context))
+        ledgered = context.naming(request.record_display_ids)
+        return reasoning_result(self._gateway.create_response(model=model, params=params, context=ledgered))

@@ -1,7 +1,9 @@
 """Ports to the AI and web providers (SPEC §6). Core types only cross them; adapters own the vendors.
 
 Every call carries an ``EgressContext`` so that the adapter boundary can write the data-egress ledger:
-who acted, for which organisation, why, and the display IDs of every record whose content is sent.
+who acted, for which organisation, why, and the display IDs of every record whose content is sent. A
+``ReasoningRequest`` also names the records whose content it holds (``record_display_ids``); the adapter
+adds them to the context's, so the ledger row of a call can never name fewer records than the request sends.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class EgressContext:
         sent = tuple(dict.fromkeys(self.text_record_ids[i] for i in indices))
         return replace(self, record_display_ids=sent, text_record_ids=())
 
+    def naming(self, display_ids: Sequence[str]) -> EgressContext:
+        """This context also naming ``display_ids`` (the records a request says it carries), in order, once."""
+        if not display_ids:
+            return self
+        return replace(self, record_display_ids=tuple(dict.fromkeys((*self.record_display_ids, *display_ids))))
+
 
 # --- reasoning (OpenAI Responses API in the adapter) ---------------------------------------------------
 
@@ -67,7 +75,19 @@ class ToolOutput:
     output: str
 
 
-InputItem = InputMessage | ToolCall | ToolOutput
+@dataclass(frozen=True, slots=True)
+class ReasoningItem:
+    """A reasoning model's encrypted chain of thought from one response (``include=reasoning.encrypted_content``).
+
+    Nothing is stored at the provider (store=false), so a tool loop resends these with the next round to let
+    the model keep its chain. They carry no provider id on purpose: an id refers to provider-side state,
+    which TOW never asks to keep. They belong to one run; a later turn starts without them."""
+
+    encrypted_content: str
+    summary: tuple[str, ...] = ()
+
+
+InputItem = InputMessage | ToolCall | ToolOutput | ReasoningItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +104,20 @@ class ReasoningRequest:
     tools: Sequence[ToolSpec] = ()
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None  # None: configured
     fast: bool = False  # use the configured fast model instead of the reasoning model
+    # The display IDs of every record whose content is somewhere in this request (tool results, quoted
+    # history): the adapter writes them into the call's ledger row.
+    record_display_ids: tuple[str, ...] = ()
+    # Ask for the encrypted reasoning items back (ReasoningResult.reasoning_items), to resend next round.
+    include_reasoning: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +126,7 @@ class ReasoningResult:
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    reasoning_items: tuple[ReasoningItem, ...] = ()  # only when the request asked (include_reasoning)
 
 
 class ReasoningModel(Protocol):
