@@ -11,7 +11,7 @@ from tests.fake_egress import InMemoryEgressLedger
 from tests.unit.records_world import World
 from tow_adapters.openai_client import OpenAIGateway, OpenAIOptions
 from tow_adapters.openai_reasoning import OpenAIReasoningModel
-from tow_core.ai import EgressPurpose, InputMessage, UnconfiguredWebSearch
+from tow_core.ai import EgressContext, EgressPurpose, InputMessage, ReasoningRequest, UnconfiguredWebSearch
 from tow_core.chat import Asker, ChatAssistant, ChatQuestion, reads_as
 from tow_core.records import RecordType
 
@@ -66,3 +66,15 @@ def test_every_round_is_stateless_carries_reasoning_without_ids_and_leaves_one_e
         [], ["enc-A"], ["enc-A", "enc-B"], []]
     assert all("id" not in item for items in reasoning for item in items)
     assert "vault" not in json.dumps([r.body for r in requests])  # SEC is Bob's blind spot
+
+
+def test_a_requests_own_records_join_the_contexts_in_its_ledger_row(fake_openai):
+    ledger = InMemoryEgressLedger()
+    gateway = OpenAIGateway(OpenAIOptions("sk-test", fake_openai.base_url, 5.0), ledger, (fake_openai.base_url,))
+    context = EgressContext(EgressPurpose.SNAPSHOT, 7, 3, record_display_ids=("DOC-1", "MEM-2"))
+    request = ReasoningRequest("x", [InputMessage("user", "hi")], record_display_ids=("MEM-2", "DOC-3"))
+    OpenAIReasoningModel(gateway, MODELS).respond(request, context)
+    [row] = ledger.rows
+    assert row.record_display_ids == ("DOC-1", "MEM-2", "DOC-3")
+    [sent] = fake_openai.requests
+    assert "include" not in sent.body  # only a request that asks for reasoning items gets them
