@@ -112,7 +112,7 @@ def _export_files(config: LoadedConfig) -> FsExportFiles:
 def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFiles,
                      upload_store: FsUploadStore | None = None,
                      clock: Callable[[], datetime] | None = None) -> JobWorker:
-    """The worker with every handler this deployment has (exports; later agent runs). Tests pass a clock.
+    """The job worker with every job handler this deployment has (exports). Tests pass a clock.
     Needs no APP_SECRET: it serves no sessions."""
     jobs, exports = config.settings.jobs, config.settings.exports
     clock = clock or utc_now
