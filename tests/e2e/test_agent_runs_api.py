@@ -124,3 +124,16 @@ def test_an_admin_cancels_a_running_run_and_its_handler_stops_at_the_next_heartb
     assert rounds == [1]
     shown = world.cy.get(runs_url(world, run_id)).json()
     assert (shown["status"], shown["output"]) == ("cancelled", None)
+
+
+def test_tow_worker_once_runs_the_queued_agent_runs(world, tmp_path, fresh_database_url, capsys):
+    from tests.postgres_fixtures import SECRET
+    from tow_http import cli
+
+    run_id = queue(world, world.bob_id)
+    (tmp_path / ".env").write_text(f"APP_SECRET={SECRET}\nDATABASE_URL={fresh_database_url}\n")
+    assert cli.main(["--config", str(tmp_path / "tow0.yaml"), "worker", "--once"]) == 0
+    assert "ran 0 job(s) and 1 agent run(s)" in capsys.readouterr().out
+    # No workflow registers a handler for "chat" yet: the run is claimed and ends saying so.
+    shown = world.bob.get(runs_url(world, run_id)).json()
+    assert (shown["status"], shown["error_code"], shown["attempts"]) == ("failed", "no_handler", 1)
