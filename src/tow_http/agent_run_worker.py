@@ -83,8 +83,12 @@ class AgentRunWorker:
 
     def _heartbeat(self, run: AgentRun) -> Callable[[], None]:
         def heartbeat() -> None:
-            with self._runs() as runs:
-                state = runs.heartbeat(run, now=self._clock(), policy=self._policy)
+            try:
+                with self._runs() as runs:
+                    state = runs.heartbeat(run, now=self._clock(), policy=self._policy)
+            except Exception:  # a missed beat (the database restarting) is not fatal: the lease has time left,
+                log.exception("renewing the lease of agent run %s failed", run.id)  # and finishing is fenced
+                return
             if state is LeaseState.LOST:
                 raise AgentRunLeaseLost(f"agent run {run.id} was taken over by another worker")
             if state is LeaseState.CANCEL_REQUESTED:

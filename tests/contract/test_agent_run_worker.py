@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,10 @@ from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_core.access import OrgRole
 from tow_core.agent_runs import AgentRunResult, AgentRunStatus, TokenUsage, new_run
+from tow_core.errors import DependencyUnavailable
 from tow_core.identity import WorkflowMode
+from tow_core.jobs import RetryPolicy
+from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.composition import build_agent_run_worker
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -162,3 +166,27 @@ def test_the_pool_runs_ai_queue_max_concurrency_runs_at_once_and_no_more(contain
     assert not pool.running
     assert [stored(container, r).output for r in run_ids] == [{"answer": f"q{n}"} for n in range(4)]
     assert most[0] == 2
+
+
+
+def test_a_heartbeat_the_database_refuses_is_skipped_not_fatal(container):
+    [run_id] = queue(container)
+    engine, calls = container.engine(), []
+
+    @contextmanager
+    def runs():
+        calls.append(len(calls))
+        if len(calls) == 2:  # the claim, then the first heartbeat: the database is restarting
+            raise DependencyUnavailable("the database is restarting", retry_after_seconds=1)
+        with engine.begin() as conn:
+            yield PgAgentRuns(conn)
+
+    def chat(run, heartbeat):
+        heartbeat()  # refused: logged, and the run goes on
+        heartbeat()
+        return AgentRunResult({"answer": "done"})
+
+    AgentRunWorker(runs, {"chat": chat}, policy=RetryPolicy(lease_seconds=30, max_attempts=3), concurrency=1,
+                   poll_interval_seconds=0.05, clock=Clock()).run_once()
+    assert len(calls) == 4  # claim, two heartbeats, the completion
+    assert stored(container, run_id).status is AgentRunStatus.COMPLETED

@@ -25,7 +25,8 @@ def upgrade() -> None:
             kind text NOT NULL CHECK (length(kind) BETWEEN 1 AND 64),
             owner_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
             organisation_id bigint NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
-            project_id bigint REFERENCES projects(id) ON DELETE CASCADE,  -- NULL: all projects
+            -- NULL: all projects. CASCADE, not SET NULL: a deleted project's runs must not widen to all projects.
+            project_id bigint REFERENCES projects(id) ON DELETE CASCADE,
             input jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(input) = 'object'),
             output jsonb CHECK (output IS NULL OR jsonb_typeof(output) = 'object'),
             error_code text,
