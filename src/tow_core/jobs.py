@@ -1,4 +1,5 @@
-"""Background jobs (issue 5): work that outlives a request — exports today, agent runs later.
+"""Background jobs (issue 5): work that outlives a request, such as exports (agent runs have their own
+row and claim: ``tow_core.agent_runs``).
 
 A job is queued in the same transaction as the change that asks for it (so a request and its job
 commit together), then claimed by one worker at a time under a lease. Rules:

@@ -57,8 +57,10 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         port = args.port or runtime.bind_port
         print(f"TOW serving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
         job_worker = None if args.no_worker else container.job_worker()
-        if job_worker is not None:
-            job_worker.start()  # background jobs (exports) run beside the web server
+        agent_run_worker = None if args.no_worker else container.agent_run_worker()
+        for background in (job_worker, agent_run_worker):
+            if background is not None:
+                background.start()  # background jobs (exports) and agent runs run beside the web server
         try:
             uvicorn.run(
                 container.app(),
@@ -74,7 +76,7 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         except _StopRequested as stop:
             print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)
         finally:
-            for running in (job_worker, embedding_worker):
+            for running in (job_worker, agent_run_worker, embedding_worker):
                 if running is not None:
                     running.stop()
     return 0
@@ -105,13 +107,13 @@ def _db_status(_: argparse.Namespace, config: LoadedConfig) -> int:
 
 
 def _worker(args: argparse.Namespace, config: LoadedConfig) -> int:
-    """Background jobs (exports) and, when an embedding model is configured, embeddings."""
+    """Background jobs (exports), agent runs and, when an embedding model is configured, embeddings."""
     stop = threading.Event()
     with container_for(config) as container:
         require_current_schema(container.schema_migrator())
-        job_worker = container.job_worker()
+        job_worker, agent_run_worker = container.job_worker(), container.agent_run_worker()
         if args.once:
-            print(f"ran {job_worker.drain()} job(s); none left due")
+            print(f"ran {job_worker.drain()} job(s) and {agent_run_worker.drain()} agent run(s); none left due")
             return 0
         embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -119,11 +121,14 @@ def _worker(args: argparse.Namespace, config: LoadedConfig) -> int:
         if embedding_worker is not None:
             embedding_worker.start()  # refuses a configured dimension other than the recorded one
         job_worker.start()
+        agent_run_worker.start()
         also = " and embedding records" if embedding_worker is not None else ""
-        print(f"TOW worker: running background jobs{also} (Ctrl-C to stop after the work in hand)", flush=True)
+        print(f"TOW worker: running background jobs, agent runs{also} (Ctrl-C to stop after the work in hand)",
+              flush=True)
         while not stop.wait(1.0) and (embedding_worker is None or embedding_worker.error is None):
             pass
         job_worker.stop()
+        agent_run_worker.stop()
         if embedding_worker is not None:
             embedding_worker.stop()
             if embedding_worker.error is not None:
@@ -195,16 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser(
         "worker",
-        help="run background workers (jobs such as exports; embeddings when AI is configured)",
-        description="Claim and run background jobs from the database queue, and embed changed records when an "
+        help="run background workers (jobs such as exports, agent runs; embeddings when AI is configured)",
+        description="Claim and run background jobs and agent runs (up to jobs.ai_queue_max_concurrency at once) "
+        "from the database, and embed changed records when an "
         "embedding model is configured, until SIGINT/SIGTERM (the work in hand is finished first). Run as many as "
         "you like, on any machine with the same database: they share the work through PostgreSQL. `tow serve` "
-        "runs the job worker in-process unless --no-worker. Jobs are polled every jobs.poll_interval_seconds; a "
-        "job whose worker died is retried once its lease (jobs.lease_seconds) expires, at most jobs.max_attempts "
-        "times.",
+        "runs both workers in-process unless --no-worker. Jobs are polled every jobs.poll_interval_seconds; a "
+        "job or agent run whose worker died is retried once its lease (jobs.lease_seconds) expires, at most "
+        "jobs.max_attempts times.",
     )
     worker.add_argument("--once", action="store_true",
-                        help="run every background job that is due (not embeddings), then exit")
+                        help="run every background job and agent run that is due (not embeddings), then exit")
     worker.set_defaults(handler=_worker, needs_app_secret=False)
 
     import_command = commands.add_parser(

@@ -6,7 +6,7 @@ Tests build the app through ``Container`` too, overriding providers where they n
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -23,6 +23,7 @@ from tow_adapters.openai_client import OPENAI_OFFICIAL_HOST, OPENAI_PROVIDER, Op
 from tow_adapters.openai_embeddings import OpenAIEmbeddingModel
 from tow_adapters.openai_reasoning import OpenAIReasoningModel, ReasoningModels
 from tow_adapters.pillow_images import PillowRasterImageInspector
+from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.backup import PgBackupDatabase
 from tow_adapters.postgres.directory import PgDirectory, PgSignInLog
 from tow_adapters.postgres.egress import PgEgressLedger
@@ -46,6 +47,7 @@ from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.uploads import PgUploadRecords
+from tow_core.agent_runs import AgentRunHandler
 from tow_core.ai import (
     AI_NOT_CONFIGURED_MESSAGE,
     WEB_SEARCH_NOT_CONFIGURED_MESSAGE,
@@ -59,6 +61,7 @@ from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.use_cases.exports import ExportJobs
+from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
 from tow_http.config import LoadedConfig, effective_config_entries
@@ -96,7 +99,8 @@ def _transaction_factory(engine: sa.Engine):
             yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
                          memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection),
                          jobs=PgJobQueue(connection), exports=PgExportStore(connection),
-                         organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection))
+                         organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection),
+                         agent_runs=PgAgentRuns(connection))
 
     return transaction
 
@@ -108,7 +112,7 @@ def _export_files(config: LoadedConfig) -> FsExportFiles:
 def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFiles,
                      upload_store: FsUploadStore | None = None,
                      clock: Callable[[], datetime] | None = None) -> JobWorker:
-    """The worker with every handler this deployment has (exports; later agent runs). Tests pass a clock.
+    """The job worker with every job handler this deployment has (exports). Tests pass a clock.
     Needs no APP_SECRET: it serves no sessions."""
     jobs, exports = config.settings.jobs, config.settings.exports
     clock = clock or utc_now
@@ -128,6 +132,32 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
         periodic=[export_jobs.sweep,
                   *housekeeping_tasks(engine, files, upload_store, retention=timedelta(hours=exports.retention_hours))],
+    )
+
+
+def agent_run_handlers(engine: sa.Engine, config: LoadedConfig) -> dict[str, AgentRunHandler]:
+    """The handler of each kind of agent run this deployment has (chat, memory extraction: issue 13 ff.).
+    A run of a kind without one fails with ``no_handler``."""
+    return {}
+
+
+def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig,
+                           handlers: Mapping[str, AgentRunHandler] | None = None,
+                           clock: Callable[[], datetime] | None = None) -> AgentRunWorker:
+    """The agent run worker: ``jobs.ai_queue_max_concurrency`` claimers under the jobs' lease and attempt
+    limits. Tests pass handlers and a clock."""
+    jobs = config.settings.jobs
+
+    @contextmanager
+    def runs():
+        with transaction_on(engine) as connection:
+            yield PgAgentRuns(connection)
+
+    return AgentRunWorker(
+        runs, agent_run_handlers(engine, config) if handlers is None else handlers,
+        policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
+        concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
+        clock=clock or utc_now,
     )
 
 
@@ -246,6 +276,7 @@ class Container(containers.DeclarativeContainer):
     backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
     backup_archive = providers.Singleton(TarBackupArchive)
     job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
+    agent_run_worker = providers.Singleton(build_agent_run_worker, engine, config)
     app: providers.Provider[Litestar] = providers.Singleton(
         create_app,
         services=services,

@@ -205,6 +205,9 @@ ANSWERS: dict[str, Answers] = {
     # AI, audit, exports
     "ai_status": answers(),
     "organisation_egress": answers(InvalidInput, access=_ORG),
+    "list_agent_runs": answers(InvalidInput),
+    "get_agent_run": answers(),
+    "cancel_agent_run": answers(Conflict),
     "server_egress": answers(InvalidInput, access=_SERVER),
     "organisation_audit": answers(InvalidInput, access=_ORG),
     "server_audit": answers(InvalidInput, access=_SERVER),

@@ -1,0 +1,80 @@
+"""Agent runs (rules in ``tow_core.agent_runs``): what the API lists, shows and cancels.
+
+A run's owner sees it whole; organisation owners and admins see every run of the organisation but only
+its metadata (kind, status, timings, usage, error code) — conversations are private to their owner;
+anyone else gets NotFound, as for a run that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tow_core import agent_runs as rules
+from tow_core.agent_runs import AgentRun, AgentRunStatus
+from tow_core.errors import InvalidInput, NotFound
+from tow_core.records import Page
+from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleAgentRun:
+    run: AgentRun  # with input, output and error text removed unless content_visible
+    content_visible: bool  # the caller owns the run
+
+
+def _after_id(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise InvalidInput("cursor is not one this listing gave", field="cursor")
+    return int(cursor)
+
+
+@dataclass(frozen=True)
+class AgentRunUseCases:
+    transactions: Transactions
+
+    def list(self, credential: SessionCredential, org_id: int, *, cursor: str | None = None,
+             limit: int = 50) -> Page[VisibleAgentRun]:
+        """The caller's runs in the organisation, newest first; owners/admins: every run of it."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+        after_id = _after_id(cursor)
+        with self.transactions.acting_as(credential) as acting:
+            rules.require_member(acting.principal, org_id)
+            owner = None if rules.lists_whole_organisation(acting.principal, org_id) else acting.principal.user_id
+            runs = acting.stores.agent_runs.list(org_id, owner_id=owner, after_id=after_id, limit=limit + 1)
+            items = tuple(self._visible(acting, run) for run in runs[:limit])
+            return Page(items, str(runs[limit - 1].id) if len(runs) > limit else None)
+
+    def get(self, credential: SessionCredential, org_id: int, run_id: int) -> VisibleAgentRun:
+        with self.transactions.acting_as(credential) as acting:
+            return self._visible(acting, self._find(acting, org_id, run_id))
+
+    def cancel(self, credential: SessionCredential, org_id: int, run_id: int) -> VisibleAgentRun:
+        """A queued run is cancelled at once; a running one when its handler next heartbeats (the answer says
+        ``cancel_requested``). Conflict for a run that already ended."""
+        with self.transactions.acting_as(credential) as acting:
+            run = self._find(acting, org_id, run_id)
+            rules.require_move(run.status, AgentRunStatus.CANCELLED)
+            cancelled = acting.stores.agent_runs.request_cancel(run.id, now=acting.now)
+            if cancelled is None:
+                raise NotFound("agent run not found")
+            return self._visible(acting, cancelled)
+
+    @staticmethod
+    def _find(acting: Acting, org_id: int, run_id: int) -> AgentRun:
+        rules.require_member(acting.principal, org_id)
+        run = acting.stores.agent_runs.get(run_id)
+        if run is None or run.organisation_id != org_id or rules.shown_to(acting.principal, run) is None:
+            raise NotFound("agent run not found")
+        return run
+
+    @staticmethod
+    def _visible(acting: Acting, run: AgentRun) -> VisibleAgentRun:
+        shown = rules.shown_to(acting.principal, run)
+        if shown is None:  # listed runs are the caller's or (owners/admins) the organisation's
+            raise NotFound("agent run not found")
+        return VisibleAgentRun(shown, content_visible=run.owner_id == acting.principal.user_id)

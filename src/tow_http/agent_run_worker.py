@@ -1,0 +1,136 @@
+"""The agent run worker: ``jobs.ai_queue_max_concurrency`` threads, each claiming one agent run at a time
+and running the handler of its kind (rules in ``tow_core.agent_runs``).
+
+It runs beside the job worker (``tow serve`` in-process, ``tow worker`` in the foreground, ``--once``
+drains), but not on it: the job worker runs one job at a time, and an agent run lasts minutes of model
+calls, so exports would wait behind chat answers; runs get their own bounded pool of claimers instead.
+
+The handler renews its lease by calling the heartbeat it is given between steps; no background thread
+beats for it, so a handler that hangs loses its run exactly like a worker that died. The heartbeat raises
+``AgentRunCancelled`` once a cancel was requested (the run then ends ``cancelled``) and
+``AgentRunLeaseLost`` once another worker took the run over (this worker then records nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from tow_core.agent_runs import (
+    HANDLER_FAILED,
+    NO_HANDLER,
+    AgentRun,
+    AgentRunCancelled,
+    AgentRunFailed,
+    AgentRunHandler,
+    AgentRunLeaseLost,
+    AgentRuns,
+    LeaseState,
+)
+from tow_core.errors import TowError
+from tow_core.jobs import RetryPolicy
+
+log = logging.getLogger("tow.agent_runs")
+
+RunsTransaction = Callable[[], AbstractContextManager[AgentRuns]]  # one short transaction per call
+
+
+class AgentRunWorker:
+    def __init__(self, runs: RunsTransaction, handlers: Mapping[str, AgentRunHandler], *, policy: RetryPolicy,
+                 concurrency: int, poll_interval_seconds: float, clock: Callable[[], datetime]) -> None:
+        self._runs = runs
+        self._handlers = dict(handlers)
+        self._policy = policy
+        self._concurrency = concurrency
+        self._poll_interval = poll_interval_seconds
+        self._clock = clock
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def run_once(self) -> AgentRun | None:
+        """Claim one due run and run it to its end; None when nothing was due."""
+        with self._runs() as runs:
+            run = runs.claim(now=self._clock(), policy=self._policy)
+        if run is None:
+            return None
+        handler = self._handlers.get(run.kind)
+        try:
+            if handler is None:
+                raise AgentRunFailed(f"no handler for agent runs of kind {run.kind!r}", error_code=NO_HANDLER)
+            result = handler(run, self._heartbeat(run))
+        except AgentRunLeaseLost:
+            log.warning("agent run %s (%s) attempt %s lost its lease; another worker has it", run.id, run.kind,
+                        run.attempts)
+        except AgentRunCancelled:
+            self._finish(run, "cancelled", lambda runs: runs.finish_cancelled(run, now=self._clock()))
+        except Exception as exc:
+            code = exc.error_code if isinstance(exc, AgentRunFailed) else HANDLER_FAILED
+            error = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"
+            log.warning("agent run %s (%s) attempt %s failed: %s", run.id, run.kind, run.attempts, error)
+            self._finish(run, "failed", lambda runs: runs.finish_failed(run, code, error, now=self._clock()))
+        else:
+            self._finish(run, "completed", lambda runs: runs.finish_completed(run, result, now=self._clock()))
+        return run
+
+    def _finish(self, run: AgentRun, outcome: str, finish: Callable[[AgentRuns], bool]) -> None:
+        with self._runs() as runs:
+            if not finish(runs):
+                log.warning("agent run %s (%s) ended %s after its lease was lost; not recorded", run.id, run.kind,
+                            outcome)
+
+    def _heartbeat(self, run: AgentRun) -> Callable[[], None]:
+        def heartbeat() -> None:
+            try:
+                with self._runs() as runs:
+                    state = runs.heartbeat(run, now=self._clock(), policy=self._policy)
+            except Exception:  # a missed beat (the database restarting) is not fatal: the lease has time left,
+                log.exception("renewing the lease of agent run %s failed", run.id)  # and finishing is fenced
+                return
+            if state is LeaseState.LOST:
+                raise AgentRunLeaseLost(f"agent run {run.id} was taken over by another worker")
+            if state is LeaseState.CANCEL_REQUESTED:
+                raise AgentRunCancelled(f"agent run {run.id} was cancelled")
+
+        return heartbeat
+
+    def drain(self) -> int:
+        """Run every due run, one after another, until none is left; returns how many ran."""
+        handled = 0
+        while self.run_once() is not None:
+            handled += 1
+        return handled
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.run_once() is not None:
+                    continue
+            except Exception:  # the database restarting must not kill the worker: log, wait, retry
+                log.exception("agent run worker loop failed; retrying after the poll interval")
+            self._stop.wait(self._poll_interval)
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._loop, name=f"tow-agent-runs-{n}", daemon=True)
+                         for n in range(self._concurrency)]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Finish the runs in hand, then stop. Safe to call twice."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)

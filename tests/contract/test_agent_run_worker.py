@@ -1,0 +1,192 @@
+"""The agent run worker (tow_http.agent_run_worker) over one real PostgreSQL, built as `tow serve` and
+`tow worker` build it (composition.build_agent_run_worker): a worker whose handler stops heartbeating
+(a dead or hung process) loses its run to a second worker, which completes it, and the first one's late
+result is not recorded; a cancel reaches a running handler at its heartbeat; a failing handler fails the
+run without a retry; jobs.ai_queue_max_concurrency runs at once, no more."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tow_adapters.postgres.agent_runs import PgAgentRuns
+from tow_adapters.postgres.directory import PgDirectory
+from tow_core.access import OrgRole
+from tow_core.agent_runs import AgentRunResult, AgentRunStatus, TokenUsage, new_run
+from tow_core.errors import DependencyUnavailable
+from tow_core.identity import WorkflowMode
+from tow_core.jobs import RetryPolicy
+from tow_http.agent_run_worker import AgentRunWorker
+from tow_http.composition import build_agent_run_worker
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def container(make_container):
+    return make_container("jobs:\n  lease_seconds: 30\n  max_attempts: 3\n  ai_queue_max_concurrency: 2\n"
+                          "  poll_interval_seconds: 0.05\n")
+
+
+def queue(container, count: int = 1) -> list[int]:
+    with container.engine().begin() as conn:
+        directory = PgDirectory(conn)
+        org = directory.add_organisation("Acme", WorkflowMode.ORGANIZATION).id
+        user = directory.add_user("ada@example.com", "Ada", None, server_admin=False).id
+        directory.set_membership(org, user, OrgRole.OWNER)
+        runs = PgAgentRuns(conn)
+        return [runs.create(new_run("chat", owner_id=user, organisation_id=org, project_id=None,
+                                    input={"question": f"q{n}"}), now=T0).id for n in range(count)]
+
+
+def stored(container, run_id: int):
+    with container.engine().begin() as conn:
+        return PgAgentRuns(conn).get(run_id)
+
+
+def worker(container, handlers, clock):
+    return build_agent_run_worker(container.engine(), container.config(), handlers, clock=clock)
+
+
+def test_a_run_whose_worker_stopped_heartbeating_is_completed_once_by_another_worker(container):
+    [run_id] = queue(container)
+    clock = Clock()
+    entered, release = threading.Event(), threading.Event()
+    results = []
+
+    def hangs(run, heartbeat):
+        entered.set()
+        release.wait(30)  # a dead process: no heartbeat, ever
+        results.append("first")
+        return AgentRunResult({"answer": "from the first worker"}, TokenUsage(1, 1))
+
+    def answers(run, heartbeat):
+        heartbeat()
+        results.append("second")
+        return AgentRunResult({"answer": "from the second worker"}, TokenUsage(700, 40))
+
+    first = threading.Thread(target=worker(container, {"chat": hangs}, clock).run_once)
+    first.start()
+    assert entered.wait(30)
+    second = worker(container, {"chat": answers}, clock)
+    assert second.run_once() is None  # still leased to the first
+    clock.now = T0 + LEASE
+    taken_over = second.run_once()
+    assert (taken_over.id, taken_over.attempts) == (run_id, 2)
+    release.set()
+    first.join(30)
+    assert results == ["second", "first"]  # both handlers returned ...
+    run = stored(container, run_id)  # ... one completion was recorded
+    assert (run.status, run.output, run.usage, run.attempts) == (
+        AgentRunStatus.COMPLETED, {"answer": "from the second worker"}, TokenUsage(700, 40), 2)
+
+
+def test_a_cancel_reaches_the_running_handler_at_its_heartbeat(container):
+    [run_id] = queue(container)
+    steps = []
+
+    def chat(run, heartbeat):
+        steps.append("round 1")
+        with container.engine().begin() as conn:  # the owner presses Cancel while the run works
+            PgAgentRuns(conn).request_cancel(run.id, now=T0)
+        heartbeat()
+        steps.append("round 2")
+        return AgentRunResult({"answer": "never"})
+
+    worker(container, {"chat": chat}, Clock()).drain()
+    assert steps == ["round 1"]
+    run = stored(container, run_id)
+    assert (run.status, run.output, run.cancel_requested) == (AgentRunStatus.CANCELLED, None, True)
+
+
+def test_a_failing_handler_fails_the_run_without_running_it_again(container):
+    [run_id] = queue(container)
+    calls = []
+
+    def broken(run, heartbeat):
+        calls.append(run.attempts)
+        raise RuntimeError("the model answered garbage")
+
+    clock = Clock()
+    worker(container, {"chat": broken}, clock).drain()
+    clock.now = T0 + timedelta(days=1)
+    assert worker(container, {"chat": broken}, clock).drain() == 0
+    run = stored(container, run_id)
+    assert calls == [1]
+    assert (run.status, run.error_code, run.error) == (AgentRunStatus.FAILED, "handler_failed",
+                                                       "RuntimeError: the model answered garbage")
+
+
+def test_a_run_of_a_kind_nobody_handles_fails_saying_so(container):
+    [run_id] = queue(container)
+    worker(container, {}, Clock()).drain()
+    run = stored(container, run_id)
+    assert (run.status, run.error_code) == (AgentRunStatus.FAILED, "no_handler")
+    assert "no handler for agent runs of kind 'chat'" in run.error
+
+
+def test_the_pool_runs_ai_queue_max_concurrency_runs_at_once_and_no_more(container):
+    run_ids = queue(container, 4)
+    lock, running, most = threading.Lock(), [0], [0]
+    both_in = threading.Barrier(2, timeout=20)  # fails unless two handlers run at the same time
+
+    def chat(run, heartbeat):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        with contextlib.suppress(threading.BrokenBarrierError):  # a last run whose partner has finished
+            both_in.wait()
+        with lock:
+            running[0] -= 1
+        return AgentRunResult({"answer": run.input["question"]})
+
+    pool = build_agent_run_worker(container.engine(), container.config(), {"chat": chat},
+                                  clock=lambda: datetime.now(UTC))
+    pool.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=60)
+        while datetime.now(UTC) < deadline and any(
+                stored(container, r).status is not AgentRunStatus.COMPLETED for r in run_ids):
+            threading.Event().wait(0.05)
+    finally:
+        pool.stop()
+    assert not pool.running
+    assert [stored(container, r).output for r in run_ids] == [{"answer": f"q{n}"} for n in range(4)]
+    assert most[0] == 2
+
+
+
+def test_a_heartbeat_the_database_refuses_is_skipped_not_fatal(container):
+    [run_id] = queue(container)
+    engine, calls = container.engine(), []
+
+    @contextmanager
+    def runs():
+        calls.append(len(calls))
+        if len(calls) == 2:  # the claim, then the first heartbeat: the database is restarting
+            raise DependencyUnavailable("the database is restarting", retry_after_seconds=1)
+        with engine.begin() as conn:
+            yield PgAgentRuns(conn)
+
+    def chat(run, heartbeat):
+        heartbeat()  # refused: logged, and the run goes on
+        heartbeat()
+        return AgentRunResult({"answer": "done"})
+
+    AgentRunWorker(runs, {"chat": chat}, policy=RetryPolicy(lease_seconds=30, max_attempts=3), concurrency=1,
+                   poll_interval_seconds=0.05, clock=Clock()).run_once()
+    assert len(calls) == 4  # claim, two heartbeats, the completion
+    assert stored(container, run_id).status is AgentRunStatus.COMPLETED
