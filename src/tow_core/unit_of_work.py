@@ -21,6 +21,7 @@ from typing import Protocol
 
 from tow_core.access import Principal
 from tow_core.accounts import resolve_session
+from tow_core.conversations import Conversations
 from tow_core.exports import ExportStore
 from tow_core.identity import Directory, Session
 from tow_core.imports import OrganisationImport
@@ -46,6 +47,7 @@ class Stores:
     jobs: JobQueue  # background jobs, queued with the change that asks for them
     exports: ExportStore  # export requests (SPEC §5)
     organisation_import: OrganisationImport  # restores an organisation export
+    conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
 
 
 class UnitOfWork(Protocol):
