@@ -35,7 +35,7 @@ from tow_core.records import Page
 MAX_TITLE = 200
 MAX_TURN_TEXT = 200_000
 MAX_TURN_DETAILS = 2_000_000  # characters of JSON over a turn's tool activity, citations and sources
-MAX_PAGE = 100
+MAX_PAGE = 200
 DEFAULT_TITLE = "New conversation"
 
 JsonObject = Mapping[str, Any]
