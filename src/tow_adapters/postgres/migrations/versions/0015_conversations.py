@@ -16,7 +16,7 @@ concurrent appends cannot both take the same place.
 from alembic import op
 
 revision = "0015_conversations"
-down_revision = "0013_export_access"
+down_revision = "0014_agent_runs"
 branch_labels = None
 depends_on = None
 
@@ -49,7 +49,7 @@ def upgrade() -> None:
             citations jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(citations) = 'array'),
             dropped_citations jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(dropped_citations) = 'array'),
             web_sources jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(web_sources) = 'array'),
-            agent_run_id bigint,
+            agent_run_id bigint REFERENCES agent_runs(id) ON DELETE SET NULL,
             created_at timestamptz NOT NULL,
             UNIQUE (conversation_id, position)
         );
