@@ -22,6 +22,7 @@ from typing import Protocol
 from tow_core.access import Principal
 from tow_core.accounts import resolve_session
 from tow_core.agent_runs import AgentRuns
+from tow_core.conversations import Conversations
 from tow_core.exports import ExportStore
 from tow_core.identity import Directory, Session
 from tow_core.imports import OrganisationImport
@@ -48,6 +49,7 @@ class Stores:
     exports: ExportStore  # export requests (SPEC §5)
     organisation_import: OrganisationImport  # restores an organisation export
     agent_runs: AgentRuns  # AI work a person asked for, run by workers (SPEC §6)
+    conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
 
 
 class UnitOfWork(Protocol):

@@ -11,6 +11,7 @@ from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_core.use_cases.agent_runs import AgentRunUseCases
 from tow_core.use_cases.ai import AiUseCases
+from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
@@ -43,6 +44,7 @@ def use_cases(services: Services) -> dict[str, object]:
                                   timedelta(hours=services.settings.exports.retention_hours)),
         "imports": ImportUseCases(transactions, services.upload_store, services.images),
         "agent_runs": AgentRunUseCases(transactions),
+        "conversations": ConversationUseCases(transactions, services.ai is not None and services.ai.status.configured),
     }
 
 

@@ -25,6 +25,7 @@ from tow_adapters.openai_reasoning import OpenAIReasoningModel, ReasoningModels
 from tow_adapters.pillow_images import PillowRasterImageInspector
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.backup import PgBackupDatabase
+from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory, PgSignInLog
 from tow_adapters.postgres.egress import PgEgressLedger
 from tow_adapters.postgres.embedded import EmbeddedPostgres
@@ -70,6 +71,7 @@ from tow_http.job_worker import (
     JobWorker,
     PeriodicTask,
     finished_job_purge,
+    idle_conversation_purge,
     orphan_export_file_sweep,
     upload_file_deletion_sweep,
 )
@@ -100,7 +102,7 @@ def _transaction_factory(engine: sa.Engine):
                          memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection),
                          jobs=PgJobQueue(connection), exports=PgExportStore(connection),
                          organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection),
-                         agent_runs=PgAgentRuns(connection))
+                         agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection))
 
     return transaction
 
@@ -131,7 +133,8 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
         periodic=[export_jobs.sweep,
-                  *housekeeping_tasks(engine, files, upload_store, retention=timedelta(hours=exports.retention_hours))],
+                  *housekeeping_tasks(engine, files, upload_store, retention=timedelta(hours=exports.retention_hours),
+                                      chat_retention_days=config.settings.ai.chat_retention_days)],
     )
 
 
@@ -162,7 +165,7 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig,
 
 
 def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: FsUploadStore | None, *,
-                       retention: timedelta) -> list[PeriodicTask]:
+                       retention: timedelta, chat_retention_days: int) -> list[PeriodicTask]:
     """The worker's housekeeping (``tow_core.housekeeping``), each task in its own transaction."""
 
     @contextmanager
@@ -175,7 +178,8 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Fs
             return recorded_export_file_names(connection)
 
     tasks = [finished_job_purge(jobs=lambda: on(PgFinishedJobs), retention=retention),
-             orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE)]
+             orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE),
+             idle_conversation_purge(conversations=lambda: on(PgConversations), retention_days=chat_retention_days)]
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks

@@ -63,6 +63,8 @@ class AiSettings(_Section):
     request_timeout_seconds: Annotated[float, Meta(gt=0, le=600)] = 60.0
     approved_providers: tuple[str, ...] = ("openai", "exa")
     exa_base_url: str = "https://api.exa.ai"
+    # Conversations whose last turn is older than this are deleted by the worker's housekeeping; 0 keeps them.
+    chat_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 90
 
 
 class SecuritySettings(_Section):

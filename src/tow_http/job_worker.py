@@ -5,7 +5,8 @@
 foreground, ``tow worker --once`` drains what is due and exits. It only schedules: what a job or a task
 does is the core's (exports: ``tow_core.use_cases.exports.ExportJobs``). Between jobs the worker also runs
 its periodic tasks (the export retention sweep and the housekeeping of ``tow_core.housekeeping``:
-deleting the files of deleted uploads, purging finished jobs, deleting orphan export files)
+deleting the files of deleted uploads, purging finished jobs, deleting orphan export files, deleting
+conversations idle longer than ``ai.chat_retention_days``)
 at most every ``periodic_interval_seconds``.
 
 Delivery is at least once: a worker that dies mid-job leaves a lease that expires, and the job is
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
+from tow_core.conversations import Conversations, purge_idle_conversations
 from tow_core.errors import TowError
 from tow_core.housekeeping import (
     ExportDirectory,
@@ -169,3 +171,14 @@ def orphan_export_file_sweep(*, recorded_names: Callable[[], set[str]], director
         return delete_orphan_export_files(directory, recorded_names(), now=now, grace=grace)
 
     return sweep
+
+
+def idle_conversation_purge(*, conversations: Callable[[], AbstractContextManager[Conversations]],
+                            retention_days: int) -> PeriodicTask:
+    """Deletes conversations (with their turns) idle longer than the chat retention; 0 keeps them."""
+
+    def purge(now: datetime) -> int:
+        with conversations() as stored:
+            return purge_idle_conversations(stored, now=now, retention_days=retention_days)
+
+    return purge

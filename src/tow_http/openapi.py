@@ -48,6 +48,7 @@ from litestar.typing import FieldDefinition
 
 from tow_core.errors import (
     AccessDenied,
+    AiNotConfigured,
     Conflict,
     DependencyUnavailable,
     InvalidInput,
@@ -209,6 +210,11 @@ ANSWERS: dict[str, Answers] = {
     "get_agent_run": answers(),
     "cancel_agent_run": answers(Conflict),
     "server_egress": answers(InvalidInput, access=_SERVER),
+    "start_conversation": answers(AiNotConfigured, InvalidInput),
+    "list_conversations": answers(InvalidInput),
+    "get_conversation": answers(),
+    "update_conversation": answers(InvalidInput),
+    "delete_conversation": answers(),
     "organisation_audit": answers(InvalidInput, access=_ORG),
     "server_audit": answers(InvalidInput, access=_SERVER),
     "request_export": answers(AccessDenied, InvalidInput),  # kind=organisation: owners and admins only

@@ -19,7 +19,11 @@ allows — both directions, no more and no less:
   exactly the readable docs, a page under a hidden parent shown at the top), ``PgRecordTree.ancestors``
   (a summary only for readable ancestors) and ``docs.breadcrumbs`` (hidden ancestors are "…");
 - comments and activity: ``tickets.list_comments`` / ``tickets.activity_log`` (for readable tickets,
-  else 404).
+  else 404);
+- conversations (issue 13), whose rule is not the record predicate but "the owner alone, while an active member
+  who reads the conversation's project": ``PgConversations.owned``, ``conversations.owned_conversation`` in the
+  caller's workspace (404 for everyone else, organisation owners and admins included), and every page of
+  ``list_owned`` over ``readable_project_ids``.
 
 Core use cases run with a ``Workspace`` built from ``PgDirectory`` and ``PgRecordStore`` on the same
 connection. Random revocations follow, and everything is checked again on the very next statements.
@@ -39,6 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.history import (
@@ -51,8 +56,8 @@ from tow_adapters.postgres.history import (
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
-from tow_core import docs, tickets
-from tow_core.access import Scope, can_read_scope
+from tow_core import conversations, docs, tickets
+from tow_core.access import ProjectAccess, Scope, can_read_project, can_read_scope
 from tow_core.errors import NotFound
 from tow_core.knowledge import Workspace
 from tow_core.memory_diffs import (
@@ -144,6 +149,14 @@ class Facts:
             named = data.draw(st.lists(st.sampled_from(items), unique=True, max_size=3), label="named") if items else []
             status = data.draw(st.sampled_from(["pending", "pending", *DECIDED]), label="status")
             self.diffs[diff_id] = (scope, status, data.draw(st.integers(0, 2), label="age"), named)
+        owners = sorted(world.active)
+        self.conversations: dict[int, tuple[int, int, int | None, int]] = {}  # id -> (owner, org, project, age)
+        for conversation_id in range(1, data.draw(st.integers(0, 8), label="conversations") + 1):
+            org = data.draw(st.sampled_from(world.orgs), label=f"conversation{conversation_id}")
+            in_org = [p for p, (p_org, _) in world.projects.items() if p_org == org]
+            project = data.draw(st.sampled_from([None, *in_org]), label="project")
+            self.conversations[conversation_id] = (data.draw(st.sampled_from(owners), label="owner"), org, project,
+                                                   data.draw(st.integers(0, 2), label="age"))
 
     def of(self, record_type: str) -> list[int]:
         return sorted(r for r, t in self.type.items() if t == record_type)
@@ -195,6 +208,10 @@ class Facts:
               "at": EPOCH - timedelta(days=age)}
              for i, (scope, status, age, named) in self.diffs.items()],
         )
+        insert("INSERT INTO conversations (id, owner_id, organisation_id, project_id, title, created_at, updated_at) "
+               "OVERRIDING SYSTEM VALUE VALUES (:id, :owner, :o, :p, 'private thoughts', :at, :at)",
+               [{"id": i, "owner": owner, "o": org, "p": project, "at": EPOCH - timedelta(days=age)}
+                for i, (owner, org, project, age) in self.conversations.items()])
 
 
 # --- checks --------------------------------------------------------------------------------------------------
@@ -227,6 +244,7 @@ class Checker:
         self.revisions = PgDocRevisions(conn)
         self.comments = PgTicketComments(conn)
         self.activity = PgTicketActivity(conn)
+        self.conversations = PgConversations(conn)
 
     def run(self) -> None:
         for user in self.world.active:
@@ -247,6 +265,44 @@ class Checker:
             self.check_diffs(user, org, ws, context)
             self.check_tickets(user, org, ws, readable, in_org, context)
             self.check_docs(user, org, ws, readable, in_org, org in member_of, context)
+            self.check_conversations(user, org, ws, org in member_of, context)
+
+    # --- conversations: the owner alone, while they read its project ------------------------------------
+
+    def check_conversations(self, user: int, org: int, ws: Workspace, member: bool, context: str) -> None:
+        facts, world = self.facts, self.world
+        principal = world.principal(user)
+
+        def reads(project: int | None) -> bool:
+            return project is None or can_read_project(principal, ProjectAccess(project, org,
+                                                                                world.projects[project][1]))
+
+        owned = {i for i, (owner, o, _, _) in facts.conversations.items() if (owner, o) == (user, org)}
+        want = {i for i in owned if member and reads(facts.conversations[i][2])}
+        n = len(facts.conversations)
+        for conversation_id in facts.conversations:
+            got = self.conversations.owned(user, org, conversation_id)
+            expect("conversations.owned", got is not None, conversation_id in owned, f"{context}, c{conversation_id}")
+
+            def open_it(c=conversation_id):
+                return conversations.owned_conversation(
+                    Workspace.for_member(self.records, self.directory, ws.principal, org), self.conversations, c)
+
+            expect("owned_conversation", not not_found(open_it), conversation_id in want,
+                   f"{context}, c{conversation_id}")
+        if not member:
+            return
+        listed, cursor = [], None
+        while True:
+            page = self.conversations.list_owned(user, org, conversations.readable_project_ids(ws), cursor=cursor,
+                                                 limit=PAGE)
+            listed += [c.id for c in page.items]
+            if page.next_cursor is None:
+                break
+            assert len(page.items) == PAGE, f"short conversation page before the last for {context}"
+            cursor = page.next_cursor
+        assert len(listed) == len(set(listed)), f"conversation list repeats one for {context}"
+        expect("conversations.list_owned", set(listed), want, context, checks=n)
 
     # --- memory diffs -----------------------------------------------------------------------------
 

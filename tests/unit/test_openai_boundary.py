@@ -1,5 +1,10 @@
 """SPEC §6, structurally: one module talks to OpenAI, every Responses call sets store=False, and no code
-uses the Conversations, Assistants, Threads or Vector Stores APIs (nor server-side conversation state)."""
+uses the Conversations, Assistants, Threads or Vector Stores APIs (nor server-side conversation state).
+
+TOW's own conversations (issue 13: ``tow_core.conversations``, stored in PostgreSQL) share a name with OpenAI's
+Conversations API. Code that holds OpenAI SDK objects lives in the OpenAI adapters only (the SDK is imported by
+``openai_client.py`` alone), so there every forbidden name stays forbidden; elsewhere ``conversation(s)`` is the
+domain's word, but no call anywhere may pass the Responses API's server-state parameters as keywords."""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ CENTRAL = SRC / "tow_adapters" / "openai_client.py"
 # Modules whose ``.responses`` is not OpenAI's: the OpenAPI document's operations (``Operation.responses``).
 NOT_OPENAI_RESPONSES = {SRC / "tow_http" / "openapi.py"}
 FORBIDDEN_NAMES = {"conversations", "conversation", "assistants", "threads", "vector_stores", "previous_response_id"}
+OPENAI_ADAPTERS = tuple((SRC / "tow_adapters").glob("openai_*.py"))
+DOMAIN_NAMES = {"conversations", "conversation"}  # TOW's own conversations, outside the OpenAI adapters
+SERVER_STATE_KEYWORDS = {"conversation", "previous_response_id"}  # Responses parameters: never passed anywhere
 
 
 def trees() -> dict[Path, ast.AST]:
@@ -59,6 +67,10 @@ def test_no_code_names_conversation_assistant_thread_or_vector_store_apis():
                 names.append(node.arg)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 names.append(node.value)
+            forbidden = FORBIDDEN_NAMES if path in OPENAI_ADAPTERS else FORBIDDEN_NAMES - DOMAIN_NAMES
+            if isinstance(node, ast.keyword):
+                forbidden = forbidden | SERVER_STATE_KEYWORDS
             offenders += [f"{path.relative_to(SRC)}:{getattr(node, 'lineno', '?')} {n}" for n in names
-                          if n in FORBIDDEN_NAMES]
+                          if n in forbidden]
+    assert OPENAI_ADAPTERS and CENTRAL in OPENAI_ADAPTERS
     assert not offenders, offenders

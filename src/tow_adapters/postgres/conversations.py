@@ -1,0 +1,152 @@
+"""PgConversations: conversations and their turns in PostgreSQL (migration 0015), on the caller's connection.
+
+Every read of a conversation names its owner in the WHERE clause: there is no query here that returns
+another person's conversation (``tow_core.conversations``: only the owner reads one).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from tow_adapters.postgres.engine import SqlStore
+from tow_core.conversations import Conversation, NewConversation, NewTurn, Turn, TurnRole
+from tow_core.errors import InvalidInput, NotFound
+from tow_core.records import Page
+
+_CONVERSATION = ("c.id, c.owner_id, c.organisation_id, c.project_id, c.title, c.memory_extraction, c.created_at, "
+                 "c.updated_at")
+_TURN = ("t.id, t.conversation_id, t.position, t.role, t.text, t.tool_activity, t.citations, t.dropped_citations, "
+         "t.web_sources, t.agent_run_id, t.created_at")
+
+
+def _conversation(row: sa.Row) -> Conversation:
+    return Conversation(*row)
+
+
+def _turn(row: sa.Row) -> Turn:
+    id_, conversation, position, role, text, tools, citations, dropped, web, run, created = row
+    return Turn(id_, conversation, position, TurnRole(role), text, tuple(tools), tuple(citations), tuple(dropped),
+                tuple(web), run, created)
+
+
+# --- cursors: [updated_at, id], opaque to clients ---------------------------------------------------
+
+
+def _encode_cursor(conversation: Conversation) -> str:
+    key = [conversation.updated_at.isoformat(), conversation.id]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        at, id_ = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        updated = datetime.fromisoformat(at)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise _bad_cursor() from exc
+    if type(id_) is not int or updated.tzinfo is None:
+        raise _bad_cursor()
+    return updated, id_
+
+
+def _bad_cursor() -> InvalidInput:
+    return InvalidInput("cursor is not one this server issued; start again without it", field="cursor")
+
+
+class PgConversations(SqlStore):
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A savepoint around one write: a refused write leaves the caller's transaction usable and arrives
+        as a core error."""
+        try:
+            with self._conn.begin_nested():
+                yield
+        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+            raise InvalidInput(f"{what} is not valid: {exc.orig.diag.message_primary}") from exc
+
+    def create(self, new: NewConversation, *, at: datetime) -> Conversation:
+        with self._writing("conversation"):
+            row = self._row(
+                "INSERT INTO conversations AS c (organisation_id, owner_id, project_id, title, memory_extraction, "
+                f"created_at, updated_at) VALUES (:org, :owner, :project, :title, :memory, :at, :at) "
+                f"RETURNING {_CONVERSATION}",
+                org=new.organisation_id, owner=new.owner_id, project=new.project_id, title=new.title,
+                memory=new.memory_extraction, at=at,
+            )
+        return _conversation(row)
+
+    def owned(self, owner_id: int, org_id: int, conversation_id: int) -> Conversation | None:
+        row = self._row(
+            f"SELECT {_CONVERSATION} FROM conversations c WHERE c.id = :id AND c.owner_id = :owner "
+            "AND c.organisation_id = :org", id=conversation_id, owner=owner_id, org=org_id)
+        return _conversation(row) if row else None
+
+    def list_owned(self, owner_id: int, org_id: int, project_ids: frozenset[int], *, cursor: str | None,
+                   limit: int) -> Page[Conversation]:
+        if limit < 1:
+            raise InvalidInput("limit must be at least 1", field="limit")
+        params: dict[str, object] = {"owner": owner_id, "org": org_id, "projects": sorted(project_ids),
+                                     "fetch": limit + 1}
+        after = ""
+        if cursor is not None:
+            params["after_at"], params["after_id"] = _decode_cursor(cursor)
+            after = " AND (c.updated_at, c.id) < (CAST(:after_at AS timestamptz), CAST(:after_id AS bigint))"
+        rows = self._rows(
+            f"SELECT {_CONVERSATION} FROM conversations c WHERE c.owner_id = :owner AND c.organisation_id = :org "
+            "AND (c.project_id IS NULL OR c.project_id = ANY(CAST(:projects AS bigint[])))"
+            f"{after} ORDER BY c.updated_at DESC, c.id DESC LIMIT :fetch", **params)
+        items = tuple(_conversation(r) for r in rows[:limit])
+        return Page(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+
+    def add_turn(self, conversation_id: int, turn: NewTurn, *, at: datetime) -> Turn:
+        checked = turn.checked()
+        # The UPDATE locks the conversation's row: a concurrent append waits, then numbers after this one.
+        touched = self._row("UPDATE conversations SET updated_at = GREATEST(updated_at, :at) WHERE id = :id "
+                            "RETURNING id", id=conversation_id, at=at)
+        if touched is None:
+            raise NotFound("conversation not found")
+        with self._writing("turn"):
+            row = self._row(
+                "INSERT INTO conversation_turns AS t (conversation_id, position, role, text, tool_activity, citations, "
+                "dropped_citations, web_sources, agent_run_id, created_at) "
+                "SELECT :id, COALESCE(MAX(position), 0) + 1, :role, :text, CAST(:tools AS jsonb), "
+                "CAST(:citations AS jsonb), CAST(:dropped AS jsonb), CAST(:web AS jsonb), :run, :at "
+                f"FROM conversation_turns WHERE conversation_id = :id RETURNING {_TURN}",
+                id=conversation_id, role=checked.role.value, text=checked.text,
+                tools=json.dumps(list(checked.tool_activity)), citations=json.dumps(list(checked.citations)),
+                dropped=json.dumps(list(checked.dropped_citations)), web=json.dumps(list(checked.web_sources)),
+                run=checked.agent_run_id, at=at,
+            )
+        return _turn(row)
+
+    def turns(self, conversation_id: int) -> tuple[Turn, ...]:
+        return tuple(_turn(r) for r in self._rows(
+            f"SELECT {_TURN} FROM conversation_turns t WHERE t.conversation_id = :id ORDER BY t.position",
+            id=conversation_id))
+
+    def update(self, conversation_id: int, *, title: str, memory_extraction: bool, at: datetime) -> Conversation:
+        with self._writing("conversation"):
+            row = self._row(
+                "UPDATE conversations AS c SET title = :title, memory_extraction = :memory, "
+                f"updated_at = GREATEST(c.updated_at, :at) WHERE c.id = :id RETURNING {_CONVERSATION}",
+                id=conversation_id, title=title, memory=memory_extraction, at=at)
+        if row is None:
+            raise NotFound("conversation not found")
+        return _conversation(row)
+
+    def delete(self, conversation_id: int) -> bool:
+        return self._conn.execute(sa.text("DELETE FROM conversations WHERE id = :id"),
+                                  {"id": conversation_id}).rowcount > 0
+
+    def purge_idle(self, *, last_activity_before: datetime, limit: int) -> int:
+        return self._conn.execute(sa.text(
+            "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE updated_at < :before "
+            "ORDER BY updated_at LIMIT :limit FOR UPDATE SKIP LOCKED)"),
+            {"before": last_activity_before, "limit": limit}).rowcount

@@ -1,0 +1,84 @@
+"""Conversations with the assistant over HTTP (issue 13, SPEC §6): start, list, read, change and delete your own.
+
+Asking a question in one (the streamed answer) is the chat API's; this is the storage and its privacy.
+"""
+
+from __future__ import annotations
+
+from litestar import Response, Router, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_201_CREATED
+
+from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.conversations import ConversationUseCases
+from tow_http.ai.conversation_shapes import (
+    RULES,
+    ConversationIn,
+    ConversationOut,
+    ConversationPageOut,
+    ConversationPatch,
+    ConversationWithTurnsOut,
+    conversation_out,
+    conversation_with_turns_out,
+)
+from tow_http.shapes import Cursor, Limit
+
+BASE = "/organisations/{org_id:int}/conversations"
+ONE = BASE + "/{conversation_id:int}"
+
+
+@post(BASE, summary="Start a conversation with the assistant",
+      description="A new, empty conversation of yours, over all the projects you read or one of them "
+      "(`project_key`; 404 for a project you cannot read). 503 `ai_not_configured` without OPENAI_API_KEY.\n"
+      + RULES, status_code=HTTP_201_CREATED, sync_to_thread=True)
+def start_conversation(org_id: int, data: JSONBody[ConversationIn], caller: NamedDependency[SessionCredential],
+                       conversations: NamedDependency[ConversationUseCases]) -> ConversationOut:
+    return conversation_out(conversations.start(caller, org_id, data.project_key, data.title,
+                                                memory_extraction=data.memory_extraction))
+
+
+@get(BASE, summary="List your conversations",
+     description="Yours only, newest activity first, with cursor pagination; conversations of projects you no "
+     "longer read are left out. Works without AI configured.\n" + RULES, sync_to_thread=True)
+def list_conversations(org_id: int, caller: NamedDependency[SessionCredential],
+                       conversations: NamedDependency[ConversationUseCases], cursor: Cursor = None,
+                       limit: Limit = 50) -> ConversationPageOut:
+    page = conversations.list_mine(caller, org_id, cursor=cursor, limit=limit)
+    return ConversationPageOut([conversation_out(c) for c in page.items], page.next_cursor)
+
+
+@get(ONE, summary="A conversation of yours with its turns",
+     description="Every turn in order: your questions and the answers, with their tool activity, the citations "
+     "the server kept and the ones it dropped (with the reason), web sources and the agent run that produced "
+     "each answer. Works without AI configured.\n" + RULES, sync_to_thread=True)
+def get_conversation(org_id: int, conversation_id: int, caller: NamedDependency[SessionCredential],
+                     conversations: NamedDependency[ConversationUseCases]) -> ConversationWithTurnsOut:
+    return conversation_with_turns_out(conversations.get(caller, org_id, conversation_id))
+
+
+@patch(ONE, summary="Rename a conversation or change its memory setting",
+       description="`title` renames it; `memory_extraction` turns proposing memory changes after answers on or "
+       "off; a field left out stays as it is. Works without AI configured.\n" + RULES, sync_to_thread=True)
+def update_conversation(org_id: int, conversation_id: int, data: JSONBody[ConversationPatch],
+                        caller: NamedDependency[SessionCredential],
+                        conversations: NamedDependency[ConversationUseCases]) -> ConversationOut:
+    return conversation_out(conversations.update(caller, org_id, conversation_id, title=data.title,
+                                                 memory_extraction=data.memory_extraction))
+
+
+@delete(ONE, summary="Delete a conversation",
+        description="Deleted at once with every turn; nothing of it is kept. Works without AI configured, so you "
+        "can always delete what you said.\n" + RULES, sync_to_thread=True)
+def delete_conversation(org_id: int, conversation_id: int, caller: NamedDependency[SessionCredential],
+                        conversations: NamedDependency[ConversationUseCases]) -> Response[None]:
+    conversations.delete(caller, org_id, conversation_id)
+    return Response(None, status_code=204)
+
+
+conversations_router = Router(
+    path="/api",
+    route_handlers=[start_conversation, list_conversations, get_conversation, update_conversation,
+                    delete_conversation],
+    tags=["conversations"],
+)
