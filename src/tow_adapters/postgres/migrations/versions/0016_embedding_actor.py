@@ -16,7 +16,7 @@ started (the backfill, an import run by an operator, a migration's re-queue) has
 from alembic import op
 
 revision = "0016_embedding_actor"
-down_revision = "0013_export_access"
+down_revision = "0015_conversations"
 branch_labels = None
 depends_on = None
 
