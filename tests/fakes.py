@@ -78,6 +78,7 @@ class InMemoryDirectory:
         self._grants: dict[int, Grant] = {}
         self._invites: dict[int, _InviteRow] = {}
         self._sessions: dict[str, _SessionRow] = {}
+        self.acted_for: list[int] = []  # each act_for call, in order
         self.audit_log: list[AuditEntry] = []
 
     def _next_id(self, table: str) -> int:
@@ -383,6 +384,9 @@ class InMemoryDirectory:
         if row is None or row.revoked_at is not None or row.session.expires_at <= now:
             return None
         return row.session
+
+    def act_for(self, user_id: int) -> None:
+        self.acted_for.append(user_id)
 
     def set_session_organisation(self, token_hash: str, org_id: int) -> None:
         if token_hash in self._sessions:

@@ -5,7 +5,10 @@ data-egress ledger.
 Structural guarantees, pinned by ``tests/unit/test_openai_boundary.py``:
 - no other module under ``src/`` imports ``openai`` or touches the client;
 - ``create_response`` is the only caller of ``responses.create`` and always sends ``store=False``
-  (the keyword is fixed here and cannot be passed in), so OpenAI keeps no conversation state;
+  (the keyword is fixed here and cannot be passed in), so OpenAI keeps no conversation state; parameters
+  that would keep state anyway (``previous_response_id``, ``conversation``, or ``store`` smuggled in
+  through the SDK's ``extra_body`` / ``extra_query`` / ``extra_headers``, which it merges into the request
+  unchecked) are refused with ``ProviderStateRefused`` before anything is sent or ledgered;
 - nothing in ``src/`` names the Conversations, Assistants, Threads or Vector Stores APIs.
 
 Retries are ours, not the SDK's (``max_retries=0``): every HTTP attempt must leave exactly one ledger
@@ -36,10 +39,23 @@ from tow_core.egress import (
     is_approved,
     refusal,
 )
-from tow_core.errors import AiNotConfigured, DependencyUnavailable, InvalidInput, Throttled, TowError
+from tow_core.errors import (
+    AiNotConfigured,
+    DependencyUnavailable,
+    InvalidInput,
+    ProviderStateRefused,
+    Throttled,
+    TowError,
+)
 
 OPENAI_PROVIDER = "openai"
 OPENAI_OFFICIAL_HOST = "api.openai.com"
+# Responses API parameters that make OpenAI keep or reuse server-side state (the only place src/ may name
+# them: tests/unit/test_openai_boundary.py).
+STATE_KEEPING_PARAMETERS = frozenset({"previous_response_id", "conversation"})
+# The SDK's escape hatches: their contents are merged into the request as they are, past every typed
+# parameter, so an ``extra_body={"store": True}`` would override the fixed ``store=False``.
+EXTRA_PARAMETERS = ("extra_body", "extra_query", "extra_headers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +96,9 @@ class OpenAIGateway:
 
     def create_response(self, *, model: str, params: Mapping[str, Any], context: EgressContext) -> Any:
         """One Responses API call. ``store=False`` is set here, after ``params``, so no caller can
-        override it; ``params`` naming ``store`` at all is a programming error."""
-        if "store" in params:
-            raise ValueError("store is fixed to False by the gateway and must not be passed")
+        override it; anything in ``params`` that would keep state at OpenAI is refused first."""
+        refuse_provider_state(params)
+        params = {name: value for name, value in params.items() if name != "store"}  # only ever False here
         return self._call(
             model, context, lambda: self._client.responses.with_raw_response.create(model=model, **params, store=False)
         )
@@ -152,6 +168,40 @@ class OpenAIGateway:
             self.endpoint, model, context, request_bytes=attempt.request_bytes,
             response_bytes=attempt.response_bytes, duration_ms=duration_ms, outcome=attempt.outcome,
         ))
+
+
+def refuse_provider_state(params: Mapping[str, Any]) -> None:
+    """``ProviderStateRefused`` if ``params`` would make OpenAI store the request or chain it to stored
+    state: ``store`` other than ``False``, a state-keeping parameter, or an ``extra_*`` parameter whose
+    keys (at any depth, any spelling: ``Store``, ``previous-response-id``) name store or either of those."""
+    if "store" in params and params["store"] is not False:
+        raise ProviderStateRefused(f"store must be false (it is {params['store']!r}): OpenAI keeps nothing TOW "
+                                   "sends", field="store")
+    if stateful := sorted(STATE_KEEPING_PARAMETERS & params.keys()):
+        raise ProviderStateRefused(f"{stateful[0]} is refused: each request carries its whole conversation, "
+                                   "none is kept at OpenAI", field=stateful[0])
+    for name in EXTRA_PARAMETERS:
+        if name in params and (touched := _state_keys(params[name])):
+            raise ProviderStateRefused(f"{name} names {', '.join(sorted(touched))}: the SDK would send it past "
+                                       "store=false, so it is refused", field=name)
+
+
+def _state_keys(value: object) -> set[str]:
+    """The keys anywhere in ``value`` that touch provider state; a value that cannot be inspected (not a
+    mapping, list or scalar) counts as touching it."""
+    if isinstance(value, Mapping):
+        found = set()
+        for key, inner in value.items():
+            normalised = str(key).lower().replace("-", "_")
+            if "store" in normalised or any(state in normalised for state in STATE_KEEPING_PARAMETERS):
+                found.add(str(key))
+            found |= _state_keys(inner)
+        return found
+    if isinstance(value, list | tuple):
+        return set().union(*map(_state_keys, value)) if value else set()
+    if value is None or isinstance(value, str | int | float | bool):
+        return set()
+    return {f"a {type(value).__name__} that cannot be checked"}
 
 
 def _permanent_error(status: int, exc: openai.APIStatusError) -> TowError:

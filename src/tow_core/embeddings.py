@@ -17,7 +17,10 @@ Rules:
   with another one refuses to start (``EmbeddingSpaceMismatch``) until ``tow embeddings migrate``
   re-embeds everything into a new space and switches to it.
 - Every call to the model carries an ``EgressContext`` (purpose embedding, the organisation, the
-  display IDs of the records sent), so the egress ledger names what left the deployment.
+  display IDs of the records sent, and the person whose edit queued them), so the egress ledger names
+  what left the deployment and on whose behalf. The outbox remembers that person (the
+  ``RecordStore.attribute_changes_to`` of the edit's unit of work); one call carries the records of one
+  organisation and one person, so no ledger row names someone for another person's text.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class EmbeddingJob:
     record_id: int
     generation: int
     attempts: int  # including this one
+    acting_user_id: int | None = None  # whose edit queued it; None: nobody's (backfill, import, migration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +172,13 @@ def retry_delay_seconds(attempts: int) -> int:
     return min(3600, 30 * 2 ** max(0, attempts - 1))
 
 
-def _embed_records(model: EmbeddingModel, records: Sequence[RecordText]) -> list[list[list[float]]]:
-    """Vectors per record, one model call for records of one organisation (one egress context)."""
+def _embed_records(model: EmbeddingModel, records: Sequence[RecordText],
+                   acting_user_id: int | None = None) -> list[list[list[float]]]:
+    """Vectors per record, one model call for records of one organisation embedded on behalf of one
+    person (``acting_user_id``; None: nobody's edit), which is one egress context."""
     chunks = [chunk_texts(r.type, r.title, r.body) for r in records]
     # text_record_ids lets the adapter name, per request it sends, only the records whose chunks it carries.
-    context = EgressContext(EgressPurpose.EMBEDDING, None, records[0].organisation_id,
+    context = EgressContext(EgressPurpose.EMBEDDING, acting_user_id, records[0].organisation_id,
                             tuple(r.display_id for r in records),
                             text_record_ids=tuple(r.display_id for r, texts in zip(records, chunks, strict=True)
                                                   for _ in texts))
@@ -192,24 +198,36 @@ def _by_organisation(records: Sequence[RecordText]) -> list[list[RecordText]]:
     return [list(group) for _, group in groupby(ordered, key=lambda r: r.organisation_id)]
 
 
+def _by_actor(records: Sequence[RecordText],
+              actors: dict[int, int | None]) -> list[tuple[int | None, list[RecordText]]]:
+    """``records`` (of one organisation) grouped by whose edit queued each, nobody's (None) first."""
+    def actor(record: RecordText) -> int | None:
+        return actors.get(record.record_id)
+
+    ordered = sorted(records, key=lambda r: (actor(r) is not None, actor(r) or 0, r.record_id))
+    return [(key, list(group)) for key, group in groupby(ordered, key=actor)]
+
+
 def embed_pending(queue: EmbeddingQueue, spaces: EmbeddingSpaces, model: EmbeddingModel, *,
                   batch_size: int = 64, lease_seconds: int = LEASE_SECONDS) -> int:
     """Claim up to ``batch_size`` queued records, embed and store them; returns how many were claimed
-    (0: nothing to do). A provider error fails that organisation's records for a later retry."""
+    (0: nothing to do). A provider error fails the records of that call for a later retry."""
     space = require_space(spaces, model)
     jobs = queue.claim(batch_size, lease_seconds, MAX_ATTEMPTS)
     if not jobs:
         return 0
     texts = spaces.texts([job.record_id for job in jobs])
+    actors = {job.record_id: job.acting_user_id for job in jobs}
     failed: dict[int, str] = {}
     for records in _by_organisation(texts):
-        try:
-            vectors = _embed_records(model, records)
-        except TowError as exc:
-            failed.update((r.record_id, exc.message) for r in records)
-            continue
-        for record, record_vectors in zip(records, vectors, strict=True):
-            spaces.store(space, record, record_vectors)
+        for acting_user_id, own in _by_actor(records, actors):
+            try:
+                vectors = _embed_records(model, own, acting_user_id)
+            except TowError as exc:
+                failed.update((r.record_id, exc.message) for r in own)
+                continue
+            for record, record_vectors in zip(own, vectors, strict=True):
+                spaces.store(space, record, record_vectors)
     for job in jobs:
         if job.record_id in failed:
             queue.fail(job, failed[job.record_id], retry_delay_seconds(job.attempts))

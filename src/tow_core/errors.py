@@ -106,3 +106,12 @@ class ProviderNotApproved(NotConfigured):
     """The configured provider or base URL is not in ``ai.approved_providers``: no data was sent."""
 
     code = "provider_not_approved"
+
+
+class ProviderStateRefused(TowError):
+    """A request would have asked an AI provider to keep state between calls (``store`` other than false,
+    ``previous_response_id``, a conversation, or an ``extra_*`` parameter naming one of them): refused before
+    anything is sent, because nothing TOW sends may be kept at the provider (SPEC §6). A programming error,
+    never a user's: ``field`` names the parameter."""
+
+    code = "provider_state_refused"

@@ -262,6 +262,12 @@ class Sessions(Protocol):
     def revoke_session(self, token_hash: str, now: datetime) -> None: ...
     def revoke_user_sessions(self, user_id: int, now: datetime) -> int: ...
 
+    def act_for(self, user_id: int) -> None:
+        """This transaction acts for ``user_id`` (the session's user): what the storage writes on its own
+        for the changes made in it — the embedding outbox, whose egress-ledger rows then name that
+        person (issue 13) — is attributed to them. Ends with the transaction."""
+        ...
+
 
 class Directory(Accounts, Memberships, GroupRoster, ProjectGrants, Invitations, AuditTrail, Sessions, Protocol):
     """Identity and access data, inside the caller's unit of work (one transaction): every role-named port

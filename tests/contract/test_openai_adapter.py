@@ -27,7 +27,13 @@ from tow_core.ai import (
     ToolOutput,
     ToolSpec,
 )
-from tow_core.errors import AiNotConfigured, DependencyUnavailable, ProviderNotApproved, Throttled
+from tow_core.errors import (
+    AiNotConfigured,
+    DependencyUnavailable,
+    ProviderNotApproved,
+    ProviderStateRefused,
+    Throttled,
+)
 
 CHAT = EgressContext(EgressPurpose.CHAT, acting_user_id=7, organisation_id=3, record_display_ids=("DOC-1", "MEM-2"))
 EMBED = EgressContext(EgressPurpose.EMBEDDING, acting_user_id=None, organisation_id=3, record_display_ids=("DOC-9",))
@@ -93,9 +99,43 @@ def test_defaults_come_from_configuration_and_store_cannot_be_overridden(harness
     assert (sent.body["model"], sent.body["reasoning"], sent.body["store"]) == ("gpt-test-large", {"effort": "medium"},
                                                                                 False)
     assert "tools" not in sent.body and result.output_text == "ok" and result.tool_calls == ()
-    with pytest.raises(ValueError, match="store"):
+    with pytest.raises(ProviderStateRefused, match="store") as refused:
         harness.gateway.create_response(model="m", params={"store": True, "input": []}, context=CHAT)
+    assert refused.value.field == "store"
     assert len(fake_openai.requests) == 1
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"store": None}, "store"),
+    ({"store": 0}, "store"),
+    ({"previous_response_id": "resp_1"}, "previous_response_id"),
+    ({"previous_response_id": None}, "previous_response_id"),
+    ({"conversation": "conv_1"}, "conversation"),
+    ({"extra_body": {"store": True}}, "extra_body"),
+    ({"extra_body": {"Store": "true"}}, "extra_body"),
+    ({"extra_body": {"previous_response_id": "resp_1"}}, "extra_body"),
+    ({"extra_body": {"metadata": {"nested": [{"conversation": "conv_1"}]}}}, "extra_body"),
+    ({"extra_body": {"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}}, "extra_body"),
+    ({"extra_body": object()}, "extra_body"),
+    ({"extra_query": {"store": "true"}}, "extra_query"),
+    ({"extra_headers": {"X-Store": "true"}}, "extra_headers"),
+    ({"extra_headers": {"Previous-Response-Id": "resp_1"}}, "extra_headers"),
+])
+def test_parameters_that_would_keep_state_at_openai_are_refused_before_anything_leaves(harness, fake_openai,
+                                                                                       params, field):
+    with pytest.raises(ProviderStateRefused) as refused:
+        harness.gateway.create_response(model="m", params={"input": "hi", **params}, context=CHAT)
+    assert refused.value.field == field and field in refused.value.message
+    assert fake_openai.requests == [] and harness.ledger.rows == []  # nothing sent, nothing to ledger
+
+
+def test_store_false_and_harmless_extras_pass_and_the_request_still_says_store_false(harness, fake_openai):
+    harness.gateway.create_response(
+        model="m", params={"input": "hi", "store": False, "extra_headers": {"X-Request-Purpose": "chat"},
+                           "extra_body": {"metadata": {"tow": "1"}}}, context=CHAT)
+    [sent] = fake_openai.requests
+    assert sent.body["store"] is False and sent.body["metadata"] == {"tow": "1"}
+    assert sent.headers["x-request-purpose"] == "chat"
 
 
 def test_the_fake_server_flags_a_responses_request_without_store_false_and_forbidden_apis(fake_openai):

@@ -168,12 +168,32 @@ def test_every_embedding_request_has_one_ledger_row_naming_exactly_the_records_i
     handbook = "Long handbook"
     assert sum(handbook in carried for carried in carried_by_request) >= 2  # its chunks crossed a request boundary
     assert any(handbook in carried and len(carried) == 2 for carried in carried_by_request)  # shared with a neighbour
-    # Background embedding is done for no person; the search query goes on Ada's behalf and names no record.
-    assert {r.acting_user_id for r in rows if r.record_display_ids} == {None}
+    # Ada wrote every record, so every embedding goes on her behalf; so does the query, which names no record.
+    assert {r.acting_user_id for r in rows if r.record_display_ids} == {w.ada_id}
     query_rows = [(r.acting_user_id, q.body["input"]) for r, q in zip(rows, requests, strict=True)
                   if not r.record_display_ids]
     assert query_rows == [(w.ada_id, ["alpha plan"])]
     assert {t for carried in carried_by_request for t in carried} == set(by_title)
+
+
+def test_an_embedding_ledger_row_names_the_person_whose_edit_it_embeds(make_container, ai_environ, fake_openai):
+    w = World(make_container(DIM_64, **ai_environ))
+    handbook = w.create(w.ada, type="doc", scope={"kind": "organisation"}, title="Handbook", body="Tuesdays.")
+    runbook = w.create(w.cy, type="doc", scope={"kind": "organisation"}, title="Runbook", body="Restart it.")
+    edited = w.bob.patch(f"{w.base}/records/{handbook['display_id']}",
+                         json={"body": "We release on Wednesdays now.", "version": handbook["version"]})
+    assert edited.status_code == 200, edited.text
+    w.sql("INSERT INTO records (organisation_id, type, prefix, number, scope_kind, scope_ref, title, body, status) "
+          "VALUES (:org, 'decision', 'DEC', 1, 'organisation', :org, 'Imported', 'from an old export', 'proposed')",
+          org=w.org)  # as an operator's import writes it: nobody's edit
+    assert drain(w.container) == 3
+
+    rows = ledger(w.container.engine())
+    by_records = {tuple(r.record_display_ids): r.acting_user_id for r in rows}
+    # Bob's edit is the text sent for the handbook, so he is named, not its author; one request per person.
+    assert by_records == {(handbook["display_id"],): w.bob_id, (runbook["display_id"],): w.cy_id, ("DEC-1",): None}
+    [sent_for_bob] = [q for r, q in zip(rows, fake_openai.requests, strict=True) if r.acting_user_id == w.bob_id]
+    assert sent_for_bob.body["input"] == ["Handbook\n\nWe release on Wednesdays now."]
 
 
 @pytest.fixture

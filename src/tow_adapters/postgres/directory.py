@@ -409,6 +409,12 @@ class PgDirectory(SqlStore):
         )
         return Session(*row) if row else None
 
+    def act_for(self, user_id: int) -> None:
+        # Transaction-local (is_local => true): read by the embedding_enqueue trigger (migration
+        # 0016_embedding_actor), gone when the transaction ends, so a pooled connection carries nothing on.
+        self._conn.execute(sa.text("SELECT set_config('tow.acting_user_id', :user_id, true)"),
+                           {"user_id": str(int(user_id))})
+
     def set_session_organisation(self, token_hash: str, org_id: int) -> None:
         self._exec("UPDATE sessions SET active_organisation_id = :o WHERE token_hash = :t", o=org_id, t=token_hash)
 

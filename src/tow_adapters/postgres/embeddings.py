@@ -90,7 +90,7 @@ class PgEmbeddingQueue:
                 "  SELECT record_id FROM embedding_outbox WHERE available_at <= clock_timestamp() "
                 "  AND (leased_until IS NULL OR leased_until < clock_timestamp()) AND attempts < :max_attempts "
                 "  ORDER BY available_at, record_id LIMIT :limit FOR UPDATE SKIP LOCKED) "
-                "RETURNING o.record_id, o.generation, o.attempts"
+                "RETURNING o.record_id, o.generation, o.attempts, o.acting_user_id"
             ), {"lease": lease_seconds, "max_attempts": max_attempts, "limit": limit}).all()
         return [EmbeddingJob(*row) for row in rows]
 
