@@ -14,13 +14,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.fake_agent_runs import InMemoryAgentRuns
 from tests.fake_conversations import InMemoryConversations
 from tests.fakes import InMemoryDirectory
+from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_core.access import OrgRole, Visibility
+from tow_core.agent_runs import new_run
 from tow_core.conversations import NewConversation, NewTurn, TurnRole
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.identity import Project, ProjectStatus, WorkflowMode
@@ -41,8 +44,8 @@ def conversations_engine(embedded_postgres):
 class Org:
     """Acme with members ada and bob and project APP; another organisation, Other, with its project OPS."""
 
-    def __init__(self, directory, conversations) -> None:
-        self.directory, self.store = directory, conversations
+    def __init__(self, directory, conversations, runs) -> None:
+        self.directory, self.store, self.runs = directory, conversations, runs
         self.id = directory.add_organisation("acme", WorkflowMode.ORGANIZATION).id
         self.other = directory.add_organisation("other", WorkflowMode.ORGANIZATION).id
         self.ada, self.bob = (directory.add_user(f"{n}-{time.monotonic_ns()}@example.com", n, None,
@@ -65,12 +68,12 @@ class Org:
 def org(request) -> Org:
     if request.param == "fake":
         directory = InMemoryDirectory()
-        return Org(directory, InMemoryConversations(directory))
+        return Org(directory, InMemoryConversations(directory), InMemoryAgentRuns())
     conn = request.getfixturevalue("conversations_engine").connect()
     transaction = conn.begin()
     request.addfinalizer(conn.close)
     request.addfinalizer(transaction.rollback)
-    return Org(PgDirectory(conn), PgConversations(conn))
+    return Org(PgDirectory(conn), PgConversations(conn), PgAgentRuns(conn))
 
 
 ANSWER = NewTurn(
@@ -123,9 +126,10 @@ def test_turns_are_numbered_in_order_stored_whole_and_move_the_last_activity(org
 
 def test_a_turn_keeps_tuples_as_the_lists_json_gives_back_and_its_run(org):
     conversation = org.start()
+    run = org.runs.create(new_run("chat", owner_id=org.ada, organisation_id=org.id, project_id=None, input={}), now=T)
     turn = org.store.add_turn(conversation.id, NewTurn(TurnRole.ASSISTANT, "", tool_activity=(
-        {"tool": "search", "hits": ("DOC-1", "DOC-2")},), agent_run_id=41), at=T)
-    assert turn.tool_activity == ({"tool": "search", "hits": ["DOC-1", "DOC-2"]},) and turn.agent_run_id == 41
+        {"tool": "search", "hits": ("DOC-1", "DOC-2")},), agent_run_id=run.id), at=T)
+    assert turn.tool_activity == ({"tool": "search", "hits": ["DOC-1", "DOC-2"]},) and turn.agent_run_id == run.id
     assert org.store.turns(conversation.id) == (turn,)
 
 
