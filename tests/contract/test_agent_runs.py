@@ -171,9 +171,8 @@ def test_two_claimers_never_get_the_same_run(world):
     assert sorted(claimed) == sorted(queued)  # each exactly once
 
 
+@pytest.mark.parametrize("world", ["postgres"], indirect=True)  # row locks are PostgreSQL's
 def test_a_claimer_skips_a_run_another_claimer_holds_locked(world, request):
-    if "postgres" not in request.node.callspec.id:
-        pytest.skip("row locks are PostgreSQL's")
     first, second = world.queue(now=T0 - timedelta(seconds=1)), world.queue()
     engine = request.getfixturevalue("runs_engine")
     with engine.connect() as other_worker, other_worker.begin():
