@@ -11,6 +11,7 @@ from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_core.use_cases.agent_runs import AgentRunUseCases
 from tow_core.use_cases.ai import AiUseCases
+from tow_core.use_cases.chat import ChatUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
@@ -25,6 +26,7 @@ from tow_http.context import Services
 
 def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
+    ai_configured = services.ai is not None and services.ai.status.configured
     return {
         "docs": DocUseCases(transactions),
         "accounts": AccountUseCases(transactions, services.sign_in_log, services.password_hasher,
@@ -44,7 +46,8 @@ def use_cases(services: Services) -> dict[str, object]:
                                   timedelta(hours=services.settings.exports.retention_hours)),
         "imports": ImportUseCases(transactions, services.upload_store, services.images),
         "agent_runs": AgentRunUseCases(transactions),
-        "conversations": ConversationUseCases(transactions, services.ai is not None and services.ai.status.configured),
+        "conversations": ConversationUseCases(transactions, ai_configured),
+        "chat": ChatUseCases(transactions, ai_configured),
     }
 
 

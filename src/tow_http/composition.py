@@ -55,12 +55,14 @@ from tow_core.ai import (
     UnconfiguredReasoningModel,
     UnconfiguredWebSearch,
 )
+from tow_core.chat import ChatAssistant
 from tow_core.egress import EgressLedger, ProviderEndpoint, is_approved
 from tow_core.exports import EXPORT_JOB
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
 from tow_core.unit_of_work import Stores, Transactions
+from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
@@ -138,14 +140,15 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
     )
 
 
-def agent_run_handlers(engine: sa.Engine, config: LoadedConfig) -> dict[str, AgentRunHandler]:
-    """The handler of each kind of agent run this deployment has (chat, memory extraction: issue 13 ff.).
+def agent_run_handlers(engine: sa.Engine, config: LoadedConfig, ai: AiServices) -> dict[str, AgentRunHandler]:
+    """The handler of each kind of agent run this deployment has (chat; memory extraction next).
     A run of a kind without one fails with ``no_handler``."""
-    return {}
+    assistant = ChatAssistant(ai.reasoning_model, ai.web_search, ai.embedding_model,
+                              config.settings.ai.max_tool_rounds)
+    return {CHAT_RUN: ChatRuns(Transactions(_transaction_factory(engine), utc_now), assistant)}
 
 
-def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig,
-                           handlers: Mapping[str, AgentRunHandler] | None = None,
+def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Mapping[str, AgentRunHandler],
                            clock: Callable[[], datetime] | None = None) -> AgentRunWorker:
     """The agent run worker: ``jobs.ai_queue_max_concurrency`` claimers under the jobs' lease and attempt
     limits. Tests pass handlers and a clock."""
@@ -157,7 +160,7 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig,
             yield PgAgentRuns(connection)
 
     return AgentRunWorker(
-        runs, agent_run_handlers(engine, config) if handlers is None else handlers,
+        runs, handlers,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
         clock=clock or utc_now,
@@ -280,7 +283,9 @@ class Container(containers.DeclarativeContainer):
     backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
     backup_archive = providers.Singleton(TarBackupArchive)
     job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
-    agent_run_worker = providers.Singleton(build_agent_run_worker, engine, config)
+    agent_run_worker = providers.Singleton(
+        build_agent_run_worker, engine, config, providers.Callable(agent_run_handlers, engine, config, ai_services)
+    )
     app: providers.Provider[Litestar] = providers.Singleton(
         create_app,
         services=services,

@@ -215,6 +215,7 @@ ANSWERS: dict[str, Answers] = {
     "get_conversation": answers(),
     "update_conversation": answers(InvalidInput),
     "delete_conversation": answers(),
+    "ask_question": answers(AiNotConfigured, InvalidInput),
     "organisation_audit": answers(InvalidInput, access=_ORG),
     "server_audit": answers(InvalidInput, access=_SERVER),
     "request_export": answers(AccessDenied, InvalidInput),  # kind=organisation: owners and admins only

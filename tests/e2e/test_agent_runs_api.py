@@ -22,10 +22,10 @@ def world(make_container):
     return World(make_container())
 
 
-def queue(world: World, owner_id: int, project: str | None = None) -> int:
+def queue(world: World, owner_id: int, project: str | None = None, kind: str = "chat") -> int:
     with world.container.engine().begin() as conn:
         return PgAgentRuns(conn).create(new_run(
-            "chat", owner_id=owner_id, organisation_id=world.org,
+            kind, owner_id=owner_id, organisation_id=world.org,
             project_id=world.projects[project] if project else None, input=QUESTION), now=datetime.now(UTC)).id
 
 
@@ -130,10 +130,10 @@ def test_tow_worker_once_runs_the_queued_agent_runs(world, tmp_path, fresh_datab
     from tests.postgres_fixtures import SECRET
     from tow_http import cli
 
-    run_id = queue(world, world.bob_id)
+    run_id = queue(world, world.bob_id, kind="no_such_workflow")
     (tmp_path / ".env").write_text(f"APP_SECRET={SECRET}\nDATABASE_URL={fresh_database_url}\n")
     assert cli.main(["--config", str(tmp_path / "tow0.yaml"), "worker", "--once"]) == 0
     assert "ran 0 job(s) and 1 agent run(s)" in capsys.readouterr().out
-    # No workflow registers a handler for "chat" yet: the run is claimed and ends saying so.
+    # No workflow has a handler for this kind: the run is claimed and ends saying so.
     shown = world.bob.get(runs_url(world, run_id)).json()
     assert (shown["status"], shown["error_code"], shown["attempts"]) == ("failed", "no_handler", 1)

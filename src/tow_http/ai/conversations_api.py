@@ -1,16 +1,21 @@
 """Conversations with the assistant over HTTP (issue 13, SPEC §6): start, list, read, change and delete your own.
 
-Asking a question in one (the streamed answer) is the chat API's; this is the storage and its privacy.
+Asking a question queues an agent run that answers it (``tow_core.use_cases.chat``); the answer is read back
+from the conversation.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
 from litestar import Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.chat import ChatUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_http.ai.conversation_shapes import (
     RULES,
@@ -19,10 +24,12 @@ from tow_http.ai.conversation_shapes import (
     ConversationPageOut,
     ConversationPatch,
     ConversationWithTurnsOut,
+    TurnOut,
     conversation_out,
     conversation_with_turns_out,
+    turn_out,
 )
-from tow_http.shapes import Cursor, Limit
+from tow_http.shapes import Cursor, Limit, Strict
 
 BASE = "/organisations/{org_id:int}/conversations"
 ONE = BASE + "/{conversation_id:int}"
@@ -76,9 +83,33 @@ def delete_conversation(org_id: int, conversation_id: int, caller: NamedDependen
     return Response(None, status_code=204)
 
 
+class QuestionIn(Strict):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000, description="your question")]
+
+
+class AskedOut(msgspec.Struct):
+    question: TurnOut
+    run_id: Annotated[int, msgspec.Meta(description="the agent run answering it: `GET .../agent-runs/{run_id}`")]
+    run_status: str
+
+
+@post(ONE + "/questions", summary="Ask the assistant in a conversation of yours",
+      description="Saves your question as a turn and queues an agent run (kind `chat`) that answers it as you: "
+      "every tool call (search, get a record, backlinks, web search and page fetch when configured) reads only "
+      "what you may read, at that moment. The answer is added to the conversation when the run completes "
+      "(`GET` the conversation or the run). Citations are kept only for records a tool returned in the run that "
+      "you can still read when the answer is saved and that contain any quoted words; the others are listed as "
+      "dropped with the reason. 503 `ai_not_configured` without OPENAI_API_KEY.\n" + RULES,
+      status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
+def ask_question(org_id: int, conversation_id: int, data: JSONBody[QuestionIn],
+                 caller: NamedDependency[SessionCredential], chat: NamedDependency[ChatUseCases]) -> AskedOut:
+    asked = chat.ask(caller, org_id, conversation_id, data.text)
+    return AskedOut(turn_out(asked.question), asked.run.id, asked.run.status.value)
+
+
 conversations_router = Router(
     path="/api",
     route_handlers=[start_conversation, list_conversations, get_conversation, update_conversation,
-                    delete_conversation],
+                    delete_conversation, ask_question],
     tags=["conversations"],
 )

@@ -1,0 +1,122 @@
+"""Asking the assistant (SPEC §6 workflow 1, issue 13): a question becomes a user turn and a queued agent run
+of kind ``chat`` in one unit of work; a worker runs the tool loop as the asker (``tow_core.chat``) and saves
+the answer as an assistant turn, its citations checked at the moment it is saved.
+
+Rules:
+- Only the conversation's owner asks in it, while they read its scope (``conversations.owned_conversation``);
+  without AI configured asking is refused (AiNotConfigured) and nothing is saved.
+- The run acts as the owner with their access loaded fresh for every read: a grant revoked during the run
+  counts from the next tool call, and again when the answer is saved (its citations are re-checked then).
+  An owner who lost the conversation's scope meanwhile gets no answer (the run fails, nothing is saved).
+- The model sees the conversation's earlier turns as plain text; the records whose content those turns
+  carry (every record a tool returned in them) are named in each request's ledger row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from tow_core.agent_runs import AgentRun, AgentRunFailed, AgentRunResult, Heartbeat, TokenUsage, new_run
+from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, InputMessage
+from tow_core.chat import Asker, ChatAnswer, ChatAssistant, ChatQuestion, reads_as, verify
+from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
+from tow_core.errors import AiNotConfigured, NotFound
+from tow_core.knowledge import Workspace
+from tow_core.unit_of_work import SessionCredential, Stores, Transactions
+
+CHAT_RUN = "chat"
+
+
+@dataclass(frozen=True)
+class AskedQuestion:
+    question: Turn
+    run: AgentRun
+
+
+@dataclass(frozen=True)
+class ChatUseCases:
+    transactions: Transactions
+    ai_configured: bool
+
+    def ask(self, credential: SessionCredential, org_id: int, conversation_id: int, text: str) -> AskedQuestion:
+        """Saves the question and queues the run that answers it; the answer is read from the conversation."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            conversation = owned_conversation(ws, acting.stores.conversations, conversation_id)
+            if not self.ai_configured:
+                raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
+            question = acting.stores.conversations.add_turn(conversation.id, NewTurn(TurnRole.USER, text),
+                                                            at=acting.now)
+            run = acting.stores.agent_runs.create(
+                new_run(CHAT_RUN, owner_id=acting.principal.user_id, organisation_id=org_id,
+                        project_id=conversation.project_id,
+                        input={"conversation_id": conversation.id, "question_turn_id": question.id}),
+                now=acting.now)
+            return AskedQuestion(question, run)
+
+
+@dataclass(frozen=True)
+class ChatRuns:
+    """The worker's handler of ``chat`` runs."""
+
+    transactions: Transactions
+    assistant: ChatAssistant
+
+    def __call__(self, run: AgentRun, heartbeat: Heartbeat) -> AgentRunResult:
+        try:
+            conversation_id, question_id = int(run.input["conversation_id"]), int(run.input["question_turn_id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AgentRunFailed("a chat run's input names its conversation_id and question_turn_id",
+                                 error_code="invalid_input") from exc
+        with self._as_owner(run) as (ws, stores, _):
+            conversation = owned_conversation(ws, stores.conversations, conversation_id)
+            turns = stores.conversations.turns(conversation.id)
+        question = next((t for t in turns if t.id == question_id), None)
+        if question is None:
+            raise NotFound("the question is gone (the conversation was deleted)")
+        earlier = [t for t in turns if t.position < question.position]
+        asked = ChatQuestion(
+            question.text,
+            history=tuple(InputMessage(t.role.value, t.text) for t in earlier if t.text),
+            history_records=tuple(dict.fromkeys(r for t in earlier for a in t.tool_activity
+                                                for r in a.get("records", ()))),
+        )
+        asker = Asker(run.owner_id, run.organisation_id,
+                      reads_as(self.transactions, user_id=run.owner_id, org_id=run.organisation_id),
+                      conversation.project_id)
+        heartbeat()
+        draft = self.assistant.run(asker, asked, on_activity=lambda _: heartbeat())
+        heartbeat()
+        with self._as_owner(run) as (ws, stores, now):  # citations checked as the asker reads now
+            owned_conversation(ws, stores.conversations, conversation_id)
+            answer = verify(ws, draft)
+            turn = stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=now)
+        return AgentRunResult({"conversation_id": conversation_id, "answer_turn_id": turn.id,
+                               "dropped_citations": answer.dropped_by_reason, "rounds": answer.rounds,
+                               "stopped": answer.stopped},
+                              TokenUsage(answer.usage.input_tokens, answer.usage.output_tokens))
+
+    @contextmanager
+    def _as_owner(self, run: AgentRun) -> Iterator[tuple[Workspace, Stores, datetime]]:
+        with self.transactions.unattended() as work:
+            principal = work.stores.directory.principal(run.owner_id)
+            if principal is None:
+                raise NotFound("organisation not found")
+            yield (Workspace.for_member(work.stores.records, work.stores.directory, principal, run.organisation_id,
+                                        history=work.stores.history), work.stores, work.now)
+
+
+def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:
+    """The assistant turn as stored: the checked text, kept and dropped citations, web sources, tool log."""
+    activity = [{"round": a.round, "tool": a.tool, "arguments": dict(a.arguments), "records": list(a.records),
+                 "web_sources": [asdict(w) for w in a.web_sources], "error": a.error} for a in answer.tool_activity]
+    dropped = [{"display_id": d.display_id, "quote": d.quote, "reason": str(d.reason)}
+               for d in answer.dropped_citations]
+    dropped += [{"web_ref": d.ref, "reason": str(d.reason)} for d in answer.dropped_web_citations]
+    text = answer.text if not answer.stopped else f"{answer.text}\n\n({answer.stopped})".strip()
+    return NewTurn(TurnRole.ASSISTANT, text, tool_activity=activity,
+                   citations=[asdict(c) for c in answer.citations], dropped_citations=dropped,
+                   web_sources=[asdict(w) for w in answer.web_sources], agent_run_id=run_id)

@@ -1,0 +1,68 @@
+"""Grounded chat over HTTP with the real OpenAI SDK adapter against the fake OpenAI server: Bob asks in his
+conversation, the worker (as `tow serve` runs it) answers as Bob through the tool loop, and the answer is read
+back with the citations the server kept and those it dropped. A restricted doc Bob cannot read never reaches
+the answer, the provider or the ledger; every request carries store:false and has one ledger row naming
+exactly the records whose content it carried."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests.e2e.org_world import World
+
+SECRET = "the vault combination is 7-2-9-4"
+
+
+@pytest.fixture
+def world(make_container, ai_environ):
+    return World(make_container(**ai_environ))
+
+
+def chat_ledger(world: World) -> list[sa.Row]:
+    with world.container.engine().connect() as conn:
+        return conn.execute(sa.text("SELECT acting_user_id, record_display_ids FROM egress_ledger "
+                                    "WHERE purpose = 'chat' ORDER BY id")).all()
+
+
+def test_bob_asks_and_reads_an_answer_citing_only_what_he_may_read(world, fake_openai):
+    ada = world.ada
+    vault = world.create(ada, type="doc", title="Vault", body=SECRET, scope=world.scope("SEC"))["display_id"]
+    plan = world.create(ada, type="doc", title="Release plan", body="We ship every Friday after the review.",
+                        scope=world.scope("OPS"))["display_id"]
+    fake_openai.queue_response(function_calls=[("get_record", {"display_id": vault}),
+                                               ("get_record", {"display_id": plan})])
+    fake_openai.queue_response(text=f'We ship on Fridays [{plan} "ship every Friday"] and [{vault}].')
+
+    conversation = world.bob.post(f"{world.base}/conversations", json={"title": "Releases"}).json()
+    asked = world.bob.post(f"{world.base}/conversations/{conversation['id']}/questions",
+                           json={"text": "When do we ship?"})
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["run_status"] == "queued" and asked.json()["question"]["text"] == "When do we ship?"
+
+    assert world.container.agent_run_worker().drain() == 1
+    run = world.bob.get(f"{world.base}/agent-runs/{asked.json()['run_id']}").json()
+    assert run["status"] == "completed", run
+    turns = world.bob.get(f"{world.base}/conversations/{conversation['id']}").json()["turns"]
+    answer = turns[-1]
+    assert answer["role"] == "assistant" and answer["agent_run_id"] == asked.json()["run_id"]
+    assert [c["display_id"] for c in answer["citations"]] == [plan]
+    assert [(d["display_id"], d["reason"]) for d in answer["dropped_citations"]] == [(vault, "not_returned_by_tool")]
+    assert vault not in answer["text"] and SECRET not in json.dumps(turns)
+
+    requests = fake_openai.requests_to("/v1/responses")
+    assert len(requests) == 2 and all(r.body["store"] is False for r in requests)
+    assert SECRET not in json.dumps([r.body for r in requests])
+    rows = chat_ledger(world)
+    assert [row.acting_user_id for row in rows] == [world.bob_id, world.bob_id]
+    assert [list(row.record_display_ids or []) for row in rows] == [[], [plan]]  # what each request carried
+
+
+def test_only_the_owner_asks_and_an_empty_question_is_refused(world):
+    conversation = world.bob.post(f"{world.base}/conversations", json={"title": "Mine"}).json()
+    url = f"{world.base}/conversations/{conversation['id']}/questions"
+    assert world.ada.post(url, json={"text": "What did Bob ask?"}).status_code == 404  # not even the org owner
+    assert world.bob.post(url, json={"text": ""}).status_code == 400
+    assert world.bob.get(f"{world.base}/conversations/{conversation['id']}").json()["turns"] == []
