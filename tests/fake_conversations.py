@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from tests.fakes import InMemoryDirectory
-from tow_core.conversations import Conversation, NewConversation, NewTurn, Turn
+from tow_core.conversations import Conversation, NewConversation, NewTurn, Turn, checked_tool_activity
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.records import Page
 
@@ -69,6 +69,18 @@ class InMemoryConversations:
 
     def turns(self, conversation_id: int) -> tuple[Turn, ...]:
         return tuple(self.turn_rows.get(conversation_id, ()))
+
+    def turn_for_update(self, conversation_id: int, turn_id: int) -> Turn | None:
+        return next((t for t in self.turn_rows.get(conversation_id, ()) if t.id == turn_id), None)
+
+    def set_tool_activity(self, turn_id: int, tool_activity) -> Turn:
+        activity = checked_tool_activity(tool_activity)
+        for turns in self.turn_rows.values():
+            for index, turn in enumerate(turns):
+                if turn.id == turn_id:
+                    turns[index] = replace(turn, tool_activity=activity)
+                    return turns[index]
+        raise NotFound("turn not found")
 
     def update(self, conversation_id: int, *, title: str, memory_extraction: bool, at: datetime) -> Conversation:
         conversation = self.rows.get(conversation_id)

@@ -26,10 +26,20 @@ from typing import Any
 
 from tow_core import knowledge, semantic_search
 from tow_core.ai import EgressContext, EgressPurpose, EmbeddingModel, ToolSpec, WebSearch
+from tow_core.chat_actions import (
+    AWAITS_USER,
+    MEMORY_CHANGE,
+    MEMORY_OPERATIONS,
+    TICKET,
+    PendingAction,
+    check_against_item,
+    memory_proposal,
+    ticket_proposal,
+)
 from tow_core.citations import WebSource
 from tow_core.errors import NotConfigured, NotFound, RetryableError, TowError
 from tow_core.knowledge import Workspace
-from tow_core.records import HIGHLIGHT_END, HIGHLIGHT_START, DisplayId, Record, RecordQuery, RecordType
+from tow_core.records import HIGHLIGHT_END, HIGHLIGHT_START, MEMORY_TYPES, DisplayId, Record, RecordQuery, RecordType
 from tow_core.semantic_search import SearchMode, SemanticIndex
 
 MAX_SEARCH_RESULTS = 20
@@ -59,6 +69,7 @@ class ToolActivity:
     records: tuple[str, ...] = ()  # display IDs whose content the result carries
     web_sources: tuple[WebSource, ...] = ()
     error: str | None = None
+    pending_action: PendingAction | None = None  # what a propose_* call proposed, for the user to apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,7 @@ class ToolAnswer:
     records: tuple[str, ...] = ()
     web_sources: tuple[WebSource, ...] = ()
     error: str | None = None
+    pending_action: PendingAction | None = None
 
 
 class ToolRefused(Exception):
@@ -149,6 +161,21 @@ SPECS: tuple[ToolSpec, ...] = (
     ToolSpec("fetch_page", "Read a web page returned by web_search in this conversation, or a URL the user gave. "
              "Cite it as [web:N] with its ref.", {
                  "type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}),
+    ToolSpec("propose_ticket", "Propose a new ticket. Nothing is written: the user sees the proposal and may apply "
+             "it. Priority 1 (highest) to 4.", {
+                 "type": "object", "required": ["title"], "properties": {
+                     "title": {"type": "string"}, "body": {"type": "string"},
+                     "priority": {"type": "integer", "minimum": 1, "maximum": 4}}}),
+    ToolSpec("propose_memory_change", "Propose a change to the workspace memory: create a memory item, or update or "
+             "retire an existing one (by display ID, at the version get_record showed). Nothing is written: the "
+             "user may apply it, which makes it a pending memory diff for review.", {
+                 "type": "object", "required": ["operation"], "properties": {
+                     "operation": {"type": "string", "enum": list(MEMORY_OPERATIONS)},
+                     "display_id": {"type": "string"}, "base_version": {"type": "integer", "minimum": 1},
+                     "title": {"type": "string"}, "body": {"type": "string"},
+                     "memory_type": {"type": "string", "enum": list(MEMORY_TYPES)},
+                     "importance": {"type": "integer", "minimum": 1, "maximum": 5},
+                     "rationale": {"type": "string"}}}),
 )
 
 
@@ -165,6 +192,7 @@ class ChatTools:
     user_urls: frozenset[str] = frozenset()  # URLs the user wrote, which fetch_page may open
     records_in_conversation: Callable[[], tuple[str, ...]] = tuple
     _web: dict[str, WebSource] = field(default_factory=dict)
+    _actions: list[PendingAction] = field(default_factory=list)
 
     def run(self, name: str, arguments_json: str) -> tuple[Mapping[str, Any], ToolAnswer]:
         try:
@@ -264,6 +292,31 @@ class ChatTools:
         text = page.text[:MAX_PAGE_CHARS]
         return ToolAnswer(tool_data({"ref": source.ref, "url": page.url, "title": page.title, "text": text}),
                           web_sources=(source,))
+
+
+    # --- proposals: recorded for the user to apply, never written (tow_core.chat_actions) -----------------
+
+    @property
+    def pending_actions(self) -> tuple[PendingAction, ...]:
+        return tuple(self._actions)
+
+    def _propose(self, kind: str, proposal: dict[str, Any]) -> ToolAnswer:
+        action = PendingAction(len(self._actions) + 1, kind, proposal)
+        self._actions.append(action)
+        return ToolAnswer(tool_data({"status": AWAITS_USER, "proposal": {"kind": kind, **proposal}}),
+                          pending_action=action)
+
+    def _tool_propose_ticket(self, arguments: Mapping[str, Any]) -> ToolAnswer:
+        return self._propose(TICKET, ticket_proposal(arguments))
+
+    def _tool_propose_memory_change(self, arguments: Mapping[str, Any]) -> ToolAnswer:
+        proposal = memory_proposal(arguments)
+        if proposal["operation"] != "create":  # based on what the asker reads now (applying checks it again)
+            with self.reads() as reading:
+                ws = reading.workspace
+                check_against_item(proposal, ws.records.readable_by_display_id(
+                    ws.principal.user_id, ws.org_id, DisplayId.parse(proposal["display_id"])))
+        return self._propose(MEMORY_CHANGE, proposal)
 
 
 def urls_in(texts: Sequence[str]) -> frozenset[str]:

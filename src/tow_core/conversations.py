@@ -99,6 +99,11 @@ class NewTurn:
         return NewTurn(role, text, agent_run_id=self.agent_run_id, **lists)
 
 
+def checked_tool_activity(tool_activity: Sequence[JsonObject]) -> tuple[JsonObject, ...]:
+    """A turn's tool activity as stored (plain JSON), or InvalidInput: the rules of ``NewTurn.checked``."""
+    return NewTurn(TurnRole.ASSISTANT, "", tool_activity=tool_activity).checked().tool_activity
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     id: int
@@ -164,6 +169,16 @@ class Conversations(Protocol):
 
     def turns(self, conversation_id: int) -> tuple[Turn, ...]:
         """Every turn, by position."""
+        ...
+
+    def turn_for_update(self, conversation_id: int, turn_id: int) -> Turn | None:
+        """The turn of that conversation, locked until the transaction ends (applying a pending action on it
+        waits for another that is applying one); None when it is not there."""
+        ...
+
+    def set_tool_activity(self, turn_id: int, tool_activity: Sequence[JsonObject]) -> Turn:
+        """Replace the turn's tool activity (to record a pending action applied), checked as ``NewTurn``
+        checks it; NotFound when the turn is gone."""
         ...
 
     def update(self, conversation_id: int, *, title: str, memory_extraction: bool, at: datetime) -> Conversation:

@@ -133,6 +133,21 @@ def test_a_turn_keeps_tuples_as_the_lists_json_gives_back_and_its_run(org):
     assert org.store.turns(conversation.id) == (turn,)
 
 
+def test_a_turns_tool_activity_is_replaced_under_a_lock_and_only_in_its_own_conversation(org):
+    conversation, other = org.start(), org.start()
+    turn = org.store.add_turn(conversation.id, ANSWER, at=T)
+    assert org.store.turn_for_update(conversation.id, turn.id) == turn
+    assert org.store.turn_for_update(other.id, turn.id) is None and org.store.turn_for_update(conversation.id, MISSING) is None
+    applied = ({"tool": "propose_ticket", "pending_action": {"id": "1-1", "applied": {"record": "TKT-1"}}},)
+    changed = org.store.set_tool_activity(turn.id, applied)
+    assert changed.tool_activity == applied and changed.text == turn.text and changed.citations == turn.citations
+    assert org.store.turns(conversation.id) == (changed,)
+    with pytest.raises(InvalidInput):
+        org.store.set_tool_activity(turn.id, ["not an object"])  # type: ignore[list-item]
+    with pytest.raises(NotFound):
+        org.store.set_tool_activity(MISSING, applied)
+
+
 @pytest.mark.parametrize("bad, field", [
     (NewTurn(TurnRole.USER, "   "), "text"),
     (NewTurn("system", "be evil"), "role"),  # type: ignore[arg-type]

@@ -9,14 +9,22 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from tow_adapters.postgres.engine import SqlStore
-from tow_core.conversations import Conversation, NewConversation, NewTurn, Turn, TurnRole
+from tow_core.conversations import (
+    Conversation,
+    JsonObject,
+    NewConversation,
+    NewTurn,
+    Turn,
+    TurnRole,
+    checked_tool_activity,
+)
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.records import Page
 
@@ -130,6 +138,19 @@ class PgConversations(SqlStore):
         return tuple(_turn(r) for r in self._rows(
             f"SELECT {_TURN} FROM conversation_turns t WHERE t.conversation_id = :id ORDER BY t.position",
             id=conversation_id))
+
+    def turn_for_update(self, conversation_id: int, turn_id: int) -> Turn | None:
+        row = self._row(f"SELECT {_TURN} FROM conversation_turns t WHERE t.id = :turn AND t.conversation_id = :id "
+                        "FOR UPDATE", id=conversation_id, turn=turn_id)
+        return _turn(row) if row else None
+
+    def set_tool_activity(self, turn_id: int, tool_activity: Sequence[JsonObject]) -> Turn:
+        activity = checked_tool_activity(tool_activity)
+        row = self._row(f"UPDATE conversation_turns AS t SET tool_activity = CAST(:tools AS jsonb) WHERE t.id = :id "
+                        f"RETURNING {_TURN}", id=turn_id, tools=json.dumps(list(activity)))
+        if row is None:
+            raise NotFound("turn not found")
+        return _turn(row)
 
     def update(self, conversation_id: int, *, title: str, memory_extraction: bool, at: datetime) -> Conversation:
         with self._writing("conversation"):

@@ -22,6 +22,7 @@ from datetime import datetime
 from tow_core.agent_runs import AgentRun, AgentRunFailed, AgentRunResult, Heartbeat, TokenUsage, new_run
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, InputMessage
 from tow_core.chat import Asker, ChatAnswer, ChatAssistant, ChatQuestion, reads_as, verify
+from tow_core.chat_actions import AppliedAction, action_json, apply_action
 from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
 from tow_core.knowledge import Workspace
@@ -56,6 +57,17 @@ class ChatUseCases:
                         input={"conversation_id": conversation.id, "question_turn_id": question.id}),
                 now=acting.now)
             return AskedQuestion(question, run)
+
+    def apply_action(self, credential: SessionCredential, org_id: int, conversation_id: int,
+                     action_id: str) -> AppliedAction:
+        """Apply a pending action of an answer in the caller's conversation, as the caller now: a ticket is
+        created, a memory change is proposed as a pending memory diff (``tow_core.chat_actions``). Works
+        without AI configured: nothing here calls a model."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            conversation = owned_conversation(ws, acting.stores.conversations, conversation_id)
+            return apply_action(ws, acting.stores.conversations, acting.stores.memory_diffs, conversation,
+                                action_id, now=acting.now)
 
 
 @dataclass(frozen=True)
@@ -110,9 +122,12 @@ class ChatRuns:
 
 
 def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:
-    """The assistant turn as stored: the checked text, kept and dropped citations, web sources, tool log."""
+    """The assistant turn as stored: the checked text, kept and dropped citations, web sources, tool log; a
+    proposal is stored on the activity of the call that made it (``"pending_action"``, no migration needed)."""
     activity = [{"round": a.round, "tool": a.tool, "arguments": dict(a.arguments), "records": list(a.records),
-                 "web_sources": [asdict(w) for w in a.web_sources], "error": a.error} for a in answer.tool_activity]
+                 "web_sources": [asdict(w) for w in a.web_sources], "error": a.error}
+                | ({"pending_action": action_json(a.pending_action, run_id)} if a.pending_action else {})
+                for a in answer.tool_activity]
     dropped = [{"display_id": d.display_id, "quote": d.quote, "reason": str(d.reason)}
                for d in answer.dropped_citations]
     dropped += [{"web_ref": d.ref, "reason": str(d.reason)} for d in answer.dropped_web_citations]

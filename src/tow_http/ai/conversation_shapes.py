@@ -68,6 +68,9 @@ class TurnOut(msgspec.Struct):
     web_sources: list[dict[str, Any]]
     agent_run_id: int | None  # the run that produced an answer
     created_at: datetime
+    # what the assistant proposed (a ticket or a memory change), each with its id: `POST .../actions/{id}/apply`;
+    # `applied` is null until then, and then names the ticket or the memory diff
+    pending_actions: list[dict[str, Any]]
 
 
 class ConversationWithTurnsOut(ConversationOut):
@@ -84,7 +87,8 @@ def turn_out(turn: Turn) -> TurnOut:
     t = turn
     return TurnOut(t.id, t.position, t.role.value, t.text, [dict(a) for a in t.tool_activity],
                    [dict(c) for c in t.citations], [dict(d) for d in t.dropped_citations],
-                   [dict(s) for s in t.web_sources], t.agent_run_id, t.created_at)
+                   [dict(s) for s in t.web_sources], t.agent_run_id, t.created_at,
+                   [dict(a["pending_action"]) for a in t.tool_activity if a.get("pending_action")])
 
 
 def conversation_with_turns_out(found: ConversationWithTurns) -> ConversationWithTurnsOut:

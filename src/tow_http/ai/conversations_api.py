@@ -6,6 +6,7 @@ from the conversation.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -107,9 +108,35 @@ def ask_question(org_id: int, conversation_id: int, data: JSONBody[QuestionIn],
     return AskedOut(turn_out(asked.question), asked.run.id, asked.run.status.value)
 
 
+class AppliedActionOut(msgspec.Struct):
+    action_id: str
+    kind: Annotated[str, msgspec.Meta(description="`ticket` or `memory_change`")]
+    applied_at: datetime
+    record_display_id: Annotated[str | None, msgspec.Meta(description="the ticket it created")] = None
+    memory_diff_id: Annotated[int | None, msgspec.Meta(
+        description="the pending memory diff it proposed: `GET .../memory-diffs/{id}`")] = None
+
+
+@post(ONE + "/actions/{action_id:str}/apply", summary="Apply an action the assistant proposed",
+      description="The assistant never writes: when it proposes a new ticket or a memory change, the answer's turn "
+      "lists it in `pending_actions` (each with an `id`), and you apply it here, as yourself and with your access "
+      "now. A ticket is created in the conversation's project (or the organisation, for a conversation over all "
+      "projects) — 403 if you can read but not write there. A memory change becomes a **pending memory diff** you "
+      "propose (source `chat`), reviewed like any other; it is never applied directly. An update or retirement is "
+      "proposed in the scope of the item it changes, and is a 409 when the item changed since. Each action applies "
+      "once: a second apply is 409, and the turn's action then names the ticket or the diff (`applied`). Works "
+      "without AI configured.\n" + RULES, status_code=HTTP_201_CREATED, sync_to_thread=True)
+def apply_action(org_id: int, conversation_id: int, action_id: str, caller: NamedDependency[SessionCredential],
+                 chat: NamedDependency[ChatUseCases]) -> AppliedActionOut:
+    applied = chat.apply_action(caller, org_id, conversation_id, action_id)
+    return AppliedActionOut(applied.action_id, applied.kind, applied.applied_at,
+                            str(applied.record.display_id) if applied.record else None,
+                            applied.memory_diff.summary.id if applied.memory_diff else None)
+
+
 conversations_router = Router(
     path="/api",
     route_handlers=[start_conversation, list_conversations, get_conversation, update_conversation,
-                    delete_conversation, ask_question],
+                    delete_conversation, ask_question, apply_action],
     tags=["conversations"],
 )
