@@ -138,3 +138,14 @@ def test_without_ai_configured_existing_conversations_are_listed_but_nothing_new
     assert refused.status_code == 503 and "not configured" in refused.text.lower()
     assert offline.post(f"/o/{world.org}/chat/{conversation_id}/delete", data={"csrf_token": token},
                         follow_redirects=False).status_code == 303
+
+
+def test_a_failed_run_shows_its_error_code(world, fake_openai):
+    conversation_id = start(world, world.bob, "Failing")
+    ask(world, world.bob, conversation_id, "Will this work?")
+    fake_openai.queue_failure(400, body={"error": {"message": "bad request", "type": "invalid_request_error"}})
+    world.container.agent_run_worker().drain()
+    [run] = chat_runs(world, world.bob)
+    assert run["status"] == "failed", run
+    html = world.bob.get(f"/o/{world.org}/chat/{conversation_id}").text
+    assert f"No answer: the run failed ({run['error_code']})" in html and "every 2s" not in html
