@@ -12,6 +12,7 @@ from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUse
 from tow_core.use_cases.agent_runs import AgentRunUseCases
 from tow_core.use_cases.ai import AiUseCases
 from tow_core.use_cases.chat import ChatUseCases
+from tow_core.use_cases.chat_pages import ChatPageUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
@@ -48,6 +49,7 @@ def use_cases(services: Services) -> dict[str, object]:
         "agent_runs": AgentRunUseCases(transactions),
         "conversations": ConversationUseCases(transactions, ai_configured),
         "chat": ChatUseCases(transactions, ai_configured),
+        "chat_pages": ChatPageUseCases(transactions, ai_configured),
     }
 
 

@@ -1,0 +1,58 @@
+"""Chat in Chromium: Ada starts a conversation, asks, sees "Answering…", and the answer appears by itself (HTMX
+polling, no script of ours, nothing the Content-Security-Policy refuses) with a citation chip to the record."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.browser.conftest import LiveServer, _free_port
+from tests.e2e.browser.test_workspace_flows import set_up_server, shot
+
+
+@pytest.fixture
+def live_server(make_container, ai_environ) -> Iterator[LiveServer]:
+    """As the shared fixture, with the AI provider configured (the fake OpenAI server)."""
+    port = _free_port()
+    container = make_container(f"runtime:\n  public_app_url: http://127.0.0.1:{port}\n", **ai_environ)
+    with LiveServer(container.app(), port) as server:
+        server.container = container
+        yield server
+
+
+def test_ada_asks_and_the_answer_appears_with_a_citation_chip(new_page, live_server, fake_openai):
+    ada = new_page()
+    set_up_server(ada)
+    org_path = re.search(r"/o/\d+", ada.url).group(0)
+    ada.goto(f"{org_path}/docs")
+    ada.get_by_label("Title").fill("Release plan")
+    ada.get_by_label("Text (Markdown)").fill("We ship every Friday after the review.")
+    ada.get_by_role("button", name="Create").click()
+    expect(ada.locator(".page-head h1")).to_contain_text("Release plan")
+    display_id = re.search(r"/r/([A-Z]+-\d+)", ada.url).group(1)
+
+    ada.get_by_role("link", name="Chat", exact=True).click()
+    expect(ada.get_by_text("No conversations yet.")).to_be_visible()
+    ada.get_by_label("Title (optional)").fill("Releases")
+    ada.get_by_role("button", name="New conversation").click()
+    expect(ada.locator(".page-head h1")).to_have_text("Releases")
+
+    ada.get_by_label("Your question").fill("When do we ship?")
+    ada.get_by_role("button", name="Ask", exact=True).click()
+    expect(ada.get_by_role("status")).to_have_text("Answering…")
+
+    fake_openai.queue_response(function_calls=[("get_record", {"display_id": display_id})])
+    fake_openai.queue_response(text=f'We ship on **Fridays** [{display_id} "ship every Friday"].')
+    assert live_server.container.agent_run_worker().drain() == 1
+    chip = ada.locator("a.citation")
+    expect(chip).to_contain_text(f"{display_id} — Release plan")  # arrived by polling, without a reload
+    assert chip.get_attribute("href") == f"{org_path}/r/{display_id}"
+    expect(ada.locator(".answer strong")).to_have_text("Fridays")
+    expect(ada.get_by_text("Answering…")).to_have_count(0)
+    shot(ada, "chat")
+    chip.click()
+    expect(ada.locator(".page-head h1")).to_contain_text("Release plan")
+    assert ada.problems == []
