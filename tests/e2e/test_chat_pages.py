@@ -149,3 +149,28 @@ def test_a_failed_run_shows_its_error_code(world, fake_openai):
     assert run["status"] == "failed", run
     html = world.bob.get(f"/o/{world.org}/chat/{conversation_id}").text
     assert f"No answer: the run failed ({run['error_code']})" in html and "every 2s" not in html
+
+
+def test_bob_applies_a_ticket_the_assistant_proposed_and_nothing_was_written_before(world, fake_openai):
+    conversation_id = start(world, world.bob, "Keys", project="OPS")
+    fake_openai.queue_response(function_calls=[("propose_ticket", {"title": "Rotate the API keys", "priority": 2})])
+    fake_openai.queue_response(text="I proposed a ticket to rotate the keys.")
+    ask(world, world.bob, conversation_id, "What should we do about the leaked key?")
+    assert world.container.agent_run_worker().drain() == 1
+    page = f"/o/{world.org}/chat/{conversation_id}"
+    html = world.bob.get(page).text
+    assert "nothing is changed until you apply it" in html and "Rotate the API keys" in html
+    [action_url] = re.findall(rf'action="({page}/actions/[^"]+/apply)"', html)
+    tickets = world.bob.get(f"{world.base}/records", params={"type": "ticket"}).json()["items"]
+    assert not [t for t in tickets if t["title"] == "Rotate the API keys"]  # proposed, not written
+
+    applied = world.bob.post(action_url, data={"csrf_token": token_of(world.bob, page)}, follow_redirects=False)
+    assert applied.status_code == 303, applied.text
+    [ticket] = [t for t in world.bob.get(f"{world.base}/records", params={"type": "ticket"}).json()["items"]
+                if t["title"] == "Rotate the API keys"]
+    after = world.bob.get(page).text
+    assert f'applied: <a href="/o/{world.org}/r/{ticket["display_id"]}">' in after and action_url not in after
+    again = world.bob.post(action_url, data={"csrf_token": token_of(world.bob, page)}, follow_redirects=False)
+    assert again.status_code == 409  # once only
+    assert world.ada.post(action_url, data={"csrf_token": token_of(world.ada, f"/o/{world.org}/chat")},
+                          follow_redirects=False).status_code == 404  # the organisation's owner is no exception

@@ -42,6 +42,7 @@ class ShownTurn:
     tools: list[ToolUse]
     dropped: list[tuple[str, str]]  # (what was cited, why it was dropped)
     web: list[tuple[int, str | None, str]]  # (ref, the link if it is http(s) or mailto, title)
+    actions: list[dict[str, Any]]  # what the assistant proposed; the user applies each (never applied for them)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.turn, name)
@@ -49,7 +50,7 @@ class ShownTurn:
 
 def _shown(turn: Turn) -> ShownTurn:
     if turn.role is TurnRole.USER:
-        return ShownTurn(turn, None, [], [], [])
+        return ShownTurn(turn, None, [], [], [], [])
     html = Markup(render_chat_markdown(turn.text))  # noqa: S704 - escaped by markdown-it, see the module docstring
     tools = [ToolUse(str(a.get("tool", "")), [str(r) for r in a.get("records", ())], bool(a.get("error")))
              for a in turn.tool_activity]
@@ -57,7 +58,8 @@ def _shown(turn: Turn) -> ShownTurn:
                 str(d.get("reason", "")).replace("_", " ")) for d in turn.dropped_citations]
     web = [(w.get("ref"), str(w.get("url", "")) if safe_link(str(w.get("url", ""))) else None,
             str(w.get("title") or w.get("url", ""))) for w in turn.web_sources]
-    return ShownTurn(turn, html, tools, dropped, web)
+    actions = [dict(a["pending_action"]) for a in turn.tool_activity if a.get("pending_action")]
+    return ShownTurn(turn, html, tools, dropped, web, actions)
 
 
 def _thread_context(thread: ChatThread, org_id: int, project_key: str | None) -> dict[str, Any]:
@@ -126,4 +128,13 @@ def delete(request: Request, org_id: int, conversation_id: int, form: NamedDepen
     return redirect(request, _link(org_id, "", form.get("project")))
 
 
-CHAT_PAGES = [chat_list, start, conversation_page, turns_fragment, ask, delete]
+@post("/o/{org_id:int}/chat/{conversation_id:int}/actions/{action_id:str}/apply", sync_to_thread=True,
+      include_in_schema=False)
+def apply_action(request: Request, org_id: int, conversation_id: int, action_id: str, form: NamedDependency[Form],
+                 caller: NamedDependency[SessionCredential], chat: NamedDependency[ChatUseCases]) -> Response:
+    """Apply a proposal of the assistant as yourself: a ticket is created, a memory change becomes a pending diff."""
+    chat.apply_action(caller, org_id, conversation_id, action_id)
+    return redirect(request, _link(org_id, f"/{conversation_id}", form.get("project")) + "#actions")
+
+
+CHAT_PAGES = [chat_list, start, conversation_page, turns_fragment, ask, delete, apply_action]
