@@ -66,3 +66,52 @@ def test_only_the_owner_asks_and_an_empty_question_is_refused(world):
     assert world.ada.post(url, json={"text": "What did Bob ask?"}).status_code == 404  # not even the org owner
     assert world.bob.post(url, json={"text": ""}).status_code == 400
     assert world.bob.get(f"{world.base}/conversations/{conversation['id']}").json()["turns"] == []
+
+
+def test_a_worker_process_killed_mid_answer_is_taken_over_and_the_question_answered_once(
+        world, fake_openai, ai_environ, fresh_database_url, tmp_path):
+    """`tow worker` is killed (SIGKILL) while the model call of a chat run is in flight; once its lease has
+    expired another worker claims the run again and completes it: one answer, attempts 2."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from tests.postgres_fixtures import SECRET
+    from tow_http.composition import agent_run_handlers, build_agent_run_worker
+
+    conversation = world.bob.post(f"{world.base}/conversations", json={"title": "Crash"}).json()
+    held = fake_openai.queue_hold()  # the dying worker's model call never returns
+    (tmp_path / "drill").mkdir()
+    (tmp_path / "drill" / "tow.yaml").write_text("jobs:\n  lease_seconds: 10\n  poll_interval_seconds: 0.2\n")
+    (tmp_path / "drill" / ".env").write_text("".join(f"{k}={v}\n" for k, v in {
+        "APP_SECRET": SECRET, "DATABASE_URL": fresh_database_url, **ai_environ}.items()))
+    worker = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "tow_http.cli", "--config", str(tmp_path / "drill" / "tow.yaml"), "worker"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    try:
+        asked = world.bob.post(f"{world.base}/conversations/{conversation['id']}/questions",
+                               json={"text": "Still there?"}).json()
+        assert held.arrived.wait(60), "the worker process never called the model"
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        held.release.set()
+    run = world.bob.get(f"{world.base}/agent-runs/{asked['run_id']}").json()
+    assert (run["status"], run["attempts"]) == ("running", 1)  # the dead worker still holds its lease
+
+    fake_openai.queue_response(text="Yes, answered by the second worker.")
+    container = world.container
+    later = lambda: datetime.now(UTC) + timedelta(seconds=11)  # noqa: E731 - past the dead worker's lease
+    takeover = build_agent_run_worker(container.engine(), container.config(),
+                                      agent_run_handlers(container.engine(), container.config(),
+                                                         container.ai_services()), clock=later)
+    assert takeover.drain() == 1
+    run = world.bob.get(f"{world.base}/agent-runs/{asked['run_id']}").json()
+    assert (run["status"], run["attempts"]) == ("completed", 2)
+    turns = world.bob.get(f"{world.base}/conversations/{conversation['id']}").json()["turns"]
+    assert [(t["role"], t["text"]) for t in turns] == [("user", "Still there?"),
+                                                       ("assistant", "Yes, answered by the second worker.")]
