@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tow_core import knowledge, semantic_search
@@ -37,7 +37,7 @@ from tow_core.chat_actions import (
     ticket_proposal,
 )
 from tow_core.citations import WebSource
-from tow_core.errors import NotConfigured, NotFound, RetryableError, TowError
+from tow_core.errors import Conflict, NotConfigured, NotFound, RetryableError, TowError
 from tow_core.knowledge import Workspace
 from tow_core.records import HIGHLIGHT_END, HIGHLIGHT_START, MEMORY_TYPES, DisplayId, Record, RecordQuery, RecordType
 from tow_core.semantic_search import SearchMode, SemanticIndex
@@ -311,12 +311,20 @@ class ChatTools:
 
     def _tool_propose_memory_change(self, arguments: Mapping[str, Any]) -> ToolAnswer:
         proposal = memory_proposal(arguments)
-        if proposal["operation"] != "create":  # based on what the asker reads now (applying checks it again)
-            with self.reads() as reading:
-                ws = reading.workspace
-                check_against_item(proposal, ws.records.readable_by_display_id(
-                    ws.principal.user_id, ws.org_id, DisplayId.parse(proposal["display_id"])))
-        return self._propose(MEMORY_CHANGE, proposal)
+        if proposal["operation"] == "create":
+            return self._propose(MEMORY_CHANGE, proposal)
+        with self.reads() as reading:  # based on what the asker reads now (applying checks it again)
+            ws = reading.workspace
+            item = ws.records.readable_by_display_id(ws.principal.user_id, ws.org_id,
+                                                     DisplayId.parse(proposal["display_id"]))
+        # The answer tells the model the item's version and status, so the next request carries facts of it and
+        # its ledger row must name it, whether the proposal is taken or refused as stale. NotFound (an item the
+        # asker cannot read) names nothing.
+        try:
+            check_against_item(proposal, item)
+        except Conflict as stale:
+            return replace(self._error(stale.message), records=(str(item.display_id),))
+        return replace(self._propose(MEMORY_CHANGE, proposal), records=(str(item.display_id),))
 
 
 def urls_in(texts: Sequence[str]) -> frozenset[str]:

@@ -163,3 +163,18 @@ def test_bad_proposals_answer_the_model_an_error_and_record_nothing(w):
     assert isinstance(diff.operations[0], ArchiveItems) and diff.scope == w.project("OPS")  # where the item lives
     assert w.now(item).status == "active"  # still pending review
     assert json.dumps(retire)  # stored as plain JSON
+
+
+def test_a_proposal_about_an_item_names_it_in_the_next_requests_ledger_records_and_a_hidden_one_names_nothing(w):
+    item = w.create("ada", MEMORY, "Deploys on Fridays", w.project("OPS"), fields={"memory_type": "fact"})
+    hidden = w.create("ada", MEMORY, "Vault code", w.project("SEC"), fields={"memory_type": "fact"})
+    item_id = str(item.display_id)
+    chat = Chat(w, *proposing(
+        call("propose_memory_change", operation="retire", display_id=item_id, base_version=7),  # stale
+        call("propose_memory_change", operation="retire", display_id=item_id, base_version=item.version),
+        call("propose_memory_change", operation="retire", display_id=str(hidden.display_id), base_version=1)))
+    conversation = chat.start(w.credential("bob"), w.org, None, "Memory")
+    answer = chat.ask("bob", conversation.id, "Tidy up")
+    assert [a["records"] for a in answer.tool_activity] == [[item_id], [item_id], []]
+    # the request after the tools carries the item's version and status: its ledger row names it, not the hidden one
+    assert chat.model.requests[-1].record_display_ids == (item_id,)

@@ -49,13 +49,13 @@ class ChatUseCases:
             conversation = owned_conversation(ws, acting.stores.conversations, conversation_id)
             if not self.ai_configured:
                 raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
-            question = acting.stores.conversations.add_turn(conversation.id, NewTurn(TurnRole.USER, text),
-                                                            at=acting.now)
             run = acting.stores.agent_runs.create(
                 new_run(CHAT_RUN, owner_id=acting.principal.user_id, organisation_id=org_id,
-                        project_id=conversation.project_id,
-                        input={"conversation_id": conversation.id, "question_turn_id": question.id}),
+                        project_id=conversation.project_id, input={"conversation_id": conversation.id}),
                 now=acting.now)
+            # The question names the run answering it, so the page reads that run alone.
+            question = acting.stores.conversations.add_turn(
+                conversation.id, NewTurn(TurnRole.USER, text, agent_run_id=run.id), at=acting.now)
             return AskedQuestion(question, run)
 
     def apply_action(self, credential: SessionCredential, org_id: int, conversation_id: int,
@@ -79,14 +79,13 @@ class ChatRuns:
 
     def __call__(self, run: AgentRun, heartbeat: Heartbeat) -> AgentRunResult:
         try:
-            conversation_id, question_id = int(run.input["conversation_id"]), int(run.input["question_turn_id"])
+            conversation_id = int(run.input["conversation_id"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise AgentRunFailed("a chat run's input names its conversation_id and question_turn_id",
-                                 error_code="invalid_input") from exc
+            raise AgentRunFailed("a chat run's input names its conversation_id", error_code="invalid_input") from exc
         with self._as_owner(run) as (ws, stores, _):
             conversation = owned_conversation(ws, stores.conversations, conversation_id)
             turns = stores.conversations.turns(conversation.id)
-        question = next((t for t in turns if t.id == question_id), None)
+        question = next((t for t in turns if t.role is TurnRole.USER and t.agent_run_id == run.id), None)
         if question is None:
             raise NotFound("the question is gone (the conversation was deleted)")
         earlier = [t for t in turns if t.position < question.position]

@@ -12,15 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tow_core import conversations as rules
-from tow_core.agent_runs import AgentRun, AgentRunStatus
+from tow_core.agent_runs import AgentRunStatus
 from tow_core.conversations import Conversation, Turn, TurnRole
 from tow_core.unit_of_work import Acting, SessionCredential, Transactions
-from tow_core.use_cases.chat import CHAT_RUN
 from tow_core.use_cases.frame import Framed, frame_of
 
 # A pending question's run is among the owner's newest runs (it was queued with the question); runs of other
 # kinds queued since then push it down, so look a little further than one.
-RECENT_RUNS = 50
 
 
 @dataclass(frozen=True)
@@ -87,14 +85,8 @@ class ChatPageUseCases:
         turns = acting.stores.conversations.turns(conversation.id)
         pending = None
         if turns and turns[-1].role is TurnRole.USER:
-            run = _run_answering(acting, org_id, turns[-1].id)
+            run_id = turns[-1].agent_run_id
+            run = acting.stores.agent_runs.get(run_id) if run_id is not None else None
             pending = (PendingAnswer(run.id, run.status, run.error_code, run.error) if run is not None
                        else PendingAnswer(None, None, None, None))
         return ChatThread(conversation, turns, pending, self.ai_configured)
-
-
-def _run_answering(acting: Acting, org_id: int, question_turn_id: int) -> AgentRun | None:
-    runs = acting.stores.agent_runs.list(org_id, owner_id=acting.principal.user_id, after_id=None,
-                                         limit=RECENT_RUNS)
-    return next((r for r in runs if r.kind == CHAT_RUN and r.input is not None
-                 and r.input.get("question_turn_id") == question_turn_id), None)
