@@ -4,6 +4,7 @@ same contract as ``PgAgentRuns``. A lock stands in for row locks, so two claimer
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -38,11 +39,21 @@ class InMemoryAgentRuns:
     def get(self, run_id: int) -> AgentRun | None:
         return self._runs.get(run_id)
 
-    def list(self, organisation_id: int, *, owner_id: int | None, after_id: int | None, limit: int) -> list[AgentRun]:
+    def list(self, *, whole_organisations: Collection[int], own_in: Collection[int], owner_id: int,
+             after_id: int | None, limit: int) -> list[AgentRun]:
         runs = [r for r in sorted(self._runs.values(), key=lambda r: -r.id)
-                if r.organisation_id == organisation_id and (owner_id is None or r.owner_id == owner_id)
+                if (r.organisation_id in whole_organisations
+                    or (r.owner_id == owner_id and r.organisation_id in own_in))
                 and (after_id is None or r.id < after_id)]
         return runs[:limit]
+
+    def purge_finished(self, *, finished_before: datetime, limit: int) -> int:
+        with self._lock:
+            done = sorted((r for r in self._runs.values() if r.status.finished and r.finished_at is not None
+                           and r.finished_at < finished_before), key=lambda r: r.finished_at)[:limit]
+            for run in done:
+                del self._runs[run.id]
+            return len(done)
 
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         with self._lock:

@@ -20,9 +20,9 @@ status, timings, usage, error code) but never its input, output or error text (`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -183,6 +183,22 @@ def lists_whole_organisation(principal: Principal, org_id: int) -> bool:
     return can_administer_org(principal, org_id)
 
 
+@dataclass(frozen=True, slots=True)
+class RunListing:
+    """Which runs a principal lists (``AgentRuns.list``): whole organisations, and their own runs in others."""
+
+    whole_organisations: frozenset[int]
+    own_in: frozenset[int]
+
+
+def listing_for(principal: Principal, org_ids: Collection[int]) -> RunListing:
+    """What ``principal`` lists over ``org_ids``: organisations they own or administer whole, their own runs in
+    the others they are an active member of; organisations they are not a member of not at all."""
+    member_of = frozenset(org_ids) & frozenset(principal.org_roles) if principal.is_active else frozenset()
+    whole = frozenset(org for org in member_of if lists_whole_organisation(principal, org))
+    return RunListing(whole, member_of - whole)
+
+
 def shown_to(principal: Principal, run: AgentRun) -> AgentRun | None:
     """The run as ``principal`` may see it: whole to its owner, metadata only to an owner/admin of its
     organisation, None (not found) to anyone else."""
@@ -203,9 +219,14 @@ class AgentRuns(Protocol):
 
     def get(self, run_id: int) -> AgentRun | None: ...
 
-    def list(self, organisation_id: int, *, owner_id: int | None, after_id: int | None,
-             limit: int) -> Sequence[AgentRun]:
-        """Newest first (id descending), ids below ``after_id``; ``owner_id`` None: the whole organisation's."""
+    def list(self, *, whole_organisations: Collection[int], own_in: Collection[int], owner_id: int,
+             after_id: int | None, limit: int) -> Sequence[AgentRun]:
+        """Newest first (id descending), ids below ``after_id``: every run of ``whole_organisations`` and
+        ``owner_id``'s runs in ``own_in``."""
+        ...
+
+    def purge_finished(self, *, finished_before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` runs that finished before the cutoff; returns how many."""
         ...
 
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
@@ -227,3 +248,11 @@ class AgentRuns(Protocol):
                       usage: TokenUsage | None = None) -> bool: ...
 
     def finish_cancelled(self, run: AgentRun, *, now: datetime) -> bool: ...
+
+
+def purge_finished_runs(runs: AgentRuns, *, now: datetime, retention_days: int, limit: int = 1000) -> int:
+    """Housekeeping: delete runs that finished longer than ``retention_days`` ago (0: keep every one). The
+    answers they produced stay in their conversations; the turns just stop naming the run."""
+    if retention_days == 0:
+        return 0
+    return runs.purge_finished(finished_before=now - timedelta(days=retention_days), limit=limit)

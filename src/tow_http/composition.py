@@ -72,6 +72,7 @@ from tow_http.context import Services, utc_now
 from tow_http.job_worker import (
     JobWorker,
     PeriodicTask,
+    finished_agent_run_purge,
     finished_job_purge,
     idle_conversation_purge,
     orphan_export_file_sweep,
@@ -136,7 +137,8 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
         periodic=[export_jobs.sweep,
                   *housekeeping_tasks(engine, files, upload_store, retention=timedelta(hours=exports.retention_hours),
-                                      chat_retention_days=config.settings.ai.chat_retention_days)],
+                                      chat_retention_days=config.settings.ai.chat_retention_days,
+                                      agent_run_retention_days=config.settings.ai.agent_run_retention_days)],
     )
 
 
@@ -168,7 +170,8 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
 
 
 def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: FsUploadStore | None, *,
-                       retention: timedelta, chat_retention_days: int) -> list[PeriodicTask]:
+                       retention: timedelta, chat_retention_days: int,
+                       agent_run_retention_days: int) -> list[PeriodicTask]:
     """The worker's housekeeping (``tow_core.housekeeping``), each task in its own transaction."""
 
     @contextmanager
@@ -182,7 +185,8 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Fs
 
     tasks = [finished_job_purge(jobs=lambda: on(PgFinishedJobs), retention=retention),
              orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE),
-             idle_conversation_purge(conversations=lambda: on(PgConversations), retention_days=chat_retention_days)]
+             idle_conversation_purge(conversations=lambda: on(PgConversations), retention_days=chat_retention_days),
+             finished_agent_run_purge(runs=lambda: on(PgAgentRuns), retention_days=agent_run_retention_days)]
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks

@@ -65,6 +65,8 @@ class AiSettings(_Section):
     exa_base_url: str = "https://api.exa.ai"
     # Conversations whose last turn is older than this are deleted by the worker's housekeeping; 0 keeps them.
     chat_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 90
+    # Finished agent runs (their status, timings, usage, error) older than this are deleted; 0 keeps them.
+    agent_run_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 30
 
 
 class SecuritySettings(_Section):

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
+from tow_core.agent_runs import AgentRuns, purge_finished_runs
 from tow_core.conversations import Conversations, purge_idle_conversations
 from tow_core.errors import TowError
 from tow_core.housekeeping import (
@@ -171,6 +172,17 @@ def orphan_export_file_sweep(*, recorded_names: Callable[[], set[str]], director
         return delete_orphan_export_files(directory, recorded_names(), now=now, grace=grace)
 
     return sweep
+
+
+def finished_agent_run_purge(*, runs: Callable[[], AbstractContextManager[AgentRuns]],
+                             retention_days: int) -> PeriodicTask:
+    """Deletes agent runs finished longer ago than ``ai.agent_run_retention_days``; 0 keeps them."""
+
+    def purge(now: datetime) -> int:
+        with runs() as stored:
+            return purge_finished_runs(stored, now=now, retention_days=retention_days)
+
+    return purge
 
 
 def idle_conversation_purge(*, conversations: Callable[[], AbstractContextManager[Conversations]],

@@ -132,13 +132,32 @@ def test_a_queued_run_is_stored_whole(world):
 def test_listing_is_newest_first_per_owner_or_whole_organisation_and_pages_by_id(world):
     first, second = world.queue(world.bob), world.queue(world.ada)
     third, elsewhere = world.queue(world.bob), world.queue(world.bob, org=world.other_org)
-    ids = lambda owner, after=None, limit=10: [r.id for r in world.call(  # noqa: E731
-        "list", world.org, owner_id=owner, after_id=after, limit=limit)]
-    assert ids(world.bob) == [third.id, first.id]
-    assert ids(world.ada) == [second.id]
-    assert ids(None) == [third.id, second.id, first.id]  # never another organisation's (elsewhere)
-    assert ids(None, limit=2) == [third.id, second.id] and ids(None, after=second.id) == [first.id]
-    assert [r.id for r in world.call("list", world.other_org, owner_id=None, after_id=None, limit=5)] == [elsewhere.id]
+    ids = lambda whole=(), own=(), owner=0, after=None, limit=10: [r.id for r in world.call(  # noqa: E731
+        "list", whole_organisations=whole, own_in=own, owner_id=owner, after_id=after, limit=limit)]
+    assert ids(own={world.org}, owner=world.bob) == [third.id, first.id]
+    assert ids(own={world.org}, owner=world.ada) == [second.id]
+    assert ids(whole={world.org}) == [third.id, second.id, first.id]  # never another organisation's (elsewhere)
+    assert ids(whole={world.org}, limit=2) == [third.id, second.id]
+    assert ids(whole={world.org}, after=second.id) == [first.id]
+    assert ids(whole={world.other_org}) == [elsewhere.id]
+    # Across organisations: one whole, one's own runs in another.
+    assert ids(whole={world.other_org}, own={world.org}, owner=world.ada) == [elsewhere.id, second.id]
+    assert ids(own={world.org, world.other_org}, owner=world.bob) == [elsewhere.id, third.id, first.id]
+    assert ids() == []
+
+
+def test_finished_runs_are_purged_after_the_cutoff_and_running_ones_never(world):
+    old_done, old_running, recent_done = world.queue(), world.queue(), world.queue()
+    done, running = world.claim(T0), world.claim(T0)
+    assert (done.id, running.id) == (old_done.id, old_running.id)
+    assert world.call("finish_completed", done, AgentRunResult({"ok": True}), now=T0)
+    later = T0 + timedelta(days=30)
+    recent = world.claim(later)
+    assert world.call("finish_failed", recent, "handler_failed", "boom", now=later)
+    assert world.call("purge_finished", finished_before=T0 + timedelta(days=1), limit=100) == 1
+    assert world.get(old_done.id) is None
+    assert world.get(old_running.id) is not None and world.get(recent_done.id) is not None
+    assert world.call("purge_finished", finished_before=T0 + timedelta(days=1), limit=100) == 0
 
 
 # --- claiming and leases -----------------------------------------------------------------------------------

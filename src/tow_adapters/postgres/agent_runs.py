@@ -9,7 +9,7 @@ over changes nothing. Times come from the caller (an injected clock), so tests c
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -64,15 +64,25 @@ class PgAgentRuns:
         row = self._conn.execute(sa.text(f"SELECT {_COLUMNS} FROM agent_runs WHERE id = :id"), {"id": run_id}).first()
         return _run(row) if row else None
 
-    def list(self, organisation_id: int, *, owner_id: int | None, after_id: int | None,
-             limit: int) -> Sequence[AgentRun]:
+    def list(self, *, whole_organisations: Collection[int], own_in: Collection[int], owner_id: int,
+             after_id: int | None, limit: int) -> Sequence[AgentRun]:
         rows = self._conn.execute(
-            sa.text(f"SELECT {_COLUMNS} FROM agent_runs WHERE organisation_id = :org "
-                    "AND (CAST(:owner AS bigint) IS NULL OR owner_id = :owner) "
+            sa.text(f"SELECT {_COLUMNS} FROM agent_runs "
+                    "WHERE (organisation_id = ANY(CAST(:whole AS bigint[])) "
+                    "OR (owner_id = :owner AND organisation_id = ANY(CAST(:own AS bigint[])))) "
                     "AND (CAST(:after AS bigint) IS NULL OR id < :after) ORDER BY id DESC LIMIT :limit"),
-            {"org": organisation_id, "owner": owner_id, "after": after_id, "limit": limit},
+            {"whole": sorted(whole_organisations), "own": sorted(own_in), "owner": owner_id, "after": after_id,
+             "limit": limit},
         )
         return [_run(row) for row in rows]
+
+    def purge_finished(self, *, finished_before: datetime, limit: int) -> int:
+        # Turns that name a purged run keep their text; their agent_run_id becomes NULL (ON DELETE SET NULL).
+        return self._conn.execute(
+            sa.text("DELETE FROM agent_runs WHERE id IN (SELECT id FROM agent_runs WHERE finished_at < :before "
+                    "AND status IN ('completed', 'failed', 'cancelled') ORDER BY finished_at LIMIT :limit)"),
+            {"before": finished_before, "limit": limit},
+        ).rowcount
 
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         row = self._conn.execute(

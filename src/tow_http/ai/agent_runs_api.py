@@ -58,7 +58,38 @@ def agent_run_out(visible: VisibleAgentRun) -> AgentRunOut:
     )
 
 
-@get("/organisations/{org_id:int}/agent-runs", sync_to_thread=True, summary="Agent runs, newest first",
+_ACROSS = ("Across every organisation you belong to: your own runs, and every run of the organisations you own "
+           "or administer (of other people's runs only the metadata). `GET /api/organisations/{org_id}/agent-runs` "
+           "is the same for one organisation. ")
+
+
+@get("/agent-runs", sync_to_thread=True, summary="Your agent runs, newest first",
+     description=_ACROSS + "Cursor-paged.")
+def list_my_agent_runs(caller: NamedDependency[SessionCredential], agent_runs: NamedDependency[AgentRunUseCases],
+                       cursor: Cursor = None, limit: Limit = 50) -> AgentRunPageOut:
+    page = agent_runs.list(caller, None, cursor=cursor, limit=limit)
+    return AgentRunPageOut([agent_run_out(r) for r in page.items], page.next_cursor)
+
+
+@get("/agent-runs/{run_id:int}", sync_to_thread=True, summary="One agent run, by id",
+     description="As `GET /api/organisations/{org_id}/agent-runs/{run_id}`, without naming the organisation: its "
+     "owner sees it whole, an owner/admin of its organisation the metadata only, anyone else 404.")
+def get_my_agent_run(run_id: int, caller: NamedDependency[SessionCredential],
+                     agent_runs: NamedDependency[AgentRunUseCases]) -> AgentRunOut:
+    return agent_run_out(agent_runs.get(caller, None, run_id))
+
+
+@post("/agent-runs/{run_id:int}/cancel", status_code=HTTP_200_OK, sync_to_thread=True,
+      summary="Cancel an agent run, by id",
+      description="As `POST /api/organisations/{org_id}/agent-runs/{run_id}/cancel`, without naming the "
+      "organisation. An owner/admin cancelling someone else's run is in the audit log (`agent_run.cancelled`).")
+def cancel_my_agent_run(run_id: int, caller: NamedDependency[SessionCredential],
+                        agent_runs: NamedDependency[AgentRunUseCases]) -> AgentRunOut:
+    return agent_run_out(agent_runs.cancel(caller, None, run_id))
+
+
+@get("/organisations/{org_id:int}/agent-runs", sync_to_thread=True,
+     summary="Agent runs of an organisation, newest first",
      description="Your agent runs in this organisation (chat answers, memory extractions ...). Organisation "
      "owners and admins see every run of the organisation, but of other people's runs only the metadata — kind, "
      "status, timings, token usage, error code — never their input, output or error text (`content_visible: "
@@ -83,11 +114,13 @@ def get_agent_run(org_id: int, run_id: int, caller: NamedDependency[SessionCrede
       summary="Cancel an agent run",
       description="For its owner and the organisation's owners/admins. A queued run is `cancelled` at once; a "
       "running one gets `cancel_requested: true` and ends `cancelled` when its worker reaches its next step. "
-      "409 for a run that already ended; 404 for a run you cannot see.")
+      "409 for a run that already ended; 404 for a run you cannot see. An owner/admin cancelling someone else's "
+      "run is in the audit log (`agent_run.cancelled`, with the run's kind and owner).")
 def cancel_agent_run(org_id: int, run_id: int, caller: NamedDependency[SessionCredential],
                      agent_runs: NamedDependency[AgentRunUseCases]) -> AgentRunOut:
     return agent_run_out(agent_runs.cancel(caller, org_id, run_id))
 
 
-agent_runs_router = Router(path="/api", route_handlers=[list_agent_runs, get_agent_run, cancel_agent_run],
+agent_runs_router = Router(path="/api", route_handlers=[list_my_agent_runs, get_my_agent_run, cancel_my_agent_run,
+                                                       list_agent_runs, get_agent_run, cancel_agent_run],
                            tags=["ai"])
