@@ -284,6 +284,11 @@ def test_search_page_says_when_semantic_search_cannot_run(app_client):
     assert "Results by keyword search" in keyword and "AI is not configured on this server, so these" in keyword
     assert "DOC-1" in keyword
     assert plain.get("/o/1/search", params={"q": "x", "mode": "psychic"}).status_code == 422
+    for unsearchable in ("the", "?!…", "and or"):  # only stop words or punctuation: the page stays, says why
+        answered = plain.get("/o/1/search", params={"q": unsearchable})
+        assert answered.status_code == 200
+        assert "Nothing searched: search needs at least one word that is not a stop word" in answered.text
+        assert 'name="q" type="search" value="' in answered.text and "No results for" not in answered.text
 
 
 def test_search_page_uses_semantic_and_hybrid_search_when_an_embedding_model_is_configured(app_client,

@@ -12,6 +12,7 @@ from tow_core import administration, attachments, docs, knowledge, tickets
 from tow_core.ai import EmbeddingModel
 from tow_core.attachments import UploadDesk
 from tow_core.docs import Crumb, Revision, TreeNode
+from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId, Record, RecordQuery, RecordSummary, RecordType
 from tow_core.semantic_search import SearchMode, SearchResult
 from tow_core.tickets import ActivityEntry, Comment, Link
@@ -48,8 +49,9 @@ class RecordView:
 
 @dataclass(frozen=True)
 class SearchView:
-    result: SearchResult | None  # None: nothing asked yet
+    result: SearchResult | None  # None: nothing asked yet, or the query could not be searched (``problem``)
     ai_configured: bool
+    problem: str | None = None  # why the query was not searched (only stop words, too long ...): shown on the page
 
 
 def people_of(acting: Acting, org_id: int) -> dict[int, str]:
@@ -146,9 +148,12 @@ class RecordPageUseCases:
         picked project (20 hits)."""
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
-            result = None
+            result, problem = None, None
             if text.strip():
                 query = RecordQuery(project_id=frame.project.id if frame.project else None)
-                result = search_in(acting, acting.workspace(org_id), self.embedding_model, text, query, mode=mode,
-                                   cursor=cursor, limit=20)
-            return Framed(frame, SearchView(result, self.embedding_model is not None))
+                try:
+                    result = search_in(acting, acting.workspace(org_id), self.embedding_model, text, query,
+                                       mode=mode, cursor=cursor, limit=20)
+                except InvalidInput as refused:  # the page keeps the query and says what to change
+                    problem = refused.message
+            return Framed(frame, SearchView(result, self.embedding_model is not None, problem))
