@@ -26,6 +26,7 @@ from tow_core.unit_of_work import SessionCredential
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_core.use_cases.tickets import TicketUseCases
+from tow_http.config import Settings
 from tow_http.pages.markdown import render_markdown
 from tow_http.pages.scopes import default_scope, parse_scope, scope_choices, scope_namer
 from tow_http.pages.web import Form, Shell, page, redirect
@@ -159,7 +160,8 @@ _EXTRAS = ("crumbs", "revisions", "comments", "activity", "links")  # the templa
 
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
 def record_page(request: Request, org_id: int, display_id: str, caller: Caller, record_pages: Pages,
-                project: str | None = None, edit: bool = False) -> Response:
+                settings: NamedDependency[Settings], project: str | None = None, edit: bool = False,
+                upload_refused: str | None = None) -> Response:
     framed = record_pages.record(caller, org_id, DisplayId.parse(display_id), project)
     view, record = framed.content, framed.content.record
     shell = Shell(framed.frame, SECTION_OF[record.type])
@@ -170,7 +172,8 @@ def record_page(request: Request, org_id: int, display_id: str, caller: Caller, 
                 scope_label=scope_namer(shell)(record.scope), people=view.people,
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
                 files=view.files, uploads_enabled=view.uploads_enabled, backlinks=view.backlinks,
-                references=view.references, **extras)
+                references=view.references, upload_max_bytes=settings.uploads.upload_max_bytes,
+                upload_refused=upload_refused, **extras)
 
 
 def _version(form: Form) -> int:
