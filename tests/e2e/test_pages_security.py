@@ -326,14 +326,23 @@ def test_expired_and_revoked_invites_say_so_in_the_join_form(app_client, make_co
 
     later = make_container()  # the same database, two hours on
     later.services.add_kwargs(clock=lambda: datetime.now(UTC) + timedelta(hours=2))
-    for invite, message in ((expiring, "this invite has expired"), (revoked, "this invite was revoked")):
+    used = ada.post("/api/organisations/1/invites", json={"role": "member"}).json()
+    cy = app_client()
+    cy.post("/join", follow_redirects=False, data={
+        "csrf_token": token_of(cy, f"/invite/{used['token']}"), "token": used["token"], "email": "cy@example.com",
+        "display_name": "Cy", "password": PASSWORD})
+    for invite, message in ((expiring, "this invite has expired"), (revoked, "this invite was revoked"),
+                            (used, "this invite has already been used"), ({"token": "no-such-invite"},
+                                                                          "invite not found")):
         bob = app_client(later)
-        token = token_of(bob, f"/invite/{invite['token']}")
+        link = bob.get(f"/invite/{invite['token']}").text  # said at once, before any form is filled in
+        assert f"This invite link cannot be used: {message}" in link and 'name="password"' not in link
+        token = token_of(bob, "/join")
         answer = bob.post("/join", follow_redirects=False,
                           data={"csrf_token": token, "token": invite["token"], "email": "bob@example.com",
                                 "display_name": "Bob", "password": PASSWORD},
                           headers={"HX-Request": "true", "HX-Trigger": "join-form"})
-        assert answer.status_code == 409 and message in answer.text
+        assert answer.status_code in (404, 409) and message in answer.text  # and refused if posted anyway
         assert answer.headers["hx-retarget"] == "#join-form-error"
 
 

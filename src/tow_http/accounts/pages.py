@@ -101,8 +101,11 @@ def join_page(request: Request, accounts: NamedDependency[AccountUseCases],
 @get("/invite/{token:str}", sync_to_thread=True, include_in_schema=False)
 def invite_link(request: Request, token: str, accounts: NamedDependency[AccountUseCases],
                 session_cookies: NamedDependency[SessionCookies]) -> Response:
-    """The invite URL the API hands out (``{public_app_url}/invite/{token}``)."""
-    return page(request, "join.html", token=token, user=accounts.invited_user(session_cookies.credential(request)))
+    """The invite URL the API hands out (``{public_app_url}/invite/{token}``); a link that can no longer be used
+    says so at once, before anyone fills in the form."""
+    problem = accounts.invite_problem(token)
+    return page(request, "join.html", token=token, problem=problem,
+                user=None if problem else accounts.invited_user(session_cookies.credential(request)))
 
 
 @post("/join", sync_to_thread=True, include_in_schema=False)
