@@ -505,7 +505,9 @@ class AskerRun:
         return {facts.display_id[r] for r in found}
 
     def check_requests(self) -> None:
-        """The ledger is told every record a request carries, and only records the asker could read."""
+        """The ledger is told every record a request carries, and only records the asker could read. What a
+        request carries is tool outputs and messages; the model's own tool-call arguments are resent too, and
+        this omniscient model writes every secret word into its queries, which is its text, not a record's."""
         allowed = {self.facts.display_id[r] for r in self.initial}
         for request in self.model.requests:
             STATS["requests"] += 1
