@@ -15,10 +15,11 @@ from tow_http.pages.web import Form, page, redirect
 Snapshots = NamedDependency[SnapshotUseCases]
 
 
-@post("/o/{org_id:int}/snapshots/generate", sync_to_thread=True, include_in_schema=False)
+@post("/o/{org_id:int}/generate-snapshot", sync_to_thread=True, include_in_schema=False)
 def generate(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
              snapshots: Snapshots) -> Response:
-    """The form's ``scope`` is ``all`` or the picked project's key (``project``)."""
+    """The form's ``scope`` is ``all`` or the picked project's key (``project``). Not under ``/o/{id}/snapshots/``:
+    a static segment there would shadow the Snapshots list page's ``/o/{id}/{section}``."""
     project = form.get("project").strip()
     started = snapshots.generate(caller, org_id, snapshot_type=form.get("snapshot_type"),
                                  title=form.get("title"), project_key=project if form.get("scope") != "all" else None)
