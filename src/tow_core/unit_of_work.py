@@ -32,6 +32,7 @@ from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_core.semantic_search import SemanticIndex
+from tow_core.snapshots import SnapshotSources
 from tow_core.uploads import UploadRecords
 
 
@@ -50,6 +51,7 @@ class Stores:
     organisation_import: OrganisationImport  # restores an organisation export
     agent_runs: AgentRuns  # AI work a person asked for, run by workers (SPEC §6)
     conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
+    snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
 
 
 class UnitOfWork(Protocol):

@@ -220,6 +220,8 @@ ANSWERS: dict[str, Answers] = {
     "delete_conversation": answers(),
     "ask_question": answers(AiNotConfigured, InvalidInput),
     "apply_action": answers(AccessDenied, Conflict, InvalidInput),
+    "generate_snapshot": answers(AiNotConfigured, InvalidInput),
+    "snapshot_sources": answers(InvalidInput),
     "organisation_audit": answers(InvalidInput, access=_ORG),
     "server_audit": answers(InvalidInput, access=_SERVER),
     "request_export": answers(AccessDenied, InvalidInput),  # kind=organisation: owners and admins only

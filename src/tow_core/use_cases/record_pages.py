@@ -15,11 +15,13 @@ from tow_core.docs import Crumb, Revision, TreeNode
 from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId, Record, RecordQuery, RecordSummary, RecordType
 from tow_core.semantic_search import SearchMode, SearchResult
+from tow_core.snapshots import Provenance
 from tow_core.tickets import ActivityEntry, Comment, Link
 from tow_core.unit_of_work import Acting, SessionCredential, Transactions
 from tow_core.uploads import Upload, UploadStore
 from tow_core.use_cases.frame import Framed, frame_of
 from tow_core.use_cases.records import ScopeChoice, create_in, search_in
+from tow_core.use_cases.snapshots import snapshot_provenance
 
 PRIVATE = "user"  # a form's private-scope choice: the signed-in person's own scope
 
@@ -30,6 +32,7 @@ class RecordList:
     next_cursor: str | None
     tree: list[TreeNode]  # docs only: the doc tree of the picked project (or all)
     people: dict[int, str]  # member id → display name
+    ai_configured: bool = False  # the snapshots page offers generating a draft only then
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class RecordView:
     comments: list[Comment] | None = None  # tickets
     activity: list[ActivityEntry] | None = None  # tickets
     links: list[Link] | None = None  # tickets
+    provenance: Provenance | None = None  # snapshots: pinned sources (changed since?) and the generating run
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,13 @@ class RecordPageUseCases:
             page = knowledge.list_records(ws, query, cursor=cursor, limit=limit)
             tree = docs.doc_tree(ws, acting.stores.history.tree, frame.project.key if frame.project else None) \
                 if record_type is RecordType.DOC else []
-            return Framed(frame, RecordList(page.items, page.next_cursor, list(tree), people_of(acting, org_id)))
+            return Framed(frame, RecordList(page.items, page.next_cursor, list(tree), people_of(acting, org_id),
+                                            self.embedding_model is not None))
 
     def record(self, credential: SessionCredential, org_id: int, display_id: DisplayId, project_key: str | None
                ) -> Framed[RecordView]:
-        """A readable record with its citations, files, and a doc's crumbs and revisions or a ticket's
-        comments, activity and links."""
+        """A readable record with its citations, files, and a doc's crumbs and revisions, a ticket's
+        comments, activity and links, or a snapshot's sources and generating run."""
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
             record = knowledge.get_record(ws, display_id)
@@ -106,6 +111,8 @@ class RecordPageUseCases:
                 extras["comments"] = list(tickets.list_comments(ws, history.comments, did))
                 extras["activity"] = list(tickets.activity_log(ws, history.activity, did))
                 extras["links"] = list(tickets.list_links(ws, history.links, did))
+            if record.type is RecordType.SNAPSHOT:
+                extras["provenance"] = snapshot_provenance(acting, ws, record)
             view = RecordView(record, people, list(knowledge.backlinks(ws, did)), list(knowledge.references(ws, did)),
                               files, self.upload_store is not None, **extras)
             return Framed(frame, view)

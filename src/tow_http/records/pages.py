@@ -124,7 +124,9 @@ def record_list(request: Request, org_id: int, section: str, caller: Caller, rec
                 record_type=record_type.value, records=found.records, next_cursor=found.next_cursor,
                 status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
                 tree=found.tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(shell),
-                people=found.people, default_scope=default_scope(shell), scope_name=scope_namer(shell))
+                people=found.people, default_scope=default_scope(shell), scope_name=scope_namer(shell),
+                ai_configured=found.ai_configured,
+                snapshot_type_options=[(t, t.replace("_", " ").capitalize()) for t in SNAPSHOT_TYPES])
 
 
 @post("/o/{org_id:int}/records", sync_to_thread=True, include_in_schema=False)
@@ -155,7 +157,8 @@ def _record_link(org_id: int, display_id: str, project: str = "") -> str:
 
 # --- one record --------------------------------------------------------------------------------
 
-_EXTRAS = ("crumbs", "revisions", "comments", "activity", "links")  # the template asks whether each is defined
+# the template asks whether each is defined
+_EXTRAS = ("crumbs", "revisions", "comments", "activity", "links", "provenance")
 
 
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
