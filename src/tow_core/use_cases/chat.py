@@ -23,6 +23,7 @@ from tow_core.agent_runs import AgentRun, AgentRunFailed, AgentRunResult, Heartb
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, InputMessage
 from tow_core.chat import Asker, ChatAnswer, ChatAssistant, ChatQuestion, reads_as, verify
 from tow_core.chat_actions import AppliedAction, action_json, apply_action
+from tow_core.citations import DropReason
 from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
 from tow_core.knowledge import Workspace
@@ -127,8 +128,10 @@ def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:
                  "web_sources": [asdict(w) for w in a.web_sources], "error": a.error}
                 | ({"pending_action": action_json(a.pending_action, run_id)} if a.pending_action else {})
                 for a in answer.tool_activity]
-    dropped = [{"display_id": d.display_id, "quote": d.quote, "reason": str(d.reason)}
-               for d in answer.dropped_citations]
+    # A quote of a record the asker cannot read (any more) is not kept: the turn says what was cited and why
+    # it was dropped, never the words.
+    dropped = [{"display_id": d.display_id, "quote": None if d.reason is DropReason.NOT_READABLE else d.quote,
+                "reason": str(d.reason)} for d in answer.dropped_citations]
     dropped += [{"web_ref": d.ref, "reason": str(d.reason)} for d in answer.dropped_web_citations]
     text = answer.text if not answer.stopped else f"{answer.text}\n\n({answer.stopped})".strip()
     return NewTurn(TurnRole.ASSISTANT, text, tool_activity=activity,
