@@ -312,3 +312,14 @@ def test_an_over_limit_attachment_returns_to_the_record_page_which_says_the_conf
     assert stored_files(tmp_path) == [] and ada.get("/api/organisations/1/records/DOC-1/attachments").json() == []
     # A hand-made query shows nothing but the one message it names: no text of the request is echoed.
     assert "&lt;b&gt;" not in ada.get("/o/1/r/DOC-1", params={"upload_refused": "<b>x</b>"}).text
+
+
+def test_a_tickets_status_buttons_follow_the_workflow_order(app_client):
+    ada = app_client()
+    set_up(ada)
+    token = token_of(ada, "/o/1/tickets")
+    ada.post("/o/1/records", follow_redirects=False,
+             data={"csrf_token": token, "type": "ticket", "title": "Renew the certificate"})
+    page = ada.get("/o/1/r/TKT-1").text
+    shown = re.findall(r'name="status" value="([a-z_]+)"', page)
+    assert shown == ["todo", "in_progress", "blocked", "in_review", "done", "canceled", "archived"]

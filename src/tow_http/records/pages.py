@@ -170,7 +170,7 @@ def record_page(request: Request, org_id: int, display_id: str, caller: Caller, 
     shell = Shell(framed.frame, SECTION_OF[record.type])
     extras = {name: getattr(view, name) for name in _EXTRAS if getattr(view, name) is not None}
     return page(request, "record.html", shell=shell, record=record, editing=edit,
-                next_statuses=sorted(TRANSITIONS[record.type][record.status]),
+                next_statuses=[s for s in TRANSITIONS[record.type] if s in TRANSITIONS[record.type][record.status]],
                 fields=FORM_FIELDS[record.type], scopes=scope_choices(shell),
                 scope_label=scope_namer(shell)(record.scope), people=view.people,
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
