@@ -323,3 +323,11 @@ def test_a_tickets_status_buttons_follow_the_workflow_order(app_client):
     page = ada.get("/o/1/r/TKT-1").text
     shown = re.findall(r'name="status" value="([a-z_]+)"', page)
     assert shown == ["todo", "in_progress", "blocked", "in_review", "done", "canceled", "archived"]
+
+
+def test_every_page_names_its_icon_and_the_icon_is_served(app_client):
+    plain = app_client()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in plain.get("/login").text
+    icon = plain.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg")
