@@ -26,6 +26,7 @@ class InMemoryAgentRuns:
     def __init__(self) -> None:
         self._runs: dict[int, AgentRun] = {}
         self._leases: dict[int, datetime] = {}
+        self.dismissed: dict[int, datetime] = {}  # the dismissed_at column of migration 0021_inbox
         self._lock = threading.Lock()
 
     def create(self, run: NewAgentRun, *, now: datetime) -> AgentRun:
@@ -54,6 +55,29 @@ class InMemoryAgentRuns:
             for run in done:
                 del self._runs[run.id]
             return len(done)
+
+    def _failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int],
+                            unscoped: bool) -> list[AgentRun]:
+        return [r for r in sorted(self._runs.values(), key=lambda r: -r.id)
+                if (r.owner_id, r.organisation_id) == (owner_id, organisation_id)
+                and r.status is AgentRunStatus.FAILED and r.id not in self.dismissed
+                and (r.project_id in project_ids if r.project_id is not None else unscoped)]
+
+    def failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool, limit: int) -> list[AgentRun]:
+        return self._failed_undismissed(owner_id, organisation_id, project_ids, unscoped)[:limit]
+
+    def count_failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                                 unscoped: bool) -> int:
+        return len(self._failed_undismissed(owner_id, organisation_id, project_ids, unscoped))
+
+    def dismiss(self, run_id: int, *, now: datetime) -> bool:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.status is not AgentRunStatus.FAILED or run_id in self.dismissed:
+                return False
+            self.dismissed[run_id] = now
+            return True
 
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         with self._lock:

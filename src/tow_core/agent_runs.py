@@ -249,6 +249,20 @@ class AgentRuns(Protocol):
 
     def finish_cancelled(self, run: AgentRun, *, now: datetime) -> bool: ...
 
+    def failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool, limit: int) -> Sequence[AgentRun]:
+        """The owner's failed runs they have not dismissed, scoped to one of ``project_ids`` and, with
+        ``unscoped``, those over all projects; newest first."""
+        ...
+
+    def count_failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                                 unscoped: bool) -> int: ...
+
+    def dismiss(self, run_id: int, *, now: datetime) -> bool:
+        """Mark a failed run dismissed (it leaves its owner's inbox; the run itself is kept). False unless the
+        run is failed and not dismissed yet."""
+        ...
+
 
 def purge_finished_runs(runs: AgentRuns, *, now: datetime, retention_days: int, limit: int = 1000) -> int:
     """Housekeeping: delete runs that finished longer than ``retention_days`` ago (0: keep every one). The

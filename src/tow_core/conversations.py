@@ -119,6 +119,17 @@ class Turn:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class OpenAction:
+    """A pending action of an answer in its owner's conversation that nobody applied yet
+    (``tow_core.chat_actions``: stored on the turn's tool activity as ``"pending_action"``, ``applied`` null)."""
+
+    conversation: Conversation
+    turn_id: int
+    action: JsonObject  # as stored: id, kind, the checked proposal, applied null
+    answered_at: datetime  # when the answer proposing it was saved
+
+
 def _role(role: object) -> TurnRole:
     try:
         return TurnRole(role)
@@ -179,6 +190,17 @@ class Conversations(Protocol):
     def set_tool_activity(self, turn_id: int, tool_activity: Sequence[JsonObject]) -> Turn:
         """Replace the turn's tool activity (to record a pending action applied), checked as ``NewTurn``
         checks it; NotFound when the turn is gone."""
+        ...
+
+    def open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], *, unscoped: bool,
+                     limit: int) -> Sequence[OpenAction]:
+        """The pending actions not yet applied in the owner's conversations scoped to one of ``project_ids`` and,
+        with ``unscoped``, in those over all projects; newest answer first, a turn's actions in their order."""
+        ...
+
+    def count_open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool) -> int:
+        """How many ``open_actions`` would list without a limit."""
         ...
 
     def update(self, conversation_id: int, *, title: str, memory_extraction: bool, at: datetime) -> Conversation:

@@ -212,6 +212,8 @@ ANSWERS: dict[str, Answers] = {
     "list_my_agent_runs": answers(InvalidInput),
     "get_my_agent_run": answers(),
     "cancel_my_agent_run": answers(Conflict),
+    "get_inbox": answers(),
+    "dismiss_run": answers(Conflict),
     "server_egress": answers(InvalidInput, access=_SERVER),
     "start_conversation": answers(AiNotConfigured, InvalidInput),
     "list_conversations": answers(InvalidInput),

@@ -288,3 +288,39 @@ def test_cancelling_a_finished_run_changes_nothing(world):
     world.call("finish_completed", claimed, AgentRunResult({"answer": "done"}), now=T0)
     after = world.call("request_cancel", run.id, now=T0 + timedelta(seconds=5))
     assert (after.status, after.cancel_requested, after.finished_at) == (AgentRunStatus.COMPLETED, False, T0)
+
+
+# --- the inbox: failed runs until dismissed -----------------------------------------------------------------
+
+
+def _failed(world: World, **queue_args):
+    run = world.queue(**queue_args)
+    claimed = world.claim(T0)
+    assert claimed.id == run.id
+    world.call("finish_failed", claimed, "handler_failed", "the model refused", now=T0)
+    return run
+
+
+def test_failed_runs_wait_for_their_owner_in_the_scopes_asked_for_until_dismissed(world):
+    everywhere = _failed(world)
+    in_project = _failed(world, project=world.project)
+    _failed(world, owner=world.ada)
+    world.queue()  # not failed: never in the inbox
+
+    def waiting(projects=frozenset(), unscoped=True):
+        runs = world.call("failed_undismissed", world.bob, world.org, projects, unscoped=unscoped, limit=10)
+        assert world.call("count_failed_undismissed", world.bob, world.org, projects, unscoped=unscoped) == len(runs)
+        return [r.id for r in runs]
+
+    assert waiting(frozenset({world.project})) == [in_project.id, everywhere.id]
+    assert waiting() == [everywhere.id] and waiting(frozenset({world.project}), unscoped=False) == [in_project.id]
+    assert world.call("failed_undismissed", world.bob, world.org, frozenset({world.project}), unscoped=True,
+                      limit=1)[0].id == in_project.id
+    assert world.call("count_failed_undismissed", world.bob, world.other_org, frozenset(), unscoped=True) == 0
+
+    assert world.call("dismiss", everywhere.id, now=T0) is True
+    assert world.call("dismiss", everywhere.id, now=T0) is False  # once
+    assert waiting(frozenset({world.project})) == [in_project.id]
+    assert world.get(everywhere.id).status is AgentRunStatus.FAILED  # kept
+    queued = world.queue()
+    assert world.call("dismiss", queued.id, now=T0) is False  # only a failed run

@@ -101,7 +101,7 @@ def test_pages_send_strangers_to_sign_in_and_only_to_local_next_pages(app_client
     anonymous = app_client()
     response = anonymous.get("/o/1/docs", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/login?next=%2Fo%2F1%2Fdocs"
-    for target, expected in [("//evil.example/x", "/o/1/memory"), ("https://evil.example", "/o/1/memory"),
+    for target, expected in [("//evil.example/x", "/o/1/today"), ("https://evil.example", "/o/1/today"),
                              ("/o/1/docs", "/o/1/docs")]:
         browser = app_client()
         token = token_of(browser, "/login")
@@ -168,7 +168,7 @@ def test_a_signed_in_member_accepts_an_invite_and_switches_organisation(app_clie
     assert "signed in as <strong>Bob</strong>" in page.text and "Accept the invite" in page.text
     token = TOKEN.search(page.text).group(1)
     accepted = bob.post("/join", follow_redirects=False, data={"csrf_token": token, "token": beta_invite})
-    assert accepted.headers["location"] == f"/o/{beta}/memory"
+    assert accepted.headers["location"] == f"/o/{beta}/today"
     switcher = bob.get(f"/o/{beta}/memory").text
     assert "Acme (member)" in switcher and "Beta (admin)" in switcher
     again = bob.post("/join", follow_redirects=False, data={"csrf_token": token, "token": beta_invite},
@@ -176,7 +176,7 @@ def test_a_signed_in_member_accepts_an_invite_and_switches_organisation(app_clie
     assert again.status_code == 409 and "used" in again.text  # a used invite says so, in the form
     moved = bob.post("/switch-organisation", follow_redirects=False,
                      data={"csrf_token": token, "organisation_id": "1"})
-    assert moved.headers["location"] == "/o/1/memory"
+    assert moved.headers["location"] == "/o/1/today"
     assert bob.get("/api/me").json()["active_organisation_id"] == 1
 
 

@@ -37,6 +37,11 @@ _NEXT_DUE = sa.text(
     "ORDER BY CASE WHEN status = 'queued' THEN created_at ELSE lease_expires_at END, id "
     "LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
+# The inbox's failed runs of one owner, not dismissed (index agent_runs_failed_open_idx, migration 0021_inbox).
+_FAILED_OPEN = (
+    "FROM agent_runs WHERE organisation_id = :org AND owner_id = :owner AND status = 'failed' "
+    "AND dismissed_at IS NULL AND ((project_id IS NULL AND :unscoped) OR project_id = ANY(CAST(:projects AS bigint[])))"
+)
 _FENCE = "WHERE id = :id AND status = 'running' AND attempts = :attempts"
 
 
@@ -83,6 +88,28 @@ class PgAgentRuns:
                     "AND status IN ('completed', 'failed', 'cancelled') ORDER BY finished_at LIMIT :limit)"),
             {"before": finished_before, "limit": limit},
         ).rowcount
+
+    def failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool, limit: int) -> list[AgentRun]:
+        rows = self._conn.execute(
+            sa.text(f"SELECT {_COLUMNS} {_FAILED_OPEN} ORDER BY id DESC LIMIT :limit"),
+            {"org": organisation_id, "owner": owner_id, "unscoped": unscoped, "projects": sorted(project_ids),
+             "limit": limit},
+        )
+        return [_run(row) for row in rows]
+
+    def count_failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                                 unscoped: bool) -> int:
+        return self._conn.execute(
+            sa.text(f"SELECT count(*) {_FAILED_OPEN}"),
+            {"org": organisation_id, "owner": owner_id, "unscoped": unscoped, "projects": sorted(project_ids)},
+        ).scalar_one()
+
+    def dismiss(self, run_id: int, *, now: datetime) -> bool:
+        return self._conn.execute(
+            sa.text("UPDATE agent_runs SET dismissed_at = :now WHERE id = :id AND status = 'failed' "
+                    "AND dismissed_at IS NULL"), {"id": run_id, "now": now},
+        ).rowcount == 1
 
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         row = self._conn.execute(

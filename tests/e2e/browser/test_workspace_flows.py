@@ -21,7 +21,7 @@ def set_up_server(page: Page) -> None:
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account and organisation").click()
-    expect(page).to_have_url(re.compile(r"/o/\d+/memory$"))
+    expect(page).to_have_url(re.compile(r"/o/\d+/today$"))
 
 
 def shot(page: Page, name: str) -> None:
@@ -64,7 +64,7 @@ def test_first_run_invite_restricted_project_and_grant(new_page):
     bob.get_by_label("Email").fill("bob@example.com")
     bob.get_by_label("Password").fill("another good password")
     bob.get_by_role("button", name="Create account and join").click()
-    expect(bob).to_have_url(re.compile(r"/o/\d+/memory$"))
+    expect(bob).to_have_url(re.compile(r"/o/\d+/today$"))
     org_path = re.search(r"/o/\d+", bob.url).group(0)
 
     # Bob cannot see the restricted project: not in his picker, and its URL is a 404 page.
