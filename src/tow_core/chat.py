@@ -50,7 +50,6 @@ from tow_core.citations import (
     WebSource,
     verify_citations,
 )
-from tow_core.errors import NotFound
 from tow_core.knowledge import Workspace
 from tow_core.unit_of_work import Transactions
 
@@ -196,13 +195,7 @@ def reads_as(transactions: Transactions, *, user_id: int, org_id: int) -> AskerR
 
     @contextmanager
     def reads() -> Iterator[Reading]:
-        with transactions.unattended() as unattended:
-            stores = unattended.stores
-            principal = stores.directory.principal(user_id)
-            if principal is None:
-                raise NotFound("organisation not found")
-            workspace = Workspace.for_member(stores.records, stores.directory, principal, org_id,
-                                             history=stores.history)
-            yield Reading(workspace, stores.semantic)
+        with transactions.on_behalf_of(user_id, org_id) as owner:
+            yield Reading(owner.workspace, owner.stores.semantic)
 
     return reads

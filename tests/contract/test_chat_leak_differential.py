@@ -72,6 +72,7 @@ from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
+from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.access import OrgRole, Scope, ScopeKind, Visibility
 from tow_core.ai import EgressContext, ToolCall, ToolOutput, WebPage, WebResult
@@ -208,7 +209,7 @@ def transactions_on(conn: sa.Connection) -> Transactions:
                          memory_diffs=PgMemoryDiffStore(conn), uploads=PgUploadRecords(conn), jobs=PgJobQueue(conn),
                          exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
                          semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn),
-                         conversations=PgConversations(conn))
+                         conversations=PgConversations(conn), snapshot_sources=PgSnapshotSources(conn))
 
     return Transactions(unit_of_work, lambda: datetime(2026, 1, 1, tzinfo=UTC))
 

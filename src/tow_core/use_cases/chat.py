@@ -14,10 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
 
 from tow_core.agent_runs import AgentRun, AgentRunFailed, AgentRunResult, Heartbeat, TokenUsage, new_run
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, InputMessage
@@ -26,8 +23,7 @@ from tow_core.chat_actions import AppliedAction, action_json, apply_action
 from tow_core.citations import DropReason
 from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
-from tow_core.knowledge import Workspace
-from tow_core.unit_of_work import SessionCredential, Stores, Transactions
+from tow_core.unit_of_work import SessionCredential, Transactions
 
 CHAT_RUN = "chat"
 
@@ -83,9 +79,9 @@ class ChatRuns:
             conversation_id = int(run.input["conversation_id"])
         except (KeyError, TypeError, ValueError) as exc:
             raise AgentRunFailed("a chat run's input names its conversation_id", error_code="invalid_input") from exc
-        with self._as_owner(run) as (ws, stores, _):
-            conversation = owned_conversation(ws, stores.conversations, conversation_id)
-            turns = stores.conversations.turns(conversation.id)
+        with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
+            conversation = owned_conversation(owner.workspace, owner.stores.conversations, conversation_id)
+            turns = owner.stores.conversations.turns(conversation.id)
         question = next((t for t in turns if t.role is TurnRole.USER and t.agent_run_id == run.id), None)
         if question is None:
             raise NotFound("the question is gone (the conversation was deleted)")
@@ -102,23 +98,15 @@ class ChatRuns:
         heartbeat()
         draft = self.assistant.run(asker, asked, on_activity=lambda _: heartbeat())
         heartbeat()
-        with self._as_owner(run) as (ws, stores, now):  # citations checked as the asker reads now
-            owned_conversation(ws, stores.conversations, conversation_id)
-            answer = verify(ws, draft)
-            turn = stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=now)
+        # Citations checked as the asker reads now.
+        with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
+            owned_conversation(owner.workspace, owner.stores.conversations, conversation_id)
+            answer = verify(owner.workspace, draft)
+            turn = owner.stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=owner.now)
         return AgentRunResult({"conversation_id": conversation_id, "answer_turn_id": turn.id,
                                "dropped_citations": answer.dropped_by_reason, "rounds": answer.rounds,
                                "stopped": answer.stopped},
                               TokenUsage(answer.usage.input_tokens, answer.usage.output_tokens))
-
-    @contextmanager
-    def _as_owner(self, run: AgentRun) -> Iterator[tuple[Workspace, Stores, datetime]]:
-        with self.transactions.unattended() as work:
-            principal = work.stores.directory.principal(run.owner_id)
-            if principal is None:
-                raise NotFound("organisation not found")
-            yield (Workspace.for_member(work.stores.records, work.stores.directory, principal, run.organisation_id,
-                                        history=work.stores.history), work.stores, work.now)
 
 
 def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:

@@ -18,10 +18,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from tow_core import knowledge
 from tow_core.access import Scope
@@ -53,7 +50,7 @@ from tow_core.snapshots import (
     sent,
     type_label,
 )
-from tow_core.unit_of_work import Acting, SessionCredential, Stores, Transactions
+from tow_core.unit_of_work import Acting, SessionCredential, Transactions
 
 MAX_FAILURE_CHARS = 2_000
 
@@ -133,7 +130,8 @@ class SnapshotRuns:
             raise
 
     def _generate(self, run: AgentRun, snapshot_id: int, heartbeat: Heartbeat) -> AgentRunResult:
-        with self._as_owner(run) as (ws, _, _):
+        with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
+            ws = owner.workspace
             snapshot = self._generating(ws, run, snapshot_id)
             within = requested_scope(ws, run.project_id)
             records = gather(ws, run.project_id)
@@ -144,7 +142,9 @@ class SnapshotRuns:
             raise AgentRunFailed("the model returned an empty draft", error_code="empty_draft")
         draft = Draft(result.output_text, sent(records), result.usage, result.model)
         heartbeat()
-        with self._as_owner(run) as (ws, stores, _):  # citations checked as the requester reads now
+        # Citations checked as the requester reads now.
+        with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
+            ws, stores = owner.workspace, owner.stores
             current = self._generating(ws, run, snapshot_id)
             checked = check_draft(ws, draft, within)
             saved = knowledge.update_record(
@@ -178,12 +178,3 @@ class SnapshotRuns:
                 return
             body = f"Generation failed: {reason}"[:MAX_FAILURE_CHARS]
             work.stores.records.save(replace(record, status="failed", body=body), expected_version=record.version)
-
-    @contextmanager
-    def _as_owner(self, run: AgentRun) -> Iterator[tuple[Workspace, Stores, datetime]]:
-        with self.transactions.unattended() as work:
-            principal = work.stores.directory.principal(run.owner_id)
-            if principal is None:
-                raise NotFound("organisation not found")
-            yield (Workspace.for_member(work.stores.records, work.stores.directory, principal, run.organisation_id,
-                                        history=work.stores.history), work.stores, work.now)
