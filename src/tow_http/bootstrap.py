@@ -20,6 +20,7 @@ from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.run_events import AgentRunEventUseCases
 from tow_core.use_cases.tickets import TicketUseCases
 from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.context import Services
@@ -50,6 +51,7 @@ def use_cases(services: Services) -> dict[str, object]:
         "conversations": ConversationUseCases(transactions, ai_configured),
         "chat": ChatUseCases(transactions, ai_configured),
         "chat_pages": ChatPageUseCases(transactions, ai_configured),
+        "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
 
 

@@ -10,22 +10,37 @@ Rules:
   An owner who lost the conversation's scope meanwhile gets no answer (the run fails, nothing is saved).
 - The model sees the conversation's earlier turns as plain text; the records whose content those turns
   carry (every record a tool returned in them) are named in each request's ledger row.
+- While it works the run writes its events for the owner to follow (``tow_core.run_events``): tool activity,
+  the answer text as the model streams it, a restart when a model call is retried; and, in the transaction
+  that saves the answer turn, ``answer`` with the checked text and citations (``answer_event``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
-from tow_core.agent_runs import AgentRun, AgentRunFailed, AgentRunResult, Heartbeat, TokenUsage, new_run
+from tow_core.agent_runs import (
+    AgentRun,
+    AgentRunFailed,
+    AgentRunResult,
+    Heartbeat,
+    RunEventKind,
+    TokenUsage,
+    new_run,
+)
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, InputMessage
 from tow_core.chat import Asker, ChatAnswer, ChatAssistant, ChatQuestion, reads_as, verify
 from tow_core.chat_actions import AppliedAction, action_json, apply_action
+from tow_core.chat_tools import ToolActivity
 from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
 from tow_core.knowledge import Workspace
+from tow_core.run_events import RunEventLog
 from tow_core.unit_of_work import SessionCredential, Stores, Transactions
 
 CHAT_RUN = "chat"
@@ -76,6 +91,7 @@ class ChatRuns:
 
     transactions: Transactions
     assistant: ChatAssistant
+    monotonic: Callable[[], float] = field(default=time.monotonic)
 
     def __call__(self, run: AgentRun, heartbeat: Heartbeat) -> AgentRunResult:
         try:
@@ -98,17 +114,32 @@ class ChatRuns:
         asker = Asker(run.owner_id, run.organisation_id,
                       reads_as(self.transactions, user_id=run.owner_id, org_id=run.organisation_id),
                       conversation.project_id)
+        events = RunEventLog(self._writer(run), monotonic=self.monotonic)
+
+        def on_activity(done: ToolActivity) -> None:
+            events.activity(done)
+            heartbeat()
+
         heartbeat()
-        draft = self.assistant.run(asker, asked, on_activity=lambda _: heartbeat())
+        draft = self.assistant.run(asker, asked, on_activity=on_activity, sink=events, on_round_end=events.round_end)
+        events.flush()
         heartbeat()
         with self._as_owner(run) as (ws, stores, now):  # citations checked as the asker reads now
             owned_conversation(ws, stores.conversations, conversation_id)
             answer = verify(ws, draft)
             turn = stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=now)
+            stores.agent_runs.append_events(run, [answer_event(turn)], now=now)
         return AgentRunResult({"conversation_id": conversation_id, "answer_turn_id": turn.id,
                                "dropped_citations": answer.dropped_by_reason, "rounds": answer.rounds,
                                "stopped": answer.stopped},
                               TokenUsage(answer.usage.input_tokens, answer.usage.output_tokens))
+
+    def _writer(self, run: AgentRun) -> Callable[[Sequence[tuple[RunEventKind, Mapping[str, Any]]]], None]:
+        def write(batch: Sequence[tuple[RunEventKind, Mapping[str, Any]]]) -> None:
+            with self.transactions.unattended() as work:
+                work.stores.agent_runs.append_events(run, batch, now=work.now)
+
+        return write
 
     @contextmanager
     def _as_owner(self, run: AgentRun) -> Iterator[tuple[Workspace, Stores, datetime]]:
@@ -134,3 +165,13 @@ def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:
     return NewTurn(TurnRole.ASSISTANT, text, tool_activity=activity,
                    citations=[asdict(c) for c in answer.citations], dropped_citations=dropped,
                    web_sources=[asdict(w) for w in answer.web_sources], agent_run_id=run_id)
+
+
+def answer_event(turn: Turn) -> tuple[RunEventKind, dict[str, Any]]:
+    """The ``answer`` event of a saved answer turn: what the conversation shows of it (the stream's last word
+    on the text; the event stream rebuilds it from the turn when the run's events are gone)."""
+    return RunEventKind.ANSWER, {
+        "turn_id": turn.id, "text": turn.text, "citations": [dict(c) for c in turn.citations],
+        "dropped_citations": [dict(d) for d in turn.dropped_citations],
+        "web_sources": [dict(w) for w in turn.web_sources],
+        "pending_actions": [dict(a["pending_action"]) for a in turn.tool_activity if a.get("pending_action")]}
