@@ -41,9 +41,9 @@ class AgentRunEventUseCases:
              limit: int = MAX_EVENTS_PER_READ) -> EventBatch:
         """The run's events after ``after_seq`` (0: from the start), up to and including ``done``."""
         with self.transactions.acting_as(credential) as acting:
-            run = self._owned_run(acting, org_id, run_id)
-            if not self.ai_configured:
+            if not self.ai_configured:  # as every chat endpoint, before anything is looked up
                 raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
+            run = self._owned_run(acting, org_id, run_id)
             # The run is read before its events: a ``done`` committed with the run's end is then among them.
             found = tuple(acting.stores.agent_runs.events_after(run.id, attempt=max(run.attempts, 1),
                                                                 after_seq=after_seq, limit=limit))
