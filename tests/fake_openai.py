@@ -14,9 +14,10 @@ Scripting, per test:
 - ``queue_raw(status, text)`` — the next request gets a non-JSON (HTML) answer;
 - ``queue_delay(seconds)`` — the next request answers only after a pause (for timeouts);
 - ``queue_hold()`` — the next request waits until the test releases it (to look at the world mid-call);
-- ``queue_stream_hold(after_deltas=n)`` — the next (streamed) request sends its first ``n`` text deltas,
-  then waits until the test releases it; ``queue_stream_cut(after_deltas=n)`` — it sends ``n`` deltas, then
-  the connection is cut (a stream that breaks mid-way).
+- ``queue_stream_hold(after_deltas=n)`` — the next streamed answer that has text (a round of tool calls only
+  passes by) sends its first ``n`` text deltas, then waits until the test releases it;
+  ``queue_stream_cut(after_deltas=n)`` — it sends ``n`` deltas, then the connection is cut (a stream that
+  breaks mid-way). These wait in their own queue, beside the other interruptions.
 
 A request with ``"stream": true`` is answered with the Responses API's server-sent events, as OpenAI sends
 them: ``response.created``, ``response.in_progress``, then per output item ``response.output_item.added``,
@@ -152,7 +153,8 @@ class FakeOpenAIServer(LocalHttpServer):
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
         self._responses: deque[dict[str, Any]] = deque()
-        self._interruptions: deque[_Failure | _Delay | Hold | _Raw | StreamHold | _StreamCut] = deque()
+        self._interruptions: deque[_Failure | _Delay | Hold | _Raw] = deque()
+        self._mid_stream: deque[StreamHold | _StreamCut] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         super().__init__(self._handler_class())
@@ -185,11 +187,11 @@ class FakeOpenAIServer(LocalHttpServer):
 
     def queue_stream_hold(self, after_deltas: int = 1) -> StreamHold:
         hold = StreamHold(after_deltas)
-        self._interruptions.append(hold)
+        self._mid_stream.append(hold)
         return hold
 
     def queue_stream_cut(self, after_deltas: int = 1) -> None:
-        self._interruptions.append(_StreamCut(after_deltas))
+        self._mid_stream.append(_StreamCut(after_deltas))
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
@@ -219,12 +221,13 @@ class FakeOpenAIServer(LocalHttpServer):
             error = interruption.body or {"error": {"message": f"scripted {interruption.status}", "type": "server_error",
                                                     "code": None}}
             return interruption.status, interruption.headers, error
-        streamed = path == "/v1/responses" and body.get("stream") is True
-        if isinstance(interruption, StreamHold | _StreamCut) and not streamed:
-            self.violations.append(f"a stream interruption was queued but the request is not streamed: {path}")
-        if streamed:
-            mid_stream = interruption if isinstance(interruption, StreamHold | _StreamCut) else None
-            return 200, {"content-type": "text/event-stream"}, _Stream(stream_events(self._response(body)), mid_stream)
+        if path == "/v1/responses" and body.get("stream") is True:
+            response = self._response(body)
+            mid_stream = None
+            with self._lock:
+                if self._mid_stream and any(item["type"] == "message" for item in response["output"]):
+                    mid_stream = self._mid_stream.popleft()
+            return 200, {"content-type": "text/event-stream"}, _Stream(stream_events(response), mid_stream)
         if path == "/v1/responses":
             return 200, {}, self._response(body)
         if path == "/v1/embeddings":

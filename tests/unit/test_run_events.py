@@ -33,10 +33,29 @@ class Ticking:
         return self.now
 
 
-def event_log():
+def event_log(timers: list | None = None):
     writes: list[list[tuple[RunEventKind, dict]]] = []
     clock = Ticking()
-    return RunEventLog(lambda batch: writes.append(list(batch)), monotonic=clock), writes, clock
+    timers = [] if timers is None else timers
+    log = RunEventLog(lambda batch: writes.append(list(batch)), monotonic=clock,
+                      schedule=lambda seconds, function: timers.append((seconds, function)))
+    return log, writes, clock
+
+
+def test_text_buffered_when_the_model_pauses_is_written_by_the_timer():
+    timers: list = []
+    log, writes, clock = event_log(timers)
+    log.delta("We ")
+    clock.now += 0.01
+    log.delta("ship ")
+    log.delta("on ")
+    assert [seconds for seconds, _ in timers] == [0.1]  # one timer for the buffered text, not one per delta
+    clock.now += 0.1
+    timers.pop()[1]()  # the model wrote nothing more meanwhile
+    assert writes[-1] == [(DELTA, {"text": "ship on ", "round": 1})]
+    clock.now += 0.1
+    log.delta("Fridays")  # a new window: written at once again
+    assert writes[-1] == [(DELTA, {"text": "Fridays", "round": 1})]
 
 
 def test_deltas_are_buffered_to_at_most_ten_writes_a_second_and_flushed_at_each_round_end():
@@ -80,7 +99,7 @@ def test_a_failed_write_keeps_its_events_for_the_next_and_the_run_goes_on():
         batches.append(list(batch))
 
     clock = Ticking()
-    log = RunEventLog(write, monotonic=clock)
+    log = RunEventLog(write, monotonic=clock, schedule=lambda seconds, function: None)
     log.delta("one ")
     failing[0] = False
     clock.now = 1.0
