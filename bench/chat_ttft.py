@@ -15,7 +15,6 @@ Run: `.venv/bin/python bench/chat_ttft.py [--questions 20] [--poll 2.0]` (under 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
@@ -28,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import openai  # noqa: E402
-
 from tests.fake_openai import FakeOpenAIServer  # noqa: E402
 from tests.live_server import LiveServer, _wait_until_ready, free_port, send, sign_up_owner  # noqa: E402
 

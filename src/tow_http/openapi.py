@@ -209,7 +209,7 @@ ANSWERS: dict[str, Answers] = {
     "list_agent_runs": answers(InvalidInput),
     "get_agent_run": answers(),
     "cancel_agent_run": answers(Conflict),
-    "agent_run_events": answers(AiNotConfigured, InvalidInput),
+    "agent_run_events": answers(AiNotConfigured),
     "server_egress": answers(InvalidInput, access=_SERVER),
     "start_conversation": answers(AiNotConfigured, InvalidInput),
     "list_conversations": answers(InvalidInput),

@@ -16,7 +16,7 @@ from litestar.params import HeaderParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
-from tow_core.errors import InvalidInput, TowError
+from tow_core.errors import TowError
 from tow_core.unit_of_work import SessionCredential
 from tow_core.use_cases.agent_runs import AgentRunUseCases, VisibleAgentRun
 from tow_core.use_cases.run_events import AgentRunEventUseCases, EventBatch
@@ -124,15 +124,14 @@ run: the answer is saved in the conversation either way. A run that ended a whil
 for 10 minutes after the end) answers its `answer` (chat runs) and `done` at once. Only the run's owner reads
 its events — 404 for anyone else, organisation owners and admins included (they see a run's metadata only) —
 and only while they still own and read its conversation: a membership or grant revoked meanwhile ends the
-stream. 503 `ai_not_configured` without OPENAI_API_KEY; 400 for a `Last-Event-ID` that is not a number."""
+stream. A `Last-Event-ID` that is not an id of this stream replays it from the start. 503
+`ai_not_configured` without OPENAI_API_KEY."""
 
 
 def _after_seq(last_event_id: str | None) -> int:
-    if last_event_id is None or not last_event_id.strip():
-        return 0
-    if not last_event_id.strip().isdigit() or len(last_event_id.strip()) > 18:
-        raise InvalidInput("Last-Event-ID must be the id of an event of this stream", field="Last-Event-ID")
-    return int(last_event_id.strip())
+    """The sequence number to resume after; a value this stream never gave as an id replays from the start."""
+    value = (last_event_id or "").strip()
+    return int(value) if value.isdigit() and len(value) <= 18 else 0
 
 
 def _messages(batch: EventBatch) -> list[ServerSentEventMessage]:
@@ -167,7 +166,7 @@ async def _follow(run_events: AgentRunEventUseCases, caller: SessionCredential, 
 async def agent_run_events(org_id: int, run_id: int, caller: NamedDependency[SessionCredential],
                            run_events: NamedDependency[AgentRunEventUseCases],
                            last_event_id: Annotated[str | None, HeaderParameter(
-                               name="Last-Event-ID", required=False, pattern=r"^[0-9]{1,18}$",
+                               name="Last-Event-ID", required=False,
                                description="resume after this event id (browsers send it when they reconnect)")]
                            = None) -> ServerSentEvent:
     after_seq = _after_seq(last_event_id)
