@@ -208,11 +208,13 @@ class Conversations(Protocol):
         ...
 
     def delete(self, conversation_id: int) -> bool:
-        """Delete it with its turns; False when it was already gone."""
+        """Delete it with its turns and the live events (``AgentRuns.events_after``) of the runs its turns
+        name; False when it was already gone."""
         ...
 
     def purge_idle(self, *, last_activity_before: datetime, limit: int) -> int:
-        """Delete conversations (with their turns) whose ``updated_at`` is before the cutoff; how many went."""
+        """Delete conversations (with their turns and their runs' events, as ``delete``) whose ``updated_at``
+        is before the cutoff; how many went."""
         ...
 
 

@@ -21,6 +21,7 @@ from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.run_events import AgentRunEventUseCases
 from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_core.use_cases.tickets import TicketUseCases
 from tow_core.use_cases.uploads import UploadUseCases
@@ -54,6 +55,7 @@ def use_cases(services: Services) -> dict[str, object]:
         "chat_pages": ChatPageUseCases(transactions, ai_configured),
         "snapshots": SnapshotUseCases(transactions, ai_configured),
         "inbox": InboxUseCases(transactions),
+        "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
 
 

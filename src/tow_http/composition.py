@@ -77,6 +77,7 @@ from tow_http.job_worker import (
     PeriodicTask,
     finished_agent_run_purge,
     finished_job_purge,
+    finished_run_event_purge,
     idle_conversation_purge,
     orphan_export_file_sweep,
     upload_file_deletion_sweep,
@@ -192,7 +193,8 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Fs
     tasks = [finished_job_purge(jobs=lambda: on(PgFinishedJobs), retention=retention),
              orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE),
              idle_conversation_purge(conversations=lambda: on(PgConversations), retention_days=chat_retention_days),
-             finished_agent_run_purge(runs=lambda: on(PgAgentRuns), retention_days=agent_run_retention_days)]
+             finished_agent_run_purge(runs=lambda: on(PgAgentRuns), retention_days=agent_run_retention_days),
+             finished_run_event_purge(runs=lambda: on(PgAgentRuns))]
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks

@@ -214,6 +214,7 @@ ANSWERS: dict[str, Answers] = {
     "cancel_my_agent_run": answers(Conflict),
     "get_inbox": answers(),
     "dismiss_run": answers(Conflict),
+    "agent_run_events": answers(AiNotConfigured),
     "server_egress": answers(InvalidInput, access=_SERVER),
     "start_conversation": answers(AiNotConfigured, InvalidInput),
     "list_conversations": answers(InvalidInput),

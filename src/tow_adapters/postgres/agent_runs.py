@@ -1,5 +1,8 @@
 """PgAgentRuns: agent runs and their leases (migration 0014_agent_runs), on the caller's connection.
 
+Run events (migration 0017_agent_run_events) are appended in one statement per batch, fenced by the
+attempt like a heartbeat: a worker whose lease was taken over writes nothing.
+
 The worker calls each method in its own short transaction. Claiming is one ``SELECT ... FOR UPDATE SKIP
 LOCKED`` and one ``UPDATE``, so concurrent workers never claim the same run nor wait on each other's
 rows; heartbeats and finishes are fenced by ``attempts = :claimed``, so a worker whose lease was taken
@@ -9,8 +12,9 @@ over changes nothing. Times come from the caller (an injected clock), so tests c
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -21,6 +25,8 @@ from tow_core.agent_runs import (
     AgentRunStatus,
     LeaseState,
     NewAgentRun,
+    RunEvent,
+    RunEventKind,
     TokenUsage,
 )
 from tow_core.jobs import RetryPolicy
@@ -170,3 +176,34 @@ class PgAgentRuns:
 
     def finish_cancelled(self, run: AgentRun, *, now: datetime) -> bool:
         return self._end(run, AgentRunStatus.CANCELLED, now)
+
+    # --- events -------------------------------------------------------------------------------------
+
+    def append_events(self, run: AgentRun, events: Sequence[tuple[RunEventKind, Mapping[str, Any]]], *,
+                      now: datetime) -> bool:
+        if not events:
+            return True
+        return self._conn.execute(
+            sa.text("INSERT INTO agent_run_events (run_id, attempt, kind, data, created_at) "
+                    "SELECT :id, :attempt, e.item ->> 'kind', e.item -> 'data', :now "
+                    "FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(item, n) "
+                    "WHERE EXISTS (SELECT 1 FROM agent_runs WHERE id = :id AND attempts = :attempt) ORDER BY e.n"),
+            {"id": run.id, "attempt": run.attempts, "now": now,
+             "events": json.dumps([{"kind": RunEventKind(kind).value, "data": dict(data)} for kind, data in events])},
+        ).rowcount > 0
+
+    def events_after(self, run_id: int, *, attempt: int, after_seq: int, limit: int) -> Sequence[RunEvent]:
+        rows = self._conn.execute(
+            sa.text("SELECT seq, run_id, attempt, kind, data, created_at FROM agent_run_events "
+                    "WHERE run_id = :id AND attempt = :attempt AND seq > :after ORDER BY seq LIMIT :limit"),
+            {"id": run_id, "attempt": attempt, "after": after_seq, "limit": limit},
+        )
+        return [RunEvent(seq, run, att, RunEventKind(kind), dict(data), created)
+                for seq, run, att, kind, data, created in rows]
+
+    def purge_events(self, *, finished_before: datetime, limit: int) -> int:
+        return self._conn.execute(
+            sa.text("DELETE FROM agent_run_events WHERE seq IN (SELECT e.seq FROM agent_run_events e "
+                    "JOIN agent_runs r ON r.id = e.run_id WHERE r.finished_at < :before LIMIT :limit)"),
+            {"before": finished_before, "limit": limit},
+        ).rowcount

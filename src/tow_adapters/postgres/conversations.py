@@ -192,11 +192,21 @@ class PgConversations(SqlStore):
         return _conversation(row)
 
     def delete(self, conversation_id: int) -> bool:
+        self._delete_run_events([conversation_id])
         return self._conn.execute(sa.text("DELETE FROM conversations WHERE id = :id"),
                                   {"id": conversation_id}).rowcount > 0
 
     def purge_idle(self, *, last_activity_before: datetime, limit: int) -> int:
-        return self._conn.execute(sa.text(
-            "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE updated_at < :before "
-            "ORDER BY updated_at LIMIT :limit FOR UPDATE SKIP LOCKED)"),
-            {"before": last_activity_before, "limit": limit}).rowcount
+        ids = list(self._conn.execute(sa.text(
+            "SELECT id FROM conversations WHERE updated_at < :before ORDER BY updated_at LIMIT :limit "
+            "FOR UPDATE SKIP LOCKED"), {"before": last_activity_before, "limit": limit}).scalars())
+        if not ids:
+            return 0
+        self._delete_run_events(ids)
+        return self._conn.execute(sa.text("DELETE FROM conversations WHERE id = ANY(:ids)"), {"ids": ids}).rowcount
+
+    def _delete_run_events(self, conversation_ids: list[int]) -> None:
+        """The live events of the runs the conversations' turns name carry their text: they go with them."""
+        self._conn.execute(sa.text(
+            "DELETE FROM agent_run_events WHERE run_id IN (SELECT agent_run_id FROM conversation_turns "
+            "WHERE conversation_id = ANY(:ids) AND agent_run_id IS NOT NULL)"), {"ids": conversation_ids})

@@ -10,19 +10,35 @@ Rules:
   An owner who lost the conversation's scope meanwhile gets no answer (the run fails, nothing is saved).
 - The model sees the conversation's earlier turns as plain text; the records whose content those turns
   carry (every record a tool returned in them) are named in each request's ledger row.
+- While it works the run writes its events for the owner to follow (``tow_core.run_events``): tool activity,
+  the answer text as the model streams it, a restart when a model call is retried; and, in the transaction
+  that saves the answer turn, ``answer`` with the checked text and citations (``answer_event``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from tow_core.agent_runs import AgentRun, AgentRunFailed, AgentRunResult, Heartbeat, TokenUsage, new_run
+from tow_core.agent_runs import (
+    AgentRun,
+    AgentRunFailed,
+    AgentRunResult,
+    Heartbeat,
+    RunEventKind,
+    TokenUsage,
+    new_run,
+)
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, InputMessage
 from tow_core.chat import Asker, ChatAnswer, ChatAssistant, ChatQuestion, reads_as, verify
 from tow_core.chat_actions import AppliedAction, action_json, apply_action
+from tow_core.chat_tools import ToolActivity
 from tow_core.citations import DropReason
 from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
+from tow_core.run_events import RunEventLog
 from tow_core.unit_of_work import SessionCredential, Transactions
 
 CHAT_RUN = "chat"
@@ -73,6 +89,7 @@ class ChatRuns:
 
     transactions: Transactions
     assistant: ChatAssistant
+    monotonic: Callable[[], float] = field(default=time.monotonic)
 
     def __call__(self, run: AgentRun, heartbeat: Heartbeat) -> AgentRunResult:
         try:
@@ -95,18 +112,33 @@ class ChatRuns:
         asker = Asker(run.owner_id, run.organisation_id,
                       reads_as(self.transactions, user_id=run.owner_id, org_id=run.organisation_id),
                       conversation.project_id)
+        events = RunEventLog(self._writer(run), monotonic=self.monotonic)
+
+        def on_activity(done: ToolActivity) -> None:
+            events.activity(done)
+            heartbeat()
+
         heartbeat()
-        draft = self.assistant.run(asker, asked, on_activity=lambda _: heartbeat())
+        draft = self.assistant.run(asker, asked, on_activity=on_activity, sink=events, on_round_end=events.round_end)
+        events.flush()
         heartbeat()
         # Citations checked as the asker reads now.
         with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
             owned_conversation(owner.workspace, owner.stores.conversations, conversation_id)
             answer = verify(owner.workspace, draft)
             turn = owner.stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=owner.now)
+            owner.stores.agent_runs.append_events(run, [answer_event(turn)], now=owner.now)
         return AgentRunResult({"conversation_id": conversation_id, "answer_turn_id": turn.id,
                                "dropped_citations": answer.dropped_by_reason, "rounds": answer.rounds,
                                "stopped": answer.stopped},
                               TokenUsage(answer.usage.input_tokens, answer.usage.output_tokens))
+
+    def _writer(self, run: AgentRun) -> Callable[[Sequence[tuple[RunEventKind, Mapping[str, Any]]]], None]:
+        def write(batch: Sequence[tuple[RunEventKind, Mapping[str, Any]]]) -> None:
+            with self.transactions.unattended() as work:
+                work.stores.agent_runs.append_events(run, batch, now=work.now)
+
+        return write
 
 
 def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:
@@ -125,3 +157,13 @@ def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:
     return NewTurn(TurnRole.ASSISTANT, text, tool_activity=activity,
                    citations=[asdict(c) for c in answer.citations], dropped_citations=dropped,
                    web_sources=[asdict(w) for w in answer.web_sources], agent_run_id=run_id)
+
+
+def answer_event(turn: Turn) -> tuple[RunEventKind, dict[str, Any]]:
+    """The ``answer`` event of a saved answer turn: what the conversation shows of it (the stream's last word
+    on the text; the event stream rebuilds it from the turn when the run's events are gone)."""
+    return RunEventKind.ANSWER, {
+        "turn_id": turn.id, "text": turn.text, "citations": [dict(c) for c in turn.citations],
+        "dropped_citations": [dict(d) for d in turn.dropped_citations],
+        "web_sources": [dict(w) for w in turn.web_sources],
+        "pending_actions": [dict(a["pending_action"]) for a in turn.tool_activity if a.get("pending_action")]}
