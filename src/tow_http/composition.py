@@ -49,6 +49,7 @@ from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.uploads import PgUploadRecords
+from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, Wakeups
 from tow_core.agent_runs import AgentRunHandler
 from tow_core.ai import (
     AI_NOT_CONFIGURED_MESSAGE,
@@ -172,7 +173,7 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
         runs, handlers,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
-        clock=clock or utc_now,
+        clock=clock or utc_now, listener_for=lambda wake: Wakeups(engine, AGENT_RUNS_CHANNEL, wake),
     )
 
 
