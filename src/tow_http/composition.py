@@ -67,7 +67,7 @@ from tow_core.snapshots import SNAPSHOT_RUN
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs
-from tow_core.use_cases.snapshots import SnapshotRuns
+from tow_core.use_cases.snapshots import SnapshotRuns, fail_abandoned_generations
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
@@ -195,7 +195,8 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Fs
              orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE),
              idle_conversation_purge(conversations=lambda: on(PgConversations), retention_days=chat_retention_days),
              finished_agent_run_purge(runs=lambda: on(PgAgentRuns), retention_days=agent_run_retention_days),
-             finished_run_event_purge(runs=lambda: on(PgAgentRuns))]
+             finished_run_event_purge(runs=lambda: on(PgAgentRuns)),
+             lambda now: fail_abandoned_generations(Transactions(_transaction_factory(engine), utc_now))]
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks
