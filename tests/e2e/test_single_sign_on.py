@@ -1,0 +1,164 @@
+"""Single sign-on against a real OpenID Connect provider on loopback (PyPI ``oidc-provider-mock``, a
+WSGI app in a thread): sign-in through its login page, just-in-time accounts, group → role mapping, and
+RP-initiated logout. The app is the real one on PostgreSQL (tests/postgres_fixtures.py)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import sqlalchemy as sa
+from oidc_provider_mock import run_server_in_thread
+
+from tests.e2e.sso_helpers import CLIENT_SECRET, csrf, mock_login, sso_yaml, start
+
+RULES = ("      - {organisation: Acme, role: member}\n"
+         "      - {organisation: Acme, role: admin, when_group: tow-admins}\n"
+         "      - {organisation: Beta, role: member, when_group: beta}\n")
+
+
+@pytest.fixture
+def provider():
+    with run_server_in_thread() as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture
+def sso(provider, make_container, app_client):
+    container = make_container(sso_yaml(provider, rules=RULES), OIDC_CLIENT_SECRET=CLIENT_SECRET)
+    return lambda: app_client(container)
+
+
+def person(email: str, *, groups: list[str] | None = None, verified: bool = True, name: str = "") -> dict:
+    claims = {"email": email, "email_verified": verified, "name": name or email.split("@")[0].title()}
+    if groups is not None:
+        claims["groups"] = groups
+    return claims
+
+
+def roles(client) -> dict[str, str]:
+    return {m["organisation_name"]: m["role"] for m in client.get("/api/me").json()["memberships"]}
+
+
+def test_the_login_page_offers_single_sign_on_and_hides_the_password_form(sso):
+    page = sso().get("/login").text
+    assert "Sign in with single sign-on" in page and 'name="password"' not in page
+    assert "first person to sign in becomes its server admin" in page
+    assert 'name="password"' in sso().get("/login?local=1").text  # break-glass
+
+
+def test_first_login_through_the_providers_page_is_the_server_admin_and_owner(sso, provider):
+    ada = sso()
+    response = mock_login(ada, provider, "ada-sub", person("Ada@Example.com"), next_path="/welcome")
+    assert response.status_code == 303 and response.headers["location"] == "/welcome"
+    cookies = response.headers.get_list("set-cookie")
+    assert any(c.startswith("tow_session=") and "HttpOnly" in c for c in cookies)
+    assert any(c.startswith("tow_oidc=") and "Max-Age=0" in c for c in cookies)  # the login in flight is gone
+    me = ada.get("/api/me").json()
+    assert me["email"] == "ada@example.com" and me["display_name"] == "Ada" and me["is_server_admin"] is True
+    assert roles(ada) == {"Acme": "owner"}
+    # signing in again finds the same account by (issuer, subject)
+    again = sso()
+    mock_login(again, provider, "ada-sub")
+    assert again.get("/api/me").json()["id"] == me["id"]
+
+
+def test_pkce_state_and_nonce_go_to_the_provider_and_the_state_cookie_is_hardened(sso):
+    response = sso().get("/auth/oidc/start", follow_redirects=False)
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    assert query["state"][0] and query["nonce"][0] and query["state"] != query["nonce"]
+    assert query["redirect_uri"] == ["http://127.0.0.1:8000/auth/oidc/callback"]
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("tow_oidc=") and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    assert "Path=/auth/oidc" in cookie and "Max-Age=600" in cookie
+
+
+def test_people_are_created_just_in_time_and_group_roles_follow_the_provider(sso, provider):
+    ada = sso()
+    mock_login(ada, provider, "ada-sub", person("ada@example.com"))
+    beta = ada.post("/api/organisations", json={"name": "Beta"}).json()["id"]
+
+    bob = sso()
+    assert mock_login(bob, provider, "bob-sub", person("bob@example.com", groups=["eng"])).status_code == 303
+    bob_id = bob.get("/api/me").json()["id"]
+    assert roles(bob) == {"Acme": "member"}  # created just in time by the rule for everyone
+
+    mock_login(bob, provider, "bob-sub", person("bob@example.com", groups=["eng", "tow-admins", "beta"]))
+    assert roles(bob) == {"Acme": "admin", "Beta": "member"}
+
+    mock_login(bob, provider, "bob-sub", person("bob@example.com"))  # no groups claim at all: nothing taken
+    assert roles(bob) == {"Acme": "admin", "Beta": "member"}
+
+    mock_login(bob, provider, "bob-sub", person("bob@example.com", groups=["eng"]))  # left both groups
+    assert roles(bob) == {"Acme": "member"}
+
+    # a role granted by hand is kept: the owner makes Bob admin of Acme and adds him to Beta by group again
+    mock_login(bob, provider, "bob-sub", person("bob@example.com", groups=["beta"]))
+    acme = next(m["organisation_id"] for m in ada.get("/api/me").json()["memberships"]
+                if m["organisation_name"] == "Acme")
+    assert ada.patch(f"/api/organisations/{acme}/members/{bob_id}", json={"role": "admin"}).status_code == 200
+    assert ada.patch(f"/api/organisations/{beta}/members/{bob_id}", json={"role": "admin"}).status_code == 200
+    mock_login(bob, provider, "bob-sub", person("bob@example.com", groups=[]))
+    assert roles(bob) == {"Acme": "admin", "Beta": "admin"}  # neither was the mapping's any more
+
+    audit = ada.get(f"/api/organisations/{acme}/audit").json()["items"]
+    mapped = [(e["action"], e["details"].get("role")) for e in audit
+              if e["target"] == f"user:{bob_id}" and "group mapping" in str(e["details"].get("via"))]
+    assert ("member.joined", "member") in mapped and ("member.role_changed", "admin") in mapped
+    assert ("member.role_changed", "member") in mapped
+    beta_audit = ada.get(f"/api/organisations/{beta}/audit").json()["items"]
+    assert any(e["action"] == "member.removed" and e["target"] == f"user:{bob_id}" for e in beta_audit)
+    server = ada.get("/api/server/audit").json()["items"]
+    assert any(e["action"] == "oidc.account_created" and e["target"] == f"user:{bob_id}" for e in server)
+
+
+def test_nobody_is_created_when_no_rule_gives_an_organisation(provider, make_container, app_client):
+    rules = "      - {organisation: Acme, role: member, when_group: staff}\n"
+    container = make_container(sso_yaml(provider, rules=rules), OIDC_CLIENT_SECRET=CLIENT_SECRET)
+    mock_login(app_client(container), provider, "ada-sub", person("ada@example.com"))  # first: admin, owner
+    stranger = app_client(container)
+    response = mock_login(stranger, provider, "eve-sub", person("eve@example.com", groups=["contractors"]))
+    assert response.status_code == 403 and "not given any organisation" in response.text
+    with container.engine().connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM users")).scalar() == 1
+
+
+def test_logout_ends_the_session_here_and_at_the_provider(sso, provider):
+    ada = sso()
+    mock_login(ada, provider, "ada-sub", person("ada@example.com"))
+    response = ada.post("/logout", data={"csrf_token": csrf(ada, "/welcome")}, follow_redirects=False)
+    assert response.status_code == 303
+    location = urlsplit(response.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{provider}/oauth2/end_session"
+    query = parse_qs(location.query)
+    assert query["post_logout_redirect_uri"] == ["http://127.0.0.1:8000/login?signed_out=1"]
+    assert query["id_token_hint"][0].count(".") == 2 and query["client_id"] == ["tow"]
+    assert ada.get("/api/me").status_code == 401  # signed out here whatever the provider does
+    # the provider's logout page confirms and sends the browser back to TOW's sign-in page
+    page = requests.get(response.headers["location"], timeout=10)
+    assert page.status_code == 200
+    confirm = requests.post(f"{provider}/oauth2/end_session/confirm", allow_redirects=False, timeout=10,
+                            data={"redirect_uri": query["post_logout_redirect_uri"][0]})
+    assert confirm.headers["location"] == "http://127.0.0.1:8000/login?signed_out=1"
+
+
+def test_break_glass_password_login_is_for_server_admins_only(sso, provider):
+    ada = sso()
+    mock_login(ada, provider, "ada-sub", person("ada@example.com"))
+    refused = sso().post("/api/auth/register-first", json={
+        "email": "x@example.com", "display_name": "X", "password": "correct horse battery", "organisation_name": "X"})
+    assert refused.status_code == 403 and "single sign-on" in refused.json()["error"]["message"]
+
+
+def test_a_provider_that_is_down_gives_a_clear_page(make_container, app_client):
+    container = make_container(sso_yaml("http://127.0.0.1:9"), OIDC_CLIENT_SECRET=CLIENT_SECRET)
+    response = app_client(container).get("/auth/oidc/start", follow_redirects=False)
+    assert response.status_code == 503 and "cannot be reached" in response.text
+    assert "Traceback" not in response.text and response.headers["retry-after"]
+
+
+def test_without_single_sign_on_its_routes_are_not_found(app_client):
+    assert app_client().get("/auth/oidc/start").status_code == 404
+    assert start  # the helper module is shared with the hostile suite
