@@ -36,6 +36,7 @@ class Script:
     header: dict[str, Any] = field(default_factory=dict)
     key: RSAKey | None = None
     unsigned: bool = False
+    token: str | None = None  # answered as is
 
 
 class FakeOidcProvider:
@@ -100,18 +101,20 @@ class FakeOidcProvider:
                 "token_endpoint": f"{self.origin}/token", "jwks_uri": f"{self.origin}/jwks",
                 "end_session_endpoint": f"{self.origin}/logout", "id_token_signing_alg_values_supported": ["RS256"]}
 
-    def claims(self, nonce: str, **overrides: Any) -> dict[str, Any]:
+    def claims(self, browser_nonce: str, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
         claims = {"iss": self.issuer, "aud": CLIENT_ID, "sub": "subject-1", "iat": now, "exp": now + 300,
-                  "nonce": nonce, "email": "sam@example.com", "email_verified": True, "name": "Sam"}
+                  "nonce": browser_nonce, "email": "sam@example.com", "email_verified": True, "name": "Sam"}
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
     def issue(self, code: str, claims: dict[str, Any], *, header: dict[str, Any] | None = None,
-              key: RSAKey | None = None, unsigned: bool = False) -> None:
-        self.scripts[code] = Script(claims, header or {}, key, unsigned)
+              key: RSAKey | None = None, unsigned: bool = False, token: str | None = None) -> None:
+        self.scripts[code] = Script(claims, header or {}, key, unsigned, token)
 
     def sign(self, script: Script) -> str:
+        if script.token is not None:
+            return script.token
         payload = json.dumps(script.claims).encode()
         if script.unsigned:
             return f"{_b64(json.dumps({'alg': 'none', **script.header}).encode())}.{_b64(payload)}."
