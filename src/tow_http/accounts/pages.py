@@ -87,10 +87,14 @@ def login_submit(request: Request, form: NamedDependency[Form], accounts: NamedD
 @post("/logout", sync_to_thread=True, include_in_schema=False)
 def logout(request: Request, form: NamedDependency[Form], single_sign_on: NamedDependency[SingleSignOnUseCases],
            session_cookies: NamedDependency[SessionCookies]) -> Response:
-    """Signed out here always; a single sign-on session then goes on to the provider's logout, which sends the
-    browser back to ``/login?signed_out=1``."""
+    """Signed out here always; a single sign-on session then goes on to the provider's logout (a page that
+    navigates there), which sends the browser back to ``/login?signed_out=1``."""
     provider_logout = single_sign_on.sign_out(session_cookies.credential(request))
-    return with_cookies(redirect(request, provider_logout or "/login?signed_out=1"), [session_cookies.expired()])
+    if provider_logout is None:
+        return with_cookies(redirect(request, "/login?signed_out=1"), [session_cookies.expired()])
+    # not a redirect: a form's answer may not lead to another site (CSP form-action 'self')
+    return with_cookies(page(request, "signed_out.html", provider_logout=provider_logout),
+                        [session_cookies.expired()])
 
 
 @post("/logout-everywhere", sync_to_thread=True, include_in_schema=False)
