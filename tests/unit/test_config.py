@@ -158,3 +158,27 @@ def test_every_setting_is_documented_in_the_local_example_and_env_example():
 def test_example_configurations_are_valid(example):
     root = Path(__file__).resolve().parents[2]
     load_config(root / "config" / example, environ={"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x"})
+
+
+def test_the_readme_single_sign_on_example_is_a_valid_configuration(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "README.md").read_text().split("## Single sign-on", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "tow.yaml").write_text(example)
+    config = load_config(tmp_path / "tow.yaml", environ={"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x"})
+    oidc = config.settings.auth.oidc
+    assert config.settings.auth.mode == "oidc" and oidc.issuer_url.endswith("/realms/company")
+    assert [(r.organisation, r.role, r.when_group) for r in oidc.organisations] == [
+        ("Acme", "member", None), ("Acme", "admin", "tow-admins")]
+    shown = dict(line.split(" = ", 1) for line in effective_config_lines(config))
+    assert "tow-admins" in shown["auth.oidc.organisations"]
+
+
+def test_oidc_settings_refuse_unknown_algorithms_and_a_missing_openid_scope(tmp_path):
+    env = {"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x"}
+    base = "auth:\n  mode: oidc\n  oidc:\n    issuer_url: https://idp.example.com\n    client_id: tow\n"
+    for extra, says in (("    allowed_algorithms: [RS256, XS999]\n", "XS999"), ("    scopes: [email]\n", "openid"),
+                        ("    organisations:\n      - {organisation: Acme, role: boss}\n", "organisations")):
+        (tmp_path / "tow.yaml").write_text(base + extra)
+        with pytest.raises(ConfigError, match=says):
+            load_config(tmp_path / "tow.yaml", environ=env)
