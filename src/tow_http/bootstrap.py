@@ -18,11 +18,14 @@ from tow_core.use_cases.chat_pages import ChatPageUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
+from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.run_events import AgentRunEventUseCases
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
+from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_core.use_cases.tickets import TicketUseCases
 from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.config import Settings
@@ -71,6 +74,9 @@ def use_cases(services: Services) -> dict[str, object]:
         "conversations": ConversationUseCases(transactions, ai_configured),
         "chat": ChatUseCases(transactions, ai_configured),
         "chat_pages": ChatPageUseCases(transactions, ai_configured),
+        "snapshots": SnapshotUseCases(transactions, ai_configured),
+        "inbox": InboxUseCases(transactions),
+        "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from tow_http.cli import main
-from tow_http.config import APP_SECRET_PLACEHOLDER, ConfigError, effective_config_lines, load_config
+from tow_http.config import (
+    APP_SECRET_PLACEHOLDER,
+    DERIVED_PUBLIC_URL,
+    ConfigError,
+    effective_config_lines,
+    load_config,
+)
 
 GOOD_SECRET = "x" * 40
 
@@ -182,3 +188,15 @@ def test_oidc_settings_refuse_unknown_algorithms_and_a_missing_openid_scope(tmp_
         (tmp_path / "tow.yaml").write_text(base + extra)
         with pytest.raises(ConfigError, match=says):
             load_config(tmp_path / "tow.yaml", environ=env)
+def test_an_unset_public_url_follows_the_address_served_and_a_configured_one_is_kept(tmp_path):
+    derived = load_config(write(tmp_path), environ={"APP_SECRET": GOOD_SECRET, "BIND_PORT": "8101"})
+    assert derived.settings.runtime.public_app_url == "http://127.0.0.1:8101"
+    assert derived.sources["runtime.public_app_url"] == DERIVED_PUBLIC_URL
+    served = derived.serving_at("0.0.0.0", 9001)  # noqa: S104 - `tow serve --host 0.0.0.0 --port 9001`
+    assert (served.settings.runtime.bind_host, served.settings.runtime.bind_port) == ("0.0.0.0", 9001)  # noqa: S104
+    assert served.settings.runtime.public_app_url == "http://127.0.0.1:9001"
+    assert served.sources["runtime.bind_port"] == "tow serve --port"
+    assert derived.serving_at("::1", None).settings.runtime.public_app_url == "http://[::1]:8101"
+    configured = load_config(write(tmp_path), environ={"APP_SECRET": GOOD_SECRET,
+                                                       "PUBLIC_APP_URL": "http://tow.internal:8080"})
+    assert configured.serving_at(None, 9001).settings.runtime.public_app_url == "http://tow.internal:8080"

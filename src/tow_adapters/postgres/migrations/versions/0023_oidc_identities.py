@@ -2,7 +2,7 @@
 and the ID token of each single sign-on session.
 
 Revision ID: 0023_oidc_identities
-Revises: 0016_embedding_actor
+Revises: 0017_agent_run_events
 
 - ``oidc_identities``: an account is linked to a provider identity by (issuer, subject) only (SPEC §1); one
   identity names one account, an account may have several identities.
@@ -16,7 +16,7 @@ Revises: 0016_embedding_actor
 from alembic import op
 
 revision = "0023_oidc_identities"
-down_revision = "0016_embedding_actor"
+down_revision = "0017_agent_run_events"
 branch_labels = None
 depends_on = None
 
