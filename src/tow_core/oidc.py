@@ -140,16 +140,24 @@ def sign_in(directory: Directory, identities: OidcIdentities, policy: SsoPolicy,
     with the rules. Raises ``SignInRefused``; a refused login creates and changes nothing."""
     if not login.issuer or not login.subject:
         raise SignInRefused("the ID token names no issuer or subject")
-    user_id = identities.linked_user(login.issuer, login.subject)
-    if user_id is not None:
-        user = directory.user(user_id)
-        assert user is not None  # identities cascade with their user
-        if not user.is_active:
-            raise SignInRefused("this account is deactivated: ask an organisation admin")
-        identities.record_login(login.issuer, login.subject, now)
-    else:
-        user = _link_or_create(directory, identities, policy, login, now)
+    user = _linked(directory, identities, login, now)
+    if user is None:
+        directory.lock_registration()  # two first logins at once: one links or creates, the other finds it
+        user = _linked(directory, identities, login, now) or _link_or_create(directory, identities, policy,
+                                                                               login, now)
     reconcile_roles(directory, identities, user_id=user.id, rules=policy.rules, groups=login.groups)
+    return user
+
+
+def _linked(directory: Directory, identities: OidcIdentities, login: ProviderLogin, now: datetime) -> User | None:
+    user_id = identities.linked_user(login.issuer, login.subject)
+    if user_id is None:
+        return None
+    user = directory.user(user_id)
+    assert user is not None  # identities cascade with their user
+    if not user.is_active:
+        raise SignInRefused("this account is deactivated: ask an organisation admin")
+    identities.record_login(login.issuer, login.subject, now)
     return user
 
 
@@ -161,7 +169,6 @@ def _link_or_create(directory: Directory, identities: OidcIdentities, policy: Ss
         email = normalise_email(login.email)
     except InvalidInput as exc:
         raise SignInRefused("the email address the provider sent is not valid") from exc
-    directory.lock_registration()  # two first logins at once: one becomes the first account
     existing = directory.user_by_email(email)
     if existing is not None:
         if not (policy.link_existing_by_email and login.email_verified):
