@@ -119,8 +119,8 @@ class FakeOidcProvider:
         if script.unsigned:
             return f"{_b64(json.dumps({'alg': 'none', **script.header}).encode())}.{_b64(payload)}."
         key = script.key or self.key
-        header = {"alg": "RS256", "kid": key.kid, **script.header}
-        return jws.serialize_compact(header, payload, key)
+        header = {"alg": "RS256", "kid": key.kid, **script.header}  # a header value None: left out
+        return jws.serialize_compact({k: v for k, v in header.items() if v is not None}, payload, key)
 
     def rotate(self) -> RSAKey:
         """A new signing key, published in place of the old one (the old one is gone)."""

@@ -4,10 +4,11 @@ code flow with PKCE S256, and the ID token's checks. The one module that talks t
 Every request has a timeout; a provider that cannot be reached or answers 5xx is ``DependencyUnavailable``
 (a page that says so), an answer that fails a check is ``SignInRefused`` saying which check. The ID token
 is refused unless: it is a JWS signed with an algorithm in ``allowed_algorithms`` (``none`` never; HS*
-only when listed, keyed with the client secret), by a key of the provider's JWKS named by its ``kid``
-(an unknown ``kid`` refetches the JWKS once: the provider rotated its keys), and its ``iss`` is the
-discovered issuer, its ``aud`` names this client (and ``azp`` does, when there are several audiences),
-it has not expired (60 s of clock skew allowed) and its ``nonce`` is the one this browser's login started
+only when listed, keyed with the client secret), by a key of the provider's JWKS (the one its ``kid``
+names; without a ``kid``, any published key), refetching the JWKS once when the ``kid`` is unknown or no
+cached key verifies the signature (the provider rotated its keys); its ``iss`` is the discovered issuer, its
+``aud`` names this client (and ``azp`` does, when there are several audiences), it has not expired (60 s of
+clock skew allowed) and its ``nonce`` is the one this browser's login started
 with. The discovery document must name the configured issuer (OpenID Connect Discovery §4.3).
 
 What is sent: the authorization code, the PKCE verifier and the client credentials, to the provider's
@@ -200,16 +201,34 @@ class OidcProvider:
 
     # --- the ID token ---------------------------------------------------------------------------------
 
-    def _verification_key(self, header: Mapping[str, Any], alg: str):
+    def _verified_payload(self, id_token: str, header: Mapping[str, Any], alg: str) -> bytes:
+        """The JWS payload, verified with the client secret (HS*, when allowed) or a key of the provider's JWKS:
+        the one its ``kid`` names, or (no ``kid``) each published key. A key it cannot find, or a signature no
+        cached key verifies, refetches the JWKS once (the provider rotated its keys) before refusing."""
         if alg.startswith("HS"):
-            return OctKey.import_key(self._options.client_secret)
+            return self._verify_with(id_token, [OctKey.import_key(self._options.client_secret)], alg)
         kid = header.get("kid")
-        for refresh in (False, True):  # an unknown kid: the provider may have rotated its keys; refetch once
+        if kid is not None and not isinstance(kid, str):
+            raise _refused("the ID token names its key oddly (kid is not a string)")
+        for refresh in (False, True):
             keys = self._key_set(refresh=refresh).keys
-            found = [key for key in keys if key.kid == kid] if kid is not None else keys[:1] if len(keys) == 1 else []
-            if found:
-                return found[0]
-        raise _refused(f"the ID token is signed with a key the provider does not publish (kid {str(kid)[:64]!r})")
+            candidates = [key for key in keys if kid is None or key.kid == kid]
+            payload = self._verify_with(id_token, candidates, alg) if candidates else None
+            if payload is not None:
+                return payload
+            if refresh and not candidates:
+                raise _refused(f"the ID token is signed with a key the provider does not publish (kid "
+                               f"{str(kid)[:64]!r})")
+        raise _refused("the ID token's signature does not verify")
+
+    @staticmethod
+    def _verify_with(id_token: str, keys: list[Any], alg: str) -> bytes | None:
+        for key in keys:
+            try:
+                return jws.deserialize_compact(id_token, key, algorithms=[alg]).payload
+            except (JoseError, ValueError, TypeError):
+                continue
+        return None
 
     def _verified_claims(self, id_token: str, nonce: str) -> Mapping[str, Any]:
         parts = id_token.split(".")
@@ -222,12 +241,11 @@ class OidcProvider:
         if alg not in self._options.allowed_algorithms:
             raise _refused(f"the ID token is signed with {alg[:20]}, which auth.oidc.allowed_algorithms does not "
                            "allow")
-        key = self._verification_key(header, alg)
+        payload = self._verified_payload(id_token, header, alg)
         try:
-            payload = jws.deserialize_compact(id_token, key, algorithms=[alg]).payload
             claims = json.loads(payload)
-        except (JoseError, ValueError, TypeError) as exc:
-            raise _refused("the ID token's signature does not verify") from exc
+        except ValueError as exc:
+            raise _refused("the ID token's claims are not JSON") from exc
         if not isinstance(claims, dict):
             raise _refused("the ID token's claims are not a JSON object")
         self._check_claims(claims, nonce)

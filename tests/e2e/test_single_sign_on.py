@@ -1,16 +1,22 @@
 """Single sign-on against a real OpenID Connect provider on loopback (PyPI ``oidc-provider-mock``, a
-WSGI app in a thread): sign-in through its login page, just-in-time accounts, group → role mapping, and
+WSGI app in a thread): sign-in through its login page, just-in-time accounts, group → role mapping, the
+provider rotating its signing key, and
 RP-initiated logout. The app is the real one on PostgreSQL (tests/postgres_fixtures.py)."""
 
 from __future__ import annotations
 
 import html
 import re
+import threading
 from urllib.parse import parse_qs, urlsplit
 
+import flask
+import oidc_provider_mock
 import pytest
 import requests
 import sqlalchemy as sa
+import werkzeug.serving
+from authlib import jose
 from oidc_provider_mock import run_server_in_thread
 
 from tests.e2e.sso_helpers import CLIENT_SECRET, csrf, mock_login, sso_yaml, start
@@ -24,6 +30,25 @@ RULES = ("      - {organisation: Acme, role: member}\n"
 def provider():
     with run_server_in_thread() as server:
         yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture
+def rotating_provider():
+    """oidc-provider-mock as its own WSGI app, plus one route of ours: POST /test/rotate-key gives the provider a
+    new signing key (a new ``kid``) in place of the old one, as a provider rotating its keys does."""
+    app = oidc_provider_mock.app()
+
+    @app.post("/test/rotate-key")
+    def rotate_key():
+        flask.g.oidc_provider_mock_storage.jwk = jose.RSAKey.generate_key(is_private=True)
+        return "", 204
+
+    server = werkzeug.serving.make_server("localhost", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -146,6 +171,23 @@ def test_logout_ends_the_session_here_and_at_the_provider(sso, provider):
     confirm = requests.post(f"{provider}/oauth2/end_session/confirm", allow_redirects=False, timeout=10,
                             data={"redirect_uri": query["post_logout_redirect_uri"][0]})
     assert confirm.headers["location"] == "http://127.0.0.1:8000/login?signed_out=1"
+
+
+def kid_of(jwks_url: str) -> list[str]:
+    return [key["kid"] for key in requests.get(jwks_url, timeout=10).json()["keys"]]
+
+
+def test_keys_the_provider_rotates_are_fetched_again(rotating_provider, make_container, app_client):
+    container = make_container(sso_yaml(rotating_provider), OIDC_CLIENT_SECRET=CLIENT_SECRET)
+    ada = app_client(container)
+    assert mock_login(ada, rotating_provider, "ada-sub", person("ada@example.com")).status_code == 303
+    old_kids = kid_of(f"{rotating_provider}/jwks")
+    assert requests.post(f"{rotating_provider}/test/rotate-key", timeout=10).status_code == 204
+    assert kid_of(f"{rotating_provider}/jwks") != old_kids  # the old key is gone from the provider's JWKS
+    again = app_client(container)  # the same TOW process, which still holds the old keys
+    response = mock_login(again, rotating_provider, "ada-sub")
+    assert response.status_code == 303, response.text
+    assert again.get("/api/me").json()["email"] == "ada@example.com"
 
 
 def test_break_glass_password_login_is_for_server_admins_only(sso, provider):

@@ -84,6 +84,9 @@ def test_a_token_signed_with_a_key_the_provider_does_not_publish_is_refused(worl
     assert fake.jwks_fetches == 2  # the unknown kid made TOW refetch the keys once, then refuse
     forged = RSAKey.generate_key(2048, parameters={"kid": "key-1"})  # the published kid, another key
     assert_refused(attempt(browser(), fake, "code-2", key=forged), container, "signature does not verify")
+    nameless = {"kid": None}  # no kid at all: every published key is tried, none verifies
+    assert_refused(attempt(browser(), fake, "code-3", key=rogue, header=nameless), container,
+                   "signature does not verify")
 
 
 def test_hs256_signed_with_the_client_secret_is_refused_unless_configured(world, fake):
