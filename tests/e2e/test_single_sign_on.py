@@ -6,6 +6,7 @@ RP-initiated logout. The app is the real one on PostgreSQL (tests/postgres_fixtu
 from __future__ import annotations
 
 import html
+import io
 import re
 import threading
 from urllib.parse import parse_qs, urlsplit
@@ -20,6 +21,8 @@ from authlib import jose
 from oidc_provider_mock import run_server_in_thread
 
 from tests.e2e.sso_helpers import CLIENT_SECRET, csrf, mock_login, sso_yaml, start
+from tests.postgres_fixtures import SECRET
+from tow_http.cli import main as cli_main
 
 RULES = ("      - {organisation: Acme, role: member}\n"
          "      - {organisation: Acme, role: admin, when_group: tow-admins}\n"
@@ -190,12 +193,58 @@ def test_keys_the_provider_rotates_are_fetched_again(rotating_provider, make_con
     assert again.get("/api/me").json()["email"] == "ada@example.com"
 
 
-def test_break_glass_password_login_is_for_server_admins_only(sso, provider):
+@pytest.fixture
+def shell(provider, tmp_path, fresh_database_url, monkeypatch):
+    """`tow ...` in-process on the single sign-on server's database and settings; ``stdin`` is what is piped in."""
+    (tmp_path / "cli.yaml").write_text(sso_yaml(provider, rules=RULES))
+    for name, value in (("DATABASE_URL", fresh_database_url), ("APP_SECRET", SECRET),
+                        ("OIDC_CLIENT_SECRET", CLIENT_SECRET)):
+        monkeypatch.setenv(name, value)
+
+    def run(*argv: str, stdin: str = "") -> int:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        return cli_main(["--config", str(tmp_path / "cli.yaml"), *argv])
+
+    return run
+
+
+BREAK_GLASS = "a long operator password"
+
+
+def break_glass_login(client, email: str, password: str = BREAK_GLASS):
+    page = client.get("/login?local=1").text
+    assert "Break-glass sign-in" in page and 'name="password"' in page
+    return client.post("/login", follow_redirects=False, data={
+        "csrf_token": csrf(client, "/login?local=1"), "email": email, "password": password, "next": ""})
+
+
+def test_break_glass_a_server_admin_made_by_tow_users_create_admin_signs_in_with_a_password(sso, provider, shell):
+    assert shell("users", "create-admin", "root@example.com", "--name", "Root", "--password-stdin",
+                 stdin=BREAK_GLASS + "\n") == 0  # before anyone signed in: the first account
+    root = sso()
+    assert "first person to sign in" not in root.get("/login").text
+    assert break_glass_login(root, "root@example.com").status_code == 303
+    assert root.get("/api/me").json()["is_server_admin"] is True
+    # the organisations the rules name are made by hand then; people from the provider join them by rule
+    assert root.post("/api/organisations", json={"name": "Acme"}).status_code == 201
+    bob = sso()
+    assert mock_login(bob, provider, "bob-sub", person("bob@example.com", groups=["tow-admins"])).status_code == 303
+    assert roles(bob) == {"Acme": "admin"} and bob.get("/api/me").json()["is_server_admin"] is False
+
+
+def test_break_glass_a_single_sign_on_admin_given_a_password_signs_in_without_the_provider(sso, provider, shell):
     ada = sso()
-    mock_login(ada, provider, "ada-sub", person("ada@example.com"))
-    refused = sso().post("/api/auth/register-first", json={
+    mock_login(ada, provider, "ada-sub", person("ada@example.com"))  # the first: server admin
+    bob = sso()
+    mock_login(bob, provider, "bob-sub", person("bob@example.com"))
+    for email in ("ada@example.com", "bob@example.com"):
+        assert shell("users", "set-password", email, stdin=BREAK_GLASS + "\n") == 0
+    assert break_glass_login(sso(), "ada@example.com").status_code == 303
+    refused = break_glass_login(sso(), "bob@example.com")  # not a server admin: single sign-on only
+    assert refused.status_code == 403 and "single sign-on" in refused.text
+    registering = sso().post("/api/auth/register-first", json={
         "email": "x@example.com", "display_name": "X", "password": "correct horse battery", "organisation_name": "X"})
-    assert refused.status_code == 403 and "single sign-on" in refused.json()["error"]["message"]
+    assert registering.status_code == 403 and "single sign-on" in registering.json()["error"]["message"]
 
 
 def test_a_provider_that_is_down_gives_a_clear_page(make_container, app_client):
