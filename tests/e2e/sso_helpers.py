@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
@@ -21,9 +21,10 @@ def sso_yaml(issuer: str, *, rules: str = DEFAULT_RULES, extra: str = "") -> str
             f"    organisations:\n{rules}")
 
 
-def start(client, next_path: str = "") -> tuple[str, dict[str, str]]:
+def start(client, next_path: str = "", invite: str = "") -> tuple[str, dict[str, str]]:
     """TOW's redirect to the provider: its URL and query parameters."""
-    response = client.get("/auth/oidc/start" + (f"?next={next_path}" if next_path else ""), follow_redirects=False)
+    query = urlencode({k: v for k, v in (("next", next_path), ("invite", invite)) if v})
+    response = client.get("/auth/oidc/start" + (f"?{query}" if query else ""), follow_redirects=False)
     assert response.status_code == 303, response.text
     location = response.headers["location"]
     return location, {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
@@ -35,11 +36,11 @@ def back_to_tow(client, location: str):
     return client.get(f"{parts.path}?{parts.query}", follow_redirects=False)
 
 
-def mock_login(client, provider: str, sub: str, claims: dict | None = None, next_path: str = ""):
+def mock_login(client, provider: str, sub: str, claims: dict | None = None, next_path: str = "", invite: str = ""):
     """Through oidc-provider-mock's own login page: set the user's claims with its API, submit its form."""
     if claims is not None:
         assert requests.put(f"{provider}/users/{sub}", json=claims, timeout=10).status_code == 204
-    authorize, _ = start(client, next_path)
+    authorize, _ = start(client, next_path, invite)
     page = requests.get(authorize, timeout=10)
     assert page.status_code == 200 and 'name="sub"' in page.text
     answer = requests.post(authorize, data={"sub": sub}, allow_redirects=False, timeout=10)

@@ -155,6 +155,36 @@ def test_nobody_is_created_when_no_rule_gives_an_organisation(provider, make_con
         assert connection.execute(sa.text("SELECT count(*) FROM users")).scalar() == 1
 
 
+def test_an_invite_link_signs_someone_no_rule_maps_in_through_the_provider(provider, make_container, app_client):
+    rules = "      - {organisation: Acme, role: member, when_group: staff}\n"
+    container = make_container(sso_yaml(provider, rules=rules), OIDC_CLIENT_SECRET=CLIENT_SECRET)
+    ada = app_client(container)
+    mock_login(ada, provider, "ada-sub", person("ada@example.com"))
+    acme = ada.get("/api/me").json()["memberships"][0]["organisation_id"]
+    invite = ada.post(f"/api/organisations/{acme}/invites", json={"role": "admin", "email": "eve@example.com"}).json()
+    eve = app_client(container)
+    page = eve.get(f"/invite/{invite['token']}").text
+    assert "Sign in with single sign-on and join" in page and 'name="password"' not in page
+    start_link = html.unescape(re.search(r'id="sso-join" href="([^"]+)"', page).group(1))
+    assert start_link == f"/auth/oidc/start?invite={invite['token']}"
+    assert requests.put(f"{provider}/users/eve-sub", json=person("eve@example.com", groups=["contractors"]),
+                        timeout=10).status_code == 204
+    authorize = eve.get(start_link, follow_redirects=False).headers["location"]
+    answer = requests.post(authorize, data={"sub": "eve-sub"}, allow_redirects=False, timeout=10)
+    back = urlsplit(answer.headers["location"])
+    response = eve.get(f"{back.path}?{back.query}", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == f"/o/{acme}/today"
+    assert roles(eve) == {"Acme": "admin"}
+    # the invite is used now, and was for Eve's email: nobody else gets in with it, nor without one
+    for who in ("mallory", "walter"):
+        refused = mock_login(app_client(container), provider, f"{who}-sub", person(f"{who}@example.com"),
+                             invite=invite["token"] if who == "mallory" else "")
+        assert refused.status_code in (403, 409) and "Traceback" not in refused.text
+        assert ("already been used" if who == "mallory" else "not given any organisation") in refused.text
+    with container.engine().connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM users")).scalar() == 2
+
+
 def test_logout_ends_the_session_here_and_at_the_provider(sso, provider):
     ada = sso()
     mock_login(ada, provider, "ada-sub", person("ada@example.com"))

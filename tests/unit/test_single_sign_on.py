@@ -15,9 +15,10 @@ import pytest
 from tests.fake_oidc_identities import InMemoryOidcIdentities
 from tests.fake_unit_of_work import fake_transactions
 from tests.fakes import InMemoryDirectory
+from tow_core import accounts
 from tow_core.access import OrgRole
 from tow_core.audit import AuditAction
-from tow_core.errors import DependencyUnavailable, NotFound
+from tow_core.errors import AccessDenied, Conflict, DependencyUnavailable, NotFound
 from tow_core.identity import WorkflowMode
 from tow_core.oidc import OrganisationRule, ProviderLogin, SignInRefused, SsoPolicy
 from tow_core.unit_of_work import SessionCredential
@@ -77,8 +78,8 @@ class Server:
                                         CountingTokens(), timedelta(hours=8))
 
     def login(self, subject: str, email: str = "", *, groups: tuple[str, ...] | None = None, verified: bool = True,
-              issuer: str = ISSUER, name: str | None = None):
-        start = self.sso.begin("/welcome")
+              issuer: str = ISSUER, name: str | None = None, invite: str = ""):
+        start = self.sso.begin("/welcome", invite)
         self.provider.answer = ProviderLogin(issuer, subject, email or f"{subject}@example.com", verified,
                                              name, groups, id_token=f"id-token-of-{subject}")
         return self.sso.finish(start.pending, state=start.pending.state, code="code")
@@ -235,6 +236,34 @@ def test_unverified_emails_missing_emails_and_deactivated_accounts_are_refused_a
     with pytest.raises(SignInRefused, match="no email address"):
         server.sso.finish(start.pending, state=start.pending.state, code="code")
     assert server.tables() == before
+
+
+def test_an_invite_lets_someone_no_rule_maps_join_its_organisation_and_a_bad_one_creates_nobody():
+    server = Server(rules=(OrganisationRule("Acme", OrgRole.MEMBER, "staff"),))
+    ada = server.login("ada").signed_in.account.user.id
+    beta = server.org("Beta")
+    server.directory.set_membership(beta, ada, OrgRole.OWNER)
+
+    def invite(token: str, email: str | None = None) -> None:
+        accounts.create_invite(server.directory, server.directory.principal(ada), org_id=beta, token_hash=f"hash:{token}",
+                               role=OrgRole.ADMIN, email=email, now=NOW)
+
+    invite("for-carol", email="carol@example.com")
+    before = server.tables()
+    for token, refusal in (("no-such-invite", NotFound), ("for-carol", AccessDenied)):
+        with pytest.raises(refusal):
+            server.login("eve", groups=("contractors",), invite=token)
+        assert server.tables() == before
+    carol = server.login("carol", groups=(), invite="for-carol").signed_in
+    assert server.roles(carol.account.user.id) == {"Beta": OrgRole.ADMIN} and carol.account.active_organisation_id == beta
+    session = server.directory.live_session(f"hash:{carol.token}", NOW)
+    assert session.active_organisation_id == beta
+    with pytest.raises(Conflict, match="already been used"):
+        server.login("dave", invite="for-carol")
+    invite("for-anyone")  # someone already signed in before takes it up at their next login
+    bob = server.login("bob", groups=("staff",)).signed_in.account.user.id
+    server.login("bob", groups=("staff",), invite="for-anyone")
+    assert server.roles(bob) == {"Acme": OrgRole.MEMBER, "Beta": OrgRole.ADMIN}
 
 
 def test_the_login_in_flight_is_checked_before_the_provider_is_asked():

@@ -46,12 +46,13 @@ class SingleSignOnUseCases:
     tokens: SessionTokens
     session_lifetime: timedelta
 
-    def begin(self, return_to: str) -> LoginStart:
-        """A new login: fresh state, nonce and PKCE verifier, and the provider's URL for them."""
+    def begin(self, return_to: str, invite: str = "") -> LoginStart:
+        """A new login: fresh state, nonce and PKCE verifier, and the provider's URL for them; ``invite`` is the
+        token of the invite link it came from (taken up when the login finishes)."""
         provider = self._provider()
         pending = PendingLogin(state=self.tokens.new_token(), nonce=self.tokens.new_token(),
                                code_verifier=self.tokens.new_token(), return_to=return_to,
-                               expires_at=self.transactions.clock() + LOGIN_LIFETIME)
+                               expires_at=self.transactions.clock() + LOGIN_LIFETIME, invite=invite[:200])
         url = provider.authorization_url(state=pending.state, nonce=pending.nonce,
                                          code_verifier=pending.code_verifier)
         return LoginStart(url, pending)
@@ -77,13 +78,18 @@ class SingleSignOnUseCases:
         login = provider.redeem(code=code, code_verifier=pending.code_verifier, nonce=pending.nonce)
         with self.transactions.unattended() as unattended:
             stores = unattended.stores
-            user = oidc.sign_in(stores.directory, stores.oidc_identities, policy, login, now=unattended.now)
+            invite_hash = self.tokens.token_hash(pending.invite) if pending.invite else None
+            user, invite = oidc.sign_in(stores.directory, stores.oidc_identities, policy, login, now=unattended.now,
+                                        invite_token_hash=invite_hash)
             token = self.tokens.new_token()  # a new session id at every sign-in (session fixation)
             token_hash = self.tokens.token_hash(token)
             accounts.start_session(stores.directory, user=user, token_hash=token_hash, now=unattended.now,
                                    lifetime=self.session_lifetime)
             stores.oidc_identities.remember_id_token(token_hash, login.id_token)
-            overview = accounts.overview(stores.directory, user.id, None)
+            joined = invite.organisation_id if invite else None
+            if joined is not None:
+                stores.directory.set_session_organisation(token_hash, joined)
+            overview = accounts.overview(stores.directory, user.id, joined)
         return SsoSignedIn(SignedInAs(token, overview), pending.return_to)
 
     def sign_out(self, credential: SessionCredential | None) -> str | None:

@@ -44,7 +44,8 @@ def _state_cookie(session_cookies: SessionCookies, value: str, max_age: int) -> 
 
 def encode_pending(session_cookies: SessionCookies, pending: PendingLogin) -> str:
     payload = json.dumps({"s": pending.state, "n": pending.nonce, "v": pending.code_verifier,
-                          "r": pending.return_to, "e": int(pending.expires_at.timestamp())}, separators=(",", ":"))
+                          "r": pending.return_to, "e": int(pending.expires_at.timestamp()), "i": pending.invite},
+                         separators=(",", ":"))
     encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
     return session_cookies.signer.sign_value(STATE_PURPOSE, encoded)
 
@@ -58,16 +59,18 @@ def decode_pending(session_cookies: SessionCookies, raw: str | None) -> PendingL
         data = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
         return PendingLogin(state=str(data["s"]), nonce=str(data["n"]), code_verifier=str(data["v"]),
                             return_to=_safe_next(str(data["r"])),
-                            expires_at=datetime.fromtimestamp(int(data["e"]), UTC))
+                            expires_at=datetime.fromtimestamp(int(data["e"]), UTC), invite=str(data.get("i", "")))
     except (binascii.Error, ValueError, TypeError, KeyError, OverflowError):
         return None
 
 
 @get("/auth/oidc/start", sync_to_thread=True, include_in_schema=False)
 def oidc_start(single_sign_on: NamedDependency[SingleSignOnUseCases],
-               session_cookies: NamedDependency[SessionCookies], next: str = "") -> Response:  # noqa: A002
-    """Off to the provider's sign-in page, with this browser's login in flight in its cookie."""
-    start = single_sign_on.begin(_safe_next(next))
+               session_cookies: NamedDependency[SessionCookies], next: str = "",  # noqa: A002
+               invite: str = "") -> Response:
+    """Off to the provider's sign-in page, with this browser's login in flight in its cookie (and the invite
+    link's token it came from, taken up when it comes back)."""
+    start = single_sign_on.begin(_safe_next(next), invite)
     cookie = _state_cookie(session_cookies, encode_pending(session_cookies, start.pending),
                            int(LOGIN_LIFETIME.total_seconds()))
     return Redirect(start.url, status_code=303, headers=PAGE_HEADERS, cookies=[cookie])
@@ -83,7 +86,7 @@ def oidc_callback(request: Request, single_sign_on: NamedDependency[SingleSignOn
     done = single_sign_on.finish(pending, state=answered_state, code=code, error=error,
                                  error_description=error_description)
     active = done.signed_in.account.active_organisation_id
-    target = done.return_to or (f"/o/{active}/memory" if active else "/welcome")
+    target = done.return_to or (f"/o/{active}/today" if active else "/welcome")
     response = Redirect(target, status_code=303, headers=PAGE_HEADERS)
     return with_cookies(response, [session_cookies.issue(done.signed_in.token),
                                    _state_cookie(session_cookies, "", 0)])

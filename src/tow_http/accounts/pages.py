@@ -107,19 +107,21 @@ def logout_everywhere(request: Request, form: NamedDependency[Form], caller: Nam
 
 @get("/join", sync_to_thread=True, include_in_schema=False)
 def join_page(request: Request, accounts: NamedDependency[AccountUseCases],
-              session_cookies: NamedDependency[SessionCookies], token: str = "") -> Response:
-    """The link an invite is sent as: register with it, or accept it when already signed in."""
+              session_cookies: NamedDependency[SessionCookies], settings: NamedDependency[Settings],
+              token: str = "") -> Response:
+    """The link an invite is sent as: register with it (with single sign-on: sign in through the provider with
+    it), or accept it when already signed in."""
     user = accounts.invited_user(session_cookies.credential(request))
-    return page(request, "join.html", token=token, user=user)
+    return page(request, "join.html", token=token, user=user, sso=settings.auth.mode == "oidc")
 
 
 @get("/invite/{token:str}", sync_to_thread=True, include_in_schema=False)
 def invite_link(request: Request, token: str, accounts: NamedDependency[AccountUseCases],
-                session_cookies: NamedDependency[SessionCookies]) -> Response:
+                session_cookies: NamedDependency[SessionCookies], settings: NamedDependency[Settings]) -> Response:
     """The invite URL the API hands out (``{public_app_url}/invite/{token}``); a link that can no longer be used
     says so at once, before anyone fills in the form."""
     problem = accounts.invite_problem(token)
-    return page(request, "join.html", token=token, problem=problem,
+    return page(request, "join.html", token=token, problem=problem, sso=settings.auth.mode == "oidc",
                 user=None if problem else accounts.invited_user(session_cookies.credential(request)))
 
 

@@ -38,7 +38,7 @@ def test_signing_in_through_the_providers_login_page_and_out_again(browser, sso_
     page.wait_for_url(f"{provider}/oauth2/authorize*")
     page.fill("input[name=sub]", "ada-sub")
     page.click("button:has-text('Authorize')")
-    page.wait_for_url(f"{sso_server.url}/o/*/memory")
+    page.wait_for_url(f"{sso_server.url}/o/*/today")
     assert "Ada Lovelace" in page.content()
 
     page.locator(".user-menu summary").click()
