@@ -131,7 +131,7 @@ class SsoPolicy:
     require_email_verified: bool = True
     link_existing_by_email: bool = False
     first_organisation_name: str = "TOW"
-    provider_logout: bool = True
+    provider_logout: bool = False
 
 
 _RANK = {OrgRole.MEMBER: 1, OrgRole.ADMIN: 2, OrgRole.OWNER: 3}

@@ -100,7 +100,9 @@ class OidcSettings(_Section):
     # An existing account (a password one, say) is linked to a provider identity with the same email only when
     # this is true AND the provider says the email is verified; otherwise that sign-in is refused.
     link_existing_by_email: bool = False
-    provider_logout_enabled: bool = True  # after local logout, also end the provider's session when it can
+    # SPEC §3, opt-in: after local logout, also end the provider's session (RP-initiated logout) when it has an
+    # end_session_endpoint
+    provider_logout_enabled: bool = False
     allowed_algorithms: tuple[str, ...] = ("RS256", "ES256")
     request_timeout_seconds: Annotated[float, Meta(gt=0, le=120)] = 10.0
     # The first OIDC login on a fresh server becomes owner of this organisation (created then); empty: the

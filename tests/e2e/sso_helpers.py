@@ -17,7 +17,7 @@ DEFAULT_RULES = "      - {organisation: Acme, role: member}\n"
 
 def sso_yaml(issuer: str, *, rules: str = DEFAULT_RULES, extra: str = "") -> str:
     return ("auth:\n  mode: oidc\n  oidc:\n"
-            f"    issuer_url: {issuer}\n    client_id: tow\n{extra}"
+            f"    issuer_url: {issuer}\n    client_id: tow\n    provider_logout_enabled: true\n{extra}"
             f"    organisations:\n{rules}")
 
 

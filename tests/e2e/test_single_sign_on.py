@@ -1,7 +1,7 @@
 """Single sign-on against a real OpenID Connect provider on loopback (PyPI ``oidc-provider-mock``, a
-WSGI app in a thread): sign-in through its login page, just-in-time accounts, group → role mapping, the
-provider rotating its signing key, and
-RP-initiated logout. The app is the real one on PostgreSQL (tests/postgres_fixtures.py)."""
+WSGI app in a thread): sign-in through its login page, just-in-time accounts, invites, group → role mapping,
+the provider rotating its signing key, break-glass password sign-in and RP-initiated logout. The app is the
+real one on PostgreSQL (tests/postgres_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -246,6 +246,15 @@ def break_glass_login(client, email: str, password: str = BREAK_GLASS):
     assert "Break-glass sign-in" in page and 'name="password"' in page
     return client.post("/login", follow_redirects=False, data={
         "csrf_token": csrf(client, "/login?local=1"), "email": email, "password": password, "next": ""})
+
+
+def test_without_provider_logout_sign_out_ends_only_the_session_here(provider, make_container, app_client):
+    yaml = sso_yaml(provider).replace("    provider_logout_enabled: true\n", "")  # the default: off
+    ada = app_client(make_container(yaml, OIDC_CLIENT_SECRET=CLIENT_SECRET))
+    mock_login(ada, provider, "ada-sub", person("ada@example.com"))
+    response = ada.post("/logout", data={"csrf_token": csrf(ada, "/welcome")}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login?signed_out=1"
+    assert ada.get("/api/me").status_code == 401
 
 
 def test_break_glass_a_server_admin_made_by_tow_users_create_admin_signs_in_with_a_password(sso, provider, shell):

@@ -176,8 +176,19 @@ def test_the_readme_single_sign_on_example_is_a_valid_configuration(tmp_path):
     assert config.settings.auth.mode == "oidc" and oidc.issuer_url.endswith("/realms/company")
     assert [(r.organisation, r.role, r.when_group) for r in oidc.organisations] == [
         ("Acme", "member", None), ("Acme", "admin", "tow-admins")]
+    assert oidc.provider_logout_enabled is True and oidc.groups_claim == "groups"
     shown = dict(line.split(" = ", 1) for line in effective_config_lines(config))
     assert "tow-admins" in shown["auth.oidc.organisations"]
+    # the URIs it says to register with the provider are the ones TOW sends
+    from tow_http.accounts.oidc_pages import CALLBACK_PATH
+    from tow_http.composition import _identity_provider
+    options = _identity_provider(config)._options
+    for uri in (options.redirect_uri, options.post_logout_redirect_uri):
+        path = uri.removeprefix(config.settings.runtime.public_app_url.rstrip("/"))
+        assert f"`<public_app_url>{path}`" in section
+    assert options.redirect_uri.endswith(CALLBACK_PATH)
+    for text in (section, (root / "config" / "oidc.yaml").read_text()):
+        assert "/login?local=1" in text and "tow users create-admin" in text
 
 
 def test_oidc_settings_refuse_unknown_algorithms_and_a_missing_openid_scope(tmp_path):

@@ -74,7 +74,8 @@ class Server:
         transactions = fake_transactions(lambda: self.now, rollback=(self.directory, self.identities),
                                          directory=self.directory, oidc_identities=self.identities)
         self.sso = SingleSignOnUseCases(transactions, self.provider,
-                                        SsoPolicy(**{"rules": RULES, "first_organisation_name": "Acme", **policy}),
+                                        SsoPolicy(**{"rules": RULES, "first_organisation_name": "Acme", "provider_logout": True,
+                                                     **policy}),
                                         CountingTokens(), timedelta(hours=8))
 
     def login(self, subject: str, email: str = "", *, groups: tuple[str, ...] | None = None, verified: bool = True,
