@@ -105,6 +105,14 @@ def test_pkce_state_and_nonce_go_to_the_provider_and_the_state_cookie_is_hardene
     assert "Path=/auth/oidc" in cookie and "Max-Age=600" in cookie
 
 
+def test_the_state_cookie_is_secure_when_session_cookies_are(provider, make_container, app_client):
+    yaml = "security:\n  session_cookie_secure: true\n" + sso_yaml(provider)
+    response = app_client(make_container(yaml, OIDC_CLIENT_SECRET=CLIENT_SECRET)).get(
+        "/auth/oidc/start", follow_redirects=False)
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("tow_oidc=") and "Secure" in cookie and "HttpOnly" in cookie
+
+
 def test_people_are_created_just_in_time_and_group_roles_follow_the_provider(sso, provider):
     ada = sso()
     mock_login(ada, provider, "ada-sub", person("ada@example.com"))
