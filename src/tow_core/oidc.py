@@ -10,7 +10,9 @@ Rules:
   cannot take over a password account.
 - The first login on a fresh server becomes server admin and owner of the first organisation (SPEC §1).
   After that a new person is created only when some organisation rule maps them into an organisation, or
-  they came with a usable invite (SPEC §1: joining needs an invite), which their login then takes up.
+  they came through a usable invite link (SPEC §1: joining needs an invite), which they then accept on its
+  page like anyone signed in (never accepted by the login itself: a link from elsewhere must not make
+  anyone join an organisation).
 - Organisation rules (``OrganisationRule``) are additive and audited. At each login every matching rule's
   role is granted (the highest per organisation) unless the person already has that role or a higher one
   (a role granted by hand is never lowered). What a rule granted is remembered (``MappedRole``): when the
@@ -31,7 +33,7 @@ from tow_core import accounts
 from tow_core.access import OrgRole
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, InvalidInput
-from tow_core.identity import Directory, Invite, User, WorkflowMode, clean_name, normalise_email
+from tow_core.identity import Directory, User, WorkflowMode, clean_name, normalise_email
 
 SSO = "single sign-on"
 
@@ -138,24 +140,30 @@ _RANK = {OrgRole.MEMBER: 1, OrgRole.ADMIN: 2, OrgRole.OWNER: 3}
 
 
 def sign_in(directory: Directory, identities: OidcIdentities, policy: SsoPolicy, login: ProviderLogin, *,
-            now: datetime, invite_token_hash: str | None = None) -> tuple[User, Invite | None]:
+            now: datetime, invite_token_hash: str | None = None) -> User:
     """The account ``login`` signs in (linked, linked by verified email, or created), its roles reconciled
-    with the rules, and the invite it came with taken up (an invite lets a person the rules give no
-    organisation be created; it must be usable and, when bound to an email, for this one). Raises
-    ``SignInRefused`` (or the invite's refusal); a refused login creates and changes nothing."""
+    with the rules. ``invite_token_hash``: the invite link the login came from, which lets a person no rule
+    gives an organisation be created (it must be usable and, when bound to an email, for theirs); it is not
+    taken up here: the person accepts it on its page, so a link from elsewhere cannot make anyone join an
+    organisation. Raises ``SignInRefused`` (or the invite's refusal); a refused login changes nothing."""
     if not login.issuer or not login.subject:
         raise SignInRefused("the ID token names no issuer or subject")
     user = _linked(directory, identities, login, now)
     if user is None:
         directory.lock_registration()  # two first logins at once: one links or creates, the other finds it
         user = _linked(directory, identities, login, now) or _link_or_create(
-            directory, identities, policy, login, now, invited=invite_token_hash is not None)
+            directory, identities, policy, login, now, invite_token_hash=invite_token_hash)
     reconcile_roles(directory, identities, user_id=user.id, rules=policy.rules, groups=login.groups)
-    if invite_token_hash is None:
-        return user, None
-    principal = directory.principal(user.id)
-    assert principal is not None
-    return user, accounts.accept_invite(directory, principal, token_hash=invite_token_hash, now=now)
+    return user
+
+
+def _check_invite(directory: Directory, token_hash: str, email: str, now: datetime) -> None:
+    invite = directory.invite_by_token_hash(token_hash, for_update=False)
+    if (refused := accounts.invite_refusal(invite, now)) is not None:
+        raise refused
+    assert invite is not None
+    if invite.email is not None and invite.email != email:
+        raise SignInRefused("this invite is for a different email address than your provider account's")
 
 
 def _linked(directory: Directory, identities: OidcIdentities, login: ProviderLogin, now: datetime) -> User | None:
@@ -171,7 +179,7 @@ def _linked(directory: Directory, identities: OidcIdentities, login: ProviderLog
 
 
 def _link_or_create(directory: Directory, identities: OidcIdentities, policy: SsoPolicy, login: ProviderLogin,
-                    now: datetime, *, invited: bool) -> User:
+                    now: datetime, *, invite_token_hash: str | None) -> User:
     if not login.email:
         raise SignInRefused("the provider sent no email address for you: TOW needs one (auth.oidc.email_claim)")
     try:
@@ -193,7 +201,9 @@ def _link_or_create(directory: Directory, identities: OidcIdentities, policy: Ss
     if policy.require_email_verified and not login.email_verified:
         raise SignInRefused("the provider has not verified your email address: verify it there, then sign in again")
     first = directory.count_users() == 0
-    if not first and not invited and not _desired_roles(identities, policy.rules, login.groups):
+    if not first and invite_token_hash is not None:
+        _check_invite(directory, invite_token_hash, email, now)
+    elif not first and not _desired_roles(identities, policy.rules, login.groups):
         raise SignInRefused("your provider account is not given any organisation on this server: ask an "
                             "organisation admin to add your group to auth.oidc.organisations, or for an invite")
     name = clean_name((login.name or email.split("@")[0])[:200], "display_name")

@@ -20,7 +20,7 @@ import werkzeug.serving
 from authlib import jose
 from oidc_provider_mock import run_server_in_thread
 
-from tests.e2e.sso_helpers import CLIENT_SECRET, csrf, mock_login, sso_yaml, start
+from tests.e2e.sso_helpers import CLIENT_SECRET, CSRF, csrf, mock_login, sso_yaml, start
 from tests.postgres_fixtures import SECRET
 from tow_http.cli import main as cli_main
 
@@ -181,14 +181,19 @@ def test_an_invite_link_signs_someone_no_rule_maps_in_through_the_provider(provi
     answer = requests.post(authorize, data={"sub": "eve-sub"}, allow_redirects=False, timeout=10)
     back = urlsplit(answer.headers["location"])
     response = eve.get(f"{back.path}?{back.query}", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == f"/o/{acme}/today"
+    assert response.status_code == 303 and response.headers["location"] == f"/invite/{invite['token']}"
+    assert roles(eve) == {}  # signed in, joined nothing yet: accepting is hers to do on the invite's page
+    page = eve.get(response.headers["location"]).text
+    assert "Accept the invite" in page and "eve@example.com" in page
+    accepted = eve.post("/join", data={"csrf_token": CSRF.search(page).group(1), "token": invite["token"]},
+                        follow_redirects=False)
+    assert accepted.status_code == 303 and accepted.headers["location"] == f"/o/{acme}/today"
     assert roles(eve) == {"Acme": "admin"}
     # the invite is used now, and was for Eve's email: nobody else gets in with it, nor without one
-    for who in ("mallory", "walter"):
+    for who, says in (("mallory", "already been used"), ("walter", "not given any organisation")):
         refused = mock_login(app_client(container), provider, f"{who}-sub", person(f"{who}@example.com"),
                              invite=invite["token"] if who == "mallory" else "")
-        assert refused.status_code in (403, 409) and "Traceback" not in refused.text
-        assert ("already been used" if who == "mallory" else "not given any organisation") in refused.text
+        assert refused.status_code in (403, 409) and says in refused.text and "Traceback" not in refused.text
     with container.engine().connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM users")).scalar() == 2
 

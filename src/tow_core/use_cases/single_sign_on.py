@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import quote
 
 from tow_core import accounts, oidc
 from tow_core.errors import DependencyUnavailable, NotFound
@@ -48,7 +49,7 @@ class SingleSignOnUseCases:
 
     def begin(self, return_to: str, invite: str = "") -> LoginStart:
         """A new login: fresh state, nonce and PKCE verifier, and the provider's URL for them; ``invite`` is the
-        token of the invite link it came from (taken up when the login finishes)."""
+        token of the invite link it came from (the login then ends on that link's page, to accept it)."""
         provider = self._provider()
         pending = PendingLogin(state=self.tokens.new_token(), nonce=self.tokens.new_token(),
                                code_verifier=self.tokens.new_token(), return_to=return_to,
@@ -79,18 +80,16 @@ class SingleSignOnUseCases:
         with self.transactions.unattended() as unattended:
             stores = unattended.stores
             invite_hash = self.tokens.token_hash(pending.invite) if pending.invite else None
-            user, invite = oidc.sign_in(stores.directory, stores.oidc_identities, policy, login, now=unattended.now,
-                                        invite_token_hash=invite_hash)
+            user = oidc.sign_in(stores.directory, stores.oidc_identities, policy, login, now=unattended.now,
+                                invite_token_hash=invite_hash)
             token = self.tokens.new_token()  # a new session id at every sign-in (session fixation)
             token_hash = self.tokens.token_hash(token)
             accounts.start_session(stores.directory, user=user, token_hash=token_hash, now=unattended.now,
                                    lifetime=self.session_lifetime)
             stores.oidc_identities.remember_id_token(token_hash, login.id_token)
-            joined = invite.organisation_id if invite else None
-            if joined is not None:
-                stores.directory.set_session_organisation(token_hash, joined)
-            overview = accounts.overview(stores.directory, user.id, joined)
-        return SsoSignedIn(SignedInAs(token, overview), pending.return_to)
+            overview = accounts.overview(stores.directory, user.id, None)
+        return_to = f"/invite/{quote(pending.invite, safe='')}" if pending.invite else pending.return_to
+        return SsoSignedIn(SignedInAs(token, overview), return_to)  # an invite: its page, to accept it
 
     def sign_out(self, credential: SessionCredential | None) -> str | None:
         """Revokes this browser's session; the provider's logout URL when the session came from single sign-on

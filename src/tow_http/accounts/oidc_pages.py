@@ -69,7 +69,7 @@ def oidc_start(single_sign_on: NamedDependency[SingleSignOnUseCases],
                session_cookies: NamedDependency[SessionCookies], next: str = "",  # noqa: A002
                invite: str = "") -> Response:
     """Off to the provider's sign-in page, with this browser's login in flight in its cookie (and the invite
-    link's token it came from, taken up when it comes back)."""
+    link's token it came from: the login ends on that link's page, where the invite is accepted)."""
     start = single_sign_on.begin(_safe_next(next), invite)
     cookie = _state_cookie(session_cookies, encode_pending(session_cookies, start.pending),
                            int(LOGIN_LIFETIME.total_seconds()))
