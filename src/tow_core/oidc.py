@@ -190,8 +190,8 @@ def _link_or_create(directory: Directory, identities: OidcIdentities, policy: Ss
     if existing is not None:
         if not (policy.link_existing_by_email and login.email_verified):
             raise SignInRefused(
-                "an account with this email already exists here and is not linked to your provider account: sign "
-                "in with its password (a server admin may allow linking by verified email)")
+                "an account with this email already exists here and is not linked to your provider account: ask "
+                "a server admin (linking by a verified email can be allowed: auth.oidc.link_existing_by_email)")
         if not existing.is_active:
             raise SignInRefused("this account is deactivated: ask an organisation admin")
         identities.link(login.issuer, login.subject, existing.id, now)
@@ -201,11 +201,11 @@ def _link_or_create(directory: Directory, identities: OidcIdentities, policy: Ss
     if policy.require_email_verified and not login.email_verified:
         raise SignInRefused("the provider has not verified your email address: verify it there, then sign in again")
     first = directory.count_users() == 0
-    if not first and invite_token_hash is not None:
+    if not first and not _desired_roles(identities, policy.rules, login.groups):
+        if invite_token_hash is None:
+            raise SignInRefused("your provider account is not given any organisation on this server: ask an "
+                                "organisation admin for an invite, or to add your group to auth.oidc.organisations")
         _check_invite(directory, invite_token_hash, email, now)
-    elif not first and not _desired_roles(identities, policy.rules, login.groups):
-        raise SignInRefused("your provider account is not given any organisation on this server: ask an "
-                            "organisation admin to add your group to auth.oidc.organisations, or for an invite")
     name = clean_name((login.name or email.split("@")[0])[:200], "display_name")
     user = directory.add_user(email, name, None, server_admin=first)
     identities.link(login.issuer, login.subject, user.id, now)

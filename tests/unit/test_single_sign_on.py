@@ -264,6 +264,9 @@ def test_an_invite_link_lets_someone_no_rule_maps_be_created_and_they_accept_it_
     bob = server.login("bob", groups=("staff",)).signed_in.account.user.id
     assert server.login("bob", groups=("staff",), invite="for-anyone").return_to == "/invite/for-anyone"
     assert server.roles(bob) == {"Acme": OrgRole.MEMBER}
+    frank = server.login("frank", groups=("staff",), invite="no-such-invite")  # a rule lets him in anyway
+    assert server.roles(frank.signed_in.account.user.id) == {"Acme": OrgRole.MEMBER}
+    assert frank.return_to == "/invite/no-such-invite"  # whose page says why it cannot be used
 
 
 def test_the_login_in_flight_is_checked_before_the_provider_is_asked():
