@@ -30,6 +30,7 @@ from tow_core.imports import OrganisationImport
 from tow_core.jobs import JobQueue
 from tow_core.knowledge import Workspace
 from tow_core.memory_diffs import MemoryDiffStore
+from tow_core.oidc import OidcIdentities
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_core.semantic_search import SemanticIndex
@@ -52,6 +53,7 @@ class Stores:
     organisation_import: OrganisationImport  # restores an organisation export
     agent_runs: AgentRuns  # AI work a person asked for, run by workers (SPEC §6)
     conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
+    oidc_identities: OidcIdentities  # single sign-on: linked provider identities, roles their groups gave
     snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
 
 

@@ -19,6 +19,7 @@ from tow_adapters.backup_archive import TarBackupArchive
 from tow_adapters.exa_web_search import EXA_OFFICIAL_HOST, EXA_PROVIDER, ExaWebSearch
 from tow_adapters.fs_export_files import FsExportFiles
 from tow_adapters.fs_upload_store import FsUploadStore
+from tow_adapters.oidc_provider import OidcOptions, OidcProvider
 from tow_adapters.openai_client import OPENAI_OFFICIAL_HOST, OPENAI_PROVIDER, OpenAIGateway, OpenAIOptions
 from tow_adapters.openai_embeddings import OpenAIEmbeddingModel
 from tow_adapters.openai_reasoning import OpenAIReasoningModel, ReasoningModels
@@ -45,6 +46,7 @@ from tow_adapters.postgres.housekeeping import PgFinishedJobs, PgUploadDeletionO
 from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
@@ -111,6 +113,7 @@ def _transaction_factory(engine: sa.Engine):
                          jobs=PgJobQueue(connection), exports=PgExportStore(connection),
                          organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection),
                          agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection),
+                         oidc_identities=PgOidcIdentities(connection),
                          snapshot_sources=PgSnapshotSources(connection))
 
     return transaction
@@ -254,6 +257,18 @@ def _ai_status(config: LoadedConfig) -> AiStatus:
     )
 
 
+def _identity_provider(config: LoadedConfig) -> OidcProvider | None:
+    """The OIDC provider when auth.mode is oidc (config checked issuer, client id and secret)."""
+    if config.settings.auth.mode != "oidc":
+        return None
+    oidc, public = config.settings.auth.oidc, config.settings.runtime.public_app_url.rstrip("/")
+    return OidcProvider(OidcOptions(
+        issuer_url=oidc.issuer_url, client_id=oidc.client_id, client_secret=config.secrets.oidc_client_secret or "",
+        redirect_uri=f"{public}/auth/oidc/callback", post_logout_redirect_uri=f"{public}/login?signed_out=1",
+        scopes=oidc.scopes, allowed_algorithms=oidc.allowed_algorithms, timeout_seconds=oidc.request_timeout_seconds,
+        email_claim=oidc.email_claim, name_claim=oidc.name_claim, groups_claim=oidc.groups_claim))
+
+
 class Container(containers.DeclarativeContainer):
     config = providers.Dependency(instance_of=LoadedConfig)
     database_url = providers.Dependency(instance_of=str)
@@ -293,6 +308,7 @@ class Container(containers.DeclarativeContainer):
         ai=ai_services,
         export_files=export_files,
         configuration=providers.Callable(effective_config_entries, config),
+        identity_provider=providers.Singleton(_identity_provider, config),
     )
     backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
     backup_archive = providers.Singleton(TarBackupArchive)
