@@ -144,6 +144,17 @@ def test_pasting_an_image_uploads_it_to_the_record_and_shows_it_and_a_new_doc_sa
     body.evaluate(PASTE, png_base64())
     expect(body).to_have_value(re.compile(r"^The chart:!\[chart\.png\]\(/api/uploads/\d+/content\)$"))
     expect(ada.locator(".editor-status")).to_contain_text("Uploaded chart.png")
+    written = body.input_value()
+
+    # Over the upload limit: refused on the page, before a byte is sent (the server would refuse it too).
+    sent = []
+    ada.on("request", lambda request: sent.append(request.url) if "/uploads" in request.url else None)
+    body.evaluate("area => { area.dataset.maxBytes = '10'; area.dataset.maxLabel = '10 bytes'; }")
+    body.evaluate(PASTE, png_base64())
+    expect(ada.locator(".editor-status")).to_have_text(re.compile(r"larger than the upload limit \(10 bytes\)"))
+    expect(body).to_have_value(written)
+    assert sent == []
+
     ada.get_by_role("button", name="Save").click()
     image = ada.locator(".prose img[alt='chart.png']")
     expect(image).to_be_visible()
