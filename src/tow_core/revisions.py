@@ -22,9 +22,10 @@ from datetime import datetime
 from difflib import SequenceMatcher
 from enum import StrEnum
 
+from tow_core.access import can_write_scope
 from tow_core.docs import DocRevisions, readable_doc
 from tow_core.errors import InvalidInput, NotFound
-from tow_core.knowledge import RecordChange, Workspace, update_record
+from tow_core.knowledge import RecordChange, Workspace, project_access_of, update_record
 from tow_core.records import DisplayId, Record
 
 CONTEXT = 3  # unchanged lines shown on each side of a change
@@ -114,6 +115,11 @@ def _kept(lines: list[str], *, first: bool, last: bool) -> list[DiffLine]:
     folded = DiffLine(LineKind.FOLDED, count=len(lines) - head - tail)
     return ([DiffLine(LineKind.KEPT, line) for line in lines[:head]] + [folded]
             + [DiffLine(LineKind.KEPT, line) for line in lines[len(lines) - tail:]])
+
+
+def can_restore(ws: Workspace, doc: Record) -> bool:
+    """Whether the caller may write the doc, so a Restore button is worth showing (``restore`` checks again)."""
+    return can_write_scope(ws.principal, doc.scope, project_access_of(ws, doc.scope))
 
 
 def restore(ws: Workspace, revisions: DocRevisions, display_id: DisplayId, version: int, *, expected_version: int

@@ -38,6 +38,7 @@ def test_the_record_page_links_every_version_and_a_version_renders_as_it_was(wor
     record = world.bob.get(page_of(world, did)).text
     assert f'href="{page_of(world, did)}/revisions/2"' in record and f'href="{page_of(world, did)}/revisions/1"' in record
     assert f'href="{page_of(world, did)}/compare?old=1"' in record
+    assert f'action="{page_of(world, did)}/compare"' in record and '<option value="3" selected>3 (current)' in record
 
     shown = world.bob.get(f"{page_of(world, did)}/revisions/2")
     assert shown.status_code == 200
@@ -111,8 +112,13 @@ def test_revisions_of_a_doc_you_cannot_read_are_404_everywhere(world):
 
 
 def test_a_revoked_grant_closes_the_revision_pages_at_once(world):
-    did = saved_three_times(world, world.scope("APP"))  # Bob is a viewer of APP
-    assert world.bob.get(f"{page_of(world, did)}/revisions/1").status_code == 200
+    did = saved_three_times(world, world.scope("APP"))  # Bob is a viewer of APP: he reads, cannot restore
+    shown = world.bob.get(f"{page_of(world, did)}/revisions/1")
+    assert shown.status_code == 200 and "restore-form" not in shown.text and "cannot restore" in shown.text
+    token = TOKEN.search(shown.text).group(1)
+    refused = world.bob.post(f"{page_of(world, did)}/revisions/1/restore", follow_redirects=False,
+                             data={"csrf_token": token, "version": "3"})
+    assert refused.status_code == 403 and world.record(world.ada, did)["version"] == 3
     grants = world.ada.get(f"{world.base}/projects/{world.projects['APP']}/grants").json()
     bobs = next(g for g in grants if g.get("user_id") == world.bob_id)
     assert world.ada.delete(f"{world.base}/projects/{world.projects['APP']}/grants/{bobs['id']}").status_code in (

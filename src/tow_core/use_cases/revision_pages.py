@@ -18,6 +18,7 @@ class RevisionView:
     doc: Record  # as it is now
     text: VersionText
     people: dict[int, str]
+    can_restore: bool  # the caller may write the doc
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class RevisionPageUseCases:
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
             doc, text = revisions.version_of(ws, acting.stores.history.revisions, display_id, version)
-            return Framed(frame_of(acting, org_id, project_key), RevisionView(doc, text, people_of(acting, org_id)))
+            view = RevisionView(doc, text, people_of(acting, org_id), revisions.can_restore(ws, doc))
+            return Framed(frame_of(acting, org_id, project_key), view)
 
     def compare(self, credential: SessionCredential, org_id: int, display_id: DisplayId, old: int, new: int | None,
                 project_key: str | None) -> Framed[DiffView]:

@@ -31,7 +31,7 @@ def revision_page(request: Request, org_id: int, display_id: str, version: int, 
     framed = revision_pages.version(caller, org_id, DisplayId.parse(display_id), version, project)
     view = framed.content
     return page(request, "revision.html", shell=Shell(framed.frame, "docs"), doc=view.doc, text=view.text,
-                people=view.people, diff=None)
+                people=view.people, can_restore=view.can_restore, diff=None)
 
 
 @get(RECORD + "/compare", sync_to_thread=True, include_in_schema=False)

@@ -210,6 +210,8 @@
     fetch(editor.area.dataset.lookupUrl + "?limit=8&q=" + encodeURIComponent(q.text), {
       credentials: "same-origin", headers: { "Accept": "application/json" }
     }).then(function (response) { return response.ok ? response.json() : []; }).then(function (found) {
+      var self = editor.area.dataset.self;  // a record citing itself is no reference
+      found = found.filter(function (record) { return record.display_id !== self; });
       if (asked === editor.asked && editor.query) show(editor, found);
     }, function () { closeList(editor); });
   }

@@ -94,12 +94,13 @@ def test_typing_a_prefix_offers_readable_records_and_enter_inserts_the_reference
     set_up_server(ada)
     new_doc(ada, "Onboarding guide", "Start here.")
     new_doc(ada, "Release checklist", "Steps.")
+    new_doc(ada, "Weekly notes", "Steps.")
     edit(ada)
     body = ada.locator("#f-body")
     body.press("End")
     body.type(" See DOC-")
     options = ada.get_by_role("listbox", name="Records to reference").get_by_role("option")
-    expect(options).to_have_count(2)
+    expect(options).to_have_count(2)  # newest first, and never the page itself (DOC-3)
     expect(options.first).to_contain_text("DOC-2 Release checklist")
     body.press("ArrowDown")
     body.press("Enter")
@@ -148,7 +149,8 @@ def test_pasting_an_image_uploads_it_to_the_record_and_shows_it_and_a_new_doc_sa
 
     # Over the upload limit: refused on the page, before a byte is sent (the server would refuse it too).
     sent = []
-    ada.on("request", lambda request: sent.append(request.url) if "/uploads" in request.url else None)
+    ada.on("request", lambda request: sent.append(request.url) if request.method != "GET" and "/uploads" in request.url
+           else None)
     body.evaluate("area => { area.dataset.maxBytes = '10'; area.dataset.maxLabel = '10 bytes'; }")
     body.evaluate(PASTE, png_base64())
     expect(ada.locator(".editor-status")).to_have_text(re.compile(r"larger than the upload limit \(10 bytes\)"))
