@@ -97,7 +97,7 @@ def line_diff(old: str, new: str) -> list[DiffLine]:
     """``old`` → ``new`` line by line, long unchanged runs folded (see the module rules)."""
     a, b = old.splitlines(), new.splitlines()
     out: list[DiffLine] = []
-    opcodes = SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    opcodes = SequenceMatcher(None, a, b).get_opcodes()  # autojunk, as difflib.unified_diff: fast on long docs
     for n, (tag, i1, i2, j1, j2) in enumerate(opcodes):
         if tag == "equal":
             out.extend(_kept(a[i1:i2], first=n == 0, last=n == len(opcodes) - 1))

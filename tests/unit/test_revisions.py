@@ -120,6 +120,7 @@ def test_a_doc_you_cannot_read_has_no_versions_no_diff_and_nothing_to_restore(w,
 def test_a_revoked_grant_closes_the_versions_at_once(w):
     doc = plan(w, w.project("APP"))  # Bob is a viewer of APP
     assert w.do("bob", revisions.version_of, w.revisions, doc.display_id, 1)[1].body == "one"
+    assert not w.do("bob", revisions.can_restore, w.now(doc)) and w.do("ada", revisions.can_restore, w.now(doc))
     with pytest.raises(AccessDenied):  # a viewer reads but cannot restore
         w.do("bob", revisions.restore, w.revisions, doc.display_id, 1, expected_version=3)
     grant = next(g for g in w.directory.grants(w.projects["APP"]) if g.user_id == w.ids["bob"])
@@ -142,3 +143,12 @@ def test_the_page_use_cases_read_in_one_unit_of_work_with_the_frame(w):
     assert (restored.version, restored.body) == (4, "one\ntwo")
     with pytest.raises(NotFound):
         pages.version(w.credential("oscar"), w.org, doc.display_id, 1, None)
+
+
+def test_a_long_doc_diffs_quickly_and_shows_only_its_changes_with_context():
+    old = "\n".join(f"paragraph {n} " + "words " * 8 for n in range(20_000))
+    new = old.replace("paragraph 100 ", "paragraph one hundred ")
+    lines = line_diff(old, new)
+    changed = [x for x in lines if x.kind in (LineKind.ADDED, LineKind.REMOVED)]
+    assert [x.kind for x in changed] == [LineKind.REMOVED, LineKind.ADDED]
+    assert len(lines) == 2 * 3 + 2 + 2  # context, the change, two folds
