@@ -32,6 +32,7 @@ from tow_core.access import Scope, ScopeKind, can_read_scope, can_write_scope
 from tow_core.errors import Conflict, InvalidInput, NotFound
 from tow_core.memory_diffs import DiffStatus, MemoryDiff, NewMemoryDiff
 from tow_core.records import (
+    BARE_PREFIX_PATTERN,
     DISPLAY_ID_PATTERN,
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -307,10 +308,14 @@ class InMemoryRecordStore(_Readable):
         _check_limit(limit)
         match = DISPLAY_ID_PATTERN.fullmatch(text.strip().upper())
         exact = DisplayId(match.group(1), int(match.group(2))) if match else None
+        bare = BARE_PREFIX_PATTERN.fullmatch(text.strip().upper()) if exact is None else None
+        of_prefix = bare.group(1) if bare else None
         prefix = text.strip().lower()
         found = [r for r in self._readable_rows(principal_id, org_id)
-                 if r.display_id == exact or r.title.lower().startswith(prefix)]
-        found.sort(key=lambda r: (r.display_id != exact, r.title.lower(), r.id))
+                 if r.display_id == exact or r.display_id.prefix == of_prefix or r.title.lower().startswith(prefix)]
+        found.sort(key=lambda r: (r.display_id != exact and r.display_id.prefix != of_prefix,
+                                  -r.display_id.number if r.display_id.prefix == of_prefix else 0,
+                                  r.title.lower(), r.id))
         return [_summary(r) for r in found[:limit]]
 
 

@@ -51,6 +51,10 @@ DISPLAY_ID_PATTERN = re.compile(
     r"(?<![A-Za-z0-9_-])((?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,10})-([1-9][0-9]{0,17})(?![A-Za-z0-9_])"
 )
 
+# A display ID's prefix with its dash and no number yet ("DOC-", "app-"): what the editor's reference
+# completion asks the lookup for, meaning "records of that prefix, newest first".
+BARE_PREFIX_PATTERN = re.compile(r"((?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,10})-")
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class DisplayId:
@@ -419,5 +423,7 @@ class RecordStore(Protocol):
         ...
 
     def lookup_readable(self, principal_id: int, org_id: int, text: str, *, limit: int) -> list[RecordSummary]:
-        """A display ID (exact) or a title prefix (case-insensitive), readable records only."""
+        """A display ID (exact), a bare prefix with its dash (``DOC-``: that prefix's records, highest number
+        first) or a title prefix (case-insensitive), readable records only; matches of the first two kinds
+        come before title matches."""
         ...

@@ -23,6 +23,7 @@ from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.revision_pages import RevisionPageUseCases
 from tow_core.use_cases.run_events import AgentRunEventUseCases
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
 from tow_core.use_cases.snapshots import SnapshotUseCases
@@ -63,6 +64,7 @@ def use_cases(services: Services) -> dict[str, object]:
         "records": RecordUseCases(transactions, services.embedding_model),
         "tickets": TicketUseCases(transactions),
         "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model),
+        "revision_pages": RevisionPageUseCases(transactions),
         "organisations": OrganisationUseCases(transactions, services.cookie_signer),
         "projects": ProjectUseCases(transactions),
         "admin_pages": AdminPageUseCases(transactions, services.upload_store is not None, services.configuration,

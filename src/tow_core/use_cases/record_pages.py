@@ -33,6 +33,7 @@ class RecordList:
     tree: list[TreeNode]  # docs only: the doc tree of the picked project (or all)
     people: dict[int, str]  # member id → display name
     ai_configured: bool = False  # the snapshots page offers generating a draft only then
+    uploads_enabled: bool = False  # the new-record editor says "save first" for a pasted image only then
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class RecordPageUseCases:
             tree = docs.doc_tree(ws, acting.stores.history.tree, frame.project.key if frame.project else None) \
                 if record_type is RecordType.DOC else []
             return Framed(frame, RecordList(page.items, page.next_cursor, list(tree), people_of(acting, org_id),
-                                            self.embedding_model is not None))
+                                            self.embedding_model is not None, self.upload_store is not None))
 
     def record(self, credential: SessionCredential, org_id: int, display_id: DisplayId, project_key: str | None
                ) -> Framed[RecordView]:

@@ -173,7 +173,9 @@ def search(
 @get(
     f"{BASE}/lookup",
     summary="Resolve a display ID or title prefix",
-    description="`q=APP-42` finds that record, `q=Onboard` records whose title starts with it; readable only.",
+    description="`q=APP-42` finds that record, `q=APP-` (a prefix and its dash) the records of that prefix, highest "
+                "number first, and `q=Onboard` records whose title starts with it; readable only. The editor's "
+                "reference completion (`DOC-`, `[[title`) asks this.",
     sync_to_thread=True,
 )
 def lookup(org_id: int, q: str, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],

@@ -125,7 +125,7 @@ def record_list(request: Request, org_id: int, section: str, caller: Caller, rec
                 status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
                 tree=found.tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(shell),
                 people=found.people, default_scope=default_scope(shell), scope_name=scope_namer(shell),
-                ai_configured=found.ai_configured,
+                ai_configured=found.ai_configured, uploads_enabled=found.uploads_enabled,
                 snapshot_type_options=[(t, t.replace("_", " ").capitalize()) for t in SNAPSHOT_TYPES])
 
 
