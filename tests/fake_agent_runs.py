@@ -44,6 +44,11 @@ class InMemoryAgentRuns:
                 and (after_id is None or r.id < after_id)]
         return runs[:limit]
 
+    def latest_for_record(self, organisation_id: int, kind: str, record_id: int) -> AgentRun | None:
+        found = [r for r in self._runs.values() if r.organisation_id == organisation_id and r.kind == kind
+                 and str(r.input.get("record_id")) == str(record_id)]
+        return max(found, key=lambda r: r.id, default=None)
+
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         with self._lock:
             run = self._runs.get(run_id)

@@ -208,6 +208,11 @@ class AgentRuns(Protocol):
         """Newest first (id descending), ids below ``after_id``; ``owner_id`` None: the whole organisation's."""
         ...
 
+    def latest_for_record(self, organisation_id: int, kind: str, record_id: int) -> AgentRun | None:
+        """The newest run of ``kind`` whose input names ``record_id`` (``input.record_id``), whatever its
+        status or owner: what a memory extraction's debounce looks at."""
+        ...
+
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         """Queued: cancelled at once. Running: ``cancel_requested`` set. Finished: unchanged. None: no run."""
         ...

@@ -48,6 +48,7 @@ class AuditAction(StrEnum):
     EXPORT_DOWNLOADED = "export.downloaded"
     EXPORT_DOWNLOAD_REFUSED = "export.download_refused"  # the requester's access shrank since the export
     ORGANISATION_IMPORTED = "organisation.imported"
+    ORGANISATION_SETTING_CHANGED = "organisation.setting_changed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from tow_core.use_cases.chat_pages import ChatPageUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
+from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
@@ -28,6 +29,7 @@ from tow_http.context import Services
 def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     ai_configured = services.ai is not None and services.ai.status.configured
+    extraction = extraction_policy(services.settings.ai.extraction_debounce_seconds, ai_configured)
     return {
         "docs": DocUseCases(transactions),
         "accounts": AccountUseCases(transactions, services.sign_in_log, services.password_hasher,
@@ -36,9 +38,10 @@ def use_cases(services: Services) -> dict[str, object]:
         "ai": AiUseCases(transactions, *((services.ai.egress_ledger, services.ai.status) if services.ai else ())),
         "uploads": UploadUseCases(transactions, services.upload_store, services.images,
                                   services.settings.uploads.upload_max_bytes),
-        "records": RecordUseCases(transactions, services.embedding_model),
+        "records": RecordUseCases(transactions, services.embedding_model, extraction),
         "tickets": TicketUseCases(transactions),
-        "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model),
+        "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model, extraction),
+        "extraction": MemoryExtractionUseCases(transactions, ai_configured, extraction),
         "organisations": OrganisationUseCases(transactions, services.cookie_signer),
         "projects": ProjectUseCases(transactions),
         "admin_pages": AdminPageUseCases(transactions, services.upload_store is not None, services.configuration,
@@ -51,6 +54,11 @@ def use_cases(services: Services) -> dict[str, object]:
         "chat": ChatUseCases(transactions, ai_configured),
         "chat_pages": ChatPageUseCases(transactions, ai_configured),
     }
+
+
+def extraction_policy(debounce_seconds: int, ai_configured: bool) -> ExtractionPolicy:
+    """Saves and answers queue memory extraction runs only with AI configured (SPEC §6: saving still works)."""
+    return ExtractionPolicy(ai_configured, timedelta(seconds=debounce_seconds))
 
 
 def operator_use_cases(services: Services) -> OperatorUseCases:

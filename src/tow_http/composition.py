@@ -58,15 +58,18 @@ from tow_core.ai import (
 from tow_core.chat import ChatAssistant
 from tow_core.egress import EgressLedger, ProviderEndpoint, is_approved
 from tow_core.exports import EXPORT_JOB
+from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs
+from tow_core.use_cases.extraction import ExtractionRuns
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
+from tow_http.bootstrap import extraction_policy
 from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, utc_now
 from tow_http.job_worker import (
@@ -141,11 +144,14 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
 
 
 def agent_run_handlers(engine: sa.Engine, config: LoadedConfig, ai: AiServices) -> dict[str, AgentRunHandler]:
-    """The handler of each kind of agent run this deployment has (chat; memory extraction next).
+    """The handler of each kind of agent run this deployment has (chat, memory extraction).
     A run of a kind without one fails with ``no_handler``."""
     assistant = ChatAssistant(ai.reasoning_model, ai.web_search, ai.embedding_model,
                               config.settings.ai.max_tool_rounds)
-    return {CHAT_RUN: ChatRuns(Transactions(_transaction_factory(engine), utc_now), assistant)}
+    transactions = Transactions(_transaction_factory(engine), utc_now)
+    extraction = extraction_policy(config.settings.ai.extraction_debounce_seconds, ai.status.configured)
+    return {CHAT_RUN: ChatRuns(transactions, assistant, extraction),
+            EXTRACTION_RUN: ExtractionRuns(transactions, ai.reasoning_model, ai.embedding_model)}
 
 
 def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Mapping[str, AgentRunHandler],

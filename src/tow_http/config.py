@@ -65,6 +65,9 @@ class AiSettings(_Section):
     exa_base_url: str = "https://api.exa.ai"
     # Conversations whose last turn is older than this are deleted by the worker's housekeeping; 0 keeps them.
     chat_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 90
+    # Saving a doc queues a memory extraction run at most once per this many seconds per doc (0: every save
+    # that finds no run of that doc still queued).
+    extraction_debounce_seconds: Annotated[int, Meta(ge=0, le=86_400)] = 60
 
 
 class SecuritySettings(_Section):

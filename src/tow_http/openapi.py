@@ -216,6 +216,7 @@ ANSWERS: dict[str, Answers] = {
     "update_conversation": answers(InvalidInput),
     "delete_conversation": answers(),
     "ask_question": answers(AiNotConfigured, InvalidInput),
+    "extract_memory": answers(AccessDenied, AiNotConfigured, InvalidInput),
     "apply_action": answers(AccessDenied, Conflict, InvalidInput),
     "organisation_audit": answers(InvalidInput, access=_ORG),
     "server_audit": answers(InvalidInput, access=_SERVER),

@@ -141,6 +141,19 @@ def test_listing_is_newest_first_per_owner_or_whole_organisation_and_pages_by_id
     assert [r.id for r in world.call("list", world.other_org, owner_id=None, after_id=None, limit=5)] == [elsewhere.id]
 
 
+def test_the_latest_run_of_a_kind_for_a_record_is_found_whatever_its_status_or_owner(world):
+    older = world.queue(world.bob, kind="memory_extraction", record_id=7)
+    newer = world.queue(world.ada, kind="memory_extraction", record_id=7)
+    world.queue(world.bob, kind="memory_extraction", record_id=8)
+    world.queue(world.bob, kind="chat", record_id=7)
+    world.queue(world.bob, org=world.other_org, kind="memory_extraction", record_id=7)
+    assert world.call("latest_for_record", world.org, "memory_extraction", 7).id == newer.id
+    world.call("request_cancel", newer.id, now=T0)
+    assert world.call("latest_for_record", world.org, "memory_extraction", 7).status is AgentRunStatus.CANCELLED
+    assert older.id < newer.id
+    assert world.call("latest_for_record", world.org, "memory_extraction", 9) is None
+
+
 # --- claiming and leases -----------------------------------------------------------------------------------
 
 

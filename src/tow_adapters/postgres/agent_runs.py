@@ -74,6 +74,14 @@ class PgAgentRuns:
         )
         return [_run(row) for row in rows]
 
+    def latest_for_record(self, organisation_id: int, kind: str, record_id: int) -> AgentRun | None:
+        row = self._conn.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM agent_runs WHERE organisation_id = :org AND kind = :kind "
+                    "AND input->>'record_id' = :record ORDER BY id DESC LIMIT 1"),  # agent_runs_subject_idx
+            {"org": organisation_id, "kind": kind, "record": str(record_id)},
+        ).first()
+        return _run(row) if row else None
+
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         row = self._conn.execute(
             sa.text("UPDATE agent_runs SET cancel_requested = cancel_requested OR status IN ('queued', 'running'), "

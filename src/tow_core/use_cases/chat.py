@@ -8,6 +8,8 @@ Rules:
 - The run acts as the owner with their access loaded fresh for every read: a grant revoked during the run
   counts from the next tool call, and again when the answer is saved (its citations are re-checked then).
   An owner who lost the conversation's scope meanwhile gets no answer (the run fails, nothing is saved).
+- A saved answer queues a ``memory_extraction`` run of that turn (``tow_core.use_cases.extraction``) when the
+  conversation's ``memory_extraction`` is on, in the same transaction.
 - The model sees the conversation's earlier turns as plain text; the records whose content those turns
   carry (every record a tool returned in them) are named in each request's ledger row.
 """
@@ -27,6 +29,7 @@ from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
 from tow_core.knowledge import Workspace
 from tow_core.unit_of_work import SessionCredential, Stores, Transactions
+from tow_core.use_cases.extraction import ExtractionPolicy, queue_for_chat
 
 CHAT_RUN = "chat"
 
@@ -76,6 +79,8 @@ class ChatRuns:
 
     transactions: Transactions
     assistant: ChatAssistant
+    extraction: ExtractionPolicy = ExtractionPolicy()  # a saved answer queues a memory extraction (if the
+    # conversation's memory_extraction is on)
 
     def __call__(self, run: AgentRun, heartbeat: Heartbeat) -> AgentRunResult:
         try:
@@ -102,9 +107,13 @@ class ChatRuns:
         draft = self.assistant.run(asker, asked, on_activity=lambda _: heartbeat())
         heartbeat()
         with self._as_owner(run) as (ws, stores, now):  # citations checked as the asker reads now
-            owned_conversation(ws, stores.conversations, conversation_id)
+            conversation = owned_conversation(ws, stores.conversations, conversation_id)
             answer = verify(ws, draft)
             turn = stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=now)
+            if conversation.memory_extraction:
+                queue_for_chat(stores, self.extraction, owner_id=run.owner_id, org_id=run.organisation_id,
+                               project_id=conversation.project_id, conversation_id=conversation_id, turn_id=turn.id,
+                               now=now)
         return AgentRunResult({"conversation_id": conversation_id, "answer_turn_id": turn.id,
                                "dropped_citations": answer.dropped_by_reason, "rounds": answer.rounds,
                                "stopped": answer.stopped},

@@ -23,6 +23,7 @@ from tow_core.records import (
 )
 from tow_core.semantic_search import FallbackReason, SearchMode
 from tow_core.unit_of_work import SessionCredential
+from tow_core.use_cases.extraction import MemoryExtractionUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_core.use_cases.tickets import TicketUseCases
@@ -159,7 +160,7 @@ _EXTRAS = ("crumbs", "revisions", "comments", "activity", "links")  # the templa
 
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
 def record_page(request: Request, org_id: int, display_id: str, caller: Caller, record_pages: Pages,
-                project: str | None = None, edit: bool = False) -> Response:
+                project: str | None = None, edit: bool = False, extraction_run: int | None = None) -> Response:
     framed = record_pages.record(caller, org_id, DisplayId.parse(display_id), project)
     view, record = framed.content, framed.content.record
     shell = Shell(framed.frame, SECTION_OF[record.type])
@@ -170,7 +171,8 @@ def record_page(request: Request, org_id: int, display_id: str, caller: Caller, 
                 scope_label=scope_namer(shell)(record.scope), people=view.people,
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
                 files=view.files, uploads_enabled=view.uploads_enabled, backlinks=view.backlinks,
-                references=view.references, **extras)
+                references=view.references, extraction_enabled=view.extraction_enabled,
+                extraction_queued=extraction_run, **extras)
 
 
 def _version(form: Form) -> int:
@@ -186,6 +188,15 @@ def save_record(request: Request, org_id: int, display_id: str, form: NamedDepen
     record_pages.save(caller, org_id, DisplayId.parse(display_id), version=_version(form), title=form.get("title"),
                       body=form.get("body"), fields_for=lambda record_type: fields_from(form, record_type) or None)
     return redirect(request, _record_link(org_id, display_id, form.get("project")))
+
+
+@post("/o/{org_id:int}/r/{display_id:str}/extract", sync_to_thread=True, include_in_schema=False)
+def extract_memory(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
+                   extraction: NamedDependency[MemoryExtractionUseCases]) -> Response:
+    """The doc page's "Extract memory": queue the run, then back to the doc saying so."""
+    run = extraction.extract(caller, org_id, DisplayId.parse(display_id)).run
+    link = _record_link(org_id, display_id, form.get("project"))
+    return redirect(request, f"{link}{'&' if '?' in link else '?'}extraction_run={run.id}")
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/status", sync_to_thread=True, include_in_schema=False)
@@ -265,5 +276,5 @@ def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pag
                 modes=[m.value for m in SearchMode], section_of={t.value: s for t, s in SECTION_OF.items()})
 
 
-RECORD_PAGES = [record_list, create_record, record_page, save_record, change_status, move_doc, add_comment,
-                add_link, preview, search_page]
+RECORD_PAGES = [record_list, create_record, record_page, save_record, extract_memory, change_status, move_doc,
+                add_comment, add_link, preview, search_page]
