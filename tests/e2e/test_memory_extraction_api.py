@@ -1,0 +1,115 @@
+"""Memory extraction over HTTP with the real OpenAI SDK adapter against the fake OpenAI server: Bob saves a doc,
+the worker runs the extraction as Bob, and a pending memory diff waits for review; the request the provider got
+has exactly one ledger row naming exactly the records it carried. The second-reviewer rule refuses Bob approving
+his own run's diff (403) once an owner turned it on. Without AI, saving works and nothing is queued."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests.e2e.org_world import World
+
+
+@pytest.fixture
+def world(make_container, ai_environ):
+    return World(make_container(**ai_environ))
+
+
+def ledger(world: World, purpose: str) -> list[sa.Row]:
+    with world.container.engine().connect() as conn:
+        return conn.execute(sa.text("SELECT acting_user_id, record_display_ids FROM egress_ledger "
+                                    "WHERE purpose = :p ORDER BY id"), {"p": purpose}).all()
+
+
+def extraction_runs(world: World) -> list[sa.Row]:
+    with world.container.engine().connect() as conn:
+        return conn.execute(sa.text("SELECT id, owner_id, status, output FROM agent_runs "
+                                    "WHERE kind = 'memory_extraction' ORDER BY id")).all()
+
+
+def test_a_saved_doc_becomes_a_pending_diff_ledgered_with_exactly_what_was_sent(world, fake_openai):
+    known = world.create(world.ada, type="memory", title="Releases ship on Fridays", scope=world.scope("OPS"),
+                         fields={"memory_type": "fact"})["display_id"]
+    hidden = world.create(world.ada, type="memory", title="The vault code is 7-2-9-4", scope=world.scope("SEC"),
+                          fields={"memory_type": "fact"})["display_id"]
+    doc = world.create(world.bob, type="doc", title="Ops plan", scope=world.scope("OPS"),
+                       body="Staging is refreshed nightly. Releases now ship on Tuesdays.")["display_id"]
+    fake_openai.queue_response(function_calls=[("propose_memory_diff", {"summary": "The ops plan.", "operations": [
+        {"op": "create", "title": "Staging is refreshed nightly", "memory_type": "fact", "rationale": "stated"},
+        {"op": "supersede", "display_id": known, "title": "Releases ship on Tuesdays", "memory_type": "decision",
+         "rationale": "the plan moved releases"}]})])
+    [queued] = extraction_runs(world)
+    assert (queued.owner_id, queued.status) == (world.bob_id, "queued")
+
+    assert world.container.agent_run_worker().drain() == 1
+    run = world.bob.get(f"{world.base}/agent-runs/{queued.id}").json()
+    assert run["status"] == "completed", run
+    diff_id = run["output"]["diff_id"]
+    [request] = fake_openai.requests_to("/v1/responses")
+    sent = json.dumps(request.body)
+    assert request.body["store"] is False and "Staging is refreshed nightly" in sent and known in sent
+    assert hidden not in sent and "7-2-9-4" not in sent
+    [row] = ledger(world, "extraction")
+    assert row.acting_user_id == world.bob_id and sorted(row.record_display_ids) == sorted([doc, known])
+
+    diff = world.ada.get(f"{world.base}/memory-diffs/{diff_id}").json()
+    assert (diff["status"], diff["source"], diff["source_id"], diff["author_id"], diff["agent_run_id"]) == (
+        "pending", "doc", doc, world.bob_id, queued.id)
+    assert [o["op"] for o in diff["operations"]] == ["create", "create", "supersede"]
+    assert world.record(world.ada, known)["status"] == "active"  # nothing changed before approval
+
+    approved = world.ada.post(f"{world.base}/memory-diffs/{diff_id}/approve")
+    assert approved.status_code == 200, approved.text
+    old = world.record(world.ada, known)
+    assert old["status"] == "superseded" and old["title"] == "Releases ship on Fridays"  # kept in history
+    new = world.record(world.ada, old["fields"]["superseded_by"])
+    assert (new["fields"]["proposed_by"], new["fields"]["approved_by"]) == (world.bob_id, world.ada_id)
+    assert doc in new["fields"]["source_references"]
+    page = world.ada.get(f"/o/{world.org}/r/{new['display_id']}")
+    assert "proposed by Bob, approved by Ada" in page.text
+
+
+def test_a_stale_extraction_diff_is_refused_at_approval(world, fake_openai):
+    item = world.create(world.ada, type="memory", title="Deploys need two approvals", scope=world.scope("OPS"),
+                        fields={"memory_type": "constraint"})
+    world.create(world.bob, type="doc", title="Ops", scope=world.scope("OPS"), body="Deploys need two approvals.")
+    fake_openai.queue_response(function_calls=[("propose_memory_diff", {"operations": [
+        {"op": "update", "display_id": item["display_id"], "body": "Per the ops doc.", "rationale": "detail"}]})])
+    world.container.agent_run_worker().drain()
+    [run] = extraction_runs(world)
+    edited = world.ada.patch(f"{world.base}/records/{item['display_id']}", json={"body": "Edited meanwhile."},
+                             headers={"If-Match": f'"{item["version"]}"'})
+    assert edited.status_code == 200, edited.text
+    refused = world.ada.post(f"{world.base}/memory-diffs/{run.output['diff_id']}/approve")
+    assert refused.status_code == 409 and "changed since the proposal" in refused.text
+
+
+def test_the_second_reviewer_rule_refuses_approving_ones_own_runs_diff(world, fake_openai):
+    turned_on = world.ada.patch(f"{world.base}", json={"require_second_reviewer": True})
+    assert turned_on.status_code == 200 and turned_on.json()["require_second_reviewer"] is True
+    assert world.bob.patch(f"{world.base}", json={"require_second_reviewer": False}).status_code == 403
+    extracted = world.create(world.bob, type="doc", title="On-call", scope=world.scope("OPS"), body="Weekly.")
+    fake_openai.queue_response(function_calls=[("propose_memory_diff", {"operations": [
+        {"op": "create", "title": "On-call rotates weekly", "memory_type": "fact", "rationale": "stated"}]})])
+    asked = world.bob.post(f"{world.base}/records/{extracted['display_id']}/extract")
+    assert asked.status_code == 202 and asked.json()["kind"] == "memory_extraction"  # the save's queued run
+    world.container.agent_run_worker().drain()
+    diff_id = extraction_runs(world)[0].output["diff_id"]
+    own = world.bob.post(f"{world.base}/memory-diffs/{diff_id}/approve")
+    assert own.status_code == 403 and "second reviewer" in own.json()["error"]["message"]
+    assert world.ada.post(f"{world.base}/memory-diffs/{diff_id}/approve").status_code == 200
+    audit = world.ada.get(f"{world.base}/audit?action=organisation.setting_changed").json()["items"]
+    assert len(audit) == 1 and audit[0]["actor_id"] == world.ada_id
+
+
+def test_without_ai_a_save_queues_nothing_and_extracting_answers_503(make_container):
+    world = World(make_container())
+    doc = world.create(world.bob, type="doc", title="Plan", scope=world.scope("OPS"), body="Draft.")
+    assert extraction_runs(world) == []
+    refused = world.bob.post(f"{world.base}/records/{doc['display_id']}/extract")
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "ai_not_configured"
+    assert world.bob.post(f"{world.base}/records/{doc['id']}/extract").status_code == 503
+    assert world.bob.post(f"{world.base}/records/NOPE-0/extract").status_code in (400, 422)
