@@ -15,14 +15,21 @@ lease (``tow_core.jobs.RetryPolicy``: ``jobs.lease_seconds``, ``jobs.max_attempt
 
 Conversations are private to their owner: organisation owners/admins see a run's metadata (kind,
 status, timings, usage, error code) but never its input, output or error text (``AgentRun.metadata_only``).
+
+Run events (``RunEvent``) are what a run did so far, for its owner to follow live: ``activity`` (a tool
+call), ``delta`` (answer text), ``restart`` (a new attempt took the run over or a model call was retried:
+text shown so far is void), ``answer`` (the checked answer, saved), ``done`` (the run ended). Each is written
+at the attempt that claimed the run, and only the current attempt's are shown; only the run's owner reads
+them (they carry conversation text, so not even admins). They are deleted ``EVENTS_KEPT_AFTER_FINISH``
+after the run ended (the answer lives in the conversation) and with the conversation whose turns name it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -183,6 +190,22 @@ def lists_whole_organisation(principal: Principal, org_id: int) -> bool:
     return can_administer_org(principal, org_id)
 
 
+@dataclass(frozen=True, slots=True)
+class RunListing:
+    """Which runs a principal lists (``AgentRuns.list``): whole organisations, and their own runs in others."""
+
+    whole_organisations: frozenset[int]
+    own_in: frozenset[int]
+
+
+def listing_for(principal: Principal, org_ids: Collection[int]) -> RunListing:
+    """What ``principal`` lists over ``org_ids``: organisations they own or administer whole, their own runs in
+    the others they are an active member of; organisations they are not a member of not at all."""
+    member_of = frozenset(org_ids) & frozenset(principal.org_roles) if principal.is_active else frozenset()
+    whole = frozenset(org for org in member_of if lists_whole_organisation(principal, org))
+    return RunListing(whole, member_of - whole)
+
+
 def shown_to(principal: Principal, run: AgentRun) -> AgentRun | None:
     """The run as ``principal`` may see it: whole to its owner, metadata only to an owner/admin of its
     organisation, None (not found) to anyone else."""
@@ -191,6 +214,38 @@ def shown_to(principal: Principal, run: AgentRun) -> AgentRun | None:
     if can_administer_org(principal, run.organisation_id):
         return run.metadata_only()
     return None
+
+
+class RunEventKind(StrEnum):
+    ACTIVITY = "activity"
+    DELTA = "delta"
+    RESTART = "restart"
+    ANSWER = "answer"
+    DONE = "done"
+
+
+EVENTS_KEPT_AFTER_FINISH = timedelta(minutes=10)  # then housekeeping deletes them; the answer is in the turn
+MAX_EVENTS_PER_READ = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    seq: int  # increases across every run's events: read "after seq N" to follow one
+    run_id: int
+    attempt: int  # the claim that wrote it; only the run's current attempt's events are shown
+    kind: RunEventKind
+    data: Mapping[str, Any]
+    created_at: datetime
+
+
+def events_readable_by(principal: Principal, run: AgentRun) -> bool:
+    """Only the run's owner, an active member of its organisation, reads its events (not even admins)."""
+    return run.owner_id == principal.user_id and principal.is_active and run.organisation_id in principal.org_roles
+
+
+def done_event(run: AgentRun) -> tuple[RunEventKind, dict[str, Any]]:
+    """The ``done`` event of a finished run: its status, and for a failure the code and the owner's message."""
+    return RunEventKind.DONE, {"status": run.status.value, "error_code": run.error_code, "error": run.error}
 
 
 class AgentRuns(Protocol):
@@ -203,9 +258,14 @@ class AgentRuns(Protocol):
 
     def get(self, run_id: int) -> AgentRun | None: ...
 
-    def list(self, organisation_id: int, *, owner_id: int | None, after_id: int | None,
-             limit: int) -> Sequence[AgentRun]:
-        """Newest first (id descending), ids below ``after_id``; ``owner_id`` None: the whole organisation's."""
+    def list(self, *, whole_organisations: Collection[int], own_in: Collection[int], owner_id: int,
+             after_id: int | None, limit: int) -> Sequence[AgentRun]:
+        """Newest first (id descending), ids below ``after_id``: every run of ``whole_organisations`` and
+        ``owner_id``'s runs in ``own_in``."""
+        ...
+
+    def purge_finished(self, *, finished_before: datetime, limit: int) -> int:
+        """Delete at most ``limit`` runs that finished before the cutoff; returns how many."""
         ...
 
     def latest_for_record(self, organisation_id: int, kind: str, record_id: int) -> AgentRun | None:
@@ -232,3 +292,41 @@ class AgentRuns(Protocol):
                       usage: TokenUsage | None = None) -> bool: ...
 
     def finish_cancelled(self, run: AgentRun, *, now: datetime) -> bool: ...
+
+    def failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool, limit: int) -> Sequence[AgentRun]:
+        """The owner's failed runs they have not dismissed, scoped to one of ``project_ids`` and, with
+        ``unscoped``, those over all projects; newest first."""
+        ...
+
+    def count_failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                                 unscoped: bool) -> int: ...
+
+    def dismiss(self, run_id: int, *, now: datetime) -> bool:
+        """Mark a failed run dismissed (it leaves its owner's inbox; the run itself is kept). False unless the
+        run is failed and not dismissed yet."""
+        ...
+
+    # --- events -------------------------------------------------------------------------------------
+
+    def append_events(self, run: AgentRun, events: Sequence[tuple[RunEventKind, Mapping[str, Any]]], *,
+                      now: datetime) -> bool:
+        """Append ``events`` in order at attempt ``run.attempts``; nothing (False) when the run is gone or
+        another attempt has claimed it since (a stale worker's events are never written)."""
+        ...
+
+    def events_after(self, run_id: int, *, attempt: int, after_seq: int, limit: int) -> Sequence[RunEvent]:
+        """The run's events of ``attempt`` with ``seq > after_seq``, oldest first, at most ``limit``."""
+        ...
+
+    def purge_events(self, *, finished_before: datetime, limit: int) -> int:
+        """Delete the events of runs that finished before the cutoff; how many went."""
+        ...
+
+
+def purge_finished_runs(runs: AgentRuns, *, now: datetime, retention_days: int, limit: int = 1000) -> int:
+    """Housekeeping: delete runs that finished longer than ``retention_days`` ago (0: keep every one). The
+    answers they produced stay in their conversations; the turns just stop naming the run."""
+    if retention_days == 0:
+        return 0
+    return runs.purge_finished(finished_before=now - timedelta(days=retention_days), limit=limit)

@@ -49,6 +49,7 @@ class AuditAction(StrEnum):
     EXPORT_DOWNLOAD_REFUSED = "export.download_refused"  # the requester's access shrank since the export
     ORGANISATION_IMPORTED = "organisation.imported"
     ORGANISATION_SETTING_CHANGED = "organisation.setting_changed"
+    AGENT_RUN_CANCELLED = "agent_run.cancelled"  # by an owner/admin, of someone else's run
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,19 +17,23 @@ from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
 from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
+from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.run_events import AgentRunEventUseCases
+from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_core.use_cases.tickets import TicketUseCases
 from tow_core.use_cases.uploads import UploadUseCases
+from tow_http.config import AiSettings
 from tow_http.context import Services
 
 
 def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     ai_configured = services.ai is not None and services.ai.status.configured
-    extraction = extraction_policy(services.settings.ai.extraction_debounce_seconds, ai_configured)
+    extraction = extraction_policy(services.settings.ai, ai_configured)
     return {
         "docs": DocUseCases(transactions),
         "accounts": AccountUseCases(transactions, services.sign_in_log, services.password_hasher,
@@ -53,12 +57,16 @@ def use_cases(services: Services) -> dict[str, object]:
         "conversations": ConversationUseCases(transactions, ai_configured),
         "chat": ChatUseCases(transactions, ai_configured),
         "chat_pages": ChatPageUseCases(transactions, ai_configured),
+        "snapshots": SnapshotUseCases(transactions, ai_configured),
+        "inbox": InboxUseCases(transactions),
+        "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
 
 
-def extraction_policy(debounce_seconds: int, ai_configured: bool) -> ExtractionPolicy:
-    """Saves and answers queue memory extraction runs only with AI configured (SPEC §6: saving still works)."""
-    return ExtractionPolicy(ai_configured, timedelta(seconds=debounce_seconds))
+def extraction_policy(ai: AiSettings, ai_configured: bool) -> ExtractionPolicy:
+    """Memory extraction runs are queued only with AI configured (SPEC §6: saving still works); by saves and
+    answers themselves unless ``ai.auto_extraction`` is off."""
+    return ExtractionPolicy(ai_configured, timedelta(seconds=ai.extraction_debounce_seconds), ai.auto_extraction)
 
 
 def operator_use_cases(services: Services) -> OperatorUseCases:

@@ -60,11 +60,13 @@ from tow_core.errors import (
 )
 from tow_http.errors import ErrorEnvelope, status_for_class
 from tow_http.security import STATE_CHANGING
-from tow_http.shapes import DISPLAY_ID, VISIBLE
+from tow_http.shapes import DISPLAY_ID, END, VISIBLE
 
 SESSION_SCHEME = "session"
 # Path segments the core parses itself (422 when they do not match), declared so that clients know the shape.
 PATH_PATTERNS = {"display_id": DISPLAY_ID}
+# use_cases.extraction.record_ref: a record id (digits) or a display ID
+RECORD_ID_OR_DISPLAY_ID = f"^(?:[0-9]{{1,18}}|{DISPLAY_ID[1:-len(END)]}){END}"
 
 
 class Access(StrEnum):
@@ -209,6 +211,12 @@ ANSWERS: dict[str, Answers] = {
     "list_agent_runs": answers(InvalidInput),
     "get_agent_run": answers(),
     "cancel_agent_run": answers(Conflict),
+    "list_my_agent_runs": answers(InvalidInput),
+    "get_my_agent_run": answers(),
+    "cancel_my_agent_run": answers(Conflict),
+    "get_inbox": answers(),
+    "dismiss_run": answers(Conflict),
+    "agent_run_events": answers(AiNotConfigured),
     "server_egress": answers(InvalidInput, access=_SERVER),
     "start_conversation": answers(AiNotConfigured, InvalidInput),
     "list_conversations": answers(InvalidInput),
@@ -216,8 +224,11 @@ ANSWERS: dict[str, Answers] = {
     "update_conversation": answers(InvalidInput),
     "delete_conversation": answers(),
     "ask_question": answers(AiNotConfigured, InvalidInput),
-    "extract_memory": answers(AccessDenied, AiNotConfigured, InvalidInput),
+    "extract_memory": answers(AccessDenied, AiNotConfigured, InvalidInput,
+                              parameters={"display_id": {"pattern": RECORD_ID_OR_DISPLAY_ID}}),
     "apply_action": answers(AccessDenied, Conflict, InvalidInput),
+    "generate_snapshot": answers(AiNotConfigured, InvalidInput),
+    "snapshot_sources": answers(InvalidInput),
     "organisation_audit": answers(InvalidInput, access=_ORG),
     "server_audit": answers(InvalidInput, access=_SERVER),
     "request_export": answers(AccessDenied, InvalidInput),  # kind=organisation: owners and admins only

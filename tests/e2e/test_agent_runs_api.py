@@ -137,3 +137,39 @@ def test_tow_worker_once_runs_the_queued_agent_runs(world, tmp_path, fresh_datab
     # No workflow has a handler for this kind: the run is claimed and ends saying so.
     shown = world.bob.get(runs_url(world, run_id)).json()
     assert (shown["status"], shown["error_code"], shown["attempts"]) == ("failed", "no_handler", 1)
+
+
+def test_the_unscoped_listing_spans_the_callers_organisations_and_admins_see_their_whole_organisation(world):
+    created = world.ada.post("/api/organisations", json={"name": "Bob's side project"})  # a server admin's act
+    assert created.status_code == 201, created.text
+    side = created.json()["id"]
+    world.sql("DELETE FROM memberships WHERE organisation_id = :org", org=side)
+    world.sql("INSERT INTO memberships (organisation_id, user_id, role) VALUES (:org, :bob, 'owner')", org=side,
+              bob=world.bob_id)
+    in_acme, cys = queue(world, world.bob_id), queue(world, world.cy_id)
+    with world.container.engine().begin() as conn:
+        in_side = PgAgentRuns(conn).create(new_run("chat", owner_id=world.ada_id, organisation_id=side,
+                                                   project_id=None, input=QUESTION), now=datetime.now(UTC)).id
+    # Bob: his run in Acme (a member there) and every run of the organisation he owns, Ada's one as metadata
+    # — Ada is not a member of Bob's organisation, so it was queued through the port; the listing still shows
+    # only what Bob may see.
+    listed = world.bob.get("/api/agent-runs").json()["items"]
+    assert [r["id"] for r in listed] == [in_side, in_acme]
+    assert listed[0]["content_visible"] is False and listed[0]["input"] is None
+    assert world.bob.get(f"/api/agent-runs/{in_acme}").json()["input"] == QUESTION
+    # Ada owns Acme: all of Acme's runs; nothing of Bob's organisation, where she is not a member.
+    assert [r["id"] for r in world.ada.get("/api/agent-runs").json()["items"]] == [cys, in_acme]
+    assert world.ada.get(f"/api/agent-runs/{in_side}").status_code == 404
+    assert world.cy.get(f"/api/agent-runs/{in_acme}").status_code == 404
+    assert world.cy.post(f"/api/agent-runs/{in_acme}/cancel").status_code == 404
+    assert world.client().get("/api/agent-runs").status_code == 401
+
+
+def test_an_admin_cancelling_someone_elses_run_is_audited_and_the_owners_own_cancel_is_not(world):
+    cys, bobs = queue(world, world.cy_id), queue(world, world.bob_id)
+    assert world.ada.post(f"/api/agent-runs/{cys}/cancel").json()["status"] == "cancelled"
+    assert world.bob.post(runs_url(world, bobs, "/cancel")).json()["status"] == "cancelled"
+    entries = world.ada.get(f"/api/organisations/{world.org}/audit",
+                            params={"action": "agent_run.cancelled"}).json()["items"]
+    assert [(e["actor_id"], e["target"]) for e in entries] == [(world.ada_id, f"agent_run:{cys}")]
+    assert entries[0]["details"] == {"kind": "chat", "owner_id": world.cy_id, "status": "queued"}

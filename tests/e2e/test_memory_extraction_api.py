@@ -15,7 +15,7 @@ from tests.e2e.org_world import World
 
 @pytest.fixture
 def world(make_container, ai_environ):
-    return World(make_container(**ai_environ))
+    return World(make_container(**ai_environ | {"AUTO_EXTRACTION": "true"}))
 
 
 def ledger(world: World, purpose: str) -> list[sa.Row]:

@@ -22,6 +22,7 @@ from tow_core.agent_runs import (
     TokenUsage,
     can_move,
     new_run,
+    purge_finished_runs,
     require_move,
 )
 from tow_core.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
@@ -206,3 +207,18 @@ def test_cancelling_a_running_run_asks_its_worker_and_a_finished_one_conflicts(w
     with pytest.raises(Conflict):
         w.use_cases.cancel(w.credential("ada"), w.org, done.id)
     assert w.runs.get(done.id).status is S.COMPLETED
+
+
+def test_housekeeping_purges_runs_finished_before_the_retention_and_zero_keeps_every_one():
+    runs, start = InMemoryAgentRuns(), datetime(2026, 1, 1, tzinfo=UTC)
+    policy = RetryPolicy(lease_seconds=60, max_attempts=3)
+    for _ in range(2):
+        runs.create(new_run("chat", owner_id=1, organisation_id=1, project_id=None, input={}), now=start)
+    finished = runs.claim(now=start, policy=policy)
+    runs.finish_completed(finished, AgentRunResult({}), now=start)
+    runs.claim(now=start, policy=policy)  # still running, however old
+    later = start + timedelta(days=31)
+    assert purge_finished_runs(runs, now=later, retention_days=0) == 0
+    assert purge_finished_runs(runs, now=start + timedelta(days=29), retention_days=30) == 0
+    assert purge_finished_runs(runs, now=later, retention_days=30) == 1
+    assert runs.get(finished.id) is None and runs.get(finished.id + 1) is not None

@@ -78,8 +78,8 @@ class Extraction:
         self.review = MemoryReviewUseCases(self.transactions)
 
     def queued(self):
-        return [r for r in self.runs.list(self.w.org, owner_id=None, after_id=None, limit=50)
-                if r.kind == EXTRACTION_RUN and r.status is AgentRunStatus.QUEUED]
+        return [r for r in self.runs.list(whole_organisations={self.w.org}, own_in=(), owner_id=0, after_id=None,
+                                          limit=50) if r.kind == EXTRACTION_RUN and r.status is AgentRunStatus.QUEUED]
 
     def run(self, run):
         result = self.handler(self.runs.get(run.id), lambda: None)

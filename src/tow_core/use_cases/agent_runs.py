@@ -2,7 +2,9 @@
 
 A run's owner sees it whole; organisation owners and admins see every run of the organisation but only
 its metadata (kind, status, timings, usage, error code) — conversations are private to their owner;
-anyone else gets NotFound, as for a run that does not exist.
+anyone else gets NotFound, as for a run that does not exist. Runs are listed, shown and cancelled either in
+one organisation (``org_id``) or across every organisation the caller belongs to (``org_id`` None). An
+owner/admin cancelling someone else's run is written to the audit log.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 from tow_core import agent_runs as rules
 from tow_core.agent_runs import AgentRun, AgentRunStatus
+from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.records import Page
 from tow_core.unit_of_work import Acting, SessionCredential, Transactions
@@ -36,24 +39,28 @@ def _after_id(cursor: str | None) -> int | None:
 class AgentRunUseCases:
     transactions: Transactions
 
-    def list(self, credential: SessionCredential, org_id: int, *, cursor: str | None = None,
+    def list(self, credential: SessionCredential, org_id: int | None, *, cursor: str | None = None,
              limit: int = 50) -> Page[VisibleAgentRun]:
-        """The caller's runs in the organisation, newest first; owners/admins: every run of it."""
+        """The caller's runs, newest first — in ``org_id``, or in every organisation they belong to (None) —
+        and every run of the organisations they own or administer."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
         after_id = _after_id(cursor)
         with self.transactions.acting_as(credential) as acting:
-            rules.require_member(acting.principal, org_id)
-            owner = None if rules.lists_whole_organisation(acting.principal, org_id) else acting.principal.user_id
-            runs = acting.stores.agent_runs.list(org_id, owner_id=owner, after_id=after_id, limit=limit + 1)
+            if org_id is not None:
+                rules.require_member(acting.principal, org_id)
+            listing = rules.listing_for(acting.principal, acting.principal.org_roles if org_id is None else (org_id,))
+            runs = acting.stores.agent_runs.list(
+                whole_organisations=listing.whole_organisations, own_in=listing.own_in,
+                owner_id=acting.principal.user_id, after_id=after_id, limit=limit + 1)
             items = tuple(self._visible(acting, run) for run in runs[:limit])
             return Page(items, str(runs[limit - 1].id) if len(runs) > limit else None)
 
-    def get(self, credential: SessionCredential, org_id: int, run_id: int) -> VisibleAgentRun:
+    def get(self, credential: SessionCredential, org_id: int | None, run_id: int) -> VisibleAgentRun:
         with self.transactions.acting_as(credential) as acting:
             return self._visible(acting, self._find(acting, org_id, run_id))
 
-    def cancel(self, credential: SessionCredential, org_id: int, run_id: int) -> VisibleAgentRun:
+    def cancel(self, credential: SessionCredential, org_id: int | None, run_id: int) -> VisibleAgentRun:
         """A queued run is cancelled at once; a running one when its handler next heartbeats (the answer says
         ``cancel_requested``). Conflict for a run that already ended."""
         with self.transactions.acting_as(credential) as acting:
@@ -62,13 +69,19 @@ class AgentRunUseCases:
             cancelled = acting.stores.agent_runs.request_cancel(run.id, now=acting.now)
             if cancelled is None:
                 raise NotFound("agent run not found")
+            if run.owner_id != acting.principal.user_id:  # an owner/admin stopping someone else's work
+                acting.stores.directory.audit(AuditEntry(
+                    run.organisation_id, acting.principal.user_id, AuditAction.AGENT_RUN_CANCELLED,
+                    f"agent_run:{run.id}", {"kind": run.kind, "owner_id": run.owner_id,
+                                            "status": run.status.value}))
             return self._visible(acting, cancelled)
 
     @staticmethod
-    def _find(acting: Acting, org_id: int, run_id: int) -> AgentRun:
-        rules.require_member(acting.principal, org_id)
+    def _find(acting: Acting, org_id: int | None, run_id: int) -> AgentRun:
+        if org_id is not None:
+            rules.require_member(acting.principal, org_id)
         run = acting.stores.agent_runs.get(run_id)
-        if run is None or run.organisation_id != org_id or rules.shown_to(acting.principal, run) is None:
+        if run is None or org_id not in (None, run.organisation_id) or rules.shown_to(acting.principal, run) is None:
             raise NotFound("agent run not found")
         return run
 

@@ -17,9 +17,6 @@ from tow_core.conversations import Conversation, Turn, TurnRole
 from tow_core.unit_of_work import Acting, SessionCredential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of
 
-# A pending question's run is among the owner's newest runs (it was queued with the question); runs of other
-# kinds queued since then push it down, so look a little further than one.
-
 
 @dataclass(frozen=True)
 class ChatList:

@@ -3,7 +3,8 @@ answer is saved (the conversation's ``memory_extraction`` on), or on demand; a w
 source's author and proposes one pending memory diff (``tow_core.extraction`` states what may be proposed).
 
 Rules:
-- Without AI configured nothing is queued (saves succeed) and asking on demand is AiNotConfigured.
+- Without AI configured nothing is queued (saves succeed) and asking on demand is AiNotConfigured. With
+  ``ai.auto_extraction`` off, saves and answers queue nothing and only asking on demand does.
 - Debounce (``ai.extraction_debounce_seconds``): a doc's save queues a run only if no run of that doc is still
   queued (the queued one reads the doc when it runs) and none was queued within the debounce window. Queueing
   happens in the saving transaction, which holds the doc's row lock, so two saves cannot both queue.
@@ -72,14 +73,17 @@ from tow_core.use_cases.agent_runs import VisibleAgentRun
 
 _MEMORY = RecordQuery(frozenset({RecordType.MEMORY}), frozenset({"active"}))
 _NEIGHBOUR_QUERY_CHARS = 8_000  # of the source, embedded to find its semantic neighbours
+_GONE = "the source's author is no longer a member of the organisation"
 
 
 @dataclass(frozen=True)
 class ExtractionPolicy:
-    """Whether saves queue extraction runs (AI configured) and the per-doc debounce."""
+    """Whether extraction runs can be queued (AI configured), whether saves and answers queue them by
+    themselves (``ai.auto_extraction``; else only on demand) and the per-doc debounce."""
 
     enabled: bool = False
     debounce: timedelta = timedelta(seconds=60)
+    automatic: bool = True
 
 
 def _project_id(scope: Scope) -> int | None:
@@ -104,13 +108,15 @@ def queue_for_doc(stores: Stores, policy: ExtractionPolicy, doc: Record, *, auth
 def after_doc_write(acting: Acting, policy: ExtractionPolicy, before: Record | None, saved: Record) -> None:
     """A doc created, or its title or body changed, by the acting person: queue its extraction as them (the
     saver is the text's last editor), debounced. Other saves (fields, status, scope) queue nothing."""
+    if not policy.automatic:
+        return
     if saved.type is RecordType.DOC and (before is None or (before.title, before.body) != (saved.title, saved.body)):
         queue_for_doc(acting.stores, policy, saved, author_id=acting.principal.user_id, now=acting.now)
 
 
 def queue_for_chat(stores: Stores, policy: ExtractionPolicy, *, owner_id: int, org_id: int, project_id: int | None,
                    conversation_id: int, turn_id: int, now: datetime) -> AgentRun | None:
-    if not policy.enabled:
+    if not (policy.enabled and policy.automatic):
         return None
     return stores.agent_runs.create(new_run(EXTRACTION_RUN, owner_id=owner_id, organisation_id=org_id,
                                             project_id=project_id,
@@ -126,13 +132,12 @@ def last_editor(stores: Stores, doc: Record) -> int | None:
 
 def record_ref(text: str) -> int | DisplayId:
     """A path's ``record_id_or_display_id``: a record id (digits) or a display ID like DOC-7."""
-    cleaned = text.strip()
-    if cleaned.isdigit() and len(cleaned) <= 18:
-        return int(cleaned)
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
     try:
-        return DisplayId.parse(cleaned.upper())
+        return DisplayId.parse(text)
     except InvalidInput as exc:
-        raise InvalidInput("give a record id or a display ID like DOC-7", field="record_id") from exc
+        raise InvalidInput("give a record id or a display ID like DOC-7", field="display_id") from exc
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,7 @@ class MemoryExtractionUseCases:
             raise NotFound("record not found")
         if found.type is not RecordType.DOC:
             raise InvalidInput(f"memory is extracted from docs; {found.display_id} is a {found.type.value}",
-                               field="record_id")
+                               field="display_id")
         return found
 
 
@@ -218,12 +223,20 @@ class ExtractionRuns:
 
     @contextmanager
     def _as_owner(self, run: AgentRun) -> Iterator[tuple[Workspace, Stores]]:
-        with self.transactions.unattended() as work:
-            principal = work.stores.directory.principal(run.owner_id)
-            if principal is None or not principal.is_active or run.organisation_id not in principal.org_roles:
-                raise _Skip("the source's author is no longer a member of the organisation")
-            yield (Workspace.for_member(work.stores.records, work.stores.directory, principal, run.organisation_id,
-                                        history=work.stores.history), work.stores)
+        """One unit of work as the run's owner (``Transactions.on_behalf_of``: access loaded fresh, writes
+        attributed to them); an owner gone from the organisation proposes nothing."""
+        entered = False
+        try:
+            with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
+                entered = True
+                principal = owner.workspace.principal
+                if not principal.is_active or run.organisation_id not in principal.org_roles:
+                    raise _Skip(_GONE)
+                yield owner.workspace, owner.stores
+        except NotFound as exc:
+            if entered:
+                raise
+            raise _Skip(_GONE) from exc
 
     # --- the source ------------------------------------------------------------------------------------
 

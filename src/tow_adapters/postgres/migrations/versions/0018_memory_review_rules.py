@@ -2,7 +2,7 @@
 an extraction run proposed names that run, and extraction runs are found by the record they read.
 
 Revision ID: 0018_memory_review_rules
-Revises: 0016_embedding_actor
+Revises: 0017_agent_run_events
 
 - ``organisations.require_second_reviewer`` (default off): when on, nobody approves a memory diff they
   proposed or that an agent run of theirs proposed (``tow_core.memory_review``).
@@ -15,7 +15,7 @@ Revises: 0016_embedding_actor
 from alembic import op
 
 revision = "0018_memory_review_rules"
-down_revision = "0016_embedding_actor"
+down_revision = "0017_agent_run_events"
 branch_labels = None
 depends_on = None
 
