@@ -20,17 +20,19 @@ from tests.fake_records import InMemoryMemoryDiffStore
 from tests.fake_unit_of_work import fake_transactions
 from tests.semantic_vectors import bag_of_words_vector
 from tests.unit.records_world import World
-from tow_core.access import ProjectRole
+from tow_core.access import ProjectRole, Scope
 from tow_core.agent_runs import AgentRunStatus
-from tow_core.ai import EgressPurpose
+from tow_core.ai import EgressPurpose, UnconfiguredWebSearch
+from tow_core.chat import ChatAssistant
 from tow_core.conversations import NewConversation, NewTurn, TurnRole
 from tow_core.embeddings import EmbeddingSpace
 from tow_core.errors import AccessDenied, AiNotConfigured, Conflict, InvalidInput
 from tow_core.extraction import EXTRACTION_RUN, TOOL_NAME
-from tow_core.knowledge import RecordChange
 from tow_core.memory_diffs import DiffSource, DiffStatus
 from tow_core.records import RecordType, SearchHit
 from tow_core.use_cases.administration import OrganisationUseCases
+from tow_core.use_cases.chat import ChatRuns, ChatUseCases
+from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.extraction import ExtractionPolicy, ExtractionRuns, MemoryExtractionUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.records import RecordUseCases
@@ -328,14 +330,61 @@ def test_an_answer_without_the_tool_call_or_with_broken_operations_proposes_noth
                            {"op": "explode", "rationale": "r"}))
     x.save_doc("bob", "One", "Text one.", w.project("OPS"))
     assert "did not call" in x.run(x.queued()[0])["message"]
-    doc = x.save_doc("bob", "Two", "Text two.", w.project("OPS"))
-    x.runs.latest_for_record(w.org, EXTRACTION_RUN, doc.id)
+    x.save_doc("bob", "Two", "Text two.", w.project("OPS"))
     output = x.run(x.queued()[0])
     assert output["diff_id"] is None and len(output["dropped"]) == 3
     assert "not one of the memory items" in output["dropped"][0]["reason"]
     assert json.dumps(output)  # the run's output is JSON
 
 
-def test_a_doc_update_through_knowledge_change_keeps_working_without_extraction(w):
-    doc = w.create("bob", DOC, "Plain", w.project("OPS"), body="x")
-    assert w.update("bob", doc, body="y").body == "y" and RecordChange().review is None
+def ask_and_answer(x: Extraction, w: World, conversation, chat_policy: ExtractionPolicy = ON):
+    """Bob asks in ``conversation``; the chat run answers (a scripted model of its own) with ``chat_policy``."""
+    chat_model = ScriptedReasoningModel(step("Releases ship on Fridays."))
+    chat = ChatRuns(x.transactions, ChatAssistant(chat_model, UnconfiguredWebSearch(), None, 6),
+                    extraction=chat_policy)
+    asked = ChatUseCases(x.transactions, True).ask(w.credential("bob"), w.org, conversation.id, "When do we ship?")
+    return chat(x.runs.get(asked.run.id), lambda: None).output["answer_turn_id"]
+
+
+def test_a_saved_chat_answer_queues_its_extraction_unless_the_conversation_turned_it_off(w):
+    x = Extraction(w, propose({"op": "create", "title": "Releases ship on Fridays", "memory_type": "fact",
+                               "rationale": "the answer says so"}))
+    conversations = ConversationUseCases(x.transactions, True)
+    bob = w.credential("bob")
+    talk = conversations.start(bob, w.org, None, "Releases")
+    assert talk.memory_extraction  # on unless turned off
+    turn_id = ask_and_answer(x, w, talk)
+    [run] = x.queued()
+    assert (run.owner_id, run.input) == (w.ids["bob"], {"source": "chat", "conversation_id": talk.id,
+                                                        "turn_id": turn_id})
+    output = x.run(run)
+    diff = x.diffs.rows[output["diff_id"]]
+    assert (diff.source, diff.source_id, diff.scope, diff.status) == (DiffSource.CHAT, None, Scope.organisation(w.org),
+                                                                      DiffStatus.PENDING)
+    assert "Releases ship on Fridays" in x.sent() and "When do we ship?" in x.sent()
+
+    quiet = conversations.update(bob, w.org, conversations.start(bob, w.org, None, "Quiet").id, title=None,
+                                 memory_extraction=False)
+    ask_and_answer(x, w, quiet)
+    assert x.queued() == []  # turned off for this conversation
+    ask_and_answer(x, w, talk, chat_policy=replace(ON, automatic=False))
+    assert x.queued() == []  # ai.auto_extraction off: on demand only
+
+
+def test_with_automatic_extraction_off_saves_queue_nothing_but_extract_memory_still_does(w):
+    x = Extraction(w, policy=replace(ON, automatic=False))
+    doc = x.save_doc("bob", "Plan", "Staging is refreshed nightly.", w.project("OPS"))
+    assert x.queued() == []
+    asked = x.on_demand.extract(w.credential("bob"), w.org, doc.display_id)
+    assert [r.id for r in x.queued()] == [asked.run.id] and asked.run.owner_id == w.ids["bob"]
+
+
+def test_a_save_by_someone_else_while_a_run_is_queued_hands_the_run_to_the_new_last_editor(w):
+    """The run acts as the doc's last editor: a queued run of the previous saver's is cancelled (it never
+    started) and one of the new saver's takes its place — still one queued run per doc."""
+    x = Extraction(w)
+    doc = x.save_doc("bob", "Plan", "Draft.", w.project("OPS"))
+    [first] = x.queued()
+    x.records.update(w.credential("ada"), w.org, doc.display_id, version=w.now(doc).version, body="Ada's draft.")
+    [queued] = x.queued()
+    assert queued.owner_id == w.ids["ada"] and x.runs.get(first.id).status is AgentRunStatus.CANCELLED

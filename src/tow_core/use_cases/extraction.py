@@ -7,7 +7,9 @@ Rules:
   ``ai.auto_extraction`` off, saves and answers queue nothing and only asking on demand does.
 - Debounce (``ai.extraction_debounce_seconds``): a doc's save queues a run only if no run of that doc is still
   queued (the queued one reads the doc when it runs) and none was queued within the debounce window. Queueing
-  happens in the saving transaction, which holds the doc's row lock, so two saves cannot both queue.
+  happens in the saving transaction, which holds the doc's row lock, so two saves cannot both queue. A save by
+  someone else than the queued run's owner replaces that run (cancelled before it started) by one of theirs:
+  the run acts as the doc's last editor.
 - The run acts as the **source's author**, with access loaded fresh: for a doc, its *last editor* — whoever
   last changed its title or body (the newest revision's ``replaced_by``; the creator when the text never
   changed). That is the person whose words are extracted and who saw the doc as it is; a save queues its run
@@ -92,13 +94,16 @@ def _project_id(scope: Scope) -> int | None:
 
 def queue_for_doc(stores: Stores, policy: ExtractionPolicy, doc: Record, *, author_id: int, now: datetime,
                   debounce: bool = True) -> AgentRun | None:
-    """Queue an extraction of ``doc`` acting as ``author_id`` — unless AI is off, a run of it is still queued, or
-    (``debounce``) one was queued within the window. Returns the run queued, or None."""
+    """Queue an extraction of ``doc`` acting as ``author_id`` — unless AI is off, a run of it is still queued
+    (as ``author_id``: one queued as someone else, who is no longer the last editor, is cancelled and replaced),
+    or (``debounce``) one was queued within the window. Returns the run queued, or None."""
     if not policy.enabled or doc.type is not RecordType.DOC:
         return None
     latest = stores.agent_runs.latest_for_record(doc.organisation_id, EXTRACTION_RUN, doc.id)
-    if latest is not None and (latest.status is AgentRunStatus.QUEUED
-                               or (debounce and now - latest.created_at < policy.debounce)):
+    if latest is not None and latest.status is AgentRunStatus.QUEUED and latest.owner_id != author_id:
+        stores.agent_runs.request_cancel(latest.id, now=now)  # never started: cancelled at once
+    elif latest is not None and (latest.status is AgentRunStatus.QUEUED
+                                 or (debounce and now - latest.created_at < policy.debounce)):
         return None
     return stores.agent_runs.create(new_run(EXTRACTION_RUN, owner_id=author_id, organisation_id=doc.organisation_id,
                                             project_id=_project_id(doc.scope),
