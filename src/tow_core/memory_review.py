@@ -187,11 +187,15 @@ SECOND_REVIEWER_REQUIRED = ("this organisation requires a second reviewer (memor
                             "proposed this diff{via}, so someone else must approve it. You may still reject it")
 
 
-def _require_second_reviewer(ws: Workspace, diff: MemoryDiff) -> None:
+def needs_second_reviewer(ws: Workspace, author_id: int | None) -> bool:
     """Review integrity (issue 14 item 4): with the organisation's ``require_second_reviewer`` on, a diff's
     author — who is also the owner of the agent run that proposed it, if one did — cannot approve it."""
     organisation = ws.directory.organisation(ws.org_id)
-    if organisation is not None and organisation.require_second_reviewer and diff.author_id == ws.principal.user_id:
+    return organisation is not None and organisation.require_second_reviewer and author_id == ws.principal.user_id
+
+
+def _require_second_reviewer(ws: Workspace, diff: MemoryDiff) -> None:
+    if needs_second_reviewer(ws, diff.author_id):
         via = f" (through your agent run {diff.agent_run_id})" if diff.agent_run_id is not None else ""
         raise AccessDenied(SECOND_REVIEWER_REQUIRED.format(via=via))
 

@@ -97,7 +97,18 @@ def test_the_second_reviewer_rule_refuses_approving_ones_own_runs_diff(world, fa
     asked = world.bob.post(f"{world.base}/records/{extracted['display_id']}/extract")
     assert asked.status_code == 202 and asked.json()["kind"] == "memory_extraction"  # the save's queued run
     world.container.agent_run_worker().drain()
-    diff_id = extraction_runs(world)[0].output["diff_id"]
+    [run] = extraction_runs(world)
+    diff_id = run.output["diff_id"]
+    [bobs] = [i for i in world.bob.get(f"{world.base}/inbox").json()["items"] if i["kind"] == "memory_diff"]
+    assert (bobs["diff_id"], bobs["source"], bobs["source_id"], bobs["author_id"], bobs["agent_run_id"],
+            bobs["awaiting_second_reviewer"]) == (diff_id, "doc", extracted["display_id"], world.bob_id, run.id, True)
+    assert f"from {extracted['display_id']}" in bobs["title"]
+    [adas] = [i for i in world.ada.get(f"{world.base}/inbox").json()["items"] if i["kind"] == "memory_diff"]
+    assert adas["diff_id"] == diff_id and adas["awaiting_second_reviewer"] is False
+    inbox_page = world.bob.get(f"/o/{world.org}/inbox").text
+    assert "Awaiting a second reviewer" in inbox_page and f'id="approve-{diff_id}"' not in inbox_page
+    diff_page = world.bob.get(f"/o/{world.org}/memory-diffs/{diff_id}").text
+    assert 'id="second-reviewer"' in diff_page and f"memory extraction run {run.id}" in diff_page
     own = world.bob.post(f"{world.base}/memory-diffs/{diff_id}/approve")
     assert own.status_code == 403 and "second reviewer" in own.json()["error"]["message"]
     assert world.ada.post(f"{world.base}/memory-diffs/{diff_id}/approve").status_code == 200

@@ -226,7 +226,8 @@ async def agent_run_events(org_id: int, run_id: int, caller: NamedDependency[Ses
     "embedding similarity ≥ 0.92); the run's `output` lists each dropped operation and why, and names the "
     "`diff_id` (null when there was nothing new). When the caller is not the last editor, the run is theirs to "
     "see only as metadata (`content_visible: false`). Saving a doc queues the same run by itself (at most one "
-    "per doc per `ai.extraction_debounce_seconds`).",
+    "per doc per `ai.extraction_debounce_seconds`; none with `ai.auto_extraction` off), and a saved chat answer "
+    "does when its conversation's `memory_extraction` is on.",
     status_code=HTTP_202_ACCEPTED,
     sync_to_thread=True,
 )
