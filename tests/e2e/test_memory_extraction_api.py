@@ -124,3 +124,25 @@ def test_without_ai_a_save_queues_nothing_and_extracting_answers_503(make_contai
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "ai_not_configured"
     assert world.bob.post(f"{world.base}/records/{doc['id']}/extract").status_code == 503
     assert world.bob.post(f"{world.base}/records/NOPE-0/extract").status_code in (400, 422)
+
+
+def test_the_pages_turn_extraction_off_for_a_conversation_and_the_second_reviewer_rule_on(world):
+    from tests.e2e.test_pages_security import token_of
+
+    started = world.bob.post(f"{world.base}/conversations", json={"title": "Releases"})
+    assert started.status_code == 201 and started.json()["memory_extraction"] is True, started.text
+    page = f"/o/{world.org}/chat/{started.json()['id']}"
+    assert 'name="memory_extraction" value="on" checked' in world.bob.get(page).text
+    off = world.bob.post(f"{page}/memory-extraction", data={"csrf_token": token_of(world.bob, page)},
+                         follow_redirects=False)
+    assert off.status_code in (302, 303)
+    assert world.bob.get(f"{world.base}/conversations/{started.json()['id']}").json()["memory_extraction"] is False
+
+    settings = f"/o/{world.org}/settings"
+    assert 'id="memory-review-form"' not in world.bob.get(settings).text  # members see the rule, not the form
+    turned_on = world.ada.post(f"{settings}/memory-review", data={"csrf_token": token_of(world.ada, settings),
+                                                                  "require_second_reviewer": "on"},
+                               follow_redirects=False)
+    assert turned_on.status_code in (302, 303)
+    assert world.ada.get(world.base).json()["require_second_reviewer"] is True
+    assert "A second reviewer is required" in world.bob.get(settings).text
