@@ -388,3 +388,24 @@ def test_a_save_by_someone_else_while_a_run_is_queued_hands_the_run_to_the_new_l
     x.records.update(w.credential("ada"), w.org, doc.display_id, version=w.now(doc).version, body="Ada's draft.")
     [queued] = x.queued()
     assert queued.owner_id == w.ids["ada"] and x.runs.get(first.id).status is AgentRunStatus.CANCELLED
+
+
+def test_a_chat_answer_in_a_project_its_owner_only_views_is_proposed_in_their_private_scope(w):
+    x = Extraction(w, propose({"op": "create", "title": "The app ships monthly", "memory_type": "fact",
+                               "rationale": "the answer says so"}))
+    conversation, turn = conversation_with_answer(x, w, "It ships monthly.", [], project_id=w.projects["APP"])
+    from tow_core.use_cases.extraction import queue_for_chat
+    with x.transactions.unattended() as work:
+        run = queue_for_chat(work.stores, ON, owner_id=w.ids["bob"], org_id=w.org, project_id=w.projects["APP"],
+                             conversation_id=conversation.id, turn_id=turn.id, now=work.now)
+    diff = x.diffs.rows[x.run(run)["diff_id"]]
+    assert diff.scope == w.private("bob")  # Bob views APP: a diff there would be one he cannot propose
+
+
+def test_a_doc_whose_author_can_no_longer_write_its_scope_sends_nothing(w):
+    w.directory.put_grant(w.projects["SEC"], user_id=w.ids["bob"], group_id=None, role=ProjectRole.MEMBER)
+    x = Extraction(w)
+    x.save_doc("bob", "Vault", "The vault is in room 4.", w.project("SEC"))
+    w.directory.put_grant(w.projects["SEC"], user_id=w.ids["bob"], group_id=None, role=ProjectRole.VIEWER)
+    output = x.run(x.queued()[0])
+    assert x.model.requests == [] and output["diff_id"] is None and "can no longer write" in output["message"]

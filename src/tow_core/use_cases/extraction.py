@@ -24,8 +24,9 @@ Rules:
 - A source the author can no longer read, a chat answer drawing on a record they can no longer read, or a
   conversation they no longer own proposes nothing: the run completes saying why, and sends nothing.
 - A chat answer's diff goes in the conversation's scope (a project, or the organisation) unless the answer drew
-  on a record of another, narrower scope: then in the owner's private scope, so a proposal never shows more
-  people a restricted record's content than could read it.
+  on a record of another, narrower scope, or the owner only views the conversation's project: then in the
+  owner's private scope, so a proposal never shows more people a restricted record's content than could read
+  it. A doc whose author can no longer write its scope (where its diff would go) proposes nothing.
 """
 
 from __future__ import annotations
@@ -263,6 +264,9 @@ class ExtractionRuns:
             raise _Skip("the doc is gone or its author can no longer read it: nothing was sent")
         if doc.status != "active":
             raise _Skip(f"{doc.display_id} is {doc.status}: only active docs are extracted")
+        if not can_write_scope(ws.principal, doc.scope, knowledge.project_access_of(ws, doc.scope)):
+            raise _Skip(f"the author of {doc.display_id} can no longer write in its scope, where its diff would "
+                        "be proposed: nothing was sent")
         return Source(DiffSource.DOC, doc.scope, doc.display_id, doc.title, doc.body, (str(doc.display_id),))
 
     @staticmethod
@@ -287,6 +291,8 @@ class ExtractionRuns:
                 raise _Skip("the answer drew on a record its owner can no longer read: nothing was sent")
             if record.scope not in (scope, Scope.organisation(ws.org_id)):
                 scope = Scope.private(ws.org_id, ws.principal.user_id)
+        if not can_write_scope(ws.principal, scope, knowledge.project_access_of(ws, scope)):
+            scope = Scope.private(ws.org_id, ws.principal.user_id)  # a project its owner only views
         text = f"Question: {question.text if question else ''}\n\nAnswer: {answer.text}"
         return Source(DiffSource.CHAT, scope, None, conversation.title, text, tuple(drawn))
 
