@@ -409,3 +409,13 @@ def test_a_doc_whose_author_can_no_longer_write_its_scope_sends_nothing(w):
     w.directory.put_grant(w.projects["SEC"], user_id=w.ids["bob"], group_id=None, role=ProjectRole.VIEWER)
     output = x.run(x.queued()[0])
     assert x.model.requests == [] and output["diff_id"] is None and "can no longer write" in output["message"]
+
+
+def test_the_scope_s_memory_is_found_behind_a_page_of_newer_items_elsewhere(w):
+    held = memory(w, "Releases ship on Fridays", Scope.organisation(w.org))
+    for i in range(210):  # newer, readable by Ada, but in her private scope: not the doc's
+        memory(w, f"Private note {i}", w.private("ada"))
+    x = Extraction(w, propose())
+    doc = x.save_doc("ada", "Plan", "Releases ship on Fridays.", Scope.organisation(w.org))
+    x.run(x.queued()[0])
+    assert x.model.requests[0].record_display_ids == (str(doc.display_id), str(held.display_id))

@@ -76,6 +76,7 @@ from tow_core.use_cases.agent_runs import VisibleAgentRun
 
 _MEMORY = RecordQuery(frozenset({RecordType.MEMORY}), frozenset({"active"}))
 _NEIGHBOUR_QUERY_CHARS = 8_000  # of the source, embedded to find its semantic neighbours
+_NEWEST_PAGES = 5  # pages of readable memory looked through for the newest items of the source's scope
 _GONE = "the source's author is no longer a member of the organisation"
 
 
@@ -308,10 +309,15 @@ class ExtractionRuns:
             record = ws.records.readable(ws.principal.user_id, ws.org_id, hit[0])
             if record is not None and record.scope == source.scope:
                 found.setdefault(record.id, record)
-        newest = knowledge.list_records(ws, query, cursor=None, limit=knowledge.MAX_PAGE)
-        for record in newest.items:
-            if record.scope == source.scope:
-                found.setdefault(record.id, record)
+        cursor: str | None = None
+        for _ in range(_NEWEST_PAGES):  # the newest of the scope, among the readable items of every scope
+            newest = knowledge.list_records(ws, query, cursor=cursor, limit=knowledge.MAX_PAGE)
+            for record in newest.items:
+                if record.scope == source.scope:
+                    found.setdefault(record.id, record)
+            cursor = newest.next_cursor
+            if cursor is None or len(found) >= MAX_CONTEXT_ITEMS:
+                break
         return list(found.values())[:MAX_CONTEXT_ITEMS]
 
     def _nearest(self, ws: Workspace, index: SemanticIndex, source: Source, text: str, query: RecordQuery,
