@@ -146,3 +146,38 @@ def test_the_pages_turn_extraction_off_for_a_conversation_and_the_second_reviewe
     assert turned_on.status_code in (302, 303)
     assert world.ada.get(world.base).json()["require_second_reviewer"] is True
     assert "A second reviewer is required" in world.bob.get(settings).text
+
+
+def test_a_chat_answer_is_extracted_as_its_asker_and_ledgered_with_the_records_it_drew_on(world, fake_openai):
+    """The vault doc is in SEC, which Bob cannot read: the chat's tool refuses it, so neither the answer nor its
+    extraction carries it; the plan (OPS) it drew on is named in the extraction's one ledger row, and — narrower
+    than the organisation-wide conversation — sends the proposal to Bob's private scope."""
+    vault = world.create(world.ada, type="doc", title="Vault", body="the vault code is 7-2-9-4",
+                         scope=world.scope("SEC"))["display_id"]
+    plan = world.create(world.ada, type="doc", title="Release plan", body="We ship every Friday.",
+                        scope=world.scope("OPS"))["display_id"]
+    nothing = ("propose_memory_diff", {"operations": []})
+    fake_openai.queue_response(function_calls=[nothing])  # the vault's own extraction (Ada's, queued first)
+    fake_openai.queue_response(function_calls=[nothing])  # the plan's
+    fake_openai.queue_response(function_calls=[("get_record", {"display_id": vault}),
+                                               ("get_record", {"display_id": plan})])
+    fake_openai.queue_response(text=f'We ship on Fridays [{plan} "ship every Friday"].')
+    fake_openai.queue_response(function_calls=[("propose_memory_diff", {"operations": [
+        {"op": "create", "title": "Releases ship on Fridays", "memory_type": "fact", "rationale": "answered"}]})])
+    conversation = world.bob.post(f"{world.base}/conversations", json={"title": "Releases"}).json()
+    world.bob.post(f"{world.base}/conversations/{conversation['id']}/questions", json={"text": "When do we ship?"})
+
+    assert world.container.agent_run_worker().drain() == 4  # two doc extractions, the chat, its extraction
+    runs = extraction_runs(world)
+    assert [r.owner_id for r in runs] == [world.ada_id, world.ada_id, world.bob_id]
+    chat_extraction = runs[-1]
+    assert chat_extraction.status == "completed" and chat_extraction.output["source"] == "chat"
+    *_, request = fake_openai.requests_to("/v1/responses")
+    sent = json.dumps(request.body)
+    assert "When do we ship?" in sent and "ship on Fridays" in sent and "7-2-9-4" not in sent and vault not in sent
+    *_, row = ledger(world, "extraction")
+    assert (row.acting_user_id, list(row.record_display_ids)) == (world.bob_id, [plan])
+    diff = world.bob.get(f"{world.base}/memory-diffs/{chat_extraction.output['diff_id']}").json()
+    assert (diff["source"], diff["scope"], diff["author_id"]) == ("chat", {"kind": "user", "id": world.bob_id},
+                                                                  world.bob_id)
+    assert world.ada.get(f"{world.base}/memory-diffs/{diff['id']}").status_code == 404  # private to Bob
