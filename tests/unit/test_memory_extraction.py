@@ -419,3 +419,20 @@ def test_the_scope_s_memory_is_found_behind_a_page_of_newer_items_elsewhere(w):
     doc = x.save_doc("ada", "Plan", "Releases ship on Fridays.", Scope.organisation(w.org))
     x.run(x.queued()[0])
     assert x.model.requests[0].record_display_ids == (str(doc.display_id), str(held.display_id))
+
+
+def test_the_second_reviewer_rule_covers_a_diff_proposed_by_hand_and_shows_it_awaiting_in_the_inbox(w):
+    from tow_core.memory_diffs import CreateItem
+    from tow_core.use_cases.inbox import InboxUseCases
+    x = Extraction(w)
+    OrganisationUseCases(x.transactions, None).update_organisation(
+        w.credential("ada"), w.org, name=None, workflow_mode=None, require_second_reviewer=True)
+    proposed = x.review.propose(w.credential("bob"), w.org, "project", w.projects["OPS"],
+                                [CreateItem("Staging is refreshed nightly", "", {"memory_type": "fact"})])
+    with pytest.raises(AccessDenied) as refused:
+        x.review.approve(w.credential("bob"), w.org, proposed.summary.id)
+    assert "agent run" not in refused.value.message  # proposed by hand, not through a run
+    inbox = InboxUseCases(x.transactions)
+    assert inbox.inbox(w.credential("bob"), w.org).awaiting_second_reviewer == {proposed.summary.id}
+    assert inbox.inbox(w.credential("ada"), w.org).awaiting_second_reviewer == frozenset()
+    assert x.review.approve(w.credential("ada"), w.org, proposed.summary.id).summary.status is DiffStatus.APPROVED
