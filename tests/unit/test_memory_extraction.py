@@ -436,3 +436,16 @@ def test_the_second_reviewer_rule_covers_a_diff_proposed_by_hand_and_shows_it_aw
     assert inbox.inbox(w.credential("bob"), w.org).awaiting_second_reviewer == {proposed.summary.id}
     assert inbox.inbox(w.credential("ada"), w.org).awaiting_second_reviewer == frozenset()
     assert x.review.approve(w.credential("ada"), w.org, proposed.summary.id).summary.status is DiffStatus.APPROVED
+
+
+def test_after_a_run_a_save_within_the_debounce_window_queues_nothing_and_one_after_it_queues_again(w):
+    hour = Extraction(w, propose(), propose(), policy=replace(ON, debounce=timedelta(hours=1)))
+    doc = hour.save_doc("bob", "Plan", "Draft.", w.project("OPS"))
+    hour.run(hour.queued()[0])
+    hour.records.update(w.credential("bob"), w.org, doc.display_id, version=w.now(doc).version, body="Again.")
+    assert hour.queued() == []  # one run per doc per hour
+    none = Extraction(w, propose(), propose(), policy=replace(ON, debounce=timedelta(0)))
+    doc = none.save_doc("bob", "Plan", "Draft.", w.project("OPS"))
+    none.run(none.queued()[0])
+    none.records.update(w.credential("bob"), w.org, doc.display_id, version=w.now(doc).version, body="Again.")
+    assert len(none.queued()) == 1  # no window: every save that finds no run still queued
