@@ -276,8 +276,11 @@ def read_answer(result: ReasoningResult, source: Source, items: Sequence[Record]
     for item in items:
         reader.texts.setdefault(normalised(item_text(item.title, item.body)), str(item.display_id))
         reader.texts.setdefault(normalised(item.title), str(item.display_id))
-    for index, op in enumerate(proposed[:MAX_OPERATIONS]):
-        if isinstance(op, Mapping):
+    for index, op in enumerate(proposed):
+        if index >= MAX_OPERATIONS:
+            reader.dropped.append(Dropped(index, "", "", f"over the {MAX_OPERATIONS} operations one source may "
+                                                         "propose"))
+        elif isinstance(op, Mapping):
             reader.read(index, op)
         else:
             reader.dropped.append(Dropped(index, "", "", "an operation must be a JSON object"))

@@ -449,3 +449,13 @@ def test_after_a_run_a_save_within_the_debounce_window_queues_nothing_and_one_af
     none.run(none.queued()[0])
     none.records.update(w.credential("bob"), w.org, doc.display_id, version=w.now(doc).version, body="Again.")
     assert len(none.queued()) == 1  # no window: every save that finds no run still queued
+
+
+def test_operations_over_the_limit_are_listed_as_dropped_not_silently_lost(w):
+    from tow_core.extraction import MAX_OPERATIONS
+    x = Extraction(w, propose(*({"op": "create", "title": f"Fact {i}", "memory_type": "fact", "rationale": "r"}
+                                for i in range(MAX_OPERATIONS + 2))))
+    x.save_doc("bob", "Facts", "Many facts.", w.project("OPS"))
+    output = x.run(x.queued()[0])
+    assert output["proposed"] == MAX_OPERATIONS
+    assert [d["operation"] for d in output["dropped"]] == [MAX_OPERATIONS, MAX_OPERATIONS + 1]
