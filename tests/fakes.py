@@ -389,6 +389,14 @@ class InMemoryDirectory:
     def act_for(self, user_id: int) -> None:
         self.acted_for.append(user_id)
 
+    def acting_session(self, token_hash: str, now: datetime) -> tuple[Session, Principal] | None:
+        session = self.live_session(token_hash, now)
+        principal = self.principal(session.user_id) if session else None
+        if session is None or principal is None:
+            return None
+        self.act_for(session.user_id)
+        return session, principal
+
     def set_session_organisation(self, token_hash: str, org_id: int) -> None:
         if token_hash in self._sessions:
             row = self._sessions[token_hash]

@@ -271,6 +271,12 @@ class Sessions(Protocol):
         person (issue 13) — is attributed to them. Ends with the transaction."""
         ...
 
+    def acting_session(self, token_hash: str, now: datetime) -> tuple[Session, Principal] | None:
+        """What every signed-in request starts with, at once: the live session (as ``live_session``), its
+        user's principal (as ``principal``) and this transaction acting for that user (as ``act_for``);
+        None, and nothing set, when no live session has that hash."""
+        ...
+
 
 class Directory(Accounts, Memberships, GroupRoster, ProjectGrants, Invitations, AuditTrail, Sessions, Protocol):
     """Identity and access data, inside the caller's unit of work (one transaction): every role-named port

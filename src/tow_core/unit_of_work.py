@@ -116,7 +116,6 @@ class Transactions:
         with self.unit_of_work() as stores:
             now = self.clock()
             session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
-            stores.directory.act_for(principal.user_id)
             yield Acting(stores, principal, session, now)
 
     @contextmanager
