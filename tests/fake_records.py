@@ -332,7 +332,8 @@ class InMemoryMemoryDiffStore(_Readable):
         if not new.operations:  # CHECK (jsonb_array_length(operations) >= 1)
             raise InvalidInput("memory diff is not valid: it has no operations")
         diff = MemoryDiff(next(self._ids), new.organisation_id, new.scope, new.source, new.source_id, new.rationale,
-                          new.author_id, tuple(new.operations), DiffStatus.PENDING, self._clock())
+                          new.author_id, tuple(new.operations), DiffStatus.PENDING, self._clock(),
+                          agent_run_id=new.agent_run_id)
         self.rows[diff.id] = diff
         return diff
 

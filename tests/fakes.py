@@ -185,8 +185,9 @@ class InMemoryDirectory:
     def organisations_of(self, user_id: int) -> Sequence[tuple[Organisation, OrgRole]]:
         return [(self._orgs[o], role) for (o, u), role in sorted(self._memberships.items()) if u == user_id]
 
-    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode) -> Organisation:
-        organisation = Organisation(org_id, name, workflow_mode)
+    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode,
+                            require_second_reviewer: bool) -> Organisation:
+        organisation = Organisation(org_id, name, workflow_mode, require_second_reviewer)
         if org_id in self._orgs:
             self._orgs[org_id] = organisation
         return organisation

@@ -209,6 +209,11 @@ def _fail(name: str) -> Any:
     raise InvalidInput(f"{name} must be a list of display IDs", field=name)
 
 
+# A memory item's review provenance (SPEC §4: the approver is recorded apart from the author): written only
+# when a memory diff is approved (``tow_core.memory_review``); a direct write that changes them is refused.
+REVIEW_FIELDS = frozenset({"proposed_by", "approved_by", "memory_diff_id"})
+
+
 class Names(StrEnum):
     """What a field's ids must name (SPEC §2 "every ID is checked"); ``knowledge`` checks each id a write
     adds, where it can see the organisation and the writer."""
@@ -235,6 +240,11 @@ FIELD_SPECS: Mapping[RecordType, Mapping[str, FieldSpec]] = MappingProxyType({
         "valid_from": FieldSpec(_optional(_iso_datetime)),
         "valid_until": FieldSpec(_optional(_iso_datetime)),
         "superseded_by": FieldSpec(_optional(_text(40))),
+        # Set by approving a memory diff (REVIEW_FIELDS), never by a direct write: who proposed the item's last
+        # reviewed change, who approved it, and the diff.
+        "proposed_by": FieldSpec(_optional(_user_id)),
+        "approved_by": FieldSpec(_optional(_user_id)),
+        "memory_diff_id": FieldSpec(_optional(_user_id)),
     }),
     RecordType.DOC: MappingProxyType({
         "parent_id": FieldSpec(_optional(_user_id)),  # a record id; checked for readability by the use case

@@ -18,6 +18,7 @@ from tow_core.use_cases.chat_pages import ChatPageUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
+from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
@@ -29,7 +30,7 @@ from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
 from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_core.use_cases.tickets import TicketUseCases
 from tow_core.use_cases.uploads import UploadUseCases
-from tow_http.config import Settings
+from tow_http.config import AiSettings, Settings
 from tow_http.context import Services
 
 
@@ -49,6 +50,7 @@ def sso_policy(settings: Settings) -> SsoPolicy | None:
 def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     ai_configured = services.ai is not None and services.ai.status.configured
+    extraction = extraction_policy(services.settings.ai, ai_configured)
     return {
         "docs": DocUseCases(transactions),
         "accounts": AccountUseCases(transactions, services.sign_in_log, services.password_hasher,
@@ -61,9 +63,10 @@ def use_cases(services: Services) -> dict[str, object]:
         "ai": AiUseCases(transactions, *((services.ai.egress_ledger, services.ai.status) if services.ai else ())),
         "uploads": UploadUseCases(transactions, services.upload_store, services.images,
                                   services.settings.uploads.upload_max_bytes),
-        "records": RecordUseCases(transactions, services.embedding_model),
+        "records": RecordUseCases(transactions, services.embedding_model, extraction),
         "tickets": TicketUseCases(transactions),
-        "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model),
+        "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model, extraction),
+        "extraction": MemoryExtractionUseCases(transactions, ai_configured, extraction),
         "revision_pages": RevisionPageUseCases(transactions),
         "organisations": OrganisationUseCases(transactions, services.cookie_signer),
         "projects": ProjectUseCases(transactions),
@@ -80,6 +83,12 @@ def use_cases(services: Services) -> dict[str, object]:
         "inbox": InboxUseCases(transactions),
         "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
+
+
+def extraction_policy(ai: AiSettings, ai_configured: bool) -> ExtractionPolicy:
+    """Memory extraction runs are queued only with AI configured (SPEC §6: saving still works); by saves and
+    answers themselves unless ``ai.auto_extraction`` is off."""
+    return ExtractionPolicy(ai_configured, timedelta(seconds=ai.extraction_debounce_seconds), ai.auto_extraction)
 
 
 def operator_use_cases(services: Services) -> OperatorUseCases:

@@ -62,6 +62,7 @@ from tow_core.ai import (
 from tow_core.chat import ChatAssistant
 from tow_core.egress import EgressLedger, ProviderEndpoint, is_approved
 from tow_core.exports import EXPORT_JOB
+from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
@@ -69,10 +70,12 @@ from tow_core.snapshots import SNAPSHOT_RUN
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs
+from tow_core.use_cases.extraction import ExtractionRuns
 from tow_core.use_cases.snapshots import SnapshotRuns, fail_abandoned_generations
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
+from tow_http.bootstrap import extraction_policy
 from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, utc_now
 from tow_http.job_worker import (
@@ -152,13 +155,15 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
 
 
 def agent_run_handlers(engine: sa.Engine, config: LoadedConfig, ai: AiServices) -> dict[str, AgentRunHandler]:
-    """The handler of each kind of agent run this deployment has (chat, snapshot generation; memory extraction
-    next). A run of a kind without one fails with ``no_handler``."""
+    """The handler of each kind of agent run this deployment has (chat, snapshot generation, memory
+    extraction). A run of a kind without one fails with ``no_handler``."""
     assistant = ChatAssistant(ai.reasoning_model, ai.web_search, ai.embedding_model,
                               config.settings.ai.max_tool_rounds)
     transactions = Transactions(_transaction_factory(engine), utc_now)
-    return {CHAT_RUN: ChatRuns(transactions, assistant),
-            SNAPSHOT_RUN: SnapshotRuns(transactions, ai.reasoning_model)}
+    extraction = extraction_policy(config.settings.ai, ai.status.configured)
+    return {CHAT_RUN: ChatRuns(transactions, assistant, extraction=extraction),
+            SNAPSHOT_RUN: SnapshotRuns(transactions, ai.reasoning_model),
+            EXTRACTION_RUN: ExtractionRuns(transactions, ai.reasoning_model, ai.embedding_model)}
 
 
 def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Mapping[str, AgentRunHandler],

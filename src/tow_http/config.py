@@ -70,6 +70,12 @@ class AiSettings(_Section):
     exa_base_url: str = "https://api.exa.ai"
     # Conversations whose last turn is older than this are deleted by the worker's housekeeping; 0 keeps them.
     chat_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 90
+    # Saving a doc queues a memory extraction run at most once per this many seconds per doc (0: every save
+    # that finds no run of that doc still queued).
+    extraction_debounce_seconds: Annotated[int, Meta(ge=0, le=86_400)] = 60
+    # Saving a doc, and a chat answer in a conversation with memory_extraction on, queue a memory extraction
+    # run by themselves; false: only on demand ("Extract memory", POST .../records/{id}/extract).
+    auto_extraction: bool = True
     # Finished agent runs (their status, timings, usage, error) older than this are deleted; 0 keeps them.
     agent_run_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 30
 

@@ -166,8 +166,10 @@ def test_organisations_and_the_organisations_of_a_user_with_their_roles(world):
     d.set_membership(other.id, ada, OrgRole.MEMBER)
     d.set_membership(acme.id, ada, OrgRole.OWNER)
     assert d.organisations_of(ada) == [(acme, OrgRole.OWNER), (other, OrgRole.MEMBER)]  # by organisation id
-    renamed = d.update_organisation(acme.id, name="Acme Inc", workflow_mode=WorkflowMode.ORGANIZATION)
-    assert renamed == Organisation(acme.id, "Acme Inc", WorkflowMode.ORGANIZATION) == d.organisation(acme.id)
+    assert acme.require_second_reviewer is False  # memory.require_second_reviewer is off by default
+    renamed = d.update_organisation(acme.id, name="Acme Inc", workflow_mode=WorkflowMode.ORGANIZATION,
+                                    require_second_reviewer=True)
+    assert renamed == Organisation(acme.id, "Acme Inc", WorkflowMode.ORGANIZATION, True) == d.organisation(acme.id)
     assert d.organisations_of(ada)[0] == (renamed, OrgRole.OWNER)
     assert d.organisation(MISSING) is None and d.organisations_of(bob) == []
 

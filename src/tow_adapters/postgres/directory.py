@@ -175,21 +175,23 @@ class PgDirectory(SqlStore):
         return Organisation(row[0], name, workflow_mode)
 
     def organisation(self, org_id: int) -> Organisation | None:
-        row = self._row("SELECT id, name, workflow_mode FROM organisations WHERE id = :id", id=org_id)
-        return Organisation(row[0], row[1], WorkflowMode(row[2])) if row else None
+        row = self._row("SELECT id, name, workflow_mode, require_second_reviewer FROM organisations WHERE id = :id",
+                        id=org_id)
+        return Organisation(row[0], row[1], WorkflowMode(row[2]), row[3]) if row else None
 
     def organisations_of(self, user_id: int) -> Sequence[tuple[Organisation, OrgRole]]:
         rows = self._rows(
-            "SELECT o.id, o.name, o.workflow_mode, m.role FROM memberships m "
+            "SELECT o.id, o.name, o.workflow_mode, o.require_second_reviewer, m.role FROM memberships m "
             "JOIN organisations o ON o.id = m.organisation_id WHERE m.user_id = :u ORDER BY o.id",
             u=user_id,
         )
-        return [(Organisation(r[0], r[1], WorkflowMode(r[2])), OrgRole(r[3])) for r in rows]
+        return [(Organisation(r[0], r[1], WorkflowMode(r[2]), r[3]), OrgRole(r[4])) for r in rows]
 
-    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode) -> Organisation:
-        self._exec("UPDATE organisations SET name = :n, workflow_mode = :m WHERE id = :id",
-                   n=name, m=workflow_mode.value, id=org_id)
-        return Organisation(org_id, name, workflow_mode)
+    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode,
+                            require_second_reviewer: bool) -> Organisation:
+        self._exec("UPDATE organisations SET name = :n, workflow_mode = :m, require_second_reviewer = :r "
+                   "WHERE id = :id", n=name, m=workflow_mode.value, r=require_second_reviewer, id=org_id)
+        return Organisation(org_id, name, workflow_mode, require_second_reviewer)
 
     def members(self, org_id: int) -> Sequence[Member]:
         rows = self._rows(
