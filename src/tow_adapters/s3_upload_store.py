@@ -150,7 +150,7 @@ class S3UploadStore:
                     upload.send(bytes(buffer[:self.part_size]))
                     del buffer[:self.part_size]
             if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
-                raise InvalidInput(f"{key} does not match its SHA-256; nothing was written", field="file")
+                raise InvalidInput(f"{key} does not match its SHA-256 in the manifest", field="file")
             if upload is None:
                 self._call("write an upload", "put_object", Key=key, Body=bytes(buffer))
             else:
@@ -279,19 +279,16 @@ class S3UploadStore:
         parts = relative_path.split("/")
         name = parts[-1]
         if len(parts) != 3 or not _NAME.fullmatch(name) or parts[:2] != [name[:2], name[2:4]]:
-            raise InvalidInput(f"uploads/{relative_path} is not an upload of a TOW backup; nothing was changed",
-                               field="file")
+            raise InvalidInput(f"uploads/{relative_path} is not the path of an upload", field="file")
         self._write(self._key(name), chunks, max_bytes=1 << 62, expected_sha256=sha256)
         return name
 
-    def set_aside(self, keep: set[str], folder: str) -> int:
-        """Move every stored object not in ``keep`` under ``<key_prefix><folder>/``; returns how many."""
-        moved = 0
-        for name, _ in list(self._objects()):
-            if name not in keep:
-                self._move(self._key(name), f"{self.prefix}{folder}/{name}")
-                moved += 1
-        return moved
+    def set_aside(self, keep: set[str], folder: str) -> str | None:
+        """Move every stored object not in ``keep`` under ``<key_prefix><folder>/``; returns where, if any moved."""
+        moved = [name for name, _ in list(self._objects()) if name not in keep]
+        for name in moved:
+            self._move(self._key(name), f"{self.prefix}{folder}/{name}")
+        return f"s3://{self.bucket}/{self.prefix}{folder}/" if moved else None
 
 
 class _Multipart:
