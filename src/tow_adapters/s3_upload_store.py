@@ -88,6 +88,7 @@ def s3_client(location: S3Location, access_key_id: str, secret_access_key: str) 
     endpoint is given (what S3-compatible servers such as SeaweedFS, MinIO or Ceph expect)."""
     config = botocore.config.Config(
         connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=64,  # a streaming download holds its connection for as long as it runs
         s3={"addressing_style": "path" if location.endpoint_url else "auto"},
     )
     return boto3.session.Session().client(

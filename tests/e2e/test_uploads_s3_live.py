@@ -1,15 +1,21 @@
 """A live `tow serve` with ``uploads.backend: s3`` on a real SeaweedFS (SPEC §5, §11): a file attached over HTTP is
 an object in the bucket, downloads whole and by Range, an over-limit upload leaves nothing behind, and deleting
-its record removes the object once `tow worker` has run the deletion outbox; `tow uploads verify` agrees."""
+its record removes the object once `tow worker` has run the deletion outbox; `tow uploads verify` agrees. In
+process: images verify through the bucket, and an unreachable bucket answers 503."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
 
+from PIL import Image
+
+from tests.e2e.org_world import FIRST, World
+from tests.e2e.test_backup_restore import signed_in
 from tests.live_server import live_server, sign_up_owner
 from tests.seaweedfs import ACCESS_KEY_ID, SECRET_ACCESS_KEY, objects
 
@@ -108,3 +114,39 @@ def test_tow_serve_refuses_to_start_without_the_buckets_credentials(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "tow: configuration error: TOW_S3_ACCESS_KEY_ID is not set but uploads.backend is s3 (the bucket's credentials come from the "
         "environment or .env only)"]
+
+
+def s3_yaml(endpoint_url: str, bucket: str, prefix: str) -> str:
+    return f"uploads:\n  backend: s3\n  s3:\n    endpoint_url: {endpoint_url}\n    bucket: {bucket}\n" \
+           f"    key_prefix: {prefix}\n"
+
+
+S3_KEYS = {"TOW_S3_ACCESS_KEY_ID": ACCESS_KEY_ID, "TOW_S3_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY}
+
+
+def test_images_verify_through_the_bucket_and_an_unreachable_bucket_answers_503(make_container, seaweedfs,
+                                                                                s3_bucket, s3_prefix):
+    """Pillow reads (and seeks in) the object it just wrote; a bucket that cannot be reached is a 503 with
+    Retry-After naming the bucket, never a 500 or a vendor stack trace."""
+    world = World(make_container(s3_yaml(seaweedfs.endpoint_url, s3_bucket, f"{s3_prefix}uploads/"), **S3_KEYS))
+    picture = io.BytesIO()
+    Image.new("RGB", (6, 4), (10, 200, 10)).save(picture, format="PNG")
+    response = world.ada.post(f"{world.base}/uploads", params={"filename": "face.png"}, content=picture.getvalue(),
+                              headers={"content-type": "application/octet-stream"})
+    assert response.status_code == 201 and response.json()["image"] is True
+    assert world.ada.put("/api/me/avatar", json={"upload_id": response.json()["id"]}).status_code == 200
+
+    # The same deployment, its bucket's endpoint gone (nothing listens on the discard port).
+    down = signed_in(make_container(s3_yaml("http://127.0.0.1:9", s3_bucket, f"{s3_prefix}uploads/"), **S3_KEYS),
+                     FIRST["email"], FIRST["password"])
+    attempts = {
+        "upload": lambda: down.post(f"{world.base}/uploads", params={"filename": "a.txt"}, content=b"hello",
+                                    headers={"content-type": "application/octet-stream"}),
+        "download": lambda: down.get(f"/api/uploads/{response.json()['id']}/content"),
+    }
+    for what, attempt in attempts.items():
+        refused = attempt()
+        assert refused.status_code == 503, (what, refused.text)
+        assert int(refused.headers["retry-after"]) > 0
+        assert refused.json()["error"]["code"] == "dependency_unavailable"
+        assert f"S3 bucket {s3_bucket}" in refused.json()["error"]["message"]
