@@ -108,6 +108,11 @@ class ActivityIn(_Strict):
     ai_applied: bool
 
 
+class SourceIn(_Strict):
+    record: DisplayIdText
+    version: Annotated[int, Meta(ge=1)]
+
+
 class LinkIn(_Strict):
     target: DisplayIdText
     kind: Literal["relates_to", "blocks", "duplicates"]
@@ -132,6 +137,7 @@ class RecordIn(_Strict):
     comments: list[CommentIn]
     activity: list[ActivityIn]
     links: list[LinkIn]
+    sources: list[SourceIn] = []  # a generated snapshot's pinned sources; absent in files written before them
 
 
 class MemoryDiffIn(_Strict):

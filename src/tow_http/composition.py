@@ -49,6 +49,7 @@ from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.uploads import PgUploadRecords
+from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, Wakeups
 from tow_adapters.s3_upload_store import S3Location, S3UploadStore, s3_client
 from tow_core.agent_runs import AgentRunHandler
 from tow_core.ai import (
@@ -68,7 +69,7 @@ from tow_core.unit_of_work import Stores, Transactions
 from tow_core.uploads import UploadStore
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs
-from tow_core.use_cases.snapshots import SnapshotRuns
+from tow_core.use_cases.snapshots import SnapshotRuns, fail_abandoned_generations
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
@@ -186,7 +187,7 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
         runs, handlers,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
-        clock=clock or utc_now,
+        clock=clock or utc_now, listener_for=lambda wake: Wakeups(engine, AGENT_RUNS_CHANNEL, wake),
     )
 
 
@@ -208,7 +209,8 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Up
              orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE),
              idle_conversation_purge(conversations=lambda: on(PgConversations), retention_days=chat_retention_days),
              finished_agent_run_purge(runs=lambda: on(PgAgentRuns), retention_days=agent_run_retention_days),
-             finished_run_event_purge(runs=lambda: on(PgAgentRuns))]
+             finished_run_event_purge(runs=lambda: on(PgAgentRuns)),
+             lambda now: fail_abandoned_generations(Transactions(_transaction_factory(engine), utc_now))]
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, notify_queued
 from tow_core.agent_runs import (
     LEASE_EXPIRED,
     AgentRun,
@@ -64,6 +65,7 @@ class PgAgentRuns:
         self._conn = connection
 
     def create(self, run: NewAgentRun, *, now: datetime) -> AgentRun:
+        notify_queued(self._conn, AGENT_RUNS_CHANNEL)  # an idle worker claims it on commit, not at its next poll
         return _run(self._conn.execute(
             sa.text("INSERT INTO agent_runs (kind, owner_id, organisation_id, project_id, input, created_at) "
                     f"VALUES (:kind, :owner, :org, :project, CAST(:input AS jsonb), :now) RETURNING {_COLUMNS}"),

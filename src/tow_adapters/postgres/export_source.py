@@ -112,12 +112,18 @@ class _Rows:
             f"'created_by', {_email('l.created_by')}, 'created_at', l.created_at) ORDER BY l.id), '[]'::json) "
             f"FROM ticket_links l JOIN records t ON t.id = l.target_id WHERE l.source_id = r.id AND {self.target})"
         )
+        sources = (
+            "(SELECT COALESCE(json_agg(json_build_object('record', t.prefix || '-' || t.number, 'version', "
+            "p.source_version) ORDER BY t.prefix, t.number), '[]'::json) FROM snapshot_sources p JOIN records t "
+            f"ON t.id = p.source_record_id AND t.organisation_id = p.organisation_id WHERE p.snapshot_record_id = r.id "
+            f"AND {self.target})"
+        )
         return (
             "SELECT json_build_object('display_id', r.prefix || '-' || r.number, 'type', r.type, "
             f"'scope', {_scope('r')}, 'title', r.title, 'body', r.body, 'status', r.status, "
             f"'author', {_email('r.author_id')}, 'created_at', r.created_at, 'updated_at', r.updated_at, "
             f"'version', r.version, 'fields', {fields}, 'references', {references}, 'revisions', {revisions}, "
-            f"'comments', {comments}, 'activity', {activity}, 'links', {links}) "
+            f"'comments', {comments}, 'activity', {activity}, 'links', {links}, 'sources', {sources}) "
             f"FROM records r WHERE {self.record} ORDER BY r.prefix, r.number"
         )
 
