@@ -178,3 +178,34 @@ def test_restoring_an_object_checks_its_path_and_sha256_before_publishing(s3_sto
     assert objects(seaweedfs.client(), s3_store.bucket, s3_prefix) == []
     assert s3_store.restore_object(f"ab/ab/{name}", [b"x"], sha256=hashlib.sha256(b"x").hexdigest()) == name
     assert s3_store.exists(name)
+
+
+def test_an_organisation_export_carries_attachment_contents_from_one_bucket_prefix_into_another(
+        tmp_path, seaweedfs, s3_bucket, s3_prefix, embedded_postgres):
+    """The export job reads attachments through the store, and `tow import` writes them through it."""
+    from tests.e2e.test_export_import import ROOT, organisation_export
+
+    source = container_on(s3_config(tmp_path / "exp", seaweedfs, s3_bucket, f"{s3_prefix}exp/"),
+                          fresh_database(embedded_postgres, "exp"))
+    target = container_on(s3_config(tmp_path / "imp", seaweedfs, s3_bucket, f"{s3_prefix}imp/"),
+                          fresh_database(embedded_postgres, "imp"))
+    try:
+        source.schema_migrator().upgrade()
+        world = World(source)
+        doc = world.create(world.ada, type="doc", scope={"kind": "organisation"}, title="Handbook", body="")
+        body = os.urandom(40_000)
+        upload = world.ada.post(f"{world.base}/uploads", params={"filename": "handbook.pdf"}, content=body,
+                                headers={"content-type": "application/octet-stream"}).json()
+        world.ada.put(f"{world.base}/records/{doc['display_id']}/attachments/{upload['id']}")
+        exported = organisation_export(world, world.ada)
+
+        target.schema_migrator().upgrade()
+        root = World.client(type("W", (), {"container": target})())
+        assert root.post("/api/auth/register-first", json=ROOT).status_code == 201
+        report = root.post("/api/server/imports", content=exported).json()
+        assert (report["counts"]["attachments"], report["counts"]["attachments_without_content"]) == (1, 0)
+        [name] = objects(seaweedfs.client(), s3_bucket, f"{s3_prefix}imp/")
+        assert seaweedfs.client().get_object(Bucket=s3_bucket, Key=f"{s3_prefix}imp/{name}")["Body"].read() == body
+    finally:
+        source.engine().dispose()
+        target.engine().dispose()
