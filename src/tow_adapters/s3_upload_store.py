@@ -170,6 +170,9 @@ class S3UploadStore:
         """A 404 names a missing object only when the bucket is there (a HEAD's 404 has no error code)."""
         if _code(exc) in ("NoSuchKey", "NotFound") or (_code(exc) == "404" and self._bucket_exists(doing)):
             return NotFound("the upload's file is missing")
+        if _code(exc) == "404":
+            raise DependencyUnavailable(f"the upload store (S3 bucket {self.bucket}) could not {doing}: "
+                                        "NoSuchBucket", retry_after_seconds=30) from exc
         raise _unavailable(self.bucket, doing, exc) from exc
 
     def _bucket_exists(self, doing: str) -> bool:

@@ -201,6 +201,8 @@ def test_s3_failures_are_dependency_unavailable_not_vendor_errors(seaweedfs, s3_
             with pytest.raises(DependencyUnavailable) as caught:
                 attempt(broken)
             assert "S3 bucket" in str(caught.value) and caught.value.retry_after_seconds > 0
+            if broken.bucket == "tow-no-such-bucket":
+                assert str(caught.value).endswith("NoSuchBucket")
 
 
 def test_s3_key_prefix_and_part_size_are_checked():
