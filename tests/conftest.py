@@ -83,7 +83,7 @@ def _seaweedfs_summary(terminalreporter) -> None:
 
     if SEAWEEDFS_STATS:
         terminalreporter.write_line(f"seaweedfs: first object stored {SEAWEEDFS_STATS['startup_seconds']:.1f} s after "
-                                    "`weed server -s3` started (once per session)")
+                                    "`weed mini` started (once per session)")
 
 
 def _upload_summary(terminalreporter) -> None:
