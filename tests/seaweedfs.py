@@ -31,9 +31,10 @@ ACCESS_KEY_ID = "tow-test-access-key"
 SECRET_ACCESS_KEY = "tow-test-secret-key-" + "s" * 20
 SEAWEEDFS_STATS: dict[str, float] = {}
 _prefixes = itertools.count()
-# Master, volume, filer and S3, each with an HTTP and a gRPC port (gRPC would default to HTTP + 10000).
+# Master, volume, filer, S3 and admin (listening even with its UI off), each with an HTTP and a gRPC port (gRPC
+# would default to HTTP + 10000): all free ones, so parallel test sessions never collide.
 _PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-               "filer.port.grpc", "s3.port", "s3.port.grpc")
+               "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc")
 
 
 def weed_binary() -> str:
@@ -121,7 +122,7 @@ class SeaweedFS:
         self.process.kill()
         self.process.wait()
         self.log.close()
-        for kind in ("master", "volume", "filer", "s3"):  # the gRPC sockets it leaves in /tmp
+        for kind in ("master", "volume", "filer", "s3", "admin"):  # the gRPC sockets it leaves in /tmp
             with contextlib.suppress(OSError):
                 os.unlink(f"/tmp/seaweedfs-{kind}-grpc-{self.ports[f'{kind}.port.grpc']}.sock")  # noqa: S108
         self.process = None
