@@ -30,6 +30,7 @@ from tow_core.imports import OrganisationImport
 from tow_core.jobs import JobQueue
 from tow_core.knowledge import Workspace
 from tow_core.memory_diffs import MemoryDiffStore
+from tow_core.oidc import OidcIdentities
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_core.semantic_search import SemanticIndex
@@ -52,6 +53,7 @@ class Stores:
     organisation_import: OrganisationImport  # restores an organisation export
     agent_runs: AgentRuns  # AI work a person asked for, run by workers (SPEC §6)
     conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
+    oidc_identities: OidcIdentities  # single sign-on: linked provider identities, roles their groups gave
     snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
 
 
@@ -116,7 +118,6 @@ class Transactions:
         with self.unit_of_work() as stores:
             now = self.clock()
             session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
-            stores.directory.act_for(principal.user_id)
             yield Acting(stores, principal, session, now)
 
     @contextmanager

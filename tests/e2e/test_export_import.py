@@ -83,6 +83,7 @@ def build_rich_organisation(world: World) -> None:
         "rationale": "stated", "operations": [{"op": "create", "title": "Releases on Tuesday", "body": "",
                                               "fields": {"memory_type": "commitment"}}]}).json()
     assert ada.post(f"{base}/memory-diffs/{diff['id']}/approve", json={}).status_code == 200
+    assert ada.patch(base, json={"require_second_reviewer": True}).status_code == 200  # travels with the file
     ada.post(f"{base}/memory-diffs", json={
         "scope": world.scope("OPS"), "source": "manual", "rationale": "pending one",
         "operations": [{"op": "create", "title": "Pending fact", "body": "", "fields": {"memory_type": "fact"}}]})
@@ -171,6 +172,10 @@ def test_the_export_has_every_kind_of_history(exported):
     assert by_id["SNP-1"]["sources"] == [{"record": "DOC-1", "version": 2}, {"record": "OPS-1", "version": 1}]
     assert by_id["DOC-1"]["sources"] == []
     assert {d["status"] for d in document["memory_diffs"]} == {"approved", "pending"}
+    [reviewed] = [r for r in document["records"] if r["title"] == "Releases on Tuesday"]
+    assert (reviewed["fields"]["proposed_by"], reviewed["fields"]["approved_by"]) == ("ada@example.com",) * 2
+    assert "memory_diff_id" not in reviewed["fields"]  # the diff's id here means nothing in the file
+    assert document["organisation"]["require_second_reviewer"] is True
     attachments = [(a["record"], a["original_name"], a["image_format"], base64.b64decode(a["content_base64"]))
                    for a in document["attachments"]]
     assert attachments == [("DOC-1", "notes.txt", None, b"release notes\n"), ("OPS-1", "diagram.png", "png", png())]
@@ -297,7 +302,8 @@ def tampered(draw, original: dict):
         if kind == "wrong_type":  # old_value/new_value are any JSON: no type to get wrong
             candidates = [p for p in candidates if p[-1] not in ("old_value", "new_value")]
         else:  # files written before pinned sources existed have none: their absence is no error
-            candidates = [p for p in candidates if p[-1] != "sources"]
+            # ... nor a second-reviewer setting
+            candidates = [p for p in candidates if p[-1] not in ("sources", "require_second_reviewer")]
         path = draw(st.sampled_from(candidates))
         parent = _parent(document, path)
         if kind == "wrong_type":
@@ -318,7 +324,14 @@ def tampered(draw, original: dict):
         records.append(copy.deepcopy(records[index]))
         return document, f"$.records[{len(records) - 1}].display_id", True
     victim = draw(st.sampled_from(["reference", "scope_group", "author", "member", "grant_group", "content",
-                                   "attachment_record", "source"]))
+                                   "attachment_record", "source", "approver", "diff_id"]))
+    if victim in ("approver", "diff_id"):  # a reviewed memory item: who approved it, never which diff by id
+        item = next(i for i, r in enumerate(records) if r["fields"].get("approved_by"))
+        if victim == "approver":
+            records[item]["fields"]["approved_by"] = "mallory@example.com"
+            return document, f"$.records[{item}].fields.approved_by", True
+        records[item]["fields"]["memory_diff_id"] = 1
+        return document, f"$.records[{item}].fields.memory_diff_id", True
     if victim == "source":  # a pin to a record the file does not hold, or on a record that is not a snapshot
         records[index]["sources"].append({"record": "DOC-999", "version": 1})
         if records[index]["type"] != "snapshot":

@@ -40,7 +40,8 @@ def test_tow_core_imports_only_the_standard_library_and_itself():
 # import-linter cannot forbid without forbidding urllib.parse and http.HTTPStatus too.
 OUTBOUND_HTTP_MODULES = ("httpx", "requests", "urllib3", "aiohttp", "urllib.request", "http.client", "boto3",
                          "botocore")
-NAMED_PROVIDER_ADAPTERS = {"tow_adapters/exa_web_search.py", "tow_adapters/openai_client.py"}
+NAMED_PROVIDER_ADAPTERS = {"tow_adapters/exa_web_search.py", "tow_adapters/openai_client.py",
+                           "tow_adapters/oidc_provider.py"}  # the single sign-on provider (no company data)
 # The upload bucket is the deployment's own storage (no egress ledger), reached by its one adapter only.
 OWN_STORAGE_ADAPTERS = {"tow_adapters/s3_upload_store.py": {"boto3", "botocore"}}
 

@@ -89,6 +89,13 @@ class PgAgentRuns:
         )
         return [_run(row) for row in rows]
 
+    def latest_for_record(self, organisation_id: int, kind: str, record_id: int) -> AgentRun | None:
+        row = self._conn.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM agent_runs WHERE organisation_id = :org AND kind = :kind "
+                    "AND input->>'record_id' = :record ORDER BY id DESC LIMIT 1"),  # agent_runs_subject_idx
+            {"org": organisation_id, "kind": kind, "record": str(record_id)},
+        ).first()
+        return _run(row) if row else None
     def purge_finished(self, *, finished_before: datetime, limit: int) -> int:
         # Turns that name a purged run keep their text; their agent_run_id becomes NULL (ON DELETE SET NULL).
         return self._conn.execute(

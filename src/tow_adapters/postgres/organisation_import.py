@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from tow_adapters.export_format import (
     HEADER_KEYS,
     SECTIONS,
+    USER_ID_FIELDS,
     AttachmentIn,
     ExportHeader,
     GroupIn,
@@ -55,7 +56,7 @@ from tow_core.uploads import RasterImageInspector, UploadStore, sanitise_filenam
 
 # Record fields that name other rows: in a file they hold a display ID or an email, in the database an id.
 _RECORD_ID_FIELDS = ("parent_id",)
-_USER_ID_FIELDS = ("assignee_id", "owner_id")
+_USER_ID_FIELDS = USER_ID_FIELDS
 _BATCH = 1000
 # One record with its whole history: far above anything TOW writes, and what bounds memory per item.
 MAX_ITEM_BYTES = 64 * 1024 * 1024
@@ -274,6 +275,8 @@ class _Check:
 
     def _fields(self, path: str, record: RecordIn) -> None:
         as_ids = dict(record.fields)
+        if "memory_diff_id" in as_ids:  # an id of the exporting server's: never written in a file
+            raise _refuse(f"{path}.memory_diff_id", "is set when a memory diff is approved; a file does not carry it")
         for name in _RECORD_ID_FIELDS:
             value = as_ids.get(name)
             if value is not None:
@@ -355,8 +358,9 @@ class PgOrganisationImport:
         counts: Counter[str] = Counter()
         users = self._people(check.people, counts)
         org_id = self._exec(
-            "INSERT INTO organisations (name, workflow_mode, created_at) VALUES (:n, :w, :c) RETURNING id",
-            {"n": org.name, "w": org.workflow_mode, "c": org.created_at},
+            "INSERT INTO organisations (name, workflow_mode, created_at, require_second_reviewer) "
+            "VALUES (:n, :w, :c, :r) RETURNING id",
+            {"n": org.name, "w": org.workflow_mode, "c": org.created_at, "r": org.require_second_reviewer},
         ).scalar_one()
         self._many("INSERT INTO memberships (organisation_id, user_id, role, created_at) VALUES (:o, :u, :r, :c)",
                    [{"o": org_id, "u": users[m.user], "r": m.role, "c": m.joined_at} for m in check.members])
