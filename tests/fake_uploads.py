@@ -1,6 +1,6 @@
 """In-memory fakes of the upload ports (ARCHITECTURE practice 12): ``InMemoryUploadStore`` (the bytes),
-kept honest by tests/contract/test_fs_upload_store.py, which runs the same behaviour against it and
-FsUploadStore; ``InMemoryUploadRecords`` (the rows), kept honest by tests/contract/test_upload_records.py
+kept honest by tests/contract/test_upload_store.py, which runs the same behaviour against it,
+FsUploadStore and S3UploadStore; ``InMemoryUploadRecords`` (the rows), kept honest by tests/contract/test_upload_records.py
 against PgUploadRecords."""
 
 from __future__ import annotations
