@@ -1,15 +1,15 @@
 """Several processes, one database (SPEC §11, issue 17 item 2): two `tow serve --no-worker` processes and two
-`tow worker` processes on one PostgreSQL and one upload store, as N app machines behind a reverse proxy and
-workers on other machines would run.
+`tow worker` processes on one PostgreSQL and one S3 upload store (a real SeaweedFS on loopback), as N app
+machines behind a reverse proxy and workers on other machines would run.
 
 What a user relies on: a session made on one app process works on the other (and signing out on one signs out
 on both); a grant revoked through one is enforced by the other on the very next request; 200 background jobs
 (exports, chat agent runs answered through the fake OpenAI server, and the embeddings of the records) are each
-done exactly once; invite links use ``runtime.public_app_url`` and redirects stay relative, so both follow the
-address the proxy serves.
+done exactly once; a file uploaded through one downloads whole through the other; invite links use
+``runtime.public_app_url`` and redirects stay relative, so both follow the address the proxy serves.
 
-The upload store is the ``shared_store_yaml`` fixture: the filesystem store in one directory every process
-mounts. The S3 store (branch uploads-s3) plugs in by overriding that fixture with its ``uploads:`` section.
+The upload store is the ``shared_store`` fixture (its ``uploads:`` section and the environment it needs): the S3
+store, the multi-machine choice; a shared filesystem directory would be the other.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from tests.fake_openai import FakeOpenAIServer
 from tests.live_server import LiveServer, live_server, live_worker
+from tests.seaweedfs import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 PUBLIC_URL = "http://tow.example.test"  # the reverse proxy's address, configured on every app process
 EXPORTS, CHATS, DOCS = 100, 100, 40  # 200 jobs (exports + chat runs), and 40 records to embed
@@ -33,10 +34,11 @@ _numbers = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def shared_store_yaml(tmp_path_factory) -> str:
-    """The ``uploads:`` section every process gets (the filesystem store: one directory all of them share).
-    Override this fixture to run the module over the S3 store."""
-    return f"uploads:\n  upload_storage_path: {tmp_path_factory.mktemp('uploads')}\n"
+def shared_store(seaweedfs) -> tuple[str, dict[str, str]]:
+    """The ``uploads:`` section every process gets and the environment it needs: one bucket and prefix."""
+    yaml = (f"uploads:\n  backend: s3\n  s3:\n    endpoint_url: {seaweedfs.endpoint_url}\n"
+            f"    bucket: {seaweedfs.bucket}\n    key_prefix: several{next(_numbers)}/\n")
+    return yaml, {"TOW_S3_ACCESS_KEY_ID": ACCESS_KEY_ID, "TOW_S3_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY}
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +50,17 @@ def openai():
 
 
 @pytest.fixture(scope="module")
-def deployment(embedded_postgres, tmp_path_factory, shared_store_yaml, openai):
+def deployment(embedded_postgres, tmp_path_factory, shared_store, openai):
     """Two app processes (A started first: it migrates) and two workers on one fresh database."""
     name = f"several{next(_numbers)}"
     embedded_postgres.ensure_database(name)
     url = embedded_postgres.url(name)
     exports = tmp_path_factory.mktemp("exports")
-    shared = (f"{shared_store_yaml}exports:\n  export_storage_path: {exports}\n"
+    store_yaml, store_environ = shared_store
+    shared = (f"{store_yaml}exports:\n  export_storage_path: {exports}\n"
               "jobs:\n  poll_interval_seconds: 0.2\n  ai_queue_max_concurrency: 2\n")
     environ = {"OPENAI_API_KEY": "sk-test-fake-openai", "OPENAI_BASE_URL": openai.base_url,
-               "APPROVED_PROVIDERS": openai.base_url, "AUTO_EXTRACTION": "false"}
+               "APPROVED_PROVIDERS": openai.base_url, "AUTO_EXTRACTION": "false", **store_environ}
     runtime = f"  public_app_url: {PUBLIC_URL}\n"
     with ExitStack() as stack:
         apps = [stack.enter_context(live_server(tmp_path_factory.mktemp(f"app{i}"), shared, runtime_yaml=runtime,
@@ -159,6 +162,25 @@ def test_invite_links_use_the_public_address_and_redirects_stay_relative_on_both
                 assert response.status == expected, (origin, response.status)
             finally:
                 conn.close()
+
+
+def test_a_file_uploaded_through_one_process_downloads_whole_through_the_other(deployment, people):
+    (a, b), _, _, _ = deployment
+    body = bytes(range(256)) * 4096  # 1 MiB
+    conn = a.connection()
+    try:
+        conn.request("POST", f"/api/organisations/{people['org']}/uploads?filename=plan.bin", body=body, headers={
+            "Cookie": people["ada"], "Origin": f"http://127.0.0.1:{a.port}",
+            "Content-Type": "application/octet-stream"})
+        response = conn.getresponse()
+        stored = json.loads(response.read())
+        assert response.status == 201, stored
+    finally:
+        conn.close()
+    status, headers, content = b.request("GET", f"/api/uploads/{stored['id']}/content", cookie=people["ada"])
+    assert (status, content == body) == (200, True), (status, headers)
+    status, _, _ = b.request("GET", f"/api/uploads/{stored['id']}/content", cookie=people["bob"])
+    assert status == 404  # Bob may not see Ada's unattached upload, on either process
 
 
 def _wait_for(engine: sa.Engine, sql: str, expected: int, timeout: float) -> int:
