@@ -5,8 +5,8 @@ one export file (no partial one visible), each record's vectors stored once and 
 answer to the question.
 
 "In the middle" is made certain rather than timed: the embedding request and the model call are held by the
-fake OpenAI server until the kill, and the export is blocked on a table lock this test holds (the export reads
-``ticket_links`` late in its snapshot) — the kill lands while its query waits. (A `tow serve` killed mid-upload:
+fake OpenAI server until the kill, and the export is blocked on a lock this test holds on ``ticket_links`` (which
+the export's snapshot reads after it has begun) — the kill lands while its query waits. (A `tow serve` killed mid-upload:
 tests/e2e/test_upload_crash.py.)
 """
 
@@ -53,7 +53,7 @@ def test_a_worker_killed_mid_export_mid_embedding_and_mid_run_leaves_each_to_be_
     conversation = world.ada.post(f"{world.base}/conversations", json={"title": "Crash"}).json()
     lock = engine.connect()
     lock.begin()
-    lock.execute(sa.text("LOCK TABLE ticket_links IN ACCESS EXCLUSIVE MODE"))  # the export waits here
+    lock.execute(sa.text("LOCK TABLE ticket_links IN ACCESS EXCLUSIVE MODE"))  # the export will wait here
     try:
         embedding_held = fake_openai.queue_hold()
         with live_worker(tmp_path, yaml, database_url=url, environ=environ, name="doomed") as doomed:
