@@ -49,6 +49,7 @@ class AuditAction(StrEnum):
     EXPORT_DOWNLOAD_REFUSED = "export.download_refused"  # the requester's access shrank since the export
     ORGANISATION_IMPORTED = "organisation.imported"
     AGENT_RUN_CANCELLED = "agent_run.cancelled"  # by an owner/admin, of someone else's run
+    TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an audit action); an owner/admin revoked a member's token
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Protocol
 
 from tow_core.access import Principal
+from tow_core.access_tokens import AccessToken, AccessTokens, resolve_token
 from tow_core.accounts import resolve_session
 from tow_core.agent_runs import AgentRuns
 from tow_core.conversations import Conversations
@@ -50,6 +51,7 @@ class Stores:
     organisation_import: OrganisationImport  # restores an organisation export
     agent_runs: AgentRuns  # AI work a person asked for, run by workers (SPEC §6)
     conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
+    tokens: AccessTokens  # personal access tokens, by the hash of their secret (issue 15)
 
 
 class UnitOfWork(Protocol):
@@ -67,6 +69,19 @@ class SessionCredential:
     token_hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCredential:
+    """A personal access token a front door received as ``Authorization: Bearer`` (JSON API, MCP): the SHA-256
+    of its secret, and whether the request asks to change something (an unsafe HTTP method, a writing MCP
+    tool), which a read-only token may not (``tow_core.access_tokens``)."""
+
+    token_hash: str
+    writes: bool
+
+
+Credential = SessionCredential | TokenCredential
+
+
 @dataclass(frozen=True)
 class Acting:
     """Inside one unit of work: its stores, the principal loaded fresh for it, and the one "now" it uses."""
@@ -75,6 +90,7 @@ class Acting:
     principal: Principal
     session: Session
     now: datetime
+    token: AccessToken | None = None  # the access token acting, narrowed principal and all; None for a session
 
     def workspace(self, org_id: int) -> Workspace:
         """The principal's workspace in ``org_id``: NotFound unless they are an active member of it."""
@@ -98,13 +114,20 @@ class Transactions:
     clock: Callable[[], datetime]
 
     @contextmanager
-    def acting_as(self, credential: SessionCredential) -> Iterator[Acting]:
-        """One unit of work as the credential's principal, or NotAuthenticated (expired, revoked, deactivated)."""
+    def acting_as(self, credential: Credential) -> Iterator[Acting]:
+        """One unit of work as the credential's principal, or NotAuthenticated (expired, revoked, deactivated);
+        an access token's principal is narrowed to what the token may do (``tow_core.access_tokens``)."""
         with self.unit_of_work() as stores:
             now = self.clock()
-            session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
+            if isinstance(credential, TokenCredential):
+                token, principal = resolve_token(stores.tokens, stores.directory, token_hash=credential.token_hash,
+                                                 writes=credential.writes, now=now)
+                acting = Acting(stores, principal, token.session(), now, token)
+            else:
+                session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
+                acting = Acting(stores, principal, session, now)
             stores.directory.act_for(principal.user_id)
-            yield Acting(stores, principal, session, now)
+            yield acting
 
     @contextmanager
     def unattended(self) -> Iterator[Unattended]:

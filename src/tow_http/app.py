@@ -35,6 +35,7 @@ from tow_http.records.api import records_router
 from tow_http.records.docs_api import docs_router
 from tow_http.records.tickets_api import tickets_router
 from tow_http.security import BrowserSecurityMiddleware
+from tow_http.tokens.api import tokens_router
 from tow_http.uploads.api import uploads_router
 
 API_DESCRIPTION = """TOW's JSON API.
@@ -45,7 +46,8 @@ this document, 422 well-formed but refused by a rule, 401 not signed in, 403 sig
 (or a cross-site request), 404 not found *or not visible to you*, 405 method not allowed (with `Allow`),
 409 conflict, 413 too large, 429 throttled, 503 a dependency is unavailable (with `Retry-After`). Each
 operation lists the statuses it can answer; `x-tow-access` marks those only organisation owners/admins,
-project managers or server admins may use. Signed-in operations need the `session` cookie. Bodies are
+project managers or server admins may use. Signed-in operations need the `session` cookie or a personal access
+token (`Authorization: Bearer tow_pat_...`, README "API tokens"). Bodies are
 read with JSON's types as declared (`0` is not `false`); text may not contain U+0000 (400).
 """
 
@@ -68,6 +70,7 @@ def create_app(
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
             memory_diffs_router, uploads_router, ai_router, agent_runs_router, conversations_router, exports_router,
+            tokens_router,
             pages_router,
             static_router,
             *extra_routers,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tow_core.access_tokens import TokenPolicy
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_core.use_cases.agent_runs import AgentRunUseCases
@@ -21,8 +22,9 @@ from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_core.use_cases.tickets import TicketUseCases
+from tow_core.use_cases.tokens import TokenUseCases
 from tow_core.use_cases.uploads import UploadUseCases
-from tow_http.context import Services
+from tow_http.context import PersonalAccessTokenSecrets, Services
 
 
 def use_cases(services: Services) -> dict[str, object]:
@@ -50,6 +52,9 @@ def use_cases(services: Services) -> dict[str, object]:
         "conversations": ConversationUseCases(transactions, ai_configured),
         "chat": ChatUseCases(transactions, ai_configured),
         "chat_pages": ChatPageUseCases(transactions, ai_configured),
+        "tokens": TokenUseCases(transactions, PersonalAccessTokenSecrets(),
+                                TokenPolicy(max_days=services.settings.auth.token_max_days,
+                                            default_days=min(90, services.settings.auth.token_max_days))),
     }
 
 

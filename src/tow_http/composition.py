@@ -47,6 +47,7 @@ from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
+from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.agent_runs import AgentRunHandler
 from tow_core.ai import (
@@ -105,7 +106,8 @@ def _transaction_factory(engine: sa.Engine):
                          memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection),
                          jobs=PgJobQueue(connection), exports=PgExportStore(connection),
                          organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection),
-                         agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection))
+                         agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection),
+                         tokens=PgAccessTokens(connection))
 
     return transaction
 

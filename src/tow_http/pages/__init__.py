@@ -25,13 +25,14 @@ from tow_http.pages.web import (
     template_config,
 )
 from tow_http.records.pages import RECORD_PAGES
+from tow_http.tokens.pages import TOKEN_PAGES
 from tow_http.uploads.image_pages import IMAGE_PAGES
 from tow_http.uploads.pages import UPLOAD_PAGES
 
 pages_router = Router(
     path="/",
     route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *UPLOAD_PAGES, *EXPORT_PAGES, *IMAGE_PAGES,
-                   *EGRESS_PAGES, *IMPORT_PAGES, *RECORD_PAGES, *CHAT_PAGES],
+                   *EGRESS_PAGES, *IMPORT_PAGES, *RECORD_PAGES, *CHAT_PAGES, *TOKEN_PAGES],
     dependencies={"form": Provide(provide_form)},
     exception_handlers=PAGE_EXCEPTION_HANDLERS,
     include_in_schema=False,
