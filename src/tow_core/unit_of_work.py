@@ -61,8 +61,16 @@ class UnitOfWork(Protocol):
     def __call__(self) -> AbstractContextManager[Stores]: ...
 
 
+class Credential:
+    """Who a front door says is asking, verified without the database: a ``SessionCredential`` or a
+    ``TokenCredential``, which ``Transactions.acting_as`` resolves to a principal. (One base class rather than a
+    union: the HTTP edge hands it through Litestar's dependency validation, which takes one class.)"""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
-class SessionCredential:
+class SessionCredential(Credential):
     """Who a front door says is asking: the hash of a session token whose cookie signature it verified.
     Nothing is loaded yet; the use case resolves it inside its unit of work."""
 
@@ -70,7 +78,7 @@ class SessionCredential:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenCredential:
+class TokenCredential(Credential):
     """A personal access token a front door received as ``Authorization: Bearer`` (JSON API, MCP): the SHA-256
     of its secret, and whether the request asks to change something (an unsafe HTTP method, a writing MCP
     tool), which a read-only token may not (``tow_core.access_tokens``)."""
@@ -78,8 +86,6 @@ class TokenCredential:
     token_hash: str
     writes: bool
 
-
-Credential = SessionCredential | TokenCredential
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
 from tow_core.accounts import AccountOverview
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_http.context import SessionCookies, client_ip
 from tow_http.pages.web import Form, page, redirect, with_cookies
@@ -35,7 +35,7 @@ def home(request: Request, accounts: NamedDependency[AccountUseCases],
 
 
 @get("/welcome", sync_to_thread=True, include_in_schema=False)
-def welcome(request: Request, caller: NamedDependency[SessionCredential],
+def welcome(request: Request, caller: NamedDependency[Credential],
             accounts: NamedDependency[AccountUseCases]) -> Response:
     """Signed in but a member of no organisation (removed from all of them): say so."""
     return page(request, "welcome.html", user=accounts.current_user(caller))
@@ -83,7 +83,7 @@ def logout(request: Request, form: NamedDependency[Form], accounts: NamedDepende
 
 
 @post("/logout-everywhere", sync_to_thread=True, include_in_schema=False)
-def logout_everywhere(request: Request, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+def logout_everywhere(request: Request, form: NamedDependency[Form], caller: NamedDependency[Credential],
                       accounts: NamedDependency[AccountUseCases],
                       session_cookies: NamedDependency[SessionCookies]) -> Response:
     accounts.sign_out_everywhere(caller)
@@ -118,7 +118,7 @@ def join_submit(request: Request, form: NamedDependency[Form], accounts: NamedDe
 
 
 @post("/switch-organisation", sync_to_thread=True, include_in_schema=False)
-def switch_organisation(request: Request, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+def switch_organisation(request: Request, form: NamedDependency[Form], caller: NamedDependency[Credential],
                         accounts: NamedDependency[AccountUseCases]) -> Response:
     org_id = form.integer("organisation_id", "organisation") or 0
     accounts.switch_organisation(caller, org_id)

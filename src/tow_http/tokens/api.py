@@ -13,7 +13,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from tow_core.access_tokens import AccessToken, MemberToken, NewToken, TokenAccess
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.tokens import CreatedToken, TokenUseCases
 from tow_http.shapes import NOT_BLANK, Id, Strict
 
@@ -79,7 +79,7 @@ def member_token_out(item: MemberToken) -> MemberTokenOut:
 @get("/me/tokens", summary="Your personal access tokens", sync_to_thread=True,
      description="Your unrevoked tokens (expired ones too, until you revoke them), newest first: name, prefix, "
      "access, organisation, created, expires, last used. Never the secret. " + USE)
-def list_my_tokens(caller: NamedDependency[SessionCredential], tokens: NamedDependency[TokenUseCases]
+def list_my_tokens(caller: NamedDependency[Credential], tokens: NamedDependency[TokenUseCases]
                    ) -> list[TokenOut]:
     return [token_out(t) for t in tokens.mine(caller)]
 
@@ -88,7 +88,7 @@ def list_my_tokens(caller: NamedDependency[SessionCredential], tokens: NamedDepe
       description="Returns the secret once; the server keeps only its SHA-256. Needs a signed-in session: a token "
       "cannot create tokens (403). `expires_in_days` above the server's maximum is 422; an `organisation_id` you do "
       "not belong to is 404. " + USE)
-def create_my_token(data: JSONBody[TokenIn], caller: NamedDependency[SessionCredential],
+def create_my_token(data: JSONBody[TokenIn], caller: NamedDependency[Credential],
                     tokens: NamedDependency[TokenUseCases]) -> CreatedTokenOut:
     new = NewToken(data.name, data.expires_in_days, TokenAccess(data.access), data.organisation_id)
     return created_out(tokens.create(caller, new))
@@ -97,7 +97,7 @@ def create_my_token(data: JSONBody[TokenIn], caller: NamedDependency[SessionCred
 @delete("/me/tokens/{token_id:int}", summary="Revoke one of your tokens", status_code=HTTP_204_NO_CONTENT,
         sync_to_thread=True, description="It stops working on the next request. 404 for a token that is not "
         "yours or is already revoked.")
-def revoke_my_token(token_id: int, caller: NamedDependency[SessionCredential],
+def revoke_my_token(token_id: int, caller: NamedDependency[Credential],
                     tokens: NamedDependency[TokenUseCases]) -> None:
     tokens.revoke(caller, token_id)
 
@@ -106,7 +106,7 @@ def revoke_my_token(token_id: int, caller: NamedDependency[SessionCredential],
      sync_to_thread=True, description="Owners and admins see (never the secret, and they cannot use them) the "
      "unrevoked tokens of the organisation's members that are limited to this organisation or unrestricted, with "
      "whose they are.")
-def list_organisation_tokens(org_id: int, caller: NamedDependency[SessionCredential],
+def list_organisation_tokens(org_id: int, caller: NamedDependency[Credential],
                              tokens: NamedDependency[TokenUseCases]) -> list[MemberTokenOut]:
     return [member_token_out(t) for t in tokens.of_organisation(caller, org_id)]
 
@@ -115,7 +115,7 @@ def list_organisation_tokens(org_id: int, caller: NamedDependency[SessionCredent
         status_code=HTTP_204_NO_CONTENT, sync_to_thread=True,
         description="Owners and admins revoke a member's token that reaches this organisation; audited "
         "(`token.revoked`, with whose it was). 404 for a token they cannot list.")
-def revoke_organisation_token(org_id: int, token_id: int, caller: NamedDependency[SessionCredential],
+def revoke_organisation_token(org_id: int, token_id: int, caller: NamedDependency[Credential],
                               tokens: NamedDependency[TokenUseCases]) -> None:
     tokens.revoke_member_token(caller, org_id, token_id)
 

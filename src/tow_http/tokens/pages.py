@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 
 from tow_core.access_tokens import NewToken, TokenAccess
 from tow_core.errors import InvalidInput
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential, SessionCredential
 from tow_core.use_cases.tokens import TokenUseCases
 from tow_http.pages.web import Form, Shell, page, redirect
 
@@ -23,14 +23,14 @@ def _show(request: Request, tokens: TokenUseCases, caller: SessionCredential, or
 
 
 @get(TOKENS, sync_to_thread=True, include_in_schema=False)
-def tokens_page(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def tokens_page(request: Request, org_id: int, caller: NamedDependency[Credential],
                 tokens: NamedDependency[TokenUseCases]) -> Response:
     return _show(request, tokens, caller, org_id)
 
 
 @post(TOKENS, sync_to_thread=True, include_in_schema=False)
 def create_token(request: Request, org_id: int, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential], tokens: NamedDependency[TokenUseCases]) -> Response:
+                 caller: NamedDependency[Credential], tokens: NamedDependency[TokenUseCases]) -> Response:
     access = form.get("access", TokenAccess.READ.value)
     if access not in {a.value for a in TokenAccess}:
         raise InvalidInput("access must be read or read_write", field="access")
@@ -43,7 +43,7 @@ def create_token(request: Request, org_id: int, form: NamedDependency[Form],
 
 @post(TOKENS + "/{token_id:int}/revoke", sync_to_thread=True, include_in_schema=False)
 def revoke_token(request: Request, org_id: int, token_id: int, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential], tokens: NamedDependency[TokenUseCases]) -> Response:
+                 caller: NamedDependency[Credential], tokens: NamedDependency[TokenUseCases]) -> Response:
     tokens.revoke(caller, token_id)
     return redirect(request, f"/o/{org_id}/profile/tokens")
 
