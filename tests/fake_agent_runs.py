@@ -3,10 +3,13 @@ same contract as ``PgAgentRuns``. A lock stands in for row locks, so two claimer
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from tow_core.agent_runs import (
     LEASE_EXPIRED,
@@ -15,6 +18,8 @@ from tow_core.agent_runs import (
     AgentRunStatus,
     LeaseState,
     NewAgentRun,
+    RunEvent,
+    RunEventKind,
     TokenUsage,
 )
 from tow_core.jobs import RetryPolicy
@@ -26,7 +31,10 @@ class InMemoryAgentRuns:
     def __init__(self) -> None:
         self._runs: dict[int, AgentRun] = {}
         self._leases: dict[int, datetime] = {}
+        self.dismissed: dict[int, datetime] = {}  # the dismissed_at column of migration 0021_inbox
         self._lock = threading.Lock()
+        self.events: list[RunEvent] = []
+        self._seq = itertools.count(1)
 
     def create(self, run: NewAgentRun, *, now: datetime) -> AgentRun:
         with self._lock:
@@ -54,6 +62,29 @@ class InMemoryAgentRuns:
             for run in done:
                 del self._runs[run.id]
             return len(done)
+
+    def _failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int],
+                            unscoped: bool) -> list[AgentRun]:
+        return [r for r in sorted(self._runs.values(), key=lambda r: -r.id)
+                if (r.owner_id, r.organisation_id) == (owner_id, organisation_id)
+                and r.status is AgentRunStatus.FAILED and r.id not in self.dismissed
+                and (r.project_id in project_ids if r.project_id is not None else unscoped)]
+
+    def failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool, limit: int) -> list[AgentRun]:
+        return self._failed_undismissed(owner_id, organisation_id, project_ids, unscoped)[:limit]
+
+    def count_failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                                 unscoped: bool) -> int:
+        return len(self._failed_undismissed(owner_id, organisation_id, project_ids, unscoped))
+
+    def dismiss(self, run_id: int, *, now: datetime) -> bool:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.status is not AgentRunStatus.FAILED or run_id in self.dismissed:
+                return False
+            self.dismissed[run_id] = now
+            return True
 
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         with self._lock:
@@ -131,3 +162,30 @@ class InMemoryAgentRuns:
                 return False
             self._end(run, AgentRunStatus.CANCELLED, now)
             return True
+
+    def append_events(self, run: AgentRun, events: Sequence[tuple[RunEventKind, Mapping[str, Any]]], *,
+                      now: datetime) -> bool:
+        with self._lock:
+            current = self._runs.get(run.id)
+            if current is None or current.attempts != run.attempts:
+                return False
+            self.events.extend(RunEvent(next(self._seq), run.id, run.attempts, RunEventKind(kind),
+                                        json.loads(json.dumps(dict(data))), now) for kind, data in events)
+            return True
+
+    def events_after(self, run_id: int, *, attempt: int, after_seq: int, limit: int) -> list[RunEvent]:
+        with self._lock:
+            return [e for e in self.events if e.run_id == run_id and e.attempt == attempt and e.seq > after_seq
+                    ][:limit]
+
+    def purge_events(self, *, finished_before: datetime, limit: int) -> int:
+        with self._lock:
+            gone = [e for e in self.events if (run := self._runs.get(e.run_id)) is not None
+                    and run.finished_at is not None and run.finished_at < finished_before][:limit]
+            self.events = [e for e in self.events if e not in gone]
+            return len(gone)
+
+    def delete_events_of(self, run_ids: set[int]) -> None:
+        """What deleting a conversation does to the events of the runs its turns name (PgConversations)."""
+        with self._lock:
+            self.events = [e for e in self.events if e.run_id not in run_ids]

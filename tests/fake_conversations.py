@@ -9,9 +9,23 @@ from dataclasses import replace
 from datetime import datetime
 
 from tests.fakes import InMemoryDirectory
-from tow_core.conversations import Conversation, NewConversation, NewTurn, Turn, checked_tool_activity
+from tow_core.conversations import (
+    Conversation,
+    NewConversation,
+    NewTurn,
+    OpenAction,
+    Turn,
+    TurnRole,
+    checked_tool_activity,
+)
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.records import Page
+
+
+def _newest_first(actions: list[OpenAction]) -> list[OpenAction]:
+    """By answer, newest first (time, then turn id), keeping each turn's actions in their order."""
+    turns = sorted({(a.answered_at, a.turn_id) for a in actions}, reverse=True)
+    return [a for key in turns for a in actions if (a.answered_at, a.turn_id) == key]
 
 
 class InMemoryConversations:
@@ -81,6 +95,32 @@ class InMemoryConversations:
                     turns[index] = replace(turn, tool_activity=activity)
                     return turns[index]
         raise NotFound("turn not found")
+
+    def _open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], unscoped: bool
+                      ) -> list[OpenAction]:
+        found = []
+        for conversation in self.rows.values():
+            covered = (conversation.project_id in project_ids if conversation.project_id is not None else unscoped)
+            if (conversation.owner_id, conversation.organisation_id) != (owner_id, org_id) or not covered:
+                continue
+            for turn in self.turn_rows[conversation.id]:
+                if turn.role is not TurnRole.ASSISTANT:
+                    continue
+                for activity in turn.tool_activity:
+                    action = activity.get("pending_action")
+                    if isinstance(action, dict) and "applied" in action and action["applied"] is None:
+                        found.append(OpenAction(conversation, turn.id, action, turn.created_at))
+        return _newest_first(found)
+
+    def open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], *, unscoped: bool,
+                     limit: int) -> list[OpenAction]:
+        if limit < 1:
+            raise InvalidInput("limit must be at least 1", field="limit")
+        return self._open_actions(owner_id, org_id, project_ids, unscoped)[:limit]
+
+    def count_open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool) -> int:
+        return len(self._open_actions(owner_id, org_id, project_ids, unscoped))
 
     def update(self, conversation_id: int, *, title: str, memory_extraction: bool, at: datetime) -> Conversation:
         conversation = self.rows.get(conversation_id)

@@ -13,15 +13,29 @@ Scripting, per test:
   e.g. ``queue_failure(429, headers={"Retry-After": "2"})``;
 - ``queue_raw(status, text)`` — the next request gets a non-JSON (HTML) answer;
 - ``queue_delay(seconds)`` — the next request answers only after a pause (for timeouts);
-- ``queue_hold()`` — the next request waits until the test releases it (to look at the world mid-call).
+- ``queue_hold()`` — the next request waits until the test releases it (to look at the world mid-call);
+- ``queue_stream_hold(after_deltas=n)`` — the next streamed answer that has text (a round of tool calls only
+  passes by) sends its first ``n`` text deltas, then waits until the test releases it;
+  ``queue_stream_cut(after_deltas=n)`` — it sends ``n`` deltas, then the connection is cut (a stream that
+  breaks mid-way). These wait in their own queue, beside the other interruptions.
+
+A request with ``"stream": true`` is answered with the Responses API's server-sent events, as OpenAI sends
+them: ``response.created``, ``response.in_progress``, then per output item ``response.output_item.added``,
+for a message ``response.content_part.added``, one ``response.output_text.delta`` per word,
+``response.output_text.done``, ``response.content_part.done``, for a function call
+``response.function_call_arguments.delta`` / ``.done``, then ``response.output_item.done``; finally
+``response.completed`` carrying the whole response (the one an unstreamed request gets). Every event has its
+``sequence_number``; the body is chunked (``transfer-encoding: chunked``), each event flushed on its own.
 Embeddings are ``bag_of_words_vector(text, dimensions)`` from ``tests.semantic_vectors``.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import itertools
 import json
+import re
 import struct
 import threading
 import time
@@ -74,12 +88,73 @@ class Hold:
     release: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass
+class StreamHold:
+    """Keeps a streamed answer open after ``after_deltas`` text deltas until the test calls ``release.set()``."""
+
+    after_deltas: int
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _StreamCut:
+    after_deltas: int
+
+
+@dataclass
+class _Stream:
+    """A streamed answer: its events, and what interrupts it (a hold or a cut after some deltas)."""
+
+    events: list[tuple[str, dict[str, Any]]]
+    interruption: StreamHold | _StreamCut | None = None
+
+
+def stream_events(response: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The Responses API's events for ``response``, as OpenAI streams them, each with its sequence_number."""
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(kind: str, **data: Any) -> None:
+        events.append((kind, {"type": kind, "sequence_number": len(events), **data}))
+
+    started = copy.deepcopy(response) | {"status": "in_progress", "output": [], "usage": None}
+    emit("response.created", response=started)
+    emit("response.in_progress", response=started)
+    for index, item in enumerate(response["output"]):
+        if item["type"] == "message":
+            emit("response.output_item.added", output_index=index,
+                 item=item | {"status": "in_progress", "content": []})
+            text = item["content"][0]["text"]
+            emit("response.content_part.added", item_id=item["id"], output_index=index, content_index=0,
+                 part={"type": "output_text", "text": "", "annotations": []})
+            for piece in re.findall(r"\s*\S+\s*", text) or [text]:
+                emit("response.output_text.delta", item_id=item["id"], output_index=index, content_index=0,
+                     delta=piece, logprobs=[])
+            emit("response.output_text.done", item_id=item["id"], output_index=index, content_index=0, text=text,
+                 logprobs=[])
+            emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+                 part=item["content"][0])
+        elif item["type"] == "function_call":
+            emit("response.output_item.added", output_index=index,
+                 item=item | {"status": "in_progress", "arguments": ""})
+            emit("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
+                 delta=item["arguments"])
+            emit("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                 arguments=item["arguments"])
+        else:
+            emit("response.output_item.added", output_index=index, item=item)
+        emit("response.output_item.done", output_index=index, item=item)
+    emit("response.completed", response=response)
+    return events
+
+
 class FakeOpenAIServer(LocalHttpServer):
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
         self._responses: deque[dict[str, Any]] = deque()
         self._interruptions: deque[_Failure | _Delay | Hold | _Raw] = deque()
+        self._mid_stream: deque[StreamHold | _StreamCut] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         super().__init__(self._handler_class())
@@ -110,6 +185,14 @@ class FakeOpenAIServer(LocalHttpServer):
         self._interruptions.append(hold)
         return hold
 
+    def queue_stream_hold(self, after_deltas: int = 1) -> StreamHold:
+        hold = StreamHold(after_deltas)
+        self._mid_stream.append(hold)
+        return hold
+
+    def queue_stream_cut(self, after_deltas: int = 1) -> None:
+        self._mid_stream.append(_StreamCut(after_deltas))
+
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
 
@@ -138,6 +221,13 @@ class FakeOpenAIServer(LocalHttpServer):
             error = interruption.body or {"error": {"message": f"scripted {interruption.status}", "type": "server_error",
                                                     "code": None}}
             return interruption.status, interruption.headers, error
+        if path == "/v1/responses" and body.get("stream") is True:
+            response = self._response(body)
+            mid_stream = None
+            with self._lock:
+                if self._mid_stream and any(item["type"] == "message" for item in response["output"]):
+                    mid_stream = self._mid_stream.popleft()
+            return 200, {"content-type": "text/event-stream"}, _Stream(stream_events(response), mid_stream)
         if path == "/v1/responses":
             return 200, {}, self._response(body)
         if path == "/v1/embeddings":
@@ -212,6 +302,9 @@ class FakeOpenAIServer(LocalHttpServer):
                 with fake._lock:
                     fake.requests.append(recorded)
                 status, headers, answer = fake._answer(path, body)
+                if isinstance(answer, _Stream):
+                    self._stream(answer, recorded)
+                    return
                 payload = answer.text.encode() if isinstance(answer, _Raw) else json.dumps(answer).encode()
                 recorded.response_bytes = len(payload)
                 try:
@@ -223,6 +316,31 @@ class FakeOpenAIServer(LocalHttpServer):
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
+
+            def _stream(self, stream: _Stream, recorded: RecordedRequest) -> None:
+                interruption, deltas = stream.interruption, 0
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "text/event-stream")
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    for kind, data in stream.events:
+                        if interruption is not None and deltas == interruption.after_deltas:
+                            if isinstance(interruption, _StreamCut):
+                                self.close_connection = True  # no closing chunk: the client sees a broken body
+                                return
+                            interruption.arrived.set()
+                            interruption.release.wait(timeout=30)
+                            interruption = None
+                        chunk = f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                        recorded.response_bytes += len(chunk)
+                        deltas += kind == "response.output_text.delta"
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up mid-stream
 
             do_GET = do_POST = do_DELETE = do_PATCH = _handle
 

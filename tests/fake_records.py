@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes import InMemoryDirectory
-from tow_core.access import Scope, ScopeKind, can_read_scope
+from tow_core.access import Scope, ScopeKind, can_read_scope, can_write_scope
 from tow_core.errors import Conflict, InvalidInput, NotFound
 from tow_core.memory_diffs import DiffStatus, MemoryDiff, NewMemoryDiff
 from tow_core.records import (
@@ -152,7 +152,8 @@ def _matches(query: RecordQuery, record: Record) -> bool:
     return ((not query.types or record.type in query.types)
             and (not query.statuses or record.status in query.statuses)
             and (query.project_id is None
-                 or (record.scope.kind is ScopeKind.PROJECT and record.scope.ref_id == query.project_id)))
+                 or (record.scope.kind is ScopeKind.PROJECT and record.scope.ref_id == query.project_id))
+            and (query.assignee_id is None or record.fields.get("assignee_id") == query.assignee_id))
 
 
 def _check_scope(scope: Scope, org_id: int, what: str) -> None:
@@ -164,7 +165,7 @@ class _Readable:
     def __init__(self, directory: InMemoryDirectory) -> None:
         self._directory = directory
 
-    def _can_read(self, principal_id: int, scope: Scope) -> bool:
+    def _can_read(self, principal_id: int, scope: Scope, *, write: bool = False) -> bool:
         principal = self._directory.principal(principal_id)
         project = None
         if scope.kind is ScopeKind.PROJECT:
@@ -172,7 +173,11 @@ class _Readable:
             project = found.access if found is not None else None
             if project is None:
                 return False
-        return principal is not None and can_read_scope(principal, scope, project)
+        allowed = can_write_scope if write else can_read_scope
+        return principal is not None and allowed(principal, scope, project)
+
+    def _can_write(self, principal_id: int, scope: Scope) -> bool:
+        return self._can_read(principal_id, scope, write=True)
 
     def _check_references(self, org_id: int, user_ids: Iterable[int | None], what: str) -> None:
         """The foreign keys to organisations and users (PostgreSQL refuses the row: InvalidInput)."""
@@ -250,7 +255,8 @@ class InMemoryRecordStore(_Readable):
 
     def _readable_rows(self, principal_id: int, org_id: int, query: RecordQuery = _EVERYTHING) -> list[Record]:
         return [r for r in self.rows.values() if r.organisation_id == org_id and _matches(query, r)
-                and self._can_read(principal_id, r.scope)]
+                and self._can_read(principal_id, r.scope)
+                and (not query.writable or self._can_write(principal_id, r.scope))]
 
     def readable(self, principal_id: int, org_id: int, record_id: int) -> Record | None:
         record = self.rows.get(record_id)
@@ -360,6 +366,22 @@ class InMemoryMemoryDiffStore(_Readable):
                         and (not statuses or d.status in statuses) and self._can_read(principal_id, d.scope)
                         and (after is None or _diff_key(d) > after)), key=_diff_key)
         return _page(found, limit, lambda d: [int(d.status is not DiffStatus.PENDING), d.created_at.isoformat(), d.id])
+
+
+    def _pending_writable(self, principal_id: int, org_id: int, project_id: int | None) -> list[MemoryDiff]:
+        return sorted((d for d in self.rows.values() if d.organisation_id == org_id
+                       and d.status is DiffStatus.PENDING and self._can_read(principal_id, d.scope)
+                       and self._can_write(principal_id, d.scope)
+                       and (project_id is None or (d.scope.kind is ScopeKind.PROJECT and d.scope.ref_id == project_id))),
+                      key=lambda d: (d.created_at, d.id), reverse=True)
+
+    def list_pending_writable(self, principal_id: int, org_id: int, project_id: int | None, *,
+                              limit: int) -> list[MemoryDiff]:
+        _check_limit(limit)
+        return self._pending_writable(principal_id, org_id, project_id)[:limit]
+
+    def count_pending_writable(self, principal_id: int, org_id: int, project_id: int | None) -> int:
+        return len(self._pending_writable(principal_id, org_id, project_id))
 
 
 def _sort_key(decided: int, created_at: datetime, id_: int) -> tuple:

@@ -49,3 +49,17 @@ def signed_in(directory, user_id: int, now: datetime, *, lifetime: timedelta = t
     token_hash = secrets.token_hex(16)
     directory.add_session(Session(token_hash, user_id, None, now + lifetime))
     return SessionCredential(token_hash)
+
+
+
+def with_inbox(clock: Callable[[], datetime], **stores: object) -> dict[str, object]:
+    """``stores`` plus empty fakes of the ones every page's frame reads for its inbox count (tow_core.inbox)
+    that are not given: for tests of pages that are not about the inbox."""
+    from tests.fake_agent_runs import InMemoryAgentRuns
+    from tests.fake_conversations import InMemoryConversations
+    from tests.fake_records import InMemoryMemoryDiffStore, InMemoryRecordStore
+    directory = stores["directory"]
+    defaults = {"records": lambda: InMemoryRecordStore(directory, clock),
+                "memory_diffs": lambda: InMemoryMemoryDiffStore(directory, clock),
+                "conversations": lambda: InMemoryConversations(directory), "agent_runs": InMemoryAgentRuns}
+    return {**{name: make() for name, make in defaults.items() if name not in stores}, **stores}

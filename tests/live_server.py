@@ -73,11 +73,13 @@ def send(conn: http.client.HTTPConnection, method: str, path: str, *, body: obje
 
 @contextmanager
 def live_server(tmp_path: Path, yaml_text: str = "", *, runtime_yaml: str = "", database_url: str | None = None,
-                ready_timeout: float = 90) -> Iterator[LiveServer]:
+                ready_timeout: float = 90, port_flag: bool = False) -> Iterator[LiveServer]:
     """`tow serve --migrate` on a free loopback port (embedded PostgreSQL unless ``database_url``); stopped
-    with SIGTERM afterwards (SIGKILL if it does not stop within 20 s, which the caller can detect)."""
+    with SIGTERM afterwards (SIGKILL if it does not stop within 20 s, which the caller can detect). The port is
+    in tow.yaml, or given as `--port` with ``port_flag``."""
     port = free_port()
-    (tmp_path / "tow.yaml").write_text(f"runtime:\n  bind_port: {port}\n  log_level: warning\n{runtime_yaml}"
+    bind = "" if port_flag else f"  bind_port: {port}\n"
+    (tmp_path / "tow.yaml").write_text(f"runtime:\n{bind}  log_level: warning\n{runtime_yaml}"
                                        f"database:\n  embedded_data_dir: ./pg\n{yaml_text}")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPENAI_API_KEY", "EXA_API_KEY")}
     env["APP_SECRET"] = "live-server-secret-" + "z" * 40
@@ -87,7 +89,8 @@ def live_server(tmp_path: Path, yaml_text: str = "", *, runtime_yaml: str = "", 
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own CLI
             [sys.executable, "-m", "tow_http.cli", "--config", str(tmp_path / "tow.yaml"), "serve", "--migrate",
-             "--no-worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+             "--no-worker", *(["--port", str(port)] if port_flag else [])], env=env, stdout=log,
+            stderr=subprocess.STDOUT)
     server = LiveServer(process, port, log_path)
     try:
         _wait_until_ready(server, ready_timeout)

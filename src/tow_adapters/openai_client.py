@@ -30,7 +30,7 @@ from typing import Any
 import openai
 
 from tow_adapters.http_retry import Attempt, RetryPolicy, call_with_retries, retry_after_seconds
-from tow_core.ai import EgressContext
+from tow_core.ai import EgressContext, TextSink
 from tow_core.egress import (
     OUTCOME_IN_FLIGHT,
     EgressLedger,
@@ -94,14 +94,21 @@ class OpenAIGateway:
                                    options.max_retry_after_seconds)
         self.endpoint = ProviderEndpoint(OPENAI_PROVIDER, options.base_url.rstrip("/"), OPENAI_OFFICIAL_HOST)
 
-    def create_response(self, *, model: str, params: Mapping[str, Any], context: EgressContext) -> Any:
+    def create_response(self, *, model: str, params: Mapping[str, Any], context: EgressContext,
+                        sink: TextSink | None = None) -> Any:
         """One Responses API call. ``store=False`` is set here, after ``params``, so no caller can
-        override it; anything in ``params`` that would keep state at OpenAI is refused first."""
+        override it; anything in ``params`` that would keep state at OpenAI is refused first.
+
+        With a ``sink`` the call is streamed (``stream=True``): each ``response.output_text.delta`` goes to
+        the sink as it arrives, and the answer is the response of the final ``response.completed`` event —
+        the same ``Response`` an unstreamed call returns. Each HTTP attempt is still one ledger row; a stream
+        that breaks mid-way (or ends without its final event) is a failed, retryable attempt, and the sink
+        is told to ``discard`` what that attempt streamed before anything else happens."""
         refuse_provider_state(params)
-        params = {name: value for name, value in params.items() if name != "store"}  # only ever False here
-        return self._call(
-            model, context, lambda: self._client.responses.with_raw_response.create(model=model, **params, store=False)
-        )
+        params = {name: value for name, value in params.items() if name not in ("store", "stream")}
+        streamed = {"stream": True} if sink is not None else {}
+        return self._call(model, context, lambda: self._client.responses.with_raw_response.create(
+            model=model, **params, **streamed, store=False), sink=sink)
 
     def create_embeddings(self, *, model: str, texts: Sequence[str], dimensions: int, context: EgressContext) -> Any:
         return self._call(
@@ -113,12 +120,14 @@ class OpenAIGateway:
 
     # --- the one call path --------------------------------------------------------------------------
 
-    def _call(self, model: str, context: EgressContext, send: Callable[[], Any]) -> Any:
+    def _call(self, model: str, context: EgressContext, send: Callable[[], Any], *,
+              sink: TextSink | None = None) -> Any:
         if not is_approved(self.endpoint, self._approved_providers):
             self._record(model, context, Attempt("provider_not_approved", 0, 0), duration_ms=0)
             raise refusal(self.endpoint)
+        attempt_once = (lambda: self._attempt(send)) if sink is None else (lambda: self._streamed_attempt(send, sink))
         return call_with_retries(
-            lambda: self._attempt(send), begin=lambda: self._record(model, context, Attempt(OUTCOME_IN_FLIGHT, 0, 0),
+            attempt_once, begin=lambda: self._record(model, context, Attempt(OUTCOME_IN_FLIGHT, 0, 0),
                                                                       duration_ms=0),
             ledger=self._ledger, policy=self._policy, sleep=self._sleep, jitter=self._jitter)
 
@@ -141,6 +150,57 @@ class OpenAIGateway:
         if isinstance(result, str | bytes):  # the SDK hands back non-JSON bodies (e.g. a proxy's page)
             return Attempt("invalid_response", *sizes, error=self._unreadable())
         return Attempt("ok", *sizes, result=result)
+
+    def _streamed_attempt(self, send: Callable[[], Any], sink: TextSink) -> Attempt:
+        """One streamed attempt: the HTTP errors of an unstreamed one, then the events as they come."""
+        streamed = False
+        try:
+            raw = send()
+            events = iter(raw.parse())
+        except openai.APIStatusError as exc:
+            return self._status_attempt(exc)
+        except openai.APITimeoutError as exc:
+            return Attempt("timeout", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
+                f"OpenAI did not answer within {self._options.timeout_seconds:g} s "
+                f"({self.endpoint.base_url})", retry_after_seconds=30))
+        except openai.APIConnectionError as exc:
+            return Attempt("connection_error", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
+                f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
+        except (openai.OpenAIError, ValueError):
+            return Attempt("invalid_response", 0, 0, error=self._unreadable())
+        final = None
+        outcome: str | None = None
+        while outcome is None:
+            try:
+                event = next(events)
+            except StopIteration:
+                outcome = "ok" if final is not None else "stream_incomplete"
+                break
+            except ValueError:  # an event that is not JSON
+                outcome = "invalid_response"
+                break
+            except Exception:  # noqa: BLE001 - the transport broke mid-stream (httpx's errors, not ours to import)
+                outcome = "stream_broken"
+                break
+            kind = getattr(event, "type", None)
+            if kind == "response.output_text.delta" and getattr(event, "delta", None):
+                streamed = True
+                sink.delta(event.delta)
+            elif kind in ("response.completed", "response.failed", "response.incomplete"):
+                final = event.response
+            elif kind == "error":
+                outcome = "stream_error"
+        raw.http_response.close()  # after an error event or a break: nothing more is read from it
+        sizes = len(raw.http_request.content or b""), raw.http_response.num_bytes_downloaded
+        if outcome == "ok":
+            return Attempt("ok", *sizes, result=final)
+        if streamed:
+            sink.discard()  # this attempt's text is void: a retry starts over, a failure ends the call
+        if outcome == "invalid_response":
+            return Attempt(outcome, *sizes, error=self._unreadable())
+        return Attempt(outcome, *sizes, retryable=True, error=DependencyUnavailable(
+            f"OpenAI's answer stream from {self.endpoint.base_url} broke off before its end: try again later",
+            retry_after_seconds=30))
 
     def _unreadable(self) -> DependencyUnavailable:
         return DependencyUnavailable(

@@ -19,6 +19,7 @@ from tow_core.ai import (
     ReasoningItem,
     ReasoningRequest,
     ReasoningResult,
+    TextSink,
     ToolCall,
     ToolOutput,
     ToolSpec,
@@ -105,7 +106,11 @@ class OpenAIReasoningModel:
         self._gateway = gateway
         self._models = models
 
-    def respond(self, request: ReasoningRequest, context: EgressContext) -> ReasoningResult:
+    def respond(self, request: ReasoningRequest, context: EgressContext, *,
+                sink: TextSink | None = None) -> ReasoningResult:
+        """With a ``sink`` the call is streamed (``OpenAIGateway.create_response``): same request otherwise,
+        same result — built from the final event's response."""
         model, params = response_params(request, self._models)
         ledgered = context.naming(request.record_display_ids)
-        return reasoning_result(self._gateway.create_response(model=model, params=params, context=ledgered))
+        return reasoning_result(self._gateway.create_response(model=model, params=params, context=ledgered,
+                                                              sink=sink))

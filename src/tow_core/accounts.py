@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from tow_core.access import OrgRole, Principal, can_administer_org, is_org_owner
 from tow_core.access_tokens import AccessTokens
 from tow_core.audit import AuditAction, AuditEntry
-from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
+from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled, TowError
 from tow_core.identity import (
     Accounts,
     AuditTrail,
@@ -91,17 +91,26 @@ def register_first_account(
     return user, organisation
 
 
-def _usable_invite(directory: Invitations, token_hash: str, now: datetime, email: str | None) -> Invite:
-    invite = directory.invite_by_token_hash(token_hash, for_update=True)
+def invite_refusal(invite: Invite | None, now: datetime) -> TowError | None:
+    """Why an invite cannot be taken up now (not found, expired, revoked, used), or None while it can; the
+    invite page says so before anyone fills in the form."""
     if invite is None:
-        raise NotFound("invite not found: check the link, or ask for a new invite")
+        return NotFound("invite not found: check the link, or ask for a new invite")
     state = invite.state(now)
     if state is InviteState.EXPIRED:
-        raise Conflict("this invite has expired: ask an organisation admin for a new one", field="token")
+        return Conflict("this invite has expired: ask an organisation admin for a new one", field="token")
     if state is InviteState.REVOKED:
-        raise Conflict("this invite was revoked: ask an organisation admin for a new one", field="token")
+        return Conflict("this invite was revoked: ask an organisation admin for a new one", field="token")
     if state is InviteState.USED:
-        raise Conflict("this invite has already been used", field="token")
+        return Conflict("this invite has already been used", field="token")
+    return None
+
+
+def _usable_invite(directory: Invitations, token_hash: str, now: datetime, email: str | None) -> Invite:
+    invite = directory.invite_by_token_hash(token_hash, for_update=True)
+    if (refused := invite_refusal(invite, now)) is not None:
+        raise refused
+    assert invite is not None
     if invite.email is not None and invite.email != email:
         raise AccessDenied("this invite is for a different email address")
     return invite

@@ -15,6 +15,13 @@ lease (``tow_core.jobs.RetryPolicy``: ``jobs.lease_seconds``, ``jobs.max_attempt
 
 Conversations are private to their owner: organisation owners/admins see a run's metadata (kind,
 status, timings, usage, error code) but never its input, output or error text (``AgentRun.metadata_only``).
+
+Run events (``RunEvent``) are what a run did so far, for its owner to follow live: ``activity`` (a tool
+call), ``delta`` (answer text), ``restart`` (a new attempt took the run over or a model call was retried:
+text shown so far is void), ``answer`` (the checked answer, saved), ``done`` (the run ended). Each is written
+at the attempt that claimed the run, and only the current attempt's are shown; only the run's owner reads
+them (they carry conversation text, so not even admins). They are deleted ``EVENTS_KEPT_AFTER_FINISH``
+after the run ended (the answer lives in the conversation) and with the conversation whose turns name it.
 """
 
 from __future__ import annotations
@@ -209,6 +216,38 @@ def shown_to(principal: Principal, run: AgentRun) -> AgentRun | None:
     return None
 
 
+class RunEventKind(StrEnum):
+    ACTIVITY = "activity"
+    DELTA = "delta"
+    RESTART = "restart"
+    ANSWER = "answer"
+    DONE = "done"
+
+
+EVENTS_KEPT_AFTER_FINISH = timedelta(minutes=10)  # then housekeeping deletes them; the answer is in the turn
+MAX_EVENTS_PER_READ = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    seq: int  # increases across every run's events: read "after seq N" to follow one
+    run_id: int
+    attempt: int  # the claim that wrote it; only the run's current attempt's events are shown
+    kind: RunEventKind
+    data: Mapping[str, Any]
+    created_at: datetime
+
+
+def events_readable_by(principal: Principal, run: AgentRun) -> bool:
+    """Only the run's owner, an active member of its organisation, reads its events (not even admins)."""
+    return run.owner_id == principal.user_id and principal.is_active and run.organisation_id in principal.org_roles
+
+
+def done_event(run: AgentRun) -> tuple[RunEventKind, dict[str, Any]]:
+    """The ``done`` event of a finished run: its status, and for a failure the code and the owner's message."""
+    return RunEventKind.DONE, {"status": run.status.value, "error_code": run.error_code, "error": run.error}
+
+
 class AgentRuns(Protocol):
     """Agent runs in storage, on the caller's transaction (the worker opens one short transaction per call).
 
@@ -248,6 +287,36 @@ class AgentRuns(Protocol):
                       usage: TokenUsage | None = None) -> bool: ...
 
     def finish_cancelled(self, run: AgentRun, *, now: datetime) -> bool: ...
+
+    def failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool, limit: int) -> Sequence[AgentRun]:
+        """The owner's failed runs they have not dismissed, scoped to one of ``project_ids`` and, with
+        ``unscoped``, those over all projects; newest first."""
+        ...
+
+    def count_failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                                 unscoped: bool) -> int: ...
+
+    def dismiss(self, run_id: int, *, now: datetime) -> bool:
+        """Mark a failed run dismissed (it leaves its owner's inbox; the run itself is kept). False unless the
+        run is failed and not dismissed yet."""
+        ...
+
+    # --- events -------------------------------------------------------------------------------------
+
+    def append_events(self, run: AgentRun, events: Sequence[tuple[RunEventKind, Mapping[str, Any]]], *,
+                      now: datetime) -> bool:
+        """Append ``events`` in order at attempt ``run.attempts``; nothing (False) when the run is gone or
+        another attempt has claimed it since (a stale worker's events are never written)."""
+        ...
+
+    def events_after(self, run_id: int, *, attempt: int, after_seq: int, limit: int) -> Sequence[RunEvent]:
+        """The run's events of ``attempt`` with ``seq > after_seq``, oldest first, at most ``limit``."""
+        ...
+
+    def purge_events(self, *, finished_before: datetime, limit: int) -> int:
+        """Delete the events of runs that finished before the cutoff; how many went."""
+        ...
 
 
 def purge_finished_runs(runs: AgentRuns, *, now: datetime, retention_days: int, limit: int = 1000) -> int:

@@ -129,8 +129,23 @@ class ReasoningResult:
     reasoning_items: tuple[ReasoningItem, ...] = ()  # only when the request asked (include_reasoning)
 
 
+class TextSink(Protocol):
+    """Where a streamed call's answer text goes as it is written (``ReasoningModel.respond(..., sink=)``).
+
+    ``delta`` gets each piece of the output text in order; ``discard`` says that the text this call gave so
+    far is void (the adapter retries the call, and the retry's text starts again from nothing). The result
+    ``respond`` returns is the whole answer either way: a sink only shows it early."""
+
+    def delta(self, text: str) -> None: ...
+
+    def discard(self) -> None: ...
+
+
 class ReasoningModel(Protocol):
-    def respond(self, request: ReasoningRequest, context: EgressContext) -> ReasoningResult: ...
+    def respond(self, request: ReasoningRequest, context: EgressContext, *,
+                sink: TextSink | None = None) -> ReasoningResult:
+        """The model's answer to ``request``; with a ``sink``, its text is also streamed there as it comes."""
+        ...
 
 
 # --- embeddings -------------------------------------------------------------------------------------
@@ -181,7 +196,8 @@ WEB_SEARCH_NOT_CONFIGURED_MESSAGE = "web search is not configured: set EXA_API_K
 
 
 class UnconfiguredReasoningModel:
-    def respond(self, request: ReasoningRequest, context: EgressContext) -> ReasoningResult:
+    def respond(self, request: ReasoningRequest, context: EgressContext, *,
+                sink: TextSink | None = None) -> ReasoningResult:
         raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
 
 

@@ -36,6 +36,7 @@ from tow_core.ai import (
     InputMessage,
     ReasoningModel,
     ReasoningRequest,
+    TextSink,
     ToolCall,
     ToolOutput,
     Usage,
@@ -50,7 +51,6 @@ from tow_core.citations import (
     WebSource,
     verify_citations,
 )
-from tow_core.errors import NotFound
 from tow_core.knowledge import Workspace
 from tow_core.unit_of_work import Transactions
 
@@ -147,7 +147,10 @@ class ChatAssistant:
             return verify(reading.workspace, draft)
 
     def run(self, asker: Asker, question: ChatQuestion, *,
-            on_activity: Callable[[ToolActivity], None] | None = None) -> ChatDraft:
+            on_activity: Callable[[ToolActivity], None] | None = None, sink: TextSink | None = None,
+            on_round_end: Callable[[], None] | None = None) -> ChatDraft:
+        """``sink`` gets each round's text as the model writes it (a streamed call); ``on_round_end`` is
+        called after each model call returns, before its tool calls run."""
         in_request: dict[str, None] = dict.fromkeys(question.history_records)
         tools = ChatTools(asker.reads, self.web, self.embedder, asker.user_id, asker.org_id, asker.project_id,
                           urls_in([m.text for m in (*question.history, InputMessage("user", question.text))
@@ -160,7 +163,9 @@ class ChatAssistant:
         for round_number in range(1, self.max_tool_rounds + 1):
             request = ReasoningRequest(INSTRUCTIONS, tuple(items), SPECS, record_display_ids=tuple(in_request),
                                        include_reasoning=True)
-            result = self.model.respond(request, context)
+            result = self.model.respond(request, context, sink=sink)
+            if on_round_end is not None:
+                on_round_end()
             usage, model_name = usage + result.usage, result.model or model_name
             if not result.tool_calls:
                 return self._draft(result.output_text, activity, tools, usage, round_number, model_name)
@@ -196,13 +201,7 @@ def reads_as(transactions: Transactions, *, user_id: int, org_id: int) -> AskerR
 
     @contextmanager
     def reads() -> Iterator[Reading]:
-        with transactions.unattended() as unattended:
-            stores = unattended.stores
-            principal = stores.directory.principal(user_id)
-            if principal is None:
-                raise NotFound("organisation not found")
-            workspace = Workspace.for_member(stores.records, stores.directory, principal, org_id,
-                                             history=stores.history)
-            yield Reading(workspace, stores.semantic)
+        with transactions.on_behalf_of(user_id, org_id) as owner:
+            yield Reading(owner.workspace, owner.stores.semantic)
 
     return reads

@@ -119,6 +119,17 @@ class Turn:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class OpenAction:
+    """A pending action of an answer in its owner's conversation that nobody applied yet
+    (``tow_core.chat_actions``: stored on the turn's tool activity as ``"pending_action"``, ``applied`` null)."""
+
+    conversation: Conversation
+    turn_id: int
+    action: JsonObject  # as stored: id, kind, the checked proposal, applied null
+    answered_at: datetime  # when the answer proposing it was saved
+
+
 def _role(role: object) -> TurnRole:
     try:
         return TurnRole(role)
@@ -181,16 +192,29 @@ class Conversations(Protocol):
         checks it; NotFound when the turn is gone."""
         ...
 
+    def open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], *, unscoped: bool,
+                     limit: int) -> Sequence[OpenAction]:
+        """The pending actions not yet applied in the owner's conversations scoped to one of ``project_ids`` and,
+        with ``unscoped``, in those over all projects; newest answer first, a turn's actions in their order."""
+        ...
+
+    def count_open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool) -> int:
+        """How many ``open_actions`` would list without a limit."""
+        ...
+
     def update(self, conversation_id: int, *, title: str, memory_extraction: bool, at: datetime) -> Conversation:
         """NotFound when the conversation is gone."""
         ...
 
     def delete(self, conversation_id: int) -> bool:
-        """Delete it with its turns; False when it was already gone."""
+        """Delete it with its turns and the live events (``AgentRuns.events_after``) of the runs its turns
+        name; False when it was already gone."""
         ...
 
     def purge_idle(self, *, last_activity_before: datetime, limit: int) -> int:
-        """Delete conversations (with their turns) whose ``updated_at`` is before the cutoff; how many went."""
+        """Delete conversations (with their turns and their runs' events, as ``delete``) whose ``updated_at``
+        is before the cutoff; how many went."""
         ...
 
 

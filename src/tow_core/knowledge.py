@@ -196,16 +196,19 @@ def _prefix(ws: Workspace, record_type: RecordType, scope: Scope) -> str:
 
 def create_record(
     ws: Workspace, *, record_type: RecordType, scope: Scope, project: ProjectAccess | None, title: str,
-    body: str = "", fields: Mapping[str, Any] | None = None,
+    body: str = "", fields: Mapping[str, Any] | None = None, generating: bool = False,
 ) -> Record:
     """Create a record in a scope the caller can write; its display ID comes from the organisation's
-    sequence for the type's prefix. Snapshots written by a person start in review (pending_review)."""
+    sequence for the type's prefix. Snapshots written by a person start in review (pending_review); one a
+    run is about to write (``generating``) starts in generating (``tow_core.snapshots``)."""
     ws.require_member()
     if not can_write_scope(ws.principal, scope, project):
         if not can_read_scope(ws.principal, scope, project):
             raise NotFound("scope not found")
         raise AccessDenied("you can read this scope but not write in it")
-    status = "pending_review" if record_type is RecordType.SNAPSHOT else initial_status(record_type)
+    status = initial_status(record_type)
+    if record_type is RecordType.SNAPSHOT:
+        status = "generating" if generating else "pending_review"
     new = NewRecord(
         organisation_id=ws.org_id,
         type=record_type,

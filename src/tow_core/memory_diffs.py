@@ -328,3 +328,13 @@ class MemoryDiffStore(Protocol):
                       cursor: str | None, limit: int) -> Page[MemoryDiff]:
         """Pending first, then newest first (created_at, then id); ``statuses`` empty means all."""
         ...
+
+    def list_pending_writable(self, principal_id: int, org_id: int, project_id: int | None, *,
+                              limit: int) -> Sequence[MemoryDiff]:
+        """Pending diffs whose scope the principal may read and write (the reviewers' rule on the diff's
+        scope), newest first; ``project_id`` set: only diffs in that project's scope."""
+        ...
+
+    def count_pending_writable(self, principal_id: int, org_id: int, project_id: int | None) -> int:
+        """How many ``list_pending_writable`` would list without a limit."""
+        ...

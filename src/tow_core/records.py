@@ -342,6 +342,8 @@ class RecordQuery:
     types: frozenset[RecordType] = frozenset()  # empty: every type
     statuses: frozenset[str] = frozenset()  # empty: every status
     project_id: int | None = None  # None: "All projects" (everything readable); else only that project's scope
+    writable: bool = False  # only records the principal may also write (the same rule table, WRITE_RULES)
+    assignee_id: int | None = None  # only tickets assigned to this user
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from tow_core.access_tokens import AccessToken, AccessTokens, resolve_token
 from tow_core.accounts import resolve_session
 from tow_core.agent_runs import AgentRuns
 from tow_core.conversations import Conversations
+from tow_core.errors import NotFound
 from tow_core.exports import ExportStore
 from tow_core.identity import Directory, Session
 from tow_core.imports import OrganisationImport
@@ -33,6 +34,7 @@ from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_core.semantic_search import SemanticIndex
+from tow_core.snapshots import SnapshotSources
 from tow_core.uploads import UploadRecords
 
 
@@ -52,6 +54,7 @@ class Stores:
     agent_runs: AgentRuns  # AI work a person asked for, run by workers (SPEC §6)
     conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
     tokens: AccessTokens  # personal access tokens, by the hash of their secret (issue 15)
+    snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
 
 
 class UnitOfWork(Protocol):
@@ -105,6 +108,16 @@ class Acting:
 
 
 @dataclass(frozen=True)
+class OnBehalf:
+    """Inside one unit of work for background work a person started (their agent run): their workspace in
+    the run's organisation, loaded fresh, with the stores and the one "now"."""
+
+    stores: Stores
+    workspace: Workspace
+    now: datetime
+
+
+@dataclass(frozen=True)
 class Unattended:
     """A unit of work no signed-in person acts in (sign-in, first account, accepting an invite)."""
 
@@ -134,6 +147,20 @@ class Transactions:
                 acting = Acting(stores, principal, session, now)
             stores.directory.act_for(principal.user_id)
             yield acting
+
+    @contextmanager
+    def on_behalf_of(self, user_id: int, org_id: int) -> Iterator[OnBehalf]:
+        """One unit of work as ``user_id`` in ``org_id`` with no session (an agent run they started): the
+        principal is loaded fresh, so a revoked grant or membership counts from this unit of work; NotFound when
+        they are gone or no longer a member. What it writes is attributed to them, as with ``acting_as``."""
+        with self.unit_of_work() as stores:
+            principal = stores.directory.principal(user_id)
+            if principal is None:
+                raise NotFound("organisation not found")
+            workspace = Workspace.for_member(stores.records, stores.directory, principal, org_id,
+                                             history=stores.history)
+            stores.directory.act_for(user_id)
+            yield OnBehalf(stores, workspace, self.clock())
 
     @contextmanager
     def unattended(self) -> Iterator[Unattended]:

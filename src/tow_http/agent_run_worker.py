@@ -9,6 +9,9 @@ The handler renews its lease by calling the heartbeat it is given between steps;
 beats for it, so a handler that hangs loses its run exactly like a worker that died. The heartbeat raises
 ``AgentRunCancelled`` once a cancel was requested (the run then ends ``cancelled``) and
 ``AgentRunLeaseLost`` once another worker took the run over (this worker then records nothing).
+
+For the owner following the run's events: a run claimed again (a new attempt) gets a ``restart`` event in
+the claiming transaction, and a run that ends gets its ``done`` event in the transaction that records the end.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from tow_core.agent_runs import (
     AgentRunLeaseLost,
     AgentRuns,
     LeaseState,
+    RunEventKind,
+    done_event,
 )
 from tow_core.errors import TowError
 from tow_core.jobs import RetryPolicy
@@ -54,6 +59,9 @@ class AgentRunWorker:
         """Claim one due run and run it to its end; None when nothing was due."""
         with self._runs() as runs:
             run = runs.claim(now=self._clock(), policy=self._policy)
+            if run is not None and run.attempts > 1:  # the owner's client drops what an earlier attempt showed
+                runs.append_events(run, [(RunEventKind.RESTART, {"reason": "new_attempt", "attempt": run.attempts})],
+                                   now=self._clock())
         if run is None:
             return None
         handler = self._handlers.get(run.kind)
@@ -77,7 +85,11 @@ class AgentRunWorker:
 
     def _finish(self, run: AgentRun, outcome: str, finish: Callable[[AgentRuns], bool]) -> None:
         with self._runs() as runs:
-            if not finish(runs):
+            if finish(runs):
+                ended = runs.get(run.id)
+                if ended is not None:
+                    runs.append_events(ended, [done_event(ended)], now=self._clock())
+            else:
                 log.warning("agent run %s (%s) ended %s after its lease was lost; not recorded", run.id, run.kind,
                             outcome)
 

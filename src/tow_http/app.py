@@ -21,11 +21,13 @@ from tow_http.administration.projects_api import projects_router
 from tow_http.ai.agent_runs_api import agent_runs_router
 from tow_http.ai.api import ai_router
 from tow_http.ai.conversations_api import conversations_router
+from tow_http.ai.snapshots_api import snapshots_router
 from tow_http.bootstrap import use_cases
 from tow_http.context import Services, caller_of, session_cookies
 from tow_http.errors import EXCEPTION_HANDLERS
 from tow_http.exports.api import exports_router
 from tow_http.health import health_router
+from tow_http.inbox.api import inbox_router
 from tow_http.input_guard import GuardedRequest, InputGuardMiddleware
 from tow_http.memory.api import memory_diffs_router
 from tow_http.methods import allow_every_method
@@ -70,8 +72,7 @@ def create_app(
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
             memory_diffs_router, uploads_router, ai_router, agent_runs_router, conversations_router, exports_router,
-            tokens_router,
-            pages_router,
+            tokens_router, snapshots_router, inbox_router, pages_router,
             static_router,
             *extra_routers,
         ],

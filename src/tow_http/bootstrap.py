@@ -17,10 +17,13 @@ from tow_core.use_cases.chat_pages import ChatPageUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
+from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.run_events import AgentRunEventUseCases
+from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_core.use_cases.tickets import TicketUseCases
 from tow_core.use_cases.tokens import TokenUseCases
 from tow_core.use_cases.uploads import UploadUseCases
@@ -55,6 +58,9 @@ def use_cases(services: Services) -> dict[str, object]:
         "tokens": TokenUseCases(transactions, PersonalAccessTokenSecrets(),
                                 TokenPolicy(max_days=services.settings.auth.token_max_days,
                                             default_days=min(90, services.settings.auth.token_max_days))),
+        "snapshots": SnapshotUseCases(transactions, ai_configured),
+        "inbox": InboxUseCases(transactions),
+        "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
 
 

@@ -34,6 +34,12 @@ def _raise_stop_requested(signum: int, _frame: object) -> None:
     raise _StopRequested(signal.Signals(signum).name)
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (1-65535)")
+    return int(value)
+
+
 def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
     import uvicorn
 
@@ -44,6 +50,7 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, _raise_stop_requested)
 
+    config = config.serving_at(args.host, args.port)  # links follow the address served unless configured
     runtime = config.settings.runtime
     with container_for(config) as container:
         migrator = container.schema_migrator()
@@ -53,8 +60,7 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
         if embedding_worker is not None:
             embedding_worker.start()  # refuses a configured dimension other than the recorded one
-        host = args.host or runtime.bind_host
-        port = args.port or runtime.bind_port
+        host, port = runtime.bind_host, runtime.bind_port
         print(f"TOW serving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
         job_worker = None if args.no_worker else container.job_worker()
         agent_run_worker = None if args.no_worker else container.agent_run_worker()
@@ -191,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the API and pages. Starts the embedded PostgreSQL when DATABASE_URL is unset, "
         "and refuses to start on a database that is not at the latest migration.",
     )
-    serve.add_argument("--host", help="address to bind (default: runtime.bind_host)")
-    serve.add_argument("--port", type=int, help="port to bind (default: runtime.bind_port)")
+    serve.add_argument("--host", help="address to bind (default: runtime.bind_host, 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port to bind (default: runtime.bind_port, 8000); invite and "
+                       "export links follow the address served unless runtime.public_app_url is set")
     serve.add_argument("--migrate", action="store_true", help="apply pending migrations before serving")
     serve.add_argument("--no-worker", action="store_true",
                        help="do not run background jobs in this process (run `tow worker` separately)")

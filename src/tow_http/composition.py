@@ -47,6 +47,7 @@ from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
+from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.agent_runs import AgentRunHandler
@@ -62,9 +63,11 @@ from tow_core.exports import EXPORT_JOB
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
+from tow_core.snapshots import SNAPSHOT_RUN
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs
+from tow_core.use_cases.snapshots import SnapshotRuns
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
@@ -75,6 +78,7 @@ from tow_http.job_worker import (
     PeriodicTask,
     finished_agent_run_purge,
     finished_job_purge,
+    finished_run_event_purge,
     idle_conversation_purge,
     orphan_export_file_sweep,
     upload_file_deletion_sweep,
@@ -107,7 +111,8 @@ def _transaction_factory(engine: sa.Engine):
                          jobs=PgJobQueue(connection), exports=PgExportStore(connection),
                          organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection),
                          agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection),
-                         tokens=PgAccessTokens(connection))
+                         tokens=PgAccessTokens(connection),
+                         snapshot_sources=PgSnapshotSources(connection))
 
     return transaction
 
@@ -145,11 +150,13 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
 
 
 def agent_run_handlers(engine: sa.Engine, config: LoadedConfig, ai: AiServices) -> dict[str, AgentRunHandler]:
-    """The handler of each kind of agent run this deployment has (chat; memory extraction next).
-    A run of a kind without one fails with ``no_handler``."""
+    """The handler of each kind of agent run this deployment has (chat, snapshot generation; memory extraction
+    next). A run of a kind without one fails with ``no_handler``."""
     assistant = ChatAssistant(ai.reasoning_model, ai.web_search, ai.embedding_model,
                               config.settings.ai.max_tool_rounds)
-    return {CHAT_RUN: ChatRuns(Transactions(_transaction_factory(engine), utc_now), assistant)}
+    transactions = Transactions(_transaction_factory(engine), utc_now)
+    return {CHAT_RUN: ChatRuns(transactions, assistant),
+            SNAPSHOT_RUN: SnapshotRuns(transactions, ai.reasoning_model)}
 
 
 def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Mapping[str, AgentRunHandler],
@@ -188,7 +195,8 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Fs
     tasks = [finished_job_purge(jobs=lambda: on(PgFinishedJobs), retention=retention),
              orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE),
              idle_conversation_purge(conversations=lambda: on(PgConversations), retention_days=chat_retention_days),
-             finished_agent_run_purge(runs=lambda: on(PgAgentRuns), retention_days=agent_run_retention_days)]
+             finished_agent_run_purge(runs=lambda: on(PgAgentRuns), retention_days=agent_run_retention_days),
+             finished_run_event_purge(runs=lambda: on(PgAgentRuns))]
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks

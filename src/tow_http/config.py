@@ -15,7 +15,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +40,8 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
 class RuntimeSettings(_Section):
     app_name: str = "TOW"
+    # Where people reach TOW (invite and export links, the same-origin check of forms). Left unset, it is the
+    # address TOW serves on (bind_host, bind_port, or `tow serve --host/--port`); set it behind a proxy.
     public_app_url: str = "http://127.0.0.1:8000"
     bind_host: str = "127.0.0.1"
     bind_port: Annotated[int, Meta(ge=1, le=65535)] = 8000
@@ -171,10 +173,39 @@ class LoadedConfig:
     """Key path (``ai.embedding_dim``) or secret variable → where its value came from."""
     base_dir: Path = Path(".")
 
+    def serving_at(self, host: str | None, port: int | None) -> LoadedConfig:
+        """This configuration served on ``host``/``port`` (`tow serve --host/--port`; None keeps the configured
+        one). An unset ``runtime.public_app_url`` follows the address served, so links point where TOW is."""
+        runtime = self.settings.runtime
+        runtime = msgspec.structs.replace(runtime, bind_host=host or runtime.bind_host,
+                                          bind_port=port or runtime.bind_port)
+        sources = dict(self.sources)
+        if host:
+            sources["runtime.bind_host"] = "tow serve --host"
+        if port:
+            sources["runtime.bind_port"] = "tow serve --port"
+        if sources.get("runtime.public_app_url", "default") in ("default", DERIVED_PUBLIC_URL):
+            runtime = msgspec.structs.replace(runtime, public_app_url=served_url(runtime.bind_host, runtime.bind_port))
+            sources["runtime.public_app_url"] = DERIVED_PUBLIC_URL
+        return replace(self, settings=msgspec.structs.replace(self.settings, runtime=runtime), sources=sources)
+
     def resolve_path(self, configured: str) -> Path:
         """Relative paths in the configuration are relative to the directory of tow.yaml."""
         path = Path(configured).expanduser()
         return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+
+DERIVED_PUBLIC_URL = "unset: the address served"
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL of a server bound to ``host``:``port``; one bound to every interface is reached on loopback."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - naming the wildcard, not binding to it
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 class ConfigError(Exception):
@@ -374,8 +405,11 @@ def load_config(
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain_validation_error(exc, sources)) from exc
     secrets = _validated_secrets(environment, require_app_secret=require_app_secret)
-    _check_consistency(settings, secrets)
-    return LoadedConfig(settings=settings, secrets=secrets, sources=sources, base_dir=base_dir)
+    loaded = LoadedConfig(settings=settings, secrets=secrets, sources=sources, base_dir=base_dir)
+    if sources["runtime.public_app_url"] == "default":
+        loaded = loaded.serving_at(None, None)
+    _check_consistency(loaded.settings, secrets)
+    return loaded
 
 
 def mask_secret(name: str, value: str | None) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
-from tow_core.agent_runs import AgentRuns, purge_finished_runs
+from tow_core.agent_runs import EVENTS_KEPT_AFTER_FINISH, AgentRuns, purge_finished_runs
 from tow_core.conversations import Conversations, purge_idle_conversations
 from tow_core.errors import TowError
 from tow_core.housekeeping import (
@@ -192,5 +192,16 @@ def idle_conversation_purge(*, conversations: Callable[[], AbstractContextManage
     def purge(now: datetime) -> int:
         with conversations() as stored:
             return purge_idle_conversations(stored, now=now, retention_days=retention_days)
+
+    return purge
+
+
+def finished_run_event_purge(*, runs: Callable[[], AbstractContextManager[AgentRuns]]) -> PeriodicTask:
+    """Deletes the live events of agent runs that finished more than ``EVENTS_KEPT_AFTER_FINISH`` ago (they
+    carry conversation text; the answer is kept in its conversation)."""
+
+    def purge(now: datetime) -> int:
+        with runs() as stored:
+            return stored.purge_events(finished_before=now - EVENTS_KEPT_AFTER_FINISH, limit=5000)
 
     return purge

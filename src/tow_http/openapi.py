@@ -213,6 +213,9 @@ ANSWERS: dict[str, Answers] = {
     "list_my_agent_runs": answers(InvalidInput),
     "get_my_agent_run": answers(),
     "cancel_my_agent_run": answers(Conflict),
+    "get_inbox": answers(),
+    "dismiss_run": answers(Conflict),
+    "agent_run_events": answers(AiNotConfigured),
     "server_egress": answers(InvalidInput, access=_SERVER),
     "start_conversation": answers(AiNotConfigured, InvalidInput),
     "list_conversations": answers(InvalidInput),
@@ -221,6 +224,8 @@ ANSWERS: dict[str, Answers] = {
     "delete_conversation": answers(),
     "ask_question": answers(AiNotConfigured, InvalidInput),
     "apply_action": answers(AccessDenied, Conflict, InvalidInput),
+    "generate_snapshot": answers(AiNotConfigured, InvalidInput),
+    "snapshot_sources": answers(InvalidInput),
     "organisation_audit": answers(InvalidInput, access=_ORG),
     "server_audit": answers(InvalidInput, access=_SERVER),
     "request_export": answers(AccessDenied, InvalidInput),  # kind=organisation: owners and admins only

@@ -288,3 +288,92 @@ def test_cancelling_a_finished_run_changes_nothing(world):
     world.call("finish_completed", claimed, AgentRunResult({"answer": "done"}), now=T0)
     after = world.call("request_cancel", run.id, now=T0 + timedelta(seconds=5))
     assert (after.status, after.cancel_requested, after.finished_at) == (AgentRunStatus.COMPLETED, False, T0)
+
+
+# --- the inbox: failed runs until dismissed -----------------------------------------------------------------
+
+
+def _failed(world: World, **queue_args):
+    run = world.queue(**queue_args)
+    claimed = world.claim(T0)
+    assert claimed.id == run.id
+    world.call("finish_failed", claimed, "handler_failed", "the model refused", now=T0)
+    return run
+
+
+def test_failed_runs_wait_for_their_owner_in_the_scopes_asked_for_until_dismissed(world):
+    everywhere = _failed(world)
+    in_project = _failed(world, project=world.project)
+    _failed(world, owner=world.ada)
+    world.queue()  # not failed: never in the inbox
+
+    def waiting(projects=frozenset(), unscoped=True):
+        runs = world.call("failed_undismissed", world.bob, world.org, projects, unscoped=unscoped, limit=10)
+        assert world.call("count_failed_undismissed", world.bob, world.org, projects, unscoped=unscoped) == len(runs)
+        return [r.id for r in runs]
+
+    assert waiting(frozenset({world.project})) == [in_project.id, everywhere.id]
+    assert waiting() == [everywhere.id] and waiting(frozenset({world.project}), unscoped=False) == [in_project.id]
+    assert world.call("failed_undismissed", world.bob, world.org, frozenset({world.project}), unscoped=True,
+                      limit=1)[0].id == in_project.id
+    assert world.call("count_failed_undismissed", world.bob, world.other_org, frozenset(), unscoped=True) == 0
+
+    assert world.call("dismiss", everywhere.id, now=T0) is True
+    assert world.call("dismiss", everywhere.id, now=T0) is False  # once
+    assert waiting(frozenset({world.project})) == [in_project.id]
+    assert world.get(everywhere.id).status is AgentRunStatus.FAILED  # kept
+    queued = world.queue()
+    assert world.call("dismiss", queued.id, now=T0) is False  # only a failed run
+
+
+# --- run events (the owner's live view of a run) --------------------------------------------------------
+
+
+def test_events_are_read_in_order_after_a_sequence_number_and_only_for_the_asked_attempt(world):
+    from tow_core.agent_runs import RunEventKind
+
+    run, other = world.queue(), world.queue()
+    first = world.claim()
+    assert world.call("append_events", first, [(RunEventKind.DELTA, {"text": "We ", "round": 1}),
+                                               (RunEventKind.DELTA, {"text": "ship.", "round": 1})], now=T0)
+    world.claim()  # the other run, so sequence numbers interleave between runs
+    assert world.call("append_events", world.get(other.id), [(RunEventKind.DELTA, {"text": "elsewhere"})], now=T0)
+    assert world.call("append_events", first, [(RunEventKind.ACTIVITY, {"tool": "get_record", "records": ["D-1"]})],
+                      now=T0 + timedelta(seconds=1))
+    events = world.call("events_after", run.id, attempt=1, after_seq=0, limit=10)
+    assert [(e.kind, dict(e.data)) for e in events] == [
+        (RunEventKind.DELTA, {"text": "We ", "round": 1}), (RunEventKind.DELTA, {"text": "ship.", "round": 1}),
+        (RunEventKind.ACTIVITY, {"tool": "get_record", "records": ["D-1"]})]
+    assert [e.seq for e in events] == sorted(e.seq for e in events) and {e.run_id for e in events} == {run.id}
+    assert {(e.attempt, e.created_at) for e in events[:2]} == {(1, T0)}
+    assert world.call("events_after", run.id, attempt=1, after_seq=events[0].seq, limit=1) == [events[1]]
+    assert world.call("events_after", run.id, attempt=2, after_seq=0, limit=10) == []
+
+
+def test_a_worker_whose_lease_was_taken_over_writes_no_events(world):
+    from tow_core.agent_runs import RunEventKind
+
+    run = world.queue()
+    stale = world.claim()
+    taken = world.claim(T0 + LEASE + timedelta(seconds=1))
+    assert taken.attempts == 2
+    assert not world.call("append_events", stale, [(RunEventKind.DELTA, {"text": "stale"})], now=T0)
+    assert world.call("append_events", taken, [(RunEventKind.RESTART, {"reason": "new_attempt"})], now=T0)
+    assert world.call("events_after", run.id, attempt=1, after_seq=0, limit=10) == []
+    assert [e.kind for e in world.call("events_after", run.id, attempt=2, after_seq=0, limit=10)] == [
+        RunEventKind.RESTART]
+
+
+def test_events_are_purged_once_their_run_finished_before_the_cutoff(world):
+    from tow_core.agent_runs import RunEventKind
+
+    done, running = world.queue(), world.queue()
+    claimed_done, claimed_running = world.claim(), world.claim()
+    for claimed in (claimed_done, claimed_running):
+        world.call("append_events", claimed, [(RunEventKind.DELTA, {"text": "x"}), (RunEventKind.DELTA, {"y": 1})],
+                   now=T0)
+    assert world.call("finish_completed", claimed_done, AgentRunResult({}), now=T0 + timedelta(minutes=1))
+    assert world.call("purge_events", finished_before=T0 + timedelta(minutes=1), limit=100) == 0  # not before
+    assert world.call("purge_events", finished_before=T0 + timedelta(minutes=2), limit=100) == 2
+    assert world.call("events_after", done.id, attempt=1, after_seq=0, limit=10) == []
+    assert len(world.call("events_after", running.id, attempt=1, after_seq=0, limit=10)) == 2

@@ -217,3 +217,41 @@ def test_purge_deletes_conversations_idle_since_before_the_cutoff_only(org):
     assert org.store.owned(org.ada, org.id, revived.id) is not None
     assert org.store.owned(org.ada, org.id, at_cutoff.id) is not None
     assert org.store.purge_idle(last_activity_before=T - timedelta(days=90), limit=100) == 0
+
+
+def _proposing(*actions: dict) -> NewTurn:
+    return NewTurn(TurnRole.ASSISTANT, "I proposed something.",
+                   tool_activity=({"tool": "search", "arguments": {}},
+                                  *({"tool": "propose_ticket", "pending_action": a} for a in actions)))
+
+
+def test_open_actions_are_the_owners_unapplied_ones_in_the_scopes_asked_for_newest_answer_first(org):
+    everywhere, in_app = org.start(), org.start(project=org.app)
+    bobs = org.start(owner=org.bob)
+    first = org.store.add_turn(everywhere.id, _proposing({"id": "1-1", "kind": "ticket", "title": "A", "applied": None},
+                                                         {"id": "1-2", "kind": "ticket", "title": "B",
+                                                          "applied": {"record": "TKT-1"}}), at=T)
+    later = org.store.add_turn(in_app.id, _proposing({"id": "2-1", "kind": "ticket", "title": "C", "applied": None},
+                                                     {"id": "2-2", "kind": "ticket", "title": "D", "applied": None}),
+                               at=T + timedelta(minutes=1))
+    org.store.add_turn(bobs.id, _proposing({"id": "3-1", "kind": "ticket", "title": "Bob's", "applied": None}), at=T)
+    org.store.add_turn(everywhere.id, NewTurn(TurnRole.USER, "and this?", tool_activity=(
+        {"pending_action": {"id": "9-9", "applied": None}},)), at=T)  # a question proposes nothing
+
+    def open_ids(owner, projects=frozenset(), unscoped=True, limit=10):
+        found = org.store.open_actions(owner, org.id, projects, unscoped=unscoped, limit=limit)
+        assert org.store.count_open_actions(owner, org.id, projects, unscoped=unscoped) == len(
+            org.store.open_actions(owner, org.id, projects, unscoped=unscoped, limit=100))
+        return [a.action["id"] for a in found]
+
+    assert open_ids(org.ada, frozenset({org.app})) == ["2-1", "2-2", "1-1"]
+    [action] = org.store.open_actions(org.ada, org.id, frozenset(), unscoped=True, limit=10)
+    assert (action.conversation, action.turn_id, action.action["title"]) == (everywhere, first.id, "A")
+    assert open_ids(org.ada, frozenset({org.app}), unscoped=False) == ["2-1", "2-2"]
+    assert open_ids(org.ada, frozenset({org.app}), limit=1) == ["2-1"]
+    assert open_ids(org.bob, frozenset({org.app})) == ["3-1"] and open_ids(org.ada, frozenset(), unscoped=False) == []
+    assert org.store.count_open_actions(org.ada, org.other, frozenset({org.app}), unscoped=True) == 0
+    applied = [dict(a) for a in later.tool_activity]
+    applied[1] = {**applied[1], "pending_action": {**applied[1]["pending_action"], "applied": {"record": "APP-1"}}}
+    org.store.set_tool_activity(later.id, applied)
+    assert open_ids(org.ada, frozenset({org.app})) == ["2-2", "1-1"]

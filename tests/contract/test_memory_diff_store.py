@@ -264,3 +264,25 @@ def test_a_malformed_cursor_or_a_limit_below_one_is_invalid_input(org, cursor):
     with pytest.raises(InvalidInput) as refused:
         org.diffs.list_readable(org.bob, org.id, frozenset(), cursor=None, limit=0)
     assert refused.value.field == "limit"
+
+
+def test_the_inbox_lists_and_counts_pending_diffs_only_in_scopes_the_principal_writes(org):
+    shared = org.propose()
+    in_app = org.propose(scope=Scope.project(org.id, org.app))
+    bobs = org.propose(scope=Scope.private(org.id, org.bob), author=org.bob)
+    decided = org.propose()
+    org.diffs.save_decision(decided.decide(reviewer_id=org.admin, at=datetime.now(UTC), note=""))
+
+    def pending(user, project=None, limit=10):
+        listed = [d.id for d in org.diffs.list_pending_writable(user, org.id, project, limit=limit)]
+        assert org.diffs.count_pending_writable(user, org.id, project) == len(
+            org.diffs.list_pending_writable(user, org.id, project, limit=100))
+        return listed
+
+    assert pending(org.admin) == [in_app.id, shared.id] and pending(org.admin, org.app) == [in_app.id]
+    assert pending(org.alice) == [shared.id]  # a viewer of APP reads it but may not write it
+    assert pending(org.bob) == [bobs.id, shared.id] and pending(org.bob, limit=1) == [bobs.id]
+    assert pending(org.outsider) == [] and pending(org.bob, org.app) == []
+    org.directory.put_grant(org.app, user_id=org.alice, group_id=None, role=ProjectRole.MEMBER)
+    assert pending(org.alice) == [in_app.id, shared.id]
+    assert org.diffs.count_pending_writable(org.admin, org.organisation("other"), None) == 0

@@ -59,6 +59,14 @@ def test_bob_asks_and_reads_an_answer_citing_only_what_he_may_read(world, fake_o
     assert [row.acting_user_id for row in rows] == [world.bob_id, world.bob_id]
     assert [list(row.record_display_ids or []) for row in rows] == [[], [plan]]  # what each request carried
 
+    # The stream Bob could have followed: the run finished, so it replays to done and closes.
+    stream = world.bob.get(asked.json()["events_url"])
+    assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+    kinds = [line.removeprefix("event: ") for line in stream.text.splitlines() if line.startswith("event: ")]
+    assert kinds[:2] == ["activity", "activity"] and kinds[-2:] == ["answer", "done"] and "delta" in kinds
+    assert SECRET not in stream.text and "Vault" not in stream.text  # none of the restricted doc's text
+    assert f'"records":["{plan}"]' in stream.text and f'"records":["{vault}"]' not in stream.text
+
 
 def test_only_the_owner_asks_and_an_empty_question_is_refused(world):
     conversation = world.bob.post(f"{world.base}/conversations", json={"title": "Mine"}).json()

@@ -291,3 +291,43 @@ def test_logo_forms_refuse_people_without_the_right_before_reading_the_image(app
     assert ada.post("/o/1/settings/logo", follow_redirects=False, data={"csrf_token": owner_token},
                     files=big).status_code == 413
     assert stored_files(tmp_path) == []
+
+
+def test_an_over_limit_attachment_returns_to_the_record_page_which_says_the_configured_limit(app_client,
+                                                                                            make_container,
+                                                                                            tmp_path):
+    ada = app_client(make_container("uploads:\n  upload_max_bytes: 2000\n"))
+    set_up(ada)
+    token = token_of(ada, "/o/1/docs")
+    ada.post("/o/1/records", follow_redirects=False,
+             data={"csrf_token": token, "type": "doc", "title": "Runbook", "body": "Steps."})
+    page = ada.get("/o/1/r/DOC-1").text
+    assert 'data-max-bytes="2000"' in page and "Up to 2.0 KiB." in page  # the limit, before choosing a file
+    refused = ada.post("/o/1/r/DOC-1/attachments", follow_redirects=False, data={"csrf_token": token},
+                       files={"file": ("big.bin", b"x" * 50_000, "application/octet-stream")})
+    assert refused.status_code == 303
+    assert refused.headers["location"] == "/o/1/r/DOC-1?upload_refused=too_large#files"
+    shown = ada.get(refused.headers["location"]).text
+    assert "That file is larger than the limit of 2.0 KiB: nothing was uploaded." in shown
+    assert stored_files(tmp_path) == [] and ada.get("/api/organisations/1/records/DOC-1/attachments").json() == []
+    # A hand-made query shows nothing but the one message it names: no text of the request is echoed.
+    assert "&lt;b&gt;" not in ada.get("/o/1/r/DOC-1", params={"upload_refused": "<b>x</b>"}).text
+
+
+def test_a_tickets_status_buttons_follow_the_workflow_order(app_client):
+    ada = app_client()
+    set_up(ada)
+    token = token_of(ada, "/o/1/tickets")
+    ada.post("/o/1/records", follow_redirects=False,
+             data={"csrf_token": token, "type": "ticket", "title": "Renew the certificate"})
+    page = ada.get("/o/1/r/TKT-1").text
+    shown = re.findall(r'name="status" value="([a-z_]+)"', page)
+    assert shown == ["todo", "in_progress", "blocked", "in_review", "done", "canceled", "archived"]
+
+
+def test_every_page_names_its_icon_and_the_icon_is_served(app_client):
+    plain = app_client()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in plain.get("/login").text
+    icon = plain.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg")

@@ -101,7 +101,7 @@ def test_pages_send_strangers_to_sign_in_and_only_to_local_next_pages(app_client
     anonymous = app_client()
     response = anonymous.get("/o/1/docs", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/login?next=%2Fo%2F1%2Fdocs"
-    for target, expected in [("//evil.example/x", "/o/1/memory"), ("https://evil.example", "/o/1/memory"),
+    for target, expected in [("//evil.example/x", "/o/1/today"), ("https://evil.example", "/o/1/today"),
                              ("/o/1/docs", "/o/1/docs")]:
         browser = app_client()
         token = token_of(browser, "/login")
@@ -168,7 +168,7 @@ def test_a_signed_in_member_accepts_an_invite_and_switches_organisation(app_clie
     assert "signed in as <strong>Bob</strong>" in page.text and "Accept the invite" in page.text
     token = TOKEN.search(page.text).group(1)
     accepted = bob.post("/join", follow_redirects=False, data={"csrf_token": token, "token": beta_invite})
-    assert accepted.headers["location"] == f"/o/{beta}/memory"
+    assert accepted.headers["location"] == f"/o/{beta}/today"
     switcher = bob.get(f"/o/{beta}/memory").text
     assert "Acme (member)" in switcher and "Beta (admin)" in switcher
     again = bob.post("/join", follow_redirects=False, data={"csrf_token": token, "token": beta_invite},
@@ -176,7 +176,7 @@ def test_a_signed_in_member_accepts_an_invite_and_switches_organisation(app_clie
     assert again.status_code == 409 and "used" in again.text  # a used invite says so, in the form
     moved = bob.post("/switch-organisation", follow_redirects=False,
                      data={"csrf_token": token, "organisation_id": "1"})
-    assert moved.headers["location"] == "/o/1/memory"
+    assert moved.headers["location"] == "/o/1/today"
     assert bob.get("/api/me").json()["active_organisation_id"] == 1
 
 
@@ -284,6 +284,11 @@ def test_search_page_says_when_semantic_search_cannot_run(app_client):
     assert "Results by keyword search" in keyword and "AI is not configured on this server, so these" in keyword
     assert "DOC-1" in keyword
     assert plain.get("/o/1/search", params={"q": "x", "mode": "psychic"}).status_code == 422
+    for unsearchable in ("the", "?!…", "and or"):  # only stop words or punctuation: the page stays, says why
+        answered = plain.get("/o/1/search", params={"q": unsearchable})
+        assert answered.status_code == 200
+        assert "Nothing searched: search needs at least one word that is not a stop word" in answered.text
+        assert 'name="q" type="search" value="' in answered.text and "No results for" not in answered.text
 
 
 def test_search_page_uses_semantic_and_hybrid_search_when_an_embedding_model_is_configured(app_client,
@@ -321,14 +326,23 @@ def test_expired_and_revoked_invites_say_so_in_the_join_form(app_client, make_co
 
     later = make_container()  # the same database, two hours on
     later.services.add_kwargs(clock=lambda: datetime.now(UTC) + timedelta(hours=2))
-    for invite, message in ((expiring, "this invite has expired"), (revoked, "this invite was revoked")):
+    used = ada.post("/api/organisations/1/invites", json={"role": "member"}).json()
+    cy = app_client()
+    cy.post("/join", follow_redirects=False, data={
+        "csrf_token": token_of(cy, f"/invite/{used['token']}"), "token": used["token"], "email": "cy@example.com",
+        "display_name": "Cy", "password": PASSWORD})
+    for invite, message in ((expiring, "this invite has expired"), (revoked, "this invite was revoked"),
+                            (used, "this invite has already been used"), ({"token": "no-such-invite"},
+                                                                          "invite not found")):
         bob = app_client(later)
-        token = token_of(bob, f"/invite/{invite['token']}")
+        link = bob.get(f"/invite/{invite['token']}").text  # said at once, before any form is filled in
+        assert f"This invite link cannot be used: {message}" in link and 'name="password"' not in link
+        token = token_of(bob, "/join")
         answer = bob.post("/join", follow_redirects=False,
                           data={"csrf_token": token, "token": invite["token"], "email": "bob@example.com",
                                 "display_name": "Bob", "password": PASSWORD},
                           headers={"HX-Request": "true", "HX-Trigger": "join-form"})
-        assert answer.status_code == 409 and message in answer.text
+        assert answer.status_code in (404, 409) and message in answer.text  # and refused if posted anyway
         assert answer.headers["hx-retarget"] == "#join-form-error"
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.fake_unit_of_work import fake_transactions
+from tests.fake_unit_of_work import fake_transactions, with_inbox
 from tests.fake_uploads import InMemoryUploadRecords
 from tests.unit.records_world import World
 from tow_core.access import Condition, OrgRole, ProjectRole, ScopeKind
@@ -56,8 +56,8 @@ class AdminWorld(World):
         self.tokens = Tokens()
 
     def transactions_over(self, directory):
-        return fake_transactions(self.clock, rollback=(self.directory, self.uploads), directory=directory,
-                                 uploads=self.uploads)
+        return fake_transactions(self.clock, rollback=(self.directory, self.uploads),
+                                 **with_inbox(self.clock, directory=directory, uploads=self.uploads))
 
     @property
     def organisations(self) -> OrganisationUseCases:

@@ -93,6 +93,7 @@ def test_a_grant_revoked_while_the_run_works_drops_the_citation_when_the_answer_
     chat.answer(chat.use_cases.ask(bob, w.org, conversation.id, "How do we sign in?").run)
     answer = chat.conversations.turns(conversation.id)[-1]
     assert answer.citations == () and [d["reason"] for d in answer.dropped_citations] == ["not_readable"]
+    assert answer.dropped_citations[0]["quote"] is None  # the words of a record Bob no longer reads are not kept
 
 
 def test_only_the_owner_asks_in_a_conversation_and_without_ai_nothing_is_saved(w):

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from tow_http.cli import main
-from tow_http.config import APP_SECRET_PLACEHOLDER, ConfigError, effective_config_lines, load_config
+from tow_http.config import (
+    APP_SECRET_PLACEHOLDER,
+    DERIVED_PUBLIC_URL,
+    ConfigError,
+    effective_config_lines,
+    load_config,
+)
 
 GOOD_SECRET = "x" * 40
 
@@ -158,3 +164,17 @@ def test_every_setting_is_documented_in_the_local_example_and_env_example():
 def test_example_configurations_are_valid(example):
     root = Path(__file__).resolve().parents[2]
     load_config(root / "config" / example, environ={"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x"})
+
+
+def test_an_unset_public_url_follows_the_address_served_and_a_configured_one_is_kept(tmp_path):
+    derived = load_config(write(tmp_path), environ={"APP_SECRET": GOOD_SECRET, "BIND_PORT": "8101"})
+    assert derived.settings.runtime.public_app_url == "http://127.0.0.1:8101"
+    assert derived.sources["runtime.public_app_url"] == DERIVED_PUBLIC_URL
+    served = derived.serving_at("0.0.0.0", 9001)  # noqa: S104 - `tow serve --host 0.0.0.0 --port 9001`
+    assert (served.settings.runtime.bind_host, served.settings.runtime.bind_port) == ("0.0.0.0", 9001)  # noqa: S104
+    assert served.settings.runtime.public_app_url == "http://127.0.0.1:9001"
+    assert served.sources["runtime.bind_port"] == "tow serve --port"
+    assert derived.serving_at("::1", None).settings.runtime.public_app_url == "http://[::1]:8101"
+    configured = load_config(write(tmp_path), environ={"APP_SECRET": GOOD_SECRET,
+                                                       "PUBLIC_APP_URL": "http://tow.internal:8080"})
+    assert configured.serving_at(None, 9001).settings.runtime.public_app_url == "http://tow.internal:8080"

@@ -11,8 +11,10 @@ import pytest
 from tests.fake_embeddings import FakeEmbeddingModel
 from tests.fake_unit_of_work import fake_transactions, signed_in
 from tests.fakes import InMemoryDirectory
+from tow_core.access import OrgRole
 from tow_core.embeddings import EmbeddingJob, EmbeddingSpace, RecordText, embed_pending
-from tow_core.errors import NotAuthenticated
+from tow_core.errors import NotAuthenticated, NotFound
+from tow_core.identity import WorkflowMode
 from tow_core.records import RecordType
 from tow_core.unit_of_work import SessionCredential
 
@@ -31,6 +33,22 @@ def test_a_unit_of_work_acting_for_a_person_names_them_to_the_storage_and_an_una
         pass
     expired = signed_in(directory, ada.id, NOW, lifetime=timedelta(seconds=-1))
     with pytest.raises(NotAuthenticated), transactions.acting_as(expired):
+        pass
+    assert directory.acted_for == [ada.id]
+
+
+def test_an_agent_runs_unit_of_work_names_its_owner_and_refuses_an_ex_member():
+    directory = InMemoryDirectory()
+    ada = directory.add_user("ada@example.com", "Ada", None, server_admin=False)
+    org = directory.add_organisation("Acme", WorkflowMode.ORGANIZATION).id
+    directory.set_membership(org, ada.id, OrgRole.MEMBER)
+    transactions = fake_transactions(lambda: NOW, directory=directory)
+    with transactions.on_behalf_of(ada.id, org) as owner:  # what a run saves is embedded on Ada's behalf
+        assert directory.acted_for == [ada.id] and owner.workspace.principal.user_id == ada.id
+    directory.remove_membership(org, ada.id)
+    with pytest.raises(NotFound), transactions.on_behalf_of(ada.id, org):
+        pass
+    with pytest.raises(NotFound), transactions.on_behalf_of(10_000, org):
         pass
     assert directory.acted_for == [ada.id]
 

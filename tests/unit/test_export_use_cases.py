@@ -14,7 +14,7 @@ import pytest
 
 from tests.fake_exports import InMemoryExportStore, InMemoryJobQueue
 from tests.fake_records import InMemoryRecordStore
-from tests.fake_unit_of_work import fake_transactions, signed_in
+from tests.fake_unit_of_work import fake_transactions, signed_in, with_inbox
 from tests.fake_uploads import InMemoryUploadRecords
 from tests.fakes import InMemoryDirectory
 from tow_adapters.fs_export_files import FsExportFiles
@@ -95,8 +95,9 @@ class World:
         self.importer = Importer(d)
         self.files = FsExportFiles(tmp_path / "exports")
         self.transactions = fake_transactions(
-            self.clock, rollback=(self.directory, self.jobs, self.exports), directory=d, records=self.records,
-            uploads=self.uploads, jobs=self.jobs, exports=self.exports, organisation_import=self.importer)
+            self.clock, rollback=(self.directory, self.jobs, self.exports), **with_inbox(
+                self.clock, directory=d, records=self.records, uploads=self.uploads, jobs=self.jobs,
+                exports=self.exports, organisation_import=self.importer))
         self.use_cases = ExportUseCases(self.transactions, self.files, RETENTION)
         self.imports = ImportUseCases(self.transactions, None, None)
 

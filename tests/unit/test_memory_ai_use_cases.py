@@ -8,7 +8,7 @@ import pytest
 
 from tests.fake_egress import InMemoryEgressLedger
 from tests.fake_records import InMemoryMemoryDiffStore
-from tests.fake_unit_of_work import fake_transactions
+from tests.fake_unit_of_work import fake_transactions, with_inbox
 from tests.fake_uploads import InMemoryUploadRecords
 from tests.unit.records_world import World
 from tow_core.ai import EgressPurpose
@@ -29,9 +29,9 @@ class MemoryWorld(World):
 
     @property
     def transactions(self):
-        return fake_transactions(self.clock, rollback=(*self._tables, self.diffs), directory=self.directory,
-                                 records=self.records, history=self.keeping, memory_diffs=self.diffs,
-                                 uploads=self.uploads)
+        return fake_transactions(self.clock, rollback=(*self._tables, self.diffs), **with_inbox(
+            self.clock, directory=self.directory, records=self.records, history=self.keeping,
+            memory_diffs=self.diffs, uploads=self.uploads))
 
     def item(self, title: str, scope, name: str = "ada", **fields):
         return self.create(name, RecordType.MEMORY, title, scope, fields={"memory_type": "fact", **fields})

@@ -11,7 +11,7 @@ import pytest
 
 from tests.fake_embeddings import FakeEmbeddingModel
 from tests.fake_history import summary_of
-from tests.fake_unit_of_work import fake_transactions
+from tests.fake_unit_of_work import fake_transactions, with_inbox
 from tests.fake_uploads import InMemoryUploadRecords, InMemoryUploadStore
 from tests.unit.records_world import World
 from tow_core import knowledge
@@ -58,8 +58,9 @@ def uploads(w: World) -> InMemoryUploadRecords:
 @pytest.fixture
 def transactions(w: World, uploads: InMemoryUploadRecords):
     """The world's unit of work with the upload rows and a semantic index (pages read images for the frame)."""
-    return fake_transactions(w.clock, rollback=(*w._tables, uploads), directory=w.directory, records=w.records,
-                             history=w.keeping, uploads=uploads, semantic=NearestReadable(w))
+    return fake_transactions(w.clock, rollback=(*w._tables, uploads), **with_inbox(
+        w.clock, directory=w.directory, records=w.records, history=w.keeping, uploads=uploads,
+        semantic=NearestReadable(w)))
 
 
 def _scope(w: World, key: str) -> tuple[str, int]:

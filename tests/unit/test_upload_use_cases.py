@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 import pytest
 
-from tests.fake_unit_of_work import fake_transactions
+from tests.fake_unit_of_work import fake_transactions, with_inbox
 from tests.fake_uploads import InMemoryUploadRecords, InMemoryUploadStore
 from tests.unit.records_world import World
 from tow_core.errors import AccessDenied, InvalidInput, NotAuthenticated, NotConfigured, NotFound, PayloadTooLarge
@@ -36,8 +36,8 @@ class UploadWorld(World):
         self.uploads = self.use_cases(self.store)
 
     def use_cases(self, store: InMemoryUploadStore | None, max_bytes: int = 1000) -> UploadUseCases:
-        transactions = fake_transactions(self.clock, rollback=(*self._tables, self.rows), directory=self.directory,
-                                         records=self.records, history=self.keeping, uploads=self.rows)
+        transactions = fake_transactions(self.clock, rollback=(*self._tables, self.rows), **with_inbox(
+            self.clock, directory=self.directory, records=self.records, history=self.keeping, uploads=self.rows))
         return UploadUseCases(transactions, store, FirstBytesImages(), max_bytes)
 
 

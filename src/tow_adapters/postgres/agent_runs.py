@@ -1,5 +1,8 @@
 """PgAgentRuns: agent runs and their leases (migration 0014_agent_runs), on the caller's connection.
 
+Run events (migration 0017_agent_run_events) are appended in one statement per batch, fenced by the
+attempt like a heartbeat: a worker whose lease was taken over writes nothing.
+
 The worker calls each method in its own short transaction. Claiming is one ``SELECT ... FOR UPDATE SKIP
 LOCKED`` and one ``UPDATE``, so concurrent workers never claim the same run nor wait on each other's
 rows; heartbeats and finishes are fenced by ``attempts = :claimed``, so a worker whose lease was taken
@@ -9,8 +12,9 @@ over changes nothing. Times come from the caller (an injected clock), so tests c
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -21,6 +25,8 @@ from tow_core.agent_runs import (
     AgentRunStatus,
     LeaseState,
     NewAgentRun,
+    RunEvent,
+    RunEventKind,
     TokenUsage,
 )
 from tow_core.jobs import RetryPolicy
@@ -36,6 +42,11 @@ _NEXT_DUE = sa.text(
     "AND (CAST(:kinds AS text[]) IS NULL OR kind = ANY(CAST(:kinds AS text[]))) "
     "ORDER BY CASE WHEN status = 'queued' THEN created_at ELSE lease_expires_at END, id "
     "LIMIT 1 FOR UPDATE SKIP LOCKED"
+)
+# The inbox's failed runs of one owner, not dismissed (index agent_runs_failed_open_idx, migration 0021_inbox).
+_FAILED_OPEN = (
+    "FROM agent_runs WHERE organisation_id = :org AND owner_id = :owner AND status = 'failed' "
+    "AND dismissed_at IS NULL AND ((project_id IS NULL AND :unscoped) OR project_id = ANY(CAST(:projects AS bigint[])))"
 )
 _FENCE = "WHERE id = :id AND status = 'running' AND attempts = :attempts"
 
@@ -83,6 +94,28 @@ class PgAgentRuns:
                     "AND status IN ('completed', 'failed', 'cancelled') ORDER BY finished_at LIMIT :limit)"),
             {"before": finished_before, "limit": limit},
         ).rowcount
+
+    def failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool, limit: int) -> list[AgentRun]:
+        rows = self._conn.execute(
+            sa.text(f"SELECT {_COLUMNS} {_FAILED_OPEN} ORDER BY id DESC LIMIT :limit"),
+            {"org": organisation_id, "owner": owner_id, "unscoped": unscoped, "projects": sorted(project_ids),
+             "limit": limit},
+        )
+        return [_run(row) for row in rows]
+
+    def count_failed_undismissed(self, owner_id: int, organisation_id: int, project_ids: frozenset[int], *,
+                                 unscoped: bool) -> int:
+        return self._conn.execute(
+            sa.text(f"SELECT count(*) {_FAILED_OPEN}"),
+            {"org": organisation_id, "owner": owner_id, "unscoped": unscoped, "projects": sorted(project_ids)},
+        ).scalar_one()
+
+    def dismiss(self, run_id: int, *, now: datetime) -> bool:
+        return self._conn.execute(
+            sa.text("UPDATE agent_runs SET dismissed_at = :now WHERE id = :id AND status = 'failed' "
+                    "AND dismissed_at IS NULL"), {"id": run_id, "now": now},
+        ).rowcount == 1
 
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         row = self._conn.execute(
@@ -143,3 +176,34 @@ class PgAgentRuns:
 
     def finish_cancelled(self, run: AgentRun, *, now: datetime) -> bool:
         return self._end(run, AgentRunStatus.CANCELLED, now)
+
+    # --- events -------------------------------------------------------------------------------------
+
+    def append_events(self, run: AgentRun, events: Sequence[tuple[RunEventKind, Mapping[str, Any]]], *,
+                      now: datetime) -> bool:
+        if not events:
+            return True
+        return self._conn.execute(
+            sa.text("INSERT INTO agent_run_events (run_id, attempt, kind, data, created_at) "
+                    "SELECT :id, :attempt, e.item ->> 'kind', e.item -> 'data', :now "
+                    "FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(item, n) "
+                    "WHERE EXISTS (SELECT 1 FROM agent_runs WHERE id = :id AND attempts = :attempt) ORDER BY e.n"),
+            {"id": run.id, "attempt": run.attempts, "now": now,
+             "events": json.dumps([{"kind": RunEventKind(kind).value, "data": dict(data)} for kind, data in events])},
+        ).rowcount > 0
+
+    def events_after(self, run_id: int, *, attempt: int, after_seq: int, limit: int) -> Sequence[RunEvent]:
+        rows = self._conn.execute(
+            sa.text("SELECT seq, run_id, attempt, kind, data, created_at FROM agent_run_events "
+                    "WHERE run_id = :id AND attempt = :attempt AND seq > :after ORDER BY seq LIMIT :limit"),
+            {"id": run_id, "attempt": attempt, "after": after_seq, "limit": limit},
+        )
+        return [RunEvent(seq, run, att, RunEventKind(kind), dict(data), created)
+                for seq, run, att, kind, data, created in rows]
+
+    def purge_events(self, *, finished_before: datetime, limit: int) -> int:
+        return self._conn.execute(
+            sa.text("DELETE FROM agent_run_events WHERE seq IN (SELECT e.seq FROM agent_run_events e "
+                    "JOIN agent_runs r ON r.id = e.run_id WHERE r.finished_at < :before LIMIT :limit)"),
+            {"before": finished_before, "limit": limit},
+        ).rowcount

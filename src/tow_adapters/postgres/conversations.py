@@ -21,6 +21,7 @@ from tow_core.conversations import (
     JsonObject,
     NewConversation,
     NewTurn,
+    OpenAction,
     Turn,
     TurnRole,
     checked_tool_activity,
@@ -32,6 +33,18 @@ _CONVERSATION = ("c.id, c.owner_id, c.organisation_id, c.project_id, c.title, c.
                  "c.updated_at")
 _TURN = ("t.id, t.conversation_id, t.position, t.role, t.text, t.tool_activity, t.citations, t.dropped_citations, "
          "t.web_sources, t.agent_run_id, t.created_at")
+
+# Pending actions nobody applied, in the owner's conversations of the scopes asked for. The jsonb_path_exists
+# condition is the predicate of the partial index conversation_turns_open_actions (migration 0021_inbox), so
+# only turns that hold such an action are read.
+_OPEN_PATH = "'$[*].pending_action ? (@.applied == null)'"
+_OPEN_ACTIONS = (
+    "FROM conversations c JOIN conversation_turns t ON t.conversation_id = c.id "
+    f"CROSS JOIN LATERAL jsonb_path_query(t.tool_activity, {_OPEN_PATH}) WITH ORDINALITY AS a(action, n) "
+    f"WHERE c.owner_id = :owner AND c.organisation_id = :org AND jsonb_path_exists(t.tool_activity, {_OPEN_PATH}) "
+    "AND t.role = 'assistant' AND jsonb_typeof(a.action) = 'object' "
+    "AND ((c.project_id IS NULL AND :unscoped) OR c.project_id = ANY(CAST(:projects AS bigint[])))"
+)
 
 
 def _conversation(row: sa.Row) -> Conversation:
@@ -152,6 +165,22 @@ class PgConversations(SqlStore):
             raise NotFound("turn not found")
         return _turn(row)
 
+    def open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], *, unscoped: bool,
+                     limit: int) -> list[OpenAction]:
+        if limit < 1:
+            raise InvalidInput("limit must be at least 1", field="limit")
+        rows = self._rows(
+            f"SELECT {_CONVERSATION}, t.id, t.created_at, a.action {_OPEN_ACTIONS} "
+            "ORDER BY t.created_at DESC, t.id DESC, a.n LIMIT :limit",
+            owner=owner_id, org=org_id, projects=sorted(project_ids), unscoped=unscoped, limit=limit)
+        return [OpenAction(_conversation(r[:-3]), r[-3], dict(r[-1]), r[-2]) for r in rows]
+
+    def count_open_actions(self, owner_id: int, org_id: int, project_ids: frozenset[int], *,
+                           unscoped: bool) -> int:
+        row = self._row(f"SELECT count(*) {_OPEN_ACTIONS}", owner=owner_id, org=org_id,
+                        projects=sorted(project_ids), unscoped=unscoped)
+        return row[0]
+
     def update(self, conversation_id: int, *, title: str, memory_extraction: bool, at: datetime) -> Conversation:
         with self._writing("conversation"):
             row = self._row(
@@ -163,11 +192,21 @@ class PgConversations(SqlStore):
         return _conversation(row)
 
     def delete(self, conversation_id: int) -> bool:
+        self._delete_run_events([conversation_id])
         return self._conn.execute(sa.text("DELETE FROM conversations WHERE id = :id"),
                                   {"id": conversation_id}).rowcount > 0
 
     def purge_idle(self, *, last_activity_before: datetime, limit: int) -> int:
-        return self._conn.execute(sa.text(
-            "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE updated_at < :before "
-            "ORDER BY updated_at LIMIT :limit FOR UPDATE SKIP LOCKED)"),
-            {"before": last_activity_before, "limit": limit}).rowcount
+        ids = list(self._conn.execute(sa.text(
+            "SELECT id FROM conversations WHERE updated_at < :before ORDER BY updated_at LIMIT :limit "
+            "FOR UPDATE SKIP LOCKED"), {"before": last_activity_before, "limit": limit}).scalars())
+        if not ids:
+            return 0
+        self._delete_run_events(ids)
+        return self._conn.execute(sa.text("DELETE FROM conversations WHERE id = ANY(:ids)"), {"ids": ids}).rowcount
+
+    def _delete_run_events(self, conversation_ids: list[int]) -> None:
+        """The live events of the runs the conversations' turns name carry their text: they go with them."""
+        self._conn.execute(sa.text(
+            "DELETE FROM agent_run_events WHERE run_id IN (SELECT agent_run_id FROM conversation_turns "
+            "WHERE conversation_id = ANY(:ids) AND agent_run_id IS NOT NULL)"), {"ids": conversation_ids})

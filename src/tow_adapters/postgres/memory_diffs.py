@@ -48,6 +48,12 @@ _COLUMNS = (
     "d.operations, d.status, d.created_at, d.reviewer_id, d.decided_at, d.review_note, d.outcomes"
 )
 _VISIBLE = visible_predicate("d")
+_WRITABLE = visible_predicate("d", write=True)
+# The inbox's diffs: pending, in a scope the principal reads and writes (optionally one project's).
+_PENDING_WRITABLE = (
+    f"FROM memory_diffs d WHERE d.organisation_id = :org AND d.status = 'pending' AND {_VISIBLE} AND {_WRITABLE} "
+    "AND (CAST(:project AS bigint) IS NULL OR (d.scope_kind = 'project' AND d.scope_ref = :project))"
+)
 _DECIDED_RANK = "CAST(d.status <> 'pending' AS int)"  # pending first
 
 
@@ -202,3 +208,16 @@ class PgMemoryDiffStore(SqlStore):
         ), {"org": org_id, "fetch": limit + 1, PRINCIPAL_PARAM: principal_id, **params}).all()
         items = tuple(_diff(r) for r in rows[:limit])
         return Page(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+
+    def list_pending_writable(self, principal_id: int, org_id: int, project_id: int | None, *,
+                              limit: int) -> list[MemoryDiff]:
+        if limit < 1:
+            raise InvalidInput("limit must be at least 1", field="limit")
+        rows = self._rows(f"SELECT {_COLUMNS} {_PENDING_WRITABLE} ORDER BY d.created_at DESC, d.id DESC LIMIT :limit",
+                          org=org_id, project=project_id, limit=limit, **{PRINCIPAL_PARAM: principal_id})
+        return [_diff(r) for r in rows]
+
+    def count_pending_writable(self, principal_id: int, org_id: int, project_id: int | None) -> int:
+        row = self._row(f"SELECT count(*) {_PENDING_WRITABLE}", org=org_id, project=project_id,
+                        **{PRINCIPAL_PARAM: principal_id})
+        return row[0]

@@ -43,6 +43,7 @@ _COLUMNS = (
 )
 _SUMMARY_COLUMNS = "r.id, r.organisation_id, r.type, r.prefix, r.number, r.scope_kind, r.scope_ref, r.title, r.status"
 _VISIBLE = visible_predicate("r")
+_WRITABLE = visible_predicate("r", write=True)
 
 # ts_headline options: the highlight markers come from the core so the HTTP layer can trust them.
 _HEADLINE_OPTIONS = (
@@ -129,6 +130,11 @@ def _query_filters(query: RecordQuery) -> tuple[str, dict[str, Any]]:
     if query.project_id is not None:
         clauses.append("r.scope_kind = 'project' AND r.scope_ref = :project_id")
         params["project_id"] = query.project_id
+    if query.writable:  # binds the same :principal_id as the read predicate of the statement
+        clauses.append(_WRITABLE)
+    if query.assignee_id is not None:
+        clauses.append("r.fields->>'assignee_id' = CAST(CAST(:assignee_id AS bigint) AS text)")
+        params["assignee_id"] = query.assignee_id
     return "".join(f" AND {c}" for c in clauses), params
 
 

@@ -137,6 +137,14 @@ class AccountUseCases:
             principal = _signed_in_or_none(unattended, credential)
             return accounts.current_user(unattended.stores.directory, principal) if principal else None
 
+    def invite_problem(self, invite_token: str) -> str | None:
+        """Why the invite behind a link cannot be taken up (expired, revoked, used, unknown), or None."""
+        with self.transactions.unattended() as unattended:
+            invite = unattended.stores.directory.invite_by_token_hash(self.tokens.token_hash(invite_token),
+                                                                      for_update=False)
+            refused = accounts.invite_refusal(invite, unattended.now)
+            return refused.message if refused is not None else None
+
     def join(self, credential: SessionCredential | None, *, invite_token: str, email: str, display_name: str,
              password: str) -> Joined:
         """Takes up an invite: a signed-in user accepts it (``email``, ``display_name`` and ``password`` are not

@@ -10,23 +10,36 @@ Rules:
   An owner who lost the conversation's scope meanwhile gets no answer (the run fails, nothing is saved).
 - The model sees the conversation's earlier turns as plain text; the records whose content those turns
   carry (every record a tool returned in them) are named in each request's ledger row.
+- While it works the run writes its events for the owner to follow (``tow_core.run_events``): tool activity,
+  the answer text as the model streams it, a restart when a model call is retried; and, in the transaction
+  that saves the answer turn, ``answer`` with the checked text and citations (``answer_event``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import datetime
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from tow_core.agent_runs import AgentRun, AgentRunFailed, AgentRunResult, Heartbeat, TokenUsage, new_run
+from tow_core.agent_runs import (
+    AgentRun,
+    AgentRunFailed,
+    AgentRunResult,
+    Heartbeat,
+    RunEventKind,
+    TokenUsage,
+    new_run,
+)
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE, InputMessage
 from tow_core.chat import Asker, ChatAnswer, ChatAssistant, ChatQuestion, reads_as, verify
 from tow_core.chat_actions import AppliedAction, action_json, apply_action
+from tow_core.chat_tools import ToolActivity
+from tow_core.citations import DropReason
 from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
-from tow_core.knowledge import Workspace
-from tow_core.unit_of_work import SessionCredential, Stores, Transactions
+from tow_core.run_events import RunEventLog
+from tow_core.unit_of_work import SessionCredential, Transactions
 
 CHAT_RUN = "chat"
 
@@ -76,15 +89,16 @@ class ChatRuns:
 
     transactions: Transactions
     assistant: ChatAssistant
+    monotonic: Callable[[], float] = field(default=time.monotonic)
 
     def __call__(self, run: AgentRun, heartbeat: Heartbeat) -> AgentRunResult:
         try:
             conversation_id = int(run.input["conversation_id"])
         except (KeyError, TypeError, ValueError) as exc:
             raise AgentRunFailed("a chat run's input names its conversation_id", error_code="invalid_input") from exc
-        with self._as_owner(run) as (ws, stores, _):
-            conversation = owned_conversation(ws, stores.conversations, conversation_id)
-            turns = stores.conversations.turns(conversation.id)
+        with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
+            conversation = owned_conversation(owner.workspace, owner.stores.conversations, conversation_id)
+            turns = owner.stores.conversations.turns(conversation.id)
         question = next((t for t in turns if t.role is TurnRole.USER and t.agent_run_id == run.id), None)
         if question is None:
             raise NotFound("the question is gone (the conversation was deleted)")
@@ -98,26 +112,33 @@ class ChatRuns:
         asker = Asker(run.owner_id, run.organisation_id,
                       reads_as(self.transactions, user_id=run.owner_id, org_id=run.organisation_id),
                       conversation.project_id)
+        events = RunEventLog(self._writer(run), monotonic=self.monotonic)
+
+        def on_activity(done: ToolActivity) -> None:
+            events.activity(done)
+            heartbeat()
+
         heartbeat()
-        draft = self.assistant.run(asker, asked, on_activity=lambda _: heartbeat())
+        draft = self.assistant.run(asker, asked, on_activity=on_activity, sink=events, on_round_end=events.round_end)
+        events.flush()
         heartbeat()
-        with self._as_owner(run) as (ws, stores, now):  # citations checked as the asker reads now
-            owned_conversation(ws, stores.conversations, conversation_id)
-            answer = verify(ws, draft)
-            turn = stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=now)
+        # Citations checked as the asker reads now.
+        with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
+            owned_conversation(owner.workspace, owner.stores.conversations, conversation_id)
+            answer = verify(owner.workspace, draft)
+            turn = owner.stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=owner.now)
+            owner.stores.agent_runs.append_events(run, [answer_event(turn)], now=owner.now)
         return AgentRunResult({"conversation_id": conversation_id, "answer_turn_id": turn.id,
                                "dropped_citations": answer.dropped_by_reason, "rounds": answer.rounds,
                                "stopped": answer.stopped},
                               TokenUsage(answer.usage.input_tokens, answer.usage.output_tokens))
 
-    @contextmanager
-    def _as_owner(self, run: AgentRun) -> Iterator[tuple[Workspace, Stores, datetime]]:
-        with self.transactions.unattended() as work:
-            principal = work.stores.directory.principal(run.owner_id)
-            if principal is None:
-                raise NotFound("organisation not found")
-            yield (Workspace.for_member(work.stores.records, work.stores.directory, principal, run.organisation_id,
-                                        history=work.stores.history), work.stores, work.now)
+    def _writer(self, run: AgentRun) -> Callable[[Sequence[tuple[RunEventKind, Mapping[str, Any]]]], None]:
+        def write(batch: Sequence[tuple[RunEventKind, Mapping[str, Any]]]) -> None:
+            with self.transactions.unattended() as work:
+                work.stores.agent_runs.append_events(run, batch, now=work.now)
+
+        return write
 
 
 def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:
@@ -127,10 +148,22 @@ def answer_turn(answer: ChatAnswer, run_id: int) -> NewTurn:
                  "web_sources": [asdict(w) for w in a.web_sources], "error": a.error}
                 | ({"pending_action": action_json(a.pending_action, run_id)} if a.pending_action else {})
                 for a in answer.tool_activity]
-    dropped = [{"display_id": d.display_id, "quote": d.quote, "reason": str(d.reason)}
-               for d in answer.dropped_citations]
+    # A quote of a record the asker cannot read (any more) is not kept: the turn says what was cited and why
+    # it was dropped, never the words.
+    dropped = [{"display_id": d.display_id, "quote": None if d.reason is DropReason.NOT_READABLE else d.quote,
+                "reason": str(d.reason)} for d in answer.dropped_citations]
     dropped += [{"web_ref": d.ref, "reason": str(d.reason)} for d in answer.dropped_web_citations]
     text = answer.text if not answer.stopped else f"{answer.text}\n\n({answer.stopped})".strip()
     return NewTurn(TurnRole.ASSISTANT, text, tool_activity=activity,
                    citations=[asdict(c) for c in answer.citations], dropped_citations=dropped,
                    web_sources=[asdict(w) for w in answer.web_sources], agent_run_id=run_id)
+
+
+def answer_event(turn: Turn) -> tuple[RunEventKind, dict[str, Any]]:
+    """The ``answer`` event of a saved answer turn: what the conversation shows of it (the stream's last word
+    on the text; the event stream rebuilds it from the turn when the run's events are gone)."""
+    return RunEventKind.ANSWER, {
+        "turn_id": turn.id, "text": turn.text, "citations": [dict(c) for c in turn.citations],
+        "dropped_citations": [dict(d) for d in turn.dropped_citations],
+        "web_sources": [dict(w) for w in turn.web_sources],
+        "pending_actions": [dict(a["pending_action"]) for a in turn.tool_activity if a.get("pending_action")]}

@@ -1,6 +1,7 @@
 """What every signed-in page of one organisation shows around its content: who is signed in, their
 organisations, this organisation and their role in it, the projects they read (and the one picked), the
-organisation's groups (for naming scopes and offering them in forms) and the images they may see.
+organisation's groups (for naming scopes and offering them in forms), the images they may see and how many
+items wait in their inbox (``tow_core.inbox``: four indexed counting queries, in the picked project's scope).
 
 A page's use case builds it in the same unit of work as the content (``Framed``), so frame and content
 agree and a page costs one transaction."""
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from tow_core import accounts, administration, attachments
+from tow_core import accounts, administration, attachments, inbox
 from tow_core.access import OrgRole
 from tow_core.errors import NotFound
 from tow_core.identity import Group, Organisation, Project, User
@@ -35,6 +36,7 @@ class Frame:
     avatar_id: int | None = None
     logo_id: int | None = None
     project_logos: Mapping[int, int] = field(default_factory=dict)
+    inbox_count: int = 0  # what waits in the user's inbox, in the picked project's scope
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,17 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
                  frozenset(principal.group_ids),
                  avatar_id=images(UploadPurpose.AVATAR, [user.id]).get(user.id),
                  logo_id=images(UploadPurpose.ORGANISATION_LOGO, [org_id]).get(org_id),
-                 project_logos=images(UploadPurpose.PROJECT_LOGO, [p.id for p in projects]))
+                 project_logos=images(UploadPurpose.PROJECT_LOGO, [p.id for p in projects]),
+                 inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total)
+
+
+def inbox_desk(acting: Acting) -> inbox.InboxDesk:
+    stores = acting.stores
+    return inbox.InboxDesk(stores.records, stores.memory_diffs, stores.conversations, stores.agent_runs)
+
+
+def inbox_within(acting: Acting, org_id: int, picked: Project | None, readable: list[Project]) -> inbox.Within:
+    return inbox.within(acting.principal, org_id, picked.id if picked else None, [p.id for p in readable])
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,16 @@ from tow_core import administration, attachments, docs, knowledge, tickets
 from tow_core.ai import EmbeddingModel
 from tow_core.attachments import UploadDesk
 from tow_core.docs import Crumb, Revision, TreeNode
+from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId, Record, RecordQuery, RecordSummary, RecordType
 from tow_core.semantic_search import SearchMode, SearchResult
+from tow_core.snapshots import Provenance
 from tow_core.tickets import ActivityEntry, Comment, Link
 from tow_core.unit_of_work import Acting, SessionCredential, Transactions
 from tow_core.uploads import Upload, UploadStore
 from tow_core.use_cases.frame import Framed, frame_of
 from tow_core.use_cases.records import ScopeChoice, create_in, search_in
+from tow_core.use_cases.snapshots import snapshot_provenance
 
 PRIVATE = "user"  # a form's private-scope choice: the signed-in person's own scope
 
@@ -29,6 +32,7 @@ class RecordList:
     next_cursor: str | None
     tree: list[TreeNode]  # docs only: the doc tree of the picked project (or all)
     people: dict[int, str]  # member id → display name
+    ai_configured: bool = False  # the snapshots page offers generating a draft only then
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,14 @@ class RecordView:
     comments: list[Comment] | None = None  # tickets
     activity: list[ActivityEntry] | None = None  # tickets
     links: list[Link] | None = None  # tickets
+    provenance: Provenance | None = None  # snapshots: pinned sources (changed since?) and the generating run
 
 
 @dataclass(frozen=True)
 class SearchView:
-    result: SearchResult | None  # None: nothing asked yet
+    result: SearchResult | None  # None: nothing asked yet, or the query could not be searched (``problem``)
     ai_configured: bool
+    problem: str | None = None  # why the query was not searched (only stop words, too long ...): shown on the page
 
 
 def people_of(acting: Acting, org_id: int) -> dict[int, str]:
@@ -81,12 +87,13 @@ class RecordPageUseCases:
             page = knowledge.list_records(ws, query, cursor=cursor, limit=limit)
             tree = docs.doc_tree(ws, acting.stores.history.tree, frame.project.key if frame.project else None) \
                 if record_type is RecordType.DOC else []
-            return Framed(frame, RecordList(page.items, page.next_cursor, list(tree), people_of(acting, org_id)))
+            return Framed(frame, RecordList(page.items, page.next_cursor, list(tree), people_of(acting, org_id),
+                                            self.embedding_model is not None))
 
     def record(self, credential: SessionCredential, org_id: int, display_id: DisplayId, project_key: str | None
                ) -> Framed[RecordView]:
-        """A readable record with its citations, files, and a doc's crumbs and revisions or a ticket's
-        comments, activity and links."""
+        """A readable record with its citations, files, and a doc's crumbs and revisions, a ticket's
+        comments, activity and links, or a snapshot's sources and generating run."""
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
             record = knowledge.get_record(ws, display_id)
@@ -104,6 +111,8 @@ class RecordPageUseCases:
                 extras["comments"] = list(tickets.list_comments(ws, history.comments, did))
                 extras["activity"] = list(tickets.activity_log(ws, history.activity, did))
                 extras["links"] = list(tickets.list_links(ws, history.links, did))
+            if record.type is RecordType.SNAPSHOT:
+                extras["provenance"] = snapshot_provenance(acting, ws, record)
             view = RecordView(record, people, list(knowledge.backlinks(ws, did)), list(knowledge.references(ws, did)),
                               files, self.upload_store is not None, **extras)
             return Framed(frame, view)
@@ -146,9 +155,12 @@ class RecordPageUseCases:
         picked project (20 hits)."""
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
-            result = None
+            result, problem = None, None
             if text.strip():
                 query = RecordQuery(project_id=frame.project.id if frame.project else None)
-                result = search_in(acting, acting.workspace(org_id), self.embedding_model, text, query, mode=mode,
-                                   cursor=cursor, limit=20)
-            return Framed(frame, SearchView(result, self.embedding_model is not None))
+                try:
+                    result = search_in(acting, acting.workspace(org_id), self.embedding_model, text, query,
+                                       mode=mode, cursor=cursor, limit=20)
+                except InvalidInput as refused:  # the page keeps the query and says what to change
+                    problem = refused.message
+            return Framed(frame, SearchView(result, self.embedding_model is not None, problem))

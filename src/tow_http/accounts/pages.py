@@ -14,7 +14,7 @@ from tow_http.pages.web import Form, page, redirect, with_cookies
 
 def _home_of(account: AccountOverview) -> str:
     active = account.active_organisation_id
-    return f"/o/{active}/memory" if active else "/welcome"
+    return f"/o/{active}/today" if active else "/welcome"
 
 
 def safe_next(target: str) -> str | None:
@@ -54,7 +54,7 @@ def setup_submit(request: Request, form: NamedDependency[Form], accounts: NamedD
     signed_in = accounts.first_account(email=form.get("email"), display_name=form.get("display_name"),
                                        password=form.get("password"),
                                        organisation_name=form.get("organisation_name"))
-    return with_cookies(redirect(request, f"/o/{signed_in.account.active_organisation_id}/memory"),
+    return with_cookies(redirect(request, f"/o/{signed_in.account.active_organisation_id}/today"),
                         [session_cookies.issue(signed_in.token)])
 
 
@@ -101,8 +101,11 @@ def join_page(request: Request, accounts: NamedDependency[AccountUseCases],
 @get("/invite/{token:str}", sync_to_thread=True, include_in_schema=False)
 def invite_link(request: Request, token: str, accounts: NamedDependency[AccountUseCases],
                 session_cookies: NamedDependency[SessionCookies]) -> Response:
-    """The invite URL the API hands out (``{public_app_url}/invite/{token}``)."""
-    return page(request, "join.html", token=token, user=accounts.invited_user(session_cookies.credential(request)))
+    """The invite URL the API hands out (``{public_app_url}/invite/{token}``); a link that can no longer be used
+    says so at once, before anyone fills in the form."""
+    problem = accounts.invite_problem(token)
+    return page(request, "join.html", token=token, problem=problem,
+                user=None if problem else accounts.invited_user(session_cookies.credential(request)))
 
 
 @post("/join", sync_to_thread=True, include_in_schema=False)
@@ -111,7 +114,7 @@ def join_submit(request: Request, form: NamedDependency[Form], accounts: NamedDe
     joined = accounts.join(session_cookies.credential(request), invite_token=form.required("token", "the invite code"),
                            email=form.get("email"), display_name=form.get("display_name"),
                            password=form.get("password"))
-    response = redirect(request, f"/o/{joined.organisation_id}/memory")
+    response = redirect(request, f"/o/{joined.organisation_id}/today")
     if joined.signed_in is None:
         return response
     return with_cookies(response, [session_cookies.issue(joined.signed_in.token)])
@@ -122,7 +125,7 @@ def switch_organisation(request: Request, form: NamedDependency[Form], caller: N
                         accounts: NamedDependency[AccountUseCases]) -> Response:
     org_id = form.integer("organisation_id", "organisation") or 0
     accounts.switch_organisation(caller, org_id)
-    return redirect(request, f"/o/{org_id}/memory")
+    return redirect(request, f"/o/{org_id}/today")
 
 
 AUTH_PAGES = [home, welcome, setup_page, setup_submit, login_page, login_submit, logout, logout_everywhere,

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from tow_core.audit import AuditAction, AuditEntry, AuditQuery, audit_actions
-from tow_core.unit_of_work import Credential, SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import OrganisationUseCases
 
 Actions = Annotated[list[AuditAction] | None, QueryParameter(name="action",
@@ -51,7 +51,7 @@ def entry_out(entry: AuditEntry) -> AuditEntryOut:
                          dict(entry.details), entry.created_at)
 
 
-def _page(organisations: OrganisationUseCases, caller: SessionCredential, org_id: int | None, actions, actor_id,
+def _page(organisations: OrganisationUseCases, caller: Credential, org_id: int | None, actions, actor_id,
           target, since, until, cursor, limit) -> AuditPageOut:
     query = AuditQuery(audit_actions(actions), actor_id, target, since, until)
     entries, next_cursor = organisations.audit(caller, org_id, query, cursor=cursor, limit=limit)

@@ -146,7 +146,7 @@ def server_settings(request: Request, caller: NamedDependency[Credential],
                     admin_pages: NamedDependency[AdminPageUseCases]) -> Response:
     """Server admins: every configuration value with where it came from, secrets masked."""
     server = admin_pages.server(caller)
-    home = f"/o/{server.home_organisation_id}/memory" if server.home_organisation_id is not None else "/welcome"
+    home = f"/o/{server.home_organisation_id}/today" if server.home_organisation_id is not None else "/welcome"
     return page(request, "server.html", configuration=server.configuration, admins=server.admins, home=home,
                 ai=server.ai_status)
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Router, get, post
+from litestar.concurrency import sync_to_thread
 from litestar.di import NamedDependency
+from litestar.params import HeaderParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK
 
+from tow_core.errors import TowError
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.agent_runs import AgentRunUseCases, VisibleAgentRun
+from tow_core.use_cases.run_events import AgentRunEventUseCases, EventBatch
 from tow_http.shapes import Cursor, Limit
 
 _PRIVATE = "Only the run's owner sees it; null for an owner/admin of the organisation who is not the owner."
@@ -121,6 +129,85 @@ def cancel_agent_run(org_id: int, run_id: int, caller: NamedDependency[Credentia
     return agent_run_out(agent_runs.cancel(caller, org_id, run_id))
 
 
+POLL_SECONDS = 0.2  # how often a stream looks for new events (each look is one short transaction as you)
+KEEP_ALIVE_SECONDS = 15.0
+
+EVENT_PROTOCOL = """Follow a run of yours live, as server-sent events (`text/event-stream`; in a browser,
+`EventSource`).
+The stream replays the run's events from the start — or after the `Last-Event-ID` header's — then follows new
+ones until `done`, and closes. Each event has an `id` (the sequence number to resume after), an `event` (its
+kind) and `data` (a JSON object):
+
+- `activity` `{round, tool, records, error}` — a tool call the assistant made as you ended: which tool, the
+  display IDs of the records it returned, and its error, if any;
+- `delta` `{text, round}` — more of the answer's text: append it (as text, never as HTML). Text comes in
+  batches of at most ten a second. A delta of a later `round` starts that round's text afresh: only the last
+  round's text is the answer;
+- `restart` `{reason}` — drop the text shown so far: a model call was retried (`retry`) or another worker
+  took the run over (`new_attempt`); the text starts again;
+- `answer` `{turn_id, text, citations, dropped_citations, web_sources, pending_actions}` — the answer as
+  saved in the conversation, with the citations the server kept and those it dropped (and why): show this
+  instead of the streamed text, which had no citations checked;
+- `done` `{status, error_code, error}` — the run ended (`completed`, `failed` or `cancelled`); the stream
+  closes.
+
+A comment line (`: keep-alive`) comes every 15 s while nothing else does. Closing the stream does not stop the
+run: the answer is saved in the conversation either way. A run that ended a while ago (its events are kept
+for 10 minutes after the end) answers its `answer` (chat runs) and `done` at once. Only the run's owner reads
+its events — 404 for anyone else, organisation owners and admins included (they see a run's metadata only) —
+and only while they still own and read its conversation: a membership or grant revoked meanwhile ends the
+stream. A `Last-Event-ID` that is not an id of this stream replays it from the start. 503
+`ai_not_configured` without OPENAI_API_KEY."""
+
+
+def _after_seq(last_event_id: str | None) -> int:
+    """The sequence number to resume after; a value this stream never gave as an id replays from the start."""
+    value = (last_event_id or "").strip()
+    return int(value) if value.isdigit() and len(value) <= 18 else 0
+
+
+def _messages(batch: EventBatch) -> list[ServerSentEventMessage]:
+    return [ServerSentEventMessage(data=msgspec.json.encode(dict(e.data)).decode(), event=e.kind.value, id=e.seq)
+            for e in batch.events]
+
+
+async def _follow(run_events: AgentRunEventUseCases, caller: Credential, org_id: int, run_id: int,
+                  batch: EventBatch, after_seq: int) -> AsyncIterator[ServerSentEventMessage]:
+    """Polls until ``done``; a poll refused (membership revoked, conversation deleted) ends the stream. When
+    the client goes away, the server stops iterating this: the run itself is the worker's and goes on."""
+    quiet_since = time.monotonic()
+    while True:
+        for message in _messages(batch):
+            yield message
+        if batch.finished:
+            return
+        if batch.events:
+            after_seq, quiet_since = batch.events[-1].seq, time.monotonic()
+        elif time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
+            yield ServerSentEventMessage(data=None, comment="keep-alive")
+            quiet_since = time.monotonic()
+        await asyncio.sleep(POLL_SECONDS)
+        try:
+            batch = await sync_to_thread(run_events.poll, caller, org_id, run_id, after_seq=after_seq)
+        except TowError:
+            return
+
+
+@get("/organisations/{org_id:int}/agent-runs/{run_id:int}/events", summary="Follow an agent run's events (SSE)",
+     description=EVENT_PROTOCOL, media_type="text/event-stream")
+async def agent_run_events(org_id: int, run_id: int, caller: NamedDependency[Credential],
+                           run_events: NamedDependency[AgentRunEventUseCases],
+                           last_event_id: Annotated[str | None, HeaderParameter(
+                               name="Last-Event-ID", required=False,
+                               description="resume after this event id (browsers send it when they reconnect)")]
+                           = None) -> ServerSentEvent:
+    after_seq = _after_seq(last_event_id)
+    # The first poll answers here, so a refused stream is a plain 404 / 503 rather than an empty stream.
+    first = await sync_to_thread(run_events.poll, caller, org_id, run_id, after_seq=after_seq)
+    return ServerSentEvent(_follow(run_events, caller, org_id, run_id, first, after_seq))
+
+
 agent_runs_router = Router(path="/api", route_handlers=[list_my_agent_runs, get_my_agent_run, cancel_my_agent_run,
-                                                       list_agent_runs, get_agent_run, cancel_agent_run],
+                                                       list_agent_runs, get_agent_run, cancel_agent_run,
+                                                       agent_run_events],
                            tags=["ai"])

@@ -3,8 +3,9 @@ the picked project's scope, asking, reading answers with their citations, deleti
 
 An answer is Markdown a model wrote (a prompt injection in a record or web page may have steered it), so it is
 rendered with ``render_chat_markdown``: no raw HTML, no image loaded, every external link shows its host.
-While the latest question has no answer the turns poll their fragment every 2 seconds (HTMX, no script of
-ours) until the answer is there or the run ended without one.
+While the latest question has no answer, a small script (static/chat_stream.js) follows the run's events
+(server-sent events) and shows the text as it comes, as text; without it the turns poll their fragment every
+2 seconds (HTMX) until the answer is there or the run ended without one.
 """
 
 from __future__ import annotations

@@ -92,20 +92,24 @@ class AskedOut(msgspec.Struct):
     question: TurnOut
     run_id: Annotated[int, msgspec.Meta(description="the agent run answering it: `GET .../agent-runs/{run_id}`")]
     run_status: str
+    events_url: Annotated[str, msgspec.Meta(
+        description="follow the answer live: server-sent events of the run (`GET .../agent-runs/{run_id}/events`)")]
 
 
 @post(ONE + "/questions", summary="Ask the assistant in a conversation of yours",
       description="Saves your question as a turn and queues an agent run (kind `chat`) that answers it as you: "
       "every tool call (search, get a record, backlinks, web search and page fetch when configured) reads only "
       "what you may read, at that moment. The answer is added to the conversation when the run completes "
-      "(`GET` the conversation or the run). Citations are kept only for records a tool returned in the run that "
+      "(`GET` the conversation or the run); follow it live at `events_url` (server-sent events: text deltas, tool "
+      "activity, the checked answer, done). Citations are kept only for records a tool returned in the run that "
       "you can still read when the answer is saved and that contain any quoted words; the others are listed as "
       "dropped with the reason. 503 `ai_not_configured` without OPENAI_API_KEY.\n" + RULES,
       status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
 def ask_question(org_id: int, conversation_id: int, data: JSONBody[QuestionIn],
                  caller: NamedDependency[Credential], chat: NamedDependency[ChatUseCases]) -> AskedOut:
     asked = chat.ask(caller, org_id, conversation_id, data.text)
-    return AskedOut(turn_out(asked.question), asked.run.id, asked.run.status.value)
+    return AskedOut(turn_out(asked.question), asked.run.id, asked.run.status.value,
+                    f"/api/organisations/{org_id}/agent-runs/{asked.run.id}/events")
 
 
 class AppliedActionOut(msgspec.Struct):

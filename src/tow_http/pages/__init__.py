@@ -14,8 +14,10 @@ from tow_http.accounts.pages import AUTH_PAGES
 from tow_http.administration.pages import ADMIN_PAGES
 from tow_http.ai.chat_pages import CHAT_PAGES
 from tow_http.ai.pages import EGRESS_PAGES
+from tow_http.ai.snapshot_pages import SNAPSHOT_PAGES
 from tow_http.exports.import_pages import IMPORT_PAGES
 from tow_http.exports.pages import EXPORT_PAGES
+from tow_http.inbox.pages import INBOX_PAGES
 from tow_http.memory.pages import MEMORY_PAGES
 from tow_http.pages.web import (
     COOKIES_STATE_KEY,
@@ -32,7 +34,8 @@ from tow_http.uploads.pages import UPLOAD_PAGES
 pages_router = Router(
     path="/",
     route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *UPLOAD_PAGES, *EXPORT_PAGES, *IMAGE_PAGES,
-                   *EGRESS_PAGES, *IMPORT_PAGES, *RECORD_PAGES, *CHAT_PAGES, *TOKEN_PAGES],
+                    *EGRESS_PAGES, *IMPORT_PAGES, *SNAPSHOT_PAGES, *RECORD_PAGES, *CHAT_PAGES,
+                    *INBOX_PAGES, *TOKEN_PAGES],
     dependencies={"form": Provide(provide_form)},
     exception_handlers=PAGE_EXCEPTION_HANDLERS,
     include_in_schema=False,

@@ -26,6 +26,7 @@ from tow_core.unit_of_work import Credential
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_core.use_cases.tickets import TicketUseCases
+from tow_http.config import Settings
 from tow_http.pages.markdown import render_markdown
 from tow_http.pages.scopes import default_scope, parse_scope, scope_choices, scope_namer
 from tow_http.pages.web import Form, Shell, page, redirect
@@ -123,7 +124,9 @@ def record_list(request: Request, org_id: int, section: str, caller: Caller, rec
                 record_type=record_type.value, records=found.records, next_cursor=found.next_cursor,
                 status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
                 tree=found.tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(shell),
-                people=found.people, default_scope=default_scope(shell), scope_name=scope_namer(shell))
+                people=found.people, default_scope=default_scope(shell), scope_name=scope_namer(shell),
+                ai_configured=found.ai_configured,
+                snapshot_type_options=[(t, t.replace("_", " ").capitalize()) for t in SNAPSHOT_TYPES])
 
 
 @post("/o/{org_id:int}/records", sync_to_thread=True, include_in_schema=False)
@@ -154,23 +157,26 @@ def _record_link(org_id: int, display_id: str, project: str = "") -> str:
 
 # --- one record --------------------------------------------------------------------------------
 
-_EXTRAS = ("crumbs", "revisions", "comments", "activity", "links")  # the template asks whether each is defined
+# the template asks whether each is defined
+_EXTRAS = ("crumbs", "revisions", "comments", "activity", "links", "provenance")
 
 
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
 def record_page(request: Request, org_id: int, display_id: str, caller: Caller, record_pages: Pages,
-                project: str | None = None, edit: bool = False) -> Response:
+                settings: NamedDependency[Settings], project: str | None = None, edit: bool = False,
+                upload_refused: str | None = None) -> Response:
     framed = record_pages.record(caller, org_id, DisplayId.parse(display_id), project)
     view, record = framed.content, framed.content.record
     shell = Shell(framed.frame, SECTION_OF[record.type])
     extras = {name: getattr(view, name) for name in _EXTRAS if getattr(view, name) is not None}
     return page(request, "record.html", shell=shell, record=record, editing=edit,
-                next_statuses=sorted(TRANSITIONS[record.type][record.status]),
+                next_statuses=[s for s in TRANSITIONS[record.type] if s in TRANSITIONS[record.type][record.status]],
                 fields=FORM_FIELDS[record.type], scopes=scope_choices(shell),
                 scope_label=scope_namer(shell)(record.scope), people=view.people,
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
                 files=view.files, uploads_enabled=view.uploads_enabled, backlinks=view.backlinks,
-                references=view.references, **extras)
+                references=view.references, upload_max_bytes=settings.uploads.upload_max_bytes,
+                upload_refused=upload_refused, **extras)
 
 
 def _version(form: Form) -> int:
@@ -262,6 +268,7 @@ def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pag
         notice = FALLBACK_NOTICES.get(result.fallback_reason) if result.fallback_reason else None
     return page(request, "search.html", shell=Shell(framed.frame, "search"), q=q, hits=hits, next_cursor=next_cursor,
                 mode=mode, answered=answered, notice=notice, ai_configured=framed.content.ai_configured,
+                problem=framed.content.problem,
                 modes=[m.value for m in SearchMode], section_of={t.value: s for t, s in SECTION_OF.items()})
 
 

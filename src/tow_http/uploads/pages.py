@@ -11,13 +11,14 @@ before a single file byte is stored.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 from anyio import to_thread
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from multipart import parse_options_header
 
-from tow_core.errors import InvalidInput
+from tow_core.errors import InvalidInput, MalformedInput, PayloadTooLarge
 from tow_core.records import DisplayId
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.uploads import FileBody, UploadUseCases
@@ -45,9 +46,27 @@ def form_file(request: Request, *, noun: str) -> FileBody:
 async def attach_file(request: Request, org_id: int, display_id: str, caller: NamedDependency[Credential],
                       uploads: NamedDependency[UploadUseCases], project: str = "") -> Response:
     did, body = DisplayId.parse(display_id), form_file(request, noun="file")
-    await to_thread.run_sync(uploads.attach_file, caller, org_id, did, body)  # 404/403 before a byte is read
-    suffix = f"?project={project}" if project else ""
-    return redirect(request, f"/o/{org_id}/r/{display_id}{suffix}")
+    back = f"/o/{org_id}/r/{display_id}" + (f"?{urlencode({'project': project})}" if project else "")
+    try:
+        await to_thread.run_sync(uploads.attach_file, caller, org_id, did, body)  # 404/403 before a byte is read
+    except PayloadTooLarge:  # back to the record, which says the limit (nothing was kept)
+        return redirect(request, _with_query(back, upload_refused=UPLOAD_TOO_LARGE) + "#files")
+    except MalformedInput:
+        raise
+    except InvalidInput as refused:
+        if refused.field != FILE_FIELD:
+            raise
+        return redirect(request, _with_query(back, upload_refused=UPLOAD_UNREADABLE) + "#files")
+    return redirect(request, back)
+
+
+# Why the record page's last upload was refused (``?upload_refused=``): codes, never text from the request.
+UPLOAD_TOO_LARGE = "too_large"
+UPLOAD_UNREADABLE = "unreadable"
+
+
+def _with_query(url: str, **params: str) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/attachments/{upload_id:int}/detach", sync_to_thread=True,

@@ -56,3 +56,46 @@ def test_ada_asks_and_the_answer_appears_with_a_citation_chip(new_page, live_ser
     chip.click()
     expect(ada.locator(".page-head h1")).to_contain_text("Release plan")
     assert ada.problems == []
+
+
+def test_the_answer_streams_into_the_page_then_the_checked_answer_replaces_it(new_page, live_server, fake_openai):
+    """The model's stream is held mid-answer: its first words are on the page (as text), the Ask form waits;
+    released, the server-rendered answer with its citation chip replaces the streamed text."""
+    import threading
+
+    ada = new_page()
+    set_up_server(ada)
+    org_path = re.search(r"/o/\d+", ada.url).group(0)
+    ada.goto(f"{org_path}/docs")
+    ada.get_by_label("Title").fill("Release plan")
+    ada.get_by_label("Text (Markdown)").fill("We ship every Friday after the review.")
+    ada.get_by_role("button", name="Create").click()
+    expect(ada.locator(".page-head h1")).to_contain_text("Release plan")
+    display_id = re.search(r"/r/([A-Z]+-\d+)", ada.url).group(1)
+    ada.get_by_role("link", name="Chat", exact=True).click()
+    ada.get_by_role("button", name="New conversation").click()
+
+    fake_openai.queue_response(function_calls=[("get_record", {"display_id": display_id})])
+    hold = fake_openai.queue_stream_hold(after_deltas=3)
+    fake_openai.queue_response(text=f'We ship <b>on</b> Fridays after the review [{display_id} "ship every Friday"].')
+    ada.get_by_label("Your question").fill("When do we ship?")
+    ada.get_by_role("button", name="Ask", exact=True).click()
+    expect(ada.get_by_role("status")).to_have_text("Answering…")
+    worker = threading.Thread(target=live_server.container.agent_run_worker().drain)
+    worker.start()
+    try:
+        assert hold.arrived.wait(30)
+        streamed = ada.locator("#chat-stream .streamed-text")
+        expect(streamed).to_contain_text("We ship")  # streamed while the model is still writing
+        expect(ada.locator("#chat-stream .stream-activity")).to_contain_text(f"get_record: {display_id}")
+        expect(ada.get_by_role("button", name="Ask", exact=True)).to_be_disabled()
+        shot(ada, "chat-streaming")
+    finally:
+        hold.release.set()
+        worker.join(60)
+    chip = ada.locator("a.citation")
+    expect(chip).to_contain_text(f"{display_id} — Release plan")
+    expect(ada.locator("#chat-stream")).to_be_hidden()
+    expect(ada.locator(".answer b")).to_have_count(0)  # the model's markup is never HTML
+    expect(ada.get_by_role("button", name="Ask", exact=True)).to_be_enabled()
+    assert ada.problems == []

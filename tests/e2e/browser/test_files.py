@@ -44,3 +44,24 @@ def test_attach_download_and_detach_a_file(new_page, tmp_path):
     ada.get_by_role("button", name=re.compile("Detach numbers")).click()
     expect(ada.locator("#files")).to_contain_text("No files.")
     assert ada.problems == []
+
+
+def test_an_over_limit_file_is_refused_on_the_page_before_it_is_sent(new_page, tmp_path):
+    ada = new_page()
+    set_up_server(ada)
+    org_path = re.search(r"/o/\d+", ada.url).group(0)
+    ada.goto(f"{org_path}/decisions")
+    ada.get_by_label("Title").fill("Keep the backups")
+    ada.get_by_role("button", name="Create").click()
+    expect(ada.locator("#f-file-limit")).to_have_text(re.compile(r"Up to \d+\.\d MiB\."))
+    limit = int(ada.get_by_label("Attach a file").get_attribute("data-max-bytes"))
+    big = tmp_path / "too big.bin"
+    with big.open("wb") as out:
+        out.truncate(limit + 1)
+    sent = []
+    ada.on("request", lambda request: sent.append(request.url) if "/attachments" in request.url else None)
+    ada.get_by_label("Attach a file").set_input_files(str(big))
+    expect(ada.locator("#f-file-error")).to_contain_text("larger than the limit")
+    ada.get_by_role("button", name="Upload").click()
+    expect(ada.locator("#files")).to_contain_text("No files.")
+    assert sent == [] and ada.problems == []

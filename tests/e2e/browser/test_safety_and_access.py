@@ -71,7 +71,7 @@ def test_hostile_markdown_stays_inert_and_invisible_records_are_404(new_page):
     bob.get_by_label("Email").fill("bob@example.com")
     bob.get_by_label("Password").fill(PASSWORD)
     bob.get_by_role("button", name="Create account and join").click()
-    expect(bob).to_have_url(re.compile(r"/memory$"))
+    expect(bob).to_have_url(re.compile(r"/today$"))
     response = bob.goto(doc_url)
     assert response.status == 404
     expect(bob.get_by_role("alert")).to_contain_text("DOC-1 not found")
@@ -91,7 +91,7 @@ def test_keyboard_only_setup_and_sign_in(new_page):
         page.keyboard.press("Tab")
         page.keyboard.type(value)
     page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(r"/memory$"))
+    expect(page).to_have_url(re.compile(r"/today$"))
     # The focused control is visibly outlined.
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")

@@ -1,0 +1,76 @@
+"""The inbox and the Today page (issue 14 item 3; rules in ``tow_core.inbox``): what waits for the caller, and
+the signed-in home around it — the inbox count, recent activity, active snapshots and the caller's open tickets,
+all in the current scope and all read through the stores' visibility-filtered queries, in one transaction.
+
+Acting on an item uses the use case that owns it (approve/reject: ``MemoryReviewUseCases``, activate:
+``RecordUseCases.update``, apply: ``ChatUseCases.apply_action``), so the inbox adds no second rule; only
+dismissing a failed run is the inbox's own act.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tow_core import inbox, knowledge
+from tow_core.conversations import readable_project_ids
+from tow_core.inbox import Inbox, InboxCounts
+from tow_core.records import Record, RecordQuery, RecordType
+from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.use_cases.frame import Framed, frame_of, inbox_desk, inbox_within
+
+OPEN_TICKET_STATUSES = frozenset({"backlog", "todo", "in_progress", "blocked", "in_review"})
+RECENT = 10
+SNAPSHOTS = 10
+TICKETS = 20
+
+
+@dataclass(frozen=True)
+class Today:
+    """The signed-in home. ``empty``: the caller reads no record at all in the organisation (a new one), so
+    the page offers first steps instead of empty lists."""
+
+    counts: InboxCounts
+    recent: tuple[Record, ...]  # latest changed records the caller reads, newest first
+    snapshots: tuple[Record, ...]  # active snapshots
+    tickets: tuple[Record, ...]  # open tickets assigned to the caller
+    empty: bool
+
+
+@dataclass(frozen=True)
+class InboxUseCases:
+    transactions: Transactions
+
+    def inbox(self, credential: SessionCredential, org_id: int, project_key: str | None = None) -> Inbox:
+        """The caller's inbox in the organisation, or in one project they read (else NotFound)."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            picked = knowledge.project_filter(ws, project_key.strip().upper() if project_key else None)
+            where = inbox.within(acting.principal, org_id, picked, readable_project_ids(ws))
+            return inbox.gather(inbox_desk(acting), where)
+
+    def inbox_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Inbox]:
+        with self.transactions.acting_as(credential) as acting:
+            frame = frame_of(acting, org_id, project_key)
+            where = inbox_within(acting, org_id, frame.project, frame.projects)
+            return Framed(frame, inbox.gather(inbox_desk(acting), where))
+
+    def today_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Today]:
+        with self.transactions.acting_as(credential) as acting:
+            frame = frame_of(acting, org_id, project_key)
+            ws = acting.workspace(org_id)
+            picked = frame.project.id if frame.project else None
+            counts = inbox.count(inbox_desk(acting), inbox_within(acting, org_id, frame.project, frame.projects))
+            recent = knowledge.list_records(ws, RecordQuery(project_id=picked), cursor=None, limit=RECENT).items
+            snapshots = knowledge.list_records(
+                ws, RecordQuery(frozenset({RecordType.SNAPSHOT}), frozenset({"active"}), picked), cursor=None,
+                limit=SNAPSHOTS).items
+            tickets = knowledge.list_records(
+                ws, RecordQuery(frozenset({RecordType.TICKET}), OPEN_TICKET_STATUSES, picked,
+                                assignee_id=acting.principal.user_id), cursor=None, limit=TICKETS).items
+            empty = not recent and (picked is None or knowledge.count_records(ws, RecordQuery()) == 0)
+            return Framed(frame, Today(counts, recent, snapshots, tickets, empty))
+
+    def dismiss_run(self, credential: SessionCredential, org_id: int, run_id: int) -> None:
+        """The caller's failed run leaves their inbox (kept in the run listing)."""
+        with self.transactions.acting_as(credential) as acting:
+            inbox.dismiss_run(acting.stores.agent_runs, acting.principal, org_id, run_id, now=acting.now)

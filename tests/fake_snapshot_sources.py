@@ -1,0 +1,31 @@
+"""InMemorySnapshotSources: the SnapshotSources port over a dict, reading current versions from the fake
+record store (a pin outlives its source, like the table, which has no foreign key to it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tests.fake_records import InMemoryRecordStore
+from tow_core.snapshots import PinnedSource
+
+
+class InMemorySnapshotSources:
+    def __init__(self, records: InMemoryRecordStore) -> None:
+        self._records = records
+        self.pins: dict[tuple[int, int], dict[int, int]] = {}  # (org, snapshot) -> source id -> version
+
+    def pin(self, org_id: int, snapshot_id: int, sources: Sequence[tuple[int, int]]) -> None:
+        snapshot = self._records.rows.get(snapshot_id)
+        if snapshot is None or snapshot.organisation_id != org_id:
+            self.pins.pop((org_id, snapshot_id), None)
+            return
+        self.pins[(org_id, snapshot_id)] = dict(sources)
+
+    def pinned(self, org_id: int, snapshot_id: int) -> list[PinnedSource]:
+        pins = self.pins.get((org_id, snapshot_id), {}) if snapshot_id in self._records.rows else {}
+        result = []
+        for source, version in sorted(pins.items()):
+            record = self._records.rows.get(source)
+            current = record.version if record is not None and record.organisation_id == org_id else None
+            result.append(PinnedSource(source, version, current))
+        return result
