@@ -38,6 +38,7 @@ from tow_core.identity import Directory, Member, Session, clean_name
 TOKEN_PREFIX = "tow_pat_"  # noqa: S105 (a public marker, not a secret)
 SHOWN_PREFIX_LENGTH = len(TOKEN_PREFIX) + 6  # what lists show, so a person can tell their tokens apart
 TOUCH_INTERVAL = timedelta(minutes=1)
+DEFAULT_DAYS = 90
 
 
 class TokenAccess(StrEnum):
@@ -47,8 +48,13 @@ class TokenAccess(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TokenPolicy:
-    default_days: int = 90
+    default_days: int = DEFAULT_DAYS
     max_days: int = 365
+
+    @classmethod
+    def up_to(cls, max_days: int) -> TokenPolicy:
+        """The server's policy for a configured maximum: the default is 90 days, or the maximum when lower."""
+        return cls(default_days=min(DEFAULT_DAYS, max_days), max_days=max_days)
 
 
 @dataclass(frozen=True, slots=True)

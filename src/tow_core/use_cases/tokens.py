@@ -1,4 +1,4 @@
-"""Personal access tokens at every front door: the profile page, the JSON API (rules in
+"""Personal access tokens at every front door: the profile and settings pages, the JSON API, the MCP server (rules in
 ``tow_core.access_tokens``). The secret of a new token is drawn here (``TokenSecrets``), returned once and
 never stored; the server keeps its SHA-256."""
 
@@ -9,7 +9,7 @@ from typing import Protocol
 
 from tow_core import access_tokens
 from tow_core.access_tokens import AccessToken, MemberToken, NewToken, TokenPolicy
-from tow_core.unit_of_work import Credential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of
 
 
@@ -29,16 +29,6 @@ class CreatedToken:
 
 
 @dataclass(frozen=True)
-class TokensPage:
-    """What the profile's token page shows: your tokens and the longest expiry one may have (the frame lists the
-    organisations one may be limited to)."""
-
-    tokens: list[AccessToken]
-    max_days: int
-    default_days: int
-
-
-@dataclass(frozen=True)
 class TokenUseCases:
     transactions: Transactions
     secrets: TokenSecrets
@@ -47,22 +37,26 @@ class TokenUseCases:
     def create(self, credential: Credential, new: NewToken) -> CreatedToken:
         """A token for the signed-in account (a session: a token cannot create tokens)."""
         with self.transactions.acting_as(credential) as acting:
-            access_tokens.refuse_token_minting(acting.token)
-            secret = self.secrets.new_secret()
-            token = access_tokens.create_token(
-                acting.stores.tokens, acting.principal, new, token_hash=self.secrets.secret_hash(secret),
-                prefix=secret[:access_tokens.SHOWN_PREFIX_LENGTH], now=acting.now, policy=self.policy)
-            return CreatedToken(token, secret)
+            return self._create(acting, new)
+
+    def create_on_page(self, credential: Credential, org_id: int, project_key: str | None, new: NewToken
+                       ) -> Framed[CreatedToken]:
+        """The profile page's form: the new token and the frame of the page that shows its secret once."""
+        with self.transactions.acting_as(credential) as acting:
+            frame = frame_of(acting, org_id, project_key)
+            return Framed(frame, self._create(acting, new))
+
+    def _create(self, acting: Acting, new: NewToken) -> CreatedToken:
+        access_tokens.refuse_token_minting(acting.token)
+        secret = self.secrets.new_secret()
+        token = access_tokens.create_token(
+            acting.stores.tokens, acting.principal, new, token_hash=self.secrets.secret_hash(secret),
+            prefix=secret[:access_tokens.SHOWN_PREFIX_LENGTH], now=acting.now, policy=self.policy)
+        return CreatedToken(token, secret)
 
     def mine(self, credential: Credential) -> list[AccessToken]:
         with self.transactions.acting_as(credential) as acting:
             return access_tokens.own_tokens(acting.stores.tokens, acting.principal)
-
-    def page(self, credential: Credential, org_id: int, project_key: str | None) -> Framed[TokensPage]:
-        with self.transactions.acting_as(credential) as acting:
-            return Framed(frame_of(acting, org_id, project_key),
-                          TokensPage(access_tokens.own_tokens(acting.stores.tokens, acting.principal),
-                                     self.policy.max_days, self.policy.default_days))
 
     def revoke(self, credential: Credential, token_id: int) -> None:
         """Revokes one of your own tokens (NotFound for anyone else's)."""
@@ -74,6 +68,14 @@ class TokenUseCases:
         with self.transactions.acting_as(credential) as acting:
             return access_tokens.organisation_tokens(acting.stores.tokens, acting.stores.directory, acting.principal,
                                                      org_id=org_id)
+
+    def organisation_page(self, credential: Credential, org_id: int, project_key: str | None
+                          ) -> Framed[list[MemberToken]]:
+        """The settings page of the organisation's members' tokens (owners/admins)."""
+        with self.transactions.acting_as(credential) as acting:
+            frame = frame_of(acting, org_id, project_key)
+            return Framed(frame, access_tokens.organisation_tokens(acting.stores.tokens, acting.stores.directory,
+                                                                   acting.principal, org_id=org_id))
 
     def revoke_member_token(self, credential: Credential, org_id: int, token_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:

@@ -17,8 +17,10 @@ from anyio import to_thread
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
+from tow_core.access_tokens import TokenPolicy
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.uploads import UploadUseCases
+from tow_http.config import Settings
 from tow_http.pages.web import Form, Shell, page, redirect
 from tow_http.uploads.pages import form_file
 
@@ -37,10 +39,13 @@ def _with_project(url: str, project_key: str) -> str:
 
 @get(PROFILE, sync_to_thread=True, include_in_schema=False)
 def profile_page(request: Request, org_id: int, caller: NamedDependency[Credential],
-                 uploads: NamedDependency[UploadUseCases], project: str | None = None) -> Response:
+                 uploads: NamedDependency[UploadUseCases], settings: NamedDependency[Settings],
+                 project: str | None = None) -> Response:
     framed = uploads.profile(caller, org_id, project)
-    return page(request, "profile.html", shell=Shell(framed.frame, "profile"),
-                uploads_enabled=framed.content.uploads_enabled)
+    profile, policy = framed.content, TokenPolicy.up_to(settings.auth.token_max_days)
+    return page(request, "profile.html", shell=Shell(framed.frame, "profile"), uploads_enabled=profile.uploads_enabled,
+                tokens=profile.tokens, now=profile.now, max_days=policy.max_days, default_days=policy.default_days,
+                token_orgs=[(str(org.id), f"{org.name} only") for org, _ in framed.frame.memberships])
 
 
 @post(f"{PROFILE}/avatar", include_in_schema=False, request_max_body_size=None)
