@@ -235,7 +235,7 @@ ANSWERS: dict[str, Answers] = {
     "import_organisation": answers(Conflict, InvalidInput, PayloadTooLarge, access=_SERVER, body=_IMPORT_BODY),
     # personal access tokens
     "list_my_tokens": answers(),
-    "create_my_token": answers(AccessDenied, InvalidInput),  # a token cannot create tokens
+    "create_my_token": answers(AccessDenied, InvalidInput, NotFound),  # a token cannot create tokens; not a member
     "revoke_my_token": answers(),
     "list_organisation_tokens": answers(access=_ORG),
     "revoke_organisation_token": answers(access=_ORG),

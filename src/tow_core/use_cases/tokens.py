@@ -54,6 +54,12 @@ class TokenUseCases:
             prefix=secret[:access_tokens.SHOWN_PREFIX_LENGTH], now=acting.now, policy=self.policy)
         return CreatedToken(token, secret)
 
+    def check(self, credential: Credential) -> None:
+        """Whether the credential still signs someone in (InvalidToken / NotAuthenticated otherwise): the MCP
+        server's door, before it reads a request (each tool call then resolves the token again)."""
+        with self.transactions.acting_as(credential):
+            return None
+
     def mine(self, credential: Credential) -> list[AccessToken]:
         with self.transactions.acting_as(credential) as acting:
             return access_tokens.own_tokens(acting.stores.tokens, acting.principal)

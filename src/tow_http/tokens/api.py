@@ -31,8 +31,8 @@ class TokenIn(Strict):
         ge=1, le=3660, description="1 to the server's `auth.token_max_days` (default 365); default 90")] = 90
     access: Annotated[Literal["read", "read_write"], msgspec.Meta(
         description="`read`: safe methods and read-only MCP tools only; `read_write`: acts fully as you")] = "read"
-    organisation_id: Annotated[Id | None, msgspec.Meta(
-        description="limit the token to one organisation you belong to; null: all of them")] = None
+    # limit the token to one organisation you belong to; null: all of them
+    organisation_id: Id | None = None
 
 
 class TokenOut(msgspec.Struct):
@@ -86,8 +86,8 @@ def list_my_tokens(caller: NamedDependency[Credential], tokens: NamedDependency[
 
 @post("/me/tokens", summary="Create a personal access token", status_code=HTTP_201_CREATED, sync_to_thread=True,
       description="Returns the secret once; the server keeps only its SHA-256. Needs a signed-in session: a token "
-      "cannot create tokens (403). `expires_in_days` above the server's maximum is 422; an `organisation_id` you do "
-      "not belong to is 404. " + USE)
+      "cannot create tokens (403). `expires_in_days` above the server's maximum is 422. `organisation_id` limits "
+      "the token to one organisation (null: all of yours); one you do not belong to is 404. " + USE)
 def create_my_token(data: JSONBody[TokenIn], caller: NamedDependency[Credential],
                     tokens: NamedDependency[TokenUseCases]) -> CreatedTokenOut:
     new = NewToken(data.name, data.expires_in_days, TokenAccess(data.access), data.organisation_id)
