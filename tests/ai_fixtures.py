@@ -40,11 +40,14 @@ def fake_exa() -> Iterator[FakeExaServer]:
 
 @pytest.fixture
 def ai_environ(fake_openai, fake_exa) -> dict[str, str]:
-    """Environment variables for ``make_container(**ai_environ)``: keys set, both fakes approved."""
+    """Environment variables for ``make_container(**ai_environ)``: keys set, both fakes approved. Saves and
+    answers queue no memory extraction runs (``AUTO_EXTRACTION``), so the worker drains only the runs a test
+    asks for; tests of extraction turn it on."""
     return {
         "OPENAI_API_KEY": "sk-test-fake-openai",
         "OPENAI_BASE_URL": fake_openai.base_url,
         "EXA_API_KEY": "exa-test-fake",
         "EXA_BASE_URL": fake_exa.base_url,
         "APPROVED_PROVIDERS": f"{fake_openai.base_url},{fake_exa.base_url}",
+        "AUTO_EXTRACTION": "false",
     }

@@ -55,6 +55,10 @@ class InMemoryAgentRuns:
                 and (after_id is None or r.id < after_id)]
         return runs[:limit]
 
+    def latest_for_record(self, organisation_id: int, kind: str, record_id: int) -> AgentRun | None:
+        found = [r for r in self._runs.values() if r.organisation_id == organisation_id and r.kind == kind
+                 and str(r.input.get("record_id")) == str(record_id)]
+        return max(found, key=lambda r: r.id, default=None)
     def purge_finished(self, *, finished_before: datetime, limit: int) -> int:
         with self._lock:
             done = sorted((r for r in self._runs.values() if r.status.finished and r.finished_at is not None

@@ -29,9 +29,10 @@ from typing import Any
 
 from tests.fakes import InMemoryDirectory
 from tow_core.access import Scope, ScopeKind, can_read_scope, can_write_scope
-from tow_core.errors import Conflict, InvalidInput, NotFound
+from tow_core.errors import Conflict, InvalidInput, NoSearchTerms, NotFound
 from tow_core.memory_diffs import DiffStatus, MemoryDiff, NewMemoryDiff
 from tow_core.records import (
+    BARE_PREFIX_PATTERN,
     DISPLAY_ID_PATTERN,
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -284,8 +285,7 @@ class InMemoryRecordStore(_Readable):
         _check_limit(limit)
         terms = _terms(text)
         if not text.strip() or (not terms and cursor is None):
-            raise InvalidInput("search needs at least one word that is not a stop word like 'the' or 'and'",
-                               field="q")
+            raise NoSearchTerms()
         after = _search_cursor(cursor) if cursor is not None else None
         ranked = [(_rank(r, terms), r) for r in self._readable_rows(principal_id, org_id, query)] if terms else []
         hits = sorted((SearchHit(_summary(r), _headline(r, terms), rank) for rank, r in ranked
@@ -307,10 +307,14 @@ class InMemoryRecordStore(_Readable):
         _check_limit(limit)
         match = DISPLAY_ID_PATTERN.fullmatch(text.strip().upper())
         exact = DisplayId(match.group(1), int(match.group(2))) if match else None
+        bare = BARE_PREFIX_PATTERN.fullmatch(text.strip().upper()) if exact is None else None
+        of_prefix = bare.group(1) if bare else None
         prefix = text.strip().lower()
         found = [r for r in self._readable_rows(principal_id, org_id)
-                 if r.display_id == exact or r.title.lower().startswith(prefix)]
-        found.sort(key=lambda r: (r.display_id != exact, r.title.lower(), r.id))
+                 if r.display_id == exact or r.display_id.prefix == of_prefix or r.title.lower().startswith(prefix)]
+        found.sort(key=lambda r: (r.display_id != exact and r.display_id.prefix != of_prefix,
+                                  -r.display_id.number if r.display_id.prefix == of_prefix else 0,
+                                  r.title.lower(), r.id))
         return [_summary(r) for r in found[:limit]]
 
 
@@ -327,7 +331,8 @@ class InMemoryMemoryDiffStore(_Readable):
         if not new.operations:  # CHECK (jsonb_array_length(operations) >= 1)
             raise InvalidInput("memory diff is not valid: it has no operations")
         diff = MemoryDiff(next(self._ids), new.organisation_id, new.scope, new.source, new.source_id, new.rationale,
-                          new.author_id, tuple(new.operations), DiffStatus.PENDING, self._clock())
+                          new.author_id, tuple(new.operations), DiffStatus.PENDING, self._clock(),
+                          agent_run_id=new.agent_run_id)
         self.rows[diff.id] = diff
         return diff
 

@@ -185,8 +185,9 @@ class InMemoryDirectory:
     def organisations_of(self, user_id: int) -> Sequence[tuple[Organisation, OrgRole]]:
         return [(self._orgs[o], role) for (o, u), role in sorted(self._memberships.items()) if u == user_id]
 
-    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode) -> Organisation:
-        organisation = Organisation(org_id, name, workflow_mode)
+    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode,
+                            require_second_reviewer: bool) -> Organisation:
+        organisation = Organisation(org_id, name, workflow_mode, require_second_reviewer)
         if org_id in self._orgs:
             self._orgs[org_id] = organisation
         return organisation
@@ -387,6 +388,14 @@ class InMemoryDirectory:
 
     def act_for(self, user_id: int) -> None:
         self.acted_for.append(user_id)
+
+    def acting_session(self, token_hash: str, now: datetime) -> tuple[Session, Principal] | None:
+        session = self.live_session(token_hash, now)
+        principal = self.principal(session.user_id) if session else None
+        if session is None or principal is None:
+            return None
+        self.act_for(session.user_id)
+        return session, principal
 
     def set_session_organisation(self, token_hash: str, org_id: int) -> None:
         if token_hash in self._sessions:

@@ -25,6 +25,11 @@ OrgRoleName = Literal["owner", "admin", "member"]
 ProjectRoleName = Literal["viewer", "member", "lead", "admin"]
 
 
+# Record fields holding a user id in the database and that user's email in a file (people in $.people): a
+# ticket's assignee, a risk's owner, and who proposed and who approved a memory item's last reviewed change.
+USER_ID_FIELDS = ("assignee_id", "owner_id", "proposed_by", "approved_by")
+
+
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
@@ -33,6 +38,7 @@ class OrganisationIn(_Strict):
     name: Name
     workflow_mode: Literal["founder", "organization"]
     created_at: datetime
+    require_second_reviewer: bool = False  # memory.require_second_reviewer; absent in files written before it
 
 
 class PersonIn(_Strict):
@@ -108,6 +114,11 @@ class ActivityIn(_Strict):
     ai_applied: bool
 
 
+class SourceIn(_Strict):
+    record: DisplayIdText
+    version: Annotated[int, Meta(ge=1)]
+
+
 class LinkIn(_Strict):
     target: DisplayIdText
     kind: Literal["relates_to", "blocks", "duplicates"]
@@ -132,6 +143,7 @@ class RecordIn(_Strict):
     comments: list[CommentIn]
     activity: list[ActivityIn]
     links: list[LinkIn]
+    sources: list[SourceIn] = []  # a generated snapshot's pinned sources; absent in files written before them
 
 
 class MemoryDiffIn(_Strict):

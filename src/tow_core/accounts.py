@@ -282,13 +282,12 @@ def start_session(
 
 
 def resolve_session(directory: Directory, *, token_hash: str, now: datetime) -> tuple[Session, Principal]:
-    """The live session and a freshly loaded principal, or NotAuthenticated (revoked, expired,
-    deactivated user). Loaded on every request: revocation is immediate."""
-    session = directory.live_session(token_hash, now)
-    principal = directory.principal(session.user_id) if session else None
-    if session is None or principal is None or not principal.is_active:
+    """The live session and a freshly loaded principal, the unit of work acting for its user, or
+    NotAuthenticated (revoked, expired, deactivated user). Loaded on every request: revocation is immediate."""
+    found = directory.acting_session(token_hash, now)
+    if found is None or not found[1].is_active:
         raise NotAuthenticated("sign in first: your session is missing, expired or revoked")
-    return session, principal
+    return found
 
 
 def switch_organisation(directory: Sessions, principal: Principal, *, token_hash: str, org_id: int) -> None:

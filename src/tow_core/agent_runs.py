@@ -268,6 +268,11 @@ class AgentRuns(Protocol):
         """Delete at most ``limit`` runs that finished before the cutoff; returns how many."""
         ...
 
+    def latest_for_record(self, organisation_id: int, kind: str, record_id: int) -> AgentRun | None:
+        """The newest run of ``kind`` whose input names ``record_id`` (``input.record_id``), whatever its
+        status or owner: what a memory extraction's debounce looks at."""
+        ...
+
     def request_cancel(self, run_id: int, *, now: datetime) -> AgentRun | None:
         """Queued: cancelled at once. Running: ``cancel_requested`` set. Finished: unchanged. None: no run."""
         ...

@@ -98,6 +98,9 @@ class Inbox:
     snapshots: tuple[Record, ...]
     chat_actions: tuple[OpenAction, ...]
     failed_runs: tuple[AgentRun, ...]
+    # Diffs listed that the person proposed (or a run of theirs did) while the organisation requires a second
+    # reviewer: they may reject them, not approve them (``memory_review.needs_second_reviewer``).
+    awaiting_second_reviewer: frozenset[int] = frozenset()
 
 
 def _snapshots(where: Within) -> RecordQuery:

@@ -42,6 +42,7 @@ from tow_core.identity import Directory
 from tow_core.records import (
     FIELD_SPECS,
     PREFIXES,
+    REVIEW_FIELDS,
     TICKET_PREFIX,
     DisplayId,
     Names,
@@ -179,6 +180,13 @@ def _check_readable(ws: Workspace, name: str, display_ids: Any, before: Any) -> 
                                field=name)
 
 
+def _no_review_fields(fields: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    changed = sorted(name for name in REVIEW_FIELDS & set(fields) if fields[name] != current.get(name))
+    if changed:
+        raise InvalidInput(f"{changed[0]} is recorded when a memory diff is approved; it cannot be set directly",
+                           field=changed[0])
+
+
 def _require_write(ws: Workspace, scope: Scope, project: ProjectAccess | None, what: str) -> None:
     if not can_write_scope(ws.principal, scope, project):
         raise AccessDenied(f"you can read but not change {what}")
@@ -197,11 +205,15 @@ def _prefix(ws: Workspace, record_type: RecordType, scope: Scope) -> str:
 def create_record(
     ws: Workspace, *, record_type: RecordType, scope: Scope, project: ProjectAccess | None, title: str,
     body: str = "", fields: Mapping[str, Any] | None = None, generating: bool = False,
+    review: Mapping[str, Any] | None = None,
 ) -> Record:
     """Create a record in a scope the caller can write; its display ID comes from the organisation's
     sequence for the type's prefix. Snapshots written by a person start in review (pending_review); one a
-    run is about to write (``generating``) starts in generating (``tow_core.snapshots``)."""
+    run is about to write (``generating``) starts in generating (``tow_core.snapshots``).
+    ``review``: a memory item's review provenance (``REVIEW_FIELDS``), given only by an approval."""
     ws.require_member()
+    _no_review_fields(fields or {}, {})
+    fields = {**(fields or {}), **(review or {})}
     if not can_write_scope(ws.principal, scope, project):
         if not can_read_scope(ws.principal, scope, project):
             raise NotFound("scope not found")
@@ -245,6 +257,7 @@ class RecordChange:
     status: str | None = None
     fields: Mapping[str, Any] | None = None
     scope: tuple[Scope, ProjectAccess | None] | None = None
+    review: Mapping[str, Any] | None = None  # REVIEW_FIELDS, given only by approving a memory diff
 
 
 def update_record(ws: Workspace, display_id: DisplayId, *, expected_version: int, change: RecordChange) -> Record:
@@ -272,7 +285,10 @@ def update_record(ws: Workspace, display_id: DisplayId, *, expected_version: int
     if change.body is not None:
         updated = replace(updated, body=clean_text(change.body, "body", max_length=MAX_BODY))
     if change.fields is not None:
-        updated = replace(updated, fields=validated_fields(locked.type, change.fields, locked.fields))
+        _no_review_fields(change.fields, locked.fields)
+    if change.fields is not None or change.review:
+        given = {**(change.fields or {}), **(change.review or {})}
+        updated = replace(updated, fields=validated_fields(locked.type, given, locked.fields))
         check_named_ids(ws, locked.type, updated.fields, locked.fields)
     activating = locked.type is RecordType.SNAPSHOT and change.status == "active" and locked.status != "active"
     # One active snapshot per (snapshot type, scope): activating one, or moving/retyping an active one,

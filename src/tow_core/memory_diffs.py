@@ -52,7 +52,7 @@ from tow_core.knowledge import (
     MAX_TITLE,
     clean_text,
 )
-from tow_core.records import DisplayId, Page, Record, RecordType, validated_fields
+from tow_core.records import REVIEW_FIELDS, DisplayId, Page, Record, RecordType, validated_fields
 
 MAX_OPERATIONS = 100
 MAX_TARGETS = 500  # existing items one diff may change, over all its operations
@@ -60,7 +60,7 @@ MAX_RATIONALE = 20_000
 MAX_NOTE = 5_000
 MAX_PAGE = 200
 # Set only by a supersede operation, never written directly by a proposal.
-_MANAGED_FIELDS = frozenset({"superseded_by"})
+_MANAGED_FIELDS = frozenset({"superseded_by", *REVIEW_FIELDS})
 
 
 class DiffStatus(StrEnum):
@@ -198,6 +198,7 @@ class NewMemoryDiff:
     rationale: str
     author_id: int | None
     operations: tuple[Operation, ...]
+    agent_run_id: int | None = None  # the agent run that proposed it (its author is the run's owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,7 @@ class MemoryDiff:
     decided_at: datetime | None = None
     review_note: str = ""
     outcomes: tuple[OperationOutcome, ...] = ()
+    agent_run_id: int | None = None
 
     @property
     def referenced_ids(self) -> tuple[DisplayId, ...]:
@@ -291,7 +293,8 @@ def _checked_update(op: UpdateItem) -> UpdateItem:
 def _no_managed_fields(fields: Mapping[str, Any] | None) -> None:
     managed = sorted(_MANAGED_FIELDS & set(fields or {}))
     if managed:
-        raise InvalidInput(f"{managed[0]} is set by a supersede operation", field=managed[0])
+        raise InvalidInput(f"{managed[0]} is set by the review (a supersede operation, or approval)",
+                           field=managed[0])
 
 
 def _check_replacement(index: int, op: SupersedeItems, operations: Sequence[Operation],

@@ -4,7 +4,7 @@ diff entity and its operations in ``tow_core.memory_diffs``, whose docstring sta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,8 +64,10 @@ class DiffView:
 def propose_diff(
     desk: MemoryDesk, *, scope: Scope, project: ProjectAccess | None, operations: Sequence[Operation],
     source: DiffSource = DiffSource.MANUAL, source_id: DisplayId | None = None, rationale: str = "",
+    agent_run_id: int | None = None,
 ) -> DiffView:
-    """Record a pending diff in a scope the caller can write (see the module rules)."""
+    """Record a pending diff in a scope the caller can write (see the module rules); ``agent_run_id``: the run of
+    the caller's that proposes it (a memory extraction), recorded beside the caller as author."""
     ws = desk.ws
     ws.require_member()
     if not can_write_scope(ws.principal, scope, project):
@@ -82,7 +84,7 @@ def propose_diff(
         _check_citations(ws, op, items)
     diff = desk.diffs.add(NewMemoryDiff(
         ws.org_id, scope, DiffSource(source), source_id,
-        clean_text(rationale, "rationale", max_length=MAX_RATIONALE), ws.principal.user_id, checked,
+        clean_text(rationale, "rationale", max_length=MAX_RATIONALE), ws.principal.user_id, checked, agent_run_id,
     ))
     return DiffView(diff, items)
 
@@ -152,6 +154,7 @@ def reject_diff(desk: MemoryDesk, diff_id: int, *, now: datetime, note: str = ""
 def approve_diff(desk: MemoryDesk, diff_id: int, *, now: datetime, note: str = "") -> DiffView:
     """Apply every operation that is not stale, in this one transaction (see the module rules)."""
     diff, items = _reviewable(desk, diff_id)
+    _require_second_reviewer(desk.ws, diff)
     # Targets are unique and a replacement is never a target, so no operation can make another stale:
     # deciding staleness up front, on the locked items, is the same as deciding it while applying.
     reasons = [None if isinstance(op, CreateItem) else stale_reason(op, items) for op in diff.operations]
@@ -178,6 +181,23 @@ def _audit_decision(desk: MemoryDesk, diff: MemoryDiff) -> None:
     ws = desk.ws
     ws.directory.audit(AuditEntry(ws.org_id, ws.principal.user_id, _DECISION_ACTIONS[diff.status],
                                   f"memory_diff:{diff.id}", {"operations": len(diff.operations)}))
+
+
+SECOND_REVIEWER_REQUIRED = ("this organisation requires a second reviewer (memory.require_second_reviewer): you "
+                            "proposed this diff{via}, so someone else must approve it. You may still reject it")
+
+
+def needs_second_reviewer(ws: Workspace, author_id: int | None) -> bool:
+    """Review integrity (issue 14 item 4): with the organisation's ``require_second_reviewer`` on, a diff's
+    author — who is also the owner of the agent run that proposed it, if one did — cannot approve it."""
+    organisation = ws.directory.organisation(ws.org_id)
+    return organisation is not None and organisation.require_second_reviewer and author_id == ws.principal.user_id
+
+
+def _require_second_reviewer(ws: Workspace, diff: MemoryDiff) -> None:
+    if needs_second_reviewer(ws, diff.author_id):
+        via = f" (through your agent run {diff.agent_run_id})" if diff.agent_run_id is not None else ""
+        raise AccessDenied(SECOND_REVIEWER_REQUIRED.format(via=via))
 
 
 def _reviewable(desk: MemoryDesk, diff_id: int) -> tuple[MemoryDiff, dict[DisplayId, Record]]:
@@ -221,7 +241,8 @@ def _apply(ws: Workspace, diff: MemoryDiff, index: int, op: Operation, stale: st
     if stale:
         return OperationOutcome(index, OutcomeResult.STALE, stale, targets)
     for ref in op.targets:
-        update_record(ws, ref.display_id, expected_version=ref.base_version, change=_change(op, created))
+        change = replace(_change(op, created), review=_review(ws, diff))
+        update_record(ws, ref.display_id, expected_version=ref.base_version, change=change)
     return OperationOutcome(index, OutcomeResult.APPLIED, None, targets)
 
 
@@ -231,7 +252,14 @@ def _create(ws: Workspace, diff: MemoryDiff, op: CreateItem) -> Record:
         sources = list(fields.get("source_references") or ())
         fields["source_references"] = list(dict.fromkeys([*sources, str(diff.source_id)]))
     return create_record(ws, record_type=RecordType.MEMORY, scope=diff.scope,
-                         project=project_access_of(ws, diff.scope), title=op.title, body=op.body, fields=fields)
+                         project=project_access_of(ws, diff.scope), title=op.title, body=op.body, fields=fields,
+                         review=_review(ws, diff))
+
+
+def _review(ws: Workspace, diff: MemoryDiff) -> dict[str, Any]:
+    """The item's review provenance: who proposed the change, who approved it (the reviewer, who also writes
+    the item and so is its record author when the diff creates it), and the diff."""
+    return {"proposed_by": diff.author_id, "approved_by": ws.principal.user_id, "memory_diff_id": diff.id}
 
 
 def _change(op: Operation, created: Mapping[int, DisplayId]) -> RecordChange:
@@ -262,12 +290,13 @@ class DiffSummary:
     reviewer_id: int | None
     decided_at: datetime | None
     operation_count: int
+    agent_run_id: int | None = None  # the agent run (a memory extraction) that proposed it
 
     @classmethod
     def of(cls, diff: MemoryDiff) -> DiffSummary:
         return cls(diff.id, diff.organisation_id, diff.scope, diff.source, diff.source_id, diff.rationale,
                    diff.author_id, diff.status, diff.created_at, diff.reviewer_id, diff.decided_at,
-                   len(diff.operations))
+                   len(diff.operations), diff.agent_run_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,10 @@ DISPLAY_ID_PATTERN = re.compile(
     r"(?<![A-Za-z0-9_-])((?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,10})-([1-9][0-9]{0,17})(?![A-Za-z0-9_])"
 )
 
+# A display ID's prefix with its dash and no number yet ("DOC-", "app-"): what the editor's reference
+# completion asks the lookup for, meaning "records of that prefix, newest first".
+BARE_PREFIX_PATTERN = re.compile(r"((?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,10})-")
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class DisplayId:
@@ -205,6 +209,11 @@ def _fail(name: str) -> Any:
     raise InvalidInput(f"{name} must be a list of display IDs", field=name)
 
 
+# A memory item's review provenance (SPEC §4: the approver is recorded apart from the author): written only
+# when a memory diff is approved (``tow_core.memory_review``); a direct write that changes them is refused.
+REVIEW_FIELDS = frozenset({"proposed_by", "approved_by", "memory_diff_id"})
+
+
 class Names(StrEnum):
     """What a field's ids must name (SPEC §2 "every ID is checked"); ``knowledge`` checks each id a write
     adds, where it can see the organisation and the writer."""
@@ -231,6 +240,11 @@ FIELD_SPECS: Mapping[RecordType, Mapping[str, FieldSpec]] = MappingProxyType({
         "valid_from": FieldSpec(_optional(_iso_datetime)),
         "valid_until": FieldSpec(_optional(_iso_datetime)),
         "superseded_by": FieldSpec(_optional(_text(40))),
+        # Set by approving a memory diff (REVIEW_FIELDS), never by a direct write: who proposed the item's last
+        # reviewed change, who approved it, and the diff.
+        "proposed_by": FieldSpec(_optional(_user_id)),
+        "approved_by": FieldSpec(_optional(_user_id)),
+        "memory_diff_id": FieldSpec(_optional(_user_id)),
     }),
     RecordType.DOC: MappingProxyType({
         "parent_id": FieldSpec(_optional(_user_id)),  # a record id; checked for readability by the use case
@@ -419,5 +433,7 @@ class RecordStore(Protocol):
         ...
 
     def lookup_readable(self, principal_id: int, org_id: int, text: str, *, limit: int) -> list[RecordSummary]:
-        """A display ID (exact) or a title prefix (case-insensitive), readable records only."""
+        """A display ID (exact), a bare prefix with its dash (``DOC-``: that prefix's records, highest number
+        first) or a title prefix (case-insensitive), readable records only; matches of the first two kinds
+        come before title matches."""
         ...

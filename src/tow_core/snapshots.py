@@ -236,6 +236,19 @@ class SnapshotSources(Protocol):
 
     def pinned(self, org_id: int, snapshot_id: int) -> list[PinnedSource]: ...
 
+    def abandoned(self, *, limit: int) -> list[AbandonedGeneration]:
+        """Snapshots still ``generating`` whose run ended without finishing them (failed — its lease expired
+        too often, say — or cancelled before a worker took it), across organisations."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonedGeneration:
+    organisation_id: int
+    snapshot_id: int
+    run_id: int
+    reason: str  # what the run said, for the failed snapshot's body
+
 
 @dataclass(frozen=True, slots=True)
 class SourceView:

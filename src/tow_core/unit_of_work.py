@@ -31,6 +31,7 @@ from tow_core.imports import OrganisationImport
 from tow_core.jobs import JobQueue
 from tow_core.knowledge import Workspace
 from tow_core.memory_diffs import MemoryDiffStore
+from tow_core.oidc import OidcIdentities
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_core.semantic_search import SemanticIndex
@@ -54,6 +55,7 @@ class Stores:
     agent_runs: AgentRuns  # AI work a person asked for, run by workers (SPEC §6)
     conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
     tokens: AccessTokens  # personal access tokens, by the hash of their secret (issue 15)
+    oidc_identities: OidcIdentities  # single sign-on: linked provider identities, roles their groups gave
     snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
 
 
@@ -141,12 +143,11 @@ class Transactions:
             if isinstance(credential, TokenCredential):
                 token, principal = resolve_token(stores.tokens, stores.directory, token_hash=credential.token_hash,
                                                  writes=credential.writes, now=now)
-                acting = Acting(stores, principal, token.session(), now, token)
-            else:
+                stores.directory.act_for(principal.user_id)
+                yield Acting(stores, principal, token.session(), now, token)
+            else:  # resolve_session also makes the unit of work act for the session's user
                 session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
-                acting = Acting(stores, principal, session, now)
-            stores.directory.act_for(principal.user_id)
-            yield acting
+                yield Acting(stores, principal, session, now)
 
     @contextmanager
     def on_behalf_of(self, user_id: int, org_id: int) -> Iterator[OnBehalf]:

@@ -10,6 +10,10 @@ beats for it, so a handler that hangs loses its run exactly like a worker that d
 ``AgentRunCancelled`` once a cancel was requested (the run then ends ``cancelled``) and
 ``AgentRunLeaseLost`` once another worker took the run over (this worker then records nothing).
 
+An idle claimer sleeps until the poll interval ends or it is woken: ``listener_for`` (PostgreSQL LISTEN in
+production, ``tow_adapters.postgres.wakeups``) wakes the claimers when a run is queued anywhere, so a question
+is picked up at once rather than at the next poll; the poll stays as the fallback.
+
 For the owner following the run's events: a run claimed again (a new attempt) gets a ``restart`` event in
 the claiming transaction, and a run that ends gets its ``done`` event in the transaction that records the end.
 """
@@ -21,6 +25,7 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Protocol
 
 from tow_core.agent_runs import (
     HANDLER_FAILED,
@@ -43,9 +48,16 @@ log = logging.getLogger("tow.agent_runs")
 RunsTransaction = Callable[[], AbstractContextManager[AgentRuns]]  # one short transaction per call
 
 
+class Listener(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class AgentRunWorker:
     def __init__(self, runs: RunsTransaction, handlers: Mapping[str, AgentRunHandler], *, policy: RetryPolicy,
-                 concurrency: int, poll_interval_seconds: float, clock: Callable[[], datetime]) -> None:
+                 concurrency: int, poll_interval_seconds: float, clock: Callable[[], datetime],
+                 listener_for: Callable[[Callable[[], None]], Listener] | None = None) -> None:
         self._runs = runs
         self._handlers = dict(handlers)
         self._policy = policy
@@ -53,7 +65,13 @@ class AgentRunWorker:
         self._poll_interval = poll_interval_seconds
         self._clock = clock
         self._stop = threading.Event()
+        self._woken = threading.Event()
+        self._listener = listener_for(self.wake) if listener_for is not None else None
         self._threads: list[threading.Thread] = []
+
+    def wake(self) -> None:
+        """Have the idle claimers look for a due run now."""
+        self._woken.set()
 
     def run_once(self) -> AgentRun | None:
         """Claim one due run and run it to its end; None when nothing was due."""
@@ -122,7 +140,8 @@ class AgentRunWorker:
                     continue
             except Exception:  # the database restarting must not kill the worker: log, wait, retry
                 log.exception("agent run worker loop failed; retrying after the poll interval")
-            self._stop.wait(self._poll_interval)
+            self._woken.wait(self._poll_interval)
+            self._woken.clear()  # every idle claimer woke with it; the one that claims the run takes it
 
     def start(self) -> None:
         if self._threads:
@@ -132,16 +151,22 @@ class AgentRunWorker:
                          for n in range(self._concurrency)]
         for thread in self._threads:
             thread.start()
+        if self._listener is not None:
+            self._listener.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Finish the runs in hand, then stop. Safe to call twice."""
         self._stop.set()
+        self._woken.set()
+        if self._listener is not None:
+            self._listener.stop()
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
 
     def request_stop(self) -> None:
         self._stop.set()
+        self._woken.set()
 
     @property
     def running(self) -> bool:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tow_core.access import OrgRole
 from tow_core.access_tokens import TokenPolicy
+from tow_core.oidc import OrganisationRule, SsoPolicy
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_core.use_cases.agent_runs import AgentRunUseCases
@@ -17,33 +19,57 @@ from tow_core.use_cases.chat_pages import ChatPageUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
+from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.revision_pages import RevisionPageUseCases
 from tow_core.use_cases.run_events import AgentRunEventUseCases
+from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
 from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_core.use_cases.tickets import TicketUseCases
 from tow_core.use_cases.tokens import TokenUseCases
 from tow_core.use_cases.uploads import UploadUseCases
+from tow_http.config import AiSettings, Settings
 from tow_http.context import PersonalAccessTokenSecrets, Services
+
+
+def sso_policy(settings: Settings) -> SsoPolicy | None:
+    """``auth.oidc`` as the core's single sign-on policy; None unless ``auth.mode`` is oidc."""
+    if settings.auth.mode != "oidc":
+        return None
+    oidc = settings.auth.oidc
+    rules = tuple(OrganisationRule(rule.organisation, OrgRole(rule.role), rule.when_group)
+                  for rule in oidc.organisations)
+    first = oidc.first_organisation_name or (rules[0].organisation if rules else settings.runtime.app_name)
+    return SsoPolicy(rules=rules, require_email_verified=oidc.require_email_verified,
+                     link_existing_by_email=oidc.link_existing_by_email, first_organisation_name=first,
+                     provider_logout=oidc.provider_logout_enabled)
 
 
 def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     ai_configured = services.ai is not None and services.ai.status.configured
+    extraction = extraction_policy(services.settings.ai, ai_configured)
     return {
         "docs": DocUseCases(transactions),
         "accounts": AccountUseCases(transactions, services.sign_in_log, services.password_hasher,
-                                    services.cookie_signer, services.session_lifetime),
+                                    services.cookie_signer, services.session_lifetime,
+                                    single_sign_on=services.settings.auth.mode == "oidc"),
+        "single_sign_on": SingleSignOnUseCases(transactions, services.identity_provider,
+                                               sso_policy(services.settings), services.cookie_signer,
+                                               services.session_lifetime),
         "memory": MemoryReviewUseCases(transactions),
         "ai": AiUseCases(transactions, *((services.ai.egress_ledger, services.ai.status) if services.ai else ())),
         "uploads": UploadUseCases(transactions, services.upload_store, services.images,
                                   services.settings.uploads.upload_max_bytes),
-        "records": RecordUseCases(transactions, services.embedding_model),
+        "records": RecordUseCases(transactions, services.embedding_model, extraction),
         "tickets": TicketUseCases(transactions),
-        "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model),
+        "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model, extraction),
+        "extraction": MemoryExtractionUseCases(transactions, ai_configured, extraction),
+        "revision_pages": RevisionPageUseCases(transactions),
         "organisations": OrganisationUseCases(transactions, services.cookie_signer),
         "projects": ProjectUseCases(transactions),
         "admin_pages": AdminPageUseCases(transactions, services.upload_store is not None, services.configuration,
@@ -61,6 +87,12 @@ def use_cases(services: Services) -> dict[str, object]:
         "inbox": InboxUseCases(transactions),
         "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
+
+
+def extraction_policy(ai: AiSettings, ai_configured: bool) -> ExtractionPolicy:
+    """Memory extraction runs are queued only with AI configured (SPEC §6: saving still works); by saves and
+    answers themselves unless ``ai.auto_extraction`` is off."""
+    return ExtractionPolicy(ai_configured, timedelta(seconds=ai.extraction_debounce_seconds), ai.auto_extraction)
 
 
 def operator_use_cases(services: Services) -> OperatorUseCases:

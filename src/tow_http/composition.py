@@ -19,6 +19,7 @@ from tow_adapters.backup_archive import TarBackupArchive
 from tow_adapters.exa_web_search import EXA_OFFICIAL_HOST, EXA_PROVIDER, ExaWebSearch
 from tow_adapters.fs_export_files import FsExportFiles
 from tow_adapters.fs_upload_store import FsUploadStore
+from tow_adapters.oidc_provider import OidcOptions, OidcProvider
 from tow_adapters.openai_client import OPENAI_OFFICIAL_HOST, OPENAI_PROVIDER, OpenAIGateway, OpenAIOptions
 from tow_adapters.openai_embeddings import OpenAIEmbeddingModel
 from tow_adapters.openai_reasoning import OpenAIReasoningModel, ReasoningModels
@@ -45,11 +46,13 @@ from tow_adapters.postgres.housekeeping import PgFinishedJobs, PgUploadDeletionO
 from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
+from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, Wakeups
 from tow_core.agent_runs import AgentRunHandler
 from tow_core.ai import (
     AI_NOT_CONFIGURED_MESSAGE,
@@ -60,6 +63,7 @@ from tow_core.ai import (
 from tow_core.chat import ChatAssistant
 from tow_core.egress import EgressLedger, ProviderEndpoint, is_approved
 from tow_core.exports import EXPORT_JOB
+from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
@@ -67,10 +71,12 @@ from tow_core.snapshots import SNAPSHOT_RUN
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs
-from tow_core.use_cases.snapshots import SnapshotRuns
+from tow_core.use_cases.extraction import ExtractionRuns
+from tow_core.use_cases.snapshots import SnapshotRuns, fail_abandoned_generations
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
+from tow_http.bootstrap import extraction_policy
 from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, utc_now
 from tow_http.job_worker import (
@@ -112,6 +118,7 @@ def _transaction_factory(engine: sa.Engine):
                          organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection),
                          agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection),
                          tokens=PgAccessTokens(connection),
+                         oidc_identities=PgOidcIdentities(connection),
                          snapshot_sources=PgSnapshotSources(connection))
 
     return transaction
@@ -150,13 +157,15 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
 
 
 def agent_run_handlers(engine: sa.Engine, config: LoadedConfig, ai: AiServices) -> dict[str, AgentRunHandler]:
-    """The handler of each kind of agent run this deployment has (chat, snapshot generation; memory extraction
-    next). A run of a kind without one fails with ``no_handler``."""
+    """The handler of each kind of agent run this deployment has (chat, snapshot generation, memory
+    extraction). A run of a kind without one fails with ``no_handler``."""
     assistant = ChatAssistant(ai.reasoning_model, ai.web_search, ai.embedding_model,
                               config.settings.ai.max_tool_rounds)
     transactions = Transactions(_transaction_factory(engine), utc_now)
-    return {CHAT_RUN: ChatRuns(transactions, assistant),
-            SNAPSHOT_RUN: SnapshotRuns(transactions, ai.reasoning_model)}
+    extraction = extraction_policy(config.settings.ai, ai.status.configured)
+    return {CHAT_RUN: ChatRuns(transactions, assistant, extraction=extraction),
+            SNAPSHOT_RUN: SnapshotRuns(transactions, ai.reasoning_model),
+            EXTRACTION_RUN: ExtractionRuns(transactions, ai.reasoning_model, ai.embedding_model)}
 
 
 def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Mapping[str, AgentRunHandler],
@@ -174,7 +183,7 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
         runs, handlers,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
-        clock=clock or utc_now,
+        clock=clock or utc_now, listener_for=lambda wake: Wakeups(engine, AGENT_RUNS_CHANNEL, wake),
     )
 
 
@@ -196,7 +205,8 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Fs
              orphan_export_file_sweep(recorded_names=recorded_names, directory=files, grace=ORPHAN_EXPORT_GRACE),
              idle_conversation_purge(conversations=lambda: on(PgConversations), retention_days=chat_retention_days),
              finished_agent_run_purge(runs=lambda: on(PgAgentRuns), retention_days=agent_run_retention_days),
-             finished_run_event_purge(runs=lambda: on(PgAgentRuns))]
+             finished_run_event_purge(runs=lambda: on(PgAgentRuns)),
+             lambda now: fail_abandoned_generations(Transactions(_transaction_factory(engine), utc_now))]
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks
@@ -254,6 +264,18 @@ def _ai_status(config: LoadedConfig) -> AiStatus:
     )
 
 
+def _identity_provider(config: LoadedConfig) -> OidcProvider | None:
+    """The OIDC provider when auth.mode is oidc (config checked issuer, client id and secret)."""
+    if config.settings.auth.mode != "oidc":
+        return None
+    oidc, public = config.settings.auth.oidc, config.settings.runtime.public_app_url.rstrip("/")
+    return OidcProvider(OidcOptions(
+        issuer_url=oidc.issuer_url, client_id=oidc.client_id, client_secret=config.secrets.oidc_client_secret or "",
+        redirect_uri=f"{public}/auth/oidc/callback", post_logout_redirect_uri=f"{public}/login?signed_out=1",
+        scopes=oidc.scopes, allowed_algorithms=oidc.allowed_algorithms, timeout_seconds=oidc.request_timeout_seconds,
+        email_claim=oidc.email_claim, name_claim=oidc.name_claim, groups_claim=oidc.groups_claim))
+
+
 class Container(containers.DeclarativeContainer):
     config = providers.Dependency(instance_of=LoadedConfig)
     database_url = providers.Dependency(instance_of=str)
@@ -293,6 +315,7 @@ class Container(containers.DeclarativeContainer):
         ai=ai_services,
         export_files=export_files,
         configuration=providers.Callable(effective_config_entries, config),
+        identity_provider=providers.Singleton(_identity_provider, config),
     )
     backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
     backup_archive = providers.Singleton(TarBackupArchive)

@@ -32,6 +32,9 @@ APP_SECRET_MIN_LENGTH = 32
 GENERATE_SECRET_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"  # noqa: S105
 
 MiB = 1024 * 1024
+# ID token signature algorithms TOW can check (RFC 7518); HS* use OIDC_CLIENT_SECRET as the key.
+OIDC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                             "EdDSA", "HS256", "HS384", "HS512"})
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -67,6 +70,12 @@ class AiSettings(_Section):
     exa_base_url: str = "https://api.exa.ai"
     # Conversations whose last turn is older than this are deleted by the worker's housekeeping; 0 keeps them.
     chat_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 90
+    # Saving a doc queues a memory extraction run at most once per this many seconds per doc (0: every save
+    # that finds no run of that doc still queued).
+    extraction_debounce_seconds: Annotated[int, Meta(ge=0, le=86_400)] = 60
+    # Saving a doc, and a chat answer in a conversation with memory_extraction on, queue a memory extraction
+    # run by themselves; false: only on demand ("Extract memory", POST .../records/{id}/extract).
+    auto_extraction: bool = True
     # Finished agent runs (their status, timings, usage, error) older than this are deleted; 0 keeps them.
     agent_run_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 30
 
@@ -77,15 +86,35 @@ class SecuritySettings(_Section):
     session_max_age_seconds: Annotated[int, Meta(ge=300, le=366 * 24 * 3600)] = 30 * 24 * 3600
 
 
+class OidcOrganisationRule(_Section):
+    """One line of ``auth.oidc.organisations``: people from the provider (only those in ``when_group``, if
+    set) are members of the organisation named ``organisation`` with ``role`` (README "Single sign-on")."""
+
+    organisation: Annotated[str, Meta(min_length=1, max_length=200)]
+    role: Literal["member", "admin", "owner"] = "member"
+    when_group: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
 class OidcSettings(_Section):
     issuer_url: str = ""
     client_id: str = ""
     scopes: tuple[str, ...] = ("openid", "email", "profile")
     email_claim: str = "email"
     name_claim: str = "name"
+    groups_claim: str = "groups"
     require_email_verified: bool = True
+    # An existing account (a password one, say) is linked to a provider identity with the same email only when
+    # this is true AND the provider says the email is verified; otherwise that sign-in is refused.
+    link_existing_by_email: bool = False
+    # SPEC §3, opt-in: after local logout, also end the provider's session (RP-initiated logout) when it has an
+    # end_session_endpoint
     provider_logout_enabled: bool = False
     allowed_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    request_timeout_seconds: Annotated[float, Meta(gt=0, le=120)] = 10.0
+    # The first OIDC login on a fresh server becomes owner of this organisation (created then); empty: the
+    # first rule's organisation, else runtime.app_name.
+    first_organisation_name: str = ""
+    organisations: tuple[OidcOrganisationRule, ...] = ()
 
 
 class AuthSettings(_Section):
@@ -351,6 +380,12 @@ def _check_consistency(settings: Settings, secrets: Secrets) -> None:
             raise ConfigError("OIDC_CLIENT_SECRET is not set but auth.mode is oidc")
         if "none" in (alg.lower() for alg in oidc.allowed_algorithms):
             raise ConfigError("auth.oidc.allowed_algorithms: 'none' is never allowed (unsigned ID tokens)")
+        unknown = sorted(set(oidc.allowed_algorithms) - OIDC_ALGORITHMS)
+        if unknown or not oidc.allowed_algorithms:
+            raise ConfigError(f"auth.oidc.allowed_algorithms: expected some of {', '.join(sorted(OIDC_ALGORITHMS))}, "
+                              f"got {', '.join(unknown) or 'none'}")
+        if "openid" not in oidc.scopes:
+            raise ConfigError("auth.oidc.scopes: must include openid")
     if secrets.database_url and urlsplit(secrets.database_url).scheme not in (
         "postgres",
         "postgresql",
@@ -425,6 +460,11 @@ def mask_secret(name: str, value: str | None) -> str:
     return f"******** ({len(value)} characters)"
 
 
+def _shown(item: object) -> str:
+    """A list item as the settings page shows it: a rule (a struct) as its JSON."""
+    return msgspec.json.encode(item).decode() if isinstance(item, msgspec.Struct) else str(item)
+
+
 def effective_config_lines(config: LoadedConfig) -> list[str]:
     """``key = value  (source)`` for every setting and secret, secrets masked: `tow config check`."""
     lines = []
@@ -432,7 +472,7 @@ def effective_config_lines(config: LoadedConfig) -> list[str]:
         node: Any = config.settings
         for name in path:
             node = getattr(node, name)
-        shown = ",".join(node) if isinstance(node, tuple) else node
+        shown = ",".join(_shown(item) for item in node) if isinstance(node, tuple) else node
         key = ".".join(path)
         lines.append(f"{key} = {shown}  ({config.sources.get(key, 'default')})")
     for name in SECRET_VARIABLES:

@@ -22,6 +22,7 @@ from tow_core.ai import EmbeddingModel
 from tow_core.errors import InvalidToken, NotAuthenticated
 from tow_core.exports import ExportFiles
 from tow_core.identity import SignInLog
+from tow_core.oidc import IdentityProvider
 from tow_core.passwords import PasswordHasher
 from tow_core.unit_of_work import Credential, SessionCredential, Stores, TokenCredential, Transactions
 from tow_core.uploads import RasterImageInspector, UploadStore
@@ -50,6 +51,7 @@ class Services:
     ai: AiServices | None = None  # reasoning, embeddings, web search, egress ledger (tow_http/ai_services.py)
     embedding_model: EmbeddingModel | None = None  # None: AI not configured; search falls back to keyword
     export_files: ExportFiles | None = None  # where finished exports are read from for download
+    identity_provider: IdentityProvider | None = None  # the OIDC provider when auth.mode is oidc
     # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
     configuration: tuple[tuple[str, str, str], ...] = ()
 

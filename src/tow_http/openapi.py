@@ -60,12 +60,14 @@ from tow_core.errors import (
 )
 from tow_http.errors import ErrorEnvelope, status_for_class
 from tow_http.security import STATE_CHANGING
-from tow_http.shapes import DISPLAY_ID, VISIBLE
+from tow_http.shapes import DISPLAY_ID, END, VISIBLE
 
 SESSION_SCHEME = "session"
 BEARER_SCHEME = "bearer"  # personal access tokens (README "API tokens"), on /api/... only
 # Path segments the core parses itself (422 when they do not match), declared so that clients know the shape.
 PATH_PATTERNS = {"display_id": DISPLAY_ID}
+# use_cases.extraction.record_ref: a record id (digits) or a display ID
+RECORD_ID_OR_DISPLAY_ID = f"^(?:[0-9]{{1,18}}|{DISPLAY_ID[1:-len(END)]}){END}"
 
 
 class Access(StrEnum):
@@ -223,6 +225,8 @@ ANSWERS: dict[str, Answers] = {
     "update_conversation": answers(InvalidInput),
     "delete_conversation": answers(),
     "ask_question": answers(AiNotConfigured, InvalidInput),
+    "extract_memory": answers(AccessDenied, AiNotConfigured, InvalidInput,
+                              parameters={"display_id": {"pattern": RECORD_ID_OR_DISPLAY_ID}}),
     "apply_action": answers(AccessDenied, Conflict, InvalidInput),
     "generate_snapshot": answers(AiNotConfigured, InvalidInput),
     "snapshot_sources": answers(InvalidInput),

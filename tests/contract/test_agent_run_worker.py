@@ -190,3 +190,27 @@ def test_a_heartbeat_the_database_refuses_is_skipped_not_fatal(container):
                    poll_interval_seconds=0.05, clock=Clock()).run_once()
     assert len(calls) == 4  # claim, two heartbeats, the completion
     assert stored(container, run_id).status is AgentRunStatus.COMPLETED
+
+
+def test_a_queued_run_wakes_an_idle_worker_rather_than_waiting_for_its_next_poll(make_container):
+    """With a poll interval of a minute (the most allowed), only the NOTIFY sent when the run is queued (delivered on commit) can
+    get it claimed before the test gives up; a second worker process would hear it the same way."""
+    container = make_container("jobs:\n  poll_interval_seconds: 60\n")
+    handled = threading.Event()
+
+    def chat(run, heartbeat):
+        handled.set()
+        return AgentRunResult({"answer": "woken"})
+
+    pool = build_agent_run_worker(container.engine(), container.config(), {"chat": chat},
+                                  clock=lambda: datetime.now(UTC))
+    pool.start()
+    try:
+        assert pool._listener.listening.wait(30)  # LISTEN is in place before the run is queued
+        threading.Event().wait(0.2)  # the claimers' first look (finding nothing) is over: they sleep
+        [run_id] = queue(container)
+        assert handled.wait(20), "the queued run was not picked up before the next poll"
+    finally:
+        pool.stop()
+    assert not pool.running
+    assert stored(container, run_id).output == {"answer": "woken"}

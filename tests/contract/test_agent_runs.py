@@ -160,6 +160,19 @@ def test_finished_runs_are_purged_after_the_cutoff_and_running_ones_never(world)
     assert world.call("purge_finished", finished_before=T0 + timedelta(days=1), limit=100) == 0
 
 
+def test_the_latest_run_of_a_kind_for_a_record_is_found_whatever_its_status_or_owner(world):
+    older = world.queue(world.bob, kind="memory_extraction", record_id=7)
+    newer = world.queue(world.ada, kind="memory_extraction", record_id=7)
+    world.queue(world.bob, kind="memory_extraction", record_id=8)
+    world.queue(world.bob, kind="chat", record_id=7)
+    world.queue(world.bob, org=world.other_org, kind="memory_extraction", record_id=7)
+    assert world.call("latest_for_record", world.org, "memory_extraction", 7).id == newer.id
+    world.call("request_cancel", newer.id, now=T0)
+    assert world.call("latest_for_record", world.org, "memory_extraction", 7).status is AgentRunStatus.CANCELLED
+    assert older.id < newer.id
+    assert world.call("latest_for_record", world.org, "memory_extraction", 9) is None
+
+
 # --- claiming and leases -----------------------------------------------------------------------------------
 
 

@@ -70,21 +70,24 @@ from tow_adapters.postgres.history import (
 from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.access import OrgRole, Scope, ScopeKind, Visibility
+from tow_core.agent_runs import RunEventKind
 from tow_core.ai import EgressContext, ToolCall, ToolOutput, WebPage, WebResult
 from tow_core.chat import Asker, ChatAssistant, ChatQuestion, reads_as, verify
 from tow_core.citations import DropReason, normalised
 from tow_core.errors import NotFound
 from tow_core.record_history import RecordKeeping
 from tow_core.records import PREFIXES, TICKET_PREFIX, DisplayId, RecordType
+from tow_core.run_events import RunEventLog
 from tow_core.unit_of_work import Stores, Transactions
 
-STATS: dict = {"worlds": 0, "asker_runs": 0, "tool_calls": 0, "tool_outputs_checked": 0, "requests": 0,
+STATS: dict = {"worlds": 0, "stream_events": 0, "asker_runs": 0, "tool_calls": 0, "tool_outputs_checked": 0, "requests": 0,
                "web_calls": 0, "citations": 0, "kept": 0, "revocations": 0, "revoked_not_cited": 0,
                "answers_refused": 0, "leaks": 0}
 DROPPED: Counter = Counter()
@@ -210,7 +213,8 @@ def transactions_on(conn: sa.Connection) -> Transactions:
                          memory_diffs=PgMemoryDiffStore(conn), uploads=PgUploadRecords(conn), jobs=PgJobQueue(conn),
                          exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
                          semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn),
-                         conversations=PgConversations(conn), snapshot_sources=PgSnapshotSources(conn), tokens=PgAccessTokens(conn))
+                         conversations=PgConversations(conn), snapshot_sources=PgSnapshotSources(conn),
+                         oidc_identities=PgOidcIdentities(conn), tokens=PgAccessTokens(conn))
 
     return Transactions(unit_of_work, lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
@@ -408,12 +412,17 @@ class AskerRun:
     def go(self) -> None:
         asker = Asker(self.user, self.org, reads_as(self.transactions, user_id=self.user, org_id=self.org),
                       self.project)
-        draft = self.assistant.run(asker, ChatQuestion("Tell me everything."))
+        written: list[tuple[RunEventKind, dict]] = []  # what the owner's event stream would carry
+        events = RunEventLog(lambda batch: written.extend((k, dict(d)) for k, d in batch), schedule=lambda *_: None)
+        draft = self.assistant.run(asker, ChatQuestion("Tell me everything."), on_activity=events.activity,
+                                   sink=events, on_round_end=events.round_end)
+        events.flush()
         STATS["asker_runs"] += 1
         STATS["tool_calls"] += len(draft.tool_activity)
         BY_TOOL.update(a.tool for a in draft.tool_activity)
         returned = self.check_tool_outputs(draft.tool_activity)
         assert set(draft.returned_records) == returned, self.context()
+        self.check_stream(written, draft)
         self.check_requests()
         final = self.readable()
         try:
@@ -428,6 +437,23 @@ class AskerRun:
         leaked = [w for r in never for w in (title_word(r), body_word(r)) if w in answer.text]
         self.tally_leaks(leaked)
         assert not leaked, f"the answer text holds {leaked} for {self.context()}"
+
+    def check_stream(self, written: list[tuple[RunEventKind, dict]], draft) -> None:
+        """The stream shows the tool activity as it happened, naming only records the tool returned (checked
+        readable above), and the text the model wrote, unchecked: the script's parroted tool outputs hold no
+        secret word of a record the asker never read. (Its citation markers quote every record's words, which no
+        real model could know; the verified answer drops them, the raw stream shows what the model wrote.)"""
+        shown = [(d["round"], d["tool"], d["records"]) for k, d in written if k is RunEventKind.ACTIVITY]
+        assert shown == [(a.round, a.tool, list(a.records)) for a in draft.tool_activity], self.context()
+        text = "".join(d["text"] for k, d in written if k is RunEventKind.DELTA)
+        assert text.split() == draft.text.split(), self.context()  # the stream is the model's text, whole
+        for marker, _, _ in self.citation_markers():
+            text = text.replace(marker, "")
+        never = {r for r in self.world.records if r not in self.initial}
+        leaked = [w for r in never for w in (title_word(r), body_word(r)) if w in text]
+        self.tally_leaks(leaked)
+        assert not leaked, f"the streamed text holds {leaked} for {self.context()}"
+        STATS["stream_events"] += len(written)
 
     def tally_leaks(self, leaked) -> None:
         if leaked:
@@ -584,7 +610,7 @@ def summary() -> str:
             f"calls ({', '.join(f'{t} {n}' for t, n in sorted(BY_TOOL.items()))}), {s['requests']} model requests "
             f"and {s['web_calls']} web calls ledger-checked, {s['citations']} citations checked ({s['kept']} kept; "
             f"dropped: {dropped}), {s['revocations']} revocations mid-run ({s['revoked_not_cited']} revoked records "
-            f"dropped not_readable), {s['answers_refused']} answers refused to ex-members, {s['leaks']} leaks")
+            f"dropped not_readable), {s['stream_events']} stream events checked, {s['answers_refused']} answers refused to ex-members, {s['leaks']} leaks")
 
 
 def askers(world: World):

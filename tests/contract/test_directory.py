@@ -62,9 +62,10 @@ class World:
     """A directory plus what the tests need around it: a few users and organisations, and how this
     backend reports a caller's bug."""
 
-    def __init__(self, directory, caller_bug: Callable) -> None:
+    def __init__(self, directory, caller_bug: Callable, acting_user: Callable[[], int | None]) -> None:
         self.d = directory
         self.caller_bug = caller_bug
+        self.acting_user = acting_user  # whom this transaction acts for (act_for), None before
 
     def user(self, name: str, *, server_admin: bool = False) -> int:
         return self.d.add_user(f"{name}@example.com", name.title(), None, server_admin=server_admin).id
@@ -90,8 +91,9 @@ def new_project(org_id: int, key: str, visibility: Visibility = Visibility.RESTR
 def world(request) -> World:
     if request.param == "fake":
         start, ticks = datetime.now(UTC), itertools.count()
-        return World(InMemoryDirectory(clock=lambda: start + next(ticks) * timedelta(milliseconds=1)),
-                     lambda: pytest.raises(ValueError))
+        directory = InMemoryDirectory(clock=lambda: start + next(ticks) * timedelta(milliseconds=1))
+        return World(directory, lambda: pytest.raises(ValueError),
+                     lambda: directory.acted_for[-1] if directory.acted_for else None)
     engine = request.getfixturevalue("directory_engine")
     conn = engine.connect()
     transaction = conn.begin()
@@ -103,7 +105,11 @@ def world(request) -> World:
         with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # the savepoint keeps the test going
             yield
 
-    return World(PgDirectory(conn), caller_bug)
+    def acting_user() -> int | None:
+        value = conn.execute(sa.text("SELECT current_setting('tow.acting_user_id', true)")).scalar_one()
+        return int(value) if value else None
+
+    return World(PgDirectory(conn), caller_bug, acting_user)
 
 
 # --- users ------------------------------------------------------------------------------------------
@@ -160,8 +166,10 @@ def test_organisations_and_the_organisations_of_a_user_with_their_roles(world):
     d.set_membership(other.id, ada, OrgRole.MEMBER)
     d.set_membership(acme.id, ada, OrgRole.OWNER)
     assert d.organisations_of(ada) == [(acme, OrgRole.OWNER), (other, OrgRole.MEMBER)]  # by organisation id
-    renamed = d.update_organisation(acme.id, name="Acme Inc", workflow_mode=WorkflowMode.ORGANIZATION)
-    assert renamed == Organisation(acme.id, "Acme Inc", WorkflowMode.ORGANIZATION) == d.organisation(acme.id)
+    assert acme.require_second_reviewer is False  # memory.require_second_reviewer is off by default
+    renamed = d.update_organisation(acme.id, name="Acme Inc", workflow_mode=WorkflowMode.ORGANIZATION,
+                                    require_second_reviewer=True)
+    assert renamed == Organisation(acme.id, "Acme Inc", WorkflowMode.ORGANIZATION, True) == d.organisation(acme.id)
     assert d.organisations_of(ada)[0] == (renamed, OrgRole.OWNER)
     assert d.organisation(MISSING) is None and d.organisations_of(bob) == []
 
@@ -381,6 +389,26 @@ def test_invites_are_found_by_token_hash_listed_newest_first_and_marked_revoked_
 
 
 # --- sessions ------------------------------------------------------------------------------------------
+
+
+def test_a_live_session_comes_with_its_principal_and_the_transaction_acting_for_its_user(world):
+    d = world.d
+    acme = world.org()
+    ada, bob = world.member(acme, "ada", OrgRole.ADMIN), world.member(acme, "bob")
+    project = world.project(acme, "APP")
+    d.put_grant(project, user_id=ada, group_id=None, role=ProjectRole.MEMBER)
+    d.add_session(Session("hash-ada", ada, acme, T + HOUR))
+    d.add_session(Session("hash-bob", bob, None, T + HOUR))
+    d.revoke_session("hash-bob", T)
+    assert d.acting_session("hash-bob", T) is None and d.acting_session("nope", T) is None
+    assert d.acting_session("hash-ada", T + HOUR) is None  # expired
+    assert world.acting_user() is None  # nobody matched: nothing set
+    session, principal = d.acting_session("hash-ada", T)
+    assert session == d.live_session("hash-ada", T) and principal == d.principal(ada)
+    assert principal.org_roles == {acme: OrgRole.ADMIN} and principal.direct_grants == {project: ProjectRole.MEMBER}
+    assert world.acting_user() == ada
+    d.set_active(ada, False)
+    assert d.acting_session("hash-ada", T)[1].is_active is False  # the caller refuses deactivated users
 
 
 def test_a_session_is_live_until_it_expires_or_is_revoked(world):

@@ -18,11 +18,13 @@ import pytest
 
 from tests.fake_records import InMemoryMemoryDiffStore
 from tests.fakes import InMemoryDirectory
+from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_core.access import OrgRole, ProjectRole, Scope, Visibility
+from tow_core.agent_runs import new_run
 from tow_core.errors import Conflict, InvalidInput
 from tow_core.identity import Project, ProjectStatus, WorkflowMode
 from tow_core.memory_diffs import (
@@ -70,8 +72,8 @@ def diffs_engine(embedded_postgres):
 class Org:
     """An organisation with an admin, alice (granted the restricted project APP), bob (not) and an outsider."""
 
-    def __init__(self, directory, diffs) -> None:
-        self.directory, self.diffs = directory, diffs
+    def __init__(self, directory, diffs, runs=None) -> None:
+        self.directory, self.diffs, self.runs = directory, diffs, runs
         self.id = self.organisation("acme")
         self.admin, self.alice, self.bob, self.outsider = (self.user(name) for name in ("admin", "alice", "bob", "out"))
         for user, role in ((self.admin, OrgRole.ADMIN), (self.alice, OrgRole.MEMBER), (self.bob, OrgRole.MEMBER)):
@@ -95,6 +97,13 @@ class Org:
     def propose(self, **kw):
         return self.diffs.add(self.new(**kw))
 
+    def agent_run(self, *, owner: int) -> int:
+        """An agent run's id: one stored in PostgreSQL (the diff's agent_run_id references it); any in the fake."""
+        if self.runs is None:
+            return 4242
+        return self.runs.create(new_run("memory_extraction", owner_id=owner, organisation_id=self.id,
+                                        project_id=None, input={"source": "doc", "record_id": 1}), now=T).id
+
 
 @pytest.fixture(params=["fake", "postgres"])
 def org(request) -> Org:
@@ -105,7 +114,7 @@ def org(request) -> Org:
     transaction = conn.begin()
     request.addfinalizer(conn.close)
     request.addfinalizer(transaction.rollback)
-    return Org(PgDirectory(conn), PgMemoryDiffStore(conn))
+    return Org(PgDirectory(conn), PgMemoryDiffStore(conn), PgAgentRuns(conn))
 
 
 def ids(page) -> list[int]:
@@ -128,6 +137,16 @@ def test_a_diff_is_stored_whole_and_read_back_pending(org):
                                    operations=OPERATIONS[:1]))
     assert (manual.source, manual.source_id, manual.author_id) == (DiffSource.MANUAL, None, None)
     assert manual.id > diff.id
+
+
+def test_a_diff_proposed_by_an_agent_run_names_the_run_wherever_it_is_read(org):
+    """A memory extraction's diff: its author is the run's owner, and the run is kept beside it."""
+    run_id = org.agent_run(owner=org.alice)
+    diff = org.diffs.add(replace(org.new(), agent_run_id=run_id))
+    assert diff.agent_run_id == run_id and org.diffs.for_update(org.id, diff.id).agent_run_id == run_id
+    assert org.diffs.readable(org.bob, org.id, diff.id).agent_run_id == run_id
+    [listed] = org.diffs.list_pending_writable(org.bob, org.id, None, limit=10)
+    assert listed.agent_run_id == run_id and org.propose().agent_run_id is None
 
 
 def test_a_diff_is_read_only_by_readers_of_its_scope_and_locked_whoever_asks(org):

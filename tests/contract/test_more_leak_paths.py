@@ -14,7 +14,9 @@ allows — both directions, no more and no less:
   items are exactly the named items the caller can read);
 - ticket links: ``PgTicketLinks.readable`` for every ticket (only links whose other end is readable,
   with the right direction), by link id, and ``tickets.list_links`` (404 for an unreadable ticket);
-- doc revisions: ``docs.list_revisions`` (the doc's revisions for its readers, else 404);
+- doc revisions: ``docs.list_revisions`` (the doc's revisions for its readers, else 404), and the revision
+  pages' reads ``revisions.version_of`` (each kept version and the current one) and ``revisions.compare``
+  (issue 18: for the doc's readers, else 404 whichever version is asked);
 - doc tree: ``PgRecordTree.readable_docs`` and ``docs.doc_tree`` (whole organisation and per project:
   exactly the readable docs, a page under a hidden parent shown at the top), ``PgRecordTree.ancestors``
   (a summary only for readable ancestors) and ``docs.breadcrumbs`` (hidden ancestors are "…");
@@ -56,7 +58,7 @@ from tow_adapters.postgres.history import (
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
-from tow_core import conversations, docs, tickets
+from tow_core import conversations, docs, revisions, tickets
 from tow_core.access import ProjectAccess, Scope, can_read_project, can_read_scope
 from tow_core.errors import NotFound
 from tow_core.knowledge import Workspace
@@ -412,11 +414,23 @@ class Checker:
                 for path, call in (
                     ("list_revisions", lambda d=display_id: docs.list_revisions(ws, self.revisions, d)),
                     ("breadcrumbs", lambda d=display_id: docs.breadcrumbs(ws, self.tree, d)),
+                    ("revision_version", lambda d=display_id: revisions.version_of(ws, self.revisions, d, 1)),
+                    ("revision_current", lambda d=display_id: revisions.version_of(ws, self.revisions, d, 3)),
+                    ("revision_compare", lambda d=display_id: revisions.compare(ws, self.revisions, d, 1, None)),
                 ):
                     expect(path, not_found(call), True, f"{context}, unreadable doc {doc}")
                 continue
             got = [r.version for r in docs.list_revisions(ws, self.revisions, display_id)]
             expect("list_revisions", got, sorted(facts.revisions[doc], reverse=True), f"{context}, doc {doc}")
+            kept = {v: revisions.version_of(ws, self.revisions, display_id, v)[1].title for v in facts.revisions[doc]}
+            expect("revision_version", kept, {v: f"old title {doc}.{v}" for v in facts.revisions[doc]},
+                   f"{context}, doc {doc}", checks=max(1, len(kept)))
+            expect("revision_current", revisions.version_of(ws, self.revisions, display_id, 3)[1].title,
+                   facts.title(doc), f"{context}, doc {doc}")
+            if facts.revisions[doc]:
+                diff = revisions.compare(ws, self.revisions, display_id, 1, None)[1]
+                expect("revision_compare", (diff.old.title, diff.new.title), (f"old title {doc}.1", facts.title(doc)),
+                       f"{context}, doc {doc}")
             crumbs = [c for c in docs.breadcrumbs(ws, self.tree, display_id) if c.kind == "doc"][:-1]
             want = [(facts.title(a), facts.display_id(a)) if a in readable else (docs.HIDDEN, None)
                     for a in reversed(chain)]

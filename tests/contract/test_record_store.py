@@ -457,6 +457,22 @@ def test_lookup_by_display_id_or_literal_title_prefix(org):
         org.store.lookup_readable(org.bob, org.id, "x", limit=0)
 
 
+def test_lookup_of_a_bare_prefix_lists_that_prefixs_readable_records_highest_number_first(org):
+    """What the editor's reference completion asks for when someone types ``DOC-`` (issue 18)."""
+    first, second = org.add("Guide"), org.add("Another page")
+    org.add("DOC- naming rules", type=RecordType.TICKET, prefix="TKT")  # a title that starts with the text
+    hidden = [org.add(f"Ticket {i}", type=RecordType.TICKET, prefix="APP", scope=Scope.project(org.id, org.app))
+              for i in range(2)]
+
+    def found(reader, text):
+        return [str(s.display_id) for s in org.store.lookup_readable(reader, org.id, text, limit=50)]
+
+    assert found(org.bob, "doc-") == [str(second.display_id), str(first.display_id), "TKT-1"]
+    assert found(org.bob, "APP-") == [] and found(org.alice, "app-") == [str(h.display_id) for h in reversed(hidden)]
+    assert found(org.bob, "DOC-1") == [str(first.display_id)]  # with a number: the exact match, as before
+    assert found(org.bob, "D-") == []  # too short for a prefix: a title prefix, matching nothing
+
+
 # --- concurrency ----------------------------------------------------------------------------------------
 
 

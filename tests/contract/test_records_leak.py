@@ -6,7 +6,8 @@ records: ``DOC-<id>`` titled "alpha record <id>", whose body says "zebra" (1–3
 and tie) and cites one or two other records of the world (possibly in another organisation, where the
 citation resolves to nothing). Then, for every user and organisation, each path must return exactly
 what the pure policy (``can_read_scope``) allows: get by id and by display ID, every page of the list
-and of the search (no superset, no short page), the count, the title lookup, references and backlinks.
+and of the search (no superset, no short page), the count, the title lookup and the display-ID prefix
+lookup (``DOC-``, highest number first), references and backlinks.
 Random revocations follow, and everything is checked again on the very next statements.
 
 ``LEAK_STATS`` counts the (user, path, record) checks made; each world runs in one rolled-back
@@ -127,6 +128,8 @@ def check_user(store: PgRecordStore, facts: Facts, user: int) -> None:
         expect("search_readable", set(found), want, n, context)
         looked_up = {s.id for s in store.lookup_readable(user, org, "alpha", limit=1000)}
         expect("lookup_readable", looked_up, want, n, context)
+        by_prefix = [s.id for s in store.lookup_readable(user, org, "DOC-", limit=1000)]  # the editor's completion
+        expect("lookup_readable(prefix)", by_prefix, sorted(want, reverse=True), n, context)
         for r in in_org:
             backlinks = {s.id for s in store.backlinks_readable(user, org, r)}
             references = {s.id for s in store.references_readable(user, org, r)}

@@ -47,6 +47,7 @@ from tow_adapters.postgres.history import (
 from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
@@ -177,7 +178,8 @@ def stores_on(conn: sa.Connection) -> Stores:
                   memory_diffs=PgMemoryDiffStore(conn), uploads=PgUploadRecords(conn), jobs=PgJobQueue(conn),
                   exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
                   semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn), conversations=PgConversations(conn),
-                  snapshot_sources=PgSnapshotSources(conn), tokens=PgAccessTokens(conn))
+                  snapshot_sources=PgSnapshotSources(conn), oidc_identities=PgOidcIdentities(conn),
+                  tokens=PgAccessTokens(conn))
 
 
 def transactions_on(conn: sa.Connection) -> Transactions:

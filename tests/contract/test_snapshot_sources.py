@@ -11,18 +11,22 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
+from tests.fake_agent_runs import InMemoryAgentRuns
 from tests.fake_records import InMemoryRecordStore
 from tests.fake_snapshot_sources import InMemorySnapshotSources
 from tests.fakes import InMemoryDirectory
+from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_core.access import OrgRole, Scope
+from tow_core.agent_runs import new_run
 from tow_core.identity import WorkflowMode
+from tow_core.jobs import RetryPolicy
 from tow_core.records import NewRecord, RecordType
-from tow_core.snapshots import PinnedSource
+from tow_core.snapshots import SNAPSHOT_RUN, PinnedSource, generated_by
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +39,8 @@ def sources_engine(embedded_postgres):
 
 
 class Org:
-    def __init__(self, directory, records, sources, delete) -> None:
-        self.directory, self.records, self.sources, self.delete = directory, records, sources, delete
+    def __init__(self, directory, records, sources, delete, runs) -> None:
+        self.directory, self.records, self.sources, self.delete, self.runs = directory, records, sources, delete, runs
         self.id = directory.add_organisation("acme", WorkflowMode.ORGANIZATION).id
         self.other = directory.add_organisation("other", WorkflowMode.ORGANIZATION).id
         self.ada = directory.add_user(f"ada-{time.monotonic_ns()}@example.com", "Ada", None, server_admin=False).id
@@ -56,14 +60,14 @@ class Org:
 def org(request) -> Org:
     if request.param == "fake":
         directory = InMemoryDirectory()
-        records = InMemoryRecordStore(directory)
-        return Org(directory, records, InMemorySnapshotSources(records), lambda r: records.rows.pop(r.id))
+        records, runs = InMemoryRecordStore(directory), InMemoryAgentRuns()
+        return Org(directory, records, InMemorySnapshotSources(records, runs), lambda r: records.rows.pop(r.id), runs)
     conn = request.getfixturevalue("sources_engine").connect()
     transaction = conn.begin()
     request.addfinalizer(conn.close)
     request.addfinalizer(transaction.rollback)
     return Org(PgDirectory(conn), PgRecordStore(conn), PgSnapshotSources(conn),
-               lambda r: conn.execute(sa.text("DELETE FROM records WHERE id = :id"), {"id": r.id}))
+               lambda r: conn.execute(sa.text("DELETE FROM records WHERE id = :id"), {"id": r.id}), PgAgentRuns(conn))
 
 
 def test_pins_are_read_back_with_each_sources_current_version(org):
@@ -94,3 +98,38 @@ def test_pins_stay_in_their_organisation_and_go_with_their_snapshot(org):
                                                        PinnedSource(elsewhere.id, 1, None)]  # not readable here
     org.delete(snapshot)
     assert org.sources.pinned(org.id, snapshot.id) == []
+
+
+def test_a_generating_snapshot_whose_run_ended_without_it_is_found_once_the_run_failed_or_was_cancelled(org):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+    def generating(title: str):
+        snapshot = org.add(title, RecordType.SNAPSHOT)
+        run = org.runs.create(new_run(SNAPSHOT_RUN, owner_id=org.ada, organisation_id=org.id, project_id=None,
+                                      input={"snapshot_id": snapshot.id}), now=now)
+        fields = {**snapshot.fields, "generated_by": generated_by(run.id)}
+        return org.records.save(replace(snapshot, status="generating", fields=fields),
+                                expected_version=snapshot.version), run
+
+    (crashed, crashed_run), (cancelled, cancelled_run) = generating("Crashed"), generating("Cancelled")
+    (_, running_run), (finished, finished_run) = generating("Running"), generating("Finished")
+    policy = RetryPolicy(lease_seconds=30, max_attempts=1)
+    assert org.sources.abandoned(limit=10) == []  # queued runs: nothing abandoned yet
+    assert org.runs.claim(now=now, policy=policy).id == crashed_run.id  # its worker dies: no more heartbeats
+    org.runs.request_cancel(cancelled_run.id, now=now)  # cancelled while queued: no worker ever sees it
+    running = org.runs.claim(now=now, policy=policy)
+    done = org.runs.claim(now=now, policy=policy)
+    assert (running.id, done.id) == (running_run.id, finished_run.id)
+    org.records.save(replace(finished, status="pending_review"), expected_version=finished.version)
+    org.runs.finish_failed(done, "handler_failed", "late", now=now)  # failed after writing its draft
+    org.runs.heartbeat(running, now=now + timedelta(seconds=20), policy=policy)
+    assert org.runs.claim(now=now + timedelta(seconds=40), policy=policy) is None  # the crashed one gives up
+
+    found = org.sources.abandoned(limit=10)
+    assert [(a.organisation_id, a.snapshot_id, a.run_id) for a in found] == [
+        (org.id, crashed.id, crashed_run.id), (org.id, cancelled.id, cancelled_run.id)]
+    assert "lease expired" in found[0].reason and found[1].reason == "the run was cancelled"
+    assert running_run.id not in {a.run_id for a in found}
+    assert org.sources.abandoned(limit=1) == found[:1]

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.e2e.org_world import World
 from tests.postgres_fixtures import SECRET
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
+from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_core.errors import Conflict, InvalidInput
 from tow_core.imports import import_organisation
 from tow_http import cli
@@ -29,7 +30,7 @@ from tow_http.config import load_config
 
 TABLES = ("users", "organisations", "memberships", "groups", "group_members", "projects", "project_grants",
           "records", "record_sequences", "record_references", "doc_revisions", "ticket_comments", "ticket_activity",
-          "ticket_links", "memory_diffs", "audit_log")
+          "ticket_links", "memory_diffs", "snapshot_sources", "audit_log")
 TAMPER_STATS = {"tried": 0, "refused": 0, "changed_database": 0}
 ROOT = {"email": "root@example.com", "display_name": "Root", "password": "correct horse battery",
         "organisation_name": "Hosting"}
@@ -73,13 +74,16 @@ def build_rich_organisation(world: World) -> None:
                  fields={"decision": "yes"})
     world.create(ada, type="risk", scope=world.scope("APP"), title="Vendor lock-in", body="",
                  fields={"owner_id": world.cy_id, "severity": 4})
-    world.create(ada, type="snapshot", scope={"kind": "organisation"}, title="Week 1", body="state",
-                 fields={"snapshot_type": "weekly_review"})
+    week = world.create(ada, type="snapshot", scope={"kind": "organisation"}, title="Week 1", body="state",
+                        fields={"snapshot_type": "weekly_review"})
+    with world.container.engine().begin() as conn:  # as a generation pins them (the API writes no pins)
+        PgSnapshotSources(conn).pin(world.org, week["id"], [(handbook["id"], 2), (ops["id"], 1), (private["id"], 1)])
     diff = ada.post(f"{base}/memory-diffs", json={
         "scope": {"kind": "organisation"}, "source": "doc", "source_id": handbook["display_id"],
         "rationale": "stated", "operations": [{"op": "create", "title": "Releases on Tuesday", "body": "",
                                               "fields": {"memory_type": "commitment"}}]}).json()
     assert ada.post(f"{base}/memory-diffs/{diff['id']}/approve", json={}).status_code == 200
+    assert ada.patch(base, json={"require_second_reviewer": True}).status_code == 200  # travels with the file
     ada.post(f"{base}/memory-diffs", json={
         "scope": world.scope("OPS"), "source": "manual", "rationale": "pending one",
         "operations": [{"op": "create", "title": "Pending fact", "body": "", "fields": {"memory_type": "fact"}}]})
@@ -164,7 +168,14 @@ def test_the_export_has_every_kind_of_history(exported):
     assert by_id["OPS-1"]["links"][0]["target"] == "TKT-1"
     assert by_id["OPS-1"]["references"] == ["DOC-1"]
     assert by_id["RSK-1"]["fields"]["owner_id"] == "cy@example.com"
+    # Pinned sources travel with their snapshot, but not one to a private doc (an organisation export has none).
+    assert by_id["SNP-1"]["sources"] == [{"record": "DOC-1", "version": 2}, {"record": "OPS-1", "version": 1}]
+    assert by_id["DOC-1"]["sources"] == []
     assert {d["status"] for d in document["memory_diffs"]} == {"approved", "pending"}
+    [reviewed] = [r for r in document["records"] if r["title"] == "Releases on Tuesday"]
+    assert (reviewed["fields"]["proposed_by"], reviewed["fields"]["approved_by"]) == ("ada@example.com",) * 2
+    assert "memory_diff_id" not in reviewed["fields"]  # the diff's id here means nothing in the file
+    assert document["organisation"]["require_second_reviewer"] is True
     attachments = [(a["record"], a["original_name"], a["image_format"], base64.b64decode(a["content_base64"]))
                    for a in document["attachments"]]
     assert attachments == [("DOC-1", "notes.txt", None, b"release notes\n"), ("OPS-1", "diagram.png", "png", png())]
@@ -290,6 +301,9 @@ def tampered(draw, original: dict):
         candidates = [p for p, _ in paths if isinstance(p[-1], str) or kind == "wrong_type"]
         if kind == "wrong_type":  # old_value/new_value are any JSON: no type to get wrong
             candidates = [p for p in candidates if p[-1] not in ("old_value", "new_value")]
+        else:  # files written before pinned sources existed have none: their absence is no error
+            # ... nor a second-reviewer setting
+            candidates = [p for p in candidates if p[-1] not in ("sources", "require_second_reviewer")]
         path = draw(st.sampled_from(candidates))
         parent = _parent(document, path)
         if kind == "wrong_type":
@@ -310,7 +324,19 @@ def tampered(draw, original: dict):
         records.append(copy.deepcopy(records[index]))
         return document, f"$.records[{len(records) - 1}].display_id", True
     victim = draw(st.sampled_from(["reference", "scope_group", "author", "member", "grant_group", "content",
-                                   "attachment_record"]))
+                                   "attachment_record", "source", "approver", "diff_id"]))
+    if victim in ("approver", "diff_id"):  # a reviewed memory item: who approved it, never which diff by id
+        item = next(i for i, r in enumerate(records) if r["fields"].get("approved_by"))
+        if victim == "approver":
+            records[item]["fields"]["approved_by"] = "mallory@example.com"
+            return document, f"$.records[{item}].fields.approved_by", True
+        records[item]["fields"]["memory_diff_id"] = 1
+        return document, f"$.records[{item}].fields.memory_diff_id", True
+    if victim == "source":  # a pin to a record the file does not hold, or on a record that is not a snapshot
+        records[index]["sources"].append({"record": "DOC-999", "version": 1})
+        if records[index]["type"] != "snapshot":
+            return document, f"$.records[{index}].sources", True
+        return document, f"$.records[{index}].sources[{len(records[index]['sources']) - 1}].record", True
     if victim == "content":
         attachment = draw(st.integers(0, len(document["attachments"]) - 1))
         document["attachments"][attachment]["content_base64"] = base64.b64encode(b"evil").decode()

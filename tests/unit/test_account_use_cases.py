@@ -52,6 +52,8 @@ class Server:
 
         self.accounts = AccountUseCases(Transactions(counted, transactions.clock), self.log, FakePasswordHasher(),
                                         self.tokens, LIFETIME)
+        self.sso_accounts = AccountUseCases(Transactions(counted, transactions.clock), self.log, FakePasswordHasher(),
+                                            self.tokens, LIFETIME, single_sign_on=True)  # auth.mode oidc
 
     def first(self):
         return self.accounts.first_account(email="Ada@Example.com", display_name="Ada", password=PASSWORD,
@@ -232,3 +234,23 @@ def test_an_account_and_its_session_commit_together_or_not_at_all(server):
     assert server.accounts.needs_first_account() and server.directory.user_by_email("ada@example.com") is None
     del server.tokens.new_token
     assert server.first().account.user.email == "ada@example.com"
+
+
+def test_with_single_sign_on_passwords_sign_in_only_the_break_glass_server_admin(server):
+    ada = server.first()  # server admin, with a password (as `tow users create-admin` makes one)
+    acme = ada.account.active_organisation_id
+    server.invite(acme, ada.account.user.id, "invite-1")
+    server.accounts.register(invite_token="invite-1", email="bob@example.com", display_name="Bob", password=PASSWORD)
+    sso = server.sso_accounts
+    assert sso.sign_in(email="ada@example.com", password=PASSWORD, client_ip=ADDRESS).account.user.is_server_admin
+    with pytest.raises(AccessDenied, match="single sign-on"):  # a member's password no longer signs in
+        sso.sign_in(email="bob@example.com", password=PASSWORD, client_ip=ADDRESS)
+    with pytest.raises(NotAuthenticated):  # a wrong password is the generic refusal, as ever
+        sso.sign_in(email="ada@example.com", password="wrong password", client_ip=ADDRESS)
+    server.invite(acme, ada.account.user.id, "invite-2")
+    users = server.directory.count_users()
+    with pytest.raises(AccessDenied, match="single sign-on"):  # nor are password accounts registered
+        sso.register(invite_token="invite-2", email="carol@example.com", display_name="Carol", password=PASSWORD)
+    with pytest.raises(AccessDenied, match="single sign-on"):
+        sso.first_account(email="x@example.com", display_name="X", password=PASSWORD, organisation_name="X")
+    assert server.directory.count_users() == users

@@ -166,6 +166,39 @@ def test_example_configurations_are_valid(example):
     load_config(root / "config" / example, environ={"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x"})
 
 
+def test_the_readme_single_sign_on_example_is_a_valid_configuration(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "README.md").read_text().split("## Single sign-on", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "tow.yaml").write_text(example)
+    config = load_config(tmp_path / "tow.yaml", environ={"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x"})
+    oidc = config.settings.auth.oidc
+    assert config.settings.auth.mode == "oidc" and oidc.issuer_url.endswith("/realms/company")
+    assert [(r.organisation, r.role, r.when_group) for r in oidc.organisations] == [
+        ("Acme", "member", None), ("Acme", "admin", "tow-admins")]
+    assert oidc.provider_logout_enabled is True and oidc.groups_claim == "groups"
+    shown = dict(line.split(" = ", 1) for line in effective_config_lines(config))
+    assert "tow-admins" in shown["auth.oidc.organisations"]
+    # the URIs it says to register with the provider are the ones TOW sends
+    from tow_http.accounts.oidc_pages import CALLBACK_PATH
+    from tow_http.composition import _identity_provider
+    options = _identity_provider(config)._options
+    for uri in (options.redirect_uri, options.post_logout_redirect_uri):
+        path = uri.removeprefix(config.settings.runtime.public_app_url.rstrip("/"))
+        assert f"`<public_app_url>{path}`" in section
+    assert options.redirect_uri.endswith(CALLBACK_PATH)
+    for text in (section, (root / "config" / "oidc.yaml").read_text()):
+        assert "/login?local=1" in text and "tow users create-admin" in text
+
+
+def test_oidc_settings_refuse_unknown_algorithms_and_a_missing_openid_scope(tmp_path):
+    env = {"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x"}
+    base = "auth:\n  mode: oidc\n  oidc:\n    issuer_url: https://idp.example.com\n    client_id: tow\n"
+    for extra, says in (("    allowed_algorithms: [RS256, XS999]\n", "XS999"), ("    scopes: [email]\n", "openid"),
+                        ("    organisations:\n      - {organisation: Acme, role: boss}\n", "organisations")):
+        (tmp_path / "tow.yaml").write_text(base + extra)
+        with pytest.raises(ConfigError, match=says):
+            load_config(tmp_path / "tow.yaml", environ=env)
 def test_an_unset_public_url_follows_the_address_served_and_a_configured_one_is_kept(tmp_path):
     derived = load_config(write(tmp_path), environ={"APP_SECRET": GOOD_SECRET, "BIND_PORT": "8101"})
     assert derived.settings.runtime.public_app_url == "http://127.0.0.1:8101"

@@ -33,7 +33,9 @@ HOSTILE = [
 
 TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)")
 SAFE_TAGS = {"p", "a", "em", "strong", "code", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li",
-             "blockquote", "hr", "br"}
+             "blockquote", "hr", "br",
+             # GitHub-flavoured: tables, ~~strike~~, task-list checkboxes (disabled) in labels, highlighted code
+             "table", "thead", "tbody", "tr", "th", "td", "s", "input", "label", "span"}
 
 
 def hrefs(html: str) -> list[str]:
@@ -163,3 +165,87 @@ def test_pages_may_load_images_from_this_server_only():
     """The browser's own backstop behind the renderers: no page may load an image from anywhere else."""
     directives = dict(d.strip().split(" ", 1) for d in CONTENT_SECURITY_POLICY.split(";"))
     assert directives["img-src"] == "'self'" and directives["default-src"] == "'none'"
+
+
+# --- GitHub-flavoured Markdown (issue 18) --------------------------------------------------------------
+
+
+def test_a_table_renders_as_a_table_with_alignment_as_classes_never_inline_styles():
+    html = render_markdown("| Name | Cost |\n|:--|--:|\n| Ada | 10 |\n| <b>Bob</b> | 20 |")
+    assert "<table>" in html and "<th class=\"align-left\">Name</th>" in html
+    assert "<td class=\"align-right\">10</td>" in html and "<td class=\"align-left\">&lt;b&gt;Bob&lt;/b&gt;</td>" in html
+    assert "style=" not in html
+
+
+def test_a_task_list_renders_disabled_checkboxes_with_their_state():
+    html = render_markdown("- [ ] write the plan\n- [x] book the room\n- plain item")
+    assert html.count('type="checkbox"') == 2 and html.count('disabled="disabled"') == 2
+    assert html.count('checked="checked"') == 1
+    assert "<label><input" in html and "write the plan</label>" in html  # the text names the checkbox
+    assert "<li>plain item</li>" in html
+
+
+def test_strikethrough_and_github_autolinks():
+    html = render_markdown("~~old plan~~ see https://example.com/a?b=1, www.example.org or ops@example.com; "
+                           "README.md, example.org and DOC-12 stay text")
+    assert "<s>old plan</s>" in html
+    assert hrefs(html) == ["https://example.com/a?b=1", "http://www.example.org", "mailto:ops@example.com"]
+    assert "README.md, example.org and DOC-12 stay text" in html
+
+
+@pytest.mark.parametrize("text", ["see javascript:alert(1)//example.com", "data:text/html,<script>x</script>",
+                                  "vbscript://x.example", "ftp://files.example/a", "//evil.example/x"])
+def test_autolinking_never_makes_a_link_of_another_scheme(text):
+    html = render_markdown(text)
+    assert all(h.startswith(("http://", "https://", "mailto:")) for h in hrefs(html)), html
+    assert "<script" not in html
+
+
+def test_fenced_code_in_a_known_language_is_highlighted_with_classes_only():
+    html = render_markdown('```python\ndef f(x):\n    return "<script>alert(1)</script>"  # done\n```')
+    assert html.startswith('<pre class="highlight"><code class="language-python">')
+    assert '<span class="hl-k">def</span>' in html and '<span class="hl-c1"># done</span>' in html
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "style=" not in html
+    assert set(TAG.findall(html)) <= SAFE_TAGS
+
+
+@pytest.mark.parametrize("info", ["nosuchlanguage", "", 'py" onmouseover="alert(1)', "<script>"])
+def test_fenced_code_in_an_unknown_language_is_plain_escaped_code(info):
+    html = render_markdown(f"```{info}\n<b>html</b> & <script>x</script>\n```")
+    assert "<span" not in html and "highlight" not in html
+    assert "&lt;b&gt;html&lt;/b&gt; &amp; &lt;script&gt;x&lt;/script&gt;" in html
+    assert " on" not in re.sub(r">[^<]*<", "><", html).replace('class="language-', "")
+    assert set(TAG.findall(html)) <= SAFE_TAGS
+
+
+def test_html_in_inline_code_and_in_table_cells_stays_text():
+    html = render_markdown("`<img src=x onerror=alert(1)>`\n\n| a |\n|---|\n| <script>x</script> |")
+    assert "<img" not in html and "<script" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;script&gt;x&lt;/script&gt;" in html
+
+
+def test_an_uploaded_image_of_this_server_is_shown_and_any_other_image_is_a_link_never_loaded():
+    html = render_markdown("![screenshot](/api/uploads/7/content)\n\n![pixel](https://tracker.example/p.png) "
+                           "![x](/api/uploads/7/content?x=https://evil.example) ![y](//evil.example/p.png)")
+    assert html.count("<img") == 1 and '<img src="/api/uploads/7/content" alt="screenshot" loading="lazy">' in html
+    assert "image: pixel</a> (tracker.example)" in html and "image: y</a> (evil.example)" in html
+    assert 'src="https' not in html and 'src="//' not in html
+
+
+def test_a_chat_answer_gets_tables_and_highlighting_but_still_loads_no_image_not_even_an_upload():
+    html = render_chat_markdown("| a |\n|---|\n| b |\n\n```python\nx = 1\n```\n\n![s](/api/uploads/7/content) "
+                                "www.example.org")
+    assert "<table>" in html and '<span class="hl-n">x</span>' in html
+    assert "<img" not in html and "image: s</a>" in html
+    assert '<a href="http://www.example.org" rel="noopener noreferrer nofollow">www.example.org</a>' in html
+    assert "www.example.org (" not in visible_text(html)  # an autolink shows its address already
+
+
+def test_the_highlighting_stylesheet_is_served_from_this_server_and_uses_the_same_class_prefix():
+    from tow_http.pages.markdown import HIGHLIGHT_CLASS_PREFIX
+    from tow_http.pages.web import STATIC, TEMPLATES
+
+    css = (STATIC / "pygments.css").read_text()
+    assert f"pre.highlight .{HIGHLIGHT_CLASS_PREFIX}k " in css and "prefers-color-scheme: dark" in css
+    assert '<link rel="stylesheet" href="/static/pygments.css">' in (TEMPLATES / "base.html").read_text()

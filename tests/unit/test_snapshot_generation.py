@@ -5,6 +5,8 @@ OPS, not SEC; Cy reads OPS only)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.fake_agent_runs import InMemoryAgentRuns
@@ -17,10 +19,11 @@ from tow_core.access import Scope
 from tow_core.agent_runs import AgentRunStatus
 from tow_core.ai import EgressPurpose, ReasoningRequest
 from tow_core.errors import AiNotConfigured, DependencyUnavailable, InvalidInput, NotFound
+from tow_core.jobs import RetryPolicy
 from tow_core.knowledge import RecordChange
 from tow_core.records import DisplayId, RecordType
 from tow_core.snapshots import SNAPSHOT_RUN, narrowest_scope, snapshot_scope
-from tow_core.use_cases.snapshots import SnapshotRuns, SnapshotUseCases
+from tow_core.use_cases.snapshots import SnapshotRuns, SnapshotUseCases, fail_abandoned_generations
 
 DOC, MEMORY, SNAPSHOT = RecordType.DOC, RecordType.MEMORY, RecordType.SNAPSHOT
 SECRET = "the SEC launch code is 7-2-9-4"
@@ -71,7 +74,7 @@ def test_a_scope_the_requester_cannot_write_becomes_private_to_them(w):
 class Generation:
     def __init__(self, w: World, *steps, ai_configured: bool = True) -> None:
         self.w, self.runs = w, InMemoryAgentRuns()
-        self.sources = InMemorySnapshotSources(w.records)
+        self.sources = InMemorySnapshotSources(w.records, self.runs)
         self.transactions = fake_transactions(
             w.clock, rollback=(w.records, w.directory, self.runs), directory=w.directory, records=w.records,
             history=w.keeping, agent_runs=self.runs, snapshot_sources=self.sources)
@@ -213,6 +216,27 @@ def test_a_failed_generation_leaves_a_failed_private_snapshot_with_the_reason(w)
     snapshot = w.records.rows[started.snapshot.id]
     assert snapshot.status == "failed" and snapshot.scope == w.private("bob")
     assert "did not answer" in snapshot.body
+
+
+def test_a_snapshot_whose_run_died_or_was_cancelled_is_marked_failed_by_housekeeping(w):
+    """No handler runs when a worker crashed on every attempt or the run was cancelled while queued: the
+    housekeeping sweep fails the snapshot with the run's reason, so it does not say "generating" for ever."""
+    g = Generation(w)
+    crashed, cancelled, waiting = g.generate("bob", title="A"), g.generate("bob", title="B"), g.generate("bob")
+    policy = RetryPolicy(lease_seconds=30, max_attempts=1)
+    assert g.runs.claim(now=w.clock(), policy=policy).id == crashed.run.id  # and its worker dies
+    g.runs.request_cancel(cancelled.run.id, now=w.clock())
+    assert fail_abandoned_generations(g.transactions) == 1  # the cancelled one; the crashed one still has a lease
+    assert w.records.rows[crashed.snapshot.id].status == "generating"
+    later = w.clock() + timedelta(minutes=1)
+    assert g.runs.claim(now=later, policy=policy).id == waiting.run.id  # queued first
+    assert g.runs.claim(now=later, policy=policy) is None  # the crashed one's lease expired: it fails
+    assert fail_abandoned_generations(g.transactions) == 1
+    assert fail_abandoned_generations(g.transactions) == 0  # once
+    for started, reason in ((crashed, "lease expired"), (cancelled, "cancelled")):
+        snapshot = w.records.rows[started.snapshot.id]
+        assert snapshot.status == "failed" and reason in snapshot.body and snapshot.scope == w.private("bob")
+    assert w.records.rows[waiting.snapshot.id].status == "generating"  # its run was claimed and is running
 
 
 def test_a_generated_snapshot_is_edited_and_activated_as_any_other(w):

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, notify_queued
 from tow_core.agent_runs import (
     LEASE_EXPIRED,
     AgentRun,
@@ -64,6 +65,7 @@ class PgAgentRuns:
         self._conn = connection
 
     def create(self, run: NewAgentRun, *, now: datetime) -> AgentRun:
+        notify_queued(self._conn, AGENT_RUNS_CHANNEL)  # an idle worker claims it on commit, not at its next poll
         return _run(self._conn.execute(
             sa.text("INSERT INTO agent_runs (kind, owner_id, organisation_id, project_id, input, created_at) "
                     f"VALUES (:kind, :owner, :org, :project, CAST(:input AS jsonb), :now) RETURNING {_COLUMNS}"),
@@ -87,6 +89,13 @@ class PgAgentRuns:
         )
         return [_run(row) for row in rows]
 
+    def latest_for_record(self, organisation_id: int, kind: str, record_id: int) -> AgentRun | None:
+        row = self._conn.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM agent_runs WHERE organisation_id = :org AND kind = :kind "
+                    "AND input->>'record_id' = :record ORDER BY id DESC LIMIT 1"),  # agent_runs_subject_idx
+            {"org": organisation_id, "kind": kind, "record": str(record_id)},
+        ).first()
+        return _run(row) if row else None
     def purge_finished(self, *, finished_before: datetime, limit: int) -> int:
         # Turns that name a purged run keep their text; their agent_run_id becomes NULL (ON DELETE SET NULL).
         return self._conn.execute(

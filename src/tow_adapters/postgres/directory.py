@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -61,6 +62,32 @@ def _raise_unless_unique_violation(exc: sa.exc.IntegrityError) -> None:
     """Only a unique violation (SQLSTATE 23505) means "already exists"; anything else is a bug to surface."""
     if getattr(exc.orig, "sqlstate", None) != "23505":
         raise exc
+
+
+# What Principal.build needs of user ``u``: active, server admin, organisation roles, groups, direct grants and
+# grants through groups — as a select list, so a session lookup can carry it in the same statement.
+_PRINCIPAL_COLUMNS = """u.is_active, u.is_server_admin,
+  COALESCE((SELECT json_object_agg(m.organisation_id, m.role) FROM memberships m WHERE m.user_id = u.id), '{}'),
+  COALESCE((SELECT array_agg(gm.group_id) FROM group_members gm WHERE gm.user_id = u.id), '{}'),
+  COALESCE((SELECT json_object_agg(pg.project_id, pg.role) FROM project_grants pg WHERE pg.user_id = u.id), '{}'),
+  COALESCE((SELECT json_agg(json_build_array(pg.project_id, pg.role)) FROM project_grants pg
+            JOIN group_members gm ON gm.group_id = pg.group_id AND gm.user_id = u.id
+            JOIN groups g ON g.id = pg.group_id
+            JOIN projects p ON p.id = pg.project_id AND p.organisation_id = g.organisation_id), '[]')"""
+
+
+def _principal(user_id: int, row: Sequence[Any]) -> Principal:
+    active, server_admin, org_roles, group_ids, direct, via_groups = row
+    group_grants: dict[int, ProjectRole] = {}
+    for project_id, role in via_groups:
+        group_grants[project_id] = ProjectRole.highest((group_grants.get(project_id), ProjectRole(role)))
+    return Principal.build(
+        user_id, is_active=active, is_server_admin=server_admin,
+        org_roles={int(k): OrgRole(v) for k, v in org_roles.items()},
+        group_ids=group_ids,
+        direct_grants={int(k): ProjectRole(v) for k, v in direct.items()},
+        group_grants=group_grants,
+    )
 
 
 class PgDirectory(SqlStore):
@@ -121,36 +148,22 @@ class PgDirectory(SqlStore):
 
     def principal(self, user_id: int) -> Principal | None:
         """Everything the policy needs, in one round trip (SPEC §2: loaded per request, never cached)."""
+        row = self._row(f"SELECT {_PRINCIPAL_COLUMNS} FROM users u WHERE u.id = :id", id=user_id)
+        return None if row is None else _principal(user_id, row)
+
+    def acting_session(self, token_hash: str, now: datetime) -> tuple[Session, Principal] | None:
+        # One round trip for what every signed-in request starts with: the live session, its user's principal,
+        # and the transaction-local acting user (as act_for; set only when a live session matched).
         row = self._row(
-            """
-            SELECT u.is_active, u.is_server_admin,
-              COALESCE((SELECT json_object_agg(m.organisation_id, m.role) FROM memberships m
-                        WHERE m.user_id = u.id), '{}'),
-              COALESCE((SELECT array_agg(gm.group_id) FROM group_members gm WHERE gm.user_id = u.id), '{}'),
-              COALESCE((SELECT json_object_agg(pg.project_id, pg.role) FROM project_grants pg
-                        WHERE pg.user_id = u.id), '{}'),
-              COALESCE((SELECT json_agg(json_build_array(pg.project_id, pg.role)) FROM project_grants pg
-                        JOIN group_members gm ON gm.group_id = pg.group_id AND gm.user_id = u.id
-                        JOIN groups g ON g.id = pg.group_id
-                        JOIN projects p ON p.id = pg.project_id AND p.organisation_id = g.organisation_id), '[]')
-            FROM users u WHERE u.id = :id
-            """,
-            id=user_id,
+            f"SELECT s.token_hash, s.user_id, s.active_organisation_id, s.expires_at, {_PRINCIPAL_COLUMNS}, "
+            "set_config('tow.acting_user_id', CAST(s.user_id AS text), true) "
+            "FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.token_hash = :t AND s.revoked_at IS NULL AND s.expires_at > :now",
+            t=token_hash, now=now,
         )
         if row is None:
             return None
-        active, server_admin, org_roles, group_ids, direct, via_groups = row
-        group_grants: dict[int, ProjectRole] = {}
-        for project_id, role in via_groups:
-            best = ProjectRole.highest((group_grants.get(project_id), ProjectRole(role)))
-            group_grants[project_id] = best
-        return Principal.build(
-            user_id, is_active=active, is_server_admin=server_admin,
-            org_roles={int(k): OrgRole(v) for k, v in org_roles.items()},
-            group_ids=group_ids,
-            direct_grants={int(k): ProjectRole(v) for k, v in direct.items()},
-            group_grants=group_grants,
-        )
+        return Session(*row[:4]), _principal(row[1], row[4:10])
 
     # --- organisations and members ----------------------------------------------------------------
 
@@ -162,21 +175,23 @@ class PgDirectory(SqlStore):
         return Organisation(row[0], name, workflow_mode)
 
     def organisation(self, org_id: int) -> Organisation | None:
-        row = self._row("SELECT id, name, workflow_mode FROM organisations WHERE id = :id", id=org_id)
-        return Organisation(row[0], row[1], WorkflowMode(row[2])) if row else None
+        row = self._row("SELECT id, name, workflow_mode, require_second_reviewer FROM organisations WHERE id = :id",
+                        id=org_id)
+        return Organisation(row[0], row[1], WorkflowMode(row[2]), row[3]) if row else None
 
     def organisations_of(self, user_id: int) -> Sequence[tuple[Organisation, OrgRole]]:
         rows = self._rows(
-            "SELECT o.id, o.name, o.workflow_mode, m.role FROM memberships m "
+            "SELECT o.id, o.name, o.workflow_mode, o.require_second_reviewer, m.role FROM memberships m "
             "JOIN organisations o ON o.id = m.organisation_id WHERE m.user_id = :u ORDER BY o.id",
             u=user_id,
         )
-        return [(Organisation(r[0], r[1], WorkflowMode(r[2])), OrgRole(r[3])) for r in rows]
+        return [(Organisation(r[0], r[1], WorkflowMode(r[2]), r[3]), OrgRole(r[4])) for r in rows]
 
-    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode) -> Organisation:
-        self._exec("UPDATE organisations SET name = :n, workflow_mode = :m WHERE id = :id",
-                   n=name, m=workflow_mode.value, id=org_id)
-        return Organisation(org_id, name, workflow_mode)
+    def update_organisation(self, org_id: int, *, name: str, workflow_mode: WorkflowMode,
+                            require_second_reviewer: bool) -> Organisation:
+        self._exec("UPDATE organisations SET name = :n, workflow_mode = :m, require_second_reviewer = :r "
+                   "WHERE id = :id", n=name, m=workflow_mode.value, r=require_second_reviewer, id=org_id)
+        return Organisation(org_id, name, workflow_mode, require_second_reviewer)
 
     def members(self, org_id: int) -> Sequence[Member]:
         rows = self._rows(

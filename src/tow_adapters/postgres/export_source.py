@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
+from tow_adapters.export_format import USER_ID_FIELDS
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.access import Scope
 from tow_core.exports import ExportKind, ExportRequest, Section
@@ -47,6 +48,13 @@ def export_snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 def _email(user_id_sql: str) -> str:
     return f"(SELECT email FROM users WHERE id = {user_id_sql})"
+
+
+def _as_email(field: str) -> str:
+    """``|| {field: the email of the user it names}`` when the record has the field."""
+    user_id = f"CAST(r.fields ->> '{field}' AS bigint)"
+    return (f" || CASE WHEN r.fields ? '{field}' THEN jsonb_build_object('{field}', {_email(user_id)}) "
+            "ELSE '{}'::jsonb END")
 
 
 def _scope(alias: str) -> str:
@@ -79,14 +87,12 @@ class _Rows:
 
     def records_sql(self) -> str:
         parent = self.display_of("CAST(r.fields ->> 'parent_id' AS bigint)")
-        assignee = _email("CAST(r.fields ->> 'assignee_id' AS bigint)")
-        owner = _email("CAST(r.fields ->> 'owner_id' AS bigint)")
         nothing = "'{}'::jsonb"
+        # A memory item's memory_diff_id names a diff by its id here, which the file does not carry: left out.
         fields = (
-            f"r.fields || CASE WHEN r.fields ? 'parent_id' THEN jsonb_build_object('parent_id', {parent}) "
-            f"ELSE {nothing} END || CASE WHEN r.fields ? 'assignee_id' THEN jsonb_build_object('assignee_id', "
-            f"{assignee}) ELSE {nothing} END || CASE WHEN r.fields ? 'owner_id' THEN "
-            f"jsonb_build_object('owner_id', {owner}) ELSE {nothing} END"
+            f"(r.fields - 'memory_diff_id') || CASE WHEN r.fields ? 'parent_id' THEN "
+            f"jsonb_build_object('parent_id', {parent}) ELSE {nothing} END"
+            + "".join(_as_email(name) for name in USER_ID_FIELDS)
         )
         references = (
             "(SELECT COALESCE(json_agg(t.prefix || '-' || t.number ORDER BY t.prefix, t.number), '[]'::json) "
@@ -112,12 +118,18 @@ class _Rows:
             f"'created_by', {_email('l.created_by')}, 'created_at', l.created_at) ORDER BY l.id), '[]'::json) "
             f"FROM ticket_links l JOIN records t ON t.id = l.target_id WHERE l.source_id = r.id AND {self.target})"
         )
+        sources = (
+            "(SELECT COALESCE(json_agg(json_build_object('record', t.prefix || '-' || t.number, 'version', "
+            "p.source_version) ORDER BY t.prefix, t.number), '[]'::json) FROM snapshot_sources p JOIN records t "
+            f"ON t.id = p.source_record_id AND t.organisation_id = p.organisation_id WHERE p.snapshot_record_id = r.id "
+            f"AND {self.target})"
+        )
         return (
             "SELECT json_build_object('display_id', r.prefix || '-' || r.number, 'type', r.type, "
             f"'scope', {_scope('r')}, 'title', r.title, 'body', r.body, 'status', r.status, "
             f"'author', {_email('r.author_id')}, 'created_at', r.created_at, 'updated_at', r.updated_at, "
             f"'version', r.version, 'fields', {fields}, 'references', {references}, 'revisions', {revisions}, "
-            f"'comments', {comments}, 'activity', {activity}, 'links', {links}) "
+            f"'comments', {comments}, 'activity', {activity}, 'links', {links}, 'sources', {sources}) "
             f"FROM records r WHERE {self.record} ORDER BY r.prefix, r.number"
         )
 
@@ -162,8 +174,8 @@ class _Rows:
             "UNION SELECT pg.user_id FROM project_grants pg JOIN projects p ON p.id = pg.project_id "
             "WHERE p.organisation_id = :org "
             f"UNION SELECT r.author_id {record_rows} "
-            f"UNION SELECT CAST(r.fields ->> 'assignee_id' AS bigint) {record_rows} "
-            f"UNION SELECT CAST(r.fields ->> 'owner_id' AS bigint) {record_rows} "
+            + "".join(f"UNION SELECT CAST(r.fields ->> '{name}' AS bigint) {record_rows} " for name in USER_ID_FIELDS)
+            +
             f"UNION SELECT x.replaced_by FROM doc_revisions x {history} "
             f"UNION SELECT x.author_id FROM ticket_comments x {history} "
             f"UNION SELECT x.actor_id FROM ticket_activity x {history} "
@@ -201,7 +213,8 @@ _SEQUENCES = (
     "SELECT json_build_object('prefix', s.prefix, 'last_number', s.last_number) FROM record_sequences s "
     "WHERE s.organisation_id = :org ORDER BY s.prefix"
 )
-_ORGANISATION = "SELECT name, workflow_mode, created_at FROM organisations WHERE id = :org"
+_ORGANISATION = ("SELECT name, workflow_mode, created_at, require_second_reviewer FROM organisations "
+                 "WHERE id = :org")
 
 
 # Larger attachments are exported as metadata only (``content_base64: null``): one file, base64-encoded,
@@ -243,12 +256,13 @@ class PgExportSource:
             yield {**item, "content_base64": content}
 
     def header(self, request: ExportRequest) -> Mapping[str, Any]:
-        name, workflow_mode, created_at = self._conn.execute(
+        name, workflow_mode, created_at, second_reviewer = self._conn.execute(
             sa.text(_ORGANISATION), {"org": request.organisation_id}
         ).one()
         organisation: dict[str, Any] = {"name": name}
         if request.kind is ExportKind.ORGANISATION:
-            organisation |= {"workflow_mode": workflow_mode, "created_at": created_at.isoformat()}
+            organisation |= {"workflow_mode": workflow_mode, "created_at": created_at.isoformat(),
+                             "require_second_reviewer": second_reviewer}
         header: dict[str, Any] = {"kind": request.kind.value, "exported_at": self._exported_at.isoformat(),
                                   "organisation": organisation}
         if request.kind is ExportKind.MEMBER:

@@ -45,7 +45,7 @@ from tow_core.records import DisplayId, Page
 
 _COLUMNS = (
     "d.id, d.organisation_id, d.scope_kind, d.scope_ref, d.source, d.source_display_id, d.rationale, d.author_id, "
-    "d.operations, d.status, d.created_at, d.reviewer_id, d.decided_at, d.review_note, d.outcomes"
+    "d.operations, d.status, d.created_at, d.reviewer_id, d.decided_at, d.review_note, d.outcomes, d.agent_run_id"
 )
 _VISIBLE = visible_predicate("d")
 _WRITABLE = visible_predicate("d", write=True)
@@ -105,12 +105,12 @@ def _outcome(data: dict[str, Any]) -> OperationOutcome:
 
 def _diff(row: sa.Row) -> MemoryDiff:
     (id_, org, kind, ref, source, source_id, rationale, author, operations, status, created, reviewer, decided,
-     note, outcomes) = row
+     note, outcomes, run_id) = row
     return MemoryDiff(
         id_, org, Scope(ScopeKind(kind), org, ref), DiffSource(source),
         DisplayId.parse(source_id) if source_id else None, rationale, author,
         tuple(operation(o) for o in operations), DiffStatus(status), created, reviewer, decided, note,
-        tuple(_outcome(o) for o in outcomes),
+        tuple(_outcome(o) for o in outcomes), run_id,
     )
 
 
@@ -155,11 +155,12 @@ class PgMemoryDiffStore(SqlStore):
         with self._writing():
             row = self._row(
                 "INSERT INTO memory_diffs AS d (organisation_id, scope_kind, scope_ref, source, source_display_id, "
-                "rationale, author_id, operations) VALUES (:org, :kind, :ref, :source, :source_id, :rationale, "
-                f":author, CAST(:operations AS jsonb)) RETURNING {_COLUMNS}",
+                "rationale, author_id, operations, agent_run_id) VALUES (:org, :kind, :ref, :source, :source_id, "
+                f":rationale, :author, CAST(:operations AS jsonb), :run) RETURNING {_COLUMNS}",
                 org=new.organisation_id, kind=new.scope.kind.value, ref=new.scope.ref_id, source=new.source.value,
                 source_id=None if new.source_id is None else str(new.source_id), rationale=new.rationale,
                 author=new.author_id, operations=json.dumps([operation_json(o) for o in new.operations]),
+                run=new.agent_run_id,
             )
         return _diff(row)
 

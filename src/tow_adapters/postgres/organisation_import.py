@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from tow_adapters.export_format import (
     HEADER_KEYS,
     SECTIONS,
+    USER_ID_FIELDS,
     AttachmentIn,
     ExportHeader,
     GroupIn,
@@ -55,7 +56,7 @@ from tow_core.uploads import RasterImageInspector, UploadStore, sanitise_filenam
 
 # Record fields that name other rows: in a file they hold a display ID or an email, in the database an id.
 _RECORD_ID_FIELDS = ("parent_id",)
-_USER_ID_FIELDS = ("assignee_id", "owner_id")
+_USER_ID_FIELDS = USER_ID_FIELDS
 _BATCH = 1000
 # One record with its whole history: far above anything TOW writes, and what bounds memory per item.
 MAX_ITEM_BYTES = 64 * 1024 * 1024
@@ -261,6 +262,10 @@ class _Check:
         for position, link in enumerate(record.links):
             self._target(f"{path}.links[{position}].target", link.target, record.display_id)
             self.person(f"{path}.links[{position}].created_by", link.created_by)
+        if record.sources and record_type is not RecordType.SNAPSHOT:
+            raise _refuse(f"{path}.sources", "only snapshots have pinned sources")
+        for position, source in enumerate(record.sources):
+            self._target(f"{path}.sources[{position}].record", source.record, record.display_id)
 
     def _target(self, path: str, target: str, source: str) -> None:
         if target not in self._records:
@@ -270,6 +275,8 @@ class _Check:
 
     def _fields(self, path: str, record: RecordIn) -> None:
         as_ids = dict(record.fields)
+        if "memory_diff_id" in as_ids:  # an id of the exporting server's: never written in a file
+            raise _refuse(f"{path}.memory_diff_id", "is set when a memory diff is approved; a file does not carry it")
         for name in _RECORD_ID_FIELDS:
             value = as_ids.get(name)
             if value is not None:
@@ -351,8 +358,9 @@ class PgOrganisationImport:
         counts: Counter[str] = Counter()
         users = self._people(check.people, counts)
         org_id = self._exec(
-            "INSERT INTO organisations (name, workflow_mode, created_at) VALUES (:n, :w, :c) RETURNING id",
-            {"n": org.name, "w": org.workflow_mode, "c": org.created_at},
+            "INSERT INTO organisations (name, workflow_mode, created_at, require_second_reviewer) "
+            "VALUES (:n, :w, :c, :r) RETURNING id",
+            {"n": org.name, "w": org.workflow_mode, "c": org.created_at, "r": org.require_second_reviewer},
         ).scalar_one()
         self._many("INSERT INTO memberships (organisation_id, user_id, role, created_at) VALUES (:o, :u, :r, :c)",
                    [{"o": org_id, "u": users[m.user], "r": m.role, "c": m.joined_at} for m in check.members])
@@ -368,7 +376,8 @@ class PgOrganisationImport:
                    [{"o": org_id, "p": s.prefix, "n": s.last_number} for s in check.sequence_list])
         for section in ("attachments", "attachments_without_content"):
             counts.setdefault(section, 0)
-        for section in ("grants", "memory_diffs", "references", "revisions", "comments", "activity", "links"):
+        for section in ("grants", "memory_diffs", "references", "revisions", "comments", "activity", "links",
+                        "snapshot_sources"):
             counts.setdefault(section, 0)
         return ImportReport(org_id, org.name, dict(counts))
 
@@ -464,7 +473,7 @@ class PgOrganisationImport:
             return users[email] if email is not None else None
 
         for batch in _batches(_section(file, "records")):
-            parents, references, revisions, comments, activity, links = [], [], [], [], [], []
+            parents, references, revisions, comments, activity, links, sources = [], [], [], [], [], [], []
             for _, record in batch:
                 rid = ids[record.display_id]
                 for name in _RECORD_ID_FIELDS:
@@ -480,6 +489,7 @@ class PgOrganisationImport:
                              for x in record.activity]
                 links += [{"o": org_id, "s": rid, "t": ids[x.target], "k": x.kind, "by": user(x.created_by),
                            "c": x.created_at} for x in record.links]
+                sources += [{"s": rid, "o": org_id, "t": ids[x.record], "v": x.version} for x in record.sources]
             self._many("UPDATE records SET fields = jsonb_set(fields, ARRAY[:name], CAST(:v AS jsonb)) "
                        "WHERE id = :id", parents)
             self._many("INSERT INTO record_references (source_id, target_id) VALUES (:s, :t)", references)
@@ -492,8 +502,10 @@ class PgOrganisationImport:
                        activity)
             self._many("INSERT INTO ticket_links (organisation_id, source_id, target_id, kind, created_by, "
                        "created_at) VALUES (:o, :s, :t, :k, :by, :c)", links)
+            self._many("INSERT INTO snapshot_sources (snapshot_record_id, organisation_id, source_record_id, "
+                       "source_version) VALUES (:s, :o, :t, :v)", sources)
             counts.update(references=len(references), revisions=len(revisions), comments=len(comments),
-                          activity=len(activity), links=len(links))
+                          activity=len(activity), links=len(links), snapshot_sources=len(sources))
 
     def _attachments(self, file: BinaryIO, check: _Check, org_id: int, users: dict[str, int],
                      ids: dict[str, int], files: _Files, counts: Counter[str]) -> None:

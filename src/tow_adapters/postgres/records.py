@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.access import Scope, ScopeKind
-from tow_core.errors import Conflict, InvalidInput, NotFound
+from tow_core.errors import Conflict, InvalidInput, NoSearchTerms, NotFound
 from tow_core.records import (
+    BARE_PREFIX_PATTERN,
     DISPLAY_ID_PATTERN,
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -340,16 +341,22 @@ class PgRecordStore(SqlStore):
         return [_summary(r) for r in rows]
 
     def lookup_readable(self, principal_id: int, org_id: int, text: str, *, limit: int) -> list[RecordSummary]:
-        """An exact display ID match (case-insensitive) first, then title-prefix matches by title.
+        """An exact display ID match (case-insensitive) or, for a bare prefix ("DOC-"), that prefix's records by
+        number, highest first; then title-prefix matches by title.
 
         Text that looks like a display ID also matches titles ("COVID-19 plan" for ``COVID-19``)."""
         _check_limit(limit)
         display_id = _display_id_in(text)
+        bare = BARE_PREFIX_PATTERN.fullmatch(text.strip().upper())
         match, first, params = "", "", {}
         if display_id is not None:
             exact = "(r.prefix = :prefix AND r.number = :number)"
             match, first = f"{exact} OR ", f"{exact} DESC, "
             params = {"prefix": display_id.prefix, "number": display_id.number}
+        elif bare is not None:  # "DOC-": that prefix's records, newest (highest number) first
+            match, first = "r.prefix = :prefix OR ", "(r.prefix = :prefix) DESC, (CASE WHEN r.prefix = :prefix " \
+                "THEN r.number END) DESC NULLS LAST, "
+            params = {"prefix": bare.group(1)}
         rows = self._rows(
             f"SELECT {_SUMMARY_COLUMNS} FROM records r WHERE r.organisation_id = :org "
             f"AND ({match}lower(r.title) LIKE lower(:pattern) ESCAPE '\\') AND {_VISIBLE} "
@@ -364,5 +371,5 @@ def _check_scope(scope: Scope, org_id: int) -> None:
         raise InvalidInput("a record's scope must belong to the record's organisation", field="scope")
 
 
-def _empty_search() -> InvalidInput:
-    return InvalidInput("search needs at least one word that is not a stop word like 'the' or 'and'", field="q")
+def _empty_search() -> NoSearchTerms:
+    return NoSearchTerms()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from tow_adapters.postgres.engine import SqlStore
-from tow_core.snapshots import PinnedSource
+from tow_core.snapshots import GENERATED_BY_PREFIX, SNAPSHOT_RUN, AbandonedGeneration, PinnedSource
 
 
 class PgSnapshotSources(SqlStore):
@@ -29,3 +29,17 @@ class PgSnapshotSources(SqlStore):
             "WHERE p.snapshot_record_id = :snapshot AND p.organisation_id = :org ORDER BY p.source_record_id",
             snapshot=snapshot_id, org=org_id)
         return [PinnedSource(source, pinned, current) for source, pinned, current in rows]
+
+    def abandoned(self, *, limit: int) -> list[AbandonedGeneration]:
+        # Driven by the runs (a small table, purged after ai.agent_run_retention_days), each joined to its
+        # snapshot by primary key: no scan of the records.
+        rows = self._rows(
+            "SELECT r.organisation_id, r.id, a.id, a.status, a.error FROM agent_runs a "
+            "JOIN records r ON r.id = CAST(a.input ->> 'snapshot_id' AS bigint) "
+            "AND r.organisation_id = a.organisation_id "
+            "WHERE a.kind = :kind AND a.status IN ('failed', 'cancelled') AND jsonb_typeof(a.input -> 'snapshot_id') "
+            "= 'number' AND r.type = 'snapshot' AND r.status = 'generating' "
+            "AND r.fields ->> 'generated_by' = :prefix || a.id ORDER BY a.id LIMIT :limit",
+            kind=SNAPSHOT_RUN, prefix=GENERATED_BY_PREFIX, limit=limit)
+        return [AbandonedGeneration(org, snapshot, run, error or f"the run was {status}")
+                for org, snapshot, run, status, error in rows]

@@ -20,7 +20,7 @@ from tow_core.administration._guards import (
     _without_secrets,
 )
 from tow_core.audit import AuditAction
-from tow_core.errors import AccessDenied, Conflict, NotFound
+from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from tow_core.identity import (
     Accounts,
     Directory,
@@ -58,14 +58,22 @@ def get_organisation(directory: Memberships, principal: Principal, *, org_id: in
 
 def update_organisation(
     directory: Directory, principal: Principal, *, org_id: int, name: str | None = None,
-    workflow_mode: WorkflowMode | str | None = None,
+    workflow_mode: WorkflowMode | str | None = None, require_second_reviewer: bool | None = None,
 ) -> Organisation:
-    """Owners/admins rename it and/or change its workflow mode (which only changes prompt framing)."""
+    """Owners/admins rename it, change its workflow mode (which only changes prompt framing) and its memory
+    review rule ``memory.require_second_reviewer`` (audited: who turned it on or off, when)."""
     _require_manager(principal, org_id)
     current = get_organisation(directory, principal, org_id=org_id)
     new_name = clean_name(name, "name") if name is not None else current.name
     mode = _enum(WorkflowMode, workflow_mode, "workflow_mode") if workflow_mode is not None else current.workflow_mode
-    return directory.update_organisation(org_id, name=new_name, workflow_mode=mode)
+    if require_second_reviewer is not None and not isinstance(require_second_reviewer, bool):
+        raise InvalidInput("require_second_reviewer must be true or false", field="require_second_reviewer")
+    second = current.require_second_reviewer if require_second_reviewer is None else require_second_reviewer
+    updated = directory.update_organisation(org_id, name=new_name, workflow_mode=mode, require_second_reviewer=second)
+    if second != current.require_second_reviewer:
+        _audit(directory, principal, org_id, AuditAction.ORGANISATION_SETTING_CHANGED, f"organisation:{org_id}",
+               setting="memory.require_second_reviewer", old=current.require_second_reviewer, new=second)
+    return updated
 
 
 # --- members ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Protocol
 from tow_core import accounts
 from tow_core.access import Principal
 from tow_core.accounts import AccountOverview
-from tow_core.errors import NotAuthenticated
+from tow_core.errors import AccessDenied, NotAuthenticated
 from tow_core.identity import SignInLog, User
 from tow_core.passwords import PasswordHasher
 from tow_core.unit_of_work import SessionCredential, Transactions, Unattended
@@ -26,6 +26,10 @@ class SessionTokens(Protocol):
 
     def new_token(self) -> str: ...
     def token_hash(self, token: str) -> str: ...
+
+
+SSO_ONLY = ("this server signs in through single sign-on: use \"Sign in with single sign-on\" (passwords are only "
+            "for the break-glass server admin)")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class AccountUseCases:
     password_hasher: PasswordHasher
     tokens: SessionTokens
     session_lifetime: timedelta
+    # auth.mode oidc: accounts come from the provider; passwords sign in only the break-glass server admin
+    single_sign_on: bool = False
 
     def needs_first_account(self) -> bool:
         with self.transactions.unattended() as unattended:
@@ -67,6 +73,7 @@ class AccountUseCases:
     def first_account(self, *, email: str, display_name: str, password: str,
                       organisation_name: str) -> SignedInAs:
         """The first account on a fresh server (server admin, owner of the organisation it names), signed in."""
+        self._refuse_password_accounts()
         with self.transactions.unattended() as unattended:
             user, _ = accounts.register_first_account(
                 unattended.stores.directory, self.password_hasher, email=email, display_name=display_name,
@@ -75,6 +82,7 @@ class AccountUseCases:
 
     def register(self, *, invite_token: str, email: str, display_name: str, password: str) -> SignedInAs:
         """A new account through an invite, in the invite's organisation, signed in."""
+        self._refuse_password_accounts()
         with self.transactions.unattended() as unattended:
             user, invite = self._register_with_invite(unattended, invite_token, email, display_name, password)
             return self._start_session(unattended, user, invite.organisation_id)
@@ -84,6 +92,8 @@ class AccountUseCases:
         with self.transactions.unattended() as unattended:
             user = accounts.authenticate(unattended.stores.directory, self.sign_in_log, self.password_hasher,
                                          email=email, password=password, client_ip=client_ip, now=unattended.now)
+            if self.single_sign_on and not user.is_server_admin:
+                raise AccessDenied(SSO_ONLY)
             return self._start_session(unattended, user, None)
 
     def sign_out(self, credential: SessionCredential | None) -> None:
@@ -155,8 +165,13 @@ class AccountUseCases:
                 invite = accounts.accept_invite(unattended.stores.directory, principal,
                                                 token_hash=self.tokens.token_hash(invite_token), now=unattended.now)
                 return Joined(invite.organisation_id, None)
+            self._refuse_password_accounts()
             user, invite = self._register_with_invite(unattended, invite_token, email, display_name, password)
             return Joined(invite.organisation_id, self._start_session(unattended, user, invite.organisation_id))
+
+    def _refuse_password_accounts(self) -> None:
+        if self.single_sign_on:
+            raise AccessDenied(SSO_ONLY)
 
     def _register_with_invite(self, unattended: Unattended, invite_token: str, email: str, display_name: str,
                               password: str):

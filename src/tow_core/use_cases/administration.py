@@ -90,10 +90,12 @@ class OrganisationUseCases:
             return administration.get_organisation(acting.stores.directory, acting.principal, org_id=org_id)
 
     def update_organisation(self, credential: SessionCredential, org_id: int, *, name: str | None,
-                            workflow_mode: WorkflowMode | str | None) -> Organisation:
+                            workflow_mode: WorkflowMode | str | None,
+                            require_second_reviewer: bool | None = None) -> Organisation:
         with self.transactions.acting_as(credential) as acting:
             return administration.update_organisation(acting.stores.directory, acting.principal, org_id=org_id,
-                                                      name=name, workflow_mode=workflow_mode)
+                                                      name=name, workflow_mode=workflow_mode,
+                                                      require_second_reviewer=require_second_reviewer)
 
     # --- members ------------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ Rules:
 - The run acts as the owner with their access loaded fresh for every read: a grant revoked during the run
   counts from the next tool call, and again when the answer is saved (its citations are re-checked then).
   An owner who lost the conversation's scope meanwhile gets no answer (the run fails, nothing is saved).
+- A saved answer queues a ``memory_extraction`` run of that turn (``tow_core.use_cases.extraction``) when the
+  conversation's ``memory_extraction`` is on, in the same transaction.
 - The model sees the conversation's earlier turns as plain text; the records whose content those turns
   carry (every record a tool returned in them) are named in each request's ledger row.
 - While it works the run writes its events for the owner to follow (``tow_core.run_events``): tool activity,
@@ -40,6 +42,7 @@ from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
 from tow_core.run_events import RunEventLog
 from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.use_cases.extraction import ExtractionPolicy, queue_for_chat
 
 CHAT_RUN = "chat"
 
@@ -90,6 +93,8 @@ class ChatRuns:
     transactions: Transactions
     assistant: ChatAssistant
     monotonic: Callable[[], float] = field(default=time.monotonic)
+    # A saved answer queues a memory extraction (if the conversation's memory_extraction is on).
+    extraction: ExtractionPolicy = field(default_factory=ExtractionPolicy)
 
     def __call__(self, run: AgentRun, heartbeat: Heartbeat) -> AgentRunResult:
         try:
@@ -124,10 +129,14 @@ class ChatRuns:
         heartbeat()
         # Citations checked as the asker reads now.
         with self.transactions.on_behalf_of(run.owner_id, run.organisation_id) as owner:
-            owned_conversation(owner.workspace, owner.stores.conversations, conversation_id)
+            conversation = owned_conversation(owner.workspace, owner.stores.conversations, conversation_id)
             answer = verify(owner.workspace, draft)
             turn = owner.stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=owner.now)
             owner.stores.agent_runs.append_events(run, [answer_event(turn)], now=owner.now)
+            if conversation.memory_extraction:
+                queue_for_chat(owner.stores, self.extraction, owner_id=run.owner_id, org_id=run.organisation_id,
+                               project_id=conversation.project_id, conversation_id=conversation_id, turn_id=turn.id,
+                               now=owner.now)
         return AgentRunResult({"conversation_id": conversation_id, "answer_turn_id": turn.id,
                                "dropped_citations": answer.dropped_by_reason, "rounds": answer.rounds,
                                "stopped": answer.stopped},

@@ -9,9 +9,9 @@ dismissing a failed run is the inbox's own act.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tow_core import inbox, knowledge
+from tow_core import inbox, knowledge, memory_review
 from tow_core.conversations import readable_project_ids
 from tow_core.inbox import Inbox, InboxCounts
 from tow_core.records import Record, RecordQuery, RecordType
@@ -36,6 +36,13 @@ class Today:
     empty: bool
 
 
+def _with_review_rule(ws: knowledge.Workspace, box: Inbox) -> Inbox:
+    """The diffs of the caller's own that the organisation's second-reviewer rule keeps them from approving."""
+    own = frozenset(d.id for d in box.memory_diffs if d.author_id == ws.principal.user_id)
+    ruled = bool(own) and memory_review.needs_second_reviewer(ws, ws.principal.user_id)
+    return replace(box, awaiting_second_reviewer=own if ruled else frozenset())
+
+
 @dataclass(frozen=True)
 class InboxUseCases:
     transactions: Transactions
@@ -46,13 +53,13 @@ class InboxUseCases:
             ws = acting.workspace(org_id)
             picked = knowledge.project_filter(ws, project_key.strip().upper() if project_key else None)
             where = inbox.within(acting.principal, org_id, picked, readable_project_ids(ws))
-            return inbox.gather(inbox_desk(acting), where)
+            return _with_review_rule(ws, inbox.gather(inbox_desk(acting), where))
 
     def inbox_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Inbox]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             where = inbox_within(acting, org_id, frame.project, frame.projects)
-            return Framed(frame, inbox.gather(inbox_desk(acting), where))
+            return Framed(frame, _with_review_rule(acting.workspace(org_id), inbox.gather(inbox_desk(acting), where)))
 
     def today_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Today]:
         with self.transactions.acting_as(credential) as acting:

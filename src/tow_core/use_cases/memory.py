@@ -25,10 +25,12 @@ class DiffList:
 
 @dataclass(frozen=True)
 class DiffPage:
-    """One diff, with the names of the organisation's members (author and reviewer)."""
+    """One diff, with the names of the organisation's members (author and reviewer). ``needs_second_reviewer``:
+    the caller proposed it and the organisation requires someone else to approve it."""
 
     diff: ShownDiff
     people: Mapping[int, str]
+    needs_second_reviewer: bool = False
 
 
 def _desk(acting: Acting, org_id: int) -> MemoryDesk:
@@ -87,6 +89,8 @@ class MemoryReviewUseCases:
                   diff_id: int) -> Framed[DiffPage]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
-            diff = memory_review.shown(memory_review.get_diff(_desk(acting, org_id), diff_id))
+            desk = _desk(acting, org_id)
+            diff = memory_review.shown(memory_review.get_diff(desk, diff_id))
             members = administration.list_members(acting.stores.directory, acting.principal, org_id=org_id)
-            return Framed(frame, DiffPage(diff, {m.user_id: m.display_name for m in members}))
+            return Framed(frame, DiffPage(diff, {m.user_id: m.display_name for m in members},
+                                          memory_review.needs_second_reviewer(desk.ws, diff.summary.author_id)))

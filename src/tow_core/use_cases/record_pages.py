@@ -19,6 +19,7 @@ from tow_core.snapshots import Provenance
 from tow_core.tickets import ActivityEntry, Comment, Link
 from tow_core.unit_of_work import Acting, SessionCredential, Transactions
 from tow_core.uploads import Upload, UploadStore
+from tow_core.use_cases.extraction import ExtractionPolicy, after_doc_write
 from tow_core.use_cases.frame import Framed, frame_of
 from tow_core.use_cases.records import ScopeChoice, create_in, search_in
 from tow_core.use_cases.snapshots import snapshot_provenance
@@ -33,6 +34,7 @@ class RecordList:
     tree: list[TreeNode]  # docs only: the doc tree of the picked project (or all)
     people: dict[int, str]  # member id → display name
     ai_configured: bool = False  # the snapshots page offers generating a draft only then
+    uploads_enabled: bool = False  # the new-record editor says "save first" for a pasted image only then
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class RecordView:
     comments: list[Comment] | None = None  # tickets
     activity: list[ActivityEntry] | None = None  # tickets
     links: list[Link] | None = None  # tickets
+    extraction_enabled: bool = False  # docs: AI is configured, so the page offers "Extract memory"
     provenance: Provenance | None = None  # snapshots: pinned sources (changed since?) and the generating run
 
 
@@ -74,6 +77,7 @@ class RecordPageUseCases:
     transactions: Transactions
     upload_store: UploadStore | None = None  # None: this server takes no uploads (the page shows no files)
     embedding_model: EmbeddingModel | None = None  # None: AI not configured; search answers keyword results
+    extraction: ExtractionPolicy = ExtractionPolicy()  # saving a doc queues a memory extraction (when AI is on)
 
     def record_list(self, credential: SessionCredential, org_id: int, project_key: str | None,
                     record_type: RecordType, *, status: str | None, cursor: str | None, limit: int
@@ -88,7 +92,7 @@ class RecordPageUseCases:
             tree = docs.doc_tree(ws, acting.stores.history.tree, frame.project.key if frame.project else None) \
                 if record_type is RecordType.DOC else []
             return Framed(frame, RecordList(page.items, page.next_cursor, list(tree), people_of(acting, org_id),
-                                            self.embedding_model is not None))
+                                            self.embedding_model is not None, self.upload_store is not None))
 
     def record(self, credential: SessionCredential, org_id: int, display_id: DisplayId, project_key: str | None
                ) -> Framed[RecordView]:
@@ -114,15 +118,18 @@ class RecordPageUseCases:
             if record.type is RecordType.SNAPSHOT:
                 extras["provenance"] = snapshot_provenance(acting, ws, record)
             view = RecordView(record, people, list(knowledge.backlinks(ws, did)), list(knowledge.references(ws, did)),
-                              files, self.upload_store is not None, **extras)
+                              files, self.upload_store is not None, **extras,
+                              extraction_enabled=self.extraction.enabled and record.type is RecordType.DOC)
             return Framed(frame, view)
 
     def create(self, credential: SessionCredential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,
                title: str, body: str, fields: Mapping[str, Any]) -> Record:
         """The create form: as ``RecordUseCases.create``; the scope ``("user", None)`` is the caller's own."""
         with self.transactions.acting_as(credential) as acting:
-            return create_in(acting.workspace(org_id), record_type=record_type, scope=_own(acting, scope),
-                             title=title, body=body, fields=fields)
+            record = create_in(acting.workspace(org_id), record_type=record_type, scope=_own(acting, scope),
+                               title=title, body=body, fields=fields)
+            after_doc_write(acting, self.extraction, None, record)
+            return record
 
     def save(self, credential: SessionCredential, org_id: int, display_id: DisplayId, *, version: int, title: str,
              body: str, fields_for: Callable[[RecordType], Mapping[str, Any] | None]) -> Record:
@@ -132,7 +139,9 @@ class RecordPageUseCases:
             ws = acting.workspace(org_id)
             current = knowledge.get_record(ws, display_id)
             change = knowledge.RecordChange(title=title, body=body, fields=fields_for(current.type))
-            return knowledge.update_record(ws, display_id, expected_version=version, change=change)
+            saved = knowledge.update_record(ws, display_id, expected_version=version, change=change)
+            after_doc_write(acting, self.extraction, current, saved)
+            return saved
 
     def move_doc(self, credential: SessionCredential, org_id: int, display_id: DisplayId, scope: ScopeChoice, *,
                  version: int) -> Record:

@@ -13,6 +13,7 @@ from tow_core.knowledge import RecordChange, Workspace
 from tow_core.records import DisplayId, Page, Record, RecordQuery, RecordSummary, RecordType
 from tow_core.semantic_search import SearchMode, SearchResult
 from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.use_cases.extraction import ExtractionPolicy, after_doc_write
 
 ScopeChoice = tuple[str, int | None]  # (organisation | group | project | user, its id) as a request names it
 
@@ -42,12 +43,15 @@ def search_in(acting: Acting, ws: Workspace, embedder: EmbeddingModel | None, te
 class RecordUseCases:
     transactions: Transactions
     embedding_model: EmbeddingModel | None = None  # None: AI not configured; search answers keyword results
+    extraction: ExtractionPolicy = ExtractionPolicy()  # saving a doc queues a memory extraction (when AI is on)
 
     def create(self, credential: SessionCredential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,
                title: str, body: str = "", fields: Mapping[str, Any] | None = None) -> Record:
         with self.transactions.acting_as(credential) as acting:
-            return create_in(acting.workspace(org_id), record_type=record_type, scope=scope, title=title, body=body,
-                             fields=fields or {})
+            record = create_in(acting.workspace(org_id), record_type=record_type, scope=scope, title=title,
+                               body=body, fields=fields or {})
+            after_doc_write(acting, self.extraction, None, record)
+            return record
 
     def list_records(self, credential: SessionCredential, org_id: int, *, types: Iterable[RecordType] | None = None,
              statuses: Iterable[str] | None = None, project: str | None = None, cursor: str | None = None,
@@ -74,7 +78,11 @@ class RecordUseCases:
             ws = acting.workspace(org_id)
             moved = None if scope is None else knowledge.resolve_scope(ws, *scope)
             change = RecordChange(title=title, body=body, status=status, fields=fields, scope=moved)
-            return knowledge.update_record(ws, display_id, expected_version=version, change=change)
+            before = knowledge.get_record(ws, display_id) if title is not None or body is not None else None
+            saved = knowledge.update_record(ws, display_id, expected_version=version, change=change)
+            if before is not None:
+                after_doc_write(acting, self.extraction, before, saved)
+            return saved
 
     def backlinks(self, credential: SessionCredential, org_id: int, display_id: DisplayId) -> list[RecordSummary]:
         with self.transactions.acting_as(credential) as acting:

@@ -50,7 +50,7 @@ from tow_core.snapshots import (
     sent,
     type_label,
 )
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, SessionCredential, Stores, Transactions
 
 MAX_FAILURE_CHARS = 2_000
 
@@ -170,11 +170,27 @@ class SnapshotRuns:
         return record
 
     def _failed(self, run: AgentRun, snapshot_id: int, exc: Exception) -> None:
-        """Mark the snapshot failed with the reason (whoever may still read it: it stays private)."""
         reason = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"
         with self.transactions.unattended() as work:
-            record = work.stores.records.for_update(run.organisation_id, snapshot_id)
-            if record is None or record.status != "generating" or generating_run_id(record) != run.id:
-                return
-            body = f"Generation failed: {reason}"[:MAX_FAILURE_CHARS]
-            work.stores.records.save(replace(record, status="failed", body=body), expected_version=record.version)
+            _mark_failed(work.stores, run.organisation_id, snapshot_id, run.id, reason)
+
+
+def fail_abandoned_generations(transactions: Transactions, *, limit: int = 100) -> int:
+    """Housekeeping: a snapshot whose run ended without its handler (the lease expired too often, or it was
+    cancelled before a worker took it) would say ``generating`` for ever; it is marked failed with the run's
+    reason instead. Returns how many."""
+    with transactions.unattended() as work:
+        abandoned = work.stores.snapshot_sources.abandoned(limit=limit)
+        return sum(_mark_failed(work.stores, a.organisation_id, a.snapshot_id, a.run_id, a.reason)
+                   for a in abandoned)
+
+
+def _mark_failed(stores: Stores, org_id: int, snapshot_id: int, run_id: int, reason: str) -> bool:
+    """Mark the snapshot failed with the reason (whoever may still read it: it stays private); False when it
+    is no longer this run's generating snapshot."""
+    record = stores.records.for_update(org_id, snapshot_id)
+    if record is None or record.status != "generating" or generating_run_id(record) != run_id:
+        return False
+    body = f"Generation failed: {reason}"[:MAX_FAILURE_CHARS]
+    stores.records.save(replace(record, status="failed", body=body), expected_version=record.version)
+    return True

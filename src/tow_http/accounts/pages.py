@@ -8,6 +8,9 @@ from litestar.di import NamedDependency
 from tow_core.accounts import AccountOverview
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.accounts import AccountUseCases
+from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
+from tow_http.accounts.oidc_pages import OIDC_PAGES
+from tow_http.config import Settings
 from tow_http.context import SessionCookies, client_ip
 from tow_http.pages.web import Form, page, redirect, with_cookies
 
@@ -42,9 +45,10 @@ def welcome(request: Request, caller: NamedDependency[Credential],
 
 
 @get("/setup", sync_to_thread=True, include_in_schema=False)
-def setup_page(request: Request, accounts: NamedDependency[AccountUseCases]) -> Response:
-    if not accounts.needs_first_account():
-        return redirect(request, "/login")
+def setup_page(request: Request, accounts: NamedDependency[AccountUseCases],
+               settings: NamedDependency[Settings]) -> Response:
+    if settings.auth.mode == "oidc" or not accounts.needs_first_account():
+        return redirect(request, "/login")  # with single sign-on the first login is the first account
     return page(request, "setup.html")
 
 
@@ -59,11 +63,16 @@ def setup_submit(request: Request, form: NamedDependency[Form], accounts: NamedD
 
 
 @get("/login", sync_to_thread=True, include_in_schema=False)
-def login_page(request: Request, accounts: NamedDependency[AccountUseCases],
-               next: str = "") -> Response:  # noqa: A002 - URL name
-    if accounts.needs_first_account():
+def login_page(request: Request, accounts: NamedDependency[AccountUseCases], settings: NamedDependency[Settings],
+               next: str = "", local: str = "") -> Response:  # noqa: A002 - URL name
+    """With ``auth.mode: oidc`` a single sign-on button; the password form only at ``/login?local=1`` (the
+    break-glass server admin, e.g. one made with `tow users create-admin`)."""
+    sso = settings.auth.mode == "oidc"
+    first = accounts.needs_first_account()
+    if first and not sso:
         return redirect(request, "/setup")
-    return page(request, "login.html", next=safe_next(next) or "")
+    return page(request, "login.html", next=safe_next(next) or "", sso=sso, first=first,
+                show_password=not sso or local == "1")
 
 
 @post("/login", sync_to_thread=True, include_in_schema=False)
@@ -76,10 +85,16 @@ def login_submit(request: Request, form: NamedDependency[Form], accounts: NamedD
 
 
 @post("/logout", sync_to_thread=True, include_in_schema=False)
-def logout(request: Request, form: NamedDependency[Form], accounts: NamedDependency[AccountUseCases],
+def logout(request: Request, form: NamedDependency[Form], single_sign_on: NamedDependency[SingleSignOnUseCases],
            session_cookies: NamedDependency[SessionCookies]) -> Response:
-    accounts.sign_out(session_cookies.credential(request))
-    return with_cookies(redirect(request, "/login?signed_out=1"), [session_cookies.expired()])
+    """Signed out here always; a single sign-on session then goes on to the provider's logout (a page that
+    navigates there), which sends the browser back to ``/login?signed_out=1``."""
+    provider_logout = single_sign_on.sign_out(session_cookies.credential(request))
+    if provider_logout is None:
+        return with_cookies(redirect(request, "/login?signed_out=1"), [session_cookies.expired()])
+    # not a redirect: a form's answer may not lead to another site (CSP form-action 'self')
+    return with_cookies(page(request, "signed_out.html", provider_logout=provider_logout),
+                        [session_cookies.expired()])
 
 
 @post("/logout-everywhere", sync_to_thread=True, include_in_schema=False)
@@ -92,19 +107,21 @@ def logout_everywhere(request: Request, form: NamedDependency[Form], caller: Nam
 
 @get("/join", sync_to_thread=True, include_in_schema=False)
 def join_page(request: Request, accounts: NamedDependency[AccountUseCases],
-              session_cookies: NamedDependency[SessionCookies], token: str = "") -> Response:
-    """The link an invite is sent as: register with it, or accept it when already signed in."""
+              session_cookies: NamedDependency[SessionCookies], settings: NamedDependency[Settings],
+              token: str = "") -> Response:
+    """The link an invite is sent as: register with it (with single sign-on: sign in through the provider with
+    it), or accept it when already signed in."""
     user = accounts.invited_user(session_cookies.credential(request))
-    return page(request, "join.html", token=token, user=user)
+    return page(request, "join.html", token=token, user=user, sso=settings.auth.mode == "oidc")
 
 
 @get("/invite/{token:str}", sync_to_thread=True, include_in_schema=False)
 def invite_link(request: Request, token: str, accounts: NamedDependency[AccountUseCases],
-                session_cookies: NamedDependency[SessionCookies]) -> Response:
+                session_cookies: NamedDependency[SessionCookies], settings: NamedDependency[Settings]) -> Response:
     """The invite URL the API hands out (``{public_app_url}/invite/{token}``); a link that can no longer be used
     says so at once, before anyone fills in the form."""
     problem = accounts.invite_problem(token)
-    return page(request, "join.html", token=token, problem=problem,
+    return page(request, "join.html", token=token, problem=problem, sso=settings.auth.mode == "oidc",
                 user=None if problem else accounts.invited_user(session_cookies.credential(request)))
 
 
@@ -129,4 +146,4 @@ def switch_organisation(request: Request, form: NamedDependency[Form], caller: N
 
 
 AUTH_PAGES = [home, welcome, setup_page, setup_submit, login_page, login_submit, logout, logout_everywhere,
-              join_page, invite_link, join_submit, switch_organisation]
+              join_page, invite_link, join_submit, switch_organisation, *OIDC_PAGES]

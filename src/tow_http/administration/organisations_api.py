@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import Router, delete, get, patch, post, put
 from litestar.di import NamedDependency
@@ -31,12 +33,16 @@ class OrganisationIn(Strict):
 class OrganisationPatch(Strict):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     workflow_mode: WorkflowMode | msgspec.UnsetType = msgspec.UNSET
+    require_second_reviewer: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class OrganisationOut(msgspec.Struct):
     id: int
     name: str
     workflow_mode: str
+    require_second_reviewer: Annotated[bool, msgspec.Meta(
+        description="`memory.require_second_reviewer`: when true, nobody approves a memory diff they proposed or "
+        "that an agent run of theirs proposed (they may still reject it)")] = False
 
 
 class MemberOut(msgspec.Struct):
@@ -68,7 +74,8 @@ def unset_to_none(value: object) -> object:
 
 
 def organisation_out(organisation: Organisation) -> OrganisationOut:
-    return OrganisationOut(organisation.id, organisation.name, organisation.workflow_mode.value)
+    return OrganisationOut(organisation.id, organisation.name, organisation.workflow_mode.value,
+                           organisation.require_second_reviewer)
 
 
 def member_out(member: Member) -> MemberOut:
@@ -111,9 +118,13 @@ def get_organisation(
 
 @patch(
     "/organisations/{org_id:int}",
-    summary="Rename an organisation or change its workflow mode",
+    summary="Rename an organisation or change its settings",
     description="Owners and admins. Absent fields are left unchanged. Changing `workflow_mode` changes prompt "
-    f"framing only; it never rewrites data. {_NOT_VISIBLE}",
+    "framing only; it never rewrites data. `require_second_reviewer` (the organisation setting "
+    "`memory.require_second_reviewer`, default false) makes memory review a four-eyes step: when true, approving a "
+    "memory diff you proposed — or that an agent run of yours (a memory extraction) proposed — is refused with "
+    "403; rejecting it stays allowed. Turning it on or off is written to the audit log "
+    f"(`organisation.setting_changed`). {_NOT_VISIBLE}",
     sync_to_thread=True,
 )
 def update_organisation(
@@ -121,7 +132,8 @@ def update_organisation(
     organisations: NamedDependency[OrganisationUseCases],
 ) -> OrganisationOut:
     organisation = organisations.update_organisation(
-        caller, org_id, name=unset_to_none(data.name), workflow_mode=unset_to_none(data.workflow_mode)
+        caller, org_id, name=unset_to_none(data.name), workflow_mode=unset_to_none(data.workflow_mode),
+        require_second_reviewer=unset_to_none(data.require_second_reviewer),
     )
     return organisation_out(organisation)
 

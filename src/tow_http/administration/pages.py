@@ -40,6 +40,16 @@ def settings_page(request: Request, org_id: int, caller: NamedDependency[Credent
                 managed_projects=settings.managed_project_ids, uploads_enabled=settings.uploads_enabled)
 
 
+@post(f"{SETTINGS}/memory-review", sync_to_thread=True, include_in_schema=False)
+def memory_review_rules(request: Request, org_id: int, form: NamedDependency[Form],
+                        caller: NamedDependency[Credential],
+                        organisations: NamedDependency[OrganisationUseCases]) -> Response:
+    """memory.require_second_reviewer: an unticked box is absent from the form, so absent means off."""
+    organisations.update_organisation(caller, org_id, name=None, workflow_mode=None,
+                                      require_second_reviewer=form.get("require_second_reviewer") == "on")
+    return redirect(request, _settings_link(org_id, "memory-review"))
+
+
 @post(f"{SETTINGS}/members/{{user_id:int}}/role", sync_to_thread=True, include_in_schema=False)
 def change_role(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
                 caller: NamedDependency[Credential],
@@ -151,5 +161,5 @@ def server_settings(request: Request, caller: NamedDependency[Credential],
                 ai=server.ai_status)
 
 
-ADMIN_PAGES = [settings_page, change_role, create_group, add_group_member, create_invite, revoke_invite,
-               create_project, put_grant, remove_grant, access_review, audit_log, server_settings]
+ADMIN_PAGES = [settings_page, memory_review_rules, change_role, create_group, add_group_member, create_invite,
+               revoke_invite, create_project, put_grant, remove_grant, access_review, audit_log, server_settings]

@@ -14,11 +14,12 @@ from litestar.concurrency import sync_to_thread
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from tow_core.errors import TowError
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.agent_runs import AgentRunUseCases, VisibleAgentRun
+from tow_core.use_cases.extraction import MemoryExtractionUseCases, record_ref
 from tow_core.use_cases.run_events import AgentRunEventUseCases, EventBatch
 from tow_http.shapes import Cursor, Limit
 
@@ -207,7 +208,35 @@ async def agent_run_events(org_id: int, run_id: int, caller: NamedDependency[Cre
     return ServerSentEvent(_follow(run_events, caller, org_id, run_id, first, after_seq))
 
 
+
+@post(
+    "/organisations/{org_id:int}/records/{display_id:str}/extract",
+    summary="Extract memory from a doc",
+    description="Queues a `memory_extraction` agent run of the doc (named by record id or display ID, e.g. "
+    "`DOC-7`) and answers 202 with the run; poll `GET /api/organisations/{org_id}/agent-runs/{run_id}`. A run "
+    "of this doc that is still queued is answered instead of queuing another (it reads the doc when it runs). "
+    "Needs write access to the doc's scope (403), and AI configured (503 `ai_not_configured`).\n\n"
+    "The run acts as the doc's **last editor** (whoever last changed its title or body; its creator if nobody "
+    "did), with their access as it is when the run works: it reads the doc and the active memory items of the "
+    "doc's scope they can read, asks the reasoning model once (the egress ledger row names the doc and every "
+    "item sent) and proposes **one pending memory diff** in the doc's scope — create, update (against the "
+    "version it read), supersede (a contradiction: the old item stays in history as `superseded`) or archive — "
+    "each operation with its rationale, the doc cited. Nothing in memory changes until a person approves it. "
+    "Duplicates of active items are not proposed (the model's own flag, then the same normalised text, then "
+    "embedding similarity ≥ 0.92); the run's `output` lists each dropped operation and why, and names the "
+    "`diff_id` (null when there was nothing new). When the caller is not the last editor, the run is theirs to "
+    "see only as metadata (`content_visible: false`). Saving a doc queues the same run by itself (at most one "
+    "per doc per `ai.extraction_debounce_seconds`; none with `ai.auto_extraction` off), and a saved chat answer "
+    "does when its conversation's `memory_extraction` is on.",
+    status_code=HTTP_202_ACCEPTED,
+    sync_to_thread=True,
+)
+def extract_memory(org_id: int, display_id: str, caller: NamedDependency[Credential],
+                   extraction: NamedDependency[MemoryExtractionUseCases]) -> AgentRunOut:
+    return agent_run_out(extraction.extract(caller, org_id, record_ref(display_id)))
+
+
 agent_runs_router = Router(path="/api", route_handlers=[list_my_agent_runs, get_my_agent_run, cancel_my_agent_run,
                                                        list_agent_runs, get_agent_run, cancel_agent_run,
-                                                       agent_run_events],
+                                                       agent_run_events, extract_memory],
                            tags=["ai"])

@@ -129,6 +129,15 @@ def delete(request: Request, org_id: int, conversation_id: int, form: NamedDepen
     return redirect(request, _link(org_id, "", form.get("project")))
 
 
+@post("/o/{org_id:int}/chat/{conversation_id:int}/memory-extraction", sync_to_thread=True, include_in_schema=False)
+def memory_extraction(request: Request, org_id: int, conversation_id: int, form: NamedDependency[Form],
+                      caller: NamedDependency[Credential],
+                      conversations: NamedDependency[ConversationUseCases]) -> Response:
+    """Turn proposing memory changes after this conversation's answers on or off (an unticked box is absent)."""
+    conversations.update(caller, org_id, conversation_id, memory_extraction=form.get("memory_extraction") == "on")
+    return redirect(request, _link(org_id, f"/{conversation_id}", form.get("project")) + "#memory-extraction")
+
+
 @post("/o/{org_id:int}/chat/{conversation_id:int}/actions/{action_id:str}/apply", sync_to_thread=True,
       include_in_schema=False)
 def apply_action(request: Request, org_id: int, conversation_id: int, action_id: str, form: NamedDependency[Form],
@@ -138,4 +147,4 @@ def apply_action(request: Request, org_id: int, conversation_id: int, action_id:
     return redirect(request, _link(org_id, f"/{conversation_id}", form.get("project")) + "#actions")
 
 
-CHAT_PAGES = [chat_list, start, conversation_page, turns_fragment, ask, delete, apply_action]
+CHAT_PAGES = [chat_list, start, conversation_page, turns_fragment, ask, delete, memory_extraction, apply_action]

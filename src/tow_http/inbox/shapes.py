@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from tow_core.inbox import Inbox, InboxCounts, InboxKind, action_title
+from tow_core.memory_review import DiffSummary
 
 RULES = (
     "What waits for you in this organisation (or, with `project=KEY`, in one project you read): pending memory "
@@ -46,6 +47,15 @@ class InboxItemOut(msgspec.Struct):
     action_id: str | None = None
     run_id: int | None = None
     error_code: str | None = None
+    source: Annotated[str | None, msgspec.Meta(
+        description="a diff's source: doc, chat, check_in or manual")] = None
+    source_id: Annotated[str | None, msgspec.Meta(description="a diff's source record, e.g. DOC-7")] = None
+    author_id: Annotated[int | None, msgspec.Meta(description="who proposed a diff (a run's owner)")] = None
+    agent_run_id: Annotated[int | None, msgspec.Meta(
+        description="the agent run that proposed a diff (a memory extraction), if one did")] = None
+    awaiting_second_reviewer: Annotated[bool, msgspec.Meta(
+        description="a diff you proposed (or a run of yours did) while the organisation requires a second "
+        "reviewer: someone else must approve it; you may reject it")] = False
 
 
 class InboxOut(msgspec.Struct):
@@ -62,8 +72,11 @@ def items_out(org_id: int, box: Inbox) -> list[InboxItemOut]:
     """Diffs, then snapshots, then chat actions, then failed runs; each kind newest first."""
     api, pages = f"/api/organisations/{org_id}", f"/o/{org_id}"
     items = [InboxItemOut(InboxKind.MEMORY_DIFF.value, str(d.id), f"Memory diff #{d.id} ({d.operation_count} "
-                          f"change{'s' if d.operation_count != 1 else ''})", d.rationale, d.created_at,
-                          f"{pages}/memory-diffs/{d.id}", f"POST {api}/memory-diffs/{d.id}/approve", diff_id=d.id)
+                          f"change{'s' if d.operation_count != 1 else ''}{_from(d)})", d.rationale, d.created_at,
+                          f"{pages}/memory-diffs/{d.id}", f"POST {api}/memory-diffs/{d.id}/approve", diff_id=d.id,
+                          source=d.source.value, source_id=str(d.source_id) if d.source_id else None,
+                          author_id=d.author_id, agent_run_id=d.agent_run_id,
+                          awaiting_second_reviewer=d.id in box.awaiting_second_reviewer)
              for d in box.memory_diffs]
     items += [InboxItemOut(InboxKind.SNAPSHOT.value, str(s.display_id), f"{s.display_id} {s.title}",
                            str(s.fields.get("snapshot_type", "")).replace("_", " "), s.updated_at,
@@ -80,6 +93,13 @@ def items_out(org_id: int, box: Inbox) -> list[InboxItemOut]:
                            f"POST {api}/inbox/runs/{r.id}/dismiss", run_id=r.id, error_code=r.error_code)
               for r in box.failed_runs]
     return items
+
+
+def _from(diff: DiffSummary) -> str:
+    """Where a diff comes from, for its title: " from DOC-7", " from a chat answer" ..."""
+    if diff.source_id is not None:
+        return f" from {diff.source_id}"
+    return {"chat": " from a chat answer", "check_in": " from a check-in"}.get(diff.source.value, "")
 
 
 def _run_link(pages: str, run_input: object, run_id: int) -> str:

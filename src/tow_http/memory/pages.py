@@ -51,7 +51,7 @@ def diff_page(request: Request, org_id: int, diff_id: int, caller: NamedDependen
               memory: NamedDependency[MemoryReviewUseCases], project: str | None = None) -> Response:
     framed = memory.diff_page(caller, org_id, project, diff_id)
     return page(request, "diff.html", shell=Shell(framed.frame, "memory"), diff=diff_out(framed.content.diff),
-                people=framed.content.people)
+                people=framed.content.people, needs_second_reviewer=framed.content.needs_second_reviewer)
 
 
 @post("/o/{org_id:int}/memory-diffs/{diff_id:int}/{decision:str}", sync_to_thread=True, include_in_schema=False)

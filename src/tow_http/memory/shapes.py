@@ -44,7 +44,13 @@ nothing about it.
 version, or no longer active) is refused as stale: if every operation is stale the answer is 409 and nothing
 changes; if some apply the diff becomes `partially_applied` with a per-operation `outcomes` list; otherwise
 `approved`. Only `pending` diffs can be decided (else 409). Items a diff creates take its scope and cite its
-`source_id` in `source_references`.
+`source_id` in `source_references`, and every item a diff creates or changes records its review: `fields.proposed_by`
+(the diff's author), `fields.approved_by` (the reviewer) and `fields.memory_diff_id` — set by approval only, never
+by a direct write (422).
+
+**Second reviewer**: with the organisation setting `require_second_reviewer` on, approving a diff you proposed —
+or that an agent run of yours proposed (`agent_run_id`, e.g. a memory extraction) — is refused with 403;
+rejecting it stays allowed.
 
 **Citations**: every display ID an operation adds to `source_references` must be a record you can read in the
 organisation — the proposer when proposing, the reviewer when approving (who writes the items) — else 422 with
@@ -153,6 +159,8 @@ class DiffSummaryOut(msgspec.Struct):
     reviewer_id: int | None
     decided_at: datetime | None
     operation_count: int
+    agent_run_id: Annotated[int | None, msgspec.Meta(
+        description="the agent run that proposed it (a memory extraction); its owner is `author_id`")] = None
 
 
 class DiffOut(msgspec.Struct):
@@ -170,6 +178,8 @@ class DiffOut(msgspec.Struct):
     review_note: str
     operations: list[OperationOut]
     outcomes: list[OutcomeOut]
+    agent_run_id: Annotated[int | None, msgspec.Meta(
+        description="the agent run that proposed it (a memory extraction); its owner is `author_id`")] = None
 
 
 class DiffPageOut(msgspec.Struct):
@@ -198,7 +208,7 @@ def operation_in(data: CreateIn | UpdateIn | SupersedeIn | ArchiveIn) -> Operati
 
 
 def summary_out(diff: DiffSummary) -> DiffSummaryOut:
-    return DiffSummaryOut(*_summary_fields(diff), diff.operation_count)
+    return DiffSummaryOut(*_summary_fields(diff), diff.operation_count, diff.agent_run_id)
 
 
 def _summary_fields(diff: DiffSummary) -> tuple:
@@ -212,7 +222,7 @@ def diff_out(diff: ShownDiff) -> DiffOut:
     operations = [OperationOut(o.index, o.kind, o.visible, [_change_out(c) for c in o.changes])
                   for o in diff.operations]
     outcomes = [OutcomeOut(o.index, o.result.value, o.reason, [str(i) for i in o.display_ids]) for o in diff.outcomes]
-    return DiffOut(*_summary_fields(diff.summary), diff.review_note, operations, outcomes)
+    return DiffOut(*_summary_fields(diff.summary), diff.review_note, operations, outcomes, diff.summary.agent_run_id)
 
 
 def _change_out(change: ItemChange) -> ItemChangeOut:

@@ -2,9 +2,18 @@
 
 markdown-it-py in its CommonMark preset with ``html`` off renders any HTML a user writes as text; its
 ``validateLink`` hook is replaced so that ``javascript:``, ``data:``, ``vbscript:`` and every other scheme
-is refused (the link text stays, as plain text). Images are rendered as links, never loaded: the
+is refused (the link text stays, as plain text). No image is ever loaded from another site: the
 Content-Security-Policy allows images from this server only, and a remote image would leak who read
-the page (OWASP XSS Prevention Cheat Sheet, rule 5 "URL-escape and allow-list schemes").
+the page (OWASP XSS Prevention Cheat Sheet, rule 5 "URL-escape and allow-list schemes"). In a record an
+image of this server's uploads (``![shot](/api/uploads/7/content)``, what pasting an image in the editor
+writes) is shown, checked against the reader's access by the download route; any other image becomes a
+plain link labelled "image: <alt>".
+
+GitHub-flavoured extras (issue 18): tables (alignment as ``align-*`` classes, never a ``style`` attribute,
+so the CSP needs no inline styles), task lists as disabled checkboxes (mdit-py-plugins), ``~~strike~~``,
+and autolinks as GitHub makes them — ``https://…``, ``www.…`` and e-mail addresses, never a bare
+``name.tld`` such as ``README.md`` (linkify-it-py, filtered). Fenced code with a language Pygments knows
+is highlighted on the server with ``hl-`` classes (static/pygments.css); any other stays plain escaped code.
 
 ``render_chat_markdown`` is for text a model wrote, which a prompt injection in a record or a web page may
 have steered (issue 13): besides all of the above, an image — inline or reference-style, also one nested
@@ -18,10 +27,16 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from linkify_it import LinkifyIt
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
+from mdit_py_plugins.tasklists import tasklists_plugin
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
 
 ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
 # Browsers ignore tabs, newlines and leading control characters inside a scheme ("java\tscript:").
@@ -39,17 +54,104 @@ def safe_link(url: str) -> bool:
     return ":" not in cleaned.split("/", 1)[0]  # "javascript&colon;..." decoded later never gets here
 
 
-def _markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.validateLink = safe_link
-    md.disable("image")  # ![alt](url) stays as text; see the module docstring
+EXTERNAL_LINK_REL = "noopener noreferrer nofollow"
+
+# --- GitHub-flavoured extras ------------------------------------------------------------------------------
+
+HIGHLIGHT_CLASS_PREFIX = "hl-"  # static/pygments.css is generated with the same prefix
+MAX_HIGHLIGHTED_CHARS = 100_000  # a longer block is shown plain: highlighting is regex work per character
+_LANGUAGE_NAME = re.compile(r"[A-Za-z0-9_+#.-]{1,40}")
+_FORMATTER = HtmlFormatter(nowrap=True, classprefix=HIGHLIGHT_CLASS_PREFIX)
+
+
+def _highlight(code: str, language: str, _attrs: str) -> str:
+    """A fenced block in a language Pygments knows, as escaped HTML with class-only spans; "" lets
+    markdown-it render it as plain escaped code."""
+    if not _LANGUAGE_NAME.fullmatch(language or "") or len(code) > MAX_HIGHLIGHTED_CHARS:
+        return ""
+    try:
+        lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return ""
+    spans = highlight(code, lexer, _FORMATTER)
+    return f'<pre class="highlight"><code class="language-{escapeHtml(language)}">{spans}</code></pre>\n'
+
+
+class _GithubAutolinks:
+    """linkify-it-py, keeping only what GitHub autolinks: an address with http(s)/mailto, one starting
+    with ``www.``, or an e-mail address (a bare ``README.md`` or ``example.org`` stays text)."""
+
+    def __init__(self) -> None:
+        self._linkify = LinkifyIt()
+
+    def pretest(self, text: str) -> bool:
+        return self._linkify.pretest(text)
+
+    def test(self, text: str) -> bool:
+        return bool(self.match(text))
+
+    def match(self, text: str) -> list:
+        return [m for m in self._linkify.match(text) or [] if _github_autolink(m.schema, m.raw, m.url)]
+
+    def match_at_start(self, text: str):  # noqa: ANN201 - linkify-it's Match, or None
+        found = self._linkify.match_at_start(text)
+        return found if found is not None and _github_autolink(found.schema, found.raw, found.url) else None
+
+
+def _github_autolink(schema: str, raw: str, url: str) -> bool:
+    if schema.lower() in ("http:", "https:", "mailto:"):
+        return True
+    return schema == "" and (raw.lower().startswith("www.") or (url.startswith("mailto:") and "@" in raw))
+
+
+_ALIGN = re.compile(r"text-align:(left|right|center)")
+
+
+def _align_by_class(state: StateCore) -> None:
+    """markdown-it writes a table column's alignment as ``style="text-align:…"``; a class keeps the CSP's
+    style-src free of inline styles."""
+    for token in state.tokens:
+        style = token.attrGet("style") if token.type in ("th_open", "td_open") else None
+        if style is not None:
+            token.attrs.pop("style", None)
+            aligned = _ALIGN.fullmatch(str(style))
+            if aligned:
+                token.attrSet("class", f"align-{aligned.group(1)}")
+
+
+def _github_flavoured(md: MarkdownIt) -> MarkdownIt:
+    md.enable(["table", "strikethrough", "linkify"])
+    md.linkify = _GithubAutolinks()
+    md.options["highlight"] = _highlight
+    md.use(tasklists_plugin, enabled=False, label=True)  # checkboxes show state; ticking is editing the text
+    md.core.ruler.push("align_by_class", _align_by_class)
     return md
 
 
-_MD = _markdown()
+def _base() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": True, "typographer": False})
+    md.validateLink = safe_link  # for images too: ![x](javascript:...) stays text
+    return _github_flavoured(md)
 
 
-EXTERNAL_LINK_REL = "noopener noreferrer nofollow"
+# --- records: this server's uploaded images are shown, nothing else is loaded --------------------------
+
+OWN_UPLOAD_IMAGE = re.compile(r"/api/uploads/[1-9][0-9]{0,17}/content")
+
+
+def _record_image(self, tokens: list[Token], idx: int, options, env) -> str:  # noqa: ANN001
+    image = tokens[idx]
+    src = str(image.attrGet("src") or "")
+    if not OWN_UPLOAD_IMAGE.fullmatch(src):
+        return _image_as_link(self, tokens, idx, options, env, rel=False)
+    alt = escapeHtml(self.renderInlineAsText(image.children or [], options, env))
+    return f'<img src="{escapeHtml(src)}" alt="{alt}" loading="lazy">'
+
+
+def _markdown() -> MarkdownIt:
+    md = _base()
+    md.add_render_rule("image", _record_image)
+    return md
 
 
 def external_host(url: str) -> str | None:
@@ -63,7 +165,7 @@ def _link_rel(self, tokens: list[Token], idx: int, options, env) -> str:  # noqa
     return self.renderToken(tokens, idx, options, env)
 
 
-def _image_as_link(self, tokens: list[Token], idx: int, options, env) -> str:  # noqa: ANN001
+def _image_as_link(self, tokens: list[Token], idx: int, options, env, *, rel: bool = True) -> str:  # noqa: ANN001
     image = tokens[idx]
     alt = self.renderInlineAsText(image.children or [], options, env)
     label = escapeHtml(f"image: {alt}" if alt else "image")
@@ -73,7 +175,8 @@ def _image_as_link(self, tokens: list[Token], idx: int, options, env) -> str:  #
     src = image.attrGet("src") or ""
     host = external_host(src)
     suffix = f" ({escapeHtml(host)})" if host else ""
-    return f'<a href="{escapeHtml(src)}" rel="{EXTERNAL_LINK_REL}">{label}</a>{suffix}'
+    rel_attr = f' rel="{EXTERNAL_LINK_REL}"' if rel else ""  # records add their rel to every link at the end
+    return f'<a href="{escapeHtml(src)}"{rel_attr}>{label}</a>{suffix}'
 
 
 def _name_external_hosts(state: StateCore) -> None:
@@ -90,7 +193,8 @@ def _name_external_hosts(state: StateCore) -> None:
             elif token.type == "link_close" and href is not None:
                 host = external_host(href)
                 shown = "".join(text).strip()
-                if host and shown not in (href, href.removeprefix("mailto:")):
+                autolinked = token.markup in ("autolink", "linkify")  # its text is its address
+                if host and not autolinked and shown not in (href, href.removeprefix("mailto:")):
                     suffix = Token("text", "", 0)
                     suffix.content = f" ({host})"
                     children.append(suffix)
@@ -101,14 +205,14 @@ def _name_external_hosts(state: StateCore) -> None:
 
 
 def _chat_markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.validateLink = safe_link  # for images too: ![x](javascript:...) stays text
+    md = _base()
     md.add_render_rule("image", _image_as_link)
     md.add_render_rule("link_open", _link_rel)
     md.core.ruler.push("name_external_hosts", _name_external_hosts)
     return md
 
 
+_MD = _markdown()
 _CHAT_MD = _chat_markdown()
 
 

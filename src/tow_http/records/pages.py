@@ -23,6 +23,7 @@ from tow_core.records import (
 )
 from tow_core.semantic_search import FallbackReason, SearchMode
 from tow_core.unit_of_work import Credential
+from tow_core.use_cases.extraction import MemoryExtractionUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_core.use_cases.tickets import TicketUseCases
@@ -125,7 +126,7 @@ def record_list(request: Request, org_id: int, section: str, caller: Caller, rec
                 status=status or "", statuses=list(TRANSITIONS[record_type]), view=view, columns=columns,
                 tree=found.tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(shell),
                 people=found.people, default_scope=default_scope(shell), scope_name=scope_namer(shell),
-                ai_configured=found.ai_configured,
+                ai_configured=found.ai_configured, uploads_enabled=found.uploads_enabled,
                 snapshot_type_options=[(t, t.replace("_", " ").capitalize()) for t in SNAPSHOT_TYPES])
 
 
@@ -164,7 +165,7 @@ _EXTRAS = ("crumbs", "revisions", "comments", "activity", "links", "provenance")
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
 def record_page(request: Request, org_id: int, display_id: str, caller: Caller, record_pages: Pages,
                 settings: NamedDependency[Settings], project: str | None = None, edit: bool = False,
-                upload_refused: str | None = None) -> Response:
+                upload_refused: str | None = None, extraction_run: int | None = None) -> Response:
     framed = record_pages.record(caller, org_id, DisplayId.parse(display_id), project)
     view, record = framed.content, framed.content.record
     shell = Shell(framed.frame, SECTION_OF[record.type])
@@ -176,7 +177,8 @@ def record_page(request: Request, org_id: int, display_id: str, caller: Caller, 
                 section=SECTION_OF[record.type], heading=SECTIONS[SECTION_OF[record.type]][1],
                 files=view.files, uploads_enabled=view.uploads_enabled, backlinks=view.backlinks,
                 references=view.references, upload_max_bytes=settings.uploads.upload_max_bytes,
-                upload_refused=upload_refused, **extras)
+                upload_refused=upload_refused, extraction_enabled=view.extraction_enabled,
+                extraction_queued=extraction_run, **extras)
 
 
 def _version(form: Form) -> int:
@@ -192,6 +194,15 @@ def save_record(request: Request, org_id: int, display_id: str, form: NamedDepen
     record_pages.save(caller, org_id, DisplayId.parse(display_id), version=_version(form), title=form.get("title"),
                       body=form.get("body"), fields_for=lambda record_type: fields_from(form, record_type) or None)
     return redirect(request, _record_link(org_id, display_id, form.get("project")))
+
+
+@post("/o/{org_id:int}/r/{display_id:str}/extract", sync_to_thread=True, include_in_schema=False)
+def extract_memory(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
+                   extraction: NamedDependency[MemoryExtractionUseCases]) -> Response:
+    """The doc page's "Extract memory": queue the run, then back to the doc saying so."""
+    run = extraction.extract(caller, org_id, DisplayId.parse(display_id)).run
+    link = _record_link(org_id, display_id, form.get("project"))
+    return redirect(request, f"{link}{'&' if '?' in link else '?'}extraction_run={run.id}")
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/status", sync_to_thread=True, include_in_schema=False)
@@ -268,9 +279,9 @@ def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pag
         notice = FALLBACK_NOTICES.get(result.fallback_reason) if result.fallback_reason else None
     return page(request, "search.html", shell=Shell(framed.frame, "search"), q=q, hits=hits, next_cursor=next_cursor,
                 mode=mode, answered=answered, notice=notice, ai_configured=framed.content.ai_configured,
-                problem=framed.content.problem,
+                problem=framed.content.problem, hint=result.hint if result is not None else None,
                 modes=[m.value for m in SearchMode], section_of={t.value: s for t, s in SECTION_OF.items()})
 
 
-RECORD_PAGES = [record_list, create_record, record_page, save_record, change_status, move_doc, add_comment,
-                add_link, preview, search_page]
+RECORD_PAGES = [record_list, create_record, record_page, save_record, extract_memory, change_status, move_doc,
+                add_comment, add_link, preview, search_page]

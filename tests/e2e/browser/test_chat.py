@@ -60,7 +60,8 @@ def test_ada_asks_and_the_answer_appears_with_a_citation_chip(new_page, live_ser
 
 def test_the_answer_streams_into_the_page_then_the_checked_answer_replaces_it(new_page, live_server, fake_openai):
     """The model's stream is held mid-answer: its first words are on the page (as text), the Ask form waits;
-    released, the server-rendered answer with its citation chip replaces the streamed text."""
+    released, the server-rendered answer with its citation chip replaces the streamed text, and Ada applies the
+    ticket the assistant proposed (nothing is created before she does)."""
     import threading
 
     ada = new_page()
@@ -75,7 +76,8 @@ def test_the_answer_streams_into_the_page_then_the_checked_answer_replaces_it(ne
     ada.get_by_role("link", name="Chat", exact=True).click()
     ada.get_by_role("button", name="New conversation").click()
 
-    fake_openai.queue_response(function_calls=[("get_record", {"display_id": display_id})])
+    fake_openai.queue_response(function_calls=[("get_record", {"display_id": display_id}),
+                                               ("propose_ticket", {"title": "Announce the Friday release"})])
     hold = fake_openai.queue_stream_hold(after_deltas=3)
     fake_openai.queue_response(text=f'We ship <b>on</b> Fridays after the review [{display_id} "ship every Friday"].')
     ada.get_by_label("Your question").fill("When do we ship?")
@@ -98,4 +100,15 @@ def test_the_answer_streams_into_the_page_then_the_checked_answer_replaces_it(ne
     expect(ada.locator("#chat-stream")).to_be_hidden()
     expect(ada.locator(".answer b")).to_have_count(0)  # the model's markup is never HTML
     expect(ada.get_by_role("button", name="Ask", exact=True)).to_be_enabled()
+
+    proposal = ada.locator(".pending-action")
+    expect(proposal).to_contain_text("New ticket Announce the Friday release")
+    ada.goto(f"{org_path}/tickets")
+    expect(ada.get_by_text("Announce the Friday release")).to_have_count(0)  # proposed, not created
+    ada.go_back()
+    proposal.get_by_role("button", name="Apply").click()
+    applied = ada.locator(".pending-action a")
+    expect(applied).to_have_text(re.compile(r"[A-Z]+-\d+"))
+    applied.click()
+    expect(ada.locator(".page-head h1")).to_contain_text("Announce the Friday release")
     assert ada.problems == []

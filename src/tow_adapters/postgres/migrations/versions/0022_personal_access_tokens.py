@@ -1,7 +1,7 @@
 """Personal access tokens (issue 15): machine access to the JSON API and the MCP server as a person.
 
 Revision ID: 0022_personal_access_tokens
-Revises: 0017_agent_run_events
+Revises: 0018_memory_review_rules
 
 Only the SHA-256 of a token's secret is kept (``token_hash``, unique: the lookup of every bearer request);
 ``prefix`` is the secret's first characters, shown in lists so a person can tell tokens apart.
@@ -12,7 +12,7 @@ audit log); ``tokens_of_user`` serves the profile list and "revoke all of a user
 from alembic import op
 
 revision = "0022_personal_access_tokens"
-down_revision = "0017_agent_run_events"
+down_revision = "0018_memory_review_rules"
 branch_labels = None
 depends_on = None
 
