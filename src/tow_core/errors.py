@@ -29,6 +29,14 @@ class MalformedInput(InvalidInput):
     to a readable value the rules refuse; ``field`` says where."""
 
 
+class NoSearchTerms(InvalidInput):
+    """A search of only stop words or punctuation: nothing to match. Search answers an empty result with a
+    hint (``tow_core.semantic_search``) rather than refusing the request."""
+
+    def __init__(self) -> None:
+        super().__init__("search needs at least one word that is not a stop word like 'the' or 'and'", field="q")
+
+
 class NotAuthenticated(TowError):
     code = "not_authenticated"
 

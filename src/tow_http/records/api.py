@@ -156,7 +156,11 @@ def record_references(org_id: int, display_id: str, caller: NamedDependency[Sess
     "with the configured model) or `embedding_unavailable` (the provider failed, is rate limiting, refused the "
     "key or is no longer in `ai.approved_providers`). Records changed in the last "
     "moments may not be embedded yet (`tow embeddings status` shows the backlog); a deleted, moved or no longer "
-    "readable record is never returned. `snippet_html` is escaped text with matched words in `<mark>`.",
+    "readable record is never returned. `snippet_html` is escaped text with matched words in `<mark>`.\n\n"
+    "A display ID in `q` (`SEC-1`, `doc-12`) names a record: if you can read it and it passes the filters it "
+    "comes first (`rank` 1.0) and is not repeated below; a keyword page may then hold up to five items more than "
+    "`limit`. A query of only stop words or punctuation matches no word: the answer is empty (but for named "
+    "records) with a `hint` saying what to search for — not an error.",
     sync_to_thread=True,
 )
 def search(
@@ -167,7 +171,7 @@ def search(
     result = records.search(caller, org_id, q, types=types, statuses=statuses, project=project, mode=mode,
                             cursor=cursor, limit=limit)
     return SearchPageOut(result.mode.value, [hit_out(h) for h in result.hits], result.next_cursor,
-                         result.fallback_reason.value if result.fallback_reason else None)
+                         result.fallback_reason.value if result.fallback_reason else None, result.hint)
 
 
 @get(

@@ -279,7 +279,7 @@ def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pag
         notice = FALLBACK_NOTICES.get(result.fallback_reason) if result.fallback_reason else None
     return page(request, "search.html", shell=Shell(framed.frame, "search"), q=q, hits=hits, next_cursor=next_cursor,
                 mode=mode, answered=answered, notice=notice, ai_configured=framed.content.ai_configured,
-                problem=framed.content.problem,
+                problem=framed.content.problem, hint=result.hint if result is not None else None,
                 modes=[m.value for m in SearchMode], section_of={t.value: s for t, s in SECTION_OF.items()})
 
 
