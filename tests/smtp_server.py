@@ -76,19 +76,23 @@ class Mailbox:
 
 
 class SmtpServer:
-    def __init__(self, tmp_path: Path, *, starttls: bool, require_login: bool = False) -> None:
+    def __init__(self, tmp_path: Path, *, starttls: bool, require_login: bool = False,
+                 implicit_tls: bool = False) -> None:
         self.mailbox = Mailbox()
         self.port = free_port()
         self.ca_file: Path | None = None
         kwargs: dict = {}
-        if starttls:
+        if starttls or implicit_tls:
             cert_file, key_file = self_signed_certificate(tmp_path)
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(cert_file, key_file)
             self.ca_file = cert_file
-            kwargs.update(tls_context=context, require_starttls=True)
+            if implicit_tls:
+                kwargs.update(ssl_context=context)  # TLS from the first byte (port 465 style)
+            else:
+                kwargs.update(tls_context=context, require_starttls=True)
         if require_login:
-            kwargs.update(authenticator=self.mailbox.authenticate, auth_required=True, auth_require_tls=starttls)
+            kwargs.update(authenticator=self.mailbox.authenticate, auth_required=True, auth_require_tls=starttls or implicit_tls)
         self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def __enter__(self) -> SmtpServer:
