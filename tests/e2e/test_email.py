@@ -196,3 +196,23 @@ def test_sending_an_invite_by_email_needs_an_address(make_container, body):
     ada, org = first_account(container)
     response = ada.post(f"/api/organisations/{org}/invites", json=body)
     assert response.status_code == 422 and response.json()["error"]["field"] == "email"
+
+
+def test_the_invite_form_sends_by_email_when_ticked(make_container, tmp_path):
+    mail_dir = tmp_path / "mail"
+    container = make_container(f"runtime:\n  public_app_url: http://127.0.0.1:8000\n"
+                               f"email:\n  transport: file\n  file_directory: {mail_dir}\n")
+    ada, org = first_account(container)
+    settings = f"/o/{org}/settings"
+    assert 'name="send_email"' in ada.get(settings).text
+    shown = form(ada, f"{settings}/invites", page=settings, role="member", email="dee@example.com",
+                 expires_in_hours="24", send_email="on")
+    assert shown.status_code == 200 and "being emailed to dee@example.com" in shown.text
+    [link] = INVITE_LINK.findall(shown.text)
+    unticked = form(ada, f"{settings}/invites", page=settings, role="member", email="eve@example.com",
+                    expires_in_hours="24")
+    assert "being emailed" not in unticked.text
+    assert container.email_worker().drain() == 1
+    [eml] = list(mail_dir.glob("*.eml"))
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "dee@example.com" and link in parts(message)[0]
