@@ -216,3 +216,31 @@ def test_the_invite_form_sends_by_email_when_ticked(make_container, tmp_path):
     [eml] = list(mail_dir.glob("*.eml"))
     message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert message["To"] == "dee@example.com" and link in parts(message)[0]
+
+
+def test_tow_worker_once_sends_due_email_and_tow_email_dead_letters_lists_what_was_given_up(
+        make_container, fresh_database_url, tmp_path, monkeypatch, capsys):
+    from tests.postgres_fixtures import SECRET
+    from tow_http.cli import main
+
+    container = make_container("runtime:\n  public_app_url: http://127.0.0.1:8000\n")
+    ada, org = first_account(container)
+    invite(ada, org, "dee@example.com")
+    (tmp_path / "cli.yaml").write_text("email:\n  transport: file\n  file_directory: ./mail\n  max_attempts: 1\n")
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    monkeypatch.setenv("APP_SECRET", SECRET)
+    cli = ["--config", str(tmp_path / "cli.yaml")]
+    assert main([*cli, "worker", "--once"]) == 0
+    assert "made 1 email delivery attempt(s)" in capsys.readouterr().out
+    assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
+    assert main([*cli, "email", "dead-letters"]) == 0
+    assert capsys.readouterr().out == "0 dead-lettered email(s)\n"
+    (tmp_path / "cli.yaml").write_text(f"email:\n  transport: file\n  file_directory: {tmp_path / 'cli.yaml'}\n"
+                                       "  max_attempts: 1\n")  # a file where the directory should be: unwritable
+    invite(ada, org, "eve@example.com")
+    assert main([*cli, "worker", "--once"]) == 0
+    assert main([*cli, "email", "dead-letters"]) == 0
+    out = capsys.readouterr().out
+    [line] = [row for row in out.splitlines() if "eve@example.com" in row]
+    assert "1 attempt(s)" in line and "Ada invited you to Acme on TOW" in line and "cannot write email" in line
+    assert "/invite/" not in out and out.endswith("1 dead-lettered email(s)\n")
