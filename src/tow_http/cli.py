@@ -218,22 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "export links follow the address served unless runtime.public_app_url is set")
     serve.add_argument("--migrate", action="store_true", help="apply pending migrations before serving")
     serve.add_argument("--no-worker", action="store_true",
-                       help="do not run background jobs in this process (run `tow worker` separately)")
+                       help="do not run background jobs, agent runs or email in this process (run `tow worker` "
+                       "separately)")
     serve.set_defaults(handler=_serve, needs_app_secret=True)
 
     worker = commands.add_parser(
         "worker",
-        help="run background workers (jobs such as exports, agent runs; embeddings when AI is configured)",
+        help="run background workers (jobs such as exports, agent runs, email; embeddings when AI is configured)",
         description="Claim and run background jobs and agent runs (up to jobs.ai_queue_max_concurrency at once) "
-        "from the database, and embed changed records when an "
+        "from the database, send queued email through email.transport (retried with backoff, dead-lettered after "
+        "email.max_attempts), and embed changed records when an "
         "embedding model is configured, until SIGINT/SIGTERM (the work in hand is finished first). Run as many as "
         "you like, on any machine with the same database: they share the work through PostgreSQL. `tow serve` "
-        "runs both workers in-process unless --no-worker. Jobs are polled every jobs.poll_interval_seconds; a "
+        "runs these workers in-process unless --no-worker. Jobs are polled every jobs.poll_interval_seconds; a "
         "job or agent run whose worker died is retried once its lease (jobs.lease_seconds) expires, at most "
         "jobs.max_attempts times.",
     )
     worker.add_argument("--once", action="store_true",
-                        help="run every background job and agent run that is due (not embeddings), then exit")
+                        help="run every background job, agent run and email that is due (not embeddings), then exit")
     worker.set_defaults(handler=_worker, needs_app_secret=False)
 
     import_command = commands.add_parser(
