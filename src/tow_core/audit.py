@@ -53,6 +53,7 @@ class AuditAction(StrEnum):
     TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an audit action); an owner/admin revoked a member's token
     OIDC_ACCOUNT_CREATED = "oidc.account_created"  # a first single sign-on login created the account
     OIDC_IDENTITY_LINKED = "oidc.identity_linked"  # a provider identity linked to an existing account
+    PASSWORD_RESET = "password.reset"  # noqa: S105 - an action name; through an emailed link (server level: no organisation)
 
 
 @dataclass(frozen=True, slots=True)

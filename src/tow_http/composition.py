@@ -29,6 +29,7 @@ from tow_adapters.postgres.backup import PgBackupDatabase
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory, PgSignInLog
 from tow_adapters.postgres.egress import PgEgressLedger
+from tow_adapters.postgres.email_outbox import PgEmailDelivery, PgEmailOutbox
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.embeddings import PgEmbeddingQueue, PgEmbeddingSpaces, PgSemanticIndex
 from tow_adapters.postgres.engine import PoolOptions, create_engine
@@ -48,12 +49,20 @@ from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
+from tow_adapters.postgres.password_resets import PgPasswordResets
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, Wakeups
 from tow_adapters.s3_upload_store import S3Location, S3UploadStore, s3_client
+from tow_adapters.smtp_mail import (
+    ConsoleMailTransport,
+    Envelope,
+    FileMailTransport,
+    SmtpMailTransport,
+    SmtpOptions,
+)
 from tow_core.agent_runs import AgentRunHandler
 from tow_core.ai import (
     AI_NOT_CONFIGURED_MESSAGE,
@@ -67,6 +76,7 @@ from tow_core.exports import EXPORT_JOB
 from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
+from tow_core.outbox import MailTransport, QueuedEmail
 from tow_core.record_history import RecordKeeping
 from tow_core.snapshots import SNAPSHOT_RUN
 from tow_core.unit_of_work import Stores, Transactions
@@ -81,6 +91,7 @@ from tow_http.app import create_app
 from tow_http.bootstrap import extraction_policy
 from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, utc_now
+from tow_http.email_worker import EmailWorker
 from tow_http.job_worker import (
     JobWorker,
     PeriodicTask,
@@ -121,7 +132,8 @@ def _transaction_factory(engine: sa.Engine):
                          agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection),
                          tokens=PgAccessTokens(connection),
                          oidc_identities=PgOidcIdentities(connection),
-                         snapshot_sources=PgSnapshotSources(connection))
+                         snapshot_sources=PgSnapshotSources(connection), email_outbox=PgEmailOutbox(connection),
+                         password_resets=PgPasswordResets(connection))
 
     return transaction
 
@@ -224,6 +236,38 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Up
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks
+
+
+# --- email (issue 19): the outbox's worker and the transport it sends through ---------------------------
+
+
+def build_mail_transport(config: LoadedConfig) -> MailTransport:
+    """``email.transport``: console (the default), file or smtp (credentials from the environment only)."""
+    email = config.settings.email
+    envelope = Envelope(email.from_address, email.reply_to)
+    if email.transport == "file":
+        return FileMailTransport(envelope, config.resolve_path(email.file_directory))
+    if email.transport == "smtp":
+        smtp = email.smtp
+        return SmtpMailTransport(envelope, SmtpOptions(
+            smtp.host, smtp.port, smtp.security, smtp.timeout_seconds, username=config.secrets.tow_smtp_username,
+            password=config.secrets.tow_smtp_password,
+            ca_file=str(config.resolve_path(smtp.ca_file)) if smtp.ca_file else None))
+    return ConsoleMailTransport(envelope)
+
+
+def email_retry_policy(config: LoadedConfig) -> RetryPolicy:
+    """``email.max_attempts`` attempts, backing off from 30 s; a lease outlasts the SMTP timeout several times."""
+    email = config.settings.email
+    return RetryPolicy(lease_seconds=max(60, int(email.smtp.timeout_seconds * 4)), max_attempts=email.max_attempts,
+                       base_delay_seconds=30.0)
+
+
+def build_email_worker(engine: sa.Engine, config: LoadedConfig, transport: MailTransport,
+                       clock: Callable[[], datetime] | None = None) -> EmailWorker:
+    """The email worker over the outbox. Tests pass a clock (and a transport through the container)."""
+    return EmailWorker(PgEmailDelivery(engine), transport, policy=email_retry_policy(config),
+                       poll_interval_seconds=config.settings.jobs.poll_interval_seconds, clock=clock or utc_now)
 
 
 # --- AI (SPEC §6): real adapters when the keys are set, the core's "unconfigured" ones otherwise ---------
@@ -332,6 +376,8 @@ class Container(containers.DeclarativeContainer):
     backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
     backup_archive = providers.Singleton(TarBackupArchive)
     job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
+    mail_transport = providers.Singleton(build_mail_transport, config)
+    email_worker = providers.Singleton(build_email_worker, engine, config, mail_transport)
     agent_run_worker = providers.Singleton(
         build_agent_run_worker, engine, config, providers.Callable(agent_run_handlers, engine, config, ai_services)
     )
@@ -374,3 +420,9 @@ def upload_row_names(container: Container) -> set[str]:
     """Every storage name an upload row points at (for `tow uploads verify`)."""
     with transaction_on(container.engine()) as connection:
         return PgUploadRecords(connection).storage_names()
+
+
+def dead_letters(container: Container, *, limit: int) -> list[QueuedEmail]:
+    """The dead-lettered email, newest first (for `tow email dead-letters`)."""
+    with transaction_on(container.engine()) as connection:
+        return list(PgEmailOutbox(connection).dead_letters(limit=limit))
