@@ -22,12 +22,13 @@ import re
 import secrets
 import tarfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from tow_core.errors import InvalidInput
+from tow_core.progress import Progress, no_progress
 
 MANIFEST = "manifest.json"
 DATABASE_MEMBER = "database.dump"
@@ -62,38 +63,61 @@ def _live_files(root: Path) -> Iterator[tuple[str, Path]]:
             yield path.relative_to(root).as_posix(), path
 
 
+class _Counter:
+    """Bytes through so far, reported to a progress display."""
+
+    def __init__(self, progress: Progress, stage: str, total: int) -> None:
+        self._progress, self._stage, self._total, self.done = progress, stage, total, 0
+        progress(stage, 0, total, "bytes")
+
+    def add(self, size: int) -> None:
+        self.done += size
+        self._progress(self._stage, min(self.done, self._total), self._total, "bytes")
+
+
 class _HashingReader:
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, counter: _Counter) -> None:
         self._file = file
+        self._counter = counter
         self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
         data = self._file.read(size)
         self.digest.update(data)
+        self._counter.add(len(data))
         return data
 
 
-def _add(tar: tarfile.TarFile, name: str, path: Path) -> dict[str, Any]:
+def _add(tar: tarfile.TarFile, name: str, path: Path, counter: _Counter) -> dict[str, Any]:
     with path.open("rb") as file:
         info = tarfile.TarInfo(name)
         info.size = os.fstat(file.fileno()).st_size
         info.mode, info.mtime = 0o600, int(os.fstat(file.fileno()).st_mtime)
-        reader = _HashingReader(file)
+        reader = _HashingReader(file, counter)
         tar.addfile(info, reader)  # type: ignore[arg-type]  # duck-typed: tarfile only calls read()
     return {"name": name, "size": info.size, "sha256": reader.digest.hexdigest()}
 
 
-def write_archive(target: Path, *, dump: Path, trees: Mapping[str, Path], manifest: Mapping[str, Any]) -> int:
-    """Write the archive atomically; returns its size in bytes."""
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone since it was listed: _add says so
+        return 0
+
+
+def write_archive(target: Path, *, dump: Path, trees: Mapping[str, Path], manifest: Mapping[str, Any],
+                  progress: Progress = no_progress, stage: str = "archiving") -> int:
+    """Write the archive atomically; returns its size in bytes. ``progress`` counts the bytes archived."""
     target = target.resolve()
+    files = [(DATABASE_MEMBER, dump)] + [(f"{tree}/{rel}", path) for tree, root in trees.items()
+                                         for rel, path in _live_files(root)]
+    counter = _Counter(progress, stage, sum(_size(path) for _, path in files))
     temp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(8)}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as raw:
             with tarfile.open(fileobj=raw, mode="w:gz" if _compressed(target) else "w") as tar:
-                members = [_add(tar, DATABASE_MEMBER, dump)]
-                for tree, root in trees.items():
-                    members += [_add(tar, f"{tree}/{rel}", path) for rel, path in _live_files(root)]
+                members = [_add(tar, name, path, counter) for name, path in files]
                 body = json.dumps({**manifest, "members": members}, indent=2, sort_keys=True).encode()
                 info = tarfile.TarInfo(MANIFEST)
                 info.size, info.mode = len(body), 0o600
@@ -131,16 +155,22 @@ def _refuse(path: Path, why: str) -> InvalidInput:
                         field="file")
 
 
-def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[str, Path] | None = None
-                 ) -> BackupContents:
+def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[str, Path] | None = None,
+                 progress: Progress = no_progress, stage: str = "reading") -> BackupContents:
     """Check every member against the manifest. With ``dump_to``/``trees_to``, also write the members
-    there (the caller discards them if this raises)."""
+    there (the caller discards them if this raises). ``progress`` counts the archive's bytes read."""
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file", field="file")
     seen: dict[str, tuple[int, str]] = {}
     manifest_body: bytes | None = None
     try:
-        with tarfile.open(path, mode="r:*") as tar:
+        with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
+            total = os.fstat(raw.fileno()).st_size
+            progress(stage, 0, total, "bytes")
+
+            def read_so_far() -> None:
+                progress(stage, min(raw.tell(), total), total, "bytes")
+
             for member in tar:
                 if member.name == MANIFEST and member.isfile():
                     manifest_body = tar.extractfile(member).read()  # type: ignore[union-attr]
@@ -149,7 +179,9 @@ def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[s
                     raise _refuse(path, f"member {member.name!r} is not a regular file")
                 where = _member_target(member.name)
                 destination = _destination(where, dump_to, trees_to)
-                seen[member.name] = _copy_member(tar.extractfile(member), destination)  # type: ignore[arg-type]
+                seen[member.name] = _copy_member(tar.extractfile(member), destination,  # type: ignore[arg-type]
+                                                 read_so_far)
+            progress(stage, total, total, "bytes")
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise _refuse(path, f"unreadable: {exc}") from exc
     manifest = _check_manifest(path, manifest_body, seen)
@@ -166,7 +198,7 @@ def _destination(where: tuple[str, PurePosixPath] | None, dump_to: Path | None,
     return trees_to[where[0]].joinpath(*where[1].parts)
 
 
-def _copy_member(source: BinaryIO, destination: Path | None) -> tuple[int, str]:
+def _copy_member(source: BinaryIO, destination: Path | None, read_so_far: Callable[[], None]) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     out = None
     if destination is not None:
@@ -178,6 +210,7 @@ def _copy_member(source: BinaryIO, destination: Path | None) -> tuple[int, str]:
             size += len(chunk)
             if out is not None:
                 out.write(chunk)
+            read_so_far()
     finally:
         if out is not None:
             out.close()

@@ -20,6 +20,7 @@ from tow_http.bootstrap import operator_use_cases
 from tow_http.composition import container_for
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
 from tow_http.ops_commands import add_ops_commands
+from tow_http.progress import ProgressDisplay
 from tow_http.upload_commands import add_upload_commands
 
 EXIT_FAILURE = 1
@@ -149,7 +150,8 @@ def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
         raise TowError(f"{path} is not a file")
     with container_for(config) as container, path.open("rb") as file:
         require_current_schema(container.schema_migrator())
-        report = operator_use_cases(container.services()).import_organisation(file)
+        with ProgressDisplay() as progress:
+            report = operator_use_cases(container.services()).import_organisation(file, progress)
     print(f"imported organisation {report.organisation_name!r} as id {report.organisation_id}")
     for name, count in sorted(report.counts.items()):
         print(f"  {name}: {count}")

@@ -12,6 +12,7 @@ from tow_core.identity import User
 from tow_core.imports import ImportReport
 from tow_core.operator_accounts import AdminOutcome
 from tow_core.passwords import PasswordHasher
+from tow_core.progress import Progress, no_progress
 from tow_core.unit_of_work import Transactions
 from tow_core.uploads import RasterImageInspector, UploadStore
 
@@ -39,8 +40,9 @@ class OperatorUseCases:
             return operator_accounts.reset_password_from_shell(work.stores.directory, self.hasher, email=email,
                                                                password=password, now=work.now)
 
-    def import_organisation(self, file: BinaryIO) -> ImportReport:
+    def import_organisation(self, file: BinaryIO, progress: Progress = no_progress) -> ImportReport:
         """`tow import FILE`: restores an organisation export in one unit of work (nothing kept when refused)."""
         with self.transactions.unattended() as work:
             return imports.import_organisation(work.stores.directory, work.stores.organisation_import, None,
-                                               file=file, upload_store=self.upload_store, images=self.images)
+                                               file=file, upload_store=self.upload_store, images=self.images,
+                                               progress=progress)
