@@ -19,6 +19,7 @@ from tow_http import embeddings_cli
 from tow_http.bootstrap import operator_use_cases
 from tow_http.composition import container_for
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
+from tow_http.export_command import add_export_command
 from tow_http.ops_commands import add_ops_commands
 from tow_http.progress import ProgressDisplay
 from tow_http.upload_commands import add_upload_commands
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_command.add_argument("file", type=Path, metavar="FILE", help="an organisation export (.json)")
     import_command.set_defaults(handler=_import, needs_app_secret=True)
+    add_export_command(commands)
 
     users = commands.add_parser("users", help="accounts", description="Operator commands for accounts.")
     users_commands = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
