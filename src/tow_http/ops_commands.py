@@ -21,7 +21,8 @@ from tow_http.progress import ProgressDisplay
 
 BACKUP_DESCRIPTION = """\
 Write one archive holding a pg_dump (custom format) of the TOW database, the files under
-uploads.upload_storage_path and exports.export_storage_path, and manifest.json (TOW version, schema
+uploads.upload_storage_path (or, when uploads.backend is s3, the objects under uploads.s3.key_prefix in the
+bucket, stored in the same layout) and exports.export_storage_path, and manifest.json (TOW version, schema
 revision, creation time, embedding space, size and SHA-256 of every member).
 
 Consistency: the database is dumped first, in one snapshot; the files are copied afterwards. That order
@@ -48,6 +49,10 @@ Restore a `tow backup` archive. Stop `tow serve` and every `tow worker` first.
    the old contents: if it fails, the database is as it was. The upload and export files are unpacked
    into new directories beside the current ones, then swapped in. Directories that held files before
    are kept as <dir>.replaced-<timestamp> for you to remove.
+   With uploads.backend s3, the uploads are written into the configured bucket instead (each only once it
+   matches its SHA-256), before the database; after it, objects under uploads.s3.key_prefix that the backup
+   does not hold are moved under <key_prefix>replaced-<timestamp>/ for you to remove. Archives restore into
+   either backend, whichever wrote them.
 4. A backup from an older TOW is migrated to the current schema."""
 
 CREATE_ADMIN_DESCRIPTION = """\
@@ -63,11 +68,21 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _uploads_in_bucket(config: LoadedConfig) -> bool:
+    return config.settings.uploads.backend == "s3"
+
+
 def _trees(config: LoadedConfig) -> dict[str, Path]:
-    return {
-        "uploads": config.resolve_path(config.settings.uploads.upload_storage_path),
-        "exports": config.resolve_path(config.settings.exports.export_storage_path),
-    }
+    """The archive's trees kept in directories (uploads too, unless they live in a bucket)."""
+    trees = {"exports": config.resolve_path(config.settings.exports.export_storage_path)}
+    if not _uploads_in_bucket(config):
+        trees = {"uploads": config.resolve_path(config.settings.uploads.upload_storage_path), **trees}
+    return trees
+
+
+def _objects(config: LoadedConfig, container) -> dict:
+    """The archive's trees kept in an object store: the uploads, when uploads.backend is s3."""
+    return {"uploads": container.upload_store()} if _uploads_in_bucket(config) else {}
 
 
 def _tow_version() -> str:
@@ -103,7 +118,8 @@ def _backup(args: argparse.Namespace, config: LoadedConfig) -> int:
             progress("dumping the database", 0, None, "")
             container.backup_database().dump(dump)  # first: one snapshot (see BACKUP_DESCRIPTION)
             size = container.backup_archive().write(output, dump=dump, trees=_trees(config), manifest=manifest,
-                                                    progress=progress, stage=f"writing {output.name}")
+                                                    objects=_objects(config, container), progress=progress,
+                                                    stage=f"writing {output.name}")
     print(f"backup written to {output} ({size} bytes, schema {state.current_revision})")
     return 0
 
@@ -125,9 +141,14 @@ def _swap_in(staging: Mapping[str, Path], roots: Mapping[str, Path], stamp: str)
     return kept
 
 
+def _backed_up_uploads(contents) -> set[str]:
+    return {m["name"].rsplit("/", 1)[-1] for m in contents.manifest["members"] if m["name"].startswith("uploads/")}
+
+
 def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
     roots = _trees(config)
     with container_for(config) as container, ProgressDisplay() as progress:
+        objects = _objects(config, container)
         archive, database = container.backup_archive(), container.backup_database()
         # verify everything before changing anything
         contents = archive.read(args.file, progress=progress, stage=f"verifying {args.file.name}")
@@ -146,9 +167,10 @@ def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
         try:
             for path in staging.values():
                 path.mkdir(parents=True, mode=0o700)
-            with tempfile.TemporaryDirectory(prefix=".tow-restore-", dir=staging["uploads"].parent) as work:
+            with tempfile.TemporaryDirectory(prefix=".tow-restore-", dir=staging["exports"].parent) as work:
                 dump = Path(work) / "database.dump"
-                archive.read(args.file, dump_to=dump, trees_to=staging,  # checked again while unpacking
+                # Checked again while unpacking; objects go into the bucket, each only once it matches.
+                archive.read(args.file, dump_to=dump, trees_to=staging, objects_to=objects, checked=contents,
                              progress=progress, stage=f"unpacking {args.file.name}")
                 container.engine().dispose()
                 progress("restoring the database", 0, None, "")
@@ -157,7 +179,10 @@ def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
             for path in staging.values():
                 shutil.rmtree(path, ignore_errors=True)
             raise
-        kept = _swap_in(staging, roots, stamp)
+        kept = [str(path) for path in _swap_in(staging, roots, stamp)]
+        if objects:
+            aside = objects["uploads"].set_aside(_backed_up_uploads(contents), f"replaced-{stamp}")
+            kept += [aside] if aside else []
         container.engine().dispose()
         progress("migrating the schema", 0, None, "")
         migrated = container.schema_migrator().upgrade()
