@@ -52,6 +52,7 @@ from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
+from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, Wakeups
 from tow_adapters.s3_upload_store import S3Location, S3UploadStore, s3_client
@@ -120,6 +121,7 @@ def _transaction_factory(engine: sa.Engine):
                          jobs=PgJobQueue(connection), exports=PgExportStore(connection),
                          organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection),
                          agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection),
+                         tokens=PgAccessTokens(connection),
                          oidc_identities=PgOidcIdentities(connection),
                          snapshot_sources=PgSnapshotSources(connection))
 

@@ -121,6 +121,16 @@ class OidcSettings(_Section):
 class AuthSettings(_Section):
     mode: Literal["builtin", "oidc"] = "builtin"
     oidc: OidcSettings = msgspec.field(default_factory=OidcSettings)
+    # The longest expiry a personal access token may be given (tow_core.access_tokens).
+    token_max_days: Annotated[int, Meta(ge=1, le=3660)] = 365
+
+
+class McpSettings(_Section):
+    """The MCP server at /api/mcp (tow_http/mcp): tool calls in flight at once, overall and per token;
+    beyond them a request is answered 429 at once rather than queued."""
+
+    max_concurrent_requests: Annotated[int, Meta(ge=1, le=1000)] = 16
+    max_concurrent_per_token: Annotated[int, Meta(ge=1, le=100)] = 4
 
 
 class DatabaseSettings(_Section):
@@ -171,6 +181,7 @@ class Settings(_Section):
     jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
     uploads: UploadsSettings = msgspec.field(default_factory=UploadsSettings)
     exports: ExportsSettings = msgspec.field(default_factory=ExportsSettings)
+    mcp: McpSettings = msgspec.field(default_factory=McpSettings)
 
 
 SECRET_VARIABLES = (
@@ -183,7 +194,8 @@ SECRET_VARIABLES = (
     "TOW_S3_ACCESS_KEY_ID",
     "TOW_S3_SECRET_ACCESS_KEY",
 )
-_PREFIXED_LEAVES = {("auth", "mode"), ("uploads", "backend")}
+_PREFIXED_LEAVES = {("auth", "mode"), ("uploads", "backend"), ("mcp", "max_concurrent_requests"),
+                    ("mcp", "max_concurrent_per_token")}
 
 
 @dataclass(frozen=True, slots=True)
