@@ -47,6 +47,7 @@ class AuditAction(StrEnum):
     EXPORT_REQUESTED = "export.requested"
     EXPORT_DOWNLOADED = "export.downloaded"
     EXPORT_DOWNLOAD_REFUSED = "export.download_refused"  # the requester's access shrank since the export
+    EXPORT_WRITTEN = "export.written"  # by the operator's `tow export`, to a file on the server (no actor)
     ORGANISATION_IMPORTED = "organisation.imported"
     ORGANISATION_SETTING_CHANGED = "organisation.setting_changed"
     AGENT_RUN_CANCELLED = "agent_run.cancelled"  # by an owner/admin, of someone else's run

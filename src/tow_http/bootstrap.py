@@ -19,7 +19,7 @@ from tow_core.use_cases.chat import ChatUseCases
 from tow_core.use_cases.chat_pages import ChatPageUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
-from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
+from tow_core.use_cases.exports import ExportSnapshot, ExportUseCases, ImportUseCases
 from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
@@ -107,6 +107,7 @@ def extraction_policy(ai: AiSettings, ai_configured: bool) -> ExtractionPolicy:
     return ExtractionPolicy(ai_configured, timedelta(seconds=ai.extraction_debounce_seconds), ai.auto_extraction)
 
 
-def operator_use_cases(services: Services) -> OperatorUseCases:
-    """For `tow users ...` at the server's shell (not served over HTTP)."""
-    return OperatorUseCases(services.transactions, services.password_hasher, services.upload_store, services.images)
+def operator_use_cases(services: Services, export_snapshot: ExportSnapshot | None = None) -> OperatorUseCases:
+    """For `tow users ...`, `tow import` and `tow export` at the server's shell (not served over HTTP)."""
+    return OperatorUseCases(services.transactions, services.password_hasher, services.upload_store, services.images,
+                            export_snapshot)

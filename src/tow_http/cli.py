@@ -19,7 +19,9 @@ from tow_http import embeddings_cli
 from tow_http.bootstrap import operator_use_cases
 from tow_http.composition import container_for, dead_letters
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
+from tow_http.export_command import add_export_command
 from tow_http.ops_commands import add_ops_commands
+from tow_http.progress import ProgressDisplay
 from tow_http.upload_commands import add_upload_commands
 
 EXIT_FAILURE = 1
@@ -154,7 +156,8 @@ def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
         raise TowError(f"{path} is not a file")
     with container_for(config) as container, path.open("rb") as file:
         require_current_schema(container.schema_migrator())
-        report = operator_use_cases(container.services()).import_organisation(file)
+        with ProgressDisplay() as progress:
+            report = operator_use_cases(container.services()).import_organisation(file, progress)
     print(f"imported organisation {report.organisation_name!r} as id {report.organisation_id}")
     for name, count in sorted(report.counts.items()):
         print(f"  {name}: {count}")
@@ -248,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_command.add_argument("file", type=Path, metavar="FILE", help="an organisation export (.json)")
     import_command.set_defaults(handler=_import, needs_app_secret=True)
+    add_export_command(commands)
 
     users = commands.add_parser("users", help="accounts", description="Operator commands for accounts.")
     users_commands = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)

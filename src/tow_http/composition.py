@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
 
 import sqlalchemy as sa
 from dependency_injector import containers, providers
@@ -17,7 +19,7 @@ from litestar import Litestar
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_adapters.backup_archive import TarBackupArchive
 from tow_adapters.exa_web_search import EXA_OFFICIAL_HOST, EXA_PROVIDER, ExaWebSearch
-from tow_adapters.fs_export_files import FsExportFiles
+from tow_adapters.fs_export_files import FsExportFiles, atomic_text_file
 from tow_adapters.fs_upload_store import FsUploadStore
 from tow_adapters.oidc_provider import OidcOptions, OidcProvider
 from tow_adapters.openai_client import OPENAI_OFFICIAL_HOST, OPENAI_PROVIDER, OpenAIGateway, OpenAIOptions
@@ -82,7 +84,7 @@ from tow_core.snapshots import SNAPSHOT_RUN
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.uploads import UploadStore
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
-from tow_core.use_cases.exports import ExportJobs
+from tow_core.use_cases.exports import ExportJobs, ExportSnapshot
 from tow_core.use_cases.extraction import ExtractionRuns
 from tow_core.use_cases.snapshots import SnapshotRuns, fail_abandoned_generations
 from tow_http.agent_run_worker import AgentRunWorker
@@ -142,6 +144,22 @@ def _export_files(config: LoadedConfig) -> FsExportFiles:
     return FsExportFiles(config.resolve_path(config.settings.exports.export_storage_path))
 
 
+def export_snapshots_on(engine: sa.Engine, upload_store: UploadStore | None) -> ExportSnapshot:
+    """How exports read the database: one REPEATABLE READ snapshot each (the job worker's and `tow export`'s)."""
+    @contextmanager
+    def snapshot(exported_at: datetime) -> Iterator[PgExportSource]:
+        with export_snapshot(engine) as connection:
+            yield PgExportSource(connection, exported_at=exported_at,
+                                 open_upload=upload_store.open if upload_store else None)
+
+    return snapshot
+
+
+def export_file_at(path: Path, *, overwrite: bool) -> Callable[[], AbstractContextManager[TextIO]]:
+    """Where `tow export` writes: ``path``, atomically (nothing is left there when the export fails)."""
+    return lambda: atomic_text_file(path, overwrite=overwrite)
+
+
 def _upload_store(config: LoadedConfig) -> UploadStore:
     """``uploads.backend``: the files under ``uploads.upload_storage_path``, or the objects of an S3 bucket (SPEC
     §11: the multi-machine choice; the configuration checked that the bucket and its credentials are set)."""
@@ -163,13 +181,7 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
     clock = clock or utc_now
     transaction = _transaction_factory(engine)
 
-    @contextmanager
-    def snapshot(exported_at):
-        with export_snapshot(engine) as connection:
-            yield PgExportSource(connection, exported_at=exported_at,
-                                 open_upload=upload_store.open if upload_store else None)
-
-    export_jobs = ExportJobs(Transactions(transaction, clock), snapshot, files,
+    export_jobs = ExportJobs(Transactions(transaction, clock), export_snapshots_on(engine, upload_store), files,
                              retention=timedelta(hours=exports.retention_hours))
     return JobWorker(
         PgJobLeases(engine), {EXPORT_JOB: export_jobs.run},
@@ -375,6 +387,7 @@ class Container(containers.DeclarativeContainer):
     )
     backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
     backup_archive = providers.Singleton(TarBackupArchive)
+    export_snapshots = providers.Singleton(export_snapshots_on, engine, upload_store)  # `tow export`
     job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
     mail_transport = providers.Singleton(build_mail_transport, config)
     email_worker = providers.Singleton(build_email_worker, engine, config, mail_transport)
