@@ -14,7 +14,8 @@ Rules:
   unknown emails count and are throttled exactly like accounts. A success forgets that (account,
   address) pair's failures only. An IPv6 client counts by its /64, see ``client_network``.
 - Sessions are rows (revocable at once: logout, sign out everywhere, deactivation) identified by the
-  SHA-256 of the random token in the signed cookie. Signing in always creates a new session, so a
+  SHA-256 of the random token in the signed cookie. Sign out everywhere revokes the account's personal
+  access tokens too (``tow_core.access_tokens``). Signing in always creates a new session, so a
   session id planted before login is never promoted (session fixation).
 - Invites store only the token's hash; expired, revoked, used and email-mismatched invites are
   refused with distinct errors.
@@ -28,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tow_core.access import OrgRole, Principal, can_administer_org, is_org_owner
+from tow_core.access_tokens import AccessTokens
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled, TowError
 from tow_core.identity import (
@@ -157,8 +159,10 @@ def _rank(role: OrgRole) -> int:
 def create_invite(
     directory: Directory, principal: Principal, *, org_id: int, token_hash: str, role: OrgRole,
     email: str | None, now: datetime, lifetime: timedelta | None = None, policy: InvitePolicy = InvitePolicy(),
+    emailed: bool = False,
 ) -> Invite:
-    """Owners/admins invite; only owners may invite owners."""
+    """Owners/admins invite; only owners may invite owners. ``emailed``: its link is emailed to ``email``
+    (the audit entry says so)."""
     _require_org_admin(directory, principal, org_id)
     if role is OrgRole.OWNER and not is_org_owner(principal, org_id):
         raise AccessDenied("only an owner may invite another owner")
@@ -167,8 +171,11 @@ def create_invite(
         raise InvalidInput(f"expiry must be within {policy.max_lifetime.days} days", field="expires_in_hours")
     bound_email = normalise_email(email) if email else None
     invite = directory.add_invite(org_id, token_hash, role, bound_email, principal.user_id, now + lifetime)
+    details: dict[str, object] = {"role": role.value, "email": bound_email}
+    if emailed:
+        details["emailed"] = True
     directory.audit(AuditEntry(org_id, principal.user_id, AuditAction.INVITE_CREATED, f"invite:{invite.id}",
-                               {"role": role.value, "email": bound_email}))
+                               details))
     return invite
 
 
@@ -294,7 +301,9 @@ def switch_organisation(directory: Sessions, principal: Principal, *, token_hash
     directory.set_session_organisation(token_hash, org_id)
 
 
-def sign_out_everywhere(directory: Sessions, principal: Principal, *, now: datetime) -> int:
+def sign_out_everywhere(directory: Sessions, tokens: AccessTokens, principal: Principal, *, now: datetime) -> int:
+    """Revokes every session and every personal access token of the user; how many sessions there were."""
+    tokens.revoke_user_tokens(principal.user_id, now)
     return directory.revoke_user_sessions(principal.user_id, now)
 
 

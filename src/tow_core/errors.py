@@ -41,10 +41,22 @@ class NotAuthenticated(TowError):
     code = "not_authenticated"
 
 
+class InvalidToken(NotAuthenticated):
+    """A bearer token that is malformed, unknown, expired or revoked (RFC 6750 §3.1 ``invalid_token``)."""
+
+    code = "invalid_token"
+
+
 class AccessDenied(TowError):
     """Signed in, allowed to know the target exists, but not allowed to do this."""
 
     code = "forbidden"
+
+
+class TokenReadOnly(AccessDenied):
+    """A read-only personal access token asked to change something."""
+
+    code = "token_read_only"
 
 
 class NotFound(TowError):

@@ -34,6 +34,7 @@ from tests.fake_reasoning import ScriptedReasoningModel, step
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory
+from tow_adapters.postgres.email_outbox import PgEmailOutbox
 from tow_adapters.postgres.embeddings import PgSemanticIndex
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.exports import PgExportStore
@@ -49,8 +50,10 @@ from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
+from tow_adapters.postgres.password_resets import PgPasswordResets
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
+from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.access import OrgRole, ProjectRole, Scope, Visibility, can_read_scope
 from tow_core.errors import NotFound
@@ -177,7 +180,9 @@ def stores_on(conn: sa.Connection) -> Stores:
                   memory_diffs=PgMemoryDiffStore(conn), uploads=PgUploadRecords(conn), jobs=PgJobQueue(conn),
                   exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
                   semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn), conversations=PgConversations(conn),
-                  snapshot_sources=PgSnapshotSources(conn), oidc_identities=PgOidcIdentities(conn))
+                  snapshot_sources=PgSnapshotSources(conn), oidc_identities=PgOidcIdentities(conn),
+                  tokens=PgAccessTokens(conn), email_outbox=PgEmailOutbox(conn),
+                  password_resets=PgPasswordResets(conn))
 
 
 def transactions_on(conn: sa.Connection) -> Transactions:

@@ -104,9 +104,10 @@ class AccountUseCases:
             accounts.sign_out(unattended.stores.directory, token_hash=credential.token_hash, now=unattended.now)
 
     def sign_out_everywhere(self, credential: SessionCredential) -> int:
-        """Revokes every session of the signed-in user; how many there were."""
+        """Revokes every session and access token of the signed-in user; how many sessions there were."""
         with self.transactions.acting_as(credential) as acting:
-            return accounts.sign_out_everywhere(acting.stores.directory, acting.principal, now=acting.now)
+            return accounts.sign_out_everywhere(acting.stores.directory, acting.stores.tokens, acting.principal,
+                                                now=acting.now)
 
     def me(self, credential: SessionCredential) -> AccountOverview:
         with self.transactions.acting_as(credential) as acting:

@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.accounts import AccountUseCases, SignedInAs
 from tow_http.config import Settings
 from tow_http.context import SessionCookies, client_ip
@@ -118,14 +118,14 @@ def logout(request: Request, accounts: NamedDependency[AccountUseCases],
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def logout_everywhere(caller: NamedDependency[SessionCredential], accounts: NamedDependency[AccountUseCases],
+def logout_everywhere(caller: NamedDependency[Credential], accounts: NamedDependency[AccountUseCases],
                       session_cookies: NamedDependency[SessionCookies]) -> Response[None]:
     accounts.sign_out_everywhere(caller)
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[session_cookies.expired()])
 
 
 @get("/me", summary="The signed-in user and their organisations", sync_to_thread=True)
-def me(caller: NamedDependency[SessionCredential], accounts: NamedDependency[AccountUseCases]) -> MeOut:
+def me(caller: NamedDependency[Credential], accounts: NamedDependency[AccountUseCases]) -> MeOut:
     return me_of(accounts.me(caller))
 
 
@@ -135,7 +135,7 @@ def me(caller: NamedDependency[SessionCredential], accounts: NamedDependency[Acc
     description="The session's active organisation; 404 for organisations you are not a member of.",
     sync_to_thread=True,
 )
-def switch_organisation(data: JSONBody[ActiveOrganisationIn], caller: NamedDependency[SessionCredential],
+def switch_organisation(data: JSONBody[ActiveOrganisationIn], caller: NamedDependency[Credential],
                         accounts: NamedDependency[AccountUseCases]) -> MeOut:
     return me_of(accounts.switch_organisation(caller, data.organisation_id))
 

@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from tow_core import accounts
 from tow_core.access import OrgRole
 from tow_core.identity import Invite, InviteState
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import JoinedAccount, OrganisationUseCases
 from tow_http.config import Settings
 from tow_http.shapes import Email, MembershipOut, MeOut, Strict
@@ -27,6 +27,7 @@ class InviteIn(Strict):
     role: OrgRole = OrgRole.MEMBER
     email: Email | None = None
     expires_in_hours: Annotated[int, msgspec.Meta(ge=1, le=MAX_INVITE_HOURS)] = 7 * 24
+    send_email: bool = False
 
 
 class InviteOut(msgspec.Struct):
@@ -43,6 +44,7 @@ class CreatedInviteOut(msgspec.Struct):
     invite: InviteOut
     token: str
     accept_url: str
+    emailed: bool
 
 
 class AcceptIn(Strict):
@@ -75,25 +77,27 @@ def joined_out(joined: JoinedAccount) -> MeOut:
     "/organisations/{org_id:int}/invites",
     summary="Create an invite",
     description="Owners and admins; only owners may invite owners. Optional `email` binds the invite to that "
-    "address. Expires after `expires_in_hours` (default 168 = 7 days, at most 720). The token is shown "
+    "address; with `send_email: true` (which needs `email`) the accept link is also emailed there, queued with the "
+    "invite and sent by the email worker (`emailed` says so; 422 `invalid_input` on `email` without an address). "
+    "Expires after `expires_in_hours` (default 168 = 7 days, at most 720). The token is shown "
     "**once**: only its hash is stored.",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
 def create_invite(
-    org_id: int, data: JSONBody[InviteIn], caller: NamedDependency[SessionCredential],
+    org_id: int, data: JSONBody[InviteIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases], settings: NamedDependency[Settings],
 ) -> CreatedInviteOut:
     created = organisations.create_invite(caller, org_id, role=data.role, email=data.email,
-                                          lifetime=timedelta(hours=data.expires_in_hours))
+                                          lifetime=timedelta(hours=data.expires_in_hours), send_email=data.send_email)
     base = settings.runtime.public_app_url.rstrip("/")
     return CreatedInviteOut(invite_out(created.invite, created.state), created.token,
-                            f"{base}/invite/{created.token}")
+                            f"{base}/invite/{created.token}", created.emailed)
 
 
 @get("/organisations/{org_id:int}/invites", summary="List invites (owners/admins)", sync_to_thread=True)
 def list_invites(
-    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    org_id: int, caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
 ) -> list[InviteOut]:
     return [invite_out(i.invite, i.state) for i in organisations.invites(caller, org_id)]
 
@@ -106,7 +110,7 @@ def list_invites(
     sync_to_thread=True,
 )
 def revoke_invite(
-    org_id: int, invite_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, invite_id: int, caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> None:
     organisations.revoke_invite(caller, org_id, invite_id)
@@ -121,7 +125,7 @@ def revoke_invite(
     sync_to_thread=True,
 )
 def accept_invite(
-    data: JSONBody[AcceptIn], caller: NamedDependency[SessionCredential],
+    data: JSONBody[AcceptIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> MeOut:
     return joined_out(organisations.accept_invite(caller, data.token))

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from tow_core import accounts
 from tow_core.access import OrgRole, ProjectRole, Visibility
 from tow_core.errors import InvalidInput
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_http.config import Settings
 from tow_http.pages.web import Form, Shell, page, redirect
@@ -27,7 +27,7 @@ def _settings_link(org_id: int, anchor: str = "") -> str:
 
 
 @get(SETTINGS, sync_to_thread=True, include_in_schema=False)
-def settings_page(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def settings_page(request: Request, org_id: int, caller: NamedDependency[Credential],
                   admin_pages: NamedDependency[AdminPageUseCases], project: str | None = None) -> Response:
     framed = admin_pages.settings(caller, org_id, project)
     settings = framed.content
@@ -42,7 +42,7 @@ def settings_page(request: Request, org_id: int, caller: NamedDependency[Session
 
 @post(f"{SETTINGS}/memory-review", sync_to_thread=True, include_in_schema=False)
 def memory_review_rules(request: Request, org_id: int, form: NamedDependency[Form],
-                        caller: NamedDependency[SessionCredential],
+                        caller: NamedDependency[Credential],
                         organisations: NamedDependency[OrganisationUseCases]) -> Response:
     """memory.require_second_reviewer: an unticked box is absent from the form, so absent means off."""
     organisations.update_organisation(caller, org_id, name=None, workflow_mode=None,
@@ -52,7 +52,7 @@ def memory_review_rules(request: Request, org_id: int, form: NamedDependency[For
 
 @post(f"{SETTINGS}/members/{{user_id:int}}/role", sync_to_thread=True, include_in_schema=False)
 def change_role(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
-                caller: NamedDependency[SessionCredential],
+                caller: NamedDependency[Credential],
                 organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.change_member_role(caller, org_id, user_id, form.get("role"))
     return redirect(request, _settings_link(org_id, "members"))
@@ -60,7 +60,7 @@ def change_role(request: Request, org_id: int, user_id: int, form: NamedDependen
 
 @post(f"{SETTINGS}/groups", sync_to_thread=True, include_in_schema=False)
 def create_group(request: Request, org_id: int, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential],
+                 caller: NamedDependency[Credential],
                  organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.create_group(caller, org_id, form.get("name"))
     return redirect(request, _settings_link(org_id, "groups"))
@@ -68,7 +68,7 @@ def create_group(request: Request, org_id: int, form: NamedDependency[Form],
 
 @post(f"{SETTINGS}/groups/{{group_id:int}}/members", sync_to_thread=True, include_in_schema=False)
 def add_group_member(request: Request, org_id: int, group_id: int, form: NamedDependency[Form],
-                     caller: NamedDependency[SessionCredential],
+                     caller: NamedDependency[Credential],
                      organisations: NamedDependency[OrganisationUseCases]) -> Response:
     user_id = form.integer("user_id", "member")
     if user_id is None:
@@ -86,20 +86,23 @@ def _org_role(value: str) -> OrgRole:
 
 @post(f"{SETTINGS}/invites", sync_to_thread=True, include_in_schema=False)
 def create_invite(request: Request, org_id: int, form: NamedDependency[Form],
-                  caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+                  caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
                   settings: NamedDependency[Settings]) -> Response:
-    """Shows the invite link once, in the page that asked for it: only its hash is stored."""
+    """Shows the invite link once, in the page that asked for it: only its hash is stored. "Send by email"
+    (``send_email``) also emails the link to the address, which the invite is then bound to."""
     hours = form.integer("expires_in_hours", "expiry in hours", minimum=1, maximum=MAX_INVITE_HOURS) or 7 * 24
     email = form.get("email").strip() or None
     role = _org_role(form.get("role", "member"))
-    created = organisations.create_invite(caller, org_id, role=role, email=email, lifetime=timedelta(hours=hours))
+    created = organisations.create_invite(caller, org_id, role=role, email=email, lifetime=timedelta(hours=hours),
+                                          send_email=form.get("send_email") == "on")
     base = settings.runtime.public_app_url.rstrip("/")
-    return page(request, "_invite_created.html", link=f"{base}/invite/{created.token}", invite=created.invite)
+    return page(request, "_invite_created.html", link=f"{base}/invite/{created.token}", invite=created.invite,
+                emailed=created.emailed)
 
 
 @post(f"{SETTINGS}/invites/{{invite_id:int}}/revoke", sync_to_thread=True, include_in_schema=False)
 def revoke_invite(request: Request, org_id: int, invite_id: int, form: NamedDependency[Form],
-                  caller: NamedDependency[SessionCredential],
+                  caller: NamedDependency[Credential],
                   organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.revoke_invite(caller, org_id, invite_id)
     return redirect(request, _settings_link(org_id, "invites"))
@@ -107,7 +110,7 @@ def revoke_invite(request: Request, org_id: int, invite_id: int, form: NamedDepe
 
 @post(f"{SETTINGS}/projects", sync_to_thread=True, include_in_schema=False)
 def create_project(request: Request, org_id: int, form: NamedDependency[Form],
-                   caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases]
+                   caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]
                    ) -> Response:
     projects.create_project(caller, org_id, key=form.get("key").strip().upper(), name=form.get("name"),
                             visibility=form.get("visibility"), description=form.get("description"))
@@ -116,7 +119,7 @@ def create_project(request: Request, org_id: int, form: NamedDependency[Form],
 
 @post(f"{SETTINGS}/projects/{{project_id:int}}/grants", sync_to_thread=True, include_in_schema=False)
 def put_grant(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
-              caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases]) -> Response:
+              caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]) -> Response:
     holder = form.get("holder")  # "user:5" or "group:2"
     kind, _, ref = holder.partition(":")
     if kind not in ("user", "group") or not ref.isdecimal():
@@ -129,20 +132,20 @@ def put_grant(request: Request, org_id: int, project_id: int, form: NamedDepende
 @post(f"{SETTINGS}/projects/{{project_id:int}}/grants/{{grant_id:int}}/remove", sync_to_thread=True,
       include_in_schema=False)
 def remove_grant(request: Request, org_id: int, project_id: int, grant_id: int, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases]) -> Response:
+                 caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]) -> Response:
     projects.remove_grant(caller, org_id, project_id, grant_id)
     return redirect(request, _settings_link(org_id, f"project-{project_id}"))
 
 
 @get(f"{SETTINGS}/access", sync_to_thread=True, include_in_schema=False)
-def access_review(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def access_review(request: Request, org_id: int, caller: NamedDependency[Credential],
                   admin_pages: NamedDependency[AdminPageUseCases], project: str | None = None) -> Response:
     framed = admin_pages.access_review(caller, org_id, project)
     return page(request, "access.html", shell=Shell(framed.frame, "settings"), review=framed.content)
 
 
 @get(f"{SETTINGS}/audit", sync_to_thread=True, include_in_schema=False)
-def audit_log(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def audit_log(request: Request, org_id: int, caller: NamedDependency[Credential],
               admin_pages: NamedDependency[AdminPageUseCases], project: str | None = None,
               action: str | None = None, cursor: str | None = None) -> Response:
     framed = admin_pages.audit(caller, org_id, project, action=action, cursor=cursor)
@@ -152,13 +155,13 @@ def audit_log(request: Request, org_id: int, caller: NamedDependency[SessionCred
 
 
 @get("/server", sync_to_thread=True, include_in_schema=False)
-def server_settings(request: Request, caller: NamedDependency[SessionCredential],
+def server_settings(request: Request, caller: NamedDependency[Credential],
                     admin_pages: NamedDependency[AdminPageUseCases]) -> Response:
     """Server admins: every configuration value with where it came from, secrets masked."""
     server = admin_pages.server(caller)
     home = f"/o/{server.home_organisation_id}/today" if server.home_organisation_id is not None else "/welcome"
     return page(request, "server.html", configuration=server.configuration, admins=server.admins, home=home,
-                ai=server.ai_status)
+                ai=server.ai_status, dead_letters=server.dead_letters)
 
 
 ADMIN_PAGES = [settings_page, memory_review_rules, change_role, create_group, add_group_member, create_invite,

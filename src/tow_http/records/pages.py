@@ -22,7 +22,7 @@ from tow_core.records import (
     RecordType,
 )
 from tow_core.semantic_search import FallbackReason, SearchMode
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.extraction import MemoryExtractionUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
@@ -106,7 +106,7 @@ def fields_from(form: Form, record_type: RecordType) -> dict[str, Any]:
 
 # --- lists -------------------------------------------------------------------------------------
 
-Caller = NamedDependency[SessionCredential]
+Caller = NamedDependency[Credential]
 Pages = NamedDependency[RecordPageUseCases]
 
 
