@@ -59,7 +59,8 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         if args.migrate:
             migrator.upgrade()
         require_current_schema(migrator)
-        embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
+        # --no-worker: all background work (jobs, agent runs, email, embeddings) is left to `tow worker` processes
+        embedding_worker = None if args.no_worker else embeddings_cli.embedding_worker(container)
         if embedding_worker is not None:
             embedding_worker.start()  # refuses a configured dimension other than the recorded one
         host, port = runtime.bind_host, runtime.bind_port
@@ -221,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "export links follow the address served unless runtime.public_app_url is set")
     serve.add_argument("--migrate", action="store_true", help="apply pending migrations before serving")
     serve.add_argument("--no-worker", action="store_true",
-                       help="do not run background jobs, agent runs or email in this process (run `tow worker` "
-                       "separately)")
+                       help="do not run background work (jobs, agent runs, email, embeddings) in this process; "
+                       "run `tow worker` processes for it, here or on other machines")
     serve.set_defaults(handler=_serve, needs_app_secret=True)
 
     worker = commands.add_parser(

@@ -18,11 +18,13 @@ AI_NOT_CONFIGURED = "no embedding model is configured: set OPENAI_API_KEY (and a
 
 
 def embedding_worker(container: Container) -> EmbeddingWorker | None:
-    """A worker for the configured model, or None when AI is not configured."""
+    """A worker for the configured model, or None when AI is not configured. Its batches are leased for
+    ``jobs.lease_seconds``, like jobs and agent runs: a batch whose worker died is embedded again after it."""
     model = container.embedding_model()
     if model is None:
         return None
-    return EmbeddingWorker(container.embedding_queue(), container.embedding_spaces(), model)
+    return EmbeddingWorker(container.embedding_queue(), container.embedding_spaces(), model,
+                           lease_seconds=container.config().settings.jobs.lease_seconds)
 
 
 def _status(_: argparse.Namespace, config: LoadedConfig) -> int:

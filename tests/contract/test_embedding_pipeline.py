@@ -244,3 +244,13 @@ def test_serve_runs_an_embedding_worker_while_it_serves_and_stops_it_after(cli_e
     seed(engine, 1, start=6)  # after the server stopped, nothing embeds it
     threading.Event().wait(0.5)
     assert sum(len(m.texts) for m in cli_env.made) == 5 and outbox(engine) == {6: 1}
+
+
+def test_serve_with_no_worker_leaves_the_embeddings_to_tow_worker_processes(cli_env, make_container, monkeypatch):
+    import uvicorn
+
+    engine = make_container().engine()
+    seed(engine, 3)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: threading.Event().wait(0.5))
+    assert cli_env("serve", "--no-worker") == 0
+    assert sum(len(m.texts) for m in cli_env.made) == 0 and len(outbox(engine)) == 3  # app machines only serve
