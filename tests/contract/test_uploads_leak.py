@@ -124,7 +124,7 @@ def check(store: PgUploadRecords, uploads: Uploads) -> None:
             expect("attachments_readable", listed, want, f"user {user}, record {record}")
         for purpose in (UploadPurpose.AVATAR, UploadPurpose.ORGANISATION_LOGO, UploadPurpose.PROJECT_LOGO):
             images = [row for row in uploads.rows if row["p"] == purpose.value]
-            shown = store.readable_images(user, purpose, [row["subj"] for row in images] + [999_999])
+            shown = store.readable_images(user, {purpose: [row["subj"] for row in images] + [999_999]})[purpose]
             want = {row["subj"]: row["id"] for row in images if uploads.readable_by(user, row)}
             expect("readable_images", shown, want, f"user {user}, {purpose.value}s")
 
