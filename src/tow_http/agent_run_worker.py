@@ -47,6 +47,7 @@ from tow_core.agent_runs import (
 )
 from tow_core.errors import DatabaseUnavailable, TowError
 from tow_core.jobs import RetryPolicy
+from tow_http.background import when_database_answers
 
 log = logging.getLogger("tow.agent_runs")
 
@@ -131,19 +132,8 @@ class AgentRunWorker:
             return runs.heartbeat(run, now=self._clock(), policy=now_policy) is not LeaseState.LOST
 
     def _when_database_answers(self, run: AgentRun, record: Callable[[], bool]) -> bool:
-        """``record()``, retried every poll interval while the database is unavailable, for at most the lease
-        (then the run is claimable by others and the fenced write would be refused anyway)."""
-        waited = 0.0
-        while True:
-            try:
-                return record()
-            except DatabaseUnavailable as exc:
-                if waited >= self._policy.lease_seconds:
-                    log.warning("agent run %s: the database stayed unavailable for its whole lease (%s)", run.id,
-                                exc.message)
-                    return False
-            threading.Event().wait(self._poll_interval)
-            waited += self._poll_interval
+        return bool(when_database_answers(record, lease_seconds=self._policy.lease_seconds,
+                                          poll_seconds=self._poll_interval, what=f"agent run {run.id}", log=log))
 
     def _heartbeat(self, run: AgentRun) -> Callable[[], None]:
         def heartbeat() -> None:

@@ -10,26 +10,28 @@ than ``FINISHED_KEPT``, at most every ``purge_interval_seconds``.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from tow_core.jobs import RetryPolicy
 from tow_core.outbox import FINISHED_KEPT, Attempt, EmailDelivery, EmailStatus, MailTransport, send_next
+from tow_http.background import PollingThread
 
 log = logging.getLogger("tow.email")
 
 
-class EmailWorker:
+class EmailWorker(PollingThread):
+    thread_name = "tow-email-worker"
+    log = log
+
     def __init__(self, delivery: EmailDelivery, transport: MailTransport, *, policy: RetryPolicy,
                  poll_interval_seconds: float, clock: Callable[[], datetime],
                  purge_interval_seconds: float = 3600.0) -> None:
         self._delivery, self._transport, self._policy = delivery, transport, policy
-        self._poll_interval, self._clock = poll_interval_seconds, clock
+        self._clock = clock
         self._purge_interval = timedelta(seconds=purge_interval_seconds)
         self._last_purge: datetime | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(poll_interval_seconds)
 
     def run_once(self) -> Attempt | None:
         """Send one due message; None when nothing was due."""
@@ -54,30 +56,6 @@ class EmailWorker:
             attempts += 1
         return attempts
 
-    def run_until_stopped(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.purge()
-                if self.run_once() is not None:
-                    continue
-            except Exception:  # the database restarting must not kill the worker: log, wait, retry
-                log.exception("email worker loop failed; retrying after the poll interval")
-            self._stop.wait(self._poll_interval)
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run_until_stopped, name="tow-email-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Finish the message in hand, then stop. Safe to call twice."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def step(self) -> bool:
+        self.purge()
+        return self.run_once() is not None

@@ -23,10 +23,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from tow_core.agent_runs import EVENTS_KEPT_AFTER_FINISH, AgentRuns, purge_finished_runs
 from tow_core.conversations import Conversations, purge_idle_conversations
-from tow_core.errors import DatabaseUnavailable, TowError
+from tow_core.errors import TowError
 from tow_core.housekeeping import (
     ExportDirectory,
     FileRemover,
@@ -37,27 +38,30 @@ from tow_core.housekeeping import (
     purge_finished_jobs,
 )
 from tow_core.jobs import Job, JobLeases, RetryPolicy
+from tow_http.background import PollingThread, when_database_answers
 
 log = logging.getLogger("tow.jobs")
 
 JobHandler = Callable[[Job], None]
 PeriodicTask = Callable[[datetime], object]
+T = TypeVar("T")
 
 
-class JobWorker:
+class JobWorker(PollingThread):
+    thread_name = "tow-job-worker"
+    log = log
+
     def __init__(self, leases: JobLeases, handlers: Mapping[str, JobHandler], *, policy: RetryPolicy,
                  poll_interval_seconds: float, clock: Callable[[], datetime],
                  periodic: Sequence[PeriodicTask] = (), periodic_interval_seconds: float = 60.0) -> None:
         self._leases = leases
         self._handlers = dict(handlers)
         self._policy = policy
-        self._poll_interval = poll_interval_seconds
         self._clock = clock
         self._periodic = tuple(periodic)
         self._periodic_interval = timedelta(seconds=periodic_interval_seconds)
         self._last_periodic: datetime | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(poll_interval_seconds)
 
     def run_once(self) -> Job | None:
         """Claim one due job and run it; None when nothing was due."""
@@ -83,20 +87,9 @@ class JobWorker:
                 log.warning("job %s (%s) finished after its lease was lost", job.id, job.kind)
         return job
 
-    def _when_database_answers(self, job: Job, record: Callable[[], object]):
-        """``record()``, retried every poll interval while the database is unavailable, for at most the lease
-        (after it the job is claimable again, and the fenced write would be refused anyway); None then."""
-        waited = 0.0
-        while True:
-            try:
-                return record()
-            except DatabaseUnavailable as exc:
-                if waited >= self._policy.lease_seconds:
-                    log.warning("job %s: the database stayed unavailable for its whole lease (%s)", job.id,
-                                exc.message)
-                    return None
-            threading.Event().wait(self._poll_interval)
-            waited += self._poll_interval
+    def _when_database_answers(self, job: Job, record: Callable[[], T]) -> T | None:
+        return when_database_answers(record, lease_seconds=self._policy.lease_seconds,
+                                     poll_seconds=self._poll_interval, what=f"job {job.id}", log=log)
 
     def _heartbeat(self, job: Job) -> threading.Event:
         """Renew the job's lease every third of it until the returned event is set, so that a long job
@@ -130,39 +123,9 @@ class JobWorker:
             handled += 1
         return handled
 
-    def run_until_stopped(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_periodic()
-                if self.run_once() is not None:
-                    continue
-            except DatabaseUnavailable as exc:  # one line per poll, not a traceback: it is expected to return
-                log.warning("job worker: %s; polling again", exc.message)
-            except Exception:  # the database restarting must not kill the worker: log, wait, retry
-                log.exception("job worker loop failed; retrying after the poll interval")
-            self._stop.wait(self._poll_interval)
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.run_until_stopped, name="tow-job-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Finish the job in hand, then stop. Safe to call twice."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def request_stop(self) -> None:
-        """Ask the loop to stop after the job in hand (from a signal handler)."""
-        self._stop.set()
+    def step(self) -> bool:
+        self.run_periodic()
+        return self.run_once() is not None
 
 
 def upload_file_deletion_sweep(*, outbox: Callable[[], AbstractContextManager[UploadDeletionOutbox]],
