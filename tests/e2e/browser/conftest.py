@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,20 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+@contextmanager
+def serving(make_container, **environ: str) -> Iterator[LiveServer]:
+    """`tow serve` in a thread: the real app, on its own fresh database, on a free port (``environ``: e.g. the
+    fake AI provider's variables)."""
+    port = _free_port()
+    container = make_container(f"runtime:\n  public_app_url: http://127.0.0.1:{port}\n", **environ)
+    with LiveServer(container.app(), port) as server:
+        server.container = container  # tests run background work (jobs, embeddings, agent runs) through it
+        yield server
+
+
 @pytest.fixture
 def live_server(make_container) -> Iterator[LiveServer]:
-    """`tow serve` in a thread: the real app, on its own fresh database, on a free port."""
-    port = _free_port()
-    container = make_container(f"runtime:\n  public_app_url: http://127.0.0.1:{port}\n")
-    with LiveServer(container.app(), port) as server:
-        server.container = container  # tests run background work (jobs, embeddings) through it
+    with serving(make_container) as server:
         yield server
 
 

@@ -9,30 +9,20 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser.conftest import LiveServer, _free_port
-from tests.e2e.browser.test_workspace_flows import set_up_server, shot
+from tests.e2e.browser.conftest import LiveServer, serving
+from tests.e2e.browser.test_workspace_flows import first_doc, shot
 
 
 @pytest.fixture
 def live_server(make_container, ai_environ) -> Iterator[LiveServer]:
     """As the shared fixture, with the AI provider configured (the fake OpenAI server)."""
-    port = _free_port()
-    container = make_container(f"runtime:\n  public_app_url: http://127.0.0.1:{port}\n", **ai_environ)
-    with LiveServer(container.app(), port) as server:
-        server.container = container
+    with serving(make_container, **ai_environ) as server:
         yield server
 
 
 def test_ada_asks_and_the_answer_appears_with_a_citation_chip(new_page, live_server, fake_openai):
     ada = new_page()
-    set_up_server(ada)
-    org_path = re.search(r"/o/\d+", ada.url).group(0)
-    ada.goto(f"{org_path}/docs")
-    ada.get_by_label("Title").fill("Release plan")
-    ada.get_by_label("Text (Markdown)").fill("We ship every Friday after the review.")
-    ada.get_by_role("button", name="Create").click()
-    expect(ada.locator(".page-head h1")).to_contain_text("Release plan")
-    display_id = re.search(r"/r/([A-Z]+-\d+)", ada.url).group(1)
+    org_path, display_id = first_doc(ada)
 
     ada.get_by_role("link", name="Chat", exact=True).click()
     expect(ada.get_by_text("No conversations yet.")).to_be_visible()
@@ -65,14 +55,7 @@ def test_the_answer_streams_into_the_page_then_the_checked_answer_replaces_it(ne
     import threading
 
     ada = new_page()
-    set_up_server(ada)
-    org_path = re.search(r"/o/\d+", ada.url).group(0)
-    ada.goto(f"{org_path}/docs")
-    ada.get_by_label("Title").fill("Release plan")
-    ada.get_by_label("Text (Markdown)").fill("We ship every Friday after the review.")
-    ada.get_by_role("button", name="Create").click()
-    expect(ada.locator(".page-head h1")).to_contain_text("Release plan")
-    display_id = re.search(r"/r/([A-Z]+-\d+)", ada.url).group(1)
+    org_path, display_id = first_doc(ada)
     ada.get_by_role("link", name="Chat", exact=True).click()
     ada.get_by_role("button", name="New conversation").click()
 

@@ -24,6 +24,19 @@ def set_up_server(page: Page) -> None:
     expect(page).to_have_url(re.compile(r"/o/\d+/today$"))
 
 
+def first_doc(page: Page, title: str = "Release plan",
+              body: str = "We ship every Friday after the review.") -> tuple[str, str]:
+    """Set up a fresh server as Ada and write her first doc; the organisation's path and the doc's display ID."""
+    set_up_server(page)
+    org_path = re.search(r"/o/\d+", page.url).group(0)
+    page.goto(f"{org_path}/docs")
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("Text (Markdown)").fill(body)
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator(".page-head h1")).to_contain_text(title)
+    return org_path, re.search(r"/r/([A-Z]+-\d+)", page.url).group(1)
+
+
 def shot(page: Page, name: str) -> None:
     """Save docs/screenshots/<name>.png when asked (`make screenshots`), so test runs leave the tree clean."""
     if not os.environ.get("TOW_SCREENSHOTS"):
