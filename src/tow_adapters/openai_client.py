@@ -135,21 +135,25 @@ class OpenAIGateway:
         try:
             raw = send()
             result = raw.parse()
-        except openai.APIStatusError as exc:
-            return self._status_attempt(exc)
-        except openai.APITimeoutError as exc:
-            return Attempt("timeout", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
-                f"OpenAI did not answer within {self._options.timeout_seconds:g} s "
-                f"({self.endpoint.base_url})", retry_after_seconds=30))
-        except openai.APIConnectionError as exc:
-            return Attempt("connection_error", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
-                f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
-        except (openai.OpenAIError, ValueError):  # an answer that is not the protocol's shape
-            return Attempt("invalid_response", 0, 0, error=self._unreadable())
+        except (openai.OpenAIError, ValueError) as exc:
+            return self._failed(exc)
         sizes = len(raw.http_request.content or b""), len(raw.content)
         if isinstance(result, str | bytes):  # the SDK hands back non-JSON bodies (e.g. a proxy's page)
             return Attempt("invalid_response", *sizes, error=self._unreadable())
         return Attempt("ok", *sizes, result=result)
+
+    def _failed(self, exc: Exception) -> Attempt:
+        """The attempt a request that raised before any answer was read amounts to (streamed or not)."""
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_attempt(exc)
+        if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError: it is one
+            return Attempt("timeout", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
+                f"OpenAI did not answer within {self._options.timeout_seconds:g} s "
+                f"({self.endpoint.base_url})", retry_after_seconds=30))
+        if isinstance(exc, openai.APIConnectionError):
+            return Attempt("connection_error", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
+                f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
+        return Attempt("invalid_response", 0, 0, error=self._unreadable())  # not the protocol's shape
 
     def _streamed_attempt(self, send: Callable[[], Any], sink: TextSink) -> Attempt:
         """One streamed attempt: the HTTP errors of an unstreamed one, then the events as they come."""
@@ -157,17 +161,8 @@ class OpenAIGateway:
         try:
             raw = send()
             events = iter(raw.parse())
-        except openai.APIStatusError as exc:
-            return self._status_attempt(exc)
-        except openai.APITimeoutError as exc:
-            return Attempt("timeout", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
-                f"OpenAI did not answer within {self._options.timeout_seconds:g} s "
-                f"({self.endpoint.base_url})", retry_after_seconds=30))
-        except openai.APIConnectionError as exc:
-            return Attempt("connection_error", _request_bytes(exc), 0, retryable=True, error=DependencyUnavailable(
-                f"OpenAI cannot be reached at {self.endpoint.base_url}", retry_after_seconds=30))
-        except (openai.OpenAIError, ValueError):
-            return Attempt("invalid_response", 0, 0, error=self._unreadable())
+        except (openai.OpenAIError, ValueError) as exc:
+            return self._failed(exc)
         final = None
         outcome: str | None = None
         while outcome is None:
