@@ -10,6 +10,7 @@ from tow_core.unit_of_work import SessionCredential
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
 from tow_http.accounts.oidc_pages import OIDC_PAGES
+from tow_http.accounts.profile_pages import PROFILE_PAGES
 from tow_http.config import Settings
 from tow_http.context import SessionCookies, client_ip
 from tow_http.pages.web import Form, page, redirect, with_cookies
@@ -146,4 +147,4 @@ def switch_organisation(request: Request, form: NamedDependency[Form], caller: N
 
 
 AUTH_PAGES = [home, welcome, setup_page, setup_submit, login_page, login_submit, logout, logout_everywhere,
-              join_page, invite_link, join_submit, switch_organisation, *OIDC_PAGES]
+              join_page, invite_link, join_submit, switch_organisation, *OIDC_PAGES, *PROFILE_PAGES]

@@ -37,10 +37,11 @@ def _with_project(url: str, project_key: str) -> str:
 
 @get(PROFILE, sync_to_thread=True, include_in_schema=False)
 def profile_page(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
-                 uploads: NamedDependency[UploadUseCases], project: str | None = None) -> Response:
+                 uploads: NamedDependency[UploadUseCases], project: str | None = None, saved: str = "") -> Response:
+    """``saved``: which of the account forms (``accounts.profile_pages``) was just saved, to say so."""
     framed = uploads.profile(caller, org_id, project)
     return page(request, "profile.html", shell=Shell(framed.frame, "profile"),
-                uploads_enabled=framed.content.uploads_enabled)
+                uploads_enabled=framed.content.uploads_enabled, saved=saved)
 
 
 @post(f"{PROFILE}/avatar", include_in_schema=False, request_max_body_size=None)
