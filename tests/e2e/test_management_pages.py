@@ -187,3 +187,15 @@ def test_groups_are_renamed_emptied_and_deleted_and_projects_renamed_restricted_
     for text in ("Engineering", "The app"):
         assert text in audit, text
     assert "project:" not in audit and "group:" not in audit
+
+
+def test_an_owner_renames_the_organisation_and_a_member_cannot(app_client):
+    ada = app_client()
+    set_up(ada)
+    bob, _ = join(app_client, ada, "Bob")
+    assert post(bob, "/o/1/settings/rename", {"name": "Bob's"}).status_code == 403
+    assert 'id="org-rename-form"' not in bob.get("/o/1/settings").text
+    assert post(ada, "/o/1/settings/rename", {"name": "Acme Ltd"}).status_code == 303
+    assert ada.get("/api/organisations/1").json()["name"] == "Acme Ltd"
+    empty = post(ada, "/o/1/settings/rename", {"name": ""})
+    assert empty.status_code == 422 and "name" in empty.text

@@ -51,6 +51,15 @@ def memory_review_rules(request: Request, org_id: int, form: NamedDependency[For
     return redirect(request, _settings_link(org_id, "memory-review"))
 
 
+@post(f"{SETTINGS}/rename", sync_to_thread=True, include_in_schema=False)
+def rename_organisation(request: Request, org_id: int, form: NamedDependency[Form],
+                        caller: NamedDependency[SessionCredential],
+                        organisations: NamedDependency[OrganisationUseCases]) -> Response:
+    organisations.update_organisation(caller, org_id, name=form.get("name"), workflow_mode=None,
+                                      require_second_reviewer=None)
+    return redirect(request, _settings_link(org_id))
+
+
 @post(f"{SETTINGS}/members/{{user_id:int}}/role", sync_to_thread=True, include_in_schema=False)
 def change_role(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
                 caller: NamedDependency[SessionCredential],
@@ -235,7 +244,7 @@ def server_settings(request: Request, caller: NamedDependency[SessionCredential]
                 ai=server.ai_status)
 
 
-ADMIN_PAGES = [settings_page, memory_review_rules, change_role, remove_member, set_member_active, create_group,
-               add_group_member, remove_group_member, rename_group, delete_group, create_invite, revoke_invite,
-               create_project, rename_project, change_project_visibility, change_project_status, put_grant,
-               remove_grant, access_review, audit_log, server_settings]
+ADMIN_PAGES = [settings_page, rename_organisation, memory_review_rules, change_role, remove_member, set_member_active,
+               create_group, add_group_member, remove_group_member, rename_group, delete_group, create_invite,
+               revoke_invite, create_project, rename_project, change_project_visibility, change_project_status,
+               put_grant, remove_grant, access_review, audit_log, server_settings]
