@@ -12,6 +12,9 @@ grants. Then:
   of semantic (``PgSemanticIndex``, exact scan below the threshold, iterative index scan above),
   keyword (``PgRecordStore.search_readable``) and hybrid (the ``semantic_search.search`` use case),
   recall@10 of semantic and hybrid against exact oracles, and short pages;
+- in the same run, the bare pgvector baseline: an unfiltered HNSW top-10 on the same table and index, and
+  the same query joined to the user's granted projects (``= ANY``) with iterative scan; the table gives
+  semantic p95 ÷ unfiltered p95;
 - per selectivity, the latency of the exact scan and of the index scan forced, to place the
   exact-scan threshold (``EXACT_SCAN_BELOW`` in ``tow_adapters/postgres/embeddings.py``).
 
@@ -173,6 +176,20 @@ def semantic(conn, user, space, vector, text, k=K, below=None, plans=None):
     return hits
 
 
+def bare(conn, dim, vector, projects=None, k=K):
+    """The bare pgvector baseline on the same table and index: the top-k chunks by cosine distance, unfiltered
+    or (``projects``) joined to records of those projects with pgvector's iterative scan — no visibility
+    predicate, no records store, no snippets."""
+    if projects is not None:
+        conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    join = "JOIN records r ON r.id = c.record_id AND r.scope_ref = ANY(CAST(:projects AS bigint[])) " \
+        if projects is not None else ""
+    return conn.execute(sa.text(
+        f"SELECT c.record_id FROM embedding_chunks c {join}WHERE c.space_id = 1 "  # noqa: S608 - fixed fragments
+        f"ORDER BY CAST(c.embedding AS halfvec({dim})) <=> CAST(CAST(:v AS vector) AS halfvec({dim})) LIMIT :k"),
+        {"v": pg_embeddings.vector_literal(vector), "k": k, "projects": projects}).all()
+
+
 def keyword(conn, user, text, k=K):
     return PgRecordStore(conn).search_readable(user, 1, text, RecordQuery(), cursor=None, limit=k).items
 
@@ -189,16 +206,23 @@ def measure(engine: sa.Engine, queries: list[tuple[str, list[float]]], dim: int)
     exact = 10**9  # an exact-scan threshold no visible set reaches: the exact oracle
     rows = []
     for user, label in enumerate(SELECTIVITIES, start=1):
-        stats = {k: [] for k in ("semantic", "keyword", "hybrid", "exact", "index", "r_sem", "r_hyb", "r_idx")}
+        stats = {k: [] for k in ("semantic", "keyword", "hybrid", "exact", "index", "r_sem", "r_hyb", "r_idx",
+                                 "bare", "bare_filtered")}
         short, plans = 0, set()
         with engine.connect() as conn:
             readable = conn.execute(sa.text("SELECT count(*) FROM records r WHERE r.scope_ref IN "
                                             "(SELECT project_id FROM project_grants WHERE user_id = :u)"),
                                     {"u": user}).scalar()
+            projects = [row[0] for row in conn.execute(sa.text(
+                "SELECT project_id FROM project_grants WHERE user_id = :u"), {"u": user})]
         for text, vector in queries:
             embedder.vectors[text] = vector
             hits, t = timed(engine, lambda c, v=vector, q=text, u=user, p=plans: semantic(c, u, space, v, q, plans=p))
             stats["semantic"].append(t)
+            _, t = timed(engine, lambda c, v=vector: bare(c, dim, v))
+            stats["bare"].append(t)
+            _, t = timed(engine, lambda c, v=vector, p=projects: bare(c, dim, v, p))
+            stats["bare_filtered"].append(t)
             oracle, t = timed(engine, lambda c, v=vector, q=text, u=user: semantic(c, u, space, v, q, below=exact))
             stats["exact"].append(t)
             forced, t = timed(engine, lambda c, v=vector, q=text, u=user: semantic(c, u, space, v, q, below=0))
@@ -283,10 +307,13 @@ def main() -> None:
         print(f"HNSW index on {kind:7}: build {seconds:6.1f} s, size {size / 2**20:7.1f} MiB")
     print(f"exact-scan threshold: below {pg_embeddings.EXACT_SCAN_BELOW} readable records; "
           f"hnsw.ef_search ≥ {pg_embeddings.EF_SEARCH_MIN}; iterative scan max {pg_embeddings.MAX_SCAN_TUPLES} tuples")
-    print("selectivity | readable | plan | semantic p50/p95 ms | keyword p50/p95 | hybrid p50/p95 | "
-          "exact p50/p95 | index p50/p95 | recall@10 sem / hyb / index forced | short pages")
+    print("selectivity | readable | plan | semantic p50/p95 ms | bare unfiltered p50/p95 | bare same-projects "
+          "filter p50/p95 | semantic p95 ÷ bare p95 | keyword p50/p95 | hybrid p50/p95 | exact p50/p95 | "
+          "index p50/p95 | recall@10 sem / hyb / index forced | short pages")
     for r in rows:
-        print(f"{r['label']:>6} | {r['readable']:>7} | {r['plans']} | {ms(r['semantic'])} | {ms(r['keyword'])} | "
+        ratio = percentile(r["semantic"], 0.95) / percentile(r["bare"], 0.95)
+        print(f"{r['label']:>6} | {r['readable']:>7} | {r['plans']} | {ms(r['semantic'])} | {ms(r['bare'])} | "
+              f"{ms(r['bare_filtered'])} | {ratio:.1f}× | {ms(r['keyword'])} | "
               f"{ms(r['hybrid'])} | {ms(r['exact'])} | {ms(r['index'])} | "
               f"{statistics.mean(r['r_sem']):.3f} / {statistics.mean(r['r_hyb']):.3f} / "
               f"{statistics.mean(r['r_idx']):.3f} | {r['short']}")

@@ -12,7 +12,8 @@ def pytest_addoption(parser):
 
 # Fake OpenAI/Exa servers and the environment pointing TOW at them (tests/ai_fixtures.py).
 # The embedded PostgreSQL and the app built on it (tests/postgres_fixtures.py), for tests/contract and tests/e2e.
-pytest_plugins = ["tests.ai_fixtures", "tests.postgres_fixtures"]
+# SeaweedFS, the real S3-compatible server (tests/seaweedfs.py), started only if a test asks for it.
+pytest_plugins = ["tests.ai_fixtures", "tests.postgres_fixtures", "tests.seaweedfs"]
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -21,6 +22,7 @@ def pytest_terminal_summary(terminalreporter):
     from tests.contract.test_visibility_differential import SEARCH_STATS, STATS
 
     _upload_summary(terminalreporter)
+    _seaweedfs_summary(terminalreporter)
     _export_summary(terminalreporter)
     _conformance_summary(terminalreporter)
 
@@ -74,6 +76,14 @@ def _export_summary(terminalreporter) -> None:
         terminalreporter.write_line(
             f"import tampering: {TAMPER_STATS['tried']} mutated exports, {TAMPER_STATS['refused']} refused with the "
             f"offending path, {TAMPER_STATS['changed_database']} left the database changed")
+
+
+def _seaweedfs_summary(terminalreporter) -> None:
+    from tests.seaweedfs import SEAWEEDFS_STATS
+
+    if SEAWEEDFS_STATS:
+        terminalreporter.write_line(f"seaweedfs: first object stored {SEAWEEDFS_STATS['startup_seconds']:.1f} s after "
+                                    "`weed mini` started (once per session)")
 
 
 def _upload_summary(terminalreporter) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from tests.fakes import InMemoryDirectory
 from tow_core.access import Scope, ScopeKind, can_read_scope, can_write_scope
-from tow_core.errors import Conflict, InvalidInput, NotFound
+from tow_core.errors import Conflict, InvalidInput, NoSearchTerms, NotFound
 from tow_core.memory_diffs import DiffStatus, MemoryDiff, NewMemoryDiff
 from tow_core.records import (
     BARE_PREFIX_PATTERN,
@@ -285,8 +285,7 @@ class InMemoryRecordStore(_Readable):
         _check_limit(limit)
         terms = _terms(text)
         if not text.strip() or (not terms and cursor is None):
-            raise InvalidInput("search needs at least one word that is not a stop word like 'the' or 'and'",
-                               field="q")
+            raise NoSearchTerms()
         after = _search_cursor(cursor) if cursor is not None else None
         ranked = [(_rank(r, terms), r) for r in self._readable_rows(principal_id, org_id, query)] if terms else []
         hits = sorted((SearchHit(_summary(r), _headline(r, terms), rank) for rank, r in ranked

@@ -1,6 +1,6 @@
 """In-memory fakes of the upload ports (ARCHITECTURE practice 12): ``InMemoryUploadStore`` (the bytes),
-kept honest by tests/contract/test_fs_upload_store.py, which runs the same behaviour against it and
-FsUploadStore; ``InMemoryUploadRecords`` (the rows), kept honest by tests/contract/test_upload_records.py
+kept honest by tests/contract/test_upload_store.py, which runs the same behaviour against it,
+FsUploadStore and S3UploadStore; ``InMemoryUploadRecords`` (the rows), kept honest by tests/contract/test_upload_records.py
 against PgUploadRecords."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import io
 import itertools
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -162,10 +162,14 @@ class InMemoryUploadRecords(_Readable):
     def current_image(self, purpose: UploadPurpose, subject_id: int) -> Upload | None:
         return next((u for u in self.rows.values() if (u.purpose, u.subject_id) == (purpose, subject_id)), None)
 
-    def readable_images(self, principal_id: int, purpose: UploadPurpose, subject_ids: Iterable[int]) -> dict[int, int]:
-        wanted = set(subject_ids)
-        return {u.subject_id: u.id for u in self.rows.values()
-                if u.purpose is purpose and u.subject_id in wanted and self._may_read(principal_id, u)}
+    def readable_images(self, principal_id: int, wanted: Mapping[UploadPurpose, Iterable[int]]
+                        ) -> dict[UploadPurpose, dict[int, int]]:
+        found: dict[UploadPurpose, dict[int, int]] = {}
+        for purpose, subject_ids in wanted.items():
+            ids = set(subject_ids)
+            found[purpose] = {u.subject_id: u.id for u in self.rows.values()
+                              if u.purpose is purpose and u.subject_id in ids and self._may_read(principal_id, u)}
+        return found
 
     def delete(self, upload_id: int) -> None:
         self.rows.pop(upload_id, None)

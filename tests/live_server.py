@@ -73,10 +73,12 @@ def send(conn: http.client.HTTPConnection, method: str, path: str, *, body: obje
 
 @contextmanager
 def live_server(tmp_path: Path, yaml_text: str = "", *, runtime_yaml: str = "", database_url: str | None = None,
-                ready_timeout: float = 90, port_flag: bool = False) -> Iterator[LiveServer]:
+                ready_timeout: float = 90, port_flag: bool = False,
+                environ: dict[str, str] | None = None) -> Iterator[LiveServer]:
     """`tow serve --migrate` on a free loopback port (embedded PostgreSQL unless ``database_url``); stopped
     with SIGTERM afterwards (SIGKILL if it does not stop within 20 s, which the caller can detect). The port is
-    in tow.yaml, or given as `--port` with ``port_flag``."""
+    in tow.yaml, or given as `--port` with ``port_flag``; ``environ`` adds variables (secrets) to its
+    environment."""
     port = free_port()
     bind = "" if port_flag else f"  bind_port: {port}\n"
     (tmp_path / "tow.yaml").write_text(f"runtime:\n{bind}  log_level: warning\n{runtime_yaml}"
@@ -85,6 +87,7 @@ def live_server(tmp_path: Path, yaml_text: str = "", *, runtime_yaml: str = "", 
     env["APP_SECRET"] = "live-server-secret-" + "z" * 40
     if database_url:
         env["DATABASE_URL"] = database_url
+    env.update(environ or {})
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own CLI

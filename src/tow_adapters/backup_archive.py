@@ -5,6 +5,11 @@ those directories, relative paths kept), and ``manifest.json`` last, naming ever
 size and SHA-256. Reading verifies every member against the manifest, so a tampered, truncated or
 foreign archive is refused before anything is changed.
 
+A tree may also come from, and go back to, an object store (``ObjectTree``: the S3 upload store): its objects
+are members under the same layout as files (``uploads/ab/cd/<name>``), so one archive restores into either
+upload backend. Restoring into an object store writes each object only once its content has the SHA-256 the
+manifest names (a member changed since it was checked is never published).
+
 The archive is written to a temporary file beside the target (mode 0600: it holds every record and
 upload) and renamed over the target only when complete (POSIX rename is atomic), so a crash never leaves
 a half-written backup under the final name. Only the database dump and the file trees are included:
@@ -22,12 +27,13 @@ import re
 import secrets
 import tarfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-from tow_core.errors import InvalidInput
+from tow_core.errors import InvalidInput, NotFound
 
 MANIFEST = "manifest.json"
 DATABASE_MEMBER = "database.dump"
@@ -43,6 +49,22 @@ _SKIPPED_DIRS = {"quarantine"}  # what `tow uploads verify --repair` moved aside
 class BackupContents:
     manifest: Mapping[str, Any]
     files: Mapping[str, int]  # tree name ("uploads"/"exports") -> number of files
+
+
+class StoredObject(Protocol):
+    relative_path: str  # "ab/cd/<name>"
+    size: int
+    modified_at: datetime
+
+    def open(self) -> BinaryIO: ...
+
+
+class ObjectTree(Protocol):
+    """A tree of the archive kept in an object store instead of a directory."""
+
+    def backup_objects(self) -> Iterable[StoredObject]: ...
+
+    def restore_object(self, relative_path: str, chunks: Iterable[bytes], *, sha256: str) -> str: ...
 
 
 def _compressed(path: Path) -> bool:
@@ -83,8 +105,30 @@ def _add(tar: tarfile.TarFile, name: str, path: Path) -> dict[str, Any]:
     return {"name": name, "size": info.size, "sha256": reader.digest.hexdigest()}
 
 
-def write_archive(target: Path, *, dump: Path, trees: Mapping[str, Path], manifest: Mapping[str, Any]) -> int:
-    """Write the archive atomically; returns its size in bytes."""
+def _add_object(tar: tarfile.TarFile, name: str, stored: StoredObject) -> dict[str, Any] | None:
+    """None when the object went away since it was listed (an upload deleted meanwhile, like a file removed
+    after the dump: its row, if the dump has one, is then reported missing by `tow uploads verify`)."""
+    try:
+        content = stored.open()
+    except NotFound:
+        return None
+    with content:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = stored.size, 0o600, int(stored.modified_at.timestamp())
+        reader = _HashingReader(content)
+        tar.addfile(info, reader)  # type: ignore[arg-type]  # duck-typed: tarfile only calls read()
+    return {"name": name, "size": info.size, "sha256": reader.digest.hexdigest()}
+
+
+def _object_members(tar: tarfile.TarFile, objects: Mapping[str, ObjectTree]) -> list[dict[str, Any]]:
+    added = (_add_object(tar, f"{tree}/{stored.relative_path}", stored)
+             for tree, store in objects.items() for stored in store.backup_objects())
+    return [member for member in added if member is not None]
+
+
+def write_archive(target: Path, *, dump: Path, trees: Mapping[str, Path], manifest: Mapping[str, Any],
+                  objects: Mapping[str, ObjectTree] | None = None) -> int:
+    """Write the archive atomically; returns its size in bytes. ``objects``: trees kept in an object store."""
     target = target.resolve()
     temp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(8)}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -94,6 +138,7 @@ def write_archive(target: Path, *, dump: Path, trees: Mapping[str, Path], manife
                 members = [_add(tar, DATABASE_MEMBER, dump)]
                 for tree, root in trees.items():
                     members += [_add(tar, f"{tree}/{rel}", path) for rel, path in _live_files(root)]
+                members += _object_members(tar, objects or {})
                 body = json.dumps({**manifest, "members": members}, indent=2, sort_keys=True).encode()
                 info = tarfile.TarInfo(MANIFEST)
                 info.size, info.mode = len(body), 0o600
@@ -131,10 +176,15 @@ def _refuse(path: Path, why: str) -> InvalidInput:
                         field="file")
 
 
-def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[str, Path] | None = None
+def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[str, Path] | None = None,
+                 objects_to: Mapping[str, ObjectTree] | None = None, checked: BackupContents | None = None
                  ) -> BackupContents:
     """Check every member against the manifest. With ``dump_to``/``trees_to``, also write the members
-    there (the caller discards them if this raises)."""
+    there (the caller discards them if this raises). With ``objects_to``, write those trees' members into
+    their object stores, each only if it has the SHA-256 of ``checked`` (the result of an earlier read)."""
+    expected = {} if checked is None else {m["name"]: m["sha256"] for m in checked.manifest["members"]}
+    if objects_to and checked is None:
+        raise ValueError("objects_to needs the manifest of an earlier read (checked=)")
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file", field="file")
     seen: dict[str, tuple[int, str]] = {}
@@ -148,8 +198,13 @@ def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[s
                 if not member.isfile():
                     raise _refuse(path, f"member {member.name!r} is not a regular file")
                 where = _member_target(member.name)
+                source = tar.extractfile(member)
+                if where is not None and where[0] in (objects_to or {}):
+                    seen[member.name] = _restore_object(path, source, member.name, where[1],  # type: ignore[arg-type]
+                                                        objects_to[where[0]], expected)  # type: ignore[index]
+                    continue
                 destination = _destination(where, dump_to, trees_to)
-                seen[member.name] = _copy_member(tar.extractfile(member), destination)  # type: ignore[arg-type]
+                seen[member.name] = _copy_member(source, destination)  # type: ignore[arg-type]
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise _refuse(path, f"unreadable: {exc}") from exc
     manifest = _check_manifest(path, manifest_body, seen)
@@ -157,11 +212,31 @@ def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[s
     return BackupContents(manifest, counts)
 
 
+def _restore_object(path: Path, source: BinaryIO, name: str, relative: PurePosixPath, store: ObjectTree,
+                    expected: Mapping[str, str]) -> tuple[int, str]:
+    if name not in expected:
+        raise _refuse(path, f"{name} is not in the manifest")
+    digest, size = hashlib.sha256(), 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal size
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+
+    try:
+        store.restore_object(relative.as_posix(), chunks(), sha256=expected[name])
+    except InvalidInput as exc:  # a member changed since it was checked, or not an upload's path
+        raise _refuse(path, exc.message) from exc
+    return size, digest.hexdigest()
+
+
 def _destination(where: tuple[str, PurePosixPath] | None, dump_to: Path | None,
                  trees_to: Mapping[str, Path] | None) -> Path | None:
     if where is None:
         return dump_to
-    if trees_to is None:
+    if trees_to is None or where[0] not in trees_to:
         return None
     return trees_to[where[0]].joinpath(*where[1].parts)
 

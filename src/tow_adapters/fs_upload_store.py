@@ -50,6 +50,7 @@ class FsUploadStore:
     def __init__(self, root: Path, *, chunk_size: int = 64 * 1024) -> None:
         self.root = Path(root).resolve()
         self.chunk_size = chunk_size
+        self.location = str(self.root)  # what `tow uploads verify` names
 
     # --- names ----------------------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ Rules:
   unknown emails count and are throttled exactly like accounts. A success forgets that (account,
   address) pair's failures only. An IPv6 client counts by its /64, see ``client_network``.
 - Sessions are rows (revocable at once: logout, sign out everywhere, deactivation) identified by the
-  SHA-256 of the random token in the signed cookie. Signing in always creates a new session, so a
+  SHA-256 of the random token in the signed cookie. Sign out everywhere revokes the account's personal
+  access tokens too (``tow_core.access_tokens``). Signing in always creates a new session, so a
   session id planted before login is never promoted (session fixation).
 - Invites store only the token's hash; expired, revoked, used and email-mismatched invites are
   refused with distinct errors.
@@ -28,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tow_core.access import OrgRole, Principal, can_administer_org, is_org_owner
+from tow_core.access_tokens import AccessTokens
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled, TowError
 from tow_core.identity import (
@@ -294,7 +296,9 @@ def switch_organisation(directory: Sessions, principal: Principal, *, token_hash
     directory.set_session_organisation(token_hash, org_id)
 
 
-def sign_out_everywhere(directory: Sessions, principal: Principal, *, now: datetime) -> int:
+def sign_out_everywhere(directory: Sessions, tokens: AccessTokens, principal: Principal, *, now: datetime) -> int:
+    """Revokes every session and every personal access token of the user; how many sessions there were."""
+    tokens.revoke_user_tokens(principal.user_id, now)
     return directory.revoke_user_sessions(principal.user_id, now)
 
 

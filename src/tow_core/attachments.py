@@ -22,7 +22,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -295,6 +295,12 @@ def visible_images(principal: Principal, uploads: UploadRecords, purpose: Upload
                    subject_ids: Iterable[int]) -> dict[int, int]:
     """Subject id → upload id of each avatar/logo among ``subject_ids`` the caller may read (for pages
     showing them; "none set" and "hidden from you" are both simply absent)."""
+    return visible_images_of(principal, uploads, {purpose: subject_ids})[purpose]
+
+
+def visible_images_of(principal: Principal, uploads: UploadRecords, wanted: Mapping[UploadPurpose, Iterable[int]]
+                      ) -> dict[UploadPurpose, dict[int, int]]:
+    """``visible_images`` for several purposes in one read (a page's frame: avatar, logo, project logos)."""
     if not principal.is_active:
-        return {}
-    return uploads.readable_images(principal.user_id, purpose, subject_ids)
+        return {purpose: {} for purpose in wanted}
+    return uploads.readable_images(principal.user_id, wanted)

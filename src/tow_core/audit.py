@@ -56,6 +56,7 @@ class AuditAction(StrEnum):
     ORGANISATION_IMPORTED = "organisation.imported"
     ORGANISATION_SETTING_CHANGED = "organisation.setting_changed"
     AGENT_RUN_CANCELLED = "agent_run.cancelled"  # by an owner/admin, of someone else's run
+    TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an audit action); an owner/admin revoked a member's token
     OIDC_ACCOUNT_CREATED = "oidc.account_created"  # a first single sign-on login created the account
     OIDC_IDENTITY_LINKED = "oidc.identity_linked"  # a provider identity linked to an existing account
 

@@ -29,14 +29,34 @@ class MalformedInput(InvalidInput):
     to a readable value the rules refuse; ``field`` says where."""
 
 
+class NoSearchTerms(InvalidInput):
+    """A search of only stop words or punctuation: nothing to match. Search answers an empty result with a
+    hint (``tow_core.semantic_search``) rather than refusing the request."""
+
+    def __init__(self) -> None:
+        super().__init__("search needs at least one word that is not a stop word like 'the' or 'and'", field="q")
+
+
 class NotAuthenticated(TowError):
     code = "not_authenticated"
+
+
+class InvalidToken(NotAuthenticated):
+    """A bearer token that is malformed, unknown, expired or revoked (RFC 6750 §3.1 ``invalid_token``)."""
+
+    code = "invalid_token"
 
 
 class AccessDenied(TowError):
     """Signed in, allowed to know the target exists, but not allowed to do this."""
 
     code = "forbidden"
+
+
+class TokenReadOnly(AccessDenied):
+    """A read-only personal access token asked to change something."""
+
+    code = "token_read_only"
 
 
 class NotFound(TowError):

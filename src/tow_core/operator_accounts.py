@@ -7,8 +7,8 @@ the shell is where a server is installed and recovered. Rules:
   the same registration lock as the first web registration, so only one of them can win.
 - On a server with accounts it only promotes an existing, active account; it never creates one there
   (people join through invites). The promotion is audited at server level as granted from the shell.
-- A password set or reset from the shell signs the account out everywhere: every session is revoked, so
-  whoever held the old password (or a stolen cookie) is out on their next request.
+- A password set or reset from the shell signs the account out everywhere: every session and personal access
+  token is revoked, so whoever held the old password (or a stolen cookie or token) is out on their next request.
 - Listings never carry password hashes.
 """
 
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from tow_core.access_tokens import AccessTokens
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import Conflict, NotFound
 from tow_core.identity import Accounts, AuditTrail, Directory, User, clean_name, normalise_email
@@ -70,13 +71,15 @@ def server_admins_for_operator(directory: Accounts) -> list[User]:
 
 
 def reset_password_from_shell(
-    directory: Directory, hasher: PasswordHasher, *, email: str, password: str, now: datetime,
+    directory: Directory, tokens: AccessTokens, hasher: PasswordHasher, *, email: str, password: str, now: datetime,
 ) -> int:
-    """Set the account's password and revoke all its sessions; returns how many sessions were revoked."""
+    """Set the account's password and revoke all its sessions and personal access tokens; returns how many
+    sessions were revoked."""
     email = normalise_email(email)
     check_password_policy(password)
     user = directory.user_by_email(email)
     if user is None:
         raise NotFound(f"no account with email {email}")
     directory.set_password_hash(user.id, hasher.hash(password))
+    tokens.revoke_user_tokens(user.id, now)
     return directory.revoke_user_sessions(user.id, now)

@@ -82,7 +82,7 @@ def change_profile(directory: Directory, hasher: PasswordHasher, log: SignInLog,
 
 
 def change_password(directory: Directory, hasher: PasswordHasher, log: SignInLog, principal: Principal, *,
-                    current_password: str, new_password: str, keep_token_hash: str, client_ip: str,
+                    current_password: str, new_password: str, keep_token_hash: str | None, client_ip: str,
                     now: datetime) -> int:
     """Sets the new password and revokes every other session of the account; how many were signed out."""
     user = _own(directory, principal)

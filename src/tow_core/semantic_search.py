@@ -13,26 +13,36 @@ Rules:
   when a model is configured and keyword otherwise. A provider outage, rate limiting, a refused key or
   a provider removed from ``ai.approved_providers`` degrade the same way.
 - Semantic and hybrid answer one page (``limit`` ≤ 200); cursors page keyword results only.
+- A display ID in the query ("SEC-1", "doc-12") names a record: the caller reads it and it passes the
+  filters, it comes first (rank 1.0), whatever the mode, and is not repeated further down.
+- A query of only stop words or punctuation matches no word: the answer is empty (but for a record it
+  names) with a ``hint`` saying what to type instead — not a refusal.
 - The query text is sent to the embedding model on behalf of the caller (egress ledger: purpose
   embedding, the acting user, no record IDs — no record content is sent).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
 from tow_core import knowledge
+from tow_core.access import ScopeKind
 from tow_core.ai import EgressContext, EgressPurpose, EmbeddingModel
 from tow_core.embeddings import EmbeddingSpace
-from tow_core.errors import InvalidInput, NotConfigured, RetryableError
+from tow_core.errors import InvalidInput, NoSearchTerms, NotConfigured, RetryableError
 from tow_core.knowledge import Workspace
-from tow_core.records import RecordQuery, SearchHit
+from tow_core.records import DISPLAY_ID_PATTERN, Page, Record, RecordQuery, RecordSummary, SearchHit, references_in
 
 RRF_K = 60
 HYBRID_DEPTH = 50  # each ranking contributes at least this many candidates to the fusion
+MAX_NAMED = 5  # display IDs in one query looked up as such
+_ANY_CASE_ID = re.compile(DISPLAY_ID_PATTERN.pattern, re.IGNORECASE)
+NO_TERMS_HINT = ("only stop words or punctuation: search for a name, a topic or a word from the text, "
+                 "or a record ID such as DOC-12")
 
 
 class SearchMode(StrEnum):
@@ -63,6 +73,7 @@ class SearchResult:
     hits: tuple[SearchHit, ...]
     next_cursor: str | None = None
     fallback_reason: FallbackReason | None = None
+    hint: str | None = None  # why nothing could match (NO_TERMS_HINT)
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[SearchHit]], *, limit: int, k: int = RRF_K) -> list[SearchHit]:
@@ -84,22 +95,76 @@ def search(ws: Workspace, text: str, query: RecordQuery, *, mode: SearchMode | N
     """Search in ``mode`` (or the default). ``ws`` is a member's workspace (``Workspace.for_member`` checked
     membership, once); the query is cleaned once here (``knowledge.search_text``) and every ranking uses it."""
     chosen = mode or (SearchMode.HYBRID if embedder is not None else SearchMode.KEYWORD)
-    if chosen is SearchMode.KEYWORD:
-        page = knowledge.keyword_search(ws, knowledge.search_text(text), query, cursor=cursor, limit=limit)
-        return SearchResult(chosen, page.items, page.next_cursor)
-    if cursor is not None:
+    if chosen is not SearchMode.KEYWORD and cursor is not None:
         raise InvalidInput("cursor paging is for mode=keyword; semantic and hybrid search answer one page",
                            field="cursor")
     text = knowledge.search_text(text)
+    named = _named(ws, text, query)
+    text = _without(text, named)  # "SEC-1 rollout": SEC-1 itself, then what "rollout" finds
+    if not text:
+        return SearchResult(chosen, tuple(named))
+    if chosen is SearchMode.KEYWORD:
+        return _first(named, _keyword(ws, text, query, cursor, limit), chosen, cursor=cursor, limit=limit)
+    keyword, hint = _keyword(ws, text, query, None, max(limit, HYBRID_DEPTH)) if chosen is SearchMode.HYBRID \
+        else (Page((), None), None)
+    if hint is not None:  # nothing to match: no embedding is asked for either
+        return _first(named, (keyword, hint), chosen, cursor=None, limit=limit)
     semantic, reason = _semantic(ws, text, query, limit=max(limit, HYBRID_DEPTH) if chosen is SearchMode.HYBRID
                                  else limit, embedder=embedder, index=index)
     if reason is not None:
-        page = knowledge.keyword_search(ws, text, query, cursor=None, limit=limit)
-        return SearchResult(SearchMode.KEYWORD, page.items, page.next_cursor, reason)
+        return replace(_first(named, _keyword(ws, text, query, None, limit), SearchMode.KEYWORD, cursor=None,
+                              limit=limit), fallback_reason=reason)
     if chosen is SearchMode.SEMANTIC:
-        return SearchResult(chosen, tuple(semantic))
-    keyword = knowledge.keyword_search(ws, text, query, cursor=None, limit=max(limit, HYBRID_DEPTH))
-    return SearchResult(chosen, tuple(reciprocal_rank_fusion([keyword.items, semantic], limit=limit)))
+        return _first(named, (Page(tuple(semantic), None), None), chosen, cursor=None, limit=limit)
+    fused = reciprocal_rank_fusion([keyword.items, semantic], limit=limit + len(named))
+    return _first(named, (Page(tuple(fused), None), hint), chosen, cursor=None, limit=limit)
+
+
+def _keyword(ws: Workspace, text: str, query: RecordQuery, cursor: str | None, limit: int
+             ) -> tuple[Page[SearchHit], str | None]:
+    try:
+        return knowledge.keyword_search(ws, text, query, cursor=cursor, limit=limit), None
+    except NoSearchTerms:
+        return Page((), None), NO_TERMS_HINT
+
+
+def _first(named: list[SearchHit], ranked: tuple[Page[SearchHit], str | None], mode: SearchMode, *,
+           cursor: str | None, limit: int) -> SearchResult:
+    """The named records first (on the first page), then the ranking without them. A keyword page keeps all
+    its hits (the cursor continues after its last), so it may carry up to MAX_NAMED more than ``limit``."""
+    page, hint = ranked
+    ids = {hit.summary.id for hit in named}
+    rest = tuple(hit for hit in page.items if hit.summary.id not in ids)
+    hits = (*named, *rest) if cursor is None else rest
+    if mode is not SearchMode.KEYWORD:
+        hits = hits[:max(limit, len(named))]
+    return SearchResult(mode, hits, page.next_cursor, hint=None if named else hint)
+
+
+def _named(ws: Workspace, text: str, query: RecordQuery) -> list[SearchHit]:
+    """The readable records the query names by display ID, within the query's filters."""
+    hits = []
+    for display_id in references_in(text.upper())[:MAX_NAMED]:
+        record = ws.records.readable_by_display_id(ws.principal.user_id, ws.org_id, display_id)
+        if record is not None and _admits(query, record):
+            summary = RecordSummary(record.id, record.type, record.display_id, record.title, record.status,
+                                    record.scope)
+            hits.append(SearchHit(summary, f"{record.title} — {record.body[:200]}", 1.0))
+    return hits
+
+
+def _without(text: str, named: list[SearchHit]) -> str:
+    """The query without the display IDs that named a record (an ID nothing answers, say COVID-19, stays)."""
+    found = {str(hit.summary.display_id) for hit in named}
+    return " ".join(_ANY_CASE_ID.sub(lambda m: " " if m.group(0).upper() in found else m.group(0), text).split())
+
+
+def _admits(query: RecordQuery, record: Record) -> bool:
+    # The filters search takes (type, status, project); ``writable`` and ``assignee_id`` are list-only.
+    return ((not query.types or record.type in query.types)
+            and (not query.statuses or record.status in query.statuses)
+            and (query.project_id is None
+                 or (record.scope.kind is ScopeKind.PROJECT and record.scope.ref_id == query.project_id)))
 
 
 def _semantic(ws: Workspace, text: str, query: RecordQuery, *, limit: int, embedder: EmbeddingModel | None,

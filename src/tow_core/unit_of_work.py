@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Protocol
 
 from tow_core.access import Principal
+from tow_core.access_tokens import AccessToken, AccessTokens, resolve_token
 from tow_core.accounts import resolve_session
 from tow_core.agent_runs import AgentRuns
 from tow_core.conversations import Conversations
@@ -53,6 +54,7 @@ class Stores:
     organisation_import: OrganisationImport  # restores an organisation export
     agent_runs: AgentRuns  # AI work a person asked for, run by workers (SPEC §6)
     conversations: Conversations  # chats with the assistant and their turns, read by their owner alone (SPEC §6)
+    tokens: AccessTokens  # personal access tokens, by the hash of their secret (issue 15)
     oidc_identities: OidcIdentities  # single sign-on: linked provider identities, roles their groups gave
     snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
 
@@ -64,12 +66,31 @@ class UnitOfWork(Protocol):
     def __call__(self) -> AbstractContextManager[Stores]: ...
 
 
+class Credential:
+    """Who a front door says is asking, verified without the database: a ``SessionCredential`` or a
+    ``TokenCredential``, which ``Transactions.acting_as`` resolves to a principal. (One base class rather than a
+    union: the HTTP edge hands it through Litestar's dependency validation, which takes one class.)"""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
-class SessionCredential:
+class SessionCredential(Credential):
     """Who a front door says is asking: the hash of a session token whose cookie signature it verified.
     Nothing is loaded yet; the use case resolves it inside its unit of work."""
 
     token_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCredential(Credential):
+    """A personal access token a front door received as ``Authorization: Bearer`` (JSON API, MCP): the SHA-256
+    of its secret, and whether the request asks to change something (an unsafe HTTP method, a writing MCP
+    tool), which a read-only token may not (``tow_core.access_tokens``)."""
+
+    token_hash: str
+    writes: bool
+
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,7 @@ class Acting:
     principal: Principal
     session: Session
     now: datetime
+    token: AccessToken | None = None  # the access token acting, narrowed principal and all; None for a session
 
     def workspace(self, org_id: int) -> Workspace:
         """The principal's workspace in ``org_id``: NotFound unless they are an active member of it."""
@@ -113,12 +135,19 @@ class Transactions:
     clock: Callable[[], datetime]
 
     @contextmanager
-    def acting_as(self, credential: SessionCredential) -> Iterator[Acting]:
-        """One unit of work as the credential's principal, or NotAuthenticated (expired, revoked, deactivated)."""
+    def acting_as(self, credential: Credential) -> Iterator[Acting]:
+        """One unit of work as the credential's principal, or NotAuthenticated (expired, revoked, deactivated);
+        an access token's principal is narrowed to what the token may do (``tow_core.access_tokens``)."""
         with self.unit_of_work() as stores:
             now = self.clock()
-            session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
-            yield Acting(stores, principal, session, now)
+            if isinstance(credential, TokenCredential):
+                token, principal = resolve_token(stores.tokens, stores.directory, token_hash=credential.token_hash,
+                                                 writes=credential.writes, now=now)
+                stores.directory.act_for(principal.user_id)
+                yield Acting(stores, principal, token.session(), now, token)
+            else:  # resolve_session also makes the unit of work act for the session's user
+                session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
+                yield Acting(stores, principal, session, now)
 
     @contextmanager
     def on_behalf_of(self, user_id: int, org_id: int) -> Iterator[OnBehalf]:

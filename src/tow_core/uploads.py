@@ -168,9 +168,10 @@ class UploadRecords(Protocol):
         """The subject's current avatar/logo row, locked until commit."""
         ...
 
-    def readable_images(self, principal_id: int, purpose: UploadPurpose, subject_ids: Iterable[int]) -> dict[int, int]:
-        """Subject id → id of its current avatar/logo, for those the principal may read (no lock: for
-        pages that show images, not for changing them)."""
+    def readable_images(self, principal_id: int, wanted: Mapping[UploadPurpose, Iterable[int]]
+                        ) -> dict[UploadPurpose, dict[int, int]]:
+        """For each purpose asked, subject id → id of its current avatar/logo, for those the principal may
+        read (no lock: for pages that show images, not for changing them); one round trip for all."""
         ...
 
     def delete(self, upload_id: int) -> None: ...

@@ -29,6 +29,8 @@ from tow_http.exports.api import exports_router
 from tow_http.health import health_router
 from tow_http.inbox.api import inbox_router
 from tow_http.input_guard import GuardedRequest, InputGuardMiddleware
+from tow_http.mcp.door import MCP_STATE_KEY, McpDoor, mcp_mount
+from tow_http.mcp.tools import build_mcp_server
 from tow_http.memory.api import memory_diffs_router
 from tow_http.methods import allow_every_method
 from tow_http.openapi import ClosedStructs, components, document_api
@@ -37,6 +39,7 @@ from tow_http.records.api import records_router
 from tow_http.records.docs_api import docs_router
 from tow_http.records.tickets_api import tickets_router
 from tow_http.security import BrowserSecurityMiddleware
+from tow_http.tokens.api import tokens_router
 from tow_http.uploads.api import uploads_router
 
 API_DESCRIPTION = """TOW's JSON API.
@@ -47,7 +50,8 @@ this document, 422 well-formed but refused by a rule, 401 not signed in, 403 sig
 (or a cross-site request), 404 not found *or not visible to you*, 405 method not allowed (with `Allow`),
 409 conflict, 413 too large, 429 throttled, 503 a dependency is unavailable (with `Retry-After`). Each
 operation lists the statuses it can answer; `x-tow-access` marks those only organisation owners/admins,
-project managers or server admins may use. Signed-in operations need the `session` cookie. Bodies are
+project managers or server admins may use. Signed-in operations need the `session` cookie or a personal access
+token (`Authorization: Bearer tow_pat_...`, README "API tokens"). Bodies are
 read with JSON's types as declared (`0` is not `false`); text may not contain U+0000 (400).
 """
 
@@ -65,12 +69,15 @@ def create_app(
     """Compose the area routers; ``extra_routers`` lets tests mount probes beside them."""
     settings = services.settings
     cookies = session_cookies(services)
+    cases = use_cases(services)
+    mcp = McpDoor(build_mcp_server(cases["records"], cases["memory"]), cases["tokens"], settings.mcp,
+                  settings.runtime.public_app_url)
     app = Litestar(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
             memory_diffs_router, uploads_router, ai_router, agent_runs_router, conversations_router, exports_router,
-            snapshots_router, inbox_router, pages_router,
+            tokens_router, snapshots_router, inbox_router, mcp_mount(mcp), pages_router,
             static_router,
             *extra_routers,
         ],
@@ -81,14 +88,15 @@ def create_app(
             "settings": Provide(_constant(settings), sync_to_thread=False),
             # Each handler asks for the one use case object it calls (tow_http.bootstrap); each opens its own unit
             # of work on the handler's thread.
-            **{name: Provide(_constant(case), sync_to_thread=False) for name, case in use_cases(services).items()},
+            **{name: Provide(_constant(case), sync_to_thread=False) for name, case in cases.items()},
         },
+        lifespan=[mcp.lifespan],  # the MCP SDK's session manager runs while the app does
         middleware=[DefineMiddleware(BrowserSecurityMiddleware, session_cookies=cookies), InputGuardMiddleware],
         request_class=GuardedRequest,  # deep JSON, NUL and huge integers refused before decoding reaches a handler
         plugins=[ClosedStructs()],
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=template_config(),
-        state=State({COOKIES_STATE_KEY: cookies}),
+        state=State({COOKIES_STATE_KEY: cookies, MCP_STATE_KEY: mcp}),
         request_max_body_size=settings.runtime.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title=settings.runtime.app_name,
@@ -105,6 +113,6 @@ def create_app(
         logging_config=None,
     )
     # error statuses, sign-in and access of every operation (tow_http/openapi.py)
-    document_api(app, use_case_names=frozenset(use_cases(services)))
+    document_api(app, use_case_names=frozenset(cases))
     allow_every_method(app)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tow_core.access import OrgRole
+from tow_core.access_tokens import TokenPolicy
 from tow_core.oidc import OrganisationRule, SsoPolicy
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
@@ -29,9 +30,10 @@ from tow_core.use_cases.run_events import AgentRunEventUseCases
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
 from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_core.use_cases.tickets import TicketUseCases
+from tow_core.use_cases.tokens import TokenUseCases
 from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.config import AiSettings, Settings
-from tow_http.context import Services
+from tow_http.context import PersonalAccessTokenSecrets, Services
 
 
 def sso_policy(settings: Settings) -> SsoPolicy | None:
@@ -79,6 +81,8 @@ def use_cases(services: Services) -> dict[str, object]:
         "conversations": ConversationUseCases(transactions, ai_configured),
         "chat": ChatUseCases(transactions, ai_configured),
         "chat_pages": ChatPageUseCases(transactions, ai_configured),
+        "tokens": TokenUseCases(transactions, PersonalAccessTokenSecrets(),
+                                TokenPolicy.up_to(services.settings.auth.token_max_days)),
         "snapshots": SnapshotUseCases(transactions, ai_configured),
         "inbox": InboxUseCases(transactions),
         "run_events": AgentRunEventUseCases(transactions, ai_configured),

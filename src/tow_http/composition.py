@@ -50,8 +50,10 @@ from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
+from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, Wakeups
+from tow_adapters.s3_upload_store import S3Location, S3UploadStore, s3_client
 from tow_core.agent_runs import AgentRunHandler
 from tow_core.ai import (
     AI_NOT_CONFIGURED_MESSAGE,
@@ -68,6 +70,7 @@ from tow_core.jobs import RetryPolicy
 from tow_core.record_history import RecordKeeping
 from tow_core.snapshots import SNAPSHOT_RUN
 from tow_core.unit_of_work import Stores, Transactions
+from tow_core.uploads import UploadStore
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs
 from tow_core.use_cases.extraction import ExtractionRuns
@@ -116,6 +119,7 @@ def _transaction_factory(engine: sa.Engine):
                          jobs=PgJobQueue(connection), exports=PgExportStore(connection),
                          organisation_import=PgOrganisationImport(connection), semantic=PgSemanticIndex(connection),
                          agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection),
+                         tokens=PgAccessTokens(connection),
                          oidc_identities=PgOidcIdentities(connection),
                          snapshot_sources=PgSnapshotSources(connection))
 
@@ -126,8 +130,20 @@ def _export_files(config: LoadedConfig) -> FsExportFiles:
     return FsExportFiles(config.resolve_path(config.settings.exports.export_storage_path))
 
 
+def _upload_store(config: LoadedConfig) -> UploadStore:
+    """``uploads.backend``: the files under ``uploads.upload_storage_path``, or the objects of an S3 bucket (SPEC
+    §11: the multi-machine choice; the configuration checked that the bucket and its credentials are set)."""
+    uploads = config.settings.uploads
+    if uploads.backend == "s3":
+        s3, secrets = uploads.s3, config.secrets
+        location = S3Location(s3.bucket, s3.key_prefix, s3.endpoint_url or None, s3.region)
+        client = s3_client(location, secrets.tow_s3_access_key_id or "", secrets.tow_s3_secret_access_key or "")
+        return S3UploadStore(client, location)
+    return FsUploadStore(config.resolve_path(uploads.upload_storage_path))
+
+
 def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFiles,
-                     upload_store: FsUploadStore | None = None,
+                     upload_store: UploadStore | None = None,
                      clock: Callable[[], datetime] | None = None) -> JobWorker:
     """The job worker with every job handler this deployment has (exports). Tests pass a clock.
     Needs no APP_SECRET: it serves no sessions."""
@@ -185,7 +201,7 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
     )
 
 
-def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: FsUploadStore | None, *,
+def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: UploadStore | None, *,
                        retention: timedelta, chat_retention_days: int,
                        agent_run_retention_days: int) -> list[PeriodicTask]:
     """The worker's housekeeping (``tow_core.housekeeping``), each task in its own transaction."""
@@ -283,9 +299,7 @@ class Container(containers.DeclarativeContainer):
     )
     schema_migrator = providers.Singleton(PgSchemaMigrator, engine)
     password_hasher = providers.Singleton(Argon2PasswordHasher)
-    upload_store = providers.Singleton(
-        FsUploadStore, providers.Callable(lambda c: c.resolve_path(c.settings.uploads.upload_storage_path), config)
-    )
+    upload_store = providers.Singleton(_upload_store, config)
     egress_ledger = providers.Singleton(PgEgressLedger, engine)
     openai_gateway = providers.Singleton(_openai_gateway, config, egress_ledger)
     reasoning_model = providers.Singleton(_reasoning_model, config, openai_gateway)

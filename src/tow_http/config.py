@@ -3,8 +3,9 @@
 Read once, at startup, into frozen msgspec structs. Precedence, highest first: the process
 environment, ``.env``, ``tow.yaml``, the defaults below. Every YAML key can be overridden by an
 environment variable named after it in upper case (``ai.embedding_dim`` → ``EMBEDDING_DIM``); the
-generic keys ``auth.mode`` and every key of ``auth.oidc`` take their section as a prefix
-(``AUTH_MODE``, ``OIDC_ISSUER_URL``). Secrets come only from the environment.
+generic keys ``auth.mode``, ``uploads.backend`` and every key of ``auth.oidc`` and ``uploads.s3`` take their
+section as a prefix (``AUTH_MODE``, ``UPLOADS_BACKEND``, ``OIDC_ISSUER_URL``, ``S3_BUCKET``). Secrets come
+only from the environment.
 
 A bad value stops startup with one line naming the key path and the reason (``ConfigError``).
 """
@@ -120,6 +121,16 @@ class OidcSettings(_Section):
 class AuthSettings(_Section):
     mode: Literal["builtin", "oidc"] = "builtin"
     oidc: OidcSettings = msgspec.field(default_factory=OidcSettings)
+    # The longest expiry a personal access token may be given (tow_core.access_tokens).
+    token_max_days: Annotated[int, Meta(ge=1, le=3660)] = 365
+
+
+class McpSettings(_Section):
+    """The MCP server at /api/mcp (tow_http/mcp): tool calls in flight at once, overall and per token;
+    beyond them a request is answered 429 at once rather than queued."""
+
+    max_concurrent_requests: Annotated[int, Meta(ge=1, le=1000)] = 16
+    max_concurrent_per_token: Annotated[int, Meta(ge=1, le=100)] = 4
 
 
 class DatabaseSettings(_Section):
@@ -139,9 +150,21 @@ class JobsSettings(_Section):
     max_attempts: Annotated[int, Meta(ge=1, le=100)] = 5
 
 
+class S3Settings(_Section):
+    """The bucket of ``uploads.backend: s3``; its credentials come from the environment only (TOW_S3_*)."""
+
+    endpoint_url: str = ""  # an S3-compatible server (SeaweedFS, MinIO, Ceph ...); empty: AWS S3 in `region`
+    bucket: str = ""
+    region: Annotated[str, Meta(pattern=r"^[a-z0-9-]{1,64}$")] = "us-east-1"
+    # Empty, or path segments each ending in "/": objects are <key_prefix><storage name>.
+    key_prefix: Annotated[str, Meta(pattern=r"^((?!\.{1,2}/)[A-Za-z0-9._-]+/)*$")] = "uploads/"
+
+
 class UploadsSettings(_Section):
-    upload_storage_path: str = "./var/uploads"
+    backend: Literal["filesystem", "s3"] = "filesystem"
+    upload_storage_path: str = "./var/uploads"  # backend filesystem
     upload_max_bytes: Annotated[int, Meta(ge=1, le=10 * 1024 * MiB)] = 25 * MiB
+    s3: S3Settings = msgspec.field(default_factory=S3Settings)
 
 
 class ExportsSettings(_Section):
@@ -158,6 +181,7 @@ class Settings(_Section):
     jobs: JobsSettings = msgspec.field(default_factory=JobsSettings)
     uploads: UploadsSettings = msgspec.field(default_factory=UploadsSettings)
     exports: ExportsSettings = msgspec.field(default_factory=ExportsSettings)
+    mcp: McpSettings = msgspec.field(default_factory=McpSettings)
 
 
 SECRET_VARIABLES = (
@@ -167,8 +191,11 @@ SECRET_VARIABLES = (
     "OPENAI_API_KEY",
     "EXA_API_KEY",
     "OIDC_CLIENT_SECRET",
+    "TOW_S3_ACCESS_KEY_ID",
+    "TOW_S3_SECRET_ACCESS_KEY",
 )
-_PREFIXED_LEAVES = {("auth", "mode")}
+_PREFIXED_LEAVES = {("auth", "mode"), ("uploads", "backend"), ("mcp", "max_concurrent_requests"),
+                    ("mcp", "max_concurrent_per_token")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +208,9 @@ class Secrets:
     openai_api_key: str | None = None
     exa_api_key: str | None = None
     oidc_client_secret: str | None = None
+    # uploads.backend s3: TOW's own names, so an operator's AWS_* profile is never picked up by accident
+    tow_s3_access_key_id: str | None = None
+    tow_s3_secret_access_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +264,8 @@ def env_name(path: tuple[str, ...]) -> str:
     """The environment variable that overrides the YAML key at ``path``."""
     if path[:2] == ("auth", "oidc"):
         return "OIDC_" + path[-1].upper()
+    if path[:2] == ("uploads", "s3"):
+        return "S3_" + path[-1].upper()
     if path in _PREFIXED_LEAVES:
         return "_".join(path).upper()
     return path[-1].upper()
@@ -335,6 +367,8 @@ def _validated_secrets(environment: Mapping[str, str], *, require_app_secret: bo
         openai_api_key=optional("OPENAI_API_KEY"),
         exa_api_key=optional("EXA_API_KEY"),
         oidc_client_secret=optional("OIDC_CLIENT_SECRET"),
+        tow_s3_access_key_id=optional("TOW_S3_ACCESS_KEY_ID"),
+        tow_s3_secret_access_key=optional("TOW_S3_SECRET_ACCESS_KEY"),
     )
 
 
@@ -375,12 +409,25 @@ def _check_consistency(settings: Settings, secrets: Secrets) -> None:
                               f"got {', '.join(unknown) or 'none'}")
         if "openid" not in oidc.scopes:
             raise ConfigError("auth.oidc.scopes: must include openid")
+    if settings.uploads.backend == "s3":
+        _check_s3(settings.uploads.s3, secrets)
     if secrets.database_url and urlsplit(secrets.database_url).scheme not in (
         "postgres",
         "postgresql",
         "postgresql+psycopg",
     ):
         raise ConfigError("DATABASE_URL: expected a postgresql:// URL")
+
+
+def _check_s3(s3: S3Settings, secrets: Secrets) -> None:
+    if not s3.bucket:
+        raise ConfigError("uploads.s3.bucket: required when uploads.backend is s3 (or set S3_BUCKET)")
+    if s3.endpoint_url:
+        _check_url("uploads.s3.endpoint_url", s3.endpoint_url)
+    for name in ("TOW_S3_ACCESS_KEY_ID", "TOW_S3_SECRET_ACCESS_KEY"):
+        if not getattr(secrets, name.lower()):
+            raise ConfigError(f"{name} is not set but uploads.backend is s3 (the bucket's credentials come from "
+                              "the environment or .env only)")
 
 
 def load_config(

@@ -6,7 +6,9 @@ cases' business (``tow_core.unit_of_work``); nothing here opens one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,13 +17,14 @@ from litestar import Request
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 
+from tow_core.access_tokens import TOKEN_PREFIX
 from tow_core.ai import EmbeddingModel
-from tow_core.errors import NotAuthenticated
+from tow_core.errors import InvalidToken, NotAuthenticated
 from tow_core.exports import ExportFiles
 from tow_core.identity import SignInLog
 from tow_core.oidc import IdentityProvider
 from tow_core.passwords import PasswordHasher
-from tow_core.unit_of_work import SessionCredential, Stores, Transactions
+from tow_core.unit_of_work import Credential, SessionCredential, Stores, TokenCredential, Transactions
 from tow_core.uploads import RasterImageInspector, UploadStore
 from tow_http.ai_services import AiServices
 from tow_http.config import Settings
@@ -69,8 +72,47 @@ def session_token(request: Request, cookies: SessionCookies) -> tuple[str, bool]
     return (verified.token, verified.signed_with_previous) if verified else None
 
 
-def caller_of(request: Request, session_cookies: NamedDependency[SessionCookies]) -> SessionCredential:
-    """The caller named by the session cookie, or 401 (checked without touching the database)."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_PREFIX = "/api/"
+
+
+def bearer_secret(headers: Mapping[str, str], path: str) -> str | None:
+    """The secret of an ``Authorization: Bearer`` header on the JSON API (None elsewhere: pages never take
+    tokens); InvalidToken for a bearer header that is not a TOW personal access token."""
+    value = headers.get("authorization")
+    if value is None or not path.startswith(API_PREFIX):
+        return None
+    scheme, _, secret = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    secret = secret.strip()
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        raise InvalidToken("the access token is malformed: TOW tokens start with tow_pat_")
+    return secret
+
+
+def secret_hash(secret: str) -> str:
+    """SHA-256 of a token's secret: the secret is 32 random bytes, so a fast unsalted hash is enough (nothing
+    to guess, unlike a password) and makes the lookup one indexed equality (tow_core.access_tokens)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class PersonalAccessTokenSecrets:
+    """``TokenSecrets``: ``tow_pat_`` + 32 random bytes, urlsafe base64."""
+
+    def new_secret(self) -> str:
+        return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+    def secret_hash(self, secret: str) -> str:
+        return secret_hash(secret)
+
+
+def caller_of(request: Request, session_cookies: NamedDependency[SessionCookies]) -> Credential:
+    """The caller named by a bearer token on the JSON API, else by the session cookie, or 401 (checked without
+    touching the database). A bearer request's cookies were dropped by ``BrowserSecurityMiddleware``."""
+    secret = bearer_secret(request.headers, request.url.path)
+    if secret is not None:
+        return TokenCredential(secret_hash(secret), writes=request.method not in SAFE_METHODS)
     token = session_token(request, session_cookies)
     if token is None:
         raise NotAuthenticated("sign in first")

@@ -89,6 +89,8 @@ def error_response(
 
 def handle_tow_error(_: Request, exc: core.TowError) -> Response[ErrorEnvelope]:
     headers = {}
+    if isinstance(exc, core.InvalidToken):  # RFC 6750 §3: tell a bearer client its token is the problem
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if isinstance(exc, core.RetryableError):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     elif isinstance(exc, core.SchemaOutOfDate):

@@ -63,6 +63,7 @@ from tow_http.security import STATE_CHANGING
 from tow_http.shapes import DISPLAY_ID, END, VISIBLE
 
 SESSION_SCHEME = "session"
+BEARER_SCHEME = "bearer"  # personal access tokens (README "API tokens"), on /api/... only
 # Path segments the core parses itself (422 when they do not match), declared so that clients know the shape.
 PATH_PATTERNS = {"display_id": DISPLAY_ID}
 # use_cases.extraction.record_ref: a record id (digits) or a display ID
@@ -239,6 +240,12 @@ ANSWERS: dict[str, Answers] = {
     "show_export": answers(),
     "download_export": answers(Conflict),
     "import_organisation": answers(Conflict, InvalidInput, PayloadTooLarge, access=_SERVER, body=_IMPORT_BODY),
+    # personal access tokens
+    "list_my_tokens": answers(),
+    "create_my_token": answers(AccessDenied, InvalidInput, NotFound),  # a token cannot create tokens; not a member
+    "revoke_my_token": answers(),
+    "list_organisation_tokens": answers(access=_ORG),
+    "revoke_organisation_token": answers(access=_ORG),
 }
 
 # One description and example per status; the operation's own description says when it applies.
@@ -246,9 +253,11 @@ _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_input", "The request does not match this document: a parameter or body field is missing, has "
           "the wrong type or is out of its declared bounds (`field` names it)."),
     401: ("not_authenticated", "Not signed in: the session cookie is missing, expired, revoked or not signed by "
-          "this server; on sign-in, the email or password is wrong."),
-    403: ("forbidden", "Signed in but not allowed (`forbidden`), or a state-changing request from another site "
-          "refused (`cross_site_request`)."),
+          "this server; on sign-in, the email or password is wrong. A bearer token that is malformed, unknown, "
+          "expired or revoked is `invalid_token`, with `WWW-Authenticate: Bearer error=\"invalid_token\"`."),
+    403: ("forbidden", "Signed in but not allowed (`forbidden`), a read-only access token on a state-changing "
+          "request (`token_read_only`), or a state-changing request from another site refused "
+          "(`cross_site_request`)."),
     404: ("not_found", "Not found, or not visible to you: TOW never says which."),
     409: ("conflict", "Conflicts with the current state: a stale version, a name in use, a lifecycle move the "
           "target does not allow, the last owner."),
@@ -355,7 +364,7 @@ def _document(handler: HTTPRouteHandler, known: Answers, use_case_names: frozens
     errors = {status: error_response(status) for status in sorted(statuses_of(handler, known, use_case_names))}
     handler.responses = {**errors, **(handler.responses or {})}
     if needs_session(handler, known):
-        handler.security = [{SESSION_SCHEME: []}]
+        handler.security = [{SESSION_SCHEME: []}, {BEARER_SCHEME: []}]
     method = next(iter(handler.http_methods))
     handler.operation_class = partial(TowOperation, access=known.access.value if known.access else None,
                                       ranges=known.ranges, extra_body=known.body, method=method,
@@ -363,9 +372,16 @@ def _document(handler: HTTPRouteHandler, known: Answers, use_case_names: frozens
 
 
 def components(session_cookie_name: str) -> Components:
-    return Components(security_schemes={SESSION_SCHEME: SecurityScheme(
-        type="apiKey", name=session_cookie_name, security_scheme_in="cookie",
-        description="The session cookie sign-in sets (HttpOnly, signed; see README, Security).")})
+    return Components(security_schemes={
+        SESSION_SCHEME: SecurityScheme(
+            type="apiKey", name=session_cookie_name, security_scheme_in="cookie",
+            description="The session cookie sign-in sets (HttpOnly, signed; see README, Security)."),
+        BEARER_SCHEME: SecurityScheme(
+            type="http", scheme="bearer", bearer_format="tow_pat_...",
+            description="A personal access token (`POST /api/me/tokens`): acts as its user within its access "
+                        "(`read` tokens are refused on state-changing requests) and organisation; needs no "
+                        "cross-site check, as it is never sent by a browser on its own. Not accepted on pages."),
+    })
 
 
 class ClosedStructs(StructSchemaPlugin):

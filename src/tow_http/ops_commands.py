@@ -20,7 +20,8 @@ from tow_http.config import LoadedConfig
 
 BACKUP_DESCRIPTION = """\
 Write one archive holding a pg_dump (custom format) of the TOW database, the files under
-uploads.upload_storage_path and exports.export_storage_path, and manifest.json (TOW version, schema
+uploads.upload_storage_path (or, when uploads.backend is s3, the objects under uploads.s3.key_prefix in the
+bucket, stored in the same layout) and exports.export_storage_path, and manifest.json (TOW version, schema
 revision, creation time, embedding space, size and SHA-256 of every member).
 
 Consistency: the database is dumped first, in one snapshot; the files are copied afterwards. That order
@@ -47,6 +48,10 @@ Restore a `tow backup` archive. Stop `tow serve` and every `tow worker` first.
    the old contents: if it fails, the database is as it was. The upload and export files are unpacked
    into new directories beside the current ones, then swapped in. Directories that held files before
    are kept as <dir>.replaced-<timestamp> for you to remove.
+   With uploads.backend s3, the uploads are written into the configured bucket instead (each only once it
+   matches its SHA-256), before the database; after it, objects under uploads.s3.key_prefix that the backup
+   does not hold are moved under <key_prefix>replaced-<timestamp>/ for you to remove. Archives restore into
+   either backend, whichever wrote them.
 4. A backup from an older TOW is migrated to the current schema."""
 
 CREATE_ADMIN_DESCRIPTION = """\
@@ -62,11 +67,21 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _uploads_in_bucket(config: LoadedConfig) -> bool:
+    return config.settings.uploads.backend == "s3"
+
+
 def _trees(config: LoadedConfig) -> dict[str, Path]:
-    return {
-        "uploads": config.resolve_path(config.settings.uploads.upload_storage_path),
-        "exports": config.resolve_path(config.settings.exports.export_storage_path),
-    }
+    """The archive's trees kept in directories (uploads too, unless they live in a bucket)."""
+    trees = {"exports": config.resolve_path(config.settings.exports.export_storage_path)}
+    if not _uploads_in_bucket(config):
+        trees = {"uploads": config.resolve_path(config.settings.uploads.upload_storage_path), **trees}
+    return trees
+
+
+def _objects(config: LoadedConfig, container) -> dict:
+    """The archive's trees kept in an object store: the uploads, when uploads.backend is s3."""
+    return {"uploads": container.upload_store()} if _uploads_in_bucket(config) else {}
 
 
 def _tow_version() -> str:
@@ -99,7 +114,8 @@ def _backup(args: argparse.Namespace, config: LoadedConfig) -> int:
         with tempfile.TemporaryDirectory(prefix=".tow-backup-", dir=output.parent) as work:
             dump = Path(work) / "database.dump"
             container.backup_database().dump(dump)  # first: one snapshot (see BACKUP_DESCRIPTION)
-            size = container.backup_archive().write(output, dump=dump, trees=_trees(config), manifest=manifest)
+            size = container.backup_archive().write(output, dump=dump, trees=_trees(config), manifest=manifest,
+                                                    objects=_objects(config, container))
     print(f"backup written to {output} ({size} bytes, schema {state.current_revision})")
     return 0
 
@@ -121,9 +137,14 @@ def _swap_in(staging: Mapping[str, Path], roots: Mapping[str, Path], stamp: str)
     return kept
 
 
+def _backed_up_uploads(contents) -> set[str]:
+    return {m["name"].rsplit("/", 1)[-1] for m in contents.manifest["members"] if m["name"].startswith("uploads/")}
+
+
 def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
     roots = _trees(config)
     with container_for(config) as container:
+        objects = _objects(config, container)
         archive, database = container.backup_archive(), container.backup_database()
         contents = archive.read(args.file)  # verify everything before changing anything
         revision = str(contents.manifest.get("schema_revision"))
@@ -141,16 +162,20 @@ def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
         try:
             for path in staging.values():
                 path.mkdir(parents=True, mode=0o700)
-            with tempfile.TemporaryDirectory(prefix=".tow-restore-", dir=staging["uploads"].parent) as work:
+            with tempfile.TemporaryDirectory(prefix=".tow-restore-", dir=staging["exports"].parent) as work:
                 dump = Path(work) / "database.dump"
-                archive.read(args.file, dump_to=dump, trees_to=staging)  # checked again while unpacking
+                # Checked again while unpacking; objects go into the bucket, each only once it matches.
+                archive.read(args.file, dump_to=dump, trees_to=staging, objects_to=objects, checked=contents)
                 container.engine().dispose()
                 database.restore(dump, replace=bool(tables))
         except BaseException:
             for path in staging.values():
                 shutil.rmtree(path, ignore_errors=True)
             raise
-        kept = _swap_in(staging, roots, stamp)
+        kept = [str(path) for path in _swap_in(staging, roots, stamp)]
+        if objects:
+            aside = objects["uploads"].set_aside(_backed_up_uploads(contents), f"replaced-{stamp}")
+            kept += [aside] if aside else []
         container.engine().dispose()
         migrated = container.schema_migrator().upgrade()
     print(f"restored the database from {args.file} (made {contents.manifest.get('created_at')} by TOW "

@@ -5,6 +5,9 @@
   was addressed to, nor a configured CORS origin gets 403 before any handler runs (OWASP CSRF
   Prevention Cheat Sheet, "Verifying Origin With Standard Headers"). Together with
   ``SameSite=Lax`` cookies this blocks cross-site request forgery without per-form tokens for the API.
+- A JSON API request carrying ``Authorization: Bearer`` is authenticated by that token alone: its cookies are
+  dropped before any handler runs, so it is never an ambient credential and the cross-site check (which
+  exists because browsers attach cookies on their own) does not apply to it. Pages never take tokens.
 - A session cookie verified with APP_SECRET_PREVIOUS is re-issued under APP_SECRET on the response.
 - Every response carries ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` and a
   strict ``Referrer-Policy``.
@@ -17,7 +20,7 @@ from urllib.parse import urlsplit
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from tow_http.context import SessionCookies
+from tow_http.context import API_PREFIX, SessionCookies
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = (
@@ -30,6 +33,15 @@ SECURITY_HEADERS = (
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def is_bearer_api_request(scope: Scope) -> bool:
+    authorization = _header(scope, b"authorization") or ""
+    return scope.get("path", "").startswith(API_PREFIX) and authorization[:7].lower() == "bearer "
+
+
+def without_cookies(scope: Scope) -> Scope:
+    return {**scope, "headers": [(k, v) for k, v in scope.get("headers", ()) if k != b"cookie"]}
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -65,7 +77,9 @@ class BrowserSecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        reason = self.cross_site_reason(scope)
+        if is_bearer_api_request(scope):
+            scope = without_cookies(scope)
+        reason = None if is_bearer_api_request(scope) else self.cross_site_reason(scope)
         if reason:
             await self.refuse(send, reason)
             return

@@ -10,17 +10,20 @@ from tow_http.composition import container_for, upload_row_names
 from tow_http.config import LoadedConfig
 
 VERIFY_DESCRIPTION = """\
-Compare the files under uploads.upload_storage_path with the upload rows in the database and report:
+Compare the files of the upload store (under uploads.upload_storage_path, or the objects under
+uploads.s3.key_prefix in the bucket when uploads.backend is s3) with the upload rows and report:
   orphan files   files no row points at (an upload killed between writing its file and committing
                  its row) — unreachable, only wasting space. The files of deleted uploads, records and
                  organisations are not orphans for long: the job worker deletes them after the deletion
                  commits (they show here only if no worker has run since);
-  partial files  temporary files of writes that never finished (a killed upload) — never visible;
+  partial files  temporary files of writes that never finished (a killed upload) — never visible; on
+                 S3, incomplete multipart uploads (named <storage name>:<upload id>);
   missing files  rows whose file is gone — only possible if files were removed or not restored from
                  outside TOW; restore the upload directory from the backup taken with the database.
 Files younger than --grace-seconds are skipped: they may belong to an upload that is committing.
-With --repair, orphan and partial files are moved to <upload root>/quarantine/<timestamp>/ (nothing is
-deleted; remove that directory once you are satisfied); missing files are reported again, since no
+With --repair, orphan and partial files are moved to <upload root>/quarantine/<timestamp>/ (on S3:
+<key_prefix>quarantine/<timestamp>/, an incomplete upload completed there as <name>.partial with the parts
+it has); nothing is deleted (remove them once you are satisfied); missing files are reported again, since no
 repair can recreate them. Exit status: 0 when everything is consistent (or was repaired), 1 otherwise."""
 
 
@@ -30,7 +33,7 @@ def _verify(args: argparse.Namespace, config: LoadedConfig) -> int:
         store = container.upload_store()
         report = verify_uploads(store, names, now=datetime.now(UTC), grace=timedelta(seconds=args.grace_seconds),
                                 repair=args.repair)
-    print(f"upload store: {store.root}")
+    print(f"upload store: {store.location}")
     print(f"checked {report.checked_files} files and {report.checked_rows} rows; "
           f"{report.skipped_recent} recent files skipped")
     for label, names_found in (("orphan file", report.orphan_files), ("partial file", report.partial_files),

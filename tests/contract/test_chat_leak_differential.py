@@ -74,6 +74,7 @@ from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
+from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.access import OrgRole, Scope, ScopeKind, Visibility
 from tow_core.agent_runs import RunEventKind
@@ -213,7 +214,7 @@ def transactions_on(conn: sa.Connection) -> Transactions:
                          exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
                          semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn),
                          conversations=PgConversations(conn), snapshot_sources=PgSnapshotSources(conn),
-                         oidc_identities=PgOidcIdentities(conn))
+                         oidc_identities=PgOidcIdentities(conn), tokens=PgAccessTokens(conn))
 
     return Transactions(unit_of_work, lambda: datetime(2026, 1, 1, tzinfo=UTC))
 

@@ -125,3 +125,22 @@ def test_the_index_path_streams_from_the_hnsw_index_with_the_visibility_check_pe
             "headline": "", "principal_id": 1}).scalars())
     assert f"Index Scan using {index_name(space.id)}" in plan, plan
     assert "Filter: EXISTS(SubPlan" in plan, plan
+
+
+@pytest.mark.parametrize("threshold", [EXACT_SCAN_BELOW, 0], ids=["exact-plan", "index-plan"])
+def test_a_search_leaves_the_planner_settings_of_the_rest_of_its_transaction_as_they_were(corpus, threshold):
+    """The search turns hash joins off (exact plan) or sets hnsw.* (index plan) for its own statement only:
+    what the request runs after it — and a value set earlier in the transaction — is untouched."""
+    engine, space, queries = corpus
+    names = ("enable_hashjoin", "enable_mergejoin", "hnsw.iterative_scan", "hnsw.ef_search", "hnsw.max_scan_tuples")
+
+    def settings(conn):
+        return [conn.execute(sa.text("SELECT current_setting(:n, true)"), {"n": n}).scalar() for n in names]
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL hnsw.ef_search = 77"))
+        before = settings(conn)
+        index = PgSemanticIndex(conn, exact_scan_below=threshold)
+        found = index.nearest_readable(4, 1, space, bag_of_words_vector(queries[0], DIM), queries[0], RecordQuery(), K)
+        assert found and index.last_plan.startswith("exact" if threshold else "index")
+        assert settings(conn) == before and before[3] == "77"

@@ -51,6 +51,7 @@ from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
+from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_core.access import OrgRole, ProjectRole, Scope, Visibility, can_read_scope
 from tow_core.errors import NotFound
@@ -177,7 +178,8 @@ def stores_on(conn: sa.Connection) -> Stores:
                   memory_diffs=PgMemoryDiffStore(conn), uploads=PgUploadRecords(conn), jobs=PgJobQueue(conn),
                   exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
                   semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn), conversations=PgConversations(conn),
-                  snapshot_sources=PgSnapshotSources(conn), oidc_identities=PgOidcIdentities(conn))
+                  snapshot_sources=PgSnapshotSources(conn), oidc_identities=PgOidcIdentities(conn),
+                  tokens=PgAccessTokens(conn))
 
 
 def transactions_on(conn: sa.Connection) -> Transactions:

@@ -190,11 +190,12 @@ def test_an_avatar_is_seen_by_its_user_and_everyone_sharing_an_organisation(org)
     assert (avatar.purpose, avatar.subject_id) == (AVATAR, org.bob)
     assert org.readers(avatar.id) == {org.bob, org.admin, org.alice, org.root}  # not carol, not the outsider
     assert org.uploads.current_image(AVATAR, org.bob) == avatar and org.uploads.current_image(AVATAR, org.alice) is None
-    assert org.uploads.readable_images(org.alice, AVATAR, [org.bob, org.alice, MISSING]) == {org.bob: avatar.id}
-    assert org.uploads.readable_images(org.carol, AVATAR, [org.bob]) == {}
-    assert org.uploads.readable_images(org.alice, AVATAR, []) == {}
+    assert org.uploads.readable_images(org.alice, {AVATAR: [org.bob, org.alice, MISSING]})[AVATAR] == {
+        org.bob: avatar.id}
+    assert org.uploads.readable_images(org.carol, {AVATAR: [org.bob]})[AVATAR] == {}
+    assert org.uploads.readable_images(org.alice, {AVATAR: []})[AVATAR] == {}
     org.directory.set_membership(org.other, org.bob, OrgRole.MEMBER)
-    assert org.uploads.readable_images(org.carol, AVATAR, [org.bob]) == {org.bob: avatar.id}
+    assert org.uploads.readable_images(org.carol, {AVATAR: [org.bob]})[AVATAR] == {org.bob: avatar.id}
 
 
 def test_logos_are_seen_by_readers_of_their_organisation_or_project(org):
@@ -202,9 +203,16 @@ def test_logos_are_seen_by_readers_of_their_organisation_or_project(org):
     app_logo = org.uploads.set_purpose(org.upload(org.admin, image_format="webp").id, PROJECT_LOGO, org.app)
     assert org.readers(org_logo.id) == {org.admin, org.alice, org.bob, org.root}
     assert org.readers(app_logo.id) == {org.admin, org.alice, org.root}
-    assert org.uploads.readable_images(org.bob, PROJECT_LOGO, [org.app]) == {}
-    assert org.uploads.readable_images(org.alice, PROJECT_LOGO, [org.app]) == {org.app: app_logo.id}
-    assert org.uploads.readable_images(org.bob, ORG_LOGO, [org.id, org.other]) == {org.id: org_logo.id}
+    assert org.uploads.readable_images(org.bob, {PROJECT_LOGO: [org.app]})[PROJECT_LOGO] == {}
+    assert org.uploads.readable_images(org.alice, {PROJECT_LOGO: [org.app]})[PROJECT_LOGO] == {
+        org.app: app_logo.id}
+    assert org.uploads.readable_images(org.bob, {ORG_LOGO: [org.id, org.other]})[ORG_LOGO] == {org.id: org_logo.id}
+    avatar = org.uploads.set_purpose(org.upload(org.bob, image_format="png").id, AVATAR, org.bob)
+    several = org.uploads.readable_images(org.alice, {AVATAR: [org.bob], PROJECT_LOGO: [org.app],
+                                                      ORG_LOGO: [org.id]})  # one read for a page's frame
+    assert several == {AVATAR: {org.bob: avatar.id}, PROJECT_LOGO: {org.app: app_logo.id},
+                       ORG_LOGO: {org.id: org_logo.id}}
+    assert org.uploads.readable_images(org.alice, {AVATAR: [org.app]}) == {AVATAR: {}}  # a project id: no avatar
     foreign = org.uploads.set_purpose(org.upload(org.admin, image_format="png").id, ORG_LOGO, org.other)
     assert org.readers(foreign.id) == {org.root}  # a logo names its own organisation, or nobody member sees it
 

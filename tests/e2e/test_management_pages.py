@@ -107,9 +107,12 @@ def test_members_are_removed_and_deactivated_by_managers_only_and_the_last_owner
     assert post(ada, "/o/1/settings/members/1/role", {"role": "member"}).status_code == 409
     assert post(ada, "/o/1/settings/members/1/active", {"active": "no"}).status_code == 409
 
-    # Deactivating Bob signs him out at once; reactivating lets him sign in again.
+    # Deactivating Bob signs him out at once, and his API token stops working; reactivating lets him sign in again.
+    secret = bob.post("/api/me/tokens", json={"name": "script", "access": "read"}).json()["secret"]
+    assert bob.get("/api/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
     assert post(ada, f"/o/1/settings/members/{bob_id}/active", {"active": "no"}).status_code == 303
     assert bob.get("/api/me").status_code == 401
+    assert app_client().get("/api/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
     assert "deactivated" in ada.get("/o/1/settings").text
     assert post(ada, f"/o/1/settings/members/{bob_id}/active", {"active": "yes"}).status_code == 303
     bob = sign_in(app_client, "bob@example.com")

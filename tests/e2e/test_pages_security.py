@@ -287,8 +287,14 @@ def test_search_page_says_when_semantic_search_cannot_run(app_client):
     for unsearchable in ("the", "?!…", "and or"):  # only stop words or punctuation: the page stays, says why
         answered = plain.get("/o/1/search", params={"q": unsearchable})
         assert answered.status_code == 200
-        assert "Nothing searched: search needs at least one word that is not a stop word" in answered.text
+        assert "Nothing to match: only stop words or punctuation: search for a name" in answered.text
         assert 'name="q" type="search" value="' in answered.text and "No results for" not in answered.text
+    api = plain.get("/api/organisations/1/search", params={"q": "the"})  # the API: 200, empty, with the hint
+    assert api.status_code == 200 and api.json()["items"] == [] and "stop words" in api.json()["hint"]
+    plain.post("/o/1/records", follow_redirects=False,
+               data={"csrf_token": token, "type": "doc", "title": "Tuesday notes", "body": "Tuesday tuesday."})
+    named = plain.get("/api/organisations/1/search", params={"q": "tuesday doc-1"}).json()["items"]
+    assert [i["display_id"] for i in named] == ["DOC-1", "DOC-2"]  # named first, though DOC-2 ranks higher
 
 
 def test_search_page_uses_semantic_and_hybrid_search_when_an_embedding_model_is_configured(app_client,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.fake_tokens import InMemoryAccessTokens
 from tests.fake_unit_of_work import fake_transactions, signed_in
 from tests.fakes import FakePasswordHasher, InMemoryDirectory, InMemorySignInLog
 from tow_core import accounts
@@ -42,7 +43,8 @@ class Server:
     def __init__(self) -> None:
         self.directory, self.log, self.tokens = InMemoryDirectory(lambda: NOW), InMemorySignInLog(), CountingTokens()
         self.opened = 0
-        transactions = fake_transactions(lambda: NOW, rollback=(self.directory,), directory=self.directory)
+        transactions = fake_transactions(lambda: NOW, rollback=(self.directory,), directory=self.directory,
+                                         tokens=InMemoryAccessTokens())
 
         def counted():
             self.opened += 1

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.fake_tokens import InMemoryAccessTokens
 from tests.fakes import FakePasswordHasher, InMemoryDirectory, InMemorySignInLog
 from tow_core import accounts
 from tow_core.access import OrgRole
@@ -366,12 +367,12 @@ def test_sign_out_everywhere_revokes_every_session_of_the_user_and_no_one_elses(
     ada, mia = (server.directory.user(people[n]) for n in ("ada", "mia"))
     mine = [server.session(ada) for _ in range(3)]
     hers = server.session(mia)
-    assert accounts.sign_out_everywhere(server.directory, server.principal(ada.id), now=NOW) == 3
+    assert accounts.sign_out_everywhere(server.directory, InMemoryAccessTokens(), server.principal(ada.id), now=NOW) == 3
     for session in mine:
         with pytest.raises(NotAuthenticated):
             server.resolve(session)
     assert server.resolve(hers)[0] == hers
-    assert accounts.sign_out_everywhere(server.directory, server.principal(ada.id), now=NOW) == 0
+    assert accounts.sign_out_everywhere(server.directory, InMemoryAccessTokens(), server.principal(ada.id), now=NOW) == 0
 
 
 def test_switching_organisation_needs_a_membership_there(server, acme):

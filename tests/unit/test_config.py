@@ -16,6 +16,7 @@ from tow_http.config import (
 )
 
 GOOD_SECRET = "x" * 40
+S3_KEYS = {"TOW_S3_ACCESS_KEY_ID": "tow-key", "TOW_S3_SECRET_ACCESS_KEY": "tow-secret"}
 
 
 def write(tmp_path: Path, yaml_text: str = "", dotenv: str | None = None) -> Path:
@@ -108,6 +109,17 @@ BAD_CONFIGS = [
         "'none' is never allowed",
         id="oidc-alg-none",
     ),
+    pytest.param("uploads:\n  backend: ftp\n", {}, "uploads.backend: invalid enum value 'ftp'", id="bad-backend"),
+    pytest.param("uploads:\n  backend: s3\n", S3_KEYS, "uploads.s3.bucket: required when uploads.backend is s3",
+                 id="s3-no-bucket"),
+    pytest.param("uploads:\n  backend: s3\n  s3:\n    bucket: tow\n", {"TOW_S3_SECRET_ACCESS_KEY": "x"},
+                 "TOW_S3_ACCESS_KEY_ID is not set but uploads.backend is s3", id="s3-no-access-key"),
+    pytest.param("", {"UPLOADS_BACKEND": "s3", "S3_BUCKET": "tow", "TOW_S3_ACCESS_KEY_ID": "x"},
+                 "TOW_S3_SECRET_ACCESS_KEY is not set but uploads.backend is s3", id="s3-no-secret-key"),
+    pytest.param("uploads:\n  backend: s3\n  s3:\n    bucket: tow\n    endpoint_url: seaweedfs:8333\n", S3_KEYS,
+                 "uploads.s3.endpoint_url: expected an http:// or https:// URL", id="s3-bad-endpoint"),
+    pytest.param("uploads:\n  s3:\n    key_prefix: ../up/\n", {}, "uploads.s3.key_prefix: expected `str` matching",
+                 id="s3-bad-prefix"),
 ]
 
 
@@ -211,3 +223,30 @@ def test_an_unset_public_url_follows_the_address_served_and_a_configured_one_is_
     configured = load_config(write(tmp_path), environ={"APP_SECRET": GOOD_SECRET,
                                                        "PUBLIC_APP_URL": "http://tow.internal:8080"})
     assert configured.serving_at(None, 9001).settings.runtime.public_app_url == "http://tow.internal:8080"
+
+
+def test_the_s3_backend_is_configured_by_yaml_or_prefixed_environment_names_and_picked_by_the_composition_root(
+        tmp_path):
+    from tow_adapters.fs_upload_store import FsUploadStore
+    from tow_adapters.s3_upload_store import S3UploadStore
+    from tow_http.composition import Container
+
+    def store(config):
+        return Container(config=config, database_url="postgresql://unused/tow").upload_store()
+
+    default = load_config(write(tmp_path), environ={"APP_SECRET": GOOD_SECRET})
+    assert default.settings.uploads.backend == "filesystem" and isinstance(store(default), FsUploadStore)
+    environ = {"APP_SECRET": GOOD_SECRET, "UPLOADS_BACKEND": "s3", "S3_BUCKET": "tow-files",
+               "S3_ENDPOINT_URL": "http://127.0.0.1:8333", "S3_KEY_PREFIX": "acme/uploads/", **S3_KEYS}
+    config = load_config(write(tmp_path), environ=environ)
+    s3 = config.settings.uploads.s3
+    assert (s3.bucket, s3.endpoint_url, s3.region, s3.key_prefix) == (
+        "tow-files", "http://127.0.0.1:8333", "us-east-1", "acme/uploads/")
+    assert config.sources["uploads.backend"] == "environment UPLOADS_BACKEND"
+    assert config.sources["uploads.s3.bucket"] == "environment S3_BUCKET"
+    picked = store(config)
+    assert isinstance(picked, S3UploadStore)
+    assert (picked.bucket, picked.prefix) == ("tow-files", "acme/uploads/")
+    shown = "\n".join(effective_config_lines(config))
+    assert "TOW_S3_SECRET_ACCESS_KEY = ******** (10 characters)  (environment)" in shown
+    assert "tow-secret" not in shown

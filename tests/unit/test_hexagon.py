@@ -38,9 +38,12 @@ def test_tow_core_imports_only_the_standard_library_and_itself():
 # tow_adapters.openai_client by tests/unit/test_openai_boundary.py. pyproject.toml's import-linter contract
 # says the same for the third-party packages; this also covers the standard library's clients, which
 # import-linter cannot forbid without forbidding urllib.parse and http.HTTPStatus too.
-OUTBOUND_HTTP_MODULES = ("httpx", "requests", "urllib3", "aiohttp", "urllib.request", "http.client")
+OUTBOUND_HTTP_MODULES = ("httpx", "requests", "urllib3", "aiohttp", "urllib.request", "http.client", "boto3",
+                         "botocore")
 NAMED_PROVIDER_ADAPTERS = {"tow_adapters/exa_web_search.py", "tow_adapters/openai_client.py",
                            "tow_adapters/oidc_provider.py"}  # the single sign-on provider (no company data)
+# The upload bucket is the deployment's own storage (no egress ledger), reached by its one adapter only.
+OWN_STORAGE_ADAPTERS = {"tow_adapters/s3_upload_store.py": {"boto3", "botocore"}}
 
 
 def outbound_http_imports(path: Path) -> set[str]:
@@ -63,6 +66,7 @@ def outbound_http_offenders(root: Path) -> set[str]:
         f"{path.relative_to(root).as_posix()}: {module}"
         for path in root.rglob("*.py") if path.relative_to(root).as_posix() not in NAMED_PROVIDER_ADAPTERS
         for module in outbound_http_imports(path)
+        if module not in OWN_STORAGE_ADAPTERS.get(path.relative_to(root).as_posix(), set())
     }
 
 
@@ -73,7 +77,7 @@ def test_outbound_http_libraries_are_imported_only_by_the_named_provider_adapter
 @pytest.mark.parametrize("line", [
     "import httpx", "import requests.adapters", "from urllib import request", "import urllib.request as u",
     "from urllib.request import urlopen", "from http import client", "from http.client import HTTPSConnection",
-    "import urllib3", "import aiohttp",
+    "import urllib3", "import aiohttp", "import boto3", "from botocore.config import Config",
 ])
 def test_the_outbound_http_rule_catches_every_spelling_outside_the_named_adapters(tmp_path, line):
     (tmp_path / "tow_http").mkdir()
@@ -82,6 +86,13 @@ def test_the_outbound_http_rule_catches_every_spelling_outside_the_named_adapter
     (tmp_path / "tow_adapters" / "exa_web_search.py").write_text(f"{line}\n")  # named: allowed
     [offender] = outbound_http_offenders(tmp_path)
     assert offender.startswith("tow_http/sneaky.py: ")
+
+
+def test_the_s3_upload_store_may_import_boto3_and_nothing_else_outbound(tmp_path):
+    (tmp_path / "tow_adapters").mkdir()
+    (tmp_path / "tow_adapters" / "s3_upload_store.py").write_text("import boto3\nimport botocore.config\n"
+                                                                  "import requests\n")
+    assert outbound_http_offenders(tmp_path) == {"tow_adapters/s3_upload_store.py: requests"}
 
 
 def test_the_outbound_http_rule_leaves_urllib_parse_and_http_status_alone(tmp_path):

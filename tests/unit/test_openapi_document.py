@@ -66,7 +66,9 @@ def test_every_error_response_is_the_envelope_and_litestars_400_is_gone(document
 def test_signed_in_operations_declare_the_session_cookie_and_401(document):
     scheme = document["components"]["securitySchemes"]["session"]
     assert scheme == {"type": "apiKey", "in": "cookie", "name": "tow_session", "description": scheme["description"]}
-    signed_in = {label for label, op in operations(document) if op.get("security") == [{"session": []}]}
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    signed_in = {label for label, op in operations(document)
+                 if op.get("security") == [{"session": []}, {"bearer": []}]}  # either one
     with_401 = {label for label, op in operations(document) if "401" in op["responses"]}
     assert with_401 - signed_in == {"POST /api/auth/login"}  # wrong password; no session needed
     assert "GET /api/me" in signed_in and "GET /api/health" not in with_401

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.fake_tokens import InMemoryAccessTokens
 from tests.fakes import FakePasswordHasher, InMemoryDirectory
 from tow_core.audit import AuditAction
 from tow_core.errors import Conflict, InvalidInput, NotFound
@@ -67,8 +68,8 @@ def test_reset_password_checks_the_policy_before_touching_the_account():
     hasher = FakePasswordHasher()
     bob = directory.add_user("bob@example.com", "Bob", hasher.hash(PASSWORD), server_admin=False)
     with pytest.raises(InvalidInput):
-        reset_password_from_shell(directory, hasher, email="bob@example.com", password="short", now=datetime.now(UTC))
+        reset_password_from_shell(directory, InMemoryAccessTokens(), hasher, email="bob@example.com", password="short", now=datetime.now(UTC))
     assert hasher.verify(directory.user(bob.id).password_hash or "", PASSWORD)
     with pytest.raises(NotFound):
-        reset_password_from_shell(directory, hasher, email="nobody@example.com", password=PASSWORD * 2,
+        reset_password_from_shell(directory, InMemoryAccessTokens(), hasher, email="nobody@example.com", password=PASSWORD * 2,
                                   now=datetime.now(UTC))

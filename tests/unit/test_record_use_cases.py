@@ -19,7 +19,7 @@ from tow_core.embeddings import EmbeddingSpace
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound
 from tow_core.knowledge import Workspace
 from tow_core.records import RecordType, SearchHit
-from tow_core.semantic_search import FallbackReason, SearchMode
+from tow_core.semantic_search import NO_TERMS_HINT, FallbackReason, SearchMode
 from tow_core.unit_of_work import SessionCredential
 from tow_core.uploads import NewUpload
 from tow_core.use_cases.record_pages import RecordPageUseCases
@@ -158,6 +158,39 @@ def test_semantic_search_without_a_model_answers_keyword_results_and_says_why(w,
     with pytest.raises(InvalidInput) as refused:
         records.search(ada, w.org, "   ")
     assert refused.value.field == "q"
+
+
+def test_a_display_id_in_the_query_ranks_its_record_first_only_for_those_who_read_it(w, transactions):
+    ada, bob = w.credential("ada"), w.credential("bob")
+    records = RecordUseCases(transactions)
+    plan = records.create(ada, w.org, record_type=DOC, scope=_scope(w, "OPS"), title="Release plan",
+                          body="release on Fridays")
+    for n in range(3):
+        records.create(ada, w.org, record_type=DOC, scope=_scope(w, "OPS"), title=f"Release notes {n}",
+                       body="release release release")
+    secret = records.create(ada, w.org, record_type=DOC, scope=_scope(w, "SEC"), title="Launch", body="release")
+
+    for mode, model in ((SearchMode.KEYWORD, None), (SearchMode.HYBRID, FakeEmbeddingModel(64)),
+                        (SearchMode.SEMANTIC, FakeEmbeddingModel(64))):
+        found = RecordUseCases(transactions, model).search(ada, w.org, f"release {str(plan.display_id).lower()}",
+                                                           mode=mode)
+        ids = [h.summary.id for h in found.hits]
+        assert ids[0] == plan.id and ids.count(plan.id) == 1, mode  # first, and not again further down
+    named_secret = records.search(bob, w.org, f"{secret.display_id} release", mode=SearchMode.KEYWORD)
+    assert secret.id not in [h.summary.id for h in named_secret.hits]  # Bob cannot read SEC: not named for him
+    filtered = records.search(ada, w.org, f"{plan.display_id}", types=[TICKET], mode=SearchMode.KEYWORD)
+    assert plan.id not in [h.summary.id for h in filtered.hits]  # named, but not a ticket
+
+
+def test_a_query_of_only_stop_words_answers_nothing_with_a_hint_in_every_mode(w, transactions):
+    ada = w.credential("ada")
+    records = RecordUseCases(transactions)
+    plan = records.create(ada, w.org, record_type=DOC, scope=("organisation", None), title="The plan")
+    for model, mode in ((None, SearchMode.KEYWORD), (FakeEmbeddingModel(64), SearchMode.HYBRID)):
+        result = RecordUseCases(transactions, model).search(ada, w.org, "the ?!", mode=mode)
+        assert result.hits == () and result.hint == NO_TERMS_HINT, mode
+    with_id = records.search(ada, w.org, f"the {plan.display_id}")
+    assert [h.summary.id for h in with_id.hits] == [plan.id] and with_id.hint is None  # a named record is an answer
 
 
 # --- TicketUseCases ----------------------------------------------------------------------------------------

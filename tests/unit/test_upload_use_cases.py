@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 import pytest
 
+from tests.fake_tokens import InMemoryAccessTokens
 from tests.fake_unit_of_work import fake_transactions, with_inbox
 from tests.fake_uploads import InMemoryUploadRecords, InMemoryUploadStore
 from tests.unit.records_world import World
@@ -33,11 +34,13 @@ class UploadWorld(World):
         super().__init__()
         self.rows = InMemoryUploadRecords(self.directory, self.records, self.clock)
         self.store = InMemoryUploadStore()
+        self.tokens = InMemoryAccessTokens()  # the profile page lists your personal access tokens
         self.uploads = self.use_cases(self.store)
 
     def use_cases(self, store: InMemoryUploadStore | None, max_bytes: int = 1000) -> UploadUseCases:
         transactions = fake_transactions(self.clock, rollback=(*self._tables, self.rows), **with_inbox(
-            self.clock, directory=self.directory, records=self.records, history=self.keeping, uploads=self.rows))
+            self.clock, directory=self.directory, records=self.records, history=self.keeping, uploads=self.rows,
+            tokens=self.tokens))
         return UploadUseCases(transactions, store, FirstBytesImages(), max_bytes)
 
 
@@ -176,6 +179,7 @@ def test_a_server_without_an_upload_store_says_uploads_are_not_configured(w):
         off.set_avatar(w.credential("bob"), None)
     framed = off.profile(w.credential("bob"), w.org, None)
     assert framed.content.uploads_enabled is False and framed.frame.user.id == w.ids["bob"]
+    assert framed.content.tokens == []
     assert w.uploads.profile(w.credential("bob"), w.org, "APP").content.uploads_enabled is True
     with pytest.raises(NotFound):  # a project Bob cannot read
         w.uploads.profile(w.credential("bob"), w.org, "SEC")

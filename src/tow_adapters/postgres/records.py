@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.access import Scope, ScopeKind
-from tow_core.errors import Conflict, InvalidInput, NotFound
+from tow_core.errors import Conflict, InvalidInput, NoSearchTerms, NotFound
 from tow_core.records import (
     BARE_PREFIX_PATTERN,
     DISPLAY_ID_PATTERN,
@@ -371,5 +371,5 @@ def _check_scope(scope: Scope, org_id: int) -> None:
         raise InvalidInput("a record's scope must belong to the record's organisation", field="scope")
 
 
-def _empty_search() -> InvalidInput:
-    return InvalidInput("search needs at least one word that is not a stop word like 'the' or 'and'", field="q")
+def _empty_search() -> NoSearchTerms:
+    return NoSearchTerms()

@@ -9,7 +9,7 @@ revoked grant hides an attachment on the very next statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
 
@@ -110,16 +110,24 @@ class PgUploadRecords(SqlStore):
                         "FOR UPDATE", purpose=purpose.value, subject=subject_id)
         return _upload(row) if row else None
 
-    def readable_images(self, principal_id: int, purpose: UploadPurpose, subject_ids: Iterable[int]) -> dict[int, int]:
-        wanted = sorted(set(subject_ids))
-        if not wanted:
-            return {}
-        rows = self._conn.execute(
-            sa.text(f"SELECT u.subject_id, u.id FROM uploads u WHERE u.purpose = :purpose "
-                    f"AND u.subject_id IN :subjects AND {UPLOAD_READABLE}").bindparams(
-                        sa.bindparam("subjects", expanding=True)),
-            {"purpose": purpose.value, "subjects": wanted, PRINCIPAL_PARAM: principal_id}).all()
-        return {subject: upload_id for subject, upload_id in rows}
+    def readable_images(self, principal_id: int, wanted: Mapping[UploadPurpose, Iterable[int]]
+                        ) -> dict[UploadPurpose, dict[int, int]]:
+        asked = {purpose: set(ids) for purpose, ids in wanted.items()}
+        found: dict[UploadPurpose, dict[int, int]] = {purpose: {} for purpose in asked}
+        subjects = sorted(set().union(*asked.values())) if asked else []
+        if not subjects:
+            return found
+        # Arrays, not expanding INs: one statement text for every page's frame (avatar, logo, project logos),
+        # built and compiled once; the few rows of other (purpose, subject) pairs are dropped below.
+        rows = self._rows(f"SELECT u.purpose, u.subject_id, u.id FROM uploads u "
+                          f"WHERE u.purpose = ANY(CAST(:purposes AS text[])) "
+                          f"AND u.subject_id = ANY(CAST(:subjects AS bigint[])) AND {UPLOAD_READABLE}",
+                          purposes=sorted(p.value for p in asked), subjects=subjects,
+                          **{PRINCIPAL_PARAM: principal_id})
+        for purpose, subject, upload_id in rows:
+            if subject in asked[UploadPurpose(purpose)]:
+                found[UploadPurpose(purpose)][subject] = upload_id
+        return found
 
     def delete(self, upload_id: int) -> None:
         self._conn.execute(sa.text("DELETE FROM uploads WHERE id = :id"), {"id": upload_id})

@@ -38,14 +38,25 @@ def _roles_sql(roles: list[ProjectRole]) -> str:
 
 def _project_grant(roles: list[ProjectRole]) -> str:
     """Projects where the principal's direct grant or a grant to one of its groups (of the same
-    organisation) has one of ``roles``; "highest of direct and group grants" falls out of the OR."""
+    organisation) has one of ``roles``; "highest of direct and group grants" falls out of the union.
+
+    Two branches, each starting from the principal's own rows — direct grants by
+    ``project_grants_user_idx``, group grants from ``group_members_user_idx`` then
+    ``project_grants_group_idx`` — rather than one ``user_id = … OR group_id IN (…)`` test, which no index
+    serves: PostgreSQL then read every grant of the organisation's projects (measured: 7 ms of a 3,000-record
+    search with 1,000 projects and 4,700 grants, growing with everybody's grants)."""
     return (
-        "SELECT p.organisation_id, 'project', p.id FROM my_memberships mm "
-        "JOIN projects p ON p.organisation_id = mm.organisation_id "
-        "JOIN project_grants pg ON pg.project_id = p.id "
-        f"WHERE pg.role IN {_roles_sql(roles)} AND (pg.user_id = :{PRINCIPAL_PARAM} OR pg.group_id IN ("
-        "SELECT gm.group_id FROM group_members gm JOIN groups g ON g.id = gm.group_id "
-        f"WHERE gm.user_id = :{PRINCIPAL_PARAM} AND g.organisation_id = p.organisation_id))"
+        "SELECT p.organisation_id, 'project', p.id FROM project_grants pg "
+        "JOIN projects p ON p.id = pg.project_id "
+        "JOIN my_memberships mm ON mm.organisation_id = p.organisation_id "
+        f"WHERE pg.user_id = :{PRINCIPAL_PARAM} AND pg.role IN {_roles_sql(roles)}\n"
+        "UNION\n"
+        "SELECT p.organisation_id, 'project', p.id FROM group_members gm "
+        "JOIN groups g ON g.id = gm.group_id "
+        "JOIN project_grants pg ON pg.group_id = gm.group_id "
+        "JOIN projects p ON p.id = pg.project_id AND p.organisation_id = g.organisation_id "
+        "JOIN my_memberships mm ON mm.organisation_id = p.organisation_id "
+        f"WHERE gm.user_id = :{PRINCIPAL_PARAM} AND pg.role IN {_roles_sql(roles)}"
     )
 
 

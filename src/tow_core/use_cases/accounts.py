@@ -104,9 +104,10 @@ class AccountUseCases:
             accounts.sign_out(unattended.stores.directory, token_hash=credential.token_hash, now=unattended.now)
 
     def sign_out_everywhere(self, credential: SessionCredential) -> int:
-        """Revokes every session of the signed-in user; how many there were."""
+        """Revokes every session and access token of the signed-in user; how many sessions there were."""
         with self.transactions.acting_as(credential) as acting:
-            return accounts.sign_out_everywhere(acting.stores.directory, acting.principal, now=acting.now)
+            return accounts.sign_out_everywhere(acting.stores.directory, acting.stores.tokens, acting.principal,
+                                                now=acting.now)
 
     def me(self, credential: SessionCredential) -> AccountOverview:
         with self.transactions.acting_as(credential) as acting:
@@ -131,11 +132,13 @@ class AccountUseCases:
 
     def change_password(self, credential: SessionCredential, *, current_password: str, new_password: str,
                         client_ip: str) -> int:
-        """A new password; every other session of yours ends at once, this one stays. How many ended."""
+        """A new password; every other session of yours ends at once, this one stays (asked with an API token:
+        every session ends). How many ended."""
+        keep = credential.token_hash if isinstance(credential, SessionCredential) else None
         with self.transactions.acting_as(credential) as acting:
             return profile.change_password(acting.stores.directory, self.password_hasher, self.sign_in_log,
                                            acting.principal, current_password=current_password,
-                                           new_password=new_password, keep_token_hash=credential.token_hash,
+                                           new_password=new_password, keep_token_hash=keep,
                                            client_ip=client_ip, now=acting.now)
 
     def switch_organisation(self, credential: SessionCredential, org_id: int) -> AccountOverview:

@@ -60,15 +60,15 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
         if picked is None:
             raise NotFound(f"project {project_key} not found")
 
-    def images(purpose: UploadPurpose, subject_ids: list[int]) -> dict[int, int]:
-        return attachments.visible_images(principal, acting.stores.uploads, purpose, subject_ids)
-
+    images = attachments.visible_images_of(principal, acting.stores.uploads, {
+        UploadPurpose.AVATAR: [user.id], UploadPurpose.ORGANISATION_LOGO: [org_id],
+        UploadPurpose.PROJECT_LOGO: [p.id for p in projects]})
     return Frame(user, accounts.own_organisations(directory, principal), organisation, principal.org_roles[org_id],
                  projects, picked, administration.list_groups(directory, principal, org_id=org_id),
                  frozenset(principal.group_ids),
-                 avatar_id=images(UploadPurpose.AVATAR, [user.id]).get(user.id),
-                 logo_id=images(UploadPurpose.ORGANISATION_LOGO, [org_id]).get(org_id),
-                 project_logos=images(UploadPurpose.PROJECT_LOGO, [p.id for p in projects]),
+                 avatar_id=images[UploadPurpose.AVATAR].get(user.id),
+                 logo_id=images[UploadPurpose.ORGANISATION_LOGO].get(org_id),
+                 project_logos=images[UploadPurpose.PROJECT_LOGO],
                  inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total)
 
 

@@ -36,8 +36,8 @@ class OperatorUseCases:
     def reset_password(self, *, email: str, password: str) -> int:
         """Sets the password and signs the account out everywhere; how many sessions were revoked."""
         with self.transactions.unattended() as work:
-            return operator_accounts.reset_password_from_shell(work.stores.directory, self.hasher, email=email,
-                                                               password=password, now=work.now)
+            return operator_accounts.reset_password_from_shell(work.stores.directory, work.stores.tokens, self.hasher,
+                                                               email=email, password=password, now=work.now)
 
     def import_organisation(self, file: BinaryIO) -> ImportReport:
         """`tow import FILE`: restores an organisation export in one unit of work (nothing kept when refused)."""

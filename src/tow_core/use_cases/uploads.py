@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, TypeVar
 
-from tow_core import attachments
+from tow_core import access_tokens, attachments
 from tow_core.access import Principal
+from tow_core.access_tokens import AccessToken
 from tow_core.attachments import ReceivedFile, UploadDesk
 from tow_core.errors import InvalidInput, NotConfigured, NotFound
 from tow_core.identity import Project
@@ -41,6 +43,8 @@ IMAGE_FIELD = "file"  # the page forms' file field, named when what was sent is 
 @dataclass(frozen=True)
 class ProfilePage:
     uploads_enabled: bool  # whether the profile image form is offered
+    tokens: list[AccessToken]  # your unrevoked personal access tokens (the page's "API tokens" section)
+    now: datetime  # which of them have expired
 
 
 def uploads_configured(store: UploadStore | None, images: RasterImageInspector | None
@@ -192,7 +196,10 @@ class UploadUseCases:
 
     def profile(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[ProfilePage]:
         with self.transactions.acting_as(credential) as acting:
-            return Framed(frame_of(acting, org_id, project_key), ProfilePage(uploads_enabled=self.store is not None))
+            return Framed(frame_of(acting, org_id, project_key),
+                          ProfilePage(uploads_enabled=self.store is not None,
+                                      tokens=access_tokens.own_tokens(acting.stores.tokens, acting.principal),
+                                      now=acting.now))
 
     # --- changing ----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.accounts import AccountUseCases, SignedInAs
 from tow_http.config import Settings
 from tow_http.context import SessionCookies, client_ip
@@ -133,14 +133,14 @@ def logout(request: Request, accounts: NamedDependency[AccountUseCases],
     status_code=HTTP_204_NO_CONTENT,
     sync_to_thread=True,
 )
-def logout_everywhere(caller: NamedDependency[SessionCredential], accounts: NamedDependency[AccountUseCases],
+def logout_everywhere(caller: NamedDependency[Credential], accounts: NamedDependency[AccountUseCases],
                       session_cookies: NamedDependency[SessionCookies]) -> Response[None]:
     accounts.sign_out_everywhere(caller)
     return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[session_cookies.expired()])
 
 
 @get("/me", summary="The signed-in user and their organisations", sync_to_thread=True)
-def me(caller: NamedDependency[SessionCredential], accounts: NamedDependency[AccountUseCases]) -> MeOut:
+def me(caller: NamedDependency[Credential], accounts: NamedDependency[AccountUseCases]) -> MeOut:
     return me_of(accounts.me(caller))
 
 
@@ -153,7 +153,7 @@ def me(caller: NamedDependency[SessionCredential], accounts: NamedDependency[Acc
     "does for an account without a password.",
     sync_to_thread=True,
 )
-def change_profile(data: JSONBody[ProfilePatch], request: Request, caller: NamedDependency[SessionCredential],
+def change_profile(data: JSONBody[ProfilePatch], request: Request, caller: NamedDependency[Credential],
                    accounts: NamedDependency[AccountUseCases]) -> MeOut:
     return me_of(accounts.change_profile(
         caller, display_name=None if data.display_name is msgspec.UNSET else data.display_name,
@@ -170,7 +170,7 @@ def change_profile(data: JSONBody[ProfilePatch], request: Request, caller: Named
     "password (single sign-on) has none to change (403).",
     sync_to_thread=True,
 )
-def change_password(data: JSONBody[PasswordChangeIn], request: Request, caller: NamedDependency[SessionCredential],
+def change_password(data: JSONBody[PasswordChangeIn], request: Request, caller: NamedDependency[Credential],
                     accounts: NamedDependency[AccountUseCases]) -> PasswordChangedOut:
     return PasswordChangedOut(accounts.change_password(caller, current_password=data.current_password,
                                                        new_password=data.new_password, client_ip=client_ip(request)))
@@ -182,7 +182,7 @@ def change_password(data: JSONBody[PasswordChangeIn], request: Request, caller: 
     description="The session's active organisation; 404 for organisations you are not a member of.",
     sync_to_thread=True,
 )
-def switch_organisation(data: JSONBody[ActiveOrganisationIn], caller: NamedDependency[SessionCredential],
+def switch_organisation(data: JSONBody[ActiveOrganisationIn], caller: NamedDependency[Credential],
                         accounts: NamedDependency[AccountUseCases]) -> MeOut:
     return me_of(accounts.switch_organisation(caller, data.organisation_id))
 

@@ -6,7 +6,7 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
 from tow_core.accounts import AccountOverview
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
 from tow_http.accounts.oidc_pages import OIDC_PAGES
@@ -39,7 +39,7 @@ def home(request: Request, accounts: NamedDependency[AccountUseCases],
 
 
 @get("/welcome", sync_to_thread=True, include_in_schema=False)
-def welcome(request: Request, caller: NamedDependency[SessionCredential],
+def welcome(request: Request, caller: NamedDependency[Credential],
             accounts: NamedDependency[AccountUseCases]) -> Response:
     """Signed in but a member of no organisation (removed from all of them): say so."""
     return page(request, "welcome.html", user=accounts.current_user(caller))
@@ -99,7 +99,7 @@ def logout(request: Request, form: NamedDependency[Form], single_sign_on: NamedD
 
 
 @post("/logout-everywhere", sync_to_thread=True, include_in_schema=False)
-def logout_everywhere(request: Request, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+def logout_everywhere(request: Request, form: NamedDependency[Form], caller: NamedDependency[Credential],
                       accounts: NamedDependency[AccountUseCases],
                       session_cookies: NamedDependency[SessionCookies]) -> Response:
     accounts.sign_out_everywhere(caller)
@@ -139,7 +139,7 @@ def join_submit(request: Request, form: NamedDependency[Form], accounts: NamedDe
 
 
 @post("/switch-organisation", sync_to_thread=True, include_in_schema=False)
-def switch_organisation(request: Request, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+def switch_organisation(request: Request, form: NamedDependency[Form], caller: NamedDependency[Credential],
                         accounts: NamedDependency[AccountUseCases]) -> Response:
     org_id = form.integer("organisation_id", "organisation") or 0
     accounts.switch_organisation(caller, org_id)

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_http.context import client_ip
 from tow_http.pages.web import Form, redirect
@@ -24,7 +24,7 @@ def _back(org_id: int, form: Form, saved: str) -> str:
 
 @post(f"{PROFILE}/details", sync_to_thread=True, include_in_schema=False)
 def save_profile_details(request: Request, org_id: int, form: NamedDependency[Form],
-                         caller: NamedDependency[SessionCredential],
+                         caller: NamedDependency[Credential],
                          accounts: NamedDependency[AccountUseCases]) -> Response:
     """Name and email; an unchanged email needs no password (the use case compares)."""
     accounts.change_profile(caller, display_name=form.get("display_name"), email=form.get("email"),
@@ -34,7 +34,7 @@ def save_profile_details(request: Request, org_id: int, form: NamedDependency[Fo
 
 @post(f"{PROFILE}/password", sync_to_thread=True, include_in_schema=False)
 def save_profile_password(request: Request, org_id: int, form: NamedDependency[Form],
-                          caller: NamedDependency[SessionCredential],
+                          caller: NamedDependency[Credential],
                           accounts: NamedDependency[AccountUseCases]) -> Response:
     accounts.change_password(caller, current_password=form.get("current_password"),
                              new_password=form.get("new_password"), client_ip=client_ip(request))

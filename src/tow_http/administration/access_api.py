@@ -18,7 +18,7 @@ from tow_core.access import Condition, ScopeKind
 from tow_core.administration import AccessExplanation, AccessReview, DeactivatedGrant, ReviewedGrant, ReviewedUser
 from tow_core.errors import InvalidInput
 from tow_core.identity import Group, User
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import ProjectUseCases
 from tow_http.administration.organisations_api import MemberOut, OrganisationOut, member_out, organisation_out
 from tow_http.administration.projects_api import GrantOut, ProjectOut, grant_out, project_out
@@ -175,7 +175,7 @@ def review_out(review: AccessReview) -> AccessReviewOut:
     sync_to_thread=True,
 )
 def explain_access(
-    org_id: int, scope_text: ScopeText, caller: NamedDependency[SessionCredential],
+    org_id: int, scope_text: ScopeText, caller: NamedDependency[Credential],
     projects: NamedDependency[ProjectUseCases], user_id: int | None = None,
 ) -> ExplanationOut:
     # ``scope`` is Litestar's reserved name for the ASGI scope, hence the alias.
@@ -192,7 +192,7 @@ def explain_access(
     sync_to_thread=True,
 )
 def access_review(
-    org_id: int, caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+    org_id: int, caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases],
 ) -> AccessReviewOut:
     return review_out(projects.access_review(caller, org_id))
 
@@ -202,7 +202,7 @@ def access_review(
 
 @get("/server/admins", summary="Server admins", description="Server admins only (403 otherwise).", sync_to_thread=True)
 def list_server_admins(
-    caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+    caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases],
 ) -> list[UserOut]:
     return [user_out(u) for u in projects.server_admins(caller)]
 
@@ -215,7 +215,7 @@ def list_server_admins(
     sync_to_thread=True,
 )
 def grant_server_admin(
-    user_id: int, caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+    user_id: int, caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases],
 ) -> UserOut:
     return user_out(projects.set_server_admin(caller, user_id, True))
 
@@ -228,7 +228,7 @@ def grant_server_admin(
     sync_to_thread=True,
 )
 def revoke_server_admin(
-    user_id: int, caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+    user_id: int, caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases],
 ) -> None:
     projects.set_server_admin(caller, user_id, False)
 

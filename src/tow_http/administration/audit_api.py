@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from tow_core.audit import AuditAction, AuditEntry, AuditQuery, audit_actions
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import OrganisationUseCases
 
 Actions = Annotated[list[AuditAction] | None, QueryParameter(name="action",
@@ -51,7 +51,7 @@ def entry_out(entry: AuditEntry) -> AuditEntryOut:
                          dict(entry.details), entry.created_at)
 
 
-def _page(organisations: OrganisationUseCases, caller: SessionCredential, org_id: int | None, actions, actor_id,
+def _page(organisations: OrganisationUseCases, caller: Credential, org_id: int | None, actions, actor_id,
           target, since, until, cursor, limit) -> AuditPageOut:
     query = AuditQuery(audit_actions(actions), actor_id, target, since, until)
     entries, next_cursor = organisations.audit(caller, org_id, query, cursor=cursor, limit=limit)
@@ -68,7 +68,7 @@ DESCRIPTION = (
 @get("/organisations/{org_id:int}/audit", summary="Organisation audit log (owners/admins)",
      description=DESCRIPTION, sync_to_thread=True)
 def organisation_audit(
-    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    org_id: int, caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
     actions: Actions = None, actor_id: ActorId = None,
     target: Target = None, since: Since = None, until: Until = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> AuditPageOut:
@@ -78,7 +78,7 @@ def organisation_audit(
 @get("/server/audit", summary="Server audit log (server admins)",
      description="Server-level changes (server admin granted or revoked). " + DESCRIPTION, sync_to_thread=True)
 def server_audit(
-    caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
     actions: Actions = None, actor_id: ActorId = None, target: Target = None,
     since: Since = None, until: Until = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> AuditPageOut:

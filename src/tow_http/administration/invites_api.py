@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from tow_core import accounts
 from tow_core.access import OrgRole
 from tow_core.identity import Invite, InviteState
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import JoinedAccount, OrganisationUseCases
 from tow_http.config import Settings
 from tow_http.shapes import Email, MembershipOut, MeOut, Strict
@@ -81,7 +81,7 @@ def joined_out(joined: JoinedAccount) -> MeOut:
     sync_to_thread=True,
 )
 def create_invite(
-    org_id: int, data: JSONBody[InviteIn], caller: NamedDependency[SessionCredential],
+    org_id: int, data: JSONBody[InviteIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases], settings: NamedDependency[Settings],
 ) -> CreatedInviteOut:
     created = organisations.create_invite(caller, org_id, role=data.role, email=data.email,
@@ -93,7 +93,7 @@ def create_invite(
 
 @get("/organisations/{org_id:int}/invites", summary="List invites (owners/admins)", sync_to_thread=True)
 def list_invites(
-    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    org_id: int, caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
 ) -> list[InviteOut]:
     return [invite_out(i.invite, i.state) for i in organisations.invites(caller, org_id)]
 
@@ -106,7 +106,7 @@ def list_invites(
     sync_to_thread=True,
 )
 def revoke_invite(
-    org_id: int, invite_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, invite_id: int, caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> None:
     organisations.revoke_invite(caller, org_id, invite_id)
@@ -121,7 +121,7 @@ def revoke_invite(
     sync_to_thread=True,
 )
 def accept_invite(
-    data: JSONBody[AcceptIn], caller: NamedDependency[SessionCredential],
+    data: JSONBody[AcceptIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> MeOut:
     return joined_out(organisations.accept_invite(caller, data.token))

@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from tow_core.access import OrgRole
 from tow_core.identity import Group, Member, Organisation, WorkflowMode
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import OrganisationUseCases
 from tow_http.shapes import Name, Strict
 
@@ -102,7 +102,7 @@ def group_out(group: Group) -> GroupOut:
     sync_to_thread=True,
 )
 def create_organisation(
-    data: JSONBody[OrganisationIn], caller: NamedDependency[SessionCredential],
+    data: JSONBody[OrganisationIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> OrganisationOut:
     return organisation_out(organisations.create_organisation(caller, name=data.name, workflow_mode=data.workflow_mode))
@@ -115,7 +115,7 @@ def create_organisation(
     sync_to_thread=True,
 )
 def get_organisation(
-    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    org_id: int, caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
 ) -> OrganisationOut:
     return organisation_out(organisations.organisation(caller, org_id))
 
@@ -132,7 +132,7 @@ def get_organisation(
     sync_to_thread=True,
 )
 def update_organisation(
-    org_id: int, data: JSONBody[OrganisationPatch], caller: NamedDependency[SessionCredential],
+    org_id: int, data: JSONBody[OrganisationPatch], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> OrganisationOut:
     organisation = organisations.update_organisation(
@@ -152,7 +152,7 @@ def update_organisation(
     sync_to_thread=True,
 )
 def list_members(
-    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    org_id: int, caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
 ) -> list[MemberOut]:
     return [member_out(m) for m in organisations.members(caller, org_id)]
 
@@ -166,7 +166,7 @@ def list_members(
     sync_to_thread=True,
 )
 def change_member_role(
-    org_id: int, user_id: int, data: JSONBody[MemberRoleIn], caller: NamedDependency[SessionCredential],
+    org_id: int, user_id: int, data: JSONBody[MemberRoleIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> MemberOut:
     return member_out(organisations.change_member_role(caller, org_id, user_id, data.role))
@@ -182,7 +182,7 @@ def change_member_role(
     sync_to_thread=True,
 )
 def remove_member(
-    org_id: int, user_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, user_id: int, caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> None:
     organisations.remove_member(caller, org_id, user_id)
@@ -200,7 +200,7 @@ def remove_member(
     sync_to_thread=True,
 )
 def set_member_active(
-    org_id: int, user_id: int, data: JSONBody[MemberActiveIn], caller: NamedDependency[SessionCredential],
+    org_id: int, user_id: int, data: JSONBody[MemberActiveIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> MemberOut:
     return member_out(organisations.set_member_active(caller, org_id, user_id, data.active))
@@ -216,7 +216,7 @@ def set_member_active(
     sync_to_thread=True,
 )
 def list_groups(
-    org_id: int, caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+    org_id: int, caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
 ) -> list[GroupOut]:
     return [group_out(g) for g in organisations.groups(caller, org_id)]
 
@@ -230,7 +230,7 @@ def list_groups(
     sync_to_thread=True,
 )
 def create_group(
-    org_id: int, data: JSONBody[GroupIn], caller: NamedDependency[SessionCredential],
+    org_id: int, data: JSONBody[GroupIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> GroupOut:
     return group_out(organisations.create_group(caller, org_id, data.name))
@@ -243,7 +243,7 @@ def create_group(
     sync_to_thread=True,
 )
 def rename_group(
-    org_id: int, group_id: int, data: JSONBody[GroupIn], caller: NamedDependency[SessionCredential],
+    org_id: int, group_id: int, data: JSONBody[GroupIn], caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> GroupOut:
     return group_out(organisations.rename_group(caller, org_id, group_id, data.name))
@@ -258,7 +258,7 @@ def rename_group(
     sync_to_thread=True,
 )
 def delete_group(
-    org_id: int, group_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, group_id: int, caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> None:
     organisations.delete_group(caller, org_id, group_id)
@@ -272,7 +272,7 @@ def delete_group(
     sync_to_thread=True,
 )
 def add_group_member(
-    org_id: int, group_id: int, user_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, group_id: int, user_id: int, caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> GroupOut:
     return group_out(organisations.add_group_member(caller, org_id, group_id, user_id))
@@ -287,7 +287,7 @@ def add_group_member(
     sync_to_thread=True,
 )
 def remove_group_member(
-    org_id: int, group_id: int, user_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, group_id: int, user_id: int, caller: NamedDependency[Credential],
     organisations: NamedDependency[OrganisationUseCases],
 ) -> None:
     organisations.remove_group_member(caller, org_id, group_id, user_id)

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from tow_core import accounts
 from tow_core.access import OrgRole, ProjectRole, Visibility
 from tow_core.errors import InvalidInput
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
 from tow_http.administration.audit_text import audit_rows
 from tow_http.config import Settings
@@ -28,7 +28,7 @@ def _settings_link(org_id: int, anchor: str = "") -> str:
 
 
 @get(SETTINGS, sync_to_thread=True, include_in_schema=False)
-def settings_page(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def settings_page(request: Request, org_id: int, caller: NamedDependency[Credential],
                   admin_pages: NamedDependency[AdminPageUseCases], project: str | None = None) -> Response:
     framed = admin_pages.settings(caller, org_id, project)
     settings = framed.content
@@ -43,7 +43,7 @@ def settings_page(request: Request, org_id: int, caller: NamedDependency[Session
 
 @post(f"{SETTINGS}/memory-review", sync_to_thread=True, include_in_schema=False)
 def memory_review_rules(request: Request, org_id: int, form: NamedDependency[Form],
-                        caller: NamedDependency[SessionCredential],
+                        caller: NamedDependency[Credential],
                         organisations: NamedDependency[OrganisationUseCases]) -> Response:
     """memory.require_second_reviewer: an unticked box is absent from the form, so absent means off."""
     organisations.update_organisation(caller, org_id, name=None, workflow_mode=None,
@@ -53,7 +53,7 @@ def memory_review_rules(request: Request, org_id: int, form: NamedDependency[For
 
 @post(f"{SETTINGS}/rename", sync_to_thread=True, include_in_schema=False)
 def rename_organisation(request: Request, org_id: int, form: NamedDependency[Form],
-                        caller: NamedDependency[SessionCredential],
+                        caller: NamedDependency[Credential],
                         organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.update_organisation(caller, org_id, name=form.get("name"), workflow_mode=None,
                                       require_second_reviewer=None)
@@ -62,7 +62,7 @@ def rename_organisation(request: Request, org_id: int, form: NamedDependency[For
 
 @post(f"{SETTINGS}/members/{{user_id:int}}/role", sync_to_thread=True, include_in_schema=False)
 def change_role(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
-                caller: NamedDependency[SessionCredential],
+                caller: NamedDependency[Credential],
                 organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.change_member_role(caller, org_id, user_id, form.get("role"))
     return redirect(request, _settings_link(org_id, "members"))
@@ -70,7 +70,7 @@ def change_role(request: Request, org_id: int, user_id: int, form: NamedDependen
 
 @post(f"{SETTINGS}/members/{{user_id:int}}/remove", sync_to_thread=True, include_in_schema=False)
 def remove_member(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
-                  caller: NamedDependency[SessionCredential],
+                  caller: NamedDependency[Credential],
                   organisations: NamedDependency[OrganisationUseCases]) -> Response:
     """Owners/admins remove a member; anyone may remove themselves (leave), and then goes home."""
     organisations.remove_member(caller, org_id, user_id)
@@ -79,7 +79,7 @@ def remove_member(request: Request, org_id: int, user_id: int, form: NamedDepend
 
 @post(f"{SETTINGS}/members/{{user_id:int}}/active", sync_to_thread=True, include_in_schema=False)
 def set_member_active(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
-                      caller: NamedDependency[SessionCredential],
+                      caller: NamedDependency[Credential],
                       organisations: NamedDependency[OrganisationUseCases]) -> Response:
     """``active=no`` deactivates the account (its sessions end at once), ``active=yes`` reactivates it."""
     value = form.get("active")
@@ -91,7 +91,7 @@ def set_member_active(request: Request, org_id: int, user_id: int, form: NamedDe
 
 @post(f"{SETTINGS}/groups", sync_to_thread=True, include_in_schema=False)
 def create_group(request: Request, org_id: int, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential],
+                 caller: NamedDependency[Credential],
                  organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.create_group(caller, org_id, form.get("name"))
     return redirect(request, _settings_link(org_id, "groups"))
@@ -99,7 +99,7 @@ def create_group(request: Request, org_id: int, form: NamedDependency[Form],
 
 @post(f"{SETTINGS}/groups/{{group_id:int}}/members", sync_to_thread=True, include_in_schema=False)
 def add_group_member(request: Request, org_id: int, group_id: int, form: NamedDependency[Form],
-                     caller: NamedDependency[SessionCredential],
+                     caller: NamedDependency[Credential],
                      organisations: NamedDependency[OrganisationUseCases]) -> Response:
     user_id = form.integer("user_id", "member")
     if user_id is None:
@@ -111,7 +111,7 @@ def add_group_member(request: Request, org_id: int, group_id: int, form: NamedDe
 @post(f"{SETTINGS}/groups/{{group_id:int}}/members/{{user_id:int}}/remove", sync_to_thread=True,
       include_in_schema=False)
 def remove_group_member(request: Request, org_id: int, group_id: int, user_id: int, form: NamedDependency[Form],
-                        caller: NamedDependency[SessionCredential],
+                        caller: NamedDependency[Credential],
                         organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.remove_group_member(caller, org_id, group_id, user_id)
     return redirect(request, _settings_link(org_id, f"group-{group_id}"))
@@ -119,7 +119,7 @@ def remove_group_member(request: Request, org_id: int, group_id: int, user_id: i
 
 @post(f"{SETTINGS}/groups/{{group_id:int}}/rename", sync_to_thread=True, include_in_schema=False)
 def rename_group(request: Request, org_id: int, group_id: int, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential],
+                 caller: NamedDependency[Credential],
                  organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.rename_group(caller, org_id, group_id, form.get("name"))
     return redirect(request, _settings_link(org_id, f"group-{group_id}"))
@@ -127,7 +127,7 @@ def rename_group(request: Request, org_id: int, group_id: int, form: NamedDepend
 
 @post(f"{SETTINGS}/groups/{{group_id:int}}/delete", sync_to_thread=True, include_in_schema=False)
 def delete_group(request: Request, org_id: int, group_id: int, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential],
+                 caller: NamedDependency[Credential],
                  organisations: NamedDependency[OrganisationUseCases]) -> Response:
     """Reached through the confirmation the page shows (what the group granted goes with it)."""
     organisations.delete_group(caller, org_id, group_id)
@@ -143,7 +143,7 @@ def _org_role(value: str) -> OrgRole:
 
 @post(f"{SETTINGS}/invites", sync_to_thread=True, include_in_schema=False)
 def create_invite(request: Request, org_id: int, form: NamedDependency[Form],
-                  caller: NamedDependency[SessionCredential], organisations: NamedDependency[OrganisationUseCases],
+                  caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
                   settings: NamedDependency[Settings]) -> Response:
     """Shows the invite link once, in the page that asked for it: only its hash is stored."""
     hours = form.integer("expires_in_hours", "expiry in hours", minimum=1, maximum=MAX_INVITE_HOURS) or 7 * 24
@@ -156,7 +156,7 @@ def create_invite(request: Request, org_id: int, form: NamedDependency[Form],
 
 @post(f"{SETTINGS}/invites/{{invite_id:int}}/revoke", sync_to_thread=True, include_in_schema=False)
 def revoke_invite(request: Request, org_id: int, invite_id: int, form: NamedDependency[Form],
-                  caller: NamedDependency[SessionCredential],
+                  caller: NamedDependency[Credential],
                   organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.revoke_invite(caller, org_id, invite_id)
     return redirect(request, _settings_link(org_id, "invites"))
@@ -164,7 +164,7 @@ def revoke_invite(request: Request, org_id: int, invite_id: int, form: NamedDepe
 
 @post(f"{SETTINGS}/projects", sync_to_thread=True, include_in_schema=False)
 def create_project(request: Request, org_id: int, form: NamedDependency[Form],
-                   caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases]
+                   caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]
                    ) -> Response:
     projects.create_project(caller, org_id, key=form.get("key").strip().upper(), name=form.get("name"),
                             visibility=form.get("visibility"), description=form.get("description"))
@@ -173,7 +173,7 @@ def create_project(request: Request, org_id: int, form: NamedDependency[Form],
 
 @post(f"{SETTINGS}/projects/{{project_id:int}}/rename", sync_to_thread=True, include_in_schema=False)
 def rename_project(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
-                   caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases]) -> Response:
+                   caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]) -> Response:
     """The name only: the key is fixed (it prefixes ticket IDs)."""
     projects.update_project(caller, org_id, project_id, name=form.get("name"))
     return redirect(request, _settings_link(org_id, f"project-{project_id}"))
@@ -181,7 +181,7 @@ def rename_project(request: Request, org_id: int, project_id: int, form: NamedDe
 
 @post(f"{SETTINGS}/projects/{{project_id:int}}/visibility", sync_to_thread=True, include_in_schema=False)
 def change_project_visibility(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
-                              caller: NamedDependency[SessionCredential],
+                              caller: NamedDependency[Credential],
                               projects: NamedDependency[ProjectUseCases]) -> Response:
     """Reached through the warning the page shows (who gains or loses access); applies on the next request."""
     projects.update_project(caller, org_id, project_id, visibility=form.required("visibility", "visibility"))
@@ -190,7 +190,7 @@ def change_project_visibility(request: Request, org_id: int, project_id: int, fo
 
 @post(f"{SETTINGS}/projects/{{project_id:int}}/status", sync_to_thread=True, include_in_schema=False)
 def change_project_status(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
-                          caller: NamedDependency[SessionCredential],
+                          caller: NamedDependency[Credential],
                           projects: NamedDependency[ProjectUseCases]) -> Response:
     """Archive or unarchive (``status`` archived / active)."""
     projects.update_project(caller, org_id, project_id, status=form.required("status", "status"))
@@ -199,7 +199,7 @@ def change_project_status(request: Request, org_id: int, project_id: int, form: 
 
 @post(f"{SETTINGS}/projects/{{project_id:int}}/grants", sync_to_thread=True, include_in_schema=False)
 def put_grant(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
-              caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases]) -> Response:
+              caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]) -> Response:
     holder = form.get("holder")  # "user:5" or "group:2"
     kind, _, ref = holder.partition(":")
     if kind not in ("user", "group") or not ref.isdecimal():
@@ -212,20 +212,20 @@ def put_grant(request: Request, org_id: int, project_id: int, form: NamedDepende
 @post(f"{SETTINGS}/projects/{{project_id:int}}/grants/{{grant_id:int}}/remove", sync_to_thread=True,
       include_in_schema=False)
 def remove_grant(request: Request, org_id: int, project_id: int, grant_id: int, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases]) -> Response:
+                 caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]) -> Response:
     projects.remove_grant(caller, org_id, project_id, grant_id)
     return redirect(request, _settings_link(org_id, f"project-{project_id}"))
 
 
 @get(f"{SETTINGS}/access", sync_to_thread=True, include_in_schema=False)
-def access_review(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def access_review(request: Request, org_id: int, caller: NamedDependency[Credential],
                   admin_pages: NamedDependency[AdminPageUseCases], project: str | None = None) -> Response:
     framed = admin_pages.access_review(caller, org_id, project)
     return page(request, "access.html", shell=Shell(framed.frame, "settings"), review=framed.content)
 
 
 @get(f"{SETTINGS}/audit", sync_to_thread=True, include_in_schema=False)
-def audit_log(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def audit_log(request: Request, org_id: int, caller: NamedDependency[Credential],
               admin_pages: NamedDependency[AdminPageUseCases], project: str | None = None,
               action: str | None = None, cursor: str | None = None) -> Response:
     framed = admin_pages.audit(caller, org_id, project, action=action, cursor=cursor)
@@ -235,7 +235,7 @@ def audit_log(request: Request, org_id: int, caller: NamedDependency[SessionCred
 
 
 @get("/server", sync_to_thread=True, include_in_schema=False)
-def server_settings(request: Request, caller: NamedDependency[SessionCredential],
+def server_settings(request: Request, caller: NamedDependency[Credential],
                     admin_pages: NamedDependency[AdminPageUseCases]) -> Response:
     """Server admins: every configuration value with where it came from, secrets masked."""
     server = admin_pages.server(caller)

@@ -14,7 +14,7 @@ from tow_core import administration
 from tow_core.access import ProjectRole, Visibility
 from tow_core.administration import MAX_DESCRIPTION_LENGTH
 from tow_core.identity import Grant, Project, ProjectStatus
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import ProjectUseCases
 from tow_http.administration.organisations_api import unset_to_none
 from tow_http.shapes import END, Id, Name, Strict
@@ -107,7 +107,7 @@ def grant_out(grant: Grant) -> GrantOut:
     sync_to_thread=True,
 )
 def list_projects(
-    org_id: int, caller: NamedDependency[SessionCredential], projects: NamedDependency[ProjectUseCases],
+    org_id: int, caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases],
     status: ProjectStatus | None = None,
 ) -> list[ProjectOut]:
     return [project_out(p) for p in projects.projects(caller, org_id, status=status)]
@@ -123,7 +123,7 @@ def list_projects(
     sync_to_thread=True,
 )
 def create_project(
-    org_id: int, data: JSONBody[ProjectIn], caller: NamedDependency[SessionCredential],
+    org_id: int, data: JSONBody[ProjectIn], caller: NamedDependency[Credential],
     projects: NamedDependency[ProjectUseCases],
 ) -> ProjectOut:
     project = projects.create_project(caller, org_id, key=data.key, name=data.name, visibility=data.visibility,
@@ -138,7 +138,7 @@ def create_project(
     sync_to_thread=True,
 )
 def get_project(
-    org_id: int, project_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, project_id: int, caller: NamedDependency[Credential],
     projects: NamedDependency[ProjectUseCases],
 ) -> ProjectOut:
     return project_out(projects.project(caller, org_id, project_id))
@@ -155,7 +155,7 @@ def get_project(
     sync_to_thread=True,
 )
 def update_project(
-    org_id: int, project_id: int, data: JSONBody[ProjectPatch], caller: NamedDependency[SessionCredential],
+    org_id: int, project_id: int, data: JSONBody[ProjectPatch], caller: NamedDependency[Credential],
     projects: NamedDependency[ProjectUseCases],
 ) -> ProjectOut:
     lead = administration.UNCHANGED if data.lead_user_id is msgspec.UNSET else data.lead_user_id
@@ -177,7 +177,7 @@ def update_project(
     sync_to_thread=True,
 )
 def list_grants(
-    org_id: int, project_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, project_id: int, caller: NamedDependency[Credential],
     projects: NamedDependency[ProjectUseCases],
 ) -> list[GrantOut]:
     return [grant_out(g) for g in projects.grants(caller, org_id, project_id)]
@@ -196,7 +196,7 @@ def list_grants(
     sync_to_thread=True,
 )
 def put_grant(
-    org_id: int, project_id: int, data: JSONBody[GrantIn], caller: NamedDependency[SessionCredential],
+    org_id: int, project_id: int, data: JSONBody[GrantIn], caller: NamedDependency[Credential],
     projects: NamedDependency[ProjectUseCases],
 ) -> GrantOut:
     grant = projects.put_grant(caller, org_id, project_id, role=data.role, user_id=data.user_id,
@@ -213,7 +213,7 @@ def put_grant(
     sync_to_thread=True,
 )
 def remove_grant(
-    org_id: int, project_id: int, grant_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, project_id: int, grant_id: int, caller: NamedDependency[Credential],
     projects: NamedDependency[ProjectUseCases],
 ) -> None:
     projects.remove_grant(caller, org_id, project_id, grant_id)

@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from tow_core.errors import TowError
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.agent_runs import AgentRunUseCases, VisibleAgentRun
 from tow_core.use_cases.extraction import MemoryExtractionUseCases, record_ref
 from tow_core.use_cases.run_events import AgentRunEventUseCases, EventBatch
@@ -74,7 +74,7 @@ _ACROSS = ("Across every organisation you belong to: your own runs, and every ru
 
 @get("/agent-runs", sync_to_thread=True, summary="Your agent runs, newest first",
      description=_ACROSS + "Cursor-paged.")
-def list_my_agent_runs(caller: NamedDependency[SessionCredential], agent_runs: NamedDependency[AgentRunUseCases],
+def list_my_agent_runs(caller: NamedDependency[Credential], agent_runs: NamedDependency[AgentRunUseCases],
                        cursor: Cursor = None, limit: Limit = 50) -> AgentRunPageOut:
     page = agent_runs.list(caller, None, cursor=cursor, limit=limit)
     return AgentRunPageOut([agent_run_out(r) for r in page.items], page.next_cursor)
@@ -83,7 +83,7 @@ def list_my_agent_runs(caller: NamedDependency[SessionCredential], agent_runs: N
 @get("/agent-runs/{run_id:int}", sync_to_thread=True, summary="One agent run, by id",
      description="As `GET /api/organisations/{org_id}/agent-runs/{run_id}`, without naming the organisation: its "
      "owner sees it whole, an owner/admin of its organisation the metadata only, anyone else 404.")
-def get_my_agent_run(run_id: int, caller: NamedDependency[SessionCredential],
+def get_my_agent_run(run_id: int, caller: NamedDependency[Credential],
                      agent_runs: NamedDependency[AgentRunUseCases]) -> AgentRunOut:
     return agent_run_out(agent_runs.get(caller, None, run_id))
 
@@ -92,7 +92,7 @@ def get_my_agent_run(run_id: int, caller: NamedDependency[SessionCredential],
       summary="Cancel an agent run, by id",
       description="As `POST /api/organisations/{org_id}/agent-runs/{run_id}/cancel`, without naming the "
       "organisation. An owner/admin cancelling someone else's run is in the audit log (`agent_run.cancelled`).")
-def cancel_my_agent_run(run_id: int, caller: NamedDependency[SessionCredential],
+def cancel_my_agent_run(run_id: int, caller: NamedDependency[Credential],
                         agent_runs: NamedDependency[AgentRunUseCases]) -> AgentRunOut:
     return agent_run_out(agent_runs.cancel(caller, None, run_id))
 
@@ -103,7 +103,7 @@ def cancel_my_agent_run(run_id: int, caller: NamedDependency[SessionCredential],
      "owners and admins see every run of the organisation, but of other people's runs only the metadata — kind, "
      "status, timings, token usage, error code — never their input, output or error text (`content_visible: "
      "false`): conversations are private to their owner. Cursor-paged.")
-def list_agent_runs(org_id: int, caller: NamedDependency[SessionCredential],
+def list_agent_runs(org_id: int, caller: NamedDependency[Credential],
                     agent_runs: NamedDependency[AgentRunUseCases], cursor: Cursor = None,
                     limit: Limit = 50) -> AgentRunPageOut:
     page = agent_runs.list(caller, org_id, cursor=cursor, limit=limit)
@@ -114,7 +114,7 @@ def list_agent_runs(org_id: int, caller: NamedDependency[SessionCredential],
      description="Its owner sees it whole; an organisation owner/admin sees its metadata only (input, output "
      "and error null); anyone else gets 404. Poll it to follow a run: `status` goes `queued → running → "
      "completed | failed | cancelled`.")
-def get_agent_run(org_id: int, run_id: int, caller: NamedDependency[SessionCredential],
+def get_agent_run(org_id: int, run_id: int, caller: NamedDependency[Credential],
                   agent_runs: NamedDependency[AgentRunUseCases]) -> AgentRunOut:
     return agent_run_out(agent_runs.get(caller, org_id, run_id))
 
@@ -125,7 +125,7 @@ def get_agent_run(org_id: int, run_id: int, caller: NamedDependency[SessionCrede
       "running one gets `cancel_requested: true` and ends `cancelled` when its worker reaches its next step. "
       "409 for a run that already ended; 404 for a run you cannot see. An owner/admin cancelling someone else's "
       "run is in the audit log (`agent_run.cancelled`, with the run's kind and owner).")
-def cancel_agent_run(org_id: int, run_id: int, caller: NamedDependency[SessionCredential],
+def cancel_agent_run(org_id: int, run_id: int, caller: NamedDependency[Credential],
                      agent_runs: NamedDependency[AgentRunUseCases]) -> AgentRunOut:
     return agent_run_out(agent_runs.cancel(caller, org_id, run_id))
 
@@ -172,7 +172,7 @@ def _messages(batch: EventBatch) -> list[ServerSentEventMessage]:
             for e in batch.events]
 
 
-async def _follow(run_events: AgentRunEventUseCases, caller: SessionCredential, org_id: int, run_id: int,
+async def _follow(run_events: AgentRunEventUseCases, caller: Credential, org_id: int, run_id: int,
                   batch: EventBatch, after_seq: int) -> AsyncIterator[ServerSentEventMessage]:
     """Polls until ``done``; a poll refused (membership revoked, conversation deleted) ends the stream. When
     the client goes away, the server stops iterating this: the run itself is the worker's and goes on."""
@@ -196,7 +196,7 @@ async def _follow(run_events: AgentRunEventUseCases, caller: SessionCredential, 
 
 @get("/organisations/{org_id:int}/agent-runs/{run_id:int}/events", summary="Follow an agent run's events (SSE)",
      description=EVENT_PROTOCOL, media_type="text/event-stream")
-async def agent_run_events(org_id: int, run_id: int, caller: NamedDependency[SessionCredential],
+async def agent_run_events(org_id: int, run_id: int, caller: NamedDependency[Credential],
                            run_events: NamedDependency[AgentRunEventUseCases],
                            last_event_id: Annotated[str | None, HeaderParameter(
                                name="Last-Event-ID", required=False,
@@ -231,7 +231,7 @@ async def agent_run_events(org_id: int, run_id: int, caller: NamedDependency[Ses
     status_code=HTTP_202_ACCEPTED,
     sync_to_thread=True,
 )
-def extract_memory(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def extract_memory(org_id: int, display_id: str, caller: NamedDependency[Credential],
                    extraction: NamedDependency[MemoryExtractionUseCases]) -> AgentRunOut:
     return agent_run_out(extraction.extract(caller, org_id, record_ref(display_id)))
 

@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 
 from tow_core.ai import EgressPurpose
 from tow_core.egress import EgressEntry
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.ai import AiUseCases, EgressPage
 from tow_http.ai_services import AiStatus
 
@@ -62,7 +62,7 @@ def entry_out(entry: EgressEntry) -> EgressEntryOut:
      description="Whether OPENAI_API_KEY and EXA_API_KEY are set (never their values), the models and "
      "embedding dimension in use, where data would be sent and whether ai.approved_providers allows it. "
      "Without OPENAI_API_KEY, AI-only endpoints answer 503 `ai_not_configured` and search is keyword-only.")
-def ai_status(caller: NamedDependency[SessionCredential], ai: NamedDependency[AiUseCases[AiStatus]]) -> AiStatus:
+def ai_status(caller: NamedDependency[Credential], ai: NamedDependency[AiUseCases[AiStatus]]) -> AiStatus:
     return ai.status(caller)
 
 
@@ -72,7 +72,7 @@ def ai_status(caller: NamedDependency[SessionCredential], ai: NamedDependency[Ai
      "byte counts, duration and outcome (`ok` or the error, including refused calls to unapproved "
      "providers). Never the content. Members get 403; other organisations' ids 404.")
 def organisation_egress(
-    org_id: int, caller: NamedDependency[SessionCredential], ai: NamedDependency[AiUseCases[AiStatus]],
+    org_id: int, caller: NamedDependency[Credential], ai: NamedDependency[AiUseCases[AiStatus]],
     user_id: UserId = None, purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> EgressPageOut:
     return page_out(ai.egress(caller, org_id, user_id=user_id, purpose=purpose, record=record, cursor=cursor,
@@ -88,7 +88,7 @@ def page_out(page: EgressPage) -> EgressPageOut:
      description="Calls made for no organisation (e.g. background re-embedding started by no one); same fields "
      "and filters as the organisation ledger. Server admins only.")
 def server_egress(
-    caller: NamedDependency[SessionCredential], ai: NamedDependency[AiUseCases[AiStatus]], user_id: UserId = None,
+    caller: NamedDependency[Credential], ai: NamedDependency[AiUseCases[AiStatus]], user_id: UserId = None,
     purpose: Purpose = None, record: Record = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> EgressPageOut:
     return page_out(ai.egress(caller, None, user_id=user_id, purpose=purpose, record=record, cursor=cursor,

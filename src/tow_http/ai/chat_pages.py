@@ -19,7 +19,7 @@ from litestar.di import NamedDependency
 from markupsafe import Markup
 
 from tow_core.conversations import Turn, TurnRole
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.chat import ChatUseCases
 from tow_core.use_cases.chat_pages import ChatPageUseCases, ChatThread
 from tow_core.use_cases.conversations import ConversationUseCases
@@ -77,7 +77,7 @@ def _link(org_id: int, path: str, project: str) -> str:
 
 
 @get("/o/{org_id:int}/chat", sync_to_thread=True, include_in_schema=False)
-def chat_list(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def chat_list(request: Request, org_id: int, caller: NamedDependency[Credential],
               chat_pages: NamedDependency[ChatPageUseCases], project: str | None = None,
               cursor: str | None = None) -> Response:
     framed = chat_pages.list_page(caller, org_id, project, cursor=cursor or None)
@@ -88,7 +88,7 @@ def chat_list(request: Request, org_id: int, caller: NamedDependency[SessionCred
 
 
 @post("/o/{org_id:int}/chat", sync_to_thread=True, include_in_schema=False)
-def start(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+def start(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[Credential],
           conversations: NamedDependency[ConversationUseCases]) -> Response:
     """A new conversation over the picked project (the form's hidden ``project``), or all projects."""
     project = form.get("project").strip()
@@ -98,7 +98,7 @@ def start(request: Request, org_id: int, form: NamedDependency[Form], caller: Na
 
 @get("/o/{org_id:int}/chat/{conversation_id:int}", sync_to_thread=True, include_in_schema=False)
 def conversation_page(request: Request, org_id: int, conversation_id: int,
-                      caller: NamedDependency[SessionCredential], chat_pages: NamedDependency[ChatPageUseCases],
+                      caller: NamedDependency[Credential], chat_pages: NamedDependency[ChatPageUseCases],
                       project: str | None = None) -> Response:
     framed = chat_pages.conversation_page(caller, org_id, project, conversation_id)
     shell = Shell(framed.frame, "chat")
@@ -107,7 +107,7 @@ def conversation_page(request: Request, org_id: int, conversation_id: int,
 
 
 @get("/o/{org_id:int}/chat/{conversation_id:int}/turns", sync_to_thread=True, include_in_schema=False)
-def turns_fragment(request: Request, org_id: int, conversation_id: int, caller: NamedDependency[SessionCredential],
+def turns_fragment(request: Request, org_id: int, conversation_id: int, caller: NamedDependency[Credential],
                    chat_pages: NamedDependency[ChatPageUseCases], project: str | None = None) -> Response:
     """The turns alone, for the page's polling while an answer is on its way."""
     thread = chat_pages.turns(caller, org_id, conversation_id)
@@ -116,14 +116,14 @@ def turns_fragment(request: Request, org_id: int, conversation_id: int, caller: 
 
 @post("/o/{org_id:int}/chat/{conversation_id:int}/questions", sync_to_thread=True, include_in_schema=False)
 def ask(request: Request, org_id: int, conversation_id: int, form: NamedDependency[Form],
-        caller: NamedDependency[SessionCredential], chat: NamedDependency[ChatUseCases]) -> Response:
+        caller: NamedDependency[Credential], chat: NamedDependency[ChatUseCases]) -> Response:
     chat.ask(caller, org_id, conversation_id, form.get("text"))
     return redirect(request, _link(org_id, f"/{conversation_id}", form.get("project")) + "#answer")
 
 
 @post("/o/{org_id:int}/chat/{conversation_id:int}/delete", sync_to_thread=True, include_in_schema=False)
 def delete(request: Request, org_id: int, conversation_id: int, form: NamedDependency[Form],
-           caller: NamedDependency[SessionCredential], conversations: NamedDependency[ConversationUseCases]
+           caller: NamedDependency[Credential], conversations: NamedDependency[ConversationUseCases]
            ) -> Response:
     conversations.delete(caller, org_id, conversation_id)
     return redirect(request, _link(org_id, "", form.get("project")))
@@ -131,7 +131,7 @@ def delete(request: Request, org_id: int, conversation_id: int, form: NamedDepen
 
 @post("/o/{org_id:int}/chat/{conversation_id:int}/memory-extraction", sync_to_thread=True, include_in_schema=False)
 def memory_extraction(request: Request, org_id: int, conversation_id: int, form: NamedDependency[Form],
-                      caller: NamedDependency[SessionCredential],
+                      caller: NamedDependency[Credential],
                       conversations: NamedDependency[ConversationUseCases]) -> Response:
     """Turn proposing memory changes after this conversation's answers on or off (an unticked box is absent)."""
     conversations.update(caller, org_id, conversation_id, memory_extraction=form.get("memory_extraction") == "on")
@@ -141,7 +141,7 @@ def memory_extraction(request: Request, org_id: int, conversation_id: int, form:
 @post("/o/{org_id:int}/chat/{conversation_id:int}/actions/{action_id:str}/apply", sync_to_thread=True,
       include_in_schema=False)
 def apply_action(request: Request, org_id: int, conversation_id: int, action_id: str, form: NamedDependency[Form],
-                 caller: NamedDependency[SessionCredential], chat: NamedDependency[ChatUseCases]) -> Response:
+                 caller: NamedDependency[Credential], chat: NamedDependency[ChatUseCases]) -> Response:
     """Apply a proposal of the assistant as yourself: a ticket is created, a memory change becomes a pending diff."""
     chat.apply_action(caller, org_id, conversation_id, action_id)
     return redirect(request, _link(org_id, f"/{conversation_id}", form.get("project")) + "#actions")

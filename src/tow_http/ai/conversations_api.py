@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.chat import ChatUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_http.ai.conversation_shapes import (
@@ -40,7 +40,7 @@ ONE = BASE + "/{conversation_id:int}"
       description="A new, empty conversation of yours, over all the projects you read or one of them "
       "(`project_key`; 404 for a project you cannot read). 503 `ai_not_configured` without OPENAI_API_KEY.\n"
       + RULES, status_code=HTTP_201_CREATED, sync_to_thread=True)
-def start_conversation(org_id: int, data: JSONBody[ConversationIn], caller: NamedDependency[SessionCredential],
+def start_conversation(org_id: int, data: JSONBody[ConversationIn], caller: NamedDependency[Credential],
                        conversations: NamedDependency[ConversationUseCases]) -> ConversationOut:
     return conversation_out(conversations.start(caller, org_id, data.project_key, data.title,
                                                 memory_extraction=data.memory_extraction))
@@ -49,7 +49,7 @@ def start_conversation(org_id: int, data: JSONBody[ConversationIn], caller: Name
 @get(BASE, summary="List your conversations",
      description="Yours only, newest activity first, with cursor pagination; conversations of projects you no "
      "longer read are left out. Works without AI configured.\n" + RULES, sync_to_thread=True)
-def list_conversations(org_id: int, caller: NamedDependency[SessionCredential],
+def list_conversations(org_id: int, caller: NamedDependency[Credential],
                        conversations: NamedDependency[ConversationUseCases], cursor: Cursor = None,
                        limit: Limit = 50) -> ConversationPageOut:
     page = conversations.list_mine(caller, org_id, cursor=cursor, limit=limit)
@@ -60,7 +60,7 @@ def list_conversations(org_id: int, caller: NamedDependency[SessionCredential],
      description="Every turn in order: your questions and the answers, with their tool activity, the citations "
      "the server kept and the ones it dropped (with the reason), web sources and the agent run that produced "
      "each answer. Works without AI configured.\n" + RULES, sync_to_thread=True)
-def get_conversation(org_id: int, conversation_id: int, caller: NamedDependency[SessionCredential],
+def get_conversation(org_id: int, conversation_id: int, caller: NamedDependency[Credential],
                      conversations: NamedDependency[ConversationUseCases]) -> ConversationWithTurnsOut:
     return conversation_with_turns_out(conversations.get(caller, org_id, conversation_id))
 
@@ -69,7 +69,7 @@ def get_conversation(org_id: int, conversation_id: int, caller: NamedDependency[
        description="`title` renames it; `memory_extraction` turns proposing memory changes after answers on or "
        "off; a field left out stays as it is. Works without AI configured.\n" + RULES, sync_to_thread=True)
 def update_conversation(org_id: int, conversation_id: int, data: JSONBody[ConversationPatch],
-                        caller: NamedDependency[SessionCredential],
+                        caller: NamedDependency[Credential],
                         conversations: NamedDependency[ConversationUseCases]) -> ConversationOut:
     return conversation_out(conversations.update(caller, org_id, conversation_id, title=data.title,
                                                  memory_extraction=data.memory_extraction))
@@ -78,7 +78,7 @@ def update_conversation(org_id: int, conversation_id: int, data: JSONBody[Conver
 @delete(ONE, summary="Delete a conversation",
         description="Deleted at once with every turn; nothing of it is kept. Works without AI configured, so you "
         "can always delete what you said.\n" + RULES, sync_to_thread=True)
-def delete_conversation(org_id: int, conversation_id: int, caller: NamedDependency[SessionCredential],
+def delete_conversation(org_id: int, conversation_id: int, caller: NamedDependency[Credential],
                         conversations: NamedDependency[ConversationUseCases]) -> Response[None]:
     conversations.delete(caller, org_id, conversation_id)
     return Response(None, status_code=204)
@@ -106,7 +106,7 @@ class AskedOut(msgspec.Struct):
       "dropped with the reason. 503 `ai_not_configured` without OPENAI_API_KEY.\n" + RULES,
       status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
 def ask_question(org_id: int, conversation_id: int, data: JSONBody[QuestionIn],
-                 caller: NamedDependency[SessionCredential], chat: NamedDependency[ChatUseCases]) -> AskedOut:
+                 caller: NamedDependency[Credential], chat: NamedDependency[ChatUseCases]) -> AskedOut:
     asked = chat.ask(caller, org_id, conversation_id, data.text)
     return AskedOut(turn_out(asked.question), asked.run.id, asked.run.status.value,
                     f"/api/organisations/{org_id}/agent-runs/{asked.run.id}/events")
@@ -130,7 +130,7 @@ class AppliedActionOut(msgspec.Struct):
       "proposed in the scope of the item it changes, and is a 409 when the item changed since. Each action applies "
       "once: a second apply is 409, and the turn's action then names the ticket or the diff (`applied`). Works "
       "without AI configured.\n" + RULES, status_code=HTTP_201_CREATED, sync_to_thread=True)
-def apply_action(org_id: int, conversation_id: int, action_id: str, caller: NamedDependency[SessionCredential],
+def apply_action(org_id: int, conversation_id: int, action_id: str, caller: NamedDependency[Credential],
                  chat: NamedDependency[ChatUseCases]) -> AppliedActionOut:
     applied = chat.apply_action(caller, org_id, conversation_id, action_id)
     return AppliedActionOut(applied.action_id, applied.kind, applied.applied_at,

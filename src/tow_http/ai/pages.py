@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 
 from tow_core.ai import EgressPurpose
 from tow_core.errors import InvalidInput
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.ai import AiUseCases
 from tow_http.pages.web import Shell, page
 
@@ -26,7 +26,7 @@ def _user_filter(value: str) -> int | None:
 
 
 @get("/o/{org_id:int}/settings/egress", sync_to_thread=True, include_in_schema=False)
-def egress_ledger(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def egress_ledger(request: Request, org_id: int, caller: NamedDependency[Credential],
                   ai: NamedDependency[AiUseCases], project: str | None = None, user_id: str = "",
                   purpose: str = "", record: str = "", cursor: str | None = None) -> Response:
     framed = ai.egress_page(caller, org_id, project, user_id=_user_filter(user_id), purpose=purpose or None,

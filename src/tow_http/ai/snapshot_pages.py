@@ -8,7 +8,7 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_http.pages.web import Form, page, redirect
 
@@ -16,7 +16,7 @@ Snapshots = NamedDependency[SnapshotUseCases]
 
 
 @post("/o/{org_id:int}/generate-snapshot", sync_to_thread=True, include_in_schema=False)
-def generate(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+def generate(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[Credential],
              snapshots: Snapshots) -> Response:
     """The form's ``scope`` is ``all`` or the picked project's key (``project``). Not under ``/o/{id}/snapshots/``:
     a static segment there would shadow the Snapshots list page's ``/o/{id}/{section}``."""
@@ -28,7 +28,7 @@ def generate(request: Request, org_id: int, form: NamedDependency[Form], caller:
 
 
 @get("/o/{org_id:int}/r/{display_id:str}/generation", sync_to_thread=True, include_in_schema=False)
-def generation(request: Request, org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def generation(request: Request, org_id: int, display_id: str, caller: NamedDependency[Credential],
                snapshots: Snapshots) -> Response:
     record, found = snapshots.provenance(caller, org_id, DisplayId.parse(display_id))
     response = page(request, "_snapshot_generation.html", record=record, provenance=found, org_id=org_id)

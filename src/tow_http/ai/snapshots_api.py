@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from tow_core.records import SNAPSHOT_TYPES, DisplayId, Record
 from tow_core.snapshots import GATHERED, MAX_RECORD_CHARS
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.agent_runs import VisibleAgentRun
 from tow_core.use_cases.snapshots import SnapshotUseCases
 from tow_http.ai.agent_runs_api import AgentRunOut, agent_run_out
@@ -110,7 +110,7 @@ class ProvenanceOut(msgspec.Struct):
       "Follow the run at `GET .../agent-runs/{id}` or the snapshot at `GET .../snapshots/{display_id}/sources`. "
       "404 for a project you cannot read; 503 `ai_not_configured` without OPENAI_API_KEY (nothing is saved).\n"
       + RULES, status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
-def generate_snapshot(org_id: int, data: JSONBody[GenerateIn], caller: NamedDependency[SessionCredential],
+def generate_snapshot(org_id: int, data: JSONBody[GenerateIn], caller: NamedDependency[Credential],
                       snapshots: NamedDependency[SnapshotUseCases]) -> GenerationOut:
     started = snapshots.generate(caller, org_id, snapshot_type=data.snapshot_type, title=data.title,
                                  project_key=data.project_key)
@@ -123,7 +123,7 @@ def generate_snapshot(org_id: int, data: JSONBody[GenerateIn], caller: NamedDepe
      "source you cannot read is counted, not named. With the run that generated it (its input, output and error "
      "only if it is yours). 404 unless you can read the snapshot. Works without AI configured.\n" + RULES,
      sync_to_thread=True)
-def snapshot_sources(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def snapshot_sources(org_id: int, display_id: str, caller: NamedDependency[Credential],
                      snapshots: NamedDependency[SnapshotUseCases]) -> ProvenanceOut:
     record, found = snapshots.provenance(caller, org_id, DisplayId.parse(display_id))
     run = agent_run_out(VisibleAgentRun(found.run, found.run_content_visible)) if found.run else None

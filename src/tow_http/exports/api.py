@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 from tow_core.exports import OwnExport
 from tow_core.imports import IMPORT_MAX_BYTES
 from tow_core.jobs import JobStatus
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
 from tow_http.shapes import Strict
 
@@ -78,7 +78,7 @@ def export_out(own: OwnExport) -> ExportOut:
       "The file can be downloaded only while you can still read everything it holds: once your access shrinks "
       "(removed from the organisation, no longer owner/admin, left a group, lost a project grant, a project "
       "became restricted) it is refused and you request a new one. Format: docs/export-format.md.")
-def request_export(org_id: int, data: JSONBody[ExportCreate], caller: NamedDependency[SessionCredential],
+def request_export(org_id: int, data: JSONBody[ExportCreate], caller: NamedDependency[Credential],
                    exports: NamedDependency[ExportUseCases]) -> ExportOut:
     return export_out(exports.request(caller, org_id, data.kind,
                                       include_attachment_contents=data.include_attachment_contents))
@@ -87,7 +87,7 @@ def request_export(org_id: int, data: JSONBody[ExportCreate], caller: NamedDepen
 @get("/exports", sync_to_thread=True, summary="Your exports, newest first",
      description="Only exports you requested; anyone else's are never listed. An export you can no longer "
      "download because your access shrank since it was made has `download_url: null` and `refused` saying why.")
-def list_exports(caller: NamedDependency[SessionCredential], exports: NamedDependency[ExportUseCases]
+def list_exports(caller: NamedDependency[Credential], exports: NamedDependency[ExportUseCases]
                  ) -> ExportListOut:
     return ExportListOut([export_out(r) for r in exports.mine(caller)])
 
@@ -95,7 +95,7 @@ def list_exports(caller: NamedDependency[SessionCredential], exports: NamedDepen
 @get("/exports/{export_id:int}", sync_to_thread=True, summary="One of your exports",
      description="404 for exports you did not request. `refused` (with `download_url: null`) says why you can "
      "no longer download it: your access shrank since it was made; request a new one.")
-def show_export(export_id: int, caller: NamedDependency[SessionCredential],
+def show_export(export_id: int, caller: NamedDependency[Credential],
                 exports: NamedDependency[ExportUseCases]) -> ExportOut:
     return export_out(exports.get(caller, export_id))
 
@@ -112,7 +112,7 @@ def _chunks(file: BinaryIO) -> Iterator[bytes]:
      "file holds — removed from the organisation, no longer owner/admin (organisation export), left a group, "
      "lost a project grant, a project became restricted — checked on every download against the access of that "
      "moment: request a new export. Every download and every refused download is in the audit log.")
-def download_export(export_id: int, caller: NamedDependency[SessionCredential],
+def download_export(export_id: int, caller: NamedDependency[Credential],
                     exports: NamedDependency[ExportUseCases]) -> Response:
     export = exports.download(caller, export_id)  # a refusal is raised after its audit entry committed
     return Stream(
@@ -146,7 +146,7 @@ def _body(request: Request) -> Iterator[bytes]:
       "no owner. Refused (422, `field` = the first offending JSON path, nothing kept) when the file is malformed "
       "or tampered with; 409 when an organisation of that name exists. People are matched by email or created "
       "without a password (see README, 'Exports and import'). Also: `tow import FILE`.")
-async def import_organisation(request: Request, caller: NamedDependency[SessionCredential],
+async def import_organisation(request: Request, caller: NamedDependency[Credential],
                               imports: NamedDependency[ImportUseCases]) -> ImportOut:
     # No transaction while the body arrives: the use case checks the caller before a byte is read, spools
     # the body (read from a worker thread) and imports in a second, short unit of work.

@@ -18,7 +18,7 @@ from multipart import parse_options_header
 
 from tow_core.errors import InvalidInput, PayloadTooLarge
 from tow_core.imports import IMPORT_MAX_BYTES
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.exports import ImportAttempt, ImportForm, ImportUseCases
 from tow_http.errors import status_for
 from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, file_after_token, pull_body
@@ -35,7 +35,7 @@ def _home(form: ImportForm) -> str:
 
 
 @get(IMPORT_PAGE, sync_to_thread=True, include_in_schema=False)
-def import_form(request: Request, caller: NamedDependency[SessionCredential],
+def import_form(request: Request, caller: NamedDependency[Credential],
                 imports: NamedDependency[ImportUseCases]) -> Response:
     form = imports.form(caller)  # not found for anyone but server admins, like /server
     return page(request, "import.html", home=_home(form), limit=IMPORT_PAGE_MAX_BYTES, report=None, error=None)
@@ -73,7 +73,7 @@ def _file_of(request: Request, limit: int) -> Iterator[bytes]:
 
 
 @post(IMPORT_PAGE, include_in_schema=False, request_max_body_size=None)
-async def import_upload(request: Request, caller: NamedDependency[SessionCredential],
+async def import_upload(request: Request, caller: NamedDependency[Credential],
                         imports: NamedDependency[ImportUseCases]) -> Response:
     """Checks, in order and before storing anything: signed in as a server admin, the declared size, the
     form's CSRF token (which precedes the file); then streams, imports in one transaction and reports."""

@@ -8,13 +8,13 @@ from __future__ import annotations
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.exports import ExportUseCases
 from tow_http.pages.web import Form, Shell, page, redirect
 
 
 @get("/o/{org_id:int}/exports", sync_to_thread=True, include_in_schema=False)
-def exports_page(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def exports_page(request: Request, org_id: int, caller: NamedDependency[Credential],
                  exports: NamedDependency[ExportUseCases], project: str | None = None) -> Response:
     framed = exports.page(caller, org_id, project)
     return page(request, "exports.html", shell=Shell(framed.frame, "exports"), exports=framed.content.exports,
@@ -23,7 +23,7 @@ def exports_page(request: Request, org_id: int, caller: NamedDependency[SessionC
 
 @post("/o/{org_id:int}/exports", sync_to_thread=True, include_in_schema=False)
 def request_export(request: Request, org_id: int, form: NamedDependency[Form],
-                   caller: NamedDependency[SessionCredential], exports: NamedDependency[ExportUseCases]) -> Response:
+                   caller: NamedDependency[Credential], exports: NamedDependency[ExportUseCases]) -> Response:
     exports.request(caller, org_id, form.get("kind", "member"))
     return redirect(request, f"/o/{org_id}/exports")
 

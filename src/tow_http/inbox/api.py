@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_http.inbox.shapes import RULES, InboxOut, inbox_out
 
@@ -22,7 +22,7 @@ BASE = "/organisations/{org_id:int}/inbox"
 
 @get(BASE, summary="Your inbox: what waits for you to review, apply or dismiss", description=RULES,
      sync_to_thread=True)
-def get_inbox(org_id: int, caller: NamedDependency[SessionCredential], inbox: NamedDependency[InboxUseCases],
+def get_inbox(org_id: int, caller: NamedDependency[Credential], inbox: NamedDependency[InboxUseCases],
               project: ProjectKey = None) -> InboxOut:
     return inbox_out(org_id, inbox.inbox(caller, org_id, project))
 
@@ -31,7 +31,7 @@ def get_inbox(org_id: int, caller: NamedDependency[SessionCredential], inbox: Na
       description="The run leaves your inbox; it is kept, and the agent-run listing still shows it. Only the "
       "run's owner may dismiss it (anyone else: 404), and only a failed run that is not dismissed yet (else 409).",
       status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
-def dismiss_run(org_id: int, run_id: int, caller: NamedDependency[SessionCredential],
+def dismiss_run(org_id: int, run_id: int, caller: NamedDependency[Credential],
                 inbox: NamedDependency[InboxUseCases]) -> None:
     inbox.dismiss_run(caller, org_id, run_id)
 

@@ -9,7 +9,7 @@ from litestar.exceptions import NotFoundException
 
 from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.chat import ChatUseCases
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
@@ -17,7 +17,7 @@ from tow_core.use_cases.records import RecordUseCases
 from tow_http.inbox.shapes import items_out
 from tow_http.pages.web import Form, Shell, page, redirect
 
-Caller = NamedDependency[SessionCredential]
+Caller = NamedDependency[Credential]
 Inbox = NamedDependency[InboxUseCases]
 
 

@@ -8,7 +8,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_http.memory.shapes import (
     RULES,
@@ -29,7 +29,7 @@ BASE = "/organisations/{org_id:int}/memory-diffs"
 
 
 @post(BASE, summary="Propose a memory diff", description=RULES, status_code=HTTP_201_CREATED, sync_to_thread=True)
-def propose_diff(org_id: int, data: JSONBody[DiffIn], caller: NamedDependency[SessionCredential],
+def propose_diff(org_id: int, data: JSONBody[DiffIn], caller: NamedDependency[Credential],
                  memory: NamedDependency[MemoryReviewUseCases]) -> DiffOut:
     operations = [operation_in(o) for o in data.operations]
     source_id = None if data.source_id is None else DisplayId.parse(data.source_id)
@@ -45,7 +45,7 @@ def propose_diff(org_id: int, data: JSONBody[DiffIn], caller: NamedDependency[Se
     sync_to_thread=True,
 )
 def list_diffs(
-    org_id: int, caller: NamedDependency[SessionCredential], memory: NamedDependency[MemoryReviewUseCases],
+    org_id: int, caller: NamedDependency[Credential], memory: NamedDependency[MemoryReviewUseCases],
     statuses: Statuses = None, cursor: Cursor = None, limit: Limit = 50,
 ) -> DiffPageOut:
     page = memory.list_diffs(caller, org_id, frozenset(statuses or ()), cursor=cursor, limit=limit)
@@ -53,7 +53,7 @@ def list_diffs(
 
 
 @get(f"{BASE}/{{diff_id:int}}", summary="A memory diff with before/after", description=RULES, sync_to_thread=True)
-def get_diff(org_id: int, diff_id: int, caller: NamedDependency[SessionCredential],
+def get_diff(org_id: int, diff_id: int, caller: NamedDependency[Credential],
              memory: NamedDependency[MemoryReviewUseCases]) -> DiffOut:
     return diff_out(memory.get(caller, org_id, diff_id))
 
@@ -66,7 +66,7 @@ def get_diff(org_id: int, diff_id: int, caller: NamedDependency[SessionCredentia
     sync_to_thread=True,
 )
 def approve_diff(
-    org_id: int, diff_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, diff_id: int, caller: NamedDependency[Credential],
     memory: NamedDependency[MemoryReviewUseCases], data: JSONBody[ReviewIn | None] = None,
 ) -> DiffOut:
     note = data.note if data is not None else ""
@@ -82,7 +82,7 @@ def approve_diff(
     sync_to_thread=True,
 )
 def reject_diff(
-    org_id: int, diff_id: int, caller: NamedDependency[SessionCredential],
+    org_id: int, diff_id: int, caller: NamedDependency[Credential],
     memory: NamedDependency[MemoryReviewUseCases], data: JSONBody[ReviewIn | None] = None,
 ) -> DiffOut:
     note = data.note if data is not None else ""

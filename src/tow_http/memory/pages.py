@@ -8,7 +8,7 @@ from litestar.exceptions import NotFoundException
 
 from tow_core.memory_diffs import CreateItem, DiffSource, DiffStatus
 from tow_core.records import MEMORY_TYPES, DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_http.memory.shapes import diff_out, summary_out
 from tow_http.pages.scopes import default_scope, parse_scope, scope_choices
@@ -16,7 +16,7 @@ from tow_http.pages.web import Form, Shell, page, redirect
 
 
 @get("/o/{org_id:int}/memory-diffs", sync_to_thread=True, include_in_schema=False)
-def diff_list(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+def diff_list(request: Request, org_id: int, caller: NamedDependency[Credential],
               memory: NamedDependency[MemoryReviewUseCases], project: str | None = None, status: str = "pending",
               cursor: str | None = None) -> Response:
     statuses = frozenset({DiffStatus(status)}) if status in set(DiffStatus) else frozenset()
@@ -29,7 +29,7 @@ def diff_list(request: Request, org_id: int, caller: NamedDependency[SessionCred
 
 
 @post("/o/{org_id:int}/memory-diffs", sync_to_thread=True, include_in_schema=False)
-def propose(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+def propose(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[Credential],
             memory: NamedDependency[MemoryReviewUseCases]) -> Response:
     """A diff with one new memory item, as a person proposes it for review."""
     kind, ref = parse_scope(form, None)  # "Private — only you": the use case names the caller's own scope
@@ -47,7 +47,7 @@ def propose(request: Request, org_id: int, form: NamedDependency[Form], caller: 
 
 
 @get("/o/{org_id:int}/memory-diffs/{diff_id:int}", sync_to_thread=True, include_in_schema=False)
-def diff_page(request: Request, org_id: int, diff_id: int, caller: NamedDependency[SessionCredential],
+def diff_page(request: Request, org_id: int, diff_id: int, caller: NamedDependency[Credential],
               memory: NamedDependency[MemoryReviewUseCases], project: str | None = None) -> Response:
     framed = memory.diff_page(caller, org_id, project, diff_id)
     return page(request, "diff.html", shell=Shell(framed.frame, "memory"), diff=diff_out(framed.content.diff),
@@ -56,7 +56,7 @@ def diff_page(request: Request, org_id: int, diff_id: int, caller: NamedDependen
 
 @post("/o/{org_id:int}/memory-diffs/{diff_id:int}/{decision:str}", sync_to_thread=True, include_in_schema=False)
 def decide(request: Request, org_id: int, diff_id: int, decision: str, form: NamedDependency[Form],
-           caller: NamedDependency[SessionCredential], memory: NamedDependency[MemoryReviewUseCases]) -> Response:
+           caller: NamedDependency[Credential], memory: NamedDependency[MemoryReviewUseCases]) -> Response:
     if decision not in ("approve", "reject"):
         raise NotFoundException(f"no decision {decision}")
     decide_as = memory.approve if decision == "approve" else memory.reject

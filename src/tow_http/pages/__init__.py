@@ -28,6 +28,7 @@ from tow_http.pages.web import (
 )
 from tow_http.records.pages import RECORD_PAGES
 from tow_http.records.revision_pages import REVISION_PAGES
+from tow_http.tokens.pages import TOKEN_PAGES
 from tow_http.uploads.image_pages import IMAGE_PAGES
 from tow_http.uploads.pages import UPLOAD_PAGES
 
@@ -35,7 +36,7 @@ pages_router = Router(
     path="/",
     route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *UPLOAD_PAGES, *EXPORT_PAGES, *IMAGE_PAGES,
                     *EGRESS_PAGES, *IMPORT_PAGES, *SNAPSHOT_PAGES, *RECORD_PAGES, *CHAT_PAGES,
-                    *INBOX_PAGES, *REVISION_PAGES],
+                    *INBOX_PAGES, *REVISION_PAGES, *TOKEN_PAGES],
     dependencies={"form": Provide(provide_form)},
     exception_handlers=PAGE_EXCEPTION_HANDLERS,
     include_in_schema=False,

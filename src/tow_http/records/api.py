@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.records import RecordUseCases
 from tow_http.records.shapes import (
     CountOut,
@@ -49,7 +49,7 @@ BASE = "/organisations/{org_id:int}"
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def create_record(org_id: int, data: JSONBody[RecordIn], caller: NamedDependency[SessionCredential],
+def create_record(org_id: int, data: JSONBody[RecordIn], caller: NamedDependency[Credential],
                   records: NamedDependency[RecordUseCases]) -> Response[RecordOut]:
     record = records.create(caller, org_id, record_type=data.type, scope=(data.scope.kind, data.scope.id),
                             title=data.title, body=data.body, fields=data.fields)
@@ -64,7 +64,7 @@ def create_record(org_id: int, data: JSONBody[RecordIn], caller: NamedDependency
     sync_to_thread=True,
 )
 def list_records(
-    org_id: int, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],
+    org_id: int, caller: NamedDependency[Credential], records: NamedDependency[RecordUseCases],
     types: Types = None, statuses: Statuses = None, project: ProjectKey = None, cursor: Cursor = None,
     limit: Limit = 50,
 ) -> RecordPageOut:
@@ -75,7 +75,7 @@ def list_records(
 
 @get(f"{BASE}/records/count", summary="Count records you can read (same filters as the list)", sync_to_thread=True)
 def count_records(
-    org_id: int, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],
+    org_id: int, caller: NamedDependency[Credential], records: NamedDependency[RecordUseCases],
     types: Types = None, statuses: Statuses = None, project: ProjectKey = None,
 ) -> CountOut:
     return CountOut(records.count(caller, org_id, types=types, statuses=statuses, project=project))
@@ -87,7 +87,7 @@ def count_records(
     description="404 when it does not exist or you cannot read it. The `ETag` is its version.",
     sync_to_thread=True,
 )
-def get_record(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def get_record(org_id: int, display_id: str, caller: NamedDependency[Credential],
                records: NamedDependency[RecordUseCases]) -> Response[RecordOut]:
     return with_etag(records.get(caller, org_id, DisplayId.parse(display_id)))
 
@@ -104,7 +104,7 @@ def get_record(org_id: int, display_id: str, caller: NamedDependency[SessionCred
 )
 def update_record(
     org_id: int, display_id: str, data: JSONBody[RecordPatch], request: Request,
-    caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],
+    caller: NamedDependency[Credential], records: NamedDependency[RecordUseCases],
 ) -> Response[RecordOut]:
     version = expected_version(request, data)
     record = records.update(
@@ -124,7 +124,7 @@ def update_record(
     description="Only citing records you can read are listed.",
     sync_to_thread=True,
 )
-def record_backlinks(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def record_backlinks(org_id: int, display_id: str, caller: NamedDependency[Credential],
                      records: NamedDependency[RecordUseCases]) -> list[SummaryOut]:
     return [summary_out(s) for s in records.backlinks(caller, org_id, DisplayId.parse(display_id))]
 
@@ -136,7 +136,7 @@ def record_backlinks(org_id: int, display_id: str, caller: NamedDependency[Sessi
     "someone who cannot read it.",
     sync_to_thread=True,
 )
-def record_references(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def record_references(org_id: int, display_id: str, caller: NamedDependency[Credential],
                       records: NamedDependency[RecordUseCases]) -> list[SummaryOut]:
     return [summary_out(s) for s in records.references(caller, org_id, DisplayId.parse(display_id))]
 
@@ -156,18 +156,22 @@ def record_references(org_id: int, display_id: str, caller: NamedDependency[Sess
     "with the configured model) or `embedding_unavailable` (the provider failed, is rate limiting, refused the "
     "key or is no longer in `ai.approved_providers`). Records changed in the last "
     "moments may not be embedded yet (`tow embeddings status` shows the backlog); a deleted, moved or no longer "
-    "readable record is never returned. `snippet_html` is escaped text with matched words in `<mark>`.",
+    "readable record is never returned. `snippet_html` is escaped text with matched words in `<mark>`.\n\n"
+    "A display ID in `q` (`SEC-1`, `doc-12`) names a record: if you can read it and it passes the filters it "
+    "comes first (`rank` 1.0) and is not repeated below; a keyword page may then hold up to five items more than "
+    "`limit`. A query of only stop words or punctuation matches no word: the answer is empty (but for named "
+    "records) with a `hint` saying what to search for — not an error.",
     sync_to_thread=True,
 )
 def search(
-    org_id: int, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases], q: str,
+    org_id: int, caller: NamedDependency[Credential], records: NamedDependency[RecordUseCases], q: str,
     types: Types = None, statuses: Statuses = None, project: ProjectKey = None, cursor: Cursor = None,
     limit: Limit = 20, mode: Mode = None,
 ) -> SearchPageOut:
     result = records.search(caller, org_id, q, types=types, statuses=statuses, project=project, mode=mode,
                             cursor=cursor, limit=limit)
     return SearchPageOut(result.mode.value, [hit_out(h) for h in result.hits], result.next_cursor,
-                         result.fallback_reason.value if result.fallback_reason else None)
+                         result.fallback_reason.value if result.fallback_reason else None, result.hint)
 
 
 @get(
@@ -178,7 +182,7 @@ def search(
                 "reference completion (`DOC-`, `[[title`) asks this.",
     sync_to_thread=True,
 )
-def lookup(org_id: int, q: str, caller: NamedDependency[SessionCredential], records: NamedDependency[RecordUseCases],
+def lookup(org_id: int, q: str, caller: NamedDependency[Credential], records: NamedDependency[RecordUseCases],
            limit: Limit = 20) -> list[SummaryOut]:
     return [summary_out(s) for s in records.lookup(caller, org_id, q, limit=limit)]
 

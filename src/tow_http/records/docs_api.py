@@ -17,7 +17,7 @@ from litestar.params import JSONBody, QueryParameter
 from tow_core.docs import Crumb, Revision, TreeNode
 from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.docs import DocUseCases
 from tow_http.records.api import BASE
 from tow_http.records.shapes import ProjectKey, RecordOut, with_etag
@@ -95,7 +95,7 @@ def optional_version(request: Request, body_version: int | None = None) -> int |
     sync_to_thread=True,
 )
 def list_revisions(
-    org_id: int, display_id: str, caller: NamedDependency[SessionCredential], docs: NamedDependency[DocUseCases],
+    org_id: int, display_id: str, caller: NamedDependency[Credential], docs: NamedDependency[DocUseCases],
     before_version: BeforeVersion = None, limit: RevisionLimit = 50,
 ) -> list[RevisionOut]:
     revisions = docs.revisions(caller, org_id, DisplayId.parse(display_id), before_version=before_version, limit=limit)
@@ -109,7 +109,7 @@ def list_revisions(
     "Only docs you can read appear.",
     sync_to_thread=True,
 )
-def doc_tree(org_id: int, caller: NamedDependency[SessionCredential], docs: NamedDependency[DocUseCases],
+def doc_tree(org_id: int, caller: NamedDependency[Credential], docs: NamedDependency[DocUseCases],
              project: ProjectKey = None) -> list[TreeNodeOut]:
     return [tree_out(n) for n in docs.tree(caller, org_id, project)]
 
@@ -121,7 +121,7 @@ def doc_tree(org_id: int, caller: NamedDependency[SessionCredential], docs: Name
     "\"…\", never by its title.",
     sync_to_thread=True,
 )
-def doc_breadcrumbs(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def doc_breadcrumbs(org_id: int, display_id: str, caller: NamedDependency[Credential],
                     docs: NamedDependency[DocUseCases]) -> BreadcrumbsOut:
     crumbs = docs.breadcrumbs(caller, org_id, DisplayId.parse(display_id))
     return BreadcrumbsOut([crumb_out(c) for c in crumbs], " / ".join(c.title for c in crumbs))
@@ -138,7 +138,7 @@ def doc_breadcrumbs(org_id: int, display_id: str, caller: NamedDependency[Sessio
 )
 def move_scope(
     org_id: int, display_id: str, data: JSONBody[MoveScopeIn], request: Request,
-    caller: NamedDependency[SessionCredential], docs: NamedDependency[DocUseCases],
+    caller: NamedDependency[Credential], docs: NamedDependency[DocUseCases],
 ) -> Response[RecordOut]:
     record = docs.move_scope(caller, org_id, DisplayId.parse(display_id), data.scope.kind, data.scope.id,
                              version=optional_version(request, data.version))
@@ -152,7 +152,7 @@ def move_scope(
     status_code=200,
     sync_to_thread=True,
 )
-def make_private(org_id: int, display_id: str, request: Request, caller: NamedDependency[SessionCredential],
+def make_private(org_id: int, display_id: str, request: Request, caller: NamedDependency[Credential],
                  docs: NamedDependency[DocUseCases]) -> Response[RecordOut]:
     record = docs.make_private(caller, org_id, DisplayId.parse(display_id), version=optional_version(request))
     return with_etag(record)
@@ -165,7 +165,7 @@ def make_private(org_id: int, display_id: str, request: Request, caller: NamedDe
     "a doc with sub-pages is refused (409): move or delete them first.",
     sync_to_thread=True,
 )
-def delete_doc(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def delete_doc(org_id: int, display_id: str, caller: NamedDependency[Credential],
                docs: NamedDependency[DocUseCases]) -> None:
     docs.delete(caller, org_id, DisplayId.parse(display_id))
 

@@ -24,7 +24,7 @@ from tow_core.records import (
     RecordType,
 )
 from tow_core.semantic_search import FallbackReason, SearchMode
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.extraction import MemoryExtractionUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
@@ -109,7 +109,7 @@ def fields_from(form: Form, record_type: RecordType) -> dict[str, Any]:
 
 # --- lists -------------------------------------------------------------------------------------
 
-Caller = NamedDependency[SessionCredential]
+Caller = NamedDependency[Credential]
 Pages = NamedDependency[RecordPageUseCases]
 
 
@@ -319,7 +319,7 @@ def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pag
         notice = FALLBACK_NOTICES.get(result.fallback_reason) if result.fallback_reason else None
     return page(request, "search.html", shell=Shell(framed.frame, "search"), q=q, hits=hits, next_cursor=next_cursor,
                 mode=mode, answered=answered, notice=notice, ai_configured=framed.content.ai_configured,
-                problem=framed.content.problem,
+                problem=framed.content.problem, hint=result.hint if result is not None else None,
                 modes=[m.value for m in SearchMode], section_of={t.value: s for t, s in SECTION_OF.items()})
 
 

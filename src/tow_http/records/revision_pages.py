@@ -11,11 +11,11 @@ from litestar.di import NamedDependency
 
 from tow_core.errors import InvalidInput
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.revision_pages import RevisionPageUseCases
 from tow_http.pages.web import Form, Shell, page, redirect
 
-Caller = NamedDependency[SessionCredential]
+Caller = NamedDependency[Credential]
 Revisions = NamedDependency[RevisionPageUseCases]
 RECORD = "/o/{org_id:int}/r/{display_id:str}"
 

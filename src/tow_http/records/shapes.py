@@ -99,6 +99,7 @@ class SearchPageOut(msgspec.Struct):
     items: list[SearchHitOut]
     next_cursor: str | None
     fallback_reason: str | None = None  # why semantic/hybrid was answered by keyword search
+    hint: str | None = None  # why nothing could match: the query held only stop words or punctuation
 
 
 def record_out(record: Record) -> RecordOut:

@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from tow_core.records import DisplayId
 from tow_core.tickets import MAX_COMMENT, ActivityEntry, Comment, Link, LinkKind
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.tickets import TicketUseCases
 from tow_http.records.api import BASE
 from tow_http.records.shapes import SummaryOut, summary_out
@@ -79,7 +79,7 @@ def link_out(link: Link) -> LinkOut:
 
 @get(f"{TICKET}/comments", summary="A ticket's comments", description="Oldest first; for the ticket's readers.",
      sync_to_thread=True)
-def list_comments(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def list_comments(org_id: int, display_id: str, caller: NamedDependency[Credential],
                   tickets: NamedDependency[TicketUseCases], after: After = None, limit: Limit = 200
                   ) -> list[CommentOut]:
     found = tickets.comments(caller, org_id, DisplayId.parse(display_id), after=after, limit=limit)
@@ -88,7 +88,7 @@ def list_comments(org_id: int, display_id: str, caller: NamedDependency[SessionC
 
 @post(f"{TICKET}/comments", summary="Comment on a ticket", description="Needs write access to the ticket's scope.",
       status_code=HTTP_201_CREATED, sync_to_thread=True)
-def add_comment(org_id: int, display_id: str, data: JSONBody[CommentIn], caller: NamedDependency[SessionCredential],
+def add_comment(org_id: int, display_id: str, data: JSONBody[CommentIn], caller: NamedDependency[Credential],
                 tickets: NamedDependency[TicketUseCases]) -> CommentOut:
     return comment_out(tickets.add_comment(caller, org_id, DisplayId.parse(display_id), data.body))
 
@@ -96,13 +96,13 @@ def add_comment(org_id: int, display_id: str, data: JSONBody[CommentIn], caller:
 @patch(f"{TICKET}/comments/{{comment_id:int}}", summary="Edit your comment",
        description="Only the comment's author, while they can write the ticket (else 403).", sync_to_thread=True)
 def edit_comment(org_id: int, display_id: str, comment_id: int, data: JSONBody[CommentIn],
-                 caller: NamedDependency[SessionCredential], tickets: NamedDependency[TicketUseCases]) -> CommentOut:
+                 caller: NamedDependency[Credential], tickets: NamedDependency[TicketUseCases]) -> CommentOut:
     return comment_out(tickets.edit_comment(caller, org_id, DisplayId.parse(display_id), comment_id, data.body))
 
 
 @delete(f"{TICKET}/comments/{{comment_id:int}}", summary="Delete your comment",
         description="Only the comment's author, while they can write the ticket (else 403).", sync_to_thread=True)
-def delete_comment(org_id: int, display_id: str, comment_id: int, caller: NamedDependency[SessionCredential],
+def delete_comment(org_id: int, display_id: str, comment_id: int, caller: NamedDependency[Credential],
                    tickets: NamedDependency[TicketUseCases]) -> None:
     tickets.delete_comment(caller, org_id, DisplayId.parse(display_id), comment_id)
 
@@ -114,7 +114,7 @@ def delete_comment(org_id: int, display_id: str, comment_id: int, caller: NamedD
     "date, parent — with who, when, old → new and `ai_applied`, oldest first, whichever API made the change.",
     sync_to_thread=True,
 )
-def ticket_activity(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def ticket_activity(org_id: int, display_id: str, caller: NamedDependency[Credential],
                     tickets: NamedDependency[TicketUseCases], after: After = None, limit: Limit = 200
                     ) -> list[ActivityOut]:
     entries = tickets.activity(caller, org_id, DisplayId.parse(display_id), after=after, limit=limit)
@@ -123,7 +123,7 @@ def ticket_activity(org_id: int, display_id: str, caller: NamedDependency[Sessio
 
 @get(f"{TICKET}/links", summary="A ticket's links",
      description="Outgoing and incoming; only links whose other ticket you can read.", sync_to_thread=True)
-def list_links(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def list_links(org_id: int, display_id: str, caller: NamedDependency[Credential],
                tickets: NamedDependency[TicketUseCases]) -> list[LinkOut]:
     found = tickets.links(caller, org_id, DisplayId.parse(display_id))
     return [link_out(link) for link in found]
@@ -137,14 +137,14 @@ def list_links(org_id: int, display_id: str, caller: NamedDependency[SessionCred
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def add_link(org_id: int, display_id: str, data: JSONBody[LinkIn], caller: NamedDependency[SessionCredential],
+def add_link(org_id: int, display_id: str, data: JSONBody[LinkIn], caller: NamedDependency[Credential],
              tickets: NamedDependency[TicketUseCases]) -> LinkOut:
     return link_out(tickets.add_link(caller, org_id, DisplayId.parse(display_id), data.kind, data.target))
 
 
 @delete(f"{TICKET}/links/{{link_id:int}}", summary="Remove a link",
         description="Needs write access to this ticket; 404 unless you can read the other end.", sync_to_thread=True)
-def delete_link(org_id: int, display_id: str, link_id: int, caller: NamedDependency[SessionCredential],
+def delete_link(org_id: int, display_id: str, link_id: int, caller: NamedDependency[Credential],
                 tickets: NamedDependency[TicketUseCases]) -> None:
     tickets.delete_link(caller, org_id, DisplayId.parse(display_id), link_id)
 

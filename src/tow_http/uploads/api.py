@@ -23,7 +23,7 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser, par
 
 from tow_core.errors import InvalidInput, PayloadTooLarge
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.uploads import Upload
 from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.downloads import download_response, head_response
@@ -124,7 +124,7 @@ Filename = Annotated[str | None, QueryParameter(
     status_code=HTTP_201_CREATED,
     request_max_body_size=None,  # enforced while streaming, against uploads.upload_max_bytes
 )
-async def create_upload(org_id: int, request: Request, caller: NamedDependency[SessionCredential],
+async def create_upload(org_id: int, request: Request, caller: NamedDependency[Credential],
                         uploads: NamedDependency[UploadUseCases], filename: Filename = None) -> UploadOut:
     # On a worker thread: the use case checks access in a short unit of work, opens the body (no unit of work
     # held while it streams) and records the upload in a second.
@@ -138,7 +138,7 @@ async def create_upload(org_id: int, request: Request, caller: NamedDependency[S
      description="404 unless you may read it: attached → whoever reads the record; otherwise its uploader; "
      "avatars → members of an organisation you share; logos → who sees the organisation or project; server "
      "admins read any.", sync_to_thread=True)
-def get_upload(upload_id: int, caller: NamedDependency[SessionCredential],
+def get_upload(upload_id: int, caller: NamedDependency[Credential],
                uploads: NamedDependency[UploadUseCases]) -> UploadOut:
     return upload_out(uploads.get(caller, upload_id))
 
@@ -157,14 +157,14 @@ DOWNLOAD_DESCRIPTION = (
 
 @get("/uploads/{upload_id:int}/content", summary="Download an upload", description=DOWNLOAD_DESCRIPTION,
      sync_to_thread=True)
-def download_upload(upload_id: int, request: Request, caller: NamedDependency[SessionCredential],
+def download_upload(upload_id: int, request: Request, caller: NamedDependency[Credential],
                     uploads: NamedDependency[UploadUseCases]) -> Response:
     return _download(uploads.download(caller, upload_id), request)
 
 
 @head("/uploads/{upload_id:int}/content", summary="Download headers of an upload", description=DOWNLOAD_DESCRIPTION,
       sync_to_thread=True)
-def head_upload(upload_id: int, request: Request, caller: NamedDependency[SessionCredential],
+def head_upload(upload_id: int, request: Request, caller: NamedDependency[Credential],
                 uploads: NamedDependency[UploadUseCases]) -> Response[None]:
     return head_response(uploads.get(caller, upload_id), request.headers.get("range"))
 
@@ -172,7 +172,7 @@ def head_upload(upload_id: int, request: Request, caller: NamedDependency[Sessio
 @delete("/uploads/{upload_id:int}", summary="Delete an upload",
         description="Its uploader, an owner/admin of its organisation, or a server admin. The file is removed "
         "after the deletion commits. Audited.", sync_to_thread=True)
-def delete_upload(upload_id: int, caller: NamedDependency[SessionCredential],
+def delete_upload(upload_id: int, caller: NamedDependency[Credential],
                   uploads: NamedDependency[UploadUseCases]) -> Response[None]:
     uploads.delete(caller, upload_id)  # the row, then (committed) the file
     return Response(None, status_code=204)
@@ -183,7 +183,7 @@ RECORD = "/organisations/{org_id:int}/records/{display_id:str}/attachments"
 
 @get(RECORD, summary="A record's attachments",
      description="404 unless you can read the record; then every upload attached to it.", sync_to_thread=True)
-def list_attachments(org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+def list_attachments(org_id: int, display_id: str, caller: NamedDependency[Credential],
                      uploads: NamedDependency[UploadUseCases]) -> list[UploadOut]:
     return [upload_out(u) for u in uploads.attachments_of(caller, org_id, DisplayId.parse(display_id))]
 
@@ -191,7 +191,7 @@ def list_attachments(org_id: int, display_id: str, caller: NamedDependency[Sessi
 @put(RECORD + "/{upload_id:int}", summary="Attach an upload to a record",
      description="Needs write access to the record (and to the record it was attached to before). From then "
      "on the upload is readable exactly by those who can read the record. Audited.", sync_to_thread=True)
-def attach_upload(org_id: int, display_id: str, upload_id: int, caller: NamedDependency[SessionCredential],
+def attach_upload(org_id: int, display_id: str, upload_id: int, caller: NamedDependency[Credential],
                   uploads: NamedDependency[UploadUseCases]) -> UploadOut:
     return upload_out(uploads.attach(caller, org_id, DisplayId.parse(display_id), upload_id))
 
@@ -199,7 +199,7 @@ def attach_upload(org_id: int, display_id: str, upload_id: int, caller: NamedDep
 @delete(RECORD + "/{upload_id:int}", summary="Detach an upload from a record",
         description="Needs write access to the record; the upload becomes its uploader's alone again. Audited.",
         status_code=200, sync_to_thread=True)
-def detach_upload(org_id: int, display_id: str, upload_id: int, caller: NamedDependency[SessionCredential],
+def detach_upload(org_id: int, display_id: str, upload_id: int, caller: NamedDependency[Credential],
                   uploads: NamedDependency[UploadUseCases]) -> UploadOut:
     return upload_out(uploads.detach(caller, org_id, DisplayId.parse(display_id), upload_id))
 
@@ -215,20 +215,20 @@ def _image_or_none(upload: Upload | None) -> UploadOut | None:
 
 
 @put("/me/avatar", summary="Set your profile image", description=IMAGE_NOTE, sync_to_thread=True)
-def set_avatar(data: JSONBody[ImageIn], caller: NamedDependency[SessionCredential],
+def set_avatar(data: JSONBody[ImageIn], caller: NamedDependency[Credential],
                uploads: NamedDependency[UploadUseCases]) -> UploadOut | None:
     return _image_or_none(uploads.set_avatar(caller, data.upload_id))
 
 
 @delete("/me/avatar", summary="Remove your profile image",
         description="The image becomes a plain unattached file of yours again.", status_code=204, sync_to_thread=True)
-def clear_avatar(caller: NamedDependency[SessionCredential], uploads: NamedDependency[UploadUseCases]) -> None:
+def clear_avatar(caller: NamedDependency[Credential], uploads: NamedDependency[UploadUseCases]) -> None:
     uploads.set_avatar(caller, None)
 
 
 @get("/users/{user_id:int}/avatar", summary="A user's profile image",
      description="Readable by members of an organisation you both belong to (404 otherwise).", sync_to_thread=True)
-def get_avatar(user_id: int, request: Request, caller: NamedDependency[SessionCredential],
+def get_avatar(user_id: int, request: Request, caller: NamedDependency[Credential],
                uploads: NamedDependency[UploadUseCases]) -> Response:
     return _download(uploads.avatar(caller, user_id), request)
 
@@ -238,20 +238,20 @@ ORG_LOGO = "/organisations/{org_id:int}/logo"
 
 @put(ORG_LOGO, summary="Set the organisation logo", description="Owners and admins. " + IMAGE_NOTE,
      sync_to_thread=True)
-def set_org_logo(org_id: int, data: JSONBody[ImageIn], caller: NamedDependency[SessionCredential],
+def set_org_logo(org_id: int, data: JSONBody[ImageIn], caller: NamedDependency[Credential],
                  uploads: NamedDependency[UploadUseCases]) -> UploadOut | None:
     return _image_or_none(uploads.set_organisation_logo(caller, org_id, data.upload_id))
 
 
 @delete(ORG_LOGO, summary="Remove the organisation logo", description="Owners and admins.", status_code=204,
         sync_to_thread=True)
-def clear_org_logo(org_id: int, caller: NamedDependency[SessionCredential],
+def clear_org_logo(org_id: int, caller: NamedDependency[Credential],
                    uploads: NamedDependency[UploadUseCases]) -> None:
     uploads.set_organisation_logo(caller, org_id, None)
 
 
 @get(ORG_LOGO, summary="The organisation logo", description="Members of the organisation.", sync_to_thread=True)
-def get_org_logo(org_id: int, request: Request, caller: NamedDependency[SessionCredential],
+def get_org_logo(org_id: int, request: Request, caller: NamedDependency[Credential],
                  uploads: NamedDependency[UploadUseCases]) -> Response:
     return _download(uploads.organisation_logo(caller, org_id), request)
 
@@ -261,20 +261,20 @@ PROJECT_LOGO = "/organisations/{org_id:int}/projects/{project_id:int}/logo"
 
 @put(PROJECT_LOGO, summary="Set a project logo", description="Needs the project's manage permission. " + IMAGE_NOTE,
      sync_to_thread=True)
-def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], caller: NamedDependency[SessionCredential],
+def set_project_logo(org_id: int, project_id: int, data: JSONBody[ImageIn], caller: NamedDependency[Credential],
                      uploads: NamedDependency[UploadUseCases]) -> UploadOut | None:
     return _image_or_none(uploads.set_project_logo(caller, org_id, project_id, data.upload_id))
 
 
 @delete(PROJECT_LOGO, summary="Remove a project logo", description="Needs the project's manage permission.",
         status_code=204, sync_to_thread=True)
-def clear_project_logo(org_id: int, project_id: int, caller: NamedDependency[SessionCredential],
+def clear_project_logo(org_id: int, project_id: int, caller: NamedDependency[Credential],
                        uploads: NamedDependency[UploadUseCases]) -> None:
     uploads.set_project_logo(caller, org_id, project_id, None)
 
 
 @get(PROJECT_LOGO, summary="A project logo", description="Whoever can see the project.", sync_to_thread=True)
-def get_project_logo(org_id: int, project_id: int, request: Request, caller: NamedDependency[SessionCredential],
+def get_project_logo(org_id: int, project_id: int, request: Request, caller: NamedDependency[Credential],
                      uploads: NamedDependency[UploadUseCases]) -> Response:
     return _download(uploads.project_logo(caller, org_id, project_id), request)
 

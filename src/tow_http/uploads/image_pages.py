@@ -17,8 +17,10 @@ from anyio import to_thread
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
-from tow_core.unit_of_work import SessionCredential
+from tow_core.access_tokens import TokenPolicy
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.uploads import UploadUseCases
+from tow_http.config import Settings
 from tow_http.pages.web import Form, Shell, page, redirect
 from tow_http.uploads.pages import form_file
 
@@ -36,23 +38,26 @@ def _with_project(url: str, project_key: str) -> str:
 
 
 @get(PROFILE, sync_to_thread=True, include_in_schema=False)
-def profile_page(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
-                 uploads: NamedDependency[UploadUseCases], project: str | None = None, saved: str = "") -> Response:
+def profile_page(request: Request, org_id: int, caller: NamedDependency[Credential],
+                 uploads: NamedDependency[UploadUseCases], settings: NamedDependency[Settings],
+                 project: str | None = None, saved: str = "") -> Response:
     """``saved``: which of the account forms (``accounts.profile_pages``) was just saved, to say so."""
     framed = uploads.profile(caller, org_id, project)
-    return page(request, "profile.html", shell=Shell(framed.frame, "profile"),
-                uploads_enabled=framed.content.uploads_enabled, saved=saved)
+    profile, policy = framed.content, TokenPolicy.up_to(settings.auth.token_max_days)
+    return page(request, "profile.html", shell=Shell(framed.frame, "profile"), uploads_enabled=profile.uploads_enabled,
+                tokens=profile.tokens, now=profile.now, max_days=policy.max_days, default_days=policy.default_days,
+                token_orgs=[(str(org.id), f"{org.name} only") for org, _ in framed.frame.memberships], saved=saved)
 
 
 @post(f"{PROFILE}/avatar", include_in_schema=False, request_max_body_size=None)
-async def set_avatar(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+async def set_avatar(request: Request, org_id: int, caller: NamedDependency[Credential],
                      uploads: NamedDependency[UploadUseCases], project: str = "") -> Response:
     await to_thread.run_sync(uploads.receive_avatar, caller, org_id, form_file(request, noun="image"))
     return redirect(request, _with_project(f"/o/{org_id}/profile", project))
 
 
 @post(f"{PROFILE}/avatar/clear", sync_to_thread=True, include_in_schema=False)
-def clear_avatar(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[SessionCredential],
+def clear_avatar(request: Request, org_id: int, form: NamedDependency[Form], caller: NamedDependency[Credential],
                  uploads: NamedDependency[UploadUseCases]) -> Response:
     uploads.set_avatar(caller, None)
     return redirect(request, _with_project(f"/o/{org_id}/profile", form.get("project")))
@@ -62,7 +67,7 @@ def clear_avatar(request: Request, org_id: int, form: NamedDependency[Form], cal
 
 
 @post(ORG_LOGO, include_in_schema=False, request_max_body_size=None)
-async def set_org_logo(request: Request, org_id: int, caller: NamedDependency[SessionCredential],
+async def set_org_logo(request: Request, org_id: int, caller: NamedDependency[Credential],
                        uploads: NamedDependency[UploadUseCases], project: str = "") -> Response:
     await to_thread.run_sync(uploads.receive_organisation_logo, caller, org_id, form_file(request, noun="image"))
     return redirect(request, _with_project(f"/o/{org_id}/settings", project) + "#logo")
@@ -70,13 +75,13 @@ async def set_org_logo(request: Request, org_id: int, caller: NamedDependency[Se
 
 @post(f"{ORG_LOGO}/clear", sync_to_thread=True, include_in_schema=False)
 def clear_org_logo(request: Request, org_id: int, form: NamedDependency[Form],
-                   caller: NamedDependency[SessionCredential], uploads: NamedDependency[UploadUseCases]) -> Response:
+                   caller: NamedDependency[Credential], uploads: NamedDependency[UploadUseCases]) -> Response:
     uploads.set_organisation_logo(caller, org_id, None)
     return redirect(request, _with_project(f"/o/{org_id}/settings", form.get("project")) + "#logo")
 
 
 @post(PROJECT_LOGO, include_in_schema=False, request_max_body_size=None)
-async def set_project_logo(request: Request, org_id: int, project_id: int, caller: NamedDependency[SessionCredential],
+async def set_project_logo(request: Request, org_id: int, project_id: int, caller: NamedDependency[Credential],
                            uploads: NamedDependency[UploadUseCases], project: str = "") -> Response:
     await to_thread.run_sync(uploads.receive_project_logo, caller, org_id, project_id,
                              form_file(request, noun="image"))
@@ -85,7 +90,7 @@ async def set_project_logo(request: Request, org_id: int, project_id: int, calle
 
 @post(f"{PROJECT_LOGO}/clear", sync_to_thread=True, include_in_schema=False)
 def clear_project_logo(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
-                       caller: NamedDependency[SessionCredential], uploads: NamedDependency[UploadUseCases]
+                       caller: NamedDependency[Credential], uploads: NamedDependency[UploadUseCases]
                        ) -> Response:
     uploads.set_project_logo(caller, org_id, project_id, None)
     return redirect(request, _with_project(f"/o/{org_id}/settings", form.get("project")) + f"#project-{project_id}")

@@ -20,7 +20,7 @@ from multipart import parse_options_header
 
 from tow_core.errors import InvalidInput, MalformedInput, PayloadTooLarge
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import SessionCredential
+from tow_core.unit_of_work import Credential
 from tow_core.use_cases.uploads import FileBody, UploadUseCases
 from tow_http.multipart import FILE_FIELD, MULTIPART_OVERHEAD, file_after_token, pull_body
 from tow_http.pages.csrf import token_is_valid
@@ -43,7 +43,7 @@ def form_file(request: Request, *, noun: str) -> FileBody:
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/attachments", include_in_schema=False, request_max_body_size=None)
-async def attach_file(request: Request, org_id: int, display_id: str, caller: NamedDependency[SessionCredential],
+async def attach_file(request: Request, org_id: int, display_id: str, caller: NamedDependency[Credential],
                       uploads: NamedDependency[UploadUseCases], project: str = "") -> Response:
     did, body = DisplayId.parse(display_id), form_file(request, noun="file")
     back = f"/o/{org_id}/r/{display_id}" + (f"?{urlencode({'project': project})}" if project else "")
@@ -72,7 +72,7 @@ def _with_query(url: str, **params: str) -> str:
 @post("/o/{org_id:int}/r/{display_id:str}/attachments/{upload_id:int}/detach", sync_to_thread=True,
       include_in_schema=False)
 def detach_file(request: Request, org_id: int, display_id: str, upload_id: int, form: NamedDependency[Form],
-                caller: NamedDependency[SessionCredential], uploads: NamedDependency[UploadUseCases]) -> Response:
+                caller: NamedDependency[Credential], uploads: NamedDependency[UploadUseCases]) -> Response:
     uploads.detach(caller, org_id, DisplayId.parse(display_id), upload_id)
     suffix = f"?project={form.get('project')}" if form.get("project") else ""
     return redirect(request, f"/o/{org_id}/r/{display_id}{suffix}")

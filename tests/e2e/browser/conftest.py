@@ -32,10 +32,10 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app, port: int) -> None:
+    def __init__(self, app, port: int, *, lifespan: str = "off") -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
