@@ -22,6 +22,7 @@ def pytest_terminal_summary(terminalreporter):
     from tests.contract.test_visibility_differential import SEARCH_STATS, STATS
 
     _upload_summary(terminalreporter)
+    _drill_summary(terminalreporter)
     _seaweedfs_summary(terminalreporter)
     _export_summary(terminalreporter)
     _conformance_summary(terminalreporter)
@@ -45,6 +46,30 @@ def pytest_terminal_summary(terminalreporter):
         )
     for line in RECALL_STATS:
         terminalreporter.write_line(line)
+
+
+def _drill_summary(terminalreporter) -> None:
+    """The figures of the several-processes test and the outage and crash drills (issue 17)."""
+    from tests.e2e.test_crash_drills import CRASH_STATS
+    from tests.e2e.test_database_outage import OUTAGE_STATS
+    from tests.e2e.test_several_processes import STATS as SEVERAL_STATS
+
+    if SEVERAL_STATS:
+        s = SEVERAL_STATS
+        terminalreporter.write_line(
+            f"several processes: 2 tow serve + 2 tow worker on one database, {s['jobs']} jobs and {s['embeddings']} "
+            f"embeddings each done exactly once (queued in {s['queue_seconds']} s, drained in {s['drain_seconds']} s)")
+    for variant, o in OUTAGE_STATS.items():
+        terminalreporter.write_line(
+            f"database outage drill ({variant}, {o['outage_seconds']} s down): {o['requests']} requests, "
+            f"{o['during']} during the outage answered {o['during_statuses']} (slowest {o['max_seconds_during']} s); "
+            f"recovered {o['recovery_seconds']} s after PostgreSQL was back; writes acknowledged "
+            f"{o['writes_acknowledged']}, found {o['writes_found']}; {o['exports']} exports done, the interrupted "
+            f"chat run answered once (attempt {o['run_attempts']})")
+    if CRASH_STATS:
+        terminalreporter.write_line(
+            f"worker crash drill: SIGKILL mid-export, mid-embedding batch and mid-agent run; each completed once by "
+            f"another worker {CRASH_STATS['recovered_seconds']} s after the kill (lease 10 s)")
 
 
 def _conformance_summary(terminalreporter) -> None:
@@ -100,7 +125,9 @@ def _upload_summary(terminalreporter) -> None:
             f"upload crash test: {k['runs']} uploads, {k['kills']} SIGKILLs mid-upload "
             f"({k['between_file_and_row']} aimed between durable file and row commit), {k['completed']} completed "
             f"first; afterwards {k['orphans']} orphan and {k['partials']} partial files quarantined, "
-            "0 partial files visible, 0 rows without their file")
+            "0 partial files visible, 0 rows without their file"
+            + (f"; {k['serve_kills']} tow serve processes SIGKILLed mid-upload, same checks held" if k["serve_kills"]
+               else ""))
     if UPLOAD_LEAK_STATS["worlds"]:
         s = UPLOAD_LEAK_STATS
         terminalreporter.write_line(f"upload leak test: {s['worlds']} worlds, {s['checks']} (user, upload) checks, "

@@ -189,6 +189,9 @@ class InMemoryDirectory:
     def organisation(self, org_id: int) -> Organisation | None:
         return self._orgs.get(org_id)
 
+    def organisations_named(self, name: str) -> Sequence[Organisation]:
+        return [o for _, o in sorted(self._orgs.items()) if o.name.lower() == name.lower()]
+
     def organisations_of(self, user_id: int) -> Sequence[tuple[Organisation, OrgRole]]:
         return [(self._orgs[o], role) for (o, u), role in sorted(self._memberships.items()) if u == user_id]
 

@@ -77,17 +77,12 @@ def live_server(tmp_path: Path, yaml_text: str = "", *, runtime_yaml: str = "", 
                 environ: dict[str, str] | None = None) -> Iterator[LiveServer]:
     """`tow serve --migrate` on a free loopback port (embedded PostgreSQL unless ``database_url``); stopped
     with SIGTERM afterwards (SIGKILL if it does not stop within 20 s, which the caller can detect). The port is
-    in tow.yaml, or given as `--port` with ``port_flag``; ``environ`` adds variables (secrets) to its
-    environment."""
+    in tow.yaml, or given as `--port` with ``port_flag``. ``environ`` adds variables (OPENAI_API_KEY, ...)."""
     port = free_port()
     bind = "" if port_flag else f"  bind_port: {port}\n"
     (tmp_path / "tow.yaml").write_text(f"runtime:\n{bind}  log_level: warning\n{runtime_yaml}"
                                        f"database:\n  embedded_data_dir: ./pg\n{yaml_text}")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPENAI_API_KEY", "EXA_API_KEY")}
-    env["APP_SECRET"] = "live-server-secret-" + "z" * 40
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    env.update(environ or {})
+    env = _environment(database_url, environ)
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own CLI
@@ -100,6 +95,65 @@ def live_server(tmp_path: Path, yaml_text: str = "", *, runtime_yaml: str = "", 
         yield server
     finally:
         if server.alive:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=20)
+
+
+def _environment(database_url: str | None, environ: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPENAI_API_KEY", "EXA_API_KEY")}
+    env["APP_SECRET"] = APP_SECRET
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return {**env, **(environ or {})}
+
+
+APP_SECRET = "live-server-secret-" + "z" * 40  # every live process shares it, as the processes of one deployment do
+
+
+@dataclass
+class LiveWorker:
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies on the spot, leases and all (a crash, not a shutdown)."""
+        self.process.kill()
+        self.process.wait(timeout=20)
+
+
+@contextmanager
+def live_worker(tmp_path: Path, yaml_text: str = "", *, database_url: str, environ: dict[str, str] | None = None,
+                name: str = "worker", ready_timeout: float = 90) -> Iterator[LiveWorker]:
+    """`tow worker` (a process of its own, as on another machine) on ``database_url``; it has started once it
+    says so. Stopped with SIGTERM afterwards (it finishes the work in hand), SIGKILL after 20 s."""
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml_text)
+    log_path = tmp_path / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "tow_http.cli", "--config", str(config), "worker"],
+            env=_environment(database_url, environ), stdout=log, stderr=subprocess.STDOUT)
+    worker = LiveWorker(process, log_path)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while "TOW worker: running" not in worker.log():
+            if not worker.alive or time.monotonic() > deadline:
+                raise RuntimeError(f"tow worker did not start:\n{worker.log()[-3000:]}")
+            time.sleep(0.1)
+        yield worker
+    finally:
+        if worker.alive:
             process.terminate()
             try:
                 process.wait(timeout=20)

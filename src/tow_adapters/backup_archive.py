@@ -27,13 +27,14 @@ import re
 import secrets
 import tarfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Protocol
 
 from tow_core.errors import InvalidInput, NotFound
+from tow_core.progress import Progress, no_progress
 
 MANIFEST = "manifest.json"
 DATABASE_MEMBER = "database.dump"
@@ -84,28 +85,42 @@ def _live_files(root: Path) -> Iterator[tuple[str, Path]]:
             yield path.relative_to(root).as_posix(), path
 
 
+class _Counter:
+    """Bytes through so far, reported to a progress display."""
+
+    def __init__(self, progress: Progress, stage: str, total: int) -> None:
+        self._progress, self._stage, self._total, self.done = progress, stage, total, 0
+        progress(stage, 0, total, "bytes")
+
+    def add(self, size: int) -> None:
+        self.done += size
+        self._progress(self._stage, min(self.done, self._total), self._total, "bytes")
+
+
 class _HashingReader:
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, counter: _Counter) -> None:
         self._file = file
+        self._counter = counter
         self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
         data = self._file.read(size)
         self.digest.update(data)
+        self._counter.add(len(data))
         return data
 
 
-def _add(tar: tarfile.TarFile, name: str, path: Path) -> dict[str, Any]:
+def _add(tar: tarfile.TarFile, name: str, path: Path, counter: _Counter) -> dict[str, Any]:
     with path.open("rb") as file:
         info = tarfile.TarInfo(name)
         info.size = os.fstat(file.fileno()).st_size
         info.mode, info.mtime = 0o600, int(os.fstat(file.fileno()).st_mtime)
-        reader = _HashingReader(file)
+        reader = _HashingReader(file, counter)
         tar.addfile(info, reader)  # type: ignore[arg-type]  # duck-typed: tarfile only calls read()
     return {"name": name, "size": info.size, "sha256": reader.digest.hexdigest()}
 
 
-def _add_object(tar: tarfile.TarFile, name: str, stored: StoredObject) -> dict[str, Any] | None:
+def _add_object(tar: tarfile.TarFile, name: str, stored: StoredObject, counter: _Counter) -> dict[str, Any] | None:
     """None when the object went away since it was listed (an upload deleted meanwhile, like a file removed
     after the dump: its row, if the dump has one, is then reported missing by `tow uploads verify`)."""
     try:
@@ -115,30 +130,36 @@ def _add_object(tar: tarfile.TarFile, name: str, stored: StoredObject) -> dict[s
     with content:
         info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = stored.size, 0o600, int(stored.modified_at.timestamp())
-        reader = _HashingReader(content)
+        reader = _HashingReader(content, counter)
         tar.addfile(info, reader)  # type: ignore[arg-type]  # duck-typed: tarfile only calls read()
     return {"name": name, "size": info.size, "sha256": reader.digest.hexdigest()}
 
 
-def _object_members(tar: tarfile.TarFile, objects: Mapping[str, ObjectTree]) -> list[dict[str, Any]]:
-    added = (_add_object(tar, f"{tree}/{stored.relative_path}", stored)
-             for tree, store in objects.items() for stored in store.backup_objects())
-    return [member for member in added if member is not None]
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone since it was listed: _add says so
+        return 0
 
 
 def write_archive(target: Path, *, dump: Path, trees: Mapping[str, Path], manifest: Mapping[str, Any],
-                  objects: Mapping[str, ObjectTree] | None = None) -> int:
-    """Write the archive atomically; returns its size in bytes. ``objects``: trees kept in an object store."""
+                  objects: Mapping[str, ObjectTree] | None = None, progress: Progress = no_progress,
+                  stage: str = "archiving") -> int:
+    """Write the archive atomically; returns its size in bytes. ``objects``: trees kept in an object store.
+    ``progress`` counts the bytes archived (of the files and objects listed first)."""
     target = target.resolve()
+    files = [(DATABASE_MEMBER, dump)] + [(f"{tree}/{rel}", path) for tree, root in trees.items()
+                                         for rel, path in _live_files(root)]
+    stored = [(f"{tree}/{item.relative_path}", item) for tree, store in (objects or {}).items()
+              for item in store.backup_objects()]
+    counter = _Counter(progress, stage, sum(_size(path) for _, path in files) + sum(o.size for _, o in stored))
     temp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(8)}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as raw:
             with tarfile.open(fileobj=raw, mode="w:gz" if _compressed(target) else "w") as tar:
-                members = [_add(tar, DATABASE_MEMBER, dump)]
-                for tree, root in trees.items():
-                    members += [_add(tar, f"{tree}/{rel}", path) for rel, path in _live_files(root)]
-                members += _object_members(tar, objects or {})
+                members = [_add(tar, name, path, counter) for name, path in files]
+                members += [m for name, item in stored if (m := _add_object(tar, name, item, counter)) is not None]
                 body = json.dumps({**manifest, "members": members}, indent=2, sort_keys=True).encode()
                 info = tarfile.TarInfo(MANIFEST)
                 info.size, info.mode = len(body), 0o600
@@ -177,11 +198,12 @@ def _refuse(path: Path, why: str) -> InvalidInput:
 
 
 def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[str, Path] | None = None,
-                 objects_to: Mapping[str, ObjectTree] | None = None, checked: BackupContents | None = None
-                 ) -> BackupContents:
+                 objects_to: Mapping[str, ObjectTree] | None = None, checked: BackupContents | None = None,
+                 progress: Progress = no_progress, stage: str = "reading") -> BackupContents:
     """Check every member against the manifest. With ``dump_to``/``trees_to``, also write the members
     there (the caller discards them if this raises). With ``objects_to``, write those trees' members into
-    their object stores, each only if it has the SHA-256 of ``checked`` (the result of an earlier read)."""
+    their object stores, each only if it has the SHA-256 of ``checked`` (the result of an earlier read).
+    ``progress`` counts the archive's bytes read."""
     expected = {} if checked is None else {m["name"]: m["sha256"] for m in checked.manifest["members"]}
     if objects_to and checked is None:
         raise ValueError("objects_to needs the manifest of an earlier read (checked=)")
@@ -190,7 +212,13 @@ def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[s
     seen: dict[str, tuple[int, str]] = {}
     manifest_body: bytes | None = None
     try:
-        with tarfile.open(path, mode="r:*") as tar:
+        with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
+            total = os.fstat(raw.fileno()).st_size
+            progress(stage, 0, total, "bytes")
+
+            def read_so_far() -> None:
+                progress(stage, min(raw.tell(), total), total, "bytes")
+
             for member in tar:
                 if member.name == MANIFEST and member.isfile():
                     manifest_body = tar.extractfile(member).read()  # type: ignore[union-attr]
@@ -201,10 +229,12 @@ def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[s
                 source = tar.extractfile(member)
                 if where is not None and where[0] in (objects_to or {}):
                     seen[member.name] = _restore_object(path, source, member.name, where[1],  # type: ignore[arg-type]
-                                                        objects_to[where[0]], expected)  # type: ignore[index]
+                                                        objects_to[where[0]], expected,  # type: ignore[index]
+                                                        read_so_far)
                     continue
                 destination = _destination(where, dump_to, trees_to)
-                seen[member.name] = _copy_member(source, destination)  # type: ignore[arg-type]
+                seen[member.name] = _copy_member(source, destination, read_so_far)  # type: ignore[arg-type]
+            progress(stage, total, total, "bytes")
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise _refuse(path, f"unreadable: {exc}") from exc
     manifest = _check_manifest(path, manifest_body, seen)
@@ -213,7 +243,7 @@ def read_archive(path: Path, *, dump_to: Path | None = None, trees_to: Mapping[s
 
 
 def _restore_object(path: Path, source: BinaryIO, name: str, relative: PurePosixPath, store: ObjectTree,
-                    expected: Mapping[str, str]) -> tuple[int, str]:
+                    expected: Mapping[str, str], read_so_far: Callable[[], None]) -> tuple[int, str]:
     if name not in expected:
         raise _refuse(path, f"{name} is not in the manifest")
     digest, size = hashlib.sha256(), 0
@@ -223,6 +253,7 @@ def _restore_object(path: Path, source: BinaryIO, name: str, relative: PurePosix
         while chunk := source.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            read_so_far()
             yield chunk
 
     try:
@@ -241,7 +272,7 @@ def _destination(where: tuple[str, PurePosixPath] | None, dump_to: Path | None,
     return trees_to[where[0]].joinpath(*where[1].parts)
 
 
-def _copy_member(source: BinaryIO, destination: Path | None) -> tuple[int, str]:
+def _copy_member(source: BinaryIO, destination: Path | None, read_so_far: Callable[[], None]) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     out = None
     if destination is not None:
@@ -253,6 +284,7 @@ def _copy_member(source: BinaryIO, destination: Path | None) -> tuple[int, str]:
             size += len(chunk)
             if out is not None:
                 out.write(chunk)
+            read_so_far()
     finally:
         if out is not None:
             out.close()

@@ -1,9 +1,10 @@
 """FsExportFiles: export files on the backend filesystem under ``exports.export_storage_path``.
 
-Writes are atomic: a temporary file in the same directory, flushed and fsynced, then renamed over
-the final name (POSIX ``rename`` is atomic within a filesystem), so a crash mid-export never leaves a
-partial file under a name the database could point at. Names are server-generated; any name with a
-path separator or not ending in ``.json`` is refused, so no caller can reach outside the directory.
+Writes are atomic (``atomic_text_file``, which `tow export` writes its file with too): a temporary file
+in the same directory, flushed and fsynced, then renamed over the final name (POSIX ``rename`` is atomic
+within a filesystem), so a crash mid-export never leaves a partial file under a name the database could
+point at. Names are server-generated; any name with a path separator or not ending in ``.json`` is
+refused, so no caller can reach outside the directory.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from tow_core.errors import InvalidInput, NotFound
+from tow_core.errors import Conflict, InvalidInput, NotFound
 from tow_core.housekeeping import StoredExportFile
 
 _SAFE_NAME = re.compile(r"^[a-z0-9-]+\.json$")
@@ -35,22 +36,10 @@ class FsExportFiles:
             raise InvalidInput(f"{name!r} is not an export file name")
         return self._root / name
 
-    @contextlib.contextmanager
-    def writing(self, name: str) -> Iterator[TextIO]:
+    def writing(self, name: str) -> contextlib.AbstractContextManager[TextIO]:
         final = self._path(name)
         self._root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temporary = tempfile.mkstemp(dir=self._root, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY_SUFFIX)
-        try:
-            with open(fd, "w", encoding="utf-8", buffering=_WRITE_BUFFER_BYTES) as out:
-                yield out
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
-        _fsync_directory(self._root)
+        return atomic_text_file(final, overwrite=True)
 
     def open(self, name: str) -> BinaryIO:
         try:
@@ -80,6 +69,36 @@ class FsExportFiles:
             raise InvalidInput(f"{file.name!r} is not an export file name")
         with contextlib.suppress(FileNotFoundError):
             (self._root / file.name).unlink()
+
+
+@contextlib.contextmanager
+def atomic_text_file(final: Path, *, overwrite: bool) -> Iterator[TextIO]:
+    """A UTF-8 text file that appears at ``final`` only if the block succeeds: written to a temporary file
+    (mode 0600) in the same directory, flushed and fsynced, then renamed over ``final``. On any failure the
+    temporary file is removed and ``final`` is as it was. Without ``overwrite`` an existing ``final`` is
+    refused, checked before the first byte and again just before the rename."""
+    if not overwrite and final.exists():
+        raise Conflict(f"{final} already exists", field="output")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=final.parent, prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY_SUFFIX)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write to {final.parent}: {exc.strerror or exc}", field="output") from exc
+    try:
+        with open(fd, "w", encoding="utf-8", buffering=_WRITE_BUFFER_BYTES) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        if not overwrite and final.exists():
+            raise Conflict(f"{final} appeared while the export was written; nothing was replaced", field="output")
+        try:
+            os.replace(temporary, final)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {final}: {exc.strerror or exc}", field="output") from exc
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(final.parent)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -159,8 +159,10 @@ def _rank(role: OrgRole) -> int:
 def create_invite(
     directory: Directory, principal: Principal, *, org_id: int, token_hash: str, role: OrgRole,
     email: str | None, now: datetime, lifetime: timedelta | None = None, policy: InvitePolicy = InvitePolicy(),
+    emailed: bool = False,
 ) -> Invite:
-    """Owners/admins invite; only owners may invite owners."""
+    """Owners/admins invite; only owners may invite owners. ``emailed``: its link is emailed to ``email``
+    (the audit entry says so)."""
     _require_org_admin(directory, principal, org_id)
     if role is OrgRole.OWNER and not is_org_owner(principal, org_id):
         raise AccessDenied("only an owner may invite another owner")
@@ -169,8 +171,11 @@ def create_invite(
         raise InvalidInput(f"expiry must be within {policy.max_lifetime.days} days", field="expires_in_hours")
     bound_email = normalise_email(email) if email else None
     invite = directory.add_invite(org_id, token_hash, role, bound_email, principal.user_id, now + lifetime)
+    details: dict[str, object] = {"role": role.value, "email": bound_email}
+    if emailed:
+        details["emailed"] = True
     directory.audit(AuditEntry(org_id, principal.user_id, AuditAction.INVITE_CREATED, f"invite:{invite.id}",
-                               {"role": role.value, "email": bound_email}))
+                               details))
     return invite
 
 

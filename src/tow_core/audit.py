@@ -53,12 +53,14 @@ class AuditAction(StrEnum):
     EXPORT_REQUESTED = "export.requested"
     EXPORT_DOWNLOADED = "export.downloaded"
     EXPORT_DOWNLOAD_REFUSED = "export.download_refused"  # the requester's access shrank since the export
+    EXPORT_WRITTEN = "export.written"  # by the operator's `tow export`, to a file on the server (no actor)
     ORGANISATION_IMPORTED = "organisation.imported"
     ORGANISATION_SETTING_CHANGED = "organisation.setting_changed"
     AGENT_RUN_CANCELLED = "agent_run.cancelled"  # by an owner/admin, of someone else's run
     TOKEN_REVOKED = "token.revoked"  # noqa: S105 (an audit action); an owner/admin revoked a member's token
     OIDC_ACCOUNT_CREATED = "oidc.account_created"  # a first single sign-on login created the account
     OIDC_IDENTITY_LINKED = "oidc.identity_linked"  # a provider identity linked to an existing account
+    PASSWORD_RESET = "password.reset"  # noqa: S105 - an action name; through an emailed link (server level: no organisation)
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,13 @@ class DependencyUnavailable(RetryableError):
     code = "dependency_unavailable"
 
 
-class DatabaseBusy(DependencyUnavailable):
+class DatabaseUnavailable(DependencyUnavailable):
+    """PostgreSQL cannot be reached, dropped the connection or cancelled the statement (it is restarting, or
+    gone for a while): nothing of the transaction was kept, and the same work may simply be done again once it
+    answers. Workers tell it apart from a provider being unavailable, which is the work's own outcome."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
     """Every pooled database connection stayed in use for the configured wait
     (``database.pool_timeout_seconds``): answered at once so that clients retry, instead of queueing."""
 

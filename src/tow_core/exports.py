@@ -36,8 +36,9 @@ from typing import Any, BinaryIO, Protocol, TextIO
 from tow_core.access import Principal, ProjectAccess, Scope, ScopeKind, can_administer_org, can_read_scope
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from tow_core.identity import AuditTrail, Directory, ProjectGrants
+from tow_core.identity import AuditTrail, Directory, Organisation, ProjectGrants, User
 from tow_core.jobs import JobQueue, JobStatus, NewJob
+from tow_core.progress import Progress, no_progress
 
 FORMAT = "tow-export"
 VERSION = 1
@@ -47,6 +48,16 @@ EXPORT_JOB = "export"
 class ExportKind(StrEnum):
     MEMBER = "member"
     ORGANISATION = "organisation"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSubject:
+    """What one export file holds: the organisation export, or what ``reader`` may read in it (member export)."""
+
+    organisation_id: int
+    kind: ExportKind
+    reader: int | None  # the member whose export it is; for an organisation export who asked (None: the operator)
+    include_attachment_contents: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,10 @@ class ExportRequest:
     # The scope of every record and memory diff the file holds, read in the file's own snapshot; None
     # until the file is written (and for files written before TOW recorded them).
     scopes: frozenset[Scope] | None = None
+
+    @property
+    def subject(self) -> ExportSubject:
+        return ExportSubject(self.organisation_id, self.kind, self.requested_by, self.include_attachment_contents)
 
     @property
     def download_name(self) -> str:
@@ -148,10 +163,13 @@ Section = tuple[str, Iterable[Mapping[str, Any]]]
 class ExportSource(Protocol):
     """The export's content, read in one consistent snapshot, one item at a time."""
 
-    def header(self, request: ExportRequest) -> Mapping[str, Any]: ...
-    def sections(self, request: ExportRequest) -> Iterator[Section]: ...
-    def scopes(self, request: ExportRequest) -> frozenset[Scope]:
+    def header(self, subject: ExportSubject) -> Mapping[str, Any]: ...
+    def sections(self, subject: ExportSubject) -> Iterator[Section]: ...
+    def scopes(self, subject: ExportSubject) -> frozenset[Scope]:
         """The scope of every record and memory diff ``sections`` yields (the same rows)."""
+        ...
+    def count(self, subject: ExportSubject) -> int:
+        """How many items ``sections`` yields, all sections together (for a progress display)."""
         ...
 
 
@@ -249,6 +267,62 @@ def _audit(directory: AuditTrail, principal: Principal, request: ExportRequest, 
                                {"kind": request.kind.value, **details}))
 
 
+# --- the operator's `tow export` ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorExport:
+    """What `tow export` was asked for, resolved: the organisation, and the member of a member export."""
+
+    subject: ExportSubject
+    organisation: Organisation
+    member: User | None
+
+
+def _organisation_for_operator(directory: Directory, value: str) -> Organisation:
+    text = value.strip()
+    if text.isdigit() and (by_id := directory.organisation(int(text))) is not None:
+        return by_id
+    named = directory.organisations_named(text)
+    if len(named) > 1:
+        ids = ", ".join(str(o.id) for o in named)
+        raise Conflict(f"{len(named)} organisations are named {text!r}: give the id of one ({ids})",
+                       field="organisation")
+    if not named:
+        raise NotFound(f"no organisation has the id or name {text!r}", field="organisation")
+    return named[0]
+
+
+def operator_export(directory: Directory, *, organisation: str, member_email: str | None,
+                    include_attachment_contents: bool = False) -> OperatorExport:
+    """The shell is trusted (like `tow import`): any organisation (by id or name), or what one of its active
+    members may read — the member export the API gives that member."""
+    org = _organisation_for_operator(directory, organisation)
+    if member_email is None:
+        subject = ExportSubject(org.id, ExportKind.ORGANISATION, None, include_attachment_contents)
+        return OperatorExport(subject, org, None)
+    email = member_email.strip().lower()
+    user = directory.user_by_email(email)
+    principal = directory.principal(user.id) if user is not None else None
+    if user is None or principal is None:
+        raise NotFound(f"no account has the email {email!r}", field="member")
+    if org.id not in principal.org_roles:
+        raise NotFound(f"{email} is not a member of organisation {org.name!r}", field="member")
+    if not principal.is_active:
+        raise Conflict(f"{email} is deactivated and reads nothing, so there is no member export of theirs; "
+                       "export the organisation instead", field="member")
+    return OperatorExport(ExportSubject(org.id, ExportKind.MEMBER, user.id, include_attachment_contents), org, user)
+
+
+def audit_operator_export(directory: AuditTrail, export: OperatorExport, *, items: int) -> None:
+    """An export the operator wrote is audited like any other, without an actor (as `tow import` is)."""
+    subject = export.subject
+    target = f"user:{export.member.id}" if export.member else f"organisation:{subject.organisation_id}"
+    directory.audit(AuditEntry(subject.organisation_id, None, AuditAction.EXPORT_WRITTEN, target,
+                               {"kind": subject.kind.value, "attachment_contents": subject.include_attachment_contents,
+                                "items": items, "by": "operator"}))
+
+
 # --- producing and expiring -----------------------------------------------------------------------
 
 
@@ -282,13 +356,33 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def write_export(subject: ExportSubject, source: ExportSource, out: TextIO, progress: Progress = no_progress, *,
+                 stage: str = "exporting") -> int:
+    """The one way an export file is written (the job worker's and `tow export`'s): the format header,
+    then ``source``'s sections. Reports every item written to ``progress``; returns how many there were."""
+    total = source.count(subject) if progress is not no_progress else None
+    written = 0
+
+    def counted(items: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        nonlocal written
+        for item in items:
+            yield item
+            written += 1
+            progress(stage, written, total, "items")
+
+    progress(stage, 0, total, "items")
+    sections = ((name, counted(items)) for name, items in source.sections(subject))
+    write_document({"format": FORMAT, "version": VERSION, **source.header(subject)}, sections, out)
+    return written
+
+
 def produce_export(request: ExportRequest, source: ExportSource, files: ExportFiles) -> WrittenExport:
     """Stream the export to a new file; returns its name, size and the scopes of what it holds."""
     name = new_file_name(request)
-    scopes = source.scopes(request)
+    subject = request.subject
+    scopes = source.scopes(subject)
     with files.writing(name) as out:
-        write_document({"format": FORMAT, "version": VERSION, **source.header(request)},
-                       source.sections(request), out)
+        write_export(subject, source, out)
     return WrittenExport(name, files.size(name), scopes)
 
 

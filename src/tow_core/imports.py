@@ -24,7 +24,11 @@ from tow_core.access import Principal, is_server_admin
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied
 from tow_core.identity import AuditTrail
+from tow_core.progress import Progress, no_progress
 from tow_core.uploads import RasterImageInspector, UploadStore
+
+IMPORT_CHECK_STAGE = "checking the file"  # progress stages (``tow_core.progress``) of an import
+IMPORT_STAGE = "importing"
 
 # The largest request body the import API accepts. The import streams the file (memory holds one
 # batch of records, not the file), so this bounds the temporary copy on disk, not memory.
@@ -43,17 +47,20 @@ class OrganisationImport(Protocol):
     stream, possibly more than once."""
 
     def restore(self, file: BinaryIO, *, upload_store: UploadStore | None,
-                images: RasterImageInspector | None) -> ImportReport: ...
+                images: RasterImageInspector | None, progress: Progress = no_progress) -> ImportReport:
+        """``progress``: bytes checked (``IMPORT_CHECK_STAGE``), then items imported (``IMPORT_STAGE``)."""
+        ...
 
 
 def import_organisation(directory: AuditTrail, importer: OrganisationImport, principal: Principal | None, *,
                         file: BinaryIO, upload_store: UploadStore | None = None,
-                        images: RasterImageInspector | None = None) -> ImportReport:
+                        images: RasterImageInspector | None = None, progress: Progress = no_progress
+                        ) -> ImportReport:
     """Restore ``file``; ``principal`` is None for the operator's command line. Attachment contents go
     to ``upload_store`` (checked against their size, SHA-256 and claimed image format)."""
     if principal is not None and not is_server_admin(principal):
         raise AccessDenied("only server admins import organisations")
-    report = importer.restore(file, upload_store=upload_store, images=images)
+    report = importer.restore(file, upload_store=upload_store, images=images, progress=progress)
     directory.audit(AuditEntry(report.organisation_id, principal.user_id if principal else None,
                                AuditAction.ORGANISATION_IMPORTED, f"organisation:{report.organisation_id}",
                                dict(report.counts)))

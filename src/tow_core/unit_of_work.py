@@ -32,6 +32,8 @@ from tow_core.jobs import JobQueue
 from tow_core.knowledge import Workspace
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.oidc import OidcIdentities
+from tow_core.outbox import EmailOutbox
+from tow_core.password_reset import PasswordResets
 from tow_core.record_history import RecordKeeping
 from tow_core.records import RecordStore
 from tow_core.semantic_search import SemanticIndex
@@ -57,6 +59,8 @@ class Stores:
     tokens: AccessTokens  # personal access tokens, by the hash of their secret (issue 15)
     oidc_identities: OidcIdentities  # single sign-on: linked provider identities, roles their groups gave
     snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
+    email_outbox: EmailOutbox  # email queued with the change that causes it, sent by workers (issue 19)
+    password_resets: PasswordResets  # password reset links (their hashes) and the log that throttles them
 
 
 class UnitOfWork(Protocol):

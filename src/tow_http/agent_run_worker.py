@@ -14,6 +14,11 @@ An idle claimer sleeps until the poll interval ends or it is woken: ``listener_f
 production, ``tow_adapters.postgres.wakeups``) wakes the claimers when a run is queued anywhere, so a question
 is picked up at once rather than at the next poll; the poll stays as the fallback.
 
+The database going away (``DatabaseUnavailable``: restarting, failed over) is waited out, not recorded as the
+run's outcome: an outcome reached meanwhile is recorded once it answers again (retried every poll interval for
+at most the lease, after which the run is another worker's anyway), and a handler the outage interrupted gives
+its run back, claimable again at once, instead of failing it or leaving it to the lease.
+
 For the owner following the run's events: a run claimed again (a new attempt) gets a ``restart`` event in
 the claiming transaction, and a run that ends gets its ``done`` event in the transaction that records the end.
 """
@@ -40,7 +45,7 @@ from tow_core.agent_runs import (
     RunEventKind,
     done_event,
 )
-from tow_core.errors import TowError
+from tow_core.errors import DatabaseUnavailable, TowError
 from tow_core.jobs import RetryPolicy
 
 log = logging.getLogger("tow.agent_runs")
@@ -92,6 +97,10 @@ class AgentRunWorker:
                         run.attempts)
         except AgentRunCancelled:
             self._finish(run, "cancelled", lambda runs: runs.finish_cancelled(run, now=self._clock()))
+        except DatabaseUnavailable as exc:  # the outage interrupted it: not the run's outcome
+            log.warning("agent run %s (%s) attempt %s was interrupted by the database (%s); giving it back",
+                        run.id, run.kind, run.attempts, exc.message)
+            self._when_database_answers(run, lambda: self._give_back(run))
         except Exception as exc:
             code = exc.error_code if isinstance(exc, AgentRunFailed) else HANDLER_FAILED
             error = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"
@@ -102,14 +111,39 @@ class AgentRunWorker:
         return run
 
     def _finish(self, run: AgentRun, outcome: str, finish: Callable[[AgentRuns], bool]) -> None:
+        if not self._when_database_answers(run, lambda: self._record_end(run, finish)):
+            log.warning("agent run %s (%s) ended %s after its lease was lost; not recorded", run.id, run.kind,
+                        outcome)
+
+    def _record_end(self, run: AgentRun, finish: Callable[[AgentRuns], bool]) -> bool:
         with self._runs() as runs:
-            if finish(runs):
-                ended = runs.get(run.id)
-                if ended is not None:
-                    runs.append_events(ended, [done_event(ended)], now=self._clock())
-            else:
-                log.warning("agent run %s (%s) ended %s after its lease was lost; not recorded", run.id, run.kind,
-                            outcome)
+            if not finish(runs):
+                return False
+            ended = runs.get(run.id)
+            if ended is not None:
+                runs.append_events(ended, [done_event(ended)], now=self._clock())
+            return True
+
+    def _give_back(self, run: AgentRun) -> bool:
+        """End this attempt's lease now (a renewal of zero seconds): the next claim takes the run again."""
+        now_policy = RetryPolicy(lease_seconds=0, max_attempts=self._policy.max_attempts)
+        with self._runs() as runs:
+            return runs.heartbeat(run, now=self._clock(), policy=now_policy) is not LeaseState.LOST
+
+    def _when_database_answers(self, run: AgentRun, record: Callable[[], bool]) -> bool:
+        """``record()``, retried every poll interval while the database is unavailable, for at most the lease
+        (then the run is claimable by others and the fenced write would be refused anyway)."""
+        waited = 0.0
+        while True:
+            try:
+                return record()
+            except DatabaseUnavailable as exc:
+                if waited >= self._policy.lease_seconds:
+                    log.warning("agent run %s: the database stayed unavailable for its whole lease (%s)", run.id,
+                                exc.message)
+                    return False
+            threading.Event().wait(self._poll_interval)
+            waited += self._poll_interval
 
     def _heartbeat(self, run: AgentRun) -> Callable[[], None]:
         def heartbeat() -> None:
@@ -138,6 +172,8 @@ class AgentRunWorker:
             try:
                 if self.run_once() is not None:
                     continue
+            except DatabaseUnavailable as exc:  # one line per poll, not a traceback: it is expected to return
+                log.warning("agent run worker: %s; polling again", exc.message)
             except Exception:  # the database restarting must not kill the worker: log, wait, retry
                 log.exception("agent run worker loop failed; retrying after the poll interval")
             self._woken.wait(self._poll_interval)

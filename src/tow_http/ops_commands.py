@@ -17,6 +17,7 @@ from tow_core.readiness import require_current_schema
 from tow_http.bootstrap import operator_use_cases
 from tow_http.composition import container_for
 from tow_http.config import LoadedConfig
+from tow_http.progress import ProgressDisplay
 
 BACKUP_DESCRIPTION = """\
 Write one archive holding a pg_dump (custom format) of the TOW database, the files under
@@ -111,11 +112,14 @@ def _backup(args: argparse.Namespace, config: LoadedConfig) -> int:
             "embedding_space": None if space is None else {"model": space.model, "dim": space.dim},
         }
         # The work directory sits beside the output: same file system, and not a shared /tmp.
-        with tempfile.TemporaryDirectory(prefix=".tow-backup-", dir=output.parent) as work:
+        with tempfile.TemporaryDirectory(prefix=".tow-backup-", dir=output.parent) as work, \
+                ProgressDisplay() as progress:
             dump = Path(work) / "database.dump"
+            progress("dumping the database", 0, None, "")
             container.backup_database().dump(dump)  # first: one snapshot (see BACKUP_DESCRIPTION)
             size = container.backup_archive().write(output, dump=dump, trees=_trees(config), manifest=manifest,
-                                                    objects=_objects(config, container))
+                                                    objects=_objects(config, container), progress=progress,
+                                                    stage=f"writing {output.name}")
     print(f"backup written to {output} ({size} bytes, schema {state.current_revision})")
     return 0
 
@@ -143,10 +147,11 @@ def _backed_up_uploads(contents) -> set[str]:
 
 def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
     roots = _trees(config)
-    with container_for(config) as container:
+    with container_for(config) as container, ProgressDisplay() as progress:
         objects = _objects(config, container)
         archive, database = container.backup_archive(), container.backup_database()
-        contents = archive.read(args.file)  # verify everything before changing anything
+        # verify everything before changing anything
+        contents = archive.read(args.file, progress=progress, stage=f"verifying {args.file.name}")
         revision = str(contents.manifest.get("schema_revision"))
         if not database.known_revision(revision):
             raise Conflict(f"the backup is from a newer TOW (schema revision {revision}): upgrade TOW first")
@@ -165,8 +170,10 @@ def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
             with tempfile.TemporaryDirectory(prefix=".tow-restore-", dir=staging["exports"].parent) as work:
                 dump = Path(work) / "database.dump"
                 # Checked again while unpacking; objects go into the bucket, each only once it matches.
-                archive.read(args.file, dump_to=dump, trees_to=staging, objects_to=objects, checked=contents)
+                archive.read(args.file, dump_to=dump, trees_to=staging, objects_to=objects, checked=contents,
+                             progress=progress, stage=f"unpacking {args.file.name}")
                 container.engine().dispose()
+                progress("restoring the database", 0, None, "")
                 database.restore(dump, replace=bool(tables))
         except BaseException:
             for path in staging.values():
@@ -177,6 +184,7 @@ def _restore(args: argparse.Namespace, config: LoadedConfig) -> int:
             aside = objects["uploads"].set_aside(_backed_up_uploads(contents), f"replaced-{stamp}")
             kept += [aside] if aside else []
         container.engine().dispose()
+        progress("migrating the schema", 0, None, "")
         migrated = container.schema_migrator().upgrade()
     print(f"restored the database from {args.file} (made {contents.manifest.get('created_at')} by TOW "
           f"{contents.manifest.get('tow_version')}) and {contents.files['uploads']} upload and "

@@ -17,7 +17,7 @@ from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_core.access import OrgRole
 from tow_core.agent_runs import AgentRunResult, AgentRunStatus, TokenUsage, new_run
-from tow_core.errors import DependencyUnavailable
+from tow_core.errors import DatabaseUnavailable, DependencyUnavailable
 from tow_core.identity import WorkflowMode
 from tow_core.jobs import RetryPolicy
 from tow_http.agent_run_worker import AgentRunWorker
@@ -190,6 +190,52 @@ def test_a_heartbeat_the_database_refuses_is_skipped_not_fatal(container):
                    poll_interval_seconds=0.05, clock=Clock()).run_once()
     assert len(calls) == 4  # claim, two heartbeats, the completion
     assert stored(container, run_id).status is AgentRunStatus.COMPLETED
+
+
+def _restarting(engine, away_on: set[int], calls: list[int]):
+    """The worker's transactions, with the database away on the call numbers in ``away_on`` (0 = the claim)."""
+
+    @contextmanager
+    def runs():
+        calls.append(len(calls))
+        if len(calls) - 1 in away_on:
+            raise DatabaseUnavailable("the database is restarting", retry_after_seconds=1)
+        with engine.begin() as conn:
+            yield PgAgentRuns(conn)
+
+    return runs
+
+
+def test_an_answer_reached_while_the_database_is_away_is_recorded_once_it_answers(container):
+    [run_id] = queue(container)
+    calls: list[int] = []
+    AgentRunWorker(_restarting(container.engine(), {1, 2, 3}, calls),
+                   {"chat": lambda run, heartbeat: AgentRunResult({"answer": "kept"})},
+                   policy=RetryPolicy(lease_seconds=30, max_attempts=3), concurrency=1, poll_interval_seconds=0.01,
+                   clock=Clock()).run_once()
+    run = stored(container, run_id)
+    assert (run.status, run.attempts, run.output, len(calls)) == (AgentRunStatus.COMPLETED, 1, {"answer": "kept"}, 5)
+
+
+def test_a_run_the_outage_interrupted_is_given_back_and_answered_by_its_next_attempt_not_failed(container):
+    [run_id] = queue(container)
+    clock, calls = Clock(), []
+
+    def saves(run, heartbeat):
+        calls.append(run.attempts)
+        if run.attempts == 1:  # saving the answer: the database went away
+            raise DatabaseUnavailable("the database went away", retry_after_seconds=5)
+        return AgentRunResult({"answer": "second attempt"})
+
+    first = AgentRunWorker(_restarting(container.engine(), {1}, []), {"chat": saves},
+                           policy=RetryPolicy(lease_seconds=30, max_attempts=3), concurrency=1,
+                           poll_interval_seconds=0.01, clock=clock)
+    first.run_once()
+    assert stored(container, run_id).status is AgentRunStatus.RUNNING  # not failed: given back
+    assert worker(container, {"chat": saves}, clock).drain() == 1  # same moment: no lease to wait out
+    run = stored(container, run_id)
+    assert (run.status, run.attempts, run.output, calls) == (AgentRunStatus.COMPLETED, 2, {"answer": "second attempt"},
+                                                             [1, 2])
 
 
 def test_a_queued_run_wakes_an_idle_worker_rather_than_waiting_for_its_next_poll(make_container):

@@ -57,6 +57,7 @@ from tests.semantic_vectors import bag_of_words_vector
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory
+from tow_adapters.postgres.email_outbox import PgEmailOutbox
 from tow_adapters.postgres.embeddings import PgEmbeddingSpaces, PgSemanticIndex, vector_literal
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.exports import PgExportStore
@@ -72,6 +73,7 @@ from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
+from tow_adapters.postgres.password_resets import PgPasswordResets
 from tow_adapters.postgres.records import PgRecordStore
 from tow_adapters.postgres.snapshot_sources import PgSnapshotSources
 from tow_adapters.postgres.tokens import PgAccessTokens
@@ -214,7 +216,8 @@ def transactions_on(conn: sa.Connection) -> Transactions:
                          exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
                          semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn),
                          conversations=PgConversations(conn), snapshot_sources=PgSnapshotSources(conn),
-                         oidc_identities=PgOidcIdentities(conn), tokens=PgAccessTokens(conn))
+                         oidc_identities=PgOidcIdentities(conn), tokens=PgAccessTokens(conn),
+                         email_outbox=PgEmailOutbox(conn), password_resets=PgPasswordResets(conn))
 
     return Transactions(unit_of_work, lambda: datetime(2026, 1, 1, tzinfo=UTC))
 

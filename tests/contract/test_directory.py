@@ -174,6 +174,15 @@ def test_organisations_and_the_organisations_of_a_user_with_their_roles(world):
     assert d.organisation(MISSING) is None and d.organisations_of(bob) == []
 
 
+def test_organisations_are_found_by_name_ignoring_case_all_of_them_by_id(world):
+    d = world.d
+    first = d.add_organisation("Acme", WorkflowMode.FOUNDER)
+    d.add_organisation("Other", WorkflowMode.FOUNDER)
+    second = d.add_organisation("ACME", WorkflowMode.ORGANIZATION)  # names are not unique (`tow export` asks which)
+    assert d.organisations_named("acme") == [first, second]
+    assert d.organisations_named("Nobody") == []
+
+
 def test_members_are_listed_by_email_and_set_membership_changes_a_role_in_place(world):
     d = world.d
     acme, other = world.org(), world.org("Other")

@@ -181,7 +181,7 @@ def test_startup_with_another_dimension_is_refused_naming_both_and_the_command(c
 
 
 def test_migrate_is_resumable_keeps_search_on_the_old_vectors_and_switches_at_the_end(cli_env, make_container,
-                                                                                     capsys):
+                                                                                     capsys, monkeypatch):
     container = make_container()
     engine = container.engine()
     seed(engine, 30)
@@ -190,6 +190,7 @@ def test_migrate_is_resumable_keeps_search_on_the_old_vectors_and_switches_at_th
 
     cli_env.interrupt_after[0] = 2  # killed during the third batch
     assert cli_env("embeddings", "migrate", "--dim", "32", "--batch-size", "5") == 130
+    assert capsys.readouterr().err == ""  # stderr is not a terminal: no progress lines
     status = container.embedding_spaces().status(embeddings.MAX_ATTEMPTS)
     assert (status.space, status.migrating.dim, status.migrated) == (old, 32, 10)
     with engine.begin() as conn:  # search keeps serving the old vectors meanwhile
@@ -206,10 +207,14 @@ def test_migrate_is_resumable_keeps_search_on_the_old_vectors_and_switches_at_th
     cli_env.interrupt_after[0] = None
     with engine.begin() as conn:  # an edit during the migration is not lost either
         conn.execute(sa.text("UPDATE records SET body = 'edited' WHERE number = 3"))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich's switch: stderr is an interactive terminal this time
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
     assert cli_env("embeddings", "migrate", "--dim", "32", "--batch-size", "5") == 0
     resumed = cli_env.made[-1]
     assert len(resumed.texts) == 21  # only what the first run had not done, plus the edited record
-    assert "switched to text-embedding-3-small with 32 dimensions" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "switched to text-embedding-3-small with 32 dimensions" in captured.out
+    assert "re-embedding" in captured.err and "30/30 records" in captured.err and "ETA" in captured.err
     new = container.embedding_spaces().active()
     assert new.dim == 32 and chunk_count(engine, old.id) == 0 and chunk_count(engine, new.id) == 30
     assert cli_env("worker", dim=64) == cli.EXIT_FAILURE  # the old configuration is refused now
@@ -239,3 +244,13 @@ def test_serve_runs_an_embedding_worker_while_it_serves_and_stops_it_after(cli_e
     seed(engine, 1, start=6)  # after the server stopped, nothing embeds it
     threading.Event().wait(0.5)
     assert sum(len(m.texts) for m in cli_env.made) == 5 and outbox(engine) == {6: 1}
+
+
+def test_serve_with_no_worker_leaves_the_embeddings_to_tow_worker_processes(cli_env, make_container, monkeypatch):
+    import uvicorn
+
+    engine = make_container().engine()
+    seed(engine, 3)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: threading.Event().wait(0.5))
+    assert cli_env("serve", "--no-worker") == 0
+    assert sum(len(m.texts) for m in cli_env.made) == 0 and len(outbox(engine)) == 3  # app machines only serve

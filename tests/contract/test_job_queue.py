@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
+from tow_core.errors import DatabaseUnavailable
 from tow_core.jobs import JobStatus, NewJob, RetryPolicy
 from tow_http.job_worker import JobWorker
 
@@ -129,3 +130,48 @@ def test_a_renewed_lease_keeps_other_workers_away_until_it_expires(engine):
     taken_over = leases.claim(now=T0 + timedelta(seconds=50), policy=POLICY)
     assert taken_over is not None and taken_over.id == job_id
     assert leases.extend(working, now=T0 + timedelta(seconds=51), policy=POLICY) is False  # claim lost
+
+
+class RestartingLeases(PgJobLeases):
+    """The real leases, with the database away for the first ``outage`` attempts to record an outcome."""
+
+    def __init__(self, engine, outage: int) -> None:
+        super().__init__(engine)
+        self.refused = outage
+
+    def _away(self) -> None:
+        if self.refused:
+            self.refused -= 1
+            raise DatabaseUnavailable("the database is restarting", retry_after_seconds=1)
+
+    def complete(self, job, *, now):
+        self._away()
+        return super().complete(job, now=now)
+
+    def fail(self, job, error, *, now, policy):
+        self._away()
+        return super().fail(job, error, now=now, policy=policy)
+
+
+def test_a_completion_the_database_refused_is_recorded_once_it_answers_not_left_to_the_lease(engine):
+    job_id = enqueue(engine)
+    runs = []
+    leases = RestartingLeases(engine, outage=3)
+    JobWorker(leases, {"probe": lambda job: runs.append(job.attempts)}, policy=POLICY, poll_interval_seconds=0.01,
+              clock=lambda: T0).run_once()
+    job = PgJobLeases(engine).job(job_id)
+    assert (job.status, job.attempts, runs, leases.refused) == (JobStatus.COMPLETED, 1, [1], 0)
+
+
+def test_a_job_the_outage_interrupted_is_queued_for_its_retry_once_the_database_answers(engine):
+    job_id = enqueue(engine)
+
+    def interrupted(job):
+        raise DatabaseUnavailable("the database went away mid-export", retry_after_seconds=5)
+
+    JobWorker(RestartingLeases(engine, outage=2), {"probe": interrupted}, policy=POLICY, poll_interval_seconds=0.01,
+              clock=lambda: T0).run_once()
+    job = PgJobLeases(engine).job(job_id)
+    assert (job.status, job.attempts) == (JobStatus.QUEUED, 1)  # retried after the backoff, not after the lease
+    assert worker(engine, {"probe": lambda job: None}, T0 + POLICY.retry_delay(1)).drain() == 1
+    assert PgJobLeases(engine).job(job_id).status is JobStatus.COMPLETED

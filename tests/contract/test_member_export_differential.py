@@ -68,15 +68,15 @@ def member_request(org: int, user: int) -> ExportRequest:
 
 
 def member_export(conn: sa.Connection, org: int, user: int) -> dict:
-    request = member_request(org, user)
+    subject = member_request(org, user).subject
     source = PgExportSource(conn, exported_at=NOW)
     out = io.StringIO()
-    write_document(source.header(request), source.sections(request), out)
+    write_document(source.header(subject), source.sections(subject), out)
     return json.loads(out.getvalue())
 
 
 def recorded_scopes(conn: sa.Connection, org: int, user: int) -> frozenset[Scope]:
-    return PgExportSource(conn, exported_at=NOW).scopes(member_request(org, user))
+    return PgExportSource(conn, exported_at=NOW).scopes(member_request(org, user).subject)
 
 
 def exported_scopes(world: World, document: dict) -> frozenset[Scope]:

@@ -99,6 +99,7 @@ def test_a_backup_restored_on_a_fresh_server_shows_the_same_records_attachment_a
     archive = tmp_path / "backup.tar.gz"
 
     assert tow(config_path, database_url, monkeypatch, "backup", "--output", str(archive)) == 0
+    assert capsys.readouterr().err == ""  # stderr is not a terminal: no progress lines
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600  # it holds every record and file
     with tarfile.open(archive) as tar:
         names = tar.getnames()
@@ -114,7 +115,8 @@ def test_a_backup_restored_on_a_fresh_server_shows_the_same_records_attachment_a
 
     target_config, target_url = fresh_target(embedded_postgres, tmp_path, "target")
     assert tow(target_config, target_url, monkeypatch, "restore", str(archive)) == 0
-    assert "1 upload and 1 export files" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "1 upload and 1 export files" in captured.out and captured.err == ""
 
     restored = container_on(target_config, target_url)
     try:
@@ -128,6 +130,23 @@ def test_a_backup_restored_on_a_fresh_server_shows_the_same_records_attachment_a
         assert restored.schema_migrator().schema_state().up_to_date
     finally:
         restored.engine().dispose()
+
+
+def test_on_a_terminal_backup_and_restore_show_each_stage_on_stderr(source, embedded_postgres, tmp_path, monkeypatch,
+                                                                   capsys):
+    _, config_path, database_url, *_ = source
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich's switch: treat stderr as an interactive terminal
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    archive = tmp_path / "shown.tar"
+    assert tow(config_path, database_url, monkeypatch, "backup", "--output", str(archive)) == 0
+    captured = capsys.readouterr()
+    assert "dumping the database" in captured.err and "writing shown.tar" in captured.err and "ETA" in captured.err
+    assert "backup written to" in captured.out and "dumping" not in captured.out
+    target_config, target_url = fresh_target(embedded_postgres, tmp_path, "shown")
+    assert tow(target_config, target_url, monkeypatch, "restore", str(archive)) == 0
+    shown = capsys.readouterr().err
+    for stage in ("verifying shown.tar", "unpacking shown.tar", "restoring the database"):
+        assert stage in shown
 
 
 def test_restore_refuses_a_database_in_use_or_not_empty_and_replaces_it_with_yes(

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.fake_email import InMemoryEmailOutbox
 from tests.fake_unit_of_work import fake_transactions, with_inbox
 from tests.fake_uploads import InMemoryUploadRecords
 from tests.unit.records_world import World
@@ -54,10 +55,12 @@ class AdminWorld(World):
         super().__init__()
         self.uploads = InMemoryUploadRecords(self.directory, self.records, self.clock)
         self.tokens = Tokens()
+        self.outbox = InMemoryEmailOutbox()
 
     def transactions_over(self, directory):
-        return fake_transactions(self.clock, rollback=(self.directory, self.uploads),
-                                 **with_inbox(self.clock, directory=directory, uploads=self.uploads))
+        return fake_transactions(self.clock, rollback=(self.directory, self.uploads, self.outbox),
+                                 **with_inbox(self.clock, directory=directory, uploads=self.uploads,
+                                              email_outbox=self.outbox))
 
     @property
     def organisations(self) -> OrganisationUseCases:

@@ -172,10 +172,11 @@ def test_every_setting_is_documented_in_the_local_example_and_env_example():
     assert len(lines) > 40
 
 
-@pytest.mark.parametrize("example", ["local.yaml", "production-https.yaml", "oidc.yaml"])
+@pytest.mark.parametrize("example", ["local.yaml", "production-https.yaml", "oidc.yaml", "several-processes.yaml"])
 def test_example_configurations_are_valid(example):
     root = Path(__file__).resolve().parents[2]
-    load_config(root / "config" / example, environ={"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x"})
+    load_config(root / "config" / example, environ={"APP_SECRET": GOOD_SECRET, "OIDC_CLIENT_SECRET": "x",
+                                                    "TOW_S3_ACCESS_KEY_ID": "key", "TOW_S3_SECRET_ACCESS_KEY": "secret"})
 
 
 def test_the_readme_single_sign_on_example_is_a_valid_configuration(tmp_path):

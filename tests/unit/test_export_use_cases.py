@@ -56,6 +56,9 @@ class Source:
     def scopes(self, request):
         return frozenset({self.scope})
 
+    def count(self, subject):
+        return 1
+
 
 class Importer:
     """An ``OrganisationImport`` that reads the whole file and restores "Globex", or refuses as told after it
@@ -66,7 +69,7 @@ class Importer:
         self.restored: list[bytes] = []
         self.refuse: Exception | None = None
 
-    def restore(self, file, *, upload_store, images) -> ImportReport:
+    def restore(self, file, *, upload_store, images, progress=None) -> ImportReport:
         content = file.read()
         if self.refuse is not None:
             self.directory.add_user("imported@example.com", "Imported", None, server_admin=False)

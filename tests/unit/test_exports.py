@@ -43,6 +43,9 @@ class ListSource:
     def scopes(self, request):
         return self._scopes
 
+    def count(self, subject):
+        return sum(len(list(items)) for _, items in self._sections if isinstance(items, list))
+
 
 class World:
     """Ada owns Acme, Adam is its admin, Mia a member in group Eng with a viewer grant on the restricted

@@ -188,6 +188,11 @@ class PgDirectory(SqlStore):
                         id=org_id)
         return Organisation(row[0], row[1], WorkflowMode(row[2]), row[3]) if row else None
 
+    def organisations_named(self, name: str) -> Sequence[Organisation]:
+        rows = self._rows("SELECT id, name, workflow_mode, require_second_reviewer FROM organisations "
+                          "WHERE lower(name) = lower(:name) ORDER BY id", name=name)
+        return [Organisation(r[0], r[1], WorkflowMode(r[2]), r[3]) for r in rows]
+
     def organisations_of(self, user_id: int) -> Sequence[tuple[Organisation, OrgRole]]:
         rows = self._rows(
             "SELECT o.id, o.name, o.workflow_mode, o.require_second_reviewer, m.role FROM memberships m "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from tow_core.errors import Conflict, DatabaseBusy, DependencyUnavailable
+from tow_core.errors import Conflict, DatabaseBusy, DatabaseUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +115,8 @@ def _vendor_errors_wrapped() -> Iterator[None]:
         raise
 
 
-def _unavailable() -> DependencyUnavailable:
-    return DependencyUnavailable("the database is unavailable or did not answer in time; try again shortly",
+def _unavailable() -> DatabaseUnavailable:
+    return DatabaseUnavailable("the database is unavailable or did not answer in time; try again shortly",
                                  retry_after_seconds=UNAVAILABLE_RETRY_AFTER_SECONDS)
 
 

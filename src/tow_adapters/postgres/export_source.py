@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from tow_adapters.export_format import USER_ID_FIELDS
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.access import Scope
-from tow_core.exports import ExportKind, ExportRequest, Section
+from tow_core.exports import ExportKind, ExportSubject, Section
 
 BATCH_ROWS = 1000
 
@@ -163,6 +163,22 @@ class _Rows:
     def people_sql(self) -> str:
         """Everyone an organisation export names: members, group members, leads, grantees, and the
         authors, assignees, owners, reviewers and actors of the exported rows."""
+        return (self._named_people() + "SELECT json_build_object('email', u.email, 'display_name', u.display_name, "
+                "'active', u.is_active) FROM users u WHERE u.id IN (SELECT id FROM named) ORDER BY u.email")
+
+    def count_sql(self, kind: ExportKind) -> str:
+        """How many items the sections of ``kind`` hold, counted on the rows (no item is built)."""
+        counts = [f"(SELECT count(*) FROM records r WHERE {self.record})",
+                  f"(SELECT count(*) FROM memory_diffs d WHERE {self.diff})",
+                  "(SELECT count(*) FROM uploads u JOIN records r ON r.id = u.record_id "
+                  f"WHERE u.purpose = 'file' AND {self.record})"]
+        if kind is ExportKind.ORGANISATION:
+            counts += [f"({self._named_people()}SELECT count(*) FROM users u WHERE u.id IN (SELECT id FROM named))",
+                       *(f"(SELECT count(*) FROM {table} WHERE organisation_id = :org)"
+                         for table in ("memberships", "groups", "projects", "record_sequences"))]
+        return "SELECT " + " + ".join(counts)
+
+    def _named_people(self) -> str:
         record_rows = f"FROM records r WHERE {self.record}"
         history = f"JOIN records r ON r.id = x.record_id WHERE {self.record}"
         return (
@@ -184,8 +200,6 @@ class _Rows:
             f"UNION SELECT d.reviewer_id FROM memory_diffs d WHERE {self.diff} "
             f"UNION SELECT u.uploader_id FROM uploads u JOIN records r ON r.id = u.record_id "
             f"WHERE u.purpose = 'file' AND {self.record}) "
-            "SELECT json_build_object('email', u.email, 'display_name', u.display_name, 'active', u.is_active) "
-            "FROM users u WHERE u.id IN (SELECT id FROM named) ORDER BY u.email"
         )
 
 
@@ -222,8 +236,8 @@ _ORGANISATION = ("SELECT name, workflow_mode, created_at, require_second_reviewe
 EMBED_MAX_BYTES = 32 * 1024 * 1024
 
 
-def _params(request: ExportRequest) -> dict[str, Any]:
-    return {"org": request.organisation_id, PRINCIPAL_PARAM: request.requested_by}
+def _params(subject: ExportSubject) -> dict[str, Any]:
+    return {"org": subject.organisation_id, PRINCIPAL_PARAM: subject.reader}
 
 
 class PgExportSource:
@@ -255,31 +269,35 @@ class PgExportSource:
                     content = base64.b64encode(file.read()).decode("ascii")
             yield {**item, "content_base64": content}
 
-    def header(self, request: ExportRequest) -> Mapping[str, Any]:
+    def header(self, subject: ExportSubject) -> Mapping[str, Any]:
         name, workflow_mode, created_at, second_reviewer = self._conn.execute(
-            sa.text(_ORGANISATION), {"org": request.organisation_id}
+            sa.text(_ORGANISATION), {"org": subject.organisation_id}
         ).one()
         organisation: dict[str, Any] = {"name": name}
-        if request.kind is ExportKind.ORGANISATION:
+        if subject.kind is ExportKind.ORGANISATION:
             organisation |= {"workflow_mode": workflow_mode, "created_at": created_at.isoformat(),
                              "require_second_reviewer": second_reviewer}
-        header: dict[str, Any] = {"kind": request.kind.value, "exported_at": self._exported_at.isoformat(),
+        header: dict[str, Any] = {"kind": subject.kind.value, "exported_at": self._exported_at.isoformat(),
                                   "organisation": organisation}
-        if request.kind is ExportKind.MEMBER:
+        if subject.kind is ExportKind.MEMBER:
             email, display_name = self._conn.execute(
-                sa.text("SELECT email, display_name FROM users WHERE id = :id"), {"id": request.requested_by}
+                sa.text("SELECT email, display_name FROM users WHERE id = :id"), {"id": subject.reader}
             ).one()
             header["requested_by"] = {"email": email, "display_name": display_name}
         return header
 
-    def scopes(self, request: ExportRequest) -> frozenset[Scope]:
-        rows = self._conn.execute(sa.text(_Rows(request.kind).scopes_sql()), _params(request)).all()
-        return frozenset(Scope(kind, request.organisation_id, ref) for kind, ref in rows)
+    def scopes(self, subject: ExportSubject) -> frozenset[Scope]:
+        rows = self._conn.execute(sa.text(_Rows(subject.kind).scopes_sql()), _params(subject)).all()
+        return frozenset(Scope(kind, subject.organisation_id, ref) for kind, ref in rows)
 
-    def sections(self, request: ExportRequest) -> Iterator[Section]:
-        rows = _Rows(request.kind)
-        params = _params(request)
-        if request.kind is ExportKind.ORGANISATION:
+    def count(self, subject: ExportSubject) -> int:
+        return int(self._conn.execute(sa.text(_Rows(subject.kind).count_sql(subject.kind)), _params(subject)
+                                      ).scalar_one())
+
+    def sections(self, subject: ExportSubject) -> Iterator[Section]:
+        rows = _Rows(subject.kind)
+        params = _params(subject)
+        if subject.kind is ExportKind.ORGANISATION:
             yield "people", self._stream(rows.people_sql(), **params)
             yield "members", self._stream(_MEMBERS, **params)
             yield "groups", self._stream(_GROUPS, **params)
@@ -287,4 +305,4 @@ class PgExportSource:
             yield "sequences", self._stream(_SEQUENCES, **params)
         yield "records", self._stream(rows.records_sql(), **params)
         yield "memory_diffs", self._stream(rows.memory_diffs_sql(), **params)
-        yield "attachments", self._attachments(rows.attachments_sql(), request.include_attachment_contents, **params)
+        yield "attachments", self._attachments(rows.attachments_sql(), subject.include_attachment_contents, **params)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.engine import transaction
 from tow_core.jobs import Job, JobStatus, NewJob, RetryPolicy
 
 _COLUMNS = "id, kind, payload, status, attempts, requested_by, organisation_id, error"
@@ -48,13 +49,14 @@ _NEXT_DUE = sa.text(
 
 
 class PgJobLeases:
-    """What workers do; each call is its own short transaction on the engine."""
+    """What workers do; each call is its own short transaction on the engine (``engine.transaction``: the
+    database away is ``DatabaseUnavailable``, which the worker waits out)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
     def claim(self, *, now: datetime, policy: RetryPolicy) -> Job | None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             while (row := conn.execute(_NEXT_DUE, {"now": now}).first()) is not None:
                 due = _job(row)
                 if due.status is JobStatus.RUNNING and policy.gives_up_after(due.attempts):
@@ -79,11 +81,11 @@ class PgJobLeases:
         ).rowcount == 1
 
     def complete(self, job: Job, *, now: datetime) -> bool:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             return self._finish(conn, job, JobStatus.COMPLETED, now, None)
 
     def extend(self, job: Job, *, now: datetime, policy: RetryPolicy) -> bool:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             return conn.execute(
                 sa.text("UPDATE jobs SET lease_expires_at = :lease "
                         "WHERE id = :id AND status = 'running' AND attempts = :attempts"),
@@ -91,7 +93,7 @@ class PgJobLeases:
             ).rowcount == 1
 
     def fail(self, job: Job, error: str, *, now: datetime, policy: RetryPolicy) -> JobStatus | None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             if policy.gives_up_after(job.attempts):
                 return JobStatus.FAILED if self._finish(conn, job, JobStatus.FAILED, now, error) else None
             retried = conn.execute(
@@ -103,6 +105,6 @@ class PgJobLeases:
             return JobStatus.QUEUED if retried else None
 
     def job(self, job_id: int) -> Job | None:
-        with self._engine.connect() as conn:
+        with transaction(self._engine) as conn:
             row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM jobs WHERE id = :id"), {"id": job_id}).first()
         return _job(row) if row else None

@@ -50,7 +50,8 @@ from tow_adapters.export_format import (
 from tow_adapters.json_stream import read_object
 from tow_core.errors import Conflict, InvalidInput
 from tow_core.identity import normalise_email
-from tow_core.imports import ImportReport
+from tow_core.imports import IMPORT_CHECK_STAGE, IMPORT_STAGE, ImportReport
+from tow_core.progress import Progress, no_progress
 from tow_core.records import PREFIXES, TICKET_PREFIX, TRANSITIONS, RecordType, validated_fields
 from tow_core.uploads import RasterImageInspector, UploadStore, sanitise_filename
 
@@ -101,7 +102,9 @@ def _section(file: BinaryIO, name: str) -> Iterator[tuple[str, Any]]:
 class _Scan:
     """Pass 1: decode and type-check everything; keep the small sections and the display IDs."""
 
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, progress: Progress = no_progress) -> None:
+        self._file, self._progress = file, progress
+        self._size = file.seek(0, io.SEEK_END)
         self.small: dict[str, list[Any]] = {}
         self.display_ids: set[str] = set()
         self.counts: Counter[str] = Counter()
@@ -124,6 +127,7 @@ class _Scan:
         for key in _STREAMED:
             if key not in self.counts:
                 raise _refuse("$", f"Object missing required field `{key}`")
+        progress(IMPORT_CHECK_STAGE, self._size, self._size, "bytes")
 
     def _section(self, key: str, items: Iterator[bytes]) -> None:
         kept: list[Any] = []
@@ -132,6 +136,7 @@ class _Scan:
             path = f"$.{key}[{index}]"
             item = decode_at(raw, SECTIONS[key], path)
             self.counts[key] += 1
+            self._progress(IMPORT_CHECK_STAGE, min(self._file.tell(), self._size), self._size, "bytes")
             if key == "records":
                 if item.display_id in self.display_ids:
                     raise _refuse(f"{path}.display_id", f"{item.display_id!r} appears twice")
@@ -322,6 +327,19 @@ class _Files:
         return stored.storage_name
 
 
+class _Steps:
+    """Pass 2 and 3 as one count of items for a progress display: every record twice, diffs, attachments."""
+
+    def __init__(self, progress: Progress, scan: _Scan) -> None:
+        self._progress, self.done = progress, 0
+        self._total = 2 * scan.counts["records"] + scan.counts["memory_diffs"] + scan.counts["attachments"]
+        progress(IMPORT_STAGE, 0, self._total, "items")
+
+    def __call__(self, items: int) -> None:
+        self.done += items
+        self._progress(IMPORT_STAGE, self.done, self._total, "items")
+
+
 class PgOrganisationImport:
     def __init__(self, connection: sa.Connection) -> None:
         self._conn = connection
@@ -334,13 +352,13 @@ class PgOrganisationImport:
             self._conn.execute(sa.text(sql), rows)
 
     def restore(self, file: BinaryIO, *, upload_store: UploadStore | None = None,
-                images: RasterImageInspector | None = None) -> ImportReport:
-        scan = _Scan(file)
+                images: RasterImageInspector | None = None, progress: Progress = no_progress) -> ImportReport:
+        scan = _Scan(file, progress)
         check = _Check(scan)
         check.small_sections()
         written: list[str] = []
         try:
-            return self._insert(file, scan, check, _Files(upload_store, images, written))
+            return self._insert(file, scan, check, _Files(upload_store, images, written), _Steps(progress, scan))
         except sa.exc.IntegrityError as exc:  # a constraint the checks above do not cover
             reason = str(exc.orig).splitlines()[0] if exc.orig else "a database constraint"
             raise InvalidInput(f"$: refused by the database: {reason}", field="$") from exc
@@ -349,7 +367,7 @@ class PgOrganisationImport:
                 for storage_name in written:
                     upload_store.delete(storage_name)  # type: ignore[union-attr]
 
-    def _insert(self, file: BinaryIO, scan: _Scan, check: _Check, files: _Files) -> ImportReport:
+    def _insert(self, file: BinaryIO, scan: _Scan, check: _Check, files: _Files, step: _Steps) -> ImportReport:
         org = scan.header.organisation
         self._exec("LOCK TABLE organisations IN SHARE ROW EXCLUSIVE MODE")  # two imports of one name
         if self._exec("SELECT 1 FROM organisations WHERE lower(name) = lower(:n)", {"n": org.name}).first():
@@ -368,10 +386,10 @@ class PgOrganisationImport:
         groups = self._groups(check.groups, org_id, users)
         counts["groups"] = len(groups)
         projects = self._projects(check.projects, org_id, users, groups, counts)
-        ids = self._records(file, check, org_id, users, groups, projects, counts)
-        self._memory_diffs(file, check, org_id, users, groups, projects, counts)
-        self._history(file, org_id, users, ids, counts)
-        self._attachments(file, check, org_id, users, ids, files, counts)
+        ids = self._records(file, check, org_id, users, groups, projects, counts, step)
+        self._memory_diffs(file, check, org_id, users, groups, projects, counts, step)
+        self._history(file, org_id, users, ids, counts, step)
+        self._attachments(file, check, org_id, users, ids, files, counts, step)
         self._many("INSERT INTO record_sequences (organisation_id, prefix, last_number) VALUES (:o, :p, :n)",
                    [{"o": org_id, "p": s.prefix, "n": s.last_number} for s in check.sequence_list])
         for section in ("attachments", "attachments_without_content"):
@@ -433,7 +451,7 @@ class PgOrganisationImport:
         return org_id
 
     def _records(self, file: BinaryIO, check: _Check, org_id: int, users: dict[str, int], groups: dict[str, int],
-                 projects: dict[str, int], counts: Counter[str]) -> dict[str, int]:
+                 projects: dict[str, int], counts: Counter[str], step: _Steps) -> dict[str, int]:
         """Pass 2: check and insert every record, batch by batch; returns display ID -> new id."""
         def stored_fields(record: RecordIn) -> str:
             fields = dict(record.fields)
@@ -463,11 +481,12 @@ class PgOrganisationImport:
                 rows,
             )
             counts["records"] += len(rows)
+            step(len(rows))
         return {f"{p}-{n}": i for i, p, n in self._exec(
             "SELECT id, prefix, number FROM records WHERE organisation_id = :o", {"o": org_id}).all()}
 
     def _history(self, file: BinaryIO, org_id: int, users: dict[str, int], ids: dict[str, int],
-                 counts: Counter[str]) -> None:
+                 counts: Counter[str], step: _Steps) -> None:
         """Pass 3: everything that points at records."""
         def user(email: str | None) -> int | None:
             return users[email] if email is not None else None
@@ -506,11 +525,13 @@ class PgOrganisationImport:
                        "source_version) VALUES (:s, :o, :t, :v)", sources)
             counts.update(references=len(references), revisions=len(revisions), comments=len(comments),
                           activity=len(activity), links=len(links), snapshot_sources=len(sources))
+            step(len(batch))
 
     def _attachments(self, file: BinaryIO, check: _Check, org_id: int, users: dict[str, int],
-                     ids: dict[str, int], files: _Files, counts: Counter[str]) -> None:
+                     ids: dict[str, int], files: _Files, counts: Counter[str], step: _Steps) -> None:
         """Each attachment's content, once checked, goes to the upload store; then its row."""
         for path, attachment in _section(file, "attachments"):
+            step(1)
             check.attachment(path, attachment)
             if attachment.content_base64 is None:
                 counts["attachments_without_content"] += 1
@@ -527,7 +548,7 @@ class PgOrganisationImport:
             counts["attachments"] += 1
 
     def _memory_diffs(self, file: BinaryIO, check: _Check, org_id: int, users: dict[str, int],
-                      groups: dict[str, int], projects: dict[str, int], counts: Counter[str]) -> None:
+                      groups: dict[str, int], projects: dict[str, int], counts: Counter[str], step: _Steps) -> None:
         for batch in _batches(_section(file, "memory_diffs")):
             for path, diff in batch:
                 check.memory_diff(path, diff)
@@ -543,3 +564,4 @@ class PgOrganisationImport:
                   "out": json.dumps(d.outcomes), "c": d.created_at} for _, d in batch],
             )
             counts["memory_diffs"] += len(batch)
+            step(len(batch))

@@ -18,8 +18,9 @@ from tow_core import accounts, administration, attachments
 from tow_core.access import OrgRole, ProjectRole, Scope, ScopeKind, Visibility, is_server_admin
 from tow_core.administration import UNCHANGED, AccessExplanation, AccessReview, Unchanged
 from tow_core.audit import AuditAction, AuditEntry, AuditQuery, audit_actions
-from tow_core.errors import NotFound
+from tow_core.errors import InvalidInput, NotFound
 from tow_core.identity import (
+    Directory,
     Grant,
     Group,
     Invite,
@@ -31,6 +32,8 @@ from tow_core.identity import (
     User,
     WorkflowMode,
 )
+from tow_core.mail import MailComposer, OutgoingEmail
+from tow_core.outbox import QueuedEmail
 from tow_core.unit_of_work import SessionCredential, Transactions
 from tow_core.uploads import UploadPurpose
 from tow_core.use_cases.frame import Framed, frame_of
@@ -61,6 +64,7 @@ class CreatedInvite:
     invite: Invite
     state: InviteState
     token: str
+    emailed: bool = False  # its link was queued to be emailed to the invite's address
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class JoinedAccount:
 class OrganisationUseCases:
     transactions: Transactions
     tokens: InviteTokens
+    mail: MailComposer | None = None  # None: invites cannot be emailed (tests that do not send mail)
 
     # --- organisations ------------------------------------------------------------------------
 
@@ -151,14 +156,31 @@ class OrganisationUseCases:
     # --- invites ------------------------------------------------------------------------------
 
     def create_invite(self, credential: SessionCredential, org_id: int, *, role: OrgRole, email: str | None,
-                      lifetime: timedelta) -> CreatedInvite:
-        """Owners/admins (only owners invite owners); the token is returned once and only its hash is kept."""
+                      lifetime: timedelta, send_email: bool = False) -> CreatedInvite:
+        """Owners/admins (only owners invite owners); the token is returned once and only its hash is kept.
+        ``send_email``: the invite is bound to ``email`` and its link emailed there, queued in the outbox with
+        the invite (both commit or neither)."""
+        if send_email and not (email or "").strip():
+            raise InvalidInput("enter the email address to send the invite to", field="email")
+        if send_email and self.mail is None:
+            raise InvalidInput("this server cannot send email", field="send_email")
         token = self.tokens.new_token()
         with self.transactions.acting_as(credential) as acting:
-            invite = accounts.create_invite(acting.stores.directory, acting.principal, org_id=org_id,
+            directory = acting.stores.directory
+            invite = accounts.create_invite(directory, acting.principal, org_id=org_id,
                                             token_hash=self.tokens.token_hash(token), role=role, email=email,
-                                            now=acting.now, lifetime=lifetime)
-            return CreatedInvite(invite, invite.state(acting.now), token)
+                                            now=acting.now, lifetime=lifetime, emailed=send_email)
+            if send_email and self.mail is not None and invite.email is not None:
+                acting.stores.email_outbox.queue(self._invite_email(directory, acting.principal.user_id, invite, token),
+                                                 now=acting.now)
+            return CreatedInvite(invite, invite.state(acting.now), token, emailed=send_email)
+
+    def _invite_email(self, directory: Directory, inviter_id: int, invite: Invite, token: str) -> OutgoingEmail:
+        assert self.mail is not None and invite.email is not None
+        organisation, inviter = directory.organisation(invite.organisation_id), directory.user(inviter_id)
+        assert organisation is not None and inviter is not None  # create_invite checked both
+        return self.mail.invite(to=invite.email, organisation_name=organisation.name, inviter_name=inviter.display_name,
+                                role=invite.role.value, token=token, expires_at=invite.expires_at)
 
     def invites(self, credential: SessionCredential, org_id: int) -> list[DatedInvite]:
         with self.transactions.acting_as(credential) as acting:
@@ -300,6 +322,7 @@ def _people_named(entries: Iterable[AuditEntry]) -> set[int]:
 
 
 AUDIT_PAGE_SIZE = 100
+DEAD_LETTERS_SHOWN = 50
 
 
 @dataclass(frozen=True)
@@ -330,6 +353,7 @@ class ServerPage:
     home_organisation_id: int | None  # the first organisation the admin belongs to, if any
     configuration: tuple[tuple[str, str, str], ...]  # (key, value with secrets masked, source)
     ai_status: object | None  # the secret-free AI status the composition root built, if AI is wired
+    dead_letters: list[QueuedEmail]  # emails given up on after email.max_attempts, newest first
 
 
 @dataclass(frozen=True)
@@ -391,4 +415,5 @@ class AdminPageUseCases:
             admins = administration.list_server_admins(acting.stores.directory, acting.principal)
             organisations = accounts.own_organisations(acting.stores.directory, acting.principal)
             home = organisations[0][0].id if organisations else None
-            return ServerPage(admins, home, self.configuration, self.ai_status)
+            dead = list(acting.stores.email_outbox.dead_letters(limit=DEAD_LETTERS_SHOWN))
+            return ServerPage(admins, home, self.configuration, self.ai_status, dead)

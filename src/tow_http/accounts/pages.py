@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from tow_core.accounts import AccountOverview
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.accounts import AccountUseCases
+from tow_core.use_cases.password_reset import PasswordResetUseCases
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
 from tow_http.accounts.oidc_pages import OIDC_PAGES
 from tow_http.accounts.profile_pages import PROFILE_PAGES
@@ -146,5 +147,37 @@ def switch_organisation(request: Request, form: NamedDependency[Form], caller: N
     return redirect(request, f"/o/{org_id}/today")
 
 
+@get("/forgot-password", sync_to_thread=False, include_in_schema=False)
+def forgot_password_page(request: Request, settings: NamedDependency[Settings]) -> Response:
+    """"Forgot your password?": a form with an email (with single sign-on: where passwords are reset)."""
+    return page(request, "forgot_password.html", sso=settings.auth.mode == "oidc", answer=None)
+
+
+@post("/forgot-password", sync_to_thread=True, include_in_schema=False)
+def forgot_password_submit(request: Request, form: NamedDependency[Form],
+                           password_reset: NamedDependency[PasswordResetUseCases]) -> Response:
+    """The same answer whether or not the address has an account (``tow_core.password_reset``)."""
+    answer = password_reset.request_reset(email=form.get("email"), client_ip=client_ip(request))
+    return page(request, "forgot_password.html", sso=False, answer=answer)
+
+
+@get("/reset-password/{token:str}", sync_to_thread=True, include_in_schema=False)
+def reset_password_page(request: Request, token: str,
+                        password_reset: NamedDependency[PasswordResetUseCases]) -> Response:
+    """The emailed link: a new-password form, or why the link no longer works (used, expired, unknown)."""
+    return page(request, "reset_password.html", token=token, problem=password_reset.reset_problem(token))
+
+
+@post("/reset-password", sync_to_thread=True, include_in_schema=False)
+def reset_password_submit(request: Request, form: NamedDependency[Form],
+                          password_reset: NamedDependency[PasswordResetUseCases]) -> Response:
+    """Sets the password, ends every session of the account; then the sign-in page says so."""
+    password_reset.reset_password(token=form.required("token", "the reset link"), password=form.get("password"),
+                                  client_ip=client_ip(request))
+    return redirect(request, "/login?password_reset=1")
+
+
 AUTH_PAGES = [home, welcome, setup_page, setup_submit, login_page, login_submit, logout, logout_everywhere,
-              join_page, invite_link, join_submit, switch_organisation, *OIDC_PAGES, *PROFILE_PAGES]
+              join_page, invite_link, join_submit, switch_organisation, forgot_password_page,
+              forgot_password_submit, reset_password_page, reset_password_submit, *OIDC_PAGES,
+              *PROFILE_PAGES]

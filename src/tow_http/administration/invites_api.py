@@ -27,6 +27,7 @@ class InviteIn(Strict):
     role: OrgRole = OrgRole.MEMBER
     email: Email | None = None
     expires_in_hours: Annotated[int, msgspec.Meta(ge=1, le=MAX_INVITE_HOURS)] = 7 * 24
+    send_email: bool = False
 
 
 class InviteOut(msgspec.Struct):
@@ -43,6 +44,7 @@ class CreatedInviteOut(msgspec.Struct):
     invite: InviteOut
     token: str
     accept_url: str
+    emailed: bool
 
 
 class AcceptIn(Strict):
@@ -75,7 +77,9 @@ def joined_out(joined: JoinedAccount) -> MeOut:
     "/organisations/{org_id:int}/invites",
     summary="Create an invite",
     description="Owners and admins; only owners may invite owners. Optional `email` binds the invite to that "
-    "address. Expires after `expires_in_hours` (default 168 = 7 days, at most 720). The token is shown "
+    "address; with `send_email: true` (which needs `email`) the accept link is also emailed there, queued with the "
+    "invite and sent by the email worker (`emailed` says so; 422 `invalid_input` on `email` without an address). "
+    "Expires after `expires_in_hours` (default 168 = 7 days, at most 720). The token is shown "
     "**once**: only its hash is stored.",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
@@ -85,10 +89,10 @@ def create_invite(
     organisations: NamedDependency[OrganisationUseCases], settings: NamedDependency[Settings],
 ) -> CreatedInviteOut:
     created = organisations.create_invite(caller, org_id, role=data.role, email=data.email,
-                                          lifetime=timedelta(hours=data.expires_in_hours))
+                                          lifetime=timedelta(hours=data.expires_in_hours), send_email=data.send_email)
     base = settings.runtime.public_app_url.rstrip("/")
     return CreatedInviteOut(invite_out(created.invite, created.state), created.token,
-                            f"{base}/invite/{created.token}")
+                            f"{base}/invite/{created.token}", created.emailed)
 
 
 @get("/organisations/{org_id:int}/invites", summary="List invites (owners/admins)", sync_to_thread=True)

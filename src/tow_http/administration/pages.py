@@ -145,13 +145,16 @@ def _org_role(value: str) -> OrgRole:
 def create_invite(request: Request, org_id: int, form: NamedDependency[Form],
                   caller: NamedDependency[Credential], organisations: NamedDependency[OrganisationUseCases],
                   settings: NamedDependency[Settings]) -> Response:
-    """Shows the invite link once, in the page that asked for it: only its hash is stored."""
+    """Shows the invite link once, in the page that asked for it: only its hash is stored. "Send by email"
+    (``send_email``) also emails the link to the address, which the invite is then bound to."""
     hours = form.integer("expires_in_hours", "expiry in hours", minimum=1, maximum=MAX_INVITE_HOURS) or 7 * 24
     email = form.get("email").strip() or None
     role = _org_role(form.get("role", "member"))
-    created = organisations.create_invite(caller, org_id, role=role, email=email, lifetime=timedelta(hours=hours))
+    created = organisations.create_invite(caller, org_id, role=role, email=email, lifetime=timedelta(hours=hours),
+                                          send_email=form.get("send_email") == "on")
     base = settings.runtime.public_app_url.rstrip("/")
-    return page(request, "_invite_created.html", link=f"{base}/invite/{created.token}", invite=created.invite)
+    return page(request, "_invite_created.html", link=f"{base}/invite/{created.token}", invite=created.invite,
+                emailed=created.emailed)
 
 
 @post(f"{SETTINGS}/invites/{{invite_id:int}}/revoke", sync_to_thread=True, include_in_schema=False)
@@ -241,7 +244,7 @@ def server_settings(request: Request, caller: NamedDependency[Credential],
     server = admin_pages.server(caller)
     home = f"/o/{server.home_organisation_id}/today" if server.home_organisation_id is not None else "/welcome"
     return page(request, "server.html", configuration=server.configuration, admins=server.admins, home=home,
-                ai=server.ai_status)
+                ai=server.ai_status, dead_letters=server.dead_letters)
 
 
 ADMIN_PAGES = [settings_page, rename_organisation, memory_review_rules, change_role, remove_member, set_member_active,
