@@ -135,6 +135,13 @@ class InMemoryDirectory:
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
         self._update_user(user_id, password_hash=password_hash)
 
+    def set_profile(self, user_id: int, *, email: str, display_name: str) -> None:
+        _check(email == email.lower() and 3 <= len(email) <= 320 and len(display_name) in _PG_NAME_LENGTH,
+               "the user")
+        if any(u.email == email and u.id != user_id for u in self._users.values()):
+            raise Conflict("an account with this email already exists", field="email")
+        self._update_user(user_id, email=email, display_name=display_name)
+
     def set_server_admin(self, user_id: int, value: bool) -> None:
         self._update_user(user_id, is_server_admin=value)
 
@@ -410,8 +417,9 @@ class InMemoryDirectory:
         if row is not None and row.revoked_at is None:
             row.revoked_at = now
 
-    def revoke_user_sessions(self, user_id: int, now: datetime) -> int:
-        rows = [r for r in self._sessions.values() if r.session.user_id == user_id and r.revoked_at is None]
+    def revoke_user_sessions(self, user_id: int, now: datetime, *, keep_token_hash: str | None = None) -> int:
+        rows = [r for r in self._sessions.values() if r.session.user_id == user_id and r.revoked_at is None
+                and r.session.token_hash != keep_token_hash]
         for row in rows:
             row.revoked_at = now
         return len(rows)

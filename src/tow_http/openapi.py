@@ -128,6 +128,8 @@ ANSWERS: dict[str, Answers] = {
     "logout": answers(),
     "logout_everywhere": answers(),
     "me": answers(),
+    "change_profile": answers(AccessDenied, Conflict, InvalidInput, Throttled),
+    "change_password": answers(AccessDenied, InvalidInput, Throttled),
     "switch_organisation": answers(NotFound),
     # invites and organisations
     "create_invite": answers(InvalidInput, access=_ORG),
@@ -140,6 +142,7 @@ ANSWERS: dict[str, Answers] = {
     "list_members": answers(),
     "change_member_role": answers(Conflict, access=_ORG),
     "remove_member": answers(AccessDenied, Conflict),  # members may remove themselves (leave)
+    "set_member_active": answers(AccessDenied, Conflict, access=_ORG),
     "create_group": answers(Conflict, InvalidInput, access=_ORG),
     "list_groups": answers(),
     "rename_group": answers(Conflict, InvalidInput, access=_ORG),

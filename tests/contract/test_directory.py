@@ -450,6 +450,31 @@ def test_revoking_a_users_sessions_counts_those_not_revoked_yet_and_leaves_other
     assert d.revoke_user_sessions(ada, T) == 0
 
 
+def test_revoking_a_users_sessions_can_keep_the_one_that_asked(world):
+    """A password change signs out the other sessions and keeps the browser that made it."""
+    d = world.d
+    ada = world.user("ada")
+    for token in ("a1", "a2", "a3"):
+        d.add_session(Session(token, ada, None, T + HOUR))
+    assert d.revoke_user_sessions(ada, T, keep_token_hash="a2") == 2
+    assert d.live_session("a2", T) == Session("a2", ada, None, T + HOUR)
+    assert d.live_session("a1", T) is None and d.live_session("a3", T) is None
+
+
+def test_a_profile_changes_in_place_and_an_email_stays_one_accounts(world):
+    d = world.d
+    ada, bob = world.user("ada"), world.user("bob")
+    d.set_profile(ada, email="ada@new.example", display_name="Ada Lovelace")
+    assert d.user(ada) == User(ada, "ada@new.example", "Ada Lovelace", False, True, None)
+    assert d.user_by_email("ada@new.example").id == ada and d.user_by_email("ada@example.com") is None
+    d.set_profile(ada, email="ada@new.example", display_name="Ada L.")  # her own email again: fine
+    with pytest.raises(Conflict) as refused:
+        d.set_profile(bob, email="ada@new.example", display_name="Bob")
+    assert refused.value.field == "email" and d.user(bob).email == "bob@example.com"  # still usable
+    d.set_profile(MISSING, email="nobody@example.com", display_name="Nobody")
+    assert d.user_by_email("nobody@example.com") is None
+
+
 def test_deactivating_a_user_leaves_revoking_their_sessions_to_the_use_case(world):
     """SPEC §1 "deactivated: sessions revoked" is the use case's job (it calls revoke_user_sessions)."""
     d = world.d

@@ -71,6 +71,7 @@ SEMANTIC_FIELDS = {
     "by_operation": "the index of an earlier create operation", "base_version": "the item's current version",
     "items": "items of this organisation's memory", "target": "a ticket other than this one",
     "body": "a snapshot's text is editable only before activation",
+    "current_password": "must be the account's current password (changing the email or the password)",
     "expires_in_days": "at most the server's `auth.token_max_days`, which the operator sets",
     "q": "search needs a word PostgreSQL's text search does not drop (stop words, punctuation)",
     **{name: "which fields a record takes depends on its type" for names in FIELD_SPECS.values() for name in names},

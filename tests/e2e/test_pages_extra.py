@@ -247,7 +247,7 @@ def test_tickets_get_an_assignee_a_due_date_and_labels_and_lose_them_again(app_c
     shown = ada.get("/o/1/r/TKT-1").text
     assert "<dd>Bob</dd>" in shown and "2026-12-31" in shown
     board = ada.get("/o/1/tickets?view=board").text
-    assert '<span class="meta">Bob · due 2026-12-31</span>' in board
+    assert '>P2</span> Bob · due 2026-12-31</span>' in board  # priority, assignee and due date on the card
     edit_form = ada.get("/o/1/r/TKT-1?edit=1").text
     assert f'<option value="{bob_id}" selected>Bob</option>' in edit_form and 'value="ops, security"' in edit_form
 

@@ -127,6 +127,15 @@ class PgDirectory(SqlStore):
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
         self._exec("UPDATE users SET password_hash = :h WHERE id = :id", h=password_hash, id=user_id)
 
+    def set_profile(self, user_id: int, *, email: str, display_name: str) -> None:
+        try:
+            with self._conn.begin_nested():
+                self._exec("UPDATE users SET email = :email, display_name = :name WHERE id = :id",
+                           email=email, name=display_name, id=user_id)
+        except sa.exc.IntegrityError as exc:
+            _raise_unless_unique_violation(exc)
+            raise Conflict("an account with this email already exists", field="email") from exc
+
     def set_server_admin(self, user_id: int, value: bool) -> None:
         self._exec("UPDATE users SET is_server_admin = :v WHERE id = :id", v=value, id=user_id)
 
@@ -442,9 +451,10 @@ class PgDirectory(SqlStore):
         self._exec("UPDATE sessions SET revoked_at = :now WHERE token_hash = :t AND revoked_at IS NULL",
                    now=now, t=token_hash)
 
-    def revoke_user_sessions(self, user_id: int, now: datetime) -> int:
-        return self._exec("UPDATE sessions SET revoked_at = :now WHERE user_id = :u AND revoked_at IS NULL",
-                          now=now, u=user_id)
+    def revoke_user_sessions(self, user_id: int, now: datetime, *, keep_token_hash: str | None = None) -> int:
+        return self._exec("UPDATE sessions SET revoked_at = :now WHERE user_id = :u AND revoked_at IS NULL "
+                          "AND token_hash IS DISTINCT FROM CAST(:keep AS text)",
+                          now=now, u=user_id, keep=keep_token_hash)
 
 
 class PgSignInLog:

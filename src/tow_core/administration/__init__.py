@@ -59,6 +59,7 @@ from tow_core.administration.organisations import (
     list_server_admins,
     remove_member,
     set_server_admin,
+    set_user_active,
     update_organisation,
 )
 from tow_core.administration.projects import (
@@ -98,6 +99,7 @@ __all__ = [
     "list_projects",
     "list_server_admins",
     "put_grant",
+    "set_user_active",
     "remove_grant",
     "remove_group_member",
     "remove_member",

@@ -40,10 +40,14 @@ def create_group(directory: Directory, principal: Principal, *, org_id: int, nam
 
 
 def rename_group(directory: Directory, principal: Principal, *, org_id: int, group_id: int, name: str) -> Group:
-    """Owners/admins; the group must belong to the organisation."""
+    """Owners/admins; the group must belong to the organisation. Audited with the old and new name."""
     _require_manager(principal, org_id)
-    _org_group(directory, org_id, group_id)
-    return directory.rename_group(group_id, clean_name(name, "name"))
+    group = _org_group(directory, org_id, group_id)
+    renamed = directory.rename_group(group_id, clean_name(name, "name"))
+    if renamed.name != group.name:
+        _audit(directory, principal, org_id, AuditAction.GROUP_RENAMED, f"group:{group_id}", old=group.name,
+               new=renamed.name)
+    return renamed
 
 
 def delete_group(directory: Directory, principal: Principal, *, org_id: int, group_id: int) -> None:

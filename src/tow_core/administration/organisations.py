@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from tow_core.access import (
     OrgRole,
     Principal,
+    can_administer_org,
     is_org_owner,
+    is_server_admin,
 )
 from tow_core.administration._guards import (
     _audit,
@@ -125,6 +128,48 @@ def remove_member(directory: Directory, principal: Principal, *, org_id: int, us
     directory.remove_membership(org_id, user_id)
     _audit(directory, principal, org_id, AuditAction.MEMBER_REMOVED, f"user:{user_id}", role=target.role.value)
 
+
+def set_user_active(
+    directory: Directory, principal: Principal, *, org_id: int, user_id: int, active: bool, now: datetime,
+) -> Member:
+    """Deactivates (or reactivates) a member's account: a deactivated account cannot sign in and every session
+    it has ends at once; its records, memberships and grants are kept (SPEC §1). The account is the person's
+    in every organisation they belong to, so the caller must be an owner/admin of each of them (else
+    AccessDenied: remove them from this organisation instead), and for each the owner rules hold (only an
+    owner deactivates an owner; never the last active one). A server admin is deactivated only by a server
+    admin, never the last one. Nobody deactivates themselves. Audited in this organisation."""
+    _require_manager(principal, org_id)
+    target = _existing_member(directory, org_id, user_id)
+    if user_id == principal.user_id:
+        raise Conflict("you cannot deactivate your own account", field="user_id")
+    if active is target.is_active:
+        return target
+    if not active:
+        _guard_deactivation(directory, principal, user_id)
+    directory.set_active(user_id, active)
+    if active:
+        _audit(directory, principal, org_id, AuditAction.USER_REACTIVATED, f"user:{user_id}")
+        return replace(target, is_active=True)
+    signed_out = directory.revoke_user_sessions(user_id, now)
+    _audit(directory, principal, org_id, AuditAction.USER_DEACTIVATED, f"user:{user_id}", sessions_ended=signed_out)
+    return replace(target, is_active=False)
+
+
+def _guard_deactivation(directory: Directory, principal: Principal, user_id: int) -> None:
+    for organisation, _ in directory.organisations_of(user_id):
+        if not can_administer_org(principal, organisation.id):
+            raise AccessDenied("they also belong to an organisation you do not manage: remove them from this "
+                               "organisation instead")
+        _guard_owner_role(directory, principal, organisation.id,
+                          _existing_member(directory, organisation.id, user_id), None)
+    user = directory.user(user_id)
+    if user is None or not user.is_server_admin:
+        return
+    if not is_server_admin(principal):
+        raise AccessDenied("only a server admin may deactivate a server admin")
+    directory.lock_server_admins()
+    if len(directory.server_admins()) <= 1:
+        raise Conflict("the server must keep at least one server admin: make someone else server admin first")
 
 
 # --- server admins ----------------------------------------------------------------------------

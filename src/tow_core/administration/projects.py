@@ -117,6 +117,8 @@ def update_project(
         changes["status"] = _enum(ProjectStatus, status, "status")
     updated = directory.update_project(replace(project, **changes))
     target = f"project:{project.id}"
+    if updated.name != project.name:
+        _audit(directory, principal, org_id, AuditAction.PROJECT_RENAMED, target, old=project.name, new=updated.name)
     if updated.visibility is not project.visibility:
         _audit(directory, principal, org_id, AuditAction.PROJECT_VISIBILITY_CHANGED, target,
                old=project.visibility.value, new=updated.visibility.value)

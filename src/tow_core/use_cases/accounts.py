@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from tow_core import accounts
+from tow_core import accounts, profile
 from tow_core.access import Principal
 from tow_core.accounts import AccountOverview
 from tow_core.errors import AccessDenied, NotAuthenticated
@@ -118,6 +118,28 @@ class AccountUseCases:
         """The signed-in account, without its password hash."""
         with self.transactions.acting_as(credential) as acting:
             return accounts.current_user(acting.stores.directory, acting.principal)
+
+    def change_profile(self, credential: SessionCredential, *, display_name: str | None, email: str | None,
+                       current_password: str, client_ip: str) -> AccountOverview:
+        """Your display name and/or email (None: unchanged); a new email needs your current password
+        (``tow_core.profile``). With single sign-on the provider owns the email."""
+        with self.transactions.acting_as(credential) as acting:
+            d = acting.stores.directory
+            profile.change_profile(d, self.password_hasher, self.sign_in_log, acting.principal,
+                                   display_name=display_name, email=email, current_password=current_password,
+                                   client_ip=client_ip, now=acting.now, email_from_provider=self.single_sign_on)
+            return accounts.overview(d, acting.principal.user_id, acting.session.active_organisation_id)
+
+    def change_password(self, credential: SessionCredential, *, current_password: str, new_password: str,
+                        client_ip: str) -> int:
+        """A new password; every other session of yours ends at once, this one stays (asked with an API token:
+        every session ends). How many ended."""
+        keep = credential.token_hash if isinstance(credential, SessionCredential) else None
+        with self.transactions.acting_as(credential) as acting:
+            return profile.change_password(acting.stores.directory, self.password_hasher, self.sign_in_log,
+                                           acting.principal, current_password=current_password,
+                                           new_password=new_password, keep_token_hash=keep,
+                                           client_ip=client_ip, now=acting.now)
 
     def switch_organisation(self, credential: SessionCredential, org_id: int) -> AccountOverview:
         """Makes ``org_id`` the session's active organisation: NotFound unless the user is a member."""

@@ -9,15 +9,15 @@ and ``tow_core.accounts``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from tow_core import accounts, administration, attachments
 from tow_core.access import OrgRole, ProjectRole, Scope, ScopeKind, Visibility, is_server_admin
 from tow_core.administration import UNCHANGED, AccessExplanation, AccessReview, Unchanged
-from tow_core.audit import AuditEntry, AuditQuery, audit_actions
+from tow_core.audit import AuditAction, AuditEntry, AuditQuery, audit_actions
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.identity import (
     Directory,
@@ -117,6 +117,12 @@ class OrganisationUseCases:
     def remove_member(self, credential: SessionCredential, org_id: int, user_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
             administration.remove_member(acting.stores.directory, acting.principal, org_id=org_id, user_id=user_id)
+
+    def set_member_active(self, credential: SessionCredential, org_id: int, user_id: int, active: bool) -> Member:
+        """Deactivate (every session ends at once) or reactivate a member's account (``set_user_active``)."""
+        with self.transactions.acting_as(credential) as acting:
+            return administration.set_user_active(acting.stores.directory, acting.principal, org_id=org_id,
+                                                  user_id=user_id, active=active, now=acting.now)
 
     # --- groups -------------------------------------------------------------------------------
 
@@ -295,6 +301,26 @@ class ProjectUseCases:
 # --- pages ------------------------------------------------------------------------------------
 
 
+def _ref_id(ref: str, kind: str) -> int | None:
+    """``N`` of a ``kind:N`` reference (audit targets and holders), else None."""
+    prefix, _, number = ref.partition(":")
+    return int(number) if prefix == kind and number.isdecimal() else None
+
+
+def _people_named(entries: Iterable[AuditEntry]) -> set[int]:
+    """The user ids audit entries name: who acted, a ``user:N`` target or holder, a ``user_id`` detail."""
+    found: set[int] = set()
+    for entry in entries:
+        refs = [_ref_id(entry.target, "user"), _ref_id(str(entry.details.get("holder", "")), "user")]
+        found.update(r for r in refs if r is not None)
+        if entry.actor_id is not None:
+            found.add(entry.actor_id)
+        if isinstance(entry.details.get("user_id"), int):
+            found.add(entry.details["user_id"])
+        found.update(u for u in entry.details.get("member_ids", ()) if isinstance(u, int))
+    return found
+
+
 AUDIT_PAGE_SIZE = 100
 DEAD_LETTERS_SHOWN = 50
 
@@ -316,7 +342,9 @@ class SettingsPage:
 class AuditPage:
     entries: list[AuditEntry]
     next_cursor: str | None
-    names: Mapping[int, str]  # member user id -> display name
+    names: Mapping[int, str]  # user id -> display name, for everyone the entries name (former members too)
+    projects: Mapping[int, str] = field(default_factory=dict)  # project id -> "KEY — name"
+    groups: Mapping[int, str] = field(default_factory=dict)  # group id -> name (deleted ones: their last name)
 
 
 @dataclass(frozen=True)
@@ -369,7 +397,15 @@ class AdminPageUseCases:
             entries, next_cursor = administration.list_audit(d, p, org_id=org_id, query=query, cursor=cursor,
                                                              limit=AUDIT_PAGE_SIZE)
             names = {m.user_id: m.display_name for m in administration.list_members(d, p, org_id=org_id)}
-            return Framed(frame, AuditPage(list(entries), next_cursor, names))
+            for user_id in sorted(_people_named(entries) - names.keys()):
+                user = d.user(user_id)  # a former member, named in the log: still a person, not an id
+                if user is not None:
+                    names[user_id] = user.display_name
+            projects = {pr.id: f"{pr.key} — {pr.name}" for pr in d.projects(org_id)}
+            groups = {_ref_id(e.target, "group"): str(e.details["name"]) for e in entries
+                      if e.action is AuditAction.GROUP_DELETED and "name" in e.details}
+            groups.update({g.id: g.name for g in d.groups(org_id)})
+            return Framed(frame, AuditPage(list(entries), next_cursor, names, projects, groups))
 
     def server(self, credential: SessionCredential) -> ServerPage:
         """Server admins only; for anyone else the page does not exist (NotFound, like every invisible thing)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tow_core import administration, attachments, docs, knowledge, tickets
+from tow_core.access import can_write_scope
 from tow_core.ai import EmbeddingModel
 from tow_core.attachments import UploadDesk
 from tow_core.docs import Crumb, Revision, TreeNode
@@ -52,6 +53,7 @@ class RecordView:
     links: list[Link] | None = None  # tickets
     extraction_enabled: bool = False  # docs: AI is configured, so the page offers "Extract memory"
     provenance: Provenance | None = None  # snapshots: pinned sources (changed since?) and the generating run
+    writable: bool = False  # the caller writes its scope: the page offers deleting a doc only then
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ class RecordPageUseCases:
                 extras["provenance"] = snapshot_provenance(acting, ws, record)
             view = RecordView(record, people, list(knowledge.backlinks(ws, did)), list(knowledge.references(ws, did)),
                               files, self.upload_store is not None, **extras,
-                              extraction_enabled=self.extraction.enabled and record.type is RecordType.DOC)
+                              extraction_enabled=self.extraction.enabled and record.type is RecordType.DOC,
+                              writable=can_write_scope(ws.principal, record.scope,
+                                                       knowledge.project_access_of(ws, record.scope)))
             return Framed(frame, view)
 
     def create(self, credential: SessionCredential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Request, Response, Router, get, post, put
+from litestar import Request, Response, Router, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -36,6 +36,21 @@ class LoginIn(Strict):
 
 class ActiveOrganisationIn(Strict):
     organisation_id: Id
+
+
+class ProfilePatch(Strict):
+    display_name: Name | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    current_password: str = ""
+
+
+class PasswordChangeIn(Strict):
+    current_password: str
+    new_password: Password
+
+
+class PasswordChangedOut(msgspec.Struct):
+    other_sessions_signed_out: int
 
 
 class SetupOut(msgspec.Struct):
@@ -129,6 +144,38 @@ def me(caller: NamedDependency[Credential], accounts: NamedDependency[AccountUse
     return me_of(accounts.me(caller))
 
 
+@patch(
+    "/me",
+    summary="Change your name or email",
+    description="Absent fields are left unchanged. A new `email` needs `current_password` (422 naming "
+    "`current_password` when it is wrong; wrong passwords are throttled like sign-ins, 429) and must not belong to "
+    "another account (409). With single sign-on (`auth.mode: oidc`) the email comes from the provider (403), as it "
+    "does for an account without a password.",
+    sync_to_thread=True,
+)
+def change_profile(data: JSONBody[ProfilePatch], request: Request, caller: NamedDependency[Credential],
+                   accounts: NamedDependency[AccountUseCases]) -> MeOut:
+    return me_of(accounts.change_profile(
+        caller, display_name=None if data.display_name is msgspec.UNSET else data.display_name,
+        email=None if data.email is msgspec.UNSET else data.email, current_password=data.current_password,
+        client_ip=client_ip(request)))
+
+
+@put(
+    "/me/password",
+    summary="Change your password",
+    description="Needs your `current_password` (422 naming it when wrong; throttled like sign-ins, 429). The new "
+    "password must have at least 10 characters (no composition rules, NIST SP 800-63B). Every **other** session "
+    "of your account is signed out at once; the one making the request stays signed in. An account without a "
+    "password (single sign-on) has none to change (403).",
+    sync_to_thread=True,
+)
+def change_password(data: JSONBody[PasswordChangeIn], request: Request, caller: NamedDependency[Credential],
+                    accounts: NamedDependency[AccountUseCases]) -> PasswordChangedOut:
+    return PasswordChangedOut(accounts.change_password(caller, current_password=data.current_password,
+                                                       new_password=data.new_password, client_ip=client_ip(request)))
+
+
 @put(
     "/me/active-organisation",
     summary="Switch the active organisation",
@@ -143,4 +190,4 @@ def switch_organisation(data: JSONBody[ActiveOrganisationIn], caller: NamedDepen
 auth_router = Router(
     path="/api/auth", route_handlers=[setup, register_first, register, login, logout, logout_everywhere], tags=["auth"]
 )
-me_router = Router(path="/api", route_handlers=[me, switch_organisation], tags=["me"])
+me_router = Router(path="/api", route_handlers=[me, change_profile, change_password, switch_organisation], tags=["me"])

@@ -11,6 +11,7 @@ from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.password_reset import PasswordResetUseCases
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
 from tow_http.accounts.oidc_pages import OIDC_PAGES
+from tow_http.accounts.profile_pages import PROFILE_PAGES
 from tow_http.config import Settings
 from tow_http.context import SessionCookies, client_ip
 from tow_http.pages.web import Form, page, redirect, with_cookies
@@ -178,4 +179,5 @@ def reset_password_submit(request: Request, form: NamedDependency[Form],
 
 AUTH_PAGES = [home, welcome, setup_page, setup_submit, login_page, login_submit, logout, logout_everywhere,
               join_page, invite_link, join_submit, switch_organisation, forgot_password_page,
-              forgot_password_submit, reset_password_page, reset_password_submit, *OIDC_PAGES]
+              forgot_password_submit, reset_password_page, reset_password_submit, *OIDC_PAGES,
+              *PROFILE_PAGES]

@@ -57,6 +57,10 @@ class MemberRoleIn(Strict):
     role: OrgRole
 
 
+class MemberActiveIn(Strict):
+    active: bool
+
+
 class GroupIn(Strict):
     name: Name
 
@@ -184,6 +188,24 @@ def remove_member(
     organisations.remove_member(caller, org_id, user_id)
 
 
+@put(
+    "/organisations/{org_id:int}/members/{user_id:int}/active",
+    summary="Deactivate or reactivate a member's account",
+    description="Owners and admins. `active: false` deactivates the account: it cannot sign in and **every session "
+    "it has ends at once**; its records, memberships and grants are kept (the access review lists its grants). "
+    "The account is the person's in every organisation they belong to, so you must be an owner or admin of each "
+    "(403 otherwise: remove them from this organisation instead). Only an owner deactivates an owner, never the "
+    "last active owner of an organisation (409); only a server admin deactivates a server admin, never the last "
+    f"one (409); nobody deactivates themselves (409). Idempotent. 404 for a user who is not a member. {_NOT_VISIBLE}",
+    sync_to_thread=True,
+)
+def set_member_active(
+    org_id: int, user_id: int, data: JSONBody[MemberActiveIn], caller: NamedDependency[Credential],
+    organisations: NamedDependency[OrganisationUseCases],
+) -> MemberOut:
+    return member_out(organisations.set_member_active(caller, org_id, user_id, data.active))
+
+
 # --- groups -----------------------------------------------------------------------------------
 
 
@@ -280,6 +302,7 @@ organisations_router = Router(
         list_members,
         change_member_role,
         remove_member,
+        set_member_active,
         list_groups,
         create_group,
         rename_group,

@@ -14,6 +14,7 @@ from tow_core.access import OrgRole, ProjectRole, Visibility
 from tow_core.errors import InvalidInput
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.administration import AdminPageUseCases, OrganisationUseCases, ProjectUseCases
+from tow_http.administration.audit_text import audit_rows
 from tow_http.config import Settings
 from tow_http.pages.web import Form, Shell, page, redirect
 
@@ -50,11 +51,41 @@ def memory_review_rules(request: Request, org_id: int, form: NamedDependency[For
     return redirect(request, _settings_link(org_id, "memory-review"))
 
 
+@post(f"{SETTINGS}/rename", sync_to_thread=True, include_in_schema=False)
+def rename_organisation(request: Request, org_id: int, form: NamedDependency[Form],
+                        caller: NamedDependency[Credential],
+                        organisations: NamedDependency[OrganisationUseCases]) -> Response:
+    organisations.update_organisation(caller, org_id, name=form.get("name"), workflow_mode=None,
+                                      require_second_reviewer=None)
+    return redirect(request, _settings_link(org_id))
+
+
 @post(f"{SETTINGS}/members/{{user_id:int}}/role", sync_to_thread=True, include_in_schema=False)
 def change_role(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
                 caller: NamedDependency[Credential],
                 organisations: NamedDependency[OrganisationUseCases]) -> Response:
     organisations.change_member_role(caller, org_id, user_id, form.get("role"))
+    return redirect(request, _settings_link(org_id, "members"))
+
+
+@post(f"{SETTINGS}/members/{{user_id:int}}/remove", sync_to_thread=True, include_in_schema=False)
+def remove_member(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
+                  caller: NamedDependency[Credential],
+                  organisations: NamedDependency[OrganisationUseCases]) -> Response:
+    """Owners/admins remove a member; anyone may remove themselves (leave), and then goes home."""
+    organisations.remove_member(caller, org_id, user_id)
+    return redirect(request, "/" if form.get("leaving") == "yes" else _settings_link(org_id, "members"))
+
+
+@post(f"{SETTINGS}/members/{{user_id:int}}/active", sync_to_thread=True, include_in_schema=False)
+def set_member_active(request: Request, org_id: int, user_id: int, form: NamedDependency[Form],
+                      caller: NamedDependency[Credential],
+                      organisations: NamedDependency[OrganisationUseCases]) -> Response:
+    """``active=no`` deactivates the account (its sessions end at once), ``active=yes`` reactivates it."""
+    value = form.get("active")
+    if value not in ("yes", "no"):
+        raise InvalidInput("active must be yes or no", field="active")
+    organisations.set_member_active(caller, org_id, user_id, value == "yes")
     return redirect(request, _settings_link(org_id, "members"))
 
 
@@ -74,6 +105,32 @@ def add_group_member(request: Request, org_id: int, group_id: int, form: NamedDe
     if user_id is None:
         raise InvalidInput("choose a member to add", field="user_id")
     organisations.add_group_member(caller, org_id, group_id, user_id)
+    return redirect(request, _settings_link(org_id, "groups"))
+
+
+@post(f"{SETTINGS}/groups/{{group_id:int}}/members/{{user_id:int}}/remove", sync_to_thread=True,
+      include_in_schema=False)
+def remove_group_member(request: Request, org_id: int, group_id: int, user_id: int, form: NamedDependency[Form],
+                        caller: NamedDependency[Credential],
+                        organisations: NamedDependency[OrganisationUseCases]) -> Response:
+    organisations.remove_group_member(caller, org_id, group_id, user_id)
+    return redirect(request, _settings_link(org_id, f"group-{group_id}"))
+
+
+@post(f"{SETTINGS}/groups/{{group_id:int}}/rename", sync_to_thread=True, include_in_schema=False)
+def rename_group(request: Request, org_id: int, group_id: int, form: NamedDependency[Form],
+                 caller: NamedDependency[Credential],
+                 organisations: NamedDependency[OrganisationUseCases]) -> Response:
+    organisations.rename_group(caller, org_id, group_id, form.get("name"))
+    return redirect(request, _settings_link(org_id, f"group-{group_id}"))
+
+
+@post(f"{SETTINGS}/groups/{{group_id:int}}/delete", sync_to_thread=True, include_in_schema=False)
+def delete_group(request: Request, org_id: int, group_id: int, form: NamedDependency[Form],
+                 caller: NamedDependency[Credential],
+                 organisations: NamedDependency[OrganisationUseCases]) -> Response:
+    """Reached through the confirmation the page shows (what the group granted goes with it)."""
+    organisations.delete_group(caller, org_id, group_id)
     return redirect(request, _settings_link(org_id, "groups"))
 
 
@@ -117,6 +174,32 @@ def create_project(request: Request, org_id: int, form: NamedDependency[Form],
     return redirect(request, _settings_link(org_id, "projects"))
 
 
+@post(f"{SETTINGS}/projects/{{project_id:int}}/rename", sync_to_thread=True, include_in_schema=False)
+def rename_project(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
+                   caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]) -> Response:
+    """The name only: the key is fixed (it prefixes ticket IDs)."""
+    projects.update_project(caller, org_id, project_id, name=form.get("name"))
+    return redirect(request, _settings_link(org_id, f"project-{project_id}"))
+
+
+@post(f"{SETTINGS}/projects/{{project_id:int}}/visibility", sync_to_thread=True, include_in_schema=False)
+def change_project_visibility(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
+                              caller: NamedDependency[Credential],
+                              projects: NamedDependency[ProjectUseCases]) -> Response:
+    """Reached through the warning the page shows (who gains or loses access); applies on the next request."""
+    projects.update_project(caller, org_id, project_id, visibility=form.required("visibility", "visibility"))
+    return redirect(request, _settings_link(org_id, f"project-{project_id}"))
+
+
+@post(f"{SETTINGS}/projects/{{project_id:int}}/status", sync_to_thread=True, include_in_schema=False)
+def change_project_status(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
+                          caller: NamedDependency[Credential],
+                          projects: NamedDependency[ProjectUseCases]) -> Response:
+    """Archive or unarchive (``status`` archived / active)."""
+    projects.update_project(caller, org_id, project_id, status=form.required("status", "status"))
+    return redirect(request, _settings_link(org_id, f"project-{project_id}"))
+
+
 @post(f"{SETTINGS}/projects/{{project_id:int}}/grants", sync_to_thread=True, include_in_schema=False)
 def put_grant(request: Request, org_id: int, project_id: int, form: NamedDependency[Form],
               caller: NamedDependency[Credential], projects: NamedDependency[ProjectUseCases]) -> Response:
@@ -150,8 +233,8 @@ def audit_log(request: Request, org_id: int, caller: NamedDependency[Credential]
               action: str | None = None, cursor: str | None = None) -> Response:
     framed = admin_pages.audit(caller, org_id, project, action=action, cursor=cursor)
     audit = framed.content
-    return page(request, "audit.html", shell=Shell(framed.frame, "settings"), entries=audit.entries,
-                next_cursor=audit.next_cursor, action=action or "", names=audit.names)
+    return page(request, "audit.html", shell=Shell(framed.frame, "settings"), rows=audit_rows(audit),
+                next_cursor=audit.next_cursor, action=action or "")
 
 
 @get("/server", sync_to_thread=True, include_in_schema=False)
@@ -164,5 +247,7 @@ def server_settings(request: Request, caller: NamedDependency[Credential],
                 ai=server.ai_status, dead_letters=server.dead_letters)
 
 
-ADMIN_PAGES = [settings_page, memory_review_rules, change_role, create_group, add_group_member, create_invite,
-               revoke_invite, create_project, put_grant, remove_grant, access_review, audit_log, server_settings]
+ADMIN_PAGES = [settings_page, rename_organisation, memory_review_rules, change_role, remove_member, set_member_active,
+               create_group, add_group_member, remove_group_member, rename_group, delete_group, create_invite,
+               revoke_invite, create_project, rename_project, change_project_visibility, change_project_status,
+               put_grant, remove_grant, access_review, audit_log, server_settings]

@@ -28,6 +28,7 @@ from tow_http.context import SessionCookies, session_token
 from tow_http.errors import status_for
 from tow_http.input_guard import BIGINT_MAX, BIGINT_MIN
 from tow_http.pages.csrf import FIELD, form_token, token_is_valid
+from tow_http.pages.labels import field_label, value_label
 from tow_http.pages.markdown import render_markdown
 
 log = logging.getLogger("tow.pages")
@@ -51,6 +52,8 @@ def _environment() -> Environment:
     env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
     env.filters["filesize"] = _file_size
     env.filters["label"] = lambda value: str(value).replace("_", " ")
+    env.filters["field_label"] = field_label
+    env.filters["value_label"] = value_label
     return env
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
@@ -14,6 +15,7 @@ from markupsafe import Markup
 
 from tow_core.errors import InvalidInput
 from tow_core.records import (
+    DISPLAY_ID_PATTERN,
     MEMORY_TYPES,
     SNAPSHOT_TYPES,
     TICKET_TYPES,
@@ -23,6 +25,7 @@ from tow_core.records import (
 )
 from tow_core.semantic_search import FallbackReason, SearchMode
 from tow_core.unit_of_work import Credential
+from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.extraction import MemoryExtractionUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
 from tow_core.use_cases.records import RecordUseCases
@@ -113,7 +116,8 @@ Pages = NamedDependency[RecordPageUseCases]
 @get("/o/{org_id:int}/{section:str}", sync_to_thread=True, include_in_schema=False)
 def record_list(request: Request, org_id: int, section: str, caller: Caller, record_pages: Pages,
                 project: str | None = None, status: str | None = None, cursor: str | None = None,
-                view: str = "list") -> Response:
+                view: str = "list", deleted: str = "") -> Response:
+    """``deleted``: the doc just deleted from its page, to say so (only a well-formed display ID is shown)."""
     if section not in SECTIONS:
         raise NotFoundException(f"no page {section}")
     record_type, heading, description = SECTIONS[section]
@@ -127,6 +131,7 @@ def record_list(request: Request, org_id: int, section: str, caller: Caller, rec
                 tree=found.tree, fields=FORM_FIELDS[record_type], scopes=scope_choices(shell),
                 people=found.people, default_scope=default_scope(shell), scope_name=scope_namer(shell),
                 ai_configured=found.ai_configured, uploads_enabled=found.uploads_enabled,
+                deleted=deleted if DISPLAY_ID_PATTERN.fullmatch(deleted) else "",
                 snapshot_type_options=[(t, t.replace("_", " ").capitalize()) for t in SNAPSHOT_TYPES])
 
 
@@ -151,6 +156,11 @@ def _record_type(value: str) -> RecordType:
         raise InvalidInput("unknown record type", field="type") from exc
 
 
+def _list_link(org_id: int, section: str, project: str, **params: str) -> str:
+    """A list page, keeping the picked project."""
+    return f"/o/{org_id}/{section}?{urlencode({**params, **({'project': project} if project else {})})}"
+
+
 def _record_link(org_id: int, display_id: str, project: str = "") -> str:
     suffix = f"?project={project}" if project else ""
     return f"/o/{org_id}/r/{display_id}{suffix}"
@@ -165,7 +175,9 @@ _EXTRAS = ("crumbs", "revisions", "comments", "activity", "links", "provenance")
 @get("/o/{org_id:int}/r/{display_id:str}", sync_to_thread=True, include_in_schema=False)
 def record_page(request: Request, org_id: int, display_id: str, caller: Caller, record_pages: Pages,
                 settings: NamedDependency[Settings], project: str | None = None, edit: bool = False,
-                upload_refused: str | None = None, extraction_run: int | None = None) -> Response:
+                upload_refused: str | None = None, extraction_run: int | None = None,
+                edit_comment: int | None = None) -> Response:
+    """``edit_comment``: the id of your comment to show as an edit form (without JavaScript too)."""
     framed = record_pages.record(caller, org_id, DisplayId.parse(display_id), project)
     view, record = framed.content, framed.content.record
     shell = Shell(framed.frame, SECTION_OF[record.type])
@@ -178,7 +190,7 @@ def record_page(request: Request, org_id: int, display_id: str, caller: Caller, 
                 files=view.files, uploads_enabled=view.uploads_enabled, backlinks=view.backlinks,
                 references=view.references, upload_max_bytes=settings.uploads.upload_max_bytes,
                 upload_refused=upload_refused, extraction_enabled=view.extraction_enabled,
-                extraction_queued=extraction_run, **extras)
+                extraction_queued=extraction_run, writable=view.writable, editing_comment=edit_comment, **extras)
 
 
 def _version(form: Form) -> int:
@@ -208,8 +220,12 @@ def extract_memory(request: Request, org_id: int, display_id: str, form: NamedDe
 @post("/o/{org_id:int}/r/{display_id:str}/status", sync_to_thread=True, include_in_schema=False)
 def change_status(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
                   records: NamedDependency[RecordUseCases]) -> Response:
+    """The record page's status buttons and the board's "Move" (``back=board``: back to the board; its drag and
+    drop, static/board.js, posts this same form)."""
     records.update(caller, org_id, DisplayId.parse(display_id), version=_version(form),
                    status=form.required("status"))
+    if form.get("back") == "board":
+        return redirect(request, _list_link(org_id, "tickets", form.get("project"), view="board"))
     return redirect(request, _record_link(org_id, display_id, form.get("project")))
 
 
@@ -226,6 +242,30 @@ def add_comment(request: Request, org_id: int, display_id: str, form: NamedDepen
                 tickets: NamedDependency[TicketUseCases]) -> Response:
     tickets.add_comment(caller, org_id, DisplayId.parse(display_id), form.get("body"))
     return redirect(request, _record_link(org_id, display_id, form.get("project")) + "#comments")
+
+
+@post("/o/{org_id:int}/r/{display_id:str}/comments/{comment_id:int}", sync_to_thread=True, include_in_schema=False)
+def edit_comment(request: Request, org_id: int, display_id: str, comment_id: int, form: NamedDependency[Form],
+                 caller: Caller, tickets: NamedDependency[TicketUseCases]) -> Response:
+    """Your own comment, rewritten (the same rule as ``PATCH .../comments/{id}``)."""
+    tickets.edit_comment(caller, org_id, DisplayId.parse(display_id), comment_id, form.get("body"))
+    return redirect(request, _record_link(org_id, display_id, form.get("project")) + f"#comment-{comment_id}")
+
+
+@post("/o/{org_id:int}/r/{display_id:str}/comments/{comment_id:int}/delete", sync_to_thread=True,
+      include_in_schema=False)
+def delete_comment(request: Request, org_id: int, display_id: str, comment_id: int, form: NamedDependency[Form],
+                   caller: Caller, tickets: NamedDependency[TicketUseCases]) -> Response:
+    tickets.delete_comment(caller, org_id, DisplayId.parse(display_id), comment_id)
+    return redirect(request, _record_link(org_id, display_id, form.get("project")) + "#comments")
+
+
+@post("/o/{org_id:int}/r/{display_id:str}/delete", sync_to_thread=True, include_in_schema=False)
+def delete_doc(request: Request, org_id: int, display_id: str, form: NamedDependency[Form], caller: Caller,
+               docs: NamedDependency[DocUseCases]) -> Response:
+    """Reached through the page's confirmation step; only docs are deleted (other records are archived)."""
+    docs.delete(caller, org_id, DisplayId.parse(display_id))
+    return redirect(request, _list_link(org_id, "docs", form.get("project"), deleted=display_id))
 
 
 @post("/o/{org_id:int}/r/{display_id:str}/links", sync_to_thread=True, include_in_schema=False)
@@ -284,4 +324,4 @@ def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pag
 
 
 RECORD_PAGES = [record_list, create_record, record_page, save_record, extract_memory, change_status, move_doc,
-                add_comment, add_link, preview, search_page]
+                add_comment, edit_comment, delete_comment, delete_doc, add_link, preview, search_page]

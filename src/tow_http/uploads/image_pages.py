@@ -40,12 +40,13 @@ def _with_project(url: str, project_key: str) -> str:
 @get(PROFILE, sync_to_thread=True, include_in_schema=False)
 def profile_page(request: Request, org_id: int, caller: NamedDependency[Credential],
                  uploads: NamedDependency[UploadUseCases], settings: NamedDependency[Settings],
-                 project: str | None = None) -> Response:
+                 project: str | None = None, saved: str = "") -> Response:
+    """``saved``: which of the account forms (``accounts.profile_pages``) was just saved, to say so."""
     framed = uploads.profile(caller, org_id, project)
     profile, policy = framed.content, TokenPolicy.up_to(settings.auth.token_max_days)
     return page(request, "profile.html", shell=Shell(framed.frame, "profile"), uploads_enabled=profile.uploads_enabled,
                 tokens=profile.tokens, now=profile.now, max_days=policy.max_days, default_days=policy.default_days,
-                token_orgs=[(str(org.id), f"{org.name} only") for org, _ in framed.frame.memberships])
+                token_orgs=[(str(org.id), f"{org.name} only") for org, _ in framed.frame.memberships], saved=saved)
 
 
 @post(f"{PROFILE}/avatar", include_in_schema=False, request_max_body_size=None)

@@ -67,7 +67,7 @@ def test_avatar_logo_ticket_fields_egress_ledger_and_import(new_page, live_serve
     ada.get_by_role("link", name="Edit").click()
     ada.get_by_label("Assignee").select_option(label="Nobody")
     ada.get_by_role("button", name="Save").click()
-    expect(ada.locator("#activity")).to_contain_text("assignee id Ada → —")
+    expect(ada.locator("#activity")).to_contain_text("assignee Ada → —")
 
     # The data-egress ledger (calls recorded as the AI adapters would), filtered by purpose.
     org_id = int(org_path.rsplit("/", 1)[1])

@@ -190,7 +190,7 @@ def test_doc_memory_diff_and_search(new_page):
     ada.get_by_role("button", name="Comment").click()
     expect(ada.locator("#comments .prose strong")).to_have_text("now")
     ada.get_by_role("button", name="Mark in progress").click()
-    expect(ada.locator("#activity")).to_contain_text("status backlog → in_progress")
+    expect(ada.locator("#activity")).to_contain_text("status backlog → in progress")
     shot(ada, "ticket")
     ada.goto(f"{org_path}/tickets?project=APP&view=board")
     expect(ada.get_by_role("region", name="in progress")).to_contain_text("APP-1")
