@@ -13,14 +13,18 @@ def pytest_addoption(parser):
 # Fake OpenAI/Exa servers and the environment pointing TOW at them (tests/ai_fixtures.py).
 # The embedded PostgreSQL and the app built on it (tests/postgres_fixtures.py), for tests/contract and tests/e2e.
 # SeaweedFS, the real S3-compatible server (tests/seaweedfs.py), started only if a test asks for it.
-pytest_plugins = ["tests.ai_fixtures", "tests.postgres_fixtures", "tests.seaweedfs"]
+# The suite's figures carried from pytest-xdist workers to the summary (tests/suite_figures.py).
+pytest_plugins = ["tests.ai_fixtures", "tests.postgres_fixtures", "tests.seaweedfs", "tests.suite_figures"]
 
 
 def pytest_terminal_summary(terminalreporter):
     from tests.contract.test_records_leak import LEAK_STATS
     from tests.contract.test_semantic_recall import RECALL_STATS
     from tests.contract.test_visibility_differential import SEARCH_STATS, STATS
+    from tests.suite_figures import said_by_workers
 
+    for line in said_by_workers():
+        terminalreporter.write_line(line)
     _upload_summary(terminalreporter)
     _drill_summary(terminalreporter)
     _seaweedfs_summary(terminalreporter)

@@ -86,11 +86,12 @@ from tow_core.uploads import UploadStore
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs, ExportSnapshot
 from tow_core.use_cases.extraction import ExtractionRuns
+from tow_core.use_cases.password_reset import RESET_LINK_JOB, ResetLinkMailer
 from tow_core.use_cases.snapshots import SnapshotRuns, fail_abandoned_generations
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.ai_services import AiServices, AiStatus
 from tow_http.app import create_app
-from tow_http.bootstrap import extraction_policy
+from tow_http.bootstrap import extraction_policy, mail_composer
 from tow_http.config import LoadedConfig, effective_config_entries
 from tow_http.context import Services, utc_now
 from tow_http.email_worker import EmailWorker
@@ -175,16 +176,18 @@ def _upload_store(config: LoadedConfig) -> UploadStore:
 def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFiles,
                      upload_store: UploadStore | None = None,
                      clock: Callable[[], datetime] | None = None) -> JobWorker:
-    """The job worker with every job handler this deployment has (exports). Tests pass a clock.
-    Needs no APP_SECRET: it serves no sessions."""
+    """The job worker with every job handler this deployment has (exports, password reset links). Tests pass a
+    clock. Needs no APP_SECRET: it serves no sessions."""
     jobs, exports = config.settings.jobs, config.settings.exports
     clock = clock or utc_now
     transaction = _transaction_factory(engine)
 
     export_jobs = ExportJobs(Transactions(transaction, clock), export_snapshots_on(engine, upload_store), files,
                              retention=timedelta(hours=exports.retention_hours))
+    reset_links = ResetLinkMailer(Transactions(transaction, clock), SessionCookieSigner,
+                                  mail_composer(config.settings))
     return JobWorker(
-        PgJobLeases(engine), {EXPORT_JOB: export_jobs.run},
+        PgJobLeases(engine), {EXPORT_JOB: export_jobs.run, RESET_LINK_JOB: reset_links.send_link},
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
         periodic=[export_jobs.sweep,

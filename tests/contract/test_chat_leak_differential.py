@@ -54,6 +54,7 @@ from tests.contract.test_visibility_differential import World, load, worlds
 from tests.fake_embeddings import FakeEmbeddingModel
 from tests.fake_reasoning import ScriptedReasoningModel, call, step
 from tests.semantic_vectors import bag_of_words_vector
+from tests.suite_figures import say
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory
@@ -599,11 +600,8 @@ def chat_leak_engine(embedded_postgres, request):
     space = PgEmbeddingSpaces(engine).record_first("bag-of-words", DIM)
     yield engine, space
     engine.dispose()
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and STATS["worlds"]:
-        with capture.global_and_fixture_disabled():  # fixture teardown output is captured otherwise
-            reporter.write_line("\n" + summary())
+    if STATS["worlds"]:
+        say(request.config, summary())
 
 
 def summary() -> str:

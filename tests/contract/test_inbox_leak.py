@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from tests.contract.test_more_leak_paths import EPOCH, Facts, all_scopes
 from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tests.suite_figures import say
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory
@@ -51,12 +52,9 @@ def inbox_engine(embedded_postgres, request):
         ))
     yield engine
     engine.dispose()
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and STATS["worlds"]:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\ninbox leak: {STATS['worlds']} worlds, {STATS['checks']} (user, scope, kind) "
-                                f"checks, {STATS['leaks']} leaks")
+    if STATS["worlds"]:
+        say(request.config, f"inbox leak: {STATS['worlds']} worlds, {STATS['checks']} (user, scope, kind) "
+        f"checks, {STATS['leaks']} leaks")
 
 
 class InboxFacts:

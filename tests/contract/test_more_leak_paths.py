@@ -45,6 +45,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tests.suite_figures import say
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.engine import PoolOptions, create_engine
@@ -94,14 +95,9 @@ def leak_engine(embedded_postgres, request):
         ))
     yield engine
     engine.dispose()
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and STATS["worlds"]:
-        with capture.global_and_fixture_disabled():  # fixture teardown output is captured otherwise
-            reporter.write_line(
-                f"\nmore leak paths: {STATS['worlds']} worlds, {STATS['checks']} (user, path, object) checks, "
-                f"{STATS['leaks']} leaks"
-            )
+    if STATS["worlds"]:
+        say(request.config, f"more leak paths: {STATS['worlds']} worlds, {STATS['checks']} (user, path, object) checks, "
+        f"{STATS['leaks']} leaks")
 
 
 # --- the world's rows ---------------------------------------------------------------------------------

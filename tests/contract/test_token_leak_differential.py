@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from tests.contract.test_records_leak import EPOCH, Facts
 from tests.contract.test_snapshot_leak import stores_on
 from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tests.suite_figures import say
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
@@ -56,12 +57,9 @@ def token_leak_engine(embedded_postgres, request):
         ))
     yield engine
     engine.dispose()
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and STATS["worlds"]:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\ntoken leak differential: {STATS['worlds']} worlds, {STATS['comparisons']} "
-                                f"(credential, path) comparisons, {STATS['disagreements']} disagreements")
+    if STATS["worlds"]:
+        say(request.config, f"token leak differential: {STATS['worlds']} worlds, {STATS['comparisons']} "
+        f"(credential, path) comparisons, {STATS['disagreements']} disagreements")
 
 
 def transactions_on(conn: sa.Connection) -> Transactions:

@@ -96,6 +96,8 @@ def test_a_password_reset_link_arrives_works_once_and_ends_the_other_sessions(ma
             response = form(client_of(container), "/forgot-password", email=address)
             answers.append((response.status_code, re.search(r'id="reset-requested">([^<]*)<', response.text).group(1)))
         assert answers[0] == answers[1] == (200, NEUTRAL_ANSWER)
+        assert container.email_worker().drain() == 0  # each answer queued a lookup, not an email
+        assert container.job_worker().drain() == 2  # one lookup per request, whatever the address
         assert container.email_worker().drain() == 1  # only the account gets an email
         [message] = smtp.mailbox.messages
     assert message["To"] == "ada@example.com" and message["Subject"] == "Reset your TOW password"

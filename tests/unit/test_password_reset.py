@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.fake_email import InMemoryEmailOutbox, InMemoryPasswordResets
+from tests.fake_exports import InMemoryJobQueue
 from tests.fake_oidc_identities import InMemoryOidcIdentities
 from tests.fake_tokens import InMemoryAccessTokens
 from tests.fake_unit_of_work import fake_transactions, signed_in
@@ -20,8 +21,9 @@ from tow_core import accounts
 from tow_core.access_tokens import NewToken, TokenAccess
 from tow_core.audit import AuditAction
 from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
+from tow_core.jobs import JobStatus
 from tow_core.password_reset import NEUTRAL_ANSWER
-from tow_core.use_cases.password_reset import PasswordResetUseCases
+from tow_core.use_cases.password_reset import RESET_LINK_JOB, PasswordResetUseCases, ResetLinkMailer
 from tow_http.bootstrap import mail_composer
 from tow_http.config import Settings
 
@@ -38,6 +40,7 @@ class ResetWorld:
         self.outbox, self.resets = InMemoryEmailOutbox(), InMemoryPasswordResets()
         self.identities = InMemoryOidcIdentities(self.directory)
         self.tokens = InMemoryAccessTokens()
+        self.jobs = InMemoryJobQueue()
         d = self.directory
         self.ada = d.add_user("ada@example.com", "Ada", self.hasher.hash("ada's old password"), server_admin=True).id
         self.bob = d.add_user("bob@example.com", "Bob", self.hasher.hash("bob's old password"), server_admin=False).id
@@ -48,14 +51,25 @@ class ResetWorld:
         self.imported = d.add_user("imported@example.com", "Imported", None, server_admin=False).id
         transactions = fake_transactions(lambda: self.now, rollback=(self.directory, self.outbox, self.resets),
                                          directory=d, email_outbox=self.outbox, password_resets=self.resets,
-                                         oidc_identities=self.identities, tokens=self.tokens)
+                                         oidc_identities=self.identities, tokens=self.tokens,
+                                         jobs=self.jobs)
         settings = Settings()
         settings = type(settings)(runtime=type(settings.runtime)(public_app_url="http://tow.example/"))
         self.cases = PasswordResetUseCases(transactions, self.hasher, Tokens(), mail_composer(settings),
                                            single_sign_on=single_sign_on)
+        self.mailer = ResetLinkMailer(transactions, Tokens(), mail_composer(settings))
 
     def ask(self, email: str, client_ip: str = "198.51.100.7") -> str:
-        return self.cases.request_reset(email=email, client_ip=client_ip)
+        """Asks, then runs the lookups the job worker would."""
+        answer = self.cases.request_reset(email=email, client_ip=client_ip)
+        self.run_jobs()
+        return answer
+
+    def run_jobs(self) -> None:
+        for job in [j for j in self.jobs.jobs.values() if j.status is JobStatus.QUEUED]:
+            assert job.kind == RESET_LINK_JOB
+            self.mailer.send_link(job)
+            self.jobs.finish(job.id, JobStatus.COMPLETED)
 
     def emailed_token(self, to: str) -> str:
         [message] = [e.message for e in self.outbox.all() if e.message.to == to]
@@ -205,3 +219,12 @@ def test_with_single_sign_on_there_is_no_reset():
     with pytest.raises(AccessDenied):
         w.reset("tok-1")
     assert w.outbox.all() == []
+
+
+def test_asking_queues_the_same_lookup_for_every_address_and_no_email_until_the_worker_runs_it(w):
+    for address in ("ada@example.com", "nobody@example.com"):
+        assert w.cases.request_reset(email=address, client_ip="198.51.100.7") == NEUTRAL_ANSWER
+    assert [(job.kind, sorted(job.payload)) for job in w.jobs.jobs.values()] == [(RESET_LINK_JOB, ["email"])] * 2
+    assert w.outbox.all() == []
+    w.run_jobs()
+    assert [e.message.to for e in w.outbox.all()] == ["ada@example.com"]

@@ -1,7 +1,10 @@
 """Password reset by email at every front door (rules in ``tow_core.password_reset``).
 
-Asking always answers ``NEUTRAL_ANSWER``; the email (if any) is queued in the outbox in the same transaction
-that stores the token's hash, and sent by a worker, so the answer never waits for the mail server. A failed
+Asking always answers ``NEUTRAL_ANSWER`` and does the same work whatever the address: it records the attempt
+(throttling) and queues a ``password_reset`` job, one transaction of the same statements, so neither the answer
+nor its timing tells whether the address has an account. The job worker then looks the address up and, for an
+account that may reset, stores the token's hash and queues the email in the outbox in one transaction; the email
+worker sends it, so the answer never waits for the database lookup, the template or the mail server. A failed
 use of a link is counted against the client in a transaction that commits before the refusal is raised.
 With single sign-on (``auth.mode: oidc``) there is no reset: passwords are the provider's business (the
 break-glass server admin's is set with `tow users set-password`).
@@ -17,12 +20,14 @@ from tow_core.accounts import client_network
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import AccessDenied, NotFound, TowError
 from tow_core.identity import normalise_email
+from tow_core.jobs import Job, NewJob
 from tow_core.mail import MailComposer
 from tow_core.password_reset import NEUTRAL_ANSWER, RESET_LIFETIME, ResetThrottle
 from tow_core.passwords import PasswordHasher, check_password_policy
 from tow_core.unit_of_work import Stores, Transactions
 from tow_core.use_cases.accounts import SessionTokens
 
+RESET_LINK_JOB = "password_reset"
 SSO_NO_RESET = "this server signs in through single sign-on: reset your password with your identity provider"
 
 
@@ -36,21 +41,15 @@ class PasswordResetUseCases:
     throttle: ResetThrottle = field(default_factory=ResetThrottle)
 
     def request_reset(self, *, email: str, client_ip: str) -> str:
-        """Emails a reset link when the address belongs to an account that may reset; the same answer always."""
+        """Queues the lookup that emails a reset link when the address belongs to an account that may reset
+        (``send_link``); the same answer and the same statements always."""
         self._refuse_single_sign_on()
         address = normalise_email(email)
         with self.transactions.unattended() as unattended:
             stores, now = unattended.stores, unattended.now
             password_reset.request(stores.password_resets, email=address, client_ip=client_ip, now=now,
                                    policy=self.throttle)
-            user = stores.directory.user_by_email(address)
-            if user is not None and password_reset.may_reset(user, _linked(stores, user.id)):
-                token = self.tokens.new_token()
-                stores.password_resets.add_token(user.id, self.tokens.token_hash(token), now=now,
-                                                 expires_at=now + RESET_LIFETIME)
-                message = self.mail.password_reset(to=user.email, display_name=user.display_name, token=token,
-                                                   valid_minutes=RESET_LIFETIME // timedelta(minutes=1))
-                stores.email_outbox.queue(message, now=now)
+            stores.jobs.enqueue(NewJob(RESET_LINK_JOB, {"email": address}), now=now)
         return NEUTRAL_ANSWER
 
     def reset_problem(self, token: str) -> str | None:
@@ -91,6 +90,31 @@ class PasswordResetUseCases:
     def _refuse_single_sign_on(self) -> None:
         if self.single_sign_on:
             raise AccessDenied(SSO_NO_RESET)
+
+
+@dataclass(frozen=True)
+class ResetLinkMailer:
+    """Runs the ``password_reset`` jobs that ``request_reset`` queues (in the job worker: no APP_SECRET needed,
+    tokens are random and stored as their SHA-256)."""
+
+    transactions: Transactions
+    tokens: SessionTokens
+    mail: MailComposer
+
+    def send_link(self, job: Job) -> None:
+        """The ``password_reset`` job: emails a link when the asked address belongs to an account that may
+        reset (``tow_core.password_reset.may_reset``), else nothing."""
+        address = str(job.payload.get("email", ""))
+        with self.transactions.unattended() as unattended:
+            stores, now = unattended.stores, unattended.now
+            user = stores.directory.user_by_email(address)
+            if user is not None and password_reset.may_reset(user, _linked(stores, user.id)):
+                token = self.tokens.new_token()
+                stores.password_resets.add_token(user.id, self.tokens.token_hash(token), now=now,
+                                                 expires_at=now + RESET_LIFETIME)
+                message = self.mail.password_reset(to=user.email, display_name=user.display_name, token=token,
+                                                   valid_minutes=RESET_LIFETIME // timedelta(minutes=1))
+                stores.email_outbox.queue(message, now=now)
 
 
 def _linked(stores: Stores, user_id: int) -> int:
