@@ -30,6 +30,7 @@ from tow_core.identity import Directory, Session
 from tow_core.imports import OrganisationImport
 from tow_core.jobs import JobQueue
 from tow_core.knowledge import Workspace
+from tow_core.live import LiveEvents
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.oidc import OidcIdentities
 from tow_core.outbox import EmailOutbox
@@ -61,6 +62,7 @@ class Stores:
     snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
     email_outbox: EmailOutbox  # email queued with the change that causes it, sent by workers (issue 19)
     password_resets: PasswordResets  # password reset links (their hashes) and the log that throttles them
+    live: LiveEvents  # live updates to open pages, sent on commit (tow_core.live)
 
 
 class UnitOfWork(Protocol):

@@ -22,6 +22,7 @@ from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportSnapshot, ExportUseCases, ImportUseCases
 from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.inbox import InboxUseCases
+from tow_core.use_cases.live import LiveUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.password_reset import PasswordResetUseCases
@@ -93,6 +94,7 @@ def use_cases(services: Services) -> dict[str, object]:
         "snapshots": SnapshotUseCases(transactions, ai_configured),
         "inbox": InboxUseCases(transactions),
         "run_events": AgentRunEventUseCases(transactions, ai_configured),
+        "live": LiveUseCases(transactions, services.live),
     }
 
 

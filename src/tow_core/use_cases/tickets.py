@@ -1,14 +1,22 @@
 """Tickets: comments, the activity log and links (rules in ``tow_core.tickets``); creating and editing a
-ticket go through ``RecordUseCases``."""
+ticket go through ``RecordUseCases``. A comment added or edited is published to the ticket's live subscribers
+(``tow_core.live``: who may hear of it is decided at delivery)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from tow_core import tickets
+from tow_core.live import LiveEvent
 from tow_core.records import DisplayId
 from tow_core.tickets import ActivityEntry, Comment, Link
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+
+
+def _told(acting: Acting, org_id: int, comment: Comment) -> Comment:
+    acting.stores.live.publish(LiveEvent.comment_added(org_id, comment.record_id, comment.id,
+                                                       acting.principal.user_id))
+    return comment
 
 
 @dataclass(frozen=True)
@@ -23,13 +31,14 @@ class TicketUseCases:
 
     def add_comment(self, credential: SessionCredential, org_id: int, display_id: DisplayId, body: str) -> Comment:
         with self.transactions.acting_as(credential) as acting:
-            return tickets.add_comment(acting.workspace(org_id), acting.stores.history.comments, display_id, body)
+            return _told(acting, org_id, tickets.add_comment(acting.workspace(org_id), acting.stores.history.comments,
+                                                            display_id, body))
 
     def edit_comment(self, credential: SessionCredential, org_id: int, display_id: DisplayId, comment_id: int,
                      body: str) -> Comment:
         with self.transactions.acting_as(credential) as acting:
-            return tickets.edit_comment(acting.workspace(org_id), acting.stores.history.comments, display_id,
-                                        comment_id, body)
+            return _told(acting, org_id, tickets.edit_comment(acting.workspace(org_id), acting.stores.history.comments,
+                                                             display_id, comment_id, body))
 
     def delete_comment(self, credential: SessionCredential, org_id: int, display_id: DisplayId,
                        comment_id: int) -> None:
