@@ -59,6 +59,7 @@ from tow_core.errors import (
     Throttled,
     TowError,
 )
+from tow_core.live import MAX_TOPICS
 from tow_http.errors import ErrorEnvelope, status_for_class
 from tow_http.security import STATE_CHANGING
 from tow_http.shapes import DISPLAY_ID, END, VISIBLE
@@ -221,7 +222,8 @@ ANSWERS: dict[str, Answers] = {
     "cancel_my_agent_run": answers(Conflict),
     "get_inbox": answers(),
     "get_inbox_count": answers(),
-    "live_updates": answers(InvalidInput, NotConfigured, Throttled),
+    "live_updates": answers(InvalidInput, NotConfigured, Throttled, parameters={"record": {
+        "items": Schema(type=OpenAPIType.STRING, pattern=DISPLAY_ID), "max_items": MAX_TOPICS}}),
     "dismiss_run": answers(Conflict),
     "agent_run_events": answers(AiNotConfigured),
     "server_egress": answers(InvalidInput, access=_SERVER),

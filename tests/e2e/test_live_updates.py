@@ -108,7 +108,7 @@ def test_a_stream_is_refused_for_what_its_caller_cannot_follow(two):
     world, b = two
     secret = world.create(world.ada, type="doc", title="Audit", scope=world.scope("SEC"))
     for client, records, status in ((world.bob, [secret["display_id"]], 404), (world.client(), [], 401),
-                                    (world.bob, ["not-an-id"], 400)):
+                                    (world.bob, ["not-an-id"], 422)):
         refused = Stream(b, world, client, records)
         assert refused.response.status == status
         refused.close()

@@ -137,6 +137,8 @@ class ChatRuns:
             answer = verify(owner.workspace, draft)
             turn = owner.stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=owner.now)
             owner.stores.agent_runs.append_events(run, [answer_event(turn)], now=owner.now)
+            if any(a.pending_action for a in answer.tool_activity):  # waits in the asker's inbox (tow_core.inbox)
+                owner.stores.live.publish(LiveEvent.user_nudged(run.organisation_id, run.owner_id))
             if conversation.memory_extraction:
                 queue_for_chat(owner.stores, self.extraction, owner_id=run.owner_id, org_id=run.organisation_id,
                                project_id=conversation.project_id, conversation_id=conversation_id, turn_id=turn.id,

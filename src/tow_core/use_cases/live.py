@@ -25,15 +25,16 @@ class LiveUseCases:
     transactions: Transactions
     hub: LiveHub | None  # None: this server holds no live streams (tests of other things)
 
-    def subscribe(self, credential: Credential, org_id: int, records: Sequence[DisplayId],
+    def subscribe(self, credential: Credential, org_id: int, records: Sequence[str | DisplayId],
                   deliver: Callable[[LiveEvent], None]) -> Callable[[], None]:
-        """Joins this process's hub for ``records`` (each one the caller reads, else NotFound) and their own
-        nudges; returns how to leave. Throttled when the process serves its maximum of streams."""
+        """Joins this process's hub for ``records`` (display IDs, each one the caller reads, else NotFound) and
+        their own nudges; returns how to leave. Throttled when the process serves its maximum of streams."""
         if len(records) > MAX_TOPICS:
             raise InvalidInput(f"follow at most {MAX_TOPICS} records in one stream", field="record")
+        refs = [_display_id(ref) for ref in records]
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
-            followed = {record.id: record.display_id for record in (knowledge.get_record(ws, ref) for ref in records)}
+            followed = {record.id: record.display_id for record in (knowledge.get_record(ws, ref) for ref in refs)}
             subscription = Subscription(acting.principal.user_id, org_id, followed)
         if self.hub is None:
             raise NotConfigured("live updates are not available on this server")
@@ -53,6 +54,15 @@ class LiveUseCases:
             if event.kind is LiveKind.REVIEWS_CHANGED:
                 return NUDGE if event.scope is not None and _reviews(ws, event) else None
             return _record_message(ws, event)
+
+
+def _display_id(ref: str | DisplayId) -> DisplayId:
+    if isinstance(ref, DisplayId):
+        return ref
+    try:
+        return DisplayId.parse(ref)
+    except InvalidInput as exc:
+        raise InvalidInput(str(exc), field="record") from exc
 
 
 def _reviews(ws: Workspace, event: LiveEvent) -> bool:

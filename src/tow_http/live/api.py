@@ -21,11 +21,9 @@ from litestar.utils.sync import sync_to_thread
 
 from tow_core.errors import TowError
 from tow_core.live import MAX_TOPICS, LiveEvent, LiveMessage
-from tow_core.records import DisplayId
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.live import LiveUseCases
 from tow_http.config import Settings
-from tow_http.shapes import DISPLAY_ID
 
 QUEUED_PER_STREAM = 64  # events waiting for one slow stream; beyond them it gets `resync` instead
 
@@ -49,8 +47,9 @@ at most `live.max_clients` streams: beyond them 429. Personal access tokens may 
 ones too); browsers use the session cookie. Behind a reverse proxy, turn response buffering off for this path
 (nginx: the stream sends `X-Accel-Buffering: no`)."""
 
-Records = Annotated[list[Annotated[str, msgspec.Meta(pattern=DISPLAY_ID)]] | None, QueryParameter(
-    name="record", description=f"a record the page shows, by display ID (repeat it, up to {MAX_TOPICS})")]
+Records = Annotated[tuple[str, ...], QueryParameter(
+    name="record", description=f"a record the page shows, by display ID like `DOC-7` (repeat it, up to {MAX_TOPICS}; "
+    "anything else: 422)")]
 
 
 def _message(line: LiveMessage) -> ServerSentEventMessage:
@@ -102,12 +101,11 @@ async def _follow(live: LiveUseCases, caller: Credential, org_id: int, queue: as
 @get("/organisations/{org_id:int}/live", summary="Follow live updates (SSE)", description=LIVE_PROTOCOL,
      media_type="text/event-stream")
 async def live_updates(org_id: int, caller: NamedDependency[Credential], live: NamedDependency[LiveUseCases],
-                       settings: NamedDependency[Settings], record: Records = None) -> ServerSentEvent:
+                       settings: NamedDependency[Settings], record: Records = ()) -> ServerSentEvent:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(QUEUED_PER_STREAM)
-    refs = [DisplayId.parse(ref) for ref in record or ()]
     # Subscribing answers here, so a refused stream is a plain 404 / 429 rather than an empty stream.
-    leave = await sync_to_thread(live.subscribe, caller, org_id, refs, _inbox(loop, queue))
+    leave = await sync_to_thread(live.subscribe, caller, org_id, record, _inbox(loop, queue))
     stream = _follow(live, caller, org_id, queue, leave, settings.live.heartbeat_seconds)
     weakref.finalize(stream, leave)  # a client gone before the stream started still leaves the hub
     return ServerSentEvent(stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
