@@ -19,13 +19,14 @@ from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.utils.sync import sync_to_thread
 
-from tow_core.errors import TowError
+from tow_core.errors import RetryableError, TowError
 from tow_core.live import MAX_TOPICS, LiveEvent, LiveMessage
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.live import LiveUseCases
 from tow_http.config import Settings
 
 QUEUED_PER_STREAM = 64  # events waiting for one slow stream; beyond them it gets `resync` instead
+RESYNC = LiveMessage("resync", {})
 
 LIVE_PROTOCOL = f"""Live updates for the page you have open, as server-sent events (`text/event-stream`; in a
 browser, `EventSource`). Name the records the page shows with `record` (display IDs, up to {MAX_TOPICS}; each must
@@ -36,7 +37,8 @@ be one you read, else 404). The stream first sends `ready` `{{}}` (it listens fr
 - `comment_added` `{{record, comment_id, by}}` — someone else added or edited a comment on it;
 - `nudge` `{{}}` — your inbox count changed (a memory diff or snapshot awaiting review in a scope you write was
   proposed or decided): refetch `GET .../inbox/count`;
-- `resync` `{{}}` — this stream fell behind and dropped events: reload what you show.
+- `resync` `{{}}` — this stream fell behind or could not check an event (the database was busy): what you show
+  may be out of date.
 
 Events carry ids and names only, never titles or text. **Access is checked at delivery**, as you, at that moment:
 an event about a record you can no longer read is not sent (nor who changed it); you are never told of your own
@@ -81,16 +83,20 @@ async def _follow(live: LiveUseCases, caller: Credential, org_id: int, queue: as
             except TimeoutError:
                 try:
                     await sync_to_thread(live.check, caller, org_id)
-                except TowError:
+                except RetryableError:  # the database is busy or away: the next heartbeat asks again
+                    pass
+                except TowError:  # signed out, removed from the organisation: the stream ends
                     return
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
                 continue
             if event is None:
-                yield ServerSentEventMessage(data="{}", event="resync")
+                yield _message(RESYNC)
                 continue
             try:
                 line = await sync_to_thread(live.deliver, caller, org_id, event)
-            except TowError:  # signed out, removed from the organisation: the stream ends
+            except RetryableError:  # undecided, so not sent: the page is told it may be out of date
+                line = RESYNC
+            except TowError:
                 return
             if line is not None:
                 yield _message(line)
