@@ -14,16 +14,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.fake_oidc_identities import InMemoryOidcIdentities
+from tests.fake_tokens import InMemoryAccessTokens
 from tests.fake_unit_of_work import fake_transactions
 from tests.fakes import InMemoryDirectory
 from tow_core import accounts
 from tow_core.access import OrgRole
+from tow_core.access_tokens import NewToken, TokenAccess, TokenPolicy
 from tow_core.audit import AuditAction
-from tow_core.errors import Conflict, DependencyUnavailable, InvalidToken, NotFound, TokenReadOnly
+from tow_core.errors import AccessDenied, Conflict, DependencyUnavailable, InvalidToken, NotFound, TokenReadOnly
 from tow_core.identity import WorkflowMode
 from tow_core.oidc import OrganisationRule, ProviderAccess, ProviderLogin, SignInRefused, SsoPolicy
 from tow_core.unit_of_work import ProviderTokenCredential, SessionCredential
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
+from tow_core.use_cases.tokens import TokenUseCases
+from tow_http.context import PersonalAccessTokenSecrets
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ISSUER = "https://login.example.com/realms/company"
@@ -351,8 +355,15 @@ def test_a_provider_access_token_acts_as_the_linked_account_and_writes_only_with
     assert reads_as(server, reader) == ada and reads_as(server, writer, writes=True) == bob
     with pytest.raises(TokenReadOnly, match="write scope"):
         reads_as(server, reader, writes=True)
-    with server.sso.transactions.acting_as(writer) as acting:  # it is no personal token, and it cannot mint one
+    with server.sso.transactions.acting_as(writer) as acting:  # no personal token acts ...
         assert acting.token is None and acting.by_provider_token
+    tokens = InMemoryAccessTokens()  # ... and it cannot mint one (a read-only token minting a writer's)
+    minting = TokenUseCases(fake_transactions(lambda: server.now, directory=server.directory,
+                                              oidc_identities=server.identities, tokens=tokens),
+                            PersonalAccessTokenSecrets(), TokenPolicy())
+    with pytest.raises(AccessDenied, match="cannot create tokens"):
+        minting.create(replace(writer, writes=True), NewToken("escalate", 30, TokenAccess.READ_WRITE, None))
+    assert tokens.tokens_of([bob]) == []
 
 
 def test_a_provider_access_token_never_finds_an_account_by_email_and_never_creates_one():
