@@ -15,7 +15,7 @@ from tow_core import inbox, knowledge, memory_review
 from tow_core.conversations import readable_project_ids
 from tow_core.inbox import Inbox, InboxCounts
 from tow_core.records import Record, RecordQuery, RecordType
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of, inbox_desk, inbox_within
 
 OPEN_TICKET_STATUSES = frozenset({"backlog", "todo", "in_progress", "blocked", "in_review"})
@@ -47,7 +47,7 @@ def _with_review_rule(ws: knowledge.Workspace, box: Inbox) -> Inbox:
 class InboxUseCases:
     transactions: Transactions
 
-    def inbox(self, credential: SessionCredential, org_id: int, project_key: str | None = None) -> Inbox:
+    def inbox(self, credential: Credential, org_id: int, project_key: str | None = None) -> Inbox:
         """The caller's inbox in the organisation, or in one project they read (else NotFound)."""
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
@@ -55,7 +55,7 @@ class InboxUseCases:
             where = inbox.within(acting.principal, org_id, picked, readable_project_ids(ws))
             return _with_review_rule(ws, inbox.gather(inbox_desk(acting), where))
 
-    def counts(self, credential: SessionCredential, org_id: int, project_key: str | None = None
+    def counts(self, credential: Credential, org_id: int, project_key: str | None = None
                ) -> inbox.InboxCounts:
         """Only the counts (the shell's badge, refetched when a live stream nudges the page)."""
         with self.transactions.acting_as(credential) as acting:
@@ -64,13 +64,13 @@ class InboxUseCases:
             return inbox.count(inbox_desk(acting), inbox.within(acting.principal, org_id, picked,
                                                                 readable_project_ids(ws)))
 
-    def inbox_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Inbox]:
+    def inbox_page(self, credential: Credential, org_id: int, project_key: str | None) -> Framed[Inbox]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             where = inbox_within(acting, org_id, frame.project, frame.projects)
             return Framed(frame, _with_review_rule(acting.workspace(org_id), inbox.gather(inbox_desk(acting), where)))
 
-    def today_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Today]:
+    def today_page(self, credential: Credential, org_id: int, project_key: str | None) -> Framed[Today]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             ws = acting.workspace(org_id)
@@ -86,7 +86,7 @@ class InboxUseCases:
             empty = not recent and (picked is None or knowledge.count_records(ws, RecordQuery()) == 0)
             return Framed(frame, Today(counts, recent, snapshots, tickets, empty))
 
-    def dismiss_run(self, credential: SessionCredential, org_id: int, run_id: int) -> None:
+    def dismiss_run(self, credential: Credential, org_id: int, run_id: int) -> None:
         """The caller's failed run leaves their inbox (kept in the run listing)."""
         with self.transactions.acting_as(credential) as acting:
             inbox.dismiss_run(acting.stores.agent_runs, acting.principal, org_id, run_id, now=acting.now)
