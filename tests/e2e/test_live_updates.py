@@ -31,11 +31,11 @@ def cookie_of(client) -> str:
 
 
 class Stream:
-    def __init__(self, server: LiveServer, world: World, client, records=()) -> None:
+    def __init__(self, server: LiveServer, world: World, client, records=(), *, token: str | None = None) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         query = "&".join(f"record={r}" for r in records)
-        self.conn.request("GET", f"{world.base}/live?{query}",
-                          headers={"Cookie": cookie_of(client), "Accept": "text/event-stream"})
+        who = {"Authorization": f"Bearer {token}"} if token else {"Cookie": cookie_of(client)}
+        self.conn.request("GET", f"{world.base}/live?{query}", headers={**who, "Accept": "text/event-stream"})
         self.response = self.conn.getresponse()
         self.comments = 0
         if self.response.status == 200:
@@ -112,6 +112,17 @@ def test_a_stream_is_refused_for_what_its_caller_cannot_follow(two):
         refused = Stream(b, world, client, records)
         assert refused.response.status == status
         refused.close()
+
+
+def test_a_read_only_access_token_follows_a_stream_until_it_is_revoked(two):
+    world, b = two
+    doc = world.create(world.ada, type="doc", title="Runbook", scope=world.scope("OPS"))
+    token = world.bob.post("/api/me/tokens", json={"name": "watcher", "access": "read"}).json()
+    stream = Stream(b, world, None, [doc["display_id"]], token=token["secret"])
+    save(world, world.ada, doc["display_id"], body="step 2")
+    assert stream.next()[0] == "record_changed"
+    assert world.bob.delete(f"/api/me/tokens/{token['token']['id']}").status_code == 204
+    assert stream.next() is None  # the next heartbeat's check refuses the revoked token
 
 
 def test_signing_out_ends_the_stream_at_the_next_heartbeat(two):
