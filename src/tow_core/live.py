@@ -6,7 +6,8 @@ Rules:
   never for a change rolled back. Every record update goes through ``knowledge.update_record``'s history
   hook (``tow_core.record_history``), so a doc, ticket, decision or risk saved through any front door
   publishes ``record_changed``; ticket comments publish ``comment_added``; a memory diff proposed or
-  decided, and a snapshot entering or leaving review, publish ``reviews_changed`` for its scope.
+  decided, and a snapshot entering or leaving review, publish ``reviews_changed`` for its scope; a chat answer
+  proposing an action, and (after it is recorded) a failed agent run, ``user_nudged`` for its owner.
 - **Ids only** in an event (``LiveEvent.payload``): no titles, bodies or names, since other processes' logs
   and any database session listening on the channel may see it.
 - **Access at delivery.** ``concerns`` only routes an event to the subscriptions it may be about; whether a

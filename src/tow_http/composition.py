@@ -79,7 +79,7 @@ from tow_core.exports import EXPORT_JOB
 from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
-from tow_core.live import LiveHub
+from tow_core.live import LiveEvent, LiveHub
 from tow_core.outbox import MailTransport, QueuedEmail
 from tow_core.record_history import RecordKeeping
 from tow_core.snapshots import SNAPSHOT_RUN
@@ -228,7 +228,14 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
         clock=clock or utc_now, listener_for=lambda wake: Wakeups(engine, AGENT_RUNS_CHANNEL, wake),
+        on_failed=lambda run: publish_live(engine, LiveEvent.user_nudged(run.organisation_id, run.owner_id)),
     )
+
+
+def publish_live(engine: sa.Engine, event: LiveEvent) -> None:
+    """A live event on its own (tow_core.live), for work outside a use case's unit of work (the run worker)."""
+    with transaction_on(engine) as connection:
+        PgLiveEvents(connection).publish(event)
 
 
 def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: UploadStore | None, *,

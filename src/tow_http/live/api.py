@@ -36,7 +36,8 @@ be one you read, else 404). The stream first sends `ready` `{{}}` (it listens fr
   status, assignee ...); `by` is their display name. Reload to see it;
 - `comment_added` `{{record, comment_id, by}}` — someone else added or edited a comment on it;
 - `nudge` `{{}}` — your inbox count changed (a memory diff or snapshot awaiting review in a scope you write was
-  proposed or decided): refetch `GET .../inbox/count`;
+  proposed or decided, the assistant proposed an action in your chat, an agent run of yours failed): refetch
+  `GET .../inbox/count`;
 - `resync` `{{}}` — this stream fell behind or could not check an event (the database was busy): what you show
   may be out of date.
 
