@@ -92,7 +92,23 @@ def test_the_sidebar_opens_a_docs_sub_pages_on_demand_and_slash_focuses_the_sear
     assert ada.problems == []
 
 
-def test_the_first_run_checklist_ticks_from_what_exists_and_the_switcher_applies_on_change(new_page):
+def switch_without_javascript(browser, live_server, ada: Page, org_path: str) -> None:
+    """Without JavaScript the switcher has its Go button, and lands on the same URL."""
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    try:
+        context.add_cookies(ada.context.cookies())
+        plain = context.new_page()
+        plain.goto(f"{org_path}/docs")
+        plain.get_by_label("Organisation and project").select_option(label="APP — The app (restricted)")
+        plain.get_by_role("button", name="Go").click()
+        expect(plain).to_have_url(re.compile(r"/docs\?project=APP$"))
+        expect(plain.locator(".banner")).to_contain_text("APP is restricted")
+    finally:
+        context.close()
+
+
+def test_the_first_run_checklist_ticks_from_what_exists_and_the_switcher_applies_on_change(new_page, browser,
+                                                                                             live_server):
     ada = new_page()
     set_up_server(ada)
     org_path = re.search(r"/o/\d+", ada.url).group(0)
@@ -102,6 +118,7 @@ def test_the_first_run_checklist_ticks_from_what_exists_and_the_switcher_applies
 
     project(ada, org_path, "APP", "The app")
     switch_on_change(ada, org_path)
+    switch_without_javascript(browser, live_server, ada, org_path)
     ada.goto(f"{org_path}/settings")
     ada.get_by_role("button", name="Create invite link").click()
     expect(ada.get_by_label("Invite link")).to_be_visible()
