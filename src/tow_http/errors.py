@@ -26,6 +26,9 @@ from litestar.status_codes import (
 )
 
 from tow_core import errors as core
+from tow_http.security import SECURITY_HEADERS
+
+ERROR_SECURITY_HEADERS = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
 
 log = logging.getLogger("tow.http")
 
@@ -84,7 +87,10 @@ def error_response(
     status: int, code: str, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
 ) -> Response[ErrorEnvelope]:
     body = ErrorEnvelope(ErrorDetail(code, message, field or msgspec.UNSET))
-    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers or {})
+    # The router answers an unknown path or method before any middleware runs, so the security headers that
+    # BrowserSecurityMiddleware adds to everything else are set here too (it never adds a header twice).
+    return Response(body, status_code=status, media_type=MediaType.JSON,
+                    headers={**ERROR_SECURITY_HEADERS, **(headers or {})})
 
 
 def handle_tow_error(_: Request, exc: core.TowError) -> Response[ErrorEnvelope]:

@@ -87,7 +87,8 @@ class BrowserSecurityMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.extend(SECURITY_HEADERS)
+                present = {name.lower() for name, _ in headers}
+                headers.extend(header for header in SECURITY_HEADERS if header[0] not in present)
                 reissue = scope.get("state", {}).get("reissue_session_cookie")
                 if reissue:
                     cookie = self.session_cookies.issue(reissue).to_header(header="")

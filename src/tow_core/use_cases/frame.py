@@ -17,7 +17,7 @@ from tow_core import accounts, administration, attachments, docs, inbox
 from tow_core.access import OrgRole
 from tow_core.errors import NotFound
 from tow_core.identity import Group, Organisation, Project, User
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import UploadPurpose
 
 T = TypeVar("T")
@@ -93,6 +93,6 @@ class FrameUseCases:
 
     transactions: Transactions
 
-    def frame(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Frame:
+    def frame(self, credential: Credential, org_id: int, project_key: str | None) -> Frame:
         with self.transactions.acting_as(credential) as acting:
             return frame_of(acting, org_id, project_key)

@@ -15,7 +15,7 @@ from tow_core import accounts, administration, inbox, knowledge, memory_review
 from tow_core.conversations import readable_project_ids
 from tow_core.inbox import Inbox, InboxCounts
 from tow_core.records import Record, RecordQuery, RecordType
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of, inbox_desk, inbox_within
 
 OPEN_TICKET_STATUSES = frozenset({"backlog", "todo", "in_progress", "blocked", "in_review"})
@@ -70,7 +70,7 @@ def _with_review_rule(ws: knowledge.Workspace, box: Inbox) -> Inbox:
 class InboxUseCases:
     transactions: Transactions
 
-    def inbox(self, credential: SessionCredential, org_id: int, project_key: str | None = None) -> Inbox:
+    def inbox(self, credential: Credential, org_id: int, project_key: str | None = None) -> Inbox:
         """The caller's inbox in the organisation, or in one project they read (else NotFound)."""
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
@@ -78,13 +78,13 @@ class InboxUseCases:
             where = inbox.within(acting.principal, org_id, picked, readable_project_ids(ws))
             return _with_review_rule(ws, inbox.gather(inbox_desk(acting), where))
 
-    def inbox_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Inbox]:
+    def inbox_page(self, credential: Credential, org_id: int, project_key: str | None) -> Framed[Inbox]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             where = inbox_within(acting, org_id, frame.project, frame.projects)
             return Framed(frame, _with_review_rule(acting.workspace(org_id), inbox.gather(inbox_desk(acting), where)))
 
-    def today_page(self, credential: SessionCredential, org_id: int, project_key: str | None, *,
+    def today_page(self, credential: Credential, org_id: int, project_key: str | None, *,
                    first_steps: bool = True) -> Framed[Today]:
         """``first_steps``: offer the first-run checklist (False once the person hid it)."""
         with self.transactions.acting_as(credential) as acting:
@@ -105,7 +105,7 @@ class InboxUseCases:
             return Framed(frame, Today(counts, recent, snapshots, tickets, empty,
                                        None if steps is None or steps.done else steps))
 
-    def dismiss_run(self, credential: SessionCredential, org_id: int, run_id: int) -> None:
+    def dismiss_run(self, credential: Credential, org_id: int, run_id: int) -> None:
         """The caller's failed run leaves their inbox (kept in the run listing)."""
         with self.transactions.acting_as(credential) as acting:
             inbox.dismiss_run(acting.stores.agent_runs, acting.principal, org_id, run_id, now=acting.now)
