@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser.test_workspace_flows import first_doc, set_up_server
+from tests.e2e.browser.test_workspace_flows import first_doc, set_up_server, shot
 
 
 def project(page: Page, org_path: str, key: str, name: str) -> None:
@@ -81,6 +81,10 @@ def test_the_sidebar_opens_a_docs_sub_pages_on_demand_and_slash_focuses_the_sear
     expect(opener).to_have_attribute("aria-expanded", "true")
     expect(tree.get_by_role("link", name="Onboarding")).to_be_visible()
     tree.get_by_role("button", name="Sub-pages of Onboarding").click()
+    expect(tree.get_by_role("link", name="Laptops")).to_be_visible()
+    ada.emulate_media(color_scheme="dark")
+    shot(ada, "shell-dark")
+    ada.emulate_media(color_scheme="light")
     tree.get_by_role("link", name="Laptops").click()
     expect(ada.locator(".page-head h1")).to_contain_text("Laptops")
 
