@@ -175,4 +175,15 @@ def test_a_large_upload_shows_its_progress_then_the_file(new_page, tmp_path):
     assert "Uploaded; saving…" in texts and any(s["value"] == 100 and s["shown"] for s in seen), seen
     percents = [int(t.split(": ")[1].rstrip("%")) for t in texts if t.startswith("Uploading: ")]
     assert percents == sorted(percents), seen  # it only goes forward
+
+    # A refused upload (here: the form's token no longer valid) says why on the same page, and nothing is kept.
+    ada.locator("#attach-form input[name=csrf_token]").evaluate("input => { input.value = 'stale' }")
+    ada.get_by_label("Attach a file").set_input_files(str(large))
+    ada.get_by_role("button", name="Upload").click()
+    expect(ada.locator("#f-file-error")).to_contain_text("this form expired")
+    expect(ada).to_have_url(re.compile(r"/r/DEC-1$"))
+    expect(ada.get_by_role("button", name="Upload")).to_be_enabled()
+    expect(ada.locator("#f-file-progress")).to_be_hidden()
+    ada.reload()
+    expect(ada.locator("#files li")).to_have_count(1)
     assert ada.problems == []
