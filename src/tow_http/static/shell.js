@@ -47,7 +47,8 @@
     list.setAttribute("aria-busy", "true");
     fetch(button.dataset.branchUrl, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (response) {
-        if (!response.ok) throw new Error("status " + response.status);
+        // redirected: the session ended and the answer is the sign-in page, not list items
+        if (!response.ok || response.redirected) throw new Error("status " + response.status);
         return response.text();
       })
       .then(function (html) {
