@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tow_core import docs
-from tow_core.docs import Crumb, Revision, TreeNode
+from tow_core.docs import Branch, Crumb, Revision, TreeNode
 from tow_core.records import DisplayId, Record
 from tow_core.unit_of_work import Credential, Transactions
 
@@ -23,6 +23,12 @@ class DocUseCases:
     def tree(self, credential: Credential, org_id: int, project: str | None) -> list[TreeNode]:
         with self.transactions.acting_as(credential) as acting:
             return list(docs.doc_tree(acting.workspace(org_id), acting.stores.history.tree, project))
+
+    def branches(self, credential: Credential, org_id: int, project: str | None, parent: DisplayId
+                 ) -> list[Branch]:
+        """The readable sub-pages of a readable doc (the sidebar's tree opens them on demand)."""
+        with self.transactions.acting_as(credential) as acting:
+            return docs.doc_branches(acting.workspace(org_id), acting.stores.history.tree, project, parent)
 
     def breadcrumbs(self, credential: Credential, org_id: int, display_id: DisplayId) -> list[Crumb]:
         with self.transactions.acting_as(credential) as acting:

@@ -1,7 +1,8 @@
 """What every signed-in page of one organisation shows around its content: who is signed in, their
 organisations, this organisation and their role in it, the projects they read (and the one picked), the
-organisation's groups (for naming scopes and offering them in forms), the images they may see and how many
-items wait in their inbox (``tow_core.inbox``: four indexed counting queries, in the picked project's scope).
+organisation's groups (for naming scopes and offering them in forms), the images they may see, how many
+items wait in their inbox (``tow_core.inbox``: four indexed counting queries, in the picked project's scope)
+and the top of the readable doc tree for the sidebar (``docs.doc_branches``; sub-pages load on demand).
 
 A page's use case builds it in the same unit of work as the content (``Framed``), so frame and content
 agree and a page costs one transaction."""
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from tow_core import accounts, administration, attachments, inbox
+from tow_core import accounts, administration, attachments, docs, inbox
 from tow_core.access import OrgRole
 from tow_core.errors import NotFound
 from tow_core.identity import Group, Organisation, Project, User
@@ -20,6 +21,7 @@ from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import UploadPurpose
 
 T = TypeVar("T")
+SIDEBAR_DOCS = 30  # top-level docs the sidebar lists; the Docs page has them all
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Frame:
     logo_id: int | None = None
     project_logos: Mapping[int, int] = field(default_factory=dict)
     inbox_count: int = 0  # what waits in the user's inbox, in the picked project's scope
+    doc_roots: tuple[docs.Branch, ...] = ()  # the sidebar's doc tree: its top, at most SIDEBAR_DOCS
+    more_docs: bool = False  # the top has more docs than the sidebar lists
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,15 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
     images = attachments.visible_images_of(principal, acting.stores.uploads, {
         UploadPurpose.AVATAR: [user.id], UploadPurpose.ORGANISATION_LOGO: [org_id],
         UploadPurpose.PROJECT_LOGO: [p.id for p in projects]})
+    roots = docs.doc_branches(acting.workspace(org_id), acting.stores.history.tree, picked.key if picked else None)
     return Frame(user, accounts.own_organisations(directory, principal), organisation, principal.org_roles[org_id],
                  projects, picked, administration.list_groups(directory, principal, org_id=org_id),
                  frozenset(principal.group_ids),
                  avatar_id=images[UploadPurpose.AVATAR].get(user.id),
                  logo_id=images[UploadPurpose.ORGANISATION_LOGO].get(org_id),
                  project_logos=images[UploadPurpose.PROJECT_LOGO],
-                 inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total)
+                 inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total,
+                 doc_roots=tuple(roots[:SIDEBAR_DOCS]), more_docs=len(roots) > SIDEBAR_DOCS)
 
 
 def inbox_desk(acting: Acting) -> inbox.InboxDesk:

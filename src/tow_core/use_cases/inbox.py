@@ -11,17 +11,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tow_core import inbox, knowledge, memory_review
+from tow_core import accounts, administration, inbox, knowledge, memory_review
 from tow_core.conversations import readable_project_ids
 from tow_core.inbox import Inbox, InboxCounts
 from tow_core.records import Record, RecordQuery, RecordType
-from tow_core.unit_of_work import Credential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of, inbox_desk, inbox_within
 
 OPEN_TICKET_STATUSES = frozenset({"backlog", "todo", "in_progress", "blocked", "in_review"})
 RECENT = 10
 SNAPSHOTS = 10
 TICKETS = 20
+
+
+@dataclass(frozen=True)
+class FirstSteps:
+    """A new organisation's first-run checklist, shown to its owners and admins; each step is ticked from what
+    exists: someone else joined or an invite was made, a project exists, a doc exists (that the caller reads)."""
+
+    invited: bool
+    project: bool
+    doc: bool
+
+    @property
+    def done(self) -> bool:
+        return self.invited and self.project and self.doc
+
+
+def first_steps_of(acting: Acting, ws: knowledge.Workspace, org_id: int, projects: int) -> FirstSteps:
+    directory, principal = acting.stores.directory, acting.principal
+    invited = (len(administration.list_members(directory, principal, org_id=org_id)) > 1
+               or bool(accounts.list_invites(directory, principal, org_id=org_id)))
+    doc = knowledge.count_records(ws, RecordQuery(frozenset({RecordType.DOC}))) > 0
+    return FirstSteps(invited, projects > 0, doc)
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,7 @@ class Today:
     snapshots: tuple[Record, ...]  # active snapshots
     tickets: tuple[Record, ...]  # open tickets assigned to the caller
     empty: bool
+    first_steps: FirstSteps | None = None  # owners and admins, until every step is done or they hide it
 
 
 def _with_review_rule(ws: knowledge.Workspace, box: Inbox) -> Inbox:
@@ -70,7 +93,9 @@ class InboxUseCases:
             where = inbox_within(acting, org_id, frame.project, frame.projects)
             return Framed(frame, _with_review_rule(acting.workspace(org_id), inbox.gather(inbox_desk(acting), where)))
 
-    def today_page(self, credential: Credential, org_id: int, project_key: str | None) -> Framed[Today]:
+    def today_page(self, credential: Credential, org_id: int, project_key: str | None, *,
+                   first_steps: bool = True) -> Framed[Today]:
+        """``first_steps``: offer the first-run checklist (False once the person hid it)."""
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             ws = acting.workspace(org_id)
@@ -84,7 +109,10 @@ class InboxUseCases:
                 ws, RecordQuery(frozenset({RecordType.TICKET}), OPEN_TICKET_STATUSES, picked,
                                 assignee_id=acting.principal.user_id), cursor=None, limit=TICKETS).items
             empty = not recent and (picked is None or knowledge.count_records(ws, RecordQuery()) == 0)
-            return Framed(frame, Today(counts, recent, snapshots, tickets, empty))
+            steps = first_steps_of(acting, ws, org_id, len(frame.projects)) \
+                if first_steps and frame.role.manages_org else None
+            return Framed(frame, Today(counts, recent, snapshots, tickets, empty,
+                                       None if steps is None or steps.done else steps))
 
     def dismiss_run(self, credential: Credential, org_id: int, run_id: int) -> None:
         """The caller's failed run leaves their inbox (kept in the run listing)."""
