@@ -75,7 +75,7 @@ def with_inbox(clock: Callable[[], datetime], **stores: object) -> dict[str, obj
     def history() -> RecordKeeping:
         parts = (InMemoryDocRevisions(clock), InMemoryTicketActivity(clock), InMemoryTicketComments(clock),
                  InMemoryTicketLinks(records, clock))
-        return RecordKeeping(parts[0], InMemoryRecordTree(records, *parts), *parts[1:])
+        return RecordKeeping(parts[0], InMemoryRecordTree(records, *parts), *parts[1:], InMemoryLiveEvents())
 
     defaults = {"records": lambda: records, "memory_diffs": lambda: InMemoryMemoryDiffStore(directory, clock),
                 "conversations": lambda: InMemoryConversations(directory), "agent_runs": InMemoryAgentRuns,
