@@ -53,11 +53,11 @@ def switch_on_change(ada: Page, org_path: str) -> None:
 
     ada.get_by_label("Organisation and project").select_option(label="APP — The app (restricted)")
     expect(ada).to_have_url(re.compile(r"/tickets\?view=board&project=APP$"))
-    expect(ada.locator(".banner")).to_contain_text("APP is restricted")
+    expect(ada.locator(".banner[role=note]")).to_contain_text("APP is restricted")
     expect(ada.get_by_label("Organisation and project")).to_have_value(re.compile(r"^\d+/APP$"))
     ada.get_by_label("Organisation and project").select_option(label="Acme: all projects")
     expect(ada).to_have_url(re.compile(r"/tickets\?view=board$"))
-    expect(ada.locator(".banner")).to_have_count(0)
+    expect(ada.locator(".banner[role=note]")).to_have_count(0)
 
 
 def test_the_sidebar_opens_a_docs_sub_pages_on_demand_and_slash_focuses_the_search_box(new_page):
@@ -106,7 +106,7 @@ def switch_without_javascript(browser, live_server, ada: Page, org_path: str) ->
         plain.get_by_label("Organisation and project").select_option(label="APP — The app (restricted)")
         plain.get_by_role("button", name="Go").click()
         expect(plain).to_have_url(re.compile(r"/docs\?project=APP$"))
-        expect(plain.locator(".banner")).to_contain_text("APP is restricted")
+        expect(plain.locator(".banner[role=note]")).to_contain_text("APP is restricted")
     finally:
         context.close()
 

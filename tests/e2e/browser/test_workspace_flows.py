@@ -101,7 +101,7 @@ def test_first_run_invite_restricted_project_and_grant(new_page):
     bob.goto(f"{org_path}/docs")
     bob.get_by_label("Organisation and project").select_option(label="SEC — Security review (restricted)")
     expect(bob).to_have_url(re.compile(r"/docs\?project=SEC$"))  # applied on change, on the same page
-    expect(bob.locator(".banner")).to_contain_text("SEC is restricted")
+    expect(bob.locator(".banner[role=note]")).to_contain_text("SEC is restricted")
     # The choice is sticky across navigation.
     bob.get_by_role("link", name="Tickets").click()
     expect(bob).to_have_url(re.compile(r"/tickets\?project=SEC$"))
