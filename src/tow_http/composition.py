@@ -49,6 +49,7 @@ from tow_adapters.postgres.housekeeping import PgFinishedJobs, PgUploadDeletionO
 from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.password_resets import PgPasswordResets
@@ -136,7 +137,8 @@ def _transaction_factory(engine: sa.Engine):
                          tokens=PgAccessTokens(connection),
                          oidc_identities=PgOidcIdentities(connection),
                          snapshot_sources=PgSnapshotSources(connection), email_outbox=PgEmailOutbox(connection),
-                         password_resets=PgPasswordResets(connection))
+                         password_resets=PgPasswordResets(connection),
+                         notifications=PgNotifications(connection))
 
     return transaction
 

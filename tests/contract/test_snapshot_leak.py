@@ -48,6 +48,7 @@ from tow_adapters.postgres.history import (
 from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.password_resets import PgPasswordResets
@@ -182,7 +183,8 @@ def stores_on(conn: sa.Connection) -> Stores:
                   semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn), conversations=PgConversations(conn),
                   snapshot_sources=PgSnapshotSources(conn), oidc_identities=PgOidcIdentities(conn),
                   tokens=PgAccessTokens(conn), email_outbox=PgEmailOutbox(conn),
-                  password_resets=PgPasswordResets(conn))
+                  password_resets=PgPasswordResets(conn),
+                  notifications=PgNotifications(conn))
 
 
 def transactions_on(conn: sa.Connection) -> Transactions:

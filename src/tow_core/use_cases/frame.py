@@ -37,6 +37,7 @@ class Frame:
     logo_id: int | None = None
     project_logos: Mapping[int, int] = field(default_factory=dict)
     inbox_count: int = 0  # what waits in the user's inbox, in the picked project's scope
+    notification_count: int = 0  # the user's unread notifications in this organisation (one indexed count)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
                  avatar_id=images[UploadPurpose.AVATAR].get(user.id),
                  logo_id=images[UploadPurpose.ORGANISATION_LOGO].get(org_id),
                  project_logos=images[UploadPurpose.PROJECT_LOGO],
-                 inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total)
+                 inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total,
+                 notification_count=acting.stores.notifications.count_unread(user.id, org_id))
 
 
 def inbox_desk(acting: Acting) -> inbox.InboxDesk:
