@@ -23,6 +23,7 @@ from tow_core.use_cases.exports import ExportSnapshot, ExportUseCases, ImportUse
 from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
+from tow_core.use_cases.notifications import NotificationUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.password_reset import PasswordResetUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
@@ -92,6 +93,7 @@ def use_cases(services: Services) -> dict[str, object]:
                                 TokenPolicy.up_to(services.settings.auth.token_max_days)),
         "snapshots": SnapshotUseCases(transactions, ai_configured),
         "inbox": InboxUseCases(transactions),
+        "notifications": NotificationUseCases(transactions),
         "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
 

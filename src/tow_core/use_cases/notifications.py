@@ -22,6 +22,7 @@ from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of
 
 MAX_CANDIDATES = 10
+MAX_ID = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class NotificationUseCases:
         if len(ids) > MAX_LISTED:
             raise InvalidInput(f"at most {MAX_LISTED} ids at a time", field="ids")
         with self.transactions.acting_as(credential) as acting:
-            return acting.stores.notifications.mark_read(acting.principal.user_id, list(ids), None, now=acting.now)
+            known = [i for i in ids if 1 <= i <= MAX_ID]  # no notification has any other id
+            return acting.stores.notifications.mark_read(acting.principal.user_id, known, None, now=acting.now)
 
     def mark_all_read(self, credential: Credential, org_id: int | None = None) -> int:
         with self.transactions.acting_as(credential) as acting:
