@@ -56,6 +56,10 @@ class InMemoryNotifications:
     def count_unread(self, user_id: int, org_id: int | None) -> int:
         return sum(1 for r in self._mine(user_id, org_id) if r.read_at is None)
 
+    def recipient(self, notification_id: int) -> tuple[int, int] | None:
+        row = self.rows.get(notification_id)
+        return (row.new.user_id, row.new.organisation_id) if row else None
+
     def mark_read(self, user_id: int, ids: Sequence[int] | None, org_id: int | None, *, now: datetime) -> int:
         marked = 0
         for row in self._mine(user_id, org_id):

@@ -15,6 +15,8 @@ Rules:
 - Watching: the author of a record, a ticket's assignee and every commenter watch it automatically; anyone who
   reads a record may watch or unwatch it. A comment notifies the record's watchers who still read it.
 - Preferences, per person and kind: ``in_app`` (the default), ``email`` (in-app too, and emailed) or ``off``.
+  An email is rendered later by a job (``tow_core.use_cases.notification_email``) that reads the record again
+  for the recipient: if they lost it meanwhile, nothing is sent.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from tow_core.errors import InvalidInput
+from tow_core.jobs import JobQueue, NewJob
 from tow_core.knowledge import RecordHistory, Workspace
 from tow_core.records import Record, RecordStore, RecordSummary, RecordType
 
@@ -35,6 +38,7 @@ MENTION = re.compile(r"@\[([^\]\n]{1,200})\]\(user:(\d{1,18})\)")
 # Bodies where a mention notifies (a comment's body too, see ``comment_added``).
 MENTIONABLE = frozenset({RecordType.DOC, RecordType.TICKET, RecordType.DECISION, RecordType.RISK})
 LOST = "a record you can no longer see"
+EMAIL_JOB = "notification_email"
 
 
 class NotificationKind(StrEnum):
@@ -121,6 +125,10 @@ class NotificationStore(Protocol):
 
     def count_unread(self, user_id: int, org_id: int | None) -> int: ...
 
+    def recipient(self, notification_id: int) -> tuple[int, int] | None:
+        """(user id, organisation id) of a notification, for the job that emails it."""
+        ...
+
     def mark_read(self, user_id: int, ids: Sequence[int] | None, org_id: int | None, *, now: datetime) -> int:
         """Marks ``ids`` (None: all) of ``user_id``'s unread notifications read; returns how many."""
         ...
@@ -166,12 +174,6 @@ def delivery_of(text: str, field: str = "delivery") -> Delivery:
         raise InvalidInput(f"{field} must be in_app, email or off", field=field) from exc
 
 
-class Emailing(Protocol):
-    """Sends the email of a notification delivered with ``Delivery.EMAIL`` (queued in the same transaction)."""
-
-    def notification_email(self, new: NewNotification, record: Record | None) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class Notifications:
     """The one place notifications are created (see the module rules), in the caller's unit of work."""
@@ -179,7 +181,7 @@ class Notifications:
     store: NotificationStore
     records: RecordStore
     now: datetime
-    emailing: Emailing | None = None
+    jobs: JobQueue | None = None  # where a notification to email is queued (``notification_email``)
 
     def deliver(self, actor_id: int | None, recipient_id: int, org_id: int, kind: NotificationKind, *,
                 record: Record | None = None, comment_id: int | None = None) -> bool:
@@ -194,9 +196,10 @@ class Notifications:
             return False
         new = NewNotification(recipient_id, org_id, kind, record.id if record else None, comment_id, actor_id,
                               self.now)
-        self.store.add(new)
-        if delivery is Delivery.EMAIL and self.emailing is not None:
-            self.emailing.notification_email(new, record)
+        notification_id = self.store.add(new)
+        if delivery is Delivery.EMAIL and self.jobs is not None:
+            # Rendered by the job, which reads the record again for the recipient: only what they read then.
+            self.jobs.enqueue(NewJob(EMAIL_JOB, {"notification_id": notification_id}), now=self.now)
         return True
 
     def watch(self, record: Record, user_ids: Iterable[int | None]) -> None:

@@ -67,7 +67,7 @@ class Stores:
 
 def notifications_of(stores: Stores, now: datetime) -> Notifications:
     """The one place a unit of work creates notifications (``tow_core.notifications``)."""
-    return Notifications(stores.notifications, stores.records, now)
+    return Notifications(stores.notifications, stores.records, now, stores.jobs)
 
 
 def notifying_history(stores: Stores, now: datetime) -> Notifying:

@@ -23,6 +23,7 @@ from tow_core.use_cases.exports import ExportSnapshot, ExportUseCases, ImportUse
 from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
+from tow_core.use_cases.notification_email import NotificationMailer
 from tow_core.use_cases.notifications import NotificationUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.password_reset import PasswordResetUseCases
@@ -94,6 +95,7 @@ def use_cases(services: Services) -> dict[str, object]:
         "snapshots": SnapshotUseCases(transactions, ai_configured),
         "inbox": InboxUseCases(transactions),
         "notifications": NotificationUseCases(transactions),
+        "notification_email": NotificationMailer(transactions, services.cookie_signer, mail),
         "run_events": AgentRunEventUseCases(transactions, ai_configured),
     }
 

@@ -62,6 +62,10 @@ class PgNotifications(SqlStore):
                         "AND n.read_at IS NULL", user=user_id, org=org_id)
         return int(row[0]) if row else 0
 
+    def recipient(self, notification_id: int) -> tuple[int, int] | None:
+        row = self._row("SELECT user_id, organisation_id FROM notifications WHERE id = :id", id=notification_id)
+        return (row[0], row[1]) if row else None
+
     def mark_read(self, user_id: int, ids: Sequence[int] | None, org_id: int | None, *, now: datetime) -> int:
         result = self._conn.execute(
             sa.text(f"UPDATE notifications n SET read_at = :now WHERE n.user_id = :user AND {_ORG} "

@@ -8,7 +8,9 @@ from litestar.di import NamedDependency
 
 from tow_core.records import DisplayId
 from tow_core.unit_of_work import Credential
+from tow_core.use_cases.notification_email import NotificationMailer
 from tow_core.use_cases.notifications import NotificationUseCases
+from tow_http.config import Settings
 from tow_http.pages.web import Form, Shell, page, redirect
 
 Caller = NamedDependency[Credential]
@@ -52,3 +54,21 @@ def watch_record(request: Request, org_id: int, display_id: str, form: NamedDepe
 
 
 NOTIFICATION_PAGES = [notifications_page, open_notification, read_all_notifications, watch_record]
+
+
+@get("/unsubscribe/{token:str}", sync_to_thread=True, include_in_schema=False)
+def unsubscribe_page(request: Request, token: str, settings: NamedDependency[Settings]) -> Response:
+    """The link in a notification email: one button, as opening a link (or a mail scanner) changes nothing."""
+    return page(request, "unsubscribe.html", token=token, done=None, app_name=settings.runtime.app_name)
+
+
+@post("/unsubscribe/{token:str}", sync_to_thread=True, include_in_schema=False, status_code=200)
+def unsubscribe(request: Request, token: str, notification_email: NamedDependency[NotificationMailer],
+                settings: NamedDependency[Settings]) -> Response:
+    """The button, and a mail client's RFC 8058 one-click POST (``List-Unsubscribe=One-Click``): no sign-in, the
+    link's signature is the proof. That kind's email is turned off."""
+    done = notification_email.unsubscribe(token)
+    return page(request, "unsubscribe.html", token=token, done=done, app_name=settings.runtime.app_name)
+
+
+NOTIFICATION_PAGES = [*NOTIFICATION_PAGES, unsubscribe_page, unsubscribe]

@@ -8,7 +8,8 @@ it is about and who caused it — ids only, never a copied title or body, so wha
 access policy when it is shown (a record the person can no longer read shows as "a record you can no longer
 see"). ``record_watchers`` is who hears about comments on a record (authors, assignees and commenters are
 added automatically; anyone may watch or unwatch). ``notification_preferences`` holds, per person and kind,
-where a notification goes (in_app, email or off); a missing row is the default (in_app).
+where a notification goes (in_app, email or off); a missing row is the default (in_app). A notification email
+carries ``List-Unsubscribe`` headers (RFC 8058), so ``email_outbox`` gains the extra headers of a message.
 """
 
 from alembic import op
@@ -44,6 +45,8 @@ def upgrade() -> None:
         );
         CREATE INDEX record_watchers_user_idx ON record_watchers (user_id);
 
+        ALTER TABLE email_outbox ADD COLUMN headers jsonb NOT NULL DEFAULT '{}'::jsonb;
+
         CREATE TABLE notification_preferences (
             user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
             kind text NOT NULL,
@@ -55,4 +58,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE notification_preferences; DROP TABLE record_watchers; DROP TABLE notifications;")
+    op.execute("DROP TABLE notification_preferences; DROP TABLE record_watchers; DROP TABLE notifications; "
+               "ALTER TABLE email_outbox DROP COLUMN headers;")
