@@ -10,7 +10,11 @@ notification for each recipient other than the actor who can read the record at 
 memberships, memberships, restricted projects, deactivated users), and every notification of every user in
 every organisation is read back through ``PgNotifications.shown``: its record (title, display ID), actor and
 comment appear exactly while the pure policy says the reader reads the record, and otherwise it shows only "a
-record you can no longer see" — no secret in its text. ``STATS`` counts worlds, events, checks and leaks.
+record you can no longer see" — no secret in its text. Random people want some kinds by email: after the
+revocations every queued ``notification_email`` job runs (``NotificationMailer``), and exactly the notifications
+whose recipient is active and still reads the record are emailed, with no secret of any record they cannot
+read in the subject, text, HTML or headers. ``STATS`` counts worlds, events, notifications, emails, checks and
+leaks.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -25,16 +30,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tests.fake_unit_of_work import fake_transactions
 from tests.suite_figures import say
+from tow_adapters.postgres.directory import PgDirectory
+from tow_adapters.postgres.email_outbox import PgEmailOutbox
 from tow_adapters.postgres.engine import PoolOptions, create_engine
+from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import can_read_scope
-from tow_core.notifications import LOST, NotificationKind, Notifications, mention_markup
+from tow_core.mail import MailComposer
+from tow_core.notifications import EMAIL_JOB, LOST, Delivery, NotificationKind, Notifications, mention_markup
 from tow_core.records import Record
+from tow_core.use_cases.notification_email import NotificationMailer
+from tow_http.email_templates import JinjaEmailTemplates
+from tow_http.session_cookie import SessionCookieSigner
 
-STATS: dict = {"worlds": 0, "events": 0, "created": 0, "checks": 0, "leaks": 0}
+STATS: dict = {"worlds": 0, "events": 0, "created": 0, "emails": 0, "checks": 0, "leaks": 0}
+SIGNER = SessionCookieSigner("notification-leak-secret-0123456789abcdef")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -56,7 +70,8 @@ def notification_engine(embedded_postgres, request):
     engine.dispose()
     if STATS["worlds"]:
         say(request.config, f"notification leak: {STATS['worlds']} worlds, {STATS['events']} events, "
-            f"{STATS['created']} notifications, {STATS['checks']} checks, {STATS['leaks']} leaks")
+            f"{STATS['created']} notifications, {STATS['emails']} emails, {STATS['checks']} checks, "
+            f"{STATS['leaks']} leaks")
 
 
 def expect(got, want, context: str) -> None:
@@ -85,10 +100,13 @@ def events(world: World, data) -> list[tuple]:
 
 
 class Run:
-    def __init__(self, world: World, conn: sa.Connection) -> None:
-        self.world, self.conn = world, conn
+    def __init__(self, world: World, conn: sa.Connection, emailed: dict[int, set[str]]) -> None:
+        self.world, self.conn, self.emailed = world, conn, emailed
         self.store, self.records = PgNotifications(conn), PgRecordStore(conn)
-        self.notifications = Notifications(self.store, self.records, NOW)
+        self.notifications = Notifications(self.store, self.records, NOW, PgJobQueue(conn))
+        for user, kinds in emailed.items():
+            for kind in kinds:
+                self.store.set_preference(user, NotificationKind(kind), Delivery.EMAIL)
         self.watchers: dict[int, set[int]] = {}
         self.wanted: list[tuple[int, str, int]] = []  # (recipient, kind, record)
         self.comment_ids = iter(range(1, 10_000))
@@ -152,6 +170,27 @@ class Run:
         return sorted(tuple(r) for r in self.conn.execute(sa.text(
             "SELECT user_id, kind, record_id FROM notifications")).all())
 
+    def check_emails(self) -> None:
+        """Runs every queued notification email; compares what was sent with what the policy allows now."""
+        transactions = fake_transactions(lambda: NOW, notifications=self.store, directory=PgDirectory(self.conn),
+                                         email_outbox=PgEmailOutbox(self.conn))
+        mailer = NotificationMailer(transactions, SIGNER, MailComposer(JinjaEmailTemplates(), "http://tow.test"))
+        for (payload,) in self.conn.execute(sa.text("SELECT payload FROM jobs WHERE kind = :k ORDER BY id"),
+                                            {"k": EMAIL_JOB}).all():
+            mailer.send(SimpleNamespace(payload=payload))
+        rows = self.conn.execute(sa.text("SELECT id, user_id, kind, record_id FROM notifications")).all()
+        wanted = sorted(f"u{user}@example.com" for _, user, kind, record in rows
+                        if kind in self.emailed.get(user, ()) and self.world.active[user] and self.reads(user, record))
+        sent = self.conn.execute(sa.text("SELECT recipient, subject, text_body, html_body, headers::text "
+                                         "FROM email_outbox")).all()
+        STATS["emails"] += len(sent)
+        expect(sorted(r[0] for r in sent), wanted, "notification emails sent")
+        for recipient, *parts in sent:
+            user = int(recipient[1:].partition("@")[0])
+            unreadable = [r for r in self.world.records if not self.reads(user, r)]
+            expect([r for r in unreadable if any(secret(r) in part for part in parts)], [],
+                   f"secrets of unreadable records in the email to {recipient}")
+
     def check_shown(self, phase: str) -> None:
         for user in self.world.active:
             for org in self.world.orgs:
@@ -169,17 +208,19 @@ class Run:
                         expect(secret(record_id) in shown.text or LOST not in shown.text, False, f"{context}'s text")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(world=worlds(), revocations=REVOCATIONS, data=st.data())
 def test_notifications_are_created_and_shown_exactly_as_the_policy_lets_each_reader_read(
         notification_engine, world: World, revocations, data):
     drawn = events(world, data)
+    kinds = st.sets(st.sampled_from(["assigned", "mentioned", "commented"]))
+    emailed = {u: data.draw(kinds, label=f"emailed{u}") for u in sorted(world.active)}
     with notification_engine.connect() as conn:
         transaction = conn.begin()
         try:
             load(world, conn)
-            run = Run(world, conn)
+            run = Run(world, conn, emailed)
             run.insert_records()
             for event in drawn:
                 run.apply(event)
@@ -190,6 +231,7 @@ def test_notifications_are_created_and_shown_exactly_as_the_policy_lets_each_rea
             for kind, pick in revocations:
                 revoke(world, conn, kind, pick)
             run.check_shown("after revocations")  # the very next statements see every revocation
+            run.check_emails()  # rendered after the revocations, as a job runs later
             STATS["worlds"] += 1
         finally:
             transaction.rollback()
