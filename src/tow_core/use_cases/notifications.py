@@ -47,6 +47,12 @@ def _limit(limit: int) -> int:
     return limit
 
 
+def notification_preferences(acting: Acting) -> dict[NotificationKind, Delivery]:
+    """Where each kind of the acting person's notifications goes, defaults filled in."""
+    chosen = acting.stores.notifications.preferences(acting.principal.user_id)
+    return {kind: chosen.get(kind, DEFAULT_DELIVERY) for kind in NotificationKind}
+
+
 def _listing(acting: Acting, org_id: int | None, *, unread_only: bool, before: int | None,
              limit: int) -> NotificationList:
     if org_id is not None:
@@ -134,8 +140,7 @@ class NotificationUseCases:
     def preferences(self, credential: Credential) -> dict[NotificationKind, Delivery]:
         """Where each kind of the caller's notifications goes (every kind, defaults filled in)."""
         with self.transactions.acting_as(credential) as acting:
-            chosen = acting.stores.notifications.preferences(acting.principal.user_id)
-            return {kind: chosen.get(kind, DEFAULT_DELIVERY) for kind in NotificationKind}
+            return notification_preferences(acting)
 
     def set_preferences(self, credential: Credential, chosen: dict[NotificationKind, Delivery]
                         ) -> dict[NotificationKind, Delivery]:
@@ -143,5 +148,4 @@ class NotificationUseCases:
             store, me = acting.stores.notifications, acting.principal.user_id
             for kind, delivery in chosen.items():
                 store.set_preference(me, kind, delivery)
-            current = store.preferences(me)
-            return {kind: current.get(kind, DEFAULT_DELIVERY) for kind in NotificationKind}
+            return notification_preferences(acting)

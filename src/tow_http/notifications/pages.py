@@ -6,6 +6,7 @@ from __future__ import annotations
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
+from tow_core.notifications import NotificationKind, delivery_of
 from tow_core.records import DisplayId
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.notification_email import NotificationMailer
@@ -53,7 +54,19 @@ def watch_record(request: Request, org_id: int, display_id: str, form: NamedDepe
     return redirect(request, f"/o/{org_id}/r/{did}{_suffix(form)}")
 
 
-NOTIFICATION_PAGES = [notifications_page, open_notification, read_all_notifications, watch_record]
+@post("/o/{org_id:int}/profile/notifications", sync_to_thread=True, include_in_schema=False)
+def save_preferences(request: Request, org_id: int, form: NamedDependency[Form], caller: Caller,
+                     notifications: Notes) -> Response:
+    """The profile page's notification settings: one choice per kind (a kind left out keeps its setting)."""
+    chosen = {kind: delivery_of(form.get(kind.value), kind.value) for kind in NotificationKind
+              if form.get(kind.value)}
+    notifications.set_preferences(caller, chosen)
+    suffix = _suffix(form)
+    return redirect(request, f"/o/{org_id}/profile{suffix}{'&' if suffix else '?'}saved=notifications")
+
+
+NOTIFICATION_PAGES = [notifications_page, open_notification, read_all_notifications, watch_record,
+                      save_preferences]
 
 
 @get("/unsubscribe/{token:str}", sync_to_thread=True, include_in_schema=False)
