@@ -237,6 +237,11 @@ class Notifications:
     def comment_edited(self, actor_id: int, record: Record, comment_id: int, before: str, after: str) -> None:
         self._mentions(actor_id, record, mentioned_ids(after) - mentioned_ids(before), comment_id=comment_id)
 
+    def access_changed(self, actor_id: int, user_id: int | None, org_id: int) -> None:
+        """A member's role, or a project grant of theirs, changed (a group's grant tells nobody in particular)."""
+        if user_id is not None:
+            self.deliver(actor_id, user_id, org_id, NotificationKind.ACCESS)
+
     def _mentions(self, actor_id: int, record: Record, user_ids: Iterable[int], *,
                   comment_id: int | None = None) -> None:
         for user_id in sorted(user_ids):

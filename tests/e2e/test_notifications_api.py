@@ -67,7 +67,8 @@ def test_mentions_notify_readers_only_and_a_revoked_grant_hides_the_record(world
     grant = next(g for g in grants if g.get("user_id") == world.bob_id)
     assert world.ada.delete(f"{world.base}/projects/{world.projects['APP']}/grants/{grant['id']}").status_code == 204
     try:
-        [lost] = mine(world.bob, world, unread="true")["items"]
+        [access, lost] = mine(world.bob, world, unread="true")["items"]
+        assert access["kind"] == "access"  # the revoked grant is news too
         assert lost["lost"] is True and lost["record"] is None and lost["actor"] is None and lost["link"] is None
         assert "Vault rotation" not in str(lost) and "no longer see" in lost["text"]
         html = world.bob.get(f"/o/{world.org}/notifications").text
@@ -152,3 +153,18 @@ def test_the_profile_page_sets_where_each_kind_goes(world):
                         follow_redirects=False)
     assert bad.status_code == 422 and "in_app, email or off" in bad.text
     world.cy.put("/api/notification-preferences", json={"commented": "in_app", "mentioned": "in_app"})
+
+
+def test_a_role_or_grant_change_tells_the_person_it_affects(world):
+    read_all(world)
+    members = f"{world.base}/members/{world.cy_id}"
+    changed = world.ada.patch(members, json={"role": "admin"})
+    assert changed.status_code == 200, changed.text
+    grant = world.ada.post(f"{world.base}/projects/{world.projects['SEC']}/grants",
+                           json={"user_id": world.cy_id, "role": "viewer"}).json()
+    world.ada.delete(f"{world.base}/projects/{world.projects['SEC']}/grants/{grant['id']}")
+    world.ada.patch(members, json={"role": "member"})
+    items = mine(world.cy, world, unread="true")["items"]
+    assert [i["kind"] for i in items] == ["access"] * 4 and items[0]["record"] is None
+    assert items[0]["text"] == "Ada changed your role or access in this organisation"
+    assert mine(world.ada, world, unread="true")["items"] == []  # never the actor
