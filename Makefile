@@ -40,8 +40,11 @@ lint: $(VENV)/.installed-dev
 screenshots: $(VENV)/.installed-dev /usr/bin/chromium
 	TOW_SCREENSHOTS=1 $(BIN)/python -m pytest tests/e2e/browser -q
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), each with its own embedded PostgreSQL; the
+# 15 slowest tests are listed at the end to keep an eye on the budget (15 minutes on 2 cores).
+TEST_WORKERS ?= 2
 test: lint /usr/bin/chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 nightly: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest --nightly -m nightly

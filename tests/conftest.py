@@ -136,3 +136,26 @@ def _upload_summary(terminalreporter) -> None:
         s = UPLOAD_LEAK_STATS
         terminalreporter.write_line(f"upload leak test: {s['worlds']} worlds, {s['checks']} (user, upload) checks, "
                                     f"{s['leaks']} leaks")
+
+
+# The longest files (``make test --durations``) start first, so that with pytest-xdist's ``--dist loadfile`` the
+# short ones fill in around them instead of one long file running alone at the end. Order within a file is kept.
+LONGEST_FIRST = (
+    "tests/contract/test_token_leak_differential.py",
+    "tests/e2e/test_openapi_conformance.py",
+    "tests/contract/test_records_leak.py",
+    "tests/e2e/test_database_outage.py",
+    "tests/e2e/test_several_processes.py",
+    "tests/e2e/test_upload_crash.py",
+    "tests/e2e/test_uploads_s3_live.py",
+    "tests/e2e/test_availability.py",
+    "tests/contract/test_visibility_differential.py",
+    "tests/contract/test_uploads_leak.py",
+    "tests/e2e/test_crash_drills.py",
+    "tests/e2e/test_serve_lifecycle.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: keeps the rest

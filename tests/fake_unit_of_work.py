@@ -58,12 +58,27 @@ def signed_in(directory, user_id: int, now: datetime, *, lifetime: timedelta = t
 
 def with_inbox(clock: Callable[[], datetime], **stores: object) -> dict[str, object]:
     """``stores`` plus empty fakes of the ones every page's frame reads for its inbox count (tow_core.inbox)
-    that are not given: for tests of pages that are not about the inbox."""
+    and its sidebar doc tree (``history.tree``) that are not given: for tests of pages about neither."""
     from tests.fake_agent_runs import InMemoryAgentRuns
     from tests.fake_conversations import InMemoryConversations
+    from tests.fake_history import (
+        InMemoryDocRevisions,
+        InMemoryRecordTree,
+        InMemoryTicketActivity,
+        InMemoryTicketComments,
+        InMemoryTicketLinks,
+    )
     from tests.fake_records import InMemoryMemoryDiffStore, InMemoryRecordStore
+    from tow_core.record_history import RecordKeeping
     directory = stores["directory"]
-    defaults = {"records": lambda: InMemoryRecordStore(directory, clock),
-                "memory_diffs": lambda: InMemoryMemoryDiffStore(directory, clock),
-                "conversations": lambda: InMemoryConversations(directory), "agent_runs": InMemoryAgentRuns}
+    records = stores.get("records") or InMemoryRecordStore(directory, clock)
+
+    def history() -> RecordKeeping:
+        parts = (InMemoryDocRevisions(clock), InMemoryTicketActivity(clock), InMemoryTicketComments(clock),
+                 InMemoryTicketLinks(records, clock))
+        return RecordKeeping(parts[0], InMemoryRecordTree(records, *parts), *parts[1:])
+
+    defaults = {"records": lambda: records, "memory_diffs": lambda: InMemoryMemoryDiffStore(directory, clock),
+                "conversations": lambda: InMemoryConversations(directory), "agent_runs": InMemoryAgentRuns,
+                "history": history}
     return {**{name: make() for name, make in defaults.items() if name not in stores}, **stores}

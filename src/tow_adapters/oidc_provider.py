@@ -11,6 +11,11 @@ cached key verifies the signature (the provider rotated its keys); its ``iss`` i
 clock skew allowed) and its ``nonce`` is the one this browser's login started
 with. The discovery document must name the configured issuer (OpenID Connect Discovery §4.3).
 
+Access tokens the provider issues as JWTs (the MCP server, ``verify_access_token``) are checked the same way,
+with the same keys, except: HS* never (the client secret is ours, it signs nothing we receive), the audience is
+``mcp.oidc_audience``, no nonce, and an unknown ``kid`` refetches the JWKS at most every ``KEY_REFETCH_SECONDS``
+(anyone may send one). A refused access token is ``InvalidToken`` saying which check failed.
+
 What is sent: the authorization code, the PKCE verifier and the client credentials, to the provider's
 token endpoint; no company data. So this adapter writes no egress ledger rows (issue 13 is about data).
 """
@@ -26,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -35,10 +41,13 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OctKey
 
-from tow_core.errors import DependencyUnavailable
-from tow_core.oidc import ProviderLogin, SignInRefused
+from tow_core.errors import DependencyUnavailable, InvalidToken, TowError
+from tow_core.oidc import ProviderAccess, ProviderLogin, SignInRefused
 
 CLOCK_SKEW_SECONDS = 60
+# An access token naming an unknown key refetches the JWKS at most this often: anyone can send one to the MCP
+# server, and each must not make TOW call the provider (an ID token needs a sign-in code first).
+KEY_REFETCH_SECONDS = 10
 RETRY_AFTER_SECONDS = 30
 MAX_RESPONSE_BYTES = 1024 * 1024
 
@@ -62,11 +71,11 @@ def _refused(message: str) -> SignInRefused:
     return SignInRefused(f"single sign-on refused: {message}")
 
 
-def _b64_json(segment: str) -> Any:
+def _b64_json(segment: str, error: TowError | None = None) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (binascii.Error, ValueError) as exc:
-        raise _refused("the ID token is not a JSON Web Token") from exc
+        raise error or _refused("the ID token is not a JSON Web Token") from exc
 
 
 class OidcProvider:
@@ -80,6 +89,7 @@ class OidcProvider:
         self._lock = threading.Lock()
         self._metadata: Mapping[str, Any] | None = None
         self._keys: KeySet | None = None
+        self._keys_fetched_at = float("-inf")
 
     # --- the port -------------------------------------------------------------------------------------
 
@@ -108,6 +118,57 @@ class OidcProvider:
         query = urlencode({"id_token_hint": id_token_hint, "client_id": self._options.client_id,
                            "post_logout_redirect_uri": self._options.post_logout_redirect_uri})
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+
+    def verify_access_token(self, token: str, *, audience: str) -> ProviderAccess:
+        """An access token the provider issued as a JWT (RFC 9068), for the MCP server: signed by a key of its
+        JWKS with an asymmetric algorithm of ``allowed_algorithms`` (never ``none`` or HS*: the client secret is
+        this server's, not a signing key for tokens it receives), from the discovered issuer, naming
+        ``audience`` in ``aud``, unexpired (60 s of skew), with a subject. Its ``azp`` is not checked: the MCP
+        client that asked for it is usually another client of the provider."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise InvalidToken("the access token is neither a personal access token (tow_pat_...) nor a JSON Web "
+                               "Token from the single sign-on provider")
+        header = _b64_json(parts[0], InvalidToken("the access token is not a JSON Web Token"))
+        alg = header.get("alg") if isinstance(header, dict) else None
+        if not isinstance(alg, str) or alg.lower() == "none" or not parts[2]:
+            raise InvalidToken("the access token is unsigned (alg none)")
+        if alg.startswith("HS") or alg not in self._options.allowed_algorithms:
+            raise InvalidToken(f"the access token is signed with {alg[:20]}, which TOW does not accept for access "
+                               "tokens (auth.oidc.allowed_algorithms, never HS*)")
+        payload = self._verified_payload(token, header, alg, refuse=InvalidToken, what="the access token",
+                                         throttled=True)
+        try:
+            claims = json.loads(payload)
+        except ValueError as exc:
+            raise InvalidToken("the access token's claims are not JSON") from exc
+        if not isinstance(claims, dict):
+            raise InvalidToken("the access token's claims are not a JSON object")
+        return self._access(claims, audience)
+
+    def _access(self, claims: Mapping[str, Any], audience: str) -> ProviderAccess:
+        issuer = self._discovered()["issuer"]
+        if claims.get("iss") != issuer:
+            raise InvalidToken(f"the access token was issued by {str(claims.get('iss'))[:200]!r}, not by {issuer!r}")
+        aud = claims.get("aud")
+        if audience not in ([aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []):
+            raise InvalidToken(f"the access token is not for this server: its audience is not {audience!r} "
+                               "(mcp.oidc_audience)")
+        now, expires = self._clock(), claims.get("exp")
+        if not isinstance(expires, int | float) or isinstance(expires, bool) or now > expires + CLOCK_SKEW_SECONDS:
+            raise InvalidToken("the access token has expired (or has no expiry): get a new one from your provider")
+        not_before = claims.get("nbf")
+        if isinstance(not_before, int | float) and not isinstance(not_before, bool) and \
+                not_before > now + CLOCK_SKEW_SECONDS:
+            raise InvalidToken("the access token is not valid yet: check the clocks")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise InvalidToken("the access token names no subject")
+        scope = claims.get("scope", claims.get("scp"))  # RFC 9068: a string; Okta and Entra ID: a list (scp)
+        scopes = scope.split() if isinstance(scope, str) else [
+            s for s in scope if isinstance(s, str)] if isinstance(scope, list) else []
+        return ProviderAccess(issuer, subject, frozenset(scopes),
+                              datetime.fromtimestamp(expires + CLOCK_SKEW_SECONDS, UTC))
 
     # --- HTTP -----------------------------------------------------------------------------------------
 
@@ -196,30 +257,38 @@ class OidcProvider:
         except (JoseError, ValueError, TypeError) as exc:
             raise self._unavailable("publishes signing keys (JWKS) TOW cannot read") from exc
         with self._lock:
-            self._keys = keys
+            self._keys, self._keys_fetched_at = keys, self._clock()
         return keys
 
     # --- the ID token ---------------------------------------------------------------------------------
 
-    def _verified_payload(self, id_token: str, header: Mapping[str, Any], alg: str) -> bytes:
+    def _verified_payload(self, token: str, header: Mapping[str, Any], alg: str, *,
+                          refuse: Callable[[str], TowError] = _refused, what: str = "the ID token",
+                          throttled: bool = False) -> bytes:
         """The JWS payload, verified with the client secret (HS*, when allowed) or a key of the provider's JWKS:
         the one its ``kid`` names, or (no ``kid``) each published key. A key it cannot find, or a signature no
-        cached key verifies, refetches the JWKS once (the provider rotated its keys) before refusing."""
+        cached key verifies, refetches the JWKS once (the provider rotated its keys) before refusing; when
+        ``throttled``, only if the keys were fetched more than ``KEY_REFETCH_SECONDS`` ago."""
         if alg.startswith("HS"):
-            return self._verify_with(id_token, [OctKey.import_key(self._options.client_secret)], alg)
+            payload = self._verify_with(token, [OctKey.import_key(self._options.client_secret)], alg)
+            if payload is None:
+                raise refuse(f"{what}'s signature does not verify")
+            return payload
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
-            raise _refused("the ID token names its key oddly (kid is not a string)")
+            raise refuse(f"{what} names its key oddly (kid is not a string)")
+        candidates: list[Any] = []
         for refresh in (False, True):
+            if refresh and throttled and self._clock() - self._keys_fetched_at < KEY_REFETCH_SECONDS:
+                break
             keys = self._key_set(refresh=refresh).keys
             candidates = [key for key in keys if kid is None or key.kid == kid]
-            payload = self._verify_with(id_token, candidates, alg) if candidates else None
+            payload = self._verify_with(token, candidates, alg) if candidates else None
             if payload is not None:
                 return payload
-            if refresh and not candidates:
-                raise _refused(f"the ID token is signed with a key the provider does not publish (kid "
-                               f"{str(kid)[:64]!r})")
-        raise _refused("the ID token's signature does not verify")
+        if not candidates:
+            raise refuse(f"{what} is signed with a key the provider does not publish (kid {str(kid)[:64]!r})")
+        raise refuse(f"{what}'s signature does not verify")
 
     @staticmethod
     def _verify_with(id_token: str, keys: list[Any], alg: str) -> bytes | None:

@@ -154,8 +154,9 @@ def create_token(tokens: AccessTokens, principal: Principal, new: NewToken, *, t
                             prefix=prefix, now=now, expires_at=now + timedelta(days=days))
 
 
-def refuse_token_minting(acting_token: AccessToken | None) -> None:
-    if acting_token is not None:
+def refuse_token_minting(by_token: bool) -> None:
+    """A personal or provider access token acting may not create tokens (see the module's rules)."""
+    if by_token:
         raise AccessDenied("an access token cannot create tokens: sign in to create one")
 
 

@@ -75,6 +75,15 @@ class TreeNode:
 
 
 @dataclass(frozen=True, slots=True)
+class Branch:
+    """One entry of one level of the doc tree (the sidebar's): a readable doc, and whether readable sub-pages
+    sit below it (loaded when asked)."""
+
+    summary: RecordSummary
+    has_children: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Crumb:
     kind: str  # organisation, project, section, doc
     title: str
@@ -256,6 +265,24 @@ def doc_tree(ws: Workspace, tree: RecordTree, project_key: str | None) -> list[T
         return replace(node, children=tuple(grow(k, path | {k.summary.id}) for k in kids))
 
     return [grow(root, frozenset({root.summary.id})) for root in by_parent.get(None, [])]
+
+
+def doc_branches(ws: Workspace, tree: RecordTree, project_key: str | None,
+                 parent: DisplayId | None = None) -> list[Branch]:
+    """One level of ``doc_tree``: its top (``parent`` None) or the readable sub-pages of ``parent``, which
+    must itself be readable in the chosen project (else NotFound, as for an unknown doc), by title."""
+    ws.require_member()
+    nodes = tree.readable_docs(ws.principal.user_id, ws.org_id, project_filter(ws, project_key))
+    ids = {n.summary.id for n in nodes}
+    parents = {n.parent_id for n in nodes if n.parent_id in ids}
+    if parent is None:
+        level = [n for n in nodes if n.parent_id not in ids]
+    else:
+        above = next((n for n in nodes if n.summary.display_id == parent), None)
+        if above is None:
+            raise NotFound(f"doc {parent} not found")
+        level = [n for n in nodes if n.parent_id == above.summary.id]
+    return [Branch(n.summary, n.summary.id in parents) for n in level]
 
 
 def breadcrumbs(ws: Workspace, tree: RecordTree, display_id: DisplayId) -> list[Crumb]:

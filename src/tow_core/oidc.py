@@ -20,6 +20,11 @@ Rules:
   membership removed, or the role it replaced restored). When the claim is absent nothing is taken back.
   A grant someone changed by hand since is no longer the mapping's. The last owner is never removed.
   Every change made at login is written to the audit log, with the person as actor.
+- Provider access tokens (the MCP server, when ``SsoPolicy.access_tokens`` is on): a JWT whose signature (from
+  the provider's JWKS; never ``alg: none`` or HS*), issuer, audience (``access_audience``) and expiry the
+  adapter checked acts as the account linked to its (issuer, subject) — never found by email, never created —
+  while that account is active; it writes only when its scopes hold ``write_scope``. Checked again on every
+  call (``resolve_provider_access``), so removing the link or deactivating the account counts at once.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ from datetime import datetime
 from typing import Protocol
 
 from tow_core import accounts
-from tow_core.access import OrgRole
+from tow_core.access import OrgRole, Principal
 from tow_core.audit import AuditAction, AuditEntry
-from tow_core.errors import AccessDenied, InvalidInput
+from tow_core.errors import AccessDenied, InvalidInput, InvalidToken, TokenReadOnly
 from tow_core.identity import Directory, User, WorkflowMode, clean_name, normalise_email
 
 SSO = "single sign-on"
@@ -56,6 +61,17 @@ class ProviderLogin:
     name: str | None
     groups: tuple[str, ...] | None
     id_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAccess:
+    """What a provider's access token (a JWT) says, its signature, issuer, audience and expiry checked
+    (``IdentityProvider.verify_access_token``)."""
+
+    issuer: str
+    subject: str
+    scopes: frozenset[str]
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,11 @@ class IdentityProvider(Protocol):
 
     def end_session_url(self, *, id_token_hint: str) -> str | None:
         """The provider's RP-initiated logout URL, or None when it has no ``end_session_endpoint``."""
+        ...
+
+    def verify_access_token(self, token: str, *, audience: str) -> ProviderAccess:
+        """Check an access token the provider issued as a JWT for ``audience`` (``InvalidToken`` saying which
+        check failed; ``DependencyUnavailable`` when its keys cannot be fetched)."""
         ...
 
 
@@ -134,6 +155,9 @@ class SsoPolicy:
     link_existing_by_email: bool = False
     first_organisation_name: str = "TOW"
     provider_logout: bool = False
+    access_tokens: bool = False  # the MCP server accepts the provider's access tokens (module rules)
+    access_audience: str = ""  # the ``aud`` they must name
+    write_scope: str = "tow:write"  # the scope that lets one write
 
 
 _RANK = {OrgRole.MEMBER: 1, OrgRole.ADMIN: 2, OrgRole.OWNER: 3}
@@ -155,6 +179,26 @@ def sign_in(directory: Directory, identities: OidcIdentities, policy: SsoPolicy,
             directory, identities, policy, login, now, invite_token_hash=invite_token_hash)
     reconcile_roles(directory, identities, user_id=user.id, rules=policy.rules, groups=login.groups)
     return user
+
+
+def resolve_provider_access(directory: Directory, identities: OidcIdentities, *, issuer: str, subject: str,
+                            may_write: bool, writes: bool, expires_at: datetime, now: datetime) -> Principal:
+    """The principal of the account a checked provider access token names (module rules): InvalidToken when it
+    has expired, names no linked account or a deactivated one; TokenReadOnly when it asks to write without
+    the write scope."""
+    if now >= expires_at:
+        raise InvalidToken("the access token has expired: get a new one from your provider")
+    user_id = identities.linked_user(issuer, subject)
+    principal = directory.principal(user_id) if user_id is not None else None
+    if principal is None:
+        raise InvalidToken("the access token's provider account is not linked to an account here: sign in to TOW "
+                           "with single sign-on once first")
+    if not principal.is_active:
+        raise InvalidToken("the access token's account is deactivated: ask an organisation admin")
+    if writes and not may_write:
+        raise TokenReadOnly("this access token is read-only: ask your provider for one with TOW's write scope "
+                            "(mcp.oidc_write_scope)")
+    return principal
 
 
 def _check_invite(directory: Directory, token_hash: str, email: str, now: datetime) -> None:

@@ -32,7 +32,7 @@ from tow_core.jobs import JobQueue
 from tow_core.knowledge import Workspace
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.notifications import Notifications, NotificationStore, Notifying
-from tow_core.oidc import OidcIdentities
+from tow_core.oidc import OidcIdentities, resolve_provider_access
 from tow_core.outbox import EmailOutbox
 from tow_core.password_reset import PasswordResets
 from tow_core.record_history import RecordKeeping
@@ -83,9 +83,10 @@ class UnitOfWork(Protocol):
 
 
 class Credential:
-    """Who a front door says is asking, verified without the database: a ``SessionCredential`` or a
-    ``TokenCredential``, which ``Transactions.acting_as`` resolves to a principal. (One base class rather than a
-    union: the HTTP edge hands it through Litestar's dependency validation, which takes one class.)"""
+    """Who a front door says is asking, verified without the database: a ``SessionCredential``, a
+    ``TokenCredential`` or a ``ProviderTokenCredential``, which ``Transactions.acting_as`` resolves to a
+    principal. (One base class rather than a union: the HTTP edge hands it through Litestar's dependency
+    validation, which takes one class.)"""
 
     __slots__ = ()
 
@@ -108,6 +109,18 @@ class TokenCredential(Credential):
     writes: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderTokenCredential(Credential):
+    """An access token of the single sign-on provider whose signature, issuer, audience and expiry a front door
+    checked (the MCP server, when ``mcp.oidc_access_tokens`` is on): the provider identity it names, whether its
+    scopes let it write, whether the request asks to, and when it expires (``tow_core.oidc``)."""
+
+    issuer: str
+    subject: str
+    may_write: bool
+    writes: bool
+    expires_at: datetime
+
 
 @dataclass(frozen=True)
 class Acting:
@@ -118,6 +131,7 @@ class Acting:
     session: Session
     now: datetime
     token: AccessToken | None = None  # the access token acting, narrowed principal and all; None for a session
+    by_provider_token: bool = False  # a single sign-on provider's access token acts (ProviderTokenCredential)
 
     def workspace(self, org_id: int) -> Workspace:
         """The principal's workspace in ``org_id``: NotFound unless they are an active member of it."""
@@ -164,6 +178,15 @@ class Transactions:
                                                  writes=credential.writes, now=now)
                 stores.directory.act_for(principal.user_id)
                 yield Acting(stores, principal, token.session(), now, token)
+            elif isinstance(credential, ProviderTokenCredential):
+                principal = resolve_provider_access(
+                    stores.directory, stores.oidc_identities, issuer=credential.issuer, subject=credential.subject,
+                    may_write=credential.may_write, writes=credential.writes, expires_at=credential.expires_at,
+                    now=now)
+                stores.directory.act_for(principal.user_id)
+                session = Session(f"provider-token:{credential.issuer}#{credential.subject}", principal.user_id, None,
+                                  credential.expires_at)  # nothing is stored under it, as for a personal token
+                yield Acting(stores, principal, session, now, by_provider_token=True)
             else:  # resolve_session also makes the unit of work act for the session's user
                 session, principal = resolve_session(stores.directory, token_hash=credential.token_hash, now=now)
                 yield Acting(stores, principal, session, now)

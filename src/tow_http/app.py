@@ -72,7 +72,8 @@ def create_app(
     cookies = session_cookies(services)
     cases = use_cases(services)
     mcp = McpDoor(build_mcp_server(cases["records"], cases["memory"]), cases["tokens"], settings.mcp,
-                  settings.runtime.public_app_url)
+                  settings.runtime.public_app_url,
+                  cases["single_sign_on"] if settings.mcp.oidc_access_tokens else None)
     app = Litestar(
         route_handlers=[
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,

@@ -49,9 +49,11 @@ def sso_policy(settings: Settings) -> SsoPolicy | None:
     rules = tuple(OrganisationRule(rule.organisation, OrgRole(rule.role), rule.when_group)
                   for rule in oidc.organisations)
     first = oidc.first_organisation_name or (rules[0].organisation if rules else settings.runtime.app_name)
+    mcp = settings.mcp
     return SsoPolicy(rules=rules, require_email_verified=oidc.require_email_verified,
                      link_existing_by_email=oidc.link_existing_by_email, first_organisation_name=first,
-                     provider_logout=oidc.provider_logout_enabled)
+                     provider_logout=oidc.provider_logout_enabled, access_tokens=mcp.oidc_access_tokens,
+                     access_audience=mcp.oidc_audience or oidc.client_id, write_scope=mcp.oidc_write_scope)
 
 
 def use_cases(services: Services) -> dict[str, object]:

@@ -128,10 +128,16 @@ class AuthSettings(_Section):
 
 class McpSettings(_Section):
     """The MCP server at /api/mcp (tow_http/mcp): tool calls in flight at once, overall and per token;
-    beyond them a request is answered 429 at once rather than queued."""
+    beyond them a request is answered 429 at once rather than queued. With ``oidc_access_tokens`` (needs
+    ``auth.mode: oidc``) it also takes the single sign-on provider's access tokens (JWTs) for ``oidc_audience``
+    (empty: ``auth.oidc.client_id``), as the account linked to their subject; read-only unless their scopes
+    hold ``oidc_write_scope`` (README "MCP")."""
 
     max_concurrent_requests: Annotated[int, Meta(ge=1, le=1000)] = 16
     max_concurrent_per_token: Annotated[int, Meta(ge=1, le=100)] = 4
+    oidc_access_tokens: bool = False
+    oidc_audience: Annotated[str, Meta(max_length=500)] = ""
+    oidc_write_scope: Annotated[str, Meta(pattern=r"^[!#-\[\]-~]{1,200}$")] = "tow:write"  # RFC 6749 §3.3
 
 
 class DatabaseSettings(_Section):
@@ -222,7 +228,8 @@ SECRET_VARIABLES = (
     "TOW_S3_SECRET_ACCESS_KEY",
 )
 _PREFIXED_LEAVES = {("auth", "mode"), ("uploads", "backend"), ("mcp", "max_concurrent_requests"),
-                    ("mcp", "max_concurrent_per_token")}
+                    ("mcp", "max_concurrent_per_token"), ("mcp", "oidc_access_tokens"), ("mcp", "oidc_audience"),
+                    ("mcp", "oidc_write_scope")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +449,9 @@ def _check_consistency(settings: Settings, secrets: Secrets) -> None:
                               f"got {', '.join(unknown) or 'none'}")
         if "openid" not in oidc.scopes:
             raise ConfigError("auth.oidc.scopes: must include openid")
+    if settings.mcp.oidc_access_tokens and settings.auth.mode != "oidc":
+        raise ConfigError("mcp.oidc_access_tokens: needs auth.mode oidc (the access tokens are auth.oidc's "
+                          "provider's)")
     _check_email(settings.email, secrets)
     if settings.uploads.backend == "s3":
         _check_s3(settings.uploads.s3, secrets)

@@ -20,6 +20,7 @@ from tow_core.embeddings import (
     embed_pending,
     require_space,
 )
+from tow_core.errors import DatabaseUnavailable
 
 log = logging.getLogger("tow.embeddings")
 
@@ -66,6 +67,8 @@ class EmbeddingWorker:
                 log.error("embedding worker stopped: %s", exc.message)
                 self.error = exc
                 return
+            except DatabaseUnavailable as exc:  # one line per poll, not a traceback: it is expected to return
+                log.warning("embedding worker: %s; polling again", exc.message)
             except Exception:  # keep serving; the lease returns the batch to the queue
                 log.exception("embedding batch failed; retrying after its lease")
             self._stopping.wait(self._poll_seconds)

@@ -19,7 +19,8 @@ allows — both directions, no more and no less:
   (issue 18: for the doc's readers, else 404 whichever version is asked);
 - doc tree: ``PgRecordTree.readable_docs`` and ``docs.doc_tree`` (whole organisation and per project:
   exactly the readable docs, a page under a hidden parent shown at the top), ``PgRecordTree.ancestors``
-  (a summary only for readable ancestors) and ``docs.breadcrumbs`` (hidden ancestors are "…");
+  (a summary only for readable ancestors) and ``docs.breadcrumbs`` (hidden ancestors are "…"), and the
+  sidebar's one-level-at-a-time ``docs.doc_branches`` (issue 18: the same tree; any other doc is 404);
 - comments and activity: ``tickets.list_comments`` / ``tickets.activity_log`` (for readable tickets,
   else 404);
 - conversations (issue 13), whose rule is not the record predicate but "the owner alone, while an active member
@@ -383,7 +384,9 @@ class Checker:
                {d: facts.parent[d] for d in readable_docs}, context, checks=n)
         if not member:
             expect("doc_tree", not_found(lambda: docs.doc_tree(ws, self.tree, None)), True, context, checks=n)
+            expect("doc_branches", not_found(lambda: docs.doc_branches(ws, self.tree, None)), True, context, checks=n)
         else:
+            self.check_branches(ws, doc_ids, readable_docs, None, context)
             expect("doc_tree", forest(docs.doc_tree(ws, self.tree, None)),
                    {d: facts.parent[d] if facts.parent[d] in readable_docs else None for d in readable_docs},
                    context, checks=n)
@@ -400,6 +403,7 @@ class Checker:
                 expect("doc_tree(project)", forest(docs.doc_tree(ws, self.tree, key)),
                        {d: facts.parent[d] if facts.parent[d] in in_project else None for d in in_project},
                        f"{context}, project {project}", checks=n)
+                self.check_branches(ws, doc_ids, in_project, key, f"{context}, project {project}")
         for doc in doc_ids:
             chain = ancestors_of(facts, doc)
             got = [(a.id, a.summary.id if a.summary else None) for a in self.tree.ancestors(user, org, doc)]
@@ -432,6 +436,28 @@ class Checker:
                     for a in reversed(chain)]
             expect("breadcrumbs", [(c.title, c.display_id) for c in crumbs], want, f"{context}, doc {doc}",
                    checks=max(1, len(chain)))
+
+
+    def check_branches(self, ws: Workspace, doc_ids: list[int], shown: set[int], key: str | None,
+                       context: str) -> None:
+        """``docs.doc_branches`` (the sidebar's tree, one level per request): the top and each shown doc's
+        sub-pages are exactly ``doc_tree``'s (with whether each has any); any other doc is NotFound."""
+        facts = self.facts
+        under = {d: facts.parent[d] if facts.parent[d] in shown else None for d in shown}
+
+        def level(parent: int | None) -> set[tuple[int, bool]]:
+            return {(d, any(under[c] == d for c in shown)) for d in shown if under[d] == parent}
+
+        def got(parent=None) -> set[tuple[int, bool]]:
+            return {(b.summary.id, b.has_children) for b in docs.doc_branches(ws, self.tree, key, parent)}
+
+        expect("doc_branches", got(), level(None), context, checks=max(1, len(shown)))
+        for doc in doc_ids:
+            display_id = facts.display_id(doc)
+            if doc in shown:
+                expect("doc_branches(doc)", got(display_id), level(doc), f"{context}, doc {doc}")
+            else:
+                expect("doc_branches(doc)", not_found(lambda d=display_id: got(d)), True, f"{context}, doc {doc}")
 
 
 def ancestors_of(facts: Facts, doc: int) -> list[int]:

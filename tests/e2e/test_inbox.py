@@ -123,8 +123,11 @@ def test_today_is_the_signed_in_home_with_first_steps_in_an_empty_organisation(w
     assert home.headers["location"] == f"/o/{world.org}/today"
     assert world.ada.get(f"/o/{world.org}", follow_redirects=False).headers["location"] == f"/o/{world.org}/today"
     empty = world.ada.get(f"/o/{world.org}/today").text
-    assert "Get started" in empty and "Invite people" in empty and "Ask the assistant" in empty
-    assert "Invite people" not in world.bob.get(f"/o/{world.org}/today").text  # members cannot invite
+    assert "Get started" in empty and "Ask the assistant" in empty
+    # The owner's first-run checklist: others joined and projects exist (ticked); no doc yet.
+    assert "First steps for" in empty and 'id="step-invite" class="done"' in empty
+    assert 'id="step-doc" class="todo"' in empty
+    assert "First steps for" not in world.bob.get(f"/o/{world.org}/today").text  # members cannot invite
 
     plan = world.create(world.ada, type="doc", title="Release plan", scope={"kind": "organisation"})
     ticket = world.create(world.ada, type="ticket", title="Cut the release", scope=world.scope("OPS"),

@@ -121,11 +121,15 @@ def test_other_organisations_and_records_are_404_pages(app_client, make_containe
     join_token = token_of(bob, f"/invite/{invite}")
     bob.post("/join", follow_redirects=False, data={"csrf_token": join_token, "token": invite, "email": "bob@example.com",
                             "display_name": "Bob", "password": PASSWORD})
-    for path in ["/o/1/r/DOC-1", "/o/2/docs", "/o/1/docs?project=NOPE"]:
+    ada.post("/o/1/records", follow_redirects=False, data={"type": "doc", "title": "Secret annex", "scope": "user",
+                                                           "parent_id": "1", "csrf_token": token})
+    assert "Secret annex" in ada.get("/o/1/doc-tree/DOC-1").text  # the sidebar's sub-tree, for its reader
+    for path in ["/o/1/r/DOC-1", "/o/2/docs", "/o/1/docs?project=NOPE", "/o/1/doc-tree/DOC-1", "/o/1/doc-tree/DOC-2",
+                 "/o/1/doc-tree/DOC-99", "/o/2/doc-tree/DOC-1"]:
         response = bob.get(path)
         assert response.status_code == 404, path
-        assert "Secret plan" not in response.text and "Traceback" not in response.text
-    assert "Secret plan" not in bob.get("/o/1/docs").text
+        assert "Secret" not in response.text and "Traceback" not in response.text
+    assert "Secret" not in bob.get("/o/1/docs").text and "Secret" not in bob.get("/o/1/today").text  # sidebar
     assert "Secret plan" not in bob.get("/o/1/search?q=secret").text
     assert bob.get("/server").status_code == 404
     assert bob.get("/o/1/settings/access").status_code == 403

@@ -202,3 +202,35 @@ def test_the_pkce_verifier_matches_the_challenge_sent_to_the_provider(world, fak
     verifier = fake.token_requests[0]["code_verifier"][0]
     digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     assert digest == query["code_challenge"] and fake.token_requests[0]["grant_type"] == ["authorization_code"]
+
+
+def test_access_tokens_follow_key_rotation_but_unknown_kids_refetch_the_keys_at_most_every_10_seconds(fake):
+    """The MCP server's provider access tokens (``OidcProvider.verify_access_token``): anyone can send one naming
+    a made-up key, so such a token refetches the JWKS only when it was fetched more than 10 s ago; a real
+    rotation is then picked up."""
+    from tow_adapters.oidc_provider import KEY_REFETCH_SECONDS, OidcOptions, OidcProvider
+    from tow_core.errors import InvalidToken
+
+    now = [time.time()]
+    adapter = OidcProvider(OidcOptions(issuer_url=fake.issuer, client_id="tow", client_secret=CLIENT_SECRET,
+                                       redirect_uri="http://127.0.0.1/cb", post_logout_redirect_uri="http://127.0.0.1/"),
+                           clock=lambda: now[0])
+
+    def token(key: RSAKey, **claims) -> str:
+        body = {"iss": fake.issuer, "sub": "subject-1", "aud": "tow-mcp", "scope": "tow:write",
+                "exp": int(now[0]) + 300, **claims}
+        return jws.serialize_compact({"alg": "RS256", "kid": key.kid}, json.dumps(body).encode(), key)
+
+    access = adapter.verify_access_token(token(fake.key), audience="tow-mcp")
+    assert (access.subject, access.scopes, fake.jwks_fetches) == ("subject-1", frozenset({"tow:write"}), 1)
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "made-up"})
+    for _ in range(3):
+        with pytest.raises(InvalidToken, match="does not publish"):
+            adapter.verify_access_token(token(stranger), audience="tow-mcp")
+    assert fake.jwks_fetches == 1  # fetched just now: no refetch for a made-up kid
+    rotated = fake.rotate()
+    now[0] += KEY_REFETCH_SECONDS + 1
+    assert adapter.verify_access_token(token(rotated), audience="tow-mcp").subject == "subject-1"
+    assert fake.jwks_fetches == 2
+    with pytest.raises(InvalidToken, match="audience"):
+        adapter.verify_access_token(token(rotated), audience="another-api")

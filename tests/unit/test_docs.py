@@ -399,3 +399,24 @@ def test_doc_use_cases_load_the_caller_fresh_check_membership_and_commit_or_roll
     w.directory.set_active(w.ids["ada"], False)  # deactivated: the next call is refused (revocation is immediate)
     with pytest.raises(NotAuthenticated):
         use_cases.breadcrumbs(ada, w.org, plan.display_id)
+
+
+def test_the_sidebar_tree_opens_one_readable_level_at_a_time(w):
+    handbook = doc(w, "Handbook", w.project("APP"))
+    onboarding = doc(w, "Onboarding", w.project("APP"), parent=handbook)
+    doc(w, "Laptops", w.project("APP"), parent=onboarding)
+    secret = doc(w, "Salaries", w.project("SEC"))
+    doc(w, "all hands", by="bob")
+
+    def level(who, project=None, parent=None):
+        return [(b.summary.title, b.has_children) for b in w.do(who, docs.doc_branches, w.tree, project, parent)]
+
+    assert level("bob") == [("all hands", False), ("Handbook", True)]
+    assert level("bob", parent=handbook.display_id) == [("Onboarding", True)]
+    assert level("bob", "APP", onboarding.display_id) == [("Laptops", False)]
+    assert ("Salaries", False) in level("ada")
+    for attack in ((None, secret.display_id), ("SEC", None), ("SEC", secret.display_id)):
+        with pytest.raises(NotFound):  # a doc or project Bob cannot read looks like one that does not exist
+            level("bob", *attack)
+    with pytest.raises(NotFound):  # the parent must lie in the chosen project too
+        level("ada", "SEC", handbook.display_id)

@@ -215,3 +215,22 @@ def test_today_shows_recent_activity_active_snapshots_and_my_open_tickets_in_sco
 def test_a_new_organisation_is_empty_so_today_offers_first_steps(w, desk):
     today = desk.inbox.today_page(w.credential("ada"), w.org, None)
     assert today.content.empty and today.content.recent == () and today.frame.inbox_count == 0
+
+
+def test_the_first_steps_are_ticked_from_what_exists_and_only_offered_to_managers(w, desk):
+    # The world already has other members and projects: a fresh organisation has neither.
+    steps = desk.inbox.today_page(w.credential("ada"), w.org, None).content.first_steps
+    assert (steps.invited, steps.project, steps.doc) == (True, True, False)
+    assert desk.inbox.today_page(w.credential("bob"), w.org, None).content.first_steps is None  # not a manager
+    assert desk.inbox.today_page(w.credential("ada"), w.org, None, first_steps=False).content.first_steps is None
+    w.create("ada", RecordType.DOC, "Handbook", w.org_scope)
+    assert desk.inbox.today_page(w.credential("ada"), w.org, None).content.first_steps is None  # all done: gone
+
+
+def test_the_frame_carries_the_top_of_the_readable_doc_tree(w, desk):
+    handbook = w.create("ada", RecordType.DOC, "Handbook", w.project("APP"))
+    w.create("ada", RecordType.DOC, "Onboarding", w.project("APP"), fields={"parent_id": handbook.id})
+    w.create("ada", RecordType.DOC, "Salaries", w.project("SEC"))
+    frame = desk.inbox.today_page(w.credential("bob"), w.org, None).frame
+    assert [(b.summary.title, b.has_children) for b in frame.doc_roots] == [("Handbook", True)]
+    assert not frame.more_docs

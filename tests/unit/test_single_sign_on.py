@@ -8,21 +8,26 @@ sign-out. A refused login changes nothing."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.fake_oidc_identities import InMemoryOidcIdentities
+from tests.fake_tokens import InMemoryAccessTokens
 from tests.fake_unit_of_work import fake_transactions
 from tests.fakes import InMemoryDirectory
 from tow_core import accounts
 from tow_core.access import OrgRole
+from tow_core.access_tokens import NewToken, TokenAccess, TokenPolicy
 from tow_core.audit import AuditAction
-from tow_core.errors import Conflict, DependencyUnavailable, NotFound
+from tow_core.errors import AccessDenied, Conflict, DependencyUnavailable, InvalidToken, NotFound, TokenReadOnly
 from tow_core.identity import WorkflowMode
-from tow_core.oidc import OrganisationRule, ProviderLogin, SignInRefused, SsoPolicy
-from tow_core.unit_of_work import SessionCredential
+from tow_core.oidc import OrganisationRule, ProviderAccess, ProviderLogin, SignInRefused, SsoPolicy
+from tow_core.unit_of_work import ProviderTokenCredential, SessionCredential
 from tow_core.use_cases.single_sign_on import SingleSignOnUseCases
+from tow_core.use_cases.tokens import TokenUseCases
+from tow_http.context import PersonalAccessTokenSecrets
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ISSUER = "https://login.example.com/realms/company"
@@ -50,6 +55,8 @@ class ScriptedProvider:
         self.redeemed: list[tuple[str, str, str]] = []
         self.logout_down = False
         self.has_logout = True
+        self.access: dict[str, ProviderAccess] = {}
+        self.audiences: list[str] = []
 
     def authorization_url(self, *, state: str, nonce: str, code_verifier: str) -> str:
         return f"https://login.example.com/auth?state={state}&nonce={nonce}"
@@ -58,6 +65,13 @@ class ScriptedProvider:
         self.redeemed.append((code, code_verifier, nonce))
         assert self.answer is not None
         return self.answer
+
+    def verify_access_token(self, token: str, *, audience: str) -> ProviderAccess:
+        """Scripted: ``access[token]`` is what a checked token says; any other token is refused."""
+        self.audiences.append(audience)
+        if token not in self.access:
+            raise InvalidToken("the access token's signature does not verify")
+        return self.access[token]
 
     def end_session_url(self, *, id_token_hint: str) -> str | None:
         if self.logout_down:
@@ -314,3 +328,85 @@ def test_without_single_sign_on_configured_its_steps_are_not_found():
         off.begin("/")
     with pytest.raises(NotFound):
         off.finish(None, state="", code="")
+
+
+# --- the provider's access tokens (the MCP server with mcp.oidc_access_tokens) -------------------------------
+
+ACCESS = {"issuer": ISSUER, "expires_at": NOW + timedelta(minutes=5)}
+
+
+def access_server() -> Server:
+    return Server(access_tokens=True, access_audience="tow-mcp", write_scope="tow:write")
+
+
+def reads_as(server: Server, credential: ProviderTokenCredential, *, writes: bool = False) -> int:
+    with server.sso.transactions.acting_as(replace(credential, writes=writes)) as acting:
+        return acting.principal.user_id
+
+
+def test_a_provider_access_token_acts_as_the_linked_account_and_writes_only_with_the_write_scope():
+    server = access_server()
+    ada, bob = first_and_bob(server)
+    server.provider.access = {"ada-read": ProviderAccess(subject="ada", scopes=frozenset({"openid", "email"}), **ACCESS),
+                              "bob-write": ProviderAccess(subject="bob", scopes=frozenset({"tow:write"}), **ACCESS)}
+    reader, writer = server.sso.provider_access("ada-read"), server.sso.provider_access("bob-write")
+    assert server.provider.audiences == ["tow-mcp", "tow-mcp"]
+    assert (reader.subject, reader.may_write, reader.writes) == ("ada", False, False)
+    assert reads_as(server, reader) == ada and reads_as(server, writer, writes=True) == bob
+    with pytest.raises(TokenReadOnly, match="write scope"):
+        reads_as(server, reader, writes=True)
+    with server.sso.transactions.acting_as(writer) as acting:  # no personal token acts ...
+        assert acting.token is None and acting.by_provider_token
+    tokens = InMemoryAccessTokens()  # ... and it cannot mint one (a read-only token minting a writer's)
+    minting = TokenUseCases(fake_transactions(lambda: server.now, directory=server.directory,
+                                              oidc_identities=server.identities, tokens=tokens),
+                            PersonalAccessTokenSecrets(), TokenPolicy())
+    with pytest.raises(AccessDenied, match="cannot create tokens"):
+        minting.create(replace(writer, writes=True), NewToken("escalate", 30, TokenAccess.READ_WRITE, None))
+    assert tokens.tokens_of([bob]) == []
+
+
+def test_a_provider_access_token_never_finds_an_account_by_email_and_never_creates_one():
+    server = access_server()
+    first_and_bob(server)
+    server.provider.access = {
+        "stranger": ProviderAccess(subject="carol", scopes=frozenset(), **ACCESS),
+        "bob-elsewhere": ProviderAccess(subject="bob", scopes=frozenset(), issuer="https://evil.example.com",
+                                        expires_at=NOW + timedelta(minutes=5))}
+    before = server.tables()
+    for token in ("stranger", "bob-elsewhere", "forged"):
+        with pytest.raises(InvalidToken):
+            server.sso.provider_access(token)
+    with pytest.raises(InvalidToken, match="not linked"):
+        server.sso.provider_access("stranger")
+    assert server.tables() == before
+
+
+def test_a_deactivated_account_an_unlinked_identity_and_an_expired_token_stop_at_the_next_call():
+    server = access_server()
+    ada, bob = first_and_bob(server)
+    server.provider.access = {"bob": ProviderAccess(subject="bob", scopes=frozenset(), **ACCESS),
+                              "ada": ProviderAccess(subject="ada", scopes=frozenset(), **ACCESS)}
+    bobs, adas = server.sso.provider_access("bob"), server.sso.provider_access("ada")
+    server.directory.set_active(bob, False)
+    with pytest.raises(InvalidToken, match="deactivated"):
+        reads_as(server, bobs)
+    with pytest.raises(InvalidToken, match="deactivated"):
+        server.sso.provider_access("bob")
+    del server.identities.identities[(ISSUER, "ada")]
+    with pytest.raises(InvalidToken, match="not linked"):
+        reads_as(server, adas)
+    server.identities.link(ISSUER, "ada", ada, server.now)
+    assert reads_as(server, adas) == ada
+    server.now = NOW + timedelta(minutes=5)
+    with pytest.raises(InvalidToken, match="expired"):
+        reads_as(server, adas)
+
+
+def test_without_provider_access_tokens_configured_every_such_token_is_refused():
+    server = Server()  # single sign-on, but mcp.oidc_access_tokens off
+    first_and_bob(server)
+    server.provider.access = {"ada": ProviderAccess(subject="ada", scopes=frozenset({"tow:write"}), **ACCESS)}
+    with pytest.raises(InvalidToken, match="oidc_access_tokens"):
+        server.sso.provider_access("ada")
+    assert server.provider.audiences == []

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tow_adapters.postgres.engine import transaction
 from tow_adapters.postgres.records import _HEADLINE_OPTIONS, _SUMMARY_COLUMNS, _query_filters, _summary
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.embeddings import EmbeddingJob, EmbeddingSpace, EmbeddingStatus, RecordText
@@ -83,7 +84,7 @@ class PgEmbeddingQueue:
         self._engine = engine
 
     def claim(self, limit: int, lease_seconds: int, max_attempts: int) -> list[EmbeddingJob]:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             rows = conn.execute(sa.text(
                 "UPDATE embedding_outbox AS o SET leased_until = clock_timestamp() + make_interval(secs => :lease), "
                 "attempts = o.attempts + 1 WHERE o.record_id IN ("
@@ -95,7 +96,7 @@ class PgEmbeddingQueue:
         return [EmbeddingJob(*row) for row in rows]
 
     def finish(self, job: EmbeddingJob) -> None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             done = conn.execute(sa.text("DELETE FROM embedding_outbox WHERE record_id = :id AND generation = :gen"),
                                 {"id": job.record_id, "gen": job.generation}).rowcount
             if not done:  # changed while we worked: due again, for whoever claims it next
@@ -103,7 +104,7 @@ class PgEmbeddingQueue:
                              {"id": job.record_id})
 
     def fail(self, job: EmbeddingJob, error: str, retry_in_seconds: int) -> None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(sa.text(
                 "UPDATE embedding_outbox SET leased_until = NULL, last_error = left(:error, 1000), "
                 "available_at = CASE WHEN generation = :gen "
@@ -116,7 +117,7 @@ class PgEmbeddingSpaces:
         self._engine = engine
 
     def _one(self, sql: str, **params: Any) -> sa.Row | None:
-        with self._engine.connect() as conn:
+        with transaction(self._engine) as conn:
             return conn.execute(sa.text(sql), params).first()
 
     def active(self) -> EmbeddingSpace | None:
@@ -126,7 +127,7 @@ class PgEmbeddingSpaces:
         return _space(self._one("SELECT id, model, dim FROM embedding_spaces WHERE state = 'migrating'"))
 
     def record_first(self, model: str, dim: int) -> EmbeddingSpace:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(sa.text(_SPACES_LOCK))
             row = conn.execute(sa.text("SELECT id, model, dim FROM embedding_spaces WHERE state = 'active'")).first()
             if row is not None:
@@ -138,7 +139,7 @@ class PgEmbeddingSpaces:
             return space
 
     def texts(self, record_ids: Sequence[int]) -> list[RecordText]:
-        with self._engine.connect() as conn:
+        with transaction(self._engine) as conn:
             rows = conn.execute(sa.text(
                 "SELECT r.id, r.organisation_id, r.prefix || '-' || r.number, r.type, r.title, r.body, "
                 f"{_CONTENT_HASH} FROM records r WHERE r.id = ANY(CAST(:ids AS bigint[])) ORDER BY r.id"
@@ -146,7 +147,7 @@ class PgEmbeddingSpaces:
         return [RecordText(r[0], r[1], r[2], RecordType(r[3]), r[4], r[5], r[6]) for r in rows]
 
     def store(self, space: EmbeddingSpace, record: RecordText, vectors: Sequence[Sequence[float]]) -> bool:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             # The row lock orders this with a concurrent edit of the record and with another worker
             # storing the same record: vectors are only ever written for the text the record has now.
             current = conn.execute(sa.text(f"SELECT {_CONTENT_HASH} FROM records r WHERE r.id = :id FOR NO KEY UPDATE"),
@@ -164,7 +165,7 @@ class PgEmbeddingSpaces:
             return True
 
     def start_migration(self, model: str, dim: int) -> EmbeddingSpace:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(sa.text(_SPACES_LOCK))
             existing = _space(conn.execute(
                 sa.text("SELECT id, model, dim FROM embedding_spaces WHERE state = 'migrating'")).first())
@@ -179,14 +180,14 @@ class PgEmbeddingSpaces:
             return space
 
     def not_current(self, space: EmbeddingSpace, limit: int) -> list[int]:
-        with self._engine.connect() as conn:
+        with transaction(self._engine) as conn:
             rows = conn.execute(sa.text(
                 f"SELECT r.id FROM records r WHERE NOT {_CURRENT.format(space=':space')} ORDER BY r.id LIMIT :limit"
             ), {"space": space.id, "limit": limit}).all()
         return [r[0] for r in rows]
 
     def switch_to(self, space: EmbeddingSpace) -> None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(sa.text(_SPACES_LOCK))
             old = conn.execute(sa.text(
                 "UPDATE embedding_spaces SET state = 'retired' WHERE state = 'active' RETURNING id")).scalar()
@@ -205,7 +206,7 @@ class PgEmbeddingSpaces:
         if old is not None:
             # After the switch committed: searches that still hold the old space (read FOR KEY SHARE by
             # PgSemanticIndex) finish first, later ones use the new space.
-            with self._engine.begin() as conn:
+            with transaction(self._engine) as conn:
                 _drop_space(conn, old)
 
     def status(self, max_attempts: int) -> EmbeddingStatus:

@@ -18,7 +18,7 @@ from tow_core.accounts import AccountOverview
 from tow_core.errors import AccessDenied, NotAuthenticated
 from tow_core.identity import SignInLog, User
 from tow_core.passwords import PasswordHasher
-from tow_core.unit_of_work import SessionCredential, Transactions, Unattended
+from tow_core.unit_of_work import Credential, SessionCredential, Transactions, Unattended
 
 
 class SessionTokens(Protocol):
@@ -103,23 +103,23 @@ class AccountUseCases:
         with self.transactions.unattended() as unattended:
             accounts.sign_out(unattended.stores.directory, token_hash=credential.token_hash, now=unattended.now)
 
-    def sign_out_everywhere(self, credential: SessionCredential) -> int:
+    def sign_out_everywhere(self, credential: Credential) -> int:
         """Revokes every session and access token of the signed-in user; how many sessions there were."""
         with self.transactions.acting_as(credential) as acting:
             return accounts.sign_out_everywhere(acting.stores.directory, acting.stores.tokens, acting.principal,
                                                 now=acting.now)
 
-    def me(self, credential: SessionCredential) -> AccountOverview:
+    def me(self, credential: Credential) -> AccountOverview:
         with self.transactions.acting_as(credential) as acting:
             return accounts.overview(acting.stores.directory, acting.principal.user_id,
                                      acting.session.active_organisation_id)
 
-    def current_user(self, credential: SessionCredential) -> User:
+    def current_user(self, credential: Credential) -> User:
         """The signed-in account, without its password hash."""
         with self.transactions.acting_as(credential) as acting:
             return accounts.current_user(acting.stores.directory, acting.principal)
 
-    def change_profile(self, credential: SessionCredential, *, display_name: str | None, email: str | None,
+    def change_profile(self, credential: Credential, *, display_name: str | None, email: str | None,
                        current_password: str, client_ip: str) -> AccountOverview:
         """Your display name and/or email (None: unchanged); a new email needs your current password
         (``tow_core.profile``). With single sign-on the provider owns the email."""
@@ -130,7 +130,7 @@ class AccountUseCases:
                                    client_ip=client_ip, now=acting.now, email_from_provider=self.single_sign_on)
             return accounts.overview(d, acting.principal.user_id, acting.session.active_organisation_id)
 
-    def change_password(self, credential: SessionCredential, *, current_password: str, new_password: str,
+    def change_password(self, credential: Credential, *, current_password: str, new_password: str,
                         client_ip: str) -> int:
         """A new password; every other session of yours ends at once, this one stays (asked with an API token:
         every session ends). How many ended."""
@@ -141,11 +141,12 @@ class AccountUseCases:
                                            new_password=new_password, keep_token_hash=keep,
                                            client_ip=client_ip, now=acting.now)
 
-    def switch_organisation(self, credential: SessionCredential, org_id: int) -> AccountOverview:
-        """Makes ``org_id`` the session's active organisation: NotFound unless the user is a member."""
+    def switch_organisation(self, credential: Credential, org_id: int) -> AccountOverview:
+        """Makes ``org_id`` the session's active organisation: NotFound unless the user is a member (through an
+        access token, whose "session" is stored nowhere, that changes nothing)."""
         with self.transactions.acting_as(credential) as acting:
-            accounts.switch_organisation(acting.stores.directory, acting.principal, token_hash=credential.token_hash,
-                                         org_id=org_id)
+            accounts.switch_organisation(acting.stores.directory, acting.principal,
+                                         token_hash=acting.session.token_hash, org_id=org_id)
             return accounts.overview(acting.stores.directory, acting.principal.user_id, org_id)
 
     def home(self, credential: SessionCredential | None) -> Home:

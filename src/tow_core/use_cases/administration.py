@@ -34,7 +34,7 @@ from tow_core.identity import (
 )
 from tow_core.mail import MailComposer, OutgoingEmail
 from tow_core.outbox import QueuedEmail
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Credential, Transactions
 from tow_core.uploads import UploadPurpose
 from tow_core.use_cases.frame import Framed, frame_of
 
@@ -84,17 +84,17 @@ class OrganisationUseCases:
 
     # --- organisations ------------------------------------------------------------------------
 
-    def create_organisation(self, credential: SessionCredential, *, name: str,
+    def create_organisation(self, credential: Credential, *, name: str,
                             workflow_mode: WorkflowMode | str) -> Organisation:
         with self.transactions.acting_as(credential) as acting:
             return administration.create_organisation(acting.stores.directory, acting.principal, name=name,
                                                       workflow_mode=workflow_mode)
 
-    def organisation(self, credential: SessionCredential, org_id: int) -> Organisation:
+    def organisation(self, credential: Credential, org_id: int) -> Organisation:
         with self.transactions.acting_as(credential) as acting:
             return administration.get_organisation(acting.stores.directory, acting.principal, org_id=org_id)
 
-    def update_organisation(self, credential: SessionCredential, org_id: int, *, name: str | None,
+    def update_organisation(self, credential: Credential, org_id: int, *, name: str | None,
                             workflow_mode: WorkflowMode | str | None,
                             require_second_reviewer: bool | None = None) -> Organisation:
         with self.transactions.acting_as(credential) as acting:
@@ -104,11 +104,11 @@ class OrganisationUseCases:
 
     # --- members ------------------------------------------------------------------------------
 
-    def members(self, credential: SessionCredential, org_id: int) -> list[Member]:
+    def members(self, credential: Credential, org_id: int) -> list[Member]:
         with self.transactions.acting_as(credential) as acting:
             return administration.list_members(acting.stores.directory, acting.principal, org_id=org_id)
 
-    def change_member_role(self, credential: SessionCredential, org_id: int, user_id: int,
+    def change_member_role(self, credential: Credential, org_id: int, user_id: int,
                            role: OrgRole | str) -> Member:
         """Their new role; they are notified (``NotificationKind.ACCESS``)."""
         with self.transactions.acting_as(credential) as acting:
@@ -117,11 +117,11 @@ class OrganisationUseCases:
             acting.notifications().access_changed(acting.principal.user_id, user_id, org_id)
             return member
 
-    def remove_member(self, credential: SessionCredential, org_id: int, user_id: int) -> None:
+    def remove_member(self, credential: Credential, org_id: int, user_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
             administration.remove_member(acting.stores.directory, acting.principal, org_id=org_id, user_id=user_id)
 
-    def set_member_active(self, credential: SessionCredential, org_id: int, user_id: int, active: bool) -> Member:
+    def set_member_active(self, credential: Credential, org_id: int, user_id: int, active: bool) -> Member:
         """Deactivate (every session ends at once) or reactivate a member's account (``set_user_active``)."""
         with self.transactions.acting_as(credential) as acting:
             return administration.set_user_active(acting.stores.directory, acting.principal, org_id=org_id,
@@ -129,36 +129,36 @@ class OrganisationUseCases:
 
     # --- groups -------------------------------------------------------------------------------
 
-    def groups(self, credential: SessionCredential, org_id: int) -> list[Group]:
+    def groups(self, credential: Credential, org_id: int) -> list[Group]:
         with self.transactions.acting_as(credential) as acting:
             return administration.list_groups(acting.stores.directory, acting.principal, org_id=org_id)
 
-    def create_group(self, credential: SessionCredential, org_id: int, name: str) -> Group:
+    def create_group(self, credential: Credential, org_id: int, name: str) -> Group:
         with self.transactions.acting_as(credential) as acting:
             return administration.create_group(acting.stores.directory, acting.principal, org_id=org_id, name=name)
 
-    def rename_group(self, credential: SessionCredential, org_id: int, group_id: int, name: str) -> Group:
+    def rename_group(self, credential: Credential, org_id: int, group_id: int, name: str) -> Group:
         with self.transactions.acting_as(credential) as acting:
             return administration.rename_group(acting.stores.directory, acting.principal, org_id=org_id,
                                                group_id=group_id, name=name)
 
-    def delete_group(self, credential: SessionCredential, org_id: int, group_id: int) -> None:
+    def delete_group(self, credential: Credential, org_id: int, group_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
             administration.delete_group(acting.stores.directory, acting.principal, org_id=org_id, group_id=group_id)
 
-    def add_group_member(self, credential: SessionCredential, org_id: int, group_id: int, user_id: int) -> Group:
+    def add_group_member(self, credential: Credential, org_id: int, group_id: int, user_id: int) -> Group:
         with self.transactions.acting_as(credential) as acting:
             return administration.add_group_member(acting.stores.directory, acting.principal, org_id=org_id,
                                                    group_id=group_id, user_id=user_id)
 
-    def remove_group_member(self, credential: SessionCredential, org_id: int, group_id: int, user_id: int) -> Group:
+    def remove_group_member(self, credential: Credential, org_id: int, group_id: int, user_id: int) -> Group:
         with self.transactions.acting_as(credential) as acting:
             return administration.remove_group_member(acting.stores.directory, acting.principal, org_id=org_id,
                                                       group_id=group_id, user_id=user_id)
 
     # --- invites ------------------------------------------------------------------------------
 
-    def create_invite(self, credential: SessionCredential, org_id: int, *, role: OrgRole, email: str | None,
+    def create_invite(self, credential: Credential, org_id: int, *, role: OrgRole, email: str | None,
                       lifetime: timedelta, send_email: bool = False) -> CreatedInvite:
         """Owners/admins (only owners invite owners); the token is returned once and only its hash is kept.
         ``send_email``: the invite is bound to ``email`` and its link emailed there, queued in the outbox with
@@ -185,17 +185,17 @@ class OrganisationUseCases:
         return self.mail.invite(to=invite.email, organisation_name=organisation.name, inviter_name=inviter.display_name,
                                 role=invite.role.value, token=token, expires_at=invite.expires_at)
 
-    def invites(self, credential: SessionCredential, org_id: int) -> list[DatedInvite]:
+    def invites(self, credential: Credential, org_id: int) -> list[DatedInvite]:
         with self.transactions.acting_as(credential) as acting:
             invites = accounts.list_invites(acting.stores.directory, acting.principal, org_id=org_id)
             return [DatedInvite(i, i.state(acting.now)) for i in invites]
 
-    def revoke_invite(self, credential: SessionCredential, org_id: int, invite_id: int) -> None:
+    def revoke_invite(self, credential: Credential, org_id: int, invite_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
             accounts.revoke_invite(acting.stores.directory, acting.principal, org_id=org_id, invite_id=invite_id,
                                    now=acting.now)
 
-    def accept_invite(self, credential: SessionCredential, token: str) -> JoinedAccount:
+    def accept_invite(self, credential: Credential, token: str) -> JoinedAccount:
         """A signed-in user joins the invite's organisation (an existing higher role is kept)."""
         with self.transactions.acting_as(credential) as acting:
             directory = acting.stores.directory
@@ -206,7 +206,7 @@ class OrganisationUseCases:
 
     # --- audit log ----------------------------------------------------------------------------
 
-    def audit(self, credential: SessionCredential, org_id: int | None, query: AuditQuery, *, cursor: str | None,
+    def audit(self, credential: Credential, org_id: int | None, query: AuditQuery, *, cursor: str | None,
               limit: int) -> tuple[list[AuditEntry], str | None]:
         """An organisation's log (owners/admins), or the server's (``org_id`` None: server admins)."""
         with self.transactions.acting_as(credential) as acting:
@@ -224,13 +224,13 @@ class ProjectUseCases:
 
     # --- projects -----------------------------------------------------------------------------
 
-    def projects(self, credential: SessionCredential, org_id: int, *,
+    def projects(self, credential: Credential, org_id: int, *,
                  status: ProjectStatus | str | None = None) -> list[Project]:
         with self.transactions.acting_as(credential) as acting:
             return administration.list_projects(acting.stores.directory, acting.principal, org_id=org_id,
                                                 status=status)
 
-    def create_project(self, credential: SessionCredential, org_id: int, *, key: str, name: str,
+    def create_project(self, credential: Credential, org_id: int, *, key: str, name: str,
                        visibility: Visibility | str, description: str = "",
                        lead_user_id: int | None = None) -> Project:
         with self.transactions.acting_as(credential) as acting:
@@ -238,12 +238,12 @@ class ProjectUseCases:
                                                  name=name, visibility=visibility, description=description,
                                                  lead_user_id=lead_user_id)
 
-    def project(self, credential: SessionCredential, org_id: int, project_id: int) -> Project:
+    def project(self, credential: Credential, org_id: int, project_id: int) -> Project:
         with self.transactions.acting_as(credential) as acting:
             return administration.get_project(acting.stores.directory, acting.principal, org_id=org_id,
                                               project_id=project_id)
 
-    def update_project(self, credential: SessionCredential, org_id: int, project_id: int, *,
+    def update_project(self, credential: Credential, org_id: int, project_id: int, *,
                        name: str | None = None, description: str | None = None,
                        lead_user_id: int | None | Unchanged = UNCHANGED, visibility: Visibility | str | None = None,
                        status: ProjectStatus | str | None = None) -> Project:
@@ -255,12 +255,12 @@ class ProjectUseCases:
 
     # --- grants -------------------------------------------------------------------------------
 
-    def grants(self, credential: SessionCredential, org_id: int, project_id: int) -> list[Grant]:
+    def grants(self, credential: Credential, org_id: int, project_id: int) -> list[Grant]:
         with self.transactions.acting_as(credential) as acting:
             return administration.list_grants(acting.stores.directory, acting.principal, org_id=org_id,
                                               project_id=project_id)
 
-    def put_grant(self, credential: SessionCredential, org_id: int, project_id: int, *, role: ProjectRole | str,
+    def put_grant(self, credential: Credential, org_id: int, project_id: int, *, role: ProjectRole | str,
                   user_id: int | None = None, group_id: int | None = None) -> Grant:
         """The grant; a person granted directly is notified (``NotificationKind.ACCESS``)."""
         with self.transactions.acting_as(credential) as acting:
@@ -269,7 +269,7 @@ class ProjectUseCases:
             acting.notifications().access_changed(acting.principal.user_id, grant.user_id, org_id)
             return grant
 
-    def remove_grant(self, credential: SessionCredential, org_id: int, project_id: int, grant_id: int) -> None:
+    def remove_grant(self, credential: Credential, org_id: int, project_id: int, grant_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
             grant = acting.stores.directory.grant(grant_id)
             administration.remove_grant(acting.stores.directory, acting.principal, org_id=org_id,
@@ -278,7 +278,7 @@ class ProjectUseCases:
 
     # --- access -------------------------------------------------------------------------------
 
-    def explain_access(self, credential: SessionCredential, org_id: int, scope_kind: ScopeKind, scope_ref: int, *,
+    def explain_access(self, credential: Credential, org_id: int, scope_kind: ScopeKind, scope_ref: int, *,
                        user_id: int | None = None) -> AccessExplanation:
         """Why ``user_id`` (by default the caller) can or cannot read and write the scope ``KIND:REF`` of
         ``org_id``; an organisation scope must name that organisation (NotFound otherwise)."""
@@ -290,17 +290,17 @@ class ProjectUseCases:
             return administration.explain_access(acting.stores.directory, acting.principal, org_id=org_id,
                                                   user_id=who, scope=scope)
 
-    def access_review(self, credential: SessionCredential, org_id: int) -> AccessReview:
+    def access_review(self, credential: Credential, org_id: int) -> AccessReview:
         with self.transactions.acting_as(credential) as acting:
             return administration.access_review(acting.stores.directory, acting.principal, org_id=org_id)
 
     # --- server admins ------------------------------------------------------------------------
 
-    def server_admins(self, credential: SessionCredential) -> list[User]:
+    def server_admins(self, credential: Credential) -> list[User]:
         with self.transactions.acting_as(credential) as acting:
             return administration.list_server_admins(acting.stores.directory, acting.principal)
 
-    def set_server_admin(self, credential: SessionCredential, user_id: int, value: bool) -> User:
+    def set_server_admin(self, credential: Credential, user_id: int, value: bool) -> User:
         """Grant (``value`` True) or revoke server admin; never the last active one."""
         with self.transactions.acting_as(credential) as acting:
             return administration.set_server_admin(acting.stores.directory, acting.principal, user_id, value)
@@ -371,7 +371,7 @@ class AdminPageUseCases:
     configuration: tuple[tuple[str, str, str], ...] = ()
     ai_status: object | None = None
 
-    def settings(self, credential: SessionCredential, org_id: int, project_key: str | None
+    def settings(self, credential: Credential, org_id: int, project_key: str | None
                  ) -> Framed[SettingsPage]:
         """Any member sees members, groups, the projects they read and their grants; owners/admins also invites."""
         with self.transactions.acting_as(credential) as acting:
@@ -388,14 +388,14 @@ class AdminPageUseCases:
             return Framed(frame, SettingsPage(members, groups, invites, projects, grants, dict(avatars), managed,
                                               self.uploads_enabled, acting.now))
 
-    def access_review(self, credential: SessionCredential, org_id: int, project_key: str | None
+    def access_review(self, credential: Credential, org_id: int, project_key: str | None
                       ) -> Framed[AccessReview]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             return Framed(frame, administration.access_review(acting.stores.directory, acting.principal,
                                                               org_id=org_id))
 
-    def audit(self, credential: SessionCredential, org_id: int, project_key: str | None, *, action: str | None,
+    def audit(self, credential: Credential, org_id: int, project_key: str | None, *, action: str | None,
               cursor: str | None) -> Framed[AuditPage]:
         """Owners/admins: the newest entries, optionally of one ``action`` (InvalidInput for an unknown one)."""
         with self.transactions.acting_as(credential) as acting:
@@ -415,7 +415,7 @@ class AdminPageUseCases:
             groups.update({g.id: g.name for g in d.groups(org_id)})
             return Framed(frame, AuditPage(list(entries), next_cursor, names, projects, groups))
 
-    def server(self, credential: SessionCredential) -> ServerPage:
+    def server(self, credential: Credential) -> ServerPage:
         """Server admins only; for anyone else the page does not exist (NotFound, like every invisible thing)."""
         with self.transactions.acting_as(credential) as acting:
             if not is_server_admin(acting.principal):

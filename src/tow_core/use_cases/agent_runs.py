@@ -16,7 +16,7 @@ from tow_core.agent_runs import AgentRun, AgentRunStatus
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.records import Page
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 
 MAX_PAGE = 200
 
@@ -39,7 +39,7 @@ def _after_id(cursor: str | None) -> int | None:
 class AgentRunUseCases:
     transactions: Transactions
 
-    def list(self, credential: SessionCredential, org_id: int | None, *, cursor: str | None = None,
+    def list(self, credential: Credential, org_id: int | None, *, cursor: str | None = None,
              limit: int = 50) -> Page[VisibleAgentRun]:
         """The caller's runs, newest first — in ``org_id``, or in every organisation they belong to (None) —
         and every run of the organisations they own or administer."""
@@ -56,11 +56,11 @@ class AgentRunUseCases:
             items = tuple(self._visible(acting, run) for run in runs[:limit])
             return Page(items, str(runs[limit - 1].id) if len(runs) > limit else None)
 
-    def get(self, credential: SessionCredential, org_id: int | None, run_id: int) -> VisibleAgentRun:
+    def get(self, credential: Credential, org_id: int | None, run_id: int) -> VisibleAgentRun:
         with self.transactions.acting_as(credential) as acting:
             return self._visible(acting, self._find(acting, org_id, run_id))
 
-    def cancel(self, credential: SessionCredential, org_id: int | None, run_id: int) -> VisibleAgentRun:
+    def cancel(self, credential: Credential, org_id: int | None, run_id: int) -> VisibleAgentRun:
         """A queued run is cancelled at once; a running one when its handler next heartbeats (the answer says
         ``cancel_requested``). Conflict for a run that already ended."""
         with self.transactions.acting_as(credential) as acting:

@@ -15,7 +15,7 @@ from tow_core import administration
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE
 from tow_core.egress import EgressEntry, EgressLedger, EgressQuery, egress_purpose, list_egress
 from tow_core.errors import AiNotConfigured
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of
 
 S = TypeVar("S")
@@ -40,14 +40,14 @@ class AiUseCases(Generic[S]):
     ledger: EgressLedger | None = None
     status_value: S | None = None
 
-    def status(self, credential: SessionCredential) -> S:
+    def status(self, credential: Credential) -> S:
         """Which AI features are on, for anyone signed in."""
         with self.transactions.acting_as(credential):
             if self.status_value is None:
                 raise AiNotConfigured(AI_NOT_CONFIGURED_MESSAGE)
             return self.status_value
 
-    def egress(self, credential: SessionCredential, org_id: int | None, *, user_id: int | None = None,
+    def egress(self, credential: Credential, org_id: int | None, *, user_id: int | None = None,
                purpose: str | None = None, record: str | None = None, cursor: str | None = None,
                limit: int = 50) -> EgressPage:
         """One page of the organisation's ledger (owners/admins), or with ``org_id`` None of the calls made
@@ -58,7 +58,7 @@ class AiUseCases(Generic[S]):
                                                cursor=cursor, limit=limit)
             return EgressPage(list(entries), next_cursor)
 
-    def egress_page(self, credential: SessionCredential, org_id: int, project_key: str | None, *,
+    def egress_page(self, credential: Credential, org_id: int, project_key: str | None, *,
                     user_id: int | None = None, purpose: str | None = None, record: str | None = None,
                     cursor: str | None = None, limit: int = 50) -> Framed[EgressLedgerPage]:
         with self.transactions.acting_as(credential) as acting:

@@ -41,7 +41,7 @@ from tow_core.citations import DropReason
 from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
 from tow_core.run_events import RunEventLog
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Credential, Transactions
 from tow_core.use_cases.extraction import ExtractionPolicy, queue_for_chat
 
 CHAT_RUN = "chat"
@@ -58,7 +58,7 @@ class ChatUseCases:
     transactions: Transactions
     ai_configured: bool
 
-    def ask(self, credential: SessionCredential, org_id: int, conversation_id: int, text: str) -> AskedQuestion:
+    def ask(self, credential: Credential, org_id: int, conversation_id: int, text: str) -> AskedQuestion:
         """Saves the question and queues the run that answers it; the answer is read from the conversation."""
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
@@ -74,7 +74,7 @@ class ChatUseCases:
                 conversation.id, NewTurn(TurnRole.USER, text, agent_run_id=run.id), at=acting.now)
             return AskedQuestion(question, run)
 
-    def apply_action(self, credential: SessionCredential, org_id: int, conversation_id: int,
+    def apply_action(self, credential: Credential, org_id: int, conversation_id: int,
                      action_id: str) -> AppliedAction:
         """Apply a pending action of an answer in the caller's conversation, as the caller now: a ticket is
         created, a memory change is proposed as a pending memory diff (``tow_core.chat_actions``). Works

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tow_core import conversations as rules
 from tow_core.agent_runs import AgentRunStatus
 from tow_core.conversations import Conversation, Turn, TurnRole
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of
 
 
@@ -53,7 +53,7 @@ class ChatPageUseCases:
     transactions: Transactions
     ai_configured: bool
 
-    def list_page(self, credential: SessionCredential, org_id: int, project_key: str | None, *,
+    def list_page(self, credential: Credential, org_id: int, project_key: str | None, *,
                   cursor: str | None = None, limit: int = 50) -> Framed[ChatList]:
         """The caller's conversations, newest activity first (every scope: the picked project is where a new
         one goes)."""
@@ -65,13 +65,13 @@ class ChatPageUseCases:
                                                            limit=limit)
             return Framed(frame, ChatList(found.items, found.next_cursor, self.ai_configured))
 
-    def conversation_page(self, credential: SessionCredential, org_id: int, project_key: str | None,
+    def conversation_page(self, credential: Credential, org_id: int, project_key: str | None,
                           conversation_id: int) -> Framed[ChatThread]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             return Framed(frame, self._thread(acting, org_id, conversation_id))
 
-    def turns(self, credential: SessionCredential, org_id: int, conversation_id: int) -> ChatThread:
+    def turns(self, credential: Credential, org_id: int, conversation_id: int) -> ChatThread:
         """The conversation without the frame: what the page polls while an answer is on its way."""
         with self.transactions.acting_as(credential) as acting:
             return self._thread(acting, org_id, conversation_id)

@@ -18,7 +18,7 @@ from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE
 from tow_core.conversations import MAX_PAGE, Conversation, NewConversation, Turn
 from tow_core.errors import AiNotConfigured, InvalidInput
 from tow_core.records import Page
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Credential, Transactions
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ConversationUseCases:
     transactions: Transactions
     ai_configured: bool
 
-    def start(self, credential: SessionCredential, org_id: int, project_key: str | None, title: str | None = None,
+    def start(self, credential: Credential, org_id: int, project_key: str | None, title: str | None = None,
               *, memory_extraction: bool = True) -> Conversation:
         """A new, empty conversation of the caller's, over all projects (``project_key`` None) or one they read."""
         with self.transactions.acting_as(credential) as acting:
@@ -43,7 +43,7 @@ class ConversationUseCases:
                                   rules.conversation_title(title), memory_extraction)
             return acting.stores.conversations.create(new, at=acting.now)
 
-    def list_mine(self, credential: SessionCredential, org_id: int, *, cursor: str | None = None,
+    def list_mine(self, credential: Credential, org_id: int, *, cursor: str | None = None,
                   limit: int = 50) -> Page[Conversation]:
         """The caller's conversations, newest activity first; those of projects they no longer read are left out."""
         if not 1 <= limit <= MAX_PAGE:
@@ -53,12 +53,12 @@ class ConversationUseCases:
             return acting.stores.conversations.list_owned(acting.principal.user_id, org_id,
                                                           rules.readable_project_ids(ws), cursor=cursor, limit=limit)
 
-    def get(self, credential: SessionCredential, org_id: int, conversation_id: int) -> ConversationWithTurns:
+    def get(self, credential: Credential, org_id: int, conversation_id: int) -> ConversationWithTurns:
         with self.transactions.acting_as(credential) as acting:
             found = rules.owned_conversation(acting.workspace(org_id), acting.stores.conversations, conversation_id)
             return ConversationWithTurns(found, acting.stores.conversations.turns(found.id))
 
-    def update(self, credential: SessionCredential, org_id: int, conversation_id: int, *, title: str | None = None,
+    def update(self, credential: Credential, org_id: int, conversation_id: int, *, title: str | None = None,
                memory_extraction: bool | None = None) -> Conversation:
         """Rename it and/or turn memory extraction after answers on or off (None: leave as it is)."""
         with self.transactions.acting_as(credential) as acting:
@@ -68,7 +68,7 @@ class ConversationUseCases:
                 memory_extraction=found.memory_extraction if memory_extraction is None else memory_extraction,
                 at=acting.now)
 
-    def delete(self, credential: SessionCredential, org_id: int, conversation_id: int) -> None:
+    def delete(self, credential: Credential, org_id: int, conversation_id: int) -> None:
         """Deleted with every turn; nothing of it is kept."""
         with self.transactions.acting_as(credential) as acting:
             found = rules.owned_conversation(acting.workspace(org_id), acting.stores.conversations, conversation_id)

@@ -25,7 +25,7 @@ from tow_core.errors import AccessDenied, Conflict, InvalidInput, NotFound, Payl
 from tow_core.exports import ExportFiles, ExportRequest, ExportSource, OwnExport
 from tow_core.imports import IMPORT_MAX_BYTES, ImportReport
 from tow_core.jobs import Job, JobStatus
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Credential, Transactions
 from tow_core.uploads import RasterImageInspector, UploadStore
 from tow_core.use_cases.frame import Framed, frame_of
 
@@ -59,7 +59,7 @@ class ExportUseCases:
     files: ExportFiles | None  # where finished exports are read from; None: downloads find no file
     retention: timedelta  # how long a finished export is kept (``exports.retention_hours``)
 
-    def request(self, credential: SessionCredential, org_id: int, kind: str, *,
+    def request(self, credential: Credential, org_id: int, kind: str, *,
                 include_attachment_contents: bool = False) -> OwnExport:
         """Queue an export (``member`` or ``organisation``) as a background job."""
         with self.transactions.acting_as(credential) as acting:
@@ -69,17 +69,17 @@ class ExportUseCases:
                 include_attachment_contents=include_attachment_contents)
             return OwnExport(request, None)
 
-    def mine(self, credential: SessionCredential) -> list[OwnExport]:
+    def mine(self, credential: Credential) -> list[OwnExport]:
         with self.transactions.acting_as(credential) as acting:
             return list(export_rules.list_own_exports(acting.stores.directory, acting.stores.exports,
                                                       acting.principal))
 
-    def get(self, credential: SessionCredential, export_id: int) -> OwnExport:
+    def get(self, credential: Credential, export_id: int) -> OwnExport:
         with self.transactions.acting_as(credential) as acting:
             return export_rules.own_export(acting.stores.directory, acting.stores.exports, acting.principal,
                                            export_id)
 
-    def download(self, credential: SessionCredential, export_id: int) -> ExportFile:
+    def download(self, credential: Credential, export_id: int) -> ExportFile:
         """The caller's completed export, opened for streaming. A refused download (access shrank) raises its
         NotFound only after the unit of work that audited the refusal committed."""
         with self.transactions.acting_as(credential) as acting:
@@ -94,7 +94,7 @@ class ExportUseCases:
             raise NotFound("export file not found")
         return ExportFile(self.files.open(export.file_name), export.download_name, export.size_bytes)
 
-    def page(self, credential: SessionCredential, org_id: int, project_key: str | None
+    def page(self, credential: Credential, org_id: int, project_key: str | None
              ) -> Framed[OrganisationExports]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
@@ -170,7 +170,7 @@ class ImportUseCases:
     images: RasterImageInspector | None
     spool: Callable[[], AbstractContextManager[BinaryIO]] = spooled_file
 
-    def import_organisation(self, credential: SessionCredential, chunks: Iterable[bytes]) -> ImportReport:
+    def import_organisation(self, credential: Credential, chunks: Iterable[bytes]) -> ImportReport:
         """The API's import: AccessDenied unless a server admin, checked before the first chunk is read;
         at most ``IMPORT_MAX_BYTES``."""
         with self.transactions.acting_as(credential) as acting:
@@ -180,7 +180,7 @@ class ImportUseCases:
             _copy(chunks, file)
             return self._restore(credential, file)
 
-    def form(self, credential: SessionCredential) -> ImportForm:
+    def form(self, credential: Credential) -> ImportForm:
         """The import page, which does not exist for anyone but server admins (like the server settings)."""
         with self.transactions.acting_as(credential) as acting:
             if not is_server_admin(acting.principal):
@@ -188,7 +188,7 @@ class ImportUseCases:
             organisations = accounts.own_organisations(acting.stores.directory, acting.principal)
             return ImportForm(organisations[0][0].id if organisations else None)
 
-    def import_upload(self, credential: SessionCredential, chunks: Iterable[bytes]) -> ImportAttempt:
+    def import_upload(self, credential: Credential, chunks: Iterable[bytes]) -> ImportAttempt:
         """The page's import: ``form``'s check before the first chunk is read (``chunks`` may check the
         request as it starts); a file the import refuses is returned, with nothing of it kept."""
         form = self.form(credential)
@@ -200,7 +200,7 @@ class ImportUseCases:
                 return ImportAttempt(form, None, refused)
         return ImportAttempt(form, report)
 
-    def _restore(self, credential: SessionCredential, file: BinaryIO) -> ImportReport:
+    def _restore(self, credential: Credential, file: BinaryIO) -> ImportReport:
         with self.transactions.acting_as(credential) as acting:  # revoked or demoted meanwhile: refused
             return imports.import_organisation(acting.stores.directory, acting.stores.organisation_import,
                                                acting.principal, file=file, upload_store=self.upload_store,

@@ -71,7 +71,7 @@ from tow_core.memory_diffs import DiffSource
 from tow_core.memory_review import MemoryDesk, propose_diff
 from tow_core.records import DisplayId, Record, RecordQuery, RecordType
 from tow_core.semantic_search import SemanticIndex
-from tow_core.unit_of_work import Acting, SessionCredential, Stores, Transactions
+from tow_core.unit_of_work import Acting, Credential, Stores, Transactions
 from tow_core.use_cases.agent_runs import VisibleAgentRun
 
 _MEMORY = RecordQuery(frozenset({RecordType.MEMORY}), frozenset({"active"}))
@@ -153,7 +153,7 @@ class MemoryExtractionUseCases:
     ai_configured: bool
     policy: ExtractionPolicy = ExtractionPolicy()
 
-    def extract(self, credential: SessionCredential, org_id: int, record: int | DisplayId) -> VisibleAgentRun:
+    def extract(self, credential: Credential, org_id: int, record: int | DisplayId) -> VisibleAgentRun:
         """Queue an extraction of a doc the caller can write (or hand back the one still queued for it)."""
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)

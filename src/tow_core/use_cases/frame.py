@@ -1,7 +1,8 @@
 """What every signed-in page of one organisation shows around its content: who is signed in, their
 organisations, this organisation and their role in it, the projects they read (and the one picked), the
-organisation's groups (for naming scopes and offering them in forms), the images they may see and how many
-items wait in their inbox (``tow_core.inbox``: four indexed counting queries, in the picked project's scope).
+organisation's groups (for naming scopes and offering them in forms), the images they may see, how many
+items wait in their inbox (``tow_core.inbox``: four indexed counting queries, in the picked project's scope)
+and the top of the readable doc tree for the sidebar (``docs.doc_branches``; sub-pages load on demand).
 
 A page's use case builds it in the same unit of work as the content (``Framed``), so frame and content
 agree and a page costs one transaction."""
@@ -12,14 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from tow_core import accounts, administration, attachments, inbox
+from tow_core import accounts, administration, attachments, docs, inbox
 from tow_core.access import OrgRole
 from tow_core.errors import NotFound
 from tow_core.identity import Group, Organisation, Project, User
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import UploadPurpose
 
 T = TypeVar("T")
+SIDEBAR_DOCS = 30  # top-level docs the sidebar lists; the Docs page has them all
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Frame:
     project_logos: Mapping[int, int] = field(default_factory=dict)
     inbox_count: int = 0  # what waits in the user's inbox, in the picked project's scope
     notification_count: int = 0  # the user's unread notifications in this organisation (one indexed count)
+    doc_roots: tuple[docs.Branch, ...] = ()  # the sidebar's doc tree: its top, at most SIDEBAR_DOCS
+    more_docs: bool = False  # the top has more docs than the sidebar lists
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
     images = attachments.visible_images_of(principal, acting.stores.uploads, {
         UploadPurpose.AVATAR: [user.id], UploadPurpose.ORGANISATION_LOGO: [org_id],
         UploadPurpose.PROJECT_LOGO: [p.id for p in projects]})
+    roots = docs.doc_branches(acting.workspace(org_id), acting.stores.history.tree, picked.key if picked else None)
     return Frame(user, accounts.own_organisations(directory, principal), organisation, principal.org_roles[org_id],
                  projects, picked, administration.list_groups(directory, principal, org_id=org_id),
                  frozenset(principal.group_ids),
@@ -71,7 +76,8 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
                  logo_id=images[UploadPurpose.ORGANISATION_LOGO].get(org_id),
                  project_logos=images[UploadPurpose.PROJECT_LOGO],
                  inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total,
-                 notification_count=acting.stores.notifications.count_unread(user.id, org_id))
+                 notification_count=acting.stores.notifications.count_unread(user.id, org_id),
+                 doc_roots=tuple(roots[:SIDEBAR_DOCS]), more_docs=len(roots) > SIDEBAR_DOCS)
 
 
 def inbox_desk(acting: Acting) -> inbox.InboxDesk:
@@ -89,6 +95,6 @@ class FrameUseCases:
 
     transactions: Transactions
 
-    def frame(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Frame:
+    def frame(self, credential: Credential, org_id: int, project_key: str | None) -> Frame:
         with self.transactions.acting_as(credential) as acting:
             return frame_of(acting, org_id, project_key)

@@ -11,17 +11,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tow_core import inbox, knowledge, memory_review
+from tow_core import accounts, administration, inbox, knowledge, memory_review
 from tow_core.conversations import readable_project_ids
 from tow_core.inbox import Inbox, InboxCounts
 from tow_core.records import Record, RecordQuery, RecordType
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of, inbox_desk, inbox_within
 
 OPEN_TICKET_STATUSES = frozenset({"backlog", "todo", "in_progress", "blocked", "in_review"})
 RECENT = 10
 SNAPSHOTS = 10
 TICKETS = 20
+
+
+@dataclass(frozen=True)
+class FirstSteps:
+    """A new organisation's first-run checklist, shown to its owners and admins; each step is ticked from what
+    exists: someone else joined or an invite was made, a project exists, a doc exists (that the caller reads)."""
+
+    invited: bool
+    project: bool
+    doc: bool
+
+    @property
+    def done(self) -> bool:
+        return self.invited and self.project and self.doc
+
+
+def first_steps_of(acting: Acting, ws: knowledge.Workspace, org_id: int, projects: int) -> FirstSteps:
+    directory, principal = acting.stores.directory, acting.principal
+    invited = (len(administration.list_members(directory, principal, org_id=org_id)) > 1
+               or bool(accounts.list_invites(directory, principal, org_id=org_id)))
+    doc = knowledge.count_records(ws, RecordQuery(frozenset({RecordType.DOC}))) > 0
+    return FirstSteps(invited, projects > 0, doc)
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,7 @@ class Today:
     snapshots: tuple[Record, ...]  # active snapshots
     tickets: tuple[Record, ...]  # open tickets assigned to the caller
     empty: bool
+    first_steps: FirstSteps | None = None  # owners and admins, until every step is done or they hide it
 
 
 def _with_review_rule(ws: knowledge.Workspace, box: Inbox) -> Inbox:
@@ -47,7 +70,7 @@ def _with_review_rule(ws: knowledge.Workspace, box: Inbox) -> Inbox:
 class InboxUseCases:
     transactions: Transactions
 
-    def inbox(self, credential: SessionCredential, org_id: int, project_key: str | None = None) -> Inbox:
+    def inbox(self, credential: Credential, org_id: int, project_key: str | None = None) -> Inbox:
         """The caller's inbox in the organisation, or in one project they read (else NotFound)."""
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
@@ -55,13 +78,15 @@ class InboxUseCases:
             where = inbox.within(acting.principal, org_id, picked, readable_project_ids(ws))
             return _with_review_rule(ws, inbox.gather(inbox_desk(acting), where))
 
-    def inbox_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Inbox]:
+    def inbox_page(self, credential: Credential, org_id: int, project_key: str | None) -> Framed[Inbox]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             where = inbox_within(acting, org_id, frame.project, frame.projects)
             return Framed(frame, _with_review_rule(acting.workspace(org_id), inbox.gather(inbox_desk(acting), where)))
 
-    def today_page(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[Today]:
+    def today_page(self, credential: Credential, org_id: int, project_key: str | None, *,
+                   first_steps: bool = True) -> Framed[Today]:
+        """``first_steps``: offer the first-run checklist (False once the person hid it)."""
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             ws = acting.workspace(org_id)
@@ -75,9 +100,12 @@ class InboxUseCases:
                 ws, RecordQuery(frozenset({RecordType.TICKET}), OPEN_TICKET_STATUSES, picked,
                                 assignee_id=acting.principal.user_id), cursor=None, limit=TICKETS).items
             empty = not recent and (picked is None or knowledge.count_records(ws, RecordQuery()) == 0)
-            return Framed(frame, Today(counts, recent, snapshots, tickets, empty))
+            steps = first_steps_of(acting, ws, org_id, len(frame.projects)) \
+                if first_steps and frame.role.manages_org else None
+            return Framed(frame, Today(counts, recent, snapshots, tickets, empty,
+                                       None if steps is None or steps.done else steps))
 
-    def dismiss_run(self, credential: SessionCredential, org_id: int, run_id: int) -> None:
+    def dismiss_run(self, credential: Credential, org_id: int, run_id: int) -> None:
         """The caller's failed run leaves their inbox (kept in the run listing)."""
         with self.transactions.acting_as(credential) as acting:
             inbox.dismiss_run(acting.stores.agent_runs, acting.principal, org_id, run_id, now=acting.now)

@@ -11,7 +11,7 @@ from tow_core import administration, knowledge, memory_review
 from tow_core.memory_diffs import DiffSource, DiffStatus, Operation
 from tow_core.memory_review import DiffSummary, MemoryDesk, ShownDiff
 from tow_core.records import DisplayId, Page
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.frame import Framed, frame_of
 
 
@@ -41,7 +41,7 @@ def _desk(acting: Acting, org_id: int) -> MemoryDesk:
 class MemoryReviewUseCases:
     transactions: Transactions
 
-    def propose(self, credential: SessionCredential, org_id: int, scope_kind: str, scope_id: int | None,
+    def propose(self, credential: Credential, org_id: int, scope_kind: str, scope_id: int | None,
                 operations: Sequence[Operation], *, source: DiffSource = DiffSource.MANUAL,
                 source_id: DisplayId | None = None, rationale: str = "", own_private_scope: bool = False
                 ) -> ShownDiff:
@@ -56,36 +56,36 @@ class MemoryReviewUseCases:
                 desk, scope=scope, project=project, operations=operations, source=source, source_id=source_id,
                 rationale=rationale))
 
-    def list_diffs(self, credential: SessionCredential, org_id: int, statuses: frozenset[DiffStatus] = frozenset(), *,
+    def list_diffs(self, credential: Credential, org_id: int, statuses: frozenset[DiffStatus] = frozenset(), *,
              cursor: str | None = None, limit: int = 50) -> Page[DiffSummary]:
         with self.transactions.acting_as(credential) as acting:
             found = memory_review.list_diffs(_desk(acting, org_id), statuses, cursor=cursor, limit=limit)
             return Page(tuple(DiffSummary.of(d) for d in found.items), found.next_cursor)
 
-    def get(self, credential: SessionCredential, org_id: int, diff_id: int) -> ShownDiff:
+    def get(self, credential: Credential, org_id: int, diff_id: int) -> ShownDiff:
         with self.transactions.acting_as(credential) as acting:
             return memory_review.shown(memory_review.get_diff(_desk(acting, org_id), diff_id))
 
-    def approve(self, credential: SessionCredential, org_id: int, diff_id: int, *, note: str = "") -> ShownDiff:
+    def approve(self, credential: Credential, org_id: int, diff_id: int, *, note: str = "") -> ShownDiff:
         with self.transactions.acting_as(credential) as acting:
             return memory_review.shown(memory_review.approve_diff(_desk(acting, org_id), diff_id, now=acting.now,
                                                                   note=note))
 
-    def reject(self, credential: SessionCredential, org_id: int, diff_id: int, *, note: str = "") -> ShownDiff:
+    def reject(self, credential: Credential, org_id: int, diff_id: int, *, note: str = "") -> ShownDiff:
         with self.transactions.acting_as(credential) as acting:
             return memory_review.shown(memory_review.reject_diff(_desk(acting, org_id), diff_id, now=acting.now,
                                                                  note=note))
 
     # --- pages -------------------------------------------------------------------------------------
 
-    def list_page(self, credential: SessionCredential, org_id: int, project_key: str | None,
+    def list_page(self, credential: Credential, org_id: int, project_key: str | None,
                   statuses: frozenset[DiffStatus], *, cursor: str | None, limit: int = 50) -> Framed[DiffList]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)
             found = memory_review.list_diffs(_desk(acting, org_id), statuses, cursor=cursor, limit=limit)
             return Framed(frame, DiffList([DiffSummary.of(d) for d in found.items], found.next_cursor))
 
-    def diff_page(self, credential: SessionCredential, org_id: int, project_key: str | None,
+    def diff_page(self, credential: Credential, org_id: int, project_key: str | None,
                   diff_id: int) -> Framed[DiffPage]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)

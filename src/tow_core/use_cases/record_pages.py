@@ -18,7 +18,7 @@ from tow_core.records import DisplayId, Record, RecordQuery, RecordSummary, Reco
 from tow_core.semantic_search import SearchMode, SearchResult
 from tow_core.snapshots import Provenance
 from tow_core.tickets import ActivityEntry, Comment, Link
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import Upload, UploadStore
 from tow_core.use_cases.extraction import ExtractionPolicy, after_doc_write
 from tow_core.use_cases.frame import Framed, frame_of
@@ -82,7 +82,7 @@ class RecordPageUseCases:
     embedding_model: EmbeddingModel | None = None  # None: AI not configured; search answers keyword results
     extraction: ExtractionPolicy = ExtractionPolicy()  # saving a doc queues a memory extraction (when AI is on)
 
-    def record_list(self, credential: SessionCredential, org_id: int, project_key: str | None,
+    def record_list(self, credential: Credential, org_id: int, project_key: str | None,
                     record_type: RecordType, *, status: str | None, cursor: str | None, limit: int
                     ) -> Framed[RecordList]:
         """One type's records (newest first, of the picked project if any, with ``status`` if given)."""
@@ -97,7 +97,7 @@ class RecordPageUseCases:
             return Framed(frame, RecordList(page.items, page.next_cursor, list(tree), people_of(acting, org_id),
                                             self.embedding_model is not None, self.upload_store is not None))
 
-    def record(self, credential: SessionCredential, org_id: int, display_id: DisplayId, project_key: str | None
+    def record(self, credential: Credential, org_id: int, display_id: DisplayId, project_key: str | None
                ) -> Framed[RecordView]:
         """A readable record with its citations, files, and a doc's crumbs and revisions, a ticket's
         comments, activity and links, or a snapshot's sources and generating run."""
@@ -128,7 +128,7 @@ class RecordPageUseCases:
                                                        knowledge.project_access_of(ws, record.scope)))
             return Framed(frame, view)
 
-    def create(self, credential: SessionCredential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,
+    def create(self, credential: Credential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,
                title: str, body: str, fields: Mapping[str, Any]) -> Record:
         """The create form: as ``RecordUseCases.create``; the scope ``("user", None)`` is the caller's own."""
         with self.transactions.acting_as(credential) as acting:
@@ -137,7 +137,7 @@ class RecordPageUseCases:
             after_doc_write(acting, self.extraction, None, record)
             return record
 
-    def save(self, credential: SessionCredential, org_id: int, display_id: DisplayId, *, version: int, title: str,
+    def save(self, credential: Credential, org_id: int, display_id: DisplayId, *, version: int, title: str,
              body: str, fields_for: Callable[[RecordType], Mapping[str, Any] | None]) -> Record:
         """The edit form: title, body and the type-specific fields the form decodes for the record's type
         (``fields_for``; None leaves them as they are)."""
@@ -149,7 +149,7 @@ class RecordPageUseCases:
             after_doc_write(acting, self.extraction, current, saved)
             return saved
 
-    def move_doc(self, credential: SessionCredential, org_id: int, display_id: DisplayId, scope: ScopeChoice, *,
+    def move_doc(self, credential: Credential, org_id: int, display_id: DisplayId, scope: ScopeChoice, *,
                  version: int) -> Record:
         """Move a doc (with its sub-pages) to another scope; the private choice makes it private to the caller."""
         with self.transactions.acting_as(credential) as acting:
@@ -159,12 +159,12 @@ class RecordPageUseCases:
                 return docs.make_private(ws, display_id, version=version)
             return docs.move_scope(ws, display_id, kind, ref, version=version)
 
-    def allow_preview(self, credential: SessionCredential, org_id: int) -> None:
+    def allow_preview(self, credential: Credential, org_id: int) -> None:
         """For what only members get and nothing is read for (the editor's preview): NotFound otherwise."""
         with self.transactions.acting_as(credential) as acting:
             acting.workspace(org_id)
 
-    def search(self, credential: SessionCredential, org_id: int, project_key: str | None, text: str, *,
+    def search(self, credential: Credential, org_id: int, project_key: str | None, text: str, *,
                mode: SearchMode | None, cursor: str | None) -> Framed[SearchView]:
         """The search page: nothing searched for a blank query; else as ``RecordUseCases.search`` over the
         picked project (20 hits)."""

@@ -12,7 +12,7 @@ from tow_core.ai import EmbeddingModel
 from tow_core.knowledge import RecordChange, Workspace
 from tow_core.records import DisplayId, Page, Record, RecordQuery, RecordSummary, RecordType
 from tow_core.semantic_search import SearchMode, SearchResult
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.extraction import ExtractionPolicy, after_doc_write
 
 ScopeChoice = tuple[str, int | None]  # (organisation | group | project | user, its id) as a request names it
@@ -45,7 +45,7 @@ class RecordUseCases:
     embedding_model: EmbeddingModel | None = None  # None: AI not configured; search answers keyword results
     extraction: ExtractionPolicy = ExtractionPolicy()  # saving a doc queues a memory extraction (when AI is on)
 
-    def create(self, credential: SessionCredential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,
+    def create(self, credential: Credential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,
                title: str, body: str = "", fields: Mapping[str, Any] | None = None) -> Record:
         with self.transactions.acting_as(credential) as acting:
             record = create_in(acting.workspace(org_id), record_type=record_type, scope=scope, title=title,
@@ -53,24 +53,24 @@ class RecordUseCases:
             after_doc_write(acting, self.extraction, None, record)
             return record
 
-    def list_records(self, credential: SessionCredential, org_id: int, *, types: Iterable[RecordType] | None = None,
+    def list_records(self, credential: Credential, org_id: int, *, types: Iterable[RecordType] | None = None,
              statuses: Iterable[str] | None = None, project: str | None = None, cursor: str | None = None,
              limit: int = 50) -> Page[Record]:
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
             return knowledge.list_records(ws, record_query(ws, types, statuses, project), cursor=cursor, limit=limit)
 
-    def count(self, credential: SessionCredential, org_id: int, *, types: Iterable[RecordType] | None = None,
+    def count(self, credential: Credential, org_id: int, *, types: Iterable[RecordType] | None = None,
               statuses: Iterable[str] | None = None, project: str | None = None) -> int:
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
             return knowledge.count_records(ws, record_query(ws, types, statuses, project))
 
-    def get(self, credential: SessionCredential, org_id: int, display_id: DisplayId) -> Record:
+    def get(self, credential: Credential, org_id: int, display_id: DisplayId) -> Record:
         with self.transactions.acting_as(credential) as acting:
             return knowledge.get_record(acting.workspace(org_id), display_id)
 
-    def update(self, credential: SessionCredential, org_id: int, display_id: DisplayId, *, version: int,
+    def update(self, credential: Credential, org_id: int, display_id: DisplayId, *, version: int,
                title: str | None = None, body: str | None = None, status: str | None = None,
                fields: Mapping[str, Any] | None = None, scope: ScopeChoice | None = None) -> Record:
         """A partial update (None: leave as it is) at the version the editor loaded."""
@@ -84,15 +84,15 @@ class RecordUseCases:
                 after_doc_write(acting, self.extraction, before, saved)
             return saved
 
-    def backlinks(self, credential: SessionCredential, org_id: int, display_id: DisplayId) -> list[RecordSummary]:
+    def backlinks(self, credential: Credential, org_id: int, display_id: DisplayId) -> list[RecordSummary]:
         with self.transactions.acting_as(credential) as acting:
             return list(knowledge.backlinks(acting.workspace(org_id), display_id))
 
-    def references(self, credential: SessionCredential, org_id: int, display_id: DisplayId) -> list[RecordSummary]:
+    def references(self, credential: Credential, org_id: int, display_id: DisplayId) -> list[RecordSummary]:
         with self.transactions.acting_as(credential) as acting:
             return list(knowledge.references(acting.workspace(org_id), display_id))
 
-    def search(self, credential: SessionCredential, org_id: int, text: str, *,
+    def search(self, credential: Credential, org_id: int, text: str, *,
                types: Iterable[RecordType] | None = None, statuses: Iterable[str] | None = None,
                project: str | None = None, mode: SearchMode | None = None, cursor: str | None = None,
                limit: int = 20) -> SearchResult:
@@ -102,7 +102,7 @@ class RecordUseCases:
             return search_in(acting, ws, self.embedding_model, text, record_query(ws, types, statuses, project),
                              mode=mode, cursor=cursor, limit=limit)
 
-    def lookup(self, credential: SessionCredential, org_id: int, text: str, *, limit: int = 20
+    def lookup(self, credential: Credential, org_id: int, text: str, *, limit: int = 20
                ) -> list[RecordSummary]:
         with self.transactions.acting_as(credential) as acting:
             return list(knowledge.lookup(acting.workspace(org_id), text, limit=limit))

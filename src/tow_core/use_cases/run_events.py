@@ -22,7 +22,7 @@ from tow_core.agent_runs import MAX_EVENTS_PER_READ, AgentRun, RunEvent, RunEven
 from tow_core.ai import AI_NOT_CONFIGURED_MESSAGE
 from tow_core.conversations import TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.use_cases.chat import CHAT_RUN, answer_event
 
 
@@ -37,7 +37,7 @@ class AgentRunEventUseCases:
     transactions: Transactions
     ai_configured: bool
 
-    def poll(self, credential: SessionCredential, org_id: int, run_id: int, *, after_seq: int = 0,
+    def poll(self, credential: Credential, org_id: int, run_id: int, *, after_seq: int = 0,
              limit: int = MAX_EVENTS_PER_READ) -> EventBatch:
         """The run's events after ``after_seq`` (0: from the start), up to and including ``done``."""
         with self.transactions.acting_as(credential) as acting:

@@ -1,5 +1,6 @@
 """Single sign-on at the browser's front door (rules in ``tow_core.oidc``): start a login at the provider,
-finish it when the provider sends the browser back, and sign out (locally, then at the provider).
+finish it when the provider sends the browser back, and sign out (locally, then at the provider); and, for the MCP
+server, the provider's access tokens as credentials (``provider_access``).
 
 The login in flight (state, nonce, PKCE verifier, where to go afterwards) lives in the browser's signed,
 short-lived cookie, not on the server, so a callback works whichever process answers it. The callback is
@@ -16,9 +17,9 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from tow_core import accounts, oidc
-from tow_core.errors import DependencyUnavailable, NotFound
+from tow_core.errors import DependencyUnavailable, InvalidToken, NotFound
 from tow_core.oidc import IdentityProvider, PendingLogin, SignInRefused, SsoPolicy
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import ProviderTokenCredential, SessionCredential, Transactions
 from tow_core.use_cases.accounts import SessionTokens, SignedInAs
 
 LOGIN_LIFETIME = timedelta(minutes=10)
@@ -105,6 +106,21 @@ class SingleSignOnUseCases:
             return self.provider.end_session_url(id_token_hint=id_token)
         except DependencyUnavailable:
             return None  # signed out here all the same; the provider's own session then lasts until it ends
+
+    def provider_access(self, token: str) -> ProviderTokenCredential:
+        """The credential a provider's access token (a JWT) is, checked: its signature, issuer, audience and expiry
+        by the provider's adapter (outside any transaction: fetching keys holds no connection), then that it
+        names an active linked account (``tow_core.oidc.resolve_provider_access``). InvalidToken otherwise, also
+        when this server does not take provider access tokens. It asks to read; a writing call asks again with
+        ``writes=True``."""
+        if self.provider is None or self.policy is None or not self.policy.access_tokens:
+            raise InvalidToken("this server takes no single sign-on access tokens (mcp.oidc_access_tokens is off): "
+                               "use a personal access token, tow_pat_...")
+        access = self.provider.verify_access_token(token, audience=self.policy.access_audience)
+        credential = ProviderTokenCredential(access.issuer, access.subject, self.policy.write_scope in access.scopes,
+                                             writes=False, expires_at=access.expires_at)
+        with self.transactions.acting_as(credential):
+            return credential
 
     def _provider(self) -> IdentityProvider:
         if self.provider is None or self.policy is None:

@@ -50,7 +50,7 @@ from tow_core.snapshots import (
     sent,
     type_label,
 )
-from tow_core.unit_of_work import Acting, SessionCredential, Stores, Transactions
+from tow_core.unit_of_work import Acting, Credential, Stores, Transactions
 
 MAX_FAILURE_CHARS = 2_000
 
@@ -75,7 +75,7 @@ class SnapshotUseCases:
     transactions: Transactions
     ai_configured: bool
 
-    def generate(self, credential: SessionCredential, org_id: int, *, snapshot_type: str, title: str | None,
+    def generate(self, credential: Credential, org_id: int, *, snapshot_type: str, title: str | None,
                  project_key: str | None) -> GenerationStarted:
         """Create the snapshot (generating, private to the caller) and queue its run, in one unit of work."""
         with self.transactions.acting_as(credential) as acting:
@@ -98,7 +98,7 @@ class SnapshotUseCases:
             named = replace(snapshot, fields={**snapshot.fields, "generated_by": generated_by(run.id)})
             return GenerationStarted(ws.records.save(named, expected_version=snapshot.version), run)
 
-    def provenance(self, credential: SessionCredential, org_id: int, display_id: DisplayId
+    def provenance(self, credential: Credential, org_id: int, display_id: DisplayId
                    ) -> tuple[Record, Provenance]:
         """A snapshot the caller reads, with its sources (changed since?) and its generating run."""
         with self.transactions.acting_as(credential) as acting:

@@ -8,20 +8,20 @@ from dataclasses import dataclass
 from tow_core import tickets
 from tow_core.records import DisplayId
 from tow_core.tickets import ActivityEntry, Comment, Link
-from tow_core.unit_of_work import SessionCredential, Transactions
+from tow_core.unit_of_work import Credential, Transactions
 
 
 @dataclass(frozen=True)
 class TicketUseCases:
     transactions: Transactions
 
-    def comments(self, credential: SessionCredential, org_id: int, display_id: DisplayId, *,
+    def comments(self, credential: Credential, org_id: int, display_id: DisplayId, *,
                  after: int | None = None, limit: int = 200) -> list[Comment]:
         with self.transactions.acting_as(credential) as acting:
             return list(tickets.list_comments(acting.workspace(org_id), acting.stores.history.comments, display_id,
                                               after_id=after, limit=limit))
 
-    def add_comment(self, credential: SessionCredential, org_id: int, display_id: DisplayId, body: str) -> Comment:
+    def add_comment(self, credential: Credential, org_id: int, display_id: DisplayId, body: str) -> Comment:
         """Comment on a ticket the caller writes; its watchers and those it mentions are notified."""
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
@@ -30,7 +30,7 @@ class TicketUseCases:
                                                  comment.id, comment.body)
             return comment
 
-    def edit_comment(self, credential: SessionCredential, org_id: int, display_id: DisplayId, comment_id: int,
+    def edit_comment(self, credential: Credential, org_id: int, display_id: DisplayId, comment_id: int,
                      body: str) -> Comment:
         """Edit one's own comment; people it now mentions that it did not before are notified."""
         with self.transactions.acting_as(credential) as acting:
@@ -42,27 +42,27 @@ class TicketUseCases:
                                                   before.body if before else "", comment.body)
             return comment
 
-    def delete_comment(self, credential: SessionCredential, org_id: int, display_id: DisplayId,
+    def delete_comment(self, credential: Credential, org_id: int, display_id: DisplayId,
                        comment_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
             tickets.delete_comment(acting.workspace(org_id), acting.stores.history.comments, display_id, comment_id)
 
-    def activity(self, credential: SessionCredential, org_id: int, display_id: DisplayId, *,
+    def activity(self, credential: Credential, org_id: int, display_id: DisplayId, *,
                  after: int | None = None, limit: int = 200) -> list[ActivityEntry]:
         with self.transactions.acting_as(credential) as acting:
             return list(tickets.activity_log(acting.workspace(org_id), acting.stores.history.activity, display_id,
                                              after_id=after, limit=limit))
 
-    def links(self, credential: SessionCredential, org_id: int, display_id: DisplayId) -> list[Link]:
+    def links(self, credential: Credential, org_id: int, display_id: DisplayId) -> list[Link]:
         with self.transactions.acting_as(credential) as acting:
             return list(tickets.list_links(acting.workspace(org_id), acting.stores.history.links, display_id))
 
-    def add_link(self, credential: SessionCredential, org_id: int, display_id: DisplayId, kind: str,
+    def add_link(self, credential: Credential, org_id: int, display_id: DisplayId, kind: str,
                  target: str) -> Link:
         """Link this ticket (which the caller writes) to ``target`` (which they read)."""
         with self.transactions.acting_as(credential) as acting:
             return tickets.add_link(acting.workspace(org_id), acting.stores.history.links, display_id, kind, target)
 
-    def delete_link(self, credential: SessionCredential, org_id: int, display_id: DisplayId, link_id: int) -> None:
+    def delete_link(self, credential: Credential, org_id: int, display_id: DisplayId, link_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
             tickets.delete_link(acting.workspace(org_id), acting.stores.history.links, display_id, link_id)

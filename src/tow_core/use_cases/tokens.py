@@ -47,7 +47,7 @@ class TokenUseCases:
             return Framed(frame, self._create(acting, new))
 
     def _create(self, acting: Acting, new: NewToken) -> CreatedToken:
-        access_tokens.refuse_token_minting(acting.token)
+        access_tokens.refuse_token_minting(acting.token is not None or acting.by_provider_token)
         secret = self.secrets.new_secret()
         token = access_tokens.create_token(
             acting.stores.tokens, acting.principal, new, token_hash=self.secrets.secret_hash(secret),

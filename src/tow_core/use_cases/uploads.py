@@ -24,7 +24,7 @@ from tow_core.errors import InvalidInput, NotConfigured, NotFound
 from tow_core.identity import Project
 from tow_core.notifications import Delivery, NotificationKind
 from tow_core.records import DisplayId
-from tow_core.unit_of_work import Acting, SessionCredential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import RasterImageInspector, Upload, UploadPurpose, UploadStore
 from tow_core.use_cases.frame import Framed, frame_of
 from tow_core.use_cases.notifications import notification_preferences
@@ -93,13 +93,13 @@ class UploadUseCases:
         return uploads_configured(self.store, self.images)
 
     @contextmanager
-    def _desk(self, credential: SessionCredential) -> Iterator[UploadDesk]:
+    def _desk(self, credential: Credential) -> Iterator[UploadDesk]:
         with self.transactions.acting_as(credential) as acting:
             yield desk_of(acting, self._ports()[0])
 
     # --- receiving a file: two short units of work, none while the body streams ----------------------
 
-    def _receive(self, credential: SessionCredential, org_id: int, body: FileBody, check: Check,
+    def _receive(self, credential: Credential, org_id: int, body: FileBody, check: Check,
                  keep: Keep[T]) -> T:
         store, images = self._ports()
         with self._desk(credential) as desk:
@@ -115,13 +115,13 @@ class UploadUseCases:
             store.delete(received.stored.storage_name)  # not committed: no row names it
             raise
 
-    def upload(self, credential: SessionCredential, org_id: int, body: FileBody) -> Upload:
+    def upload(self, credential: Credential, org_id: int, body: FileBody) -> Upload:
         """A new unattached upload of the caller in ``org_id`` (NotFound for a non-member, before the body)."""
         def record(desk: UploadDesk, name: str, received: ReceivedFile) -> Upload:
             return attachments.record_upload(desk, org_id=org_id, received=received, original_name=name)
         return self._receive(credential, org_id, body, lambda desk: desk.require_member(org_id), record)
 
-    def attach_file(self, credential: SessionCredential, org_id: int, display_id: DisplayId, body: FileBody
+    def attach_file(self, credential: Credential, org_id: int, display_id: DisplayId, body: FileBody
                     ) -> Upload:
         """Upload a file and attach it to the record, which the caller must be able to write (checked first)."""
         def attach(desk: UploadDesk, name: str, received: ReceivedFile) -> Upload:
@@ -130,7 +130,7 @@ class UploadUseCases:
         return self._receive(credential, org_id, body,
                              lambda desk: attachments.require_attach_rights(desk, org_id, display_id), attach)
 
-    def _receive_image(self, credential: SessionCredential, org_id: int, body: FileBody, check: Check,
+    def _receive_image(self, credential: Credential, org_id: int, body: FileBody, check: Check,
                        apply: Callable[[UploadDesk, RasterImageInspector, int], Upload | None]) -> Upload | None:
         images = self._ports()[1]
 
@@ -142,11 +142,11 @@ class UploadUseCases:
             return apply(desk, images, upload.id)
         return self._receive(credential, org_id, body, check, keep)
 
-    def receive_avatar(self, credential: SessionCredential, org_id: int, body: FileBody) -> Upload | None:
+    def receive_avatar(self, credential: Credential, org_id: int, body: FileBody) -> Upload | None:
         """Upload an image (in ``org_id``) and make it the caller's profile image."""
         return self._receive_image(credential, org_id, body, lambda desk: None, attachments.set_avatar)
 
-    def receive_organisation_logo(self, credential: SessionCredential, org_id: int, body: FileBody
+    def receive_organisation_logo(self, credential: Credential, org_id: int, body: FileBody
                                   ) -> Upload | None:
         """Upload an image and make it the organisation logo: owners and admins (refused before the body)."""
         return self._receive_image(
@@ -154,7 +154,7 @@ class UploadUseCases:
             lambda desk: attachments.require_organisation_logo_rights(desk.principal, org_id),
             lambda desk, images, upload_id: attachments.set_organisation_logo(desk, images, org_id, upload_id))
 
-    def receive_project_logo(self, credential: SessionCredential, org_id: int, project_id: int, body: FileBody
+    def receive_project_logo(self, credential: Credential, org_id: int, project_id: int, body: FileBody
                              ) -> Upload | None:
         """Upload an image and make it the project's logo: its managers (refused before the body)."""
         return self._receive_image(
@@ -166,20 +166,20 @@ class UploadUseCases:
 
     # --- reading -----------------------------------------------------------------------------------
 
-    def get(self, credential: SessionCredential, upload_id: int) -> Upload:
+    def get(self, credential: Credential, upload_id: int) -> Upload:
         with self._desk(credential) as desk:
             return attachments.readable_upload(desk, upload_id)
 
-    def download(self, credential: SessionCredential, upload_id: int) -> tuple[Upload, BinaryIO]:
+    def download(self, credential: Credential, upload_id: int) -> tuple[Upload, BinaryIO]:
         """The upload and an open reader of its file, if the caller may read it now; the caller closes it."""
         with self._desk(credential) as desk:
             return attachments.open_download(desk, upload_id)
 
-    def attachments_of(self, credential: SessionCredential, org_id: int, display_id: DisplayId) -> list[Upload]:
+    def attachments_of(self, credential: Credential, org_id: int, display_id: DisplayId) -> list[Upload]:
         with self._desk(credential) as desk:
             return list(attachments.record_attachments(desk, org_id, display_id))
 
-    def _image(self, credential: SessionCredential, purpose: UploadPurpose, subject_id: int,
+    def _image(self, credential: Credential, purpose: UploadPurpose, subject_id: int,
                org_id: int | None = None) -> tuple[Upload, BinaryIO]:
         with self._desk(credential) as desk:
             current = attachments.current_image(desk, purpose, subject_id)
@@ -187,17 +187,17 @@ class UploadUseCases:
                 raise NotFound("project not found")
             return attachments.open_download(desk, current.id)
 
-    def avatar(self, credential: SessionCredential, user_id: int) -> tuple[Upload, BinaryIO]:
+    def avatar(self, credential: Credential, user_id: int) -> tuple[Upload, BinaryIO]:
         return self._image(credential, UploadPurpose.AVATAR, user_id)
 
-    def organisation_logo(self, credential: SessionCredential, org_id: int) -> tuple[Upload, BinaryIO]:
+    def organisation_logo(self, credential: Credential, org_id: int) -> tuple[Upload, BinaryIO]:
         return self._image(credential, UploadPurpose.ORGANISATION_LOGO, org_id)
 
-    def project_logo(self, credential: SessionCredential, org_id: int, project_id: int) -> tuple[Upload, BinaryIO]:
+    def project_logo(self, credential: Credential, org_id: int, project_id: int) -> tuple[Upload, BinaryIO]:
         """A project logo, through the organisation it belongs to (another organisation's: NotFound)."""
         return self._image(credential, UploadPurpose.PROJECT_LOGO, project_id, org_id)
 
-    def profile(self, credential: SessionCredential, org_id: int, project_key: str | None) -> Framed[ProfilePage]:
+    def profile(self, credential: Credential, org_id: int, project_key: str | None) -> Framed[ProfilePage]:
         with self.transactions.acting_as(credential) as acting:
             return Framed(frame_of(acting, org_id, project_key),
                           ProfilePage(uploads_enabled=self.store is not None,
@@ -206,15 +206,15 @@ class UploadUseCases:
 
     # --- changing ----------------------------------------------------------------------------------
 
-    def attach(self, credential: SessionCredential, org_id: int, display_id: DisplayId, upload_id: int) -> Upload:
+    def attach(self, credential: Credential, org_id: int, display_id: DisplayId, upload_id: int) -> Upload:
         with self._desk(credential) as desk:
             return attachments.attach(desk, org_id, display_id, upload_id)
 
-    def detach(self, credential: SessionCredential, org_id: int, display_id: DisplayId, upload_id: int) -> Upload:
+    def detach(self, credential: Credential, org_id: int, display_id: DisplayId, upload_id: int) -> Upload:
         with self._desk(credential) as desk:
             return attachments.detach(desk, org_id, display_id, upload_id)
 
-    def delete(self, credential: SessionCredential, upload_id: int) -> Upload:
+    def delete(self, credential: Credential, upload_id: int) -> Upload:
         """Delete the upload's row, then — once that has committed — its file. Should removing the file fail,
         the deletion outbox the row's deletion filled has the job worker remove it; removing it before the
         commit could leave a row without its file."""
@@ -224,17 +224,17 @@ class UploadUseCases:
             desk.store.delete(deleted.storage_name)
         return deleted
 
-    def set_avatar(self, credential: SessionCredential, upload_id: int | None) -> Upload | None:
+    def set_avatar(self, credential: Credential, upload_id: int | None) -> Upload | None:
         """Make the caller's own uploaded image their profile image; ``None`` clears it."""
         with self._desk(credential) as desk:
             return attachments.set_avatar(desk, self._ports()[1], upload_id)
 
-    def set_organisation_logo(self, credential: SessionCredential, org_id: int, upload_id: int | None
+    def set_organisation_logo(self, credential: Credential, org_id: int, upload_id: int | None
                               ) -> Upload | None:
         with self._desk(credential) as desk:
             return attachments.set_organisation_logo(desk, self._ports()[1], org_id, upload_id)
 
-    def set_project_logo(self, credential: SessionCredential, org_id: int, project_id: int, upload_id: int | None
+    def set_project_logo(self, credential: Credential, org_id: int, project_id: int, upload_id: int | None
                          ) -> Upload | None:
         with self._desk(credential) as desk:
             return attachments.set_project_logo(desk, self._ports()[1], org_id, project_id, upload_id)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
 from tow_core.accounts import AccountOverview
+from tow_core.errors import InvalidInput
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.accounts import AccountUseCases
 from tow_core.use_cases.password_reset import PasswordResetUseCases
@@ -142,9 +146,41 @@ def join_submit(request: Request, form: NamedDependency[Form], accounts: NamedDe
 @post("/switch-organisation", sync_to_thread=True, include_in_schema=False)
 def switch_organisation(request: Request, form: NamedDependency[Form], caller: NamedDependency[Credential],
                         accounts: NamedDependency[AccountUseCases]) -> Response:
-    org_id = form.integer("organisation_id", "organisation") or 0
+    """The header's one switcher (``choice``: an organisation id, or ``ID/KEY`` for one of its projects; it
+    sends itself on change, or by its Go button without JavaScript). Within the same organisation the page
+    it came from (``back``) comes back with ``?project=KEY``; another organisation opens on its Today page.
+    ``organisation_id`` alone is the older form of the same."""
+    org_id, project = _switch_choice(form)
     accounts.switch_organisation(caller, org_id)
-    return redirect(request, f"/o/{org_id}/today")
+    return redirect(request, switched_to(org_id, project, form.get("back")))
+
+
+_PROJECT_KEY = re.compile(r"[A-Za-z0-9]{1,32}")
+_ORG_PATH = re.compile(r"/o/(\d+)(/[A-Za-z0-9/_.-]*)?")
+
+
+def _switch_choice(form: Form) -> tuple[int, str]:
+    choice = form.get("choice").strip()
+    if not choice:
+        return form.integer("organisation_id", "organisation") or 0, ""
+    org, _, project = choice.partition("/")
+    if not org.isdigit() or (project and not _PROJECT_KEY.fullmatch(project)):
+        raise InvalidInput("choose an organisation or project from the list", field="choice")
+    return int(org), project.upper()
+
+
+def switched_to(org_id: int, project: str, back: str) -> str:
+    """Where the switcher goes: ``back`` (a page of the same organisation, never another site) with the
+    project replaced and no paging cursor; else the organisation's Today."""
+    parts = urlsplit(back)
+    path = parts.path if not (parts.scheme or parts.netloc) else ""
+    match = _ORG_PATH.fullmatch(path)
+    if match is None or int(match.group(1)) != org_id or "//" in path:
+        path, query = f"/o/{org_id}/today", []
+    else:
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("project", "cursor")]
+    query += [("project", project)] if project else []
+    return path + (f"?{urlencode(query)}" if query else "")
 
 
 @get("/forgot-password", sync_to_thread=False, include_in_schema=False)

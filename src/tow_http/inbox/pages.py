@@ -4,6 +4,7 @@ the use case that owns it — so a stale diff shows the review's own Conflict me
 from __future__ import annotations
 
 from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 
@@ -14,8 +15,9 @@ from tow_core.use_cases.chat import ChatUseCases
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.records import RecordUseCases
+from tow_http.config import Settings
 from tow_http.inbox.shapes import items_out
-from tow_http.pages.web import Form, Shell, page, redirect
+from tow_http.pages.web import Form, Shell, page, redirect, with_cookies
 
 Caller = NamedDependency[Credential]
 Inbox = NamedDependency[InboxUseCases]
@@ -33,10 +35,23 @@ def org_home(request: Request, org_id: int, project: str | None = None) -> Respo
     return redirect(request, f"/o/{org_id}/today{suffix}")
 
 
+# Set (for this organisation's pages only) once the person hides the first-run checklist in this browser.
+FIRST_STEPS_HIDDEN = "tow_first_steps_hidden"
+
+
 @get("/o/{org_id:int}/today", sync_to_thread=True, include_in_schema=False)
 def today(request: Request, org_id: int, caller: Caller, inbox: Inbox, project: str | None = None) -> Response:
-    framed = inbox.today_page(caller, org_id, project)
+    framed = inbox.today_page(caller, org_id, project, first_steps=request.cookies.get(FIRST_STEPS_HIDDEN) != "1")
     return page(request, "today.html", shell=Shell(framed.frame, "today"), today=framed.content)
+
+
+@post("/o/{org_id:int}/today/hide-first-steps", sync_to_thread=True, include_in_schema=False)
+def hide_first_steps(request: Request, org_id: int, form: NamedDependency[Form],
+                     settings: NamedDependency[Settings]) -> Response:
+    """The checklist's "Hide": remembered by this browser (a cookie for this organisation's pages)."""
+    hidden = Cookie(key=FIRST_STEPS_HIDDEN, value="1", path=f"/o/{org_id}", max_age=400 * 24 * 3600, httponly=True,
+                    secure=settings.security.session_cookie_secure, samesite="lax")
+    return with_cookies(redirect(request, _back(org_id, form, "/today")), [hidden])
 
 
 @get("/o/{org_id:int}/inbox", sync_to_thread=True, include_in_schema=False)
@@ -81,4 +96,4 @@ def dismiss_run(request: Request, org_id: int, run_id: int, form: NamedDependenc
     return redirect(request, _back(org_id, form))
 
 
-INBOX_PAGES = [org_home, today, inbox_page, decide_diff, activate_snapshot, apply_action, dismiss_run]
+INBOX_PAGES = [org_home, today, hide_first_steps, inbox_page, decide_diff, activate_snapshot, apply_action, dismiss_run]

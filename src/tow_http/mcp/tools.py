@@ -2,11 +2,13 @@
 
 Each tool is a front door like a JSON API handler: it decodes its arguments with the API's own shapes (so the
 same input is refused the same way), calls ONE method of ONE use case object — the very ones the API's handlers
-call — as the personal access token of the HTTP request (``tow_http.mcp.door`` puts it in ``REQUEST_TOKEN``),
-and encodes the answer with the API's response shapes. The token's user and restrictions apply exactly as on
-the API: ``Transactions.acting_as`` resolves the token on every call, a token limited to one organisation gets
-``not_found`` for any other, and the two writing tools ask as writers, which a ``read`` token is refused
-(``token_read_only``). Tool errors name TOW's error code and message; nothing else of an exception leaves.
+call — as the access token of the HTTP request (``tow_http.mcp.door`` puts its credential in
+``REQUEST_CREDENTIAL``: a personal access token, or the single sign-on provider's) — and encodes the answer with
+the API's response shapes. The token's user and restrictions apply exactly as on the API:
+``Transactions.acting_as`` resolves the credential on every call, a token limited to one organisation gets
+``not_found`` for any other, and the two writing tools ask as writers, which a ``read`` token (or a provider's
+without the write scope) is refused (``token_read_only``). Tool errors name TOW's error code and message;
+nothing else of an exception leaves.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -26,14 +29,14 @@ from pydantic import Field
 from tow_core.errors import InvalidInput, NotAuthenticated, TowError
 from tow_core.records import DisplayId, RecordType
 from tow_core.semantic_search import SearchMode
-from tow_core.unit_of_work import TokenCredential
+from tow_core.unit_of_work import ProviderTokenCredential, TokenCredential
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_http.memory.shapes import DiffIn, diff_out, operation_in
 from tow_http.records.shapes import RecordIn, RecordPageOut, SearchPageOut, hit_out, record_out, summary_out
 
-# The SHA-256 of the bearer token of the request being served (set by the door, read by every tool).
-REQUEST_TOKEN: ContextVar[str] = ContextVar("tow_mcp_request_token")
+# The checked credential of the request being served, asking to read (set by the door, read by every tool).
+REQUEST_CREDENTIAL: ContextVar[TokenCredential | ProviderTokenCredential] = ContextVar("tow_mcp_request_credential")
 T = TypeVar("T")
 
 OrgId = Annotated[int, Field(ge=1, description="the organisation's id (GET /api/me lists yours)")]
@@ -49,11 +52,11 @@ READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
 
-def _credential(*, writes: bool) -> TokenCredential:
-    token_hash = REQUEST_TOKEN.get(None)
-    if token_hash is None:  # the door always sets it; a tool reached some other way acts as nobody
+def _credential(*, writes: bool) -> TokenCredential | ProviderTokenCredential:
+    credential = REQUEST_CREDENTIAL.get(None)
+    if credential is None:  # the door always sets it; a tool reached some other way acts as nobody
         raise ToolError("not_authenticated: send a personal access token")
-    return TokenCredential(token_hash, writes=writes)
+    return replace(credential, writes=writes)
 
 
 async def _call(work: Callable[[], T]) -> T:

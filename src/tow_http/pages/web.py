@@ -5,7 +5,7 @@ redirects that also work for HTMX, the Content-Security-Policy and errors shown 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,10 +97,17 @@ class Shell:
 
     def link(self, path: str = "", **params: object) -> str:
         """A URL in this organisation that keeps the picked project (``?project=KEY``) across navigation."""
-        query = {"project": self.project.key} if self.project else {}
-        query.update({k: v for k, v in params.items() if v not in (None, "")})
-        base = f"/o/{self.org.id}{path}"
-        return f"{base}?{urlencode(query, doseq=True)}" if query else base
+        return Shell.linker(self.org.id, self.project.key if self.project else None)(path, **params)
+
+    @staticmethod
+    def linker(org_id: int, project_key: str | None) -> Callable[..., str]:
+        """``link`` for fragments rendered without a frame (the project key was checked by their use case)."""
+        def link(path: str = "", **params: object) -> str:
+            query = {"project": project_key} if project_key else {}
+            query.update({k: v for k, v in params.items() if v not in (None, "")})
+            base = f"/o/{org_id}{path}"
+            return f"{base}?{urlencode(query, doseq=True)}" if query else base
+        return link
 
 
 # --- rendering ----------------------------------------------------------------------------------

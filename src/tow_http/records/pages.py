@@ -285,6 +285,17 @@ def preview(org_id: int, form: NamedDependency[Form], caller: Caller, record_pag
     return Response(Markup(html), media_type="text/html")  # noqa: S704 - rendered with raw HTML escaped
 
 
+@get("/o/{org_id:int}/doc-tree/{display_id:str}", sync_to_thread=True, include_in_schema=False)
+def doc_branches(request: Request, org_id: int, display_id: str, caller: Caller, docs: NamedDependency[DocUseCases],
+                 project: str | None = None) -> Response:
+    """The sidebar's doc tree, one level on demand: the readable sub-pages of a readable doc, as list items
+    (404 for a doc the caller cannot read, as for one that does not exist)."""
+    key = project.strip().upper() if project else None
+    branches = docs.branches(caller, org_id, key, DisplayId.parse(display_id))
+    link = Shell.linker(org_id, key)
+    return page(request, "_doc_branches.html", branches=branches, link=link)
+
+
 # --- search ------------------------------------------------------------------------------------
 
 
@@ -325,4 +336,4 @@ def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pag
 
 
 RECORD_PAGES = [record_list, create_record, record_page, save_record, extract_memory, change_status, move_doc,
-                add_comment, edit_comment, delete_comment, delete_doc, add_link, preview, search_page]
+                add_comment, edit_comment, delete_comment, delete_doc, add_link, preview, doc_branches, search_page]

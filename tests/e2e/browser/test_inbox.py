@@ -16,7 +16,7 @@ def test_ada_follows_the_inbox_count_from_today_approves_and_sees_the_memory(new
     set_up_server(ada)  # the signed-in home is Today
     org_path = re.search(r"/o/\d+", ada.url).group(0)
     expect(ada.get_by_role("heading", name="Get started")).to_be_visible()
-    expect(ada.get_by_role("link", name="Invite people")).to_be_visible()
+    expect(ada.get_by_role("link", name="Invite someone")).to_be_visible()
 
     ada.goto(f"{org_path}/memory-diffs")
     ada.get_by_label("Memory", exact=True).fill("We ship every Friday")

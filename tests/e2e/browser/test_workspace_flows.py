@@ -81,7 +81,7 @@ def test_first_run_invite_restricted_project_and_grant(new_page):
     org_path = re.search(r"/o/\d+", bob.url).group(0)
 
     # Bob cannot see the restricted project: not in his picker, and its URL is a 404 page.
-    expect(bob.locator("#project-picker option")).to_have_count(1)  # "All projects" only
+    expect(bob.locator("#switcher option")).to_have_count(1)  # "Acme: all projects" only
     response = bob.goto(f"{org_path}/docs?project=SEC")
     assert response.status == 404
     expect(bob.get_by_role("alert")).to_contain_text("project SEC not found")
@@ -99,9 +99,8 @@ def test_first_run_invite_restricted_project_and_grant(new_page):
     ada.get_by_role("button", name="Grant access to SEC").click()
     expect(ada.locator("#projects")).to_contain_text("Bob: viewer")
     bob.goto(f"{org_path}/docs")
-    bob.get_by_label("Project", exact=True).select_option("SEC")
-    bob.get_by_role("button", name="Show").click()
-    expect(bob).to_have_url(re.compile(r"project=SEC"))
+    bob.get_by_label("Organisation and project").select_option(label="SEC — Security review (restricted)")
+    expect(bob).to_have_url(re.compile(r"/docs\?project=SEC$"))  # applied on change, on the same page
     expect(bob.locator(".banner")).to_contain_text("SEC is restricted")
     # The choice is sticky across navigation.
     bob.get_by_role("link", name="Tickets").click()
@@ -174,7 +173,7 @@ def test_doc_memory_diff_and_search(new_page):
 
     # Search finds both, with the matched words highlighted.
     ada.get_by_role("link", name="Search").click()
-    ada.get_by_label(re.compile("Search")).fill("tuesday")
+    ada.get_by_label("Search all projects").fill("tuesday")
     ada.keyboard.press("Enter")
     expect(ada.locator(".hits li")).to_have_count(2)
     expect(ada.locator(".hits mark").first).to_have_text(re.compile("tuesday", re.I))
