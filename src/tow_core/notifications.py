@@ -42,12 +42,12 @@ EMAIL_JOB = "notification_email"
 
 
 class NotificationKind(StrEnum):
+    """What notifies (issue 19 also names memory diffs and snapshots awaiting review and finished or failed agent
+    runs: not built yet, the inbox lists those)."""
+
     ASSIGNED = "assigned"  # a ticket was assigned to you
     MENTIONED = "mentioned"  # you were mentioned in a body or a comment
     COMMENTED = "commented"  # a comment on a record you watch
-    REVIEW = "review"  # a memory diff or snapshot awaits your review
-    RUN_FINISHED = "run_finished"  # your agent run finished
-    RUN_FAILED = "run_failed"  # your agent run failed
     ACCESS = "access"  # your role or a grant that affects you changed
 
 
@@ -63,9 +63,6 @@ DESCRIPTIONS: Mapping[NotificationKind, str] = {
     NotificationKind.ASSIGNED: "A ticket is assigned to you",
     NotificationKind.MENTIONED: "Someone mentions you",
     NotificationKind.COMMENTED: "A comment on something you watch",
-    NotificationKind.REVIEW: "A memory change or snapshot awaits your review",
-    NotificationKind.RUN_FINISHED: "Your agent run finished",
-    NotificationKind.RUN_FAILED: "Your agent run failed",
     NotificationKind.ACCESS: "Your role or access changed",
 }
 
@@ -107,9 +104,6 @@ class Shown:
             NotificationKind.ASSIGNED: f"{who} assigned you {what}",
             NotificationKind.MENTIONED: f"{who} mentioned you in {what}",
             NotificationKind.COMMENTED: f"{who} commented on {what}",
-            NotificationKind.REVIEW: f"{what} awaits your review",
-            NotificationKind.RUN_FINISHED: f"Your agent run finished: {what}".rstrip(": "),
-            NotificationKind.RUN_FAILED: f"Your agent run failed: {what}".rstrip(": "),
             NotificationKind.ACCESS: f"{who} changed your role or access in this organisation",
         }[self.kind]
 

@@ -46,9 +46,6 @@ class PreferencesIn(Strict):
     assigned: DeliveryIn = None
     mentioned: DeliveryIn = None
     commented: DeliveryIn = None
-    review: DeliveryIn = None
-    run_finished: DeliveryIn = None
-    run_failed: DeliveryIn = None
     access: DeliveryIn = None
 
 
