@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tow_core.access import ScopeKind
-from tow_core.docs import Ancestor, Revision, TreeNode
+from tow_core.docs import Ancestor, Branch, Revision, TreeNode, level_of
 from tow_core.errors import Conflict, NotFound
 from tow_core.records import Record, RecordSummary, RecordType
 from tow_core.tickets import ActivityEntry, Comment, FieldChange, Link, LinkKind
@@ -246,6 +246,10 @@ class InMemoryRecordTree:
                 and self._records.readable(principal_id, org_id, r.id) is not None]
         docs.sort(key=lambda r: (r.title.lower(), r.id))
         return [TreeNode(summary_of(r), _parent_id(r)) for r in docs]
+
+    def readable_doc_level(self, principal_id: int, org_id: int, project_id: int | None, parent_id: int | None,
+                           limit: int | None) -> list[Branch]:
+        return level_of(self.readable_docs(principal_id, org_id, project_id), parent_id)[:limit]
 
     def delete(self, org_id: int, record_id: int) -> None:
         record = self._in_org(org_id, record_id)

@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -116,6 +117,12 @@ class RecordTree(Protocol):
 
     def readable_docs(self, principal_id: int, org_id: int, project_id: int | None) -> list[TreeNode]:
         """Readable docs (only those of one project's scope when ``project_id``), flat, by title."""
+        ...
+
+    def readable_doc_level(self, principal_id: int, org_id: int, project_id: int | None, parent_id: int | None,
+                           limit: int | None) -> list[Branch]:
+        """One level of the tree of ``readable_docs`` (``level_of`` says which), by title, at most ``limit``,
+        read without the rest of the tree: every signed-in page shows the top in its sidebar."""
         ...
 
     def delete(self, org_id: int, record_id: int) -> None:
@@ -268,20 +275,34 @@ def doc_tree(ws: Workspace, tree: RecordTree, project_key: str | None) -> list[T
 
 
 def doc_branches(ws: Workspace, tree: RecordTree, project_key: str | None,
-                 parent: DisplayId | None = None) -> list[Branch]:
+                 parent: DisplayId | None = None, *, limit: int | None = None) -> list[Branch]:
     """One level of ``doc_tree``: its top (``parent`` None) or the readable sub-pages of ``parent``, which
-    must itself be readable in the chosen project (else NotFound, as for an unknown doc), by title."""
+    must itself be a readable doc in the chosen project (else NotFound, as for an unknown doc), by title."""
     ws.require_member()
-    nodes = tree.readable_docs(ws.principal.user_id, ws.org_id, project_filter(ws, project_key))
+    project_id = project_filter(ws, project_key)
+    parent_id = None
+    if parent is not None:
+        try:
+            above = get_record(ws, parent)  # NotFound unless readable
+        except NotFound:
+            above = None
+        in_project = above is not None and (project_id is None or (above.scope.kind is ScopeKind.PROJECT
+                                                                   and above.scope.ref_id == project_id))
+        if above is None or above.type is not RecordType.DOC or not in_project:
+            raise NotFound(f"doc {parent} not found")
+        parent_id = above.id
+    return tree.readable_doc_level(ws.principal.user_id, ws.org_id, project_id, parent_id, limit)
+
+
+def level_of(nodes: Sequence[TreeNode], parent_id: int | None) -> list[Branch]:
+    """Of readable docs (flat, by title): the top — those whose parent is not among them — or those right below
+    ``parent_id``; each with whether any of them sits below it."""
     ids = {n.summary.id for n in nodes}
     parents = {n.parent_id for n in nodes if n.parent_id in ids}
-    if parent is None:
+    if parent_id is None:
         level = [n for n in nodes if n.parent_id not in ids]
     else:
-        above = next((n for n in nodes if n.summary.display_id == parent), None)
-        if above is None:
-            raise NotFound(f"doc {parent} not found")
-        level = [n for n in nodes if n.parent_id == above.summary.id]
+        level = [n for n in nodes if n.parent_id == parent_id]
     return [Branch(n.summary, n.summary.id in parents) for n in level]
 
 

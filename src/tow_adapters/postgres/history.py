@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.records import _COLUMNS, _SUMMARY_COLUMNS, _record, _summary
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
-from tow_core.docs import Ancestor, Revision, TreeNode
+from tow_core.docs import Ancestor, Branch, Revision, TreeNode
 from tow_core.errors import Conflict, NotFound
 from tow_core.records import Record
 from tow_core.tickets import ActivityEntry, Comment, FieldChange, Link, LinkKind
@@ -88,6 +88,28 @@ class PgRecordTree(SqlStore):
             org=org_id, project=project_id, **{PRINCIPAL_PARAM: principal_id},
         )
         return [TreeNode(_summary(row), row[9]) for row in rows]
+
+    def readable_doc_level(self, principal_id: int, org_id: int, project_id: int | None, parent_id: int | None,
+                           limit: int | None) -> list[Branch]:
+        def readable(alias: str) -> str:  # a doc of the tree: readable, in the organisation (and the project)
+            project = "" if project_id is None else (f" AND {alias}.scope_kind = 'project' "
+                                                     f"AND {alias}.scope_ref = :project")
+            return (f"{alias}.organisation_id = :org AND {alias}.type = 'doc'{project} "
+                    f"AND {visible_predicate(alias)}")
+
+        def parent_of(alias: str) -> str:
+            return f"CAST({alias}.fields ->> 'parent_id' AS bigint)"
+
+        # The top: readable docs whose parent is not a readable doc here; else the readable docs below parent_id.
+        level = (f"NOT EXISTS (SELECT 1 FROM records p WHERE p.id = {parent_of('r')} AND {readable('p')})"
+                 if parent_id is None else f"{parent_of('r')} = :parent")
+        rows = self._rows(
+            f"SELECT {_SUMMARY_COLUMNS}, EXISTS (SELECT 1 FROM records c WHERE {parent_of('c')} = r.id "
+            f"AND {readable('c')}) FROM records r WHERE {readable('r')} AND {level} "
+            f"ORDER BY lower(r.title), r.id LIMIT {'ALL' if limit is None else int(limit)}",
+            org=org_id, project=project_id, parent=parent_id, **{PRINCIPAL_PARAM: principal_id},
+        )
+        return [Branch(_summary(row), row[9]) for row in rows]
 
     def delete(self, org_id: int, record_id: int) -> None:
         deleted = self._row("DELETE FROM records WHERE id = :id AND organisation_id = :org RETURNING id",

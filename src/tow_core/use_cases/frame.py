@@ -68,7 +68,8 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
     images = attachments.visible_images_of(principal, acting.stores.uploads, {
         UploadPurpose.AVATAR: [user.id], UploadPurpose.ORGANISATION_LOGO: [org_id],
         UploadPurpose.PROJECT_LOGO: [p.id for p in projects]})
-    roots = docs.doc_branches(acting.workspace(org_id), acting.stores.history.tree, picked.key if picked else None)
+    roots = docs.doc_branches(acting.workspace(org_id), acting.stores.history.tree, picked.key if picked else None,
+                              limit=SIDEBAR_DOCS + 1)
     return Frame(user, accounts.own_organisations(directory, principal), organisation, principal.org_roles[org_id],
                  projects, picked, administration.list_groups(directory, principal, org_id=org_id),
                  frozenset(principal.group_ids),
