@@ -1,7 +1,8 @@
 """A unit of work over in-memory fakes, for use case objects (``tow_core.use_cases``) in unit tests.
 
 Stores a test does not give are stand-ins that fail loudly when touched, so a use case reaching for a
-port the test did not expect is a failing test, not a silent ``None``."""
+port the test did not expect is a failing test, not a silent ``None`` — except ``live``: every write publishes
+live events (``tow_core.live``), so a test that does not look at them gets a fresh ``InMemoryLiveEvents``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 
 from tests.fake_history import rolled_back_on_error
+from tests.fake_live import InMemoryLiveEvents
 from tow_core.identity import Session
 from tow_core.unit_of_work import SessionCredential, Stores, Transactions, UnitOfWork
 
@@ -37,7 +39,8 @@ def fake_unit_of_work(*, rollback: tuple[object, ...] = (), **stores: object) ->
     @contextmanager
     def unit_of_work() -> Iterator[Stores]:
         with rolled_back_on_error(*rollback):
-            yield Stores(**{f.name: stores.get(f.name, NotInThisTest(f.name)) for f in fields(Stores)})
+            given = {"live": InMemoryLiveEvents(), **stores}
+            yield Stores(**{f.name: given.get(f.name, NotInThisTest(f.name)) for f in fields(Stores)})
 
     return unit_of_work
 
@@ -76,7 +79,7 @@ def with_inbox(clock: Callable[[], datetime], **stores: object) -> dict[str, obj
     def history() -> RecordKeeping:
         parts = (InMemoryDocRevisions(clock), InMemoryTicketActivity(clock), InMemoryTicketComments(clock),
                  InMemoryTicketLinks(records, clock))
-        return RecordKeeping(parts[0], InMemoryRecordTree(records, *parts), *parts[1:])
+        return RecordKeeping(parts[0], InMemoryRecordTree(records, *parts), *parts[1:], InMemoryLiveEvents())
 
     defaults = {"records": lambda: records, "memory_diffs": lambda: InMemoryMemoryDiffStore(directory, clock),
                 "conversations": lambda: InMemoryConversations(directory), "agent_runs": InMemoryAgentRuns,

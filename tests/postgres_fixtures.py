@@ -76,6 +76,7 @@ def make_container(fresh_database_url, tmp_path):
 
     yield build
     for container in built:
+        container.live_hub().close()  # the listening connection, if a live stream opened it
         container.engine().dispose()
 
 

@@ -31,6 +31,7 @@ from typing import Protocol
 from tow_core.errors import InvalidInput
 from tow_core.jobs import JobQueue, NewJob
 from tow_core.knowledge import RecordHistory, Workspace
+from tow_core.live import LiveEvent, LiveEvents
 from tow_core.records import Record, RecordStore, RecordSummary, RecordType
 
 MAX_LISTED = 100
@@ -176,6 +177,7 @@ class Notifications:
     records: RecordStore
     now: datetime
     jobs: JobQueue | None = None  # where a notification to email is queued (``notification_email``)
+    live: LiveEvents | None = None  # where the recipient's open pages are nudged (sent on commit)
 
     def deliver(self, actor_id: int | None, recipient_id: int, org_id: int, kind: NotificationKind, *,
                 record: Record | None = None, comment_id: int | None = None) -> bool:
@@ -191,6 +193,8 @@ class Notifications:
         new = NewNotification(recipient_id, org_id, kind, record.id if record else None, comment_id, actor_id,
                               self.now)
         notification_id = self.store.add(new)
+        if self.live is not None:  # the recipient's open pages refetch their counts (tow_core.live)
+            self.live.publish(LiveEvent.user_nudged(org_id, recipient_id))
         if delivery is Delivery.EMAIL and self.jobs is not None:
             # Rendered by the job, which reads the record again for the recipient: only what they read then.
             self.jobs.enqueue(NewJob(EMAIL_JOB, {"notification_id": notification_id}), now=self.now)

@@ -30,6 +30,7 @@ from tow_core.identity import Directory, Session
 from tow_core.imports import OrganisationImport
 from tow_core.jobs import JobQueue
 from tow_core.knowledge import Workspace
+from tow_core.live import LiveEvents
 from tow_core.memory_diffs import MemoryDiffStore
 from tow_core.notifications import Notifications, NotificationStore, Notifying
 from tow_core.oidc import OidcIdentities, resolve_provider_access
@@ -63,11 +64,12 @@ class Stores:
     email_outbox: EmailOutbox  # email queued with the change that causes it, sent by workers (issue 19)
     password_resets: PasswordResets  # password reset links (their hashes) and the log that throttles them
     notifications: NotificationStore  # in-app notifications, watchers and preferences (issue 19)
+    live: LiveEvents  # live updates to open pages, sent on commit (tow_core.live)
 
 
 def notifications_of(stores: Stores, now: datetime) -> Notifications:
     """The one place a unit of work creates notifications (``tow_core.notifications``)."""
-    return Notifications(stores.notifications, stores.records, now, stores.jobs)
+    return Notifications(stores.notifications, stores.records, now, stores.jobs, stores.live)
 
 
 def notifying_history(stores: Stores, now: datetime) -> Notifying:

@@ -63,8 +63,10 @@ class Listener(Protocol):
 class AgentRunWorker:
     def __init__(self, runs: RunsTransaction, handlers: Mapping[str, AgentRunHandler], *, policy: RetryPolicy,
                  concurrency: int, poll_interval_seconds: float, clock: Callable[[], datetime],
-                 listener_for: Callable[[Callable[[], None]], Listener] | None = None) -> None:
+                 listener_for: Callable[[Callable[[], None]], Listener] | None = None,
+                 on_failed: Callable[[AgentRun], None] | None = None) -> None:
         self._runs = runs
+        self._on_failed = on_failed  # a failed run waits in its owner's inbox: their live count is nudged
         self._handlers = dict(handlers)
         self._policy = policy
         self._concurrency = concurrency
@@ -107,9 +109,18 @@ class AgentRunWorker:
             error = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"
             log.warning("agent run %s (%s) attempt %s failed: %s", run.id, run.kind, run.attempts, error)
             self._finish(run, "failed", lambda runs: runs.finish_failed(run, code, error, now=self._clock()))
+            self._nudge(run)
         else:
             self._finish(run, "completed", lambda runs: runs.finish_completed(run, result, now=self._clock()))
         return run
+
+    def _nudge(self, run: AgentRun) -> None:
+        if self._on_failed is None:
+            return
+        try:
+            self._on_failed(run)
+        except Exception:  # noqa: BLE001 - a missed nudge only leaves a count stale until the next page load
+            log.warning("agent run %s failed; telling its owner's open pages failed too", run.id, exc_info=True)
 
     def _finish(self, run: AgentRun, outcome: str, finish: Callable[[AgentRuns], bool]) -> None:
         if not self._when_database_answers(run, lambda: self._record_end(run, finish)):

@@ -29,6 +29,7 @@ from tow_http.exports.api import exports_router
 from tow_http.health import health_router
 from tow_http.inbox.api import inbox_router
 from tow_http.input_guard import GuardedRequest, InputGuardMiddleware
+from tow_http.live.api import live_router
 from tow_http.mcp.door import MCP_STATE_KEY, McpDoor, mcp_mount
 from tow_http.mcp.tools import build_mcp_server
 from tow_http.memory.api import memory_diffs_router
@@ -79,7 +80,8 @@ def create_app(
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
             memory_diffs_router, uploads_router, ai_router, agent_runs_router, conversations_router, exports_router,
-            tokens_router, snapshots_router, inbox_router, notifications_router, mcp_mount(mcp), pages_router,
+            tokens_router, snapshots_router, inbox_router, notifications_router, live_router, mcp_mount(mcp),
+            pages_router,
             static_router,
             *extra_routers,
         ],
@@ -93,6 +95,7 @@ def create_app(
             **{name: Provide(_constant(case), sync_to_thread=False) for name, case in cases.items()},
         },
         lifespan=[mcp.lifespan],  # the MCP SDK's session manager runs while the app does
+        on_shutdown=[services.live.close] if services.live is not None else [],  # its listening connection
         middleware=[DefineMiddleware(BrowserSecurityMiddleware, session_cookies=cookies), InputGuardMiddleware],
         request_class=GuardedRequest,  # deep JSON, NUL and huge integers refused before decoding reaches a handler
         plugins=[ClosedStructs()],

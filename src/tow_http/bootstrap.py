@@ -22,6 +22,7 @@ from tow_core.use_cases.docs import DocUseCases
 from tow_core.use_cases.exports import ExportSnapshot, ExportUseCases, ImportUseCases
 from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseCases
 from tow_core.use_cases.inbox import InboxUseCases
+from tow_core.use_cases.live import LiveUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.notification_email import NotificationMailer
 from tow_core.use_cases.notifications import NotificationUseCases
@@ -99,6 +100,7 @@ def use_cases(services: Services) -> dict[str, object]:
         "notifications": NotificationUseCases(transactions),
         "notification_email": NotificationMailer(transactions, services.cookie_signer, mail),
         "run_events": AgentRunEventUseCases(transactions, ai_configured),
+        "live": LiveUseCases(transactions, services.live),
     }
 
 

@@ -47,6 +47,7 @@ from tow_adapters.postgres.history import (
 )
 from tow_adapters.postgres.housekeeping import PgFinishedJobs, PgUploadDeletionOutbox, recorded_export_file_names
 from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
+from tow_adapters.postgres.live import PgLiveEvents, PgLiveFeed
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
@@ -79,6 +80,7 @@ from tow_core.exports import EXPORT_JOB
 from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
+from tow_core.live import LiveEvent, LiveHub
 from tow_core.notifications import EMAIL_JOB as NOTIFICATION_EMAIL_JOB
 from tow_core.outbox import MailTransport, QueuedEmail
 from tow_core.record_history import RecordKeeping
@@ -126,10 +128,11 @@ def _transaction_factory(engine: sa.Engine):
     @contextmanager
     def transaction() -> Iterator[Stores]:
         with transaction_on(engine) as connection:
+            live = PgLiveEvents(connection)
             history = RecordKeeping(
                 revisions=PgDocRevisions(connection), tree=PgRecordTree(connection),
                 activity=PgTicketActivity(connection), comments=PgTicketComments(connection),
-                links=PgTicketLinks(connection),
+                links=PgTicketLinks(connection), live=live,
             )
             yield Stores(directory=PgDirectory(connection), records=PgRecordStore(connection), history=history,
                          memory_diffs=PgMemoryDiffStore(connection), uploads=PgUploadRecords(connection),
@@ -139,7 +142,7 @@ def _transaction_factory(engine: sa.Engine):
                          tokens=PgAccessTokens(connection),
                          oidc_identities=PgOidcIdentities(connection),
                          snapshot_sources=PgSnapshotSources(connection), email_outbox=PgEmailOutbox(connection),
-                         password_resets=PgPasswordResets(connection),
+                         password_resets=PgPasswordResets(connection), live=live,
                          notifications=PgNotifications(connection))
 
     return transaction
@@ -234,7 +237,14 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
         clock=clock or utc_now, listener_for=lambda wake: Wakeups(engine, AGENT_RUNS_CHANNEL, wake),
+        on_failed=lambda run: publish_live(engine, LiveEvent.user_nudged(run.organisation_id, run.owner_id)),
     )
+
+
+def publish_live(engine: sa.Engine, event: LiveEvent) -> None:
+    """A live event on its own (tow_core.live), for work outside a use case's unit of work (the run worker)."""
+    with transaction_on(engine) as connection:
+        PgLiveEvents(connection).publish(event)
 
 
 def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: UploadStore | None, *,
@@ -380,6 +390,9 @@ class Container(containers.DeclarativeContainer):
     embedding_queue = providers.Singleton(PgEmbeddingQueue, engine)
     embedding_spaces = providers.Singleton(PgEmbeddingSpaces, engine)
     export_files = providers.Singleton(_export_files, config)
+    # One listening connection per process, opened by the first live stream (tow_core.live)
+    live_hub = providers.Singleton(LiveHub, providers.Singleton(PgLiveFeed, engine),
+                                   max_subscribers=config.provided.settings.live.max_clients)
     services = providers.Singleton(
         Services,
         settings=config.provided.settings,
@@ -396,6 +409,7 @@ class Container(containers.DeclarativeContainer):
         export_files=export_files,
         configuration=providers.Callable(effective_config_entries, config),
         identity_provider=providers.Singleton(_identity_provider, config),
+        live=live_hub,
     )
     backup_database = providers.Singleton(PgBackupDatabase, database_url, engine)  # `tow backup` / `tow restore`
     backup_archive = providers.Singleton(TarBackupArchive)

@@ -140,6 +140,15 @@ class McpSettings(_Section):
     oidc_write_scope: Annotated[str, Meta(pattern=r"^[!#-\[\]-~]{1,200}$")] = "tow:write"  # RFC 6749 §3.3
 
 
+class LiveSettings(_Section):
+    """Live updates (GET /api/organisations/{org}/live, server-sent events; tow_core.live): streams one server
+    process holds open at once (beyond them: 429), and how often an idle stream sends a keep-alive comment (so
+    proxies keep it open) and checks that its user may still follow it."""
+
+    max_clients: Annotated[int, Meta(ge=1, le=100_000)] = 500
+    heartbeat_seconds: Annotated[float, Meta(ge=0.5, le=300)] = 15.0
+
+
 class DatabaseSettings(_Section):
     embedded_data_dir: str = "./var/pgdata"
     pool_size: Annotated[int, Meta(ge=1, le=200)] = 5
@@ -213,6 +222,7 @@ class Settings(_Section):
     exports: ExportsSettings = msgspec.field(default_factory=ExportsSettings)
     mcp: McpSettings = msgspec.field(default_factory=McpSettings)
     email: EmailSettings = msgspec.field(default_factory=EmailSettings)
+    live: LiveSettings = msgspec.field(default_factory=LiveSettings)
 
 
 SECRET_VARIABLES = (
@@ -229,7 +239,7 @@ SECRET_VARIABLES = (
 )
 _PREFIXED_LEAVES = {("auth", "mode"), ("uploads", "backend"), ("mcp", "max_concurrent_requests"),
                     ("mcp", "max_concurrent_per_token"), ("mcp", "oidc_access_tokens"), ("mcp", "oidc_audience"),
-                    ("mcp", "oidc_write_scope")}
+                    ("mcp", "oidc_write_scope"), ("live", "max_clients"), ("live", "heartbeat_seconds")}
 
 
 @dataclass(frozen=True, slots=True)

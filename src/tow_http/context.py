@@ -22,6 +22,7 @@ from tow_core.ai import EmbeddingModel
 from tow_core.errors import InvalidToken, NotAuthenticated
 from tow_core.exports import ExportFiles
 from tow_core.identity import SignInLog
+from tow_core.live import LiveHub
 from tow_core.oidc import IdentityProvider
 from tow_core.passwords import PasswordHasher
 from tow_core.unit_of_work import Credential, SessionCredential, Stores, TokenCredential, Transactions
@@ -54,6 +55,7 @@ class Services:
     identity_provider: IdentityProvider | None = None  # the OIDC provider when auth.mode is oidc
     # (key, value with secrets masked, source) for the server settings page; see config.effective_config_entries
     configuration: tuple[tuple[str, str, str], ...] = ()
+    live: LiveHub | None = None  # this process's live-update subscribers; None only in tests that open no stream
 
     @property
     def transactions(self) -> Transactions:

@@ -53,11 +53,13 @@ from tow_core.errors import (
     DependencyUnavailable,
     InvalidInput,
     NotAuthenticated,
+    NotConfigured,
     NotFound,
     PayloadTooLarge,
     Throttled,
     TowError,
 )
+from tow_core.live import MAX_TOPICS
 from tow_http.errors import ErrorEnvelope, status_for_class
 from tow_http.security import STATE_CHANGING
 from tow_http.shapes import DISPLAY_ID, END, VISIBLE
@@ -219,6 +221,9 @@ ANSWERS: dict[str, Answers] = {
     "get_my_agent_run": answers(),
     "cancel_my_agent_run": answers(Conflict),
     "get_inbox": answers(),
+    "get_inbox_count": answers(),
+    "live_updates": answers(InvalidInput, NotConfigured, Throttled, parameters={"record": {
+        "items": Schema(type=OpenAPIType.STRING, pattern=DISPLAY_ID), "max_items": MAX_TOPICS}}),
     "dismiss_run": answers(Conflict),
     "list_notifications": answers(NotFound),
     "mark_notification_read": answers(),

@@ -7,6 +7,7 @@ run without a retry; jobs.ai_queue_max_concurrency runs at once, no more."""
 from __future__ import annotations
 
 import contextlib
+import queue as queue_module
 import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,11 +16,13 @@ import pytest
 
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
+from tow_adapters.postgres.live import PgLiveFeed
 from tow_core.access import OrgRole
 from tow_core.agent_runs import AgentRunResult, AgentRunStatus, TokenUsage, new_run
 from tow_core.errors import DatabaseUnavailable, DependencyUnavailable
 from tow_core.identity import WorkflowMode
 from tow_core.jobs import RetryPolicy
+from tow_core.live import LiveEvent
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.composition import build_agent_run_worker
 
@@ -128,6 +131,19 @@ def test_a_failing_handler_fails_the_run_without_running_it_again(container):
     assert calls == [1]
     assert (run.status, run.error_code, run.error) == (AgentRunStatus.FAILED, "handler_failed",
                                                        "RuntimeError: the model answered garbage")
+
+
+def test_a_failed_run_nudges_its_owners_open_pages_live(container):
+    [run_id] = queue(container)
+    heard: queue_module.Queue = queue_module.Queue()
+    feed = PgLiveFeed(container.engine())
+    feed.start(heard.put)
+    try:
+        worker(container, {}, Clock()).drain()
+        run = stored(container, run_id)
+        assert heard.get(timeout=10) == LiveEvent.user_nudged(run.organisation_id, run.owner_id)  # its inbox count
+    finally:
+        feed.stop()
 
 
 def test_a_run_of_a_kind_nobody_handles_fails_saying_so(container):

@@ -70,6 +70,7 @@ from tow_adapters.postgres.history import (
     PgTicketLinks,
 )
 from tow_adapters.postgres.jobs import PgJobQueue
+from tow_adapters.postgres.live import PgLiveEvents
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
@@ -212,7 +213,7 @@ def transactions_on(conn: sa.Connection) -> Transactions:
         with conn.begin_nested():
             history = RecordKeeping(revisions=PgDocRevisions(conn), tree=PgRecordTree(conn),
                                     activity=PgTicketActivity(conn), comments=PgTicketComments(conn),
-                                    links=PgTicketLinks(conn))
+                                    links=PgTicketLinks(conn), live=PgLiveEvents(conn))
             yield Stores(directory=PgDirectory(conn), records=PgRecordStore(conn), history=history,
                          memory_diffs=PgMemoryDiffStore(conn), uploads=PgUploadRecords(conn), jobs=PgJobQueue(conn),
                          exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
@@ -220,6 +221,7 @@ def transactions_on(conn: sa.Connection) -> Transactions:
                          conversations=PgConversations(conn), snapshot_sources=PgSnapshotSources(conn),
                          oidc_identities=PgOidcIdentities(conn), tokens=PgAccessTokens(conn),
                          email_outbox=PgEmailOutbox(conn), password_resets=PgPasswordResets(conn),
+                         live=history.live,
                          notifications=PgNotifications(conn))
 
     return Transactions(unit_of_work, lambda: datetime(2026, 1, 1, tzinfo=UTC))

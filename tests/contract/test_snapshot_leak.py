@@ -46,6 +46,7 @@ from tow_adapters.postgres.history import (
     PgTicketLinks,
 )
 from tow_adapters.postgres.jobs import PgJobQueue
+from tow_adapters.postgres.live import PgLiveEvents
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
@@ -176,14 +177,14 @@ def load(plan: Plan, directory: PgDirectory, store: PgRecordStore) -> Loaded:
 
 def stores_on(conn: sa.Connection) -> Stores:
     history = RecordKeeping(revisions=PgDocRevisions(conn), tree=PgRecordTree(conn), activity=PgTicketActivity(conn),
-                            comments=PgTicketComments(conn), links=PgTicketLinks(conn))
+                            comments=PgTicketComments(conn), links=PgTicketLinks(conn), live=PgLiveEvents(conn))
     return Stores(directory=PgDirectory(conn), records=PgRecordStore(conn), history=history,
                   memory_diffs=PgMemoryDiffStore(conn), uploads=PgUploadRecords(conn), jobs=PgJobQueue(conn),
                   exports=PgExportStore(conn), organisation_import=PgOrganisationImport(conn),
                   semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn), conversations=PgConversations(conn),
                   snapshot_sources=PgSnapshotSources(conn), oidc_identities=PgOidcIdentities(conn),
                   tokens=PgAccessTokens(conn), email_outbox=PgEmailOutbox(conn),
-                  password_resets=PgPasswordResets(conn),
+                  password_resets=PgPasswordResets(conn), live=history.live,
                   notifications=PgNotifications(conn))
 
 

@@ -22,6 +22,7 @@ from tests.fake_history import (
     InMemoryTicketLinks,
     rolled_back_on_error,
 )
+from tests.fake_live import InMemoryLiveEvents
 from tests.fake_records import InMemoryRecordStore
 from tests.fake_unit_of_work import fake_transactions, signed_in
 from tests.fakes import InMemoryDirectory
@@ -70,7 +71,8 @@ class World:
         self.comments = InMemoryTicketComments(clock)
         self.links = InMemoryTicketLinks(self.records, clock)
         self.tree = InMemoryRecordTree(self.records, self.revisions, self.activity, self.comments, self.links)
-        self.keeping = RecordKeeping(self.revisions, self.tree, self.activity, self.comments, self.links)
+        self.live = InMemoryLiveEvents()  # what the world's units of work published (tow_core.live)
+        self.keeping = RecordKeeping(self.revisions, self.tree, self.activity, self.comments, self.links, self.live)
 
     # --- scopes -----------------------------------------------------------------------------------
 
@@ -99,7 +101,7 @@ class World:
     def transactions(self) -> Transactions:
         """Use case objects' unit of work over this world's fakes (rolled back when a call raises)."""
         return fake_transactions(self.clock, rollback=self._tables, directory=self.directory, records=self.records,
-                                 history=self.keeping)
+                                 history=self.keeping, live=self.live)
 
     def credential(self, name: str) -> SessionCredential:
         """A signed-in session for ``name``, as the front door hands it to a use case object."""
@@ -107,7 +109,7 @@ class World:
 
     @property
     def _tables(self) -> tuple[object, ...]:
-        return self.records, self.directory, self.revisions, self.activity, self.comments, self.links
+        return self.records, self.directory, self.revisions, self.activity, self.comments, self.links, self.live
 
     def do(self, name: str, use_case: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``use_case(workspace of name, *args, **kwargs)`` in one transaction."""

@@ -70,7 +70,11 @@ class Wakeups:
             connection.execute(f'LISTEN "{self._channel}"')
             self.listening.set()
             while not self._stop.is_set():
-                for _ in connection.notifies(timeout=1.0):
-                    self._on_wake()
+                for notify in connection.notifies(timeout=1.0):
+                    self._received(notify.payload)
         finally:
             connection.close()
+
+    def _received(self, payload: str) -> None:
+        """A notification arrived; these wake-ups carry nothing (``tow_adapters.postgres.live`` reads its)."""
+        self._on_wake()

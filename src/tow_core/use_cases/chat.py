@@ -40,6 +40,7 @@ from tow_core.chat_tools import ToolActivity
 from tow_core.citations import DropReason
 from tow_core.conversations import NewTurn, Turn, TurnRole, owned_conversation
 from tow_core.errors import AiNotConfigured, NotFound
+from tow_core.live import LiveEvent
 from tow_core.run_events import RunEventLog
 from tow_core.unit_of_work import Credential, Transactions
 from tow_core.use_cases.extraction import ExtractionPolicy, queue_for_chat
@@ -82,8 +83,11 @@ class ChatUseCases:
         with self.transactions.acting_as(credential) as acting:
             ws = acting.workspace(org_id)
             conversation = owned_conversation(ws, acting.stores.conversations, conversation_id)
-            return apply_action(ws, acting.stores.conversations, acting.stores.memory_diffs, conversation,
-                                action_id, now=acting.now)
+            applied = apply_action(ws, acting.stores.conversations, acting.stores.memory_diffs, conversation,
+                                   action_id, now=acting.now)
+            if applied.memory_diff is not None:  # its reviewers' inbox counts (tow_core.live)
+                acting.stores.live.publish(LiveEvent.reviews_changed(applied.memory_diff.summary.scope))
+            return applied
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class ChatRuns:
             answer = verify(owner.workspace, draft)
             turn = owner.stores.conversations.add_turn(conversation_id, answer_turn(answer, run.id), at=owner.now)
             owner.stores.agent_runs.append_events(run, [answer_event(turn)], now=owner.now)
+            if any(a.pending_action for a in answer.tool_activity):  # waits in the asker's inbox (tow_core.inbox)
+                owner.stores.live.publish(LiveEvent.user_nudged(run.organisation_id, run.owner_id))
             if conversation.memory_extraction:
                 queue_for_chat(owner.stores, self.extraction, owner_id=run.owner_id, org_id=run.organisation_id,
                                project_id=conversation.project_id, conversation_id=conversation_id, turn_id=turn.id,

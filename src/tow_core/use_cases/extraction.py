@@ -67,6 +67,7 @@ from tow_core.extraction import (
     request_for,
 )
 from tow_core.knowledge import Workspace
+from tow_core.live import LiveEvent
 from tow_core.memory_diffs import DiffSource
 from tow_core.memory_review import MemoryDesk, propose_diff
 from tow_core.records import DisplayId, Record, RecordQuery, RecordType
@@ -222,6 +223,7 @@ class ExtractionRuns:
                                     project=knowledge.project_access_of(ws, source.scope),
                                     operations=proposal.operations, source=source.kind, source_id=source.display_id,
                                     rationale=proposal.rationale, agent_run_id=run.id)
+                stores.live.publish(LiveEvent.reviews_changed(view.diff.scope))  # its reviewers' inbox counts
                 output |= {"diff_id": view.diff.id, "message": "proposed a pending memory diff for review"}
             else:
                 output["message"] = ("nothing new to remember: no diff proposed" if proposal.answered

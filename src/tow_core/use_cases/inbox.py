@@ -78,6 +78,15 @@ class InboxUseCases:
             where = inbox.within(acting.principal, org_id, picked, readable_project_ids(ws))
             return _with_review_rule(ws, inbox.gather(inbox_desk(acting), where))
 
+    def counts(self, credential: Credential, org_id: int, project_key: str | None = None
+               ) -> inbox.InboxCounts:
+        """Only the counts (the shell's badge, refetched when a live stream nudges the page)."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            picked = knowledge.project_filter(ws, project_key.strip().upper() if project_key else None)
+            return inbox.count(inbox_desk(acting), inbox.within(acting.principal, org_id, picked,
+                                                                readable_project_ids(ws)))
+
     def inbox_page(self, credential: Credential, org_id: int, project_key: str | None) -> Framed[Inbox]:
         with self.transactions.acting_as(credential) as acting:
             frame = frame_of(acting, org_id, project_key)

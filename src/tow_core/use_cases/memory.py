@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tow_core import administration, knowledge, memory_review
+from tow_core.live import LiveEvent
 from tow_core.memory_diffs import DiffSource, DiffStatus, Operation
 from tow_core.memory_review import DiffSummary, MemoryDesk, ShownDiff
 from tow_core.records import DisplayId, Page
@@ -37,6 +38,12 @@ def _desk(acting: Acting, org_id: int) -> MemoryDesk:
     return MemoryDesk(acting.workspace(org_id), acting.stores.memory_diffs)
 
 
+def _reviewers_told(acting: Acting, diff: ShownDiff) -> ShownDiff:
+    """A diff proposed or decided moves the inbox count of its scope's reviewers (``tow_core.live``)."""
+    acting.stores.live.publish(LiveEvent.reviews_changed(diff.summary.scope))
+    return diff
+
+
 @dataclass(frozen=True)
 class MemoryReviewUseCases:
     transactions: Transactions
@@ -52,9 +59,10 @@ class MemoryReviewUseCases:
                 scope_id = acting.principal.user_id
             desk = _desk(acting, org_id)
             scope, project = knowledge.resolve_scope(desk.ws, scope_kind, scope_id)
-            return memory_review.shown(memory_review.propose_diff(
+            shown = memory_review.shown(memory_review.propose_diff(
                 desk, scope=scope, project=project, operations=operations, source=source, source_id=source_id,
                 rationale=rationale))
+            return _reviewers_told(acting, shown)
 
     def list_diffs(self, credential: Credential, org_id: int, statuses: frozenset[DiffStatus] = frozenset(), *,
              cursor: str | None = None, limit: int = 50) -> Page[DiffSummary]:
@@ -68,13 +76,13 @@ class MemoryReviewUseCases:
 
     def approve(self, credential: Credential, org_id: int, diff_id: int, *, note: str = "") -> ShownDiff:
         with self.transactions.acting_as(credential) as acting:
-            return memory_review.shown(memory_review.approve_diff(_desk(acting, org_id), diff_id, now=acting.now,
-                                                                  note=note))
+            return _reviewers_told(acting, memory_review.shown(memory_review.approve_diff(
+                _desk(acting, org_id), diff_id, now=acting.now, note=note)))
 
     def reject(self, credential: Credential, org_id: int, diff_id: int, *, note: str = "") -> ShownDiff:
         with self.transactions.acting_as(credential) as acting:
-            return memory_review.shown(memory_review.reject_diff(_desk(acting, org_id), diff_id, now=acting.now,
-                                                                 note=note))
+            return _reviewers_told(acting, memory_review.shown(memory_review.reject_diff(
+                _desk(acting, org_id), diff_id, now=acting.now, note=note)))
 
     # --- pages -------------------------------------------------------------------------------------
 

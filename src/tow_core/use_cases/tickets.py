@@ -1,14 +1,22 @@
 """Tickets: comments, the activity log and links (rules in ``tow_core.tickets``); creating and editing a
-ticket go through ``RecordUseCases``."""
+ticket go through ``RecordUseCases``. A comment added or edited is published to the ticket's live subscribers
+(``tow_core.live``: who may hear of it is decided at delivery)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from tow_core import tickets
+from tow_core.live import LiveEvent
 from tow_core.records import DisplayId
 from tow_core.tickets import ActivityEntry, Comment, Link
-from tow_core.unit_of_work import Credential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
+
+
+def _told(acting: Acting, org_id: int, comment: Comment) -> Comment:
+    acting.stores.live.publish(LiveEvent.comment_added(org_id, comment.record_id, comment.id,
+                                                       acting.principal.user_id))
+    return comment
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,7 @@ class TicketUseCases:
             comment = tickets.add_comment(ws, acting.stores.history.comments, display_id, body)
             acting.notifications().comment_added(acting.principal.user_id, tickets.readable_ticket(ws, display_id),
                                                  comment.id, comment.body)
-            return comment
+            return _told(acting, org_id, comment)
 
     def edit_comment(self, credential: Credential, org_id: int, display_id: DisplayId, comment_id: int,
                      body: str) -> Comment:
@@ -40,7 +48,7 @@ class TicketUseCases:
             comment = tickets.edit_comment(ws, acting.stores.history.comments, display_id, comment_id, body)
             acting.notifications().comment_edited(acting.principal.user_id, ticket, comment.id,
                                                   before.body if before else "", comment.body)
-            return comment
+            return _told(acting, org_id, comment)
 
     def delete_comment(self, credential: Credential, org_id: int, display_id: DisplayId,
                        comment_id: int) -> None:
