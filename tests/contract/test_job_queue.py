@@ -132,11 +132,11 @@ def test_a_renewed_lease_keeps_other_workers_away_until_it_expires(engine):
     job_id = enqueue(engine)
     leases = PgJobLeases(engine)
     working = leases.claim(now=T0, policy=POLICY, kinds=KINDS)
-    assert leases.extend(working, now=T0 + timedelta(seconds=20), policy=POLICY, kinds=KINDS) is True  # heartbeat
+    assert leases.extend(working, now=T0 + timedelta(seconds=20), policy=POLICY) is True  # heartbeat
     assert leases.claim(now=T0 + timedelta(seconds=49), policy=POLICY, kinds=KINDS) is None
     taken_over = leases.claim(now=T0 + timedelta(seconds=50), policy=POLICY, kinds=KINDS)
     assert taken_over is not None and taken_over.id == job_id
-    assert leases.extend(working, now=T0 + timedelta(seconds=51), policy=POLICY, kinds=KINDS) is False  # claim lost
+    assert leases.extend(working, now=T0 + timedelta(seconds=51), policy=POLICY) is False  # claim lost
 
 
 class RestartingLeases(PgJobLeases):
