@@ -32,6 +32,10 @@ def fake_unit_of_work(*, rollback: tuple[object, ...] = (), **stores: object) ->
     if unknown:
         raise TypeError(f"Stores has no {sorted(unknown)}")
 
+    if "notifications" not in stores:  # every record change notifies: a quiet store unless the test gives one
+        from tests.fake_notifications import InMemoryNotifications
+        stores = {**stores, "notifications": InMemoryNotifications(stores.get("records"), stores.get("directory"))}
+
     @contextmanager
     def unit_of_work() -> Iterator[Stores]:
         with rolled_back_on_error(*rollback):

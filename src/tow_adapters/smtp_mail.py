@@ -41,6 +41,8 @@ class Envelope:
         message["Subject"] = outgoing.subject
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain=parseaddr(self.from_address)[1].rpartition("@")[2] or None)
+        for name, value in outgoing.headers.items():
+            message[name] = " ".join(value.split())
         message.set_content(outgoing.text)
         message.add_alternative(outgoing.html, subtype="html")
         return message

@@ -73,9 +73,11 @@ class JobQueue(Protocol):
 class JobLeases(Protocol):
     """What workers do, each call in its own short transaction."""
 
-    def claim(self, *, now: datetime, policy: RetryPolicy) -> Job | None:
-        """The next due job (queued and due, or running with an expired lease), leased to the caller;
-        a job whose lease expired after its last allowed attempt is marked failed instead."""
+    def claim(self, *, now: datetime, policy: RetryPolicy, kinds: frozenset[str]) -> Job | None:
+        """The next due job of one of ``kinds`` (queued and due, or running with an expired lease), leased to the
+        caller; a job whose lease expired after its last allowed attempt is marked failed instead. A worker asks
+        only for the kinds it has handlers for, so one without a handler (a `tow worker` without APP_SECRET has
+        no notification emails) leaves those jobs to one that has it."""
         ...
 
     def complete(self, job: Job, *, now: datetime) -> bool:

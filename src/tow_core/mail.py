@@ -12,7 +12,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import quote
@@ -26,6 +26,8 @@ class OutgoingEmail:
     subject: str
     text: str
     html: str
+    # Extra headers (a notification's List-Unsubscribe, RFC 8058); values are one line (``one_line``).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class EmailTemplates(Protocol):
@@ -64,6 +66,18 @@ class MailComposer:
         context = {"app_name": self.app_name, "display_name": display_name, "valid_minutes": valid_minutes,
                    "link": self.link(f"/reset-password/{quote(token, safe='')}"), "email": to}
         return self._compose("password_reset", to, f"Reset your {self.app_name} password", context)
+
+    def notification(self, *, to: str, display_name: str, subject: str, text: str, link: str | None,
+                     unsubscribe: str, about: str) -> OutgoingEmail:
+        """One notification (``tow_core.notifications``): what happened, a link to its record, and a one-click
+        unsubscribe link (``unsubscribe``: a path) that turns this kind's email off, also as the
+        ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers of RFC 8058."""
+        off = self.link(unsubscribe)
+        context = {"app_name": self.app_name, "display_name": display_name, "text": text,
+                   "link": self.link(link) if link else None, "unsubscribe": off, "about": about}
+        message = self._compose("notification", to, f"[{self.app_name}] {subject}", context)
+        return OutgoingEmail(message.to, message.subject, message.text, message.html,
+                             {"List-Unsubscribe": f"<{off}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
 
     def _compose(self, template: str, to: str, subject: str, context: Mapping[str, object]) -> OutgoingEmail:
         text, html = self.templates.render(template, context)

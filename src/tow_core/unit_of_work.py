@@ -32,6 +32,7 @@ from tow_core.jobs import JobQueue
 from tow_core.knowledge import Workspace
 from tow_core.live import LiveEvents
 from tow_core.memory_diffs import MemoryDiffStore
+from tow_core.notifications import Notifications, NotificationStore, Notifying
 from tow_core.oidc import OidcIdentities, resolve_provider_access
 from tow_core.outbox import EmailOutbox
 from tow_core.password_reset import PasswordResets
@@ -62,7 +63,18 @@ class Stores:
     snapshot_sources: SnapshotSources  # a generated snapshot's cited records, pinned to versions (SPEC §4)
     email_outbox: EmailOutbox  # email queued with the change that causes it, sent by workers (issue 19)
     password_resets: PasswordResets  # password reset links (their hashes) and the log that throttles them
+    notifications: NotificationStore  # in-app notifications, watchers and preferences (issue 19)
     live: LiveEvents  # live updates to open pages, sent on commit (tow_core.live)
+
+
+def notifications_of(stores: Stores, now: datetime) -> Notifications:
+    """The one place a unit of work creates notifications (``tow_core.notifications``)."""
+    return Notifications(stores.notifications, stores.records, now, stores.jobs, stores.live)
+
+
+def notifying_history(stores: Stores, now: datetime) -> Notifying:
+    """The record history every workspace of a unit of work keeps: ``stores.history``, then notifications."""
+    return Notifying(stores.history, notifications_of(stores, now))
 
 
 class UnitOfWork(Protocol):
@@ -126,7 +138,10 @@ class Acting:
     def workspace(self, org_id: int) -> Workspace:
         """The principal's workspace in ``org_id``: NotFound unless they are an active member of it."""
         return Workspace.for_member(self.stores.records, self.stores.directory, self.principal, org_id,
-                                    history=self.stores.history)
+                                    history=notifying_history(self.stores, self.now))
+
+    def notifications(self) -> Notifications:
+        return notifications_of(self.stores, self.now)
 
 
 @dataclass(frozen=True)
@@ -187,10 +202,11 @@ class Transactions:
             principal = stores.directory.principal(user_id)
             if principal is None:
                 raise NotFound("organisation not found")
+            now = self.clock()
             workspace = Workspace.for_member(stores.records, stores.directory, principal, org_id,
-                                             history=stores.history)
+                                             history=notifying_history(stores, now))
             stores.directory.act_for(user_id)
-            yield OnBehalf(stores, workspace, self.clock())
+            yield OnBehalf(stores, workspace, now)
 
     @contextmanager
     def unattended(self) -> Iterator[Unattended]:

@@ -34,6 +34,7 @@ from tow_http.mcp.door import MCP_STATE_KEY, McpDoor, mcp_mount
 from tow_http.mcp.tools import build_mcp_server
 from tow_http.memory.api import memory_diffs_router
 from tow_http.methods import allow_every_method
+from tow_http.notifications.api import notifications_router
 from tow_http.openapi import ClosedStructs, components, document_api
 from tow_http.pages import COOKIES_STATE_KEY, pages_router, static_router, template_config
 from tow_http.records.api import records_router
@@ -79,7 +80,8 @@ def create_app(
             health_router, auth_router, me_router, invites_router, organisations_router, projects_router,
             access_router, server_admins_router, records_router, audit_router, docs_router, tickets_router,
             memory_diffs_router, uploads_router, ai_router, agent_runs_router, conversations_router, exports_router,
-            tokens_router, snapshots_router, inbox_router, live_router, mcp_mount(mcp), pages_router,
+            tokens_router, snapshots_router, inbox_router, notifications_router, live_router, mcp_mount(mcp),
+            pages_router,
             static_router,
             *extra_routers,
         ],

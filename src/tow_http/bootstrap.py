@@ -24,6 +24,8 @@ from tow_core.use_cases.extraction import ExtractionPolicy, MemoryExtractionUseC
 from tow_core.use_cases.inbox import InboxUseCases
 from tow_core.use_cases.live import LiveUseCases
 from tow_core.use_cases.memory import MemoryReviewUseCases
+from tow_core.use_cases.notification_email import NotificationMailer
+from tow_core.use_cases.notifications import NotificationUseCases
 from tow_core.use_cases.operator import OperatorUseCases
 from tow_core.use_cases.password_reset import PasswordResetUseCases
 from tow_core.use_cases.record_pages import RecordPageUseCases
@@ -95,6 +97,8 @@ def use_cases(services: Services) -> dict[str, object]:
                                 TokenPolicy.up_to(services.settings.auth.token_max_days)),
         "snapshots": SnapshotUseCases(transactions, ai_configured),
         "inbox": InboxUseCases(transactions),
+        "notifications": NotificationUseCases(transactions),
+        "notification_email": NotificationMailer(transactions, services.cookie_signer, mail),
         "run_events": AgentRunEventUseCases(transactions, ai_configured),
         "live": LiveUseCases(transactions, services.live),
     }

@@ -50,6 +50,7 @@ from tow_adapters.postgres.jobs import PgJobLeases, PgJobQueue
 from tow_adapters.postgres.live import PgLiveEvents, PgLiveFeed
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.password_resets import PgPasswordResets
@@ -80,6 +81,7 @@ from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
 from tow_core.live import LiveEvent, LiveHub
+from tow_core.notifications import EMAIL_JOB as NOTIFICATION_EMAIL_JOB
 from tow_core.outbox import MailTransport, QueuedEmail
 from tow_core.record_history import RecordKeeping
 from tow_core.snapshots import SNAPSHOT_RUN
@@ -88,6 +90,7 @@ from tow_core.uploads import UploadStore
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs, ExportSnapshot
 from tow_core.use_cases.extraction import ExtractionRuns
+from tow_core.use_cases.notification_email import NotificationMailer
 from tow_core.use_cases.password_reset import RESET_LINK_JOB, ResetLinkMailer
 from tow_core.use_cases.snapshots import SnapshotRuns, fail_abandoned_generations
 from tow_http.agent_run_worker import AgentRunWorker
@@ -139,7 +142,8 @@ def _transaction_factory(engine: sa.Engine):
                          tokens=PgAccessTokens(connection),
                          oidc_identities=PgOidcIdentities(connection),
                          snapshot_sources=PgSnapshotSources(connection), email_outbox=PgEmailOutbox(connection),
-                         password_resets=PgPasswordResets(connection), live=live)
+                         password_resets=PgPasswordResets(connection), live=live,
+                         notifications=PgNotifications(connection))
 
     return transaction
 
@@ -179,8 +183,8 @@ def _upload_store(config: LoadedConfig) -> UploadStore:
 def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFiles,
                      upload_store: UploadStore | None = None,
                      clock: Callable[[], datetime] | None = None) -> JobWorker:
-    """The job worker with every job handler this deployment has (exports, password reset links). Tests pass a
-    clock. Needs no APP_SECRET: it serves no sessions."""
+    """The job worker with every job handler this deployment has (exports, password reset links and, with
+    APP_SECRET, notification emails, whose unsubscribe links it signs). Tests pass a clock."""
     jobs, exports = config.settings.jobs, config.settings.exports
     clock = clock or utc_now
     transaction = _transaction_factory(engine)
@@ -189,8 +193,13 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
                              retention=timedelta(hours=exports.retention_hours))
     reset_links = ResetLinkMailer(Transactions(transaction, clock), SessionCookieSigner,
                                   mail_composer(config.settings))
+    handlers = {EXPORT_JOB: export_jobs.run, RESET_LINK_JOB: reset_links.send_link}
+    if config.secrets.app_secret:  # notification emails carry an unsubscribe link signed with APP_SECRET
+        signer = SessionCookieSigner(config.secrets.app_secret, config.secrets.app_secret_previous)
+        handlers[NOTIFICATION_EMAIL_JOB] = NotificationMailer(Transactions(transaction, clock), signer,
+                                                              mail_composer(config.settings)).send
     return JobWorker(
-        PgJobLeases(engine), {EXPORT_JOB: export_jobs.run, RESET_LINK_JOB: reset_links.send_link},
+        PgJobLeases(engine), handlers,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
         periodic=[export_jobs.sweep,

@@ -65,15 +65,12 @@ class JobWorker(PollingThread):
 
     def run_once(self) -> Job | None:
         """Claim one due job and run it; None when nothing was due."""
-        job = self._leases.claim(now=self._clock(), policy=self._policy)
+        job = self._leases.claim(now=self._clock(), policy=self._policy, kinds=frozenset(self._handlers))
         if job is None:
             return None
-        handler = self._handlers.get(job.kind)
         heartbeat = self._heartbeat(job)
         try:
-            if handler is None:
-                raise TowError(f"no handler for jobs of kind {job.kind!r}")
-            handler(job)
+            self._handlers[job.kind](job)  # claimed among the kinds it has handlers for
         except Exception as exc:
             heartbeat.set()
             error = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"

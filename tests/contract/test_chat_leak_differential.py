@@ -73,6 +73,7 @@ from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.live import PgLiveEvents
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.password_resets import PgPasswordResets
@@ -220,7 +221,8 @@ def transactions_on(conn: sa.Connection) -> Transactions:
                          conversations=PgConversations(conn), snapshot_sources=PgSnapshotSources(conn),
                          oidc_identities=PgOidcIdentities(conn), tokens=PgAccessTokens(conn),
                          email_outbox=PgEmailOutbox(conn), password_resets=PgPasswordResets(conn),
-                         live=history.live)
+                         live=history.live,
+                         notifications=PgNotifications(conn))
 
     return Transactions(unit_of_work, lambda: datetime(2026, 1, 1, tzinfo=UTC))
 

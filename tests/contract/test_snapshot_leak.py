@@ -49,6 +49,7 @@ from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.live import PgLiveEvents
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.oidc_identities import PgOidcIdentities
 from tow_adapters.postgres.organisation_import import PgOrganisationImport
 from tow_adapters.postgres.password_resets import PgPasswordResets
@@ -183,7 +184,8 @@ def stores_on(conn: sa.Connection) -> Stores:
                   semantic=PgSemanticIndex(conn), agent_runs=PgAgentRuns(conn), conversations=PgConversations(conn),
                   snapshot_sources=PgSnapshotSources(conn), oidc_identities=PgOidcIdentities(conn),
                   tokens=PgAccessTokens(conn), email_outbox=PgEmailOutbox(conn),
-                  password_resets=PgPasswordResets(conn), live=history.live)
+                  password_resets=PgPasswordResets(conn), live=history.live,
+                  notifications=PgNotifications(conn))
 
 
 def transactions_on(conn: sa.Connection) -> Transactions:

@@ -100,6 +100,8 @@ def test_a_revoked_grant_stops_events_about_the_record_at_once(two):
     save(world, world.ada, secret["display_id"], title="Secret fix by Ada")
     world.ada.post(f"{world.base}/records/{secret['display_id']}/comments", json={"body": "hush"})
     save(world, world.ada, control["display_id"], body="after")  # published after the two above, in order
+    # Losing the grant is a notification of Bob's (a nudge, naming nothing); nothing about the secret ticket.
+    assert stream.next() == ("nudge", {})
     assert stream.next() == ("record_changed", {"record": control["display_id"], "version": 2, "by": "Ada"})
     stream.close()
 

@@ -58,7 +58,7 @@ def test_bad_email_settings_stop_startup_with_one_line_naming_the_key(tmp_path, 
 
 
 def test_the_readme_email_example_and_the_production_example_are_valid(tmp_path):
-    section = (ROOT / "README.md").read_text().split("## Email\n", 1)[1]
+    section = (ROOT / "README.md").read_text().split("## Email and notifications\n", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     email = config_of(tmp_path, example).settings.email
     assert (email.transport, email.smtp.host, email.smtp.security) == ("smtp", "smtp.example.com", "starttls")

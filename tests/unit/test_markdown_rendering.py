@@ -249,3 +249,11 @@ def test_the_highlighting_stylesheet_is_served_from_this_server_and_uses_the_sam
     css = (STATIC / "pygments.css").read_text()
     assert f"pre.highlight .{HIGHLIGHT_CLASS_PREFIX}k " in css and "prefers-color-scheme: dark" in css
     assert '<link rel="stylesheet" href="/static/pygments.css">' in (TEMPLATES / "base.html").read_text()
+
+
+def test_a_mention_is_shown_as_a_chip_with_its_name_escaped_and_never_inside_code():
+    html = render_markdown("ask @[Ada <b>](user:12) and **@[Bob](user:3)** about `@[Cy](user:4)`")
+    assert '<span class="mention" data-user-id="12">@Ada &lt;b&gt;</span>' in html
+    assert '<strong><span class="mention" data-user-id="3">@Bob</span></strong>' in html
+    assert "<code>@[Cy](user:4)</code>" in html and "<b>" not in html
+    assert "<span" not in render_markdown("a link [x](user:1) without its @ is no chip")

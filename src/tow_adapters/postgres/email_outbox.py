@@ -8,6 +8,7 @@ so a worker whose lease expired cannot overwrite a newer attempt's outcome. Time
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -18,20 +19,23 @@ from tow_core.jobs import RetryPolicy
 from tow_core.mail import OutgoingEmail
 from tow_core.outbox import MAX_ERROR_CHARS, EmailStatus, QueuedEmail
 
-_COLUMNS = "id, recipient, subject, text_body, html_body, status, attempts, created_at, last_error"
+_COLUMNS = "id, recipient, subject, text_body, html_body, status, attempts, created_at, last_error, headers"
 
 
 def _queued(row: sa.Row) -> QueuedEmail:
-    id_, to, subject, text, html, status, attempts, created_at, error = row
-    return QueuedEmail(id_, OutgoingEmail(to, subject, text, html), EmailStatus(status), attempts, created_at, error)
+    id_, to, subject, text, html, status, attempts, created_at, error, headers = row
+    return QueuedEmail(id_, OutgoingEmail(to, subject, text, html, dict(headers or {})), EmailStatus(status), attempts,
+                       created_at, error)
 
 
 class PgEmailOutbox(SqlStore):
     def queue(self, message: OutgoingEmail, *, now: datetime) -> int:
         return self._conn.execute(
-            sa.text("INSERT INTO email_outbox (recipient, subject, text_body, html_body, next_attempt_at, created_at) "
-                    "VALUES (:to, :subject, :text, :html, :now, :now) RETURNING id"),
-            {"to": message.to, "subject": message.subject, "text": message.text, "html": message.html, "now": now},
+            sa.text("INSERT INTO email_outbox (recipient, subject, text_body, html_body, headers, next_attempt_at, "
+                    "created_at) VALUES (:to, :subject, :text, :html, CAST(:headers AS jsonb), :now, :now) "
+                    "RETURNING id"),
+            {"to": message.to, "subject": message.subject, "text": message.text, "html": message.html,
+             "headers": json.dumps(dict(message.headers)), "now": now},
         ).scalar_one()
 
     def dead_letters(self, *, limit: int) -> Sequence[QueuedEmail]:
@@ -80,7 +84,7 @@ class PgEmailDelivery:
         with transaction(self._engine) as conn:
             return conn.execute(
                 sa.text("UPDATE email_outbox SET status = 'sent', lease_expires_at = NULL, finished_at = :now, "
-                        f"text_body = '', html_body = '', last_error = NULL WHERE {_CLAIMED}"),
+                        f"text_body = '', html_body = '', headers = '{{}}'::jsonb, last_error = NULL WHERE {_CLAIMED}"),
                 {"now": now, "id": email.id, "attempts": email.attempts}).rowcount == 1
 
     def failed(self, email: QueuedEmail, error: str, *, now: datetime, policy: RetryPolicy) -> EmailStatus | None:

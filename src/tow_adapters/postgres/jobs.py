@@ -42,7 +42,8 @@ class PgJobQueue:
 # Due work: queued jobs whose retry time has come, and running jobs whose worker lost its lease.
 _NEXT_DUE = sa.text(
     f"SELECT {_COLUMNS} FROM jobs "
-    "WHERE (status = 'queued' AND run_after <= :now) OR (status = 'running' AND lease_expires_at <= :now) "
+    "WHERE ((status = 'queued' AND run_after <= :now) OR (status = 'running' AND lease_expires_at <= :now)) "
+    "AND kind = ANY(:kinds) "
     "ORDER BY CASE WHEN status = 'queued' THEN run_after ELSE lease_expires_at END, id "
     "LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
@@ -55,9 +56,9 @@ class PgJobLeases:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    def claim(self, *, now: datetime, policy: RetryPolicy) -> Job | None:
+    def claim(self, *, now: datetime, policy: RetryPolicy, kinds: frozenset[str]) -> Job | None:
         with transaction(self._engine) as conn:
-            while (row := conn.execute(_NEXT_DUE, {"now": now}).first()) is not None:
+            while (row := conn.execute(_NEXT_DUE, {"now": now, "kinds": sorted(kinds)}).first()) is not None:
                 due = _job(row)
                 if due.status is JobStatus.RUNNING and policy.gives_up_after(due.attempts):
                     self._finish(conn, due, JobStatus.FAILED, now,

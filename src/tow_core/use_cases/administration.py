@@ -110,9 +110,12 @@ class OrganisationUseCases:
 
     def change_member_role(self, credential: Credential, org_id: int, user_id: int,
                            role: OrgRole | str) -> Member:
+        """Their new role; they are notified (``NotificationKind.ACCESS``)."""
         with self.transactions.acting_as(credential) as acting:
-            return administration.change_member_role(acting.stores.directory, acting.principal, org_id=org_id,
-                                                     user_id=user_id, role=role)
+            member = administration.change_member_role(acting.stores.directory, acting.principal, org_id=org_id,
+                                                       user_id=user_id, role=role)
+            acting.notifications().access_changed(acting.principal.user_id, user_id, org_id)
+            return member
 
     def remove_member(self, credential: Credential, org_id: int, user_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
@@ -259,14 +262,19 @@ class ProjectUseCases:
 
     def put_grant(self, credential: Credential, org_id: int, project_id: int, *, role: ProjectRole | str,
                   user_id: int | None = None, group_id: int | None = None) -> Grant:
+        """The grant; a person granted directly is notified (``NotificationKind.ACCESS``)."""
         with self.transactions.acting_as(credential) as acting:
-            return administration.put_grant(acting.stores.directory, acting.principal, org_id=org_id,
-                                            project_id=project_id, role=role, user_id=user_id, group_id=group_id)
+            grant = administration.put_grant(acting.stores.directory, acting.principal, org_id=org_id,
+                                             project_id=project_id, role=role, user_id=user_id, group_id=group_id)
+            acting.notifications().access_changed(acting.principal.user_id, grant.user_id, org_id)
+            return grant
 
     def remove_grant(self, credential: Credential, org_id: int, project_id: int, grant_id: int) -> None:
         with self.transactions.acting_as(credential) as acting:
+            grant = acting.stores.directory.grant(grant_id)
             administration.remove_grant(acting.stores.directory, acting.principal, org_id=org_id,
                                         project_id=project_id, grant_id=grant_id)
+            acting.notifications().access_changed(acting.principal.user_id, grant.user_id if grant else None, org_id)
 
     # --- access -------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class Frame:
     logo_id: int | None = None
     project_logos: Mapping[int, int] = field(default_factory=dict)
     inbox_count: int = 0  # what waits in the user's inbox, in the picked project's scope
+    notification_count: int = 0  # the user's unread notifications in this organisation (one indexed count)
     doc_roots: tuple[docs.Branch, ...] = ()  # the sidebar's doc tree: its top, at most SIDEBAR_DOCS
     more_docs: bool = False  # the top has more docs than the sidebar lists
 
@@ -76,6 +77,7 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
                  logo_id=images[UploadPurpose.ORGANISATION_LOGO].get(org_id),
                  project_logos=images[UploadPurpose.PROJECT_LOGO],
                  inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total,
+                 notification_count=acting.stores.notifications.count_unread(user.id, org_id),
                  doc_roots=tuple(roots[:SIDEBAR_DOCS]), more_docs=len(roots) > SIDEBAR_DOCS)
 
 

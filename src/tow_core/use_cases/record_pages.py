@@ -54,6 +54,7 @@ class RecordView:
     extraction_enabled: bool = False  # docs: AI is configured, so the page offers "Extract memory"
     provenance: Provenance | None = None  # snapshots: pinned sources (changed since?) and the generating run
     writable: bool = False  # the caller writes its scope: the page offers deleting a doc only then
+    watching: bool = False  # the caller watches it (comments on it notify them): the page offers (un)watching
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class RecordPageUseCases:
             view = RecordView(record, people, list(knowledge.backlinks(ws, did)), list(knowledge.references(ws, did)),
                               files, self.upload_store is not None, **extras,
                               extraction_enabled=self.extraction.enabled and record.type is RecordType.DOC,
+                              watching=acting.stores.notifications.is_watching(record.id, acting.principal.user_id),
                               writable=can_write_scope(ws.principal, record.scope,
                                                        knowledge.project_access_of(ws, record.scope)))
             return Framed(frame, view)

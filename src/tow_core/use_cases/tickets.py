@@ -30,15 +30,25 @@ class TicketUseCases:
                                               after_id=after, limit=limit))
 
     def add_comment(self, credential: Credential, org_id: int, display_id: DisplayId, body: str) -> Comment:
+        """Comment on a ticket the caller writes; its watchers and those it mentions are notified."""
         with self.transactions.acting_as(credential) as acting:
-            return _told(acting, org_id, tickets.add_comment(acting.workspace(org_id), acting.stores.history.comments,
-                                                            display_id, body))
+            ws = acting.workspace(org_id)
+            comment = tickets.add_comment(ws, acting.stores.history.comments, display_id, body)
+            acting.notifications().comment_added(acting.principal.user_id, tickets.readable_ticket(ws, display_id),
+                                                 comment.id, comment.body)
+            return _told(acting, org_id, comment)
 
     def edit_comment(self, credential: Credential, org_id: int, display_id: DisplayId, comment_id: int,
                      body: str) -> Comment:
+        """Edit one's own comment; people it now mentions that it did not before are notified."""
         with self.transactions.acting_as(credential) as acting:
-            return _told(acting, org_id, tickets.edit_comment(acting.workspace(org_id), acting.stores.history.comments,
-                                                             display_id, comment_id, body))
+            ws = acting.workspace(org_id)
+            ticket = tickets.readable_ticket(ws, display_id)
+            before = acting.stores.history.comments.get(ticket.id, comment_id)
+            comment = tickets.edit_comment(ws, acting.stores.history.comments, display_id, comment_id, body)
+            acting.notifications().comment_edited(acting.principal.user_id, ticket, comment.id,
+                                                  before.body if before else "", comment.body)
+            return _told(acting, org_id, comment)
 
     def delete_comment(self, credential: Credential, org_id: int, display_id: DisplayId,
                        comment_id: int) -> None:

@@ -10,9 +10,9 @@ no row names it (a kill in between leaves an orphan for ``tow uploads verify``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, TypeVar
 
@@ -22,10 +22,12 @@ from tow_core.access_tokens import AccessToken
 from tow_core.attachments import ReceivedFile, UploadDesk
 from tow_core.errors import InvalidInput, NotConfigured, NotFound
 from tow_core.identity import Project
+from tow_core.notifications import Delivery, NotificationKind
 from tow_core.records import DisplayId
 from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import RasterImageInspector, Upload, UploadPurpose, UploadStore
 from tow_core.use_cases.frame import Framed, frame_of
+from tow_core.use_cases.notifications import notification_preferences
 
 T = TypeVar("T")
 
@@ -45,6 +47,7 @@ class ProfilePage:
     uploads_enabled: bool  # whether the profile image form is offered
     tokens: list[AccessToken]  # your unrevoked personal access tokens (the page's "API tokens" section)
     now: datetime  # which of them have expired
+    notifications: Mapping[NotificationKind, Delivery] = field(default_factory=dict)  # where each kind goes
 
 
 def uploads_configured(store: UploadStore | None, images: RasterImageInspector | None
@@ -199,7 +202,7 @@ class UploadUseCases:
             return Framed(frame_of(acting, org_id, project_key),
                           ProfilePage(uploads_enabled=self.store is not None,
                                       tokens=access_tokens.own_tokens(acting.stores.tokens, acting.principal),
-                                      now=acting.now))
+                                      now=acting.now, notifications=notification_preferences(acting)))
 
     # --- changing ----------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from tow_http.exports.import_pages import IMPORT_PAGES
 from tow_http.exports.pages import EXPORT_PAGES
 from tow_http.inbox.pages import INBOX_PAGES
 from tow_http.memory.pages import MEMORY_PAGES
+from tow_http.notifications.pages import NOTIFICATION_PAGES
 from tow_http.pages.web import (
     COOKIES_STATE_KEY,
     PAGE_EXCEPTION_HANDLERS,
@@ -36,7 +37,7 @@ pages_router = Router(
     path="/",
     route_handlers=[*AUTH_PAGES, *MEMORY_PAGES, *ADMIN_PAGES, *UPLOAD_PAGES, *EXPORT_PAGES, *IMAGE_PAGES,
                     *EGRESS_PAGES, *IMPORT_PAGES, *SNAPSHOT_PAGES, *RECORD_PAGES, *CHAT_PAGES,
-                    *INBOX_PAGES, *REVISION_PAGES, *TOKEN_PAGES],
+                    *INBOX_PAGES, *REVISION_PAGES, *TOKEN_PAGES, *NOTIFICATION_PAGES],
     dependencies={"form": Provide(provide_form)},
     exception_handlers=PAGE_EXCEPTION_HANDLERS,
     include_in_schema=False,

@@ -38,6 +38,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from tow_core.notifications import MENTION
+
 ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
 # Browsers ignore tabs, newlines and leading control characters inside a scheme ("java\tscript:").
 _IGNORED_IN_URL = re.compile(r"[\x00-\x20\x7f]")
@@ -148,9 +150,43 @@ def _record_image(self, tokens: list[Token], idx: int, options, env) -> str:  # 
     return f'<img src="{escapeHtml(src)}" alt="{alt}" loading="lazy">'
 
 
+# A mention as the editor writes it (``tow_core.notifications.MENTION``): shown as a chip with the name written.
+def _mention_chips(state: StateCore) -> None:
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children: list[Token] = []
+        for token in block.children:
+            if token.type != "text" or "](user:" not in token.content:
+                children.append(token)
+                continue
+            at = 0
+            for found in MENTION.finditer(token.content):
+                children.append(_text(token.content[at:found.start()]))
+                chip = Token("mention", "", 0)
+                chip.content, chip.meta = found.group(1), {"user": found.group(2)}
+                children.append(chip)
+                at = found.end()
+            children.append(_text(token.content[at:]))
+        block.children = [c for c in children if c.type != "text" or c.content]
+
+
+def _text(content: str) -> Token:
+    token = Token("text", "", 0)
+    token.content = content
+    return token
+
+
+def _render_mention(self, tokens: list[Token], idx: int, options, env) -> str:  # noqa: ANN001
+    chip = tokens[idx]
+    return f'<span class="mention" data-user-id="{escapeHtml(chip.meta["user"])}">@{escapeHtml(chip.content)}</span>'
+
+
 def _markdown() -> MarkdownIt:
     md = _base()
     md.add_render_rule("image", _record_image)
+    md.core.ruler.push("mention_chips", _mention_chips)
+    md.add_render_rule("mention", _render_mention)
     return md
 
 

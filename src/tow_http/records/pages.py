@@ -190,7 +190,8 @@ def record_page(request: Request, org_id: int, display_id: str, caller: Caller, 
                 files=view.files, uploads_enabled=view.uploads_enabled, backlinks=view.backlinks,
                 references=view.references, upload_max_bytes=settings.uploads.upload_max_bytes,
                 upload_refused=upload_refused, extraction_enabled=view.extraction_enabled,
-                extraction_queued=extraction_run, writable=view.writable, editing_comment=edit_comment, **extras)
+                extraction_queued=extraction_run, writable=view.writable, watching=view.watching,
+                editing_comment=edit_comment, **extras)
 
 
 def _version(form: Form) -> int:

@@ -8,6 +8,9 @@
 // - Reference completion: after "[[" and some title, or a display-ID prefix like "DOC-" or "APP-4", it asks
 //   GET .../lookup (records the person can read, nothing else) and offers them; Enter or Tab inserts the
 //   display ID, Escape closes. Text goes in with textContent only, never as HTML.
+// - Mention completion (a saved record only): after "@" and the start of a name it asks GET .../mentionable,
+//   the members who can read this record (a mention of anyone else would notify nobody), and inserts
+//   @[Name](user:ID), which the page shows as a mention chip and which notifies that person.
 (function () {
   "use strict";
 
@@ -148,10 +151,15 @@
   // "[[" and a title, or an upper-case display-ID prefix and its dash (maybe some digits), not glued to a word.
   var TRIGGER = /(?:\[\[([^\[\]\n]{1,60})|(?:^|[^A-Za-z0-9_-])((?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,10}-[0-9]{0,18}))$/;
 
+  // "@" and the start of a name, not glued to a word (an e-mail address is no mention).
+  var MENTION_TRIGGER = /(?:^|[^A-Za-z0-9_.@-])@([^\s@\[\]()]{0,30})$/;
+
   function query(editor) {
     var area = editor.area;
     if (area.selectionStart !== area.selectionEnd) return null;
     var before = area.value.slice(Math.max(0, area.selectionStart - 80), area.selectionStart);
+    var mention = area.dataset.mentionUrl ? MENTION_TRIGGER.exec(before) : null;
+    if (mention) return { text: mention[1], start: area.selectionStart - mention[1].length - 1, mention: true };
     var m = TRIGGER.exec(before);
     if (!m) return null;
     if (m[1] !== undefined) return { text: m[1].trim(), start: area.selectionStart - m[1].length - 2 };
@@ -177,7 +185,7 @@
   function choose(editor, index) {
     var item = editor.items[index], q = editor.query;
     if (!item || !q) return;
-    var text = item.displayId;
+    var text = item.insert;
     closeList(editor);
     replaceRange(editor.area, q.start, editor.area.selectionStart, text, text.length, text.length);
   }
@@ -185,18 +193,18 @@
   function show(editor, found) {
     closeList(editor);
     if (!found.length) return;
-    found.forEach(function (record, i) {
+    found.forEach(function (option, i) {  // { id: shown first, label: after it, insert: what goes in }
       var li = document.createElement("li");
       li.id = editor.area.id + "-ref-" + i;
       li.setAttribute("role", "option");
       var id = document.createElement("span");
       id.className = "id";
-      id.textContent = record.display_id;
+      id.textContent = option.id;
       li.appendChild(id);
-      li.appendChild(document.createTextNode(" " + record.title));
+      li.appendChild(document.createTextNode(" " + option.label));
       li.addEventListener("mousedown", function (event) { event.preventDefault(); choose(editor, i); });
       editor.list.appendChild(li);
-      editor.items.push({ el: li, displayId: record.display_id });
+      editor.items.push({ el: li, insert: option.insert });
     });
     editor.list.hidden = false;
     highlight(editor, 0);
@@ -205,14 +213,19 @@
   function suggest(editor) {
     var q = query(editor);
     editor.query = q;
-    if (!q || !q.text || !editor.area.dataset.lookupUrl) { closeList(editor); return; }
+    if (!q || (!q.text && !q.mention) || !editor.area.dataset.lookupUrl) { closeList(editor); return; }
     var asked = ++editor.asked;
-    fetch(editor.area.dataset.lookupUrl + "?limit=8&q=" + encodeURIComponent(q.text), {
+    var url = q.mention ? editor.area.dataset.mentionUrl + "?q=" : editor.area.dataset.lookupUrl + "?limit=8&q=";
+    fetch(url + encodeURIComponent(q.text), {
       credentials: "same-origin", headers: { "Accept": "application/json" }
     }).then(function (response) { return response.ok ? response.json() : []; }).then(function (found) {
       var self = editor.area.dataset.self;  // a record citing itself is no reference
-      found = found.filter(function (record) { return record.display_id !== self; });
-      if (asked === editor.asked && editor.query) show(editor, found);
+      var options = q.mention
+        ? found.map(function (m) { return { id: "@", label: m.display_name, insert: m.markup }; })
+        : found.filter(function (record) { return record.display_id !== self; }).map(function (record) {
+          return { id: record.display_id, label: record.title, insert: record.display_id };
+        });
+      if (asked === editor.asked && editor.query) show(editor, options);
     }, function () { closeList(editor); });
   }
 

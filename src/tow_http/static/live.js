@@ -1,7 +1,7 @@
 // Live updates (GET /api/organisations/{org}/live, server-sent events; README "Live updates"). On a record's
 // page: "Changed by Ada — Reload" when someone else saves it, "Ada commented — Reload" for a new comment. On
-// every page: the Inbox count in the navigation is refetched when the server nudges (a memory diff or snapshot
-// awaiting your review came or went). Everything is written as text (textContent), never as HTML. Without this
+// every page: the Inbox and Notifications counts in the navigation are refetched when the server nudges (a memory
+// diff or snapshot awaiting your review came or went, a notification for you arrived). Everything is written as text (textContent), never as HTML. Without this
 // script the pages are plain pages: the count is fresh on every load.
 (function () {
   "use strict";
@@ -11,6 +11,7 @@
   var url = notice.getAttribute("data-live-url");
   if (records) url += "?record=" + encodeURIComponent(records);
   var countUrl = notice.getAttribute("data-count-url");
+  var notificationsUrl = notice.getAttribute("data-notifications-url");
 
   function data(event) {
     try { return JSON.parse(event.data); } catch (e) { return {}; }
@@ -25,8 +26,8 @@
     notice.hidden = false;
   }
 
-  function showCount(total) {
-    var link = document.getElementById("nav-inbox");
+  function showCount(total, linkId, label) {
+    var link = document.getElementById(linkId);
     if (!link) return;
     var badge = link.querySelector(".count");
     if (!total) { if (badge) badge.remove(); return; }
@@ -37,14 +38,21 @@
       link.appendChild(badge);
     }
     badge.textContent = String(total);
-    badge.setAttribute("aria-label", total + " waiting");
+    badge.setAttribute("aria-label", total + " " + label);
+  }
+
+  function refetch(from, show) {
+    fetch(from, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (answer) { if (answer) show(answer); })
+      .catch(function () { /* the next page load shows the count */ });
   }
 
   function refetchCount() {
-    fetch(countUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (counts) { if (counts) showCount(counts.total); })
-      .catch(function () { /* the next page load shows the count */ });
+    refetch(countUrl, function (counts) { showCount(counts.total, "nav-inbox", "waiting"); });
+    if (notificationsUrl) {
+      refetch(notificationsUrl, function (listing) { showCount(listing.unread, "nav-notifications", "unread"); });
+    }
   }
 
   var source = new EventSource(url);

@@ -18,6 +18,7 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
 from tow_core.access_tokens import TokenPolicy
+from tow_core.notifications import DESCRIPTIONS
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.uploads import UploadUseCases
 from tow_http.config import Settings
@@ -46,7 +47,9 @@ def profile_page(request: Request, org_id: int, caller: NamedDependency[Credenti
     profile, policy = framed.content, TokenPolicy.up_to(settings.auth.token_max_days)
     return page(request, "profile.html", shell=Shell(framed.frame, "profile"), uploads_enabled=profile.uploads_enabled,
                 tokens=profile.tokens, now=profile.now, max_days=policy.max_days, default_days=policy.default_days,
-                token_orgs=[(str(org.id), f"{org.name} only") for org, _ in framed.frame.memberships], saved=saved)
+                token_orgs=[(str(org.id), f"{org.name} only") for org, _ in framed.frame.memberships], saved=saved,
+                notification_preferences=[(kind.value, DESCRIPTIONS[kind], delivery.value)
+                                          for kind, delivery in profile.notifications.items()])
 
 
 @post(f"{PROFILE}/avatar", include_in_schema=False, request_max_body_size=None)

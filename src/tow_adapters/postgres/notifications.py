@@ -1,0 +1,102 @@
+"""PgNotifications: notifications, watchers and notification preferences in PostgreSQL (migration 0025).
+
+Runs on the caller's connection, so a notification commits with the change that causes it. What a
+notification shows is read in the listing's one statement: its record is LEFT JOINed under
+``visible_predicate`` bound to the *reader*, so a record they no longer read comes back as NULL (shown as "a
+record you can no longer see"), never its title. Counting unread is one count on a partial index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from tow_adapters.postgres.engine import SqlStore
+from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
+from tow_core.access import Scope, ScopeKind
+from tow_core.notifications import Delivery, NewNotification, NotificationKind, Shown
+from tow_core.records import DisplayId, RecordSummary, RecordType
+
+_ORG = "(CAST(:org AS bigint) IS NULL OR n.organisation_id = :org)"
+
+
+def _shown(row: sa.Row) -> Shown:
+    (id_, org, kind, record_id, comment_id, created, read, r_id, r_type, prefix, number, title, status, s_kind,
+     s_ref, actor) = row
+    summary = None if r_id is None else RecordSummary(r_id, RecordType(r_type), DisplayId(prefix, number), title,
+                                                      status, Scope(ScopeKind(s_kind), org, s_ref))
+    lost = record_id is not None and summary is None
+    return Shown(id_, org, NotificationKind(kind), created, read, summary, None if lost else comment_id,
+                 None if lost else actor, lost)
+
+
+class PgNotifications(SqlStore):
+    def add(self, new: NewNotification) -> int:
+        return self._conn.execute(
+            sa.text("INSERT INTO notifications (user_id, organisation_id, kind, record_id, comment_id, actor_id, "
+                    "created_at) VALUES (:user, :org, :kind, :record, :comment, :actor, :at) RETURNING id"),
+            {"user": new.user_id, "org": new.organisation_id, "kind": new.kind.value, "record": new.record_id,
+             "comment": new.comment_id, "actor": new.actor_id, "at": new.created_at},
+        ).scalar_one()
+
+    def shown(self, user_id: int, org_id: int | None, *, unread_only: bool, before_id: int | None,
+              limit: int) -> list[Shown]:
+        rows = self._rows(
+            "SELECT n.id, n.organisation_id, n.kind, n.record_id, n.comment_id, n.created_at, n.read_at, "
+            "r.id, r.type, r.prefix, r.number, r.title, r.status, r.scope_kind, r.scope_ref, u.display_name "
+            "FROM notifications n "
+            f"LEFT JOIN records r ON r.id = n.record_id AND r.organisation_id = n.organisation_id AND "
+            f"{visible_predicate('r')} "
+            "LEFT JOIN users u ON u.id = n.actor_id "
+            f"WHERE n.user_id = :{PRINCIPAL_PARAM} AND {_ORG} "
+            "AND (NOT :unread OR n.read_at IS NULL) AND (CAST(:before AS bigint) IS NULL OR n.id < :before) "
+            "ORDER BY n.id DESC LIMIT :n",
+            org=org_id, unread=unread_only, before=before_id, n=limit, **{PRINCIPAL_PARAM: user_id},
+        )
+        return [_shown(r) for r in rows]
+
+    def count_unread(self, user_id: int, org_id: int | None) -> int:
+        row = self._row(f"SELECT count(*) FROM notifications n WHERE n.user_id = :user AND {_ORG} "
+                        "AND n.read_at IS NULL", user=user_id, org=org_id)
+        return int(row[0]) if row else 0
+
+    def recipient(self, notification_id: int) -> tuple[int, int] | None:
+        row = self._row("SELECT user_id, organisation_id FROM notifications WHERE id = :id", id=notification_id)
+        return (row[0], row[1]) if row else None
+
+    def mark_read(self, user_id: int, ids: Sequence[int] | None, org_id: int | None, *, now: datetime) -> int:
+        result = self._conn.execute(
+            sa.text(f"UPDATE notifications n SET read_at = :now WHERE n.user_id = :user AND {_ORG} "
+                    "AND n.read_at IS NULL AND (CAST(:all AS boolean) OR n.id = ANY(:ids))"),
+            {"now": now, "user": user_id, "org": org_id, "all": ids is None, "ids": list(ids or [])},
+        )
+        return result.rowcount
+
+    def watch(self, record_id: int, user_id: int) -> None:
+        self._conn.execute(sa.text("INSERT INTO record_watchers (record_id, user_id) VALUES (:record, :user) "
+                                   "ON CONFLICT DO NOTHING"), {"record": record_id, "user": user_id})
+
+    def unwatch(self, record_id: int, user_id: int) -> None:
+        self._conn.execute(sa.text("DELETE FROM record_watchers WHERE record_id = :record AND user_id = :user"),
+                           {"record": record_id, "user": user_id})
+
+    def watchers(self, record_id: int) -> list[int]:
+        return [r[0] for r in self._rows("SELECT user_id FROM record_watchers WHERE record_id = :record "
+                                         "ORDER BY user_id", record=record_id)]
+
+    def is_watching(self, record_id: int, user_id: int) -> bool:
+        return self._row("SELECT 1 FROM record_watchers WHERE record_id = :record AND user_id = :user",
+                         record=record_id, user=user_id) is not None
+
+    def preferences(self, user_id: int) -> dict[NotificationKind, Delivery]:
+        rows = self._rows("SELECT kind, delivery FROM notification_preferences WHERE user_id = :user", user=user_id)
+        return {NotificationKind(k): Delivery(d) for k, d in rows if k in NotificationKind._value2member_map_}
+
+    def set_preference(self, user_id: int, kind: NotificationKind, delivery: Delivery) -> None:
+        self._conn.execute(
+            sa.text("INSERT INTO notification_preferences (user_id, kind, delivery) VALUES (:user, :kind, :d) "
+                    "ON CONFLICT (user_id, kind) DO UPDATE SET delivery = EXCLUDED.delivery"),
+            {"user": user_id, "kind": kind.value, "d": delivery.value},
+        )

@@ -1,0 +1,265 @@
+"""Notifications, mentions and watching (issue 19 items 2 and 4): the workspace tells people what needs them.
+
+Rules:
+- **One place creates them**: ``Notifications.deliver`` inside the unit of work of the change that causes it,
+  so a notification commits with its change or not at all. It never notifies the actor about their own act.
+- **Never what the recipient cannot read**: ``deliver`` checks, through the one access policy (the record
+  store's ``readable`` for the *recipient*), that the recipient reads the record at that moment; if not,
+  nothing is created (a mention of someone who cannot read the doc: no notification, no email).
+- A notification stores **ids only** (kind, record, comment, actor), never a title or body. It is *shown*
+  through the access policy at read time (``NotificationStore.shown`` joins the record under the visibility
+  predicate for the reader): a record the reader lost shows as "a record you can no longer see", with no
+  title and no actor.
+- Mentions are written ``@[Display Name](user:ID)`` (the editor inserts them; a rename keeps the id, and the
+  name shown is the member's current one). Only mentions *added* by a create or an edit notify.
+- Watching: the author of a record, a ticket's assignee and every commenter watch it automatically; anyone who
+  reads a record may watch or unwatch it. A comment notifies the record's watchers who still read it.
+- Preferences, per person and kind: ``in_app`` (the default), ``email`` (in-app too, and emailed) or ``off``.
+  An email is rendered later by a job (``tow_core.use_cases.notification_email``) that reads the record again
+  for the recipient: if they lost it meanwhile, nothing is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from tow_core.errors import InvalidInput
+from tow_core.jobs import JobQueue, NewJob
+from tow_core.knowledge import RecordHistory, Workspace
+from tow_core.live import LiveEvent, LiveEvents
+from tow_core.records import Record, RecordStore, RecordSummary, RecordType
+
+MAX_LISTED = 100
+MENTION = re.compile(r"@\[([^\]\n]{1,200})\]\(user:(\d{1,18})\)")
+# Bodies where a mention notifies (a comment's body too, see ``comment_added``).
+MENTIONABLE = frozenset({RecordType.DOC, RecordType.TICKET, RecordType.DECISION, RecordType.RISK})
+LOST = "a record you can no longer see"
+EMAIL_JOB = "notification_email"
+
+
+class NotificationKind(StrEnum):
+    """What notifies (issue 19 also names memory diffs and snapshots awaiting review and finished or failed agent
+    runs: not built yet, the inbox lists those)."""
+
+    ASSIGNED = "assigned"  # a ticket was assigned to you
+    MENTIONED = "mentioned"  # you were mentioned in a body or a comment
+    COMMENTED = "commented"  # a comment on a record you watch
+    ACCESS = "access"  # your role or a grant that affects you changed
+
+
+class Delivery(StrEnum):
+    IN_APP = "in_app"
+    EMAIL = "email"  # in the app and by email
+    OFF = "off"
+
+
+DEFAULT_DELIVERY = Delivery.IN_APP
+
+DESCRIPTIONS: Mapping[NotificationKind, str] = {
+    NotificationKind.ASSIGNED: "A ticket is assigned to you",
+    NotificationKind.MENTIONED: "Someone mentions you",
+    NotificationKind.COMMENTED: "A comment on something you watch",
+    NotificationKind.ACCESS: "Your role or access changed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    user_id: int
+    organisation_id: int
+    kind: NotificationKind
+    record_id: int | None
+    comment_id: int | None
+    actor_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A notification as its recipient may see it now: ``record`` is None when there is none or when they no
+    longer read it (``lost``); the actor's name is then withheld too."""
+
+    id: int
+    organisation_id: int
+    kind: NotificationKind
+    created_at: datetime
+    read_at: datetime | None
+    record: RecordSummary | None
+    comment_id: int | None
+    actor_name: str | None
+    lost: bool
+
+    @property
+    def text(self) -> str:
+        """One line saying what happened, from the kind and what the reader still reads."""
+        if self.lost:
+            return f"{DESCRIPTIONS[self.kind]}: {LOST}"
+        who = self.actor_name or "Someone"
+        what = f"{self.record.display_id} {self.record.title}" if self.record else ""
+        return {
+            NotificationKind.ASSIGNED: f"{who} assigned you {what}",
+            NotificationKind.MENTIONED: f"{who} mentioned you in {what}",
+            NotificationKind.COMMENTED: f"{who} commented on {what}",
+            NotificationKind.ACCESS: f"{who} changed your role or access in this organisation",
+        }[self.kind]
+
+
+class NotificationStore(Protocol):
+    def add(self, new: NewNotification) -> int: ...
+
+    def shown(self, user_id: int, org_id: int | None, *, unread_only: bool, before_id: int | None,
+              limit: int) -> list[Shown]:
+        """The newest notifications of ``user_id`` (in ``org_id``, or every organisation), each with its record
+        read under the visibility predicate *for ``user_id``* (None when unreadable or deleted)."""
+        ...
+
+    def count_unread(self, user_id: int, org_id: int | None) -> int: ...
+
+    def recipient(self, notification_id: int) -> tuple[int, int] | None:
+        """(user id, organisation id) of a notification, for the job that emails it."""
+        ...
+
+    def mark_read(self, user_id: int, ids: Sequence[int] | None, org_id: int | None, *, now: datetime) -> int:
+        """Marks ``ids`` (None: all) of ``user_id``'s unread notifications read; returns how many."""
+        ...
+
+    def watch(self, record_id: int, user_id: int) -> None: ...
+
+    def unwatch(self, record_id: int, user_id: int) -> None: ...
+
+    def watchers(self, record_id: int) -> list[int]: ...
+
+    def is_watching(self, record_id: int, user_id: int) -> bool: ...
+
+    def preferences(self, user_id: int) -> dict[NotificationKind, Delivery]:
+        """The kinds ``user_id`` set; a missing kind is ``DEFAULT_DELIVERY``."""
+        ...
+
+    def set_preference(self, user_id: int, kind: NotificationKind, delivery: Delivery) -> None: ...
+
+
+def mentioned_ids(*texts: str | None) -> frozenset[int]:
+    """The user ids mentioned as ``@[Name](user:ID)`` in ``texts``."""
+    return frozenset(int(m.group(2)) for text in texts if text for m in MENTION.finditer(text))
+
+
+def mention_markup(user_id: int, display_name: str) -> str:
+    """What the editor inserts for a mention: survives renames (the id decides), shown as a chip."""
+    name = display_name.replace("]", "").replace("\n", " ")[:200] or f"user {user_id}"
+    return f"@[{name}](user:{user_id})"
+
+
+def kind_of(text: str, field: str = "kind") -> NotificationKind:
+    try:
+        return NotificationKind(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} must be one of {', '.join(k.value for k in NotificationKind)}",
+                           field=field) from exc
+
+
+def delivery_of(text: str, field: str = "delivery") -> Delivery:
+    try:
+        return Delivery(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} must be in_app, email or off", field=field) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Notifications:
+    """The one place notifications are created (see the module rules), in the caller's unit of work."""
+
+    store: NotificationStore
+    records: RecordStore
+    now: datetime
+    jobs: JobQueue | None = None  # where a notification to email is queued (``notification_email``)
+    live: LiveEvents | None = None  # where the recipient's open pages are nudged (sent on commit)
+
+    def deliver(self, actor_id: int | None, recipient_id: int, org_id: int, kind: NotificationKind, *,
+                record: Record | None = None, comment_id: int | None = None) -> bool:
+        """Notify ``recipient_id`` unless they are the actor, switched the kind off, or cannot read ``record``
+        now. Returns whether a notification was created."""
+        if recipient_id == actor_id:
+            return False
+        if record is not None and self.records.readable(recipient_id, org_id, record.id) is None:
+            return False
+        delivery = self.store.preferences(recipient_id).get(kind, DEFAULT_DELIVERY)
+        if delivery is Delivery.OFF:
+            return False
+        new = NewNotification(recipient_id, org_id, kind, record.id if record else None, comment_id, actor_id,
+                              self.now)
+        notification_id = self.store.add(new)
+        if self.live is not None:  # the recipient's open pages refetch their counts (tow_core.live)
+            self.live.publish(LiveEvent.user_nudged(org_id, recipient_id))
+        if delivery is Delivery.EMAIL and self.jobs is not None:
+            # Rendered by the job, which reads the record again for the recipient: only what they read then.
+            self.jobs.enqueue(NewJob(EMAIL_JOB, {"notification_id": notification_id}), now=self.now)
+        return True
+
+    def watch(self, record: Record, user_ids: Iterable[int | None]) -> None:
+        for user_id in user_ids:
+            if user_id is not None:
+                self.store.watch(record.id, user_id)
+
+    def record_created(self, actor_id: int, record: Record) -> None:
+        """The author watches; a ticket's assignee watches and is told; everyone mentioned in the body is told."""
+        assignee = record.fields.get("assignee_id") if record.type is RecordType.TICKET else None
+        self.watch(record, (record.author_id, assignee))
+        if assignee is not None:
+            self.deliver(actor_id, assignee, record.organisation_id, NotificationKind.ASSIGNED, record=record)
+        self._mentions(actor_id, record, mentioned_ids(record.body) if record.type in MENTIONABLE else frozenset())
+
+    def record_changed(self, actor_id: int, before: Record, after: Record) -> None:
+        """A new assignee watches and is told; mentions the edit added are told."""
+        assignee = after.fields.get("assignee_id") if after.type is RecordType.TICKET else None
+        if assignee is not None and assignee != before.fields.get("assignee_id"):
+            self.watch(after, (assignee,))
+            self.deliver(actor_id, assignee, after.organisation_id, NotificationKind.ASSIGNED, record=after)
+        if after.type in MENTIONABLE and after.body != before.body:
+            self._mentions(actor_id, after, mentioned_ids(after.body) - mentioned_ids(before.body))
+
+    def comment_added(self, actor_id: int, record: Record, comment_id: int, body: str) -> None:
+        """The commenter watches; those mentioned are told of the mention, the other watchers of the comment."""
+        self.watch(record, (actor_id,))
+        mentioned = mentioned_ids(body)
+        self._mentions(actor_id, record, mentioned, comment_id=comment_id)
+        for watcher in self.store.watchers(record.id):
+            if watcher not in mentioned:
+                self.deliver(actor_id, watcher, record.organisation_id, NotificationKind.COMMENTED, record=record,
+                             comment_id=comment_id)
+
+    def comment_edited(self, actor_id: int, record: Record, comment_id: int, before: str, after: str) -> None:
+        self._mentions(actor_id, record, mentioned_ids(after) - mentioned_ids(before), comment_id=comment_id)
+
+    def access_changed(self, actor_id: int, user_id: int | None, org_id: int) -> None:
+        """A member's role, or a project grant of theirs, changed (a group's grant tells nobody in particular)."""
+        if user_id is not None:
+            self.deliver(actor_id, user_id, org_id, NotificationKind.ACCESS)
+
+    def _mentions(self, actor_id: int, record: Record, user_ids: Iterable[int], *,
+                  comment_id: int | None = None) -> None:
+        for user_id in sorted(user_ids):
+            self.deliver(actor_id, user_id, record.organisation_id, NotificationKind.MENTIONED, record=record,
+                         comment_id=comment_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Notifying:
+    """A ``knowledge.RecordHistory`` that keeps ``inner``'s history and then notifies (``Notifications``), so
+    every create and update — whichever front door or use case made it — notifies the same way."""
+
+    inner: RecordHistory  # ``record_history.RecordKeeping``
+    notifications: Notifications
+
+    def created(self, ws: Workspace, record: Record) -> None:
+        self.inner.created(ws, record)
+        self.notifications.record_created(ws.principal.user_id, record)
+
+    def changed(self, ws: Workspace, before: Record, after: Record) -> Record:
+        saved = self.inner.changed(ws, before, after)
+        self.notifications.record_changed(ws.principal.user_id, before, saved)
+        return saved

@@ -1,0 +1,151 @@
+"""Notifications, watching, mention candidates and notification preferences (rules in
+``tow_core.notifications``). Reading shows each notification through the access policy for the reader, at
+read time; everything here acts on the caller's own notifications, watches and preferences only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tow_core import knowledge
+from tow_core.errors import InvalidInput
+from tow_core.notifications import (
+    DEFAULT_DELIVERY,
+    MAX_LISTED,
+    Delivery,
+    NotificationKind,
+    Shown,
+    mention_markup,
+)
+from tow_core.records import DisplayId
+from tow_core.unit_of_work import Acting, Credential, Transactions
+from tow_core.use_cases.frame import Framed, frame_of
+
+MAX_CANDIDATES = 10
+MAX_ID = 2**53 - 1
+
+
+@dataclass(frozen=True)
+class NotificationList:
+    items: tuple[Shown, ...]
+    unread: int  # all unread of the caller (in the organisation, when one is given)
+    unread_only: bool = False
+
+
+@dataclass(frozen=True)
+class Mentionable:
+    """A member who reads the record being edited, and what the editor inserts to mention them."""
+
+    user_id: int
+    display_name: str
+    markup: str
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LISTED:
+        raise InvalidInput(f"limit must be from 1 to {MAX_LISTED}", field="limit")
+    return limit
+
+
+def notification_preferences(acting: Acting) -> dict[NotificationKind, Delivery]:
+    """Where each kind of the acting person's notifications goes, defaults filled in."""
+    chosen = acting.stores.notifications.preferences(acting.principal.user_id)
+    return {kind: chosen.get(kind, DEFAULT_DELIVERY) for kind in NotificationKind}
+
+
+def _listing(acting: Acting, org_id: int | None, *, unread_only: bool, before: int | None,
+             limit: int) -> NotificationList:
+    if org_id is not None:
+        acting.workspace(org_id)  # NotFound unless a member
+    store, me = acting.stores.notifications, acting.principal.user_id
+    items = store.shown(me, org_id, unread_only=unread_only, before_id=before, limit=_limit(limit))
+    return NotificationList(tuple(items), store.count_unread(me, org_id), unread_only)
+
+
+@dataclass(frozen=True)
+class NotificationUseCases:
+    transactions: Transactions
+
+    def list(self, credential: Credential, org_id: int | None = None, *, unread_only: bool = False,
+             before: int | None = None, limit: int = 50) -> NotificationList:
+        """The caller's newest notifications (in one organisation they belong to, or all), shown as they may
+        see them now."""
+        with self.transactions.acting_as(credential) as acting:
+            return _listing(acting, org_id, unread_only=unread_only, before=before, limit=limit)
+
+    def page(self, credential: Credential, org_id: int, project_key: str | None, *,
+             unread_only: bool = False) -> Framed[NotificationList]:
+        with self.transactions.acting_as(credential) as acting:
+            frame = frame_of(acting, org_id, project_key)
+            return Framed(frame, _listing(acting, org_id, unread_only=unread_only, before=None, limit=MAX_LISTED))
+
+    def mark_read(self, credential: Credential, ids: Sequence[int]) -> int:
+        """Marks the caller's notifications among ``ids`` read (anyone else's are untouched); how many."""
+        if len(ids) > MAX_LISTED:
+            raise InvalidInput(f"at most {MAX_LISTED} ids at a time", field="ids")
+        with self.transactions.acting_as(credential) as acting:
+            known = [i for i in ids if 1 <= i <= MAX_ID]  # no notification has any other id
+            return acting.stores.notifications.mark_read(acting.principal.user_id, known, None, now=acting.now)
+
+    def mark_all_read(self, credential: Credential, org_id: int | None = None) -> int:
+        with self.transactions.acting_as(credential) as acting:
+            if org_id is not None:
+                acting.workspace(org_id)
+            return acting.stores.notifications.mark_read(acting.principal.user_id, None, org_id, now=acting.now)
+
+    def open(self, credential: Credential, org_id: int, notification_id: int) -> DisplayId | None:
+        """Marks one of the caller's notifications read; the record to go to, if they still read it."""
+        with self.transactions.acting_as(credential) as acting:
+            acting.workspace(org_id)
+            store, me = acting.stores.notifications, acting.principal.user_id
+            store.mark_read(me, [notification_id], org_id, now=acting.now)
+            found = next((n for n in store.shown(me, org_id, unread_only=False, before_id=notification_id + 1,
+                                                 limit=1) if n.id == notification_id), None)
+            return found.record.display_id if found is not None and found.record is not None else None
+
+    def watching(self, credential: Credential, org_id: int, display_id: DisplayId) -> bool:
+        with self.transactions.acting_as(credential) as acting:
+            record = knowledge.get_record(acting.workspace(org_id), display_id)
+            return acting.stores.notifications.is_watching(record.id, acting.principal.user_id)
+
+    def set_watching(self, credential: Credential, org_id: int, display_id: DisplayId, watching: bool) -> bool:
+        """Watch or unwatch a record the caller reads (else NotFound); returns the new state."""
+        with self.transactions.acting_as(credential) as acting:
+            record = knowledge.get_record(acting.workspace(org_id), display_id)
+            store = acting.stores.notifications
+            (store.watch if watching else store.unwatch)(record.id, acting.principal.user_id)
+            return watching
+
+    def mentionable(self, credential: Credential, org_id: int, display_id: DisplayId, text: str = "",
+                    *, limit: int = MAX_CANDIDATES) -> list[Mentionable]:
+        """Members whose name starts a word with ``text`` and who read ``display_id`` (which the caller reads):
+        the editor's mention autocomplete offers no one a mention could not notify."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            record = knowledge.get_record(ws, display_id)
+            wanted = knowledge.clean_text(text, "q", max_length=100).strip().lower()
+            found: list[Mentionable] = []
+            for member in sorted(ws.directory.members(org_id), key=lambda m: m.display_name.lower()):
+                if len(found) >= min(max(limit, 1), MAX_CANDIDATES):
+                    break
+                words = member.display_name.lower().split()
+                if not member.is_active or (wanted and not any(w.startswith(wanted) for w in words)
+                                            and not member.display_name.lower().startswith(wanted)):
+                    continue
+                if ws.records.readable(member.user_id, org_id, record.id) is not None:
+                    found.append(Mentionable(member.user_id, member.display_name,
+                                             mention_markup(member.user_id, member.display_name)))
+            return found
+
+    def preferences(self, credential: Credential) -> dict[NotificationKind, Delivery]:
+        """Where each kind of the caller's notifications goes (every kind, defaults filled in)."""
+        with self.transactions.acting_as(credential) as acting:
+            return notification_preferences(acting)
+
+    def set_preferences(self, credential: Credential, chosen: dict[NotificationKind, Delivery]
+                        ) -> dict[NotificationKind, Delivery]:
+        with self.transactions.acting_as(credential) as acting:
+            store, me = acting.stores.notifications, acting.principal.user_id
+            for kind, delivery in chosen.items():
+                store.set_preference(me, kind, delivery)
+            return notification_preferences(acting)

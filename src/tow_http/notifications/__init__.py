@@ -1,0 +1,1 @@
+"""Notifications, watching, mentions and notification preferences over HTTP and in the browser (issue 19)."""

@@ -1,0 +1,136 @@
+"""The ``NotificationStore`` port's behaviour, against its in-memory fake (``InMemoryNotifications``) and
+``PgNotifications`` on a real PostgreSQL: notifications kept by id and listed newest first, each shown with its
+record only while the reader reads it (a lost record: no title, no actor, no comment), unread counted and
+marked per reader only, watchers and preferences kept per person.
+
+On PostgreSQL each test runs in one transaction that is rolled back."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.fake_notifications import InMemoryNotifications
+from tests.fake_records import InMemoryRecordStore
+from tests.fakes import InMemoryDirectory
+from tow_adapters.postgres.directory import PgDirectory
+from tow_adapters.postgres.engine import PoolOptions, create_engine
+from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.notifications import PgNotifications
+from tow_adapters.postgres.records import PgRecordStore
+from tow_core.access import OrgRole, ProjectRole, Scope, Visibility
+from tow_core.identity import Project, ProjectStatus, WorkflowMode
+from tow_core.notifications import Delivery, NewNotification, NotificationKind
+from tow_core.records import NewRecord, RecordType
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def notifications_engine(embedded_postgres):
+    embedded_postgres.ensure_database("notification_contract")
+    engine = create_engine(embedded_postgres.url("notification_contract"), PoolOptions(pool_size=2, max_overflow=1))
+    PgSchemaMigrator(engine).upgrade()
+    yield engine
+    engine.dispose()
+
+
+class Org:
+    """Acme with Ada and Bob; project APP restricted with Bob as viewer; a record in APP; Other, Oscar's."""
+
+    def __init__(self, directory, records, store) -> None:
+        self.directory, self.records, self.store = directory, records, store
+        self.id = directory.add_organisation("acme", WorkflowMode.ORGANIZATION).id
+        self.other = directory.add_organisation("other", WorkflowMode.ORGANIZATION).id
+        self.ada, self.bob, self.oscar = (directory.add_user(f"{n}-{time.monotonic_ns()}@example.com", n.title(),
+                                                             None, server_admin=False).id
+                                          for n in ("ada", "bob", "oscar"))
+        directory.set_membership(self.id, self.ada, OrgRole.OWNER)
+        directory.set_membership(self.id, self.bob, OrgRole.MEMBER)
+        directory.set_membership(self.other, self.oscar, OrgRole.OWNER)
+        self.app = directory.add_project(Project(0, self.id, "APP", "App", "", None, Visibility.RESTRICTED,
+                                                 ProjectStatus.ACTIVE)).id
+        self.grant = directory.put_grant(self.app, user_id=self.bob, group_id=None, role=ProjectRole.VIEWER)
+        self.record = self.add_record(Scope.project(self.id, self.app), "Secret plan")
+        self.open = self.add_record(Scope.organisation(self.id), "Lunch menu")
+
+    def add_record(self, scope: Scope, title: str):
+        new = NewRecord(self.id, RecordType.DOC, "DOC", scope, title, "body", "draft", self.ada, {})
+        return self.records.add(new, self.records.allocate_number(self.id, "DOC"))
+
+    def notify(self, user: int, record, *, kind=NotificationKind.MENTIONED, at=T, org=None, comment=None) -> int:
+        return self.store.add(NewNotification(user, org or self.id, kind, record.id if record else None, comment,
+                                              self.ada, at))
+
+
+@pytest.fixture(params=["fake", "postgres"])
+def org(request) -> Org:
+    if request.param == "fake":
+        directory = InMemoryDirectory()
+        records = InMemoryRecordStore(directory)
+        return Org(directory, records, InMemoryNotifications(records, directory))
+    conn = request.getfixturevalue("notifications_engine").connect()
+    transaction = conn.begin()
+    request.addfinalizer(conn.close)
+    request.addfinalizer(transaction.rollback)
+    return Org(PgDirectory(conn), PgRecordStore(conn), PgNotifications(conn))
+
+
+def test_notifications_are_listed_newest_first_with_their_record_and_actor(org):
+    first = org.notify(org.bob, org.record)
+    second = org.notify(org.bob, org.open, kind=NotificationKind.COMMENTED, at=T + timedelta(1))
+    access = org.notify(org.bob, None, kind=NotificationKind.ACCESS, at=T + timedelta(2))
+    shown = org.store.shown(org.bob, org.id, unread_only=False, before_id=None, limit=10)
+    assert [n.id for n in shown] == [access, second, first]
+    assert [(n.kind, n.record.title if n.record else None, n.actor_name, n.lost, n.read_at) for n in shown] == [
+        (NotificationKind.ACCESS, None, "Ada", False, None), (NotificationKind.COMMENTED, "Lunch menu", "Ada", False,
+                                                              None),
+        (NotificationKind.MENTIONED, "Secret plan", "Ada", False, None)]
+    assert shown[2].created_at == T and str(shown[2].record.display_id) == str(org.record.display_id)
+    assert [n.id for n in org.store.shown(org.bob, org.id, unread_only=False, before_id=second, limit=10)] == [first]
+    assert [n.id for n in org.store.shown(org.bob, org.id, unread_only=False, before_id=None, limit=1)] == [access]
+    assert org.store.shown(org.ada, org.id, unread_only=False, before_id=None, limit=10) == []
+
+
+def test_a_record_the_reader_lost_is_shown_as_lost_with_nothing_of_it(org):
+    org.notify(org.bob, org.record, comment=None)
+    org.directory.delete_grant(org.grant.id)
+    (shown,) = org.store.shown(org.bob, None, unread_only=False, before_id=None, limit=10)
+    assert (shown.lost, shown.record, shown.actor_name, shown.comment_id) == (True, None, None, None)
+
+
+def test_a_notification_is_shown_only_in_its_organisation_and_only_to_its_reader(org):
+    mine = org.notify(org.oscar, None, kind=NotificationKind.ACCESS, org=org.other)
+    assert [n.id for n in org.store.shown(org.oscar, org.other, unread_only=False, before_id=None, limit=5)] == [mine]
+    assert org.store.shown(org.oscar, org.id, unread_only=False, before_id=None, limit=5) == []
+    assert org.store.count_unread(org.oscar, org.id) == 0 and org.store.count_unread(org.oscar, None) == 1
+
+
+def test_unread_is_counted_and_marked_read_for_the_reader_only(org):
+    one, two = org.notify(org.bob, org.open), org.notify(org.bob, org.open)
+    theirs = org.notify(org.ada, org.open)
+    assert org.store.count_unread(org.bob, org.id) == 2
+    assert org.store.mark_read(org.bob, [one, theirs], org.id, now=T) == 1
+    assert org.store.count_unread(org.ada, org.id) == 1
+    assert [n.id for n in org.store.shown(org.bob, org.id, unread_only=True, before_id=None, limit=5)] == [two]
+    assert org.store.mark_read(org.bob, None, org.id, now=T) == 1
+    assert org.store.count_unread(org.bob, org.id) == 0
+    read = org.store.shown(org.bob, org.id, unread_only=False, before_id=None, limit=5)
+    assert {n.read_at for n in read} == {T}
+
+
+def test_watchers_and_preferences_are_kept_per_person(org):
+    org.store.watch(org.record.id, org.bob)
+    org.store.watch(org.record.id, org.bob)
+    org.store.watch(org.record.id, org.ada)
+    assert org.store.watchers(org.record.id) == sorted([org.ada, org.bob])
+    org.store.unwatch(org.record.id, org.bob)
+    assert (org.store.is_watching(org.record.id, org.bob), org.store.is_watching(org.record.id, org.ada)) == (
+        False, True)
+    assert org.store.preferences(org.bob) == {}
+    org.store.set_preference(org.bob, NotificationKind.COMMENTED, Delivery.OFF)
+    org.store.set_preference(org.bob, NotificationKind.COMMENTED, Delivery.EMAIL)
+    assert org.store.preferences(org.bob) == {NotificationKind.COMMENTED: Delivery.EMAIL}
+    assert org.store.preferences(org.ada) == {}

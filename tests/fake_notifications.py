@@ -1,0 +1,87 @@
+"""An in-memory NotificationStore (``tow_core.notifications``): what it shows is read through the fake record
+store's ``readable`` for the reader, as the Postgres adapter joins the record under the visibility predicate."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from tow_core.notifications import Delivery, NewNotification, NotificationKind, Shown
+from tow_core.records import RecordSummary
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    new: NewNotification
+    read_at: datetime | None = None
+
+
+class InMemoryNotifications:
+    def __init__(self, records=None, directory=None) -> None:  # noqa: ANN001 - the fakes of tests/fake_records.py
+        self.records = records
+        self.directory = directory
+        self._ids = itertools.count(1)
+        self.rows: dict[int, _Row] = {}
+        self.watching: set[tuple[int, int]] = set()
+        self.settings: dict[tuple[int, NotificationKind], Delivery] = {}
+
+    def add(self, new: NewNotification) -> int:
+        row = _Row(next(self._ids), new)
+        self.rows[row.id] = row
+        return row.id
+
+    def _mine(self, user_id: int, org_id: int | None) -> list[_Row]:
+        return sorted((r for r in self.rows.values() if r.new.user_id == user_id
+                       and (org_id is None or r.new.organisation_id == org_id)), key=lambda r: -r.id)
+
+    def shown(self, user_id: int, org_id: int | None, *, unread_only: bool, before_id: int | None,
+              limit: int) -> list[Shown]:
+        rows = [r for r in self._mine(user_id, org_id) if (not unread_only or r.read_at is None)
+                and (before_id is None or r.id < before_id)][:limit]
+        return [self._shown(user_id, r) for r in rows]
+
+    def _shown(self, user_id: int, row: _Row) -> Shown:
+        new = row.new
+        record = None if new.record_id is None else self.records.readable(user_id, new.organisation_id, new.record_id)
+        summary = None if record is None else RecordSummary(record.id, record.type, record.display_id, record.title,
+                                                            record.status, record.scope)
+        lost = new.record_id is not None and record is None
+        actor = None if lost or new.actor_id is None else self.directory.user(new.actor_id)
+        return Shown(row.id, new.organisation_id, new.kind, new.created_at, row.read_at, summary,
+                     None if lost else new.comment_id, actor.display_name if actor else None, lost)
+
+    def count_unread(self, user_id: int, org_id: int | None) -> int:
+        return sum(1 for r in self._mine(user_id, org_id) if r.read_at is None)
+
+    def recipient(self, notification_id: int) -> tuple[int, int] | None:
+        row = self.rows.get(notification_id)
+        return (row.new.user_id, row.new.organisation_id) if row else None
+
+    def mark_read(self, user_id: int, ids: Sequence[int] | None, org_id: int | None, *, now: datetime) -> int:
+        marked = 0
+        for row in self._mine(user_id, org_id):
+            if row.read_at is None and (ids is None or row.id in ids):
+                self.rows[row.id] = replace(row, read_at=now)
+                marked += 1
+        return marked
+
+    def watch(self, record_id: int, user_id: int) -> None:
+        self.watching.add((record_id, user_id))
+
+    def unwatch(self, record_id: int, user_id: int) -> None:
+        self.watching.discard((record_id, user_id))
+
+    def watchers(self, record_id: int) -> list[int]:
+        return sorted(u for r, u in self.watching if r == record_id)
+
+    def is_watching(self, record_id: int, user_id: int) -> bool:
+        return (record_id, user_id) in self.watching
+
+    def preferences(self, user_id: int) -> dict[NotificationKind, Delivery]:
+        return {kind: d for (u, kind), d in self.settings.items() if u == user_id}
+
+    def set_preference(self, user_id: int, kind: NotificationKind, delivery: Delivery) -> None:
+        self.settings[(user_id, kind)] = delivery

@@ -1,0 +1,198 @@
+"""Notifications through the use cases over the fakes (tow_core.notifications): who is told of an assignment,
+a mention, a comment on something they watch; never the actor; never someone who cannot read the record; what
+a notification shows once its reader lost the record; watching, preferences and mention candidates.
+World: tests/unit/records_world.py (Ada owns Acme; Bob is an APP viewer, in group Eng; Cy is a plain member;
+OPS is open; SEC is restricted to nobody but the owner)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fake_notifications import InMemoryNotifications
+from tests.fake_unit_of_work import fake_transactions
+from tests.unit.records_world import World
+from tow_core.errors import InvalidInput, NotFound
+from tow_core.notifications import LOST, Delivery, NotificationKind, mention_markup, mentioned_ids
+from tow_core.records import RecordType
+from tow_core.use_cases.frame import FrameUseCases
+from tow_core.use_cases.notifications import NotificationUseCases
+from tow_core.use_cases.records import RecordUseCases
+from tow_core.use_cases.tickets import TicketUseCases
+
+SECRET = "Secret merger plan"
+
+
+class Desk:
+    def __init__(self) -> None:
+        w = self.w = World()
+        self.store = InMemoryNotifications(w.records, w.directory)
+        transactions = fake_transactions(w.clock, rollback=(w.records, w.directory, w.comments),
+                                         directory=w.directory, records=w.records, history=w.keeping,
+                                         notifications=self.store, **_inbox_stores(w))
+        self.records = RecordUseCases(transactions)
+        self.tickets = TicketUseCases(transactions)
+        self.notifications = NotificationUseCases(transactions)
+        self.frames = FrameUseCases(transactions)
+
+    def c(self, name: str):
+        return self.w.credential(name)
+
+    def mention(self, name: str) -> str:
+        return mention_markup(self.w.ids[name], name.title())
+
+    def ticket(self, by: str, scope: tuple[str, int | None], title: str = "Fix login", body: str = "",
+               assignee: str | None = None):
+        fields = {"assignee_id": self.w.ids[assignee]} if assignee else {}
+        return self.records.create(self.c(by), self.w.org, record_type=RecordType.TICKET, scope=scope, title=title,
+                                   body=body, fields=fields)
+
+    def shown(self, name: str, **kwargs):
+        return self.notifications.list(self.c(name), self.w.org, **kwargs)
+
+
+def _inbox_stores(w: World) -> dict[str, object]:
+    from tests.fake_agent_runs import InMemoryAgentRuns
+    from tests.fake_conversations import InMemoryConversations
+    from tests.fake_records import InMemoryMemoryDiffStore
+    from tests.fake_uploads import InMemoryUploadRecords
+    return {"memory_diffs": InMemoryMemoryDiffStore(w.directory, w.clock),
+            "conversations": InMemoryConversations(w.directory), "agent_runs": InMemoryAgentRuns(),
+            "uploads": InMemoryUploadRecords(w.directory, w.records, w.clock)}
+
+
+@pytest.fixture
+def d() -> Desk:
+    return Desk()
+
+
+def ops(d: Desk) -> tuple[str, int]:
+    return ("project", d.w.projects["OPS"])
+
+
+def test_the_mention_syntax_names_ids_and_survives_renames():
+    text = "ask @[Ada Lovelace](user:12) and @[Bob](user:7), not @Ada or @[x](user:abc)"
+    assert mentioned_ids(text) == {12, 7}
+    assert mention_markup(3, "Cy ]Evil\nName") == "@[Cy Evil Name](user:3)"
+
+
+def test_an_assignee_is_told_and_clicks_through_to_the_ticket(d):
+    ticket = d.ticket("ada", ops(d), assignee="bob")
+    listing = d.shown("bob")
+    assert [(n.kind, n.record.display_id) for n in listing.items] == [(NotificationKind.ASSIGNED, ticket.display_id)]
+    assert listing.unread == 1 and listing.items[0].text == f"Ada assigned you {ticket.display_id} Fix login"
+    assert d.frames.frame(d.c("bob"), d.w.org, None).notification_count == 1
+    assert d.notifications.open(d.c("bob"), d.w.org, listing.items[0].id) == ticket.display_id
+    assert d.shown("bob").unread == 0 and d.shown("bob").items[0].read_at is not None
+
+
+def test_nobody_is_told_about_their_own_act(d):
+    d.ticket("ada", ops(d), assignee="ada", body=f"note to self {d.mention('ada')}")
+    assert d.shown("ada").items == ()
+
+
+def test_reassigning_tells_the_new_assignee_only(d):
+    ticket = d.ticket("ada", ops(d), assignee="bob")
+    d.records.update(d.c("ada"), d.w.org, ticket.display_id, version=ticket.version,
+                     fields={"assignee_id": d.w.ids["cy"]})
+    assert [n.kind for n in d.shown("cy").items] == [NotificationKind.ASSIGNED]
+    assert len(d.shown("bob").items) == 1
+
+
+def test_only_newly_added_mentions_notify(d):
+    doc = d.records.create(d.c("ada"), d.w.org, record_type=RecordType.DOC, scope=ops(d), title="Plan",
+                           body=f"hi {d.mention('bob')}")
+    assert [n.kind for n in d.shown("bob").items] == [NotificationKind.MENTIONED]
+    saved = d.records.update(d.c("ada"), d.w.org, doc.display_id, version=doc.version,
+                             body=f"hi {d.mention('bob')} and {d.mention('cy')}")
+    assert len(d.shown("bob").items) == 1 and len(d.shown("cy").items) == 1
+    d.records.update(d.c("ada"), d.w.org, doc.display_id, version=saved.version, body=f"{d.mention('cy')} again")
+    assert len(d.shown("cy").items) == 1
+
+
+def test_a_mention_of_someone_who_cannot_read_the_record_creates_nothing(d):
+    sec = ("project", d.w.projects["SEC"])
+    d.records.create(d.c("ada"), d.w.org, record_type=RecordType.DOC, scope=sec, title=SECRET,
+                     body=f"{d.mention('bob')} {d.mention('cy')} {d.mention('oscar')}")
+    assert d.store.rows == {}
+    with pytest.raises(NotFound):
+        d.notifications.list(d.c("oscar"), d.w.org)
+
+
+def test_assigning_a_ticket_the_assignee_cannot_read_creates_nothing(d):
+    d.ticket("ada", ("project", d.w.projects["SEC"]), title=SECRET, assignee="cy")
+    assert d.shown("cy").items == () and d.shown("cy").unread == 0
+
+
+def test_comments_tell_watchers_and_commenters_become_watchers(d):
+    ticket = d.ticket("ada", ops(d), assignee="bob")
+    d.tickets.add_comment(d.c("cy"), d.w.org, ticket.display_id, "I can reproduce it")
+    assert [n.kind for n in d.shown("ada").items] == [NotificationKind.COMMENTED]
+    assert [n.kind for n in d.shown("bob").items] == [NotificationKind.COMMENTED, NotificationKind.ASSIGNED]
+    assert d.shown("cy").items == ()  # the commenter is not told of their own comment
+    d.tickets.add_comment(d.c("bob"), d.w.org, ticket.display_id, f"thanks {d.mention('ada')}")
+    assert [n.kind for n in d.shown("cy").items] == [NotificationKind.COMMENTED]  # a watcher now
+    assert [n.kind for n in d.shown("ada").items] == [NotificationKind.MENTIONED, NotificationKind.COMMENTED]
+
+
+def test_unwatching_stops_comment_notifications_and_watching_needs_read_access(d):
+    ticket = d.ticket("ada", ops(d))
+    assert d.notifications.watching(d.c("ada"), d.w.org, ticket.display_id)
+    assert d.notifications.set_watching(d.c("ada"), d.w.org, ticket.display_id, False) is False
+    d.tickets.add_comment(d.c("bob"), d.w.org, ticket.display_id, "hello")
+    assert d.shown("ada").items == ()
+    secret = d.ticket("ada", ("project", d.w.projects["SEC"]), title=SECRET)
+    with pytest.raises(NotFound):
+        d.notifications.set_watching(d.c("bob"), d.w.org, secret.display_id, True)
+
+
+def test_a_watcher_who_lost_access_is_skipped(d):
+    app = ("project", d.w.projects["APP"])
+    ticket = d.ticket("ada", app, title=SECRET)
+    d.notifications.set_watching(d.c("bob"), d.w.org, ticket.display_id, True)
+    grant = next(g for g in d.w.directory.grants(d.w.projects["APP"]) if g.user_id == d.w.ids["bob"])
+    d.w.directory.delete_grant(grant.id)
+    d.tickets.add_comment(d.c("ada"), d.w.org, ticket.display_id, "the plan changed")
+    assert d.shown("bob").items == ()
+
+
+def test_a_notification_whose_record_was_lost_shows_nothing_of_it(d):
+    ticket = d.ticket("ada", ("project", d.w.projects["APP"]), title=SECRET)
+    d.tickets.add_comment(d.c("ada"), d.w.org, ticket.display_id, f"{d.mention('bob')} look")
+    assert d.shown("bob").items[0].record.title == SECRET
+    grant = next(g for g in d.w.directory.grants(d.w.projects["APP"]) if g.user_id == d.w.ids["bob"])
+    d.w.directory.delete_grant(grant.id)
+    (shown,) = d.shown("bob").items
+    assert shown.lost and shown.record is None and shown.actor_name is None and shown.comment_id is None
+    assert SECRET not in shown.text and LOST in shown.text
+    assert d.notifications.open(d.c("bob"), d.w.org, shown.id) is None
+
+
+def test_reading_and_marking_touch_only_ones_own_notifications(d):
+    d.ticket("ada", ops(d), assignee="bob")
+    d.ticket("ada", ops(d), title="Second", assignee="cy")
+    (bobs,) = d.shown("bob").items
+    assert d.notifications.mark_read(d.c("cy"), [bobs.id]) == 0
+    assert d.shown("bob").unread == 1
+    assert d.notifications.mark_all_read(d.c("cy"), d.w.org) == 1
+    assert d.shown("bob").unread == 1 and d.shown("bob", unread_only=True).items[0].id == bobs.id
+    with pytest.raises(InvalidInput):
+        d.shown("bob", limit=0)
+
+
+def test_preferences_turn_a_kind_off(d):
+    prefs = d.notifications.preferences(d.c("bob"))
+    assert set(prefs.values()) == {Delivery.IN_APP} and set(prefs) == set(NotificationKind)
+    d.notifications.set_preferences(d.c("bob"), {NotificationKind.ASSIGNED: Delivery.OFF})
+    d.ticket("ada", ops(d), assignee="bob")
+    assert d.shown("bob").items == ()
+    assert d.notifications.preferences(d.c("bob"))[NotificationKind.ASSIGNED] is Delivery.OFF
+
+
+def test_mention_candidates_are_members_who_read_the_record(d):
+    secret = d.ticket("ada", ("project", d.w.projects["APP"]), title=SECRET)
+    names = [m.display_name for m in d.notifications.mentionable(d.c("ada"), d.w.org, secret.display_id)]
+    assert names == ["Ada", "Bob"]  # Cy does not read APP; Oscar is not a member
+    (bob,) = d.notifications.mentionable(d.c("ada"), d.w.org, secret.display_id, "bo")
+    assert bob.markup == f"@[Bob](user:{d.w.ids['bob']})"
+    with pytest.raises(NotFound):
+        d.notifications.mentionable(d.c("cy"), d.w.org, secret.display_id)
