@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser.test_workspace_flows import first_doc, invite_link
+from tests.e2e.browser.test_workspace_flows import first_doc, invite_link, join_as_bob
 
 
 def test_bob_sees_adas_save_comment_and_a_diff_to_review_without_reloading(new_page):
@@ -23,12 +23,7 @@ def test_bob_sees_adas_save_comment_and_a_diff_to_review_without_reloading(new_p
 
     link = invite_link(ada)
     bob = new_page()
-    bob.goto(link)
-    bob.get_by_label("Your name").fill("Bob")
-    bob.get_by_label("Email").fill("bob@example.com")
-    bob.get_by_label("Password").fill("another good password")
-    bob.get_by_role("button", name="Create account and join").click()
-    expect(bob).to_have_url(re.compile(r"/o/\d+/today$"))
+    join_as_bob(bob, link)
 
     # Bob reads the doc; Ada edits and saves it in her browser.
     with bob.expect_response(re.compile(r"/live\?record=")):

@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser.test_workspace_flows import PASSWORD, invite_link, set_up_server, shot
+from tests.e2e.browser.test_workspace_flows import PASSWORD, invite_link, join_as_bob, set_up_server, shot
 
 NEW_PASSWORD = "a much longer new passphrase"
 
@@ -57,12 +57,7 @@ def test_an_owner_removes_a_member_after_confirming_and_their_next_page_is_gone(
     org_path = re.search(r"/o/\d+", ada.url).group(0)
     link = invite_link(ada)
     bob = new_page()
-    bob.goto(link)
-    bob.get_by_label("Your name").fill("Bob")
-    bob.get_by_label("Email").fill("bob@example.com")
-    bob.get_by_label("Password").fill("another good password")
-    bob.get_by_role("button", name="Create account and join").click()
-    expect(bob).to_have_url(re.compile(r"/o/\d+/today$"))
+    join_as_bob(bob, link)
 
     ada.goto(f"{org_path}/settings")
     row = ada.locator("#members tr", has_text="Bob")

@@ -10,7 +10,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser.test_workspace_flows import invite_link, set_up_server, shot
+from tests.e2e.browser.test_workspace_flows import invite_link, join_as_bob, set_up_server, shot
 
 
 def test_bob_sees_the_ticket_ada_assigned_him_and_clicks_through_to_it(new_page):
@@ -19,12 +19,7 @@ def test_bob_sees_the_ticket_ada_assigned_him_and_clicks_through_to_it(new_page)
     org_path = re.search(r"/o/\d+", ada.url).group(0)
     link = invite_link(ada)
     bob = new_page()
-    bob.goto(link)
-    bob.get_by_label("Your name").fill("Bob")
-    bob.get_by_label("Email").fill("bob@example.com")
-    bob.get_by_label("Password").fill("another good password")
-    bob.get_by_role("button", name="Create account and join").click()
-    expect(bob).to_have_url(re.compile(r"/o/\d+/today$"))
+    join_as_bob(bob, link)
     expect(bob.locator("#nav-notifications .count")).to_have_count(0)
     with bob.expect_response(re.compile(r"/live$")):  # Bob's page follows its live stream from now on
         bob.reload()

@@ -54,6 +54,16 @@ def invite_link(page: Page, role: str = "member") -> str:
     return link.input_value()
 
 
+def join_as_bob(bob: Page, link: str) -> None:
+    """Bob opens an invite link, creates his account and lands on Today."""
+    bob.goto(link)
+    bob.get_by_label("Your name").fill("Bob")
+    bob.get_by_label("Email").fill("bob@example.com")
+    bob.get_by_label("Password").fill("another good password")
+    bob.get_by_role("button", name="Create account and join").click()
+    expect(bob).to_have_url(re.compile(r"/o/\d+/today$"))
+
+
 def test_first_run_invite_restricted_project_and_grant(new_page):
     ada = new_page()
     set_up_server(ada)
@@ -72,12 +82,7 @@ def test_first_run_invite_restricted_project_and_grant(new_page):
     assert "/invite/" in link
     shot(ada, "organisation-settings")
     bob = new_page()
-    bob.goto(link)
-    bob.get_by_label("Your name").fill("Bob")
-    bob.get_by_label("Email").fill("bob@example.com")
-    bob.get_by_label("Password").fill("another good password")
-    bob.get_by_role("button", name="Create account and join").click()
-    expect(bob).to_have_url(re.compile(r"/o/\d+/today$"))
+    join_as_bob(bob, link)
     org_path = re.search(r"/o/\d+", bob.url).group(0)
 
     # Bob cannot see the restricted project: not in his picker, and its URL is a 404 page.
