@@ -205,10 +205,11 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
         PgJobLeases(engine), handlers,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         poll_interval_seconds=jobs.poll_interval_seconds, clock=clock,
-        periodic=[export_jobs.sweep, *digests,
+        periodic=[export_jobs.sweep,
                   *housekeeping_tasks(engine, files, upload_store, retention=timedelta(hours=exports.retention_hours),
                                       chat_retention_days=config.settings.ai.chat_retention_days,
-                                      agent_run_retention_days=config.settings.ai.agent_run_retention_days)],
+                                      agent_run_retention_days=config.settings.ai.agent_run_retention_days),
+                  *digests],  # last: a digest that fails to render delays no housekeeping
     )
 
 
