@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from tow_core.notifications import Delivery, NewNotification, NotificationKind, Shown
+from tow_core.notifications import DEFAULT_DIGEST, Delivery, Digest, NewNotification, NotificationKind, Shown
 from tow_core.records import RecordSummary
 
 
@@ -27,6 +27,7 @@ class InMemoryNotifications:
         self.rows: dict[int, _Row] = {}
         self.watching: set[tuple[int, int]] = set()
         self.settings: dict[tuple[int, NotificationKind], Delivery] = {}
+        self.digests: dict[int, tuple[Digest, datetime]] = {}  # user id: (setting, last digest)
 
     def add(self, new: NewNotification) -> int:
         row = _Row(next(self._ids), new)
@@ -85,3 +86,17 @@ class InMemoryNotifications:
 
     def set_preference(self, user_id: int, kind: NotificationKind, delivery: Delivery) -> None:
         self.settings[(user_id, kind)] = delivery
+
+    def digest(self, user_id: int) -> Digest:
+        return self.digests[user_id][0] if user_id in self.digests else DEFAULT_DIGEST
+
+    def set_digest(self, user_id: int, digest: Digest, *, now: datetime) -> None:
+        before = self.digests.get(user_id)
+        keep = before is not None and before[0] is Digest.DAILY
+        self.digests[user_id] = (digest, before[1] if keep and before else now)
+
+    def claim_digests(self, cutoff: datetime, *, now: datetime) -> list[tuple[int, datetime]]:
+        due = sorted((u, last) for u, (d, last) in self.digests.items() if d is Digest.DAILY and last <= cutoff)
+        for user_id, _ in due:
+            self.digests[user_id] = (Digest.DAILY, now)
+        return due

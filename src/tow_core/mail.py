@@ -11,7 +11,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -76,6 +76,18 @@ class MailComposer:
         context = {"app_name": self.app_name, "display_name": display_name, "text": text,
                    "link": self.link(link) if link else None, "unsubscribe": off, "about": about}
         message = self._compose("notification", to, f"[{self.app_name}] {subject}", context)
+        return OutgoingEmail(message.to, message.subject, message.text, message.html,
+                             {"List-Unsubscribe": f"<{off}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+
+    def digest(self, *, to: str, display_name: str, items: Sequence[tuple[str, str | None]],
+               unsubscribe: str) -> OutgoingEmail:
+        """The daily digest: one line per notification (its text and link path, if any), and a one-click
+        unsubscribe link (a path) that turns the digest off, also as the RFC 8058 headers."""
+        off = self.link(unsubscribe)
+        context = {"app_name": self.app_name, "display_name": display_name, "unsubscribe": off,
+                   "items": [(text, self.link(link) if link else None) for text, link in items]}
+        count = f"{len(items)} notification{'' if len(items) == 1 else 's'}"
+        message = self._compose("digest", to, f"[{self.app_name}] Your daily digest: {count}", context)
         return OutgoingEmail(message.to, message.subject, message.text, message.html,
                              {"List-Unsubscribe": f"<{off}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
 

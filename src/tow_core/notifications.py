@@ -17,6 +17,9 @@ Rules:
 - Preferences, per person and kind: ``in_app`` (the default), ``email`` (in-app too, and emailed) or ``off``.
   An email is rendered later by a job (``tow_core.use_cases.notification_email``) that reads the record again
   for the recipient: if they lost it meanwhile, nothing is sent.
+- The digest setting, per person, decides how the kinds set to email are emailed: ``immediate`` (the default:
+  each on its own), ``daily`` (no email per notification; one email a day listing the still-unread ones, see
+  ``tow_core.use_cases.notification_email``) or ``off`` (no notification email at all, whatever the kinds say).
 """
 
 from __future__ import annotations
@@ -59,6 +62,17 @@ class Delivery(StrEnum):
 
 
 DEFAULT_DELIVERY = Delivery.IN_APP
+
+
+class Digest(StrEnum):
+    """How the kinds set to email are emailed (see the module rules)."""
+
+    OFF = "off"
+    IMMEDIATE = "immediate"
+    DAILY = "daily"
+
+
+DEFAULT_DIGEST = Digest.IMMEDIATE
 
 DESCRIPTIONS: Mapping[NotificationKind, str] = {
     NotificationKind.ASSIGNED: "A ticket is assigned to you",
@@ -142,6 +156,21 @@ class NotificationStore(Protocol):
 
     def set_preference(self, user_id: int, kind: NotificationKind, delivery: Delivery) -> None: ...
 
+    def digest(self, user_id: int) -> Digest:
+        """``user_id``'s digest setting (``DEFAULT_DIGEST`` when never chosen)."""
+        ...
+
+    def set_digest(self, user_id: int, digest: Digest, *, now: datetime) -> None:
+        """Choosing ``daily`` when it was not starts its day at ``now`` (the first digest comes a day later, with
+        what arrived since); choosing it again keeps the time of the last digest."""
+        ...
+
+    def claim_digests(self, cutoff: datetime, *, now: datetime) -> list[tuple[int, datetime]]:
+        """The ``daily`` people whose last digest (or choosing daily) is at or before ``cutoff``, each with that
+        time; marks each as digested at ``now`` in the same statement, so a person claimed by one worker is not
+        claimed by another before the next day."""
+        ...
+
 
 def mentioned_ids(*texts: str | None) -> frozenset[int]:
     """The user ids mentioned as ``@[Name](user:ID)`` in ``texts``."""
@@ -167,6 +196,13 @@ def delivery_of(text: str, field: str = "delivery") -> Delivery:
         return Delivery(text)
     except ValueError as exc:
         raise InvalidInput(f"{field} must be in_app, email or off", field=field) from exc
+
+
+def digest_of(text: str, field: str = "digest") -> Digest:
+    try:
+        return Digest(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} must be off, immediate or daily", field=field) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +231,8 @@ class Notifications:
         notification_id = self.store.add(new)
         if self.live is not None:  # the recipient's open pages refetch their counts (tow_core.live)
             self.live.publish(LiveEvent.user_nudged(org_id, recipient_id))
-        if delivery is Delivery.EMAIL and self.jobs is not None:
+        if delivery is Delivery.EMAIL and self.jobs is not None and \
+                self.store.digest(recipient_id) is Digest.IMMEDIATE:  # daily: the digest; off: no email
             # Rendered by the job, which reads the record again for the recipient: only what they read then.
             self.jobs.enqueue(NewJob(EMAIL_JOB, {"notification_id": notification_id}), now=self.now)
         return True

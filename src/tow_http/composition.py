@@ -184,7 +184,8 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
                      upload_store: UploadStore | None = None,
                      clock: Callable[[], datetime] | None = None) -> JobWorker:
     """The job worker with every job handler this deployment has (exports, password reset links and, with
-    APP_SECRET, notification emails, whose unsubscribe links it signs). Tests pass a clock."""
+    APP_SECRET, notification emails and the daily digests of its housekeeping, whose unsubscribe links it
+    signs). Tests pass a clock."""
     jobs, exports = config.settings.jobs, config.settings.exports
     clock = clock or utc_now
     transaction = _transaction_factory(engine)
@@ -194,10 +195,12 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
     reset_links = ResetLinkMailer(Transactions(transaction, clock), SessionCookieSigner,
                                   mail_composer(config.settings))
     handlers = {EXPORT_JOB: export_jobs.run, RESET_LINK_JOB: reset_links.send_link}
+    digests: list[Callable[[datetime], object]] = []
     if config.secrets.app_secret:  # notification emails carry an unsubscribe link signed with APP_SECRET
         signer = SessionCookieSigner(config.secrets.app_secret, config.secrets.app_secret_previous)
-        handlers[NOTIFICATION_EMAIL_JOB] = NotificationMailer(Transactions(transaction, clock), signer,
-                                                              mail_composer(config.settings)).send
+        mailer = NotificationMailer(Transactions(transaction, clock), signer, mail_composer(config.settings))
+        handlers[NOTIFICATION_EMAIL_JOB] = mailer.send
+        digests.append(mailer.send_digests)
     return JobWorker(
         PgJobLeases(engine), handlers,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
@@ -205,7 +208,8 @@ def build_job_worker(engine: sa.Engine, config: LoadedConfig, files: FsExportFil
         periodic=[export_jobs.sweep,
                   *housekeeping_tasks(engine, files, upload_store, retention=timedelta(hours=exports.retention_hours),
                                       chat_retention_days=config.settings.ai.chat_retention_days,
-                                      agent_run_retention_days=config.settings.ai.agent_run_retention_days)],
+                                      agent_run_retention_days=config.settings.ai.agent_run_retention_days),
+                  *digests],  # last: a digest that fails to render delays no housekeeping
     )
 
 

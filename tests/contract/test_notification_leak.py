@@ -13,7 +13,8 @@ comment appear exactly while the pure policy says the reader reads the record, a
 record you can no longer see" — no secret in its text. Random people want some kinds by email: after the
 revocations every queued ``notification_email`` job runs (``NotificationMailer``), and exactly the notifications
 whose recipient is active and still reads the record are emailed, with no secret of any record they cannot
-read in the subject, text, HTML or headers. ``STATS`` counts worlds, events, notifications, emails, checks and
+read in the subject, text, HTML or headers. Then they all switch to a daily digest: the digest each gets lists
+exactly the records of their emailed notifications they still read, and no other record's secret. ``STATS`` counts worlds, events, notifications, emails, checks and
 leaks.
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -41,15 +42,16 @@ from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import can_read_scope
 from tow_core.mail import MailComposer
-from tow_core.notifications import EMAIL_JOB, LOST, Delivery, NotificationKind, Notifications, mention_markup
+from tow_core.notifications import EMAIL_JOB, LOST, Delivery, Digest, NotificationKind, Notifications, mention_markup
 from tow_core.records import Record
 from tow_core.use_cases.notification_email import NotificationMailer
 from tow_http.email_templates import JinjaEmailTemplates
 from tow_http.session_cookie import SessionCookieSigner
 
-STATS: dict = {"worlds": 0, "events": 0, "created": 0, "emails": 0, "checks": 0, "leaks": 0}
+STATS: dict = {"worlds": 0, "events": 0, "created": 0, "emails": 0, "digests": 0, "checks": 0, "leaks": 0}
 SIGNER = SessionCookieSigner("notification-leak-secret-0123456789abcdef")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
 
 
 def secret(record_id: int) -> str:
@@ -70,7 +72,8 @@ def notification_engine(embedded_postgres, request):
     engine.dispose()
     if STATS["worlds"]:
         say(request.config, f"notification leak: {STATS['worlds']} worlds, {STATS['events']} events, "
-            f"{STATS['created']} notifications, {STATS['emails']} emails, {STATS['checks']} checks, "
+            f"{STATS['created']} notifications, {STATS['emails']} emails, {STATS['digests']} daily digests, "
+            f"{STATS['checks']} checks, "
             f"{STATS['leaks']} leaks")
 
 
@@ -170,11 +173,33 @@ class Run:
         return sorted(tuple(r) for r in self.conn.execute(sa.text(
             "SELECT user_id, kind, record_id FROM notifications")).all())
 
-    def check_emails(self) -> None:
-        """Runs every queued notification email; compares what was sent with what the policy allows now."""
+    def mailer(self) -> NotificationMailer:
         transactions = fake_transactions(lambda: NOW, notifications=self.store, directory=PgDirectory(self.conn),
                                          email_outbox=PgEmailOutbox(self.conn))
-        mailer = NotificationMailer(transactions, SIGNER, MailComposer(JinjaEmailTemplates(), "http://tow.test"))
+        return NotificationMailer(transactions, SIGNER, MailComposer(JinjaEmailTemplates(), "http://tow.test"))
+
+    def check_digests(self) -> None:
+        """Everyone switched to a daily digest two days ago: each digest sent now lists exactly the records of the
+        notifications of their emailed kinds they still read (all still unread), and no other record's secret."""
+        for user in self.emailed:
+            self.store.set_digest(user, Digest.DAILY, now=NOW - 2 * DAY)
+        self.conn.execute(sa.text("DELETE FROM email_outbox"))  # the single emails were checked
+        self.mailer().send_digests(NOW)
+        rows = self.conn.execute(sa.text("SELECT user_id, kind, record_id FROM notifications")).all()
+        wanted: dict[str, set[int]] = {}
+        for user, kind, record in rows:
+            if kind in self.emailed.get(user, ()) and self.world.active[user] and self.reads(user, record):
+                wanted.setdefault(f"u{user}@example.com", set()).add(record)
+        sent = self.conn.execute(sa.text("SELECT recipient, subject, text_body, html_body, headers::text "
+                                         "FROM email_outbox")).all()
+        STATS["digests"] += len(sent)
+        listed = {recipient: {r for r in self.world.records if any(secret(r) in part for part in parts)}
+                  for recipient, *parts in sent}
+        expect(listed, wanted, "records listed in the daily digests")
+
+    def check_emails(self) -> None:
+        """Runs every queued notification email; compares what was sent with what the policy allows now."""
+        mailer = self.mailer()
         for (payload,) in self.conn.execute(sa.text("SELECT payload FROM jobs WHERE kind = :k ORDER BY id"),
                                             {"k": EMAIL_JOB}).all():
             mailer.send(SimpleNamespace(payload=payload))
@@ -232,6 +257,7 @@ def test_notifications_are_created_and_shown_exactly_as_the_policy_lets_each_rea
                 revoke(world, conn, kind, pick)
             run.check_shown("after revocations")  # the very next statements see every revocation
             run.check_emails()  # rendered after the revocations, as a job runs later
+            run.check_digests()
             STATS["worlds"] += 1
         finally:
             transaction.rollback()

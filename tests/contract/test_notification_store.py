@@ -1,7 +1,8 @@
 """The ``NotificationStore`` port's behaviour, against its in-memory fake (``InMemoryNotifications``) and
 ``PgNotifications`` on a real PostgreSQL: notifications kept by id and listed newest first, each shown with its
 record only while the reader reads it (a lost record: no title, no actor, no comment), unread counted and
-marked per reader only, watchers and preferences kept per person.
+marked per reader only, watchers, preferences and the digest setting kept per person, a due digest claimed
+once.
 
 On PostgreSQL each test runs in one transaction that is rolled back."""
 
@@ -22,10 +23,11 @@ from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import OrgRole, ProjectRole, Scope, Visibility
 from tow_core.identity import Project, ProjectStatus, WorkflowMode
-from tow_core.notifications import Delivery, NewNotification, NotificationKind
+from tow_core.notifications import Delivery, Digest, NewNotification, NotificationKind
 from tow_core.records import NewRecord, RecordType
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +136,31 @@ def test_watchers_and_preferences_are_kept_per_person(org):
     org.store.set_preference(org.bob, NotificationKind.COMMENTED, Delivery.EMAIL)
     assert org.store.preferences(org.bob) == {NotificationKind.COMMENTED: Delivery.EMAIL}
     assert org.store.preferences(org.ada) == {}
+
+
+def test_the_digest_setting_is_kept_per_person_and_immediate_by_default(org):
+    assert org.store.digest(org.bob) is Digest.IMMEDIATE
+    org.store.set_digest(org.bob, Digest.OFF, now=T)
+    assert (org.store.digest(org.bob), org.store.digest(org.ada)) == (Digest.OFF, Digest.IMMEDIATE)
+    org.store.set_digest(org.bob, Digest.DAILY, now=T)
+    assert org.store.digest(org.bob) is Digest.DAILY
+
+
+def test_a_due_digest_is_claimed_once_with_the_time_of_the_last(org):
+    mine = {org.ada, org.bob}
+
+    def claim(cutoff, now):
+        return [c for c in org.store.claim_digests(cutoff, now=now) if c[0] in mine]
+
+    org.store.set_digest(org.bob, Digest.DAILY, now=T)
+    org.store.set_digest(org.ada, Digest.IMMEDIATE, now=T)
+    assert claim(T - timedelta(seconds=1), T + DAY) == []  # not due yet
+    org.store.set_digest(org.bob, Digest.DAILY, now=T + timedelta(hours=5))  # again: keeps its day
+    assert claim(T, T + DAY) == [(org.bob, T)]
+    assert claim(T, T + DAY) == []  # claimed: not again
+    assert claim(T + DAY - timedelta(seconds=1), T + DAY) == []
+    assert claim(T + DAY, T + 2 * DAY) == [(org.bob, T + DAY)]
+    org.store.set_digest(org.bob, Digest.OFF, now=T + 2 * DAY)
+    assert claim(T + 5 * DAY, T + 6 * DAY) == []  # off (or immediate) is never claimed
+    org.store.set_digest(org.bob, Digest.DAILY, now=T + 6 * DAY)  # daily again: its day starts now
+    assert claim(T + 5 * DAY, T + 7 * DAY) == [] and claim(T + 6 * DAY, T + 7 * DAY) == [(org.bob, T + 6 * DAY)]

@@ -143,16 +143,21 @@ def test_the_record_page_offers_watching(world):
 def test_the_profile_page_sets_where_each_kind_goes(world):
     path = f"/o/{world.org}/profile"
     html = world.cy.get(path).text
-    assert 'id="pref-commented"' in html and 'id="pref-assigned"' in html
+    assert 'id="pref-commented"' in html and 'id="pref-assigned"' in html and 'id="pref-digest"' in html
     saved = world.cy.post(f"{path}/notifications", data={"csrf_token": token_of(world.cy, path), "commented": "off",
-                                                         "mentioned": "email"}, follow_redirects=False)
+                                                         "mentioned": "email", "digest": "daily"},
+                          follow_redirects=False)
     assert saved.status_code == 303 and saved.headers["location"] == f"{path}?saved=notifications"
-    prefs = {p["kind"]: p["delivery"] for p in world.cy.get("/api/notification-preferences").json()["preferences"]}
-    assert (prefs["commented"], prefs["mentioned"], prefs["assigned"]) == ("off", "email", "in_app")
+    answer = world.cy.get("/api/notification-preferences").json()
+    prefs = {p["kind"]: p["delivery"] for p in answer["preferences"]}
+    assert (prefs["commented"], prefs["mentioned"], prefs["assigned"], answer["digest"]) == (
+        "off", "email", "in_app", "daily")
+    assert '<option value="daily" selected' in world.cy.get(path).text
     bad = world.cy.post(f"{path}/notifications", data={"csrf_token": token_of(world.cy, path), "commented": "loud"},
                         follow_redirects=False)
     assert bad.status_code == 422 and "in_app, email or off" in bad.text
-    world.cy.put("/api/notification-preferences", json={"commented": "in_app", "mentioned": "in_app"})
+    world.cy.put("/api/notification-preferences", json={"commented": "in_app", "mentioned": "in_app",
+                                                         "digest": "immediate"})
 
 
 def test_a_role_or_grant_change_tells_the_person_it_affects(world):

@@ -180,12 +180,12 @@ def test_reading_and_marking_touch_only_ones_own_notifications(d):
 
 
 def test_preferences_turn_a_kind_off(d):
-    prefs = d.notifications.preferences(d.c("bob"))
+    prefs = d.notifications.preferences(d.c("bob")).kinds
     assert set(prefs.values()) == {Delivery.IN_APP} and set(prefs) == set(NotificationKind)
     d.notifications.set_preferences(d.c("bob"), {NotificationKind.ASSIGNED: Delivery.OFF})
     d.ticket("ada", ops(d), assignee="bob")
     assert d.shown("bob").items == ()
-    assert d.notifications.preferences(d.c("bob"))[NotificationKind.ASSIGNED] is Delivery.OFF
+    assert d.notifications.preferences(d.c("bob")).kinds[NotificationKind.ASSIGNED] is Delivery.OFF
 
 
 def test_mention_candidates_are_members_who_read_the_record(d):

@@ -1,9 +1,11 @@
-"""PgNotifications: notifications, watchers and notification preferences in PostgreSQL (migration 0025).
+"""PgNotifications: notifications, watchers, notification preferences and digest settings in PostgreSQL
+(migrations 0025, 0026).
 
 Runs on the caller's connection, so a notification commits with the change that causes it. What a
 notification shows is read in the listing's one statement: its record is LEFT JOINed under
 ``visible_predicate`` bound to the *reader*, so a record they no longer read comes back as NULL (shown as "a
-record you can no longer see"), never its title. Counting unread is one count on a partial index.
+record you can no longer see"), never its title. Counting unread is one count on a partial index. Due digests
+are claimed by one UPDATE ... RETURNING: a second worker waiting on the same row sees it already claimed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.access import Scope, ScopeKind
-from tow_core.notifications import Delivery, NewNotification, NotificationKind, Shown
+from tow_core.notifications import DEFAULT_DIGEST, Delivery, Digest, NewNotification, NotificationKind, Shown
 from tow_core.records import DisplayId, RecordSummary, RecordType
 
 _ORG = "(CAST(:org AS bigint) IS NULL OR n.organisation_id = :org)"
@@ -100,3 +102,25 @@ class PgNotifications(SqlStore):
                     "ON CONFLICT (user_id, kind) DO UPDATE SET delivery = EXCLUDED.delivery"),
             {"user": user_id, "kind": kind.value, "d": delivery.value},
         )
+
+    def digest(self, user_id: int) -> Digest:
+        row = self._row("SELECT digest FROM notification_digests WHERE user_id = :user", user=user_id)
+        return Digest(row[0]) if row else DEFAULT_DIGEST
+
+    def set_digest(self, user_id: int, digest: Digest, *, now: datetime) -> None:
+        self._conn.execute(
+            sa.text("INSERT INTO notification_digests AS d (user_id, digest, last_digest_at) "
+                    "VALUES (:user, :digest, :now) ON CONFLICT (user_id) DO UPDATE SET digest = EXCLUDED.digest, "
+                    "last_digest_at = CASE WHEN d.digest = 'daily' THEN d.last_digest_at "
+                    "ELSE EXCLUDED.last_digest_at END"),
+            {"user": user_id, "digest": digest.value, "now": now},
+        )
+
+    def claim_digests(self, cutoff: datetime, *, now: datetime) -> list[tuple[int, datetime]]:
+        rows = self._conn.execute(
+            sa.text("UPDATE notification_digests d SET last_digest_at = :now FROM notification_digests old "
+                    "WHERE old.user_id = d.user_id AND d.digest = 'daily' AND d.last_digest_at <= :cutoff "
+                    "RETURNING d.user_id, old.last_digest_at"),
+            {"now": now, "cutoff": cutoff},
+        ).all()
+        return sorted((r[0], r[1]) for r in rows)

@@ -13,6 +13,7 @@ from tow_core.notifications import (
     DEFAULT_DELIVERY,
     MAX_LISTED,
     Delivery,
+    Digest,
     NotificationKind,
     Shown,
     mention_markup,
@@ -30,6 +31,14 @@ class NotificationList:
     items: tuple[Shown, ...]
     unread: int  # all unread of the caller (in the organisation, when one is given)
     unread_only: bool = False
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """Where each kind of a person's notifications goes (every kind, defaults filled in) and their digest."""
+
+    kinds: dict[NotificationKind, Delivery]
+    digest: Digest
 
 
 @dataclass(frozen=True)
@@ -137,15 +146,19 @@ class NotificationUseCases:
                                              mention_markup(member.user_id, member.display_name)))
             return found
 
-    def preferences(self, credential: Credential) -> dict[NotificationKind, Delivery]:
-        """Where each kind of the caller's notifications goes (every kind, defaults filled in)."""
+    def preferences(self, credential: Credential) -> Preferences:
+        """Where each kind of the caller's notifications goes (every kind, defaults filled in), and their digest."""
         with self.transactions.acting_as(credential) as acting:
-            return notification_preferences(acting)
+            return Preferences(notification_preferences(acting),
+                               acting.stores.notifications.digest(acting.principal.user_id))
 
-    def set_preferences(self, credential: Credential, chosen: dict[NotificationKind, Delivery]
-                        ) -> dict[NotificationKind, Delivery]:
+    def set_preferences(self, credential: Credential, chosen: dict[NotificationKind, Delivery],
+                        digest: Digest | None = None) -> Preferences:
+        """Sets the kinds in ``chosen`` (the others keep theirs) and, unless None, the digest."""
         with self.transactions.acting_as(credential) as acting:
             store, me = acting.stores.notifications, acting.principal.user_id
             for kind, delivery in chosen.items():
                 store.set_preference(me, kind, delivery)
-            return notification_preferences(acting)
+            if digest is not None:
+                store.set_digest(me, digest, now=acting.now)
+            return Preferences(notification_preferences(acting), store.digest(me))

@@ -22,7 +22,7 @@ from tow_core.access_tokens import AccessToken
 from tow_core.attachments import ReceivedFile, UploadDesk
 from tow_core.errors import InvalidInput, NotConfigured, NotFound
 from tow_core.identity import Project
-from tow_core.notifications import Delivery, NotificationKind
+from tow_core.notifications import DEFAULT_DIGEST, Delivery, Digest, NotificationKind
 from tow_core.records import DisplayId
 from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import RasterImageInspector, Upload, UploadPurpose, UploadStore
@@ -48,6 +48,7 @@ class ProfilePage:
     tokens: list[AccessToken]  # your unrevoked personal access tokens (the page's "API tokens" section)
     now: datetime  # which of them have expired
     notifications: Mapping[NotificationKind, Delivery] = field(default_factory=dict)  # where each kind goes
+    digest: Digest = DEFAULT_DIGEST  # how the kinds set to email are emailed
 
 
 def uploads_configured(store: UploadStore | None, images: RasterImageInspector | None
@@ -202,7 +203,8 @@ class UploadUseCases:
             return Framed(frame_of(acting, org_id, project_key),
                           ProfilePage(uploads_enabled=self.store is not None,
                                       tokens=access_tokens.own_tokens(acting.stores.tokens, acting.principal),
-                                      now=acting.now, notifications=notification_preferences(acting)))
+                                      now=acting.now, notifications=notification_preferences(acting),
+                                      digest=acting.stores.notifications.digest(acting.principal.user_id)))
 
     # --- changing ----------------------------------------------------------------------------------
 

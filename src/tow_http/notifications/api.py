@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import msgspec
 from litestar import Router, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
-from tow_core.notifications import NotificationKind, delivery_of, kind_of
+from tow_core.notifications import NotificationKind, delivery_of, digest_of, kind_of
 from tow_core.records import DisplayId
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.notifications import MAX_CANDIDATES, MAX_LISTED, NotificationUseCases
@@ -47,6 +48,9 @@ class PreferencesIn(Strict):
     mentioned: DeliveryIn = None
     commented: DeliveryIn = None
     access: DeliveryIn = None
+    digest: Annotated[Literal["off", "immediate", "daily"] | None, msgspec.Meta(description=(
+        "how the kinds set to email are emailed: `immediate` (each on its own), `daily` (one digest a day of "
+        "the unread ones) or `off` (no notification email at all); left out or null keeps it"))] = None
 
 
 @get("/notifications", summary="Your notifications, newest first", description=RULES, sync_to_thread=True)
@@ -99,18 +103,23 @@ def mentionable(org_id: int, display_id: str, caller: Caller, notifications: Not
 
 
 @get("/notification-preferences", summary="Where each kind of your notifications goes",
-     description="Per kind: `in_app` (the default), `email` (in the app and by email) or `off`.", sync_to_thread=True)
+     description="Per kind: `in_app` (the default), `email` (in the app and by email) or `off`; and `digest`, how "
+     "the kinds set to email are emailed: `immediate` (the default: each notification on its own), `daily` (one "
+     "email a day listing the ones still unread that arrived since the last digest, shown as you may see them "
+     "then) or `off` (no notification email at all).", sync_to_thread=True)
 def get_notification_preferences(caller: Caller, notifications: Notes) -> PreferencesOut:
     return preferences_out(notifications.preferences(caller))
 
 
 @put("/notification-preferences", summary="Choose where kinds of your notifications go",
-     description="Kinds left out keep their setting; an unknown kind or delivery is a 422 naming it.",
+     description="Kinds (and `digest`) left out keep their setting; an unknown kind, delivery or digest is a 422 "
+     "naming it. Choosing `daily` starts its day now: the first digest comes a day later.",
      sync_to_thread=True)
 def put_notification_preferences(data: JSONBody[PreferencesIn], caller: Caller, notifications: Notes) -> PreferencesOut:
     given = {kind.value: getattr(data, kind.value) for kind in NotificationKind}
     chosen = {kind_of(k): delivery_of(v, k) for k, v in given.items() if v is not None}
-    return preferences_out(notifications.set_preferences(caller, chosen))
+    digest = digest_of(data.digest) if data.digest is not None else None
+    return preferences_out(notifications.set_preferences(caller, chosen, digest))
 
 
 notifications_router = Router(path="/api", route_handlers=[

@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 
-from tow_core.notifications import NotificationKind, delivery_of
+from tow_core.notifications import NotificationKind, delivery_of, digest_of
 from tow_core.records import DisplayId
 from tow_core.unit_of_work import Credential
 from tow_core.use_cases.notification_email import NotificationMailer
@@ -57,10 +57,11 @@ def watch_record(request: Request, org_id: int, display_id: str, form: NamedDepe
 @post("/o/{org_id:int}/profile/notifications", sync_to_thread=True, include_in_schema=False)
 def save_preferences(request: Request, org_id: int, form: NamedDependency[Form], caller: Caller,
                      notifications: Notes) -> Response:
-    """The profile page's notification settings: one choice per kind (a kind left out keeps its setting)."""
+    """The profile page's notification settings: one choice per kind and the digest (one left out keeps its
+    setting)."""
     chosen = {kind: delivery_of(form.get(kind.value), kind.value) for kind in NotificationKind
               if form.get(kind.value)}
-    notifications.set_preferences(caller, chosen)
+    notifications.set_preferences(caller, chosen, digest_of(form.get("digest")) if form.get("digest") else None)
     suffix = _suffix(form)
     return redirect(request, f"/o/{org_id}/profile{suffix}{'&' if suffix else '?'}saved=notifications")
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import msgspec
 
-from tow_core.notifications import DESCRIPTIONS, LOST, Delivery, NotificationKind, Shown
-from tow_core.use_cases.notifications import Mentionable, NotificationList
+from tow_core.notifications import DESCRIPTIONS, LOST, NotificationKind, Shown
+from tow_core.use_cases.notifications import Mentionable, NotificationList, Preferences
 
 RULES = (
     "Your notifications: a ticket assigned to you, a mention of you (`@[Name](user:ID)`) in a doc, ticket, "
@@ -68,6 +68,8 @@ class PreferenceOut(msgspec.Struct):
 
 class PreferencesOut(msgspec.Struct):
     preferences: list[PreferenceOut]
+    digest: Annotated[str, msgspec.Meta(description=(
+        "how the kinds set to email are emailed: immediate (each on its own), daily (one digest a day) or off"))]
 
 
 def link_of(n: Shown) -> str | None:
@@ -89,6 +91,6 @@ def mentionable_out(found: list[Mentionable]) -> list[MentionableOut]:
     return [MentionableOut(m.user_id, m.display_name, m.markup) for m in found]
 
 
-def preferences_out(chosen: dict[NotificationKind, Delivery]) -> PreferencesOut:
-    return PreferencesOut([PreferenceOut(kind.value, DESCRIPTIONS[kind], chosen[kind].value)
-                           for kind in NotificationKind])
+def preferences_out(chosen: Preferences) -> PreferencesOut:
+    return PreferencesOut([PreferenceOut(kind.value, DESCRIPTIONS[kind], chosen.kinds[kind].value)
+                           for kind in NotificationKind], chosen.digest.value)

@@ -49,7 +49,8 @@ def profile_page(request: Request, org_id: int, caller: NamedDependency[Credenti
                 tokens=profile.tokens, now=profile.now, max_days=policy.max_days, default_days=policy.default_days,
                 token_orgs=[(str(org.id), f"{org.name} only") for org, _ in framed.frame.memberships], saved=saved,
                 notification_preferences=[(kind.value, DESCRIPTIONS[kind], delivery.value)
-                                          for kind, delivery in profile.notifications.items()])
+                                          for kind, delivery in profile.notifications.items()],
+                notification_digest=profile.digest.value)
 
 
 @post(f"{PROFILE}/avatar", include_in_schema=False, request_max_body_size=None)
