@@ -17,6 +17,9 @@ Rules:
 - Preferences, per person and kind: ``in_app`` (the default), ``email`` (in-app too, and emailed) or ``off``.
   An email is rendered later by a job (``tow_core.use_cases.notification_email``) that reads the record again
   for the recipient: if they lost it meanwhile, nothing is sent.
+- An agent run that ends completed or failed tells its owner (``agent_run_ended``, in the transaction that records
+  the end); a cancelled one tells nobody (its owner or an admin asked for it). The notification names the run by
+  id; its kind is read at show time, joined on the run *and its owner being the reader*.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from tow_core.agent_runs import AgentRun, AgentRunStatus
 from tow_core.errors import InvalidInput
 from tow_core.jobs import JobQueue, NewJob
 from tow_core.knowledge import RecordHistory, Workspace
@@ -43,13 +47,15 @@ EMAIL_JOB = "notification_email"
 
 
 class NotificationKind(StrEnum):
-    """What notifies (issue 19 also names memory diffs and snapshots awaiting review and finished or failed agent
-    runs: not built yet, the inbox lists those)."""
+    """What notifies (issue 19 also names memory diffs and snapshots awaiting review: not built yet, the inbox
+    lists those)."""
 
     ASSIGNED = "assigned"  # a ticket was assigned to you
     MENTIONED = "mentioned"  # you were mentioned in a body or a comment
     COMMENTED = "commented"  # a comment on a record you watch
     ACCESS = "access"  # your role or a grant that affects you changed
+    RUN_FINISHED = "run_finished"  # your agent run (chat answer, snapshot generation, extraction) completed
+    RUN_FAILED = "run_failed"  # your agent run failed
 
 
 class Delivery(StrEnum):
@@ -65,7 +71,12 @@ DESCRIPTIONS: Mapping[NotificationKind, str] = {
     NotificationKind.MENTIONED: "Someone mentions you",
     NotificationKind.COMMENTED: "A comment on something you watch",
     NotificationKind.ACCESS: "Your role or access changed",
+    NotificationKind.RUN_FINISHED: "Your agent run finished",
+    NotificationKind.RUN_FAILED: "Your agent run failed",
 }
+# What an agent run's kind is called in a notification (``agent_runs.kind``; another kind shows as "agent run").
+RUN_LABELS: Mapping[str, str] = {"chat": "chat answer", "snapshot_generation": "snapshot generation",
+                                 "memory_extraction": "memory extraction"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +88,7 @@ class NewNotification:
     comment_id: int | None
     actor_id: int | None
     created_at: datetime
+    agent_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,12 @@ class Shown:
     comment_id: int | None
     actor_name: str | None
     lost: bool
+    agent_run_id: int | None = None  # the reader's own run (RUN_FINISHED, RUN_FAILED)
+    run_kind: str | None = None  # its kind, read at show time; None when it is gone
+
+    @property
+    def run_label(self) -> str:
+        return RUN_LABELS.get(self.run_kind or "", "agent run")
 
     @property
     def text(self) -> str:
@@ -106,6 +124,8 @@ class Shown:
             NotificationKind.MENTIONED: f"{who} mentioned you in {what}",
             NotificationKind.COMMENTED: f"{who} commented on {what}",
             NotificationKind.ACCESS: f"{who} changed your role or access in this organisation",
+            NotificationKind.RUN_FINISHED: f"Your {self.run_label} finished",
+            NotificationKind.RUN_FAILED: f"Your {self.run_label} failed",
         }[self.kind]
 
 
@@ -180,7 +200,8 @@ class Notifications:
     live: LiveEvents | None = None  # where the recipient's open pages are nudged (sent on commit)
 
     def deliver(self, actor_id: int | None, recipient_id: int, org_id: int, kind: NotificationKind, *,
-                record: Record | None = None, comment_id: int | None = None) -> bool:
+                record: Record | None = None, comment_id: int | None = None,
+                agent_run_id: int | None = None) -> bool:
         """Notify ``recipient_id`` unless they are the actor, switched the kind off, or cannot read ``record``
         now. Returns whether a notification was created."""
         if recipient_id == actor_id:
@@ -191,7 +212,7 @@ class Notifications:
         if delivery is Delivery.OFF:
             return False
         new = NewNotification(recipient_id, org_id, kind, record.id if record else None, comment_id, actor_id,
-                              self.now)
+                              self.now, agent_run_id)
         notification_id = self.store.add(new)
         if self.live is not None:  # the recipient's open pages refetch their counts (tow_core.live)
             self.live.publish(LiveEvent.user_nudged(org_id, recipient_id))
@@ -239,6 +260,15 @@ class Notifications:
         """A member's role, or a project grant of theirs, changed (a group's grant tells nobody in particular)."""
         if user_id is not None:
             self.deliver(actor_id, user_id, org_id, NotificationKind.ACCESS)
+
+    def agent_run_ended(self, run: AgentRun) -> bool:
+        """Tell a run's owner it completed or failed (nobody caused it: no actor). Cancelled runs tell nobody."""
+        kinds = {AgentRunStatus.COMPLETED: NotificationKind.RUN_FINISHED,
+                 AgentRunStatus.FAILED: NotificationKind.RUN_FAILED}
+        kind = kinds.get(run.status)
+        if kind is None:
+            return False
+        return self.deliver(None, run.owner_id, run.organisation_id, kind, agent_run_id=run.id)
 
     def _mentions(self, actor_id: int, record: Record, user_ids: Iterable[int], *,
                   comment_id: int | None = None) -> None:

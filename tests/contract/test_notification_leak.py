@@ -14,7 +14,8 @@ record you can no longer see" — no secret in its text. Random people want some
 revocations every queued ``notification_email`` job runs (``NotificationMailer``), and exactly the notifications
 whose recipient is active and still reads the record are emailed, with no secret of any record they cannot
 read in the subject, text, HTML or headers. ``STATS`` counts worlds, events, notifications, emails, checks and
-leaks.
+leaks. A second, quick test does the same for notifications about agent runs: only a run's owner is told, and
+only its owner is shown which run it was.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
 from tests.fake_unit_of_work import fake_transactions
 from tests.suite_figures import say
+from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.email_outbox import PgEmailOutbox
 from tow_adapters.postgres.engine import PoolOptions, create_engine
@@ -40,8 +42,17 @@ from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import can_read_scope
+from tow_core.agent_runs import AgentRunStatus, new_run
 from tow_core.mail import MailComposer
-from tow_core.notifications import EMAIL_JOB, LOST, Delivery, NotificationKind, Notifications, mention_markup
+from tow_core.notifications import (
+    EMAIL_JOB,
+    LOST,
+    Delivery,
+    NewNotification,
+    NotificationKind,
+    Notifications,
+    mention_markup,
+)
 from tow_core.records import Record
 from tow_core.use_cases.notification_email import NotificationMailer
 from tow_http.email_templates import JinjaEmailTemplates
@@ -233,5 +244,52 @@ def test_notifications_are_created_and_shown_exactly_as_the_policy_lets_each_rea
             run.check_shown("after revocations")  # the very next statements see every revocation
             run.check_emails()  # rendered after the revocations, as a job runs later
             STATS["worlds"] += 1
+        finally:
+            transaction.rollback()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(world=worlds(), data=st.data())
+def test_agent_run_notifications_reach_and_show_their_runs_owner_alone(notification_engine, world: World, data):
+    """Random users' runs end completed, failed or cancelled (``agent_run_ended``, the worker's end transaction),
+    and rows naming a run are also forged for other users: exactly the owner of each completed or failed run is
+    told, and a notification shows a run's id and kind only to its owner — never its input, output or error."""
+    users = sorted(world.active)
+    drawn = [(data.draw(st.sampled_from(users), label="owner"), data.draw(st.sampled_from(world.orgs), label="org"),
+              data.draw(st.sampled_from([AgentRunStatus.COMPLETED, AgentRunStatus.FAILED, AgentRunStatus.CANCELLED]),
+                        label="ends"), data.draw(st.sampled_from(users), label="forged for"))
+             for _ in range(data.draw(st.integers(1, 6), label="runs"))]
+    with notification_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            load(world, conn)
+            store, runs = PgNotifications(conn), PgAgentRuns(conn)
+            notifications = Notifications(store, PgRecordStore(conn), NOW, PgJobQueue(conn))
+            owners, wanted, forged = {}, [], set()
+            for owner, org, ends, forged_for in drawn:
+                run = runs.create(new_run("chat", owner_id=owner, organisation_id=org, project_id=None,
+                                          input={"question": f"Secret-question-{owner}-zq"}), now=NOW)
+                owners[run.id] = owner
+                if ends is not AgentRunStatus.CANCELLED:  # the rule: completed and failed runs tell their owner
+                    wanted.append((owner, run.id))
+                notifications.agent_run_ended(replace(run, status=ends, error="Secret-error-zq"))
+                forged.add(store.add(NewNotification(forged_for, org, NotificationKind.RUN_FAILED, None, None, None,
+                                                     NOW, run.id)))
+            created = conn.execute(sa.text("SELECT id, user_id, agent_run_id FROM notifications ORDER BY id")).all()
+            expect([(u, r) for i, u, r in created if i not in forged], wanted, "run notifications created")
+            STATS["worlds"] += 1
+            STATS["events"] += len(drawn)
+            STATS["created"] += len(wanted)
+            for user in users:
+                for org in world.orgs:
+                    for shown in store.shown(user, org, unread_only=False, before_id=None, limit=100):
+                        run_id = conn.execute(sa.text("SELECT agent_run_id FROM notifications WHERE id = :id"),
+                                              {"id": shown.id}).scalar_one()
+                        mine = owners[run_id] == user
+                        context = f"notification {shown.id} of user {user} about run {run_id}"
+                        expect((shown.agent_run_id, shown.run_kind), (run_id, "chat") if mine else (None, None),
+                               f"{context}'s run")
+                        expect("Secret" in shown.text or shown.record is not None, False, f"{context}'s text")
         finally:
             transaction.rollback()

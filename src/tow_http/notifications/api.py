@@ -47,6 +47,8 @@ class PreferencesIn(Strict):
     mentioned: DeliveryIn = None
     commented: DeliveryIn = None
     access: DeliveryIn = None
+    run_finished: DeliveryIn = None
+    run_failed: DeliveryIn = None
 
 
 @get("/notifications", summary="Your notifications, newest first", description=RULES, sync_to_thread=True)
