@@ -17,6 +17,9 @@ Rules:
 - Preferences, per person and kind: ``in_app`` (the default), ``email`` (in-app too, and emailed) or ``off``.
   An email is rendered later by a job (``tow_core.use_cases.notification_email``) that reads the record again
   for the recipient: if they lost it meanwhile, nothing is sent.
+- A snapshot entering pending_review (written by hand, or generated) tells who may review it — the active
+  members who may write its scope, as the inbox lists it — but never the actor, and at most
+  ``MAX_REVIEWERS_TOLD`` of them (``review_awaited``; hooked in ``Notifying``, so every front door does it).
 - An agent run that ends completed or failed tells its owner (``agent_run_ended``, in the transaction that records
   the end); a cancelled one tells nobody (its owner or an admin asked for it). The notification names the run by
   id; its kind is read at show time, joined on the run *and its owner being the reader*.
@@ -31,14 +34,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from tow_core.access import ScopeKind, can_write_scope
 from tow_core.agent_runs import AgentRun, AgentRunStatus
 from tow_core.errors import InvalidInput
+from tow_core.identity import Directory
 from tow_core.jobs import JobQueue, NewJob
 from tow_core.knowledge import RecordHistory, Workspace
 from tow_core.live import LiveEvent, LiveEvents
 from tow_core.records import Record, RecordStore, RecordSummary, RecordType
 
 MAX_LISTED = 100
+# A snapshot awaiting review tells at most this many reviewers: the active members who may write its scope, in
+# the order they joined the server (user id), so an organisation of 500 writers is not flooded (the inbox of
+# every writer lists it anyway).
+MAX_REVIEWERS_TOLD = 50
 MENTION = re.compile(r"@\[([^\]\n]{1,200})\]\(user:(\d{1,18})\)")
 # Bodies where a mention notifies (a comment's body too, see ``comment_added``).
 MENTIONABLE = frozenset({RecordType.DOC, RecordType.TICKET, RecordType.DECISION, RecordType.RISK})
@@ -47,13 +56,13 @@ EMAIL_JOB = "notification_email"
 
 
 class NotificationKind(StrEnum):
-    """What notifies (issue 19 also names memory diffs and snapshots awaiting review: not built yet, the inbox
-    lists those)."""
+    """What notifies (issue 19 also names memory diffs awaiting review: not built yet, the inbox lists them)."""
 
     ASSIGNED = "assigned"  # a ticket was assigned to you
     MENTIONED = "mentioned"  # you were mentioned in a body or a comment
     COMMENTED = "commented"  # a comment on a record you watch
     ACCESS = "access"  # your role or a grant that affects you changed
+    REVIEW = "review"  # a snapshot you may review entered pending_review
     RUN_FINISHED = "run_finished"  # your agent run (chat answer, snapshot generation, extraction) completed
     RUN_FAILED = "run_failed"  # your agent run failed
 
@@ -71,6 +80,7 @@ DESCRIPTIONS: Mapping[NotificationKind, str] = {
     NotificationKind.MENTIONED: "Someone mentions you",
     NotificationKind.COMMENTED: "A comment on something you watch",
     NotificationKind.ACCESS: "Your role or access changed",
+    NotificationKind.REVIEW: "A snapshot awaits your review",
     NotificationKind.RUN_FINISHED: "Your agent run finished",
     NotificationKind.RUN_FAILED: "Your agent run failed",
 }
@@ -124,6 +134,7 @@ class Shown:
             NotificationKind.MENTIONED: f"{who} mentioned you in {what}",
             NotificationKind.COMMENTED: f"{who} commented on {what}",
             NotificationKind.ACCESS: f"{who} changed your role or access in this organisation",
+            NotificationKind.REVIEW: f"{who} put {what} up for your review",
             NotificationKind.RUN_FINISHED: f"Your {self.run_label} finished",
             NotificationKind.RUN_FAILED: f"Your {self.run_label} failed",
         }[self.kind]
@@ -270,6 +281,22 @@ class Notifications:
             return False
         return self.deliver(None, run.owner_id, run.organisation_id, kind, agent_run_id=run.id)
 
+    def review_awaited(self, actor_id: int, record: Record, directory: Directory) -> None:
+        """A snapshot entered pending_review: tell who may review it (who may write its scope, as the inbox lists
+        it), at most ``MAX_REVIEWERS_TOLD`` of them, never the actor."""
+        scope, told = record.scope, 0
+        project = directory.project(scope.ref_id) if scope.kind is ScopeKind.PROJECT else None
+        access = project.access if project is not None else None
+        for member in sorted(directory.members(record.organisation_id), key=lambda m: m.user_id):
+            if told >= MAX_REVIEWERS_TOLD:
+                return
+            if not member.is_active or member.user_id == actor_id:
+                continue
+            principal = directory.principal(member.user_id)
+            if principal is not None and can_write_scope(principal, scope, access):
+                told += self.deliver(actor_id, member.user_id, record.organisation_id, NotificationKind.REVIEW,
+                                     record=record)
+
     def _mentions(self, actor_id: int, record: Record, user_ids: Iterable[int], *,
                   comment_id: int | None = None) -> None:
         for user_id in sorted(user_ids):
@@ -288,8 +315,16 @@ class Notifying:
     def created(self, ws: Workspace, record: Record) -> None:
         self.inner.created(ws, record)
         self.notifications.record_created(ws.principal.user_id, record)
+        if _in_review(record):
+            self.notifications.review_awaited(ws.principal.user_id, record, ws.directory)
 
     def changed(self, ws: Workspace, before: Record, after: Record) -> Record:
         saved = self.inner.changed(ws, before, after)
         self.notifications.record_changed(ws.principal.user_id, before, saved)
+        if _in_review(saved) and not _in_review(before):
+            self.notifications.review_awaited(ws.principal.user_id, saved, ws.directory)
         return saved
+
+
+def _in_review(record: Record) -> bool:
+    return record.type is RecordType.SNAPSHOT and record.status == "pending_review"

@@ -14,8 +14,8 @@ record you can no longer see" — no secret in its text. Random people want some
 revocations every queued ``notification_email`` job runs (``NotificationMailer``), and exactly the notifications
 whose recipient is active and still reads the record are emailed, with no secret of any record they cannot
 read in the subject, text, HTML or headers. ``STATS`` counts worlds, events, notifications, emails, checks and
-leaks. A second, quick test does the same for notifications about agent runs: only a run's owner is told, and
-only its owner is shown which run it was.
+leaks. Two quick tests do the same for records put up for review (exactly the writers of the scope are told)
+and for notifications about agent runs (only a run's owner is told, and only its owner is shown which run).
 """
 
 from __future__ import annotations
@@ -41,12 +41,13 @@ from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
-from tow_core.access import can_read_scope
+from tow_core.access import can_read_scope, can_write_scope
 from tow_core.agent_runs import AgentRunStatus, new_run
 from tow_core.mail import MailComposer
 from tow_core.notifications import (
     EMAIL_JOB,
     LOST,
+    MAX_REVIEWERS_TOLD,
     Delivery,
     NewNotification,
     NotificationKind,
@@ -291,5 +292,43 @@ def test_agent_run_notifications_reach_and_show_their_runs_owner_alone(notificat
                         expect((shown.agent_run_id, shown.run_kind), (run_id, "chat") if mine else (None, None),
                                f"{context}'s run")
                         expect("Secret" in shown.text or shown.record is not None, False, f"{context}'s text")
+        finally:
+            transaction.rollback()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(world=worlds(), revocations=REVOCATIONS, data=st.data())
+def test_review_notifications_reach_exactly_the_writers_of_the_scope_and_show_as_the_policy_lets(
+        notification_engine, world: World, revocations, data):
+    """Records put up for review (``review_awaited``, as a snapshot entering pending_review) tell exactly the
+    active members other than the actor who may write the record's scope (``can_write_scope``), and after random
+    revocations each is shown exactly as the reader still reads its record."""
+    users, records = sorted(world.active), sorted(world.records)
+    drawn = [(data.draw(st.sampled_from(users), label="actor"), data.draw(st.sampled_from(records), label="record"))
+             for _ in range(data.draw(st.integers(1, 4), label="reviews"))]
+    with notification_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            load(world, conn)
+            run = Run(world, conn, {})
+            run.insert_records()
+            directory = PgDirectory(conn)
+            for actor, record_id in drawn:
+                STATS["events"] += 1
+                scope = world.records[record_id]
+                writers = [u for (o, u) in sorted(world.memberships, key=lambda m: m[1])
+                           if o == scope.organisation_id and world.active[u] and u != actor
+                           and can_write_scope(world.principal(u), scope, world.project_access(scope))]
+                for user in writers[:MAX_REVIEWERS_TOLD]:
+                    run.want(actor, user, NotificationKind.REVIEW, record_id)
+                run.notifications.review_awaited(actor, run.record(record_id), directory)
+            created = run.created()
+            STATS["created"] += len(created)
+            expect(created, sorted(run.wanted), "review notifications created")
+            for kind, pick in revocations:
+                revoke(world, conn, kind, pick)
+            run.check_shown("after revocations")
+            STATS["worlds"] += 1
         finally:
             transaction.rollback()

@@ -283,3 +283,27 @@ def test_a_run_notification_never_shows_a_run_the_reader_does_not_own(d):
     shown = d.shown("bob").items[0]
     assert shown.agent_run_id is None and shown.run_kind is None and shown.text == "Your agent run finished"
     assert d.shown("cy").items[0].agent_run_id == run_id
+
+
+def test_a_snapshot_entering_review_tells_who_may_write_its_scope_but_not_its_author(d):
+    snap = d.records.create(d.c("cy"), d.w.org, record_type=RecordType.SNAPSHOT, scope=ops(d), title="Q3 state",
+                            body="where we are", fields={"snapshot_type": "cto_state"})
+    assert snap.status == "pending_review"
+    told = {name: [n.text for n in d.shown(name).items if n.kind is NotificationKind.REVIEW]
+            for name in ("ada", "bob", "cy")}
+    text = f"Cy put {snap.display_id} Q3 state up for your review"
+    assert told == {"ada": [text], "bob": [text], "cy": []}  # OPS is open: its members write it
+    secret = d.records.create(d.c("ada"), d.w.org, record_type=RecordType.SNAPSHOT,
+                              scope=("project", d.w.projects["SEC"]), title=SECRET, body="x",
+                              fields={"snapshot_type": "cto_state"})
+    assert secret.status == "pending_review"
+    assert all(SECRET not in n.text for name in ("bob", "cy") for n in d.shown(name).items)
+
+
+def test_review_notifications_are_capped_at_the_first_writers_by_id(d, monkeypatch):
+    import tow_core.notifications as notifications_module
+    monkeypatch.setattr(notifications_module, "MAX_REVIEWERS_TOLD", 1)
+    d.records.create(d.c("cy"), d.w.org, record_type=RecordType.SNAPSHOT, scope=ops(d), title="Capped", body="b",
+                     fields={"snapshot_type": "cto_state"})
+    told = [name for name in ("ada", "bob") if any(n.kind is NotificationKind.REVIEW for n in d.shown(name).items)]
+    assert told == ["ada"]  # the first writer by user id

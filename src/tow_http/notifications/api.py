@@ -47,6 +47,7 @@ class PreferencesIn(Strict):
     mentioned: DeliveryIn = None
     commented: DeliveryIn = None
     access: DeliveryIn = None
+    review: DeliveryIn = None
     run_finished: DeliveryIn = None
     run_failed: DeliveryIn = None
 

@@ -1,4 +1,5 @@
-"""Notifications about your own agent runs (issue 19 item 2: "your agent run finished or failed").
+"""Notifications about your own agent runs (issue 19 item 2: "your agent run finished or failed"); a snapshot
+awaiting your review is a record, so its notification needs no new column.
 
 Revision ID: 0027_review_notifications
 Revises: 0025_notifications
