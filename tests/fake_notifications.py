@@ -20,9 +20,10 @@ class _Row:
 
 
 class InMemoryNotifications:
-    def __init__(self, records=None, directory=None) -> None:  # noqa: ANN001 - the fakes of tests/fake_records.py
-        self.records = records
+    def __init__(self, records=None, directory=None, runs=None) -> None:  # noqa: ANN001 - the fakes of tests/
+        self.records = records  # fake_records.py, and an AgentRuns fake (tests/fake_agent_runs.py) or None
         self.directory = directory
+        self.runs = runs
         self._ids = itertools.count(1)
         self.rows: dict[int, _Row] = {}
         self.watching: set[tuple[int, int]] = set()
@@ -51,8 +52,11 @@ class InMemoryNotifications:
                                                             record.status, record.scope)
         lost = new.record_id is not None and record is None
         actor = None if lost or new.actor_id is None else self.directory.user(new.actor_id)
+        run = None if new.agent_run_id is None or self.runs is None else self.runs.get(new.agent_run_id)
+        run = run if run is not None and run.owner_id == user_id else None
         return Shown(row.id, new.organisation_id, new.kind, new.created_at, row.read_at, summary,
-                     None if lost else new.comment_id, actor.display_name if actor else None, lost)
+                     None if lost else new.comment_id, actor.display_name if actor else None, lost,
+                     run.id if run else None, run.kind if run else None)
 
     def count_unread(self, user_id: int, org_id: int | None) -> int:
         return sum(1 for r in self._mine(user_id, org_id) if r.read_at is None)

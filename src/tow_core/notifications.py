@@ -20,6 +20,12 @@ Rules:
 - The digest setting, per person, decides how the kinds set to email are emailed: ``immediate`` (the default:
   each on its own), ``daily`` (no email per notification; one email a day listing the still-unread ones, see
   ``tow_core.use_cases.notification_email``) or ``off`` (no notification email at all, whatever the kinds say).
+- A snapshot entering pending_review (written by hand, or generated) tells who may review it — the active
+  members who may write its scope, as the inbox lists it — but never the actor, and at most
+  ``MAX_REVIEWERS_TOLD`` of them (``review_awaited``; hooked in ``Notifying``, so every front door does it).
+- An agent run that ends completed or failed tells its owner (``agent_run_ended``, in the transaction that records
+  the end); a cancelled one tells nobody (its owner or an admin asked for it). The notification names the run by
+  id; its kind is read at show time, joined on the run *and its owner being the reader*.
 """
 
 from __future__ import annotations
@@ -31,13 +37,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from tow_core.access import ScopeKind, can_write_scope
+from tow_core.agent_runs import AgentRun, AgentRunStatus
 from tow_core.errors import InvalidInput
+from tow_core.identity import Directory
 from tow_core.jobs import JobQueue, NewJob
 from tow_core.knowledge import RecordHistory, Workspace
 from tow_core.live import LiveEvent, LiveEvents
 from tow_core.records import Record, RecordStore, RecordSummary, RecordType
 
 MAX_LISTED = 100
+# A snapshot awaiting review tells at most this many reviewers: the active members who may write its scope, in
+# the order they joined the server (user id), so an organisation of 500 writers is not flooded (the inbox of
+# every writer lists it anyway).
+MAX_REVIEWERS_TOLD = 50
 MENTION = re.compile(r"@\[([^\]\n]{1,200})\]\(user:(\d{1,18})\)")
 # Bodies where a mention notifies (a comment's body too, see ``comment_added``).
 MENTIONABLE = frozenset({RecordType.DOC, RecordType.TICKET, RecordType.DECISION, RecordType.RISK})
@@ -46,13 +59,15 @@ EMAIL_JOB = "notification_email"
 
 
 class NotificationKind(StrEnum):
-    """What notifies (issue 19 also names memory diffs and snapshots awaiting review and finished or failed agent
-    runs: not built yet, the inbox lists those)."""
+    """What notifies (issue 19 also names memory diffs awaiting review: not built yet, the inbox lists them)."""
 
     ASSIGNED = "assigned"  # a ticket was assigned to you
     MENTIONED = "mentioned"  # you were mentioned in a body or a comment
     COMMENTED = "commented"  # a comment on a record you watch
     ACCESS = "access"  # your role or a grant that affects you changed
+    REVIEW = "review"  # a snapshot you may review entered pending_review
+    RUN_FINISHED = "run_finished"  # your agent run (chat answer, snapshot generation, extraction) completed
+    RUN_FAILED = "run_failed"  # your agent run failed
 
 
 class Delivery(StrEnum):
@@ -79,7 +94,13 @@ DESCRIPTIONS: Mapping[NotificationKind, str] = {
     NotificationKind.MENTIONED: "Someone mentions you",
     NotificationKind.COMMENTED: "A comment on something you watch",
     NotificationKind.ACCESS: "Your role or access changed",
+    NotificationKind.REVIEW: "A snapshot awaits your review",
+    NotificationKind.RUN_FINISHED: "Your agent run finished",
+    NotificationKind.RUN_FAILED: "Your agent run failed",
 }
+# What an agent run's kind is called in a notification (``agent_runs.kind``; another kind shows as "agent run").
+RUN_LABELS: Mapping[str, str] = {"chat": "chat answer", "snapshot_generation": "snapshot generation",
+                                 "memory_extraction": "memory extraction"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +112,7 @@ class NewNotification:
     comment_id: int | None
     actor_id: int | None
     created_at: datetime
+    agent_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +129,12 @@ class Shown:
     comment_id: int | None
     actor_name: str | None
     lost: bool
+    agent_run_id: int | None = None  # the reader's own run (RUN_FINISHED, RUN_FAILED)
+    run_kind: str | None = None  # its kind, read at show time; None when it is gone
+
+    @property
+    def run_label(self) -> str:
+        return RUN_LABELS.get(self.run_kind or "", "agent run")
 
     @property
     def text(self) -> str:
@@ -120,6 +148,9 @@ class Shown:
             NotificationKind.MENTIONED: f"{who} mentioned you in {what}",
             NotificationKind.COMMENTED: f"{who} commented on {what}",
             NotificationKind.ACCESS: f"{who} changed your role or access in this organisation",
+            NotificationKind.REVIEW: f"{who} put {what} up for your review",
+            NotificationKind.RUN_FINISHED: f"Your {self.run_label} finished",
+            NotificationKind.RUN_FAILED: f"Your {self.run_label} failed",
         }[self.kind]
 
 
@@ -216,7 +247,8 @@ class Notifications:
     live: LiveEvents | None = None  # where the recipient's open pages are nudged (sent on commit)
 
     def deliver(self, actor_id: int | None, recipient_id: int, org_id: int, kind: NotificationKind, *,
-                record: Record | None = None, comment_id: int | None = None) -> bool:
+                record: Record | None = None, comment_id: int | None = None,
+                agent_run_id: int | None = None) -> bool:
         """Notify ``recipient_id`` unless they are the actor, switched the kind off, or cannot read ``record``
         now. Returns whether a notification was created."""
         if recipient_id == actor_id:
@@ -227,7 +259,7 @@ class Notifications:
         if delivery is Delivery.OFF:
             return False
         new = NewNotification(recipient_id, org_id, kind, record.id if record else None, comment_id, actor_id,
-                              self.now)
+                              self.now, agent_run_id)
         notification_id = self.store.add(new)
         if self.live is not None:  # the recipient's open pages refetch their counts (tow_core.live)
             self.live.publish(LiveEvent.user_nudged(org_id, recipient_id))
@@ -277,6 +309,31 @@ class Notifications:
         if user_id is not None:
             self.deliver(actor_id, user_id, org_id, NotificationKind.ACCESS)
 
+    def agent_run_ended(self, run: AgentRun) -> bool:
+        """Tell a run's owner it completed or failed (nobody caused it: no actor). Cancelled runs tell nobody."""
+        kinds = {AgentRunStatus.COMPLETED: NotificationKind.RUN_FINISHED,
+                 AgentRunStatus.FAILED: NotificationKind.RUN_FAILED}
+        kind = kinds.get(run.status)
+        if kind is None:
+            return False
+        return self.deliver(None, run.owner_id, run.organisation_id, kind, agent_run_id=run.id)
+
+    def review_awaited(self, actor_id: int, record: Record, directory: Directory) -> None:
+        """A snapshot entered pending_review: tell who may review it (who may write its scope, as the inbox lists
+        it), at most ``MAX_REVIEWERS_TOLD`` of them, never the actor."""
+        scope, told = record.scope, 0
+        project = directory.project(scope.ref_id) if scope.kind is ScopeKind.PROJECT else None
+        access = project.access if project is not None else None
+        for member in sorted(directory.members(record.organisation_id), key=lambda m: m.user_id):
+            if told >= MAX_REVIEWERS_TOLD:
+                return
+            if not member.is_active or member.user_id == actor_id:
+                continue
+            principal = directory.principal(member.user_id)
+            if principal is not None and can_write_scope(principal, scope, access):
+                told += self.deliver(actor_id, member.user_id, record.organisation_id, NotificationKind.REVIEW,
+                                     record=record)
+
     def _mentions(self, actor_id: int, record: Record, user_ids: Iterable[int], *,
                   comment_id: int | None = None) -> None:
         for user_id in sorted(user_ids):
@@ -295,8 +352,16 @@ class Notifying:
     def created(self, ws: Workspace, record: Record) -> None:
         self.inner.created(ws, record)
         self.notifications.record_created(ws.principal.user_id, record)
+        if _in_review(record):
+            self.notifications.review_awaited(ws.principal.user_id, record, ws.directory)
 
     def changed(self, ws: Workspace, before: Record, after: Record) -> Record:
         saved = self.inner.changed(ws, before, after)
         self.notifications.record_changed(ws.principal.user_id, before, saved)
+        if _in_review(saved) and not _in_review(before):
+            self.notifications.review_awaited(ws.principal.user_id, saved, ws.directory)
         return saved
+
+
+def _in_review(record: Record) -> bool:
+    return record.type is RecordType.SNAPSHOT and record.status == "pending_review"

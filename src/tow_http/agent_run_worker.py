@@ -21,14 +21,17 @@ its run back, claimable again at once, instead of failing it or leaving it to th
 
 For the owner following the run's events: a run claimed again (a new attempt) gets a ``restart`` event in
 the claiming transaction, and a run that ends gets its ``done`` event in the transaction that records the end.
+That transaction (``ending``, the full unit of work in production) also tells the owner, through
+``Notifications.agent_run_ended``, that it completed or failed: the end, its event and the notification commit
+together or not at all (a lost lease records none of them).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Protocol
 
@@ -52,6 +55,8 @@ from tow_http.background import when_database_answers
 log = logging.getLogger("tow.agent_runs")
 
 RunsTransaction = Callable[[], AbstractContextManager[AgentRuns]]  # one short transaction per call
+# The transaction that records a run's end: its runs store and what tells the owner (``agent_run_ended``).
+EndTransaction = Callable[[], AbstractContextManager[tuple[AgentRuns, Callable[[AgentRun], object]]]]
 
 
 class Listener(Protocol):
@@ -64,8 +69,9 @@ class AgentRunWorker:
     def __init__(self, runs: RunsTransaction, handlers: Mapping[str, AgentRunHandler], *, policy: RetryPolicy,
                  concurrency: int, poll_interval_seconds: float, clock: Callable[[], datetime],
                  listener_for: Callable[[Callable[[], None]], Listener] | None = None,
-                 on_failed: Callable[[AgentRun], None] | None = None) -> None:
+                 on_failed: Callable[[AgentRun], None] | None = None, ending: EndTransaction | None = None) -> None:
         self._runs = runs
+        self._ending = ending or self._runs_only
         self._on_failed = on_failed  # a failed run waits in its owner's inbox: their live count is nudged
         self._handlers = dict(handlers)
         self._policy = policy
@@ -127,13 +133,19 @@ class AgentRunWorker:
             log.warning("agent run %s (%s) ended %s after its lease was lost; not recorded", run.id, run.kind,
                         outcome)
 
-    def _record_end(self, run: AgentRun, finish: Callable[[AgentRuns], bool]) -> bool:
+    @contextmanager
+    def _runs_only(self) -> Iterator[tuple[AgentRuns, Callable[[AgentRun], object]]]:
         with self._runs() as runs:
+            yield runs, lambda _run: None
+
+    def _record_end(self, run: AgentRun, finish: Callable[[AgentRuns], bool]) -> bool:
+        with self._ending() as (runs, tell_owner):
             if not finish(runs):
                 return False
             ended = runs.get(run.id)
             if ended is not None:
                 runs.append_events(ended, [done_event(ended)], now=self._clock())
+                tell_owner(ended)
             return True
 
     def _give_back(self, run: AgentRun) -> bool:

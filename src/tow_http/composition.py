@@ -85,7 +85,7 @@ from tow_core.notifications import EMAIL_JOB as NOTIFICATION_EMAIL_JOB
 from tow_core.outbox import MailTransport, QueuedEmail
 from tow_core.record_history import RecordKeeping
 from tow_core.snapshots import SNAPSHOT_RUN
-from tow_core.unit_of_work import Stores, Transactions
+from tow_core.unit_of_work import Stores, Transactions, notifications_of
 from tow_core.uploads import UploadStore
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs, ExportSnapshot
@@ -236,11 +236,19 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
         with transaction_on(engine) as connection:
             yield PgAgentRuns(connection)
 
+    transaction = _transaction_factory(engine)
+    now = clock or utc_now
+
+    @contextmanager
+    def ending():  # the end, its event and the owner's notification in one transaction
+        with transaction() as stores:
+            yield stores.agent_runs, notifications_of(stores, now()).agent_run_ended
+
     return AgentRunWorker(
-        runs, handlers,
+        runs, handlers, ending=ending,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
-        clock=clock or utc_now, listener_for=lambda wake: Wakeups(engine, AGENT_RUNS_CHANNEL, wake),
+        clock=now, listener_for=lambda wake: Wakeups(engine, AGENT_RUNS_CHANNEL, wake),
         on_failed=lambda run: publish_live(engine, LiveEvent.user_nudged(run.organisation_id, run.owner_id)),
     )
 

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
@@ -144,6 +145,30 @@ def test_a_failed_run_nudges_its_owners_open_pages_live(container):
         assert heard.get(timeout=10) == LiveEvent.user_nudged(run.organisation_id, run.owner_id)  # its inbox count
     finally:
         feed.stop()
+
+
+def notified(container, run_id: int) -> list[tuple[int, str]]:
+    with container.engine().begin() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT user_id, kind FROM notifications WHERE agent_run_id = :id ORDER BY id"), {"id": run_id})]
+
+
+def test_the_owner_is_notified_in_the_transaction_that_records_the_end_and_a_lost_lease_notifies_nobody(container):
+    done, broken, taken = queue(container, 3)
+    owner = stored(container, done).owner_id
+
+    def answers(run, heartbeat):
+        if run.id == taken:  # another worker took this run over meanwhile: this end is not recorded
+            with container.engine().begin() as conn:
+                conn.execute(sa.text("UPDATE agent_runs SET attempts = attempts + 1 WHERE id = :id"), {"id": run.id})
+        if run.id == broken:
+            raise RuntimeError("the model answered garbage")
+        return AgentRunResult({"answer": "42"}, TokenUsage())
+
+    worker(container, {"chat": answers}, Clock()).drain()
+    assert notified(container, done) == [(owner, "run_finished")]
+    assert notified(container, broken) == [(owner, "run_failed")]
+    assert notified(container, taken) == []
 
 
 def test_a_run_of_a_kind_nobody_handles_fails_saying_so(container):

@@ -14,8 +14,10 @@ record you can no longer see" — no secret in its text. Random people want some
 revocations every queued ``notification_email`` job runs (``NotificationMailer``), and exactly the notifications
 whose recipient is active and still reads the record are emailed, with no secret of any record they cannot
 read in the subject, text, HTML or headers. Then they all switch to a daily digest: the digest each gets lists
-exactly the records of their emailed notifications they still read, and no other record's secret. ``STATS`` counts worlds, events, notifications, emails, checks and
-leaks.
+exactly the records of their emailed notifications they still read, and no other record's secret. ``STATS`` counts
+worlds, events, notifications, emails, checks and leaks. Two quick tests do the same for records put up for review
+(exactly the writers of the scope are told) and for notifications about agent runs (only a run's owner is told, and
+only its owner is shown which run).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hypothesis import strategies as st
 from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
 from tests.fake_unit_of_work import fake_transactions
 from tests.suite_figures import say
+from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.email_outbox import PgEmailOutbox
 from tow_adapters.postgres.engine import PoolOptions, create_engine
@@ -40,9 +43,20 @@ from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
-from tow_core.access import can_read_scope
+from tow_core.access import can_read_scope, can_write_scope
+from tow_core.agent_runs import AgentRunStatus, new_run
 from tow_core.mail import MailComposer
-from tow_core.notifications import EMAIL_JOB, LOST, Delivery, Digest, NotificationKind, Notifications, mention_markup
+from tow_core.notifications import (
+    EMAIL_JOB,
+    LOST,
+    MAX_REVIEWERS_TOLD,
+    Delivery,
+    Digest,
+    NewNotification,
+    NotificationKind,
+    Notifications,
+    mention_markup,
+)
 from tow_core.records import Record
 from tow_core.use_cases.notification_email import NotificationMailer
 from tow_http.email_templates import JinjaEmailTemplates
@@ -258,6 +272,91 @@ def test_notifications_are_created_and_shown_exactly_as_the_policy_lets_each_rea
             run.check_shown("after revocations")  # the very next statements see every revocation
             run.check_emails()  # rendered after the revocations, as a job runs later
             run.check_digests()
+            STATS["worlds"] += 1
+        finally:
+            transaction.rollback()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(world=worlds(), data=st.data())
+def test_agent_run_notifications_reach_and_show_their_runs_owner_alone(notification_engine, world: World, data):
+    """Random users' runs end completed, failed or cancelled (``agent_run_ended``, the worker's end transaction),
+    and rows naming a run are also forged for other users: exactly the owner of each completed or failed run is
+    told, and a notification shows a run's id and kind only to its owner — never its input, output or error."""
+    users = sorted(world.active)
+    drawn = [(data.draw(st.sampled_from(users), label="owner"), data.draw(st.sampled_from(world.orgs), label="org"),
+              data.draw(st.sampled_from([AgentRunStatus.COMPLETED, AgentRunStatus.FAILED, AgentRunStatus.CANCELLED]),
+                        label="ends"), data.draw(st.sampled_from(users), label="forged for"))
+             for _ in range(data.draw(st.integers(1, 6), label="runs"))]
+    with notification_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            load(world, conn)
+            store, runs = PgNotifications(conn), PgAgentRuns(conn)
+            notifications = Notifications(store, PgRecordStore(conn), NOW, PgJobQueue(conn))
+            owners, wanted, forged = {}, [], set()
+            for owner, org, ends, forged_for in drawn:
+                run = runs.create(new_run("chat", owner_id=owner, organisation_id=org, project_id=None,
+                                          input={"question": f"Secret-question-{owner}-zq"}), now=NOW)
+                owners[run.id] = owner
+                if ends is not AgentRunStatus.CANCELLED:  # the rule: completed and failed runs tell their owner
+                    wanted.append((owner, run.id))
+                notifications.agent_run_ended(replace(run, status=ends, error="Secret-error-zq"))
+                forged.add(store.add(NewNotification(forged_for, org, NotificationKind.RUN_FAILED, None, None, None,
+                                                     NOW, run.id)))
+            created = conn.execute(sa.text("SELECT id, user_id, agent_run_id FROM notifications ORDER BY id")).all()
+            expect([(u, r) for i, u, r in created if i not in forged], wanted, "run notifications created")
+            STATS["worlds"] += 1
+            STATS["events"] += len(drawn)
+            STATS["created"] += len(wanted)
+            for user in users:
+                for org in world.orgs:
+                    for shown in store.shown(user, org, unread_only=False, before_id=None, limit=100):
+                        run_id = conn.execute(sa.text("SELECT agent_run_id FROM notifications WHERE id = :id"),
+                                              {"id": shown.id}).scalar_one()
+                        mine = owners[run_id] == user
+                        context = f"notification {shown.id} of user {user} about run {run_id}"
+                        expect((shown.agent_run_id, shown.run_kind), (run_id, "chat") if mine else (None, None),
+                               f"{context}'s run")
+                        expect("Secret" in shown.text or shown.record is not None, False, f"{context}'s text")
+        finally:
+            transaction.rollback()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(world=worlds(), revocations=REVOCATIONS, data=st.data())
+def test_review_notifications_reach_exactly_the_writers_of_the_scope_and_show_as_the_policy_lets(
+        notification_engine, world: World, revocations, data):
+    """Records put up for review (``review_awaited``, as a snapshot entering pending_review) tell exactly the
+    active members other than the actor who may write the record's scope (``can_write_scope``), and after random
+    revocations each is shown exactly as the reader still reads its record."""
+    users, records = sorted(world.active), sorted(world.records)
+    drawn = [(data.draw(st.sampled_from(users), label="actor"), data.draw(st.sampled_from(records), label="record"))
+             for _ in range(data.draw(st.integers(1, 4), label="reviews"))]
+    with notification_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            load(world, conn)
+            run = Run(world, conn, {})
+            run.insert_records()
+            directory = PgDirectory(conn)
+            for actor, record_id in drawn:
+                STATS["events"] += 1
+                scope = world.records[record_id]
+                writers = [u for (o, u) in sorted(world.memberships, key=lambda m: m[1])
+                           if o == scope.organisation_id and world.active[u] and u != actor
+                           and can_write_scope(world.principal(u), scope, world.project_access(scope))]
+                for user in writers[:MAX_REVIEWERS_TOLD]:
+                    run.want(actor, user, NotificationKind.REVIEW, record_id)
+                run.notifications.review_awaited(actor, run.record(record_id), directory)
+            created = run.created()
+            STATS["created"] += len(created)
+            expect(created, sorted(run.wanted), "review notifications created")
+            for kind, pick in revocations:
+                revoke(world, conn, kind, pick)
+            run.check_shown("after revocations")
             STATS["worlds"] += 1
         finally:
             transaction.rollback()

@@ -13,15 +13,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.fake_agent_runs import InMemoryAgentRuns
 from tests.fake_notifications import InMemoryNotifications
 from tests.fake_records import InMemoryRecordStore
 from tests.fakes import InMemoryDirectory
+from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import OrgRole, ProjectRole, Scope, Visibility
+from tow_core.agent_runs import new_run
 from tow_core.identity import Project, ProjectStatus, WorkflowMode
 from tow_core.notifications import Delivery, Digest, NewNotification, NotificationKind
 from tow_core.records import NewRecord, RecordType
@@ -72,12 +75,16 @@ def org(request) -> Org:
     if request.param == "fake":
         directory = InMemoryDirectory()
         records = InMemoryRecordStore(directory)
-        return Org(directory, records, InMemoryNotifications(records, directory))
+        found = Org(directory, records, InMemoryNotifications(records, directory, InMemoryAgentRuns()))
+        found.runs = found.store.runs
+        return found
     conn = request.getfixturevalue("notifications_engine").connect()
     transaction = conn.begin()
     request.addfinalizer(conn.close)
     request.addfinalizer(transaction.rollback)
-    return Org(PgDirectory(conn), PgRecordStore(conn), PgNotifications(conn))
+    found = Org(PgDirectory(conn), PgRecordStore(conn), PgNotifications(conn))
+    found.runs = PgAgentRuns(conn)
+    return found
 
 
 def test_notifications_are_listed_newest_first_with_their_record_and_actor(org):
@@ -164,3 +171,15 @@ def test_a_due_digest_is_claimed_once_with_the_time_of_the_last(org):
     assert claim(T + 5 * DAY, T + 6 * DAY) == []  # off (or immediate) is never claimed
     org.store.set_digest(org.bob, Digest.DAILY, now=T + 6 * DAY)  # daily again: its day starts now
     assert claim(T + 5 * DAY, T + 7 * DAY) == [] and claim(T + 6 * DAY, T + 7 * DAY) == [(org.bob, T + 6 * DAY)]
+
+
+def test_an_agent_run_notification_shows_the_run_only_to_its_owner(org):
+    run = org.runs.create(new_run("snapshot_generation", owner_id=org.bob, organisation_id=org.id, project_id=None,
+                                  input={"q": 1}), now=T)
+    for user in (org.bob, org.ada):  # Ada's row names Bob's run (a forged id): she is shown nothing of it
+        org.store.add(NewNotification(user, org.id, NotificationKind.RUN_FAILED, None, None, None, T, run.id))
+    (bobs,) = org.store.shown(org.bob, org.id, unread_only=False, before_id=None, limit=5)
+    (adas,) = org.store.shown(org.ada, org.id, unread_only=False, before_id=None, limit=5)
+    assert (bobs.agent_run_id, bobs.run_kind, bobs.text) == (run.id, "snapshot_generation",
+                                                             "Your snapshot generation failed")
+    assert (adas.agent_run_id, adas.run_kind, adas.text, adas.lost) == (None, None, "Your agent run failed", False)

@@ -173,3 +173,33 @@ def test_an_admin_cancelling_someone_elses_run_is_audited_and_the_owners_own_can
                             params={"action": "agent_run.cancelled"}).json()["items"]
     assert [(e["actor_id"], e["target"]) for e in entries] == [(world.ada_id, f"agent_run:{cys}")]
     assert entries[0]["details"] == {"kind": "chat", "owner_id": world.cy_id, "status": "queued"}
+
+
+def test_the_owner_is_notified_that_their_run_finished_or_failed_and_nobody_else_is(world):
+    queue(world, world.bob_id)
+    failed = queue(world, world.bob_id)
+
+    def chat(run, heartbeat):
+        if run.id == failed:
+            raise RuntimeError("the model answered garbage")
+        return AgentRunResult({"answer": "42"}, TokenUsage())
+
+    assert run_worker(world, chat) == 2
+    items = run_notes(world, world.bob)
+    assert [(i["kind"], i["text"], i["actor"], i["record"], i["lost"]) for i in items] == [
+        ("run_failed", "Your chat answer failed", None, None, False),
+        ("run_finished", "Your chat answer finished", None, None, False)]
+    assert "Your chat answer failed" in world.bob.get(f"/o/{world.org}/notifications").text
+    for other in (world.ada, world.cy):  # the organisation's owner and another member
+        assert run_notes(world, other) == []
+    off = world.bob.put("/api/notification-preferences", json={"run_finished": "off", "run_failed": "email"})
+    assert off.status_code == 200, off.text
+    assert {p["kind"]: p["delivery"] for p in off.json()["preferences"]}["run_finished"] == "off"
+    queue(world, world.bob_id)
+    run_worker(world, chat)
+    assert len(run_notes(world, world.bob)) == 2
+
+
+def run_notes(world: World, client) -> list[dict]:  # the world's setup told people of their roles too
+    items = client.get("/api/notifications", params={"org_id": world.org}).json()["items"]
+    return [i for i in items if i["kind"].startswith("run_")]

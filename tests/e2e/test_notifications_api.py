@@ -173,3 +173,19 @@ def test_a_role_or_grant_change_tells_the_person_it_affects(world):
     assert [i["kind"] for i in items] == ["access"] * 4 and items[0]["record"] is None
     assert items[0]["text"] == "Ada changed your role or access in this organisation"
     assert mine(world.ada, world, unread="true")["items"] == []  # never the actor
+
+
+def test_a_snapshot_put_up_for_review_tells_who_may_write_it_and_nobody_who_may_not(world):
+    read_all(world)
+    snap = world.create(world.cy, type="snapshot", title="Ops state", body="where ops is", scope=world.scope("OPS"),
+                        fields={"snapshot_type": "cto_state"})
+    assert snap["status"] == "pending_review"
+    reviews = {name: [i["text"] for i in mine(client, world, unread=True)["items"] if i["kind"] == "review"]
+               for name, client in (("ada", world.ada), ("bob", world.bob), ("cy", world.cy))}
+    text = f"Cy put {snap['display_id']} Ops state up for your review"
+    assert reviews == {"ada": [text], "bob": [text], "cy": []}
+    secret = world.create(world.ada, type="snapshot", title="Secret state", body="x", scope=world.scope("SEC"),
+                          fields={"snapshot_type": "cto_state"})
+    assert secret["status"] == "pending_review"
+    for client in (world.bob, world.cy):
+        assert all("Secret" not in i["text"] for i in mine(client, world)["items"])

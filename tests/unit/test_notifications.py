@@ -6,18 +6,24 @@ OPS is open; SEC is restricted to nobody but the owner)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from tests.fake_notifications import InMemoryNotifications
-from tests.fake_unit_of_work import fake_transactions
+from tests.fake_unit_of_work import fake_transactions, fake_unit_of_work
 from tests.unit.records_world import World
+from tow_core.agent_runs import AgentRunFailed, AgentRunResult, new_run
 from tow_core.errors import InvalidInput, NotFound
+from tow_core.jobs import RetryPolicy
 from tow_core.notifications import LOST, Delivery, NotificationKind, mention_markup, mentioned_ids
 from tow_core.records import RecordType
+from tow_core.unit_of_work import notifications_of
 from tow_core.use_cases.frame import FrameUseCases
 from tow_core.use_cases.notifications import NotificationUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_core.use_cases.tickets import TicketUseCases
+from tow_http.agent_run_worker import AgentRunWorker
 
 SECRET = "Secret merger plan"
 
@@ -196,3 +202,108 @@ def test_mention_candidates_are_members_who_read_the_record(d):
     assert bob.markup == f"@[Bob](user:{d.w.ids['bob']})"
     with pytest.raises(NotFound):
         d.notifications.mentionable(d.c("cy"), d.w.org, secret.display_id)
+
+
+class Runs:
+    """Bob's agent runs, run by the worker whose end transaction tells the owner (as ``composition`` builds it)."""
+
+    def __init__(self, d: Desk) -> None:
+        from tests.fake_agent_runs import InMemoryAgentRuns
+        self.d, self.runs = d, InMemoryAgentRuns()
+        d.store.runs = self.runs
+        self.uow = fake_unit_of_work(directory=d.w.directory, records=d.w.records, notifications=d.store,
+                                     agent_runs=self.runs)
+
+    def worker(self, handler) -> AgentRunWorker:  # noqa: ANN001 - an AgentRunHandler
+        @contextmanager
+        def runs():
+            with self.uow() as stores:
+                yield stores.agent_runs
+
+        @contextmanager
+        def ending():
+            with self.uow() as stores:
+                yield stores.agent_runs, notifications_of(stores, self.d.w.clock()).agent_run_ended
+
+        return AgentRunWorker(runs, {"chat": handler, "snapshot_generation": handler}, ending=ending,
+                              policy=RetryPolicy(lease_seconds=30, max_attempts=1), concurrency=1,
+                              poll_interval_seconds=0.1, clock=self.d.w.clock)
+
+    def queue(self, kind: str = "chat", owner: str = "bob") -> int:
+        new = new_run(kind, owner_id=self.d.w.ids[owner], organisation_id=self.d.w.org, project_id=None,
+                      input={"question": "q"})
+        return self.runs.create(new, now=self.d.w.clock()).id
+
+
+def _answers(run, heartbeat):  # noqa: ANN001
+    return AgentRunResult({"ok": True})
+
+
+def _breaks(run, heartbeat):  # noqa: ANN001
+    raise AgentRunFailed("the model said no", error_code="model_failed")
+
+
+def test_the_owner_is_told_when_their_agent_run_finishes_or_fails(d):
+    runs = Runs(d)
+    finished = runs.queue("chat")
+    runs.worker(_answers).run_once()
+    failed = runs.queue("snapshot_generation")
+    runs.worker(_breaks).run_once()
+    listing = d.shown("bob")
+    assert [(n.kind, n.agent_run_id, n.text) for n in listing.items] == [
+        (NotificationKind.RUN_FAILED, failed, "Your snapshot generation failed"),
+        (NotificationKind.RUN_FINISHED, finished, "Your chat answer finished")]
+    assert all(n.actor_name is None and n.record is None and not n.lost for n in listing.items)
+    assert [len(n.items) for n in (d.shown("ada"), d.shown("cy"))] == [0, 0]  # the org owner is not told
+
+
+def test_a_cancelled_run_tells_nobody_and_a_switched_off_kind_is_not_created(d):
+    runs = Runs(d)
+    d.notifications.set_preferences(d.c("bob"), {NotificationKind.RUN_FINISHED: Delivery.OFF})
+    runs.queue("chat")
+    runs.worker(_answers).run_once()
+
+    def cancelled(run, heartbeat):  # noqa: ANN001
+        runs.runs.request_cancel(run.id, now=d.w.clock())
+        heartbeat()
+
+    runs.queue("chat")
+    runs.worker(cancelled).run_once()
+    assert not d.shown("bob").items
+    assert {NotificationKind.RUN_FINISHED, NotificationKind.RUN_FAILED} <= set(d.notifications.preferences(d.c("bob")).kinds)
+
+
+def test_a_run_notification_never_shows_a_run_the_reader_does_not_own(d):
+    runs = Runs(d)
+    run_id = runs.queue("chat", owner="cy")
+    runs.worker(_answers).run_once()
+    note = d.store.rows[max(d.store.rows)].new
+    from dataclasses import replace as changed
+    d.store.add(changed(note, user_id=d.w.ids["bob"]))  # a row about Cy's run addressed to Bob (a forged id)
+    shown = d.shown("bob").items[0]
+    assert shown.agent_run_id is None and shown.run_kind is None and shown.text == "Your agent run finished"
+    assert d.shown("cy").items[0].agent_run_id == run_id
+
+
+def test_a_snapshot_entering_review_tells_who_may_write_its_scope_but_not_its_author(d):
+    snap = d.records.create(d.c("cy"), d.w.org, record_type=RecordType.SNAPSHOT, scope=ops(d), title="Q3 state",
+                            body="where we are", fields={"snapshot_type": "cto_state"})
+    assert snap.status == "pending_review"
+    told = {name: [n.text for n in d.shown(name).items if n.kind is NotificationKind.REVIEW]
+            for name in ("ada", "bob", "cy")}
+    text = f"Cy put {snap.display_id} Q3 state up for your review"
+    assert told == {"ada": [text], "bob": [text], "cy": []}  # OPS is open: its members write it
+    secret = d.records.create(d.c("ada"), d.w.org, record_type=RecordType.SNAPSHOT,
+                              scope=("project", d.w.projects["SEC"]), title=SECRET, body="x",
+                              fields={"snapshot_type": "cto_state"})
+    assert secret.status == "pending_review"
+    assert all(SECRET not in n.text for name in ("bob", "cy") for n in d.shown(name).items)
+
+
+def test_review_notifications_are_capped_at_the_first_writers_by_id(d, monkeypatch):
+    import tow_core.notifications as notifications_module
+    monkeypatch.setattr(notifications_module, "MAX_REVIEWERS_TOLD", 1)
+    d.records.create(d.c("cy"), d.w.org, record_type=RecordType.SNAPSHOT, scope=ops(d), title="Capped", body="b",
+                     fields={"snapshot_type": "cto_state"})
+    told = [name for name in ("ada", "bob") if any(n.kind is NotificationKind.REVIEW for n in d.shown(name).items)]
+    assert told == ["ada"]  # the first writer by user id

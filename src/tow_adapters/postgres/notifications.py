@@ -26,20 +26,22 @@ _ORG = "(CAST(:org AS bigint) IS NULL OR n.organisation_id = :org)"
 
 def _shown(row: sa.Row) -> Shown:
     (id_, org, kind, record_id, comment_id, created, read, r_id, r_type, prefix, number, title, status, s_kind,
-     s_ref, actor) = row
+     s_ref, actor, run_id, run_kind) = row
     summary = None if r_id is None else RecordSummary(r_id, RecordType(r_type), DisplayId(prefix, number), title,
                                                       status, Scope(ScopeKind(s_kind), org, s_ref))
     lost = record_id is not None and summary is None
     return Shown(id_, org, NotificationKind(kind), created, read, summary, None if lost else comment_id,
-                 None if lost else actor, lost)
+                 None if lost else actor, lost, run_id, run_kind)
 
 
 class PgNotifications(SqlStore):
     def add(self, new: NewNotification) -> int:
         return self._conn.execute(
             sa.text("INSERT INTO notifications (user_id, organisation_id, kind, record_id, comment_id, actor_id, "
-                    "created_at) VALUES (:user, :org, :kind, :record, :comment, :actor, :at) RETURNING id"),
-            {"user": new.user_id, "org": new.organisation_id, "kind": new.kind.value, "record": new.record_id,
+                    "created_at, agent_run_id) VALUES (:user, :org, :kind, :record, :comment, :actor, :at, :run) "
+                    "RETURNING id"),
+            {"run": new.agent_run_id,
+             "user": new.user_id, "org": new.organisation_id, "kind": new.kind.value, "record": new.record_id,
              "comment": new.comment_id, "actor": new.actor_id, "at": new.created_at},
         ).scalar_one()
 
@@ -47,11 +49,13 @@ class PgNotifications(SqlStore):
               limit: int) -> list[Shown]:
         rows = self._rows(
             "SELECT n.id, n.organisation_id, n.kind, n.record_id, n.comment_id, n.created_at, n.read_at, "
-            "r.id, r.type, r.prefix, r.number, r.title, r.status, r.scope_kind, r.scope_ref, u.display_name "
+            "r.id, r.type, r.prefix, r.number, r.title, r.status, r.scope_kind, r.scope_ref, u.display_name, "
+            "ar.id, ar.kind "
             "FROM notifications n "
             f"LEFT JOIN records r ON r.id = n.record_id AND r.organisation_id = n.organisation_id AND "
             f"{visible_predicate('r')} "
             "LEFT JOIN users u ON u.id = n.actor_id "
+            f"LEFT JOIN agent_runs ar ON ar.id = n.agent_run_id AND ar.owner_id = :{PRINCIPAL_PARAM} "
             f"WHERE n.user_id = :{PRINCIPAL_PARAM} AND {_ORG} "
             "AND (NOT :unread OR n.read_at IS NULL) AND (CAST(:before AS bigint) IS NULL OR n.id < :before) "
             "ORDER BY n.id DESC LIMIT :n",

@@ -48,6 +48,9 @@ class PreferencesIn(Strict):
     mentioned: DeliveryIn = None
     commented: DeliveryIn = None
     access: DeliveryIn = None
+    review: DeliveryIn = None
+    run_finished: DeliveryIn = None
+    run_failed: DeliveryIn = None
     digest: Annotated[Literal["off", "immediate", "daily"] | None, msgspec.Meta(description=(
         "how the kinds set to email are emailed: `immediate` (each on its own), `daily` (one digest a day of "
         "the unread ones) or `off` (no notification email at all); left out or null keeps it"))] = None

@@ -12,7 +12,9 @@ from tow_core.use_cases.notifications import Mentionable, NotificationList, Pref
 
 RULES = (
     "Your notifications: a ticket assigned to you, a mention of you (`@[Name](user:ID)`) in a doc, ticket, "
-    "decision or risk body or in a comment, a comment on something you watch. Nobody is notified of their own "
+    "decision or risk body or in a comment, a comment on something you watch, a change of your role or access, "
+    "a snapshot you may write put up for review (at most the first 50 writers by user id), your own agent run "
+    "(chat answer, snapshot generation, memory extraction) finished or failed. Nobody is notified of their own "
     "act, and a notification is created only if you could read its record at that moment. A notification holds "
     "ids only: its record's display ID and title are read through the access rules when you list it, so a record "
     f"you can no longer read shows as \"{LOST}\" (`lost: true`, no `record`, no `actor`). Newest first."
