@@ -136,14 +136,8 @@ class OidcProvider:
         if alg.startswith("HS") or alg not in self._options.allowed_algorithms:
             raise InvalidToken(f"the access token is signed with {alg[:20]}, which TOW does not accept for access "
                                "tokens (auth.oidc.allowed_algorithms, never HS*)")
-        payload = self._verified_payload(token, header, alg, refuse=InvalidToken, what="the access token",
-                                         throttled=True)
-        try:
-            claims = json.loads(payload)
-        except ValueError as exc:
-            raise InvalidToken("the access token's claims are not JSON") from exc
-        if not isinstance(claims, dict):
-            raise InvalidToken("the access token's claims are not a JSON object")
+        claims = self._verified_claims_object(token, header, alg, refuse=InvalidToken, what="the access token",
+                                              throttled=True)
         return self._access(claims, audience)
 
     def _access(self, claims: Mapping[str, Any], audience: str) -> ProviderAccess:
@@ -262,6 +256,19 @@ class OidcProvider:
 
     # --- the ID token ---------------------------------------------------------------------------------
 
+    def _verified_claims_object(self, token: str, header: Mapping[str, Any], alg: str, *,
+                                refuse: Callable[[str], TowError] = _refused, what: str = "the ID token",
+                                throttled: bool = False) -> dict[str, Any]:
+        """The verified payload (``_verified_payload``) as the JSON object of claims it must be."""
+        payload = self._verified_payload(token, header, alg, refuse=refuse, what=what, throttled=throttled)
+        try:
+            claims = json.loads(payload)
+        except ValueError as exc:
+            raise refuse(f"{what}'s claims are not JSON") from exc
+        if not isinstance(claims, dict):
+            raise refuse(f"{what}'s claims are not a JSON object")
+        return claims
+
     def _verified_payload(self, token: str, header: Mapping[str, Any], alg: str, *,
                           refuse: Callable[[str], TowError] = _refused, what: str = "the ID token",
                           throttled: bool = False) -> bytes:
@@ -310,13 +317,7 @@ class OidcProvider:
         if alg not in self._options.allowed_algorithms:
             raise _refused(f"the ID token is signed with {alg[:20]}, which auth.oidc.allowed_algorithms does not "
                            "allow")
-        payload = self._verified_payload(id_token, header, alg)
-        try:
-            claims = json.loads(payload)
-        except ValueError as exc:
-            raise _refused("the ID token's claims are not JSON") from exc
-        if not isinstance(claims, dict):
-            raise _refused("the ID token's claims are not a JSON object")
+        claims = self._verified_claims_object(id_token, header, alg)
         self._check_claims(claims, nonce)
         return claims
 

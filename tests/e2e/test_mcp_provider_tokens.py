@@ -10,7 +10,6 @@ and a token without the write scope cannot write. Personal access tokens keep wo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import threading
@@ -20,7 +19,6 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import flask
-import httpx2
 import oidc_provider_mock
 import pytest
 import requests
@@ -29,11 +27,10 @@ import werkzeug.serving
 from joserfc import jws
 from joserfc.jwk import OctKey, RSAKey
 from litestar.testing import TestClient
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e.browser.conftest import LiveServer, _free_port
 from tests.e2e.sso_helpers import CLIENT_SECRET, mock_login, sso_yaml
+from tests.e2e.test_mcp_server import error_text, payload, run  # the same SDK client over streamable HTTP
 
 AUDIENCE = "tow-mcp"
 CLIENT_REDIRECT = "http://127.0.0.1:9/callback"  # the MCP client's; never followed here
@@ -161,29 +158,6 @@ def acme(tow):
     return {"org": org, "ada": ada, "ada_id": ada_id, "bob": bob, "bob_id": bob_id,
             "open": doc("Runbook providertoken", {"kind": "organisation"}),
             "hidden": doc("Pentest providersecret", {"kind": "project", "id": secret["id"]})}
-
-
-async def _session_run(tow: Tow, bearer: str, work):
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}, timeout=30) as http, \
-            streamable_http_client(f"{tow.server.url}/api/mcp", http_client=http) as (read, write), \
-            ClientSession(read, write) as session:
-        await session.initialize()
-        return await work(session)
-
-
-def run(tow: Tow, bearer: str, work):
-    return asyncio.run(_session_run(tow, bearer, work))
-
-
-def payload(result) -> dict:
-    assert not result.is_error, result.content
-    return json.loads(result.content[0].text)
-
-
-def error_text(result) -> str:
-    assert result.is_error
-    text = result.content[0].text
-    return text.split(": ", 1)[1] if text.startswith("Error executing tool") else text
 
 
 def initialize(tow: Tow, bearer: str) -> requests.Response:
