@@ -161,6 +161,12 @@ def load(world: World, conn: sa.Connection) -> None:
 
 READABLE = sa.text(f"SELECT r.id FROM probe_records r WHERE {visible_predicate('r')}")
 WRITABLE = sa.text(f"SELECT r.id FROM probe_records r WHERE {visible_predicate('r', write=True)}")
+# The same rules asked for every user at once ("who may read / write this record": notifications, mentions).
+_USERS = "unnest(CAST(:users AS bigint[])) AS c(user_id)"
+READERS = sa.text(f"SELECT r.id, c.user_id FROM probe_records r, {_USERS} "
+                  f"WHERE {visible_predicate('r', principal='c.user_id')}")
+WRITERS = sa.text(f"SELECT r.id, c.user_id FROM probe_records r, {_USERS} "
+                  f"WHERE {visible_predicate('r', write=True, principal='c.user_id')}")
 
 
 def compare(world: World, conn: sa.Connection) -> None:
@@ -177,6 +183,14 @@ def compare(world: World, conn: sa.Connection) -> None:
                 f"user {user} ({'read' if decide is can_read_scope else 'write'}): "
                 f"SQL only {sorted(from_sql - from_policy)}, policy only {sorted(from_policy - from_sql)}"
             )
+    for query, decide in ((READERS, can_read_scope), (WRITERS, can_write_scope)):
+        pairs = {(r, u) for r, u in conn.execute(query, {"users": list(world.active)}).all()}
+        expected = {(rid, user) for user in world.active for rid, scope in world.records.items()
+                    if decide(world.principal(user), scope, world.project_access(scope))}
+        STATS["pairs"] += len(world.records) * len(world.active)
+        STATS["disagreements"] += len(pairs ^ expected)
+        assert pairs == expected, (f"all users at once ({decide.__name__}): SQL only {sorted(pairs - expected)}, "
+                                   f"policy only {sorted(expected - pairs)}")
 
 
 @pytest.fixture(scope="module")
