@@ -31,6 +31,9 @@ Rules:
   as "a memory diff you can no longer see".
 - Who may review (a snapshot or a diff) is asked of the store for all members in one statement
   (``RecordStore.readers_among``, ``MemoryDiffStore.reviewers_among``: the one predicate, per user).
+- A change of someone's access tells them (``access_changed``): their role, a direct project grant, their
+  membership of a group; a group's project grant changing (or the group deleted) tells its members
+  (``group_access_changed``, at most ``MAX_GROUP_TOLD``).
 - An agent run that ends completed or failed tells its owner (``agent_run_ended``, in the transaction that records
   the end); a cancelled one tells nobody (its owner or an admin asked for it). The notification names the run by
   id; its kind is read at show time, joined on the run *and its owner being the reader*.
@@ -47,7 +50,7 @@ from typing import Protocol
 
 from tow_core.agent_runs import AgentRun, AgentRunStatus
 from tow_core.errors import InvalidInput
-from tow_core.identity import Directory
+from tow_core.identity import Directory, Group
 from tow_core.jobs import JobQueue, NewJob
 from tow_core.knowledge import RecordHistory, Workspace
 from tow_core.live import LiveEvent, LiveEvents
@@ -59,6 +62,9 @@ MAX_LISTED = 100
 # the order they joined the server (user id), so an organisation of 500 writers is not flooded (the inbox of
 # every writer lists it anyway).
 MAX_REVIEWERS_TOLD = 50
+# A group's grant changing tells at most this many of its members (each ACCESS notification is a few statements in
+# the granting transaction).
+MAX_GROUP_TOLD = 200
 MENTION = re.compile(r"@\[([^\]\n]{1,200})\]\(user:(\d{1,18})\)")
 # Bodies where a mention notifies (a comment's body too, see ``comment_added``).
 MENTIONABLE = frozenset({RecordType.DOC, RecordType.TICKET, RecordType.DECISION, RecordType.RISK})
@@ -334,9 +340,15 @@ class Notifications:
         self._mentions(actor_id, record, mentioned_ids(after) - mentioned_ids(before), comment_id=comment_id)
 
     def access_changed(self, actor_id: int, user_id: int | None, org_id: int) -> None:
-        """A member's role, or a project grant of theirs, changed (a group's grant tells nobody in particular)."""
+        """A member's role, a project grant of theirs, or their membership of a group changed."""
         if user_id is not None:
             self.deliver(actor_id, user_id, org_id, NotificationKind.ACCESS)
+
+    def group_access_changed(self, actor_id: int, group: Group) -> None:
+        """A group's project grant changed, or the group was deleted: each of its members' access changed (the
+        first ``MAX_GROUP_TOLD`` by user id are told; the others see it in the project's access)."""
+        for user_id in sorted(group.member_ids)[:MAX_GROUP_TOLD]:
+            self.deliver(actor_id, user_id, group.organisation_id, NotificationKind.ACCESS)
 
     def agent_run_ended(self, run: AgentRun) -> bool:
         """Tell a run's owner it completed or failed (nobody caused it: no actor). Cancelled runs tell nobody."""

@@ -217,3 +217,26 @@ def test_a_proposed_memory_diff_tells_its_reviewers_and_opens_on_the_diff(world)
     assert secret.status_code == 201, secret.text
     for client in (world.bob, world.cy):  # SEC is restricted to Ada
         assert all(i["memory_diff_id"] != secret.json()["id"] for i in mine(client, world)["items"])
+
+
+def test_a_group_grant_or_group_membership_change_tells_the_people_whose_access_changed(world):
+    read_all(world)
+    group = world.ada.post(f"{world.base}/groups", json={"name": "Auditors"})
+    assert group.status_code == 201, group.text
+    groups = f"{world.base}/groups/{group.json()['id']}"
+    assert world.ada.put(f"{groups}/members/{world.cy_id}").status_code == 200
+    assert [i["kind"] for i in mine(world.cy, world, unread="true")["items"]] == ["access"]  # joined a group
+    read_all(world)
+    grant = world.ada.post(f"{world.base}/projects/{world.projects['SEC']}/grants",
+                           json={"group_id": group.json()["id"], "role": "viewer"})
+    assert grant.status_code in (200, 201), grant.text
+    assert world.ada.delete(f"{world.base}/projects/{world.projects['SEC']}/grants/{grant.json()['id']}"
+                            ).status_code == 204
+    assert [i["kind"] for i in mine(world.cy, world, unread="true")["items"]] == ["access", "access"]
+    assert mine(world.bob, world, unread="true")["items"] == []  # not in the group: nothing changed for Bob
+    read_all(world)
+    assert world.ada.delete(f"{groups}/members/{world.cy_id}").status_code in (200, 204)
+    assert world.ada.put(f"{groups}/members/{world.cy_id}").status_code == 200
+    assert world.ada.delete(groups).status_code == 204  # Cy loses what it granted
+    assert [i["kind"] for i in mine(world.cy, world, unread="true")["items"]] == ["access"] * 3
+    assert mine(world.ada, world, unread="true")["items"] == []  # never the actor

@@ -12,7 +12,8 @@ from tow_core.use_cases.notifications import Mentionable, NotificationList, Pref
 
 RULES = (
     "Your notifications: a ticket assigned to you, a mention of you (`@[Name](user:ID)`) in a doc, ticket, "
-    "decision or risk body or in a comment, a comment on something you watch, a change of your role or access, "
+    "decision or risk body or in a comment, a comment on something you watch, a change of your role or access "
+    "(a direct or group grant, a group you joined or left), "
     "a snapshot put up for review or a memory diff proposed in a scope you may write (at most the first 50 writers "
     "by user id; never the diff's author), your own agent run "
     "(chat answer, snapshot generation, memory extraction) finished or failed. Nobody is notified of their own "
