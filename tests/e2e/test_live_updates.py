@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import uvicorn
 
 from tests.e2e.browser.conftest import LiveServer, _free_port
 from tests.e2e.org_world import World
+from tests.live_server import live_server, sign_up_owner
 from tow_http.serving import TowServer
 
 
@@ -207,3 +209,25 @@ def test_open_streams_end_as_the_server_shuts_down_and_do_not_hold_its_graceful_
     assert "Shutting down" in logged.messages  # it did shut down gracefully ...
     assert not any("graceful shutdown exceeded" in m for m in logged.messages)  # ... without cancelling anything
     assert hub.subscriber_count == 0
+
+
+def test_tow_serve_ends_its_open_streams_on_sigterm_well_within_the_grace_period(tmp_path):
+    """The same through `tow serve` itself (its wiring of the hub into the server): SIGTERM with a stream open and
+    a 120 s grace period — the stream ends whole and the process exits, nothing cancelled."""
+    with live_server(tmp_path, runtime_yaml=f"  shutdown_grace_seconds: {GRACE_SECONDS}\n",
+                     yaml_text="live:\n  heartbeat_seconds: 0.5\n") as running:
+        cookie, org = sign_up_owner(running, docs=0)
+        conn = running.connection(timeout=10)
+        conn.request("GET", f"/api/organisations/{org}/live", headers={"Cookie": cookie,
+                                                                      "Accept": "text/event-stream"})
+        response = conn.getresponse()
+        assert response.status == 200 and response.readline().startswith(b"event: ready")
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=GRACE_SECONDS / 2) == 0
+        rest = []
+        while line := response.readline():  # the rest of the stream, to its end (a cut-off one raises)
+            rest.append(line)
+        assert rest[:2] == [b"data: {}\r\n", b"\r\n"]  # the end of `ready`, then keep-alives at most
+        assert all(line.startswith(b": keep-alive") or line == b"\r\n" for line in rest[2:]), rest
+        conn.close()
+    assert "graceful shutdown exceeded" not in running.log()
