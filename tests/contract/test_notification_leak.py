@@ -33,16 +33,14 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, world_engine, worlds
 from tests.fake_unit_of_work import fake_transactions
 from tests.suite_figures import say
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.email_outbox import PgEmailOutbox
-from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.jobs import PgJobQueue
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
-from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import can_read_scope, can_write_scope
@@ -79,14 +77,7 @@ def secret(record_id: int) -> str:
 
 @pytest.fixture(scope="module")
 def notification_engine(embedded_postgres, request):
-    embedded_postgres.ensure_database("notification_leak")
-    engine = create_engine(embedded_postgres.url("notification_leak"), PoolOptions(pool_size=1, max_overflow=0))
-    PgSchemaMigrator(engine).upgrade()
-    with engine.begin() as conn:  # ``load`` also fills this probe table; unused here
-        conn.execute(sa.text(
-            "CREATE TABLE IF NOT EXISTS probe_records (id bigint PRIMARY KEY, organisation_id bigint NOT NULL, "
-            "scope_kind text NOT NULL, scope_ref bigint NOT NULL)"
-        ))
+    engine = world_engine(embedded_postgres, "notification_leak")
     yield engine
     engine.dispose()
     if STATS["worlds"]:

@@ -159,6 +159,8 @@ def load(world: World, conn: sa.Connection) -> None:
            [{"id": i, "o": s.organisation_id, "k": s.kind.value, "ref": s.ref_id} for i, s in world.records.items()])
 
 
+PROBE_TABLE = ("CREATE TABLE IF NOT EXISTS probe_records (id bigint PRIMARY KEY, organisation_id bigint NOT NULL, "
+               "scope_kind text NOT NULL, scope_ref bigint NOT NULL)")
 READABLE = sa.text(f"SELECT r.id FROM probe_records r WHERE {visible_predicate('r')}")
 WRITABLE = sa.text(f"SELECT r.id FROM probe_records r WHERE {visible_predicate('r', write=True)}")
 # The same rules asked for every user at once ("who may read / write this record": notifications, mentions).
@@ -203,16 +205,26 @@ def migrated_engine(embedded_postgres, tmp_path_factory):
     container.schema_migrator().upgrade()
     engine = container.engine()
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE IF NOT EXISTS probe_records (id bigint PRIMARY KEY, organisation_id bigint NOT NULL, "
-            "scope_kind text NOT NULL, scope_ref bigint NOT NULL)"
-        ))
+        conn.execute(sa.text(PROBE_TABLE))
         conn.execute(sa.text(
             "CREATE INDEX IF NOT EXISTS probe_records_scope_idx "
             "ON probe_records (organisation_id, scope_kind, scope_ref)"
         ))
     yield engine
     engine.dispose()
+
+
+def world_engine(embedded_postgres, database: str) -> sa.Engine:
+    """A migrated database of its own for a leak suite over these worlds, with the probe table ``load`` fills."""
+    from tow_adapters.postgres.engine import PoolOptions, create_engine
+    from tow_adapters.postgres.migrator import PgSchemaMigrator
+
+    embedded_postgres.ensure_database(database)
+    engine = create_engine(embedded_postgres.url(database), PoolOptions(pool_size=1, max_overflow=0))
+    PgSchemaMigrator(engine).upgrade()
+    with engine.begin() as conn:
+        conn.execute(sa.text(PROBE_TABLE))
+    return engine
 
 
 def check_world(engine: sa.Engine, world: World, revocations) -> None:

@@ -365,3 +365,18 @@ def test_diff_notifications_can_be_switched_off_and_are_capped(d, monkeypatch):
     assert (len(reviews(d, "bob")), len(reviews(d, "cy"))) == (1, 0)  # the first writer by user id but Ada
     propose(d, "cy", ops(d), "Capped")
     assert (len(reviews(d, "ada")), len(reviews(d, "bob"))) == (2, 1)
+
+
+def test_the_first_qualifying_candidates_are_found_a_batch_at_a_time():
+    from tow_core.notifications import first_among
+    asked: list[list[int]] = []
+
+    def evens(users: list[int]) -> frozenset[int]:
+        asked.append(users)
+        return frozenset(u for u in users if u % 2 == 0)
+
+    assert first_among(list(range(1, 101)), evens, 5) == [2, 4, 6, 8, 10] and len(asked) == 1  # one batch did
+    asked.clear()
+    assert first_among(list(range(1, 101)), lambda users: evens(users) & {98, 100}, 3) == [98, 100]
+    assert [len(batch) for batch in asked] == [20] * 5  # every member, a batch at a time, when few qualify
+    assert first_among([], evens, 5) == []

@@ -16,6 +16,7 @@ from tow_core.notifications import (
     Digest,
     NotificationKind,
     Shown,
+    first_among,
     mention_markup,
 )
 from tow_core.records import DisplayId
@@ -137,9 +138,11 @@ class NotificationUseCases:
             named = [m for m in sorted(ws.directory.members(org_id), key=lambda m: (m.display_name.lower(), m.user_id))
                      if m.is_active and (not wanted or m.display_name.lower().startswith(wanted)
                                          or any(w.startswith(wanted) for w in m.display_name.lower().split()))]
-            readers = ws.records.readers_among(org_id, record.id, [m.user_id for m in named])  # one statement
+            readers = set(first_among([m.user_id for m in named],
+                                      lambda users: ws.records.readers_among(org_id, record.id, users),
+                                      min(max(limit, 1), MAX_CANDIDATES)))
             return [Mentionable(m.user_id, m.display_name, mention_markup(m.user_id, m.display_name))
-                    for m in named if m.user_id in readers][:min(max(limit, 1), MAX_CANDIDATES)]
+                    for m in named if m.user_id in readers]
 
     def preferences(self, credential: Credential) -> Preferences:
         """Where each kind of the caller's notifications goes (every kind, defaults filled in), and their digest."""
