@@ -24,8 +24,9 @@ several minutes on 2 cores (most of it building the two HNSW indexes).
 At 1M records (issue 16 item 4) pass ``--no-vector-index``: the comparison ``vector`` index would double the
 build time and need twice the build memory, and is not what production uses. The HNSW build gets
 ``--build-memory`` (``maintenance_work_mem``; the graph must fit in it, or pgvector warns "hnsw graph no longer
-fits into maintenance_work_mem" and the build slows sharply — about 3.5 GB at 1M × 1536 halfvec) and
-``--build-workers`` (``max_parallel_maintenance_workers``; the leader works too, so 1 uses 2 cores). Peak
+fits into maintenance_work_mem" and the build slows sharply — 3.7 GiB at 1M × 1536 halfvec, measured; a
+parallel build holds all of it in shared memory for the whole build) and ``--build-workers``
+(``max_parallel_maintenance_workers``; the leader works too, so 1 uses 2 cores). Peak
 memory is reported per phase: the bench process's own peak RSS, and, sampled every second, the PostgreSQL
 server's summed PSS (shared buffers and the parallel build's shared graph counted once) and the system's used
 memory and page cache. Progress lines go to stderr as the phases finish.
