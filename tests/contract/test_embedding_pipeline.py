@@ -222,21 +222,22 @@ def test_migrate_is_resumable_keeps_search_on_the_old_vectors_and_switches_at_th
 
 
 def test_serve_runs_an_embedding_worker_while_it_serves_and_stops_it_after(cli_env, make_container, monkeypatch):
-    import uvicorn
+    from tow_http import serving
 
     container = make_container()
     engine = container.engine()
     seed(engine, 5)
     seen_while_serving = []
 
-    def serve_briefly(app, **options):  # stands in for uvicorn: waits for the worker, then "shuts down"
+    def serve_briefly(config, **options):  # stands in for the HTTP server: waits for the worker, then "shuts down"
         for _ in range(200):
             if not outbox(engine):
                 break
             threading.Event().wait(0.05)
         seen_while_serving.append(chunk_count(engine))
+        return True
 
-    monkeypatch.setattr(uvicorn, "run", serve_briefly)
+    monkeypatch.setattr(serving, "serve", serve_briefly)
     assert cli_env("serve") == 0
     assert seen_while_serving == [5]
     embedded = sum(len(m.texts) for m in cli_env.made)
@@ -247,10 +248,15 @@ def test_serve_runs_an_embedding_worker_while_it_serves_and_stops_it_after(cli_e
 
 
 def test_serve_with_no_worker_leaves_the_embeddings_to_tow_worker_processes(cli_env, make_container, monkeypatch):
-    import uvicorn
+    from tow_http import serving
 
     engine = make_container().engine()
     seed(engine, 3)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: threading.Event().wait(0.5))
+
+    def serve_a_moment(config, **options):  # stands in for the HTTP server: half a second, then "shuts down"
+        threading.Event().wait(0.5)
+        return True
+
+    monkeypatch.setattr(serving, "serve", serve_a_moment)
     assert cli_env("serve", "--no-worker") == 0
     assert sum(len(m.texts) for m in cli_env.made) == 0 and len(outbox(engine)) == 3  # app machines only serve
