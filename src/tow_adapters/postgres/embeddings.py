@@ -39,16 +39,20 @@ _CURRENT = (
 )
 _SPACES_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tow.embedding_spaces'))"
 
-# Below this many readable chunks (counted, capped, in the search statement itself) an exact scan of their
-# vectors beats the HNSW index and is exact by construction. Measured with bench/search.py (BENCHMARKS.md, "Semantic search", 1536 dims): the exact
-# scan and the filtered index scan cost about the same at 1,500-3,000 readable records (30k and 100k
-# records), and below that the index's recall also drops as readable records get sparse.
-EXACT_SCAN_BELOW = 3_000
+# Below this many readable chunks (counted, capped, in the search statement itself) the exact scan answers:
+# exact by construction, and its cost follows the readable chunks (about 4-6 µs each at 1,536 dims, most of
+# it reading the TOASTed vector), so it is bounded. Above, the filtered HNSW scan. Measured with
+# bench/search.py at 100k × 1536 (BENCHMARKS.md, "Filtered semantic search beside bare pgvector"): at 5 %
+# readable (5,000 chunks) the index scan's p95 was 3-5× the exact scan's, because the readable records sit
+# in other topics than half of the queries and the iterative scan walks far past unreadable neighbours; at
+# 10 % the index scan is the faster.
+EXACT_SCAN_BELOW = 6_000
 # Chunks fetched from the index per wanted record: docs have several chunks, and the fetched chunks
 # must still cover k distinct records (if not, the exact scan answers instead). At least
 # MIN_CANDIDATES: the iterative scan returns readable chunks roughly (relaxed_order) nearest first, and
 # re-ordering a deeper candidate list exactly raises recall (BENCHMARKS.md: 40 → 100 candidates took
-# recall@10 at 2-5 % selectivity of 100k records from 0.92-0.94 to ≥ 0.95).
+# recall@10 at 2-5 % selectivity of 100k records from 0.92-0.94 to ≥ 0.95; with 40, recall@10 at 50 %
+# readable also fell to 0.90 in one run, so 40 is not enough anywhere).
 CHUNKS_PER_RECORD = 4
 MIN_CANDIDATES = 100
 # The HNSW candidate list (hnsw.ef_search) at least this long: with a filter, a longer list keeps recall
