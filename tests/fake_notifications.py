@@ -20,8 +20,9 @@ class _Row:
 
 
 class InMemoryNotifications:
-    def __init__(self, records=None, directory=None, runs=None) -> None:  # noqa: ANN001 - the fakes of tests/
-        self.records = records  # fake_records.py, and an AgentRuns fake (tests/fake_agent_runs.py) or None
+    def __init__(self, records=None, directory=None, runs=None, diffs=None) -> None:  # noqa: ANN001 - the fakes
+        self.records = records  # of tests/fake_records.py, an AgentRuns fake (tests/fake_agent_runs.py) or None
+        self.diffs = diffs  # and fake_records' InMemoryMemoryDiffStore or None
         self.directory = directory
         self.runs = runs
         self._ids = itertools.count(1)
@@ -50,13 +51,17 @@ class InMemoryNotifications:
         record = None if new.record_id is None else self.records.readable(user_id, new.organisation_id, new.record_id)
         summary = None if record is None else RecordSummary(record.id, record.type, record.display_id, record.title,
                                                             record.status, record.scope)
-        lost = new.record_id is not None and record is None
+        diff = None if new.memory_diff_id is None or self.diffs is None else self.diffs.readable(
+            user_id, new.organisation_id, new.memory_diff_id)
+        lost_diff = new.memory_diff_id is not None and diff is None
+        lost = (new.record_id is not None and record is None) or lost_diff
         actor = None if lost or new.actor_id is None else self.directory.user(new.actor_id)
         run = None if new.agent_run_id is None or self.runs is None else self.runs.get(new.agent_run_id)
         run = run if run is not None and run.owner_id == user_id else None
         return Shown(row.id, new.organisation_id, new.kind, new.created_at, row.read_at, summary,
                      None if lost else new.comment_id, actor.display_name if actor else None, lost,
-                     run.id if run else None, run.kind if run else None)
+                     run.id if run else None, run.kind if run else None, diff.id if diff else None,
+                     len(diff.operations) if diff else 0, lost_diff)
 
     def count_unread(self, user_id: int, org_id: int | None) -> int:
         return sum(1 for r in self._mine(user_id, org_id) if r.read_at is None)

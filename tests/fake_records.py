@@ -22,7 +22,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -264,6 +264,13 @@ class InMemoryRecordStore(_Readable):
         ok = record is not None and record.organisation_id == org_id and self._can_read(principal_id, record.scope)
         return record if ok else None
 
+    def readers_among(self, org_id: int, record_id: int, user_ids: Sequence[int], *,
+                      write: bool = False) -> frozenset[int]:
+        record = self.rows.get(record_id)
+        if record is None or record.organisation_id != org_id:
+            return frozenset()
+        return frozenset(u for u in user_ids if self._can_read(u, record.scope, write=write))
+
     def readable_by_display_id(self, principal_id: int, org_id: int, display_id: DisplayId) -> Record | None:
         found = next((r for r in self.rows.values() if r.organisation_id == org_id and r.display_id == display_id),
                      None)
@@ -339,6 +346,11 @@ class InMemoryMemoryDiffStore(_Readable):
     def readable(self, principal_id: int, org_id: int, diff_id: int) -> MemoryDiff | None:
         diff = self.for_update(org_id, diff_id)
         return diff if diff is not None and self._can_read(principal_id, diff.scope) else None
+
+    def reviewers_among(self, org_id: int, diff_id: int, user_ids: Sequence[int]) -> frozenset[int]:
+        diff = self.for_update(org_id, diff_id)
+        return frozenset() if diff is None else frozenset(
+            u for u in user_ids if self._can_read(u, diff.scope) and self._can_write(u, diff.scope))
 
     def for_update(self, org_id: int, diff_id: int) -> MemoryDiff | None:
         diff = self.rows.get(diff_id)

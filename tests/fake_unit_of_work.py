@@ -35,7 +35,8 @@ def fake_unit_of_work(*, rollback: tuple[object, ...] = (), **stores: object) ->
     if "notifications" not in stores:  # every record change notifies: a quiet store unless the test gives one
         from tests.fake_notifications import InMemoryNotifications
         stores = {**stores, "notifications": InMemoryNotifications(stores.get("records"), stores.get("directory"),
-                                                                        stores.get("agent_runs"))}
+                                                                        stores.get("agent_runs"),
+                                                                        stores.get("memory_diffs"))}
 
     @contextmanager
     def unit_of_work() -> Iterator[Stores]:

@@ -38,6 +38,7 @@ from tow_core.memory_diffs import (
     check_operations,
 )
 from tow_core.memory_review import MemoryDesk, ShownDiff, propose_diff, shown
+from tow_core.notifications import Notifications
 from tow_core.records import MEMORY_TYPES, DisplayId, Record, RecordType
 
 TICKET = "ticket"
@@ -169,8 +170,9 @@ def _find(turns: tuple[Turn, ...], wanted: str) -> tuple[Turn, int] | None:
 
 
 def apply_action(ws: Workspace, conversations: Conversations, diffs: MemoryDiffStore, conversation: Conversation,
-                 wanted: str, *, now: datetime) -> AppliedAction:
-    """Apply the pending action ``wanted`` of ``conversation`` (already checked as the caller's own)."""
+                 wanted: str, *, now: datetime, notifications: Notifications) -> AppliedAction:
+    """Apply the pending action ``wanted`` of ``conversation`` (already checked as the caller's own); a proposed
+    memory diff tells its reviewers through ``notifications``."""
     found = _find(conversations.turns(conversation.id), wanted)
     locked = conversations.turn_for_update(conversation.id, found[0].id) if found else None
     found = _find((locked,), wanted) if locked is not None else None
@@ -197,7 +199,7 @@ def apply_action(ws: Workspace, conversations: Conversations, diffs: MemoryDiffS
             if item is None:
                 raise NotFound(f"memory item {action['display_id']} not found")
             scope = item.scope
-        view = propose_diff(MemoryDesk(ws, diffs), scope=scope, project=project_access_of(ws, scope),
+        view = propose_diff(MemoryDesk(ws, diffs, notifications), scope=scope, project=project_access_of(ws, scope),
                             operations=[memory_operation(action)], source=DiffSource.CHAT,
                             rationale=action.get("rationale") or DEFAULT_RATIONALE)
         applied["memory_diff_id"] = view.diff.id

@@ -18,6 +18,10 @@ Rules:
   never told of their own change.
 - **Bounded fan-out.** Each process holds one listening connection and hands each event to its own
   subscribers in memory (``LiveHub``); at most ``max_subscribers`` at once, beyond them ``Throttled``.
+- **Streams end with the server.** A stream never finishes by itself, so a server shutting down would wait for
+  it until its grace period runs out: closing the hub (when shutdown begins) tells every stream to end, and
+  refuses new ones (``DependencyUnavailable``: a browser retries, reaching another process) until it is opened
+  again.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from tow_core.access import Scope, ScopeKind
-from tow_core.errors import Throttled
+from tow_core.errors import DependencyUnavailable, Throttled
 from tow_core.records import DisplayId
 
 MAX_TOPICS = 20  # records one stream follows (a page shows one; a board a few)
@@ -154,21 +158,35 @@ class LiveMessage:
 NUDGE = LiveMessage("nudge", {})
 
 
+@dataclass(frozen=True, slots=True)
+class _Subscriber:
+    subscription: Subscription
+    deliver: Callable[[LiveEvent], None]
+    end: Callable[[], None]
+
+
 class LiveHub:
-    """This process's subscribers and the fan-out to them. ``deliver`` callbacks run on the feed's thread and
-    must only hand the event on (to an asyncio queue): access is checked by the subscriber's own stream."""
+    """This process's subscribers and the fan-out to them. ``deliver`` and ``end`` callbacks run on the feed's
+    thread (or the one closing the hub) and must only hand on (to an asyncio queue): access is checked by the
+    subscriber's own stream."""
 
     def __init__(self, feed: LiveFeed, *, max_subscribers: int) -> None:
         self._feed = feed
         self._max = max_subscribers
         self._lock = threading.Lock()
-        self._subscribers: dict[int, tuple[Subscription, Callable[[LiveEvent], None]]] = {}
+        self._subscribers: dict[int, _Subscriber] = {}
         self._next = 0
         self._started = False
+        self._closed = False
 
-    def join(self, subscription: Subscription, deliver: Callable[[LiveEvent], None]) -> Callable[[], None]:
-        """Adds a subscriber and returns how it leaves; Throttled when the process has ``max_subscribers``."""
+    def join(self, subscription: Subscription, deliver: Callable[[LiveEvent], None],
+             end: Callable[[], None]) -> Callable[[], None]:
+        """Adds a subscriber and returns how it leaves; ``end`` is called if the hub closes first (the server
+        shuts down). Throttled when the process has ``max_subscribers``; DependencyUnavailable once closed."""
         with self._lock:
+            if self._closed:
+                raise DependencyUnavailable("this server is shutting down; try again in a moment",
+                                            retry_after_seconds=5)
             if len(self._subscribers) >= self._max:
                 raise Throttled("too many live streams on this server; try again later", retry_after_seconds=30)
             if not self._started:
@@ -176,7 +194,7 @@ class LiveHub:
                 self._started = True
             self._next += 1
             key = self._next
-            self._subscribers[key] = (subscription, deliver)
+            self._subscribers[key] = _Subscriber(subscription, deliver, end)
         return lambda: self._leave(key)
 
     def _leave(self, key: int) -> None:
@@ -190,14 +208,22 @@ class LiveHub:
 
     def dispatch(self, event: LiveEvent) -> None:
         with self._lock:
-            targets = [deliver for subscription, deliver in self._subscribers.values()
-                       if concerns(subscription, event)]
+            targets = [s.deliver for s in self._subscribers.values() if concerns(s.subscription, event)]
         for deliver in targets:
             deliver(event)
 
-    def close(self) -> None:
+    def open(self) -> None:
+        """Takes streams again after ``close`` (an app started anew); a new hub is open."""
         with self._lock:
-            started, self._started = self._started, False
+            self._closed = False
+
+    def close(self) -> None:
+        """Ends every stream, refuses new ones and stops listening: the server is shutting down."""
+        with self._lock:
+            started, self._started, self._closed = self._started, False, True
+            ending = [s.end for s in self._subscribers.values()]
             self._subscribers.clear()
+        for end in ending:
+            end()
         if started:
             self._feed.stop()

@@ -318,6 +318,11 @@ class MemoryDiffStore(Protocol):
 
     def readable(self, principal_id: int, org_id: int, diff_id: int) -> MemoryDiff | None: ...
 
+    def reviewers_among(self, org_id: int, diff_id: int, user_ids: Sequence[int]) -> frozenset[int]:
+        """Which of ``user_ids`` may review the diff now: they read and write its scope (the inbox's rule,
+        ``list_pending_writable``), asked for all of them in one statement."""
+        ...
+
     def for_update(self, org_id: int, diff_id: int) -> MemoryDiff | None:
         """The diff locked for this transaction, whoever may read it: the caller authorises."""
         ...

@@ -40,6 +40,7 @@ from tow_core.memory_diffs import (
     stale_target_reason,
     visible_operation,
 )
+from tow_core.notifications import Notifications
 from tow_core.records import DisplayId, Page, Record, RecordType, validated_fields
 
 # --- use cases -------------------------------------------------------------------------------------
@@ -47,10 +48,12 @@ from tow_core.records import DisplayId, Page, Record, RecordType, validated_fiel
 
 @dataclass(frozen=True, slots=True)
 class MemoryDesk:
-    """A workspace plus the diff store: what every use case here needs."""
+    """A workspace plus the diff store: what every use case here needs; and where a proposed diff tells its
+    reviewers (``Notifications.diff_proposed``) — None only where nothing is proposed."""
 
     ws: Workspace
     diffs: MemoryDiffStore
+    notifications: Notifications | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,8 @@ def propose_diff(
         ws.org_id, scope, DiffSource(source), source_id,
         clean_text(rationale, "rationale", max_length=MAX_RATIONALE), ws.principal.user_id, checked, agent_run_id,
     ))
+    if desk.notifications is not None:
+        desk.notifications.diff_proposed(ws.principal.user_id, diff, ws.directory)
     return DiffView(diff, items)
 
 

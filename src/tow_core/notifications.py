@@ -23,6 +23,17 @@ Rules:
 - A snapshot entering pending_review (written by hand, or generated) tells who may review it — the active
   members who may write its scope, as the inbox lists it — but never the actor, and at most
   ``MAX_REVIEWERS_TOLD`` of them (``review_awaited``; hooked in ``Notifying``, so every front door does it).
+- A memory diff proposed (by hand, by a chat action or by a memory extraction: all go through
+  ``memory_review.propose_diff``) tells who may review it — the active members who read and write its scope, the
+  inbox's rule — but never its author (who, with ``memory.require_second_reviewer``, may not approve it anyway), at
+  most ``MAX_REVIEWERS_TOLD`` of them (``diff_proposed``). It names the diff by id; what it shows (the number of
+  changes) is read at show time under the visibility predicate for the reader, so a diff whose scope they lost shows
+  as "a memory diff you can no longer see".
+- Who may review (a snapshot or a diff) is asked of the store for all members in one statement
+  (``RecordStore.readers_among``, ``MemoryDiffStore.reviewers_among``: the one predicate, per user).
+- A change of someone's access tells them (``access_changed``): their role, a direct project grant, their
+  membership of a group; a group's project grant changing (or the group deleted) tells its members
+  (``group_access_changed``, at most ``MAX_GROUP_TOLD``).
 - An agent run that ends completed or failed tells its owner (``agent_run_ended``, in the transaction that records
   the end); a cancelled one tells nobody (its owner or an admin asked for it). The notification names the run by
   id; its kind is read at show time, joined on the run *and its owner being the reader*.
@@ -31,41 +42,45 @@ Rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from tow_core.access import ScopeKind, can_write_scope
 from tow_core.agent_runs import AgentRun, AgentRunStatus
 from tow_core.errors import InvalidInput
-from tow_core.identity import Directory
+from tow_core.identity import Directory, Group
 from tow_core.jobs import JobQueue, NewJob
 from tow_core.knowledge import RecordHistory, Workspace
 from tow_core.live import LiveEvent, LiveEvents
+from tow_core.memory_diffs import MemoryDiff, MemoryDiffStore
 from tow_core.records import Record, RecordStore, RecordSummary, RecordType
 
 MAX_LISTED = 100
-# A snapshot awaiting review tells at most this many reviewers: the active members who may write its scope, in
+# A snapshot or diff awaiting review tells at most this many reviewers: the active members who may write its scope, in
 # the order they joined the server (user id), so an organisation of 500 writers is not flooded (the inbox of
 # every writer lists it anyway).
 MAX_REVIEWERS_TOLD = 50
+# A group's grant changing tells at most this many of its members (each ACCESS notification is a few statements in
+# the granting transaction).
+MAX_GROUP_TOLD = 200
 MENTION = re.compile(r"@\[([^\]\n]{1,200})\]\(user:(\d{1,18})\)")
 # Bodies where a mention notifies (a comment's body too, see ``comment_added``).
 MENTIONABLE = frozenset({RecordType.DOC, RecordType.TICKET, RecordType.DECISION, RecordType.RISK})
 LOST = "a record you can no longer see"
+LOST_DIFF = "a memory diff you can no longer see"
 EMAIL_JOB = "notification_email"
 
 
 class NotificationKind(StrEnum):
-    """What notifies (issue 19 also names memory diffs awaiting review: not built yet, the inbox lists them)."""
+    """What notifies (issue 19 item 2)."""
 
     ASSIGNED = "assigned"  # a ticket was assigned to you
     MENTIONED = "mentioned"  # you were mentioned in a body or a comment
     COMMENTED = "commented"  # a comment on a record you watch
     ACCESS = "access"  # your role or a grant that affects you changed
-    REVIEW = "review"  # a snapshot you may review entered pending_review
+    REVIEW = "review"  # a snapshot you may review entered pending_review, or a memory diff you may review was proposed
     RUN_FINISHED = "run_finished"  # your agent run (chat answer, snapshot generation, extraction) completed
     RUN_FAILED = "run_failed"  # your agent run failed
 
@@ -94,7 +109,7 @@ DESCRIPTIONS: Mapping[NotificationKind, str] = {
     NotificationKind.MENTIONED: "Someone mentions you",
     NotificationKind.COMMENTED: "A comment on something you watch",
     NotificationKind.ACCESS: "Your role or access changed",
-    NotificationKind.REVIEW: "A snapshot awaits your review",
+    NotificationKind.REVIEW: "A snapshot or memory diff awaits your review",
     NotificationKind.RUN_FINISHED: "Your agent run finished",
     NotificationKind.RUN_FAILED: "Your agent run failed",
 }
@@ -113,6 +128,7 @@ class NewNotification:
     actor_id: int | None
     created_at: datetime
     agent_run_id: int | None = None
+    memory_diff_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +147,32 @@ class Shown:
     lost: bool
     agent_run_id: int | None = None  # the reader's own run (RUN_FINISHED, RUN_FAILED)
     run_kind: str | None = None  # its kind, read at show time; None when it is gone
+    memory_diff_id: int | None = None  # a diff the reader still reads (REVIEW); None when lost or none
+    diff_changes: int = 0  # how many operations that diff proposes, read at show time
+    lost_diff: bool = False  # lost, and what was lost is a memory diff (not a record)
 
     @property
     def run_label(self) -> str:
         return RUN_LABELS.get(self.run_kind or "", "agent run")
 
     @property
+    def link(self) -> str | None:
+        """The page of what it is about, while the reader still reads it (the browser's paths)."""
+        if self.record is not None:
+            return f"/o/{self.organisation_id}/r/{self.record.display_id}"
+        if self.memory_diff_id is not None:
+            return f"/o/{self.organisation_id}/memory-diffs/{self.memory_diff_id}"
+        return None
+
+    @property
     def text(self) -> str:
         """One line saying what happened, from the kind and what the reader still reads."""
         if self.lost:
-            return f"{DESCRIPTIONS[self.kind]}: {LOST}"
+            return f"{DESCRIPTIONS[self.kind]}: {LOST_DIFF if self.lost_diff else LOST}"
         who = self.actor_name or "Someone"
+        if self.memory_diff_id is not None:
+            changes = f"{self.diff_changes} change{'' if self.diff_changes == 1 else 's'}"
+            return f"{who} proposed memory diff #{self.memory_diff_id} ({changes}) for your review"
         what = f"{self.record.display_id} {self.record.title}" if self.record else ""
         return {
             NotificationKind.ASSIGNED: f"{who} assigned you {what}",
@@ -245,21 +276,25 @@ class Notifications:
     now: datetime
     jobs: JobQueue | None = None  # where a notification to email is queued (``notification_email``)
     live: LiveEvents | None = None  # where the recipient's open pages are nudged (sent on commit)
+    diffs: MemoryDiffStore | None = None  # where a diff's readers are checked (``diff_proposed``)
 
     def deliver(self, actor_id: int | None, recipient_id: int, org_id: int, kind: NotificationKind, *,
                 record: Record | None = None, comment_id: int | None = None,
-                agent_run_id: int | None = None) -> bool:
+                agent_run_id: int | None = None, memory_diff: MemoryDiff | None = None) -> bool:
         """Notify ``recipient_id`` unless they are the actor, switched the kind off, or cannot read ``record``
-        now. Returns whether a notification was created."""
+        (or ``memory_diff``) now. Returns whether a notification was created."""
         if recipient_id == actor_id:
             return False
         if record is not None and self.records.readable(recipient_id, org_id, record.id) is None:
+            return False
+        if memory_diff is not None and (self.diffs is None or
+                                        self.diffs.readable(recipient_id, org_id, memory_diff.id) is None):
             return False
         delivery = self.store.preferences(recipient_id).get(kind, DEFAULT_DELIVERY)
         if delivery is Delivery.OFF:
             return False
         new = NewNotification(recipient_id, org_id, kind, record.id if record else None, comment_id, actor_id,
-                              self.now, agent_run_id)
+                              self.now, agent_run_id, memory_diff.id if memory_diff else None)
         notification_id = self.store.add(new)
         if self.live is not None:  # the recipient's open pages refetch their counts (tow_core.live)
             self.live.publish(LiveEvent.user_nudged(org_id, recipient_id))
@@ -305,9 +340,15 @@ class Notifications:
         self._mentions(actor_id, record, mentioned_ids(after) - mentioned_ids(before), comment_id=comment_id)
 
     def access_changed(self, actor_id: int, user_id: int | None, org_id: int) -> None:
-        """A member's role, or a project grant of theirs, changed (a group's grant tells nobody in particular)."""
+        """A member's role, a project grant of theirs, or their membership of a group changed."""
         if user_id is not None:
             self.deliver(actor_id, user_id, org_id, NotificationKind.ACCESS)
+
+    def group_access_changed(self, actor_id: int, group: Group) -> None:
+        """A group's project grant changed, or the group was deleted: each of its members' access changed (the
+        first ``MAX_GROUP_TOLD`` by user id are told; the others see it in the project's access)."""
+        for user_id in sorted(group.member_ids)[:MAX_GROUP_TOLD]:
+            self.deliver(actor_id, user_id, group.organisation_id, NotificationKind.ACCESS)
 
     def agent_run_ended(self, run: AgentRun) -> bool:
         """Tell a run's owner it completed or failed (nobody caused it: no actor). Cancelled runs tell nobody."""
@@ -321,18 +362,24 @@ class Notifications:
     def review_awaited(self, actor_id: int, record: Record, directory: Directory) -> None:
         """A snapshot entered pending_review: tell who may review it (who may write its scope, as the inbox lists
         it), at most ``MAX_REVIEWERS_TOLD`` of them, never the actor."""
-        scope, told = record.scope, 0
-        project = directory.project(scope.ref_id) if scope.kind is ScopeKind.PROJECT else None
-        access = project.access if project is not None else None
-        for member in sorted(directory.members(record.organisation_id), key=lambda m: m.user_id):
-            if told >= MAX_REVIEWERS_TOLD:
-                return
-            if not member.is_active or member.user_id == actor_id:
-                continue
-            principal = directory.principal(member.user_id)
-            if principal is not None and can_write_scope(principal, scope, access):
-                told += self.deliver(actor_id, member.user_id, record.organisation_id, NotificationKind.REVIEW,
-                                     record=record)
+        candidates = _other_active_members(directory, record.organisation_id, actor_id)
+        writers = first_among(candidates, lambda users: self.records.readers_among(
+            record.organisation_id, record.id, users, write=True), MAX_REVIEWERS_TOLD)
+        for user_id in writers:
+            self.deliver(actor_id, user_id, record.organisation_id, NotificationKind.REVIEW, record=record)
+
+    def diff_proposed(self, actor_id: int, diff: MemoryDiff, directory: Directory) -> None:
+        """A memory diff was proposed: tell who may review it (who reads and writes its scope, as the inbox lists
+        it), at most ``MAX_REVIEWERS_TOLD`` of them, never the actor or the diff's author."""
+        if self.diffs is None:
+            return
+        diffs = self.diffs
+        candidates = [u for u in _other_active_members(directory, diff.organisation_id, actor_id)
+                      if u != diff.author_id]
+        reviewers = first_among(candidates, lambda users: diffs.reviewers_among(diff.organisation_id, diff.id, users),
+                                MAX_REVIEWERS_TOLD)
+        for user_id in reviewers:
+            self.deliver(actor_id, user_id, diff.organisation_id, NotificationKind.REVIEW, memory_diff=diff)
 
     def _mentions(self, actor_id: int, record: Record, user_ids: Iterable[int], *,
                   comment_id: int | None = None) -> None:
@@ -361,6 +408,27 @@ class Notifying:
         if _in_review(saved) and not _in_review(before):
             self.notifications.review_awaited(ws.principal.user_id, saved, ws.directory)
         return saved
+
+
+def first_among(candidates: Sequence[int], ask: Callable[[list[int]], frozenset[int]], wanted: int) -> list[int]:
+    """The first ``wanted`` of ``candidates`` (in their order) that ``ask`` — one statement per call, e.g.
+    ``RecordStore.readers_among`` — says qualify, asked a batch at a time: checking each user costs the store the
+    visibility predicate once (about 0.2 ms), so a batch twice the size wanted usually ends the search at once
+    (an open record's readers), and only a rare scope walks every member."""
+    found: list[int] = []
+    batch = max(2 * wanted, 20)
+    for start in range(0, len(candidates), batch):
+        chunk = list(candidates[start:start + batch])
+        qualified = ask(chunk)
+        found += [u for u in chunk if u in qualified]
+        if len(found) >= wanted:
+            break
+    return found[:wanted]
+
+
+def _other_active_members(directory: Directory, org_id: int, actor_id: int | None) -> list[int]:
+    """The organisation's active members but the actor, by user id (the order reviewers are told in)."""
+    return sorted(m.user_id for m in directory.members(org_id) if m.is_active and m.user_id != actor_id)
 
 
 def _in_review(record: Record) -> bool:

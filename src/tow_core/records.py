@@ -13,7 +13,7 @@ can keep them in one column and the HTTP layer only maps shapes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -396,6 +396,12 @@ class RecordStore(Protocol):
     def readable(self, principal_id: int, org_id: int, record_id: int) -> Record | None: ...
 
     def readable_by_display_id(self, principal_id: int, org_id: int, display_id: DisplayId) -> Record | None: ...
+
+    def readers_among(self, org_id: int, record_id: int, user_ids: Sequence[int], *,
+                      write: bool = False) -> frozenset[int]:
+        """Which of ``user_ids`` read (``write``: write) the record now — the same predicate as ``readable``,
+        asked for all of them in one statement (who a mention or a review request may notify)."""
+        ...
 
     def for_update(self, org_id: int, record_id: int) -> Record | None:
         """The record locked for this transaction, whoever may read it: the caller authorises."""

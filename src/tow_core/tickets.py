@@ -1,7 +1,8 @@
 """Tickets (SPEC §2, §4): comments, the activity log, links and the parent ticket.
 
 Rules:
-- Comments: a ticket's readers list its comments; writers of its scope add them; only a comment's
+- Comments: a ticket's readers list its comments (or read one by id: ``readable_comment``); writers of its
+  scope add them; only a comment's
   author edits or deletes it (403 for anyone else), and only while they can still write the ticket
   (commenting is writing, SPEC §2 project roles). A ticket the caller cannot read is 404 throughout.
 - Activity: the creation and every change of a ticket — title, body, status, scope and each field
@@ -200,6 +201,20 @@ def list_comments(ws: Workspace, comments: TicketComments, display_id: DisplayId
                   limit: int = 200) -> list[Comment]:
     ticket = readable_ticket(ws, display_id)
     return comments.list(ticket.id, after_id=after_id, limit=_page(limit))
+
+
+def readable_comment(ws: Workspace, comments: TicketComments, display_id: DisplayId, comment_id: int) -> Comment:
+    """One comment of a ticket the caller reads (the ticket page appends it live). NotFound — the same answer —
+    for a record they cannot read, for a record that is not a ticket, and for an id that is not one of this
+    ticket's comments (another ticket's, deleted, never made, another organisation's)."""
+    record = get_record(ws, display_id)  # NotFound unless readable
+    if record.type is not RecordType.TICKET:
+        raise NotFound("comment not found")
+    # The first comment from this id on, if it is this one: a read that takes no row lock (``get`` locks, to edit).
+    found = comments.list(record.id, after_id=comment_id - 1, limit=1)
+    if not found or found[0].id != comment_id:
+        raise NotFound("comment not found")
+    return found[0]
 
 
 def _comment_body(body: str) -> str:

@@ -69,7 +69,7 @@ class Stores:
 
 def notifications_of(stores: Stores, now: datetime) -> Notifications:
     """The one place a unit of work creates notifications (``tow_core.notifications``)."""
-    return Notifications(stores.notifications, stores.records, now, stores.jobs, stores.live)
+    return Notifications(stores.notifications, stores.records, now, stores.jobs, stores.live, stores.memory_diffs)
 
 
 def notifying_history(stores: Stores, now: datetime) -> Notifying:

@@ -22,8 +22,8 @@ its run back, claimable again at once, instead of failing it or leaving it to th
 For the owner following the run's events: a run claimed again (a new attempt) gets a ``restart`` event in
 the claiming transaction, and a run that ends gets its ``done`` event in the transaction that records the end.
 That transaction (``ending``, the full unit of work in production) also tells the owner, through
-``Notifications.agent_run_ended``, that it completed or failed: the end, its event and the notification commit
-together or not at all (a lost lease records none of them).
+``owner_told_of_end`` (``tow_core.use_cases.agent_runs``), that it completed or failed: the end, its event, the
+notification and the one nudge of their open pages commit together or not at all (a lost lease records none).
 """
 
 from __future__ import annotations
@@ -69,10 +69,9 @@ class AgentRunWorker:
     def __init__(self, runs: RunsTransaction, handlers: Mapping[str, AgentRunHandler], *, policy: RetryPolicy,
                  concurrency: int, poll_interval_seconds: float, clock: Callable[[], datetime],
                  listener_for: Callable[[Callable[[], None]], Listener] | None = None,
-                 on_failed: Callable[[AgentRun], None] | None = None, ending: EndTransaction | None = None) -> None:
+                 ending: EndTransaction | None = None) -> None:
         self._runs = runs
         self._ending = ending or self._runs_only
-        self._on_failed = on_failed  # a failed run waits in its owner's inbox: their live count is nudged
         self._handlers = dict(handlers)
         self._policy = policy
         self._concurrency = concurrency
@@ -115,18 +114,9 @@ class AgentRunWorker:
             error = exc.message if isinstance(exc, TowError) else f"{type(exc).__name__}: {exc}"
             log.warning("agent run %s (%s) attempt %s failed: %s", run.id, run.kind, run.attempts, error)
             self._finish(run, "failed", lambda runs: runs.finish_failed(run, code, error, now=self._clock()))
-            self._nudge(run)
         else:
             self._finish(run, "completed", lambda runs: runs.finish_completed(run, result, now=self._clock()))
         return run
-
-    def _nudge(self, run: AgentRun) -> None:
-        if self._on_failed is None:
-            return
-        try:
-            self._on_failed(run)
-        except Exception:  # noqa: BLE001 - a missed nudge only leaves a count stale until the next page load
-            log.warning("agent run %s failed; telling its owner's open pages failed too", run.id, exc_info=True)
 
     def _finish(self, run: AgentRun, outcome: str, finish: Callable[[AgentRuns], bool]) -> None:
         if not self._when_database_answers(run, lambda: self._record_end(run, finish)):

@@ -95,7 +95,10 @@ def create_app(
             **{name: Provide(_constant(case), sync_to_thread=False) for name, case in cases.items()},
         },
         lifespan=[mcp.lifespan],  # the MCP SDK's session manager runs while the app does
-        on_shutdown=[services.live.close] if services.live is not None else [],  # its listening connection
+        # The live hub: open while the app runs; closing it ends the streams and its listening connection (`tow serve`
+        # closes it earlier, as shutdown begins: tow_http/serving.py).
+        on_startup=[services.live.open] if services.live is not None else [],
+        on_shutdown=[services.live.close] if services.live is not None else [],
         middleware=[DefineMiddleware(BrowserSecurityMiddleware, session_cookies=cookies), InputGuardMiddleware],
         request_class=GuardedRequest,  # deep JSON, NUL and huge integers refused before decoding reaches a handler
         plugins=[ClosedStructs()],

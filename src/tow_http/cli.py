@@ -46,6 +46,7 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
     import uvicorn
 
     from tow_http.http_protocol import EnvelopeH11Protocol
+    from tow_http.serving import serve
 
     # uvicorn shuts down gracefully on these signals, then re-raises them to the handlers it found;
     # ours unwinds the stack instead of dying on the spot, so that `finally` blocks run.
@@ -71,18 +72,21 @@ def _serve(args: argparse.Namespace, config: LoadedConfig) -> int:
         for background in (job_worker, agent_run_worker, email_worker):
             if background is not None:
                 background.start()  # background jobs (exports), agent runs and email run beside the web server
+        http_config = uvicorn.Config(
+            container.app(),
+            host=host,
+            port=port,
+            log_level=runtime.log_level,
+            proxy_headers=bool(runtime.trusted_proxy_cidrs),
+            forwarded_allow_ips=list(runtime.trusted_proxy_cidrs) or None,
+            server_header=False,
+            timeout_graceful_shutdown=runtime.shutdown_grace_seconds,
+            http=EnvelopeH11Protocol,  # requests h11 cannot parse get the JSON error envelope too
+        )
         try:
-            uvicorn.run(
-                container.app(),
-                host=host,
-                port=port,
-                log_level=runtime.log_level,
-                proxy_headers=bool(runtime.trusted_proxy_cidrs),
-                forwarded_allow_ips=list(runtime.trusted_proxy_cidrs) or None,
-                server_header=False,
-                timeout_graceful_shutdown=runtime.shutdown_grace_seconds,
-                http=EnvelopeH11Protocol,  # requests h11 cannot parse get the JSON error envelope too
-            )
+            # Open live streams end as shutdown begins, so they do not hold it for the grace period (serving.py).
+            if not serve(http_config, before_draining=[container.live_hub().close]):
+                return EXIT_FAILURE
         except _StopRequested as stop:
             print(f"TOW stopped ({stop}); stopping the embedded PostgreSQL if this process started it", flush=True)
         finally:

@@ -80,13 +80,14 @@ from tow_core.exports import EXPORT_JOB
 from tow_core.extraction import EXTRACTION_RUN
 from tow_core.housekeeping import ORPHAN_EXPORT_GRACE
 from tow_core.jobs import RetryPolicy
-from tow_core.live import LiveEvent, LiveHub
+from tow_core.live import LiveHub
 from tow_core.notifications import EMAIL_JOB as NOTIFICATION_EMAIL_JOB
 from tow_core.outbox import MailTransport, QueuedEmail
 from tow_core.record_history import RecordKeeping
 from tow_core.snapshots import SNAPSHOT_RUN
-from tow_core.unit_of_work import Stores, Transactions, notifications_of
+from tow_core.unit_of_work import Stores, Transactions
 from tow_core.uploads import UploadStore
+from tow_core.use_cases.agent_runs import owner_told_of_end
 from tow_core.use_cases.chat import CHAT_RUN, ChatRuns
 from tow_core.use_cases.exports import ExportJobs, ExportSnapshot
 from tow_core.use_cases.extraction import ExtractionRuns
@@ -242,21 +243,14 @@ def build_agent_run_worker(engine: sa.Engine, config: LoadedConfig, handlers: Ma
     @contextmanager
     def ending():  # the end, its event and the owner's notification in one transaction
         with transaction() as stores:
-            yield stores.agent_runs, notifications_of(stores, now()).agent_run_ended
+            yield stores.agent_runs, owner_told_of_end(stores, now())
 
     return AgentRunWorker(
         runs, handlers, ending=ending,
         policy=RetryPolicy(lease_seconds=jobs.lease_seconds, max_attempts=jobs.max_attempts),
         concurrency=jobs.ai_queue_max_concurrency, poll_interval_seconds=jobs.poll_interval_seconds,
         clock=now, listener_for=lambda wake: Wakeups(engine, AGENT_RUNS_CHANNEL, wake),
-        on_failed=lambda run: publish_live(engine, LiveEvent.user_nudged(run.organisation_id, run.owner_id)),
     )
-
-
-def publish_live(engine: sa.Engine, event: LiveEvent) -> None:
-    """A live event on its own (tow_core.live), for work outside a use case's unit of work (the run worker)."""
-    with transaction_on(engine) as connection:
-        PgLiveEvents(connection).publish(event)
 
 
 def housekeeping_tasks(engine: sa.Engine, files: FsExportFiles, upload_store: UploadStore | None, *,

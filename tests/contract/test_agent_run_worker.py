@@ -17,13 +17,15 @@ import sqlalchemy as sa
 
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
-from tow_adapters.postgres.live import PgLiveFeed
+from tow_adapters.postgres.live import PgLiveEvents, PgLiveFeed
+from tow_adapters.postgres.notifications import PgNotifications
 from tow_core.access import OrgRole
 from tow_core.agent_runs import AgentRunResult, AgentRunStatus, TokenUsage, new_run
 from tow_core.errors import DatabaseUnavailable, DependencyUnavailable
 from tow_core.identity import WorkflowMode
 from tow_core.jobs import RetryPolicy
 from tow_core.live import LiveEvent
+from tow_core.notifications import Delivery, NotificationKind
 from tow_http.agent_run_worker import AgentRunWorker
 from tow_http.composition import build_agent_run_worker
 
@@ -134,20 +136,41 @@ def test_a_failing_handler_fails_the_run_without_running_it_again(container):
                                                        "RuntimeError: the model answered garbage")
 
 
-def test_a_failed_run_nudges_its_owners_open_pages_live(container):
-    [run_id] = queue(container)
+def nudges_heard(container, work) -> list[LiveEvent]:
+    """Every live event ``work`` published, in commit order: a marker published after it closes the list (NOTIFY
+    is delivered in commit order), so what came before it is counted whole, without waiting for stragglers."""
     heard: queue_module.Queue = queue_module.Queue()
     feed = PgLiveFeed(container.engine())
     feed.start(heard.put)
+    marker = LiveEvent.record_changed(999_999, 1, None)
     try:
-        worker(container, {}, Clock()).drain()
-        run = stored(container, run_id)
-        assert heard.get(timeout=10) == LiveEvent.user_nudged(run.organisation_id, run.owner_id)  # its inbox count
+        work()
+        with container.engine().begin() as conn:
+            PgLiveEvents(conn).publish(marker)
+        events = []
+        while (event := heard.get(timeout=10)) != marker:
+            events.append(event)
+        return events
     finally:
         feed.stop()
 
 
-def notified(container, run_id: int) -> list[tuple[int, str]]:
+@pytest.mark.parametrize("notified", [True, False], ids=["notification on", "notification switched off"])
+def test_a_failed_run_nudges_its_owners_open_pages_live_once(container, notified):
+    [run_id] = queue(container)
+    owner = stored(container, run_id).owner_id
+    if not notified:
+        with container.engine().begin() as conn:
+            PgNotifications(conn).set_preference(owner, NotificationKind.RUN_FAILED, Delivery.OFF)
+    events = nudges_heard(container, lambda: worker(container, {}, Clock()).drain())
+    run = stored(container, run_id)
+    assert run.status is AgentRunStatus.FAILED
+    # Its inbox count changed: one nudge, whether or not a notification (which nudges too) was created.
+    assert events == [LiveEvent.user_nudged(run.organisation_id, owner)]
+    assert notified_of(container, run_id) == ([(owner, "run_failed")] if notified else [])
+
+
+def notified_of(container, run_id: int) -> list[tuple[int, str]]:
     with container.engine().begin() as conn:
         return [tuple(r) for r in conn.execute(sa.text(
             "SELECT user_id, kind FROM notifications WHERE agent_run_id = :id ORDER BY id"), {"id": run_id})]
@@ -166,9 +189,9 @@ def test_the_owner_is_notified_in_the_transaction_that_records_the_end_and_a_los
         return AgentRunResult({"answer": "42"}, TokenUsage())
 
     worker(container, {"chat": answers}, Clock()).drain()
-    assert notified(container, done) == [(owner, "run_finished")]
-    assert notified(container, broken) == [(owner, "run_failed")]
-    assert notified(container, taken) == []
+    assert notified_of(container, done) == [(owner, "run_finished")]
+    assert notified_of(container, broken) == [(owner, "run_failed")]
+    assert notified_of(container, taken) == []
 
 
 def test_a_run_of_a_kind_nobody_handles_fails_saying_so(container):

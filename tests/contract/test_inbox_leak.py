@@ -23,14 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.contract.test_more_leak_paths import EPOCH, Facts, all_scopes
-from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, world_engine, worlds
 from tests.suite_figures import say
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.conversations import PgConversations
 from tow_adapters.postgres.directory import PgDirectory
-from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
-from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core import inbox
 from tow_core.access import ProjectAccess, Scope, can_read_project, can_read_scope, can_write_scope
@@ -42,14 +40,7 @@ SNAPSHOT_BASE = 100_000  # snapshot record ids, clear of the world's records
 
 @pytest.fixture(scope="module")
 def inbox_engine(embedded_postgres, request):
-    embedded_postgres.ensure_database("inbox_leak")
-    engine = create_engine(embedded_postgres.url("inbox_leak"), PoolOptions(pool_size=1, max_overflow=0))
-    PgSchemaMigrator(engine).upgrade()
-    with engine.begin() as conn:  # ``load`` also fills this probe table; unused here
-        conn.execute(sa.text(
-            "CREATE TABLE IF NOT EXISTS probe_records (id bigint PRIMARY KEY, organisation_id bigint NOT NULL, "
-            "scope_kind text NOT NULL, scope_ref bigint NOT NULL)"
-        ))
+    engine = world_engine(embedded_postgres, "inbox_leak")
     yield engine
     engine.dispose()
     if STATS["worlds"]:

@@ -107,7 +107,7 @@ class Checker:
             return  # display IDs are per organisation: the other one's DOC-1 would name this one's
         try:
             leave = self.live.subscribe(self.credentials[user], self.loaded.org, [record.display_id],
-                                        lambda event: None)
+                                        lambda event: None, lambda: None)
         except NotFound:
             assert not reads, f"user {user} may not follow {record.display_id}, which they read"
             return

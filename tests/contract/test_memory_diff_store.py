@@ -305,3 +305,18 @@ def test_the_inbox_lists_and_counts_pending_diffs_only_in_scopes_the_principal_w
     org.directory.put_grant(org.app, user_id=org.alice, group_id=None, role=ProjectRole.MEMBER)
     assert pending(org.alice) == [in_app.id, shared.id]
     assert org.diffs.count_pending_writable(org.admin, org.organisation("other"), None) == 0
+
+
+def test_reviewers_among_are_the_listed_users_who_read_and_write_the_diffs_scope_now(org):
+    everyone = [org.admin, org.alice, org.bob, org.outsider]
+    shared = org.propose()
+    in_app = org.propose(scope=Scope.project(org.id, org.app))
+    bobs = org.propose(scope=Scope.private(org.id, org.bob), author=org.bob)
+    assert org.diffs.reviewers_among(org.id, shared.id, everyone) == {org.admin, org.alice, org.bob}
+    assert org.diffs.reviewers_among(org.id, in_app.id, everyone) == {org.admin}  # alice only views APP
+    assert org.diffs.reviewers_among(org.id, bobs.id, everyone) == {org.bob}
+    assert org.diffs.reviewers_among(org.id, shared.id, [org.outsider, org.bob]) == {org.bob}
+    assert org.diffs.reviewers_among(org.organisation("other"), shared.id, everyone) == frozenset()
+    assert org.diffs.reviewers_among(org.id, MISSING, everyone) == frozenset()
+    org.directory.put_grant(org.app, user_id=org.alice, group_id=None, role=ProjectRole.MEMBER)
+    assert org.diffs.reviewers_among(org.id, in_app.id, everyone) == {org.admin, org.alice}

@@ -22,7 +22,9 @@ allows — both directions, no more and no less:
   (a summary only for readable ancestors) and ``docs.breadcrumbs`` (hidden ancestors are "…"), and the
   sidebar's one-level-at-a-time ``docs.doc_branches`` (issue 18: the same tree; any other doc is 404);
 - comments and activity: ``tickets.list_comments`` / ``tickets.activity_log`` (for readable tickets,
-  else 404);
+  else 404), and ``tickets.readable_comment`` (issue 19: the one comment the live ticket page appends), asked of
+  every ticket and doc with every comment id of the world and one never made: the comment exactly when it is that
+  readable ticket's own, else 404 — other tickets' and other organisations' ids, lost grants, hidden tickets;
 - conversations (issue 13), whose rule is not the record predicate but "the owner alone, while an active member
   who reads the conversation's project": ``PgConversations.owned``, ``conversations.owned_conversation`` in the
   caller's workspace (404 for everyone else, organisation owners and admins included), and every page of
@@ -366,9 +368,25 @@ class Checker:
             expect("list_comments", got, facts.comments[ticket], f"{context}, ticket {ticket}")
             got = [a.id for a in tickets.activity_log(ws, self.activity, display_id)]
             expect("activity_log", got, facts.activity[ticket], f"{context}, ticket {ticket}")
+        self.check_one_comment(ws, readable, in_org, context)
         # Readable from another organisation's point of view: nothing at all.
         for ticket in (t for t in facts.of("ticket") if t not in in_org):
             expect("links.readable(other org)", self.links.readable(user, org, ticket), [], f"{context}, {ticket}")
+
+    def check_one_comment(self, ws: Workspace, readable: set[int], in_org: set[int], context: str) -> None:
+        facts = self.facts
+        every = [c for ids in facts.comments.values() for c in ids]
+        never_made = max(every, default=0) + 1
+        for record in (r for r in facts.of("ticket") + facts.of("doc") if r in in_org):
+            display_id = facts.display_id(record)
+            shown = facts.comments.get(record, []) if record in readable else []
+            for comment_id in [*every, never_made]:
+                try:
+                    got = tickets.readable_comment(ws, self.comments, display_id, comment_id).id
+                except NotFound:
+                    got = None
+                expect("readable_comment", got, comment_id if comment_id in shown else None,
+                       f"{context}, {display_id}, comment {comment_id}")
 
     # --- docs: revisions, tree, ancestors, breadcrumbs ------------------------------------------------------
 

@@ -15,9 +15,10 @@ revocations every queued ``notification_email`` job runs (``NotificationMailer``
 whose recipient is active and still reads the record are emailed, with no secret of any record they cannot
 read in the subject, text, HTML or headers. Then they all switch to a daily digest: the digest each gets lists
 exactly the records of their emailed notifications they still read, and no other record's secret. ``STATS`` counts
-worlds, events, notifications, emails, checks and leaks. Two quick tests do the same for records put up for review
-(exactly the writers of the scope are told) and for notifications about agent runs (only a run's owner is told, and
-only its owner is shown which run).
+worlds, events, notifications, emails, checks and leaks. Who the editor offers to mention on each record is compared
+with the policy too. Three quick tests do the same for records put up for review (exactly the writers of the scope
+are told), for memory diffs proposed (exactly the members who read and write the diff's scope, never its author)
+and for notifications about agent runs (only a run's owner is told, and only its owner is shown which run).
 """
 
 from __future__ import annotations
@@ -32,23 +33,24 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, world_engine, worlds
 from tests.fake_unit_of_work import fake_transactions
 from tests.suite_figures import say
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.email_outbox import PgEmailOutbox
-from tow_adapters.postgres.engine import PoolOptions, create_engine
 from tow_adapters.postgres.jobs import PgJobQueue
-from tow_adapters.postgres.migrator import PgSchemaMigrator
+from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import can_read_scope, can_write_scope
 from tow_core.agent_runs import AgentRunStatus, new_run
 from tow_core.mail import MailComposer
+from tow_core.memory_diffs import CreateItem, DiffSource, NewMemoryDiff
 from tow_core.notifications import (
     EMAIL_JOB,
     LOST,
+    LOST_DIFF,
     MAX_REVIEWERS_TOLD,
     Delivery,
     Digest,
@@ -62,7 +64,8 @@ from tow_core.use_cases.notification_email import NotificationMailer
 from tow_http.email_templates import JinjaEmailTemplates
 from tow_http.session_cookie import SessionCookieSigner
 
-STATS: dict = {"worlds": 0, "events": 0, "created": 0, "emails": 0, "digests": 0, "checks": 0, "leaks": 0}
+STATS: dict = {"worlds": 0, "events": 0, "created": 0, "diff_told": 0, "emails": 0, "digests": 0, "checks": 0,
+               "leaks": 0}
 SIGNER = SessionCookieSigner("notification-leak-secret-0123456789abcdef")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -74,19 +77,12 @@ def secret(record_id: int) -> str:
 
 @pytest.fixture(scope="module")
 def notification_engine(embedded_postgres, request):
-    embedded_postgres.ensure_database("notification_leak")
-    engine = create_engine(embedded_postgres.url("notification_leak"), PoolOptions(pool_size=1, max_overflow=0))
-    PgSchemaMigrator(engine).upgrade()
-    with engine.begin() as conn:  # ``load`` also fills this probe table; unused here
-        conn.execute(sa.text(
-            "CREATE TABLE IF NOT EXISTS probe_records (id bigint PRIMARY KEY, organisation_id bigint NOT NULL, "
-            "scope_kind text NOT NULL, scope_ref bigint NOT NULL)"
-        ))
+    engine = world_engine(embedded_postgres, "notification_leak")
     yield engine
     engine.dispose()
     if STATS["worlds"]:
         say(request.config, f"notification leak: {STATS['worlds']} worlds, {STATS['events']} events, "
-            f"{STATS['created']} notifications, {STATS['emails']} emails, {STATS['digests']} daily digests, "
+            f"{STATS['created']} notifications ({STATS['diff_told']} about memory diffs), {STATS['emails']} emails, {STATS['digests']} daily digests, "
             f"{STATS['checks']} checks, "
             f"{STATS['leaks']} leaks")
 
@@ -230,6 +226,15 @@ class Run:
             expect([r for r in unreadable if any(secret(r) in part for part in parts)], [],
                    f"secrets of unreadable records in the email to {recipient}")
 
+    def check_mentionable(self) -> None:
+        """Who the editor offers to mention on a record (``NotificationUseCases.mentionable`` asks
+        ``readers_among`` of the organisation's members): exactly the users the policy lets read it."""
+        everyone = sorted(self.world.active)
+        for record_id in sorted(self.world.records):
+            org = self.world.records[record_id].organisation_id
+            expect(self.records.readers_among(org, record_id, everyone),
+                   frozenset(u for u in everyone if self.reads(u, record_id)), f"who may be mentioned on {record_id}")
+
     def check_shown(self, phase: str) -> None:
         for user in self.world.active:
             for org in self.world.orgs:
@@ -253,8 +258,11 @@ class Run:
 def test_notifications_are_created_and_shown_exactly_as_the_policy_lets_each_reader_read(
         notification_engine, world: World, revocations, data):
     drawn = events(world, data)
-    kinds = st.sets(st.sampled_from(["assigned", "mentioned", "commented"]))
-    emailed = {u: data.draw(kinds, label=f"emailed{u}") for u in sorted(world.active)}
+    every_kind = {"assigned", "mentioned", "commented"}
+    emailed = {u: data.draw(st.sets(st.sampled_from(sorted(every_kind))), label=f"emailed{u}")
+               for u in sorted(world.active)}
+    # Someone wants every kind by email, so that every world sends (or rightly withholds) some emails.
+    emailed[data.draw(st.sampled_from(sorted(world.active)), label="emails everything")] = every_kind
     with notification_engine.connect() as conn:
         transaction = conn.begin()
         try:
@@ -266,6 +274,7 @@ def test_notifications_are_created_and_shown_exactly_as_the_policy_lets_each_rea
             created = run.created()
             STATS["created"] += len(created)
             expect(created, sorted(run.wanted), "notifications created")
+            run.check_mentionable()
             run.check_shown("before revocations")
             for kind, pick in revocations:
                 revoke(world, conn, kind, pick)
@@ -357,6 +366,59 @@ def test_review_notifications_reach_exactly_the_writers_of_the_scope_and_show_as
             for kind, pick in revocations:
                 revoke(world, conn, kind, pick)
             run.check_shown("after revocations")
+            STATS["worlds"] += 1
+        finally:
+            transaction.rollback()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(world=worlds(), revocations=REVOCATIONS, data=st.data())
+def test_memory_diff_notifications_reach_exactly_its_reviewers_and_show_as_the_policy_lets(
+        notification_engine, world: World, revocations, data):
+    """Memory diffs proposed in random scopes by random authors (``diff_proposed``, as ``propose_diff`` calls it)
+    tell exactly the active members other than the author who may read and write the diff's scope (the inbox's
+    reviewers), at most ``MAX_REVIEWERS_TOLD``; after random revocations each shows the diff's id and size exactly
+    while the reader still reads its scope, and otherwise "a memory diff you can no longer see" — never a title."""
+    users, scopes = sorted(world.active), sorted(set(world.records.values()), key=repr)
+    drawn = [(data.draw(st.sampled_from(users), label="author"), data.draw(st.sampled_from(scopes), label="scope"))
+             for _ in range(data.draw(st.integers(1, 4), label="diffs"))]
+    with notification_engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            load(world, conn)
+            diffs, directory, store = PgMemoryDiffStore(conn), PgDirectory(conn), PgNotifications(conn)
+            notifications = Notifications(store, PgRecordStore(conn), NOW, PgJobQueue(conn), diffs=diffs)
+            wanted, scope_of = [], {}
+            for n, (author, scope) in enumerate(drawn):
+                STATS["events"] += 1
+                diff = diffs.add(NewMemoryDiff(scope.organisation_id, scope, DiffSource.MANUAL, None, "why", author,
+                                               (CreateItem(f"Secret-diff-{n}-zq", "body", {"memory_type": "fact"}),)))
+                scope_of[diff.id] = scope
+                reviewers = [u for (o, u) in sorted(world.memberships, key=lambda m: m[1])
+                             if o == scope.organisation_id and world.active[u] and u != author
+                             and can_write_scope(world.principal(u), scope, world.project_access(scope))]
+                wanted += [(u, diff.id) for u in reviewers[:MAX_REVIEWERS_TOLD]]
+                notifications.diff_proposed(author, diff, directory)
+            created = sorted(tuple(r) for r in conn.execute(sa.text(
+                "SELECT user_id, memory_diff_id FROM notifications")).all())
+            STATS["created"] += len(created)
+            STATS["diff_told"] += len(created)
+            expect(created, sorted(wanted), "memory diff notifications created")
+            for kind, pick in revocations:
+                revoke(world, conn, kind, pick)
+            for user in users:
+                for org in world.orgs:
+                    for shown in store.shown(user, org, unread_only=False, before_id=None, limit=100):
+                        diff_id = conn.execute(sa.text("SELECT memory_diff_id FROM notifications WHERE id = :id"),
+                                               {"id": shown.id}).scalar_one()
+                        scope = scope_of[diff_id]
+                        reads = can_read_scope(world.principal(user), scope, world.project_access(scope))
+                        context = f"notification {shown.id} of user {user} about memory diff {diff_id}"
+                        expect((shown.memory_diff_id, shown.lost), (diff_id, False) if reads else (None, True),
+                               f"{context}'s diff")
+                        expect("Secret" in shown.text or (not reads and LOST_DIFF not in shown.text), False,
+                               f"{context}'s text")
             STATS["worlds"] += 1
         finally:
             transaction.rollback()

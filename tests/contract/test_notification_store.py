@@ -15,17 +15,19 @@ import pytest
 
 from tests.fake_agent_runs import InMemoryAgentRuns
 from tests.fake_notifications import InMemoryNotifications
-from tests.fake_records import InMemoryRecordStore
+from tests.fake_records import InMemoryMemoryDiffStore, InMemoryRecordStore
 from tests.fakes import InMemoryDirectory
 from tow_adapters.postgres.agent_runs import PgAgentRuns
 from tow_adapters.postgres.directory import PgDirectory
 from tow_adapters.postgres.engine import PoolOptions, create_engine
+from tow_adapters.postgres.memory_diffs import PgMemoryDiffStore
 from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.notifications import PgNotifications
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import OrgRole, ProjectRole, Scope, Visibility
 from tow_core.agent_runs import new_run
 from tow_core.identity import Project, ProjectStatus, WorkflowMode
+from tow_core.memory_diffs import CreateItem, DiffSource, NewMemoryDiff
 from tow_core.notifications import Delivery, Digest, NewNotification, NotificationKind
 from tow_core.records import NewRecord, RecordType
 
@@ -75,15 +77,16 @@ def org(request) -> Org:
     if request.param == "fake":
         directory = InMemoryDirectory()
         records = InMemoryRecordStore(directory)
-        found = Org(directory, records, InMemoryNotifications(records, directory, InMemoryAgentRuns()))
-        found.runs = found.store.runs
+        diffs = InMemoryMemoryDiffStore(directory)
+        found = Org(directory, records, InMemoryNotifications(records, directory, InMemoryAgentRuns(), diffs))
+        found.runs, found.diffs = found.store.runs, diffs
         return found
     conn = request.getfixturevalue("notifications_engine").connect()
     transaction = conn.begin()
     request.addfinalizer(conn.close)
     request.addfinalizer(transaction.rollback)
     found = Org(PgDirectory(conn), PgRecordStore(conn), PgNotifications(conn))
-    found.runs = PgAgentRuns(conn)
+    found.runs, found.diffs = PgAgentRuns(conn), PgMemoryDiffStore(conn)
     return found
 
 
@@ -183,3 +186,21 @@ def test_an_agent_run_notification_shows_the_run_only_to_its_owner(org):
     assert (bobs.agent_run_id, bobs.run_kind, bobs.text) == (run.id, "snapshot_generation",
                                                              "Your snapshot generation failed")
     assert (adas.agent_run_id, adas.run_kind, adas.text, adas.lost) == (None, None, "Your agent run failed", False)
+
+
+
+def test_a_memory_diff_notification_shows_the_diff_while_the_reader_reads_its_scope(org):
+    ops = (CreateItem("Secret fact", "b", {"memory_type": "fact"}), CreateItem("Another", "b", {"memory_type": "fact"}))
+    diff = org.diffs.add(NewMemoryDiff(org.id, Scope.project(org.id, org.app), DiffSource.MANUAL, None, "why",
+                                       org.ada, ops))
+    org.store.add(NewNotification(org.bob, org.id, NotificationKind.REVIEW, None, None, org.ada, T,
+                                  memory_diff_id=diff.id))
+    (shown,) = org.store.shown(org.bob, org.id, unread_only=False, before_id=None, limit=5)
+    assert (shown.memory_diff_id, shown.diff_changes, shown.lost, shown.actor_name) == (diff.id, 2, False, "Ada")
+    assert shown.text == f"Ada proposed memory diff #{diff.id} (2 changes) for your review"
+    assert shown.link == f"/o/{org.id}/memory-diffs/{diff.id}"
+    org.directory.delete_grant(org.grant.id)  # Bob no longer reads APP
+    (lost,) = org.store.shown(org.bob, org.id, unread_only=False, before_id=None, limit=5)
+    assert (lost.memory_diff_id, lost.lost, lost.lost_diff, lost.actor_name, lost.link) == (None, True, True, None,
+                                                                                             None)
+    assert lost.text == "A snapshot or memory diff awaits your review: a memory diff you can no longer see"

@@ -165,6 +165,22 @@ def test_reads_deny_outsiders_other_organisations_and_other_users_private_record
         assert org.store.readable_by_display_id(reader, org.id, private.display_id) is None
 
 
+def test_readers_among_are_the_listed_users_who_read_or_write_the_record_now(org):
+    everyone = [org.admin, org.alice, org.bob, org.outsider]
+    shared = org.add("Shared")
+    app = org.add("App plan", scope=Scope.project(org.id, org.app))
+    private = org.add("Alice's notes", scope=Scope.private(org.id, org.alice))
+    assert org.store.readers_among(org.id, shared.id, everyone) == {org.admin, org.alice, org.bob}
+    assert org.store.readers_among(org.id, app.id, everyone) == {org.admin, org.alice}
+    assert org.store.readers_among(org.id, app.id, everyone, write=True) == {org.admin}  # alice is a viewer
+    assert org.store.readers_among(org.id, private.id, everyone) == {org.alice}
+    assert org.store.readers_among(org.id, shared.id, [org.bob, org.outsider]) == {org.bob}  # only those asked
+    assert org.store.readers_among(org.organisation("other"), shared.id, everyone) == frozenset()
+    grant = next(g for g in org.directory.grants(org.app) if g.user_id == org.alice)
+    org.directory.delete_grant(grant.id)  # revoked: gone on the very next statement
+    assert org.store.readers_among(org.id, app.id, everyone) == {org.admin}
+
+
 def test_save_bumps_the_version_and_refuses_a_stale_write(org):
     record = org.add("Draft", "v1")
     saved = org.store.save(replace(record, title="Final", body="v2", status="archived",

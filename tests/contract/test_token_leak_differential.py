@@ -42,10 +42,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.contract.test_records_leak import EPOCH, Facts
 from tests.contract.test_snapshot_leak import stores_on
-from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, worlds
+from tests.contract.test_visibility_differential import REVOCATIONS, World, load, revoke, world_engine, worlds
 from tests.suite_figures import say
-from tow_adapters.postgres.engine import PoolOptions, create_engine
-from tow_adapters.postgres.migrator import PgSchemaMigrator
 from tow_adapters.postgres.records import PgRecordStore
 from tow_core.access import can_read_scope
 from tow_core.access_tokens import NewToken, TokenAccess, TokenPolicy
@@ -68,14 +66,7 @@ PAGE = 3  # small, so that lists span several pages
 
 @pytest.fixture(scope="module")
 def token_leak_engine(embedded_postgres, request):
-    embedded_postgres.ensure_database("token_leak")
-    engine = create_engine(embedded_postgres.url("token_leak"), PoolOptions(pool_size=1, max_overflow=0))
-    PgSchemaMigrator(engine).upgrade()
-    with engine.begin() as conn:  # ``load`` also fills this probe table; unused here
-        conn.execute(sa.text(
-            "CREATE TABLE IF NOT EXISTS probe_records (id bigint PRIMARY KEY, organisation_id bigint NOT NULL, "
-            "scope_kind text NOT NULL, scope_ref bigint NOT NULL)"
-        ))
+    engine = world_engine(embedded_postgres, "token_leak")
     yield engine
     engine.dispose()
     if STATS["worlds"]:

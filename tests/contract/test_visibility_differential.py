@@ -159,8 +159,16 @@ def load(world: World, conn: sa.Connection) -> None:
            [{"id": i, "o": s.organisation_id, "k": s.kind.value, "ref": s.ref_id} for i, s in world.records.items()])
 
 
+PROBE_TABLE = ("CREATE TABLE IF NOT EXISTS probe_records (id bigint PRIMARY KEY, organisation_id bigint NOT NULL, "
+               "scope_kind text NOT NULL, scope_ref bigint NOT NULL)")
 READABLE = sa.text(f"SELECT r.id FROM probe_records r WHERE {visible_predicate('r')}")
 WRITABLE = sa.text(f"SELECT r.id FROM probe_records r WHERE {visible_predicate('r', write=True)}")
+# The same rules asked for every user at once ("who may read / write this record": notifications, mentions).
+_USERS = "unnest(CAST(:users AS bigint[])) AS c(user_id)"
+READERS = sa.text(f"SELECT r.id, c.user_id FROM probe_records r, {_USERS} "
+                  f"WHERE {visible_predicate('r', principal='c.user_id')}")
+WRITERS = sa.text(f"SELECT r.id, c.user_id FROM probe_records r, {_USERS} "
+                  f"WHERE {visible_predicate('r', write=True, principal='c.user_id')}")
 
 
 def compare(world: World, conn: sa.Connection) -> None:
@@ -177,6 +185,14 @@ def compare(world: World, conn: sa.Connection) -> None:
                 f"user {user} ({'read' if decide is can_read_scope else 'write'}): "
                 f"SQL only {sorted(from_sql - from_policy)}, policy only {sorted(from_policy - from_sql)}"
             )
+    for query, decide in ((READERS, can_read_scope), (WRITERS, can_write_scope)):
+        pairs = {(r, u) for r, u in conn.execute(query, {"users": list(world.active)}).all()}
+        expected = {(rid, user) for user in world.active for rid, scope in world.records.items()
+                    if decide(world.principal(user), scope, world.project_access(scope))}
+        STATS["pairs"] += len(world.records) * len(world.active)
+        STATS["disagreements"] += len(pairs ^ expected)
+        assert pairs == expected, (f"all users at once ({decide.__name__}): SQL only {sorted(pairs - expected)}, "
+                                   f"policy only {sorted(expected - pairs)}")
 
 
 @pytest.fixture(scope="module")
@@ -189,16 +205,26 @@ def migrated_engine(embedded_postgres, tmp_path_factory):
     container.schema_migrator().upgrade()
     engine = container.engine()
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE IF NOT EXISTS probe_records (id bigint PRIMARY KEY, organisation_id bigint NOT NULL, "
-            "scope_kind text NOT NULL, scope_ref bigint NOT NULL)"
-        ))
+        conn.execute(sa.text(PROBE_TABLE))
         conn.execute(sa.text(
             "CREATE INDEX IF NOT EXISTS probe_records_scope_idx "
             "ON probe_records (organisation_id, scope_kind, scope_ref)"
         ))
     yield engine
     engine.dispose()
+
+
+def world_engine(embedded_postgres, database: str) -> sa.Engine:
+    """A migrated database of its own for a leak suite over these worlds, with the probe table ``load`` fills."""
+    from tow_adapters.postgres.engine import PoolOptions, create_engine
+    from tow_adapters.postgres.migrator import PgSchemaMigrator
+
+    embedded_postgres.ensure_database(database)
+    engine = create_engine(embedded_postgres.url(database), PoolOptions(pool_size=1, max_overflow=0))
+    PgSchemaMigrator(engine).upgrade()
+    with engine.begin() as conn:
+        conn.execute(sa.text(PROBE_TABLE))
+    return engine
 
 
 def check_world(engine: sa.Engine, world: World, revocations) -> None:

@@ -1,19 +1,27 @@
 """Live updates across processes (issue 19 item 3): two app instances on one database, each with its own hub and
 listening connection, as two `tow serve` processes behind a proxy. Ada saves through A; Bob's stream on B hears
 it — as Bob, at that moment: nothing about a record whose grant was revoked, never a title; the stream ends when
-he signs out; a process holds at most ``live.max_clients`` streams and frees a slot when a client goes away."""
+he signs out; a process holds at most ``live.max_clients`` streams and frees a slot when a client goes away; and
+open streams end when the server shuts down instead of holding its graceful shutdown."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import logging
+import signal
+import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
+import uvicorn
 
 from tests.e2e.browser.conftest import LiveServer, _free_port
 from tests.e2e.org_world import World
+from tests.live_server import live_server, sign_up_owner
+from tow_http.serving import TowServer
 
 
 @pytest.fixture
@@ -151,3 +159,75 @@ def test_a_process_holds_at_most_max_clients_streams_and_frees_a_slot_on_disconn
     assert fourth.response.status == 200
     for stream in (second, third, fourth):
         stream.close()
+
+
+GRACE_SECONDS = 120  # long: a stream holding the shutdown would keep the server up for all of it
+
+
+class Logged(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_open_streams_end_as_the_server_shuts_down_and_do_not_hold_its_graceful_shutdown(make_container):
+    """`tow serve`'s server (tow_http.serving.TowServer, with the ASGI lifespan, as `tow serve` runs it), a long
+    grace period and a stream open: asked to stop, it ends the stream itself — the response finishes whole, it is
+    not cut off when the grace period runs out — and stops well within the grace period, the hub left empty."""
+    world = World(make_container())
+    container = make_container("live:\n  heartbeat_seconds: 0.5\n")
+    port = _free_port()
+    config = uvicorn.Config(container.app(), host="127.0.0.1", port=port, log_level="info",
+                            timeout_graceful_shutdown=GRACE_SECONDS)
+    hub = container.live_hub()
+    server = TowServer(config, before_draining=[hub.close])
+    running = threading.Thread(target=server.run, daemon=True)
+    running.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert running.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    logged = Logged()
+    logging.getLogger("uvicorn.error").addHandler(logged)  # uvicorn's own loggers do not reach the root
+    try:
+        doc = world.create(world.ada, type="doc", title="Runbook", scope=world.scope("OPS"))
+        stream = Stream(SimpleNamespace(port=port), world, world.bob, [doc["display_id"]])
+        assert stream.response.status == 200 and hub.subscriber_count == 1
+
+        server.should_exit = True  # what SIGTERM / Ctrl-C does
+        running.join(GRACE_SECONDS / 2)
+        assert not running.is_alive(), "the open stream holds the server's shutdown"
+        assert stream.next() is None  # ended by the server: the chunked response is complete (a cut one raises)
+        stream.close()
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(logged)
+        server.should_exit = True
+        running.join(GRACE_SECONDS)
+    assert "Shutting down" in logged.messages  # it did shut down gracefully ...
+    assert not any("graceful shutdown exceeded" in m for m in logged.messages)  # ... without cancelling anything
+    assert hub.subscriber_count == 0
+
+
+def test_tow_serve_ends_its_open_streams_on_sigterm_well_within_the_grace_period(tmp_path):
+    """The same through `tow serve` itself (its wiring of the hub into the server): SIGTERM with a stream open and
+    a 120 s grace period — the stream ends whole and the process exits, nothing cancelled."""
+    with live_server(tmp_path, runtime_yaml=f"  shutdown_grace_seconds: {GRACE_SECONDS}\n",
+                     yaml_text="live:\n  heartbeat_seconds: 0.5\n") as running:
+        cookie, org = sign_up_owner(running, docs=0)
+        conn = running.connection(timeout=10)
+        conn.request("GET", f"/api/organisations/{org}/live", headers={"Cookie": cookie,
+                                                                      "Accept": "text/event-stream"})
+        response = conn.getresponse()
+        assert response.status == 200 and response.readline().startswith(b"event: ready")
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=GRACE_SECONDS / 2) == 0
+        rest = []
+        while line := response.readline():  # the rest of the stream, to its end (a cut-off one raises)
+            rest.append(line)
+        assert rest[:2] == [b"data: {}\r\n", b"\r\n"]  # the end of `ready`, then keep-alives at most
+        assert all(line.startswith(b": keep-alive") or line == b"\r\n" for line in rest[2:]), rest
+        conn.close()
+    assert "graceful shutdown exceeded" not in running.log()

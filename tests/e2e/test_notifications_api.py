@@ -189,3 +189,54 @@ def test_a_snapshot_put_up_for_review_tells_who_may_write_it_and_nobody_who_may_
     assert secret["status"] == "pending_review"
     for client in (world.bob, world.cy):
         assert all("Secret" not in i["text"] for i in mine(client, world)["items"])
+
+
+def test_a_proposed_memory_diff_tells_its_reviewers_and_opens_on_the_diff(world):
+    read_all(world)
+    response = world.cy.post(f"{world.base}/memory-diffs", json={
+        "scope": world.scope("OPS"), "rationale": "from the retro",
+        "operations": [{"op": "create", "title": "Deploys freeze on Fridays", "body": "b",
+                        "fields": {"memory_type": "fact"}}]})
+    assert response.status_code == 201, response.text
+    diff = response.json()
+    reviews = {name: [i for i in mine(client, world, unread=True)["items"] if i["kind"] == "review"]
+               for name, client in (("ada", world.ada), ("bob", world.bob), ("cy", world.cy))}
+    assert [len(reviews[name]) for name in ("ada", "bob", "cy")] == [1, 1, 0]  # OPS's writers; never its author
+    [item] = reviews["bob"]
+    assert item["text"] == f"Cy proposed memory diff #{diff['id']} (1 change) for your review"
+    assert item["memory_diff_id"] == diff["id"] and item["record"] is None
+    assert item["link"] == f"/o/{world.org}/memory-diffs/{diff['id']}"
+    page = f"/o/{world.org}/notifications"
+    opened = world.bob.post(f"{page}/{item['id']}/open", data={"csrf_token": token_of(world.bob, page)},
+                            follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == item["link"]
+    assert "Deploys freeze on Fridays" in world.bob.get(item["link"]).text
+    secret = world.ada.post(f"{world.base}/memory-diffs", json={
+        "scope": world.scope("SEC"), "operations": [{"op": "create", "title": "Secret merger", "body": "b",
+                                                     "fields": {"memory_type": "fact"}}]})
+    assert secret.status_code == 201, secret.text
+    for client in (world.bob, world.cy):  # SEC is restricted to Ada
+        assert all(i["memory_diff_id"] != secret.json()["id"] for i in mine(client, world)["items"])
+
+
+def test_a_group_grant_or_group_membership_change_tells_the_people_whose_access_changed(world):
+    read_all(world)
+    group = world.ada.post(f"{world.base}/groups", json={"name": "Auditors"})
+    assert group.status_code == 201, group.text
+    groups = f"{world.base}/groups/{group.json()['id']}"
+    assert world.ada.put(f"{groups}/members/{world.cy_id}").status_code == 200
+    assert [i["kind"] for i in mine(world.cy, world, unread="true")["items"]] == ["access"]  # joined a group
+    read_all(world)
+    grant = world.ada.post(f"{world.base}/projects/{world.projects['SEC']}/grants",
+                           json={"group_id": group.json()["id"], "role": "viewer"})
+    assert grant.status_code in (200, 201), grant.text
+    assert world.ada.delete(f"{world.base}/projects/{world.projects['SEC']}/grants/{grant.json()['id']}"
+                            ).status_code == 204
+    assert [i["kind"] for i in mine(world.cy, world, unread="true")["items"]] == ["access", "access"]
+    assert mine(world.bob, world, unread="true")["items"] == []  # not in the group: nothing changed for Bob
+    read_all(world)
+    assert world.ada.delete(f"{groups}/members/{world.cy_id}").status_code in (200, 204)
+    assert world.ada.put(f"{groups}/members/{world.cy_id}").status_code == 200
+    assert world.ada.delete(groups).status_code == 204  # Cy loses what it granted
+    assert [i["kind"] for i in mine(world.cy, world, unread="true")["items"]] == ["access"] * 3
+    assert mine(world.ada, world, unread="true")["items"] == []  # never the actor

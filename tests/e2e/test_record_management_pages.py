@@ -76,6 +76,51 @@ def test_only_a_comments_author_edits_or_deletes_it(app_client):
     assert ada.get(f"/api/organisations/1/records/{ticket}/comments").json() == []
 
 
+def test_one_comment_comes_as_the_page_lists_it_to_the_tickets_readers_and_to_nobody_else(app_client):
+    """GET /o/{org}/r/{ticket}/comments/{id}: what static/live.js appends. Attacks: a ticket one cannot read,
+    another ticket's comment, a deleted one, another organisation's, a doc — all the same 404, never the text."""
+    ada = app_client()
+    set_up(ada)
+    bob, _ = join(app_client, ada, "Bob")
+    ticket = create(ada, "ticket", "Renew the certificate", "/o/1/tickets")
+    other = create(ada, "ticket", "Rotate the keys", "/o/1/tickets")
+    secret = post(ada, "/o/1/records", {"type": "ticket", "title": "Mine", "scope": "user"}, page="/o/1/tickets")
+    secret = secret.headers["location"].rsplit("/", 1)[1]
+    doc = create(ada, "doc", "Handbook", "/o/1/docs")
+    ids = {}
+    for record, body in ((ticket, "I will do it **today**"), (other, "Other words"), (secret, "Private plans"),
+                         (ticket, "Withdrawn")):
+        assert post(ada, f"/o/1/r/{record}/comments", {"body": body}, page="/o/1/tickets").status_code == 303
+        ids[body] = ada.get(f"/api/organisations/1/records/{record}/comments").json()[-1]["id"]
+    assert post(ada, f"/o/1/r/{ticket}/comments/{ids['Withdrawn']}/delete", {}, page="/o/1/tickets").status_code == 303
+    beta = ada.post("/api/organisations", json={"name": "Beta"}).json()["id"]
+    beta_ticket = ada.post(f"/api/organisations/{beta}/records", json={
+        "type": "ticket", "title": "Beta work", "scope": {"kind": "organisation"}}).json()["display_id"]
+    beta_comment = ada.post(f"/api/organisations/{beta}/records/{beta_ticket}/comments",
+                            json={"body": "Beta secrets"}).json()["id"]
+
+    fragment = bob.get(f"/o/1/r/{ticket}/comments/{ids['I will do it **today**']}")
+    assert fragment.status_code == 200 and fragment.headers["content-type"].startswith("text/html")
+    article = re.search(r'<article class="comment" id="comment-\d+">.*?</article>', fragment.text, re.S).group(0)
+    assert "Ada" in article and "<strong>today</strong>" in article and "Delete your comment" not in article
+    assert article in bob.get(f"/o/1/r/{ticket}").text  # exactly as the page lists it
+    mine = ada.get(f"/o/1/r/{ticket}/comments/{ids['I will do it **today**']}").text
+    assert "Delete your comment" in mine and f"edit_comment={ids['I will do it **today**']}" in mine
+
+    for path, text in ((f"/o/1/r/{secret}/comments/{ids['Private plans']}", "Private plans"),  # unreadable
+                       (f"/o/1/r/{ticket}/comments/{ids['Private plans']}", "Private plans"),  # under a readable one
+                       (f"/o/1/r/{ticket}/comments/{ids['Other words']}", "Other words"),  # another ticket's
+                       (f"/o/1/r/{ticket}/comments/{ids['Withdrawn']}", "Withdrawn"),  # deleted
+                       (f"/o/1/r/{ticket}/comments/{beta_comment}", "Beta secrets"),  # another organisation's
+                       (f"/o/1/r/{beta_ticket}/comments/{beta_comment}", "Beta secrets"),  # not a member there
+                       (f"/o/1/r/{doc}/comments/{ids['I will do it **today**']}", "today"),  # not a ticket
+                       (f"/o/1/r/{ticket}/comments/{ids['I will do it **today**']}?project=NOPE", "today")):
+        refused = bob.get(path)
+        assert refused.status_code == 404 and text not in refused.text, path
+    assert app_client().get(f"/o/1/r/{ticket}/comments/{ids['I will do it **today**']}",
+                            follow_redirects=False).status_code in (302, 303, 401)  # signed out: nothing
+
+
 def test_the_board_moves_a_card_with_its_form_and_lists_show_people_priorities_and_risk_ratings(app_client):
     ada = app_client()
     set_up(ada)

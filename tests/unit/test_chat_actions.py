@@ -11,6 +11,7 @@ import pytest
 
 from tests.fake_agent_runs import InMemoryAgentRuns
 from tests.fake_conversations import InMemoryConversations
+from tests.fake_notifications import InMemoryNotifications
 from tests.fake_reasoning import ScriptedReasoningModel, call, step
 from tests.fake_records import InMemoryMemoryDiffStore
 from tests.fake_unit_of_work import fake_transactions
@@ -20,6 +21,7 @@ from tow_core.ai import UnconfiguredWebSearch
 from tow_core.chat import ChatAssistant
 from tow_core.errors import AccessDenied, Conflict, NotFound
 from tow_core.memory_diffs import ArchiveItems, CreateItem, DiffSource, DiffStatus
+from tow_core.notifications import NotificationKind
 from tow_core.records import RecordType
 from tow_core.use_cases.chat import ChatRuns, ChatUseCases
 from tow_core.use_cases.conversations import ConversationUseCases
@@ -32,10 +34,11 @@ class Chat:
         self.w = w
         self.conversations, self.runs = InMemoryConversations(w.directory), InMemoryAgentRuns()
         self.diffs = InMemoryMemoryDiffStore(w.directory, w.clock)
+        self.notifications = InMemoryNotifications(w.records, w.directory, diffs=self.diffs)
         self.transactions = fake_transactions(
             w.clock, rollback=(w.records, w.directory, self.conversations, self.runs, self.diffs),
             directory=w.directory, records=w.records, history=w.keeping, conversations=self.conversations,
-            agent_runs=self.runs, memory_diffs=self.diffs)
+            agent_runs=self.runs, memory_diffs=self.diffs, notifications=self.notifications)
         self.use_cases = ChatUseCases(self.transactions, True)
         self.start = ConversationUseCases(self.transactions, True).start
         self.model = ScriptedReasoningModel(*steps)
@@ -95,6 +98,9 @@ def test_proposals_write_nothing_during_the_run_and_applying_creates_the_ticket_
     assert diff.scope == w.project("APP") and proposed.memory_diff.summary.id == diff.id
     assert isinstance(diff.operations[0], CreateItem) and diff.operations[0].title == "Keys rotate quarterly"
     assert chat.records_of(MEMORY) == []  # a pending diff, never an approved change
+    told = lambda name: [n.memory_diff_id for n in chat.notifications.shown(  # noqa: E731
+        w.ids[name], w.org, unread_only=False, before_id=None, limit=10) if n.kind is NotificationKind.REVIEW]
+    assert (told("ada"), told("bob")) == ([diff.id], [])  # APP's writers review it; not its author
 
     stored = actions(chat.conversations.turns(conversation.id)[-1])
     assert stored[0]["applied"]["record"] == str(created.display_id)

@@ -8,7 +8,7 @@ import pytest
 from tests.fake_live import FakeLiveFeed
 from tests.unit.records_world import World
 from tow_core.access import ProjectRole
-from tow_core.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
+from tow_core.errors import Conflict, DependencyUnavailable, InvalidInput, NotAuthenticated, NotFound, Throttled
 from tow_core.live import LiveEvent, LiveHub, LiveKind, LiveMessage
 from tow_core.records import RecordType
 from tow_core.use_cases.live import LiveUseCases
@@ -22,7 +22,11 @@ class Stream:
     def __init__(self, live: LiveUseCases, credential, org_id: int, records=()) -> None:
         self.live, self.credential, self.org_id = live, credential, org_id
         self.heard: list[LiveEvent] = []
-        self.leave = live.subscribe(credential, org_id, list(records), self.heard.append)
+        self.ended = False  # told to end: the server is shutting down
+        self.leave = live.subscribe(credential, org_id, list(records), self.heard.append, self.end)
+
+    def end(self) -> None:
+        self.ended = True
 
     def told(self) -> list[LiveMessage]:
         heard, self.heard = self.heard, []
@@ -155,6 +159,20 @@ def test_the_hub_holds_a_bounded_number_of_streams_and_forgets_those_that_leave(
     streams[0].leave()
     Stream(live, w.credential("ada"), w.org)
     assert feed.starts == 1  # one listening connection for the process, however many streams
+
+
+def test_closing_the_hub_ends_every_stream_refuses_new_ones_until_it_opens_and_stops_listening(w, feed, live):
+    streams = [Stream(live, w.credential(n), w.org) for n in ("ada", "bob")]
+    streams[1].leave()
+    live.hub.close()  # the server is shutting down
+    assert [s.ended for s in streams] == [True, False]  # only those still joined are told
+    assert feed.stopped and live.hub.subscriber_count == 0
+    with pytest.raises(DependencyUnavailable):
+        Stream(live, w.credential("cy"), w.org)
+    live.hub.close()  # again (the app's own shutdown after the server's): nothing more to do
+    live.hub.open()  # an app started again
+    again = Stream(live, w.credential("cy"), w.org)
+    assert feed.starts == 2 and not again.ended  # listening anew
 
 
 def test_a_stream_follows_a_bounded_number_of_records(w, live):

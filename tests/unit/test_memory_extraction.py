@@ -15,6 +15,7 @@ from tests.fake_agent_runs import InMemoryAgentRuns
 from tests.fake_conversations import InMemoryConversations
 from tests.fake_embeddings import FakeEmbeddingModel
 from tests.fake_history import summary_of
+from tests.fake_notifications import InMemoryNotifications
 from tests.fake_reasoning import ScriptedReasoningModel, call, step
 from tests.fake_records import InMemoryMemoryDiffStore
 from tests.fake_unit_of_work import fake_transactions
@@ -29,6 +30,7 @@ from tow_core.embeddings import EmbeddingSpace
 from tow_core.errors import AccessDenied, AiNotConfigured, Conflict, InvalidInput
 from tow_core.extraction import EXTRACTION_RUN, TOOL_NAME
 from tow_core.memory_diffs import DiffSource, DiffStatus
+from tow_core.notifications import NotificationKind
 from tow_core.records import RecordType, SearchHit
 from tow_core.use_cases.administration import OrganisationUseCases
 from tow_core.use_cases.chat import ChatRuns, ChatUseCases
@@ -68,10 +70,11 @@ class Extraction:
         self.w = w
         self.runs, self.diffs = InMemoryAgentRuns(), InMemoryMemoryDiffStore(w.directory, w.clock)
         self.conversations = InMemoryConversations(w.directory)
+        self.notifications = InMemoryNotifications(w.records, w.directory, diffs=self.diffs)
         self.transactions = fake_transactions(
             w.clock, rollback=(*w._tables, self.runs, self.diffs, self.conversations), directory=w.directory,
             records=w.records, history=w.keeping, agent_runs=self.runs, memory_diffs=self.diffs,
-            conversations=self.conversations, semantic=CosineIndex(w))
+            conversations=self.conversations, semantic=CosineIndex(w), notifications=self.notifications)
         self.model = ScriptedReasoningModel(*steps)
         self.embedder = FakeEmbeddingModel() if embeddings else None
         self.handler = ExtractionRuns(self.transactions, self.model, self.embedder)
@@ -126,6 +129,11 @@ def test_a_saved_doc_is_extracted_into_one_pending_diff_and_memory_changes_only_
     assert "the plan says so" in diff.rationale and str(doc.display_id) in diff.rationale
     titles = lambda: sorted(r.title for r in w.records.rows.values() if r.type is MEMORY)  # noqa: E731
     assert titles() == ["Releases ship on Fridays"]  # nothing changed yet
+    told = {name: [(n.memory_diff_id, n.text) for n in x.notifications.shown(
+        w.ids[name], w.org, unread_only=False, before_id=None, limit=10) if n.kind is NotificationKind.REVIEW]
+        for name in ("ada", "bob", "cy")}
+    text = f"Bob proposed memory diff #{diff.id} (1 change) for your review"
+    assert told == {"ada": [(diff.id, text)], "bob": [], "cy": [(diff.id, text)]}  # OPS's writers; not its author
 
     x.review.approve(w.credential("ada"), w.org, diff.id)
     created = next(r for r in w.records.rows.values() if r.title == "Staging is refreshed nightly")

@@ -16,10 +16,12 @@ from tests.unit.records_world import World
 from tow_core.agent_runs import AgentRunFailed, AgentRunResult, new_run
 from tow_core.errors import InvalidInput, NotFound
 from tow_core.jobs import RetryPolicy
-from tow_core.notifications import LOST, Delivery, NotificationKind, mention_markup, mentioned_ids
+from tow_core.memory_diffs import CreateItem
+from tow_core.notifications import LOST, LOST_DIFF, Delivery, NotificationKind, mention_markup, mentioned_ids
 from tow_core.records import RecordType
 from tow_core.unit_of_work import notifications_of
 from tow_core.use_cases.frame import FrameUseCases
+from tow_core.use_cases.memory import MemoryReviewUseCases
 from tow_core.use_cases.notifications import NotificationUseCases
 from tow_core.use_cases.records import RecordUseCases
 from tow_core.use_cases.tickets import TicketUseCases
@@ -31,11 +33,14 @@ SECRET = "Secret merger plan"
 class Desk:
     def __init__(self) -> None:
         w = self.w = World()
-        self.store = InMemoryNotifications(w.records, w.directory)
+        inbox = _inbox_stores(w)
+        self.diffs = inbox["memory_diffs"]
+        self.store = InMemoryNotifications(w.records, w.directory, diffs=self.diffs)
         transactions = fake_transactions(w.clock, rollback=(w.records, w.directory, w.comments),
                                          directory=w.directory, records=w.records, history=w.keeping,
-                                         notifications=self.store, **_inbox_stores(w))
+                                         notifications=self.store, **inbox)
         self.records = RecordUseCases(transactions)
+        self.memory = MemoryReviewUseCases(transactions)
         self.tickets = TicketUseCases(transactions)
         self.notifications = NotificationUseCases(transactions)
         self.frames = FrameUseCases(transactions)
@@ -87,7 +92,7 @@ def test_an_assignee_is_told_and_clicks_through_to_the_ticket(d):
     assert [(n.kind, n.record.display_id) for n in listing.items] == [(NotificationKind.ASSIGNED, ticket.display_id)]
     assert listing.unread == 1 and listing.items[0].text == f"Ada assigned you {ticket.display_id} Fix login"
     assert d.frames.frame(d.c("bob"), d.w.org, None).notification_count == 1
-    assert d.notifications.open(d.c("bob"), d.w.org, listing.items[0].id) == ticket.display_id
+    assert d.notifications.open(d.c("bob"), d.w.org, listing.items[0].id).link == f"/o/{d.w.org}/r/{ticket.display_id}"
     assert d.shown("bob").unread == 0 and d.shown("bob").items[0].read_at is not None
 
 
@@ -170,7 +175,7 @@ def test_a_notification_whose_record_was_lost_shows_nothing_of_it(d):
     (shown,) = d.shown("bob").items
     assert shown.lost and shown.record is None and shown.actor_name is None and shown.comment_id is None
     assert SECRET not in shown.text and LOST in shown.text
-    assert d.notifications.open(d.c("bob"), d.w.org, shown.id) is None
+    assert d.notifications.open(d.c("bob"), d.w.org, shown.id).link is None
 
 
 def test_reading_and_marking_touch_only_ones_own_notifications(d):
@@ -307,3 +312,71 @@ def test_review_notifications_are_capped_at_the_first_writers_by_id(d, monkeypat
                      fields={"snapshot_type": "cto_state"})
     told = [name for name in ("ada", "bob") if any(n.kind is NotificationKind.REVIEW for n in d.shown(name).items)]
     assert told == ["ada"]  # the first writer by user id
+
+
+def propose(d: Desk, by: str, scope: tuple[str, int | None], *titles: str):
+    return d.memory.propose(d.c(by), d.w.org, scope[0], scope[1],
+                            [CreateItem(title, "remember this", {"memory_type": "fact"}) for title in titles])
+
+
+def reviews(d: Desk, name: str) -> list:
+    return [n for n in d.shown(name).items if n.kind is NotificationKind.REVIEW]
+
+
+def test_a_proposed_memory_diff_tells_who_may_review_it_but_not_its_author(d):
+    diff = propose(d, "cy", ops(d), "Deploys freeze on Fridays", "On-call rotates weekly")
+    text = f"Cy proposed memory diff #{diff.summary.id} (2 changes) for your review"
+    told = {name: [n.text for n in reviews(d, name)] for name in ("ada", "bob", "cy")}
+    assert told == {"ada": [text], "bob": [text], "cy": []}  # OPS is open: its members write it
+    (note,) = reviews(d, "bob")
+    assert note.link == f"/o/{d.w.org}/memory-diffs/{diff.summary.id}" and note.record is None
+    opened = d.notifications.open(d.c("bob"), d.w.org, note.id)
+    assert opened.link == note.link and d.shown("bob").unread == 0
+
+
+def test_a_diff_in_a_scope_someone_only_reads_does_not_tell_them(d):
+    propose(d, "ada", ("project", d.w.projects["APP"]), "Release checklist")  # Bob only views APP
+    propose(d, "ada", ("project", d.w.projects["SEC"]), SECRET)  # restricted to the owner
+    assert reviews(d, "bob") == [] and reviews(d, "cy") == []
+
+
+def test_a_diff_notification_whose_scope_was_lost_shows_nothing_of_it(d):
+    propose(d, "ada", ops(d), SECRET)
+    (note,) = reviews(d, "bob")
+    ops_project = d.w.directory.project(d.w.projects["OPS"])
+    from dataclasses import replace as changed
+
+    from tow_core.access import Visibility
+    d.w.directory.update_project(changed(ops_project, visibility=Visibility.RESTRICTED))  # Bob loses OPS
+    (shown,) = reviews(d, "bob")
+    assert shown.lost and shown.lost_diff and shown.memory_diff_id is None and shown.actor_name is None
+    assert shown.link is None and LOST_DIFF in shown.text and SECRET not in shown.text and "#" not in shown.text
+    assert d.notifications.open(d.c("bob"), d.w.org, shown.id).link is None
+
+
+def test_diff_notifications_can_be_switched_off_and_are_capped(d, monkeypatch):
+    d.notifications.set_preferences(d.c("bob"), {NotificationKind.REVIEW: Delivery.OFF})
+    propose(d, "cy", ops(d), "Quiet please")
+    assert reviews(d, "bob") == [] and len(reviews(d, "ada")) == 1
+    import tow_core.notifications as notifications_module
+    monkeypatch.setattr(notifications_module, "MAX_REVIEWERS_TOLD", 1)
+    d.notifications.set_preferences(d.c("bob"), {NotificationKind.REVIEW: Delivery.IN_APP})
+    propose(d, "ada", ops(d), "Only the first writer")
+    assert (len(reviews(d, "bob")), len(reviews(d, "cy"))) == (1, 0)  # the first writer by user id but Ada
+    propose(d, "cy", ops(d), "Capped")
+    assert (len(reviews(d, "ada")), len(reviews(d, "bob"))) == (2, 1)
+
+
+def test_the_first_qualifying_candidates_are_found_a_batch_at_a_time():
+    from tow_core.notifications import first_among
+    asked: list[list[int]] = []
+
+    def evens(users: list[int]) -> frozenset[int]:
+        asked.append(users)
+        return frozenset(u for u in users if u % 2 == 0)
+
+    assert first_among(list(range(1, 101)), evens, 5) == [2, 4, 6, 8, 10] and len(asked) == 1  # one batch did
+    asked.clear()
+    assert first_among(list(range(1, 101)), lambda users: evens(users) & {98, 100}, 3) == [98, 100]
+    assert [len(batch) for batch in asked] == [20] * 5  # every member, a batch at a time, when few qualify
+    assert first_among([], evens, 5) == []

@@ -307,6 +307,23 @@ def test_a_comment_id_resolves_only_under_its_own_ticket(w):
                                                                w.org_scope).display_id, "x")
 
 
+def test_one_comment_is_read_by_the_tickets_readers_and_by_nobody_else_under_any_other_id(w):
+    app, sec = ticket(w, "APP ticket", w.project("APP")), ticket(w, "SEC finding", w.project("SEC"))
+    note, cve = comment(w, "ada", app, "Ship it"), comment(w, "ada", sec, "CVE details")
+    assert w.do("bob", tickets.readable_comment, w.comments, app.display_id, note.id) == note  # a viewer reads it
+    gone = comment(w, "ada", app, "never mind")
+    w.do("ada", tickets.delete_comment, w.comments, app.display_id, gone.id)
+    doc = w.create("ada", RecordType.DOC, "A doc", w.org_scope)
+    for who, display_id, comment_id in (("bob", sec.display_id, cve.id),  # a ticket Bob cannot read
+                                        ("bob", app.display_id, cve.id),  # another ticket's comment, under his
+                                        ("ada", app.display_id, gone.id),  # deleted
+                                        ("ada", app.display_id, 10_000),  # never made
+                                        ("ada", doc.display_id, note.id)):  # a record that is not a ticket
+        with pytest.raises(NotFound) as refused:
+            w.do(who, tickets.readable_comment, w.comments, display_id, comment_id)
+        assert "CVE" not in str(refused.value)
+
+
 # --- links ------------------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,9 @@ _COLUMNS = (
 )
 _VISIBLE = visible_predicate("d")
 _WRITABLE = visible_predicate("d", write=True)
+# The same predicates for each user of an outer list ``c(user_id)`` (``reviewers_among``).
+_REVIEWER_READS = visible_predicate("d", principal="c.user_id")
+_REVIEWER_WRITES = visible_predicate("d", write=True, principal="c.user_id")
 # The inbox's diffs: pending, in a scope the principal reads and writes (optionally one project's).
 _PENDING_WRITABLE = (
     f"FROM memory_diffs d WHERE d.organisation_id = :org AND d.status = 'pending' AND {_VISIBLE} AND {_WRITABLE} "
@@ -170,6 +173,15 @@ class PgMemoryDiffStore(SqlStore):
             id=diff_id, org=org_id, **{PRINCIPAL_PARAM: principal_id},
         )
         return _diff(row) if row else None
+
+    def reviewers_among(self, org_id: int, diff_id: int, user_ids: Sequence[int]) -> frozenset[int]:
+        rows = self._rows(
+            "SELECT c.user_id FROM unnest(CAST(:users AS bigint[])) AS c(user_id) WHERE EXISTS (SELECT 1 FROM "
+            f"memory_diffs d WHERE d.id = :id AND d.organisation_id = :org AND {_REVIEWER_READS} AND "
+            f"{_REVIEWER_WRITES})",
+            users=list(user_ids), id=diff_id, org=org_id,
+        )
+        return frozenset(r[0] for r in rows)
 
     def for_update(self, org_id: int, diff_id: int) -> MemoryDiff | None:
         row = self._row(

@@ -1,8 +1,8 @@
 """PgNotifications: notifications, watchers, notification preferences and digest settings in PostgreSQL
-(migrations 0025, 0026).
+(migrations 0025–0028).
 
 Runs on the caller's connection, so a notification commits with the change that causes it. What a
-notification shows is read in the listing's one statement: its record is LEFT JOINed under
+notification shows is read in the listing's one statement: its record (or memory diff) is LEFT JOINed under
 ``visible_predicate`` bound to the *reader*, so a record they no longer read comes back as NULL (shown as "a
 record you can no longer see"), never its title. Counting unread is one count on a partial index. Due digests
 are claimed by one UPDATE ... RETURNING: a second worker waiting on the same row sees it already claimed.
@@ -26,21 +26,22 @@ _ORG = "(CAST(:org AS bigint) IS NULL OR n.organisation_id = :org)"
 
 def _shown(row: sa.Row) -> Shown:
     (id_, org, kind, record_id, comment_id, created, read, r_id, r_type, prefix, number, title, status, s_kind,
-     s_ref, actor, run_id, run_kind) = row
+     s_ref, actor, run_id, run_kind, diff_id, d_id, d_changes) = row
     summary = None if r_id is None else RecordSummary(r_id, RecordType(r_type), DisplayId(prefix, number), title,
                                                       status, Scope(ScopeKind(s_kind), org, s_ref))
-    lost = record_id is not None and summary is None
+    lost_diff = diff_id is not None and d_id is None
+    lost = (record_id is not None and summary is None) or lost_diff
     return Shown(id_, org, NotificationKind(kind), created, read, summary, None if lost else comment_id,
-                 None if lost else actor, lost, run_id, run_kind)
+                 None if lost else actor, lost, run_id, run_kind, d_id, d_changes or 0, lost_diff)
 
 
 class PgNotifications(SqlStore):
     def add(self, new: NewNotification) -> int:
         return self._conn.execute(
             sa.text("INSERT INTO notifications (user_id, organisation_id, kind, record_id, comment_id, actor_id, "
-                    "created_at, agent_run_id) VALUES (:user, :org, :kind, :record, :comment, :actor, :at, :run) "
-                    "RETURNING id"),
-            {"run": new.agent_run_id,
+                    "created_at, agent_run_id, memory_diff_id) "
+                    "VALUES (:user, :org, :kind, :record, :comment, :actor, :at, :run, :diff) RETURNING id"),
+            {"run": new.agent_run_id, "diff": new.memory_diff_id,
              "user": new.user_id, "org": new.organisation_id, "kind": new.kind.value, "record": new.record_id,
              "comment": new.comment_id, "actor": new.actor_id, "at": new.created_at},
         ).scalar_one()
@@ -50,12 +51,14 @@ class PgNotifications(SqlStore):
         rows = self._rows(
             "SELECT n.id, n.organisation_id, n.kind, n.record_id, n.comment_id, n.created_at, n.read_at, "
             "r.id, r.type, r.prefix, r.number, r.title, r.status, r.scope_kind, r.scope_ref, u.display_name, "
-            "ar.id, ar.kind "
+            "ar.id, ar.kind, n.memory_diff_id, d.id, jsonb_array_length(d.operations) "
             "FROM notifications n "
             f"LEFT JOIN records r ON r.id = n.record_id AND r.organisation_id = n.organisation_id AND "
             f"{visible_predicate('r')} "
             "LEFT JOIN users u ON u.id = n.actor_id "
             f"LEFT JOIN agent_runs ar ON ar.id = n.agent_run_id AND ar.owner_id = :{PRINCIPAL_PARAM} "
+            "LEFT JOIN memory_diffs d ON d.id = n.memory_diff_id AND d.organisation_id = n.organisation_id AND "
+            f"{visible_predicate('d')} "
             f"WHERE n.user_id = :{PRINCIPAL_PARAM} AND {_ORG} "
             "AND (NOT :unread OR n.read_at IS NULL) AND (CAST(:before AS bigint) IS NULL OR n.id < :before) "
             "ORDER BY n.id DESC LIMIT :n",

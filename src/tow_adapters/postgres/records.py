@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,9 @@ _COLUMNS = (
 )
 _SUMMARY_COLUMNS = "r.id, r.organisation_id, r.type, r.prefix, r.number, r.scope_kind, r.scope_ref, r.title, r.status"
 _VISIBLE = visible_predicate("r")
+# The same predicate for each user of an outer list ``c(user_id)`` (``readers_among``).
+_READERS = visible_predicate("r", principal="c.user_id")
+_READERS_WRITE = visible_predicate("r", write=True, principal="c.user_id")
 _WRITABLE = visible_predicate("r", write=True)
 
 # ts_headline options: the highlight markers come from the core so the HTTP layer can trust them.
@@ -259,6 +262,16 @@ class PgRecordStore(SqlStore):
             id=record_id, org=org_id, **{PRINCIPAL_PARAM: principal_id},
         )
         return _record(row) if row else None
+
+    def readers_among(self, org_id: int, record_id: int, user_ids: Sequence[int], *,
+                      write: bool = False) -> frozenset[int]:
+        rows = self._rows(
+            "SELECT c.user_id FROM unnest(CAST(:users AS bigint[])) AS c(user_id) WHERE EXISTS (SELECT 1 FROM "
+            f"records r WHERE r.id = :id AND r.organisation_id = :org AND "
+            f"{_READERS_WRITE if write else _READERS})",
+            users=list(user_ids), id=record_id, org=org_id,
+        )
+        return frozenset(r[0] for r in rows)
 
     def readable_by_display_id(self, principal_id: int, org_id: int, display_id: DisplayId) -> Record | None:
         row = self._row(

@@ -89,24 +89,32 @@ SCOPE_GENERATORS: Mapping[tuple[ScopeKind, Condition], str] = {
 }
 
 
-def scopes_sql(rules: Mapping[ScopeKind, tuple[Condition, ...]]) -> str:
-    """SELECT of every (organisation_id, scope_kind, scope_ref) the rules grant to :principal_id."""
+def scopes_sql(rules: Mapping[ScopeKind, tuple[Condition, ...]], *, principal: str | None = None) -> str:
+    """SELECT of every (organisation_id, scope_kind, scope_ref) the rules grant to :principal_id — or, with
+    ``principal``, to the user id that SQL expression names (a column of an outer query: the same rules asked
+    for many users in one statement)."""
     parts = [SCOPE_GENERATORS[(kind, condition)] for kind in ScopeKind for condition in rules[kind]]
     union = "\nUNION\n".join(parts)
-    return (
+    sql = (
         f"WITH my_memberships AS ({_MY_MEMBERSHIPS})\n"
         f"SELECT * FROM (\n{union}\n) AS granted(organisation_id, scope_kind, scope_ref)"
     )
+    return sql if principal is None else sql.replace(f":{PRINCIPAL_PARAM}", f"({principal})")
 
 
 READABLE_SCOPES_SQL = scopes_sql(READ_RULES)
 WRITABLE_SCOPES_SQL = scopes_sql(WRITE_RULES)
 
 
-def visible_predicate(alias: str, *, write: bool = False) -> str:
+def visible_predicate(alias: str, *, write: bool = False, principal: str | None = None) -> str:
     """A WHERE-clause predicate: the row ``alias`` (with organisation_id, scope_kind, scope_ref
-    columns) is readable (or writable) by :principal_id. Bind ``principal_id`` when executing."""
-    scopes = WRITABLE_SCOPES_SQL if write else READABLE_SCOPES_SQL
+    columns) is readable (or writable) by :principal_id — bind ``principal_id`` when executing — or, with
+    ``principal``, by the user that SQL expression names (``visible_predicate("r", principal="c.user_id")``:
+    "which of these users read r" in one statement, each user through the same rules)."""
+    if principal is None:
+        scopes = WRITABLE_SCOPES_SQL if write else READABLE_SCOPES_SQL
+    else:
+        scopes = scopes_sql(WRITE_RULES if write else READ_RULES, principal=principal)
     return (
         f"(({alias}.organisation_id, {alias}.scope_kind, {alias}.scope_ref) IN "
         f"(SELECT organisation_id, scope_kind, scope_ref FROM ({scopes}) AS visible_scopes))"

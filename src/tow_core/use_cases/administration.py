@@ -34,7 +34,7 @@ from tow_core.identity import (
 )
 from tow_core.mail import MailComposer, OutgoingEmail
 from tow_core.outbox import QueuedEmail
-from tow_core.unit_of_work import Credential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import UploadPurpose
 from tow_core.use_cases.frame import Framed, frame_of
 
@@ -143,18 +143,28 @@ class OrganisationUseCases:
                                                group_id=group_id, name=name)
 
     def delete_group(self, credential: Credential, org_id: int, group_id: int) -> None:
+        """Its members lose what its grants gave them: they are notified (``NotificationKind.ACCESS``)."""
         with self.transactions.acting_as(credential) as acting:
+            group = acting.stores.directory.group(group_id)
             administration.delete_group(acting.stores.directory, acting.principal, org_id=org_id, group_id=group_id)
+            if group is not None:
+                acting.notifications().group_access_changed(acting.principal.user_id, group)
 
     def add_group_member(self, credential: Credential, org_id: int, group_id: int, user_id: int) -> Group:
+        """The group; the person added is notified (their access changed)."""
         with self.transactions.acting_as(credential) as acting:
-            return administration.add_group_member(acting.stores.directory, acting.principal, org_id=org_id,
-                                                   group_id=group_id, user_id=user_id)
+            group = administration.add_group_member(acting.stores.directory, acting.principal, org_id=org_id,
+                                                    group_id=group_id, user_id=user_id)
+            acting.notifications().access_changed(acting.principal.user_id, user_id, org_id)
+            return group
 
     def remove_group_member(self, credential: Credential, org_id: int, group_id: int, user_id: int) -> Group:
+        """The group; the person removed is notified (their access changed)."""
         with self.transactions.acting_as(credential) as acting:
-            return administration.remove_group_member(acting.stores.directory, acting.principal, org_id=org_id,
-                                                      group_id=group_id, user_id=user_id)
+            group = administration.remove_group_member(acting.stores.directory, acting.principal, org_id=org_id,
+                                                       group_id=group_id, user_id=user_id)
+            acting.notifications().access_changed(acting.principal.user_id, user_id, org_id)
+            return group
 
     # --- invites ------------------------------------------------------------------------------
 
@@ -218,6 +228,16 @@ class OrganisationUseCases:
 # --- projects, grants, access, server admins -------------------------------------------------
 
 
+def _grant_changed(acting: Acting, grant: Grant, org_id: int) -> None:
+    """Whose access a grant put or removed changed: its user's, or its group's members' (notified)."""
+    notifications = acting.notifications()
+    if grant.user_id is not None:
+        notifications.access_changed(acting.principal.user_id, grant.user_id, org_id)
+    group = acting.stores.directory.group(grant.group_id) if grant.group_id is not None else None
+    if group is not None:
+        notifications.group_access_changed(acting.principal.user_id, group)
+
+
 @dataclass(frozen=True)
 class ProjectUseCases:
     transactions: Transactions
@@ -262,11 +282,11 @@ class ProjectUseCases:
 
     def put_grant(self, credential: Credential, org_id: int, project_id: int, *, role: ProjectRole | str,
                   user_id: int | None = None, group_id: int | None = None) -> Grant:
-        """The grant; a person granted directly is notified (``NotificationKind.ACCESS``)."""
+        """The grant; the person granted, or the group's members, are notified (``NotificationKind.ACCESS``)."""
         with self.transactions.acting_as(credential) as acting:
             grant = administration.put_grant(acting.stores.directory, acting.principal, org_id=org_id,
                                              project_id=project_id, role=role, user_id=user_id, group_id=group_id)
-            acting.notifications().access_changed(acting.principal.user_id, grant.user_id, org_id)
+            _grant_changed(acting, grant, org_id)
             return grant
 
     def remove_grant(self, credential: Credential, org_id: int, project_id: int, grant_id: int) -> None:
@@ -274,7 +294,8 @@ class ProjectUseCases:
             grant = acting.stores.directory.grant(grant_id)
             administration.remove_grant(acting.stores.directory, acting.principal, org_id=org_id,
                                         project_id=project_id, grant_id=grant_id)
-            acting.notifications().access_changed(acting.principal.user_id, grant.user_id if grant else None, org_id)
+            if grant is not None:
+                _grant_changed(acting, grant, org_id)
 
     # --- access -------------------------------------------------------------------------------
 

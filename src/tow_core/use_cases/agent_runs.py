@@ -9,16 +9,35 @@ owner/admin cancelling someone else's run is written to the audit log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from tow_core import agent_runs as rules
 from tow_core.agent_runs import AgentRun, AgentRunStatus
 from tow_core.audit import AuditAction, AuditEntry
 from tow_core.errors import InvalidInput, NotFound
+from tow_core.live import LiveEvent
 from tow_core.records import Page
-from tow_core.unit_of_work import Acting, Credential, Transactions
+from tow_core.unit_of_work import Acting, Credential, Stores, Transactions, notifications_of
 
 MAX_PAGE = 200
+
+
+def owner_told_of_end(stores: Stores, now: datetime) -> Callable[[AgentRun], bool]:
+    """How the run worker tells a run's owner that it ended, in the transaction that records the end: by a
+    notification (which nudges their open pages itself), or — for a failed run whose notification they switched
+    off — by the nudge alone, since the failed run waits in their inbox all the same. Once, never both: returns
+    whether a notification was created."""
+    notifications = notifications_of(stores, now)
+
+    def tell(run: AgentRun) -> bool:
+        notified = notifications.agent_run_ended(run)
+        if not notified and run.status is AgentRunStatus.FAILED:
+            stores.live.publish(LiveEvent.user_nudged(run.organisation_id, run.owner_id))
+        return notified
+
+    return tell
 
 
 @dataclass(frozen=True, slots=True)

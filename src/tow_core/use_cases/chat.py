@@ -84,7 +84,7 @@ class ChatUseCases:
             ws = acting.workspace(org_id)
             conversation = owned_conversation(ws, acting.stores.conversations, conversation_id)
             applied = apply_action(ws, acting.stores.conversations, acting.stores.memory_diffs, conversation,
-                                   action_id, now=acting.now)
+                                   action_id, now=acting.now, notifications=acting.notifications())
             if applied.memory_diff is not None:  # its reviewers' inbox counts (tow_core.live)
                 acting.stores.live.publish(LiveEvent.reviews_changed(applied.memory_diff.summary.scope))
             return applied

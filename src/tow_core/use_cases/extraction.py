@@ -72,7 +72,7 @@ from tow_core.memory_diffs import DiffSource
 from tow_core.memory_review import MemoryDesk, propose_diff
 from tow_core.records import DisplayId, Record, RecordQuery, RecordType
 from tow_core.semantic_search import SemanticIndex
-from tow_core.unit_of_work import Acting, Credential, Stores, Transactions
+from tow_core.unit_of_work import Acting, Credential, Stores, Transactions, notifications_of
 from tow_core.use_cases.agent_runs import VisibleAgentRun
 
 _MEMORY = RecordQuery(frozenset({RecordType.MEMORY}), frozenset({"active"}))
@@ -205,21 +205,22 @@ class ExtractionRuns:
             return AgentRunResult({"diff_id": None, "proposed": 0, "dropped": [], "message": str(skip)})
 
     def _extract(self, run: AgentRun, heartbeat: Heartbeat) -> AgentRunResult:
-        with self._as_owner(run) as (ws, stores):
+        with self._as_owner(run) as (ws, stores, _):
             source = self._source(ws, stores, run)
             items = self._memory(ws, stores.semantic, source)
         heartbeat()
         context = EgressContext(EgressPurpose.EXTRACTION, run.owner_id, run.organisation_id)
         result = self.model.respond(request_for(source, items), context)
         heartbeat()
-        with self._as_owner(run) as (ws, stores):
+        with self._as_owner(run) as (ws, stores, now):
             proposal = read_answer(result, source, items, lambda text: self._similar(ws, stores.semantic, source,
                                                                                       text))
             output: dict[str, Any] = {"source": source.kind.value, "source_id": str(source.display_id or "") or None,
                                       "diff_id": None, "proposed": len(proposal.operations),
                                       "dropped": dropped_json(proposal.dropped)}
             if proposal.operations:
-                view = propose_diff(MemoryDesk(ws, stores.memory_diffs), scope=source.scope,
+                view = propose_diff(MemoryDesk(ws, stores.memory_diffs, notifications_of(stores, now)),
+                                    scope=source.scope,
                                     project=knowledge.project_access_of(ws, source.scope),
                                     operations=proposal.operations, source=source.kind, source_id=source.display_id,
                                     rationale=proposal.rationale, agent_run_id=run.id)
@@ -231,7 +232,7 @@ class ExtractionRuns:
         return AgentRunResult(output, TokenUsage(result.usage.input_tokens, result.usage.output_tokens))
 
     @contextmanager
-    def _as_owner(self, run: AgentRun) -> Iterator[tuple[Workspace, Stores]]:
+    def _as_owner(self, run: AgentRun) -> Iterator[tuple[Workspace, Stores, datetime]]:
         """One unit of work as the run's owner (``Transactions.on_behalf_of``: access loaded fresh, writes
         attributed to them); an owner gone from the organisation proposes nothing."""
         entered = False
@@ -241,7 +242,7 @@ class ExtractionRuns:
                 principal = owner.workspace.principal
                 if not principal.is_active or run.organisation_id not in principal.org_roles:
                     raise _Skip(_GONE)
-                yield owner.workspace, owner.stores
+                yield owner.workspace, owner.stores, owner.now
         except NotFound as exc:
             if entered:
                 raise

@@ -59,11 +59,7 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
     organisation = administration.get_organisation(directory, principal, org_id=org_id)
     user = accounts.current_user(directory, principal)
     projects = administration.list_projects(directory, principal, org_id=org_id)
-    picked = None
-    if project_key:
-        picked = next((p for p in projects if p.key == project_key.upper()), None)
-        if picked is None:
-            raise NotFound(f"project {project_key} not found")
+    picked = picked_project(projects, project_key)
 
     images = attachments.visible_images_of(principal, acting.stores.uploads, {
         UploadPurpose.AVATAR: [user.id], UploadPurpose.ORGANISATION_LOGO: [org_id],
@@ -79,6 +75,17 @@ def frame_of(acting: Acting, org_id: int, project_key: str | None) -> Frame:
                  inbox_count=inbox.count(inbox_desk(acting), inbox_within(acting, org_id, picked, projects)).total,
                  notification_count=acting.stores.notifications.count_unread(user.id, org_id),
                  doc_roots=tuple(roots[:SIDEBAR_DOCS]), more_docs=len(roots) > SIDEBAR_DOCS)
+
+
+def picked_project(readable: list[Project], project_key: str | None) -> Project | None:
+    """The project ``project_key`` picks among those the user reads (None for "All projects"); NotFound for any
+    other, so an unknown project and an invisible one look the same."""
+    if not project_key:
+        return None
+    picked = next((p for p in readable if p.key == project_key.upper()), None)
+    if picked is None:
+        raise NotFound(f"project {project_key} not found")
+    return picked
 
 
 def inbox_desk(acting: Acting) -> inbox.InboxDesk:

@@ -26,9 +26,10 @@ class LiveUseCases:
     hub: LiveHub | None  # None: this server holds no live streams (tests of other things)
 
     def subscribe(self, credential: Credential, org_id: int, records: Sequence[str | DisplayId],
-                  deliver: Callable[[LiveEvent], None]) -> Callable[[], None]:
+                  deliver: Callable[[LiveEvent], None], end: Callable[[], None]) -> Callable[[], None]:
         """Joins this process's hub for ``records`` (display IDs, each one the caller reads, else NotFound) and
-        their own nudges; returns how to leave. Throttled when the process serves its maximum of streams."""
+        their own nudges; returns how to leave (``end``: the server is shutting down, the stream must end).
+        Throttled when the process serves its maximum of streams; DependencyUnavailable while it shuts down."""
         if len(records) > MAX_TOPICS:
             raise InvalidInput(f"follow at most {MAX_TOPICS} records in one stream", field="record")
         refs = [_display_id(ref) for ref in records]
@@ -38,7 +39,7 @@ class LiveUseCases:
             subscription = Subscription(acting.principal.user_id, org_id, followed)
         if self.hub is None:
             raise NotConfigured("live updates are not available on this server")
-        return self.hub.join(subscription, deliver)
+        return self.hub.join(subscription, deliver, end)
 
     def check(self, credential: Credential, org_id: int) -> None:
         """Raises unless the caller is still signed in and a member (each heartbeat asks)."""

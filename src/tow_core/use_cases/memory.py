@@ -35,7 +35,7 @@ class DiffPage:
 
 
 def _desk(acting: Acting, org_id: int) -> MemoryDesk:
-    return MemoryDesk(acting.workspace(org_id), acting.stores.memory_diffs)
+    return MemoryDesk(acting.workspace(org_id), acting.stores.memory_diffs, acting.notifications())
 
 
 def _reviewers_told(acting: Acting, diff: ShownDiff) -> ShownDiff:

@@ -75,9 +75,7 @@ def emailed(store: NotificationStore, user_id: int, shown: Shown) -> bool:
 
 
 def link_of(shown: Shown) -> str:
-    if shown.record is not None:
-        return f"/o/{shown.organisation_id}/r/{shown.record.display_id}"
-    return f"/o/{shown.organisation_id}/notifications"
+    return shown.link or f"/o/{shown.organisation_id}/notifications"
 
 
 @dataclass(frozen=True)

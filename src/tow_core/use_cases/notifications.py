@@ -16,6 +16,7 @@ from tow_core.notifications import (
     Digest,
     NotificationKind,
     Shown,
+    first_among,
     mention_markup,
 )
 from tow_core.records import DisplayId
@@ -102,15 +103,16 @@ class NotificationUseCases:
                 acting.workspace(org_id)
             return acting.stores.notifications.mark_read(acting.principal.user_id, None, org_id, now=acting.now)
 
-    def open(self, credential: Credential, org_id: int, notification_id: int) -> DisplayId | None:
-        """Marks one of the caller's notifications read; the record to go to, if they still read it."""
+    def open(self, credential: Credential, org_id: int, notification_id: int) -> Shown | None:
+        """Marks one of the caller's notifications read; it as shown now (its ``link``: where to go, while they
+        still read what it is about), None when it is not theirs."""
         with self.transactions.acting_as(credential) as acting:
             acting.workspace(org_id)
             store, me = acting.stores.notifications, acting.principal.user_id
             store.mark_read(me, [notification_id], org_id, now=acting.now)
             found = next((n for n in store.shown(me, org_id, unread_only=False, before_id=notification_id + 1,
                                                  limit=1) if n.id == notification_id), None)
-            return found.record.display_id if found is not None and found.record is not None else None
+            return found
 
     def watching(self, credential: Credential, org_id: int, display_id: DisplayId) -> bool:
         with self.transactions.acting_as(credential) as acting:
@@ -133,18 +135,14 @@ class NotificationUseCases:
             ws = acting.workspace(org_id)
             record = knowledge.get_record(ws, display_id)
             wanted = knowledge.clean_text(text, "q", max_length=100).strip().lower()
-            found: list[Mentionable] = []
-            for member in sorted(ws.directory.members(org_id), key=lambda m: m.display_name.lower()):
-                if len(found) >= min(max(limit, 1), MAX_CANDIDATES):
-                    break
-                words = member.display_name.lower().split()
-                if not member.is_active or (wanted and not any(w.startswith(wanted) for w in words)
-                                            and not member.display_name.lower().startswith(wanted)):
-                    continue
-                if ws.records.readable(member.user_id, org_id, record.id) is not None:
-                    found.append(Mentionable(member.user_id, member.display_name,
-                                             mention_markup(member.user_id, member.display_name)))
-            return found
+            named = [m for m in sorted(ws.directory.members(org_id), key=lambda m: (m.display_name.lower(), m.user_id))
+                     if m.is_active and (not wanted or m.display_name.lower().startswith(wanted)
+                                         or any(w.startswith(wanted) for w in m.display_name.lower().split()))]
+            readers = set(first_among([m.user_id for m in named],
+                                      lambda users: ws.records.readers_among(org_id, record.id, users),
+                                      min(max(limit, 1), MAX_CANDIDATES)))
+            return [Mentionable(m.user_id, m.display_name, mention_markup(m.user_id, m.display_name))
+                    for m in named if m.user_id in readers]
 
     def preferences(self, credential: Credential) -> Preferences:
         """Where each kind of the caller's notifications goes (every kind, defaults filled in), and their digest."""

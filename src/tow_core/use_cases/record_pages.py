@@ -21,7 +21,7 @@ from tow_core.tickets import ActivityEntry, Comment, Link
 from tow_core.unit_of_work import Acting, Credential, Transactions
 from tow_core.uploads import Upload, UploadStore
 from tow_core.use_cases.extraction import ExtractionPolicy, after_doc_write
-from tow_core.use_cases.frame import Framed, frame_of
+from tow_core.use_cases.frame import Framed, frame_of, picked_project
 from tow_core.use_cases.records import ScopeChoice, create_in, search_in
 from tow_core.use_cases.snapshots import snapshot_provenance
 
@@ -55,6 +55,16 @@ class RecordView:
     provenance: Provenance | None = None  # snapshots: pinned sources (changed since?) and the generating run
     writable: bool = False  # the caller writes its scope: the page offers deleting a doc only then
     watching: bool = False  # the caller watches it (comments on it notify them): the page offers (un)watching
+
+
+@dataclass(frozen=True)
+class CommentView:
+    """One comment as the ticket page shows it (the live page appends it)."""
+
+    comment: Comment
+    author_name: str | None  # None: no longer a member of the organisation
+    viewer_id: int  # the page offers editing and deleting to the comment's author
+    project_key: str | None  # the picked project, one the viewer reads: the comment's links keep it
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,18 @@ class RecordPageUseCases:
                               writable=can_write_scope(ws.principal, record.scope,
                                                        knowledge.project_access_of(ws, record.scope)))
             return Framed(frame, view)
+
+    def comment(self, credential: Credential, org_id: int, display_id: DisplayId, comment_id: int,
+                project_key: str | None) -> CommentView:
+        """One comment of a ticket the caller reads, as its page lists it (``tickets.readable_comment``: NotFound
+        for anything else, as for an unknown project)."""
+        with self.transactions.acting_as(credential) as acting:
+            ws = acting.workspace(org_id)
+            comment = tickets.readable_comment(ws, acting.stores.history.comments, display_id, comment_id)
+            picked = picked_project(administration.list_projects(acting.stores.directory, acting.principal,
+                                                                 org_id=org_id), project_key)
+            author = people_of(acting, org_id).get(comment.author_id) if comment.author_id is not None else None
+            return CommentView(comment, author, acting.principal.user_id, picked.key if picked else None)
 
     def create(self, credential: Credential, org_id: int, *, record_type: RecordType, scope: ScopeChoice,
                title: str, body: str, fields: Mapping[str, Any]) -> Record:

@@ -34,9 +34,9 @@ def notifications_page(request: Request, org_id: int, caller: Caller, notificati
 @post("/o/{org_id:int}/notifications/{notification_id:int}/open", sync_to_thread=True, include_in_schema=False)
 def open_notification(request: Request, org_id: int, notification_id: int, form: NamedDependency[Form],
                       caller: Caller, notifications: Notes) -> Response:
-    target = notifications.open(caller, org_id, notification_id)
-    path = f"/r/{target}" if target is not None else "/notifications"
-    return redirect(request, f"/o/{org_id}{path}{_suffix(form)}")
+    opened = notifications.open(caller, org_id, notification_id)
+    path = opened.link if opened is not None and opened.link else f"/o/{org_id}/notifications"
+    return redirect(request, f"{path}{_suffix(form)}")
 
 
 @post("/o/{org_id:int}/notifications/read-all", sync_to_thread=True, include_in_schema=False)

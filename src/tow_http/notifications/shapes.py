@@ -7,17 +7,20 @@ from typing import Annotated
 
 import msgspec
 
-from tow_core.notifications import DESCRIPTIONS, LOST, NotificationKind, Shown
+from tow_core.notifications import DESCRIPTIONS, LOST, LOST_DIFF, NotificationKind, Shown
 from tow_core.use_cases.notifications import Mentionable, NotificationList, Preferences
 
 RULES = (
     "Your notifications: a ticket assigned to you, a mention of you (`@[Name](user:ID)`) in a doc, ticket, "
-    "decision or risk body or in a comment, a comment on something you watch, a change of your role or access, "
-    "a snapshot you may write put up for review (at most the first 50 writers by user id), your own agent run "
+    "decision or risk body or in a comment, a comment on something you watch, a change of your role or access "
+    "(a direct or group grant, a group you joined or left), "
+    "a snapshot put up for review or a memory diff proposed in a scope you may write (at most the first 50 writers "
+    "by user id; never the diff's author), your own agent run "
     "(chat answer, snapshot generation, memory extraction) finished or failed. Nobody is notified of their own "
     "act, and a notification is created only if you could read its record at that moment. A notification holds "
     "ids only: its record's display ID and title are read through the access rules when you list it, so a record "
-    f"you can no longer read shows as \"{LOST}\" (`lost: true`, no `record`, no `actor`). Newest first."
+    f"you can no longer read shows as \"{LOST}\" (`lost: true`, no `record`, no `actor`), a memory diff as "
+    f"\"{LOST_DIFF}\". Newest first."
 )
 
 
@@ -39,7 +42,9 @@ class NotificationOut(msgspec.Struct):
     record: NotificationRecordOut | None
     actor: Annotated[str | None, msgspec.Meta(description="who caused it (their current name)")]
     comment_id: int | None
-    link: Annotated[str | None, msgspec.Meta(description="the page of its record, while you read it")]
+    link: Annotated[str | None, msgspec.Meta(description="the page of its record or memory diff, while you read it")]
+    memory_diff_id: Annotated[int | None, msgspec.Meta(
+        description="the memory diff awaiting your review (kind review), while you read it")] = None
 
 
 class NotificationsOut(msgspec.Struct):
@@ -74,15 +79,11 @@ class PreferencesOut(msgspec.Struct):
         "how the kinds set to email are emailed: immediate (each on its own), daily (one digest a day) or off"))]
 
 
-def link_of(n: Shown) -> str | None:
-    return f"/o/{n.organisation_id}/r/{n.record.display_id}" if n.record is not None else None
-
-
 def notification_out(n: Shown) -> NotificationOut:
     record = None if n.record is None else NotificationRecordOut(str(n.record.display_id), n.record.type.value,
                                                                  n.record.title, n.record.status)
     return NotificationOut(n.id, n.organisation_id, n.kind.value, n.text, n.created_at, n.read_at is not None,
-                           n.lost, record, n.actor_name, n.comment_id, link_of(n))
+                           n.lost, record, n.actor_name, n.comment_id, n.link, n.memory_diff_id)
 
 
 def notifications_out(listing: NotificationList) -> NotificationsOut:

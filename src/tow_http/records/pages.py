@@ -245,6 +245,18 @@ def add_comment(request: Request, org_id: int, display_id: str, form: NamedDepen
     return redirect(request, _record_link(org_id, display_id, form.get("project")) + "#comments")
 
 
+@get("/o/{org_id:int}/r/{display_id:str}/comments/{comment_id:int}", sync_to_thread=True, include_in_schema=False)
+def comment_fragment(request: Request, org_id: int, display_id: str, comment_id: int, caller: Caller,
+                     record_pages: Pages, project: str | None = None) -> Response:
+    """One comment as the ticket page lists it, for static/live.js to append when someone else comments: read as
+    the caller, 404 unless they read the ticket and it is one of its comments."""
+    ticket = DisplayId.parse(display_id)
+    view = record_pages.comment(caller, org_id, ticket, comment_id, project)
+    return page(request, "_comment.html", c=view.comment, author=view.author_name, viewer_id=view.viewer_id,
+                editing_comment=None, org_id=org_id, display_id=str(ticket),
+                link=Shell.linker(org_id, view.project_key), project_key=view.project_key)
+
+
 @post("/o/{org_id:int}/r/{display_id:str}/comments/{comment_id:int}", sync_to_thread=True, include_in_schema=False)
 def edit_comment(request: Request, org_id: int, display_id: str, comment_id: int, form: NamedDependency[Form],
                  caller: Caller, tickets: NamedDependency[TicketUseCases]) -> Response:
@@ -336,4 +348,5 @@ def search_page(request: Request, org_id: int, caller: Caller, record_pages: Pag
 
 
 RECORD_PAGES = [record_list, create_record, record_page, save_record, extract_memory, change_status, move_doc,
-                add_comment, edit_comment, delete_comment, delete_doc, add_link, preview, doc_branches, search_page]
+                add_comment, comment_fragment, edit_comment, delete_comment, delete_doc, add_link, preview,
+                doc_branches, search_page]

@@ -11,6 +11,8 @@
 // - Mention completion (a saved record only): after "@" and the start of a name it asks GET .../mentionable,
 //   the members who can read this record (a mention of anyone else would notify nobody), and inserts
 //   @[Name](user:ID), which the page shows as a mention chip and which notifies that person.
+// The suggestions are one listbox, named for what it offers each time ("Records to reference" or "People to
+// mention"), so a screen reader announces the right one.
 (function () {
   "use strict";
 
@@ -190,9 +192,10 @@
     replaceRange(editor.area, q.start, editor.area.selectionStart, text, text.length, text.length);
   }
 
-  function show(editor, found) {
+  function show(editor, found, label) {
     closeList(editor);
     if (!found.length) return;
+    editor.list.setAttribute("aria-label", label);  // what a screen reader announces: people or records
     found.forEach(function (option, i) {  // { id: shown first, label: after it, insert: what goes in }
       var li = document.createElement("li");
       li.id = editor.area.id + "-ref-" + i;
@@ -225,7 +228,9 @@
         : found.filter(function (record) { return record.display_id !== self; }).map(function (record) {
           return { id: record.display_id, label: record.title, insert: record.display_id };
         });
-      if (asked === editor.asked && editor.query) show(editor, options);
+      if (asked === editor.asked && editor.query) {
+        show(editor, options, q.mention ? "People to mention" : "Records to reference");
+      }
     }, function () { closeList(editor); });
   }
 
@@ -273,7 +278,7 @@
     list.className = "reference-suggestions";
     list.id = area.id + "-refs";
     list.setAttribute("role", "listbox");
-    list.setAttribute("aria-label", "Records to reference");
+    list.setAttribute("aria-label", "Suggestions");  // named for what it lists each time it opens (show)
     list.hidden = true;
     var note = document.createElement("p");
     note.className = "hint editor-status";

@@ -48,7 +48,7 @@ def test_bob_sees_the_ticket_ada_assigned_him_and_clicks_through_to_it(new_page)
     ada.goto(f"{org_path}/r/{ticket}?edit=1")
     body = ada.locator("#f-body")
     body.type("Ask @Bo")
-    options = ada.get_by_role("listbox", name="Records to reference").get_by_role("option")
+    options = ada.get_by_role("listbox", name="People to mention").get_by_role("option")  # named for what it lists
     expect(options).to_have_count(1)
     expect(options.first).to_contain_text("Bob")
     body.press("Enter")
