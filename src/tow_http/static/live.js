@@ -6,12 +6,15 @@
 // says who commented. On every page: the Inbox and Notifications counts in the navigation are refetched when the
 // server nudges (a memory diff or snapshot awaiting your review came or went, a notification for you arrived).
 // Messages are written as text (textContent); the only HTML taken in is the server's own rendering of one
-// comment, parsed inertly (DOMParser runs no script) and only its <article class="comment">. Without this
-// script the pages are plain pages: counts and comments are fresh on every load.
+// comment, parsed inertly (DOMParser runs no script) and only its <article class="comment">. Whenever the stream
+// is down (refused by the server or a proxy, or a browser without EventSource) the counts are polled once a
+// minute while the page is visible instead, until the stream is back. Without this script the pages are plain
+// pages: counts and comments are fresh on every load.
 (function () {
   "use strict";
   var notice = document.getElementById("live-notice");
-  if (!notice || !window.EventSource || !window.fetch) return;
+  if (!notice || !window.fetch) return;
+  var POLL_MS = 60000;
   var records = (notice.getAttribute("data-records") || "").trim();
   var url = notice.getAttribute("data-live-url");
   if (records) url += "?record=" + encodeURIComponent(records);
@@ -59,6 +62,17 @@
       refetch(notificationsUrl, function (listing) { showCount(listing.unread, "nav-notifications", "unread"); });
     }
   }
+
+  var polling = null;
+  function poll(on) {  // the counts, while the stream cannot tell us (README "Live updates")
+    if (on && !polling) {
+      polling = window.setInterval(function () { if (!document.hidden) refetchCount(); }, POLL_MS);
+    } else if (!on && polling) {
+      window.clearInterval(polling);
+      polling = null;
+    }
+  }
+  if (!window.EventSource) { poll(true); return; }
 
   var source = new EventSource(url);
   source.addEventListener("record_changed", function (event) {
@@ -109,9 +123,12 @@
   source.addEventListener("comment_added", function (event) { showComment(data(event)); });
   source.addEventListener("nudge", refetchCount);
   source.addEventListener("resync", function () { refetchCount(); tell("This page may be out of date"); });
+  source.onopen = function () { poll(false); };
   source.onerror = function () {
-    // A refused stream (401, 404, 429) stays closed; a dropped connection is retried by the browser.
+    // A refused stream (401, 404, 429, 503) stays closed; a dropped connection is retried by the browser.
+    // Either way the counts are polled until it is open again.
     if (source.readyState === EventSource.CLOSED) source.close();
+    poll(true);
   };
   window.addEventListener("pagehide", function () { source.close(); });
 })();

@@ -58,3 +58,32 @@ def test_bob_sees_the_ticket_ada_assigned_him_and_clicks_through_to_it(new_page)
     bob.reload()
     expect(bob.locator("#nav-notifications .count")).to_have_text("1")
     assert ada.problems == [] and bob.problems == []
+
+
+def test_with_the_live_stream_refused_the_count_is_polled_instead(new_page):
+    """A proxy that refuses the event stream (here: every /live request answers 503): Bob's page polls the counts
+    once a minute instead, so Ada's assignment still shows in his navigation without a reload."""
+    ada = new_page()
+    set_up_server(ada)
+    org_path = re.search(r"/o/\d+", ada.url).group(0)
+    link = invite_link(ada)
+    bob = new_page()
+    join_as_bob(bob, link)
+    bob.route(re.compile(r"/live(\?.*)?$"), lambda route: route.fulfill(status=503, body="no streams here"))
+    bob.clock.install()  # the minute between polls passes on command
+    with bob.expect_response(re.compile(r"/live$")):
+        bob.reload()
+    expect(bob.locator("#nav-notifications .count")).to_have_count(0)
+
+    ada.goto(f"{org_path}/tickets")
+    ada.get_by_label("Title").fill("Rotate the keys")
+    ada.get_by_label("Assignee").select_option(label="Bob")
+    ada.get_by_role("button", name="Create").click()
+    expect(ada.locator(".page-head h1")).to_contain_text("Rotate the keys")
+
+    bob.wait_for_timeout(500)
+    expect(bob.locator("#nav-notifications .count")).to_have_count(0)  # no stream: nothing told him yet
+    with bob.expect_response(re.compile(r"/api/notifications\?")):
+        bob.clock.fast_forward(61_000)
+    expect(bob.locator("#nav-notifications .count")).to_have_text("1")
+    assert ada.problems == []
