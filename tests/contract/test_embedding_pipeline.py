@@ -169,6 +169,65 @@ def cli_env(fresh_database_url, tmp_path, monkeypatch):
         yield run
 
 
+def chunk_scopes(engine: sa.Engine) -> dict[int, set[tuple[int, str, int]]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT record_id, organisation_id, scope_kind, scope_ref FROM embedding_chunks"))
+        scopes: dict[int, set[tuple[int, str, int]]] = {}
+        for record_id, *scope in rows:
+            scopes.setdefault(record_id, set()).add(tuple(scope))
+        return scopes
+
+
+def test_chunks_carry_their_records_scope_whoever_writes_either(container):
+    """Semantic search filters chunks by the scope copied onto them: the database keeps the copy equal to
+    the record's — a move rewrites the chunks, and a writer cannot give a chunk any other scope."""
+    engine = container.engine()
+    seed(engine, 2)
+    worker(container, FakeEmbeddingModel()).run_once()
+    assert chunk_scopes(engine) == {1: {(1, "organisation", 1)}, 2: {(1, "organisation", 1)}}
+    with engine.begin() as conn:  # moved, as PgRecordStore.save does it
+        conn.execute(sa.text("UPDATE records SET scope_kind = 'user', scope_ref = 1 WHERE id = 1"))
+    assert chunk_scopes(engine) == {1: {(1, "user", 1)}, 2: {(1, "organisation", 1)}}
+    with engine.begin() as conn:  # an attack on the copy: a chunk re-labelled, a chunk inserted mislabelled
+        conn.execute(sa.text("UPDATE embedding_chunks SET scope_kind = 'organisation', scope_ref = 1 "
+                             "WHERE record_id = 1"))
+        conn.execute(sa.text(
+            "INSERT INTO embedding_chunks (space_id, record_id, chunk, content_hash, embedding, organisation_id, "
+            "scope_kind, scope_ref) SELECT space_id, record_id, 1, content_hash, embedding, 1, 'organisation', 1 "
+            "FROM embedding_chunks WHERE record_id = 1"))
+    assert chunk_scopes(engine) == {1: {(1, "user", 1)}, 2: {(1, "organisation", 1)}}
+
+
+def test_a_chunk_inserted_while_its_record_moves_takes_the_moved_scope(container):
+    """The race the insert trigger's row lock closes: a move not yet committed, and a chunk inserted for the
+    record meanwhile by a writer that does not lock the record itself (the worker's ``store`` does; an
+    import or a hand-written INSERT may not). The move's trigger cannot see the uncommitted chunk, so the
+    insert must wait for the move and read its scope."""
+    engine = container.engine()
+    seed(engine, 1)
+    space = embeddings.require_space(container.embedding_spaces(), FakeEmbeddingModel())
+    vector = "[" + ",".join(["1"] * space.dim) + "]"
+
+    def insert_chunk() -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO embedding_chunks (space_id, record_id, chunk, content_hash, embedding) "
+                                 "VALUES (:space, 1, 0, 'h', CAST(:v AS vector))"), {"space": space.id, "v": vector})
+
+    with engine.connect() as mover:
+        move = mover.begin()
+        mover.execute(sa.text("UPDATE records SET scope_kind = 'user', scope_ref = 1 WHERE id = 1"))
+        inserting = threading.Thread(target=insert_chunk)
+        inserting.start()
+        with engine.connect() as conn:  # until the insert waits on the moved row
+            while inserting.is_alive() and not conn.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")).scalar():
+                threading.Event().wait(0.01)
+        move.commit()
+        inserting.join()
+    assert chunk_scopes(engine) == {1: {(1, "user", 1)}}
+
+
 def test_startup_with_another_dimension_is_refused_naming_both_and_the_command(cli_env, make_container, capsys):
     container = make_container()  # migrates the database the CLI uses
     seed(container.engine(), 3)

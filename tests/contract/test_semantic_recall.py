@@ -114,17 +114,20 @@ def test_top_k_of_what_the_caller_can_read_at_every_selectivity(corpus, threshol
         assert mean >= 0.95, RECALL_STATS[-1]
 
 
-def test_the_index_path_streams_from_the_hnsw_index_with_the_visibility_check_per_candidate(corpus):
-    """The statement's shape must let PostgreSQL use the HNSW index with the filter inside the scan
-    (iterative scan), not sort the readable set: EXPLAIN names the index and no join to records."""
+def test_the_index_path_streams_from_the_hnsw_index_with_the_scope_check_per_candidate(corpus):
+    """The statement's shape must let PostgreSQL use the HNSW index with the visibility test inside the scan
+    (iterative scan), not sort the readable set: EXPLAIN names the index, whose filter tests the chunk's own
+    scope against the readable arrays (InitPlans) — no sub-plan per candidate, no join to records."""
     engine, space, queries = corpus
     with engine.begin() as conn:
-        sql = PgSemanticIndex._index_sql(space, "", K * 4)
-        plan = "\n".join(conn.execute(sa.text("EXPLAIN " + sql), {
+        sql = PgSemanticIndex._search_sql(space, "", K * 4)
+        plan = list(conn.execute(sa.text("EXPLAIN " + sql), {
             "org": 1, "vec": vector_literal(bag_of_words_vector(queries[0], DIM)), "text": queries[0], "k": K,
-            "headline": "", "principal_id": 1}).scalars())
-    assert f"Index Scan using {index_name(space.id)}" in plan, plan
-    assert "Filter: EXISTS(SubPlan" in plan, plan
+            "headline": "", "principal_id": 1, "exact_below": 0}).scalars())
+    at = next(i for i, line in enumerate(plan) if f"Index Scan using {index_name(space.id)}" in line)
+    scan_filter = plan[at + 2] if "Order By" in plan[at + 1] else plan[at + 1]
+    assert "Filter:" in scan_filter and "CASE scope_kind" in scan_filter, "\n".join(plan)
+    assert "SubPlan" not in scan_filter and "records" not in scan_filter, "\n".join(plan)
 
 
 @pytest.mark.parametrize("threshold", [EXACT_SCAN_BELOW, 0], ids=["exact-plan", "index-plan"])

@@ -332,11 +332,30 @@ def compare_search(world: World, conn: sa.Connection, space) -> None:
                 assert found == readable, f"user {user}, org {org}: leaked {found - readable}, missing {readable - found}"
 
 
+MOVES = st.lists(st.tuples(st.integers(0, 99), st.integers(0, 99)), max_size=3)
+
+
+def move(world: World, conn: sa.Connection, record_pick: int, scope_pick: int) -> None:
+    """Move one record to another scope of its organisation, in the world model and the database alike
+    (the way ``PgRecordStore.save`` does: an UPDATE of the record's scope columns, nothing else)."""
+    record_id = sorted(world.records)[record_pick % len(world.records)]
+    org = world.records[record_id].organisation_id
+    scopes = [Scope.organisation(org)]
+    scopes += [Scope.group(org, g) for g, g_org in sorted(world.groups.items()) if g_org == org]
+    scopes += [Scope.project(org, p) for p, (p_org, _) in sorted(world.projects.items()) if p_org == org]
+    scopes += [Scope.private(org, u) for u in sorted(world.active)]
+    world.records[record_id] = scope = scopes[scope_pick % len(scopes)]
+    conn.execute(sa.text("UPDATE records SET scope_kind = :kind, scope_ref = :ref WHERE id = :id"),
+                 {"kind": scope.kind.value, "ref": scope.ref_id, "id": record_id})
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(world=worlds(), revocations=REVOCATIONS)
+@given(world=worlds(), revocations=REVOCATIONS, moves=MOVES)
 def test_semantic_and_hybrid_search_return_exactly_the_readable_records(migrated_engine, search_space, world,
-                                                                       revocations):
+                                                                       revocations, moves):
+    """Revocations and record moves (the chunks carry a copy of their record's scope, kept by triggers):
+    the very next search sees either."""
     with migrated_engine.connect() as conn:
         transaction = conn.begin()
         try:
@@ -346,6 +365,9 @@ def test_semantic_and_hybrid_search_return_exactly_the_readable_records(migrated
             for kind, pick in revocations:
                 revoke(world, conn, kind, pick)
                 compare_search(world, conn, search_space)  # the very next search sees the revocation
+            for record_pick, scope_pick in moves:
+                move(world, conn, record_pick, scope_pick)
+                compare_search(world, conn, search_space)  # ... and the move
             SEARCH_STATS["worlds"] += 1
         finally:
             transaction.rollback()

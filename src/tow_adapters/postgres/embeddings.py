@@ -6,8 +6,9 @@
   runs the migration bookkeeping. Each space has a partial HNSW index over ``embedding::halfvec(N)``:
   half the memory of a ``vector`` index and up to 4,000 dimensions instead of 2,000; the final order
   is always computed on the full-precision vectors (BENCHMARKS.md: "Semantic search").
-- ``PgSemanticIndex`` answers "the k nearest records this principal can read" in one statement that
-  joins the record row and applies ``visible_predicate`` (SPEC §2 "One predicate"; §7).
+- ``PgSemanticIndex`` answers "the k nearest records this principal can read" in one statement: the
+  principal's readable scopes, computed in that statement from the one rule table (SPEC §2 "One
+  predicate"; §7), are matched against the scope the database keeps on each chunk (migration 0029).
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ import sqlalchemy as sa
 
 from tow_adapters.postgres.engine import transaction
 from tow_adapters.postgres.records import _HEADLINE_OPTIONS, _SUMMARY_COLUMNS, _query_filters, _summary
-from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
+from tow_adapters.postgres.visibility import (
+    PRINCIPAL_PARAM,
+    in_scope_arrays,
+    readable_scope_arrays_sql,
+    scope_array_branches,
+)
 from tow_core.embeddings import EmbeddingJob, EmbeddingSpace, EmbeddingStatus, RecordText
 from tow_core.errors import InvalidInput
 from tow_core.records import RecordQuery, RecordType, SearchHit
 
-_VISIBLE = visible_predicate("r")
 _CONTENT_HASH = "md5(r.title || chr(10) || r.body)"
 # "the record has vectors of its current text in space :space" (chunk 0 exists for every record)
 _CURRENT = (
@@ -34,16 +39,20 @@ _CURRENT = (
 )
 _SPACES_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tow.embedding_spaces'))"
 
-# Below this many readable records an exact scan of their vectors beats the HNSW index and is exact by
-# construction. Measured with bench/search.py (BENCHMARKS.md, "Semantic search", 1536 dims): the exact
-# scan and the filtered index scan cost about the same at 1,500-3,000 readable records (30k and 100k
-# records), and below that the index's recall also drops as readable records get sparse.
-EXACT_SCAN_BELOW = 3_000
+# Below this many readable chunks (counted, capped, in the search statement itself) the exact scan answers:
+# exact by construction, and its cost follows the readable chunks (about 4-6 µs each at 1,536 dims, most of
+# it reading the TOASTed vector), so it is bounded. Above, the filtered HNSW scan. Measured with
+# bench/search.py at 100k × 1536 (BENCHMARKS.md, "Filtered semantic search beside bare pgvector"): at 5 %
+# readable (5,000 chunks) the index scan's p95 was 3-5× the exact scan's, because the readable records sit
+# in other topics than half of the queries and the iterative scan walks far past unreadable neighbours; at
+# 10 % the index scan is the faster.
+EXACT_SCAN_BELOW = 6_000
 # Chunks fetched from the index per wanted record: docs have several chunks, and the fetched chunks
 # must still cover k distinct records (if not, the exact scan answers instead). At least
 # MIN_CANDIDATES: the iterative scan returns readable chunks roughly (relaxed_order) nearest first, and
 # re-ordering a deeper candidate list exactly raises recall (BENCHMARKS.md: 40 → 100 candidates took
-# recall@10 at 2-5 % selectivity of 100k records from 0.92-0.94 to ≥ 0.95).
+# recall@10 at 2-5 % selectivity of 100k records from 0.92-0.94 to ≥ 0.95; with 40, recall@10 at 50 %
+# readable also fell to 0.90 in one run, so 40 is not enough anywhere).
 CHUNKS_PER_RECORD = 4
 MIN_CANDIDATES = 100
 # The HNSW candidate list (hnsw.ef_search) at least this long: with a filter, a longer list keeps recall
@@ -248,20 +257,23 @@ class PgSemanticIndex:
             raise InvalidInput(f"the query vector has {len(vector)} dimensions, the index {space.dim}")
         filters, params = _query_filters(query)
         params.update({"org": org_id, "vec": vector_literal(vector), "text": text, "k": k,
-                       "headline": _HEADLINE_OPTIONS, PRINCIPAL_PARAM: principal_id})
-        readable = self._readable_count(filters, params, cap=self._exact_scan_below)
-        if readable < self._exact_scan_below:
-            self.last_plan = "exact"
-            return self._exact(space, filters, params)
+                       "headline": _HEADLINE_OPTIONS, PRINCIPAL_PARAM: principal_id,
+                       "exact_below": self._exact_scan_below})
         fetch = min(1000, max(MIN_CANDIDATES, k * CHUNKS_PER_RECORD))
         ef_search = min(1000, max(EF_SEARCH_MIN, 2 * fetch))
+        # PostgreSQL cannot know how few chunks the scope arrays admit (their contents are computed in the
+        # statement). Bitmap scans off: a bitmap reads every readable chunk before the capped count's LIMIT
+        # (12 ms of 50,000 at a 50 % share); plain scope-index scans stop at the cap. Hash and merge joins
+        # off: with record filters the readable chunks are joined to their records, and PostgreSQL would
+        # hash whole tables.
         with self._settings("hnsw.iterative_scan = relaxed_order", f"hnsw.ef_search = {ef_search}",
-                            f"hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"):
-            hits = self._run(self._index_sql(space, filters, fetch), params)
-        self.last_plan = "index"
-        if len(hits) < k:  # the iterative scan gave up before k readable records: the exact scan answers
-            self.last_plan = "index→exact"
-            hits = self._exact(space, filters, params)
+                            f"hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}", "enable_bitmapscan = off",
+                            "enable_hashjoin = off", "enable_mergejoin = off"):
+            self.last_plan, hits = self._run(self._search_sql(space, filters, fetch), params)
+            if self.last_plan == "index" and len(hits) < k:
+                # The iterative scan gave up before k readable records: the exact scan answers.
+                self.last_plan, hits = "index→exact", self._run(
+                    self._search_sql(space, filters, fetch), {**params, "exact_below": 10**12})[1]
         return hits
 
     @contextmanager
@@ -281,60 +293,73 @@ class PgSemanticIndex:
             sa.text(f"WITH before AS MATERIALIZED (SELECT {reads}) SELECT {kept}, {sets} FROM before"),
             {**names, **values}).one()[:len(pairs)]
         yield
-        restore = ", ".join(f"set_config(:n{i}, COALESCE(:p{i}, ''), true)" for i in range(len(pairs)))
+        # A setting that did not exist before (pgvector's, before its library is loaded by the statement
+        # inside) reads NULL, and a NULL value resets it to its default: '' is no valid hnsw.iterative_scan.
+        restore = ", ".join(f"set_config(:n{i}, CAST(:p{i} AS text), true)" for i in range(len(pairs)))
         self._conn.execute(sa.text(f"SELECT {restore}"),
                            {**names, **{f"p{i}": value for i, value in enumerate(previous)}})
 
-    def _exact(self, space: EmbeddingSpace, filters: str, params: dict[str, Any]) -> list[SearchHit]:
-        # The readable set is small here, but PostgreSQL cannot know it from the visibility predicate's
-        # estimate and hash-joins whole tables (measured: 170 ms for 100 readable records of 100k).
-        # Without hash and merge joins it walks readable scopes → records (scope index) → their chunks
-        # (record index): cost follows the readable set.
-        with self._settings("enable_hashjoin = off", "enable_mergejoin = off"):
-            return self._run(self._exact_sql(space, filters), params)
-
-    def _readable_count(self, filters: str, params: dict[str, Any], *, cap: int) -> int:
-        """How many records the caller can read here, counted no further than ``cap`` (cheap)."""
-        return self._conn.execute(sa.text(
-            f"SELECT count(*) FROM (SELECT 1 FROM records r WHERE r.organisation_id = :org AND {_VISIBLE}{filters} "
-            "LIMIT :cap) AS readable"), {**params, "cap": cap}).scalar()
-
-    def _run(self, sql: str, params: dict[str, Any]) -> list[SearchHit]:
+    def _run(self, sql: str, params: dict[str, Any]) -> tuple[str, list[SearchHit]]:
+        """The plan the statement chose, and its hits (a plan-only row when there are none)."""
         rows = self._conn.execute(sa.text(sql), params).all()
-        return [SearchHit(_summary(row), row[10], row[9]) for row in rows]
+        return rows[0][11], [SearchHit(_summary(row), row[10], row[9]) for row in rows if row[0] is not None]
 
     @staticmethod
-    def _hydrate(ranked: str) -> str:
-        """Summary, similarity and snippet of the ranked records, nearest first (same statement)."""
+    def _search_sql(space: EmbeddingSpace, filters: str, fetch: int) -> str:
+        """One statement: the caller's readable scopes (once), a count of readable chunks capped at
+        ``:exact_below`` that picks the plan, the chosen plan's ranking, and the hydrated hits.
+
+        The scopes come from the one rule table (``readable_scope_arrays_sql``) and are matched against the
+        scope the database keeps on each chunk (migration 0029), so neither plan reads a record row before
+        it has won a place in the top k — except with record filters (type, status, project, …), which
+        need the record: the count and the exact plan join each readable chunk to it, the index plan probes
+        it per candidate by primary key once the scope test has passed. Only the chosen plan runs: each is
+        gated by a condition on the count, which PostgreSQL evaluates once, before starting the branch."""
+        sid = int(space.id)
+        join = " JOIN records r ON r.id = e.record_id" if filters else ""
+        readable_chunks = " UNION ALL ".join(
+            f"SELECT e.record_id, e.embedding FROM embedding_chunks e{join} WHERE e.space_id = {sid} AND {branch}"
+            f"{filters}" for branch in scope_array_branches("e", "readable_scopes", "org"))
+        record_check = (f" AND EXISTS (SELECT 1 FROM records r WHERE r.id = e.record_id{filters} OFFSET 0)"
+                        if filters else "")
         return (
+            f"WITH readable_scopes AS MATERIALIZED ({readable_scope_arrays_sql('org')}), "
+            "plan AS MATERIALIZED (SELECT CASE WHEN count(*) < :exact_below THEN 'exact' ELSE 'index' END AS name "
+            f"  FROM (SELECT 1 FROM ({readable_chunks}) AS readable LIMIT :exact_below) AS counted), "
+            "ranked AS ("
+            f"  SELECT * FROM ({PgSemanticIndex._exact_sql(readable_chunks)}) AS exact "
+            "  WHERE (SELECT name FROM plan) = 'exact' "
+            "  UNION ALL "
+            f"  SELECT * FROM ({PgSemanticIndex._index_sql(space, record_check, fetch)}) AS by_index "
+            "  WHERE (SELECT name FROM plan) = 'index') "
             f"SELECT {_SUMMARY_COLUMNS}, CAST(1 - ranked.distance AS float8), "
-            "ts_headline('english', r.title || ' — ' || r.body, websearch_to_tsquery('english', :text), :headline) "
-            f"FROM ({ranked}) AS ranked JOIN records r ON r.id = ranked.record_id ORDER BY ranked.distance, r.id"
-        )
-
-    def _exact_sql(self, space: EmbeddingSpace, filters: str) -> str:
-        return self._hydrate(
-            "SELECT e.record_id, min(e.embedding <=> CAST(:vec AS vector)) AS distance "
-            "FROM records r JOIN embedding_chunks e ON e.record_id = r.id "
-            f"WHERE e.space_id = {int(space.id)} AND r.organisation_id = :org AND {_VISIBLE}{filters} "
-            "GROUP BY e.record_id ORDER BY distance, e.record_id LIMIT :k"
+            "ts_headline('english', r.title || ' — ' || r.body, websearch_to_tsquery('english', :text), :headline), "
+            "plan.name "
+            "FROM plan LEFT JOIN (ranked JOIN records r ON r.id = ranked.record_id) ON true "
+            "ORDER BY ranked.distance, r.id"
         )
 
     @staticmethod
-    def _index_sql(space: EmbeddingSpace, filters: str, fetch: int) -> str:
+    def _exact_sql(readable_chunks: str) -> str:
+        # Every readable chunk's full-precision distance: one scope-index scan per scope kind reads the
+        # readable chunks only, so the cost follows what the caller can read.
+        return (
+            "SELECT c.record_id, min(c.embedding <=> CAST(:vec AS vector)) AS distance "
+            f"FROM ({readable_chunks}) AS c GROUP BY c.record_id ORDER BY distance, c.record_id LIMIT :k"
+        )
+
+    @staticmethod
+    def _index_sql(space: EmbeddingSpace, record_check: str, fetch: int) -> str:
         dim = int(space.dim)
-        # The visibility check is a per-candidate EXISTS that ``OFFSET 0`` keeps from being turned into a
-        # join: the HNSW scan then streams candidates in distance order, each checked against the one
-        # visibility predicate as it comes, and the iterative scan continues until ``fetch`` readable
-        # chunks are found (pgvector 0.8 "iterative index scans"). As a join, PostgreSQL tends to build
-        # the readable set first and sort it, which is the exact scan at index prices.
-        # relaxed_order returns candidates slightly out of order: they are re-ordered exactly, on the
-        # full-precision vectors, per record (its nearest chunk).
-        return PgSemanticIndex._hydrate(
+        # The scope test is a filter inside the HNSW scan (the arrays are InitPlans, not a join): the scan
+        # streams candidates in distance order, each tested as it comes, and the iterative scan continues
+        # until ``fetch`` readable chunks are found (pgvector 0.8 "iterative index scans"). relaxed_order
+        # returns candidates slightly out of order: they are re-ordered exactly, on the full-precision
+        # vectors, per record (its nearest chunk).
+        return (
             "SELECT c.record_id, min(c.distance) AS distance FROM ("
             "  SELECT e.record_id, e.embedding <=> CAST(:vec AS vector) AS distance FROM embedding_chunks e "
-            f"  WHERE e.space_id = {int(space.id)} AND EXISTS (SELECT 1 FROM records r WHERE r.id = e.record_id "
-            f"    AND r.organisation_id = :org AND {_VISIBLE}{filters} OFFSET 0) "
+            f"  WHERE e.space_id = {int(space.id)} AND {in_scope_arrays('e', 'readable_scopes', 'org')}{record_check} "
             f"  ORDER BY CAST(e.embedding AS halfvec({dim})) <=> CAST(CAST(:vec AS vector) AS halfvec({dim})) "
             f"  LIMIT {fetch}) AS c "
             "GROUP BY c.record_id ORDER BY distance, c.record_id LIMIT :k"

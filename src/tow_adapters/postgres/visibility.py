@@ -121,6 +121,42 @@ def visible_predicate(alias: str, *, write: bool = False, principal: str | None 
     )
 
 
+def readable_scope_arrays_sql(org_param: str) -> str:
+    """One row: for each scope kind, the array of ``scope_ref`` the principal can read in the organisation
+    bound to ``:org_param`` — the rows of ``READABLE_SCOPES_SQL``, grouped. Meant for a ``MATERIALIZED`` CTE
+    that ``in_scope_arrays`` reads: the readable set is then computed once per statement (never across
+    statements: a revocation holds from the next one), and testing a row is a few array comparisons."""
+    arrays = ", ".join(
+        f"COALESCE(array_agg(scope_ref) FILTER (WHERE scope_kind = '{kind.value}'), CAST('{{}}' AS bigint[])) "
+        f"AS {kind.value}_refs" for kind in ScopeKind)
+    return f"SELECT {arrays} FROM ({READABLE_SCOPES_SQL}) AS readable WHERE organisation_id = :{org_param}"
+
+
+def _kind_refs(kind: ScopeKind, arrays_cte: str) -> str:
+    # The CAST makes the scalar sub-select an array operand (``= ANY((SELECT …))`` would read as a sub-query);
+    # a scalar sub-select of the CTE is an InitPlan, evaluated once per statement.
+    return f"CAST((SELECT {kind.value}_refs FROM {arrays_cte}) AS bigint[])"
+
+
+def in_scope_arrays(alias: str, arrays_cte: str, org_param: str) -> str:
+    """A WHERE-clause predicate: the row ``alias`` (organisation_id, scope_kind, scope_ref) is in the readable
+    set that ``readable_scope_arrays_sql`` put in the CTE ``arrays_cte`` — the same set as ``visible_predicate``.
+    It stays a filter on the scan that holds the row, never a join, and no B-tree serves it (a CASE): an
+    ordered index scan (HNSW) tests each row as it streams, and the planner cannot trade that scan for one
+    of the scope index."""
+    whens = " ".join(f"WHEN '{kind.value}' THEN {alias}.scope_ref = ANY({_kind_refs(kind, arrays_cte)})"
+                     for kind in ScopeKind)
+    return f"({alias}.organisation_id = :{org_param} AND CASE {alias}.scope_kind {whens} END)"
+
+
+def scope_array_branches(alias: str, arrays_cte: str, org_param: str) -> list[str]:
+    """The predicate of ``in_scope_arrays`` split by scope kind, for a UNION ALL of one scan per kind: each
+    one is an index condition on (organisation_id, scope_kind, scope_ref), so a scan reads only readable
+    rows and a LIMIT above stops it early (an OR of the kinds would need a bitmap, which reads all first)."""
+    return [f"{alias}.organisation_id = :{org_param} AND {alias}.scope_kind = '{kind.value}' "
+            f"AND {alias}.scope_ref = ANY({_kind_refs(kind, arrays_cte)})" for kind in ScopeKind]
+
+
 class PgVisibility:
     """Answers "which scopes may this principal read/write" in SQL, from the one rule table."""
 
