@@ -208,23 +208,32 @@ def test_a_chunk_inserted_while_its_record_moves_takes_the_moved_scope(container
     space = embeddings.require_space(container.embedding_spaces(), FakeEmbeddingModel())
     vector = "[" + ",".join(["1"] * space.dim) + "]"
 
-    def insert_chunk() -> None:
-        with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO embedding_chunks (space_id, record_id, chunk, content_hash, embedding) "
-                                 "VALUES (:space, 1, 0, 'h', CAST(:v AS vector))"), {"space": space.id, "v": vector})
+    failures: list[BaseException] = []
 
-    with engine.connect() as mover:
+    def insert_chunk(conn: sa.Connection) -> None:
+        try:
+            with conn.begin():
+                conn.execute(sa.text("INSERT INTO embedding_chunks (space_id, record_id, chunk, content_hash, "
+                                     "embedding) VALUES (:space, 1, 0, 'h', CAST(:v AS vector))"),
+                             {"space": space.id, "v": vector})
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below, not lost in the thread
+            failures.append(exc)
+
+    # Every connection is taken from the pool before the race starts, so none of them waits for another.
+    with engine.connect() as mover, engine.connect() as inserter, engine.connect() as watcher:
         move = mover.begin()
         mover.execute(sa.text("UPDATE records SET scope_kind = 'user', scope_ref = 1 WHERE id = 1"))
-        inserting = threading.Thread(target=insert_chunk)
+        inserter_pid = inserter.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        inserter.rollback()
+        inserting = threading.Thread(target=insert_chunk, args=(inserter,))
         inserting.start()
-        with engine.connect() as conn:  # until the insert waits on the moved row
-            while inserting.is_alive() and not conn.execute(sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()")).scalar():
-                threading.Event().wait(0.01)
+        while inserting.is_alive() and not watcher.execute(sa.text(  # until the insert waits on the moved row
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND wait_event_type = 'Lock'"),
+                {"pid": inserter_pid}).scalar():
+            threading.Event().wait(0.01)
         move.commit()
         inserting.join()
+    assert failures == []
     assert chunk_scopes(engine) == {1: {(1, "user", 1)}}
 
 

@@ -1,7 +1,7 @@
 """The record's scope on its embedding chunks, kept equal to the record's by the database (issue 16 item 3).
 
 Revision ID: 0029_embedding_chunk_scope
-Revises: 0027_review_notifications
+Revises: 0028_diff_notifications
 
 Semantic search filters HNSW candidates by visibility as the index streams them. Until now each candidate's
 record row was probed (by primary key) and tested with the visibility sub-select; with ``(organisation_id,
@@ -28,7 +28,7 @@ The scope index serves the capped readable count and the exact scan, which read 
 from alembic import op
 
 revision = "0029_embedding_chunk_scope"
-down_revision = "0027_review_notifications"
+down_revision = "0028_diff_notifications"
 branch_labels = None
 depends_on = None
 
