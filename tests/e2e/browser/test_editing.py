@@ -160,7 +160,9 @@ def test_pasting_an_image_uploads_it_to_the_record_and_shows_it_and_a_new_doc_sa
     ada.get_by_role("button", name="Save").click()
     image = ada.locator(".prose img[alt='chart.png']")
     expect(image).to_be_visible()
-    assert image.evaluate("img => img.complete && img.naturalWidth") == 40  # loaded from this server
+    # Visible is not loaded: wait for the browser to finish loading it (it may still be on its way under load).
+    ada.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert image.evaluate("img => img.naturalWidth") == 40  # loaded from this server
     expect(ada.locator("#files")).to_contain_text("chart.png")  # attached: readable as the record is
     assert ada.problems == []
 
