@@ -13,13 +13,19 @@ from playwright.sync_api import expect
 from tests.e2e.browser.test_workspace_flows import invite_link, join_as_bob, set_up_server, shot
 
 
-def test_bob_sees_the_ticket_ada_assigned_him_and_clicks_through_to_it(new_page):
+def ada_and_bob(new_page):
+    """Ada sets up the server and invites Bob, who joins in his own browser: (ada, bob, the organisation's path)."""
     ada = new_page()
     set_up_server(ada)
     org_path = re.search(r"/o/\d+", ada.url).group(0)
     link = invite_link(ada)
     bob = new_page()
     join_as_bob(bob, link)
+    return ada, bob, org_path
+
+
+def test_bob_sees_the_ticket_ada_assigned_him_and_clicks_through_to_it(new_page):
+    ada, bob, org_path = ada_and_bob(new_page)
     expect(bob.locator("#nav-notifications .count")).to_have_count(0)
     with bob.expect_response(re.compile(r"/live$")):  # Bob's page follows its live stream from now on
         bob.reload()
@@ -63,12 +69,7 @@ def test_bob_sees_the_ticket_ada_assigned_him_and_clicks_through_to_it(new_page)
 def test_with_the_live_stream_refused_the_count_is_polled_instead(new_page):
     """A proxy that refuses the event stream (here: every /live request answers 503): Bob's page polls the counts
     once a minute instead, so Ada's assignment still shows in his navigation without a reload."""
-    ada = new_page()
-    set_up_server(ada)
-    org_path = re.search(r"/o/\d+", ada.url).group(0)
-    link = invite_link(ada)
-    bob = new_page()
-    join_as_bob(bob, link)
+    ada, bob, org_path = ada_and_bob(new_page)
     bob.route(re.compile(r"/live(\?.*)?$"), lambda route: route.fulfill(status=503, body="no streams here"))
     bob.clock.install()  # the minute between polls passes on command
     with bob.expect_response(re.compile(r"/live$")):
