@@ -124,6 +124,7 @@ class DeliverySettings:
         """Emailed on its own now; a daily digest lists it later, and digest off emails nothing."""
         return self.delivery is Delivery.EMAIL and self.digest is Digest.IMMEDIATE
 
+
 DESCRIPTIONS: Mapping[NotificationKind, str] = {
     NotificationKind.ASSIGNED: "A ticket is assigned to you",
     NotificationKind.MENTIONED: "Someone mentions you",
