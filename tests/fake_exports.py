@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -32,6 +33,9 @@ class InMemoryJobQueue:
         self.jobs[stored.id] = stored
         self.run_after[stored.id] = now
         return stored.id
+
+    def enqueue_many(self, jobs: Sequence[NewJob], *, now: datetime) -> list[int]:
+        return [self.enqueue(job, now=now) for job in jobs]
 
     def finish(self, job_id: int, status: JobStatus, error: str | None = None) -> None:
         """Test helper: what a worker's complete/fail would leave (the JobLeases port, not faked here)."""

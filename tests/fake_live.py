@@ -4,7 +4,7 @@ a feed a test drives by hand, standing for the process's listening connection.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tow_core.live import LiveEvent
 
@@ -15,6 +15,9 @@ class InMemoryLiveEvents:
 
     def publish(self, event: LiveEvent) -> None:
         self.sent.append(event)
+
+    def publish_all(self, events: Sequence[LiveEvent]) -> None:
+        self.sent.extend(events)
 
     def take(self) -> list[LiveEvent]:
         """The events sent since the last ``take``."""

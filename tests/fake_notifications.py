@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from tow_core.notifications import DEFAULT_DIGEST, Delivery, Digest, NewNotification, NotificationKind, Shown
+from tow_core.notifications import (
+    DEFAULT_DELIVERY,
+    DEFAULT_DIGEST,
+    Delivery,
+    DeliverySettings,
+    Digest,
+    NewNotification,
+    NotificationKind,
+    Shown,
+)
 from tow_core.records import RecordSummary
 
 
@@ -35,6 +44,12 @@ class InMemoryNotifications:
         row = _Row(next(self._ids), new)
         self.rows[row.id] = row
         return row.id
+
+    def add_many(self, news: Sequence[NewNotification]) -> list[int]:
+        return [self.add(new) for new in news]
+
+    def deliveries_for(self, user_ids: Sequence[int], kind: NotificationKind) -> dict[int, DeliverySettings]:
+        return {u: DeliverySettings(self.preferences(u).get(kind, DEFAULT_DELIVERY), self.digest(u)) for u in user_ids}
 
     def _mine(self, user_id: int, org_id: int | None) -> list[_Row]:
         return sorted((r for r in self.rows.values() if r.new.user_id == user_id

@@ -14,7 +14,7 @@ commit together), then claimed by one worker at a time under a lease. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -68,6 +68,10 @@ class JobQueue(Protocol):
     """Queueing on the caller's transaction: the job commits with the change that asked for it."""
 
     def enqueue(self, job: NewJob, *, now: datetime) -> int: ...
+
+    def enqueue_many(self, jobs: Sequence[NewJob], *, now: datetime) -> list[int]:
+        """``enqueue`` each of ``jobs`` in one statement; their ids, in the order of ``jobs``."""
+        ...
 
 
 class JobLeases(Protocol):

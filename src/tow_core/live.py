@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -115,6 +115,10 @@ class LiveEvents(Protocol):
     """Live events queued in the unit of work: sent when it commits, dropped when it rolls back."""
 
     def publish(self, event: LiveEvent) -> None: ...
+
+    def publish_all(self, events: Sequence[LiveEvent]) -> None:
+        """``publish`` each of ``events``, in one statement (the nudges of everyone one change notified)."""
+        ...
 
 
 class LiveFeed(Protocol):

@@ -1,11 +1,18 @@
 """Notifications, mentions and watching (issue 19 items 2 and 4): the workspace tells people what needs them.
 
 Rules:
-- **One place creates them**: ``Notifications.deliver`` inside the unit of work of the change that causes it,
-  so a notification commits with its change or not at all. It never notifies the actor about their own act.
-- **Never what the recipient cannot read**: ``deliver`` checks, through the one access policy (the record
-  store's ``readable`` for the *recipient*), that the recipient reads the record at that moment; if not,
-  nothing is created (a mention of someone who cannot read the doc: no notification, no email).
+- **One place creates them**: ``Notifications.deliver_many`` (``deliver`` for one person) inside the unit of work of
+  the change that causes it, so a notification commits with its change or not at all. It never notifies the actor
+  about their own act.
+- **Never what the recipient cannot read**: ``deliver_many`` checks, through the one access policy (the record
+  store's ``readers_among``, the predicate of ``readable`` asked for each *recipient*), that the recipient reads the
+  record at that moment; if not, nothing is created (a mention of someone who cannot read the doc: no notification,
+  no email). A memory diff is only ever news to those who may review it (``MemoryDiffStore.reviewers_among``).
+- **Telling many costs what telling one does**: one event told to many people (a group's members, a diff's
+  reviewers, a record's watchers) is a fixed handful of statements — who reads it, what each chose
+  (``NotificationStore.deliveries_for``), one insert (``add_many``), one batch of live nudges and one of email
+  jobs — not a few per person (a grant to a 200-member group ran 606 statements when each was told in turn, and
+  now runs 9, as for 10 members: tests/e2e/test_notification_fanout.py).
 - A notification stores **ids only** (kind, record, comment, actor), never a title or body. It is *shown*
   through the access policy at read time (``NotificationStore.shown`` joins the record under the visibility
   predicate for the reader): a record the reader lost shows as "a record you can no longer see", with no
@@ -62,8 +69,8 @@ MAX_LISTED = 100
 # the order they joined the server (user id), so an organisation of 500 writers is not flooded (the inbox of
 # every writer lists it anyway).
 MAX_REVIEWERS_TOLD = 50
-# A group's grant changing tells at most this many of its members (each ACCESS notification is a few statements in
-# the granting transaction).
+# A group's grant changing tells at most this many of its members (told in one batch: a few statements in the granting
+# transaction however many, but each is a row and a live nudge).
 MAX_GROUP_TOLD = 200
 MENTION = re.compile(r"@\[([^\]\n]{1,200})\]\(user:(\d{1,18})\)")
 # Bodies where a mention notifies (a comment's body too, see ``comment_added``).
@@ -103,6 +110,20 @@ class Digest(StrEnum):
 
 
 DEFAULT_DIGEST = Digest.IMMEDIATE
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """What one person chose for one kind (how it reaches them) and for all (how their email kinds are emailed)."""
+
+    delivery: Delivery = DEFAULT_DELIVERY
+    digest: Digest = DEFAULT_DIGEST
+
+    @property
+    def emailed_at_once(self) -> bool:
+        """Emailed on its own now; a daily digest lists it later, and digest off emails nothing."""
+        return self.delivery is Delivery.EMAIL and self.digest is Digest.IMMEDIATE
+
 
 DESCRIPTIONS: Mapping[NotificationKind, str] = {
     NotificationKind.ASSIGNED: "A ticket is assigned to you",
@@ -187,6 +208,15 @@ class Shown:
 
 class NotificationStore(Protocol):
     def add(self, new: NewNotification) -> int: ...
+
+    def add_many(self, news: Sequence[NewNotification]) -> list[int]:
+        """Adds all of ``news`` in one statement; their ids, in the order of ``news``."""
+        ...
+
+    def deliveries_for(self, user_ids: Sequence[int], kind: NotificationKind) -> dict[int, DeliverySettings]:
+        """For every one of ``user_ids``: their delivery of ``kind`` and their digest setting (the defaults when
+        never chosen), in one statement."""
+        ...
 
     def shown(self, user_id: int, org_id: int | None, *, unread_only: bool, before_id: int | None,
               limit: int) -> list[Shown]:
@@ -281,28 +311,45 @@ class Notifications:
     def deliver(self, actor_id: int | None, recipient_id: int, org_id: int, kind: NotificationKind, *,
                 record: Record | None = None, comment_id: int | None = None,
                 agent_run_id: int | None = None, memory_diff: MemoryDiff | None = None) -> bool:
-        """Notify ``recipient_id`` unless they are the actor, switched the kind off, or cannot read ``record``
-        (or ``memory_diff``) now. Returns whether a notification was created."""
-        if recipient_id == actor_id:
-            return False
-        if record is not None and self.records.readable(recipient_id, org_id, record.id) is None:
-            return False
-        if memory_diff is not None and (self.diffs is None or
-                                        self.diffs.readable(recipient_id, org_id, memory_diff.id) is None):
-            return False
-        delivery = self.store.preferences(recipient_id).get(kind, DEFAULT_DELIVERY)
-        if delivery is Delivery.OFF:
-            return False
-        new = NewNotification(recipient_id, org_id, kind, record.id if record else None, comment_id, actor_id,
-                              self.now, agent_run_id, memory_diff.id if memory_diff else None)
-        notification_id = self.store.add(new)
-        if self.live is not None:  # the recipient's open pages refetch their counts (tow_core.live)
-            self.live.publish(LiveEvent.user_nudged(org_id, recipient_id))
-        if delivery is Delivery.EMAIL and self.jobs is not None and \
-                self.store.digest(recipient_id) is Digest.IMMEDIATE:  # daily: the digest; off: no email
-            # Rendered by the job, which reads the record again for the recipient: only what they read then.
-            self.jobs.enqueue(NewJob(EMAIL_JOB, {"notification_id": notification_id}), now=self.now)
-        return True
+        """``deliver_many`` for one person; whether a notification was created."""
+        return bool(self.deliver_many(actor_id, [recipient_id], org_id, kind, record=record, comment_id=comment_id,
+                                      agent_run_id=agent_run_id, memory_diff=memory_diff))
+
+    def deliver_many(self, actor_id: int | None, recipient_ids: Iterable[int], org_id: int, kind: NotificationKind, *,
+                     record: Record | None = None, comment_id: int | None = None,
+                     agent_run_id: int | None = None, memory_diff: MemoryDiff | None = None) -> list[int]:
+        """Notify each of ``recipient_ids`` (once, in their order) unless they are the actor, switched the kind off,
+        or cannot read ``record`` (may not review ``memory_diff``) now. Returns who was notified. The same few
+        statements for one recipient or hundreds (see the module rules)."""
+        candidates = self._readers([u for u in dict.fromkeys(recipient_ids) if u != actor_id], org_id, record,
+                                   memory_diff)
+        settings = self.store.deliveries_for(candidates, kind) if candidates else {}
+        told = [u for u in candidates if settings[u].delivery is not Delivery.OFF]
+        if not told:
+            return []
+        ids = self.store.add_many([NewNotification(u, org_id, kind, record.id if record else None, comment_id,
+                                                   actor_id, self.now, agent_run_id,
+                                                   memory_diff.id if memory_diff else None) for u in told])
+        if self.live is not None:  # the recipients' open pages refetch their counts (tow_core.live)
+            self.live.publish_all([LiveEvent.user_nudged(org_id, u) for u in told])
+        # Rendered by the job, which reads the record again for the recipient: only what they read then.
+        emails = [NewJob(EMAIL_JOB, {"notification_id": n}) for u, n in zip(told, ids, strict=True)
+                  if settings[u].emailed_at_once]
+        if emails and self.jobs is not None:
+            self.jobs.enqueue_many(emails, now=self.now)
+        return told
+
+    def _readers(self, user_ids: list[int], org_id: int, record: Record | None,
+                 memory_diff: MemoryDiff | None) -> list[int]:
+        """Those of ``user_ids`` who read ``record`` and may review ``memory_diff`` now (one statement each)."""
+        if user_ids and record is not None:
+            readers = self.records.readers_among(org_id, record.id, user_ids)
+            user_ids = [u for u in user_ids if u in readers]
+        if user_ids and memory_diff is not None:
+            reviewers = frozenset() if self.diffs is None else self.diffs.reviewers_among(org_id, memory_diff.id,
+                                                                                           user_ids)
+            user_ids = [u for u in user_ids if u in reviewers]
+        return user_ids
 
     def watch(self, record: Record, user_ids: Iterable[int | None]) -> None:
         for user_id in user_ids:
@@ -331,10 +378,9 @@ class Notifications:
         self.watch(record, (actor_id,))
         mentioned = mentioned_ids(body)
         self._mentions(actor_id, record, mentioned, comment_id=comment_id)
-        for watcher in self.store.watchers(record.id):
-            if watcher not in mentioned:
-                self.deliver(actor_id, watcher, record.organisation_id, NotificationKind.COMMENTED, record=record,
-                             comment_id=comment_id)
+        watchers = [w for w in self.store.watchers(record.id) if w not in mentioned]
+        self.deliver_many(actor_id, watchers, record.organisation_id, NotificationKind.COMMENTED, record=record,
+                          comment_id=comment_id)
 
     def comment_edited(self, actor_id: int, record: Record, comment_id: int, before: str, after: str) -> None:
         self._mentions(actor_id, record, mentioned_ids(after) - mentioned_ids(before), comment_id=comment_id)
@@ -347,8 +393,8 @@ class Notifications:
     def group_access_changed(self, actor_id: int, group: Group) -> None:
         """A group's project grant changed, or the group was deleted: each of its members' access changed (the
         first ``MAX_GROUP_TOLD`` by user id are told; the others see it in the project's access)."""
-        for user_id in sorted(group.member_ids)[:MAX_GROUP_TOLD]:
-            self.deliver(actor_id, user_id, group.organisation_id, NotificationKind.ACCESS)
+        self.deliver_many(actor_id, sorted(group.member_ids)[:MAX_GROUP_TOLD], group.organisation_id,
+                          NotificationKind.ACCESS)
 
     def agent_run_ended(self, run: AgentRun) -> bool:
         """Tell a run's owner it completed or failed (nobody caused it: no actor). Cancelled runs tell nobody."""
@@ -365,8 +411,7 @@ class Notifications:
         candidates = _other_active_members(directory, record.organisation_id, actor_id)
         writers = first_among(candidates, lambda users: self.records.readers_among(
             record.organisation_id, record.id, users, write=True), MAX_REVIEWERS_TOLD)
-        for user_id in writers:
-            self.deliver(actor_id, user_id, record.organisation_id, NotificationKind.REVIEW, record=record)
+        self.deliver_many(actor_id, writers, record.organisation_id, NotificationKind.REVIEW, record=record)
 
     def diff_proposed(self, actor_id: int, diff: MemoryDiff, directory: Directory) -> None:
         """A memory diff was proposed: tell who may review it (who reads and writes its scope, as the inbox lists
@@ -378,14 +423,12 @@ class Notifications:
                       if u != diff.author_id]
         reviewers = first_among(candidates, lambda users: diffs.reviewers_among(diff.organisation_id, diff.id, users),
                                 MAX_REVIEWERS_TOLD)
-        for user_id in reviewers:
-            self.deliver(actor_id, user_id, diff.organisation_id, NotificationKind.REVIEW, memory_diff=diff)
+        self.deliver_many(actor_id, reviewers, diff.organisation_id, NotificationKind.REVIEW, memory_diff=diff)
 
     def _mentions(self, actor_id: int, record: Record, user_ids: Iterable[int], *,
                   comment_id: int | None = None) -> None:
-        for user_id in sorted(user_ids):
-            self.deliver(actor_id, user_id, record.organisation_id, NotificationKind.MENTIONED, record=record,
-                         comment_id=comment_id)
+        self.deliver_many(actor_id, sorted(user_ids), record.organisation_id, NotificationKind.MENTIONED,
+                          record=record, comment_id=comment_id)
 
 
 @dataclass(frozen=True, slots=True)

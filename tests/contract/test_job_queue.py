@@ -45,6 +45,15 @@ def test_a_queued_job_is_run_by_a_worker_started_later(engine):
     assert PgJobLeases(engine).job(job_id).status is JobStatus.COMPLETED
 
 
+def test_jobs_queued_at_once_each_keep_their_payload_and_run_in_order(engine):
+    with engine.begin() as conn:
+        ids = PgJobQueue(conn).enqueue_many([NewJob("probe", {"n": n}) for n in range(5)], now=T0)
+        assert PgJobQueue(conn).enqueue_many([], now=T0) == []
+    seen = []
+    assert worker(engine, {"probe": lambda job: seen.append((job.id, job.payload["n"]))}, T0).drain() == 5
+    assert seen == list(zip(ids, range(5), strict=True))
+
+
 def test_a_job_queued_in_a_rolled_back_transaction_does_not_exist(engine):
     with engine.connect() as conn, conn.begin() as tx:
         PgJobQueue(conn).enqueue(NewJob("probe"), now=T0)

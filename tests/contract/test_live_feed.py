@@ -1,6 +1,6 @@
 """The live-update ports over real PostgreSQL LISTEN/NOTIFY (``tow_adapters.postgres.live``) beside their fakes
 (tests/fake_live.py): an event published in a transaction is heard, whole, by every process's feed once it
-commits — in order, never when it rolls back; a stranger's notification on the channel is ignored; a stopped
+commits — in order, one by one or many at once, never when it rolls back; a stranger's notification on the channel is ignored; a stopped
 feed hears nothing more."""
 
 from __future__ import annotations
@@ -60,6 +60,17 @@ def test_a_committed_event_reaches_every_process_in_order_and_whole(engine):
                 PgLiveEvents(connection).publish(event)
         for heard in (a, b):
             assert [heard.next() for _ in EVENTS] == EVENTS
+
+
+def test_events_published_at_once_reach_every_process_in_order_and_whole(engine):
+    nudges = [LiveEvent.user_nudged(1, user) for user in range(3, 203)]  # a 200-member group told of a grant
+    with feeds(engine, 2) as (a, b):
+        with engine.begin() as connection:
+            PgLiveEvents(connection).publish_all(nudges)
+            PgLiveEvents(connection).publish_all([])
+        for heard in (a, b):
+            assert [heard.next() for _ in nudges] == nudges
+            assert heard.nothing_within(0.2)
 
 
 def test_nothing_is_sent_before_commit_nor_for_a_rollback(engine):

@@ -1,8 +1,8 @@
 """The ``NotificationStore`` port's behaviour, against its in-memory fake (``InMemoryNotifications``) and
 ``PgNotifications`` on a real PostgreSQL: notifications kept by id and listed newest first, each shown with its
 record only while the reader reads it (a lost record: no title, no actor, no comment), unread counted and
-marked per reader only, watchers, preferences and the digest setting kept per person, a due digest claimed
-once.
+marked per reader only, watchers, preferences and the digest setting kept per person (and read for many people
+in one call), many notifications added at once as if one by one, a due digest claimed once.
 
 On PostgreSQL each test runs in one transaction that is rolled back."""
 
@@ -28,7 +28,7 @@ from tow_core.access import OrgRole, ProjectRole, Scope, Visibility
 from tow_core.agent_runs import new_run
 from tow_core.identity import Project, ProjectStatus, WorkflowMode
 from tow_core.memory_diffs import CreateItem, DiffSource, NewMemoryDiff
-from tow_core.notifications import Delivery, Digest, NewNotification, NotificationKind
+from tow_core.notifications import Delivery, DeliverySettings, Digest, NewNotification, NotificationKind
 from tow_core.records import NewRecord, RecordType
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -104,6 +104,38 @@ def test_notifications_are_listed_newest_first_with_their_record_and_actor(org):
     assert [n.id for n in org.store.shown(org.bob, org.id, unread_only=False, before_id=second, limit=10)] == [first]
     assert [n.id for n in org.store.shown(org.bob, org.id, unread_only=False, before_id=None, limit=1)] == [access]
     assert org.store.shown(org.ada, org.id, unread_only=False, before_id=None, limit=10) == []
+
+
+def test_notifications_added_at_once_are_kept_and_shown_as_if_added_one_by_one(org):
+    news = [NewNotification(org.bob, org.id, NotificationKind.COMMENTED, org.open.id, None, org.ada, T),
+            NewNotification(org.ada, org.id, NotificationKind.ACCESS, None, None, None, T + timedelta(1)),
+            NewNotification(org.bob, org.id, NotificationKind.MENTIONED, org.record.id, None, org.ada, T + timedelta(2))]
+    ids = org.store.add_many(news)
+    assert len(ids) == 3 and ids == sorted(ids) and org.store.add_many([]) == []
+    assert [org.store.recipient(i) for i in ids] == [(org.bob, org.id), (org.ada, org.id), (org.bob, org.id)]
+    shown = org.store.shown(org.bob, org.id, unread_only=False, before_id=None, limit=10)
+    assert [(n.id, n.kind, n.record.title, n.actor_name, n.created_at) for n in shown] == [
+        (ids[2], NotificationKind.MENTIONED, "Secret plan", "Ada", T + timedelta(2)),
+        (ids[0], NotificationKind.COMMENTED, "Lunch menu", "Ada", T)]
+    (access,) = org.store.shown(org.ada, org.id, unread_only=False, before_id=None, limit=10)
+    assert (access.id, access.record, access.actor_name, access.lost) == (ids[1], None, None, False)
+
+
+def test_what_each_person_chose_for_a_kind_is_read_for_all_at_once(org):
+    people = [org.ada, org.bob, org.oscar]
+    assert org.store.deliveries_for(people, NotificationKind.COMMENTED) == dict.fromkeys(people, DeliverySettings())
+    org.store.set_preference(org.bob, NotificationKind.COMMENTED, Delivery.EMAIL)
+    org.store.set_preference(org.bob, NotificationKind.MENTIONED, Delivery.OFF)
+    org.store.set_preference(org.ada, NotificationKind.COMMENTED, Delivery.EMAIL)
+    org.store.set_digest(org.ada, Digest.DAILY, now=T)
+    commented = org.store.deliveries_for(people, NotificationKind.COMMENTED)
+    assert commented == {org.ada: DeliverySettings(Delivery.EMAIL, Digest.DAILY),
+                         org.bob: DeliverySettings(Delivery.EMAIL, Digest.IMMEDIATE),
+                         org.oscar: DeliverySettings(Delivery.IN_APP, Digest.IMMEDIATE)}
+    assert [commented[p].emailed_at_once for p in people] == [False, True, False]  # Ada's come in her daily digest
+    assert org.store.deliveries_for([org.bob], NotificationKind.MENTIONED) == {
+        org.bob: DeliverySettings(Delivery.OFF, Digest.IMMEDIATE)}
+    assert org.store.deliveries_for([], NotificationKind.MENTIONED) == {}
 
 
 def test_a_record_the_reader_lost_is_shown_as_lost_with_nothing_of_it(org):

@@ -380,3 +380,64 @@ def test_the_first_qualifying_candidates_are_found_a_batch_at_a_time():
     assert first_among(list(range(1, 101)), lambda users: evens(users) & {98, 100}, 3) == [98, 100]
     assert [len(batch) for batch in asked] == [20] * 5  # every member, a batch at a time, when few qualify
     assert first_among([], evens, 5) == []
+
+
+def _told(store: InMemoryNotifications, live, jobs) -> tuple[list, list, list]:
+    """What telling created: (recipient, kind, record, actor) of each notification, the live nudges, and the
+    recipient of each queued email."""
+    rows = [(r.new.user_id, r.new.kind, r.new.record_id, r.new.actor_id) for r in store.rows.values()]
+    emailed = [store.rows[j.payload["notification_id"]].new.user_id for j in jobs.jobs.values()]
+    return rows, [e.user_id for e in live.sent], emailed
+
+
+def test_telling_many_at_once_creates_what_telling_each_in_turn_would(d):
+    from tests.fake_exports import InMemoryJobQueue
+    from tests.fake_live import InMemoryLiveEvents
+    from tow_core.notifications import Digest, Notifications
+
+    ids = d.w.ids
+    app = d.records.create(d.c("ada"), d.w.org, record_type=RecordType.DOC, scope=("project", d.w.projects["APP"]),
+                           title=SECRET, body="b")
+    lunch = d.records.create(d.c("ada"), d.w.org, record_type=RecordType.DOC, scope=ops(d), title="Lunch", body="b")
+    recipients = [ids["cy"], ids["ada"], ids["bob"], ids["oscar"]]  # Ada is the actor; Oscar is not a member
+    told = {}
+    for way in ("at once", "one by one"):
+        store = InMemoryNotifications(d.w.records, d.w.directory)
+        store.set_preference(ids["bob"], NotificationKind.MENTIONED, Delivery.EMAIL)  # emailed at once
+        store.set_preference(ids["cy"], NotificationKind.MENTIONED, Delivery.EMAIL)
+        store.set_digest(ids["cy"], Digest.DAILY, now=d.w.clock())  # emailed in her digest, not now
+        live, jobs = InMemoryLiveEvents(), InMemoryJobQueue()
+        notifications = Notifications(store, d.w.records, d.w.clock(), jobs, live)
+        for record in (lunch, app):
+            if way == "at once":
+                notifications.deliver_many(ids["ada"], recipients, d.w.org, NotificationKind.MENTIONED, record=record)
+            else:
+                for user in recipients:
+                    notifications.deliver(ids["ada"], user, d.w.org, NotificationKind.MENTIONED, record=record)
+        told[way] = _told(store, live, jobs)
+    mentioned = NotificationKind.MENTIONED
+    assert told["at once"] == told["one by one"] == (
+        [(ids["cy"], mentioned, lunch.id, ids["ada"]), (ids["bob"], mentioned, lunch.id, ids["ada"]),
+         (ids["bob"], mentioned, app.id, ids["ada"])],  # Cy does not read APP; Oscar reads neither
+        [ids["cy"], ids["bob"], ids["bob"]], [ids["bob"], ids["bob"]])
+    once = Notifications(InMemoryNotifications(d.w.records, d.w.directory), d.w.records, d.w.clock())
+    assert once.deliver_many(ids["ada"], [ids["bob"], ids["cy"], ids["bob"]], d.w.org, NotificationKind.MENTIONED,
+                             record=lunch) == [ids["bob"], ids["cy"]]  # named twice, told once
+
+
+def test_a_group_whose_access_changed_tells_its_members_but_not_the_actor_nor_who_turned_it_off(d, monkeypatch):
+    import tow_core.notifications as notifications_module
+    from tow_core.notifications import Notifications
+
+    ids, directory = d.w.ids, d.w.directory
+    for name in ("ada", "cy"):
+        directory.add_group_member(d.w.eng, ids[name])
+    d.notifications.set_preferences(d.c("cy"), {NotificationKind.ACCESS: Delivery.OFF})
+    notifications = Notifications(d.store, d.w.records, d.w.clock())
+    notifications.group_access_changed(ids["ada"], directory.group(d.w.eng))
+    assert {name: [n.kind for n in d.shown(name).items] for name in ("ada", "bob", "cy")} == {
+        "ada": [], "bob": [NotificationKind.ACCESS], "cy": []}
+    monkeypatch.setattr(notifications_module, "MAX_GROUP_TOLD", 1)  # the first member by user id: Ada, the actor
+    notifications.group_access_changed(ids["ada"], directory.group(d.w.eng))
+    assert len(d.shown("bob").items) == 1
+

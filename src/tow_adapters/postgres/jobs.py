@@ -8,6 +8,7 @@ caller (an injected clock), not ``now()``, so tests can move time forward to exp
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -37,6 +38,21 @@ class PgJobQueue:
             {"kind": job.kind, "payload": json.dumps(dict(job.payload)), "by": job.requested_by,
              "org": job.organisation_id, "now": now},
         ).scalar_one()
+
+    def enqueue_many(self, jobs: Sequence[NewJob], *, now: datetime) -> list[int]:
+        if not jobs:
+            return []
+        rows = self._conn.execute(
+            sa.text("INSERT INTO jobs (kind, payload, requested_by, organisation_id, run_after, created_at) "
+                    "SELECT j.kind, j.payload, j.requested_by, j.org, :now, :now FROM unnest(CAST(:kinds AS text[]), "
+                    "CAST(:payloads AS jsonb[]), CAST(:bys AS bigint[]), CAST(:orgs AS bigint[])) WITH ORDINALITY "
+                    "AS j(kind, payload, requested_by, org, n) ORDER BY j.n RETURNING id"),
+            {"kinds": [j.kind for j in jobs], "payloads": [json.dumps(dict(j.payload)) for j in jobs],
+             "bys": [j.requested_by for j in jobs], "orgs": [j.organisation_id for j in jobs], "now": now},
+        ).scalars().all()
+        # Inserted in the ORDER BY's order, so the serial ids ascend with it (how SQLAlchemy's insertmanyvalues
+        # matches RETURNING rows to parameters for an integer key): sorted, they are in the order of ``jobs``.
+        return sorted(rows)
 
 
 # Due work: queued jobs whose retry time has come, and running jobs whose worker lost its lease.

@@ -11,7 +11,7 @@ while it reconnects is lost, which costs a reader a stale "changed" hint, never 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -31,6 +31,12 @@ class PgLiveEvents:
     def publish(self, event: LiveEvent) -> None:
         self._connection.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
                                  {"channel": LIVE_CHANNEL, "payload": event.payload()})
+
+    def publish_all(self, events: Sequence[LiveEvent]) -> None:
+        if events:
+            self._connection.execute(sa.text("SELECT pg_notify(:channel, p) "
+                                             "FROM unnest(CAST(:payloads AS text[])) AS p"),
+                                     {"channel": LIVE_CHANNEL, "payloads": [e.payload() for e in events]})
 
 
 class _LiveListener(Wakeups):

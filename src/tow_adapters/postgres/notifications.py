@@ -4,8 +4,10 @@
 Runs on the caller's connection, so a notification commits with the change that causes it. What a
 notification shows is read in the listing's one statement: its record (or memory diff) is LEFT JOINed under
 ``visible_predicate`` bound to the *reader*, so a record they no longer read comes back as NULL (shown as "a
-record you can no longer see"), never its title. Counting unread is one count on a partial index. Due digests
-are claimed by one UPDATE ... RETURNING: a second worker waiting on the same row sees it already claimed.
+record you can no longer see"), never its title. Counting unread is one count on a partial index. One event told
+to many people is one lookup of everyone's settings (``deliveries_for``) and one INSERT ... SELECT over arrays
+(``add_many``). Due digests are claimed by one UPDATE ... RETURNING: a second worker waiting on the same row sees
+it already claimed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ import sqlalchemy as sa
 from tow_adapters.postgres.engine import SqlStore
 from tow_adapters.postgres.visibility import PRINCIPAL_PARAM, visible_predicate
 from tow_core.access import Scope, ScopeKind
-from tow_core.notifications import DEFAULT_DIGEST, Delivery, Digest, NewNotification, NotificationKind, Shown
+from tow_core.notifications import (
+    DEFAULT_DELIVERY,
+    DEFAULT_DIGEST,
+    Delivery,
+    DeliverySettings,
+    Digest,
+    NewNotification,
+    NotificationKind,
+    Shown,
+)
 from tow_core.records import DisplayId, RecordSummary, RecordType
 
 _ORG = "(CAST(:org AS bigint) IS NULL OR n.organisation_id = :org)"
@@ -45,6 +56,37 @@ class PgNotifications(SqlStore):
              "user": new.user_id, "org": new.organisation_id, "kind": new.kind.value, "record": new.record_id,
              "comment": new.comment_id, "actor": new.actor_id, "at": new.created_at},
         ).scalar_one()
+
+    def add_many(self, news: Sequence[NewNotification]) -> list[int]:
+        if not news:
+            return []
+        ids = self._conn.execute(
+            sa.text("INSERT INTO notifications (user_id, organisation_id, kind, record_id, comment_id, actor_id, "
+                    "created_at, agent_run_id, memory_diff_id) "
+                    "SELECT n.user_id, n.org, n.kind, n.record, n.comment, n.actor, n.at, n.run, n.diff "
+                    "FROM unnest(CAST(:users AS bigint[]), CAST(:orgs AS bigint[]), CAST(:kinds AS text[]), "
+                    "CAST(:records AS bigint[]), CAST(:comments AS bigint[]), CAST(:actors AS bigint[]), "
+                    "CAST(:ats AS timestamptz[]), CAST(:runs AS bigint[]), CAST(:diffs AS bigint[])) WITH ORDINALITY "
+                    "AS n(user_id, org, kind, record, comment, actor, at, run, diff, i) ORDER BY n.i RETURNING id"),
+            {"users": [n.user_id for n in news], "orgs": [n.organisation_id for n in news],
+             "kinds": [n.kind.value for n in news], "records": [n.record_id for n in news],
+             "comments": [n.comment_id for n in news], "actors": [n.actor_id for n in news],
+             "ats": [n.created_at for n in news], "runs": [n.agent_run_id for n in news],
+             "diffs": [n.memory_diff_id for n in news]},
+        ).scalars().all()
+        # Inserted in the ORDER BY's order, so the serial ids ascend with it (how SQLAlchemy's insertmanyvalues
+        # matches RETURNING rows to parameters for an integer key): sorted, they are in the order of ``news``.
+        return sorted(ids)
+
+    def deliveries_for(self, user_ids: Sequence[int], kind: NotificationKind) -> dict[int, DeliverySettings]:
+        rows = self._rows(
+            "SELECT c.user_id, p.delivery, d.digest FROM unnest(CAST(:users AS bigint[])) AS c(user_id) "
+            "LEFT JOIN notification_preferences p ON p.user_id = c.user_id AND p.kind = :kind "
+            "LEFT JOIN notification_digests d ON d.user_id = c.user_id",
+            users=list(user_ids), kind=kind.value,
+        )
+        return {user: DeliverySettings(Delivery(delivery) if delivery else DEFAULT_DELIVERY,
+                                       Digest(digest) if digest else DEFAULT_DIGEST) for user, delivery, digest in rows}
 
     def shown(self, user_id: int, org_id: int | None, *, unread_only: bool, before_id: int | None,
               limit: int) -> list[Shown]:
