@@ -11,11 +11,13 @@ the iterative HNSW scan is exercised at every selectivity. Figures go to the ter
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
 from tests.semantic_vectors import bag_of_words_vector
+from tow_adapters.postgres import embeddings
 from tow_adapters.postgres.embeddings import (
     EXACT_SCAN_BELOW,
     PgEmbeddingSpaces,
@@ -79,6 +81,17 @@ def readable_ids(conn, user: int) -> set[int]:
     ), {"u": user}).scalars())
 
 
+def exact_oracle(conn, space, user: int, vector) -> list[SimpleNamespace]:
+    """The k nearest readable records on the full-precision vectors, written out apart from the code under
+    test (whose exact plan ranks on the half-precision copy first)."""
+    rows = conn.execute(sa.text(
+        "SELECT c.record_id, min(c.embedding <=> CAST(:v AS vector)) AS d FROM embedding_chunks c "
+        "JOIN records r ON r.id = c.record_id JOIN project_grants g ON g.project_id = r.scope_ref AND g.user_id = :u "
+        "WHERE c.space_id = :space GROUP BY c.record_id ORDER BY d, c.record_id LIMIT :k"
+    ), {"v": vector_literal(vector), "u": user, "space": space.id, "k": K}).all()
+    return [SimpleNamespace(summary=SimpleNamespace(id=record_id), rank=1 - d) for record_id, d in rows]
+
+
 def tie_aware_recall(found, oracle) -> float:
     """A hit counts when it is in the oracle or exactly as near as the oracle's k-th (ties are common
     with bag-of-words vectors, and either tied record is a correct answer)."""
@@ -100,8 +113,7 @@ def test_top_k_of_what_the_caller_can_read_at_every_selectivity(corpus, threshol
                 found = index.nearest_readable(user, 1, space, vector, text, RecordQuery(), K)
                 plans[index.last_plan] = plans.get(index.last_plan, 0) + 1
             with engine.begin() as conn:
-                oracle = PgSemanticIndex(conn, exact_scan_below=10**9).nearest_readable(
-                    user, 1, space, vector, text, RecordQuery(), K)
+                oracle = exact_oracle(conn, space, user, vector)
             assert {h.summary.id for h in found} <= allowed, "an unreadable record was returned"
             short += len(found) < min(K, len(allowed))
             recalls.append(tie_aware_recall(found, oracle))
@@ -123,7 +135,8 @@ def test_the_index_path_streams_from_the_hnsw_index_with_the_scope_check_per_can
         sql = PgSemanticIndex._search_sql(space, "", K * 4)
         plan = list(conn.execute(sa.text("EXPLAIN " + sql), {
             "org": 1, "vec": vector_literal(bag_of_words_vector(queries[0], DIM)), "text": queries[0], "k": K,
-            "headline": "", "principal_id": 1, "exact_below": 0}).scalars())
+            "headline": "", "principal_id": 1, "exact_below": 0, "exact_share": 0.0,
+            "hnsw": index_name(space.id)}).scalars())
     at = next(i for i, line in enumerate(plan) if f"Index Scan using {index_name(space.id)}" in line)
     scan_filter = plan[at + 2] if "Order By" in plan[at + 1] else plan[at + 1]
     assert "Filter:" in scan_filter and "CASE scope_kind" in scan_filter, "\n".join(plan)
@@ -147,3 +160,25 @@ def test_a_search_leaves_the_planner_settings_of_the_rest_of_its_transaction_as_
         found = index.nearest_readable(4, 1, space, bag_of_words_vector(queries[0], DIM), queries[0], RecordQuery(), K)
         assert found and index.last_plan.startswith("exact" if threshold else "index")
         assert settings(conn) == before and before[3] == "77"
+
+
+def test_the_exact_scan_threshold_grows_with_the_space(corpus, monkeypatch):
+    """The plan follows the readable share of the space, not only a count: with the threshold at half the
+    space (its HNSW index's reltuples, kept by ANALYZE), the user reading 10 % gets the exact scan and the
+    one reading 50 % the index; the same readable counts in a space twice as large would both scan exactly."""
+    engine, space, queries = corpus
+    monkeypatch.setattr(embeddings, "EXACT_SCAN_BELOW", 0)
+    monkeypatch.setattr(embeddings, "EXACT_SCAN_SHARE", 0.5)
+    vector = bag_of_words_vector(queries[0], DIM)
+    plans = {}
+    for user, share in ((1, "50 %"), (2, "10 %")):
+        with engine.begin() as conn:
+            index = PgSemanticIndex(conn)
+            index.nearest_readable(user, 1, space, vector, queries[0], RecordQuery(), K)
+            plans[share] = index.last_plan
+    assert plans == {"50 %": "index", "10 %": "exact"}
+    monkeypatch.setattr(embeddings, "EXACT_SCAN_SHARE", 1.0)
+    with engine.begin() as conn:
+        index = PgSemanticIndex(conn)
+        index.nearest_readable(1, 1, space, vector, queries[0], RecordQuery(), K)
+        assert index.last_plan == "exact"

@@ -40,13 +40,17 @@ _CURRENT = (
 _SPACES_LOCK = "SELECT pg_advisory_xact_lock(hashtext('tow.embedding_spaces'))"
 
 # Below this many readable chunks (counted, capped, in the search statement itself) the exact scan answers:
-# exact by construction, and its cost follows the readable chunks (about 4-6 µs each at 1,536 dims, most of
-# it reading the TOASTed vector), so it is bounded. Above, the filtered HNSW scan. Measured with
-# bench/search.py at 100k × 1536 (BENCHMARKS.md, "Filtered semantic search beside bare pgvector"): at 5 %
-# readable (5,000 chunks) the index scan's p95 was 3-5× the exact scan's, because the readable records sit
-# in other topics than half of the queries and the iterative scan walks far past unreadable neighbours; at
-# 10 % the index scan is the faster.
+# exact, and its cost follows the readable chunks (about 3 µs each at 1,536 dims: it ranks on the half-precision
+# copy kept in the row, migration 0030), so it is bounded. Above, the filtered HNSW scan. The bound is the
+# greater of EXACT_SCAN_BELOW and EXACT_SCAN_SHARE of the space's chunks (the HNSW index's ``reltuples``, which
+# VACUUM and ANALYZE keep current), because the filtered index scan degrades with the share, not the count: it
+# walks past unreadable neighbours in proportion to how few are readable. Measured with bench/search.py
+# (BENCHMARKS.md, "Filtered semantic search beside bare pgvector" and "at 1M records"): at 100k × 1536 the
+# index scan's p95 at 5 % readable was 2-5× the exact scan's, at 10 % it was the faster; at 1M the index scan
+# at 1-5 % readable reaches pgvector's max_scan_tuples before it has its candidates (p95 0.3-0.7 s, recall
+# 0.54-0.66) while the exact scan is exact and faster up to about 5 %.
 EXACT_SCAN_BELOW = 6_000
+EXACT_SCAN_SHARE = 0.06
 # Chunks fetched from the index per wanted record: docs have several chunks, and the fetched chunks
 # must still cover k distinct records (if not, the exact scan answers instead). At least
 # MIN_CANDIDATES: the iterative scan returns readable chunks roughly (relaxed_order) nearest first, and
@@ -241,8 +245,11 @@ class PgSemanticIndex:
     """Runs on the request's connection (one transaction per request)."""
 
     def __init__(self, connection: sa.Connection, *, exact_scan_below: int | None = None) -> None:
+        """``exact_scan_below``: a fixed threshold instead of the default rule (tests and the bench force a
+        plan with 0 or a number no readable set reaches)."""
         self._conn = connection
         self._exact_scan_below = EXACT_SCAN_BELOW if exact_scan_below is None else exact_scan_below
+        self._exact_scan_share = EXACT_SCAN_SHARE if exact_scan_below is None else 0.0
         self.last_plan = ""  # "exact" or "index" (+ "→exact" after a short index scan); for tests and bench
 
     def active_space(self) -> EmbeddingSpace | None:
@@ -258,7 +265,8 @@ class PgSemanticIndex:
         filters, params = _query_filters(query)
         params.update({"org": org_id, "vec": vector_literal(vector), "text": text, "k": k,
                        "headline": _HEADLINE_OPTIONS, PRINCIPAL_PARAM: principal_id,
-                       "exact_below": self._exact_scan_below})
+                       "exact_below": self._exact_scan_below, "exact_share": self._exact_scan_share,
+                       "hnsw": index_name(space.id)})
         fetch = min(1000, max(MIN_CANDIDATES, k * CHUNKS_PER_RECORD))
         ef_search = min(1000, max(EF_SEARCH_MIN, 2 * fetch))
         # PostgreSQL cannot know how few chunks the scope arrays admit (their contents are computed in the
@@ -273,7 +281,7 @@ class PgSemanticIndex:
             if self.last_plan == "index" and len(hits) < k:
                 # The iterative scan gave up before k readable records: the exact scan answers.
                 self.last_plan, hits = "index→exact", self._run(
-                    self._search_sql(space, filters, fetch), {**params, "exact_below": 10**12})[1]
+                    self._search_sql(space, filters, fetch), {**params, "exact_below": 10**12, "exact_share": 0.0})[1]
         return hits
 
     @contextmanager
@@ -307,7 +315,8 @@ class PgSemanticIndex:
     @staticmethod
     def _search_sql(space: EmbeddingSpace, filters: str, fetch: int) -> str:
         """One statement: the caller's readable scopes (once), a count of readable chunks capped at
-        ``:exact_below`` that picks the plan, the chosen plan's ranking, and the hydrated hits.
+        the threshold (``bound``: the fixed minimum or a share of the space) that picks the plan, the chosen plan's
+        ranking, and the hydrated hits.
 
         The scopes come from the one rule table (``readable_scope_arrays_sql``) and are matched against the
         scope the database keeps on each chunk (migration 0029), so neither plan reads a record row before
@@ -317,17 +326,27 @@ class PgSemanticIndex:
         gated by a condition on the count, which PostgreSQL evaluates once, before starting the branch."""
         sid = int(space.id)
         join = " JOIN records r ON r.id = e.record_id" if filters else ""
-        readable_chunks = " UNION ALL ".join(
-            f"SELECT e.record_id, e.embedding FROM embedding_chunks e{join} WHERE e.space_id = {sid} AND {branch}"
-            f"{filters}" for branch in scope_array_branches("e", "readable_scopes", "org"))
+
+        def readable_chunks(columns: str) -> str:
+            return " UNION ALL ".join(
+                f"SELECT {columns} FROM embedding_chunks e{join} WHERE e.space_id = {sid} AND {branch}{filters}"
+                for branch in scope_array_branches("e", "readable_scopes", "org"))
+        # The exact plan's distance is computed in the scan itself, so what is grouped per record is narrow (the
+        # rows carrying the 3 KB vectors into the aggregate made it spill to disk: 35 of 56 ms at 10,000 chunks).
+        half_distance = "e.embedding_half <=> CAST(CAST(:vec AS vector) AS halfvec)"
+        exact = PgSemanticIndex._exact_sql(space, readable_chunks(f"e.record_id, {half_distance} AS distance"), fetch)
+        counted = readable_chunks("1")
         record_check = (f" AND EXISTS (SELECT 1 FROM records r WHERE r.id = e.record_id{filters} OFFSET 0)"
                         if filters else "")
         return (
             f"WITH readable_scopes AS MATERIALIZED ({readable_scope_arrays_sql('org')}), "
-            "plan AS MATERIALIZED (SELECT CASE WHEN count(*) < :exact_below THEN 'exact' ELSE 'index' END AS name "
-            f"  FROM (SELECT 1 FROM ({readable_chunks}) AS readable LIMIT :exact_below) AS counted), "
+            # greatest() of a bigint and a float8 is a float8: cast back for LIMIT and the comparison.
+            "bound AS MATERIALIZED (SELECT CAST(greatest(:exact_below, :exact_share * coalesce("
+            "  (SELECT reltuples FROM pg_class WHERE oid = to_regclass(CAST(:hnsw AS text))), 0)) AS bigint) AS n), "
+            "plan AS MATERIALIZED (SELECT CASE WHEN count(*) < (SELECT n FROM bound) THEN 'exact' ELSE 'index' END "
+            f"  AS name FROM (SELECT 1 FROM ({counted}) AS readable LIMIT (SELECT n FROM bound)) AS counted), "
             "ranked AS ("
-            f"  SELECT * FROM ({PgSemanticIndex._exact_sql(readable_chunks)}) AS exact "
+            f"  SELECT * FROM ({exact}) AS exact "
             "  WHERE (SELECT name FROM plan) = 'exact' "
             "  UNION ALL "
             f"  SELECT * FROM ({PgSemanticIndex._index_sql(space, record_check, fetch)}) AS by_index "
@@ -340,12 +359,18 @@ class PgSemanticIndex:
         )
 
     @staticmethod
-    def _exact_sql(readable_chunks: str) -> str:
-        # Every readable chunk's full-precision distance: one scope-index scan per scope kind reads the
-        # readable chunks only, so the cost follows what the caller can read.
+    def _exact_sql(space: EmbeddingSpace, readable_chunks: str, fetch: int) -> str:
+        # Every readable chunk, read once from the scope index and its row: the records ranked by their nearest
+        # chunk on the half-precision copy in the row (no TOAST read), then the ``fetch`` nearest re-ranked on
+        # their full-precision vectors (their chunks by primary key), so the final order is exact. The chunks
+        # re-read carry their record's scope, which the first step tested (migration 0029 keeps them equal).
         return (
-            "SELECT c.record_id, min(c.embedding <=> CAST(:vec AS vector)) AS distance "
-            f"FROM ({readable_chunks}) AS c GROUP BY c.record_id ORDER BY distance, c.record_id LIMIT :k"
+            "SELECT e.record_id, min(e.embedding <=> CAST(:vec AS vector)) AS distance FROM ("
+            "  SELECT c.record_id FROM (" + readable_chunks + ") AS c GROUP BY c.record_id "
+            "  ORDER BY min(c.distance), c.record_id "
+            f"  LIMIT {fetch}) AS nearest "
+            f"JOIN embedding_chunks e ON e.space_id = {int(space.id)} AND e.record_id = nearest.record_id "
+            "GROUP BY e.record_id ORDER BY distance, e.record_id LIMIT :k"
         )
 
     @staticmethod
