@@ -62,6 +62,15 @@ from tow_core.jobs import JobQueue, NewJob
 from tow_core.knowledge import RecordHistory, Workspace
 from tow_core.live import LiveEvent, LiveEvents
 from tow_core.memory_diffs import MemoryDiff, MemoryDiffStore
+from tow_core.notification_preferences import (  # noqa: F401 - re-exported: callers import them with the kinds
+    DEFAULT_DELIVERY,
+    DEFAULT_DIGEST,
+    Delivery,
+    DeliverySettings,
+    Digest,
+    delivery_of,
+    digest_of,
+)
 from tow_core.records import Record, RecordStore, RecordSummary, RecordType
 
 MAX_LISTED = 100
@@ -90,39 +99,6 @@ class NotificationKind(StrEnum):
     REVIEW = "review"  # a snapshot you may review entered pending_review, or a memory diff you may review was proposed
     RUN_FINISHED = "run_finished"  # your agent run (chat answer, snapshot generation, extraction) completed
     RUN_FAILED = "run_failed"  # your agent run failed
-
-
-class Delivery(StrEnum):
-    IN_APP = "in_app"
-    EMAIL = "email"  # in the app and by email
-    OFF = "off"
-
-
-DEFAULT_DELIVERY = Delivery.IN_APP
-
-
-class Digest(StrEnum):
-    """How the kinds set to email are emailed (see the module rules)."""
-
-    OFF = "off"
-    IMMEDIATE = "immediate"
-    DAILY = "daily"
-
-
-DEFAULT_DIGEST = Digest.IMMEDIATE
-
-
-@dataclass(frozen=True, slots=True)
-class DeliverySettings:
-    """What one person chose for one kind (how it reaches them) and for all (how their email kinds are emailed)."""
-
-    delivery: Delivery = DEFAULT_DELIVERY
-    digest: Digest = DEFAULT_DIGEST
-
-    @property
-    def emailed_at_once(self) -> bool:
-        """Emailed on its own now; a daily digest lists it later, and digest off emails nothing."""
-        return self.delivery is Delivery.EMAIL and self.digest is Digest.IMMEDIATE
 
 
 DESCRIPTIONS: Mapping[NotificationKind, str] = {
@@ -281,20 +257,6 @@ def kind_of(text: str, field: str = "kind") -> NotificationKind:
     except ValueError as exc:
         raise InvalidInput(f"{field} must be one of {', '.join(k.value for k in NotificationKind)}",
                            field=field) from exc
-
-
-def delivery_of(text: str, field: str = "delivery") -> Delivery:
-    try:
-        return Delivery(text)
-    except ValueError as exc:
-        raise InvalidInput(f"{field} must be in_app, email or off", field=field) from exc
-
-
-def digest_of(text: str, field: str = "digest") -> Digest:
-    try:
-        return Digest(text)
-    except ValueError as exc:
-        raise InvalidInput(f"{field} must be off, immediate or daily", field=field) from exc
 
 
 @dataclass(frozen=True, slots=True)
