@@ -52,6 +52,7 @@ import time
 import warnings
 from array import array
 from pathlib import Path
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 
@@ -315,16 +316,10 @@ def bare(conn, dim, vector, projects=None, k=K):
         {"v": pg_embeddings.vector_literal(vector), "k": k, "projects": projects}).all()
 
 
-class Oracle:
-    """An exact answer written apart from the code under test: full-precision distances over every chunk of the
-    user's granted projects (TOW's exact plan ranks on the half-precision copy first)."""
-
-    def __init__(self, record_id: int, distance: float) -> None:
-        self.summary, self.rank = type("Summary", (), {"id": record_id})(), 1 - distance
-
-
-def oracle(conn, projects, vector, k=K) -> list[Oracle]:
-    """The exact top-k of the records in ``projects``, or of every record (``None``: the bare query's oracle)."""
+def oracle(conn, projects, vector, k=K) -> list[SimpleNamespace]:
+    """An exact answer written apart from the code under test (whose exact plan ranks on the half-precision copy
+    first): the full-precision top-k of the records in ``projects``, or of every record (``None``: the bare
+    query's oracle)."""
     join = "JOIN records r ON r.id = c.record_id AND r.scope_ref = ANY(CAST(:projects AS bigint[])) " \
         if projects is not None else ""
     rows = conn.execute(sa.text(
@@ -333,7 +328,8 @@ def oracle(conn, projects, vector, k=K) -> list[Oracle]:
         f"FROM embedding_chunks c {join}WHERE c.space_id = 1 OFFSET 0) AS c "
         "GROUP BY c.record_id ORDER BY d, c.record_id LIMIT :k"),
         {"v": pg_embeddings.vector_literal(vector), "projects": projects, "k": k}).all()
-    return [Oracle(record_id, d) for record_id, d in rows]
+    # recall() reads .summary.id and .rank, as on a SearchHit
+    return [SimpleNamespace(summary=SimpleNamespace(id=record_id), rank=1 - d) for record_id, d in rows]
 
 
 def keyword(conn, user, text, k=K):
